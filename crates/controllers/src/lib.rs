@@ -1,1 +1,12 @@
-//! placeholder
+//! The control loops of pernode, each an ordinary Kubernetes API client (kube-rs): they work
+//! against pernode's own API server (in-process or over TCP) or any other that speaks Kubernetes.
+//!
+//! Module per controller, as upstream's pkg/controller: `daemonset` (sync, rolling update,
+//! history), `scheduler` (binds pending pods), `garbage_collector` (ownerReferences),
+//! `pod_gc` (pods of vanished nodes), `node_lifecycle` (heartbeats to taints, eviction).
+
+pub mod daemonset;
+pub mod garbage_collector;
+pub mod node_lifecycle;
+pub mod pod_gc;
+pub mod scheduler;
