@@ -1,0 +1,3 @@
+//! The fleet simulator: fake kubelets for every simulated Node.
+
+pub mod status;

@@ -1,0 +1,201 @@
+//! A deduplicating work queue, after client-go's `workqueue`: a key queued several times is
+//! processed once; a key re-added while it is being processed is processed again afterwards
+//! (never by two workers at once); failed keys come back after a per-key exponential backoff.
+//!
+//! Included with `#[path]` by the controllers that use it (scheduler, garbage collector,
+//! pod GC), so that each stays a self-contained module.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+/// See the module documentation. Cloning gives another handle on the same queue.
+pub struct WorkQueue<K> {
+    inner: Arc<Inner<K>>,
+}
+
+impl<K> Clone for WorkQueue<K> {
+    fn clone(&self) -> Self {
+        WorkQueue {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct Inner<K> {
+    state: Mutex<State<K>>,
+    notify: Notify,
+    base_delay: Duration,
+    max_delay: Duration,
+}
+
+struct State<K> {
+    queue: VecDeque<K>,
+    /// Keys waiting to be processed (queued, or re-added while processing).
+    dirty: HashSet<K>,
+    processing: HashSet<K>,
+    failures: HashMap<K, u32>,
+    shut_down: bool,
+}
+
+impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
+    /// A queue whose retry delays start at `base_delay` and double up to `max_delay`.
+    pub fn new(base_delay: Duration, max_delay: Duration) -> Self {
+        WorkQueue {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State {
+                    queue: VecDeque::new(),
+                    dirty: HashSet::new(),
+                    processing: HashSet::new(),
+                    failures: HashMap::new(),
+                    shut_down: false,
+                }),
+                notify: Notify::new(),
+                base_delay,
+                max_delay,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<K>> {
+        // A panic while holding the lock leaves consistent sets behind: keep going.
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queue `key` now (no-op if it is already waiting).
+    pub fn add(&self, key: K) {
+        let mut s = self.lock();
+        if s.shut_down || s.dirty.contains(&key) {
+            return;
+        }
+        s.dirty.insert(key.clone());
+        if s.processing.contains(&key) {
+            return; // `done` queues it again.
+        }
+        s.queue.push_back(key);
+        drop(s);
+        self.inner.notify.notify_one();
+    }
+
+    /// Queue `key` after `delay`.
+    pub fn add_after(&self, key: K, delay: Duration) {
+        if delay.is_zero() {
+            self.add(key);
+            return;
+        }
+        let q = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            q.add(key);
+        });
+    }
+
+    /// Queue `key` after its next backoff delay (base × 2^failures, capped).
+    pub fn add_rate_limited(&self, key: K) {
+        let delay = {
+            let mut s = self.lock();
+            let n = s.failures.entry(key.clone()).or_insert(0);
+            let exp = (*n).min(30);
+            *n = n.saturating_add(1);
+            self.inner
+                .base_delay
+                .saturating_mul(1u32 << exp)
+                .min(self.inner.max_delay)
+        };
+        self.add_after(key, delay);
+    }
+
+    /// Reset `key`'s backoff (after a success).
+    pub fn forget(&self, key: &K) {
+        self.lock().failures.remove(key);
+    }
+
+    /// The next key to process, or `None` once shut down. Call [`WorkQueue::done`] after.
+    pub async fn get(&self) -> Option<K> {
+        loop {
+            let notified = self.inner.notify.notified();
+            {
+                let mut s = self.lock();
+                if let Some(key) = s.queue.pop_front() {
+                    s.dirty.remove(&key);
+                    s.processing.insert(key.clone());
+                    let more = !s.queue.is_empty();
+                    drop(s);
+                    if more {
+                        // Wake the next worker too: notify_one wakes only one.
+                        self.inner.notify.notify_one();
+                    }
+                    return Some(key);
+                }
+                if s.shut_down {
+                    return None;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Mark `key` processed; it is queued again if it was re-added meanwhile.
+    pub fn done(&self, key: &K) {
+        let mut s = self.lock();
+        s.processing.remove(key);
+        if s.dirty.contains(key) && !s.shut_down {
+            s.queue.push_back(key.clone());
+            drop(s);
+            self.inner.notify.notify_one();
+        }
+    }
+
+    /// Stop handing out keys; waiting `get` calls return `None`.
+    pub fn shut_down(&self) {
+        self.lock().shut_down = true;
+        self.inner.notify.notify_waiters();
+    }
+
+    /// Number of keys waiting (not counting those being processed).
+    pub fn len(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    /// Whether no key is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn dedups_and_requeues_keys_added_while_processing() {
+        let q = WorkQueue::new(Duration::from_millis(1), Duration::from_millis(10));
+        q.add("a");
+        q.add("a");
+        q.add("b");
+        assert_eq!(q.len(), 2);
+        let k = q.get().await;
+        assert_eq!(k, Some("a"));
+        q.add("a"); // while processing: not handed to another worker
+        assert_eq!(q.get().await, Some("b"));
+        assert!(q.is_empty());
+        q.done(&"a");
+        assert_eq!(q.get().await, Some("a"));
+        q.done(&"a");
+        q.done(&"b");
+        q.shut_down();
+        assert_eq!(q.get().await, None);
+    }
+
+    #[tokio::test]
+    async fn rate_limited_keys_come_back() {
+        let q = WorkQueue::new(Duration::from_millis(1), Duration::from_millis(5));
+        q.add_rate_limited(7u32);
+        q.add_rate_limited(7u32);
+        let got = tokio::time::timeout(Duration::from_secs(2), q.get()).await;
+        assert_eq!(got.ok().flatten(), Some(7));
+    }
+}
