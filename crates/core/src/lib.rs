@@ -1,1 +1,27 @@
-//! placeholder
+//! Kubernetes semantics shared by every pernode crate.
+//!
+//! Each module ports one piece of upstream apimachinery / component-helpers behaviour, with
+//! upstream's error texts, so that the API server, admission, printers, controllers and the
+//! node simulator all agree on what a selector, a toleration or a quantity means:
+//!
+//! - [`labels`]: label selectors (string syntax and `metav1.LabelSelector`), label formatting.
+//! - [`fields`]: field selectors (`metadata.name=x,spec.nodeName!=y`).
+//! - [`names`]: name, label key and label value syntax with upstream's messages.
+//! - [`quantity`]: resource quantities (`100m`, `2Gi`, `1e3`).
+//! - [`scheduling`]: taints/tolerations, node selectors and required node affinity.
+//! - [`pod`]: pod readiness, availability and terminal phases.
+//! - [`duration`]: the human durations of the AGE column.
+
+pub mod duration;
+pub mod fields;
+pub mod labels;
+pub mod names;
+pub mod pod;
+pub mod quantity;
+pub mod scheduling;
+
+mod goquote;
+
+pub use fields::FieldSelector;
+pub use labels::{LabelSelector, SelectorError};
+pub use quantity::{Quantity, QuantityError, parse_quantity};
