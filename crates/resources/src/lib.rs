@@ -1,1 +1,23 @@
-//! placeholder
+//! The catalogue of resources pernode serves, and every document derived from it.
+//!
+//! - [`RESOURCES`]: group, version, names, scope, verbs and subresources of each resource;
+//! - [`version_info`]: `/version` (its minor picks the kubectl the dispatcher runs);
+//! - discovery: aggregated (`/api`, `/apis` with [`AGGREGATED_CONTENT_TYPE`]) and legacy
+//!   (`APIVersions`, `APIGroupList`, `APIResourceList`);
+//! - OpenAPI v3: the index and one document per group version, generated from
+//!   k8s-openapi's schemars schemas.
+//!
+//! The HTTP layer (pernode-apiserver) only routes to these functions; nothing here does I/O.
+
+mod catalog;
+mod discovery;
+mod openapi;
+mod version;
+
+pub use catalog::{RESOURCES, ResourceInfo, SubresourceInfo, find, find_kind, group_versions};
+pub use discovery::{
+    AGGREGATED_CONTENT_TYPE, aggregated_discovery_apis, aggregated_discovery_core, api_group_list,
+    api_resource_list, api_versions, wants_aggregated,
+};
+pub use openapi::{openapi_v3_document, openapi_v3_hash, openapi_v3_index};
+pub use version::{GIT_VERSION, KUBERNETES_MINOR, version_info};

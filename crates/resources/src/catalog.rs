@@ -1,0 +1,297 @@
+//! The catalogue of served resources: one [`ResourceInfo`] per REST resource, with the
+//! discovery metadata (short names, categories, verbs, subresources) kubectl relies on.
+//!
+//! Everything else in this crate (discovery documents, OpenAPI paths) is derived from
+//! [`RESOURCES`], so adding a resource here is the single place to change.
+
+/// Every verb a fully served resource supports, in upstream's discovery order.
+const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// Upstream namespaces have no `deletecollection` (a mass delete of namespaces is refused).
+const NAMESPACE_VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
+
+/// The verbs of every `/status` subresource.
+const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
+
+/// One REST resource served by pernode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResourceInfo {
+    /// API group; `""` for the core (legacy) group.
+    pub group: &'static str,
+    /// API version, e.g. `v1`.
+    pub version: &'static str,
+    /// The plural resource name used in URLs and store keys (`daemonsets`).
+    pub plural: &'static str,
+    /// The singular name (`daemonset`).
+    pub singular: &'static str,
+    /// The kind of the objects (`DaemonSet`).
+    pub kind: &'static str,
+    /// Whether objects live in a namespace.
+    pub namespaced: bool,
+    /// Short names kubectl accepts (`ds`).
+    pub short_names: &'static [&'static str],
+    /// Categories (`all`) for `kubectl get all`.
+    pub categories: &'static [&'static str],
+    /// Verbs served on the resource itself.
+    pub verbs: &'static [&'static str],
+    /// Subresources (`status`, `eviction`, ...).
+    pub subresources: &'static [SubresourceInfo],
+}
+
+/// A subresource of a [`ResourceInfo`], e.g. `pods/eviction`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubresourceInfo {
+    /// The subresource name (`status`, `binding`, `eviction`).
+    pub name: &'static str,
+    /// Group of the kind the subresource accepts and returns (`policy` for eviction).
+    pub group: &'static str,
+    /// Version of that kind.
+    pub version: &'static str,
+    /// The kind (`Eviction`; the parent's kind for `status`).
+    pub kind: &'static str,
+    /// Verbs served on the subresource.
+    pub verbs: &'static [&'static str],
+}
+
+const fn status(group: &'static str, kind: &'static str) -> SubresourceInfo {
+    SubresourceInfo {
+        name: "status",
+        group,
+        version: "v1",
+        kind,
+        verbs: STATUS_VERBS,
+    }
+}
+
+/// All served resources. Order: core first, then the groups in the order `/apis` lists them.
+pub static RESOURCES: &[ResourceInfo] = &[
+    ResourceInfo {
+        group: "",
+        version: "v1",
+        plural: "namespaces",
+        singular: "namespace",
+        kind: "Namespace",
+        namespaced: false,
+        short_names: &["ns"],
+        categories: &[],
+        verbs: NAMESPACE_VERBS,
+        subresources: &[],
+    },
+    ResourceInfo {
+        group: "",
+        version: "v1",
+        plural: "nodes",
+        singular: "node",
+        kind: "Node",
+        namespaced: false,
+        short_names: &["no"],
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[status("", "Node")],
+    },
+    ResourceInfo {
+        group: "",
+        version: "v1",
+        plural: "pods",
+        singular: "pod",
+        kind: "Pod",
+        namespaced: true,
+        short_names: &["po"],
+        categories: &["all"],
+        verbs: ALL_VERBS,
+        subresources: &[
+            SubresourceInfo {
+                name: "binding",
+                group: "",
+                version: "v1",
+                kind: "Binding",
+                verbs: &["create"],
+            },
+            // kubectl drain uses eviction only when /api/v1 lists exactly this entry (§3.13).
+            SubresourceInfo {
+                name: "eviction",
+                group: "policy",
+                version: "v1",
+                kind: "Eviction",
+                verbs: &["create"],
+            },
+            status("", "Pod"),
+        ],
+    },
+    ResourceInfo {
+        group: "",
+        version: "v1",
+        plural: "events",
+        singular: "event",
+        kind: "Event",
+        namespaced: true,
+        short_names: &["ev"],
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[],
+    },
+    ResourceInfo {
+        group: "apps",
+        version: "v1",
+        plural: "controllerrevisions",
+        singular: "controllerrevision",
+        kind: "ControllerRevision",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[],
+    },
+    ResourceInfo {
+        group: "apps",
+        version: "v1",
+        plural: "daemonsets",
+        singular: "daemonset",
+        kind: "DaemonSet",
+        namespaced: true,
+        short_names: &["ds"],
+        categories: &["all"],
+        verbs: ALL_VERBS,
+        subresources: &[status("apps", "DaemonSet")],
+    },
+    ResourceInfo {
+        group: "coordination.k8s.io",
+        version: "v1",
+        plural: "leases",
+        singular: "lease",
+        kind: "Lease",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[],
+    },
+];
+
+/// Looks a resource up by group, version and plural name.
+pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// Looks a resource up by group, version and kind (the kind of its objects, not of a
+/// subresource).
+pub fn find_kind(group: &str, version: &str, kind: &str) -> Option<&'static ResourceInfo> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.kind == kind)
+}
+
+/// The served group versions, in catalogue order without repeats; `("", "v1")` is core.
+pub fn group_versions() -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&'static str, &'static str)> = Vec::new();
+    for r in RESOURCES {
+        if !out.contains(&(r.group, r.version)) {
+            out.push((r.group, r.version));
+        }
+    }
+    out
+}
+
+impl ResourceInfo {
+    /// `v1` for core, `group/version` otherwise: the objects' `apiVersion`.
+    pub fn api_version(&self) -> &'static str {
+        // RESOURCES is a static table, so the joined strings are spelled out rather than
+        // leaked; the test `api_versions_match_group_and_version` keeps them in step.
+        match (self.group, self.version) {
+            ("", "v1") => "v1",
+            ("apps", "v1") => "apps/v1",
+            ("coordination.k8s.io", "v1") => "coordination.k8s.io/v1",
+            ("policy", "v1") => "policy/v1",
+            _ => "",
+        }
+    }
+
+    /// The group-qualified resource as upstream prints it in errors: `pods`,
+    /// `daemonsets.apps`, `leases.coordination.k8s.io`.
+    pub fn group_resource(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.to_string()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    /// The discovery scope: `Namespaced` or `Cluster`.
+    pub fn scope(&self) -> &'static str {
+        if self.namespaced {
+            "Namespaced"
+        } else {
+            "Cluster"
+        }
+    }
+
+    /// The subresource with this name, if served.
+    pub fn subresource(&self, name: &str) -> Option<&'static SubresourceInfo> {
+        self.subresources.iter().find(|s| s.name == name)
+    }
+
+    /// Whether the resource itself serves `verb`.
+    pub fn has_verb(&self, verb: &str) -> bool {
+        self.verbs.contains(&verb)
+    }
+}
+
+impl SubresourceInfo {
+    /// The `apiVersion` of the subresource's kind (`policy/v1` for eviction).
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_versions_match_group_and_version() {
+        for r in RESOURCES {
+            let expected = if r.group.is_empty() {
+                r.version.to_string()
+            } else {
+                format!("{}/{}", r.group, r.version)
+            };
+            assert_eq!(r.api_version(), expected, "{}", r.plural);
+        }
+    }
+
+    #[test]
+    fn lookups() {
+        let ds = find("apps", "v1", "daemonsets").expect("daemonsets served");
+        assert_eq!(ds.kind, "DaemonSet");
+        assert_eq!(ds.group_resource(), "daemonsets.apps");
+        assert_eq!(
+            find("", "v1", "pods").map(|r| r.group_resource()),
+            Some("pods".into())
+        );
+        assert!(find("apps", "v1", "deployments").is_none());
+        assert_eq!(find_kind("", "v1", "Node").map(|r| r.plural), Some("nodes"));
+        let ev = find("", "v1", "pods").and_then(|p| p.subresource("eviction"));
+        assert_eq!(ev.map(|s| s.api_version()), Some("policy/v1".into()));
+        assert_eq!(
+            group_versions(),
+            vec![("", "v1"), ("apps", "v1"), ("coordination.k8s.io", "v1")]
+        );
+    }
+}
