@@ -1,0 +1,324 @@
+//! The `Store` handle: reads served from the in-memory state under a read lock, writes sent to
+//! the writer thread and acknowledged once durable, watches served from the event ring.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::backend::{Backend, MemoryBackend, SqliteBackend};
+use crate::error::{BackendError, StoreError};
+use crate::types::{Attrs, Entry, Event, Indexer, Op, StoreOptions, StoreStats};
+use crate::watcher::Watcher;
+use crate::writer::{Prepared, PreparedKind, Request, Writer};
+
+/// The current state and recent history, behind one lock so that a list's rv and its items
+/// (and a watch's start check) are always one consistent snapshot.
+pub(crate) struct State {
+    pub map: BTreeMap<Arc<str>, Entry>,
+    /// rv of the last applied write.
+    pub rv: u64,
+    /// Recent events in rv order; rvs are consecutive because every successful write makes
+    /// exactly one event.
+    pub ring: VecDeque<Event>,
+    /// Every event with rv > `compacted` is in the ring; a watch may start from any rv >=
+    /// `compacted`.
+    pub compacted: u64,
+}
+
+/// What readers, watchers and the writer share.
+pub(crate) struct Shared {
+    pub state: RwLock<State>,
+    /// A receiver kept only to hand clones to new watchers; the writer owns the sender, so when
+    /// the writer exits every watcher's `changed()` fails and the watcher ends.
+    pub wake: watch::Receiver<u64>,
+    pub commits: AtomicU64,
+    pub writes: AtomicU64,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    indexer: Indexer,
+    tx: mpsc::UnboundedSender<Request>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Let the writer finish what is queued, close the backend, and exit, so that reopening
+        // the same directory right after dropping the store works.
+        let _ = self.tx.send(Request::Close { done: None });
+        if let Some(handle) = self.writer.lock().take()
+            && handle.join().is_err()
+        {
+            tracing::error!("store writer thread panicked");
+        }
+    }
+}
+
+/// The object store. Cheap to clone; the writer thread stops when the last clone is dropped or
+/// [`Store::close`] is called.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("rv", &self.current_rv())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the SQLite store in `dir` (created if missing), loading every object into memory.
+    pub fn open(dir: &Path, indexer: Indexer, opts: StoreOptions) -> Result<Store, StoreError> {
+        let backend = SqliteBackend::open(dir)?;
+        Store::with_backend(Box::new(backend), indexer, opts)
+    }
+
+    /// A store with no durability, for tests. Panics only if the OS cannot start a thread.
+    pub fn in_memory(indexer: Indexer, opts: StoreOptions) -> Store {
+        match Store::with_backend(Box::new(MemoryBackend), indexer, opts) {
+            Ok(store) => store,
+            Err(e) => panic!("cannot start an in-memory store: {e}"),
+        }
+    }
+
+    /// Opens a store over any [`Backend`] (the seam for an etcd backend).
+    pub fn with_backend(
+        mut backend: Box<dyn Backend>,
+        indexer: Indexer,
+        opts: StoreOptions,
+    ) -> Result<Store, StoreError> {
+        let loaded = backend.load()?;
+        let mut map = BTreeMap::new();
+        let mut rv = loaded.rv;
+        for (key, obj_rv, json) in loaded.objects {
+            let value = crate::types::parse_json(&key, &json)?;
+            let key: Arc<str> = key.into();
+            let attrs = Arc::new(indexer(&key, &value));
+            // Defensive: never hand out an rv at or below one already stored.
+            rv = rv.max(obj_rv);
+            map.insert(
+                key.clone(),
+                Entry {
+                    key,
+                    rv: obj_rv,
+                    json,
+                    attrs,
+                },
+            );
+        }
+        tracing::debug!(objects = map.len(), rv, "store loaded");
+
+        let (wake_tx, wake_rx) = watch::channel(rv);
+        let shared = Arc::new(Shared {
+            state: RwLock::new(State {
+                map,
+                rv,
+                ring: VecDeque::new(),
+                // The history before open is gone: watches may start at the loaded rv or later.
+                compacted: rv,
+            }),
+            wake: wake_rx,
+            commits: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = Writer::new(shared.clone(), backend, rx, wake_tx, rv, &opts);
+        let handle = std::thread::Builder::new()
+            .name("pernode-store-writer".into())
+            .spawn(move || writer.run())
+            .map_err(BackendError::Spawn)?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                shared,
+                indexer,
+                tx,
+                writer: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    /// The rv of the last acknowledged write (0 for a fresh store).
+    pub fn current_rv(&self) -> u64 {
+        self.inner.shared.state.read().rv
+    }
+
+    pub fn get(&self, key: &str) -> Option<Entry> {
+        self.inner.shared.state.read().map.get(key).cloned()
+    }
+
+    /// Every entry whose key starts with `prefix` and passes `filter`, in key order, with the rv
+    /// of the snapshot: `watch(prefix, rv)` then continues exactly after this list.
+    pub fn list(&self, prefix: &str, filter: impl Fn(&Entry) -> bool) -> (u64, Vec<Entry>) {
+        let st = self.inner.shared.state.read();
+        let items = st
+            .map
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(_, e)| filter(e))
+            .map(|(_, e)| e.clone())
+            .collect();
+        (st.rv, items)
+    }
+
+    /// Number of keys under `prefix` (cheap; no clones).
+    pub fn count(&self, prefix: &str) -> usize {
+        let st = self.inner.shared.state.read();
+        st.map
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .count()
+    }
+
+    pub async fn create(&self, key: &str, obj: serde_json::Value) -> Result<Entry, StoreError> {
+        let attrs = self.attrs(key, &obj);
+        self.submit_one(Prepared {
+            key: key.into(),
+            kind: PreparedKind::Create { obj, attrs },
+        })
+        .await
+    }
+
+    pub async fn update(
+        &self,
+        key: &str,
+        obj: serde_json::Value,
+        expected_rv: Option<u64>,
+    ) -> Result<Entry, StoreError> {
+        let attrs = self.attrs(key, &obj);
+        self.submit_one(Prepared {
+            key: key.into(),
+            kind: PreparedKind::Update {
+                obj,
+                attrs,
+                expected_rv,
+            },
+        })
+        .await
+    }
+
+    /// Deletes `key`; returns the last stored object stamped with the deletion's rv (the same
+    /// entry the DELETED event carries).
+    pub async fn delete(&self, key: &str, expected_rv: Option<u64>) -> Result<Entry, StoreError> {
+        self.submit_one(Prepared {
+            key: key.into(),
+            kind: PreparedKind::Delete { expected_rv },
+        })
+        .await
+    }
+
+    /// Several writes in one durable transaction, applied in order (a later op sees the earlier
+    /// ones). Each op succeeds or fails on its own: this is a batch, not an atomic transaction.
+    pub async fn commit(&self, ops: Vec<Op>) -> Vec<Result<Entry, StoreError>> {
+        let n = ops.len();
+        let prepared = ops
+            .into_iter()
+            .map(|op| match op {
+                Op::Create { key, obj } => Prepared {
+                    kind: PreparedKind::Create {
+                        attrs: self.attrs(&key, &obj),
+                        obj,
+                    },
+                    key: key.into(),
+                },
+                Op::Update {
+                    key,
+                    obj,
+                    expected_rv,
+                } => Prepared {
+                    kind: PreparedKind::Update {
+                        attrs: self.attrs(&key, &obj),
+                        obj,
+                        expected_rv,
+                    },
+                    key: key.into(),
+                },
+                Op::Delete { key, expected_rv } => Prepared {
+                    key: key.into(),
+                    kind: PreparedKind::Delete { expected_rv },
+                },
+            })
+            .collect();
+        match self.submit(prepared).await {
+            Ok(results) => results,
+            Err(e) => vec![Err(e); n],
+        }
+    }
+
+    /// Events after `after_rv` under `prefix`, then new ones as they commit. `Expired` if the
+    /// ring no longer holds every event after `after_rv`.
+    pub fn watch(&self, prefix: &str, after_rv: u64) -> Result<Watcher, StoreError> {
+        let shared = &self.inner.shared;
+        {
+            let st = shared.state.read();
+            if after_rv < st.compacted {
+                return Err(StoreError::Expired {
+                    oldest: st.compacted,
+                });
+            }
+        }
+        Ok(Watcher::new(
+            shared.clone(),
+            prefix,
+            after_rv,
+            shared.wake.clone(),
+        ))
+    }
+
+    /// Durable commits and successful writes since open.
+    pub fn stats(&self) -> StoreStats {
+        let s = &self.inner.shared;
+        StoreStats {
+            commits: s.commits.load(Ordering::Relaxed),
+            writes: s.writes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Finishes the writes queued so far, closes the backend and stops the writer. Later writes
+    /// fail with `Closed`; watchers drain what was committed and end. Reads keep working.
+    pub async fn close(&self) {
+        let (done, wait) = oneshot::channel();
+        if self
+            .inner
+            .tx
+            .send(Request::Close { done: Some(done) })
+            .is_ok()
+        {
+            // An error means the writer had already exited: closed either way.
+            let _ = wait.await;
+        }
+    }
+
+    fn attrs(&self, key: &str, obj: &serde_json::Value) -> Arc<Attrs> {
+        // Computed on the caller's task rather than the writer thread, so concurrent writers
+        // index in parallel and the single writer only serializes and commits.
+        Arc::new((self.inner.indexer)(key, obj))
+    }
+
+    async fn submit_one(&self, op: Prepared) -> Result<Entry, StoreError> {
+        let mut results = self.submit(vec![op]).await?;
+        results.pop().unwrap_or(Err(StoreError::Closed))
+    }
+
+    async fn submit(
+        &self,
+        ops: Vec<Prepared>,
+    ) -> Result<Vec<Result<Entry, StoreError>>, StoreError> {
+        let (reply, wait) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Request::Write { ops, reply })
+            .map_err(|_| StoreError::Closed)?;
+        // A dropped reply means the writer stopped before reaching this request.
+        wait.await.map_err(|_| StoreError::Closed)
+    }
+}

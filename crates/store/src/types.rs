@@ -1,0 +1,149 @@
+//! The values the store hands out: entries, their attributes, watch events and write ops.
+//!
+//! Everything here is cheap to clone (`Arc` and `Bytes` inside) because the same entry is
+//! shared by the current-state map, the event ring, every list result and every watcher.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::error::BackendError;
+
+/// What the API server filters lists and watches on, precomputed at write time so that a
+/// filtered list never parses JSON: the object's labels and a few selected fields
+/// (`metadata.name`, `spec.nodeName`, `status.phase`, ... as the indexer chooses).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attrs {
+    pub labels: BTreeMap<String, String>,
+    pub fields: BTreeMap<String, String>,
+}
+
+/// Computes the [`Attrs`] of an object from its key and JSON. Runs on every write and for every
+/// object loaded at open. It sees the object as the client sent it, before the store sets
+/// `metadata.resourceVersion`, so it must not index the resourceVersion.
+pub type Indexer = Arc<dyn Fn(&str, &serde_json::Value) -> Attrs + Send + Sync>;
+
+/// An indexer that records nothing (tests, benchmarks, callers that never filter).
+pub fn no_attrs() -> Indexer {
+    Arc::new(|_, _| Attrs::default())
+}
+
+/// An indexer that records `metadata.labels` and `metadata.name`/`metadata.namespace` as fields.
+pub fn labels_indexer() -> Indexer {
+    Arc::new(|_, obj| {
+        let mut attrs = Attrs::default();
+        let meta = obj.get("metadata");
+        if let Some(labels) = meta
+            .and_then(|m| m.get("labels"))
+            .and_then(|l| l.as_object())
+        {
+            for (k, v) in labels {
+                if let Some(v) = v.as_str() {
+                    attrs.labels.insert(k.clone(), v.to_owned());
+                }
+            }
+        }
+        for field in ["name", "namespace"] {
+            if let Some(v) = meta.and_then(|m| m.get(field)).and_then(|v| v.as_str()) {
+                attrs
+                    .fields
+                    .insert(format!("metadata.{field}"), v.to_owned());
+            }
+        }
+        attrs
+    })
+}
+
+/// One stored object version. `json` is the serialized object with `metadata.resourceVersion`
+/// equal to `rv`.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub key: Arc<str>,
+    pub rv: u64,
+    pub json: Bytes,
+    pub attrs: Arc<Attrs>,
+}
+
+impl Entry {
+    /// Parses the stored JSON (for callers that need the object rather than the bytes).
+    pub fn value(&self) -> Result<serde_json::Value, BackendError> {
+        parse_json(&self.key, &self.json)
+    }
+}
+
+/// Parses stored JSON. Goes through `str::parse` rather than the generic `from_slice` so the
+/// parser runs as compiled (optimised) inside serde_json even in dev builds of this crate.
+pub(crate) fn parse_json(key: &str, json: &[u8]) -> Result<serde_json::Value, BackendError> {
+    let corrupt = |reason: String| BackendError::Corrupt {
+        key: key.to_owned(),
+        reason,
+    };
+    std::str::from_utf8(json)
+        .map_err(|e| corrupt(e.to_string()))?
+        .parse()
+        .map_err(|e: serde_json::Error| corrupt(e.to_string()))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// A change, as watchers see it. `entry.rv` is the rv of the write; for `Deleted`, `entry` is the
+/// last stored object re-stamped with the deletion's rv. `prev` is the state before the write
+/// (`None` for `Added`), which lets a filtered watch turn a change that leaves its selector into
+/// a DELETED event, as kube-apiserver does.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub kind: EventType,
+    pub entry: Entry,
+    pub prev: Option<Entry>,
+}
+
+/// One write in a [`crate::Store::commit`] call.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Fails with `AlreadyExists` if the key is present.
+    Create { key: String, obj: serde_json::Value },
+    /// Fails with `NotFound` if absent, `Conflict` if `expected_rv` is set and differs.
+    Update {
+        key: String,
+        obj: serde_json::Value,
+        expected_rv: Option<u64>,
+    },
+    /// Fails with `NotFound` if absent, `Conflict` if `expected_rv` is set and differs.
+    Delete {
+        key: String,
+        expected_rv: Option<u64>,
+    },
+}
+
+/// Counters for benchmarks: `commits` durable transactions carried `writes` successful writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub commits: u64,
+    pub writes: u64,
+}
+
+/// Tuning knobs.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// How many recent events the ring keeps for watches. A watch from an rv older than the
+    /// ring reaches back gets `Expired` (HTTP 410), and the client relists.
+    pub ring_capacity: usize,
+    /// Upper bound on writes per durable transaction, so one huge burst does not delay the
+    /// first acknowledgements of the burst indefinitely.
+    pub max_batch: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            ring_capacity: 100_000,
+            max_batch: 10_000,
+        }
+    }
+}

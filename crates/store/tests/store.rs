@@ -1,0 +1,493 @@
+//! Store semantics: writes and their errors, resourceVersions, lists, watches, batching.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use pernode_store::{
+    Entry, EventType, Op, Store, StoreError, StoreOptions, labels_indexer, no_attrs,
+};
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+use tokio::time::timeout;
+
+fn obj(name: &str, app: &str) -> Value {
+    json!({"metadata": {"name": name, "labels": {"app": app}}, "spec": {"x": 1}})
+}
+
+fn rv_in_json(e: &Entry) -> String {
+    e.value().unwrap()["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn mem() -> Store {
+    Store::in_memory(labels_indexer(), StoreOptions::default())
+}
+
+async fn next_event(w: &mut pernode_store::Watcher) -> pernode_store::Event {
+    timeout(Duration::from_secs(10), w.next())
+        .await
+        .expect("watch event within 10s")
+        .expect("watch not ended")
+        .expect("watch not failed")
+}
+
+#[tokio::test]
+async fn create_get_update_delete() {
+    let s = mem();
+    assert_eq!(s.current_rv(), 0);
+    assert!(s.get("pods/ns/a").is_none());
+
+    let a = s.create("pods/ns/a", obj("a", "one")).await.unwrap();
+    assert_eq!(a.rv, 1);
+    assert_eq!(&*a.key, "pods/ns/a");
+    assert_eq!(rv_in_json(&a), "1");
+    assert_eq!(a.attrs.labels.get("app").map(String::as_str), Some("one"));
+    assert_eq!(s.current_rv(), 1);
+    assert_eq!(s.get("pods/ns/a").unwrap().json, a.json);
+
+    assert!(matches!(
+        s.create("pods/ns/a", obj("a", "one")).await,
+        Err(StoreError::AlreadyExists)
+    ));
+    assert_eq!(s.current_rv(), 1, "a failed write does not consume an rv");
+
+    assert!(matches!(
+        s.update("pods/ns/b", obj("b", "x"), None).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        s.delete("pods/ns/b", None).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let a2 = s
+        .update("pods/ns/a", obj("a", "two"), Some(1))
+        .await
+        .unwrap();
+    assert_eq!(a2.rv, 2);
+    assert_eq!(rv_in_json(&a2), "2");
+    assert_eq!(a2.attrs.labels["app"], "two");
+
+    // Stale rv: conflict, reporting the current one; nothing changes.
+    match s.update("pods/ns/a", obj("a", "three"), Some(1)).await {
+        Err(StoreError::Conflict { current_rv }) => assert_eq!(current_rv, 2),
+        other => panic!("expected conflict, got {other:?}"),
+    }
+    match s.delete("pods/ns/a", Some(1)).await {
+        Err(StoreError::Conflict { current_rv }) => assert_eq!(current_rv, 2),
+        other => panic!("expected conflict, got {other:?}"),
+    }
+    assert_eq!(s.get("pods/ns/a").unwrap().rv, 2);
+
+    // Unconditional update.
+    let a3 = s
+        .update("pods/ns/a", obj("a", "three"), None)
+        .await
+        .unwrap();
+    assert_eq!(a3.rv, 3);
+
+    let gone = s.delete("pods/ns/a", Some(3)).await.unwrap();
+    assert_eq!(gone.rv, 4);
+    assert_eq!(rv_in_json(&gone), "4");
+    assert_eq!(gone.value().unwrap()["metadata"]["labels"]["app"], "three");
+    assert!(s.get("pods/ns/a").is_none());
+    assert_eq!(s.current_rv(), 4);
+
+    // Recreate after delete.
+    assert_eq!(s.create("pods/ns/a", obj("a", "one")).await.unwrap().rv, 5);
+
+    // Not an object: rejected, no rv consumed.
+    assert!(matches!(
+        s.create("pods/ns/z", json!([1, 2])).await,
+        Err(StoreError::InvalidObject(_))
+    ));
+    assert_eq!(s.current_rv(), 5);
+}
+
+#[tokio::test]
+async fn commit_batch_sees_earlier_ops_and_fails_ops_independently() {
+    let s = mem();
+    let res = s
+        .commit(vec![
+            Op::Create {
+                key: "pods/ns/a".into(),
+                obj: obj("a", "1"),
+            },
+            Op::Create {
+                key: "pods/ns/a".into(),
+                obj: obj("a", "dup"),
+            },
+            Op::Update {
+                key: "pods/ns/a".into(),
+                obj: obj("a", "2"),
+                expected_rv: Some(1),
+            },
+            Op::Update {
+                key: "pods/ns/a".into(),
+                obj: obj("a", "stale"),
+                expected_rv: Some(1),
+            },
+            Op::Delete {
+                key: "pods/ns/missing".into(),
+                expected_rv: None,
+            },
+            Op::Create {
+                key: "pods/ns/b".into(),
+                obj: obj("b", "1"),
+            },
+            Op::Delete {
+                key: "pods/ns/b".into(),
+                expected_rv: Some(3),
+            },
+        ])
+        .await;
+    assert_eq!(res.len(), 7);
+    assert_eq!(res[0].as_ref().unwrap().rv, 1);
+    assert!(matches!(res[1], Err(StoreError::AlreadyExists)));
+    assert_eq!(res[2].as_ref().unwrap().rv, 2);
+    assert!(matches!(
+        res[3],
+        Err(StoreError::Conflict { current_rv: 2 })
+    ));
+    assert!(matches!(res[4], Err(StoreError::NotFound)));
+    assert_eq!(res[5].as_ref().unwrap().rv, 3);
+    assert_eq!(res[6].as_ref().unwrap().rv, 4);
+    assert_eq!(s.current_rv(), 4);
+    assert_eq!(s.get("pods/ns/a").unwrap().attrs.labels["app"], "2");
+    assert!(s.get("pods/ns/b").is_none());
+    assert_eq!(s.stats().commits, 1);
+    assert_eq!(s.stats().writes, 4);
+
+    // Every event of the batch is in the ring, in order.
+    let mut w = s.watch("", 0).unwrap();
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let e = next_event(&mut w).await;
+        got.push((e.kind, e.entry.rv, e.entry.key.to_string()));
+    }
+    assert_eq!(
+        got,
+        vec![
+            (EventType::Added, 1, "pods/ns/a".into()),
+            (EventType::Modified, 2, "pods/ns/a".into()),
+            (EventType::Added, 3, "pods/ns/b".into()),
+            (EventType::Deleted, 4, "pods/ns/b".into()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn list_prefix_filter_and_snapshot_rv() {
+    let s = mem();
+    for (key, app) in [
+        ("pods/a/x", "web"),
+        ("pods/a/y", "db"),
+        ("pods/b/x", "web"),
+        ("podsx/a/x", "web"),
+        ("nodes/n1", "web"),
+    ] {
+        s.create(key, obj(key, app)).await.unwrap();
+    }
+    let keys = |v: Vec<Entry>| v.iter().map(|e| e.key.to_string()).collect::<Vec<_>>();
+
+    let (rv, all_pods) = s.list("pods/", |_| true);
+    assert_eq!(rv, 5);
+    assert_eq!(keys(all_pods), ["pods/a/x", "pods/a/y", "pods/b/x"]);
+    assert_eq!(
+        keys(s.list("pods/a/", |_| true).1),
+        ["pods/a/x", "pods/a/y"]
+    );
+    assert_eq!(keys(s.list("pods/c/", |_| true).1), Vec::<String>::new());
+    assert_eq!(
+        keys(
+            s.list("pods/", |e| e
+                .attrs
+                .labels
+                .get("app")
+                .is_some_and(|a| a == "web"))
+                .1
+        ),
+        ["pods/a/x", "pods/b/x"]
+    );
+    assert_eq!(s.list("", |_| true).1.len(), 5);
+    assert_eq!(s.count("pods/"), 3);
+
+    s.delete("pods/a/y", None).await.unwrap();
+    let (rv, items) = s.list("pods/", |_| true);
+    assert_eq!(rv, 6);
+    assert_eq!(keys(items), ["pods/a/x", "pods/b/x"]);
+}
+
+#[tokio::test]
+async fn watch_from_rv_filters_by_prefix_in_order() {
+    let s = mem();
+    s.create("pods/a/1", obj("1", "x")).await.unwrap(); // rv 1
+    s.create("nodes/n", obj("n", "x")).await.unwrap(); // rv 2
+    s.update("pods/a/1", obj("1", "y"), None).await.unwrap(); // rv 3
+
+    let mut w = s.watch("pods/", 1).unwrap();
+    let e = next_event(&mut w).await;
+    assert_eq!((e.kind, e.entry.rv), (EventType::Modified, 3));
+    assert_eq!(e.prev.as_ref().unwrap().rv, 1);
+    assert_eq!(e.prev.as_ref().unwrap().attrs.labels["app"], "x");
+
+    // Follows new events, woken by commits.
+    let s2 = s.clone();
+    let writer = tokio::spawn(async move {
+        s2.create("nodes/m", obj("m", "x")).await.unwrap(); // 4 (filtered out)
+        s2.delete("pods/a/1", None).await.unwrap(); // 5
+        s2.create("pods/b/2", obj("2", "x")).await.unwrap(); // 6
+    });
+    let e = next_event(&mut w).await;
+    assert_eq!((e.kind, e.entry.rv), (EventType::Deleted, 5));
+    assert_eq!(rv_in_json(&e.entry), "5");
+    assert_eq!(e.entry.attrs.labels["app"], "y");
+    assert_eq!(e.prev.as_ref().unwrap().rv, 3);
+    let e = next_event(&mut w).await;
+    assert_eq!((e.kind, e.entry.rv), (EventType::Added, 6));
+    writer.await.unwrap();
+
+    // Watching from the current rv is always valid and yields only later events.
+    let mut w = s.watch("", s.current_rv()).unwrap();
+    s.create("pods/c/3", obj("3", "x")).await.unwrap();
+    assert_eq!(next_event(&mut w).await.entry.rv, 7);
+}
+
+/// list-then-watch(rv) under concurrent writes reconstructs exactly the final state, with
+/// consecutive rvs (no gaps, no repeats).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn list_then_watch_misses_nothing_under_concurrent_writes() {
+    let s = mem();
+    let mut writers = JoinSet::new();
+    for t in 0..8 {
+        let s = s.clone();
+        writers.spawn(async move {
+            for i in 0..200 {
+                let key = format!("pods/ns/{t}-{}", i % 20);
+                match s.create(&key, obj(&key, "a")).await {
+                    Ok(_) => {}
+                    Err(StoreError::AlreadyExists) => {
+                        if i % 3 == 0 {
+                            let _ = s.delete(&key, None).await;
+                        } else {
+                            let _ = s.update(&key, obj(&key, &format!("v{i}")), None).await;
+                        }
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        });
+    }
+    // Let some writes land, then list mid-stream.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while s.current_rv() < 300 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "writers made no progress"
+        );
+        tokio::task::yield_now().await;
+    }
+    let (list_rv, items) = s.list("pods/", |_| true);
+    let mut state: BTreeMap<String, (u64, bytes::Bytes)> = items
+        .into_iter()
+        .map(|e| (e.key.to_string(), (e.rv, e.json)))
+        .collect();
+    let mut w = s.watch("pods/", list_rv).unwrap();
+    while let Some(r) = writers.join_next().await {
+        r.unwrap();
+    }
+    let final_rv = s.current_rv();
+    let mut expect_rv = list_rv;
+    while expect_rv < final_rv {
+        let e = next_event(&mut w).await;
+        expect_rv += 1;
+        assert_eq!(e.entry.rv, expect_rv, "events are consecutive");
+        match e.kind {
+            EventType::Added => {
+                assert!(
+                    state
+                        .insert(e.entry.key.to_string(), (e.entry.rv, e.entry.json))
+                        .is_none()
+                )
+            }
+            EventType::Modified => {
+                assert!(
+                    state
+                        .insert(e.entry.key.to_string(), (e.entry.rv, e.entry.json))
+                        .is_some()
+                )
+            }
+            EventType::Deleted => assert!(state.remove(&*e.entry.key).is_some()),
+        }
+    }
+    let (rv, items) = s.list("pods/", |_| true);
+    assert_eq!(rv, final_rv);
+    let fin: BTreeMap<String, (u64, bytes::Bytes)> = items
+        .into_iter()
+        .map(|e| (e.key.to_string(), (e.rv, e.json)))
+        .collect();
+    assert_eq!(state, fin);
+}
+
+#[tokio::test]
+async fn watch_expired_when_ring_dropped_events() {
+    let s = Store::in_memory(
+        no_attrs(),
+        StoreOptions {
+            ring_capacity: 10,
+            ..StoreOptions::default()
+        },
+    );
+    // A watcher created while its start is still valid, then left behind.
+    let mut behind = s.watch("", 0).unwrap();
+    for i in 0..25 {
+        s.create(&format!("k/{i:02}"), json!({})).await.unwrap();
+    }
+    // Ring holds rvs 16..=25; every event after 15 is available.
+    match s.watch("", 14) {
+        Err(StoreError::Expired { oldest }) => assert_eq!(oldest, 15),
+        other => panic!("expected Expired, got {other:?}"),
+    }
+    let mut w = s.watch("", 15).unwrap();
+    for rv in 16..=25 {
+        assert_eq!(next_event(&mut w).await.entry.rv, rv);
+    }
+    assert!(s.watch("", 25).is_ok());
+
+    let first = timeout(Duration::from_secs(10), behind.next())
+        .await
+        .unwrap();
+    assert!(matches!(
+        first,
+        Some(Err(StoreError::Expired { oldest: 15 }))
+    ));
+    assert!(behind.next().await.is_none(), "an expired watcher ends");
+}
+
+#[tokio::test]
+async fn fresh_store_accepts_watch_from_zero_until_events_drop() {
+    let s = mem();
+    assert!(s.watch("", 0).is_ok());
+}
+
+#[tokio::test]
+async fn close_rejects_writes_and_ends_watchers() {
+    let s = mem();
+    s.create("k/a", json!({})).await.unwrap();
+    let mut w = s.watch("", 0).unwrap();
+    s.close().await;
+    assert!(matches!(
+        s.create("k/b", json!({})).await,
+        Err(StoreError::Closed)
+    ));
+    // Reads keep working; the watcher drains the committed event, then ends.
+    assert!(s.get("k/a").is_some());
+    assert_eq!(next_event(&mut w).await.entry.rv, 1);
+    assert!(
+        timeout(Duration::from_secs(10), w.next())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let res = s
+        .commit(vec![Op::Delete {
+            key: "k/a".into(),
+            expected_rv: None,
+        }])
+        .await;
+    assert!(matches!(res[..], [Err(StoreError::Closed)]));
+}
+
+#[tokio::test]
+async fn rv_persists_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = Store::open(dir.path(), labels_indexer(), StoreOptions::default()).unwrap();
+        s.create("pods/ns/a", obj("a", "1")).await.unwrap();
+        s.create("pods/ns/b", obj("b", "1")).await.unwrap();
+        s.update("pods/ns/a", obj("a", "2"), Some(1)).await.unwrap();
+        s.create("pods/ns/c", obj("c", "1")).await.unwrap();
+        // Deleting the newest object: the rv must still persist via the meta row.
+        s.delete("pods/ns/c", None).await.unwrap();
+        assert_eq!(s.current_rv(), 5);
+    } // drop closes the database
+
+    let s = Store::open(dir.path(), labels_indexer(), StoreOptions::default()).unwrap();
+    assert_eq!(s.current_rv(), 5);
+    let (rv, items) = s.list("pods/", |_| true);
+    assert_eq!(rv, 5);
+    let got: Vec<_> = items
+        .iter()
+        .map(|e| (e.key.to_string(), e.rv, e.attrs.labels["app"].clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("pods/ns/a".to_string(), 3, "2".to_string()),
+            ("pods/ns/b".to_string(), 2, "1".to_string())
+        ]
+    );
+    assert_eq!(rv_in_json(&items[0]), "3");
+    // History before the restart is gone; watching from now on works.
+    assert!(matches!(
+        s.watch("", 4),
+        Err(StoreError::Expired { oldest: 5 })
+    ));
+    let mut w = s.watch("", 5).unwrap();
+    let b = s.create("pods/ns/d", obj("d", "1")).await.unwrap();
+    assert_eq!(b.rv, 6);
+    assert_eq!(next_event(&mut w).await.entry.rv, 6);
+    s.close().await;
+
+    // close() released the database: it can be reopened while `s` is still alive.
+    let s2 = Store::open(dir.path(), no_attrs(), StoreOptions::default()).unwrap();
+    assert_eq!(s2.current_rv(), 6);
+    assert_eq!(s2.count(""), 3);
+}
+
+#[tokio::test]
+async fn second_open_of_same_dir_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let _s = Store::open(dir.path(), no_attrs(), StoreOptions::default()).unwrap();
+    let t0 = std::time::Instant::now();
+    assert!(matches!(
+        Store::open(dir.path(), no_attrs(), StoreOptions::default()),
+        Err(StoreError::Io(_))
+    ));
+    assert!(t0.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creates_are_group_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), labels_indexer(), StoreOptions::default()).unwrap();
+    let n = 1000;
+    let mut tasks = JoinSet::new();
+    for i in 0..n {
+        let s = s.clone();
+        tasks.spawn(async move {
+            s.create(&format!("pods/ns/p{i}"), obj(&format!("p{i}"), "x"))
+                .await
+                .map(|e| e.rv)
+        });
+    }
+    let mut rvs = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        rvs.push(r.unwrap().unwrap());
+    }
+    rvs.sort_unstable();
+    assert_eq!(
+        rvs,
+        (1..=n as u64).collect::<Vec<_>>(),
+        "unique, gap-free rvs"
+    );
+    let stats = s.stats();
+    assert_eq!(stats.writes, n as u64);
+    assert!(
+        stats.commits * 10 <= stats.writes,
+        "expected batching, got {stats:?}"
+    );
+    assert_eq!(s.count("pods/ns/"), n);
+}
