@@ -1,0 +1,51 @@
+//! Validation of the served kinds, as upstream's
+//! `pkg/apis/core/validation`, `pkg/apis/apps/validation` and the
+//! registries' strategies run it.
+//!
+//! Each function returns every error it finds (an empty list means valid),
+//! in upstream's order, with upstream's field paths and texts, so that
+//! [`crate::invalid_message`] reads like kube-apiserver's 422.
+
+mod apps;
+mod meta;
+mod other;
+mod pod;
+
+pub use apps::{
+    TEMPLATE_GENERATION_ANNOTATION, controller_revision_create, controller_revision_update,
+    daemon_set_create, daemon_set_status_update, daemon_set_update,
+};
+pub use meta::{
+    NameFn, annotations, labels, name_is_dns_label, name_is_dns_subdomain, object_meta,
+    object_meta_update,
+};
+pub use other::{event, lease, namespace, namespace_update, node, node_update};
+pub use pod::{pod_create, pod_spec, pod_template_spec, pod_update};
+
+use crate::FieldError;
+
+/// `ValidateNonnegativeField`: "must be greater than or equal to 0".
+pub(crate) fn nonnegative(v: i64, path: &str) -> Vec<FieldError> {
+    if v < 0 {
+        vec![FieldError::invalid(
+            path,
+            v,
+            "must be greater than or equal to 0",
+        )]
+    } else {
+        vec![]
+    }
+}
+
+/// `ValidateImmutableField` for values compared and shown as JSON.
+pub(crate) fn immutable<T: serde::Serialize + PartialEq>(
+    new: &T,
+    old: &T,
+    path: &str,
+) -> Vec<FieldError> {
+    if new == old {
+        return vec![];
+    }
+    let v = serde_json::to_value(new).unwrap_or(serde_json::Value::Null);
+    vec![FieldError::invalid(path, v, "field is immutable")]
+}
