@@ -1,0 +1,323 @@
+//! Placement (R1-R11): for a (DaemonSet, node), may a new daemon pod be created there
+//! (`should_run`) and may an existing one stay (`should_continue_running`)?
+//!
+//! As upstream's `NodeShouldRunDaemonPod`: both answers are computed on a simulated pod (the
+//! template with the default tolerations of R20) against the node's labels, name and taints,
+//! through pernode-core's predicates. Nothing else about the node is consulted (R8): not its
+//! conditions, not `spec.unschedulable` itself, not its capacity.
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Node, PodSpec};
+use pernode_core::scheduling::{
+    TAINT_EFFECT_NO_EXECUTE, TAINT_EFFECT_NO_SCHEDULE, find_untolerated_taint,
+    pod_matches_node_selector_and_affinity,
+};
+
+use super::pods::add_or_update_daemon_pod_tolerations;
+
+/// The two answers of R2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Placement {
+    /// A new daemon pod may be created on the node.
+    pub should_run: bool,
+    /// An existing daemon pod may keep running on the node.
+    pub should_continue_running: bool,
+}
+
+impl Placement {
+    /// Neither run nor continue.
+    pub const NONE: Placement = Placement {
+        should_run: false,
+        should_continue_running: false,
+    };
+    /// Run and continue.
+    pub const BOTH: Placement = Placement {
+        should_run: true,
+        should_continue_running: true,
+    };
+}
+
+/// The simulated pod spec of a DaemonSet, built once and checked against many nodes.
+#[derive(Debug, Clone)]
+pub struct PlacementChecker {
+    spec: PodSpec,
+}
+
+impl PlacementChecker {
+    /// The simulated pod of `ds` (upstream `NewPod` minus the node name, which only R3 uses).
+    pub fn new(ds: &DaemonSet) -> Self {
+        let mut spec = ds
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.clone())
+            .unwrap_or_default();
+        add_or_update_daemon_pod_tolerations(&mut spec);
+        Self { spec }
+    }
+
+    /// R3-R7 for one node.
+    pub fn check(&self, node: &Node) -> Placement {
+        let node_name = node.metadata.name.as_deref().unwrap_or("");
+        // R3, R11: a template nodeName pins the DaemonSet to that node.
+        if let Some(pinned) = self.spec.node_name.as_deref().filter(|n| !n.is_empty())
+            && pinned != node_name
+        {
+            return Placement::NONE;
+        }
+        // R4: node selector and required node affinity (unparsable terms never match).
+        if !pod_matches_node_selector_and_affinity(&self.spec, node) {
+            return Placement::NONE;
+        }
+        let taints = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.as_deref())
+            .unwrap_or(&[]);
+        let tolerations = self.spec.tolerations.as_deref().unwrap_or(&[]);
+        // R5: PreferNoSchedule is ignored.
+        let blocked = find_untolerated_taint(taints, tolerations, |t| {
+            t.effect == TAINT_EFFECT_NO_SCHEDULE || t.effect == TAINT_EFFECT_NO_EXECUTE
+        })
+        .is_some();
+        if !blocked {
+            return Placement::BOTH;
+        }
+        // R6: only an untolerated NoExecute taint removes a running pod.
+        let evicted =
+            find_untolerated_taint(taints, tolerations, |t| t.effect == TAINT_EFFECT_NO_EXECUTE)
+                .is_some();
+        Placement {
+            should_run: false,
+            should_continue_running: !evicted,
+        }
+    }
+}
+
+/// `NodeShouldRunDaemonPod` for one (DaemonSet, node).
+pub fn node_should_run_daemon_pod(node: &Node, ds: &DaemonSet) -> Placement {
+    PlacementChecker::new(ds).check(node)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemonset::testutil::{ds, node, taint};
+    use k8s_openapi::api::core::v1::{
+        Affinity, NodeAffinity, NodeCondition, NodeSelector, NodeSelectorRequirement,
+        NodeSelectorTerm, NodeStatus, Toleration,
+    };
+
+    fn with_spec(f: impl FnOnce(&mut PodSpec)) -> DaemonSet {
+        let mut d = ds("x");
+        f(d.spec.as_mut().unwrap().template.spec.as_mut().unwrap());
+        d
+    }
+
+    fn required(terms: Vec<NodeSelectorTerm>) -> Option<Affinity> {
+        Some(Affinity {
+            node_affinity: Some(NodeAffinity {
+                required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                    node_selector_terms: terms,
+                }),
+                ..NodeAffinity::default()
+            }),
+            ..Affinity::default()
+        })
+    }
+
+    fn expr(key: &str, op: &str, values: &[&str]) -> NodeSelectorRequirement {
+        NodeSelectorRequirement {
+            key: key.into(),
+            operator: op.into(),
+            values: Some(values.iter().map(|v| v.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn r1_every_listed_node_is_a_candidate() {
+        let mut n = node("n1", &[]);
+        n.spec.as_mut().unwrap().unschedulable = Some(true);
+        n.status = Some(NodeStatus {
+            conditions: Some(vec![NodeCondition {
+                type_: "Ready".into(),
+                status: "False".into(),
+                ..NodeCondition::default()
+            }]),
+            ..NodeStatus::default()
+        });
+        assert_eq!(node_should_run_daemon_pod(&n, &ds("x")), Placement::BOTH);
+    }
+
+    #[test]
+    fn r3_template_node_name_other_node() {
+        let d = with_spec(|s| s.node_name = Some("n2".into()));
+        assert_eq!(
+            node_should_run_daemon_pod(&node("n1", &[]), &d),
+            Placement::NONE
+        );
+        assert_eq!(
+            node_should_run_daemon_pod(&node("n2", &[]), &d),
+            Placement::BOTH
+        );
+    }
+
+    #[test]
+    fn r4_node_selector_and_required_affinity() {
+        let d = with_spec(|s| s.node_selector = Some([("daemon".into(), "need".into())].into()));
+        let mut n = node("n1", &[]);
+        assert_eq!(node_should_run_daemon_pod(&n, &d), Placement::NONE);
+        n.metadata.labels = Some([("daemon".into(), "need".into())].into());
+        assert_eq!(node_should_run_daemon_pod(&n, &d), Placement::BOTH);
+
+        let d = with_spec(|s| {
+            s.affinity = required(vec![
+                NodeSelectorTerm {
+                    match_expressions: Some(vec![expr("zone", "In", &["a"])]),
+                    ..NodeSelectorTerm::default()
+                },
+                NodeSelectorTerm {
+                    match_fields: Some(vec![expr("metadata.name", "In", &["n2"])]),
+                    ..NodeSelectorTerm::default()
+                },
+            ])
+        });
+        assert_eq!(
+            node_should_run_daemon_pod(&node("n1", &[]), &d),
+            Placement::NONE
+        );
+        assert_eq!(
+            node_should_run_daemon_pod(&node("n2", &[]), &d),
+            Placement::BOTH
+        );
+        // A term without requirements matches nothing.
+        let d = with_spec(|s| s.affinity = required(vec![NodeSelectorTerm::default()]));
+        assert_eq!(
+            node_should_run_daemon_pod(&node("n1", &[]), &d),
+            Placement::NONE
+        );
+    }
+
+    #[test]
+    fn r5_tolerated_or_prefer_no_schedule_taints_allow() {
+        let n = node("n1", &[taint("soft", "", "PreferNoSchedule")]);
+        assert_eq!(node_should_run_daemon_pod(&n, &ds("x")), Placement::BOTH);
+        let d = with_spec(|s| {
+            s.tolerations = Some(vec![Toleration {
+                key: Some("forbid".into()),
+                operator: Some("Exists".into()),
+                ..Toleration::default()
+            }])
+        });
+        let n = node(
+            "n1",
+            &[
+                taint("forbid", "true", "NoSchedule"),
+                taint("forbid", "", "NoExecute"),
+            ],
+        );
+        assert_eq!(node_should_run_daemon_pod(&n, &d), Placement::BOTH);
+    }
+
+    #[test]
+    fn r6_no_schedule_blocks_new_no_execute_evicts() {
+        let n = node("n1", &[taint("forbid", "true", "NoSchedule")]);
+        assert_eq!(
+            node_should_run_daemon_pod(&n, &ds("x")),
+            Placement {
+                should_run: false,
+                should_continue_running: true
+            }
+        );
+        let n = node("n1", &[taint("forbid", "true", "NoExecute")]);
+        assert_eq!(node_should_run_daemon_pod(&n, &ds("x")), Placement::NONE);
+    }
+
+    #[test]
+    fn r7_toleration_matching() {
+        let tol = |key: Option<&str>, op: &str, value: Option<&str>, effect: Option<&str>| {
+            with_spec(|s| {
+                s.tolerations = Some(vec![Toleration {
+                    key: key.map(Into::into),
+                    operator: Some(op.into()),
+                    value: value.map(Into::into),
+                    effect: effect.map(Into::into),
+                    toleration_seconds: None,
+                }])
+            })
+        };
+        let n = node("n1", &[taint("k", "v", "NoSchedule")]);
+        let run = |d: &DaemonSet| node_should_run_daemon_pod(&n, d).should_run;
+        assert!(
+            run(&tol(None, "Exists", None, None)),
+            "Exists with empty key matches all"
+        );
+        assert!(
+            run(&tol(Some("k"), "Equal", Some("v"), None)),
+            "empty effect matches all"
+        );
+        assert!(
+            run(&tol(Some("k"), "", Some("v"), Some("NoSchedule"))),
+            "empty operator is Equal"
+        );
+        assert!(!run(&tol(Some("k"), "Equal", Some("w"), None)));
+        assert!(!run(&tol(Some("k"), "Exists", None, Some("NoExecute"))));
+    }
+
+    #[test]
+    fn r8_r9_cordoned_node_still_runs_daemon() {
+        let mut n = node(
+            "n1",
+            &[taint("node.kubernetes.io/unschedulable", "", "NoSchedule")],
+        );
+        n.spec.as_mut().unwrap().unschedulable = Some(true);
+        assert_eq!(node_should_run_daemon_pod(&n, &ds("x")), Placement::BOTH);
+    }
+
+    #[test]
+    fn r10_not_ready_and_unreachable_no_execute_tolerated() {
+        for key in [
+            "node.kubernetes.io/not-ready",
+            "node.kubernetes.io/unreachable",
+        ] {
+            let n = node("n1", &[taint(key, "", "NoExecute")]);
+            assert_eq!(node_should_run_daemon_pod(&n, &ds("x")), Placement::BOTH);
+            // R22: the NoSchedule variant is not tolerated: no new pod, existing pod stays.
+            let n = node("n1", &[taint(key, "", "NoSchedule")]);
+            assert_eq!(
+                node_should_run_daemon_pod(&n, &ds("x")),
+                Placement {
+                    should_run: false,
+                    should_continue_running: true
+                }
+            );
+        }
+        // network-unavailable only with hostNetwork (R20).
+        let n = node(
+            "n1",
+            &[taint(
+                "node.kubernetes.io/network-unavailable",
+                "",
+                "NoSchedule",
+            )],
+        );
+        assert!(!node_should_run_daemon_pod(&n, &ds("x")).should_run);
+        let d = with_spec(|s| s.host_network = Some(true));
+        assert!(node_should_run_daemon_pod(&n, &d).should_run);
+    }
+
+    #[test]
+    fn r11_node_name_with_excluding_selector_runs_nowhere() {
+        let d = with_spec(|s| {
+            s.node_name = Some("n1".into());
+            s.node_selector = Some([("role".into(), "db".into())].into());
+        });
+        assert_eq!(
+            node_should_run_daemon_pod(&node("n1", &[]), &d),
+            Placement::NONE
+        );
+        assert_eq!(
+            node_should_run_daemon_pod(&node("n2", &[]), &d),
+            Placement::NONE
+        );
+    }
+}

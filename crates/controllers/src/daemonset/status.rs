@@ -1,0 +1,253 @@
+//! DaemonSet status (R41-R50): the seven counters, when a write is needed, and the requeue
+//! that makes `numberAvailable` catch up once `minReadySeconds` have passed.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use pernode_core::pod::{is_pod_available, is_pod_ready};
+
+use super::placement::Placement;
+use super::pods::{is_pod_updated, pod_order};
+
+/// Mapped pods per target node (§0): the claimed pods of a DaemonSet, grouped.
+pub type NodeToPods<'a> = BTreeMap<String, Vec<&'a Pod>>;
+
+/// The counters of a DaemonSet status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    /// R41.
+    pub desired: i32,
+    /// R42.
+    pub current: i32,
+    /// R44.
+    pub misscheduled: i32,
+    /// R43.
+    pub ready: i32,
+    /// R43.
+    pub updated: i32,
+    /// R43.
+    pub available: i32,
+    /// R45.
+    pub unavailable: i32,
+}
+
+/// Computes the counters over the node list (R41-R46). Pods mapped to nodes outside the list
+/// are not counted (R46).
+pub fn compute(
+    nodes: &[(String, Placement)],
+    node_pods: &NodeToPods<'_>,
+    hash: &str,
+    generation: Option<i64>,
+    min_ready_seconds: i32,
+    now: Timestamp,
+) -> Counts {
+    let mut c = Counts::default();
+    for (name, placement) in nodes {
+        let pods = node_pods.get(name).filter(|p| !p.is_empty());
+        if placement.should_run {
+            c.desired += 1;
+            let Some(pods) = pods else { continue };
+            c.current += 1;
+            // R43: only the first pod in pod order is examined.
+            let Some(pod) = pods.iter().copied().min_by(|a, b| pod_order(a, b)) else {
+                continue;
+            };
+            if is_pod_ready(pod) {
+                c.ready += 1;
+                if is_pod_available(pod, min_ready_seconds, now) {
+                    c.available += 1;
+                }
+            }
+            if is_pod_updated(pod, hash, generation) {
+                c.updated += 1;
+            }
+        } else if pods.is_some() {
+            c.misscheduled += 1;
+        }
+    }
+    c.unavailable = c.desired - c.available;
+    c
+}
+
+/// The counters the status currently shows.
+pub fn current_counts(status: Option<&DaemonSetStatus>) -> Counts {
+    let Some(s) = status else {
+        return Counts::default();
+    };
+    Counts {
+        desired: s.desired_number_scheduled,
+        current: s.current_number_scheduled,
+        misscheduled: s.number_misscheduled,
+        ready: s.number_ready,
+        updated: s.updated_number_scheduled.unwrap_or(0),
+        available: s.number_available.unwrap_or(0),
+        unavailable: s.number_unavailable.unwrap_or(0),
+    }
+}
+
+/// R48: a write is skipped when the counters are unchanged and observedGeneration has caught up
+/// with generation.
+pub fn needs_write(ds: &DaemonSet, counts: &Counts) -> bool {
+    let status = ds.status.as_ref();
+    let observed = status.and_then(|s| s.observed_generation).unwrap_or(0);
+    let generation = ds.metadata.generation.unwrap_or(0);
+    current_counts(status) != *counts || observed < generation
+}
+
+/// The status to write: counters replaced, observedGeneration raised when the sync got that
+/// far (R47), conditions and collisionCount preserved (R49).
+pub fn with_counts(
+    status: Option<&DaemonSetStatus>,
+    counts: &Counts,
+    observed_generation: Option<i64>,
+) -> DaemonSetStatus {
+    let mut s = status.cloned().unwrap_or_default();
+    if let Some(g) = observed_generation {
+        s.observed_generation = Some(g);
+    }
+    s.desired_number_scheduled = counts.desired;
+    s.current_number_scheduled = counts.current;
+    s.number_misscheduled = counts.misscheduled;
+    s.number_ready = counts.ready;
+    s.updated_number_scheduled = Some(counts.updated);
+    s.number_available = Some(counts.available);
+    s.number_unavailable = Some(counts.unavailable);
+    s
+}
+
+/// R50: with minReadySeconds > 0 and ready ≠ available, sync again after minReadySeconds.
+pub fn requeue_after(min_ready_seconds: i32, counts: &Counts) -> Option<Duration> {
+    (min_ready_seconds > 0 && counts.ready != counts.available)
+        .then(|| Duration::from_secs(min_ready_seconds as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemonset::testutil::{ds, pod_on};
+
+    const RUN: Placement = Placement::BOTH;
+    const STAY: Placement = Placement {
+        should_run: false,
+        should_continue_running: true,
+    };
+
+    fn nodes(list: &[(&str, Placement)]) -> Vec<(String, Placement)> {
+        list.iter().map(|(n, p)| (n.to_string(), *p)).collect()
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(10_000).unwrap()
+    }
+
+    #[test]
+    fn r41_r42_r44_desired_current_misscheduled() {
+        let a = pod_on("a", "n1", "h", 1).ready(9_000).build();
+        let b = pod_on("b", "n3", "h", 1).phase("Pending").build();
+        let gone = pod_on("g", "n9", "h", 1).build();
+        let mut np = NodeToPods::new();
+        np.insert("n1".into(), vec![&a]);
+        np.insert("n3".into(), vec![&b]);
+        np.insert("n9".into(), vec![&gone]);
+        let c = compute(
+            &nodes(&[
+                ("n1", RUN),
+                ("n2", RUN),
+                ("n3", STAY),
+                ("n4", Placement::NONE),
+            ]),
+            &np,
+            "h",
+            Some(1),
+            0,
+            now(),
+        );
+        assert_eq!(c.desired, 2);
+        assert_eq!(c.current, 1);
+        assert_eq!(c.misscheduled, 1);
+        // R46: n9 is not in the node list and counts nowhere.
+        assert_eq!(c.ready, 1);
+    }
+
+    #[test]
+    fn r43_only_first_pod_examined_for_ready_available_updated() {
+        let old_ready = pod_on("a", "n1", "old", 0).created(1).ready(9_000).build();
+        let new_unready = pod_on("b", "n1", "new", 2).created(2).build();
+        let mut np = NodeToPods::new();
+        np.insert("n1".into(), vec![&new_unready, &old_ready]);
+        let c = compute(&nodes(&[("n1", RUN)]), &np, "new", Some(2), 0, now());
+        assert_eq!((c.ready, c.available, c.updated), (1, 1, 0));
+    }
+
+    #[test]
+    fn r43_available_honours_min_ready_seconds() {
+        let p = pod_on("a", "n1", "h", 1).ready(9_995).build();
+        let mut np = NodeToPods::new();
+        np.insert("n1".into(), vec![&p]);
+        let c = compute(&nodes(&[("n1", RUN)]), &np, "h", None, 10, now());
+        assert_eq!((c.ready, c.available, c.unavailable), (1, 0, 1));
+        assert_eq!(requeue_after(10, &c), Some(Duration::from_secs(10)));
+        let c = compute(&nodes(&[("n1", RUN)]), &np, "h", None, 4, now());
+        assert_eq!((c.ready, c.available, c.unavailable), (1, 1, 0));
+        assert_eq!(requeue_after(4, &c), None);
+    }
+
+    #[test]
+    fn r45_unavailable_is_desired_minus_available() {
+        let c = compute(
+            &nodes(&[("n1", RUN), ("n2", RUN)]),
+            &NodeToPods::new(),
+            "h",
+            None,
+            0,
+            now(),
+        );
+        assert_eq!((c.desired, c.available, c.unavailable), (2, 0, 2));
+    }
+
+    #[test]
+    fn r47_r49_status_preserves_conditions_and_collision_count() {
+        let old = DaemonSetStatus {
+            collision_count: Some(2),
+            conditions: Some(vec![Default::default()]),
+            observed_generation: Some(1),
+            ..Default::default()
+        };
+        let counts = Counts {
+            desired: 3,
+            ..Counts::default()
+        };
+        let s = with_counts(Some(&old), &counts, None);
+        assert_eq!(s.observed_generation, Some(1));
+        assert_eq!(s.collision_count, Some(2));
+        assert_eq!(s.conditions.as_ref().map(Vec::len), Some(1));
+        assert_eq!(s.desired_number_scheduled, 3);
+        let s = with_counts(Some(&old), &counts, Some(4));
+        assert_eq!(s.observed_generation, Some(4));
+    }
+
+    #[test]
+    fn r48_write_skipped_when_unchanged_and_observed() {
+        let mut d = ds("x");
+        d.metadata.generation = Some(2);
+        let counts = Counts {
+            desired: 1,
+            current: 1,
+            ..Counts::default()
+        };
+        d.status = Some(with_counts(None, &counts, Some(2)));
+        assert!(!needs_write(&d, &counts));
+        assert!(needs_write(
+            &d,
+            &Counts {
+                desired: 2,
+                ..counts
+            }
+        ));
+        d.metadata.generation = Some(3);
+        assert!(needs_write(&d, &counts));
+    }
+}
