@@ -27,6 +27,7 @@
 //! ```
 
 pub mod backoff;
+pub mod controller;
 pub mod expectations;
 mod gojson;
 pub mod history;
@@ -37,6 +38,8 @@ pub mod sync;
 #[cfg(test)]
 pub(crate) mod testutil;
 pub mod update;
+
+pub use controller::{DaemonSetControllerOptions, run};
 
 /// Pod and revision label carrying the hash of the revision a pod was made from.
 pub const CONTROLLER_REVISION_HASH_LABEL: &str = "controller-revision-hash";

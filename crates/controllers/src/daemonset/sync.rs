@@ -298,6 +298,685 @@ pub fn describe(node_pods: &NodeToPods<'_>) -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
+// ---------------------------------------------------------------------------------------
+// Execution against the API
+
+use std::sync::Arc;
+
+use futures::future::join_all;
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use pernode_core::labels::LabelSelector;
+
+use super::Error;
+use super::controller::{Ctx, object_key};
+use super::history;
+use super::pods::{controller_ref, pod_template, template_generation};
+use super::status;
+use super::update::{is_rolling_update, plan_rolling_update};
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.is_not_found())
+}
+
+fn is_already_exists(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.is_already_exists())
+}
+
+/// Create failures caused by a terminating namespace are ignored (R125).
+fn is_namespace_terminating(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.details.as_ref().is_some_and(|d| {
+        d.causes.iter().any(|c| c.reason == "NamespaceTerminating")
+    }))
+}
+
+/// The text of an API error as client-go prints a StatusError (its message).
+fn error_text(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) if !s.message.is_empty() => s.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Whether a selector is the empty `{}` (R28).
+fn selects_everything(ds: &DaemonSet) -> bool {
+    ds.spec.as_ref().is_some_and(|s| {
+        s.selector
+            .match_labels
+            .as_ref()
+            .is_none_or(|m| m.is_empty())
+            && s.selector
+                .match_expressions
+                .as_ref()
+                .is_none_or(|m| m.is_empty())
+    })
+}
+
+/// Lazily performed uncached read confirming the DaemonSet may adopt (R109).
+struct AdoptCheck<'a> {
+    ctx: &'a Ctx,
+    ds: &'a DaemonSet,
+    result: Option<Result<(), String>>,
+}
+
+impl AdoptCheck<'_> {
+    async fn check(&mut self) -> Result<(), Error> {
+        if self.result.is_none() {
+            let ns = self.ds.metadata.namespace.as_deref().unwrap_or("");
+            let name = self.ds.metadata.name.as_deref().unwrap_or("");
+            let r = match self.ctx.ds_api(ns).get(name).await {
+                Ok(fresh) if fresh.metadata.uid != self.ds.metadata.uid => Err(format!(
+                    "original DaemonSet {ns}/{name} is gone: got uid {}, wanted {}",
+                    fresh.metadata.uid.unwrap_or_default(),
+                    self.ds.metadata.uid.clone().unwrap_or_default()
+                )),
+                Ok(fresh) if fresh.metadata.deletion_timestamp.is_some() => Err(format!(
+                    "{ns}/{name} has just been deleted at {:?}",
+                    fresh.metadata.deletion_timestamp
+                )),
+                Ok(_) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            };
+            self.result = Some(r);
+        }
+        match self.result.clone() {
+            Some(Err(e)) => Err(Error::CannotAdopt(e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn owner_patch(ds: &DaemonSet, uid: Option<&str>) -> Result<serde_json::Value, Error> {
+    let owner = controller_ref(ds)?;
+    Ok(serde_json::json!({
+        "metadata": { "ownerReferences": [owner], "uid": uid }
+    }))
+}
+
+fn release_patch(ds: &DaemonSet, uid: Option<&str>) -> serde_json::Value {
+    serde_json::json!({
+        "metadata": {
+            "ownerReferences": [{ "$patch": "delete", "uid": ds.metadata.uid }],
+            "uid": uid,
+        }
+    })
+}
+
+/// Claims the pods of the DaemonSet's namespace (R108-R110): returns ours, adopting orphans
+/// that match and releasing ours that no longer do.
+async fn claim_pods(
+    ctx: &Ctx,
+    ds: &DaemonSet,
+    selector: &LabelSelector,
+    check: &mut AdoptCheck<'_>,
+) -> Result<Vec<Arc<Pod>>, Error> {
+    let ns = ds.metadata.namespace.clone().unwrap_or_default();
+    let empty = BTreeMap::new();
+    let mut claimed = Vec::new();
+    let mut adopt = Vec::new();
+    let mut release = Vec::new();
+    for pod in ctx.pods.list_ns(&ns) {
+        let matches = selector.matches(pod.metadata.labels.as_ref().unwrap_or(&empty));
+        match claim(ds, &pod.metadata, matches) {
+            Claim::Owned => claimed.push(pod),
+            Claim::Adopt => adopt.push(pod),
+            Claim::Release => release.push(pod),
+            Claim::Ignore => {}
+        }
+    }
+    let mut errors = Vec::new();
+    if !adopt.is_empty() {
+        check.check().await?;
+        let api = ctx.pod_api(&ns);
+        let patches = adopt
+            .iter()
+            .map(|p| owner_patch(ds, p.metadata.uid.as_deref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let results = join_all(adopt.iter().zip(&patches).map(|(p, patch)| {
+            let name = p.metadata.name.clone().unwrap_or_default();
+            let api = api.clone();
+            async move {
+                api.patch(&name, &PatchParams::default(), &Patch::Strategic(patch))
+                    .await
+            }
+        }))
+        .await;
+        for r in results {
+            match r {
+                Ok(pod) => claimed.push(Arc::new(pod)),
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => errors.push(Error::Kube(e)),
+            }
+        }
+    }
+    if !release.is_empty() {
+        let api = ctx.pod_api(&ns);
+        let results = join_all(release.iter().map(|p| {
+            let name = p.metadata.name.clone().unwrap_or_default();
+            let patch = release_patch(ds, p.metadata.uid.as_deref());
+            let api = api.clone();
+            async move {
+                api.patch(&name, &PatchParams::default(), &Patch::Strategic(&patch))
+                    .await
+            }
+        }))
+        .await;
+        for r in results {
+            match r {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => errors.push(Error::Kube(e)),
+            }
+        }
+    }
+    Error::aggregate(errors)?;
+    Ok(claimed)
+}
+
+/// Pods in the cache controlled by the DaemonSet and matching its selector (a re-read after
+/// the per-node pass, as upstream re-lists from its informer).
+fn owned_pods(ctx: &Ctx, ds: &DaemonSet, selector: &LabelSelector) -> Vec<Arc<Pod>> {
+    let ns = ds.metadata.namespace.clone().unwrap_or_default();
+    let empty = BTreeMap::new();
+    ctx.pods
+        .list_ns(&ns)
+        .into_iter()
+        .filter(|p| {
+            controller_of(&p.metadata).is_some_and(|r| Some(&r.uid) == ds.metadata.uid.as_ref())
+                && selector.matches(p.metadata.labels.as_ref().unwrap_or(&empty))
+        })
+        .collect()
+}
+
+/// Claims the revisions of the namespace (R111).
+async fn claim_revisions(
+    ctx: &Ctx,
+    ds: &DaemonSet,
+    selector: &LabelSelector,
+    check: &mut AdoptCheck<'_>,
+) -> Result<Vec<ControllerRevision>, Error> {
+    let ns = ds.metadata.namespace.clone().unwrap_or_default();
+    let api = ctx.rev_api(&ns);
+    let empty = BTreeMap::new();
+    let mut claimed = Vec::new();
+    let mut errors = Vec::new();
+    for rev in ctx.revisions.list_ns(&ns) {
+        let matches = selector.matches(rev.metadata.labels.as_ref().unwrap_or(&empty));
+        let name = rev.metadata.name.clone().unwrap_or_default();
+        match claim(ds, &rev.metadata, matches) {
+            Claim::Owned => claimed.push((*rev).clone()),
+            Claim::Adopt => {
+                check.check().await?;
+                let patch = owner_patch(ds, rev.metadata.uid.as_deref())?;
+                match api
+                    .patch(&name, &PatchParams::default(), &Patch::Strategic(&patch))
+                    .await
+                {
+                    Ok(r) => claimed.push(r),
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) => errors.push(Error::Kube(e)),
+                }
+            }
+            Claim::Release => {
+                let patch = release_patch(ds, rev.metadata.uid.as_deref());
+                match api
+                    .patch(&name, &PatchParams::default(), &Patch::Strategic(&patch))
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) => errors.push(Error::Kube(e)),
+                }
+            }
+            Claim::Ignore => {}
+        }
+    }
+    Error::aggregate(errors)?;
+    Ok(claimed)
+}
+
+/// Builds history (R30, R83-R91): returns the current hash and the old revisions.
+async fn construct_history(
+    ctx: &Ctx,
+    ds: &DaemonSet,
+    selector: &LabelSelector,
+    pods: &[Arc<Pod>],
+    check: &mut AdoptCheck<'_>,
+) -> Result<(String, Vec<ControllerRevision>), Error> {
+    let ns = ds.metadata.namespace.clone().unwrap_or_default();
+    let api = ctx.rev_api(&ns);
+    let mut revisions = claim_revisions(ctx, ds, selector, check).await?;
+    // R84.
+    for rev in revisions.iter_mut() {
+        if history::revision_hash(rev).is_none() {
+            let name = rev.metadata.name.clone().unwrap_or_default();
+            let patch = serde_json::json!({
+                "metadata": { "labels": { super::CONTROLLER_REVISION_HASH_LABEL: name } }
+            });
+            *rev = api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+        }
+    }
+    let patch = history::revision_patch(ds)?;
+    let classified = history::classify(&patch, revisions);
+    let old = classified.old;
+    let next = history::max_revision(&old) + 1;
+    let current = match history::dedup_current(classified.current) {
+        None => snapshot(ctx, ds, &patch, next).await?,
+        Some((keep, dups)) => {
+            let keep_hash = history::revision_hash(&keep).unwrap_or("").to_owned();
+            if !dups.is_empty() {
+                // R89: relabel every claimed pod to the kept hash, then drop the duplicates.
+                let pod_api = ctx.pod_api(&ns);
+                for pod in pods {
+                    if super::pods::pod_hash(pod) == Some(keep_hash.as_str()) {
+                        continue;
+                    }
+                    let name = pod.metadata.name.clone().unwrap_or_default();
+                    let patch = serde_json::json!({
+                        "metadata": { "labels": { super::CONTROLLER_REVISION_HASH_LABEL: keep_hash } }
+                    });
+                    match pod_api
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(e) if is_not_found(&e) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                for dup in dups {
+                    let name = dup.metadata.name.clone().unwrap_or_default();
+                    match api.delete(&name, &DeleteParams::default()).await {
+                        Ok(_) => {}
+                        Err(e) if is_not_found(&e) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            // R88.
+            if let Some(n) = history::renumber_to(&keep, &old) {
+                let name = keep.metadata.name.clone().unwrap_or_default();
+                api.patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(serde_json::json!({ "revision": n })),
+                )
+                .await?
+            } else {
+                keep
+            }
+        }
+    };
+    // R90: the label of the current revision is the hash, whatever it was computed from.
+    let hash = history::revision_hash(&current)
+        .map(str::to_owned)
+        .or(current.metadata.name.clone())
+        .unwrap_or_default();
+    Ok((hash, old))
+}
+
+/// Creates the current revision (R86), handling name collisions (R91).
+async fn snapshot(
+    ctx: &Ctx,
+    ds: &DaemonSet,
+    patch: &str,
+    revision: i64,
+) -> Result<ControllerRevision, Error> {
+    let ns = ds.metadata.namespace.clone().unwrap_or_default();
+    let collision_count = ds.status.as_ref().and_then(|s| s.collision_count);
+    let hash = history::compute_hash(patch, collision_count);
+    let rev = history::new_revision(ds, patch, &hash, revision)?;
+    let name = rev.metadata.name.clone().unwrap_or_default();
+    let api = ctx.rev_api(&ns);
+    match api.create(&PostParams::default(), &rev).await {
+        Ok(created) => Ok(created),
+        Err(e) if is_already_exists(&e) => {
+            let existing = api.get(&name).await?;
+            if history::matches(patch, &existing) {
+                return Ok(existing);
+            }
+            let ds_name = ds.metadata.name.clone().unwrap_or_default();
+            let ds_api = ctx.ds_api(&ns);
+            let mut fresh = ds_api.get(&ds_name).await?;
+            let fresh_count = fresh.status.as_ref().and_then(|s| s.collision_count);
+            if fresh_count != collision_count {
+                return Err(Error::HashCollision(format!(
+                    "found a stale collision count ({collision_count:?}, expected {fresh_count:?}) of DaemonSet {ds_name:?} while processing; will retry until it is updated"
+                )));
+            }
+            let bumped = fresh_count.unwrap_or(0) + 1;
+            fresh
+                .status
+                .get_or_insert_with(Default::default)
+                .collision_count = Some(bumped);
+            ds_api
+                .replace_status(&ds_name, &PostParams::default(), &fresh)
+                .await?;
+            Err(Error::HashCollision(format!(
+                "found a hash collision for DaemonSet {ds_name:?} - bumping collisionCount to {bumped} to resolve it"
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Issues creates (slow-start batches, concurrent within a batch, R123-R125) and deletes.
+pub(crate) async fn sync_nodes(
+    ctx: &Ctx,
+    ds: &Arc<DaemonSet>,
+    key: &str,
+    pods_to_delete: &[String],
+    nodes_to_create: &[String],
+    hash: &str,
+) -> Result<(), Error> {
+    let ns = ds.metadata.namespace.clone().unwrap_or_default();
+    let burst = ctx.opts.burst_replicas.max(1);
+    let create_diff = nodes_to_create.len().min(burst);
+    let delete_diff = pods_to_delete.len().min(burst);
+    ctx.expectations.set(key, create_diff, delete_diff);
+    let api = ctx.pod_api(&ns);
+    let mut errors: Vec<Error> = Vec::new();
+
+    if create_diff > 0 {
+        let template = pod_template(ds, template_generation(ds), hash);
+        let owner = controller_ref(ds)?;
+        let mut pos = 0;
+        let mut batch = create_diff.min(1);
+        while pos < create_diff {
+            let failed_before = errors.len();
+            let results = join_all(nodes_to_create[pos..pos + batch].iter().map(|node| {
+                let pod = super::pods::new_pod(&template, &ns, &owner, node);
+                let api = api.clone();
+                async move { api.create(&PostParams::default(), &pod).await }
+            }))
+            .await;
+            for r in results {
+                match r {
+                    Ok(pod) => ctx.recorder.record(
+                        ds,
+                        NORMAL,
+                        "SuccessfulCreate",
+                        format!("Created pod: {}", pod.metadata.name.unwrap_or_default()),
+                    ),
+                    Err(e) => {
+                        // The pod will never be observed: lower the expectation now.
+                        ctx.expectations.creation_observed(key);
+                        if is_namespace_terminating(&e) {
+                            continue;
+                        }
+                        ctx.recorder.record(
+                            ds,
+                            WARNING,
+                            "FailedCreate",
+                            format!("Error creating: {}", error_text(&e)),
+                        );
+                        errors.push(Error::Kube(e));
+                    }
+                }
+            }
+            let skipped = create_diff - (pos + batch);
+            if errors.len() > failed_before && skipped > 0 {
+                // R124: stop; the skipped creates are retried by a later sync.
+                ctx.expectations.lower(key, skipped, 0);
+                break;
+            }
+            pos += batch;
+            batch = (2 * batch).min(create_diff - pos);
+        }
+    }
+
+    if delete_diff > 0 {
+        let results = join_all(pods_to_delete[..delete_diff].iter().map(|name| {
+            let api = api.clone();
+            async move { (name, api.delete(name, &DeleteParams::default()).await) }
+        }))
+        .await;
+        for (name, r) in results {
+            match r {
+                Ok(_) => ctx.recorder.record(
+                    ds,
+                    NORMAL,
+                    "SuccessfulDelete",
+                    format!("Deleted pod: {name}"),
+                ),
+                Err(e) => {
+                    ctx.expectations.deletion_observed(key);
+                    if is_not_found(&e) {
+                        continue;
+                    }
+                    ctx.recorder.record(
+                        ds,
+                        WARNING,
+                        "FailedDelete",
+                        format!("Error deleting: {}", error_text(&e)),
+                    );
+                    errors.push(Error::Kube(e));
+                }
+            }
+        }
+    }
+    Error::aggregate(errors)
+}
+
+/// Computes and writes status (R41-R50).
+async fn update_status(
+    ctx: &Ctx,
+    ds: &DaemonSet,
+    key: &str,
+    selector: &LabelSelector,
+    nodes: &[(String, Placement)],
+    hash: &str,
+    update_observed_generation: bool,
+) -> Result<(), Error> {
+    let pods = owned_pods(ctx, ds, selector);
+    let node_pods = nodes_to_daemon_pods(pods.iter().map(|p| p.as_ref()), false);
+    let min_ready = ds
+        .spec
+        .as_ref()
+        .and_then(|s| s.min_ready_seconds)
+        .unwrap_or(0);
+    let counts = status::compute(
+        nodes,
+        &node_pods,
+        hash,
+        template_generation(ds),
+        min_ready,
+        Timestamp::now(),
+    );
+    if status::needs_write(ds, &counts) {
+        let ns = ds.metadata.namespace.clone().unwrap_or_default();
+        let name = ds.metadata.name.clone().unwrap_or_default();
+        let api = ctx.ds_api(&ns);
+        let observed = update_observed_generation
+            .then_some(ds.metadata.generation)
+            .flatten();
+        let mut to_update = ds.clone();
+        let mut attempt = 0;
+        loop {
+            to_update.status = Some(status::with_counts(
+                to_update.status.as_ref(),
+                &counts,
+                observed,
+            ));
+            match api
+                .replace_status(&name, &PostParams::default(), &to_update)
+                .await
+            {
+                Ok(_) => break,
+                // R48: re-read and retry exactly once.
+                Err(e) if attempt == 0 => {
+                    tracing::debug!(ds = %key, error = %e, "status write failed, retrying");
+                    attempt += 1;
+                    to_update = api.get(&name).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    if let Some(delay) = status::requeue_after(min_ready, &counts) {
+        ctx.queue.add_after(key, delay);
+    }
+    Ok(())
+}
+
+/// Per-node pass, rolling update and history cleanup (R32).
+#[allow(clippy::too_many_arguments)]
+async fn update_daemonset(
+    ctx: &Ctx,
+    ds: &Arc<DaemonSet>,
+    key: &str,
+    selector: &LabelSelector,
+    nodes: &[(String, Placement)],
+    pods: &[Arc<Pod>],
+    hash: &str,
+    old: &[ControllerRevision],
+) -> Result<(), Error> {
+    let node_pods = nodes_to_daemon_pods(pods.iter().map(|p| p.as_ref()), false);
+    let plan = plan_manage(
+        ds,
+        nodes,
+        &node_pods,
+        hash,
+        &ctx.backoff,
+        Instant::now(),
+        Timestamp::now(),
+    );
+    for ev in plan.events {
+        ctx.recorder.record(ds, ev.type_, ev.reason, ev.message);
+    }
+    if let Some(delay) = plan.requeue_after {
+        ctx.queue.add_after(key, delay);
+    }
+    tracing::debug!(
+        ds = %key,
+        create = plan.nodes_to_create.len(),
+        delete = plan.pods_to_delete.len(),
+        "manage"
+    );
+    sync_nodes(
+        ctx,
+        ds,
+        key,
+        &plan.pods_to_delete,
+        &plan.nodes_to_create,
+        hash,
+    )
+    .await?;
+
+    if ctx.expectations.satisfied(key) && is_rolling_update(ds) {
+        let fresh = owned_pods(ctx, ds, selector);
+        let node_pods = nodes_to_daemon_pods(fresh.iter().map(|p| p.as_ref()), false);
+        let plan = plan_rolling_update(
+            ds,
+            nodes,
+            &node_pods,
+            hash,
+            template_generation(ds),
+            Timestamp::now(),
+        )?;
+        if !plan.pods_to_delete.is_empty() || !plan.nodes_to_create.is_empty() {
+            tracing::debug!(
+                ds = %key,
+                create = plan.nodes_to_create.len(),
+                delete = plan.pods_to_delete.len(),
+                "rolling update"
+            );
+            sync_nodes(
+                ctx,
+                ds,
+                key,
+                &plan.pods_to_delete,
+                &plan.nodes_to_create,
+                hash,
+            )
+            .await?;
+        }
+    }
+
+    // R93.
+    let limit = ds
+        .spec
+        .as_ref()
+        .and_then(|s| s.revision_history_limit)
+        .unwrap_or(10);
+    let all = owned_pods(ctx, ds, selector);
+    let with_terminal = nodes_to_daemon_pods(all.iter().map(|p| p.as_ref()), true);
+    let live = live_hashes(with_terminal.values().flatten().copied());
+    let ns = ds.metadata.namespace.clone().unwrap_or_default();
+    let api = ctx.rev_api(&ns);
+    for rev in history::revisions_to_clean_up(old, limit, &live) {
+        let name = rev.metadata.name.clone().unwrap_or_default();
+        match api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// One sync of the DaemonSet `key` (`namespace/name`), upstream's `syncDaemonSet`.
+pub(crate) async fn sync_daemonset(ctx: &Ctx, key: &str) -> Result<(), Error> {
+    let (ns, name) = key.split_once('/').unwrap_or(("", key));
+    // R27.
+    let Some(ds) = ctx.dss.get(ns, name) else {
+        ctx.expectations.delete(key);
+        return Ok(());
+    };
+    let Some(spec) = ds.spec.as_ref() else {
+        return Ok(());
+    };
+    // R28.
+    if selects_everything(&ds) {
+        ctx.recorder.record(
+            &ds,
+            WARNING,
+            "SelectingAll",
+            "This daemon set is selecting all pods. A non-empty selector is required.".to_owned(),
+        );
+        return Ok(());
+    }
+    // R29.
+    if ds.metadata.deletion_timestamp.is_some() {
+        return Ok(());
+    }
+    let selector = pernode_core::labels::from_k8s(&spec.selector)
+        .map_err(|e| Error::InvalidSelector(e.to_string()))?;
+    debug_assert_eq!(object_key(&ds.metadata), key);
+
+    let mut nodes: Vec<_> = ctx.nodes.list();
+    nodes.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let checker = super::placement::PlacementChecker::new(&ds);
+    let placements: Vec<(String, Placement)> = nodes
+        .iter()
+        .map(|n| {
+            (
+                n.metadata.name.clone().unwrap_or_default(),
+                checker.check(n),
+            )
+        })
+        .collect();
+
+    let mut check = AdoptCheck {
+        ctx,
+        ds: &ds,
+        result: None,
+    };
+    let pods = claim_pods(ctx, &ds, &selector, &mut check).await?;
+    // R30.
+    let (hash, old) = construct_history(ctx, &ds, &selector, &pods, &mut check).await?;
+    // R31.
+    if !ctx.expectations.satisfied(key) {
+        return update_status(ctx, &ds, key, &selector, &placements, &hash, false).await;
+    }
+    // R32: a sync error takes precedence over a status error.
+    let result = update_daemonset(ctx, &ds, key, &selector, &placements, &pods, &hash, &old).await;
+    let status_result = update_status(ctx, &ds, key, &selector, &placements, &hash, true).await;
+    result.and(status_result)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,927 @@
+//! Wiring of the DaemonSet controller (R119, R122-R127, R163-R168): watches on DaemonSets,
+//! Pods, Nodes and ControllerRevisions feeding local caches, event handlers that lower
+//! expectations and enqueue DaemonSets, a work queue with per-key exponential backoff in which
+//! no key is handled by two workers at once, an event recorder, and the workers running
+//! [`super::sync::sync_daemonset`].
+//!
+//! The caches are our own (not `kube::runtime::reflector`) because the handlers need the old
+//! and new object of every change (R165, R167, R168) and relists must turn into deletes.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::core::v1::{Event, EventSource, Node, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, watcher};
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::{Notify, mpsc};
+
+use super::backoff::Backoff;
+use super::expectations::Expectations;
+use super::placement::PlacementChecker;
+use super::sync::controller_of;
+use super::{EVENT_SOURCE_COMPONENT, Error};
+
+/// How the controller runs.
+#[derive(Debug, Clone)]
+pub struct DaemonSetControllerOptions {
+    /// Concurrent syncs (of different DaemonSets). Upstream runs 2.
+    pub workers: usize,
+    /// Most creates and most deletes per sync (R123, upstream's burstReplicas).
+    pub burst_replicas: usize,
+    /// Watch one namespace only; `None` watches all.
+    pub namespace: Option<String>,
+}
+
+impl Default for DaemonSetControllerOptions {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            burst_replicas: 250,
+            namespace: None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Caches
+
+/// `namespace/name` (or `name` for cluster-scoped objects), upstream's `KeyFunc`.
+pub fn object_key(meta: &ObjectMeta) -> String {
+    match meta.namespace.as_deref() {
+        Some(ns) if !ns.is_empty() => format!("{ns}/{}", meta.name.as_deref().unwrap_or("")),
+        _ => meta.name.clone().unwrap_or_default(),
+    }
+}
+
+/// A change seen by a watch.
+#[derive(Debug)]
+pub(crate) enum Change<K> {
+    Added(Arc<K>),
+    Updated(Arc<K>, Arc<K>),
+    Deleted(Arc<K>),
+}
+
+/// Objects of one kind by namespace then name (cluster-scoped objects use namespace "").
+pub(crate) struct Cache<K> {
+    by_ns: RwLock<HashMap<String, HashMap<String, Arc<K>>>>,
+}
+
+impl<K: Resource> Cache<K> {
+    fn new() -> Self {
+        Self {
+            by_ns: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, HashMap<String, Arc<K>>>> {
+        // Plain maps stay consistent even if a holder panicked: recover the guard.
+        self.by_ns.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, HashMap<String, Arc<K>>>> {
+        self.by_ns.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn ns_name(obj: &K) -> (String, String) {
+        let meta = obj.meta();
+        (
+            meta.namespace.clone().unwrap_or_default(),
+            meta.name.clone().unwrap_or_default(),
+        )
+    }
+
+    pub(crate) fn get(&self, ns: &str, name: &str) -> Option<Arc<K>> {
+        self.read().get(ns)?.get(name).cloned()
+    }
+
+    /// Every object of a namespace.
+    pub(crate) fn list_ns(&self, ns: &str) -> Vec<Arc<K>> {
+        self.read()
+            .get(ns)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every object.
+    pub(crate) fn list(&self) -> Vec<Arc<K>> {
+        self.read()
+            .values()
+            .flat_map(|m| m.values().cloned())
+            .collect()
+    }
+
+    fn apply(&self, obj: K) -> Change<K> {
+        let (ns, name) = Self::ns_name(&obj);
+        let new = Arc::new(obj);
+        let old = self
+            .write()
+            .entry(ns)
+            .or_default()
+            .insert(name, new.clone());
+        match old {
+            Some(old) => Change::Updated(old, new),
+            None => Change::Added(new),
+        }
+    }
+
+    fn delete(&self, obj: K) -> Change<K> {
+        let (ns, name) = Self::ns_name(&obj);
+        let removed = self.write().get_mut(&ns).and_then(|m| m.remove(&name));
+        // The last known state is what handlers need (owner references of a vanished pod).
+        Change::Deleted(removed.unwrap_or_else(|| Arc::new(obj)))
+    }
+
+    /// Replaces the content after a (re)list; objects gone from the list become deletes.
+    fn replace(&self, objs: Vec<K>) -> Vec<Change<K>> {
+        let mut seen: HashSet<(String, String)> = HashSet::new();
+        let mut changes = Vec::new();
+        for obj in objs {
+            seen.insert(Self::ns_name(&obj));
+            changes.push(self.apply(obj));
+        }
+        let mut gone = Vec::new();
+        {
+            let mut map = self.write();
+            for (ns, objs) in map.iter_mut() {
+                objs.retain(|name, obj| {
+                    let keep = seen.contains(&(ns.clone(), name.clone()));
+                    if !keep {
+                        gone.push(obj.clone());
+                    }
+                    keep
+                });
+            }
+        }
+        changes.extend(gone.into_iter().map(Change::Deleted));
+        changes
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Work queue
+
+struct QueueState {
+    queue: VecDeque<String>,
+    dirty: HashSet<String>,
+    processing: HashSet<String>,
+    failures: HashMap<String, u32>,
+    tokens: f64,
+    last_refill: Instant,
+}
+
+/// A work queue of DaemonSet keys with upstream's semantics: a key waiting is queued once; a
+/// key being processed is not handed to another worker, and is requeued when it was added
+/// meanwhile (R127).
+pub struct WorkQueue {
+    state: Mutex<QueueState>,
+    notify: Notify,
+}
+
+/// Base and cap of the per-key exponential backoff (R127).
+const QUEUE_BASE_DELAY: Duration = Duration::from_millis(5);
+const QUEUE_MAX_DELAY: Duration = Duration::from_secs(1000);
+/// The global token bucket of rate-limited requeues (10 per second, burst 100).
+const BUCKET_QPS: f64 = 10.0;
+const BUCKET_BURST: f64 = 100.0;
+
+impl Default for WorkQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WorkQueue {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self {
+            state: Mutex::new(QueueState {
+                queue: VecDeque::new(),
+                dirty: HashSet::new(),
+                processing: HashSet::new(),
+                failures: HashMap::new(),
+                tokens: BUCKET_BURST,
+                last_refill: Instant::now(),
+            }),
+            notify: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a key now.
+    pub fn add(&self, key: &str) {
+        let mut s = self.lock();
+        if !s.dirty.insert(key.to_owned()) {
+            return;
+        }
+        if s.processing.contains(key) {
+            // Requeued by `done`.
+            return;
+        }
+        s.queue.push_back(key.to_owned());
+        drop(s);
+        self.notify.notify_one();
+    }
+
+    /// Queues a key after a delay.
+    pub fn add_after(self: &Arc<Self>, key: &str, delay: Duration) {
+        if delay.is_zero() {
+            self.add(key);
+            return;
+        }
+        let q = self.clone();
+        let key = key.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            q.add(&key);
+        });
+    }
+
+    /// The delay of a rate-limited requeue: the larger of the key's exponential backoff and
+    /// the global bucket's wait.
+    fn rate_limit_delay(&self, key: &str) -> Duration {
+        let mut s = self.lock();
+        let n = {
+            let f = s.failures.entry(key.to_owned()).or_insert(0);
+            let n = *f;
+            *f = f.saturating_add(1);
+            n
+        };
+        let per_item = QUEUE_BASE_DELAY
+            .checked_mul(1u32.checked_shl(n.min(31)).unwrap_or(u32::MAX))
+            .unwrap_or(QUEUE_MAX_DELAY)
+            .min(QUEUE_MAX_DELAY);
+        let now = Instant::now();
+        let elapsed = now.duration_since(s.last_refill).as_secs_f64();
+        s.tokens = (s.tokens + elapsed * BUCKET_QPS).min(BUCKET_BURST);
+        s.last_refill = now;
+        let bucket = if s.tokens >= 1.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((1.0 - s.tokens) / BUCKET_QPS)
+        };
+        s.tokens -= 1.0;
+        per_item.max(bucket)
+    }
+
+    /// Queues a key after its backoff (after a failed sync).
+    pub fn add_rate_limited(self: &Arc<Self>, key: &str) {
+        let delay = self.rate_limit_delay(key);
+        self.add_after(key, delay);
+    }
+
+    /// Clears a key's backoff (after a successful sync).
+    pub fn forget(&self, key: &str) {
+        self.lock().failures.remove(key);
+    }
+
+    /// Waits for the next key; the caller must call [`Self::done`] with it.
+    pub async fn get(&self) -> String {
+        loop {
+            {
+                let mut s = self.lock();
+                if let Some(key) = s.queue.pop_front() {
+                    s.dirty.remove(&key);
+                    s.processing.insert(key.clone());
+                    // More work may be waiting for another worker.
+                    if !s.queue.is_empty() {
+                        self.notify.notify_one();
+                    }
+                    return key;
+                }
+            }
+            self.notify.notified().await;
+        }
+    }
+
+    /// Marks a key processed; it is queued again if it was added meanwhile.
+    pub fn done(&self, key: &str) {
+        let mut s = self.lock();
+        s.processing.remove(key);
+        if s.dirty.contains(key) {
+            s.queue.push_back(key.to_owned());
+            drop(s);
+            self.notify.notify_one();
+        }
+    }
+
+    /// Keys waiting (not being processed), for tests.
+    pub fn len(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    /// Whether no key is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Events
+
+struct EventRequest {
+    ds: Arc<DaemonSet>,
+    type_: &'static str,
+    reason: &'static str,
+    message: String,
+}
+
+/// Records core/v1 Events on DaemonSets (R52), shaped as client-go's recorder does it so
+/// `kubectl describe ds` shows them: deduplicated (count, lastTimestamp), aggregated beyond
+/// 10 distinct messages of one reason in 10 minutes, spam-limited per object (burst 25, then
+/// one per 5 minutes). Writes happen on a background task so syncs never wait for them.
+#[derive(Clone)]
+pub struct EventRecorder {
+    tx: mpsc::UnboundedSender<EventRequest>,
+}
+
+impl EventRecorder {
+    fn start(client: Client) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(event_writer(client, rx));
+        Self { tx }
+    }
+
+    /// Records an event on a DaemonSet.
+    pub(crate) fn record(
+        &self,
+        ds: &Arc<DaemonSet>,
+        type_: &'static str,
+        reason: &'static str,
+        message: String,
+    ) {
+        tracing::debug!(ds = %object_key(&ds.metadata), reason, %message, "event");
+        // The receiver lives as long as the runtime; a closed channel only loses an event.
+        let _ = self.tx.send(EventRequest {
+            ds: ds.clone(),
+            type_,
+            reason,
+            message,
+        });
+    }
+}
+
+const SPAM_BURST: f64 = 25.0;
+const SPAM_REFILL_PER_SEC: f64 = 1.0 / 300.0;
+const AGGREGATE_MAX_EVENTS: usize = 10;
+const AGGREGATE_WINDOW: Duration = Duration::from_secs(600);
+
+struct Spam {
+    tokens: f64,
+    last: Instant,
+}
+
+struct Aggregate {
+    messages: HashSet<String>,
+    since: Instant,
+}
+
+struct Seen {
+    namespace: String,
+    name: String,
+    count: i32,
+}
+
+async fn event_writer(client: Client, mut rx: mpsc::UnboundedReceiver<EventRequest>) {
+    let mut spam: HashMap<String, Spam> = HashMap::new();
+    let mut aggregates: HashMap<(String, &'static str, &'static str), Aggregate> = HashMap::new();
+    let mut seen: HashMap<(String, &'static str, &'static str, String), Seen> = HashMap::new();
+    while let Some(req) = rx.recv().await {
+        let meta = &req.ds.metadata;
+        let uid = meta.uid.clone().unwrap_or_default();
+        let now = Instant::now();
+        // Spam filter per object.
+        let bucket = spam.entry(uid.clone()).or_insert(Spam {
+            tokens: SPAM_BURST,
+            last: now,
+        });
+        bucket.tokens = (bucket.tokens
+            + now.duration_since(bucket.last).as_secs_f64() * SPAM_REFILL_PER_SEC)
+            .min(SPAM_BURST);
+        bucket.last = now;
+        if bucket.tokens < 1.0 {
+            continue;
+        }
+        bucket.tokens -= 1.0;
+        // Aggregation of similar events with different messages.
+        let agg = aggregates
+            .entry((uid.clone(), req.type_, req.reason))
+            .or_insert(Aggregate {
+                messages: HashSet::new(),
+                since: now,
+            });
+        if now.duration_since(agg.since) > AGGREGATE_WINDOW {
+            agg.messages.clear();
+            agg.since = now;
+        }
+        agg.messages.insert(req.message.clone());
+        let message = if agg.messages.len() > AGGREGATE_MAX_EVENTS {
+            "(combined from similar events): ".to_owned() + &req.message
+        } else {
+            req.message.clone()
+        };
+        let dedup_key = if agg.messages.len() > AGGREGATE_MAX_EVENTS {
+            (uid.clone(), req.type_, req.reason, String::new())
+        } else {
+            (uid.clone(), req.type_, req.reason, message.clone())
+        };
+        let ts = Time(Timestamp::now());
+        if let Some(s) = seen.get_mut(&dedup_key) {
+            s.count += 1;
+            let api: Api<Event> = Api::namespaced(client.clone(), &s.namespace);
+            let patch = serde_json::json!({
+                "count": s.count, "lastTimestamp": ts, "message": message,
+            });
+            if let Err(e) = api
+                .patch(&s.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                tracing::debug!(error = %e, "could not update event");
+            }
+            continue;
+        }
+        let namespace = meta
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned());
+        let ds_name = meta.name.clone().unwrap_or_default();
+        let nanos = Timestamp::now().as_nanosecond();
+        let event = Event {
+            metadata: ObjectMeta {
+                name: Some(format!("{ds_name}.{nanos:x}")),
+                namespace: Some(namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some("apps/v1".to_owned()),
+                kind: Some("DaemonSet".to_owned()),
+                name: Some(ds_name),
+                namespace: Some(namespace.clone()),
+                uid: meta.uid.clone(),
+                resource_version: meta.resource_version.clone(),
+                ..ObjectReference::default()
+            },
+            reason: Some(req.reason.to_owned()),
+            message: Some(message),
+            type_: Some(req.type_.to_owned()),
+            first_timestamp: Some(ts.clone()),
+            last_timestamp: Some(ts),
+            count: Some(1),
+            source: Some(EventSource {
+                component: Some(EVENT_SOURCE_COMPONENT.to_owned()),
+                host: None,
+            }),
+            reporting_component: Some(EVENT_SOURCE_COMPONENT.to_owned()),
+            reporting_instance: Some(String::new()),
+            ..Event::default()
+        };
+        let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
+        match api.create(&PostParams::default(), &event).await {
+            Ok(created) => {
+                seen.insert(
+                    dedup_key,
+                    Seen {
+                        namespace,
+                        name: created.metadata.name.unwrap_or_default(),
+                        count: 1,
+                    },
+                );
+            }
+            Err(e) => tracing::debug!(error = %e, "could not record event"),
+        }
+        // Keep the maps bounded: forget what is older than the aggregation window.
+        if aggregates.len() > 10_000 {
+            aggregates.retain(|_, a| now.duration_since(a.since) <= AGGREGATE_WINDOW);
+        }
+        if seen.len() > 10_000 {
+            seen.clear();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The controller
+
+/// Shared state of the controller: caches, expectations, backoff, queue, recorder.
+pub(crate) struct Ctx {
+    pub(crate) client: Client,
+    pub(crate) opts: DaemonSetControllerOptions,
+    pub(crate) dss: Cache<DaemonSet>,
+    pub(crate) pods: Cache<Pod>,
+    pub(crate) revisions: Cache<ControllerRevision>,
+    pub(crate) nodes: Cache<Node>,
+    pub(crate) expectations: Expectations,
+    pub(crate) backoff: Backoff,
+    pub(crate) queue: Arc<WorkQueue>,
+    pub(crate) recorder: EventRecorder,
+}
+
+impl Ctx {
+    pub(crate) fn ds_api(&self, ns: &str) -> Api<DaemonSet> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    pub(crate) fn pod_api(&self, ns: &str) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    pub(crate) fn rev_api(&self, ns: &str) -> Api<ControllerRevision> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    fn enqueue(&self, ds: &DaemonSet) {
+        self.queue.add(&object_key(&ds.metadata));
+    }
+
+    /// The DaemonSet a controller reference points to, if it is one we know with that UID.
+    fn resolve_controller_ref(&self, ns: &str, meta: &ObjectMeta) -> Option<Arc<DaemonSet>> {
+        let r = controller_of(meta)?;
+        if r.kind != "DaemonSet" {
+            return None;
+        }
+        let ds = self.dss.get(ns, &r.name)?;
+        (ds.metadata.uid.as_deref() == Some(r.uid.as_str())).then_some(ds)
+    }
+
+    /// DaemonSets of the namespace whose selector matches the labels (orphan handling).
+    fn daemonsets_selecting(&self, ns: &str, meta: &ObjectMeta) -> Vec<Arc<DaemonSet>> {
+        let empty = Default::default();
+        let labels = meta.labels.as_ref().unwrap_or(&empty);
+        self.dss
+            .list_ns(ns)
+            .into_iter()
+            .filter(|ds| {
+                let Some(spec) = ds.spec.as_ref() else {
+                    return false;
+                };
+                match pernode_core::labels::from_k8s(&spec.selector) {
+                    // An empty selector matches nothing here (it is refused by sync, R28).
+                    Ok(sel) => !sel.is_empty() && sel.matches(labels),
+                    Err(_) => false,
+                }
+            })
+            .collect()
+    }
+
+    // R163.
+    fn on_daemonset(&self, change: Change<DaemonSet>) {
+        match change {
+            Change::Added(ds) => self.enqueue(&ds),
+            Change::Updated(old, cur) => {
+                if old.metadata.uid != cur.metadata.uid {
+                    // R113: a new object under the same name starts clean.
+                    self.expectations.delete(&object_key(&old.metadata));
+                }
+                self.enqueue(&cur);
+            }
+            Change::Deleted(ds) => {
+                self.expectations.delete(&object_key(&ds.metadata));
+                self.enqueue(&ds);
+            }
+        }
+    }
+
+    // R164-R166.
+    fn on_pod(&self, change: Change<Pod>) {
+        match change {
+            Change::Added(pod) => {
+                if pod.metadata.deletion_timestamp.is_some() {
+                    return self.pod_deleted(&pod);
+                }
+                let ns = pod.metadata.namespace.clone().unwrap_or_default();
+                if controller_of(&pod.metadata).is_some() {
+                    if let Some(ds) = self.resolve_controller_ref(&ns, &pod.metadata) {
+                        self.expectations
+                            .creation_observed(&object_key(&ds.metadata));
+                        self.enqueue(&ds);
+                    }
+                    return;
+                }
+                for ds in self.daemonsets_selecting(&ns, &pod.metadata) {
+                    self.enqueue(&ds);
+                }
+            }
+            Change::Updated(old, cur) => {
+                if old.metadata.resource_version == cur.metadata.resource_version {
+                    return;
+                }
+                if cur.metadata.deletion_timestamp.is_some() {
+                    return self.pod_deleted(&cur);
+                }
+                let ns = cur.metadata.namespace.clone().unwrap_or_default();
+                let cur_ref = controller_of(&cur.metadata);
+                let old_ref = controller_of(&old.metadata);
+                let ref_changed = cur_ref != old_ref;
+                if ref_changed
+                    && old_ref.is_some()
+                    && let Some(ds) = self.resolve_controller_ref(&ns, &old.metadata)
+                {
+                    self.enqueue(&ds);
+                }
+                if cur_ref.is_some() {
+                    let Some(ds) = self.resolve_controller_ref(&ns, &cur.metadata) else {
+                        return;
+                    };
+                    self.enqueue(&ds);
+                    let min_ready = ds
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.min_ready_seconds)
+                        .unwrap_or(0);
+                    let became_ready = !pernode_core::pod::is_pod_ready(&old)
+                        && pernode_core::pod::is_pod_ready(&cur);
+                    if became_ready && min_ready > 0 {
+                        self.queue.add_after(
+                            &object_key(&ds.metadata),
+                            Duration::from_secs(min_ready as u64 + 1),
+                        );
+                    }
+                    return;
+                }
+                let labels_changed = old.metadata.labels != cur.metadata.labels;
+                if labels_changed || ref_changed {
+                    for ds in self.daemonsets_selecting(&ns, &cur.metadata) {
+                        self.enqueue(&ds);
+                    }
+                }
+            }
+            Change::Deleted(pod) => self.pod_deleted(&pod),
+        }
+    }
+
+    fn pod_deleted(&self, pod: &Pod) {
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        if let Some(ds) = self.resolve_controller_ref(&ns, &pod.metadata) {
+            self.expectations
+                .deletion_observed(&object_key(&ds.metadata));
+            self.enqueue(&ds);
+        }
+    }
+
+    // R167.
+    fn on_revision(&self, change: Change<ControllerRevision>) {
+        let (old, cur) = match change {
+            Change::Added(r) | Change::Deleted(r) => (None, r),
+            Change::Updated(old, cur) => {
+                if old.metadata.resource_version == cur.metadata.resource_version {
+                    return;
+                }
+                (Some(old), cur)
+            }
+        };
+        let ns = cur.metadata.namespace.clone().unwrap_or_default();
+        if let Some(old) = &old
+            && controller_of(&old.metadata) != controller_of(&cur.metadata)
+            && let Some(ds) = self.resolve_controller_ref(&ns, &old.metadata)
+        {
+            self.enqueue(&ds);
+        }
+        if controller_of(&cur.metadata).is_some() {
+            if let Some(ds) = self.resolve_controller_ref(&ns, &cur.metadata) {
+                self.enqueue(&ds);
+            }
+            return;
+        }
+        let changed = old.as_ref().is_none_or(|o| {
+            o.metadata.labels != cur.metadata.labels
+                || controller_of(&o.metadata) != controller_of(&cur.metadata)
+        });
+        if changed {
+            for ds in self.daemonsets_selecting(&ns, &cur.metadata) {
+                self.enqueue(&ds);
+            }
+        }
+    }
+
+    // R157, R168.
+    fn on_node(&self, change: Change<Node>) {
+        match change {
+            Change::Added(node) => {
+                for ds in self.dss.list() {
+                    if PlacementChecker::new(&ds).check(&node).should_run {
+                        self.enqueue(&ds);
+                    }
+                }
+            }
+            Change::Updated(old, cur) => {
+                let labels = |n: &Node| n.metadata.labels.clone().unwrap_or_default();
+                let taints = |n: &Node| {
+                    n.spec
+                        .as_ref()
+                        .and_then(|s| s.taints.clone())
+                        .unwrap_or_default()
+                };
+                if labels(&old) == labels(&cur) && taints(&old) == taints(&cur) {
+                    return;
+                }
+                for ds in self.dss.list() {
+                    let checker = PlacementChecker::new(&ds);
+                    if checker.check(&old) != checker.check(&cur) {
+                        self.enqueue(&ds);
+                    }
+                }
+            }
+            // R156: pod GC removes the pods of a vanished node; their deletion resyncs.
+            Change::Deleted(_) => {}
+        }
+    }
+}
+
+/// Feeds one watch into a cache and a handler; marks `synced` after the first full list.
+async fn informer<K>(
+    api: Api<K>,
+    cache: impl Fn(&Ctx) -> &Cache<K> + Send + 'static,
+    handle: impl Fn(&Ctx, Change<K>) + Send + 'static,
+    ctx: Arc<Ctx>,
+    synced: Arc<(AtomicUsize, Notify)>,
+) where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default,
+{
+    let mut stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut buffer: Vec<K> = Vec::new();
+    let mut first = true;
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(watcher::Event::Init) => buffer.clear(),
+            Ok(watcher::Event::InitApply(obj)) => buffer.push(obj),
+            Ok(watcher::Event::InitDone) => {
+                for change in cache(&ctx).replace(std::mem::take(&mut buffer)) {
+                    handle(&ctx, change);
+                }
+                if first {
+                    first = false;
+                    synced.0.fetch_add(1, Ordering::SeqCst);
+                    synced.1.notify_waiters();
+                }
+            }
+            Ok(watcher::Event::Apply(obj)) => {
+                let change = cache(&ctx).apply(obj);
+                handle(&ctx, change);
+            }
+            Ok(watcher::Event::Delete(obj)) => {
+                let change = cache(&ctx).delete(obj);
+                handle(&ctx, change);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, kind = %K::kind(&Default::default()), "watch error")
+            }
+        }
+    }
+}
+
+fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the DaemonSet controller until its watches end (they retry forever, so normally until
+/// the task is dropped).
+pub async fn run(client: Client, opts: DaemonSetControllerOptions) -> Result<(), Error> {
+    let workers = opts.workers.max(1);
+    let ns = opts.namespace.clone();
+    let ctx = Arc::new(Ctx {
+        recorder: EventRecorder::start(client.clone()),
+        client: client.clone(),
+        opts,
+        dss: Cache::new(),
+        pods: Cache::new(),
+        revisions: Cache::new(),
+        nodes: Cache::new(),
+        expectations: Expectations::new(),
+        backoff: Backoff::default(),
+        queue: Arc::new(WorkQueue::new()),
+    });
+    let synced = Arc::new((AtomicUsize::new(0), Notify::new()));
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(informer(
+        api_for::<DaemonSet>(&client, ns.as_deref()),
+        |c: &Ctx| &c.dss,
+        Ctx::on_daemonset,
+        ctx.clone(),
+        synced.clone(),
+    ));
+    tasks.spawn(informer(
+        api_for::<Pod>(&client, ns.as_deref()),
+        |c: &Ctx| &c.pods,
+        Ctx::on_pod,
+        ctx.clone(),
+        synced.clone(),
+    ));
+    tasks.spawn(informer(
+        api_for::<ControllerRevision>(&client, ns.as_deref()),
+        |c: &Ctx| &c.revisions,
+        Ctx::on_revision,
+        ctx.clone(),
+        synced.clone(),
+    ));
+    tasks.spawn(informer(
+        Api::<Node>::all(client.clone()),
+        |c: &Ctx| &c.nodes,
+        Ctx::on_node,
+        ctx.clone(),
+        synced.clone(),
+    ));
+    // Wait for every cache before the first sync: acting on a partial pod list would create
+    // duplicates.
+    loop {
+        let notified = synced.1.notified();
+        if synced.0.load(Ordering::SeqCst) >= 4 {
+            break;
+        }
+        notified.await;
+    }
+    tracing::info!(workers, "daemonset controller caches synced");
+    {
+        let ctx = ctx.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                ctx.backoff.gc(Instant::now());
+            }
+        });
+    }
+    for _ in 0..workers {
+        let ctx = ctx.clone();
+        tasks.spawn(async move {
+            loop {
+                let key = ctx.queue.get().await;
+                let started = Instant::now();
+                match super::sync::sync_daemonset(&ctx, &key).await {
+                    Ok(()) => ctx.queue.forget(&key),
+                    Err(e) => {
+                        tracing::warn!(ds = %key, error = %e, "sync failed");
+                        ctx.queue.add_rate_limited(&key);
+                    }
+                }
+                tracing::trace!(ds = %key, elapsed = ?started.elapsed(), "synced");
+                ctx.queue.done(&key);
+            }
+        });
+    }
+    // Tasks loop forever; one ending means a bug or a panic: report it.
+    while let Some(res) = tasks.join_next().await {
+        if let Err(e) = res {
+            tracing::error!(error = %e, "daemonset controller task failed");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn r127_queue_dedups_and_never_hands_a_key_to_two_workers() {
+        let q = Arc::new(WorkQueue::new());
+        q.add("a");
+        q.add("a");
+        q.add("b");
+        assert_eq!(q.len(), 2);
+        let k = q.get().await;
+        assert_eq!(k, "a");
+        // Added while processing: not queued until done.
+        q.add("a");
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.get().await, "b");
+        assert!(q.is_empty());
+        q.done("a");
+        assert_eq!(q.get().await, "a");
+    }
+
+    #[tokio::test]
+    async fn r127_rate_limited_backoff_doubles_and_forget_resets() {
+        let q = WorkQueue::new();
+        assert_eq!(q.rate_limit_delay("a"), Duration::from_millis(5));
+        assert_eq!(q.rate_limit_delay("a"), Duration::from_millis(10));
+        assert_eq!(q.rate_limit_delay("a"), Duration::from_millis(20));
+        q.forget("a");
+        assert_eq!(q.rate_limit_delay("a"), Duration::from_millis(5));
+        for _ in 0..40 {
+            q.rate_limit_delay("b");
+        }
+        assert!(q.rate_limit_delay("b") >= QUEUE_MAX_DELAY);
+    }
+}
