@@ -1,0 +1,153 @@
+//! The scheduler with the simulator against pernode's own API server, in process.
+
+mod common;
+
+use common::{cluster, eventually, pinned_pod, start_simulator};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use pernode_agent::simulator;
+use pernode_controllers::scheduler::{self, SchedulerOptions};
+use serde_json::json;
+
+fn scheduled_condition(p: &Pod) -> Option<(String, Option<String>, Option<String>)> {
+    let c = p
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "PodScheduled")?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+#[tokio::test]
+async fn binds_fitting_pods_and_reports_the_others() {
+    let client = cluster().await;
+    simulator::create_nodes(client.clone(), 2, "node")
+        .await
+        .expect("nodes");
+    start_simulator(&client);
+    tokio::spawn(scheduler::run(client.clone(), SchedulerOptions::default()));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pp = PostParams::default();
+
+    // A daemon-like pod lands on its node and runs.
+    pods.create(&pp, &pinned_pod("fits", "node-1", "100m"))
+        .await
+        .expect("create");
+    let p = eventually("fits running", 10, || async {
+        pods.get("fits")
+            .await
+            .ok()
+            .filter(|p| pernode_core::pod::is_pod_ready(p))
+    })
+    .await;
+    assert_eq!(p.spec.and_then(|s| s.node_name).as_deref(), Some("node-1"));
+
+    // Too big for its node: Pending, PodScheduled=False, FailedScheduling event.
+    pods.create(&pp, &pinned_pod("huge", "node-2", "8"))
+        .await
+        .expect("create");
+    let (status, reason, message) = eventually("huge unschedulable", 10, || async {
+        scheduled_condition(&pods.get("huge").await.ok()?).filter(|c| c.0 == "False")
+    })
+    .await;
+    let want = "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) didn't match Pod's node affinity/selector.";
+    assert_eq!(
+        (status.as_str(), reason.as_deref(), message.as_deref()),
+        ("False", Some("Unschedulable"), Some(want))
+    );
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    eventually("FailedScheduling event", 10, || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        list.items
+            .iter()
+            .find(|e| {
+                e.reason.as_deref() == Some("FailedScheduling")
+                    && e.involved_object.name.as_deref() == Some("huge")
+                    && e.message.as_deref() == Some(want)
+            })
+            .map(|_| ())
+    })
+    .await;
+    let huge = pods.get("huge").await.expect("huge");
+    assert_eq!(huge.spec.and_then(|s| s.node_name), None);
+
+    // Another scheduler's pod is left alone.
+    let mut other = pinned_pod("other", "node-1", "10m");
+    if let Some(s) = other.spec.as_mut() {
+        s.scheduler_name = Some("someone-else".into());
+    }
+    pods.create(&pp, &other).await.expect("create");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let other = pods.get("other").await.expect("other");
+    assert_eq!(other.spec.and_then(|s| s.node_name), None);
+}
+
+#[tokio::test]
+async fn cordoned_nodes_take_only_pods_that_tolerate_it() {
+    let client = cluster().await;
+    simulator::create_nodes(client.clone(), 1, "node")
+        .await
+        .expect("nodes");
+    start_simulator(&client);
+    let nodes: Api<Node> = Api::all(client.clone());
+    nodes
+        .patch(
+            "node-1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"unschedulable": true}})),
+        )
+        .await
+        .expect("cordon");
+    tokio::spawn(scheduler::run(client.clone(), SchedulerOptions::default()));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pp = PostParams::default();
+    pods.create(&pp, &pinned_pod("plain", "node-1", "10m"))
+        .await
+        .expect("create");
+    let mut daemon = pinned_pod("daemon", "node-1", "10m");
+    if let Some(s) = daemon.spec.as_mut() {
+        s.tolerations = Some(vec![serde_json::from_value(json!({
+            "key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"
+        }))
+        .expect("toleration")]);
+    }
+    pods.create(&pp, &daemon).await.expect("create");
+    eventually("daemon bound", 10, || async {
+        pods.get("daemon")
+            .await
+            .ok()?
+            .spec?
+            .node_name
+            .filter(|n| n == "node-1")
+    })
+    .await;
+    let (_, _, message) = eventually("plain unschedulable", 10, || async {
+        scheduled_condition(&pods.get("plain").await.ok()?).filter(|c| c.0 == "False")
+    })
+    .await;
+    assert_eq!(
+        message.as_deref(),
+        Some("0/1 nodes are available: 1 node(s) were unschedulable.")
+    );
+
+    // Uncordoning lets it on.
+    nodes
+        .patch(
+            "node-1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"unschedulable": null}})),
+        )
+        .await
+        .expect("uncordon");
+    eventually("plain bound after uncordon", 10, || async {
+        pods.get("plain")
+            .await
+            .ok()?
+            .spec?
+            .node_name
+            .filter(|n| n == "node-1")
+    })
+    .await;
+}
