@@ -1,1 +1,47 @@
-fn main() {}
+//! `pernode`: the Kubernetes DaemonSet as a small control plane. A thin binary over the
+//! workspace crates; each subcommand lives in its own module.
+
+mod kubeconfig;
+mod up;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "pernode",
+    version,
+    about = "One daemon on every node that should run one: the Kubernetes DaemonSet, as a small fast control plane"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// API server, controllers and simulated nodes in one process; writes a kubeconfig.
+    Up(up::UpArgs),
+    /// The API server alone, on the embedded store.
+    Apiserver(up::ApiserverArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    // Quiet by default; RUST_LOG=pernode=debug (or info) for more.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Up(args) => up::up(args).await,
+            Command::Apiserver(args) => up::apiserver(args).await,
+        }
+    })
+}

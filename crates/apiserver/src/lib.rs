@@ -1,1 +1,244 @@
-//! placeholder
+//! pernode's Kubernetes API server: the HTTP surface kubectl, kube-rs and client-go talk to.
+//!
+//! A request flows: [`target`] (what the path names) → [`params`] (query, Accept) → [`handlers`]
+//! (the verb) → [`registry`] (per-kind strategy and typed admission) → the store. Lists and
+//! watches are answered from the store's in-memory state ([`filter`], [`watch`]); Tables come
+//! from pernode-printers; discovery and OpenAPI from pernode-resources.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let router = pernode_apiserver::in_memory_router().await?;
+//! // In-process client, no TCP: kube::Client::new(router, "default")
+//! # Ok(()) }
+//! ```
+
+pub mod codec;
+pub mod error;
+pub mod filter;
+pub mod handlers;
+pub mod params;
+pub mod registry;
+pub mod target;
+pub mod watch;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use pernode_store::{Store, StoreError};
+use serde_json::{Value, json};
+use tokio::sync::watch as signal;
+
+use crate::error::ApiError;
+
+/// Shared state of the API server.
+pub struct AppState {
+    pub store: Store,
+    /// Flips to true when the server shuts down, so open watch streams end.
+    pub shutdown: signal::Receiver<bool>,
+}
+
+/// A running API server's handle: its router and the switch that ends its watches.
+pub struct ApiServer {
+    state: Arc<AppState>,
+    shutdown: signal::Sender<bool>,
+}
+
+impl ApiServer {
+    /// Wraps a store, creating the system namespaces if they are missing.
+    pub async fn new(store: Store) -> Result<ApiServer, ApiError> {
+        let (shutdown, rx) = signal::channel(false);
+        let state = Arc::new(AppState {
+            store,
+            shutdown: rx,
+        });
+        bootstrap(&state.store).await?;
+        Ok(ApiServer { state, shutdown })
+    }
+
+    pub fn router(&self) -> Router {
+        router(self.state.clone())
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    /// Ends every open watch stream (so a graceful HTTP shutdown does not wait on them).
+    pub fn close_watches(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Serves HTTP on `listener` until `shutdown` resolves.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        use axum::serve::ListenerExt;
+        // Small request/response exchanges on keep-alive connections: Nagle would add 40 ms.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let closer = self.shutdown.clone();
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = closer.send(true);
+            })
+            .await
+    }
+}
+
+/// An API server over a fresh in-memory store, for tests and in-process clients:
+/// `kube::Client::new(router, "default")`.
+pub async fn in_memory_router() -> Result<Router, ApiError> {
+    let store = Store::in_memory(registry::indexer(), Default::default());
+    let server = ApiServer::new(store).await?;
+    // Dropping the server drops its shutdown switch; watches then end only when clients go.
+    Ok(server.router())
+}
+
+/// Opens (or creates) the embedded store in `data_dir`.
+pub fn open_store(data_dir: &std::path::Path) -> Result<Store, StoreError> {
+    Store::open(data_dir, registry::indexer(), Default::default())
+}
+
+/// The namespaces every cluster starts with.
+async fn bootstrap(store: &Store) -> Result<(), ApiError> {
+    for ns in handlers::SYSTEM_NAMESPACES {
+        let key = format!("namespaces/{ns}");
+        if store.get(&key).is_some() {
+            continue;
+        }
+        let obj = json!({
+            "kind": "Namespace",
+            "apiVersion": "v1",
+            "metadata": {
+                "name": ns,
+                "uid": uuid::Uuid::new_v4().to_string(),
+                "creationTimestamp": registry::now_rfc3339(),
+                "labels": {"kubernetes.io/metadata.name": ns},
+            },
+            "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": "Active"},
+        });
+        match store.create(&key, obj).await {
+            Ok(_) | Err(StoreError::AlreadyExists) => {}
+            Err(e) => return Err(ApiError::internal(e.to_string())),
+        }
+    }
+    Ok(())
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new().fallback(dispatch).with_state(state)
+}
+
+fn json_body(status: StatusCode, content_type: &'static str, body: impl Into<Body>) -> Response {
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn json_value(v: &Value) -> Response {
+    json_body(StatusCode::OK, "application/json", v.to_string())
+}
+
+async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_string();
+    let accept = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if parts.method == Method::GET
+        && let Some(response) = non_resource(&path, &accept)
+    {
+        return response;
+    }
+    let target = match target::parse(&path) {
+        Ok(Some(t)) => t,
+        Ok(None) => return ApiError::no_route().into_response(),
+        Err(e) => return e.into_response(),
+    };
+    // Read one byte past the limit so an oversized body is a 413, not a truncated parse.
+    let body = match axum::body::to_bytes(body, codec::MAX_BODY_BYTES + 1).await {
+        Ok(b) if b.len() > codec::MAX_BODY_BYTES => return ApiError::too_large().into_response(),
+        Ok(b) => b,
+        Err(_) => return ApiError::too_large().into_response(),
+    };
+    let req = handlers::Request {
+        method: parts.method.clone(),
+        target,
+        query: params::Query::parse(parts.uri.query()),
+        headers: parts.headers,
+        body,
+    };
+    match handlers::handle(state, req).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(method = %parts.method, %path, code = e.code, message = %e.message, "request failed");
+            e.into_response()
+        }
+    }
+}
+
+/// Discovery, version, health and OpenAPI: everything that is not a resource.
+fn non_resource(path: &str, accept: &str) -> Option<Response> {
+    let path = path.trim_end_matches('/');
+    let aggregated = pernode_resources::wants_aggregated(accept);
+    let response = match path {
+        "/healthz" | "/readyz" | "/livez" => {
+            json_body(StatusCode::OK, "text/plain; charset=utf-8", "ok")
+        }
+        "/version" => json_value(&pernode_resources::version_info()),
+        "/api" if aggregated => json_body(
+            StatusCode::OK,
+            pernode_resources::AGGREGATED_CONTENT_TYPE,
+            pernode_resources::aggregated_discovery_core().to_string(),
+        ),
+        "/api" => json_value(&pernode_resources::api_versions()),
+        "/apis" if aggregated => json_body(
+            StatusCode::OK,
+            pernode_resources::AGGREGATED_CONTENT_TYPE,
+            pernode_resources::aggregated_discovery_apis().to_string(),
+        ),
+        "/apis" => json_value(&pernode_resources::api_group_list()),
+        "/openapi/v3" => json_value(&pernode_resources::openapi_v3_index()),
+        "/openapi/v2" => return Some(ApiError::no_route().into_response()),
+        _ => {
+            if let Some(doc) = path.strip_prefix("/openapi/v3/") {
+                return Some(match pernode_resources::openapi_v3_document(doc) {
+                    Some(bytes) => json_body(StatusCode::OK, "application/json", bytes),
+                    None => ApiError::no_route().into_response(),
+                });
+            }
+            let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+            let list = match segments.as_slice() {
+                ["api", version] => pernode_resources::api_resource_list("", version),
+                ["apis", group, version] => pernode_resources::api_resource_list(group, version),
+                _ => return None,
+            };
+            match list {
+                Some(v) => json_value(&v),
+                None => ApiError::no_route().into_response(),
+            }
+        }
+    };
+    Some(response)
+}
+
+/// The address a `--listen` value names, with `:0` left for the OS to choose.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, std::net::AddrParseError> {
+    s.parse()
+}

@@ -1,0 +1,63 @@
+//! List and watch filtering: a label selector and a field selector evaluated against the
+//! attributes the store indexed at write time, so filtering never parses stored JSON.
+
+use pernode_core::fields::FieldSelector;
+use pernode_core::labels::LabelSelector;
+use pernode_store::Entry;
+
+use crate::error::ApiError;
+use crate::params::Query;
+use crate::registry::supported_fields;
+
+#[derive(Default)]
+pub struct Filter {
+    labels: Option<LabelSelector>,
+    fields: Option<FieldSelector>,
+}
+
+impl Filter {
+    /// From `labelSelector`/`fieldSelector`; a field the resource does not index is a 400, as
+    /// upstream (`field label not supported: x`).
+    pub fn from_query(plural: &str, query: &Query) -> Result<Filter, ApiError> {
+        let labels = query.label_selector()?;
+        let fields = query.field_selector()?;
+        if let Some(fields) = &fields {
+            let supported = supported_fields(plural);
+            for field in fields.requirements().iter().map(|r| r.field.as_str()) {
+                if !supported.contains(&field) {
+                    return Err(ApiError::bad_request(format!(
+                        "field label not supported: {field}"
+                    )));
+                }
+            }
+        }
+        Ok(Filter { labels, fields })
+    }
+
+    /// Adds `metadata.name=<name>` (a watch on a named object).
+    pub fn with_name(mut self, name: &str) -> Result<Filter, ApiError> {
+        let escaped = pernode_core::fields::escape_value(name);
+        let text = match self.fields.take() {
+            Some(existing) if !existing.is_empty() => format!("{existing},metadata.name={escaped}"),
+            _ => format!("metadata.name={escaped}"),
+        };
+        let selector = FieldSelector::parse(&text)
+            .map_err(|e| ApiError::bad_request(format!("invalid name: {e}")))?;
+        self.fields = Some(selector);
+        Ok(self)
+    }
+
+    pub fn matches(&self, entry: &Entry) -> bool {
+        if let Some(labels) = &self.labels
+            && !labels.matches(&entry.attrs.labels)
+        {
+            return false;
+        }
+        if let Some(fields) = &self.fields
+            && !fields.matches(|f| entry.attrs.fields.get(f).map(String::as_str))
+        {
+            return false;
+        }
+        true
+    }
+}

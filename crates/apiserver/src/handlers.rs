@@ -1,0 +1,1118 @@
+//! The verbs on resources: get, list, watch, create, update, patch, delete, deletecollection,
+//! and the pod subresources binding and eviction. Each handler reads from the store's cache,
+//! computes the new object, and writes with the version it read as precondition, retrying on
+//! conflict where the client did not ask for a specific version (as upstream's
+//! GuaranteedUpdate).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use bytes::Bytes;
+use pernode_patch::PatchType;
+use pernode_store::{Entry, StoreError};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::codec::{decode_object, encode_list, media_type, parse_json, parse_yaml};
+use crate::error::{ApiError, success_status};
+use crate::filter::Filter;
+use crate::params::{Query, wants_table};
+use crate::registry::{self, Operation, now_rfc3339};
+use crate::target::{Target, object_key};
+use crate::watch::{self, Rendering, WatchRequest};
+
+/// How many times a write retries after losing a race with another writer.
+const MAX_CONFLICT_RETRIES: usize = 8;
+
+/// Namespaces that exist from the start and may not be deleted.
+pub const SYSTEM_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+pub struct Request {
+    pub method: Method,
+    pub target: Target,
+    pub query: Query,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+pub async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiError> {
+    let has_name = req.target.name.is_some();
+    let sub = req.target.subresource.clone();
+    match (&req.method, has_name, sub.as_deref()) {
+        (&Method::GET, true, None | Some("status")) if req.query.watch() => watch_named(state, req),
+        (&Method::GET, true, None | Some("status")) => get(&state, &req),
+        (&Method::GET, false, None) if req.query.watch() => watch_collection(state, req),
+        (&Method::GET, false, None) => list(&state, &req),
+        (&Method::POST, false, None) => create(&state, &req).await,
+        (&Method::POST, true, Some("binding")) => bind(&state, &req).await,
+        (&Method::POST, true, Some("eviction")) => evict(&state, &req).await,
+        (&Method::PUT, true, None | Some("status")) => update(&state, &req).await,
+        (&Method::PATCH, true, None | Some("status")) => patch(&state, &req).await,
+        (&Method::DELETE, true, None) => delete(&state, &req).await,
+        (&Method::DELETE, false, None) => delete_collection(&state, &req).await,
+        _ => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({} {})",
+            req.method, req.target.info.plural
+        ))),
+    }
+}
+
+fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
+    for warning in warnings {
+        let text = format!("299 - {}", Value::String(warning.clone()));
+        if let Ok(v) = HeaderValue::from_str(&text) {
+            response.headers_mut().append("Warning", v);
+        }
+    }
+    response
+}
+
+fn accept(req: &Request) -> Option<&str> {
+    req.headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+}
+
+fn content_type(req: &Request) -> Option<&str> {
+    req.headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+}
+
+fn not_found(target: &Target) -> ApiError {
+    ApiError::not_found(
+        target.group(),
+        target.plural(),
+        target.name.as_deref().unwrap_or(""),
+    )
+}
+
+fn parse_entry(entry: &Entry) -> Result<Value, ApiError> {
+    serde_json::from_slice(&entry.json)
+        .map_err(|e| ApiError::internal(format!("stored object is not JSON: {e}")))
+}
+
+fn store_error(target: &Target, name: &str, e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::not_found(target.group(), target.plural(), name),
+        StoreError::AlreadyExists => {
+            ApiError::already_exists(target.group(), target.plural(), name)
+        }
+        StoreError::Conflict { .. } => ApiError::modified(target.group(), target.plural(), name),
+        StoreError::Expired { oldest } => ApiError::gone(format!(
+            "too old resource version (oldest available: {oldest})"
+        )),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+// ---- reads ----------------------------------------------------------------------------------
+
+fn get(state: &AppState, req: &Request) -> Result<Response, ApiError> {
+    let key = req.target.key().ok_or_else(ApiError::no_route)?;
+    let entry = state
+        .store
+        .get(&key)
+        .ok_or_else(|| not_found(&req.target))?;
+    if wants_table(accept(req)) {
+        let table = pernode_printers::table(
+            req.target.plural(),
+            &[&entry.json[..]],
+            req.query.include_object(),
+            k8s_openapi::jiff::Timestamp::now(),
+            &entry.rv.to_string(),
+            None,
+        )
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+        return Ok(json_response(StatusCode::OK, table));
+    }
+    Ok(json_response(StatusCode::OK, entry.json.clone()))
+}
+
+fn list(state: &AppState, req: &Request) -> Result<Response, ApiError> {
+    let filter = Filter::from_query(req.target.plural(), &req.query)?;
+    let (rv, mut items) = state
+        .store
+        .list(&req.target.prefix(), |e| filter.matches(e));
+    // Paging: the continue token is the key of the last item returned; the next page starts
+    // after it (served from the current state, like an inconsistent continue upstream).
+    if let Some(token) = req.query.get("continue").filter(|t| !t.is_empty()) {
+        let after = decode_continue(token)?;
+        items.retain(|e| &*e.key > after.as_str());
+    }
+    let mut continue_token = None;
+    if let Some(limit) = req.query.limit()
+        && items.len() > limit
+    {
+        items.truncate(limit);
+        continue_token = items.last().map(|e| encode_continue(&e.key));
+    }
+    let info = req.target.info;
+    if wants_table(accept(req)) {
+        let objects: Vec<&[u8]> = items.iter().map(|e| &e.json[..]).collect();
+        let table = pernode_printers::table(
+            info.plural,
+            &objects,
+            req.query.include_object(),
+            k8s_openapi::jiff::Timestamp::now(),
+            &rv.to_string(),
+            continue_token.as_deref(),
+        )
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+        return Ok(json_response(StatusCode::OK, table));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        encode_list(
+            info.kind,
+            info.api_version(),
+            rv,
+            continue_token.as_deref(),
+            &items,
+        ),
+    ))
+}
+
+fn encode_continue(key: &str) -> String {
+    key.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_continue(token: &str) -> Result<String, ApiError> {
+    let invalid = || {
+        ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion")
+    };
+    if !token.len().is_multiple_of(2) {
+        return Err(invalid());
+    }
+    let bytes = (0..token.len())
+        .step_by(2)
+        .map(|i| {
+            token
+                .get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(invalid)?;
+    String::from_utf8(bytes).map_err(|_| invalid())
+}
+
+fn watch_request(req: &Request, filter: Filter) -> Result<WatchRequest, ApiError> {
+    let resource_version = match req.query.get("resourceVersion").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(v) => Some(
+            v.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {v:?}")))?,
+        ),
+    };
+    let rendering = if wants_table(accept(req)) {
+        Rendering::Table(req.query.include_object())
+    } else {
+        Rendering::Object
+    };
+    Ok(WatchRequest {
+        target: req.target.clone(),
+        filter,
+        resource_version,
+        timeout: req.query.timeout_seconds().map(Duration::from_secs),
+        bookmarks: req.query.get("allowWatchBookmarks") == Some("true"),
+        rendering,
+    })
+}
+
+fn watch_collection(state: Arc<AppState>, req: Request) -> Result<Response, ApiError> {
+    let filter = Filter::from_query(req.target.plural(), &req.query)?;
+    let request = watch_request(&req, filter)?;
+    watch::serve(state, request)
+}
+
+fn watch_named(state: Arc<AppState>, req: Request) -> Result<Response, ApiError> {
+    let name = req.target.name.clone().unwrap_or_default();
+    let filter = Filter::from_query(req.target.plural(), &req.query)?.with_name(&name)?;
+    let mut request = watch_request(&req, filter)?;
+    request.target.name = None;
+    request.target.subresource = None;
+    watch::serve(state, request)
+}
+
+// ---- create ---------------------------------------------------------------------------------
+
+/// Checks `kind`/`apiVersion` of a body against the resource addressed, filling them in when
+/// absent.
+fn check_type(target: &Target, obj: &mut Value) -> Result<(), ApiError> {
+    let info = target.info;
+    match obj.get("kind").and_then(Value::as_str) {
+        Some(kind) if !kind.is_empty() && kind != info.kind => {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the body ({kind}) does not match the resource ({}): it must be {}",
+                info.plural, info.kind
+            )));
+        }
+        _ => obj["kind"] = json!(info.kind),
+    }
+    match obj.get("apiVersion").and_then(Value::as_str) {
+        Some(v) if !v.is_empty() && v != info.api_version() => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({})",
+                info.api_version()
+            )));
+        }
+        _ => obj["apiVersion"] = json!(info.api_version()),
+    }
+    if !obj.get("metadata").is_some_and(Value::is_object) {
+        obj["metadata"] = json!({});
+    }
+    Ok(())
+}
+
+/// Aligns the body's namespace with the request's; namespaced creates need an existing namespace.
+fn check_namespace(state: &AppState, target: &Target, obj: &mut Value) -> Result<(), ApiError> {
+    if !target.info.namespaced {
+        if let Some(m) = obj["metadata"].as_object_mut() {
+            m.remove("namespace");
+        }
+        return Ok(());
+    }
+    let ns = target.namespace.clone().unwrap_or_default();
+    match obj.pointer("/metadata/namespace").and_then(Value::as_str) {
+        Some(body_ns) if !body_ns.is_empty() && body_ns != ns => {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        _ => obj["metadata"]["namespace"] = json!(ns),
+    }
+    let ns_key = format!("namespaces/{ns}");
+    let Some(entry) = state.store.get(&ns_key) else {
+        return Err(ApiError::not_found("", "namespaces", &ns));
+    };
+    if parse_entry(&entry)?
+        .pointer("/metadata/deletionTimestamp")
+        .is_some()
+    {
+        return Err(ApiError::forbidden(format!(
+            "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+            crate::error::group_resource(target.group(), target.plural()),
+            obj.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        )));
+    }
+    Ok(())
+}
+
+/// Upstream's generateName suffix: five characters from an alphabet without vowels.
+fn generated_name(base: &str) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    let suffix: String = (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    let base = if base.len() > 58 { &base[..58] } else { base };
+    format!("{base}{suffix}")
+}
+
+async fn create(state: &AppState, req: &Request) -> Result<Response, ApiError> {
+    let mut obj = decode_object(content_type(req), &req.body)?;
+    check_type(&req.target, &mut obj)?;
+    check_namespace(state, &req.target, &mut obj)?;
+    let info = req.target.info;
+    let generate = obj
+        .pointer("/metadata/generateName")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let named = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    for attempt in 0..MAX_CONFLICT_RETRIES {
+        let mut candidate = obj.clone();
+        if !named && let Some(base) = &generate {
+            candidate["metadata"]["name"] = json!(generated_name(base));
+        }
+        let warnings = registry::admit(
+            info,
+            &Operation::Create,
+            &mut candidate,
+            req.query.field_validation(),
+        )?;
+        registry::prepare_create(info, &mut candidate)?;
+        let name = candidate
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if req.query.dry_run() {
+            return Ok(with_warnings(
+                json_response(StatusCode::CREATED, candidate.to_string()),
+                &warnings,
+            ));
+        }
+        let key = object_key(info, req.target.namespace.as_deref(), &name);
+        match state.store.create(&key, candidate).await {
+            Ok(entry) => {
+                return Ok(with_warnings(
+                    json_response(StatusCode::CREATED, entry.json),
+                    &warnings,
+                ));
+            }
+            // A generated name that collided: draw another.
+            Err(StoreError::AlreadyExists)
+                if !named && generate.is_some() && attempt + 1 < MAX_CONFLICT_RETRIES => {}
+            Err(e) => return Err(store_error(&req.target, &name, e)),
+        }
+    }
+    Err(ApiError::internal("could not generate a unique name"))
+}
+
+// ---- update and patch -----------------------------------------------------------------------
+
+fn operation<'a>(target: &Target, old: &'a Value) -> Operation<'a> {
+    if target.subresource.as_deref() == Some("status") {
+        Operation::UpdateStatus { old }
+    } else {
+        Operation::Update { old }
+    }
+}
+
+fn rv_of(obj: &Value) -> Option<&str> {
+    obj.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+/// Whether two versions of an object differ in anything but resourceVersion.
+fn same_object(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("resourceVersion");
+        }
+        v
+    };
+    strip(a) == strip(b)
+}
+
+/// A computed update: the object to store, the version it was computed from, and warnings.
+struct Computed {
+    new: Value,
+    expected_rv: u64,
+    warnings: Vec<String>,
+}
+
+/// Writes `new` over `old`: no-ops keep the stored version; objects being deleted whose last
+/// finalizer went away are removed, as upstream's update path does.
+async fn commit_update(
+    state: &AppState,
+    target: &Target,
+    old: &Entry,
+    old_value: &Value,
+    new: Value,
+    expected_rv: u64,
+    dry_run: bool,
+) -> Result<Result<Entry, StoreError>, ApiError> {
+    if same_object(old_value, &new) {
+        return Ok(Ok(old.clone()));
+    }
+    if dry_run {
+        let mut shown = new.clone();
+        shown["metadata"]["resourceVersion"] = json!(old.rv.to_string());
+        return Ok(Ok(Entry {
+            json: Bytes::from(shown.to_string()),
+            ..old.clone()
+        }));
+    }
+    let key = &old.key;
+    if should_delete_during_update(target, &new) {
+        return Ok(state.store.delete(key, Some(expected_rv)).await);
+    }
+    Ok(state.store.update(key, new, Some(expected_rv)).await)
+}
+
+fn should_delete_during_update(target: &Target, new: &Value) -> bool {
+    let meta = &new["metadata"];
+    let terminating = meta.get("deletionTimestamp").is_some_and(|v| !v.is_null());
+    let no_finalizers = meta
+        .get("finalizers")
+        .and_then(Value::as_array)
+        .is_none_or(|f| f.is_empty());
+    let grace_done = target.plural() != "pods"
+        || meta
+            .get("deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            == Some(0);
+    terminating && no_finalizers && grace_done
+}
+
+async fn update(state: &AppState, req: &Request) -> Result<Response, ApiError> {
+    let mut body = decode_object(content_type(req), &req.body)?;
+    check_type(&req.target, &mut body)?;
+    let name = req.target.name.clone().unwrap_or_default();
+    match body.pointer("/metadata/name").and_then(Value::as_str) {
+        Some(n) if n != name => {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
+        _ => body["metadata"]["name"] = json!(name),
+    }
+    if req.target.info.namespaced {
+        body["metadata"]["namespace"] = json!(req.target.namespace.clone().unwrap_or_default());
+    }
+    let requested_rv = match rv_of(&body) {
+        Some(rv) => Some(
+            rv.parse::<u64>()
+                .map_err(|_| ApiError::modified(req.target.group(), req.target.plural(), &name))?,
+        ),
+        None => None,
+    };
+    let key = req.target.key().ok_or_else(ApiError::no_route)?;
+    for _ in 0..MAX_CONFLICT_RETRIES {
+        let old = state
+            .store
+            .get(&key)
+            .ok_or_else(|| not_found(&req.target))?;
+        if requested_rv.is_some_and(|rv| rv != old.rv) {
+            return Err(ApiError::modified(
+                req.target.group(),
+                req.target.plural(),
+                &name,
+            ));
+        }
+        let old_value = parse_entry(&old)?;
+        let Computed {
+            new,
+            expected_rv,
+            warnings,
+        } = compute_update(req, &old, &old_value, body.clone())?;
+        match commit_update(
+            state,
+            &req.target,
+            &old,
+            &old_value,
+            new,
+            expected_rv,
+            req.query.dry_run(),
+        )
+        .await?
+        {
+            Ok(entry) => {
+                return Ok(with_warnings(
+                    json_response(StatusCode::OK, entry.json),
+                    &warnings,
+                ));
+            }
+            Err(StoreError::Conflict { .. }) if requested_rv.is_none() => continue,
+            Err(e) => return Err(store_error(&req.target, &name, e)),
+        }
+    }
+    Err(ApiError::modified(
+        req.target.group(),
+        req.target.plural(),
+        &name,
+    ))
+}
+
+fn compute_update(
+    req: &Request,
+    old: &Entry,
+    old_value: &Value,
+    mut new: Value,
+) -> Result<Computed, ApiError> {
+    let op = operation(&req.target, old_value);
+    if rv_of(&new).is_none() {
+        // Validation (as upstream) requires the version on updates; unconditional writes use
+        // the one they were computed from.
+        new["metadata"]["resourceVersion"] = json!(old.rv.to_string());
+    }
+    registry::prepare_update(req.target.info, &op, &mut new)?;
+    let warnings = registry::admit(req.target.info, &op, &mut new, req.query.field_validation())?;
+    // Admission round-trips through the typed object; identity metadata must survive it.
+    registry::prepare_update(req.target.info, &op, &mut new)?;
+    Ok(Computed {
+        new,
+        expected_rv: old.rv,
+        warnings,
+    })
+}
+
+async fn patch(state: &AppState, req: &Request) -> Result<Response, ApiError> {
+    let media = media_type(content_type(req));
+    if req.body.len() > crate::codec::MAX_BODY_BYTES {
+        return Err(ApiError::too_large());
+    }
+    if media == "application/apply-patch+yaml" {
+        return apply_patch(state, req).await;
+    }
+    let patch_type = PatchType::from_content_type(&media)
+        .ok_or_else(|| ApiError::unsupported_media_type(&media))?;
+    let name = req.target.name.clone().unwrap_or_default();
+    let key = req.target.key().ok_or_else(ApiError::no_route)?;
+    for _ in 0..MAX_CONFLICT_RETRIES {
+        let old = state
+            .store
+            .get(&key)
+            .ok_or_else(|| not_found(&req.target))?;
+        let old_value = parse_entry(&old)?;
+        let mut patched =
+            pernode_patch::apply(patch_type, &old_value, &req.body).map_err(patch_error)?;
+        if !patched.is_object() {
+            return Err(ApiError::bad_request("the patch did not produce an object"));
+        }
+        // A resourceVersion in the patch is a precondition (kubectl apply uses this).
+        let pinned = rv_of(&patched).is_some_and(|rv| rv != old.rv.to_string());
+        if pinned {
+            return Err(ApiError::modified(
+                req.target.group(),
+                req.target.plural(),
+                &name,
+            ));
+        }
+        check_type(&req.target, &mut patched)?;
+        if patched.pointer("/metadata/name").and_then(Value::as_str) != Some(name.as_str()) {
+            return Err(ApiError::bad_request(
+                "metadata.name: the name of an object cannot be changed by a patch",
+            ));
+        }
+        let Computed {
+            new,
+            expected_rv,
+            warnings,
+        } = compute_update(req, &old, &old_value, patched)?;
+        match commit_update(
+            state,
+            &req.target,
+            &old,
+            &old_value,
+            new,
+            expected_rv,
+            req.query.dry_run(),
+        )
+        .await?
+        {
+            Ok(entry) => {
+                return Ok(with_warnings(
+                    json_response(StatusCode::OK, entry.json),
+                    &warnings,
+                ));
+            }
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(store_error(&req.target, &name, e)),
+        }
+    }
+    Err(ApiError::modified(
+        req.target.group(),
+        req.target.plural(),
+        &name,
+    ))
+}
+
+fn patch_error(e: pernode_patch::PatchError) -> ApiError {
+    tracing::debug!(error = %e, "patch did not apply");
+    ApiError::from_parts(e.code(), e.reason(), e.status_message())
+}
+
+/// Server-side apply, reduced to what kubectl needs of it: the applied configuration creates
+/// the object when missing (201) and is merged into it otherwise, with the strategic merge
+/// rules. Field ownership (managedFields) is not tracked.
+async fn apply_patch(state: &AppState, req: &Request) -> Result<Response, ApiError> {
+    if req.query.get("fieldManager").is_none_or(str::is_empty) {
+        return Err(ApiError::unprocessable(
+            "PATCH: field manager is required for apply requests: fieldManager parameter must be set",
+        ));
+    }
+    let applied = match parse_json(&req.body) {
+        Ok(v) => v,
+        Err(_) => parse_yaml(&req.body)?,
+    };
+    if !applied.is_object() {
+        return Err(ApiError::bad_request("the apply patch must be an object"));
+    }
+    let key = req.target.key().ok_or_else(ApiError::no_route)?;
+    if state.store.get(&key).is_none() && req.target.subresource.is_none() {
+        let create_req = Request {
+            method: Method::POST,
+            target: Target {
+                name: None,
+                ..req.target.clone()
+            },
+            query: Query::parse(None),
+            headers: HeaderMap::new(),
+            body: Bytes::from(applied.to_string()),
+        };
+        let mut obj = applied.clone();
+        obj["metadata"]["name"] = json!(req.target.name.clone().unwrap_or_default());
+        let create_req = Request {
+            body: Bytes::from(obj.to_string()),
+            ..create_req
+        };
+        return create(state, &create_req).await;
+    }
+    let smp = Request {
+        method: Method::PATCH,
+        target: req.target.clone(),
+        query: Query::parse(None),
+        headers: {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/strategic-merge-patch+json"),
+            );
+            h
+        },
+        body: Bytes::from(applied.to_string()),
+    };
+    Box::pin(patch(state, &smp)).await
+}
+
+// ---- delete ---------------------------------------------------------------------------------
+
+#[derive(Default)]
+struct DeleteOptions {
+    grace_period: Option<i64>,
+    propagation: Option<String>,
+    precondition_uid: Option<String>,
+    precondition_rv: Option<String>,
+    dry_run: bool,
+}
+
+fn delete_options(req: &Request) -> Result<DeleteOptions, ApiError> {
+    let mut opts = DeleteOptions::default();
+    // drain's fallback sends DeleteOptions as protobuf: nothing in it changes what we do by
+    // default, so it is accepted and ignored rather than refused.
+    let media = media_type(content_type(req));
+    if !req.body.is_empty() && !media.contains("protobuf") {
+        let body = decode_object(content_type(req), &req.body)?;
+        opts.grace_period = body.get("gracePeriodSeconds").and_then(Value::as_i64);
+        opts.propagation = body
+            .get("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if body.get("orphanDependents").and_then(Value::as_bool) == Some(true)
+            && opts.propagation.is_none()
+        {
+            opts.propagation = Some("Orphan".into());
+        }
+        opts.precondition_uid = body
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        opts.precondition_rv = body
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        opts.dry_run = body
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|d| d.iter().any(|v| v == "All"));
+    }
+    if let Some(g) = req.query.get("gracePeriodSeconds") {
+        opts.grace_period = Some(
+            g.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds: {g}")))?,
+        );
+    }
+    if let Some(p) = req.query.get("propagationPolicy") {
+        opts.propagation = Some(p.to_string());
+    }
+    opts.dry_run |= req.query.dry_run();
+    if let Some(p) = &opts.propagation
+        && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
+    {
+        return Err(ApiError::unprocessable(format!(
+            "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+        )));
+    }
+    Ok(opts)
+}
+
+async fn delete(state: &AppState, req: &Request) -> Result<Response, ApiError> {
+    let opts = delete_options(req)?;
+    let name = req.target.name.clone().unwrap_or_default();
+    if req.target.plural() == "namespaces" && SYSTEM_NAMESPACES[..3].contains(&name.as_str()) {
+        return Err(ApiError::forbidden(format!(
+            "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+        )));
+    }
+    let key = req.target.key().ok_or_else(ApiError::no_route)?;
+    if req.target.plural() == "namespaces" && !opts.dry_run && state.store.get(&key).is_some() {
+        delete_namespace_contents(state, &name).await?;
+    }
+    let (status, body) = delete_object(state, &req.target, &key, &opts).await?;
+    Ok(json_response(status, body))
+}
+
+/// Deletes one object with upstream's graceful and finalizer semantics. Returns the reply.
+async fn delete_object(
+    state: &AppState,
+    target: &Target,
+    key: &str,
+    opts: &DeleteOptions,
+) -> Result<(StatusCode, String), ApiError> {
+    let name = key.rsplit('/').next().unwrap_or("").to_string();
+    for _ in 0..MAX_CONFLICT_RETRIES {
+        let old = state
+            .store
+            .get(key)
+            .ok_or_else(|| ApiError::not_found(target.group(), target.plural(), &name))?;
+        let mut obj = parse_entry(&old)?;
+        let uid = obj
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if let Some(want) = &opts.precondition_uid
+            && *want != uid
+        {
+            return Err(ApiError::conflict(
+                target.group(),
+                target.plural(),
+                &name,
+                &format!(
+                    "Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"
+                ),
+            ));
+        }
+        if let Some(want) = &opts.precondition_rv
+            && *want != old.rv.to_string()
+        {
+            return Err(ApiError::conflict(
+                target.group(),
+                target.plural(),
+                &name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {}",
+                    old.rv
+                ),
+            ));
+        }
+        let grace = graceful_period(target, &obj, opts.grace_period);
+        let mut finalizers: Vec<String> = obj
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .map(|f| {
+                f.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let already_deleting = obj
+            .pointer("/metadata/deletionTimestamp")
+            .is_some_and(|v| !v.is_null());
+        let policy_finalizer = match opts.propagation.as_deref() {
+            Some("Orphan") => Some("orphan"),
+            Some("Foreground") => Some("foregroundDeletion"),
+            _ => None,
+        };
+        if let Some(f) = policy_finalizer
+            && !already_deleting
+            && !finalizers.iter().any(|x| x == f)
+        {
+            // Orphan and Foreground exclude each other; the later request wins.
+            finalizers.retain(|x| x != "orphan" && x != "foregroundDeletion");
+            finalizers.push(f.to_string());
+        }
+        let immediate = grace == 0 && finalizers.is_empty();
+        if opts.dry_run {
+            return Ok((StatusCode::OK, obj.to_string()));
+        }
+        if immediate {
+            return match state.store.delete(key, Some(old.rv)).await {
+                Ok(_) => Ok((
+                    StatusCode::OK,
+                    success_status(&name, target.group(), target.plural(), Some(&uid)).to_string(),
+                )),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => Err(store_error(target, &name, e)),
+            };
+        }
+        // Graceful: mark it; the node (or the simulator) or the garbage collector finishes it.
+        let meta = &mut obj["metadata"];
+        let current_grace = meta
+            .get("deletionGracePeriodSeconds")
+            .and_then(Value::as_i64);
+        if already_deleting
+            && current_grace.is_some_and(|g| g <= grace)
+            && meta
+                .get("finalizers")
+                .and_then(Value::as_array)
+                .map(Vec::len)
+                == Some(finalizers.len())
+        {
+            // Nothing shortens: upstream answers 202 with the object unchanged.
+            return Ok((
+                StatusCode::ACCEPTED,
+                String::from_utf8_lossy(&old.json).into_owned(),
+            ));
+        }
+        let deletion_time = {
+            let now = k8s_openapi::jiff::Timestamp::now();
+            let at = now.as_second() + grace.max(0);
+            k8s_openapi::jiff::Timestamp::from_second(at)
+                .map(|t| t.to_string())
+                .unwrap_or_else(|_| now_rfc3339())
+        };
+        if !already_deleting || current_grace.is_some_and(|g| grace < g) {
+            meta["deletionTimestamp"] = json!(deletion_time);
+        }
+        meta["deletionGracePeriodSeconds"] = json!(grace);
+        meta["finalizers"] = json!(finalizers);
+        if finalizers.is_empty()
+            && let Some(m) = meta.as_object_mut()
+        {
+            m.remove("finalizers");
+        }
+        match state.store.update(key, obj, Some(old.rv)).await {
+            Ok(entry) => {
+                return Ok((
+                    StatusCode::OK,
+                    String::from_utf8_lossy(&entry.json).into_owned(),
+                ));
+            }
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(store_error(target, &name, e)),
+        }
+    }
+    Err(ApiError::modified(target.group(), target.plural(), &name))
+}
+
+/// Pods get a grace period (the request's, else the pod's terminationGracePeriodSeconds, else
+/// 30 s) unless they are unbound or already finished, as upstream's pod strategy; other kinds
+/// are deleted at once (finalizers permitting).
+fn graceful_period(target: &Target, obj: &Value, requested: Option<i64>) -> i64 {
+    if target.plural() != "pods" {
+        return 0;
+    }
+    let unbound = obj
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty);
+    let phase = obj
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if unbound || phase == "Succeeded" || phase == "Failed" {
+        return 0;
+    }
+    let grace = requested
+        .or_else(|| {
+            obj.pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+        })
+        .unwrap_or(30);
+    // Upstream turns a negative or zero request into 1 s unless the caller forced 0.
+    if grace < 0 { 1 } else { grace }
+}
+
+async fn delete_collection(state: &AppState, req: &Request) -> Result<Response, ApiError> {
+    let opts = delete_options(req)?;
+    let filter = Filter::from_query(req.target.plural(), &req.query)?;
+    let (_, items) = state
+        .store
+        .list(&req.target.prefix(), |e| filter.matches(e));
+    let mut deleted = Vec::new();
+    for entry in items {
+        match delete_object(state, &req.target, &entry.key, &opts).await {
+            Ok(_) => deleted.push(entry),
+            Err(e) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let info = req.target.info;
+    Ok(json_response(
+        StatusCode::OK,
+        encode_list(
+            info.kind,
+            info.api_version(),
+            state.store.current_rv(),
+            None,
+            &deleted,
+        ),
+    ))
+}
+
+/// Deleting a namespace deletes everything in it first (what upstream's namespace controller
+/// does asynchronously), then the namespace.
+pub async fn delete_namespace_contents(state: &AppState, ns: &str) -> Result<(), ApiError> {
+    for info in pernode_resources::RESOURCES.iter().filter(|i| i.namespaced) {
+        let (_, items) = state
+            .store
+            .list(&format!("{}/{ns}/", info.plural), |_| true);
+        for entry in items {
+            match state.store.delete(&entry.key, None).await {
+                Ok(_) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(ApiError::internal(e.to_string())),
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---- pod subresources -----------------------------------------------------------------------
+
+async fn bind(state: &AppState, req: &Request) -> Result<Response, ApiError> {
+    let binding = decode_object(content_type(req), &req.body)?;
+    let node = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let name = req.target.name.clone().unwrap_or_default();
+    if node.is_empty() {
+        return Err(ApiError::invalid(
+            "",
+            "Binding",
+            &name,
+            format!("Binding \"{name}\" is invalid: target.name: Required value"),
+            vec![crate::error::Cause {
+                reason: "FieldValueRequired".into(),
+                message: "Required value".into(),
+                field: "target.name".into(),
+            }],
+        ));
+    }
+    let key = req.target.key().ok_or_else(ApiError::no_route)?;
+    for _ in 0..MAX_CONFLICT_RETRIES {
+        let old = state
+            .store
+            .get(&key)
+            .ok_or_else(|| ApiError::not_found("", "pods", &name))?;
+        let mut pod = parse_entry(&old)?;
+        if pod
+            .pointer("/metadata/deletionTimestamp")
+            .is_some_and(|v| !v.is_null())
+        {
+            return Err(ApiError::conflict(
+                "",
+                "pods",
+                &name,
+                "pod is being deleted, cannot be assigned to a host",
+            ));
+        }
+        if let Some(current) = pod
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        {
+            return Err(ApiError::conflict(
+                "",
+                "pods",
+                &name,
+                &format!("pod {name} is already assigned to node \"{current}\""),
+            ));
+        }
+        pod["spec"]["nodeName"] = json!(node);
+        set_condition(
+            &mut pod,
+            json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now_rfc3339()}),
+        );
+        match state.store.update(&key, pod, Some(old.rv)).await {
+            Ok(_) => {
+                let status = success_status(&name, "", "pods", None);
+                return Ok(json_response(StatusCode::CREATED, status.to_string()));
+            }
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(store_error(&req.target, &name, e)),
+        }
+    }
+    Err(ApiError::modified("", "pods", &name))
+}
+
+/// Replaces (or adds) the status condition of the same type.
+pub fn set_condition(obj: &mut Value, condition: Value) {
+    let status = &mut obj["status"];
+    if !status.is_object() {
+        *status = json!({});
+    }
+    let conditions = status["conditions"].as_array().cloned().unwrap_or_default();
+    let kind = condition["type"].clone();
+    let mut out: Vec<Value> = conditions
+        .into_iter()
+        .filter(|c| c["type"] != kind)
+        .collect();
+    out.push(condition);
+    status["conditions"] = Value::Array(out);
+}
+
+async fn evict(state: &AppState, req: &Request) -> Result<Response, ApiError> {
+    let eviction = decode_object(content_type(req), &req.body)?;
+    let name = req.target.name.clone().unwrap_or_default();
+    if let Some(n) = eviction.pointer("/metadata/name").and_then(Value::as_str)
+        && !n.is_empty()
+        && n != name
+    {
+        return Err(ApiError::bad_request(format!(
+            "name in URL does not match name in Eviction object ({n} != {name})"
+        )));
+    }
+    let options = eviction
+        .get("deleteOptions")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let delete_req = Request {
+        method: Method::DELETE,
+        target: Target {
+            subresource: None,
+            ..req.target.clone()
+        },
+        query: Query::parse(None),
+        headers: {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            h
+        },
+        body: Bytes::from(options.to_string()),
+    };
+    let opts = delete_options(&delete_req)?;
+    let key = req.target.key().ok_or_else(ApiError::no_route)?;
+    delete_object(state, &delete_req.target, &key, &opts).await?;
+    let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"});
+    Ok(json_response(StatusCode::CREATED, status.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_tokens_round_trip() {
+        let t = encode_continue("pods/default/x-1");
+        assert_eq!(decode_continue(&t).unwrap(), "pods/default/x-1");
+        assert_eq!(decode_continue("zz").unwrap_err().code, 400);
+        assert_eq!(decode_continue("abc").unwrap_err().code, 400);
+    }
+
+    #[test]
+    fn generated_names_have_five_suffix_characters() {
+        let n = generated_name("nginx-");
+        assert!(n.starts_with("nginx-"));
+        assert_eq!(n.len(), "nginx-".len() + 5);
+    }
+
+    #[test]
+    fn no_op_detection_ignores_resource_version() {
+        let a = json!({"metadata": {"name": "x", "resourceVersion": "1"}, "spec": {"a": 1}});
+        let b = json!({"metadata": {"name": "x", "resourceVersion": "2"}, "spec": {"a": 1}});
+        assert!(same_object(&a, &b));
+        let c = json!({"metadata": {"name": "x"}, "spec": {"a": 2}});
+        assert!(!same_object(&a, &c));
+    }
+}

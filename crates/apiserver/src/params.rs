@@ -1,0 +1,160 @@
+//! Query parameters and content negotiation of resource requests (list/watch options, dry run,
+//! field validation, the Table Accept header).
+
+use std::collections::HashMap;
+
+use pernode_core::fields::FieldSelector;
+use pernode_core::labels::LabelSelector;
+use pernode_printers::IncludeObject;
+
+use crate::error::ApiError;
+
+/// The query parameters kubectl and client-go send, parsed. Unknown ones are ignored, as
+/// upstream ignores them.
+#[derive(Debug, Default)]
+pub struct Query {
+    raw: HashMap<String, String>,
+}
+
+impl Query {
+    pub fn parse(query: Option<&str>) -> Query {
+        let mut raw = HashMap::new();
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            raw.insert(decode(k), decode(v));
+        }
+        Query { raw }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.raw.get(key).map(String::as_str)
+    }
+
+    pub fn watch(&self) -> bool {
+        matches!(self.get("watch"), Some("true" | "1"))
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.get("dryRun") == Some("All")
+    }
+
+    pub fn field_validation(&self) -> FieldValidation {
+        match self.get("fieldValidation") {
+            Some("Strict") => FieldValidation::Strict,
+            Some("Ignore") => FieldValidation::Ignore,
+            _ => FieldValidation::Warn,
+        }
+    }
+
+    pub fn label_selector(&self) -> Result<Option<LabelSelector>, ApiError> {
+        match self.get("labelSelector").filter(|s| !s.trim().is_empty()) {
+            None => Ok(None),
+            Some(s) => pernode_core::labels::parse(s)
+                .map(Some)
+                .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}"))),
+        }
+    }
+
+    pub fn field_selector(&self) -> Result<Option<FieldSelector>, ApiError> {
+        match self.get("fieldSelector").filter(|s| !s.trim().is_empty()) {
+            None => Ok(None),
+            Some(s) => FieldSelector::parse(s)
+                .map(Some)
+                .map_err(|e| ApiError::bad_request(format!("invalid field selector: {e}"))),
+        }
+    }
+
+    pub fn limit(&self) -> Option<usize> {
+        self.get("limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .filter(|l| *l > 0)
+    }
+
+    pub fn timeout_seconds(&self) -> Option<u64> {
+        self.get("timeoutSeconds").and_then(|t| t.parse().ok())
+    }
+
+    pub fn include_object(&self) -> IncludeObject {
+        IncludeObject::from_query(self.get("includeObject"))
+    }
+}
+
+/// `fieldValidation`: what to do with unknown or duplicate fields in a request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValidation {
+    Strict,
+    Warn,
+    Ignore,
+}
+
+/// Percent-decoding of one query component (`+` is a space in form encoding).
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(high), Some(low)) => {
+                    out.push(high * 16 + low);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Whether the Accept header asks for a `meta.k8s.io/v1` Table (what human-readable
+/// `kubectl get` sends).
+pub fn wants_table(accept: Option<&str>) -> bool {
+    let Some(accept) = accept else { return false };
+    accept.split(',').any(|media| {
+        let params: Vec<&str> = media.split(';').map(str::trim).collect();
+        params.contains(&"as=Table")
+            && params.contains(&"g=meta.k8s.io")
+            && params.iter().any(|p| p.starts_with("v=v1"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_selectors() {
+        let q = Query::parse(Some(
+            "labelSelector=name%21%3Dfilebeat&limit=500&fieldSelector=metadata.name%3Dx&watch=true",
+        ));
+        assert_eq!(q.get("labelSelector"), Some("name!=filebeat"));
+        assert_eq!(q.get("fieldSelector"), Some("metadata.name=x"));
+        assert_eq!(q.limit(), Some(500));
+        assert!(q.watch());
+        assert!(!q.dry_run());
+    }
+
+    #[test]
+    fn table_accept_is_detected() {
+        assert!(wants_table(Some(
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+        )));
+        assert!(!wants_table(Some("application/json")));
+        assert!(!wants_table(None));
+    }
+
+    #[test]
+    fn malformed_percent_is_kept() {
+        assert_eq!(decode("a%zz"), "a%zz");
+        assert_eq!(decode("a%"), "a%");
+        assert_eq!(decode("%41"), "A");
+    }
+}

@@ -1,0 +1,469 @@
+//! Per-kind strategies, as upstream's pkg/registry: what the server sets on create, what an
+//! update may change, which fields a selector can use, and the typed admission (defaulting and
+//! validation) of each kind.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod};
+use pernode_admission::{FieldError, defaults, validate};
+use pernode_resources::ResourceInfo;
+use pernode_store::{Attrs, Indexer};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::codec::unknown_fields;
+use crate::error::{ApiError, Cause};
+use crate::params::FieldValidation;
+
+/// The annotation upstream keeps the DaemonSet template generation in (R143).
+pub const TEMPLATE_GENERATION_ANNOTATION: &str = "deprecated.daemonset.template.generation";
+
+/// Now, as Kubernetes writes timestamps (RFC 3339, whole seconds, UTC).
+pub fn now_rfc3339() -> String {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let secs = k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap_or(now);
+    secs.to_string()
+}
+
+/// The store indexer: labels and the fields each kind supports in field selectors.
+pub fn indexer() -> Indexer {
+    Arc::new(|key: &str, obj: &Value| attrs_of(key.split('/').next().unwrap_or(""), obj))
+}
+
+fn attrs_of(plural: &str, obj: &Value) -> Attrs {
+    let mut labels = BTreeMap::new();
+    if let Some(map) = obj.pointer("/metadata/labels").and_then(Value::as_object) {
+        for (k, v) in map {
+            if let Some(v) = v.as_str() {
+                labels.insert(k.clone(), v.to_string());
+            }
+        }
+    }
+    let mut fields = BTreeMap::new();
+    for field in supported_fields(plural) {
+        let pointer = format!("/{}", field.replace('.', "/"));
+        let value = match obj.pointer(&pointer) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Bool(b)) => b.to_string(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        };
+        fields.insert((*field).to_string(), value);
+    }
+    Attrs { labels, fields }
+}
+
+/// Fields usable in field selectors, per resource (upstream's field label conversion funcs).
+pub fn supported_fields(plural: &str) -> &'static [&'static str] {
+    match plural {
+        "pods" => &[
+            "metadata.name",
+            "metadata.namespace",
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ],
+        "events" => &[
+            "metadata.name",
+            "metadata.namespace",
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ],
+        "nodes" => &["metadata.name", "spec.unschedulable"],
+        "namespaces" => &["metadata.name", "status.phase"],
+        _ => &["metadata.name", "metadata.namespace"],
+    }
+}
+
+/// Which write is being admitted.
+pub enum Operation<'a> {
+    Create,
+    Update { old: &'a Value },
+    UpdateStatus { old: &'a Value },
+}
+
+/// Sets what the server owns on a new object: uid, creationTimestamp, generation, cleared
+/// status; drops what a client may not set.
+pub fn prepare_create(info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
+    let meta = obj
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| ApiError::bad_request("metadata is required"))?;
+    for field in [
+        "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "managedFields",
+        "selfLink",
+    ] {
+        meta.remove(field);
+    }
+    meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+    meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
+    match info.plural {
+        "daemonsets" => {
+            meta.insert("generation".into(), json!(1));
+            let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+            let generation = match annotations
+                .get(TEMPLATE_GENERATION_ANNOTATION)
+                .and_then(Value::as_str)
+            {
+                None => 1,
+                Some(s) => match s.parse::<i64>() {
+                    Ok(g) if g >= 1 => g,
+                    Ok(_) => 1,
+                    Err(_) => {
+                        return Err(ApiError::bad_request(format!(
+                            "invalid value of annotation {TEMPLATE_GENERATION_ANNOTATION}: {s:?}"
+                        )));
+                    }
+                },
+            };
+            annotations[TEMPLATE_GENERATION_ANNOTATION] = json!(generation.to_string());
+            obj["status"] = json!({"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0, "numberReady": 0});
+        }
+        "pods" => {
+            let qos = qos_class(obj);
+            obj["status"] = json!({"phase": "Pending", "qosClass": qos});
+        }
+        "namespaces" => {
+            obj["status"] = json!({"phase": "Active"});
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Carries over what an update may not change, per upstream's PrepareForUpdate: identity and
+/// creation metadata always; status on main-resource writes; everything but status on
+/// `/status` writes; generation bumps on spec changes.
+pub fn prepare_update(
+    info: &ResourceInfo,
+    op: &Operation<'_>,
+    new: &mut Value,
+) -> Result<(), ApiError> {
+    let (old, status_write) = match op {
+        Operation::Create => return Ok(()),
+        Operation::Update { old } => (*old, false),
+        Operation::UpdateStatus { old } => (*old, true),
+    };
+    if status_write {
+        // Only status (and, as upstream, nothing of metadata but what it allows) changes.
+        let status = new.get("status").cloned();
+        let mut merged = old.clone();
+        match status {
+            Some(s) => merged["status"] = s,
+            None => {
+                if let Some(m) = merged.as_object_mut() {
+                    m.remove("status");
+                }
+            }
+        }
+        if let Some(rv) = new.pointer("/metadata/resourceVersion").cloned() {
+            merged["metadata"]["resourceVersion"] = rv;
+        }
+        *new = merged;
+        return Ok(());
+    }
+    let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let meta = new
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| ApiError::bad_request("metadata is required"))?;
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ] {
+        match old_meta.get(field) {
+            Some(v) => {
+                meta.insert(field.into(), v.clone());
+            }
+            None => {
+                meta.remove(field);
+            }
+        }
+    }
+    meta.remove("managedFields");
+    if info.subresources.iter().any(|s| s.name == "status") {
+        match old.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                if let Some(m) = new.as_object_mut() {
+                    m.remove("status");
+                }
+            }
+        }
+    }
+    if info.plural == "daemonsets" {
+        let spec_changed = new.get("spec") != old.get("spec");
+        if spec_changed {
+            let generation = old_meta
+                .get("generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            new["metadata"]["generation"] = json!(generation + 1);
+        }
+        let old_template_generation = old_meta
+            .pointer(&format!(
+                "/annotations/{}",
+                TEMPLATE_GENERATION_ANNOTATION.replace('/', "~1")
+            ))
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(1);
+        let template_changed =
+            template_changed(old.pointer("/spec/template"), new.pointer("/spec/template"));
+        let template_generation = old_template_generation + i64::from(template_changed);
+        let annotations = new["metadata"]
+            .as_object_mut()
+            .map(|m| m.entry("annotations").or_insert_with(|| json!({})));
+        if let Some(annotations) = annotations {
+            if !annotations.is_object() {
+                *annotations = json!({});
+            }
+            annotations[TEMPLATE_GENERATION_ANNOTATION] = json!(template_generation.to_string());
+        }
+    }
+    Ok(())
+}
+
+fn template_changed(old: Option<&Value>, new: Option<&Value>) -> bool {
+    let typed = |v: Option<&Value>| -> Option<k8s_openapi::api::core::v1::PodTemplateSpec> {
+        v.and_then(|v| serde_json::from_value(v.clone()).ok())
+    };
+    match (typed(old), typed(new)) {
+        (Some(a), Some(b)) => pernode_admission::template_changed(&a, &b),
+        _ => old != new,
+    }
+}
+
+/// Pod QoS class from the containers' requests and limits (upstream's GetPodQOS, simplified to
+/// cpu and memory).
+fn qos_class(pod: &Value) -> &'static str {
+    let containers = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut any = false;
+    let mut guaranteed = !containers.is_empty();
+    for c in &containers {
+        let requests = c.pointer("/resources/requests").and_then(Value::as_object);
+        let limits = c.pointer("/resources/limits").and_then(Value::as_object);
+        if requests.is_some_and(|r| !r.is_empty()) || limits.is_some_and(|l| !l.is_empty()) {
+            any = true;
+        }
+        for resource in ["cpu", "memory"] {
+            let limit = limits.and_then(|l| l.get(resource));
+            let request = requests.and_then(|r| r.get(resource)).or(limit);
+            if limit.is_none() || request != limit {
+                guaranteed = false;
+            }
+        }
+    }
+    if !any {
+        "BestEffort"
+    } else if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+/// Typed admission: decodes into the k8s-openapi type (rejecting unknown fields when asked),
+/// applies upstream's defaults and validation, and writes the defaulted object back. Returns
+/// warnings (unknown fields under `fieldValidation=Warn`).
+pub fn admit(
+    info: &ResourceInfo,
+    op: &Operation<'_>,
+    obj: &mut Value,
+    validation: FieldValidation,
+) -> Result<Vec<String>, ApiError> {
+    match info.plural {
+        "daemonsets" => admit_typed::<DaemonSet>(info, op, obj, validation, |ds, old| {
+            if matches!(op, Operation::UpdateStatus { .. }) {
+                return old
+                    .map(|o| validate::daemon_set_status_update(ds, o))
+                    .unwrap_or_default();
+            }
+            defaults::daemon_set(ds);
+            match old {
+                None => validate::daemon_set_create(ds),
+                Some(old) => validate::daemon_set_update(ds, old),
+            }
+        }),
+        "pods" => admit_typed::<Pod>(info, op, obj, validation, |pod, old| {
+            if matches!(op, Operation::UpdateStatus { .. }) {
+                return Vec::new();
+            }
+            match old {
+                None => {
+                    defaults::pod(pod);
+                    validate::pod_create(pod)
+                }
+                Some(old) => validate::pod_update(pod, old),
+            }
+        }),
+        "nodes" => admit_typed::<Node>(info, op, obj, validation, |node, old| {
+            defaults::node(node);
+            match old {
+                None => validate::node(node),
+                Some(old) => validate::node_update(node, old),
+            }
+        }),
+        "namespaces" => admit_typed::<Namespace>(info, op, obj, validation, |ns, old| {
+            defaults::namespace(ns);
+            match old {
+                None => validate::namespace(ns),
+                Some(old) => validate::namespace_update(ns, old),
+            }
+        }),
+        "events" => admit_typed::<Event>(info, op, obj, validation, |ev, _| validate::event(ev)),
+        "leases" => {
+            admit_typed::<Lease>(info, op, obj, validation, |lease, _| validate::lease(lease))
+        }
+        "controllerrevisions" => {
+            admit_typed::<ControllerRevision>(info, op, obj, validation, |cr, old| match old {
+                None => validate::controller_revision_create(cr),
+                Some(old) => validate::controller_revision_update(cr, old),
+            })
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
+fn admit_typed<T>(
+    info: &ResourceInfo,
+    op: &Operation<'_>,
+    obj: &mut Value,
+    validation: FieldValidation,
+    check: impl FnOnce(&mut T, Option<&T>) -> Vec<FieldError>,
+) -> Result<Vec<String>, ApiError>
+where
+    T: DeserializeOwned + Serialize,
+{
+    let decode = |v: &Value| -> Result<T, ApiError> {
+        serde_json::from_value::<T>(v.clone())
+            .map_err(|e| ApiError::bad_request(format!("{} in body is invalid: {e}", info.kind)))
+    };
+    let mut typed = decode(obj)?;
+    let mut warnings = Vec::new();
+    if validation != FieldValidation::Ignore {
+        let round_trip =
+            serde_json::to_value(&typed).map_err(|e| ApiError::internal(e.to_string()))?;
+        let unknown = unknown_fields(obj, &round_trip);
+        if !unknown.is_empty() {
+            let messages: Vec<String> = unknown
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect();
+            if validation == FieldValidation::Strict {
+                return Err(ApiError::bad_request(format!(
+                    "strict decoding error: {}",
+                    messages.join(", ")
+                )));
+            }
+            warnings = messages;
+        }
+    }
+    let old = match op {
+        Operation::Create => None,
+        Operation::Update { old } | Operation::UpdateStatus { old } => Some(decode(old)?),
+    };
+    let errors = check(&mut typed, old.as_ref());
+    if !errors.is_empty() {
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        return Err(invalid(info, &name, &errors));
+    }
+    let mut defaulted =
+        serde_json::to_value(&typed).map_err(|e| ApiError::internal(e.to_string()))?;
+    // The typed round trip drops nothing we keep, but kind/apiVersion must stay as sent.
+    defaulted["kind"] = json!(info.kind);
+    defaulted["apiVersion"] = json!(info.api_version());
+    *obj = defaulted;
+    Ok(warnings)
+}
+
+/// A 422 Invalid error from field errors, worded as kube-apiserver words it.
+pub fn invalid(info: &ResourceInfo, name: &str, errors: &[FieldError]) -> ApiError {
+    let message = pernode_admission::invalid_message(info.kind, info.group, name, errors);
+    let causes = errors
+        .iter()
+        .map(|e| Cause {
+            reason: e.reason().to_string(),
+            message: e.cause_message(),
+            field: e.field.clone(),
+        })
+        .collect();
+    ApiError::invalid(info.group, info.kind, name, message, causes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attrs_index_labels_and_pod_fields() {
+        let pod = json!({"metadata": {"name": "p", "namespace": "ns", "labels": {"app": "x"}},
+                         "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
+        let attrs = attrs_of("pods", &pod);
+        assert_eq!(attrs.labels.get("app").map(String::as_str), Some("x"));
+        assert_eq!(
+            attrs.fields.get("spec.nodeName").map(String::as_str),
+            Some("n1")
+        );
+        assert_eq!(
+            attrs.fields.get("status.phase").map(String::as_str),
+            Some("Running")
+        );
+        assert_eq!(
+            attrs.fields.get("status.podIP").map(String::as_str),
+            Some("")
+        );
+    }
+
+    #[test]
+    fn qos_classes() {
+        assert_eq!(
+            qos_class(&json!({"spec": {"containers": [{"name": "c"}]}})),
+            "BestEffort"
+        );
+        assert_eq!(
+            qos_class(
+                &json!({"spec": {"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}})
+            ),
+            "Guaranteed"
+        );
+        assert_eq!(
+            qos_class(
+                &json!({"spec": {"containers": [{"resources": {"requests": {"cpu": "100m"}}}]}})
+            ),
+            "Burstable"
+        );
+    }
+}

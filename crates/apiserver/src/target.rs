@@ -1,0 +1,165 @@
+//! What a request path names: a resource (from the catalogue), optionally a namespace, an
+//! object name and a subresource. Mirrors kube-apiserver's RequestInfo for the paths we serve.
+
+use pernode_resources::ResourceInfo;
+
+use crate::error::ApiError;
+
+/// The parsed target of a resource request.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub info: &'static ResourceInfo,
+    /// Set for namespaced requests (`/namespaces/{ns}/...`); `None` lists across namespaces.
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub subresource: Option<String>,
+}
+
+impl Target {
+    /// The store key of the named object.
+    pub fn key(&self) -> Option<String> {
+        let name = self.name.as_deref()?;
+        Some(object_key(self.info, self.namespace.as_deref(), name))
+    }
+
+    /// The store prefix of the collection this request addresses.
+    pub fn prefix(&self) -> String {
+        collection_prefix(self.info, self.namespace.as_deref())
+    }
+
+    pub fn group(&self) -> &'static str {
+        self.info.group
+    }
+
+    pub fn plural(&self) -> &'static str {
+        self.info.plural
+    }
+}
+
+/// Store key: `{plural}/{ns}/{name}` or `{plural}/{name}`; the group keeps the plural unique
+/// across the resources we serve, so it is left out.
+pub fn object_key(info: &ResourceInfo, namespace: Option<&str>, name: &str) -> String {
+    match (info.namespaced, namespace) {
+        (true, Some(ns)) => format!("{}/{ns}/{name}", info.plural),
+        _ => format!("{}/{name}", info.plural),
+    }
+}
+
+pub fn collection_prefix(info: &ResourceInfo, namespace: Option<&str>) -> String {
+    match (info.namespaced, namespace) {
+        (true, Some(ns)) => format!("{}/{ns}/", info.plural),
+        _ => format!("{}/", info.plural),
+    }
+}
+
+/// Parses `/api/v1/...` and `/apis/{group}/{version}/...` resource paths. Returns `Ok(None)` for
+/// paths that are not resource requests (discovery, version, ...).
+pub fn parse(path: &str) -> Result<Option<Target>, ApiError> {
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let (group, version, rest) = match segments.as_slice() {
+        ["api", version, rest @ ..] if !rest.is_empty() => ("", *version, rest),
+        ["apis", group, version, rest @ ..] if !rest.is_empty() => (*group, *version, rest),
+        _ => return Ok(None),
+    };
+    let lookup = |plural: &str| {
+        pernode_resources::find(group, version, plural).ok_or_else(ApiError::no_route)
+    };
+    let target = match rest {
+        // /namespaces/{ns}/{resource}[/{name}[/{sub}]] when {resource} is a namespaced resource;
+        // otherwise the path addresses the Namespace object itself (and its subresources).
+        ["namespaces", ns, plural, tail @ ..]
+            if pernode_resources::find(group, version, plural).is_some_and(|i| i.namespaced) =>
+        {
+            let info = lookup(plural)?;
+            let (name, sub) = name_and_sub(tail)?;
+            Target {
+                info,
+                namespace: Some(ns.to_string()),
+                name,
+                subresource: sub,
+            }
+        }
+        [plural, tail @ ..] => {
+            let info = lookup(plural)?;
+            let (name, sub) = name_and_sub(tail)?;
+            // A namespaced resource without /namespaces/ is the all-namespaces collection; it
+            // has no named objects.
+            if info.namespaced && name.is_some() {
+                return Err(ApiError::no_route());
+            }
+            Target {
+                info,
+                namespace: None,
+                name,
+                subresource: sub,
+            }
+        }
+        [] => return Ok(None),
+    };
+    if let Some(sub) = &target.subresource
+        && !target.info.subresources.iter().any(|s| s.name == sub)
+    {
+        return Err(ApiError::no_route());
+    }
+    Ok(Some(target))
+}
+
+fn name_and_sub(tail: &[&str]) -> Result<(Option<String>, Option<String>), ApiError> {
+    match tail {
+        [] => Ok((None, None)),
+        [name] => Ok((Some(name.to_string()), None)),
+        [name, sub] => Ok((Some(name.to_string()), Some(sub.to_string()))),
+        _ => Err(ApiError::no_route()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_namespaced_and_cluster_paths() {
+        let t = parse("/apis/apps/v1/namespaces/default/daemonsets/x/status")
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.info.plural, "daemonsets");
+        assert_eq!(t.namespace.as_deref(), Some("default"));
+        assert_eq!(t.name.as_deref(), Some("x"));
+        assert_eq!(t.subresource.as_deref(), Some("status"));
+        assert_eq!(t.key().unwrap(), "daemonsets/default/x");
+
+        let t = parse("/api/v1/nodes/n1").unwrap().unwrap();
+        assert_eq!(t.key().unwrap(), "nodes/n1");
+
+        let t = parse("/api/v1/pods").unwrap().unwrap();
+        assert_eq!(t.prefix(), "pods/");
+        assert!(t.namespace.is_none());
+
+        let t = parse("/api/v1/namespaces/kube-system").unwrap().unwrap();
+        assert_eq!(t.info.plural, "namespaces");
+        assert_eq!(t.key().unwrap(), "namespaces/kube-system");
+
+        let t = parse("/api/v1/namespaces/default/pods/p/eviction")
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.subresource.as_deref(), Some("eviction"));
+    }
+
+    #[test]
+    fn unknown_resources_and_subresources_are_not_found() {
+        assert_eq!(parse("/api/v1/widgets").unwrap_err().code, 404);
+        assert_eq!(
+            parse("/apis/apps/v1/namespaces/default/daemonsets/x/scale")
+                .unwrap_err()
+                .code,
+            404
+        );
+        assert_eq!(parse("/apis/apps/v2/daemonsets").unwrap_err().code, 404);
+        assert!(parse("/version").unwrap().is_none());
+        assert!(parse("/apis").unwrap().is_none());
+    }
+}

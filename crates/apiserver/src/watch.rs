@@ -1,0 +1,182 @@
+//! Watch streams: newline-delimited JSON events over a chunked response, as kube-apiserver sends
+//! them. Synthetic ADDED events for `resourceVersion` 0/unset, events strictly after the given
+//! version otherwise, an ERROR event with 410 Expired when that version is no longer in the
+//! store's event window, optional BOOKMARKs, and `timeoutSeconds`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use bytes::{BufMut, Bytes, BytesMut};
+use pernode_printers::IncludeObject;
+use pernode_store::{Entry, EventType, StoreError};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::filter::Filter;
+use crate::target::Target;
+
+/// How often an idle watch that allows bookmarks gets one.
+const BOOKMARK_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How each event's object is rendered.
+#[derive(Clone, Copy)]
+pub enum Rendering {
+    Object,
+    Table(IncludeObject),
+}
+
+pub struct WatchRequest {
+    pub target: Target,
+    pub filter: Filter,
+    pub resource_version: Option<u64>,
+    pub timeout: Option<Duration>,
+    pub bookmarks: bool,
+    pub rendering: Rendering,
+}
+
+pub fn serve(state: Arc<AppState>, req: WatchRequest) -> Result<Response, ApiError> {
+    let prefix = req.target.prefix();
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    // Snapshot first (for synthetic ADDED), then watch from the snapshot's version: the store
+    // guarantees nothing falls between the two.
+    let (initial, start_rv) = match req.resource_version {
+        None | Some(0) => {
+            let (rv, items) = state.store.list(&prefix, |e| req.filter.matches(e));
+            (items, rv)
+        }
+        Some(rv) => (Vec::new(), rv),
+    };
+    let watcher = match state.store.watch(&prefix, start_rv) {
+        Ok(w) => Some(w),
+        Err(StoreError::Expired { .. }) => None,
+        Err(e) => return Err(ApiError::internal(e.to_string())),
+    };
+    let plural = req.target.info.plural;
+    let kind = req.target.info.kind;
+    let api_version = req.target.info.api_version();
+    let shutdown = state.shutdown.clone();
+    tokio::spawn(async move {
+        let render = |event_type: &str, entry: &Entry| {
+            encode_event(plural, event_type, entry, req.rendering)
+        };
+        let Some(mut watcher) = watcher else {
+            let status =
+                ApiError::gone(format!("too old resource version: {start_rv}")).to_status();
+            let line = format!("{}\n", json!({"type": "ERROR", "object": status}));
+            let _ = tx.send(Bytes::from(line)).await;
+            return;
+        };
+        for entry in &initial {
+            if tx.send(render("ADDED", entry)).await.is_err() {
+                return;
+            }
+        }
+        let mut last_rv = start_rv;
+        let deadline = req.timeout.map(|t| tokio::time::Instant::now() + t);
+        let shutdown = shutdown_signal(shutdown);
+        tokio::pin!(shutdown);
+        let mut bookmark = tokio::time::interval_at(
+            tokio::time::Instant::now() + BOOKMARK_INTERVAL,
+            BOOKMARK_INTERVAL,
+        );
+        loop {
+            let line = tokio::select! {
+                next = watcher.next() => match next {
+                    Some(Ok(event)) => {
+                        last_rv = event.entry.rv;
+                        let now = req.filter.matches(&event.entry);
+                        let before = event.prev.as_ref().is_some_and(|p| req.filter.matches(p));
+                        let kind = match (event.kind, now, before) {
+                            (EventType::Added, true, _) => "ADDED",
+                            (EventType::Modified, true, true) => "MODIFIED",
+                            (EventType::Modified, true, false) => "ADDED",
+                            (EventType::Modified, false, true) => "DELETED",
+                            (EventType::Deleted, true, _) => "DELETED",
+                            _ => continue,
+                        };
+                        render(kind, &event.entry)
+                    }
+                    Some(Err(StoreError::Expired { .. })) => {
+                        let status = ApiError::gone(format!("too old resource version: {last_rv}")).to_status();
+                        let _ = tx.send(Bytes::from(format!("{}\n", json!({"type": "ERROR", "object": status})))).await;
+                        return;
+                    }
+                    Some(Err(_)) | None => return,
+                },
+                _ = bookmark.tick(), if req.bookmarks => {
+                    let line = json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": api_version,
+                        "metadata": {"resourceVersion": last_rv.to_string()}}});
+                    Bytes::from(format!("{line}\n"))
+                }
+                _ = sleep_until(deadline) => return,
+                _ = &mut shutdown => return,
+                _ = tx.closed() => return,
+            };
+            if tx.send(line).await.is_err() {
+                return;
+            }
+        }
+    });
+    let body = Body::from_stream(ReceiverStream::new(rx).map(Ok::<_, Infallible>));
+    let mut response = Response::new(body);
+    *response.status_mut() = StatusCode::OK;
+    let content_type = match req.rendering {
+        Rendering::Object => "application/json",
+        Rendering::Table(_) => "application/json;as=Table;v=v1;g=meta.k8s.io",
+    };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok(response)
+}
+
+/// Resolves when the server shuts down; never, if the server's switch is gone.
+async fn shutdown_signal(mut rx: tokio::sync::watch::Receiver<bool>) {
+    if rx.wait_for(|closed| *closed).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `{"type":"ADDED","object":<stored json or a one-row Table>}\n`, without re-encoding the
+/// stored object.
+fn encode_event(plural: &str, event_type: &str, entry: &Entry, rendering: Rendering) -> Bytes {
+    let table;
+    let object: &[u8] = match rendering {
+        Rendering::Object => &entry.json,
+        Rendering::Table(include) => {
+            let now = k8s_openapi::jiff::Timestamp::now();
+            table = pernode_printers::table(
+                plural,
+                &[&entry.json[..]],
+                include,
+                now,
+                &entry.rv.to_string(),
+                None,
+            )
+            .unwrap_or_else(|_| entry.json.to_vec());
+            &table
+        }
+    };
+    let mut out = BytesMut::with_capacity(object.len() + 32);
+    out.put_slice(b"{\"type\":\"");
+    out.put_slice(event_type.as_bytes());
+    out.put_slice(b"\",\"object\":");
+    out.put_slice(object);
+    out.put_slice(b"}\n");
+    out.freeze()
+}

@@ -1,0 +1,38 @@
+//! The kubeconfig `pernode up` writes for kubectl: one cluster over plain HTTP on loopback, no
+//! credentials (the server listens on loopback only unless told otherwise).
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::Context;
+
+pub fn render(server: SocketAddr) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: pernode\n  cluster:\n    server: http://{server}\ncontexts:\n- name: pernode\n  context:\n    cluster: pernode\n    user: pernode\n    namespace: default\ncurrent-context: pernode\nusers:\n- name: pernode\n  user: {{}}\n"
+    )
+}
+
+/// Writes the kubeconfig atomically (temp file + rename), so a reader polling for it never sees
+/// half a file.
+pub fn write(path: &Path, server: SocketAddr) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, render(server)).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_real_address() {
+        let text = render("127.0.0.1:41234".parse().unwrap());
+        assert!(text.contains("server: http://127.0.0.1:41234"));
+        assert!(text.contains("current-context: pernode"));
+    }
+}

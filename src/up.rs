@@ -1,0 +1,183 @@
+//! `pernode up` (everything in one process) and `pernode apiserver` (the API server alone).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use pernode_apiserver::ApiServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::kubeconfig;
+
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Address to serve on; `127.0.0.1:0` picks a free port (the kubeconfig names the real one).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+    /// Where the store and the kubeconfig live.
+    #[arg(long, default_value = "./.pernode")]
+    pub data_dir: PathBuf,
+    /// Where to write the kubeconfig (default: <data-dir>/kubeconfig), once the server answers.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Simulated nodes to create (node-1..node-N); 0 for none.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct ApiserverArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// A started API server: where it listens and how to stop it.
+struct Running {
+    server: std::sync::Arc<ApiServer>,
+    addr: SocketAddr,
+    kubeconfig: PathBuf,
+    stop: tokio::sync::oneshot::Sender<()>,
+    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn start(args: &ServerArgs) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+    let store = pernode_apiserver::open_store(&args.data_dir.join("store"))
+        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    let server = std::sync::Arc::new(
+        ApiServer::new(store)
+            .await
+            .context("starting the API server")?,
+    );
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            server
+                .serve(listener, async move {
+                    let _ = stopped.await;
+                })
+                .await
+        })
+    };
+    wait_until_ready(addr).await?;
+    let kubeconfig = args
+        .kubeconfig
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("kubeconfig"));
+    kubeconfig::write(&kubeconfig, addr)?;
+    Ok(Running {
+        server,
+        addr,
+        kubeconfig,
+        stop,
+        serving,
+    })
+}
+
+/// Polls `/readyz` until the server answers, so the kubeconfig is only written for a live server.
+async fn wait_until_ready(addr: SocketAddr) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await {
+            let request =
+                format!("GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+            if stream.write_all(request.as_bytes()).await.is_ok() {
+                let mut reply = Vec::new();
+                let _ = stream.read_to_end(&mut reply).await;
+                if reply.starts_with(b"HTTP/1.1 200") {
+                    return Ok(());
+                }
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the API server on {addr} did not become ready within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+async fn stop(running: Running) -> anyhow::Result<()> {
+    running.server.close_watches();
+    let _ = running.stop.send(());
+    match tokio::time::timeout(Duration::from_secs(5), running.serving).await {
+        Ok(joined) => joined.context("server task")?.context("serving HTTP")?,
+        Err(_) => tracing::warn!("connections still open after 5 s; exiting anyway"),
+    }
+    running.server.store().close().await;
+    Ok(())
+}
+
+fn print_usage(addr: SocketAddr, kubeconfig: &Path) {
+    println!("pernode is serving the Kubernetes API on http://{addr}");
+    println!("kubeconfig: {}", kubeconfig.display());
+    println!();
+    println!("    export KUBECONFIG={}", absolute(kubeconfig).display());
+    println!("    kubectl get nodes");
+    println!();
+    println!("Ctrl-C (or SIGTERM) stops it; restarting on the same --data-dir keeps every object.");
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+pub async fn apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
+    let running = start(&args.server).await?;
+    print_usage(running.addr, &running.kubeconfig);
+    shutdown_signal().await?;
+    stop(running).await
+}
+
+pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let running = start(&args.server).await?;
+    let client = kube::Client::new(running.server.router(), "default");
+    create_simulated_nodes(&client, args.nodes).await?;
+    print_usage(running.addr, &running.kubeconfig);
+    shutdown_signal().await?;
+    stop(running).await
+}
+
+/// `node-1`..`node-N`, annotated for the simulator; existing ones are left as they are.
+async fn create_simulated_nodes(client: &kube::Client, n: usize) -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::Node;
+    let nodes: kube::Api<Node> = kube::Api::all(client.clone());
+    for i in 1..=n {
+        let name = format!("node-{i}");
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": name,
+                "annotations": {"pernode.io/simulated": "true"},
+                "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"},
+            }
+        }))?;
+        match nodes.create(&Default::default(), &node).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(e).with_context(|| format!("creating node {name}")),
+        }
+    }
+    Ok(())
+}

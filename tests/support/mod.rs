@@ -1,0 +1,225 @@
+//! Test harness: starts `pernode` as a child process on a free loopback port with its own data
+//! dir, and drives it with the real kubectl (on the PATH, as on the machine image).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    args: Vec<String>,
+}
+
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+pub fn kubectl_path() -> String {
+    let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let found = Command::new(&kubectl)
+        .arg("version")
+        .arg("--client")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    assert!(
+        found.is_ok_and(|s| s.success()),
+        "these tests drive the real kubectl: `{kubectl}` was not found on the PATH (set KUBECTL to its path)"
+    );
+    kubectl
+}
+
+impl Cluster {
+    /// `pernode <command> --listen 127.0.0.1:0 --data-dir <tmp>/data --kubeconfig <tmp>/kubeconfig [extra]`.
+    pub fn start(command: &str, extra: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut args = vec![command.to_string(), "--listen".into(), "127.0.0.1:0".into()];
+        args.extend([
+            "--data-dir".into(),
+            dir.path().join("data").display().to_string(),
+        ]);
+        args.extend([
+            "--kubeconfig".into(),
+            dir.path().join("kubeconfig").display().to_string(),
+        ]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut cluster = Cluster {
+            dir,
+            child: None,
+            args,
+        };
+        cluster.spawn();
+        cluster
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    fn spawn(&mut self) {
+        let _ = std::fs::remove_file(self.kubeconfig());
+        let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_pernode"))
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start pernode");
+        self.child = Some(child);
+        let kubeconfig = self.kubeconfig();
+        eventually(
+            Duration::from_secs(60),
+            "the server writes its kubeconfig and answers /readyz",
+            || kubeconfig.exists() && self.kubectl(&["get", "--raw", "/readyz"]).stdout == "ok",
+        );
+    }
+
+    /// SIGTERM and wait: the server must exit cleanly.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pernode did not exit within 20 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL, no chance to flush anything.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    pub fn restart(&mut self) {
+        self.spawn();
+    }
+
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(kubectl_path());
+        cmd.env("KUBECONFIG", self.kubeconfig())
+            .env("KUBECACHEDIR", self.dir.path().join("kubecache"));
+        cmd
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Run {
+        Run::from(self.command().args(args).output().expect("run kubectl"))
+    }
+
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        Run::from(child.wait_with_output().expect("kubectl output"))
+    }
+
+    /// Runs kubectl and asserts it succeeded; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let run = self.kubectl(args);
+        assert!(
+            run.ok,
+            "kubectl {args:?} failed:\n{}\n{}\nserver log:\n{}",
+            run.stdout,
+            run.stderr,
+            self.server_log()
+        );
+        run.stdout
+    }
+
+    pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
+        let run = self.kubectl_stdin(args, stdin);
+        assert!(
+            run.ok,
+            "kubectl {args:?} failed:\n{}\n{}\nserver log:\n{}",
+            run.stdout,
+            run.stderr,
+            self.server_log()
+        );
+        run.stdout
+    }
+
+    /// Runs kubectl and asserts it failed; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let run = self.kubectl(args);
+        assert!(
+            !run.ok,
+            "kubectl {args:?} should have failed, printed:\n{}",
+            run.stdout
+        );
+        run.stderr
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, content: &str) -> String {
+        let p = self.path(name);
+        std::fs::write(&p, content).expect("write file");
+        p.display().to_string()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `check` until it holds or `within` passes (then panics with `what`).
+pub fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("not true within {within:?}: {what}");
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}
