@@ -1,0 +1,328 @@
+//! Malformed and hostile requests get a Kubernetes Status with upstream's code, change nothing,
+//! and leave the server serving.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+async fn send(
+    router: &Router,
+    method: Method,
+    path: &str,
+    content_type: &str,
+    body: impl Into<Body>,
+) -> (StatusCode, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", content_type)
+        .body(body.into())
+        .expect("request");
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, value)
+}
+
+fn assert_status(reply: &(StatusCode, Value), code: u16, reason: &str) {
+    assert_eq!(reply.0.as_u16(), code, "{}", reply.1);
+    assert_eq!(reply.1["kind"], "Status", "{}", reply.1);
+    assert_eq!(reply.1["status"], "Failure");
+    assert_eq!(reply.1["reason"], reason, "{}", reply.1);
+    assert_eq!(reply.1["code"], code);
+}
+
+const PODS: &str = "/api/v1/namespaces/default/pods";
+
+fn pod(name: &str) -> String {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}).to_string()
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_400_and_change_nothing() {
+    let router = pernode_apiserver::in_memory_router().await.expect("server");
+    assert_status(
+        &send(&router, Method::POST, PODS, "application/json", "{not json").await,
+        400,
+        "BadRequest",
+    );
+    assert_status(
+        &send(
+            &router,
+            Method::POST,
+            PODS,
+            "application/yaml",
+            "a: [unclosed",
+        )
+        .await,
+        400,
+        "BadRequest",
+    );
+    assert_status(
+        &send(&router, Method::POST, PODS, "application/json", "[1,2]").await,
+        400,
+        "BadRequest",
+    );
+    assert_status(&send(&router, Method::POST, PODS, "application/json", r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p"},"spec":{"containers":"nope"}}"#).await, 400, "BadRequest");
+    let (_, list) = send(&router, Method::GET, PODS, "application/json", "").await;
+    assert_eq!(list["items"], json!([]), "nothing was created");
+}
+
+#[tokio::test]
+async fn unknown_routes_kinds_and_methods_get_their_codes() {
+    let router = pernode_apiserver::in_memory_router().await.expect("server");
+    assert_status(
+        &send(
+            &router,
+            Method::GET,
+            "/api/v1/widgets",
+            "application/json",
+            "",
+        )
+        .await,
+        404,
+        "NotFound",
+    );
+    assert_status(
+        &send(
+            &router,
+            Method::GET,
+            "/apis/apps/v9/daemonsets",
+            "application/json",
+            "",
+        )
+        .await,
+        404,
+        "NotFound",
+    );
+    assert_status(
+        &send(&router, Method::GET, "/nonsense", "application/json", "").await,
+        404,
+        "NotFound",
+    );
+    assert_status(
+        &send(&router, Method::PUT, PODS, "application/json", "{}").await,
+        405,
+        "MethodNotAllowed",
+    );
+    let wrong_kind =
+        json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "p"}})
+            .to_string();
+    assert_status(
+        &send(&router, Method::POST, PODS, "application/json", wrong_kind).await,
+        400,
+        "BadRequest",
+    );
+    assert_status(
+        &send(&router, Method::POST, PODS, "text/plain", pod("p")).await,
+        415,
+        "UnsupportedMediaType",
+    );
+    assert_status(
+        &send(
+            &router,
+            Method::GET,
+            "/api/v1/namespaces/nope/pods/x",
+            "application/json",
+            "",
+        )
+        .await,
+        404,
+        "NotFound",
+    );
+    assert_status(
+        &send(
+            &router,
+            Method::POST,
+            "/api/v1/namespaces/nope/pods",
+            "application/json",
+            pod("p"),
+        )
+        .await,
+        404,
+        "NotFound",
+    );
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413() {
+    let router = pernode_apiserver::in_memory_router().await.expect("server");
+    let huge = format!(
+        r#"{{"metadata":{{"name":"p","annotations":{{"a":"{}"}}}}}}"#,
+        "x".repeat(4 * 1024 * 1024)
+    );
+    assert_status(
+        &send(&router, Method::POST, PODS, "application/json", huge).await,
+        413,
+        "RequestEntityTooLarge",
+    );
+}
+
+#[tokio::test]
+async fn conflicts_and_invalid_objects() {
+    let router = pernode_apiserver::in_memory_router().await.expect("server");
+    let (code, created) = send(&router, Method::POST, PODS, "application/json", pod("p")).await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    assert_status(
+        &send(&router, Method::POST, PODS, "application/json", pod("p")).await,
+        409,
+        "AlreadyExists",
+    );
+    // A stale resourceVersion on update is a 409 Conflict.
+    let mut stale = created.clone();
+    stale["metadata"]["resourceVersion"] = json!("1");
+    stale["metadata"]["labels"] = json!({"a": "b"});
+    let reply = send(
+        &router,
+        Method::PUT,
+        &format!("{PODS}/p"),
+        "application/json",
+        stale.to_string(),
+    )
+    .await;
+    assert_status(&reply, 409, "Conflict");
+    assert!(
+        reply.1["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("the object has been modified")
+    );
+    // Bad names and labels are 422 Invalid with causes.
+    let reply = send(
+        &router,
+        Method::POST,
+        PODS,
+        "application/json",
+        pod("Bad_Name"),
+    )
+    .await;
+    assert_status(&reply, 422, "Invalid");
+    assert_eq!(reply.1["details"]["causes"][0]["field"], "metadata.name");
+    let bad_label = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "q", "labels": {"-x": "y"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
+    assert_status(
+        &send(
+            &router,
+            Method::POST,
+            PODS,
+            "application/json",
+            bad_label.to_string(),
+        )
+        .await,
+        422,
+        "Invalid",
+    );
+    // A patch that does not apply.
+    let reply = send(
+        &router,
+        Method::PATCH,
+        &format!("{PODS}/p"),
+        "application/json-patch+json",
+        r#"[{"op":"remove","path":"/spec/nope"}]"#,
+    )
+    .await;
+    assert_status(&reply, 422, "Invalid");
+    assert_status(
+        &send(
+            &router,
+            Method::PATCH,
+            &format!("{PODS}/p"),
+            "application/merge-patch+json",
+            "{oops",
+        )
+        .await,
+        400,
+        "BadRequest",
+    );
+    assert_status(
+        &send(
+            &router,
+            Method::PATCH,
+            &format!("{PODS}/p"),
+            "application/x-unknown",
+            "{}",
+        )
+        .await,
+        415,
+        "UnsupportedMediaType",
+    );
+    // The pod is unchanged and the server still serves.
+    let (code, after) = send(
+        &router,
+        Method::GET,
+        &format!("{PODS}/p"),
+        "application/json",
+        "",
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(
+        after["metadata"]["resourceVersion"],
+        created["metadata"]["resourceVersion"]
+    );
+}
+
+#[tokio::test]
+async fn unparsable_resource_versions_are_400() {
+    let router = pernode_apiserver::in_memory_router().await.expect("server");
+    let request = Request::builder()
+        .uri(format!("{PODS}?watch=true&resourceVersion=abc"))
+        .body(Body::empty())
+        .expect("request");
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn watch_from_a_version_outside_the_event_window_gets_410_expired() {
+    let options = pernode_store::StoreOptions {
+        ring_capacity: 2,
+        ..Default::default()
+    };
+    let store = pernode_store::Store::in_memory(pernode_apiserver::registry::indexer(), options);
+    let server = pernode_apiserver::ApiServer::new(store)
+        .await
+        .expect("server");
+    let router = server.router();
+    for n in 0..5 {
+        let (code, _) = send(
+            &router,
+            Method::POST,
+            PODS,
+            "application/json",
+            pod(&format!("p{n}")),
+        )
+        .await;
+        assert_eq!(code, StatusCode::CREATED);
+    }
+    let request = Request::builder()
+        .uri(format!("{PODS}?watch=true&resourceVersion=1"))
+        .body(Body::empty())
+        .expect("request");
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "upstream reports expiry as a watch event"
+    );
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("stream ends after the error")
+        .to_bytes();
+    let event: Value =
+        serde_json::from_slice(bytes.split(|b| *b == b'\n').next().unwrap_or_default())
+            .expect("event");
+    assert_eq!(event["type"], "ERROR");
+    assert_eq!(event["object"]["code"], 410);
+    assert_eq!(event["object"]["reason"], "Expired");
+}
