@@ -1,6 +1,7 @@
 //! `pernode`: the Kubernetes DaemonSet as a small control plane. A thin binary over the
 //! workspace crates; each subcommand lives in its own module.
 
+mod bench;
 mod kubeconfig;
 mod up;
 
@@ -24,6 +25,8 @@ enum Command {
     Up(up::UpArgs),
     /// The API server alone, on the embedded store.
     Apiserver(up::ApiserverArgs),
+    /// Measure the control plane on a temporary cluster and print a table.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,6 +45,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Up(args) => up::up(args).await,
             Command::Apiserver(args) => up::apiserver(args).await,
+            Command::Bench(args) => bench::bench(args).await,
         }
     })
 }
