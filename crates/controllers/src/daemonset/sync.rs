@@ -662,6 +662,34 @@ async fn snapshot(
     }
 }
 
+/// Runs `op` over `items` in slow-start batches of 1, 2, 4, ... (R124), concurrently within a
+/// batch; after a batch with a `failed` result, later batches are skipped. Returns the results
+/// in order and how many items were skipped.
+pub(crate) async fn slow_start<T, R, F, Fut>(
+    items: &[T],
+    op: F,
+    failed: impl Fn(&R) -> bool,
+) -> (Vec<R>, usize)
+where
+    F: Fn(&T) -> Fut,
+    Fut: std::future::Future<Output = R>,
+{
+    let mut out = Vec::with_capacity(items.len());
+    let mut pos = 0;
+    let mut batch = items.len().min(1);
+    while pos < items.len() {
+        let results = join_all(items[pos..pos + batch].iter().map(&op)).await;
+        let any_failed = results.iter().any(&failed);
+        out.extend(results);
+        pos += batch;
+        if any_failed && pos < items.len() {
+            return (out, items.len() - pos);
+        }
+        batch = (2 * batch).min(items.len() - pos);
+    }
+    (out, 0)
+}
+
 /// Issues creates (slow-start batches, concurrent within a batch, R123-R125) and deletes.
 pub(crate) async fn sync_nodes(
     ctx: &Ctx,
@@ -682,48 +710,43 @@ pub(crate) async fn sync_nodes(
     if create_diff > 0 {
         let template = pod_template(ds, template_generation(ds), hash);
         let owner = controller_ref(ds)?;
-        let mut pos = 0;
-        let mut batch = create_diff.min(1);
-        while pos < create_diff {
-            let failed_before = errors.len();
-            let results = join_all(nodes_to_create[pos..pos + batch].iter().map(|node| {
+        let (results, skipped) = slow_start(
+            &nodes_to_create[..create_diff],
+            |node| {
                 let pod = super::pods::new_pod(&template, &ns, &owner, node);
                 let api = api.clone();
                 async move { api.create(&PostParams::default(), &pod).await }
-            }))
-            .await;
-            for r in results {
-                match r {
-                    Ok(pod) => ctx.recorder.record(
-                        ds,
-                        NORMAL,
-                        "SuccessfulCreate",
-                        format!("Created pod: {}", pod.metadata.name.unwrap_or_default()),
-                    ),
-                    Err(e) => {
-                        // The pod will never be observed: lower the expectation now.
-                        ctx.expectations.creation_observed(key);
-                        if is_namespace_terminating(&e) {
-                            continue;
-                        }
-                        ctx.recorder.record(
-                            ds,
-                            WARNING,
-                            "FailedCreate",
-                            format!("Error creating: {}", error_text(&e)),
-                        );
-                        errors.push(Error::Kube(e));
+            },
+            |r| matches!(r, Err(e) if !is_namespace_terminating(e)),
+        )
+        .await;
+        if skipped > 0 {
+            // R124: the skipped creates are retried by a later sync.
+            ctx.expectations.lower(key, skipped, 0);
+        }
+        for r in results {
+            match r {
+                Ok(pod) => ctx.recorder.record(
+                    ds,
+                    NORMAL,
+                    "SuccessfulCreate",
+                    format!("Created pod: {}", pod.metadata.name.unwrap_or_default()),
+                ),
+                Err(e) => {
+                    // The pod will never be observed: lower the expectation now.
+                    ctx.expectations.creation_observed(key);
+                    if is_namespace_terminating(&e) {
+                        continue;
                     }
+                    ctx.recorder.record(
+                        ds,
+                        WARNING,
+                        "FailedCreate",
+                        format!("Error creating: {}", error_text(&e)),
+                    );
+                    errors.push(Error::Kube(e));
                 }
             }
-            let skipped = create_diff - (pos + batch);
-            if errors.len() > failed_before && skipped > 0 {
-                // R124: stop; the skipped creates are retried by a later sync.
-                ctx.expectations.lower(key, skipped, 0);
-                break;
-            }
-            pos += batch;
-            batch = (2 * batch).min(create_diff - pos);
         }
     }
 
@@ -1216,6 +1239,29 @@ mod tests {
             .terminating()
             .build()];
         assert_eq!(nodes_to_daemon_pods(pods.iter(), true).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn r124_slow_start_batches_stop_after_failure() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // A quota of 10 pods on 100 nodes.
+        let nodes: Vec<usize> = (0..100).collect();
+        let calls = AtomicUsize::new(0);
+        let (results, skipped) = slow_start(
+            &nodes,
+            |_| {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                async move { n < 10 }
+            },
+            |ok| !ok,
+        )
+        .await;
+        assert_eq!(results.iter().filter(|ok| **ok).count(), 10);
+        assert!(calls.load(Ordering::SeqCst) <= 1 + 2 + 4 + 8);
+        assert_eq!(results.len() + skipped, 100);
+        // Without failures every item runs.
+        let (results, skipped) = slow_start(&nodes, |_| async { true }, |ok| !ok).await;
+        assert_eq!((results.len(), skipped), (100, 0));
     }
 
     #[test]
