@@ -170,7 +170,7 @@ async fn pods_run_fail_and_terminate() {
         pods.get("ok")
             .await
             .ok()
-            .filter(|p| pernode_core::pod::is_pod_ready(p))
+            .filter(pernode_core::pod::is_pod_ready)
     })
     .await;
     let st = ok.status.expect("status");

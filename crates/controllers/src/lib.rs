@@ -10,3 +10,6 @@ pub mod garbage_collector;
 pub mod node_lifecycle;
 pub mod pod_gc;
 pub mod scheduler;
+
+/// The deduplicating, rate-limited work queue the scheduler, GC and pod GC share.
+pub(crate) mod workqueue;

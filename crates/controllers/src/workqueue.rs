@@ -2,8 +2,8 @@
 //! processed once; a key re-added while it is being processed is processed again afterwards
 //! (never by two workers at once); failed keys come back after a per-key exponential backoff.
 //!
-//! Included with `#[path]` by the controllers that use it (scheduler, garbage collector,
-//! pod GC), so that each stays a self-contained module.
+//! Used by the scheduler, the garbage collector and pod GC; the fleet simulator (pernode-agent)
+//! includes this same file with `#[path]`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
@@ -156,11 +156,13 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
     }
 
     /// Number of keys waiting (not counting those being processed).
+    #[allow(dead_code)] // for tests and diagnostics
     pub fn len(&self) -> usize {
         self.lock().queue.len()
     }
 
     /// Whether no key is waiting.
+    #[allow(dead_code)] // for tests and diagnostics
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

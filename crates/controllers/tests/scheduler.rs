@@ -39,7 +39,7 @@ async fn binds_fitting_pods_and_reports_the_others() {
         pods.get("fits")
             .await
             .ok()
-            .filter(|p| pernode_core::pod::is_pod_ready(p))
+            .filter(pernode_core::pod::is_pod_ready)
     })
     .await;
     assert_eq!(p.spec.and_then(|s| s.node_name).as_deref(), Some("node-1"));

@@ -19,10 +19,6 @@
 
 pub mod fit;
 
-#[allow(dead_code)]
-#[path = "../workqueue.rs"]
-mod workqueue;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -38,9 +34,9 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
+use crate::workqueue::WorkQueue;
 use fit::{NodeUsage, PodDemand, fit_error_message, fits, is_ours, pod_demand};
 use pernode_core::scheduling::target_node_name;
-use workqueue::WorkQueue;
 
 /// Errors of the scheduler.
 #[derive(Debug, thiserror::Error)]
