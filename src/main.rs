@@ -2,6 +2,7 @@
 //! workspace crates; each subcommand lives in its own module.
 
 mod bench;
+mod control_plane;
 mod kubeconfig;
 mod up;
 
@@ -25,6 +26,10 @@ enum Command {
     Up(up::UpArgs),
     /// The API server alone, on the embedded store.
     Apiserver(up::ApiserverArgs),
+    /// The controllers alone (daemon sets, scheduler, garbage collector) against a cluster.
+    Controllers(control_plane::ControllersArgs),
+    /// The fleet simulator alone: runs the simulated nodes of a cluster.
+    Sim(control_plane::SimArgs),
     /// Measure the control plane on a temporary cluster and print a table.
     Bench(bench::BenchArgs),
 }
@@ -45,6 +50,8 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Up(args) => up::up(args).await,
             Command::Apiserver(args) => up::apiserver(args).await,
+            Command::Controllers(args) => control_plane::controllers(args).await,
+            Command::Sim(args) => control_plane::sim(args).await,
             Command::Bench(args) => bench::bench(args).await,
         }
     })

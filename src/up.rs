@@ -110,7 +110,7 @@ async fn wait_until_ready(addr: SocketAddr) -> anyhow::Result<()> {
     }
 }
 
-async fn shutdown_signal() -> anyhow::Result<()> {
+pub async fn shutdown_signal() -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r?,
@@ -153,31 +153,17 @@ pub async fn apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
 
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let running = start(&args.server).await?;
+    // The control loops talk to the router in-process: the same code as over TCP, minus the
+    // socket.
     let client = kube::Client::new(running.server.router(), "default");
-    create_simulated_nodes(&client, args.nodes).await?;
+    pernode_agent::simulator::create_nodes(client.clone(), args.nodes, "node")
+        .await
+        .context("creating simulated nodes")?;
+    let mut tasks = tokio::task::JoinSet::new();
+    crate::control_plane::spawn_controllers(&mut tasks, &client);
+    crate::control_plane::spawn_simulator(&mut tasks, &client);
     print_usage(running.addr, &running.kubeconfig);
-    shutdown_signal().await?;
-    stop(running).await
-}
-
-/// `node-1`..`node-N`, annotated for the simulator; existing ones are left as they are.
-async fn create_simulated_nodes(client: &kube::Client, n: usize) -> anyhow::Result<()> {
-    use k8s_openapi::api::core::v1::Node;
-    let nodes: kube::Api<Node> = kube::Api::all(client.clone());
-    for i in 1..=n {
-        let name = format!("node-{i}");
-        let node: Node = serde_json::from_value(serde_json::json!({
-            "metadata": {
-                "name": name,
-                "annotations": {"pernode.io/simulated": "true"},
-                "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"},
-            }
-        }))?;
-        match nodes.create(&Default::default(), &node).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(e) => return Err(e).with_context(|| format!("creating node {name}")),
-        }
-    }
-    Ok(())
+    let result = crate::control_plane::run_until(tasks, shutdown_signal()).await;
+    stop(running).await?;
+    result
 }

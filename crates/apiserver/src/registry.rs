@@ -402,11 +402,44 @@ where
     }
     let mut defaulted =
         serde_json::to_value(&typed).map_err(|e| ApiError::internal(e.to_string()))?;
+    // A revision's data is opaque: its bytes (Go zero values included) must stay as written.
+    let opaque = defaulted.as_object_mut().and_then(|m| m.remove("data"));
+    go_omit_empty(&mut defaulted);
+    if let Some(data) = opaque {
+        defaulted["data"] = data;
+    }
     // The typed round trip drops nothing we keep, but kind/apiVersion must stay as sent.
     defaulted["kind"] = json!(info.kind);
     defaulted["apiVersion"] = json!(info.api_version());
     *obj = defaulted;
     Ok(warnings)
+}
+
+/// Fields that are Go maps in the Kubernetes types: `omitempty` drops them when empty (unlike
+/// pointers to structs, such as `securityContext: {}`, which Go keeps).
+const MAP_FIELDS: &[&str] = &["labels", "annotations", "nodeSelector", "limits", "requests", "capacity", "allocatable"];
+
+/// Serializes as kube-apiserver would after decoding into the Go types: Go's `omitempty` drops
+/// empty strings, empty slices and empty maps, so clients that read the JSON directly
+/// (custom-columns, jsonpath, rollout undo's byte comparison) see what they see upstream
+/// (`<none>` for `taints: []`, no `value:` for a taint with an empty value).
+pub fn go_omit_empty(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|key, v| {
+                go_omit_empty(v);
+                match v {
+                    Value::String(s) => !s.is_empty(),
+                    Value::Array(a) => !a.is_empty(),
+                    Value::Object(m) => !(m.is_empty() && MAP_FIELDS.contains(&key.as_str())),
+                    Value::Null => false,
+                    _ => true,
+                }
+            });
+        }
+        Value::Array(items) => items.iter_mut().for_each(go_omit_empty),
+        _ => {}
+    }
 }
 
 /// A 422 Invalid error from field errors, worded as kube-apiserver words it.
@@ -445,6 +478,16 @@ mod tests {
             attrs.fields.get("status.podIP").map(String::as_str),
             Some("")
         );
+    }
+
+    #[test]
+    fn empty_strings_slices_and_maps_are_omitted_as_go_does() {
+        let mut v = json!({"spec": {"taints": [], "unschedulable": false,
+            "t": [{"key": "k", "value": "", "effect": "NoSchedule"}]},
+            "metadata": {"labels": {}, "name": "n"}, "c": {"securityContext": {}, "resources": {}}});
+        go_omit_empty(&mut v);
+        assert_eq!(v, json!({"spec": {"unschedulable": false, "t": [{"key": "k", "effect": "NoSchedule"}]},
+            "metadata": {"name": "n"}, "c": {"securityContext": {}, "resources": {}}}));
     }
 
     #[test]
