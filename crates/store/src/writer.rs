@@ -335,5 +335,44 @@ fn stamp(mut obj: Value, rv: u64) -> Result<Bytes, StoreError> {
     // `Display` rather than `to_vec`: it is compiled (optimised) inside serde_json, whereas the
     // generic `to_vec::<Value>` would be instantiated here, unoptimised in dev builds, making
     // the single writer thread several times slower there. Output is identical (compact JSON).
-    Ok(Bytes::from(obj.to_string()))
+    Ok(Bytes::from(go_escape(obj.to_string())))
+}
+
+/// Escapes `<`, `>`, `&`, U+2028 and U+2029 as Go's encoding/json does, so stored objects are
+/// byte-for-byte what kube-apiserver would send (kubectl compares revision data by bytes).
+/// These characters only occur inside JSON strings, so a plain replacement is exact.
+pub(crate) fn go_escape(json: String) -> String {
+    if !json.bytes().any(|b| matches!(b, b'<' | b'>' | b'&' | 0xE2)) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod go_escape_tests {
+    use super::go_escape;
+
+    #[test]
+    fn escapes_html_characters_as_go_does() {
+        assert_eq!(
+            go_escape(r#"{"a":"x<y>&z"}"#.to_string()),
+            r#"{"a":"x\u003cy\u003e\u0026z"}"#
+        );
+        assert_eq!(
+            go_escape(r#"{"a":"plain"}"#.to_string()),
+            r#"{"a":"plain"}"#
+        );
+        assert_eq!(go_escape("\"\u{2028}\"".to_string()), r#""\u2028""#);
+    }
 }
