@@ -224,34 +224,3 @@ async fn pods_run_fail_and_terminate() {
     })
     .await;
 }
-
-/// Scale smoke test (ignored by default): `cargo test -p pernode-agent --test simulator -- --ignored`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn a_thousand_nodes_get_ready() {
-    let client = cluster().await;
-    let started = std::time::Instant::now();
-    simulator::create_nodes(client.clone(), 1000, "node")
-        .await
-        .expect("create nodes");
-    tokio::spawn(simulator::run(client.clone(), SimulatorOptions::default()));
-    let nodes: Api<Node> = Api::all(client.clone());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let list = nodes.list(&Default::default()).await.expect("list");
-        let ready = list
-            .items
-            .iter()
-            .filter(|n| condition(n, "Ready").as_deref() == Some("True"))
-            .count();
-        if ready == 1000 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {ready}/1000 ready"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    eprintln!("1000 nodes ready in {:?}", started.elapsed());
-}
