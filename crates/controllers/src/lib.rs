@@ -12,4 +12,4 @@ pub mod pod_gc;
 pub mod scheduler;
 
 /// The deduplicating, rate-limited work queue the scheduler, GC and pod GC share.
-pub(crate) mod workqueue;
+pub(crate) use pernode_runtime::workqueue;

@@ -22,9 +22,7 @@
 mod fleet;
 pub mod status;
 
-#[allow(dead_code)]
-#[path = "../../../controllers/src/workqueue.rs"]
-mod workqueue;
+use pernode_runtime::workqueue;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

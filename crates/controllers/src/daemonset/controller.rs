@@ -7,10 +7,10 @@
 //! The caches are our own (not `kube::runtime::reflector`) because the handlers need the old
 //! and new object of every change (R165, R167, R168) and relists must turn into deletes.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -170,162 +170,18 @@ impl<K: Resource> Cache<K> {
 // ---------------------------------------------------------------------------------------
 // Work queue
 
-struct QueueState {
-    queue: VecDeque<String>,
-    dirty: HashSet<String>,
-    processing: HashSet<String>,
-    failures: HashMap<String, u32>,
-    tokens: f64,
-    last_refill: Instant,
-}
+/// The work queue of DaemonSet keys (R127): deduplicated, never handed to two workers,
+/// per-key exponential backoff from 5 ms to 1000 s under a global 10 qps bucket (burst 100).
+pub type WorkQueue = pernode_runtime::WorkQueue<String>;
 
-/// A work queue of DaemonSet keys with upstream's semantics: a key waiting is queued once; a
-/// key being processed is not handed to another worker, and is requeued when it was added
-/// meanwhile (R127).
-pub struct WorkQueue {
-    state: Mutex<QueueState>,
-    notify: Notify,
-}
-
-/// Base and cap of the per-key exponential backoff (R127).
-const QUEUE_BASE_DELAY: Duration = Duration::from_millis(5);
-const QUEUE_MAX_DELAY: Duration = Duration::from_secs(1000);
-/// The global token bucket of rate-limited requeues (10 per second, burst 100).
-const BUCKET_QPS: f64 = 10.0;
-const BUCKET_BURST: f64 = 100.0;
-
-impl Default for WorkQueue {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl WorkQueue {
-    /// An empty queue.
-    pub fn new() -> Self {
-        Self {
-            state: Mutex::new(QueueState {
-                queue: VecDeque::new(),
-                dirty: HashSet::new(),
-                processing: HashSet::new(),
-                failures: HashMap::new(),
-                tokens: BUCKET_BURST,
-                last_refill: Instant::now(),
-            }),
-            notify: Notify::new(),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Queues a key now.
-    pub fn add(&self, key: &str) {
-        let mut s = self.lock();
-        if !s.dirty.insert(key.to_owned()) {
-            return;
-        }
-        if s.processing.contains(key) {
-            // Requeued by `done`.
-            return;
-        }
-        s.queue.push_back(key.to_owned());
-        drop(s);
-        self.notify.notify_one();
-    }
-
-    /// Queues a key after a delay.
-    pub fn add_after(self: &Arc<Self>, key: &str, delay: Duration) {
-        if delay.is_zero() {
-            self.add(key);
-            return;
-        }
-        let q = self.clone();
-        let key = key.to_owned();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            q.add(&key);
-        });
-    }
-
-    /// The delay of a rate-limited requeue: the larger of the key's exponential backoff and
-    /// the global bucket's wait.
-    fn rate_limit_delay(&self, key: &str) -> Duration {
-        let mut s = self.lock();
-        let n = {
-            let f = s.failures.entry(key.to_owned()).or_insert(0);
-            let n = *f;
-            *f = f.saturating_add(1);
-            n
-        };
-        let per_item = QUEUE_BASE_DELAY
-            .checked_mul(1u32.checked_shl(n.min(31)).unwrap_or(u32::MAX))
-            .unwrap_or(QUEUE_MAX_DELAY)
-            .min(QUEUE_MAX_DELAY);
-        let now = Instant::now();
-        let elapsed = now.duration_since(s.last_refill).as_secs_f64();
-        s.tokens = (s.tokens + elapsed * BUCKET_QPS).min(BUCKET_BURST);
-        s.last_refill = now;
-        let bucket = if s.tokens >= 1.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64((1.0 - s.tokens) / BUCKET_QPS)
-        };
-        s.tokens -= 1.0;
-        per_item.max(bucket)
-    }
-
-    /// Queues a key after its backoff (after a failed sync).
-    pub fn add_rate_limited(self: &Arc<Self>, key: &str) {
-        let delay = self.rate_limit_delay(key);
-        self.add_after(key, delay);
-    }
-
-    /// Clears a key's backoff (after a successful sync).
-    pub fn forget(&self, key: &str) {
-        self.lock().failures.remove(key);
-    }
-
-    /// Waits for the next key; the caller must call [`Self::done`] with it.
-    pub async fn get(&self) -> String {
-        loop {
-            {
-                let mut s = self.lock();
-                if let Some(key) = s.queue.pop_front() {
-                    s.dirty.remove(&key);
-                    s.processing.insert(key.clone());
-                    // More work may be waiting for another worker.
-                    if !s.queue.is_empty() {
-                        self.notify.notify_one();
-                    }
-                    return key;
-                }
-            }
-            self.notify.notified().await;
-        }
-    }
-
-    /// Marks a key processed; it is queued again if it was added meanwhile.
-    pub fn done(&self, key: &str) {
-        let mut s = self.lock();
-        s.processing.remove(key);
-        if s.dirty.contains(key) {
-            s.queue.push_back(key.to_owned());
-            drop(s);
-            self.notify.notify_one();
-        }
-    }
-
-    /// Keys waiting (not being processed), for tests.
-    pub fn len(&self) -> usize {
-        self.lock().queue.len()
-    }
-
-    /// Whether no key is waiting.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+/// A queue with upstream's DaemonSet controller rate limiter.
+pub fn daemonset_queue() -> WorkQueue {
+    WorkQueue::with_bucket(
+        Duration::from_millis(5),
+        Duration::from_secs(1000),
+        10.0,
+        100.0,
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -542,7 +398,7 @@ impl Ctx {
     }
 
     fn enqueue(&self, ds: &DaemonSet) {
-        self.queue.add(&object_key(&ds.metadata));
+        self.queue.add(object_key(&ds.metadata));
     }
 
     /// The DaemonSet a controller reference points to, if it is one we know with that UID.
@@ -644,7 +500,7 @@ impl Ctx {
                         && pernode_core::pod::is_pod_ready(&cur);
                     if became_ready && min_ready > 0 {
                         self.queue.add_after(
-                            &object_key(&ds.metadata),
+                            object_key(&ds.metadata),
                             Duration::from_secs(min_ready as u64 + 1),
                         );
                     }
@@ -810,7 +666,7 @@ pub async fn run(client: Client, opts: DaemonSetControllerOptions) -> Result<(),
         nodes: Cache::new(),
         expectations: Expectations::new(),
         backoff: Backoff::default(),
-        queue: Arc::new(WorkQueue::new()),
+        queue: Arc::new(daemonset_queue()),
     });
     let synced = Arc::new((AtomicUsize::new(0), Notify::new()));
     let mut tasks = tokio::task::JoinSet::new();
@@ -866,13 +722,15 @@ pub async fn run(client: Client, opts: DaemonSetControllerOptions) -> Result<(),
         let ctx = ctx.clone();
         tasks.spawn(async move {
             loop {
-                let key = ctx.queue.get().await;
+                let Some(key) = ctx.queue.get().await else {
+                    return;
+                };
                 let started = Instant::now();
                 match super::sync::sync_daemonset(&ctx, &key).await {
                     Ok(()) => ctx.queue.forget(&key),
                     Err(e) => {
                         tracing::warn!(ds = %key, error = %e, "sync failed");
-                        ctx.queue.add_rate_limited(&key);
+                        ctx.queue.add_rate_limited(key.clone());
                     }
                 }
                 tracing::trace!(ds = %key, elapsed = ?started.elapsed(), "synced");
@@ -895,33 +753,18 @@ mod tests {
 
     #[tokio::test]
     async fn r127_queue_dedups_and_never_hands_a_key_to_two_workers() {
-        let q = Arc::new(WorkQueue::new());
-        q.add("a");
-        q.add("a");
-        q.add("b");
+        let q = daemonset_queue();
+        q.add("a".to_string());
+        q.add("a".to_string());
+        q.add("b".to_string());
         assert_eq!(q.len(), 2);
-        let k = q.get().await;
-        assert_eq!(k, "a");
+        assert_eq!(q.get().await.as_deref(), Some("a"));
         // Added while processing: not queued until done.
-        q.add("a");
+        q.add("a".to_string());
         assert_eq!(q.len(), 1);
-        assert_eq!(q.get().await, "b");
+        assert_eq!(q.get().await.as_deref(), Some("b"));
         assert!(q.is_empty());
-        q.done("a");
-        assert_eq!(q.get().await, "a");
-    }
-
-    #[tokio::test]
-    async fn r127_rate_limited_backoff_doubles_and_forget_resets() {
-        let q = WorkQueue::new();
-        assert_eq!(q.rate_limit_delay("a"), Duration::from_millis(5));
-        assert_eq!(q.rate_limit_delay("a"), Duration::from_millis(10));
-        assert_eq!(q.rate_limit_delay("a"), Duration::from_millis(20));
-        q.forget("a");
-        assert_eq!(q.rate_limit_delay("a"), Duration::from_millis(5));
-        for _ in 0..40 {
-            q.rate_limit_delay("b");
-        }
-        assert!(q.rate_limit_delay("b") >= QUEUE_MAX_DELAY);
+        q.done(&"a".to_string());
+        assert_eq!(q.get().await.as_deref(), Some("a"));
     }
 }

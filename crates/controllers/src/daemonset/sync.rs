@@ -839,7 +839,7 @@ async fn update_status(
         }
     }
     if let Some(delay) = status::requeue_after(min_ready, &counts) {
-        ctx.queue.add_after(key, delay);
+        ctx.queue.add_after(key.to_string(), delay);
     }
     Ok(())
 }
@@ -870,7 +870,7 @@ async fn update_daemonset(
         ctx.recorder.record(ds, ev.type_, ev.reason, ev.message);
     }
     if let Some(delay) = plan.requeue_after {
-        ctx.queue.add_after(key, delay);
+        ctx.queue.add_after(key.to_string(), delay);
     }
     tracing::debug!(
         ds = %key,

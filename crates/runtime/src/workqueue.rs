@@ -2,13 +2,14 @@
 //! processed once; a key re-added while it is being processed is processed again afterwards
 //! (never by two workers at once); failed keys come back after a per-key exponential backoff.
 //!
-//! Used by the scheduler, the garbage collector and pod GC; the fleet simulator (pernode-agent)
-//! includes this same file with `#[path]`.
+//! Used by every control loop: the DaemonSet controller (with the global token bucket
+//! upstream's controllers add on top), the scheduler, the garbage collector, pod GC, node
+//! lifecycle and the fleet simulator.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
@@ -30,6 +31,8 @@ struct Inner<K> {
     notify: Notify,
     base_delay: Duration,
     max_delay: Duration,
+    /// Optional global bucket for rate-limited requeues: (queries per second, burst).
+    bucket: Option<(f64, f64)>,
 }
 
 struct State<K> {
@@ -39,11 +42,24 @@ struct State<K> {
     processing: HashSet<K>,
     failures: HashMap<K, u32>,
     shut_down: bool,
+    tokens: f64,
+    last_refill: Instant,
 }
 
 impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
     /// A queue whose retry delays start at `base_delay` and double up to `max_delay`.
     pub fn new(base_delay: Duration, max_delay: Duration) -> Self {
+        Self::build(base_delay, max_delay, None)
+    }
+
+    /// The same queue whose rate-limited requeues also share a token bucket of `qps` with
+    /// `burst` (upstream's default controller rate limiter: 10 qps, burst 100): a requeue
+    /// waits for the larger of its own backoff and the bucket.
+    pub fn with_bucket(base_delay: Duration, max_delay: Duration, qps: f64, burst: f64) -> Self {
+        Self::build(base_delay, max_delay, Some((qps, burst)))
+    }
+
+    fn build(base_delay: Duration, max_delay: Duration, bucket: Option<(f64, f64)>) -> Self {
         WorkQueue {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
@@ -52,10 +68,13 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
                     processing: HashSet::new(),
                     failures: HashMap::new(),
                     shut_down: false,
+                    tokens: bucket.map_or(0.0, |(_, burst)| burst),
+                    last_refill: Instant::now(),
                 }),
                 notify: Notify::new(),
                 base_delay,
                 max_delay,
+                bucket,
             }),
         }
     }
@@ -93,17 +112,35 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
         });
     }
 
-    /// Queue `key` after its next backoff delay (base × 2^failures, capped).
+    /// Queue `key` after its next backoff delay (base × 2^failures, capped), or the token
+    /// bucket's wait if that is longer.
     pub fn add_rate_limited(&self, key: K) {
         let delay = {
             let mut s = self.lock();
             let n = s.failures.entry(key.clone()).or_insert(0);
             let exp = (*n).min(30);
             *n = n.saturating_add(1);
-            self.inner
+            let per_key = self
+                .inner
                 .base_delay
                 .saturating_mul(1u32 << exp)
-                .min(self.inner.max_delay)
+                .min(self.inner.max_delay);
+            match self.inner.bucket {
+                None => per_key,
+                Some((qps, burst)) => {
+                    let now = Instant::now();
+                    let elapsed = now.duration_since(s.last_refill).as_secs_f64();
+                    s.tokens = (s.tokens + elapsed * qps).min(burst);
+                    s.last_refill = now;
+                    let wait = if s.tokens >= 1.0 {
+                        Duration::ZERO
+                    } else {
+                        Duration::from_secs_f64((1.0 - s.tokens) / qps)
+                    };
+                    s.tokens -= 1.0;
+                    per_key.max(wait)
+                }
+            }
         };
         self.add_after(key, delay);
     }
@@ -156,13 +193,11 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
     }
 
     /// Number of keys waiting (not counting those being processed).
-    #[allow(dead_code)] // for tests and diagnostics
     pub fn len(&self) -> usize {
         self.lock().queue.len()
     }
 
     /// Whether no key is waiting.
-    #[allow(dead_code)] // for tests and diagnostics
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -190,6 +225,26 @@ mod tests {
         q.done(&"b");
         q.shut_down();
         assert_eq!(q.get().await, None);
+    }
+
+    #[tokio::test]
+    async fn the_bucket_spaces_requeues_once_its_burst_is_spent() {
+        let q = WorkQueue::with_bucket(Duration::ZERO, Duration::ZERO, 10.0, 1.0);
+        q.add_rate_limited(1u32); // takes the one token: immediate
+        assert_eq!(q.len(), 1);
+        q.add_rate_limited(2u32); // must wait ~100 ms for a token
+        assert_eq!(q.len(), 1);
+        let second = async {
+            loop {
+                let k = q.get().await;
+                if k == Some(2) {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(2), second)
+            .await
+            .expect("the second key comes back");
     }
 
     #[tokio::test]
