@@ -1,9 +1,5 @@
-//! The 10,000-pod Table: the size `kubectl get pods -A` reaches on a big fleet.
-//!
-//! The budget (well under 100 ms) is for optimised builds; this test only guards against
-//! gross regressions under the unoptimised test profile, and prints the time it took.
-
-use std::time::Instant;
+//! The 10,000-pod Table: the size `kubectl get pods -A` reaches on a big fleet. Its speed is
+//! measured by `pernode bench` (list scenario); this checks that every row comes out right.
 
 use k8s_openapi::jiff::Timestamp;
 use pernode_printers::{IncludeObject, table};
@@ -54,24 +50,17 @@ fn stored_pod(i: usize) -> Vec<u8> {
 }
 
 #[test]
-fn ten_thousand_pods() {
+fn ten_thousand_pods_render_every_row() {
     let pods: Vec<Vec<u8>> = (0..10_000).map(stored_pod).collect();
     let slices: Vec<&[u8]> = pods.iter().map(Vec::as_slice).collect();
     let now: Timestamp = "2025-01-01T12:00:00Z".parse().expect("timestamp");
 
-    let mut best = f64::MAX;
-    let mut out = Vec::new();
-    for _ in 0..3 {
-        let start = Instant::now();
-        out = table("pods", &slices, IncludeObject::Metadata, now, "20000", None).expect("renders");
-        best = best.min(start.elapsed().as_secs_f64() * 1000.0);
-    }
-    eprintln!("10k pods: {best:.1} ms, {} bytes", out.len());
+    let out = table("pods", &slices, IncludeObject::Metadata, now, "20000", None).expect("renders");
 
     let t: Value = serde_json::from_slice(&out).expect("valid JSON");
     let rows = t["rows"].as_array().expect("rows");
     assert_eq!(rows.len(), 10_000);
     assert_eq!(rows[1]["cells"][3], "1 (30m ago)");
     assert_eq!(rows[0]["object"]["metadata"]["labels"]["app"], "fluentd");
-    assert!(best < 2_000.0, "10k pods took {best:.1} ms");
+    assert_eq!(rows[9_999]["cells"][0], "fluentd-0270f");
 }
