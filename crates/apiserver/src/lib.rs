@@ -40,6 +40,8 @@ pub struct AppState {
     pub store: Store,
     /// Flips to true when the server shuts down, so open watch streams end.
     pub shutdown: signal::Receiver<bool>,
+    /// Requests dispatched since start (for `pernode bench`).
+    pub requests: std::sync::atomic::AtomicU64,
 }
 
 /// A running API server's handle: its router and the switch that ends its watches.
@@ -55,6 +57,7 @@ impl ApiServer {
         let state = Arc::new(AppState {
             store,
             shutdown: rx,
+            requests: Default::default(),
         });
         bootstrap(&state.store).await?;
         Ok(ApiServer { state, shutdown })
@@ -66,6 +69,13 @@ impl ApiServer {
 
     pub fn store(&self) -> &Store {
         &self.state.store
+    }
+
+    /// Requests dispatched since start (watches count once, when they open).
+    pub fn requests(&self) -> u64 {
+        self.state
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Ends every open watch stream (so a graceful HTTP shutdown does not wait on them).
@@ -153,6 +163,9 @@ fn json_value(v: &Value) -> Response {
 }
 
 async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    state
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
     let accept = parts

@@ -1,0 +1,187 @@
+//! `pernode bench`: measures the control plane the way users meet it. For each `--nodes` count
+//! it starts its own in-process cluster (API server on a temporary data dir with the real
+//! SQLite store, the controllers, and the fleet simulator with a start delay of 0, exactly as
+//! `pernode up` wires them) or connects to a running one (`--kubeconfig`), drives it over
+//! loopback HTTP through a kube::Client like a user, and prints a table.
+//!
+//! Scenarios (`--only`):
+//! - `store`: the machine's limit, durable commits of the store alone, one write per commit and
+//!   batched; every other scenario is compared with it ([`store`]);
+//! - `converge`, `rollout`, `nodechurn`: a daemon set on the simulated fleet ([`daemonset`]);
+//! - `create`, `list`, `watch`: pods through the API, lists as JSON and Table, watch fan-out
+//!   ([`api`]).
+//!
+//! Each figure carries the wall time, API requests served, store commits and writes, the
+//! store's time for the same number of writes (and the ratio), the peak RSS of the whole
+//! process during the phase and its CPU seconds.
+
+mod api;
+mod cluster;
+mod daemonset;
+mod report;
+mod store;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub use report::Figure;
+
+use cluster::Cluster;
+
+/// Every scenario, in the order they run.
+pub const SCENARIOS: &[&str] = &[
+    "store",
+    "converge",
+    "rollout",
+    "nodechurn",
+    "list",
+    "create",
+    "watch",
+];
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Fleet sizes, comma-separated: one cluster (and one run of every scenario) per size.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    pub nodes: Vec<usize>,
+    /// Scenarios to run, comma-separated: store,converge,rollout,nodechurn,list,create,watch.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "store,converge,rollout,nodechurn,list,create,watch"
+    )]
+    pub only: Vec<String>,
+    /// Concurrent watchers in the watch scenario.
+    #[arg(long, default_value_t = 100)]
+    pub watchers: usize,
+    /// Events (pod creations) each watcher receives; also the pods of the create scenario.
+    #[arg(long, default_value_t = 10_000)]
+    pub events: usize,
+    /// Runs of each list for the percentiles.
+    #[arg(long, default_value_t = 50)]
+    pub list_runs: usize,
+    /// Measure the cluster of this kubeconfig instead of starting one (it must run the
+    /// controllers and the simulator, as `pernode up` does). API requests and store commits
+    /// are then unknown; RSS and CPU are this process's.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Give up on a phase after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    fn wants(&self, scenario: &str) -> bool {
+        self.only.iter().any(|o| o == scenario)
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout.max(1))
+    }
+}
+
+pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    for o in &args.only {
+        if !SCENARIOS.contains(&o.as_str()) {
+            bail!("unknown scenario {o:?}; known: {}", SCENARIOS.join(","));
+        }
+    }
+    if args.nodes.is_empty() || args.nodes.contains(&0) {
+        bail!("--nodes needs at least one count above 0");
+    }
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let mut figures: Vec<Figure> = Vec::new();
+    for (round, &nodes) in args.nodes.iter().enumerate() {
+        // The store's limit comes first: every other figure is set beside it.
+        let limit = store::limit(nodes).await.context("store limit")?;
+        if args.wants("store") {
+            figures.extend(limit.figures.iter().cloned());
+        }
+        let needs_cluster = SCENARIOS[1..].iter().any(|s| args.wants(s));
+        if !needs_cluster {
+            continue;
+        }
+        let run = format!("r{}-{round}", std::process::id());
+        let mut cluster = match &args.kubeconfig {
+            Some(path) => Cluster::connect(path, &run).await?,
+            None => Cluster::start(&run).await?,
+        };
+        let result = run_cluster(&args, &mut cluster, nodes, &limit, &mut figures).await;
+        let stopped = cluster.stop().await;
+        result?;
+        stopped?;
+    }
+    report::print_table(&figures);
+    if let Some(path) = &args.json {
+        let doc = report::document(&command, &figures);
+        std::fs::write(path, serde_json::to_vec_pretty(&doc)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+async fn run_cluster(
+    args: &BenchArgs,
+    cluster: &mut Cluster,
+    nodes: usize,
+    limit: &store::Limit,
+    figures: &mut Vec<Figure>,
+) -> anyhow::Result<()> {
+    cluster.create_nodes(1, nodes, args.timeout()).await?;
+    let fleet_scenarios = ["converge", "rollout", "nodechurn", "list"];
+    if fleet_scenarios.iter().any(|s| args.wants(s)) {
+        // The daemon set's pods are what list lists: converge first, reported or not.
+        let f = daemonset::converge(cluster, nodes, limit, args.timeout()).await?;
+        if args.wants("converge") {
+            figures.push(f);
+        }
+    }
+    if args.wants("rollout") {
+        figures.extend(daemonset::rollouts(cluster, nodes, limit, args.timeout()).await?);
+    }
+    if args.wants("list") {
+        figures.extend(api::list(cluster, nodes, args.list_runs).await?);
+    }
+    if args.wants("nodechurn") {
+        figures.push(daemonset::node_churn(cluster, nodes, limit, args.timeout()).await?);
+    }
+    if args.wants("create") || args.wants("watch") {
+        let (created, from_rv) = api::create(cluster, nodes, args.events, limit).await?;
+        if args.wants("create") {
+            figures.push(created);
+        }
+        if args.wants("watch") {
+            figures.push(
+                api::watch(
+                    cluster,
+                    nodes,
+                    from_rv,
+                    args.events,
+                    args.watchers,
+                    limit,
+                    args.timeout(),
+                )
+                .await?,
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A progress bar for one phase (drawn on stderr, hidden when it is not a terminal).
+pub(crate) fn progress(len: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>32} [{bar:40}] {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_string());
+    bar
+}

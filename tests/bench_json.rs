@@ -1,0 +1,96 @@
+//! `pernode bench --json` writes every scenario with every key (shape only: timings belong in
+//! the bench itself).
+
+use std::process::Command;
+
+const KEYS: &[&str] = &[
+    "scenario",
+    "variant",
+    "nodes",
+    "objects",
+    "wall_ms",
+    "p50_ms",
+    "p99_ms",
+    "api_requests",
+    "store_commits",
+    "store_writes",
+    "store_limit_ms",
+    "limit_ratio",
+    "peak_rss_mib",
+    "cpu_seconds",
+];
+
+#[test]
+fn bench_json_has_every_scenario_and_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out.json");
+    let status = Command::new(env!("CARGO_BIN_EXE_pernode"))
+        .args([
+            "bench",
+            "--nodes",
+            "30",
+            "--only",
+            "store,converge,rollout,nodechurn,list,create,watch",
+            "--watchers",
+            "3",
+            "--events",
+            "200",
+            "--list-runs",
+            "3",
+            "--json",
+        ])
+        .arg(&out)
+        .status()
+        .expect("running pernode bench");
+    assert!(status.success(), "pernode bench failed: {status}");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out).expect("reading the JSON")).expect("JSON");
+    assert!(doc["command"].as_str().is_some_and(|c| c.contains("bench")));
+    assert!(doc["machine"]["cpus"].as_u64().is_some_and(|n| n >= 1));
+    let results = doc["results"].as_array().expect("results");
+    for scenario in [
+        "store",
+        "converge",
+        "rollout",
+        "nodechurn",
+        "list",
+        "create",
+        "watch",
+    ] {
+        let rows: Vec<&serde_json::Value> = results
+            .iter()
+            .filter(|r| r["scenario"] == scenario)
+            .collect();
+        assert!(!rows.is_empty(), "no {scenario} in {doc}");
+        for row in &rows {
+            for key in KEYS {
+                assert!(row.get(key).is_some(), "{scenario} lacks {key}: {row}");
+            }
+            assert_eq!(row["nodes"], 30, "{row}");
+            assert!(row["wall_ms"].as_f64().is_some(), "{row}");
+            assert!(row["peak_rss_mib"].as_f64().is_some(), "{row}");
+            assert!(row["cpu_seconds"].as_f64().is_some(), "{row}");
+            // An in-process cluster knows what it served and committed.
+            assert!(row["api_requests"].as_u64().is_some(), "{row}");
+            assert!(row["store_commits"].as_u64().is_some(), "{row}");
+        }
+    }
+    let variants = |s: &str| -> Vec<String> {
+        results
+            .iter()
+            .filter(|r| r["scenario"] == s)
+            .filter_map(|r| r["variant"].as_str().map(String::from))
+            .collect()
+    };
+    assert_eq!(variants("rollout"), ["maxUnavailable 10%", "maxSurge 10%"]);
+    assert_eq!(variants("list"), ["JSON", "Table"]);
+    assert_eq!(variants("store"), ["1 write per commit", "batched"]);
+    for row in results.iter().filter(|r| r["scenario"] == "list") {
+        assert!(row["p50_ms"].as_f64().is_some() && row["p99_ms"].as_f64().is_some());
+    }
+    for s in ["converge", "rollout", "nodechurn", "create", "watch"] {
+        for row in results.iter().filter(|r| r["scenario"] == s) {
+            assert!(row["limit_ratio"].as_f64().is_some(), "{row}");
+        }
+    }
+}
