@@ -1,0 +1,516 @@
+//! The verbs' upstream semantics, in-process: selectors on lists and watches, paging, watch
+//! start points and timeouts, status/spec separation, generation, subresources, collection and
+//! namespace deletion.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+async fn call(
+    router: &Router,
+    method: Method,
+    path: &str,
+    content_type: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let body = if body.is_null() {
+        Body::empty()
+    } else {
+        Body::from(body.to_string())
+    };
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", content_type)
+        .body(body)
+        .expect("request");
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn get(router: &Router, path: &str) -> Value {
+    let (code, v) = call(router, Method::GET, path, "application/json", Value::Null).await;
+    assert_eq!(code, StatusCode::OK, "GET {path}: {v}");
+    v
+}
+
+async fn post(router: &Router, path: &str, body: Value) -> Value {
+    let (code, v) = call(router, Method::POST, path, "application/json", body).await;
+    assert!(code.is_success(), "POST {path}: {code} {v}");
+    v
+}
+
+async fn patch(router: &Router, path: &str, body: Value) -> Value {
+    let (code, v) = call(
+        router,
+        Method::PATCH,
+        path,
+        "application/merge-patch+json",
+        body,
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "PATCH {path}: {v}");
+    v
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i["metadata"]["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const PODS: &str = "/api/v1/namespaces/default/pods";
+
+fn pod(name: &str, labels: Value, node: Option<&str>) -> Value {
+    let mut p = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+    if let Some(node) = node {
+        p["spec"]["nodeName"] = json!(node);
+    }
+    p
+}
+
+async fn server() -> Router {
+    pernode_apiserver::in_memory_router().await.expect("server")
+}
+
+#[tokio::test]
+async fn label_and_field_selectors_filter_lists() {
+    let r = server().await;
+    post(
+        &r,
+        PODS,
+        pod("a", json!({"app": "x", "tier": "web"}), Some("n1")),
+    )
+    .await;
+    post(&r, PODS, pod("b", json!({"app": "y"}), Some("n2"))).await;
+    post(&r, PODS, pod("c", json!({"app": "x"}), None)).await;
+    let q = |s: &str| format!("{PODS}?labelSelector={s}");
+    assert_eq!(names(&get(&r, &q("app%3Dx")).await), ["a", "c"]);
+    assert_eq!(names(&get(&r, &q("app%3D%3Dx")).await), ["a", "c"]);
+    assert_eq!(names(&get(&r, &q("app%21%3Dx")).await), ["b"]);
+    assert_eq!(
+        names(&get(&r, &q("app%20in%20(x,y)")).await),
+        ["a", "b", "c"]
+    );
+    assert_eq!(names(&get(&r, &q("app%20notin%20(x)")).await), ["b"]);
+    assert_eq!(names(&get(&r, &q("tier")).await), ["a"]);
+    assert_eq!(names(&get(&r, &q("!tier")).await), ["b", "c"]);
+    let f = |s: &str| format!("{PODS}?fieldSelector={s}");
+    assert_eq!(names(&get(&r, &f("spec.nodeName%3Dn1")).await), ["a"]);
+    assert_eq!(
+        names(&get(&r, &f("spec.nodeName%3D")).await),
+        ["c"],
+        "key= matches the empty field"
+    );
+    assert_eq!(names(&get(&r, &f("metadata.name%3Db")).await), ["b"]);
+    assert_eq!(
+        names(
+            &get(
+                &r,
+                &f("status.phase%21%3DSucceeded,status.phase%21%3DFailed")
+            )
+            .await
+        ),
+        ["a", "b", "c"]
+    );
+    let all = get(
+        &r,
+        "/api/v1/pods?fieldSelector=metadata.namespace%3Ddefault",
+    )
+    .await;
+    assert_eq!(names(&all).len(), 3);
+    let (code, v) = call(
+        &r,
+        Method::GET,
+        &f("spec.bogus%3Dx"),
+        "application/json",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{v}");
+}
+
+#[tokio::test]
+async fn events_select_by_involved_object_with_an_empty_namespace() {
+    let r = server().await;
+    let event = |name: &str, ns: &str| {
+        json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": name},
+            "involvedObject": {"kind": "Node", "name": "n1", "namespace": ns, "uid": "n1"},
+            "reason": "Test", "message": "m", "type": "Normal"})
+    };
+    post(&r, "/api/v1/namespaces/default/events", event("e1", "")).await;
+    post(
+        &r,
+        "/api/v1/namespaces/default/events",
+        event("e2", "default"),
+    )
+    .await;
+    let list = get(&r, "/api/v1/events?fieldSelector=involvedObject.namespace%3D,involvedObject.kind%3DNode,involvedObject.name%3Dn1").await;
+    assert_eq!(names(&list), ["e1"]);
+}
+
+#[tokio::test]
+async fn limit_and_continue_page_through_a_list() {
+    let r = server().await;
+    for n in 0..5 {
+        post(&r, PODS, pod(&format!("p{n}"), json!({}), None)).await;
+    }
+    let first = get(&r, &format!("{PODS}?limit=2")).await;
+    assert_eq!(names(&first), ["p0", "p1"]);
+    let token = first["metadata"]["continue"]
+        .as_str()
+        .expect("continue token")
+        .to_string();
+    let second = get(&r, &format!("{PODS}?limit=2&continue={token}")).await;
+    assert_eq!(names(&second), ["p2", "p3"]);
+    let token = second["metadata"]["continue"]
+        .as_str()
+        .expect("continue token")
+        .to_string();
+    let last = get(&r, &format!("{PODS}?limit=2&continue={token}")).await;
+    assert_eq!(names(&last), ["p4"]);
+    assert!(last["metadata"].get("continue").is_none());
+}
+
+/// An open watch stream, read event by event.
+struct WatchStream {
+    body: Body,
+    buf: Vec<u8>,
+}
+
+impl WatchStream {
+    async fn open(r: &Router, path: &str) -> WatchStream {
+        let request = Request::builder()
+            .uri(path)
+            .body(Body::empty())
+            .expect("request");
+        let response = r.clone().oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+        WatchStream {
+            body: response.into_body(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// The next event, or `None` if the stream ended or nothing came within `within`.
+    async fn next(&mut self, within: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                return Some(serde_json::from_slice(&line).expect("event JSON"));
+            }
+            match tokio::time::timeout_at(deadline, self.body.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+fn summary(event: &Value) -> (String, String) {
+    (
+        event["type"].as_str().unwrap_or("").into(),
+        event["object"]["metadata"]["name"]
+            .as_str()
+            .unwrap_or("")
+            .into(),
+    )
+}
+
+const WAIT: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn watches_start_where_asked_and_follow_selectors() {
+    let r = server().await;
+    post(&r, PODS, pod("a", json!({"app": "x"}), None)).await;
+    let list = get(&r, PODS).await;
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("list rv")
+        .to_string();
+    // resourceVersion=0: a synthetic ADDED for what exists, then changes.
+    let mut watch = WatchStream::open(
+        &r,
+        &format!("{PODS}?watch=true&resourceVersion=0&labelSelector=app%3Dx"),
+    )
+    .await;
+    assert_eq!(
+        watch.next(WAIT).await.map(|e| summary(&e)),
+        Some(("ADDED".into(), "a".into()))
+    );
+    // Starts matching: ADDED; stops matching: DELETED (for this watcher).
+    post(&r, PODS, pod("b", json!({"app": "y"}), None)).await;
+    patch(
+        &r,
+        &format!("{PODS}/b"),
+        json!({"metadata": {"labels": {"app": "x"}}}),
+    )
+    .await;
+    patch(
+        &r,
+        &format!("{PODS}/a"),
+        json!({"metadata": {"labels": {"app": "z"}}}),
+    )
+    .await;
+    assert_eq!(
+        watch.next(WAIT).await.map(|e| summary(&e)),
+        Some(("ADDED".into(), "b".into()))
+    );
+    assert_eq!(
+        watch.next(WAIT).await.map(|e| summary(&e)),
+        Some(("DELETED".into(), "a".into()))
+    );
+    // From the list's version: only later changes, no synthetic events.
+    let mut from_rv =
+        WatchStream::open(&r, &format!("{PODS}?watch=true&resourceVersion={rv}")).await;
+    let mut kinds = Vec::new();
+    for _ in 0..3 {
+        kinds.push(from_rv.next(WAIT).await.map(|e| summary(&e)));
+    }
+    assert_eq!(
+        kinds,
+        [
+            Some(("ADDED".into(), "b".into())),
+            Some(("MODIFIED".into(), "b".into())),
+            Some(("MODIFIED".into(), "a".into()))
+        ]
+    );
+}
+
+#[tokio::test]
+async fn timeout_seconds_ends_a_watch() {
+    let r = server().await;
+    let started = tokio::time::Instant::now();
+    let mut watch = WatchStream::open(&r, &format!("{PODS}?watch=true&timeoutSeconds=1")).await;
+    assert!(
+        watch.next(Duration::from_secs(10)).await.is_none(),
+        "no events, then the end of the stream"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the stream closed at its timeout, not at our deadline"
+    );
+}
+
+#[tokio::test]
+async fn status_and_spec_are_written_separately_and_generation_follows_spec() {
+    let r = server().await;
+    let ds_path = "/apis/apps/v1/namespaces/default/daemonsets";
+    let ds = json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "d"},
+        "spec": {"selector": {"matchLabels": {"a": "b"}},
+                 "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+    let created = post(&r, ds_path, ds).await;
+    assert_eq!(created["metadata"]["generation"], 1);
+    assert_eq!(created["status"]["desiredNumberScheduled"], 0);
+    // A status write ignores spec changes.
+    let status = patch(
+        &r,
+        &format!("{ds_path}/d/status"),
+        json!({"spec": {"minReadySeconds": 9}, "status": {"numberReady": 2}}),
+    )
+    .await;
+    assert_eq!(status["status"]["numberReady"], 2);
+    assert!(status["spec"].get("minReadySeconds").is_none());
+    assert_eq!(status["metadata"]["generation"], 1);
+    // A main-resource write ignores status and bumps generation on spec changes only.
+    let spec = patch(
+        &r,
+        &format!("{ds_path}/d"),
+        json!({"spec": {"minReadySeconds": 3}, "status": {"numberReady": 7}}),
+    )
+    .await;
+    assert_eq!(spec["status"]["numberReady"], 2);
+    assert_eq!(spec["metadata"]["generation"], 2);
+    assert_eq!(
+        spec["metadata"]["annotations"]["deprecated.daemonset.template.generation"], "1",
+        "template unchanged"
+    );
+    let meta = patch(
+        &r,
+        &format!("{ds_path}/d"),
+        json!({"metadata": {"labels": {"x": "y"}}}),
+    )
+    .await;
+    assert_eq!(meta["metadata"]["generation"], 2);
+    let template = patch(
+        &r,
+        &format!("{ds_path}/d"),
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i2"}]}}}}),
+    )
+    .await;
+    assert_eq!(template["metadata"]["generation"], 3);
+    assert_eq!(
+        template["metadata"]["annotations"]["deprecated.daemonset.template.generation"],
+        "2"
+    );
+    // Selector is immutable.
+    let (code, v) = call(&r, Method::PATCH, &format!("{ds_path}/d"), "application/merge-patch+json",
+        json!({"spec": {"selector": {"matchLabels": {"a": "c"}}, "template": {"metadata": {"labels": {"a": "c"}}}}})).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+}
+
+#[tokio::test]
+async fn binding_and_eviction_subresources() {
+    let r = server().await;
+    post(&r, PODS, pod("p", json!({}), None)).await;
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"kind": "Node", "name": "n1"}});
+    let (code, _) = call(
+        &r,
+        Method::POST,
+        &format!("{PODS}/p/binding"),
+        "application/json",
+        binding.clone(),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED);
+    let bound = get(&r, &format!("{PODS}/p")).await;
+    assert_eq!(bound["spec"]["nodeName"], "n1");
+    assert_eq!(bound["status"]["conditions"][0]["type"], "PodScheduled");
+    let (code, v) = call(
+        &r,
+        Method::POST,
+        &format!("{PODS}/p/binding"),
+        "application/json",
+        binding,
+    )
+    .await;
+    assert_eq!(
+        code,
+        StatusCode::CONFLICT,
+        "a bound pod cannot be bound again: {v}"
+    );
+    let eviction = json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "p"}, "deleteOptions": {"gracePeriodSeconds": 0}});
+    let (code, v) = call(
+        &r,
+        Method::POST,
+        &format!("{PODS}/p/eviction"),
+        "application/json",
+        eviction,
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{v}");
+    let (code, _) = call(
+        &r,
+        Method::GET,
+        &format!("{PODS}/p"),
+        "application/json",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn deletecollection_honours_selectors_and_namespaces_take_their_contents() {
+    let r = server().await;
+    post(
+        &r,
+        "/api/v1/namespaces",
+        json!({"metadata": {"name": "team"}}),
+    )
+    .await;
+    let team_pods = "/api/v1/namespaces/team/pods";
+    post(&r, team_pods, pod("keep", json!({"app": "keep"}), None)).await;
+    post(&r, team_pods, pod("drop1", json!({"app": "drop"}), None)).await;
+    post(&r, team_pods, pod("drop2", json!({"app": "drop"}), None)).await;
+    let (code, v) = call(
+        &r,
+        Method::DELETE,
+        &format!("{team_pods}?labelSelector=app%3Ddrop"),
+        "application/json",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(names(&get(&r, team_pods).await), ["keep"]);
+    let (code, v) = call(
+        &r,
+        Method::DELETE,
+        "/api/v1/namespaces/team",
+        "application/json",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    let (code, _) = call(
+        &r,
+        Method::GET,
+        &format!("{team_pods}/keep"),
+        "application/json",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, _) = call(
+        &r,
+        Method::POST,
+        team_pods,
+        "application/json",
+        pod("late", json!({}), None),
+    )
+    .await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "the namespace is gone");
+}
+
+#[tokio::test]
+async fn delete_preconditions_and_no_op_updates() {
+    let r = server().await;
+    let created = post(&r, PODS, pod("p", json!({}), None)).await;
+    let rv = created["metadata"]["resourceVersion"].clone();
+    let same = patch(
+        &r,
+        &format!("{PODS}/p"),
+        json!({"metadata": {"labels": null}}),
+    )
+    .await;
+    assert_eq!(
+        same["metadata"]["resourceVersion"], rv,
+        "a no-op patch keeps the version"
+    );
+    let (code, v) = call(
+        &r,
+        Method::DELETE,
+        &format!("{PODS}/p"),
+        "application/json",
+        json!({"preconditions": {"uid": "wrong"}}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CONFLICT, "{v}");
+    let uid = created["metadata"]["uid"].clone();
+    let (code, v) = call(
+        &r,
+        Method::DELETE,
+        &format!("{PODS}/p"),
+        "application/json",
+        json!({"preconditions": {"uid": uid}}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+}
