@@ -417,7 +417,15 @@ where
 
 /// Fields that are Go maps in the Kubernetes types: `omitempty` drops them when empty (unlike
 /// pointers to structs, such as `securityContext: {}`, which Go keeps).
-const MAP_FIELDS: &[&str] = &["labels", "annotations", "nodeSelector", "limits", "requests", "capacity", "allocatable"];
+const MAP_FIELDS: &[&str] = &[
+    "labels",
+    "annotations",
+    "nodeSelector",
+    "limits",
+    "requests",
+    "capacity",
+    "allocatable",
+];
 
 /// Serializes as kube-apiserver would after decoding into the Go types: Go's `omitempty` drops
 /// empty strings, empty slices and empty maps, so clients that read the JSON directly
@@ -486,8 +494,11 @@ mod tests {
             "t": [{"key": "k", "value": "", "effect": "NoSchedule"}]},
             "metadata": {"labels": {}, "name": "n"}, "c": {"securityContext": {}, "resources": {}}});
         go_omit_empty(&mut v);
-        assert_eq!(v, json!({"spec": {"unschedulable": false, "t": [{"key": "k", "effect": "NoSchedule"}]},
-            "metadata": {"name": "n"}, "c": {"securityContext": {}, "resources": {}}}));
+        assert_eq!(
+            v,
+            json!({"spec": {"unschedulable": false, "t": [{"key": "k", "effect": "NoSchedule"}]},
+            "metadata": {"name": "n"}, "c": {"securityContext": {}, "resources": {}}})
+        );
     }
 
     #[test]
