@@ -636,3 +636,47 @@ fn objects_survive_restart_and_sigterm_exits_cleanly() {
         "yes"
     );
 }
+
+#[test]
+fn drain_evicts_bare_pods_and_cordons() {
+    let c = Cluster::start("up", &["--nodes", "1"]);
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: bare}\nspec: {nodeName: node-1, containers: [{name: c, image: busybox}]}\n";
+    c.ok_stdin(&["create", "-f", "-"], pod);
+    eventually(
+        Duration::from_secs(20),
+        "the simulated node runs the pod",
+        || c.ok(&["get", "pod", "bare", "-o", "jsonpath={.status.phase}"]) == "Running",
+    );
+    let blocked = c.fails(&["drain", "node-1", "--timeout=20s"]);
+    assert!(
+        blocked.contains("cannot delete Pods that declare no controller"),
+        "{blocked}"
+    );
+    let run = c.kubectl(&[
+        "drain",
+        "node-1",
+        "--ignore-daemonsets",
+        "--force",
+        "--timeout=60s",
+    ]);
+    assert!(run.ok, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("evicting pod default/bare")
+            || run.stderr.contains("evicting pod default/bare"),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(run.stdout.contains("node/node-1 drained"), "{}", run.stdout);
+    assert!(c.fails(&["get", "pod", "bare"]).contains("NotFound"));
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "node",
+            "node-1",
+            "-o",
+            "jsonpath={.spec.unschedulable}"
+        ]),
+        "true"
+    );
+}
