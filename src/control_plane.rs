@@ -2,6 +2,7 @@
 //! or against any server for `pernode controllers` / `pernode sim`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -12,6 +13,37 @@ pub struct ControllersArgs {
     /// The cluster to control.
     #[arg(long)]
     pub kubeconfig: PathBuf,
+    #[command(flatten)]
+    pub flags: ControllerFlags,
+}
+
+/// Settings of the controllers, shared by `pernode up` and `pernode controllers`.
+#[derive(Args, Debug, Clone)]
+pub struct ControllerFlags {
+    /// How long a node may stay silent (no lease renewal, no status heartbeat) before it is
+    /// marked Unknown and tainted unreachable, e.g. 40s, 500ms, 1m. Node health is checked
+    /// every 5 s, or every quarter of this when it is shorter than 20 s.
+    #[arg(long, value_parser = parse_duration, default_value = "40s")]
+    pub node_monitor_grace_period: Duration,
+}
+
+impl Default for ControllerFlags {
+    fn default() -> Self {
+        ControllerFlags {
+            node_monitor_grace_period: Duration::from_secs(40),
+        }
+    }
+}
+
+/// A positive duration as Go writes them (`40s`, `1m30s`, `500ms`).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d: k8s_openapi::jiff::SignedDuration = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a duration (like 40s, 500ms, 1m): {e}"))?;
+    match Duration::try_from(d) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!("{s:?}: the duration must be positive")),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -34,9 +66,19 @@ pub async fn client_from(path: &PathBuf) -> anyhow::Result<kube::Client> {
     Ok(kube::Client::try_from(config)?)
 }
 
-/// The controllers: daemon sets, scheduler, garbage collector, pod GC. Each runs until it fails.
+/// The controllers: daemon sets, scheduler, garbage collector, pod GC, node lifecycle. Each
+/// runs until it fails.
 pub fn spawn_controllers(tasks: &mut JoinSet<anyhow::Result<()>>, client: &kube::Client) {
-    use pernode_controllers::{daemonset, garbage_collector, pod_gc, scheduler};
+    spawn_controllers_with(tasks, client, &ControllerFlags::default());
+}
+
+/// [`spawn_controllers`] with settings from the command line.
+pub fn spawn_controllers_with(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    client: &kube::Client,
+    flags: &ControllerFlags,
+) {
+    use pernode_controllers::{daemonset, garbage_collector, node_lifecycle, pod_gc, scheduler};
     let c = client.clone();
     tasks.spawn(async move {
         daemonset::run(c, Default::default())
@@ -60,6 +102,20 @@ pub fn spawn_controllers(tasks: &mut JoinSet<anyhow::Result<()>>, client: &kube:
         pod_gc::run(c, Default::default())
             .await
             .context("pod garbage collector")
+    });
+    let c = client.clone();
+    let grace = flags.node_monitor_grace_period;
+    let defaults = node_lifecycle::NodeLifecycleOptions::default();
+    let opts = node_lifecycle::NodeLifecycleOptions {
+        node_monitor_grace_period: grace,
+        // A short grace period needs a check that is at least as quick.
+        node_monitor_period: defaults.node_monitor_period.min(grace / 4),
+        ..defaults
+    };
+    tasks.spawn(async move {
+        node_lifecycle::run(c, opts)
+            .await
+            .context("node lifecycle controller")
     });
 }
 
@@ -93,7 +149,7 @@ pub async fn run_until(
 pub async fn controllers(args: ControllersArgs) -> anyhow::Result<()> {
     let client = client_from(&args.kubeconfig).await?;
     let mut tasks = JoinSet::new();
-    spawn_controllers(&mut tasks, &client);
+    spawn_controllers_with(&mut tasks, &client, &args.flags);
     run_until(tasks, crate::up::shutdown_signal()).await
 }
 

@@ -31,6 +31,8 @@ pub struct UpArgs {
     /// Simulated nodes to create (node-1..node-N); 0 for none.
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,
+    #[command(flatten)]
+    pub controllers: crate::control_plane::ControllerFlags,
 }
 
 #[derive(Args, Debug)]
@@ -160,7 +162,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         .await
         .context("creating simulated nodes")?;
     let mut tasks = tokio::task::JoinSet::new();
-    crate::control_plane::spawn_controllers(&mut tasks, &client);
+    crate::control_plane::spawn_controllers_with(&mut tasks, &client, &args.controllers);
     crate::control_plane::spawn_simulator(&mut tasks, &client);
     print_usage(running.addr, &running.kubeconfig);
     let result = crate::control_plane::run_until(tasks, shutdown_signal()).await;
