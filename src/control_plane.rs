@@ -22,7 +22,9 @@ pub struct ControllersArgs {
 pub struct ControllerFlags {
     /// How long a node may stay silent (no lease renewal, no status heartbeat) before it is
     /// marked Unknown and tainted unreachable, e.g. 40s, 500ms, 1m. Node health is checked
-    /// every 5 s, or every quarter of this when it is shorter than 20 s.
+    /// every 5 s, or every quarter of this when it is shorter than 20 s. `pernode up` renews
+    /// simulated nodes' leases at least every quarter of this; with `pernode controllers`,
+    /// keep it above four times the nodes' heartbeat interval (10 s for `pernode sim`).
     #[arg(long, value_parser = parse_duration, default_value = "40s")]
     pub node_monitor_grace_period: Duration,
 }
@@ -121,9 +123,27 @@ pub fn spawn_controllers_with(
 
 /// The fleet simulator for every node annotated `pernode.io/simulated: "true"`.
 pub fn spawn_simulator(tasks: &mut JoinSet<anyhow::Result<()>>, client: &kube::Client) {
+    spawn_simulator_with(tasks, client, &ControllerFlags::default());
+}
+
+/// [`spawn_simulator`] with heartbeats frequent enough for the node monitor grace period
+/// (a quarter of it, as the kubelet's 10 s lease renewal against 40 s): simulated nodes never
+/// look silent.
+pub fn spawn_simulator_with(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    client: &kube::Client,
+    flags: &ControllerFlags,
+) {
+    let defaults = pernode_agent::simulator::SimulatorOptions::default();
+    let opts = pernode_agent::simulator::SimulatorOptions {
+        heartbeat_interval: defaults
+            .heartbeat_interval
+            .min(flags.node_monitor_grace_period / 4),
+        ..defaults
+    };
     let c = client.clone();
     tasks.spawn(async move {
-        pernode_agent::simulator::run(c, Default::default())
+        pernode_agent::simulator::run(c, opts)
             .await
             .context("simulator")
     });

@@ -163,7 +163,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         .context("creating simulated nodes")?;
     let mut tasks = tokio::task::JoinSet::new();
     crate::control_plane::spawn_controllers_with(&mut tasks, &client, &args.controllers);
-    crate::control_plane::spawn_simulator(&mut tasks, &client);
+    crate::control_plane::spawn_simulator_with(&mut tasks, &client, &args.controllers);
     print_usage(running.addr, &running.kubeconfig);
     let result = crate::control_plane::run_until(tasks, shutdown_signal()).await;
     stop(running).await?;
