@@ -178,6 +178,20 @@ async fn a_silent_node_goes_unknown_is_tainted_and_evicts_by_tolerations() {
         .await
         .expect("pod");
 
+    // The "kubelet" reports the daemon pod running and ready.
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now());
+    let running = json!({"status": {"phase": "Running", "conditions": [
+        {"type": "Ready", "status": "True", "lastTransitionTime": now}]}});
+    let daemon = pods
+        .patch_status(
+            "daemon",
+            &PatchParams::default(),
+            &Patch::Strategic(running),
+        )
+        .await
+        .expect("daemon status");
+    assert!(pernode_core::pod::is_pod_ready(&daemon));
+
     // While the lease is renewed, the node keeps its status and has no taints, well past the
     // grace period.
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -252,6 +266,12 @@ async fn a_silent_node_goes_unknown_is_tainted_and_evicts_by_tolerations() {
             "evicted at {at}, taint added at {time_added}"
         );
     }
+    // Pods of a node that is not ready are not ready.
+    eventually("daemon pod not ready", 10, || async {
+        let p = pods.get("daemon").await.ok()?;
+        (!pernode_core::pod::is_pod_ready(&p)).then_some(())
+    })
+    .await;
     // Daemon pods tolerate unreachable forever; the default 300 s is far away.
     for name in ["daemon", "patient"] {
         let p = pods.get(name).await.expect(name);

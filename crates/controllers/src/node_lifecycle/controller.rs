@@ -19,7 +19,7 @@ use kube::runtime::watcher::{self, Event};
 use pernode_core::scheduling::TAINT_EFFECT_NO_EXECUTE;
 use serde_json::json;
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::eviction::{self, Plan};
 use super::monitor::{self, NodeHealth, TokenBucket, ZoneState};
@@ -601,7 +601,8 @@ impl Controller {
         }
         if all_are_full {
             if !new_states.is_empty() {
-                warn!("every node is not ready: stopping NoExecute tainting (disruption mode)");
+                // Info, not warn: a fleet that is still registering looks the same.
+                info!("every node is not ready: stopping NoExecute tainting (disruption mode)");
             }
             let names: Vec<String> = st.nodes.keys().cloned().collect();
             for n in names {
