@@ -1,6 +1,7 @@
 //! `pernode`: the Kubernetes DaemonSet as a small control plane. A thin binary over the
 //! workspace crates; each subcommand lives in its own module.
 
+mod agent;
 mod bench;
 mod control_plane;
 mod kubeconfig;
@@ -30,6 +31,8 @@ enum Command {
     Controllers(control_plane::ControllersArgs),
     /// The fleet simulator alone: runs the simulated nodes of a cluster.
     Sim(control_plane::SimArgs),
+    /// The node agent: registers this host as a Node and runs its pods as host processes.
+    Agent(agent::AgentArgs),
     /// Measure the control plane on a temporary cluster and print a table.
     Bench(bench::BenchArgs),
 }
@@ -53,6 +56,7 @@ fn main() -> anyhow::Result<()> {
             Command::Controllers(args) => control_plane::controllers(args).await,
             Command::Sim(args) => control_plane::sim(args).await,
             Command::Bench(args) => bench::bench(args).await,
+            Command::Agent(args) => agent::agent(args).await,
         }
     })
 }

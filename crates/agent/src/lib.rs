@@ -3,7 +3,9 @@
 //! [`simulator`] is a fleet of fake kubelets: it runs every Node annotated
 //! `pernode.io/simulated: "true"` (heartbeats, status, leases) and the pods bound to those
 //! nodes, so the control plane can be exercised with thousands of nodes in one process.
-//! The real node agent (host processes as containers) comes later and will share the
-//! pod-status logic of [`simulator::status`].
+//! [`agent`] is the real node agent: it registers its host as a Node and runs the pods bound
+//! to it as host processes. Both report status through [`status`].
 
+pub mod agent;
 pub mod simulator;
+pub mod status;

@@ -16,6 +16,7 @@ pub mod codec;
 pub mod error;
 pub mod filter;
 pub mod handlers;
+pub mod logs;
 pub mod params;
 pub mod registry;
 pub mod target;

@@ -126,6 +126,14 @@ pub static RESOURCES: &[ResourceInfo] = &[
                 kind: "Eviction",
                 verbs: &["create"],
             },
+            // Proxied to the agent running the pod, as kube-apiserver proxies to the kubelet.
+            SubresourceInfo {
+                name: "log",
+                group: "",
+                version: "v1",
+                kind: "Pod",
+                verbs: &["get"],
+            },
             status("", "Pod"),
         ],
     },

@@ -20,7 +20,8 @@
 //! ```
 
 mod fleet;
-pub mod status;
+/// The status logic, shared with the real agent (re-exported here for existing callers).
+pub use crate::status;
 
 use pernode_runtime::workqueue;
 

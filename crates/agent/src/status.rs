@@ -1,5 +1,7 @@
-//! What a simulated kubelet reports: the Node status it posts (capacity, nodeInfo, addresses,
-//! its own conditions) and the Pod status it writes for each pod it "runs".
+//! What a kubelet reports, shared by the fleet simulator and the real agent: the Node status it
+//! posts (capacity, nodeInfo, addresses, its own conditions) and the Pod status it writes for
+//! each pod it runs. The simulator derives container states from an [`Outcome`]; the agent from
+//! real processes; both assemble the pod's conditions with [`assemble_pod_status`].
 //!
 //! Pure functions over k8s-openapi types, so the behaviour (which outcome a pod gets, when a
 //! condition's lastTransitionTime moves) is unit-tested without an API server.
@@ -46,6 +48,11 @@ pub struct NodeProfile {
     pub kernel_version: String,
     /// `status.nodeInfo.containerRuntimeVersion`.
     pub container_runtime_version: String,
+    /// `status.nodeInfo.architecture` (Go's GOARCH spelling).
+    pub architecture: String,
+    /// `status.daemonEndpoints.kubeletEndpoint.Port`: where the API server reaches the node's
+    /// log endpoint.
+    pub kubelet_port: i32,
 }
 
 impl Default for NodeProfile {
@@ -65,6 +72,8 @@ impl Default for NodeProfile {
             os_image: "pernode simulated Linux".to_string(),
             kernel_version: "6.1.0-pernode-sim".to_string(),
             container_runtime_version: format!("{RUNTIME_SCHEME}{}", env!("CARGO_PKG_VERSION")),
+            architecture: "amd64".to_string(),
+            kubelet_port: 10250,
         }
     }
 }
@@ -152,7 +161,7 @@ pub fn node_status_patch(
                 {"type": "InternalIP", "address": ip.to_string()},
                 {"type": "Hostname", "address": name},
             ],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": profile.kubelet_port}},
             "nodeInfo": {
                 "machineID": uid.replace('-', ""),
                 "systemUUID": uid,
@@ -163,7 +172,7 @@ pub fn node_status_patch(
                 "kubeletVersion": profile.kubelet_version,
                 "kubeProxyVersion": profile.kubelet_version,
                 "operatingSystem": "linux",
-                "architecture": "amd64",
+                "architecture": profile.architecture,
             },
         }
     })
@@ -314,16 +323,7 @@ pub struct PodAddresses {
 pub fn pod_status(pod: &Pod, outcome: &Outcome, addrs: PodAddresses, now: Timestamp) -> PodStatus {
     let current = pod.status.clone().unwrap_or_default();
     let spec = pod.spec.clone().unwrap_or_default();
-    let host_network = spec.host_network.unwrap_or(false);
     let start_time = current.start_time.clone().unwrap_or(Time(now));
-    let pod_ip = if host_network {
-        addrs.host_ip.to_string()
-    } else {
-        current
-            .pod_ip
-            .clone()
-            .unwrap_or_else(|| addrs.pod_ip.to_string())
-    };
     let container_ids = |name: &str| {
         let uid = pod.metadata.uid.as_deref().unwrap_or("");
         format!("{RUNTIME_SCHEME}{uid}/{name}")
@@ -432,8 +432,6 @@ pub fn pod_status(pod: &Pod, outcome: &Outcome, addrs: PodAddresses, now: Timest
             (if *code == 0 { "Succeeded" } else { "Failed" }, false, cs)
         }
     };
-    containers.sort_by(|a, b| a.name.cmp(&b.name));
-
     // Init containers ran to completion unless an image never pulled.
     let init_done = !matches!(outcome, Outcome::ImagePullFails { .. });
     let init_statuses = spec.init_containers.as_ref().map(|inits| {
@@ -473,12 +471,75 @@ pub fn pod_status(pod: &Pod, outcome: &Outcome, addrs: PodAddresses, now: Timest
             .collect::<Vec<_>>()
     });
 
+    containers.sort_by(|a, b| a.name.cmp(&b.name));
+    let view = PodView {
+        phase: phase.to_string(),
+        ready,
+        containers,
+        init_containers: init_statuses,
+        initialized: init_done,
+        completed: matches!(outcome, Outcome::Exit(_)),
+    };
+    assemble_pod_status(pod, view, addrs, now)
+}
+
+/// The container side of a pod's status, as a runtime (simulated or real) sees it; the rest
+/// (conditions, IPs, start time) follows in [`assemble_pod_status`].
+#[derive(Clone, Debug, Default)]
+pub struct PodView {
+    /// `status.phase`.
+    pub phase: String,
+    /// Whether the pod is ready (every container ready, readiness gates aside).
+    pub ready: bool,
+    /// One status per container (any order; sorted by name as the kubelet does).
+    pub containers: Vec<ContainerStatus>,
+    /// Init container statuses, if the pod has init containers.
+    pub init_containers: Option<Vec<ContainerStatus>>,
+    /// Whether the init containers have completed.
+    pub initialized: bool,
+    /// Whether every container has terminated for good (Ready reason `PodCompleted`).
+    pub completed: bool,
+}
+
+/// The full pod status from its containers' view: conditions with lastTransitionTime kept while
+/// a condition keeps its status (R159), conditions owned by others (DisruptionTarget, readiness
+/// gates) kept as they are, IPs and start time.
+pub fn assemble_pod_status(
+    pod: &Pod,
+    view: PodView,
+    addrs: PodAddresses,
+    now: Timestamp,
+) -> PodStatus {
+    let current = pod.status.clone().unwrap_or_default();
+    let host_network = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false);
+    let start_time = current.start_time.clone().unwrap_or(Time(now));
+    let pod_ip = if host_network {
+        addrs.host_ip.to_string()
+    } else {
+        current
+            .pod_ip
+            .clone()
+            .unwrap_or_else(|| addrs.pod_ip.to_string())
+    };
+    let PodView {
+        phase,
+        ready,
+        mut containers,
+        init_containers: init_statuses,
+        initialized: init_done,
+        completed,
+    } = view;
+    containers.sort_by(|a, b| a.name.cmp(&b.name));
     let not_ready: Vec<&str> = containers
         .iter()
         .filter(|c| !c.ready)
         .map(|c| c.name.as_str())
         .collect();
-    let (not_ready_reason, not_ready_message) = if matches!(outcome, Outcome::Exit(_)) {
+    let (not_ready_reason, not_ready_message) = if completed {
         ("PodCompleted".to_string(), None)
     } else {
         (
@@ -529,7 +590,7 @@ pub fn pod_status(pod: &Pod, outcome: &Outcome, addrs: PodAddresses, now: Timest
     }
 
     PodStatus {
-        phase: Some(phase.to_string()),
+        phase: Some(phase),
         conditions: Some(conditions),
         container_statuses: Some(containers),
         init_container_statuses: init_statuses,
@@ -554,6 +615,37 @@ fn transition_time(current: &PodStatus, type_: &str, status: &str, now: Timestam
         .find(|c| c.type_ == type_ && c.status == status)
         .and_then(|c| c.last_transition_time.clone())
         .unwrap_or(Time(now))
+}
+
+/// A node's Lease in `namespace` (kube-node-lease), renewed at `now`; owned by its Node, as
+/// the kubelet makes it, so the garbage collector removes it with the node.
+pub fn node_lease(
+    node: &str,
+    node_uid: &str,
+    namespace: &str,
+    duration_seconds: i32,
+    now: Timestamp,
+) -> Value {
+    let renew = serde_json::to_value(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+        now,
+    ))
+    .unwrap_or(Value::Null);
+    json!({
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": node,
+            "namespace": namespace,
+            "ownerReferences": [{
+                "apiVersion": "v1", "kind": "Node", "name": node, "uid": node_uid,
+            }],
+        },
+        "spec": {
+            "holderIdentity": node,
+            "leaseDurationSeconds": duration_seconds,
+            "renewTime": renew,
+        }
+    })
 }
 
 /// Node conditions this simulator owns (for tests and for callers that need to know which

@@ -1,0 +1,410 @@
+//! Container logs: the index of which log instance is current or previous for each container,
+//! and the agent's HTTP endpoint the API server proxies `pods/log` to, as the kubelet's:
+//! `GET /containerLogs/{namespace}/{pod}/{container}?follow=&tailLines=&previous=&limitBytes=`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+/// How often a followed log is checked for new output.
+const FOLLOW_POLL: Duration = Duration::from_millis(100);
+
+/// What the log endpoint knows of one container.
+#[derive(Clone, Debug, Default)]
+pub struct ContainerLogs {
+    /// The log file of the current (or last) instance, if one ever started.
+    pub current: Option<PathBuf>,
+    /// The log file of the instance before it.
+    pub previous: Option<PathBuf>,
+    /// Whether the current instance is running (a follow ends when it stops).
+    pub running: bool,
+    /// Why it has not started, while it never has.
+    pub waiting: Option<String>,
+}
+
+/// Container name → what is known of its logs.
+type PodLogs = HashMap<String, ContainerLogs>;
+
+/// Pod (namespace, name) → container → logs; updated by the pod workers.
+#[derive(Clone, Default)]
+pub struct LogIndex {
+    inner: Arc<Mutex<HashMap<(String, String), PodLogs>>>,
+}
+
+impl LogIndex {
+    fn lock(&self) -> MutexGuard<'_, HashMap<(String, String), PodLogs>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets what is known of one container.
+    pub fn set(&self, namespace: &str, pod: &str, container: &str, logs: ContainerLogs) {
+        self.lock()
+            .entry((namespace.to_string(), pod.to_string()))
+            .or_default()
+            .insert(container.to_string(), logs);
+    }
+
+    /// Forgets a pod.
+    pub fn remove(&self, namespace: &str, pod: &str) {
+        self.lock()
+            .remove(&(namespace.to_string(), pod.to_string()));
+    }
+
+    fn get(&self, namespace: &str, pod: &str) -> Option<PodLogs> {
+        self.lock()
+            .get(&(namespace.to_string(), pod.to_string()))
+            .cloned()
+    }
+}
+
+/// The query parameters of a log request.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogQuery {
+    #[serde(default)]
+    pub follow: Option<String>,
+    #[serde(default)]
+    pub previous: Option<String>,
+    #[serde(default)]
+    pub tail_lines: Option<i64>,
+    #[serde(default)]
+    pub limit_bytes: Option<i64>,
+}
+
+fn flag(v: &Option<String>) -> bool {
+    v.as_deref().is_some_and(|v| v == "true" || v == "1")
+}
+
+/// The last `n` lines of `data` (a final line without newline counts as a line).
+pub fn tail(data: &[u8], n: usize) -> &[u8] {
+    if n == 0 {
+        return &data[data.len()..];
+    }
+    let body = data.strip_suffix(b"\n").unwrap_or(data);
+    let mut seen = 0;
+    for (i, b) in body.iter().enumerate().rev() {
+        if *b == b'\n' {
+            seen += 1;
+            if seen == n {
+                return &data[i + 1..];
+            }
+        }
+    }
+    data
+}
+
+fn text(status: StatusCode, message: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message,
+    )
+        .into_response()
+}
+
+/// The agent's HTTP routes: container logs and a health check.
+pub fn router(index: LogIndex) -> Router {
+    Router::new()
+        .route(
+            "/containerLogs/{namespace}/{pod}/{container}",
+            get(container_logs),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(index)
+}
+
+async fn container_logs(
+    State(index): State<LogIndex>,
+    UrlPath((namespace, pod, container)): UrlPath<(String, String, String)>,
+    Query(q): Query<LogQuery>,
+) -> Response {
+    let Some(containers) = index.get(&namespace, &pod) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("pod {namespace}/{pod} is not known to this node"),
+        );
+    };
+    let Some(logs) = containers.get(&container) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("container {container} is not valid for pod {pod}"),
+        );
+    };
+    let previous = flag(&q.previous);
+    let path = if previous {
+        match &logs.previous {
+            Some(p) => p.clone(),
+            None => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "previous terminated container \"{container}\" in pod \"{pod}\" not found"
+                    ),
+                );
+            }
+        }
+    } else {
+        match &logs.current {
+            Some(p) => p.clone(),
+            None => {
+                let why = logs
+                    .waiting
+                    .clone()
+                    .unwrap_or_else(|| "ContainerCreating".into());
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "container \"{container}\" in pod \"{pod}\" is waiting to start: {why}"
+                    ),
+                );
+            }
+        }
+    };
+    let data = match tokio::fs::read(&path).await {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let offset = data.len() as u64;
+    let mut first: &[u8] = &data;
+    if let Some(n) = q.tail_lines.filter(|n| *n >= 0) {
+        first = tail(first, n as usize);
+    }
+    let limit = q.limit_bytes.filter(|n| *n > 0).map(|n| n as usize);
+    if let Some(l) = limit {
+        first = &first[..first.len().min(l)];
+    }
+    let first = Bytes::copy_from_slice(first);
+    let ok =
+        |body: Body| (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], body).into_response();
+    if !flag(&q.follow) || previous {
+        return ok(Body::from(first));
+    }
+    let follow = FollowState {
+        index,
+        namespace,
+        pod,
+        container,
+        path,
+        offset,
+        sent: first.len(),
+        limit,
+        first: Some(first),
+    };
+    ok(Body::from_stream(futures::stream::unfold(
+        follow, next_chunk,
+    )))
+}
+
+struct FollowState {
+    index: LogIndex,
+    namespace: String,
+    pod: String,
+    container: String,
+    path: PathBuf,
+    offset: u64,
+    sent: usize,
+    limit: Option<usize>,
+    first: Option<Bytes>,
+}
+
+impl FollowState {
+    /// Whether the followed instance is still the running one.
+    fn still_running(&self) -> bool {
+        self.index
+            .get(&self.namespace, &self.pod)
+            .and_then(|c| c.get(&self.container).cloned())
+            .is_some_and(|c| c.running && c.current.as_ref() == Some(&self.path))
+    }
+}
+
+/// The next piece of a followed log: what was appended since, once there is some; the stream
+/// ends when the instance stopped and everything it wrote was sent (or the byte limit is hit).
+async fn next_chunk(mut st: FollowState) -> Option<(Result<Bytes, std::io::Error>, FollowState)> {
+    if let Some(first) = st.first.take() {
+        return Some((Ok(first), st));
+    }
+    loop {
+        if st.limit.is_some_and(|l| st.sent >= l) {
+            return None;
+        }
+        // Look at "running" before reading, so output written just before the exit is sent.
+        let running = st.still_running();
+        let chunk = read_from(&st.path, st.offset).await;
+        match chunk {
+            Ok(bytes) if !bytes.is_empty() => {
+                st.offset += bytes.len() as u64;
+                let mut bytes = Bytes::from(bytes);
+                if let Some(l) = st.limit {
+                    bytes.truncate(l.saturating_sub(st.sent));
+                }
+                st.sent += bytes.len();
+                return Some((Ok(bytes), st));
+            }
+            Ok(_) if !running => return None,
+            Ok(_) => tokio::time::sleep(FOLLOW_POLL).await,
+            Err(e) => return Some((Err(e), st)),
+        }
+    }
+}
+
+async fn read_from(path: &std::path::Path, offset: u64) -> std::io::Result<Vec<u8>> {
+    let mut f = match tokio::fs::File::open(path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    f.seek(std::io::SeekFrom::Start(offset)).await?;
+    let mut buf = Vec::new();
+    f.take(1 << 20).read_to_end(&mut buf).await?;
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_counts_lines_from_the_end() {
+        let data = b"a\nb\nc\n";
+        assert_eq!(tail(data, 1), b"c\n");
+        assert_eq!(tail(data, 2), b"b\nc\n");
+        assert_eq!(tail(data, 5), b"a\nb\nc\n");
+        assert_eq!(tail(data, 0), b"");
+        assert_eq!(tail(b"a\nb", 1), b"b");
+        assert_eq!(tail(b"", 3), b"");
+    }
+
+    async fn get(router: Router, uri: &str) -> (StatusCode, String) {
+        use tower::ServiceExt;
+        let req = axum::http::Request::get(uri)
+            .body(Body::empty())
+            .expect("request");
+        let resp = router.oneshot(req).await.expect("response");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn serves_current_previous_tail_and_follow() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let prev = dir.path().join("0.log");
+        let cur = dir.path().join("1.log");
+        std::fs::write(&prev, "old 1\nold 2\n").expect("write");
+        std::fs::write(&cur, "new 1\nnew 2\nnew 3\n").expect("write");
+        let index = LogIndex::default();
+        index.set(
+            "default",
+            "p",
+            "c",
+            ContainerLogs {
+                current: Some(cur.clone()),
+                previous: Some(prev),
+                running: false,
+                waiting: None,
+            },
+        );
+        index.set("default", "p", "fresh", ContainerLogs::default());
+        let r = router(index.clone());
+        let base = "/containerLogs/default/p";
+        assert_eq!(
+            get(r.clone(), &format!("{base}/c")).await,
+            (StatusCode::OK, "new 1\nnew 2\nnew 3\n".into())
+        );
+        assert_eq!(
+            get(r.clone(), &format!("{base}/c?tailLines=1")).await.1,
+            "new 3\n"
+        );
+        assert_eq!(
+            get(r.clone(), &format!("{base}/c?previous=true")).await.1,
+            "old 1\nold 2\n"
+        );
+        assert_eq!(
+            get(r.clone(), &format!("{base}/c?limitBytes=3")).await.1,
+            "new"
+        );
+        let (code, msg) = get(r.clone(), &format!("{base}/fresh?previous=true")).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            msg,
+            "previous terminated container \"fresh\" in pod \"p\" not found"
+        );
+        let (code, msg) = get(r.clone(), &format!("{base}/fresh")).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            msg,
+            "container \"fresh\" in pod \"p\" is waiting to start: ContainerCreating"
+        );
+        assert_eq!(
+            get(r.clone(), &format!("{base}/nope")).await.0,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            get(r.clone(), "/containerLogs/default/other/c").await.0,
+            StatusCode::NOT_FOUND
+        );
+
+        // follow: sends what is there, then what is appended, and ends when the instance stops.
+        index.set(
+            "default",
+            "p",
+            "c",
+            ContainerLogs {
+                current: Some(cur.clone()),
+                previous: None,
+                running: true,
+                waiting: None,
+            },
+        );
+        let uri = format!("{base}/c?follow=true&tailLines=1");
+        let follower = tokio::spawn({
+            let r = r.clone();
+            async move { get(r, &uri).await }
+        });
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&cur)
+                .expect("open");
+            f.write_all(b"new 4\n").expect("append");
+        }
+        // Stop only once the appended line is visible to a reader, so the test does not
+        // depend on the follower's timing: the follower must deliver it before ending.
+        index.set(
+            "default",
+            "p",
+            "c",
+            ContainerLogs {
+                current: Some(cur),
+                previous: None,
+                running: false,
+                waiting: None,
+            },
+        );
+        let (code, body) = tokio::time::timeout(Duration::from_secs(10), follower)
+            .await
+            .expect("follow ends when the container stops")
+            .expect("join");
+        assert_eq!(code, StatusCode::OK);
+        assert!(body.ends_with("new 4\n"), "{body:?}");
+        assert!(
+            body.starts_with("new 3\n") || body.starts_with("new 4\n"),
+            "{body:?}"
+        );
+    }
+}

@@ -1,0 +1,453 @@
+//! Container probes (startup, liveness, readiness) with exec, httpGet and tcpSocket actions
+//! and upstream's timing: nothing before `initialDelaySeconds` after the container started,
+//! then one probe every `periodSeconds`, each bounded by `timeoutSeconds`; a result flips only
+//! after `successThreshold` successes or `failureThreshold` failures in a row.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, Probe};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Which probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `startupProbe`: gates the other two; failing it restarts the container.
+    Startup,
+    /// `livenessProbe`: failing it restarts the container.
+    Liveness,
+    /// `readinessProbe`: decides the container's `ready`.
+    Readiness,
+}
+
+impl Kind {
+    /// The name upstream uses in events and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Startup => "Startup",
+            Kind::Liveness => "Liveness",
+            Kind::Readiness => "Readiness",
+        }
+    }
+}
+
+/// What a probe does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Run a command (with the container's environment); exit code 0 is success.
+    Exec(Vec<String>),
+    /// GET `scheme://host:port/path`; a status in 200..400 is success.
+    Http {
+        host: String,
+        port: u16,
+        path: String,
+        headers: Vec<(String, String)>,
+    },
+    /// A TCP connection that opens is success.
+    Tcp { host: String, port: u16 },
+}
+
+/// A probe with its timing, defaults filled in as upstream's defaulting does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spec {
+    pub action: Action,
+    pub initial_delay: Duration,
+    pub period: Duration,
+    pub timeout: Duration,
+    pub success_threshold: u32,
+    pub failure_threshold: u32,
+    /// `terminationGracePeriodSeconds` of the probe, if set (liveness and startup).
+    pub termination_grace: Option<Duration>,
+}
+
+fn secs(v: Option<i32>, default: i32) -> Duration {
+    Duration::from_secs(v.unwrap_or(default).max(0) as u64)
+}
+
+/// Resolves a port that may name one of the container's ports.
+fn port_of(port: &IntOrString, container: &Container) -> Result<u16, String> {
+    match port {
+        IntOrString::Int(p) => u16::try_from(*p).map_err(|_| format!("invalid port {p}")),
+        IntOrString::String(name) => container
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some(name.as_str()))
+            .and_then(|p| u16::try_from(p.container_port).ok())
+            .ok_or_else(|| format!("couldn't find port {name:?} in the container")),
+    }
+}
+
+impl Spec {
+    /// The probe's spec; `host` is where the container listens (the pod IP, here the node's).
+    pub fn from_probe(probe: &Probe, container: &Container, host: &str) -> Result<Spec, String> {
+        let action = if let Some(e) = &probe.exec {
+            Action::Exec(e.command.clone().unwrap_or_default())
+        } else if let Some(h) = &probe.http_get {
+            if h.scheme
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case("HTTPS"))
+            {
+                return Err("httpGet with scheme HTTPS is not supported by pernode agent".into());
+            }
+            Action::Http {
+                host: h
+                    .host
+                    .clone()
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| host.to_string()),
+                port: port_of(&h.port, container)?,
+                path: h
+                    .path
+                    .clone()
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or_else(|| "/".into()),
+                headers: h
+                    .http_headers
+                    .iter()
+                    .flatten()
+                    .map(|h| (h.name.clone(), h.value.clone()))
+                    .collect(),
+            }
+        } else if let Some(t) = &probe.tcp_socket {
+            Action::Tcp {
+                host: t
+                    .host
+                    .clone()
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| host.to_string()),
+                port: port_of(&t.port, container)?,
+            }
+        } else {
+            return Err("probe has no exec, httpGet or tcpSocket action".into());
+        };
+        Ok(Spec {
+            action,
+            initial_delay: secs(probe.initial_delay_seconds, 0),
+            period: secs(probe.period_seconds, 10).max(Duration::from_secs(1)),
+            timeout: secs(probe.timeout_seconds, 1).max(Duration::from_secs(1)),
+            success_threshold: probe.success_threshold.unwrap_or(1).max(1) as u32,
+            failure_threshold: probe.failure_threshold.unwrap_or(3).max(1) as u32,
+            termination_grace: probe
+                .termination_grace_period_seconds
+                .map(|s| Duration::from_secs(s.max(0) as u64)),
+        })
+    }
+
+    /// Runs the probe once, bounded by its timeout: `Ok(())` on success, else why it failed.
+    pub async fn run(&self, env: &[(String, String)]) -> Result<(), String> {
+        match tokio::time::timeout(self.timeout, self.run_unbounded(env)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("timeout after {}s", self.timeout.as_secs())),
+        }
+    }
+
+    async fn run_unbounded(&self, env: &[(String, String)]) -> Result<(), String> {
+        match &self.action {
+            Action::Exec(cmd) => {
+                let Some((program, args)) = cmd.split_first() else {
+                    return Err("exec probe has an empty command".into());
+                };
+                let path = env
+                    .iter()
+                    .find(|(k, _)| k == "PATH")
+                    .map(|(_, v)| v.as_str())
+                    .unwrap_or("");
+                let program = super::env::find_program(program, path).ok_or_else(|| {
+                    format!("exec: {program:?}: executable file not found in $PATH")
+                })?;
+                let status = tokio::process::Command::new(program)
+                    .args(args)
+                    .env_clear()
+                    .envs(env.iter().cloned())
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .kill_on_drop(true)
+                    .status()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if status.success() {
+                    Ok(())
+                } else {
+                    Err(format!("command exited with {status}"))
+                }
+            }
+            Action::Tcp { host, port } => TcpStream::connect((host.as_str(), *port))
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("dial tcp {host}:{port}: {e}")),
+            Action::Http {
+                host,
+                port,
+                path,
+                headers,
+            } => http_get(host, *port, path, headers).await,
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET: success when the status code is in 200..400, as upstream.
+async fn http_get(
+    host: &str,
+    port: u16,
+    path: &str,
+    headers: &[(String, String)],
+) -> Result<(), String> {
+    let mut stream = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| format!("Get \"http://{host}:{port}{path}\": dial tcp: {e}"))?;
+    let mut req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.33\r\nAccept: */*\r\nConnection: close\r\n"
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream
+        .write_all(req.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::with_capacity(256);
+    let mut chunk = [0u8; 256];
+    // Only the status line matters.
+    while !buf.contains(&b'\n') && buf.len() < 4096 {
+        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let line = String::from_utf8_lossy(&buf);
+    let code: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| "malformed HTTP response".to_string())?;
+    if (200..400).contains(&code) {
+        Ok(())
+    } else {
+        Err(format!("HTTP probe failed with statuscode: {code}"))
+    }
+}
+
+/// Counts consecutive results and decides when the probe's result flips (upstream's worker:
+/// `resultRun` against the thresholds).
+#[derive(Clone, Debug)]
+pub struct Tracker {
+    success_threshold: u32,
+    failure_threshold: u32,
+    last: Option<bool>,
+    run: u32,
+    /// The current (thresholded) result.
+    pub result: Option<bool>,
+}
+
+impl Tracker {
+    /// A tracker starting at `initial` (readiness: failure; liveness: success; startup: none).
+    pub fn new(spec: &Spec, initial: Option<bool>) -> Tracker {
+        Tracker {
+            success_threshold: spec.success_threshold,
+            failure_threshold: spec.failure_threshold,
+            last: None,
+            run: 0,
+            result: initial,
+        }
+    }
+
+    /// Records one probe outcome; returns the new result when it flips.
+    pub fn record(&mut self, ok: bool) -> Option<bool> {
+        if self.last == Some(ok) {
+            self.run += 1;
+        } else {
+            self.last = Some(ok);
+            self.run = 1;
+        }
+        let threshold = if ok {
+            self.success_threshold
+        } else {
+            self.failure_threshold
+        };
+        if self.run < threshold || self.result == Some(ok) {
+            return None;
+        }
+        self.result = Some(ok);
+        Some(ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{ContainerPort, ExecAction, HTTPGetAction, TCPSocketAction};
+
+    fn spec(success: u32, failure: u32) -> Spec {
+        Spec {
+            action: Action::Exec(vec!["true".into()]),
+            initial_delay: Duration::ZERO,
+            period: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            success_threshold: success,
+            failure_threshold: failure,
+            termination_grace: None,
+        }
+    }
+
+    #[test]
+    fn defaults_follow_upstream() {
+        let probe = Probe {
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::String("http".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let c = Container {
+            name: "c".into(),
+            ports: Some(vec![ContainerPort {
+                name: Some("http".into()),
+                container_port: 8080,
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let s = Spec::from_probe(&probe, &c, "10.0.0.1").expect("spec");
+        assert_eq!(
+            s.action,
+            Action::Tcp {
+                host: "10.0.0.1".into(),
+                port: 8080
+            }
+        );
+        assert_eq!(s.initial_delay, Duration::ZERO);
+        assert_eq!(s.period, Duration::from_secs(10));
+        assert_eq!(s.timeout, Duration::from_secs(1));
+        assert_eq!((s.success_threshold, s.failure_threshold), (1, 3));
+
+        let probe = Probe {
+            http_get: Some(HTTPGetAction {
+                port: IntOrString::Int(80),
+                path: Some("/healthz".into()),
+                ..Default::default()
+            }),
+            initial_delay_seconds: Some(5),
+            period_seconds: Some(2),
+            timeout_seconds: Some(3),
+            success_threshold: Some(2),
+            failure_threshold: Some(4),
+            ..Default::default()
+        };
+        let s = Spec::from_probe(&probe, &c, "10.0.0.1").expect("spec");
+        assert_eq!(s.initial_delay, Duration::from_secs(5));
+        assert_eq!(s.period, Duration::from_secs(2));
+        assert_eq!(s.timeout, Duration::from_secs(3));
+        assert_eq!((s.success_threshold, s.failure_threshold), (2, 4));
+        let bad = Probe {
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::String("nope".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(Spec::from_probe(&bad, &c, "h").is_err());
+    }
+
+    #[test]
+    fn thresholds_flip_after_runs_in_a_row() {
+        let s = spec(2, 3);
+        let mut t = Tracker::new(&s, Some(false));
+        assert_eq!(t.record(true), None);
+        assert_eq!(t.record(true), Some(true));
+        assert_eq!(t.record(true), None);
+        assert_eq!(t.record(false), None);
+        assert_eq!(t.record(false), None);
+        assert_eq!(t.record(true), None); // the run is broken
+        assert_eq!(t.record(false), None);
+        assert_eq!(t.record(false), None);
+        assert_eq!(t.record(false), Some(false));
+        let mut startup = Tracker::new(&spec(1, 3), None);
+        assert_eq!(startup.record(true), Some(true));
+    }
+
+    #[tokio::test]
+    async fn actions_succeed_and_fail() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listen");
+        let port = listener.local_addr().expect("addr").port();
+        // A tiny HTTP server: /ok answers 200, anything else 500.
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                let code = if req.starts_with("GET /ok ") {
+                    "200 OK"
+                } else {
+                    "500 Oops"
+                };
+                let _ = s
+                    .write_all(format!("HTTP/1.1 {code}\r\nContent-Length: 0\r\n\r\n").as_bytes())
+                    .await;
+            }
+        });
+        let c = Container::default();
+        let http = |path: &str| Probe {
+            http_get: Some(HTTPGetAction {
+                port: IntOrString::Int(port.into()),
+                path: Some(path.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let env = vec![("PATH".to_string(), "/usr/bin:/bin".to_string())];
+        let ok = Spec::from_probe(&http("/ok"), &c, "127.0.0.1").expect("spec");
+        assert_eq!(ok.run(&env).await, Ok(()));
+        let bad = Spec::from_probe(&http("/bad"), &c, "127.0.0.1").expect("spec");
+        assert_eq!(
+            bad.run(&env).await,
+            Err("HTTP probe failed with statuscode: 500".into())
+        );
+        let tcp = Probe {
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::Int(port.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(
+            Spec::from_probe(&tcp, &c, "127.0.0.1")
+                .expect("spec")
+                .run(&env)
+                .await
+                .is_ok()
+        );
+        let exec = |cmd: &str| Probe {
+            exec: Some(ExecAction {
+                command: Some(vec!["sh".into(), "-c".into(), cmd.into()]),
+            }),
+            ..Default::default()
+        };
+        assert!(
+            Spec::from_probe(&exec("test \"$PATH\" = /usr/bin:/bin"), &c, "h")
+                .expect("spec")
+                .run(&env)
+                .await
+                .is_ok()
+        );
+        assert!(
+            Spec::from_probe(&exec("exit 3"), &c, "h")
+                .expect("spec")
+                .run(&env)
+                .await
+                .is_err()
+        );
+        // timeoutSeconds bounds a probe that hangs.
+        let mut slow = Spec::from_probe(&exec("sleep 5"), &c, "h").expect("spec");
+        slow.timeout = Duration::from_millis(200);
+        let started = std::time::Instant::now();
+        assert!(slow.run(&env).await.is_err());
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+}

@@ -1,0 +1,980 @@
+//! One pod's worker: starts its containers as processes (init containers first, in order),
+//! follows their exits, restarts them by the restart policy with CrashLoopBackOff, runs their
+//! probes, writes the pod's status, and on deletion stops them gracefully (SIGTERM, the grace
+//! period, SIGKILL) before removing the pod from the API.
+//!
+//! The worker owns all of its pod's runtime state; everything else talks to it through
+//! channels: the pod manager sends newer pod objects (and drops the sender when the pod is
+//! gone), container waiters and probe tasks send [`Event`]s.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, Pod, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use rustix::process::Signal;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+use tokio::task::AbortHandle;
+use tracing::{debug, info, warn};
+
+use super::backoff::{self, CrashLoopBackoff};
+use super::env::{self, FieldContext};
+use super::logs::ContainerLogs;
+use super::probe::{self, Kind};
+use super::process::{self, Launch, Process};
+use super::state::{self, ContainerRecord, PodRecord, Terminated};
+use super::{RUNTIME_SCHEME, Shared};
+use crate::status::{PodAddresses, PodView, assemble_pod_status};
+
+/// How soon a failed status write is retried.
+const STATUS_RETRY: Duration = Duration::from_secs(1);
+/// How long killed processes get to be reaped after SIGKILL before the worker moves on.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// Something that happened to one container instance.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// The process ended; `code` is `None` when it was adopted and its exit code is unknown.
+    Exited {
+        container: usize,
+        instance: u32,
+        code: Option<i32>,
+    },
+    /// A probe's thresholded result flipped.
+    Probe {
+        container: usize,
+        instance: u32,
+        kind: Kind,
+        ok: bool,
+        message: String,
+    },
+}
+
+/// A live container process and its probes.
+struct Running {
+    instance: u32,
+    pid: u32,
+    start_ticks: u64,
+    started_at: Timestamp,
+    started: bool,
+    ready: bool,
+    /// Set once the agent asked it to stop (liveness failure, pod deletion).
+    killing: bool,
+    started_tx: watch::Sender<bool>,
+    probes: Vec<AbortHandle>,
+    waiter: AbortHandle,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for p in &self.probes {
+            p.abort();
+        }
+        self.waiter.abort();
+    }
+}
+
+struct Ctr {
+    spec: Container,
+    init: bool,
+    rec: ContainerRecord,
+    running: Option<Running>,
+    waiting: Option<(String, Option<String>)>,
+    backoff: CrashLoopBackoff,
+    /// When a container waiting to (re)start may start.
+    start_at: Option<Instant>,
+}
+
+pub(crate) struct Worker {
+    shared: Arc<Shared>,
+    pod: Arc<Pod>,
+    rx: watch::Receiver<Arc<Pod>>,
+    events_tx: mpsc::UnboundedSender<Event>,
+    events_rx: mpsc::UnboundedReceiver<Event>,
+    record: PodRecord,
+    ctrs: Vec<Ctr>,
+    /// The status as last computed: conditions keep their lastTransitionTime from it.
+    last_status: Option<PodStatus>,
+    last_written: Option<Value>,
+    write_retry_at: Option<Instant>,
+}
+
+fn now_string() -> String {
+    Timestamp::now().to_string()
+}
+
+fn parse_time(s: &str) -> Timestamp {
+    s.parse().unwrap_or_else(|_| Timestamp::now())
+}
+
+impl Worker {
+    /// A worker for `pod`, adopting the processes of `saved` (same uid) if they still run.
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        rx: watch::Receiver<Arc<Pod>>,
+        saved: Option<PodRecord>,
+        is_static: bool,
+    ) -> Worker {
+        let pod = rx.borrow().clone();
+        let spec = pod.spec.clone().unwrap_or_default();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let mut record = saved.unwrap_or_else(|| PodRecord {
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            is_static,
+            containers: Default::default(),
+        });
+        let (initial, max) = (shared.opts.backoff_initial, shared.opts.backoff_max);
+        let ctrs = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .map(|c| (c, true))
+            .chain(spec.containers.iter().map(|c| (c, false)))
+            .map(|(c, init)| Ctr {
+                spec: c.clone(),
+                init,
+                rec: record.containers.remove(&c.name).unwrap_or_default(),
+                running: None,
+                waiting: None,
+                backoff: CrashLoopBackoff::new(initial, max),
+                start_at: None,
+            })
+            .collect();
+        let last_status = pod.status.clone();
+        Worker {
+            shared,
+            pod,
+            rx,
+            events_tx,
+            events_rx,
+            record,
+            ctrs,
+            last_status,
+            last_written: None,
+            write_retry_at: None,
+        }
+    }
+
+    fn uid(&self) -> &str {
+        &self.record.uid
+    }
+
+    fn ns(&self) -> &str {
+        &self.record.namespace
+    }
+
+    fn name(&self) -> &str {
+        &self.record.name
+    }
+
+    fn restart_policy(&self) -> &str {
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.as_deref())
+            .unwrap_or("Always")
+    }
+
+    fn grace(&self) -> Duration {
+        let secs = self
+            .pod
+            .metadata
+            .deletion_grace_period_seconds
+            .or_else(|| {
+                self.pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.termination_grace_period_seconds)
+            })
+            .unwrap_or(30);
+        Duration::from_secs(secs.max(0) as u64)
+    }
+
+    pub(crate) async fn run(mut self) {
+        self.adopt();
+        loop {
+            if self.pod.metadata.deletion_timestamp.is_some() {
+                self.terminate(self.grace()).await;
+                self.finish(true).await;
+                return;
+            }
+            self.start_due();
+            self.publish_logs();
+            self.write_status().await;
+            let wake = self
+                .ctrs
+                .iter()
+                .filter_map(|c| c.start_at)
+                .chain(self.write_retry_at)
+                .min();
+            let sleep = async {
+                match wake {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                changed = self.rx.changed() => {
+                    if changed.is_err() {
+                        // The pod is gone from its source: stop everything now-ish.
+                        let grace = self.grace();
+                        self.terminate(grace).await;
+                        self.finish(false).await;
+                        return;
+                    }
+                    self.pod = self.rx.borrow_and_update().clone();
+                }
+                Some(ev) = self.events_rx.recv() => self.handle(ev).await,
+                _ = sleep => {}
+            }
+        }
+    }
+
+    // ---- starting -------------------------------------------------------------------------
+
+    /// Takes over the processes a previous agent started; containers whose process is gone
+    /// are treated as exited (exit code unknown).
+    fn adopt(&mut self) {
+        for i in 0..self.ctrs.len() {
+            let Some(pid) = self.ctrs[i].rec.pid else {
+                continue;
+            };
+            let ticks = self.ctrs[i].rec.start_ticks;
+            match Process::adopt(pid, ticks) {
+                Some(p) => {
+                    let started_at = self.ctrs[i]
+                        .rec
+                        .started_at
+                        .as_deref()
+                        .map(parse_time)
+                        .unwrap_or_else(Timestamp::now);
+                    info!(pod = %self.name(), container = %self.ctrs[i].spec.name, pid, "adopted running container");
+                    self.track(i, p, started_at);
+                }
+                None => {
+                    let instance = self.ctrs[i].rec.instance;
+                    self.on_exit(i, instance, None);
+                }
+            }
+        }
+    }
+
+    /// Starts every container that should run now.
+    fn start_due(&mut self) {
+        let now = Instant::now();
+        let inits_done = |ctrs: &[Ctr]| {
+            ctrs.iter()
+                .filter(|c| c.init)
+                .all(|c| c.rec.done.as_ref().is_some_and(|d| d.exit_code == 0))
+        };
+        for i in 0..self.ctrs.len() {
+            let c = &self.ctrs[i];
+            if c.running.is_some() || c.rec.done.is_some() || c.start_at.is_some_and(|t| t > now) {
+                continue;
+            }
+            if c.init {
+                // Init containers run one at a time, in order.
+                let earlier_done = self.ctrs[..i]
+                    .iter()
+                    .all(|e| !e.init || e.rec.done.as_ref().is_some_and(|d| d.exit_code == 0));
+                if !earlier_done {
+                    continue;
+                }
+            } else if !inits_done(&self.ctrs) {
+                self.ctrs[i].waiting = Some(("PodInitializing".into(), None));
+                continue;
+            }
+            self.start(i);
+        }
+    }
+
+    fn start(&mut self, i: usize) {
+        let ip = self.shared.node_ip.to_string();
+        let result = {
+            let c = &self.ctrs[i];
+            let ctx = FieldContext {
+                pod: &self.pod,
+                node_name: &self.shared.opts.node_name,
+                pod_ip: &ip,
+                host_ip: &ip,
+            };
+            env::resolve_env(&c.spec, &ctx, &self.base_env())
+                .and_then(|e| env::argv(&c.spec, &self.shared.opts.image_map, &e).map(|a| (e, a)))
+                .and_then(|(e, a)| self.host_paths().map(|()| (e, a)))
+        };
+        let (envs, argv) = match result {
+            Ok(v) => v,
+            Err(e) => {
+                debug!(pod = %self.name(), container = %self.ctrs[i].spec.name, reason = e.reason, message = %e.message, "container cannot start");
+                self.retry_later(i, e.reason, e.message);
+                return;
+            }
+        };
+        let instance = if self.ctrs[i].rec.ever_started {
+            self.ctrs[i].rec.instance + 1
+        } else {
+            0
+        };
+        let log = state::log_path(
+            &self.shared.opts.root_dir,
+            self.uid(),
+            &self.ctrs[i].spec.name,
+            instance,
+        );
+        let working_dir = self.ctrs[i]
+            .spec
+            .working_dir
+            .clone()
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let spawned = process::spawn(&Launch {
+            argv: &argv,
+            env: &envs,
+            working_dir: &working_dir,
+            log: &log,
+        });
+        let p = match spawned {
+            Ok(p) => p,
+            Err(e) => {
+                self.retry_later(
+                    i,
+                    "RunContainerError",
+                    format!("failed to start {:?}: {e}", argv[0]),
+                );
+                return;
+            }
+        };
+        if let Some(cg) = &self.shared.cgroups
+            && let Err(e) = cg.place(self.uid(), &self.ctrs[i].spec, p.pid)
+        {
+            warn!(pod = %self.name(), container = %self.ctrs[i].spec.name, error = %e, "resource limits not applied");
+        }
+        // Keep the current and the previous instance's logs only, as the kubelet does.
+        if instance >= 2 {
+            let old = state::log_path(
+                &self.shared.opts.root_dir,
+                self.uid(),
+                &self.ctrs[i].spec.name,
+                instance - 2,
+            );
+            let _ = std::fs::remove_file(old);
+        }
+        debug!(pod = %self.name(), container = %self.ctrs[i].spec.name, pid = p.pid, "container started");
+        let c = &mut self.ctrs[i];
+        c.rec.instance = instance;
+        c.rec.ever_started = true;
+        c.rec.pid = Some(p.pid);
+        c.rec.start_ticks = p.start_ticks;
+        let started_at = Timestamp::now();
+        c.rec.started_at = Some(started_at.to_string());
+        c.waiting = None;
+        c.start_at = None;
+        self.track(i, p, started_at);
+        self.save();
+    }
+
+    /// hostPath volumes: the process sees the host's filesystem, so only the `type` checks
+    /// and the `...OrCreate` creation apply.
+    fn host_paths(&self) -> Result<(), env::ConfigError> {
+        for v in self
+            .pod
+            .spec
+            .iter()
+            .flat_map(|s| s.volumes.iter().flatten())
+        {
+            let Some(hp) = &v.host_path else { continue };
+            let path = std::path::Path::new(&hp.path);
+            let fail = |what: &str| env::ConfigError {
+                reason: "CreateContainerConfigError",
+                message: format!("hostPath type check failed: {} is not a {what}", hp.path),
+            };
+            match hp.type_.as_deref().unwrap_or("") {
+                "DirectoryOrCreate" => {
+                    std::fs::create_dir_all(path).map_err(|e| env::ConfigError {
+                        reason: "CreateContainerConfigError",
+                        message: format!("hostPath {}: {e}", hp.path),
+                    })?
+                }
+                "FileOrCreate" => {
+                    if let Some(parent) = path.parent() {
+                        let _ = std::fs::create_dir_all(parent);
+                    }
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .map_err(|e| env::ConfigError {
+                            reason: "CreateContainerConfigError",
+                            message: format!("hostPath {}: {e}", hp.path),
+                        })?;
+                }
+                "Directory" if !path.is_dir() => return Err(fail("directory")),
+                "File" if !path.is_file() => return Err(fail("file")),
+                "Socket" | "CharDevice" | "BlockDevice" if !path.exists() => {
+                    return Err(fail(hp.type_.as_deref().unwrap_or("path")));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn base_env(&self) -> Vec<(String, String)> {
+        let mut base = self.shared.base_env.clone();
+        // hostNetwork semantics: the hostname is the node's; otherwise the pod's name.
+        let host_network = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
+        let hostname = if host_network {
+            self.shared.opts.node_name.clone()
+        } else {
+            self.name().to_string()
+        };
+        base.push(("HOSTNAME".into(), hostname));
+        base
+    }
+
+    fn retry_later(&mut self, i: usize, reason: &str, message: String) {
+        let now = Instant::now();
+        let c = &mut self.ctrs[i];
+        c.waiting = Some((reason.to_string(), Some(message)));
+        let delay = c
+            .backoff
+            .restart_delay(now, now)
+            .unwrap_or(c.backoff.current());
+        c.start_at = Some(now + delay);
+    }
+
+    /// Starts following a started (or adopted) process: its exit and its probes.
+    fn track(&mut self, i: usize, p: Process, started_at: Timestamp) {
+        let instance = self.ctrs[i].rec.instance;
+        let (pid, start_ticks) = (p.pid, p.start_ticks);
+        let tx = self.events_tx.clone();
+        let waiter = tokio::spawn(async move {
+            let code = p.wait().await;
+            let _ = tx.send(Event::Exited {
+                container: i,
+                instance,
+                code,
+            });
+        })
+        .abort_handle();
+        let spec = self.ctrs[i].spec.clone();
+        let ip = self.shared.node_ip.to_string();
+        let probe_of = |kind: Kind| {
+            let p = match kind {
+                Kind::Startup => spec.startup_probe.as_ref(),
+                Kind::Liveness => spec.liveness_probe.as_ref(),
+                Kind::Readiness => spec.readiness_probe.as_ref(),
+            }?;
+            match probe::Spec::from_probe(p, &spec, &ip) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    warn!(container = %spec.name, probe = kind.name(), error = %e, "probe ignored");
+                    None
+                }
+            }
+        };
+        let startup = probe_of(Kind::Startup);
+        let started = startup.is_none();
+        let readiness = probe_of(Kind::Readiness);
+        let ready = started && readiness.is_none();
+        let (started_tx, started_rx) = watch::channel(started);
+        let envs = {
+            let ctx = FieldContext {
+                pod: &self.pod,
+                node_name: &self.shared.opts.node_name,
+                pod_ip: &ip,
+                host_ip: &ip,
+            };
+            env::resolve_env(&spec, &ctx, &self.base_env()).unwrap_or_default()
+        };
+        let mut probes = Vec::new();
+        for (kind, spec) in [
+            (Kind::Startup, startup),
+            (Kind::Liveness, probe_of(Kind::Liveness)),
+            (Kind::Readiness, readiness),
+        ] {
+            let Some(spec) = spec else { continue };
+            let job = ProbeJob {
+                kind,
+                spec,
+                container: i,
+                instance,
+                started_at: Instant::now()
+                    - Duration::try_from(Timestamp::now().duration_since(started_at))
+                        .unwrap_or_default(),
+                env: envs.clone(),
+                started: started_rx.clone(),
+                tx: self.events_tx.clone(),
+            };
+            probes.push(tokio::spawn(job.run()).abort_handle());
+        }
+        self.ctrs[i].running = Some(Running {
+            instance,
+            pid,
+            start_ticks,
+            started_at,
+            started,
+            ready,
+            killing: false,
+            started_tx,
+            probes,
+            waiter,
+        });
+    }
+
+    // ---- events ---------------------------------------------------------------------------
+
+    async fn handle(&mut self, ev: Event) {
+        match ev {
+            Event::Exited {
+                container,
+                instance,
+                code,
+            } => self.on_exit(container, instance, code),
+            Event::Probe {
+                container,
+                instance,
+                kind,
+                ok,
+                message,
+            } => {
+                let grace = self.grace();
+                let Some(c) = self.ctrs.get_mut(container) else {
+                    return;
+                };
+                let Some(r) = c.running.as_mut().filter(|r| r.instance == instance) else {
+                    return;
+                };
+                match (kind, ok) {
+                    (Kind::Readiness, ready) => r.ready = ready,
+                    (Kind::Startup, true) => {
+                        r.started = true;
+                        let _ = r.started_tx.send(true);
+                        if c.spec.readiness_probe.is_none() {
+                            r.ready = true;
+                        }
+                    }
+                    (Kind::Startup | Kind::Liveness, false) => {
+                        info!(pod = %self.record.name, container = %c.spec.name, probe = kind.name(), %message, "container failed its probe, will be restarted");
+                        let probe_grace = match kind {
+                            Kind::Startup => c.spec.startup_probe.as_ref(),
+                            _ => c.spec.liveness_probe.as_ref(),
+                        }
+                        .and_then(|p| p.termination_grace_period_seconds)
+                        .map(|s| Duration::from_secs(s.max(0) as u64));
+                        r.ready = false;
+                        kill(r, probe_grace.unwrap_or(grace));
+                    }
+                    (Kind::Liveness, true) => {}
+                }
+            }
+        }
+    }
+
+    /// Records an exit and decides, by restart policy, whether and when it restarts.
+    fn on_exit(&mut self, i: usize, instance: u32, code: Option<i32>) {
+        let policy = self.restart_policy().to_string();
+        let Some(c) = self.ctrs.get_mut(i) else {
+            return;
+        };
+        if c.rec.instance != instance {
+            return;
+        }
+        c.running = None;
+        let (exit_code, reason, message) = match code {
+            Some(0) => (0, "Completed", None),
+            Some(n) => (n, "Error", None),
+            None => (
+                137,
+                "ContainerStatusUnknown",
+                Some("The container exited while it was adopted after an agent restart; its exit code is unknown".to_string()),
+            ),
+        };
+        let term = Terminated {
+            exit_code,
+            reason: reason.to_string(),
+            message,
+            started_at: c.rec.started_at.clone().unwrap_or_else(now_string),
+            finished_at: now_string(),
+            instance,
+        };
+        c.rec.pid = None;
+        c.rec.started_at = None;
+        let restart = match (c.init, policy.as_str()) {
+            (true, _) if exit_code == 0 => false,
+            (_, "Never") => false,
+            (_, "OnFailure") => exit_code != 0,
+            _ => true,
+        };
+        debug!(pod = %self.record.name, container = %c.spec.name, exit_code, restart, "container exited");
+        if restart {
+            c.rec.restart_count += 1;
+            c.rec.last_terminated = Some(term);
+            let now = Instant::now();
+            match c.backoff.restart_delay(now, now) {
+                None => c.start_at = None,
+                Some(d) => {
+                    c.waiting = Some((
+                        "CrashLoopBackOff".into(),
+                        Some(backoff::message(
+                            c.backoff.current(),
+                            &c.spec.name,
+                            &self.record.name,
+                            &self.record.namespace,
+                            &self.record.uid,
+                        )),
+                    ));
+                    c.start_at = Some(now + d);
+                }
+            }
+        } else {
+            c.rec.done = Some(term);
+        }
+        self.save();
+    }
+
+    // ---- stopping -------------------------------------------------------------------------
+
+    /// SIGTERM to every running container, SIGKILL to those still running after `grace`.
+    async fn terminate(&mut self, grace: Duration) {
+        for c in &mut self.ctrs {
+            c.start_at = None;
+            if let Some(r) = c.running.as_mut() {
+                kill(r, grace);
+            }
+        }
+        let deadline = Instant::now() + grace + KILL_WAIT;
+        while self.ctrs.iter().any(|c| c.running.is_some()) {
+            let ev = tokio::time::timeout_at(deadline.into(), self.events_rx.recv()).await;
+            match ev {
+                Ok(Some(Event::Exited {
+                    container,
+                    instance,
+                    code,
+                })) => {
+                    if let Some(c) = self.ctrs.get_mut(container)
+                        && c.rec.instance == instance
+                    {
+                        c.running = None;
+                        c.rec.pid = None;
+                        let _ = code;
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        for c in &mut self.ctrs {
+            if let Some(r) = c.running.take() {
+                warn!(pod = %self.record.name, container = %c.spec.name, pid = r.pid, "container did not exit after SIGKILL");
+            }
+        }
+    }
+
+    /// After termination: remove the pod from the API (when it was deleted there) and forget
+    /// its state and logs.
+    async fn finish(&mut self, delete_from_api: bool) {
+        if delete_from_api && !self.record.is_static {
+            let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), self.ns());
+            let dp = DeleteParams {
+                grace_period_seconds: Some(0),
+                preconditions: Some(Preconditions {
+                    uid: Some(self.uid().to_string()),
+                    resource_version: None,
+                }),
+                ..Default::default()
+            };
+            // Retried until it succeeds or the pod is gone: a terminated pod must not linger.
+            let mut delay = Duration::from_millis(200);
+            loop {
+                match api.delete(self.name(), &dp).await {
+                    Ok(_) => break,
+                    Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => break,
+                    Err(e) => {
+                        debug!(pod = %self.name(), error = %e, "pod delete failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(10));
+                    }
+                }
+            }
+        }
+        self.shared.logs.remove(self.ns(), self.name());
+        if let Some(cg) = &self.shared.cgroups {
+            cg.remove_pod(self.uid());
+        }
+        let dir = state::pod_dir(&self.shared.opts.root_dir, self.uid());
+        if let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            warn!(dir = %dir.display(), error = %e, "could not remove pod state");
+        }
+    }
+
+    // ---- reporting ------------------------------------------------------------------------
+
+    fn save(&mut self) {
+        self.record.containers = self
+            .ctrs
+            .iter()
+            .map(|c| (c.spec.name.clone(), c.rec.clone()))
+            .collect();
+        if let Err(e) = self.record.save(&self.shared.opts.root_dir) {
+            warn!(pod = %self.name(), error = %e, "could not save pod state");
+        }
+    }
+
+    fn publish_logs(&self) {
+        let root = &self.shared.opts.root_dir;
+        for c in &self.ctrs {
+            let path = |n: u32| state::log_path(root, self.uid(), &c.spec.name, n);
+            let logs = ContainerLogs {
+                current: c.rec.ever_started.then(|| path(c.rec.instance)),
+                previous: (c.rec.ever_started && c.rec.instance > 0)
+                    .then(|| path(c.rec.instance - 1)),
+                running: c.running.is_some(),
+                waiting: c.waiting.as_ref().map(|w| w.0.clone()),
+            };
+            self.shared
+                .logs
+                .set(self.ns(), self.name(), &c.spec.name, logs);
+        }
+    }
+
+    fn container_status(&self, c: &Ctr) -> ContainerStatus {
+        let image = c.spec.image.clone().unwrap_or_default();
+        let id =
+            |instance: u32| format!("{RUNTIME_SCHEME}{}/{}/{instance}", self.uid(), c.spec.name);
+        let terminated = |t: &Terminated| ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code: t.exit_code,
+                reason: Some(t.reason.clone()),
+                message: t.message.clone(),
+                started_at: Some(Time(parse_time(&t.started_at))),
+                finished_at: Some(Time(parse_time(&t.finished_at))),
+                container_id: Some(id(t.instance)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let (state, ready, started) = if let Some(r) = &c.running {
+            (
+                ContainerState {
+                    running: Some(ContainerStateRunning {
+                        started_at: Some(Time(r.started_at)),
+                    }),
+                    ..Default::default()
+                },
+                r.ready && !c.init,
+                r.started,
+            )
+        } else if let Some(d) = &c.rec.done {
+            (terminated(d), c.init && d.exit_code == 0, false)
+        } else {
+            let (reason, message) = c
+                .waiting
+                .clone()
+                .unwrap_or_else(|| ("ContainerCreating".into(), None));
+            (
+                ContainerState {
+                    waiting: Some(ContainerStateWaiting {
+                        reason: Some(reason),
+                        message,
+                    }),
+                    ..Default::default()
+                },
+                false,
+                false,
+            )
+        };
+        ContainerStatus {
+            name: c.spec.name.clone(),
+            image: image.clone(),
+            image_id: format!("{RUNTIME_SCHEME}image/{image}"),
+            container_id: c.rec.ever_started.then(|| id(c.rec.instance)),
+            ready,
+            started: Some(started),
+            restart_count: c.rec.restart_count,
+            state: Some(state),
+            last_state: c.rec.last_terminated.as_ref().map(terminated),
+            ..Default::default()
+        }
+    }
+
+    fn view(&self) -> PodView {
+        let inits: Vec<&Ctr> = self.ctrs.iter().filter(|c| c.init).collect();
+        let apps: Vec<&Ctr> = self.ctrs.iter().filter(|c| !c.init).collect();
+        let init_failed = inits
+            .iter()
+            .any(|c| c.rec.done.as_ref().is_some_and(|d| d.exit_code != 0));
+        let initialized = inits
+            .iter()
+            .all(|c| c.rec.done.as_ref().is_some_and(|d| d.exit_code == 0));
+        let all_done = apps.iter().all(|c| c.rec.done.is_some());
+        let phase = if init_failed {
+            "Failed"
+        } else if !initialized {
+            "Pending"
+        } else if all_done {
+            if apps
+                .iter()
+                .all(|c| c.rec.done.as_ref().is_some_and(|d| d.exit_code == 0))
+            {
+                "Succeeded"
+            } else {
+                "Failed"
+            }
+        } else if apps
+            .iter()
+            .any(|c| c.running.is_some() || c.rec.last_terminated.is_some() || c.rec.done.is_some())
+        {
+            "Running"
+        } else {
+            "Pending"
+        };
+        let containers: Vec<ContainerStatus> =
+            apps.iter().map(|c| self.container_status(c)).collect();
+        let ready = phase == "Running" && containers.iter().all(|c| c.ready);
+        PodView {
+            phase: phase.to_string(),
+            ready,
+            containers,
+            init_containers: (!inits.is_empty())
+                .then(|| inits.iter().map(|c| self.container_status(c)).collect()),
+            initialized,
+            completed: phase == "Succeeded" || phase == "Failed",
+        }
+    }
+
+    async fn write_status(&mut self) {
+        let mut base = (*self.pod).clone();
+        if self.last_status.is_some() {
+            base.status = self.last_status.clone();
+        }
+        let addrs = PodAddresses {
+            host_ip: self.shared.node_ip,
+            pod_ip: self.shared.node_ip,
+        };
+        let mut status = assemble_pod_status(&base, self.view(), addrs, Timestamp::now());
+        // Every process shares the host's network: the pod's IP is the node's.
+        status.pod_ip = Some(self.shared.node_ip.to_string());
+        status.pod_ips = Some(vec![k8s_openapi::api::core::v1::PodIP {
+            ip: self.shared.node_ip.to_string(),
+        }]);
+        let value = json!({ "status": status });
+        self.last_status = Some(status);
+        if self.last_written.as_ref() == Some(&value) {
+            return;
+        }
+        let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), self.ns());
+        match api
+            .patch_status(
+                self.name(),
+                &PatchParams::default(),
+                &Patch::Strategic(value.clone()),
+            )
+            .await
+        {
+            Ok(_) => {
+                self.last_written = Some(value);
+                self.write_retry_at = None;
+            }
+            // A static pod's mirror may not exist yet; the static source creates it.
+            Err(e) => {
+                debug!(pod = %self.name(), error = %e, "pod status write failed; retrying");
+                self.write_retry_at = Some(Instant::now() + STATUS_RETRY);
+            }
+        }
+    }
+}
+
+/// Asks a container to stop: SIGTERM now, SIGKILL after `grace` if it is still the same
+/// process.
+fn kill(r: &mut Running, grace: Duration) {
+    if r.killing {
+        return;
+    }
+    r.killing = true;
+    let (pid, ticks) = (r.pid, r.start_ticks);
+    if !process::signal(pid, ticks, Signal::TERM) {
+        return;
+    }
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + grace;
+        while process::alive(pid, ticks) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50).min(grace)).await;
+        }
+        process::signal(pid, ticks, Signal::KILL);
+    });
+}
+
+/// One probe of one container instance.
+struct ProbeJob {
+    kind: Kind,
+    spec: probe::Spec,
+    container: usize,
+    instance: u32,
+    started_at: Instant,
+    env: Vec<(String, String)>,
+    started: watch::Receiver<bool>,
+    tx: mpsc::UnboundedSender<Event>,
+}
+
+impl ProbeJob {
+    async fn run(mut self) {
+        // Liveness and readiness wait for the startup probe.
+        if self.kind != Kind::Startup {
+            while !*self.started.borrow_and_update() {
+                if self.started.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+        let first = self.started_at + self.spec.initial_delay;
+        tokio::time::sleep_until(first.into()).await;
+        let initial = match self.kind {
+            Kind::Readiness => Some(false),
+            Kind::Liveness => Some(true),
+            Kind::Startup => None,
+        };
+        let mut tracker = probe::Tracker::new(&self.spec, initial);
+        let mut tick = tokio::time::interval(self.spec.period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let outcome = self.spec.run(&self.env).await;
+            let ok = outcome.is_ok();
+            if let Some(flipped) = tracker.record(ok) {
+                let message = outcome.err().unwrap_or_default();
+                let sent = self.tx.send(Event::Probe {
+                    container: self.container,
+                    instance: self.instance,
+                    kind: self.kind,
+                    ok: flipped,
+                    message,
+                });
+                if sent.is_err() {
+                    return;
+                }
+                // A startup probe is done once it succeeded.
+                if self.kind == Kind::Startup && flipped {
+                    return;
+                }
+            }
+        }
+    }
+}

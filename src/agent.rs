@@ -1,0 +1,173 @@
+//! `pernode agent`: the real node agent on this host. Parses flags, builds
+//! [`pernode_agent::agent::AgentOptions`] and runs the agent until Ctrl-C or SIGTERM (which
+//! leave the containers running; the next agent on the same root directory adopts them).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use pernode_agent::agent::{self, AgentOptions, CgroupMode, env::ImageMap, host, node};
+
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// The cluster to join.
+    #[arg(long)]
+    pub kubeconfig: PathBuf,
+    /// The Node's name (default: the host name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// Labels to register the node with: k=v,k2=v2.
+    #[arg(long, default_value = "")]
+    pub labels: String,
+    /// Taints to register the node with: k=v:Effect,k2:Effect.
+    #[arg(long, default_value = "")]
+    pub taints: String,
+    /// State and container logs (default ./.pernode-agent/<node>).
+    #[arg(long)]
+    pub root_dir: Option<PathBuf>,
+    /// Directory of static pod manifests.
+    #[arg(long)]
+    pub pod_manifest_path: Option<PathBuf>,
+    /// How often the static pod directory is read again.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub file_check_frequency: Duration,
+    /// File of IMAGE=COMMAND lines: the program run for an image when the pod gives no command.
+    #[arg(long)]
+    pub image_map: Option<PathBuf>,
+    /// One IMAGE=COMMAND entry (repeatable; wins over --image-map). `busybox` maps to the
+    /// host's busybox when there is one.
+    #[arg(long = "image-command")]
+    pub image_commands: Vec<String>,
+    /// Address of the log endpoint the API server proxies `kubectl logs` to.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub address: IpAddr,
+    /// Port of the log endpoint (0 picks a free one; the node reports it).
+    #[arg(long, default_value_t = 10250)]
+    pub port: u16,
+    /// The node's InternalIP (default: the address that routes to the API server).
+    #[arg(long)]
+    pub node_ip: Option<Ipv4Addr>,
+    /// Lease renewal interval.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub lease_interval: Duration,
+    /// The lease's duration in seconds.
+    #[arg(long, default_value_t = 40)]
+    pub lease_duration_seconds: i32,
+    /// How often the node status is posted.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub node_status_interval: Duration,
+    /// Pod capacity reported.
+    #[arg(long, default_value_t = 110)]
+    pub max_pods: u32,
+    /// cgroup v2 directory for container limits; `none` disables them (default: detect).
+    #[arg(long)]
+    pub cgroup_parent: Option<String>,
+    /// First CrashLoopBackOff delay.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub crashloop_backoff_initial: Duration,
+    /// CrashLoopBackOff cap.
+    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    pub crashloop_backoff_max: Duration,
+}
+
+/// `500ms`, `10s`, `5m`, `1h`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (n, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let n: u64 = n.parse().map_err(|_| format!("{s:?} is not a duration"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("{s:?}: unit must be ms, s, m or h")),
+    }
+}
+
+pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig)
+        .with_context(|| format!("reading {}", args.kubeconfig.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .with_context(|| format!("using {}", args.kubeconfig.display()))?;
+    let node_ip = match args.node_ip {
+        Some(ip) => ip,
+        None => {
+            let url = &config.cluster_url;
+            let host = url.host().unwrap_or("127.0.0.1").trim_matches(['[', ']']);
+            let port = url.port_u16().unwrap_or(443);
+            let target: SocketAddr = (host, port)
+                .to_socket_addrs()
+                .with_context(|| format!("resolving {host}"))?
+                .next()
+                .with_context(|| format!("{host} has no address"))?;
+            host::source_ip_towards(target).with_context(|| {
+                format!("no IPv4 route to the API server at {target}; pass --node-ip")
+            })?
+        }
+    };
+    let client = kube::Client::try_from(config).context("building the API client")?;
+    let node_name = args.node_name.unwrap_or_else(host::hostname);
+    let root_dir = args
+        .root_dir
+        .unwrap_or_else(|| PathBuf::from(".pernode-agent").join(&node_name));
+    let mut opts = AgentOptions::new(&node_name, node_ip, root_dir);
+    opts.labels = node::parse_labels(&args.labels).map_err(anyhow::Error::msg)?;
+    opts.taints = node::parse_taints(&args.taints).map_err(anyhow::Error::msg)?;
+    opts.pod_manifest_path = args.pod_manifest_path;
+    opts.file_check_frequency = args.file_check_frequency;
+    let mut images = ImageMap::default();
+    if let Some(busybox) =
+        agent::env::find_program("busybox", &std::env::var("PATH").unwrap_or_default())
+    {
+        images
+            .add(&format!("busybox={} sh", busybox.display()))
+            .map_err(anyhow::Error::msg)?;
+    }
+    if let Some(path) = &args.image_map {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let file = ImageMap::parse(&text)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("parsing {}", path.display()))?;
+        images.extend(file);
+    }
+    for entry in &args.image_commands {
+        images.add(entry).map_err(anyhow::Error::msg)?;
+    }
+    opts.image_map = images;
+    opts.listen = SocketAddr::new(args.address, args.port);
+    opts.lease_interval = args.lease_interval;
+    opts.lease_duration_seconds = args.lease_duration_seconds;
+    opts.node_status_interval = args.node_status_interval;
+    opts.max_pods = args.max_pods;
+    opts.cgroups = match args.cgroup_parent.as_deref() {
+        None => CgroupMode::Auto,
+        Some("none") => CgroupMode::Disabled,
+        Some(p) => CgroupMode::Parent(PathBuf::from(p)),
+    };
+    opts.backoff_initial = args.crashloop_backoff_initial;
+    opts.backoff_max = args.crashloop_backoff_max;
+    tokio::select! {
+        r = agent::run(client, opts) => r.context("node agent"),
+        r = crate::up::shutdown_signal() => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("x").is_err());
+        assert!(parse_duration("3d").is_err());
+    }
+}
