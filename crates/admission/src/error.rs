@@ -250,39 +250,8 @@ pub fn invalid_message(kind: &str, group: &str, name: &str, errs: &[FieldError])
     }
 }
 
-/// Go's `strconv.Quote`: double quotes, `\"` and `\\`, and escapes for
-/// non-printable characters (printable Unicode stays as it is).
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if c.is_control() => {
-                let n = c as u32;
-                if n <= 0xffff {
-                    out.push_str(&format!("\\u{n:04x}"));
-                } else {
-                    out.push_str(&format!("\\U{n:08x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+/// Go's `strconv.Quote`, shared with pernode-core's selector messages.
+pub use pernode_core::goquote::quote as go_quote;
 
 /// Render a JSON value as upstream's `ErrorBody` would render the Go value it
 /// came from: strings quoted (`%q`), numbers and booleans bare (`%v`), maps of

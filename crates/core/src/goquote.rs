@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 /// Go's `strconv.Quote` (what `%q` prints for a string).
-pub(crate) fn quote(s: &str) -> String {
+pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

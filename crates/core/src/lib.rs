@@ -20,7 +20,7 @@ pub mod pod;
 pub mod quantity;
 pub mod scheduling;
 
-mod goquote;
+pub mod goquote;
 
 pub use fields::FieldSelector;
 pub use labels::{LabelSelector, SelectorError};
