@@ -47,8 +47,13 @@ pub fn kubectl_path() -> String {
 impl Cluster {
     /// `pernode <command> --listen 127.0.0.1:0 --data-dir <tmp>/data --kubeconfig <tmp>/kubeconfig [extra]`.
     pub fn start(command: &str, extra: &[&str]) -> Cluster {
+        Cluster::start_on("127.0.0.1:0", command, extra)
+    }
+
+    /// As [`Cluster::start`], listening on `listen` (e.g. `0.0.0.0:0` for other namespaces).
+    pub fn start_on(listen: &str, command: &str, extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut args = vec![command.to_string(), "--listen".into(), "127.0.0.1:0".into()];
+        let mut args = vec![command.to_string(), "--listen".into(), listen.to_string()];
         args.extend([
             "--data-dir".into(),
             dir.path().join("data").display().to_string(),

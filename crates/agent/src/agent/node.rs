@@ -134,8 +134,7 @@ pub(crate) async fn renew_lease(shared: &Shared, node_uid: &str) -> Result<(), k
     }
 }
 
-/// Keeps the lease and the node status fresh; re-registers the node if it was deleted (a
-/// deleted node is re-created by its kubelet, too).
+/// Keeps the lease and the node status fresh.
 pub(crate) async fn heartbeats(
     shared: std::sync::Arc<Shared>,
     mut node: Node,
@@ -148,7 +147,7 @@ pub(crate) async fn heartbeats(
     loop {
         tokio::select! {
             _ = lease_tick.tick() => {
-                let uid = node.metadata.uid.clone().unwrap_or_default();
+                let Some(uid) = node.metadata.uid.clone() else { continue };
                 if let Err(e) = renew_lease(&shared, &uid).await {
                     debug!(error = %e, "lease renewal failed");
                 }
@@ -161,9 +160,12 @@ pub(crate) async fn heartbeats(
                             debug!(error = %e, "node status update failed");
                         }
                     }
+                    // As the kubelet, a deleted node is not registered again until the agent
+                    // restarts: whoever deleted it meant it to go (its pods are cleaned up).
                     Err(e) if is_status(&e, 404) => {
-                        warn!(node = %shared.opts.node_name, "node was deleted; registering again");
-                        node = register(&shared).await?;
+                        if node.metadata.uid.take().is_some() {
+                            warn!(node = %shared.opts.node_name, "node was deleted; restart the agent to register it again");
+                        }
                     }
                     Err(e) => debug!(error = %e, "node status read failed"),
                 }
