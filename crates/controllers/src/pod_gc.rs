@@ -69,6 +69,8 @@ struct State {
     nodes: HashSet<String>,
     /// Node name → pods bound to it (key → uid).
     pods_by_node: HashMap<String, HashMap<PodKey, String>>,
+    /// Pod → the node it is indexed under (so forgetting a pod is O(1)).
+    node_of: HashMap<PodKey, String>,
     /// Nodes referenced by pods but absent, and since when.
     missing_since: HashMap<String, Instant>,
     nodes_synced: bool,
@@ -176,10 +178,15 @@ impl PodGc {
     }
 
     fn forget_pod(st: &mut State, key: &PodKey) {
-        st.pods_by_node.retain(|_, pods| {
+        let Some(node) = st.node_of.remove(key) else {
+            return;
+        };
+        if let Some(pods) = st.pods_by_node.get_mut(&node) {
             pods.remove(key);
-            !pods.is_empty()
-        });
+            if pods.is_empty() {
+                st.pods_by_node.remove(&node);
+            }
+        }
     }
 
     async fn watch_pods(self: Arc<Self>) -> Result<(), Error> {
@@ -190,23 +197,13 @@ impl PodGc {
         while let Some(ev) = stream.next().await {
             match ev {
                 Ok(Event::Apply(p)) | Ok(Event::InitApply(p)) => self.pod_seen(&p),
-                Ok(Event::Delete(p)) => {
-                    let key = pod_key(&p);
-                    let node = p
-                        .spec
-                        .as_ref()
-                        .and_then(|s| s.node_name.clone())
-                        .unwrap_or_default();
-                    let mut st = self.lock();
-                    if let Some(pods) = st.pods_by_node.get_mut(&node) {
-                        pods.remove(&key);
-                        if pods.is_empty() {
-                            st.pods_by_node.remove(&node);
-                        }
-                    }
-                }
+                Ok(Event::Delete(p)) => Self::forget_pod(&mut self.lock(), &pod_key(&p)),
                 // A re-list replaces everything: start from an empty index.
-                Ok(Event::Init) => self.lock().pods_by_node.clear(),
+                Ok(Event::Init) => {
+                    let mut st = self.lock();
+                    st.pods_by_node.clear();
+                    st.node_of.clear();
+                }
                 Ok(Event::InitDone) => {}
                 Err(e) => debug!(error = %e, "pod watch interrupted; retrying"),
             }
@@ -237,6 +234,7 @@ impl PodGc {
             // A pod does not change nodes, but be safe against re-created names.
             Self::forget_pod(&mut st, &key);
         }
+        st.node_of.insert(key.clone(), node.clone());
         st.pods_by_node
             .entry(node.clone())
             .or_default()
