@@ -23,6 +23,9 @@ use crate::error::ApiError;
 use crate::filter::Filter;
 use crate::target::Target;
 
+/// Events already waiting are sent together in chunks of up to about this size.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+
 /// How often an idle watch that allows bookmarks gets one.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -64,9 +67,6 @@ pub fn serve(state: Arc<AppState>, req: WatchRequest) -> Result<Response, ApiErr
     let api_version = req.target.info.api_version();
     let shutdown = state.shutdown.clone();
     tokio::spawn(async move {
-        let render = |event_type: &str, entry: &Entry| {
-            encode_event(plural, event_type, entry, req.rendering)
-        };
         let Some(mut watcher) = watcher else {
             let status =
                 ApiError::gone(format!("too old resource version: {start_rv}")).to_status();
@@ -74,8 +74,12 @@ pub fn serve(state: Arc<AppState>, req: WatchRequest) -> Result<Response, ApiErr
             let _ = tx.send(Bytes::from(line)).await;
             return;
         };
-        for entry in &initial {
-            if tx.send(render("ADDED", entry)).await.is_err() {
+        for chunk in initial.chunks(64) {
+            let mut batch = BytesMut::new();
+            for entry in chunk {
+                encode_event_into(&mut batch, plural, "ADDED", entry, req.rendering);
+            }
+            if tx.send(batch.freeze()).await.is_err() {
                 return;
             }
         }
@@ -92,21 +96,41 @@ pub fn serve(state: Arc<AppState>, req: WatchRequest) -> Result<Response, ApiErr
                 next = watcher.next() => match next {
                     Some(Ok(event)) => {
                         last_rv = event.entry.rv;
-                        let now = req.filter.matches(&event.entry);
-                        let before = event.prev.as_ref().is_some_and(|p| req.filter.matches(p));
-                        let kind = match (event.kind, now, before) {
-                            (EventType::Added, true, _) => "ADDED",
-                            (EventType::Modified, true, true) => "MODIFIED",
-                            (EventType::Modified, true, false) => "ADDED",
-                            (EventType::Modified, false, true) => "DELETED",
-                            (EventType::Deleted, true, _) => "DELETED",
-                            _ => continue,
-                        };
-                        render(kind, &event.entry)
+                        let Some(kind) = event_type(&req.filter, &event) else { continue };
+                        // Every event already waiting goes out in the same chunk: one channel
+                        // send, one HTTP frame and one write for many events.
+                        let mut batch = BytesMut::new();
+                        encode_event_into(&mut batch, plural, kind, &event.entry, req.rendering);
+                        let mut end = None;
+                        while batch.len() < MAX_BATCH_BYTES {
+                            match futures::FutureExt::now_or_never(watcher.next()) {
+                                Some(Some(Ok(event))) => {
+                                    last_rv = event.entry.rv;
+                                    if let Some(kind) = event_type(&req.filter, &event) {
+                                        encode_event_into(&mut batch, plural, kind, &event.entry, req.rendering);
+                                    }
+                                }
+                                Some(next) => {
+                                    end = Some(next);
+                                    break;
+                                }
+                                None => break,
+                            }
+                        }
+                        if tx.send(batch.freeze()).await.is_err() {
+                            return;
+                        }
+                        match end {
+                            None => continue,
+                            Some(Some(Err(StoreError::Expired { .. }))) => {
+                                let _ = tx.send(expired(last_rv)).await;
+                                return;
+                            }
+                            Some(_) => return,
+                        }
                     }
                     Some(Err(StoreError::Expired { .. })) => {
-                        let status = ApiError::gone(format!("too old resource version: {last_rv}")).to_status();
-                        let _ = tx.send(Bytes::from(format!("{}\n", json!({"type": "ERROR", "object": status})))).await;
+                        let _ = tx.send(expired(last_rv)).await;
                         return;
                     }
                     Some(Err(_)) | None => return,
@@ -152,9 +176,15 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// `{"type":"ADDED","object":<stored json or a one-row Table>}\n`, without re-encoding the
-/// stored object.
-fn encode_event(plural: &str, event_type: &str, entry: &Entry, rendering: Rendering) -> Bytes {
+/// Appends `{"type":"ADDED","object":<stored json or a one-row Table>}\n` to `out`,
+/// without re-encoding the stored object.
+fn encode_event_into(
+    out: &mut BytesMut,
+    plural: &str,
+    event_type: &str,
+    entry: &Entry,
+    rendering: Rendering,
+) {
     let table;
     let object: &[u8] = match rendering {
         Rendering::Object => &entry.json,
@@ -172,11 +202,31 @@ fn encode_event(plural: &str, event_type: &str, entry: &Entry, rendering: Render
             &table
         }
     };
-    let mut out = BytesMut::with_capacity(object.len() + 32);
+    out.reserve(object.len() + 32);
     out.put_slice(b"{\"type\":\"");
     out.put_slice(event_type.as_bytes());
     out.put_slice(b"\",\"object\":");
     out.put_slice(object);
     out.put_slice(b"}\n");
-    out.freeze()
+}
+
+/// The event type a watcher with `filter` sees for a store event, if it sees it at all: an
+/// object moving into the filter is ADDED for it, one moving out DELETED.
+fn event_type(filter: &Filter, event: &pernode_store::Event) -> Option<&'static str> {
+    let now = filter.matches(&event.entry);
+    let before = event.prev.as_ref().is_some_and(|p| filter.matches(p));
+    match (event.kind, now, before) {
+        (EventType::Added, true, _) => Some("ADDED"),
+        (EventType::Modified, true, true) => Some("MODIFIED"),
+        (EventType::Modified, true, false) => Some("ADDED"),
+        (EventType::Modified, false, true) => Some("DELETED"),
+        (EventType::Deleted, true, _) => Some("DELETED"),
+        _ => None,
+    }
+}
+
+/// The ERROR event ending a watch whose position left the store's event window.
+fn expired(last_rv: u64) -> Bytes {
+    let status = ApiError::gone(format!("too old resource version: {last_rv}")).to_status();
+    Bytes::from(format!("{}\n", json!({"type": "ERROR", "object": status})))
 }
