@@ -40,7 +40,7 @@ pub struct Cluster {
 
 impl Cluster {
     /// A fresh cluster in this process: API server on a temporary data dir, the controllers on
-    /// an in-process client, the simulator with pods starting at once.
+    /// an in-process client, the simulator with pods starting and terminating at once.
     pub async fn start(run: &str) -> anyhow::Result<Cluster> {
         let dir = tempfile::tempdir().context("temporary data dir")?;
         let store = pernode_apiserver::open_store(dir.path()).context("opening the store")?;
@@ -67,8 +67,10 @@ impl Cluster {
         let in_process = kube::Client::new(server.router(), "default");
         let mut tasks = JoinSet::new();
         crate::control_plane::spawn_controllers(&mut tasks, &in_process);
+        // Simulated kubelets start and stop pods at once: the figures are the control plane's.
         let opts = SimulatorOptions {
             start_delay: (Duration::ZERO, Duration::ZERO),
+            grace_period_scale: 0.0,
             ..Default::default()
         };
         tasks.spawn(async move { simulator::run(in_process, opts).await.context("simulator") });
