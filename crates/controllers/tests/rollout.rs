@@ -219,6 +219,24 @@ async fn r62_r69_max_surge_percent_rounds_up_on_3_nodes() {
     )
     .await;
     wait_rolled_out(&env, "ds", V1, 3).await;
+    // creationTimestamp has second precision: let the clock leave the old pods' second so
+    // the surge pod is strictly newer (pod order would otherwise fall back on names).
+    let newest = env
+        .live_pods("ds")
+        .await
+        .iter()
+        .filter_map(|p| {
+            p.metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second())
+        })
+        .max()
+        .expect("pods");
+    eventually("the next second", 3, || async {
+        (k8s_openapi::jiff::Timestamp::now().as_second() > newest).then_some(())
+    })
+    .await;
     let watch = PodWatch::start(&env, "app=ds").await;
     env.patch_ds("ds", image_patch(BAD)).await;
     eventually("one surge pod", 10, || async {
@@ -244,8 +262,8 @@ async fn r62_r69_max_surge_percent_rounds_up_on_3_nodes() {
     .await;
     let (unavailable, per_node) = worst(&watch.snapshots(), &node_names(3), 0);
     assert_eq!((unavailable, per_node), (0, 2));
-    // Every node still serves from its old pod; the new one is not counted as updated on
-    // its node because the old pod comes first in pod order (R43).
+    // Every node still serves from its old pod: R43 examines only the first pod in pod
+    // order, the old one (older creationTimestamp), so the surge node is not updated yet.
     env.wait_counts("ds", (3, 3, 3, 0, 3, 0, 0), 10).await;
 }
 
