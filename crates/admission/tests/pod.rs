@@ -417,3 +417,64 @@ fn controller_revision_rules() {
         vec![r#"data: Invalid value: {"a":2}: field is immutable"#]
     );
 }
+
+#[test]
+fn node_affinity_requirements() {
+    let p = pod(json!({
+        "containers": [{"name": "c", "image": "busybox"}],
+        "affinity": {"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{
+                "matchExpressions": [
+                    {"key": "zone", "operator": "In"},
+                    {"key": "ssd", "operator": "Exists", "values": ["x"]},
+                    {"key": "gen", "operator": "Gt", "values": ["1", "2"]},
+                    {"key": "z", "operator": "Near", "values": ["a"]},
+                    {"key": "ok", "operator": "In", "values": ["not valid!"]}],
+                "matchFields": [
+                    {"key": "metadata.name", "operator": "In", "values": ["a", "b"]},
+                    {"key": "metadata.uid", "operator": "Exists"}]}]},
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 0, "preference": {"matchExpressions": [
+                    {"key": "zone", "operator": "In", "values": ["not valid!"]}]}}]}}
+    }));
+    let errs = validate::pod_create(&p);
+    let base = "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]";
+    for want in [
+        format!("{base}.matchExpressions[0].values: Required value: must be specified when `operator` is 'In' or 'NotIn'"),
+        format!("{base}.matchExpressions[1].values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"),
+        format!("{base}.matchExpressions[2].values: Required value: must be specified single value when `operator` is 'Lt' or 'Gt'"),
+        format!(r#"{base}.matchExpressions[3].operator: Invalid value: "Near": not a valid selector operator"#),
+        format!("{base}.matchFields[0].values: Required value: must be only one value when `operator` is 'In' or 'NotIn' for node field selector"),
+        format!(r#"{base}.matchFields[1].operator: Invalid value: "Exists": not a valid selector operator"#),
+        format!(r#"{base}.matchFields[1].key: Invalid value: "metadata.uid": not a valid field selector key"#),
+        "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight: Invalid value: 0: must be in the range 1-100".to_string(),
+    ] {
+        assert_has(&errs, &want);
+    }
+    let m = msgs(&errs);
+    assert!(
+        m.iter().any(|s| s.starts_with(&format!(
+            r#"{base}.matchExpressions[4].values[0]: Invalid value: "not valid!": a valid label must be"#
+        ))),
+        "{m:#?}"
+    );
+    // Preferred terms do not check label values; 8 listed + 1 label value error.
+    assert_eq!(m.len(), 9, "{m:#?}");
+
+    let ok = pod(json!({
+        "containers": [{"name": "c", "image": "busybox"}],
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchFields": [
+                {"key": "metadata.name", "operator": "In", "values": ["node-1"]}]}]}}}
+    }));
+    assert!(validate::pod_create(&ok).is_empty());
+    let empty = pod(json!({
+        "containers": [{"name": "c", "image": "busybox"}],
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": []}}}
+    }));
+    assert_has(
+        &validate::pod_create(&empty),
+        "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms: Required value: must have at least one node selector term",
+    );
+}

@@ -170,6 +170,24 @@ async fn r4_node_selector_and_required_affinity_operators() {
         wait_running_on(&env, name, want).await;
     }
 
+    // A matchFields In with two values is invalid (upstream's node field selector rule).
+    let two = e2e::daemon_set(
+        "two",
+        affinity(json!([{"matchFields": [
+            {"key": "metadata.name", "operator": "In", "values": ["node-1", "node-2"]}]}])),
+    );
+    match env.dss.create(&PostParams::default(), &two).await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 422);
+            assert!(
+                s.message.contains("must be only one value when `operator` is 'In' or 'NotIn' for node field selector"),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("two-valued matchFields accepted: {other:?}"),
+    }
+
     // Relabelling a node moves it into a selector's set (R168): node-3 joins "selector".
     env.patch_node("node-3", json!({"metadata": {"labels": {"zone": "a"}}}))
         .await;

@@ -4,15 +4,16 @@
 //! The rules covered: volumes (names, one source each, hostPath, secret,
 //! configMap, PVC), containers and init containers (names, images, ports,
 //! env, volume mounts, pull policy, resources, probes, lifecycle hooks),
-//! host ports, restartPolicy, dnsPolicy, nodeSelector, tolerations,
+//! host ports, restartPolicy, dnsPolicy, nodeSelector, tolerations, node affinity,
 //! service account and node names, activeDeadlineSeconds, hostname and
 //! subdomain, preemptionPolicy, ephemeral containers on create/template.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, HTTPGetAction, LifecycleHandler, Pod, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, Toleration, Volume,
+    Container, EnvVar, HTTPGetAction, LifecycleHandler, NodeAffinity, NodeSelectorRequirement,
+    NodeSelectorTerm, Pod, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Toleration,
+    Volume,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -436,6 +437,13 @@ pub fn pod_spec(spec: &PodSpec, path: &str) -> Vec<FieldError> {
     if let Some(t) = spec.tolerations.as_deref().filter(|t| !t.is_empty()) {
         errs.extend(tolerations(t, &format!("{path}.tolerations")));
     }
+    if let Some(na) = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+    {
+        errs.extend(node_affinity(na, &format!("{path}.affinity.nodeAffinity")));
+    }
     if let Some(pc) = spec
         .priority_class_name
         .as_deref()
@@ -471,6 +479,162 @@ pub fn pod_spec(spec: &PodSpec, path: &str) -> Vec<FieldError> {
             t,
             "must be greater than or equal to 0",
         ));
+    }
+    errs
+}
+
+/// `validateNodeAffinity`: the required node selector (label values checked, as for new
+/// pods) and the preferred terms (weight 1-100, values not checked).
+fn node_affinity(na: &NodeAffinity, path: &str) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    if let Some(req) = na
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()
+    {
+        let terms_path =
+            format!("{path}.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms");
+        if req.node_selector_terms.is_empty() {
+            errs.push(FieldError::required(
+                &terms_path,
+                "must have at least one node selector term",
+            ));
+        }
+        for (i, term) in req.node_selector_terms.iter().enumerate() {
+            errs.extend(node_selector_term(
+                term,
+                true,
+                &format!("{terms_path}[{i}]"),
+            ));
+        }
+    }
+    let pref_path = format!("{path}.preferredDuringSchedulingIgnoredDuringExecution");
+    for (i, term) in na
+        .preferred_during_scheduling_ignored_during_execution
+        .iter()
+        .flatten()
+        .enumerate()
+    {
+        if !(1..=100).contains(&term.weight) {
+            errs.push(FieldError::invalid(
+                &format!("{pref_path}[{i}].weight"),
+                term.weight,
+                "must be in the range 1-100",
+            ));
+        }
+        errs.extend(node_selector_term(
+            &term.preference,
+            false,
+            &format!("{pref_path}[{i}].preference"),
+        ));
+    }
+    errs
+}
+
+/// `ValidateNodeSelectorTerm`.
+fn node_selector_term(term: &NodeSelectorTerm, check_values: bool, path: &str) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    for (j, r) in term.match_expressions.iter().flatten().enumerate() {
+        errs.extend(node_selector_requirement(
+            r,
+            check_values,
+            &format!("{path}.matchExpressions[{j}]"),
+        ));
+    }
+    for (j, r) in term.match_fields.iter().flatten().enumerate() {
+        errs.extend(node_field_selector_requirement(
+            r,
+            &format!("{path}.matchFields[{j}]"),
+        ));
+    }
+    errs
+}
+
+/// `ValidateNodeSelectorRequirement`.
+fn node_selector_requirement(
+    r: &NodeSelectorRequirement,
+    check_values: bool,
+    path: &str,
+) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let values = r.values.as_deref().unwrap_or(&[]);
+    let values_path = format!("{path}.values");
+    match r.operator.as_str() {
+        "In" | "NotIn" if values.is_empty() => errs.push(FieldError::required(
+            &values_path,
+            "must be specified when `operator` is 'In' or 'NotIn'",
+        )),
+        "Exists" | "DoesNotExist" if !values.is_empty() => errs.push(FieldError::forbidden(
+            &values_path,
+            "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+        )),
+        "Gt" | "Lt" if values.len() != 1 => errs.push(FieldError::required(
+            &values_path,
+            "must be specified single value when `operator` is 'Lt' or 'Gt'",
+        )),
+        "In" | "NotIn" | "Exists" | "DoesNotExist" | "Gt" | "Lt" => {}
+        other => errs.push(FieldError::invalid(
+            &format!("{path}.operator"),
+            other,
+            "not a valid selector operator",
+        )),
+    }
+    for msg in names::is_qualified_name(&r.key) {
+        errs.push(FieldError::invalid(
+            &format!("{path}.key"),
+            r.key.as_str(),
+            &msg,
+        ));
+    }
+    if check_values {
+        for (i, v) in values.iter().enumerate() {
+            for msg in names::is_valid_label_value(v) {
+                errs.push(FieldError::invalid(
+                    &format!("{values_path}[{i}]"),
+                    v.as_str(),
+                    &msg,
+                ));
+            }
+        }
+    }
+    errs
+}
+
+/// `ValidateNodeFieldSelectorRequirement`: only `metadata.name`, with exactly one value for
+/// In and NotIn.
+fn node_field_selector_requirement(r: &NodeSelectorRequirement, path: &str) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let values = r.values.as_deref().unwrap_or(&[]);
+    match r.operator.as_str() {
+        "In" | "NotIn" => {
+            if values.len() != 1 {
+                errs.push(FieldError::required(
+                    &format!("{path}.values"),
+                    "must be only one value when `operator` is 'In' or 'NotIn' for node field selector",
+                ));
+            }
+        }
+        other => errs.push(FieldError::invalid(
+            &format!("{path}.operator"),
+            other,
+            "not a valid selector operator",
+        )),
+    }
+    if r.key != "metadata.name" {
+        errs.push(FieldError::invalid(
+            &format!("{path}.key"),
+            r.key.as_str(),
+            "not a valid field selector key",
+        ));
+    } else {
+        for (i, v) in values.iter().enumerate() {
+            for msg in name_is_dns_subdomain(v, false) {
+                errs.push(FieldError::invalid(
+                    &format!("{path}.values[{i}]"),
+                    v.as_str(),
+                    &msg,
+                ));
+            }
+        }
     }
     errs
 }
