@@ -207,8 +207,25 @@ async fn pods_run_fail_and_terminate() {
         .and_then(|s| s.terminated)
         .map(|t| t.exit_code);
     assert_eq!(code, Some(3));
-    // Never revived.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Never revived: poke the failed pod (an update the simulator sees), then wait until a pod
+    // created afterwards runs, so the simulator has handled the poke.
+    pods.patch(
+        "exit",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"poked": "yes"}}})),
+    )
+    .await
+    .expect("poke");
+    pods.create(&pp, &pod("after-exit", "node-1", "nginx:1.27"))
+        .await
+        .expect("create");
+    eventually("after-exit running", || async {
+        pods.get("after-exit")
+            .await
+            .ok()
+            .filter(pernode_core::pod::is_pod_ready)
+    })
+    .await;
     let still = pods.get("exit").await.expect("exit");
     assert_eq!(
         still.status.and_then(|s| s.phase).as_deref(),

@@ -79,7 +79,15 @@ async fn binds_fitting_pods_and_reports_the_others() {
         s.scheduler_name = Some("someone-else".into());
     }
     pods.create(&pp, &other).await.expect("create");
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // A pod created after it is bound: the scheduler sees pods in order, so by then it has
+    // decided about "other" too.
+    pods.create(&pp, &pinned_pod("after-other", "node-1", "10m"))
+        .await
+        .expect("create");
+    eventually("after-other bound", 10, || async {
+        pods.get("after-other").await.ok()?.spec?.node_name
+    })
+    .await;
     let other = pods.get("other").await.expect("other");
     assert_eq!(other.spec.and_then(|s| s.node_name), None);
 }
