@@ -23,8 +23,10 @@ use crate::error::ApiError;
 use crate::filter::Filter;
 use crate::target::Target;
 
-/// Events already waiting are sent together in chunks of up to about this size.
-const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// Events already waiting are sent together in chunks of up to about this size ...
+const MAX_BATCH_BYTES: usize = 32 * 1024;
+/// ... and at most this many chunks wait for a slow client (bounding memory per watch).
+const QUEUED_CHUNKS: usize = 16;
 
 /// How often an idle watch that allows bookmarks gets one.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(30);
@@ -47,7 +49,7 @@ pub struct WatchRequest {
 
 pub fn serve(state: Arc<AppState>, req: WatchRequest) -> Result<Response, ApiError> {
     let prefix = req.target.prefix();
-    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    let (tx, rx) = mpsc::channel::<Bytes>(QUEUED_CHUNKS);
     // Snapshot first (for synthetic ADDED), then watch from the snapshot's version: the store
     // guarantees nothing falls between the two.
     let (initial, start_rv) = match req.resource_version {
@@ -74,7 +76,7 @@ pub fn serve(state: Arc<AppState>, req: WatchRequest) -> Result<Response, ApiErr
             let _ = tx.send(Bytes::from(line)).await;
             return;
         };
-        for chunk in initial.chunks(64) {
+        for chunk in initial.chunks(16) {
             let mut batch = BytesMut::new();
             for entry in chunk {
                 encode_event_into(&mut batch, plural, "ADDED", entry, req.rendering);
