@@ -44,10 +44,8 @@ pub struct ApiserverArgs {
 /// A started API server: where it listens and how to stop it.
 struct Running {
     server: std::sync::Arc<ApiServer>,
-    addr: SocketAddr,
+    serving: pernode_apiserver::Serving,
     kubeconfig: PathBuf,
-    stop: tokio::sync::oneshot::Sender<()>,
-    serving: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 async fn start(args: &ServerArgs) -> anyhow::Result<Running> {
@@ -63,18 +61,8 @@ async fn start(args: &ServerArgs) -> anyhow::Result<Running> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = {
-        let server = server.clone();
-        tokio::spawn(async move {
-            server
-                .serve(listener, async move {
-                    let _ = stopped.await;
-                })
-                .await
-        })
-    };
+    let serving = server.spawn_serving(listener).context("serving HTTP")?;
+    let addr = serving.addr;
     wait_until_ready(addr).await?;
     let kubeconfig = args
         .kubeconfig
@@ -83,10 +71,8 @@ async fn start(args: &ServerArgs) -> anyhow::Result<Running> {
     kubeconfig::write(&kubeconfig, addr)?;
     Ok(Running {
         server,
-        addr,
-        kubeconfig,
-        stop,
         serving,
+        kubeconfig,
     })
 }
 
@@ -122,11 +108,13 @@ pub async fn shutdown_signal() -> anyhow::Result<()> {
 }
 
 async fn stop(running: Running) -> anyhow::Result<()> {
-    running.server.close_watches();
-    let _ = running.stop.send(());
-    match tokio::time::timeout(Duration::from_secs(5), running.serving).await {
-        Ok(joined) => joined.context("server task")?.context("serving HTTP")?,
-        Err(_) => tracing::warn!("connections still open after 5 s; exiting anyway"),
+    if !running
+        .serving
+        .stop(Duration::from_secs(5))
+        .await
+        .context("serving HTTP")?
+    {
+        tracing::warn!("connections still open after 5 s; exiting anyway");
     }
     running.server.store().close().await;
     Ok(())
@@ -148,7 +136,7 @@ fn absolute(path: &Path) -> PathBuf {
 
 pub async fn apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     let running = start(&args.server).await?;
-    print_usage(running.addr, &running.kubeconfig);
+    print_usage(running.serving.addr, &running.kubeconfig);
     shutdown_signal().await?;
     stop(running).await
 }
@@ -164,7 +152,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     crate::control_plane::spawn_controllers_with(&mut tasks, &client, &args.controllers);
     crate::control_plane::spawn_simulator_with(&mut tasks, &client, &args.controllers);
-    print_usage(running.addr, &running.kubeconfig);
+    print_usage(running.serving.addr, &running.kubeconfig);
     let result = crate::control_plane::run_until(tasks, shutdown_signal()).await;
     stop(running).await?;
     result

@@ -23,8 +23,7 @@ pub const CONCURRENCY: usize = 64;
 struct Local {
     server: Arc<ApiServer>,
     tasks: JoinSet<anyhow::Result<()>>,
-    stop: tokio::sync::oneshot::Sender<()>,
-    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+    serving: pernode_apiserver::Serving,
     _dir: tempfile::TempDir,
 }
 
@@ -52,18 +51,8 @@ impl Cluster {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding a loopback port")?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = {
-            let server = server.clone();
-            tokio::spawn(async move {
-                server
-                    .serve(listener, async move {
-                        let _ = stopped.await;
-                    })
-                    .await
-            })
-        };
+        let serving = server.spawn_serving(listener).context("serving HTTP")?;
+        let addr = serving.addr;
         let in_process = kube::Client::new(server.router(), "default");
         let mut tasks = JoinSet::new();
         crate::control_plane::spawn_controllers(&mut tasks, &in_process);
@@ -82,7 +71,6 @@ impl Cluster {
             local: Some(Local {
                 server,
                 tasks,
-                stop,
                 serving,
                 _dir: dir,
             }),
@@ -240,9 +228,7 @@ impl Cluster {
             Some(mut local) => {
                 local.tasks.abort_all();
                 while local.tasks.join_next().await.is_some() {}
-                local.server.close_watches();
-                let _ = local.stop.send(());
-                let _ = tokio::time::timeout(Duration::from_secs(5), local.serving).await;
+                let _ = local.serving.stop(Duration::from_secs(5)).await;
                 local.server.store().close().await;
                 Ok(())
             }

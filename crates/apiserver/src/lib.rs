@@ -79,29 +79,50 @@ impl ApiServer {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Ends every open watch stream (so a graceful HTTP shutdown does not wait on them).
-    pub fn close_watches(&self) {
-        let _ = self.shutdown.send(true);
-    }
-
-    /// Serves HTTP on `listener` until `shutdown` resolves.
-    pub async fn serve(
-        &self,
+    /// Serves HTTP on `listener` in a background task until [`Serving::stop`].
+    pub fn spawn_serving(
+        self: &Arc<Self>,
         listener: tokio::net::TcpListener,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<Serving> {
         use axum::serve::ListenerExt;
+        let addr = listener.local_addr()?;
         // Small request/response exchanges on keep-alive connections: Nagle would add 40 ms.
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let closer = self.shutdown.clone();
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = closer.send(true);
-            })
-            .await
+        let router = self.router();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                    // Open watches would otherwise hold the graceful shutdown forever.
+                    let _ = closer.send(true);
+                })
+                .await
+        });
+        Ok(Serving { addr, stop, task })
+    }
+}
+
+/// An API server serving on a socket: its address, and how to stop it.
+pub struct Serving {
+    pub addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Serving {
+    /// Stops accepting, ends open watches, and waits up to `grace` for connections to finish.
+    /// Returns false if some were still open after `grace`.
+    pub async fn stop(self, grace: std::time::Duration) -> std::io::Result<bool> {
+        let _ = self.stop.send(());
+        match tokio::time::timeout(grace, self.task).await {
+            Ok(Ok(result)) => result.map(|()| true),
+            Ok(Err(join)) => Err(std::io::Error::other(join)),
+            Err(_) => Ok(false),
+        }
     }
 }
 
