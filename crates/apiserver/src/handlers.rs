@@ -323,7 +323,9 @@ fn generated_name(base: &str) -> String {
     let suffix: String = (0..5)
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect();
-    let base = if base.len() > 58 { &base[..58] } else { base };
+    // Upstream keeps at most 58 characters of the prefix (63 minus the suffix); cut on a char
+    // boundary, since the prefix is not validated yet.
+    let base: String = base.chars().take(58).collect();
     format!("{base}{suffix}")
 }
 
@@ -1106,6 +1108,9 @@ mod tests {
         let n = generated_name("nginx-");
         assert!(n.starts_with("nginx-"));
         assert_eq!(n.len(), "nginx-".len() + 5);
+        // Long and non-ASCII prefixes are cut, never split inside a character.
+        let long = generated_name(&"é".repeat(100));
+        assert_eq!(long.chars().count(), 63);
     }
 
     #[test]
