@@ -326,3 +326,79 @@ async fn watch_from_a_version_outside_the_event_window_gets_410_expired() {
     assert_eq!(event["object"]["code"], 410);
     assert_eq!(event["object"]["reason"], "Expired");
 }
+
+/// Every served resource, every verb, a set of hostile bodies and content types: each request
+/// gets an answer below 500, and the server still serves afterwards.
+#[tokio::test]
+async fn hostile_requests_never_get_a_server_error() {
+    let router = pernode_apiserver::in_memory_router().await.expect("server");
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let bodies: Vec<String> = vec![
+        String::new(),
+        "null".into(),
+        "42".into(),
+        "\"string\"".into(),
+        "{".into(),
+        deep,
+        r#"{"metadata":"x"}"#.into(),
+        r#"{"metadata":{"name":5}}"#.into(),
+        r#"{"metadata":{"name":"é"},"spec":{"containers":[{"name":"c","image":"i"}]}}"#.into(),
+        r#"{"metadata":{"name":"x","labels":{"a":5}}}"#.into(),
+        r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"x"},"spec":{"containers":[{"name":"c","image":"i","resources":{"limits":{"cpu":"lots"}}}]}}"#.into(),
+        r#"[{"op":"move","from":"/a","path":"/b"}]"#.into(),
+        r#"{"$patch":"delete"}"#.into(),
+        r#"{"spec":{"$setElementOrder/containers":"x"}}"#.into(),
+    ];
+    let content_types = [
+        "application/json",
+        "application/yaml",
+        "application/merge-patch+json",
+        "application/strategic-merge-patch+json",
+        "application/json-patch+json",
+        "application/apply-patch+yaml",
+        "application/vnd.kubernetes.protobuf",
+    ];
+    let paths = [
+        "/api/v1/namespaces/default/pods",
+        "/api/v1/namespaces/default/pods/x",
+        "/api/v1/namespaces/default/pods/x/status",
+        "/api/v1/namespaces/default/pods/x/binding",
+        "/api/v1/namespaces/default/pods/x/eviction",
+        "/api/v1/nodes",
+        "/api/v1/nodes/x",
+        "/api/v1/namespaces",
+        "/api/v1/namespaces/x",
+        "/api/v1/namespaces/default/events",
+        "/apis/apps/v1/namespaces/default/daemonsets",
+        "/apis/apps/v1/namespaces/default/daemonsets/x",
+        "/apis/apps/v1/namespaces/default/daemonsets/x/status",
+        "/apis/apps/v1/namespaces/default/controllerrevisions/x",
+        "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/x",
+    ];
+    // A pod named x exists, so item verbs reach the patch and update paths.
+    let (code, _) = send(&router, Method::POST, PODS, "application/json", pod("x")).await;
+    assert_eq!(code, StatusCode::CREATED);
+    for path in paths {
+        for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+            for content_type in content_types {
+                for body in &bodies {
+                    let (code, reply) =
+                        send(&router, method.clone(), path, content_type, body.clone()).await;
+                    assert!(
+                        code.as_u16() < 500,
+                        "{method} {path} ({content_type}) {body:.60}: {code} {reply}"
+                    );
+                }
+            }
+        }
+    }
+    let (code, _) = send(
+        &router,
+        Method::GET,
+        "/api/v1/namespaces/default/pods",
+        "application/json",
+        "",
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "still serving");
+}
