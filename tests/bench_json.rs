@@ -30,7 +30,7 @@ fn bench_json_has_every_scenario_and_key() {
             "--nodes",
             "30",
             "--only",
-            "store,converge,rollout,nodechurn,list,create,watch",
+            "store,converge,rollout,nodechurn,list,create,watch,memory",
             "--watchers",
             "3",
             "--events",
@@ -56,6 +56,7 @@ fn bench_json_has_every_scenario_and_key() {
         "list",
         "create",
         "watch",
+        "memory",
     ] {
         let rows: Vec<&serde_json::Value> = results
             .iter()
@@ -70,6 +71,14 @@ fn bench_json_has_every_scenario_and_key() {
             assert!(row["wall_ms"].as_f64().is_some(), "{row}");
             assert!(row["peak_rss_mib"].as_f64().is_some(), "{row}");
             assert!(row["cpu_seconds"].as_f64().is_some(), "{row}");
+            if scenario == "memory" {
+                // A child `pernode up`: its own peak RSS and CPU, nothing the bench served.
+                assert!(
+                    row["peak_rss_mib"].as_f64().is_some_and(|m| m > 0.0),
+                    "{row}"
+                );
+                continue;
+            }
             // An in-process cluster knows what it served and committed.
             assert!(row["api_requests"].as_u64().is_some(), "{row}");
             assert!(row["store_commits"].as_u64().is_some(), "{row}");
@@ -85,6 +94,10 @@ fn bench_json_has_every_scenario_and_key() {
     assert_eq!(variants("rollout"), ["maxUnavailable 10%", "maxSurge 10%"]);
     assert_eq!(variants("list"), ["JSON", "Table"]);
     assert_eq!(variants("store"), ["1 write per commit", "batched"]);
+    assert_eq!(
+        variants("memory"),
+        ["up, nodes Ready", "up, daemon set available"]
+    );
     for row in results.iter().filter(|r| r["scenario"] == "list") {
         assert!(row["p50_ms"].as_f64().is_some() && row["p99_ms"].as_f64().is_some());
     }

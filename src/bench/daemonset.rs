@@ -46,7 +46,7 @@ fn api(cluster: &Cluster) -> Api<DaemonSet> {
 /// The DaemonSet's status has caught up with generation `generation` and says every one of
 /// `nodes` pods is scheduled, up to date and available (`strict`), or only what `kubectl rollout
 /// status` checks (updated and available).
-fn settled(ds: &DaemonSet, generation: i64, nodes: usize, strict: bool) -> bool {
+pub(super) fn settled(ds: &DaemonSet, generation: i64, nodes: usize, strict: bool) -> bool {
     let Some(s) = &ds.status else { return false };
     let n = nodes as i32;
     let caught_up = s.observed_generation.unwrap_or(0) >= generation;
@@ -60,7 +60,7 @@ fn settled(ds: &DaemonSet, generation: i64, nodes: usize, strict: bool) -> bool 
     caught_up && rollout && (!strict || exact)
 }
 
-fn available(s: &Option<DaemonSetStatus>) -> u64 {
+pub(super) fn available(s: &Option<DaemonSetStatus>) -> u64 {
     s.as_ref()
         .and_then(|s| s.number_available)
         .unwrap_or(0)

@@ -9,7 +9,9 @@
 //!   batched; every other scenario is compared with it ([`store`]);
 //! - `converge`, `rollout`, `nodechurn`: a daemon set on the simulated fleet ([`daemonset`]);
 //! - `create`, `list`, `watch`: pods through the API, lists as JSON and Table, watch fan-out
-//!   ([`api`]).
+//!   ([`api`]);
+//! - `memory`: `pernode up --nodes N` as a child process, its own peak RSS and CPU until every
+//!   node is Ready and then until a daemon set is available on every node ([`memory`]).
 //!
 //! Each figure carries the wall time, API requests served, store commits and writes, the
 //! store's time for the same number of writes (and the ratio), the peak RSS of the whole
@@ -18,6 +20,7 @@
 mod api;
 mod cluster;
 mod daemonset;
+mod memory;
 mod report;
 mod store;
 
@@ -41,6 +44,7 @@ pub const SCENARIOS: &[&str] = &[
     "list",
     "create",
     "watch",
+    "memory",
 ];
 
 #[derive(Args, Debug)]
@@ -48,7 +52,8 @@ pub struct BenchArgs {
     /// Fleet sizes, comma-separated: one cluster (and one run of every scenario) per size.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     pub nodes: Vec<usize>,
-    /// Scenarios to run, comma-separated: store,converge,rollout,nodechurn,list,create,watch.
+    /// Scenarios to run, comma-separated: store,converge,rollout,nodechurn,list,create,watch,
+    /// memory (memory is not in the default: it starts `pernode up` as a child process).
     #[arg(
         long,
         value_delimiter = ',',
@@ -104,7 +109,16 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         if args.wants("store") {
             figures.extend(limit.figures.iter().cloned());
         }
-        let needs_cluster = SCENARIOS[1..].iter().any(|s| args.wants(s));
+        if args.wants("memory") {
+            if args.kubeconfig.is_some() {
+                bail!("the memory scenario starts its own pernode up; drop --kubeconfig");
+            }
+            figures.extend(memory::up(nodes, args.timeout()).await.context("memory")?);
+        }
+        let needs_cluster = SCENARIOS[1..]
+            .iter()
+            .filter(|s| **s != "memory")
+            .any(|s| args.wants(s));
         if !needs_cluster {
             continue;
         }

@@ -123,7 +123,11 @@ pub fn peak_rss_mib() -> f64 {
 
 /// CPU seconds (user + system) of this process so far.
 pub fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    cpu_seconds_of(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
+}
+
+/// CPU seconds (user + system) in the text of a `/proc/<pid>/stat`.
+pub fn cpu_seconds_of(stat: &str) -> f64 {
     // Fields after the command name (which may contain spaces): utime and stime are 14 and 15.
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
