@@ -1,5 +1,6 @@
 //! Request bodies in (JSON or YAML, size-limited) and lists out (stored JSON bytes joined
-//! without re-encoding, which is what keeps a 10,000-object list cheap).
+//! without re-encoding, which is what keeps a 10,000-object list cheap), whole or as
+//! `meta.k8s.io/v1` PartialObjectMetadata (the stored `metadata` bytes, verbatim).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use pernode_store::Entry;
@@ -123,6 +124,60 @@ pub fn encode_list(
             out.put_u8(b',');
         }
         out.put_slice(&item.json);
+    }
+    out.put_slice(b"]}");
+    out.freeze()
+}
+
+/// Content type of a PartialObjectMetadata object or watch event stream.
+pub const PARTIAL_METADATA_MIME: &str =
+    "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+/// Content type of a PartialObjectMetadataList.
+pub const PARTIAL_METADATA_LIST_MIME: &str =
+    "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+
+/// Appends the stored object as a `meta.k8s.io/v1` PartialObjectMetadata: its `metadata`
+/// copied verbatim, the rest skipped without building it.
+pub fn put_partial_metadata(out: &mut BytesMut, json: &[u8]) {
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        #[serde(default, borrow)]
+        metadata: Option<&'a serde_json::value::RawValue>,
+    }
+    let metadata = serde_json::from_slice::<Head>(json)
+        .ok()
+        .and_then(|h| h.metadata)
+        .map_or("{}", |m| m.get());
+    out.reserve(metadata.len() + 80);
+    out.put_slice(br#"{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":"#);
+    out.put_slice(metadata.as_bytes());
+    out.put_u8(b'}');
+}
+
+/// One stored object as PartialObjectMetadata.
+pub fn partial_metadata(json: &[u8]) -> Bytes {
+    let mut out = BytesMut::new();
+    put_partial_metadata(&mut out, json);
+    out.freeze()
+}
+
+/// A `meta.k8s.io/v1` PartialObjectMetadataList of the items, as kube-apiserver answers a list
+/// asked for with `Accept: application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1`.
+pub fn encode_partial_list(rv: u64, continue_token: Option<&str>, items: &[Entry]) -> Bytes {
+    let mut out = BytesMut::with_capacity(items.len() * 512 + 160);
+    out.put_slice(br#"{"kind":"PartialObjectMetadataList","apiVersion":"meta.k8s.io/v1","metadata":{"resourceVersion":""#);
+    out.put_slice(rv.to_string().as_bytes());
+    out.put_slice(b"\"");
+    if let Some(token) = continue_token {
+        out.put_slice(b",\"continue\":");
+        out.put_slice(Value::String(token.to_string()).to_string().as_bytes());
+    }
+    out.put_slice(b"},\"items\":[");
+    for (n, item) in items.iter().enumerate() {
+        if n > 0 {
+            out.put_u8(b',');
+        }
+        put_partial_metadata(&mut out, &item.json);
     }
     out.put_slice(b"]}");
     out.freeze()

@@ -3,7 +3,7 @@
 
 use pernode_core::fields::FieldSelector;
 use pernode_core::labels::LabelSelector;
-use pernode_store::Entry;
+use pernode_store::{Attrs, Entry};
 
 use crate::error::ApiError;
 use crate::params::Query;
@@ -48,13 +48,18 @@ impl Filter {
     }
 
     pub fn matches(&self, entry: &Entry) -> bool {
+        self.matches_attrs(&entry.attrs)
+    }
+
+    /// Whether an object with these indexed attributes passes the filter.
+    pub fn matches_attrs(&self, attrs: &Attrs) -> bool {
         if let Some(labels) = &self.labels
-            && !labels.matches(&entry.attrs.labels)
+            && !labels.matches(&attrs.labels)
         {
             return false;
         }
         if let Some(fields) = &self.fields
-            && !fields.matches(|f| entry.attrs.fields.get(f).map(String::as_str))
+            && !fields.matches(|f| attrs.fields.get(f).map(String::as_str))
         {
             return false;
         }

@@ -16,10 +16,13 @@ use pernode_store::{Entry, StoreError};
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::codec::{decode_object, encode_list, media_type, parse_json, parse_yaml};
+use crate::codec::{
+    PARTIAL_METADATA_LIST_MIME, PARTIAL_METADATA_MIME, decode_object, encode_list,
+    encode_partial_list, media_type, parse_json, parse_yaml, partial_metadata,
+};
 use crate::error::{ApiError, success_status};
 use crate::filter::Filter;
-use crate::params::{Query, wants_table};
+use crate::params::{Query, wants_partial_metadata, wants_partial_metadata_list, wants_table};
 use crate::registry::{self, Operation, now_rfc3339};
 use crate::target::{Target, object_key};
 use crate::watch::{self, Rendering, WatchRequest};
@@ -141,7 +144,22 @@ fn get(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         .map_err(|e| ApiError::internal(e.to_string()))?;
         return Ok(json_response(StatusCode::OK, table));
     }
+    if wants_partial_metadata(accept(req)) {
+        return Ok(typed_response(
+            partial_metadata(&entry.json),
+            PARTIAL_METADATA_MIME,
+        ));
+    }
     Ok(json_response(StatusCode::OK, entry.json.clone()))
+}
+
+/// A 200 with a JSON body of a `meta.k8s.io` kind named by its content type.
+fn typed_response(body: Bytes, content_type: &'static str) -> Response {
+    let mut response = json_response(StatusCode::OK, body);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
 }
 
 fn list(state: &AppState, req: &Request) -> Result<Response, ApiError> {
@@ -175,6 +193,12 @@ fn list(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         )
         .map_err(|e| ApiError::internal(e.to_string()))?;
         return Ok(json_response(StatusCode::OK, table));
+    }
+    if wants_partial_metadata_list(accept(req)) {
+        return Ok(typed_response(
+            encode_partial_list(rv, continue_token.as_deref(), &items),
+            PARTIAL_METADATA_LIST_MIME,
+        ));
     }
     Ok(json_response(
         StatusCode::OK,
@@ -221,6 +245,8 @@ fn watch_request(req: &Request, filter: Filter) -> Result<WatchRequest, ApiError
     };
     let rendering = if wants_table(accept(req)) {
         Rendering::Table(req.query.include_object())
+    } else if wants_partial_metadata(accept(req)) {
+        Rendering::Metadata
     } else {
         Rendering::Object
     };

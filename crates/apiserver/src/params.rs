@@ -117,12 +117,29 @@ fn hex(b: u8) -> Option<u8> {
 /// Whether the Accept header asks for a `meta.k8s.io/v1` Table (what human-readable
 /// `kubectl get` sends).
 pub fn wants_table(accept: Option<&str>) -> bool {
+    wants_as(accept, "as=Table", |v| v.starts_with("v=v1"))
+}
+
+/// Whether the Accept header asks for `meta.k8s.io/v1` PartialObjectMetadata (one object or
+/// watch events; what client-go's metadata informers and kube-rs's `metadata_watcher` send).
+pub fn wants_partial_metadata(accept: Option<&str>) -> bool {
+    wants_as(accept, "as=PartialObjectMetadata", |v| v == "v=v1")
+}
+
+/// Whether the Accept header asks for a `meta.k8s.io/v1` PartialObjectMetadataList.
+pub fn wants_partial_metadata_list(accept: Option<&str>) -> bool {
+    wants_as(accept, "as=PartialObjectMetadataList", |v| v == "v=v1")
+}
+
+/// Whether one of the Accept header's media types is JSON `as` the given meta.k8s.io kind
+/// with a version `version` accepts.
+fn wants_as(accept: Option<&str>, kind: &str, version: impl Fn(&str) -> bool) -> bool {
     let Some(accept) = accept else { return false };
     accept.split(',').any(|media| {
         let params: Vec<&str> = media.split(';').map(str::trim).collect();
-        params.contains(&"as=Table")
+        params.contains(&kind)
             && params.contains(&"g=meta.k8s.io")
-            && params.iter().any(|p| p.starts_with("v=v1"))
+            && params.iter().any(|p| version(p))
     })
 }
 
@@ -149,6 +166,23 @@ mod tests {
         )));
         assert!(!wants_table(Some("application/json")));
         assert!(!wants_table(None));
+    }
+
+    #[test]
+    fn partial_metadata_accept_is_detected() {
+        let one = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+        let list = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+        assert!(wants_partial_metadata(Some(one)));
+        assert!(!wants_partial_metadata(Some(list)));
+        assert!(wants_partial_metadata_list(Some(list)));
+        assert!(wants_partial_metadata_list(Some(&format!(
+            "{list},application/json"
+        ))));
+        assert!(!wants_partial_metadata_list(Some(one)));
+        assert!(!wants_partial_metadata(Some(
+            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1"
+        )));
+        assert!(!wants_partial_metadata(Some("application/json")));
     }
 
     #[test]

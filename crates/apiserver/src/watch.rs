@@ -3,6 +3,7 @@
 //! version otherwise, an ERROR event with 410 Expired when that version is no longer in the
 //! store's event window, optional BOOKMARKs, and `timeoutSeconds`.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +37,8 @@ const BOOKMARK_INTERVAL: Duration = Duration::from_secs(30);
 pub enum Rendering {
     Object,
     Table(IncludeObject),
+    /// `meta.k8s.io/v1` PartialObjectMetadata: the object's metadata only.
+    Metadata,
 }
 
 pub struct WatchRequest {
@@ -98,18 +101,18 @@ pub fn serve(state: Arc<AppState>, req: WatchRequest) -> Result<Response, ApiErr
                 next = watcher.next() => match next {
                     Some(Ok(event)) => {
                         last_rv = event.entry.rv;
-                        let Some(kind) = event_type(&req.filter, &event) else { continue };
+                        let Some((kind, entry)) = visible(&req.filter, &event) else { continue };
                         // Every event already waiting goes out in the same chunk: one channel
                         // send, one HTTP frame and one write for many events.
                         let mut batch = BytesMut::new();
-                        encode_event_into(&mut batch, plural, kind, &event.entry, req.rendering);
+                        encode_event_into(&mut batch, plural, kind, &entry, req.rendering);
                         let mut end = None;
                         while batch.len() < MAX_BATCH_BYTES {
                             match futures::FutureExt::now_or_never(watcher.next()) {
                                 Some(Some(Ok(event))) => {
                                     last_rv = event.entry.rv;
-                                    if let Some(kind) = event_type(&req.filter, &event) {
-                                        encode_event_into(&mut batch, plural, kind, &event.entry, req.rendering);
+                                    if let Some((kind, entry)) = visible(&req.filter, &event) {
+                                        encode_event_into(&mut batch, plural, kind, &entry, req.rendering);
                                     }
                                 }
                                 Some(next) => {
@@ -157,6 +160,7 @@ pub fn serve(state: Arc<AppState>, req: WatchRequest) -> Result<Response, ApiErr
     let content_type = match req.rendering {
         Rendering::Object => "application/json",
         Rendering::Table(_) => "application/json;as=Table;v=v1;g=meta.k8s.io",
+        Rendering::Metadata => crate::codec::PARTIAL_METADATA_MIME,
     };
     response
         .headers_mut()
@@ -190,6 +194,14 @@ fn encode_event_into(
     let table;
     let object: &[u8] = match rendering {
         Rendering::Object => &entry.json,
+        Rendering::Metadata => {
+            out.put_slice(b"{\"type\":\"");
+            out.put_slice(event_type.as_bytes());
+            out.put_slice(b"\",\"object\":");
+            crate::codec::put_partial_metadata(out, &entry.json);
+            out.put_slice(b"}\n");
+            return;
+        }
         Rendering::Table(include) => {
             let now = k8s_openapi::jiff::Timestamp::now();
             table = pernode_printers::table(
@@ -212,11 +224,37 @@ fn encode_event_into(
     out.put_slice(b"}\n");
 }
 
+/// The event type and object a watcher with `filter` sees for a store event, if it sees it at
+/// all. An object moving out of the filter is DELETED for it, carrying the previous object
+/// stamped with the event's version, as kube-apiserver sends it.
+fn visible<'a>(
+    filter: &Filter,
+    event: &'a pernode_store::Event,
+) -> Option<(&'static str, Cow<'a, Entry>)> {
+    let kind = event_type(filter, event)?;
+    let left = kind == "DELETED" && event.kind == EventType::Modified;
+    let previous = event.prev.as_ref().filter(|_| left).and_then(|prev| {
+        Some(Entry {
+            key: event.entry.key.clone(),
+            rv: event.entry.rv,
+            json: prev.object_at(event.entry.rv)?,
+            attrs: prev.attrs.clone(),
+        })
+    });
+    Some(match previous {
+        Some(entry) => (kind, Cow::Owned(entry)),
+        None => (kind, Cow::Borrowed(&event.entry)),
+    })
+}
+
 /// The event type a watcher with `filter` sees for a store event, if it sees it at all: an
 /// object moving into the filter is ADDED for it, one moving out DELETED.
 fn event_type(filter: &Filter, event: &pernode_store::Event) -> Option<&'static str> {
     let now = filter.matches(&event.entry);
-    let before = event.prev.as_ref().is_some_and(|p| filter.matches(p));
+    let before = event
+        .prev
+        .as_ref()
+        .is_some_and(|p| filter.matches_attrs(&p.attrs));
     match (event.kind, now, before) {
         (EventType::Added, true, _) => Some("ADDED"),
         (EventType::Modified, true, true) => Some("MODIFIED"),

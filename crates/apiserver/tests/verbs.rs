@@ -202,8 +202,13 @@ struct WatchStream {
 
 impl WatchStream {
     async fn open(r: &Router, path: &str) -> WatchStream {
+        WatchStream::open_as(r, path, "application/json").await
+    }
+
+    async fn open_as(r: &Router, path: &str, accept: &str) -> WatchStream {
         let request = Request::builder()
             .uri(path)
+            .header("accept", accept)
             .body(Body::empty())
             .expect("request");
         let response = r.clone().oneshot(request).await.expect("infallible");
@@ -283,9 +288,14 @@ async fn watches_start_where_asked_and_follow_selectors() {
         watch.next(WAIT).await.map(|e| summary(&e)),
         Some(("ADDED".into(), "b".into()))
     );
+    let deleted = watch.next(WAIT).await.expect("DELETED for a");
+    assert_eq!(summary(&deleted), ("DELETED".into(), "a".into()));
+    // As kube-apiserver: the object as it last matched, at the version of the change.
+    assert_eq!(deleted["object"]["metadata"]["labels"]["app"], "x");
+    let current = get(&r, &format!("{PODS}/a")).await;
     assert_eq!(
-        watch.next(WAIT).await.map(|e| summary(&e)),
-        Some(("DELETED".into(), "a".into()))
+        deleted["object"]["metadata"]["resourceVersion"],
+        current["metadata"]["resourceVersion"]
     );
     // From the list's version: only later changes, no synthetic events.
     let mut from_rv =
@@ -513,4 +523,105 @@ async fn delete_preconditions_and_no_op_updates() {
     )
     .await;
     assert_eq!(code, StatusCode::OK, "{v}");
+}
+
+const META: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+const META_LIST: &str = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+
+/// GET with an Accept header: the content type and the JSON body.
+async fn get_as(router: &Router, path: &str, accept: &str) -> (String, Value) {
+    let request = Request::builder()
+        .uri(path)
+        .header("accept", accept)
+        .body(Body::empty())
+        .expect("request");
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .expect("content type")
+        .to_string();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (content_type, serde_json::from_slice(&bytes).expect("JSON"))
+}
+
+/// A PartialObjectMetadata: the kind, the object's whole metadata, nothing else.
+fn assert_partial(object: &Value, name: &str) {
+    assert_eq!(object["kind"], "PartialObjectMetadata", "{object}");
+    assert_eq!(object["apiVersion"], "meta.k8s.io/v1", "{object}");
+    assert_eq!(object["metadata"]["name"], name, "{object}");
+    assert!(object["metadata"]["uid"].is_string(), "{object}");
+    assert!(
+        object["metadata"]["resourceVersion"].is_string(),
+        "{object}"
+    );
+    let keys: Vec<&String> = object.as_object().expect("object").keys().collect();
+    assert_eq!(
+        keys.len(),
+        3,
+        "only kind, apiVersion and metadata: {object}"
+    );
+}
+
+#[tokio::test]
+async fn metadata_only_lists_gets_and_watches_as_kube_apiserver() {
+    let r = server().await;
+    post(&r, PODS, pod("a", json!({"app": "x"}), None)).await;
+    post(&r, PODS, pod("b", json!({"app": "y"}), None)).await;
+
+    let (content_type, list) = get_as(&r, PODS, META_LIST).await;
+    assert_eq!(content_type, META_LIST);
+    assert_eq!(list["kind"], "PartialObjectMetadataList");
+    assert_eq!(list["apiVersion"], "meta.k8s.io/v1");
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("list rv")
+        .to_string();
+    assert_eq!(names(&list), ["a", "b"]);
+    assert_partial(&list["items"][0], "a");
+    assert_eq!(list["items"][0]["metadata"]["labels"]["app"], "x");
+    // Selectors and paging work as for full lists.
+    let (_, page) = get_as(&r, &format!("{PODS}?limit=1"), META_LIST).await;
+    assert_eq!(names(&page), ["a"]);
+    let token = page["metadata"]["continue"].as_str().expect("continue");
+    let (_, rest) = get_as(&r, &format!("{PODS}?limit=1&continue={token}"), META_LIST).await;
+    assert_eq!(names(&rest), ["b"]);
+    let (_, selected) = get_as(&r, &format!("{PODS}?labelSelector=app%3Dy"), META_LIST).await;
+    assert_eq!(names(&selected), ["b"]);
+
+    let (content_type, one) = get_as(&r, &format!("{PODS}/a"), META).await;
+    assert_eq!(content_type, META);
+    assert_partial(&one, "a");
+
+    let mut watch = WatchStream::open_as(
+        &r,
+        &format!("{PODS}?watch=true&resourceVersion={rv}&labelSelector=app%3Dx"),
+        META,
+    )
+    .await;
+    patch(
+        &r,
+        &format!("{PODS}/a"),
+        json!({"metadata": {"annotations": {"n": "1"}}}),
+    )
+    .await;
+    patch(
+        &r,
+        &format!("{PODS}/a"),
+        json!({"metadata": {"labels": {"app": "z"}}}),
+    )
+    .await;
+    let modified = watch.next(WAIT).await.expect("MODIFIED");
+    assert_eq!(summary(&modified), ("MODIFIED".into(), "a".into()));
+    assert_partial(&modified["object"], "a");
+    assert_eq!(modified["object"]["metadata"]["annotations"]["n"], "1");
+    let deleted = watch.next(WAIT).await.expect("DELETED");
+    assert_eq!(summary(&deleted), ("DELETED".into(), "a".into()));
+    assert_partial(&deleted["object"], "a");
+    assert_eq!(deleted["object"]["metadata"]["labels"]["app"], "x");
 }

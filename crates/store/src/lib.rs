@@ -24,6 +24,7 @@ pub use backend::{Backend, DB_FILE, Loaded, MemoryBackend, SqliteBackend, Write}
 pub use error::{BackendError, StoreError};
 pub use store::Store;
 pub use types::{
-    Attrs, Entry, Event, EventType, Indexer, Op, StoreOptions, StoreStats, labels_indexer, no_attrs,
+    Attrs, Entry, Event, EventType, Indexer, Op, Prev, StoreOptions, StoreStats, labels_indexer,
+    no_attrs,
 };
 pub use watcher::Watcher;

@@ -26,6 +26,8 @@ pub(crate) struct State {
     /// Recent events in rv order; rvs are consecutive because every successful write makes
     /// exactly one event.
     pub ring: VecDeque<Event>,
+    /// Sum of [`Event::ring_bytes`] over the ring.
+    pub ring_bytes: usize,
     /// Every event with rv > `compacted` is in the ring; a watch may start from any rv >=
     /// `compacted`.
     pub compacted: u64,
@@ -124,6 +126,7 @@ impl Store {
                 map,
                 rv,
                 ring: VecDeque::new(),
+                ring_bytes: 0,
                 // The history before open is gone: watches may start at the loaded rv or later.
                 compacted: rv,
             }),

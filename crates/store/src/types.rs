@@ -93,14 +93,53 @@ pub enum EventType {
 }
 
 /// A change, as watchers see it. `entry.rv` is the rv of the write; for `Deleted`, `entry` is the
-/// last stored object re-stamped with the deletion's rv. `prev` is the state before the write
-/// (`None` for `Added`), which lets a filtered watch turn a change that leaves its selector into
-/// a DELETED event, as kube-apiserver does.
+/// last stored object re-stamped with the deletion's rv. `prev` is what a filtered watch needs
+/// of the state before the write (`None` for `Added`) to turn a change that leaves its selector
+/// into a DELETED event, as kube-apiserver does.
 #[derive(Debug, Clone)]
 pub struct Event {
     pub kind: EventType,
     pub entry: Entry,
-    pub prev: Option<Entry>,
+    pub prev: Option<Prev>,
+}
+
+/// Fixed cost of one ring event beside its JSON (the event, its key and rv, a share of the
+/// attributes), for the ring's byte bound.
+pub(crate) const EVENT_OVERHEAD: usize = 256;
+
+impl Event {
+    /// The bytes this event keeps alive in the ring, as the ring's byte bound counts them (the
+    /// JSON may be shared with the current state or a neighbouring event: an upper bound).
+    pub fn ring_bytes(&self) -> usize {
+        let prev = self
+            .prev
+            .as_ref()
+            .and_then(|p| p.json.as_ref())
+            .map_or(0, |j| j.len());
+        self.entry.json.len() + prev + EVENT_OVERHEAD
+    }
+}
+
+/// The state before a `Modified` or `Deleted` write, as much of it as watches need: its rv and
+/// attributes (a filtered watch matches them), and its JSON only when the write changed the
+/// attributes, the one case where a filtered watch can turn the event into a DELETED of the
+/// previous object. Keeping no other old JSON lets old versions go as soon as no event carries
+/// them.
+#[derive(Debug, Clone)]
+pub struct Prev {
+    pub rv: u64,
+    pub attrs: Arc<Attrs>,
+    pub json: Option<Bytes>,
+}
+
+impl Prev {
+    /// The previous object stamped with `rv` (the DELETED a watch whose selector the object
+    /// left receives, as kube-apiserver sends it), if the previous JSON was kept.
+    pub fn object_at(&self, rv: u64) -> Option<Bytes> {
+        let json = self.json.as_ref()?;
+        let value = parse_json("", json).ok()?;
+        crate::writer::stamp(value, rv).ok()
+    }
 }
 
 /// One write in a [`crate::Store::commit`] call.
@@ -134,6 +173,10 @@ pub struct StoreOptions {
     /// How many recent events the ring keeps for watches. A watch from an rv older than the
     /// ring reaches back gets `Expired` (HTTP 410), and the client relists.
     pub ring_capacity: usize,
+    /// Upper bound on the bytes the ring keeps alive (each event's JSON plus a fixed
+    /// overhead, see [`Event::ring_bytes`]); the oldest events go first, whichever bound is
+    /// reached. Bounds the memory of history by size rather than by write rate.
+    pub ring_bytes: usize,
     /// Upper bound on writes per durable transaction, so one huge burst does not delay the
     /// first acknowledgements of the burst indefinitely.
     pub max_batch: usize,
@@ -143,6 +186,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             ring_capacity: 100_000,
+            ring_bytes: 64 << 20,
             max_batch: 10_000,
         }
     }

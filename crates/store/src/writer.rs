@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::backend::{Backend, Write};
 use crate::error::StoreError;
 use crate::store::{Shared, State};
-use crate::types::{Attrs, Entry, Event, EventType, StoreOptions};
+use crate::types::{Attrs, Entry, Event, EventType, Prev, StoreOptions};
 
 /// A write whose attrs were already computed by the caller.
 pub(crate) struct Prepared {
@@ -62,6 +62,7 @@ pub(crate) struct Writer {
     /// rv of the last durable write; only this thread advances it.
     rv: u64,
     ring_capacity: usize,
+    ring_bytes: usize,
     max_batch: usize,
 }
 
@@ -89,6 +90,7 @@ impl Writer {
             rv,
             // A zero-sized ring would make every watch expire at once; keep at least one event.
             ring_capacity: opts.ring_capacity.max(1),
+            ring_bytes: opts.ring_bytes,
             max_batch: opts.max_batch.max(1),
         }
     }
@@ -191,7 +193,7 @@ impl Writer {
             let n = batch.events.len() as u64;
             {
                 let mut st = self.shared.state.write();
-                apply(&mut st, batch.events, self.ring_capacity);
+                apply(&mut st, batch.events, self.ring_capacity, self.ring_bytes);
                 st.rv = next;
             }
             self.rv = next;
@@ -210,8 +212,9 @@ fn answer(requests: Vec<(Reply, Vec<Result<Entry, StoreError>>)>) {
     }
 }
 
-/// Applies committed events to the map and the ring, dropping the oldest events past capacity.
-fn apply(st: &mut State, events: Vec<Event>, capacity: usize) {
+/// Applies committed events to the map and the ring, dropping the oldest events past either
+/// bound (the newest event always stays, so a watch from the current rv is always valid).
+fn apply(st: &mut State, events: Vec<Event>, capacity: usize, max_bytes: usize) {
     for ev in events {
         match ev.kind {
             EventType::Deleted => {
@@ -221,12 +224,15 @@ fn apply(st: &mut State, events: Vec<Event>, capacity: usize) {
                 st.map.insert(ev.entry.key.clone(), ev.entry.clone());
             }
         }
-        if st.ring.len() >= capacity
-            && let Some(old) = st.ring.pop_front()
-        {
+        st.ring_bytes += ev.ring_bytes();
+        st.ring.push_back(ev);
+        while st.ring.len() > 1 && (st.ring.len() > capacity || st.ring_bytes > max_bytes) {
+            let Some(old) = st.ring.pop_front() else {
+                break;
+            };
+            st.ring_bytes -= old.ring_bytes();
             st.compacted = old.entry.rv;
         }
-        st.ring.push_back(ev);
     }
 }
 
@@ -264,12 +270,24 @@ fn check_and_stage(
         } => {
             let prev = precondition(current, expected_rv)?;
             let json = stamp(obj, rv)?;
+            // Most writes keep the attributes: share them with the previous version, and keep
+            // the previous JSON only when a filtered watch may need it.
+            let (attrs, prev_json) = if attrs == prev.attrs {
+                (prev.attrs.clone(), None)
+            } else {
+                (attrs, Some(prev.json.clone()))
+            };
             // Reuse the map's key allocation for the new version.
             let entry = Entry {
                 key: prev.key.clone(),
                 rv,
                 json,
                 attrs,
+            };
+            let prev = Prev {
+                rv: prev.rv,
+                attrs: prev.attrs,
+                json: prev_json,
             };
             (EventType::Modified, entry, Some(prev))
         }
@@ -282,6 +300,11 @@ fn check_and_stage(
                 rv,
                 json,
                 attrs: prev.attrs.clone(),
+            };
+            let prev = Prev {
+                rv: prev.rv,
+                attrs: prev.attrs,
+                json: None,
             };
             (EventType::Deleted, entry, Some(prev))
         }
@@ -322,7 +345,7 @@ fn precondition(current: Option<Entry>, expected_rv: Option<u64>) -> Result<Entr
 }
 
 /// Sets `metadata.resourceVersion` and serializes.
-fn stamp(mut obj: Value, rv: u64) -> Result<Bytes, StoreError> {
+pub(crate) fn stamp(mut obj: Value, rv: u64) -> Result<Bytes, StoreError> {
     let map = obj
         .as_object_mut()
         .ok_or(StoreError::InvalidObject("not a JSON object"))?;
@@ -335,7 +358,12 @@ fn stamp(mut obj: Value, rv: u64) -> Result<Bytes, StoreError> {
     // `Display` rather than `to_vec`: it is compiled (optimised) inside serde_json, whereas the
     // generic `to_vec::<Value>` would be instantiated here, unoptimised in dev builds, making
     // the single writer thread several times slower there. Output is identical (compact JSON).
-    Ok(Bytes::from(go_escape(obj.to_string())))
+    // The string grew by doubling: give the spare capacity back, since the bytes may stay in
+    // the state and the event ring for a long time (up to half of every stored object).
+    let json = go_escape(obj.to_string())
+        .into_boxed_str()
+        .into_boxed_bytes();
+    Ok(Bytes::from(json))
 }
 
 /// Escapes `<`, `>`, `&`, U+2028 and U+2029 as Go's encoding/json does, so stored objects are

@@ -367,6 +367,68 @@ async fn watch_expired_when_ring_dropped_events() {
 }
 
 #[tokio::test]
+async fn watch_expired_when_ring_exceeds_its_byte_bound() {
+    // Room for about four events of this size: the ring keeps the newest within the bound.
+    let big = "x".repeat(1000);
+    let s = Store::in_memory(
+        no_attrs(),
+        StoreOptions {
+            ring_bytes: 5_000,
+            ..StoreOptions::default()
+        },
+    );
+    let mut behind = s.watch("", 0).unwrap();
+    for i in 0..20 {
+        s.create(&format!("k/{i:02}"), json!({ "data": big }))
+            .await
+            .unwrap();
+    }
+    let first = timeout(Duration::from_secs(10), behind.next())
+        .await
+        .unwrap();
+    let Some(Err(StoreError::Expired { oldest })) = first else {
+        panic!("expected Expired, got {first:?}");
+    };
+    assert!((14..20).contains(&oldest), "oldest kept rv {oldest}");
+    assert!(matches!(
+        s.watch("", oldest - 1),
+        Err(StoreError::Expired { .. })
+    ));
+    let mut w = s.watch("", oldest).unwrap();
+    for rv in oldest + 1..=20 {
+        assert_eq!(next_event(&mut w).await.entry.rv, rv);
+    }
+    // The newest event always stays, however large.
+    s.create("k/huge", json!({ "data": "y".repeat(10_000) }))
+        .await
+        .unwrap();
+    assert!(s.watch("", 20).is_ok());
+}
+
+#[tokio::test]
+async fn events_keep_previous_json_only_when_attributes_change() {
+    let s = mem();
+    s.create("pods/a/1", obj("1", "x")).await.unwrap(); // rv 1
+    let mut same = obj("1", "x");
+    same["spec"]["x"] = json!(2);
+    s.update("pods/a/1", same, None).await.unwrap(); // rv 2
+    s.update("pods/a/1", obj("1", "y"), None).await.unwrap(); // rv 3
+    let mut w = s.watch("pods/", 1).unwrap();
+    let unchanged = next_event(&mut w).await;
+    let prev = unchanged.prev.as_ref().unwrap();
+    assert_eq!(prev.rv, 1);
+    assert!(prev.json.is_none());
+    assert!(std::sync::Arc::ptr_eq(&prev.attrs, &unchanged.entry.attrs));
+    let changed = next_event(&mut w).await;
+    let prev = changed.prev.as_ref().unwrap();
+    assert_eq!((prev.rv, prev.attrs.labels["app"].as_str()), (2, "x"));
+    let old: Value = serde_json::from_slice(&prev.object_at(3).unwrap()).unwrap();
+    assert_eq!(old["metadata"]["resourceVersion"], "3");
+    assert_eq!(old["metadata"]["labels"]["app"], "x");
+    assert_eq!(old["spec"]["x"], 2);
+}
+
+#[tokio::test]
 async fn fresh_store_accepts_watch_from_zero_until_events_drop() {
     let s = mem();
     assert!(s.watch("", 0).is_ok());
