@@ -10,6 +10,7 @@ pub mod garbage_collector;
 pub mod node_lifecycle;
 pub mod pod_gc;
 pub mod scheduler;
+mod trim;
 
 /// The deduplicating, rate-limited work queue the scheduler, GC and pod GC share.
 pub(crate) use pernode_runtime::workqueue;

@@ -25,6 +25,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use serde_json::json;
@@ -143,7 +144,8 @@ impl PodGc {
     }
 
     async fn watch_nodes(self: Arc<Self>) -> Result<(), Error> {
-        let api: Api<Node> = Api::all(self.client.clone());
+        // Only node names matter: metadata-only, so node heartbeats are not decoded here.
+        let api: Api<PartialObjectMeta<Node>> = Api::all(self.client.clone());
         let mut stream = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();

@@ -603,9 +603,10 @@ async fn informer<K>(
     ctx: Arc<Ctx>,
     synced: Arc<(AtomicUsize, Notify)>,
 ) where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + crate::trim::Trim + 'static,
     K::DynamicType: Default,
 {
+    // Objects are trimmed to what the controller reads before they are cached.
     let mut stream = watcher(api, watcher::Config::default())
         .default_backoff()
         .boxed();
@@ -614,7 +615,7 @@ async fn informer<K>(
     while let Some(event) = stream.next().await {
         match event {
             Ok(watcher::Event::Init) => buffer.clear(),
-            Ok(watcher::Event::InitApply(obj)) => buffer.push(obj),
+            Ok(watcher::Event::InitApply(obj)) => buffer.push(crate::trim::Trim::trim(obj)),
             Ok(watcher::Event::InitDone) => {
                 for change in cache(&ctx).replace(std::mem::take(&mut buffer)) {
                     handle(&ctx, change);
@@ -626,7 +627,7 @@ async fn informer<K>(
                 }
             }
             Ok(watcher::Event::Apply(obj)) => {
-                let change = cache(&ctx).apply(obj);
+                let change = cache(&ctx).apply(crate::trim::Trim::trim(obj));
                 handle(&ctx, change);
             }
             Ok(watcher::Event::Delete(obj)) => {

@@ -27,11 +27,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions,
     PropagationPolicy,
 };
+use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use serde_json::{Value, json};
@@ -222,8 +223,7 @@ impl Collector {
         self.graph.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn item_of(&self, idx: ResourceIdx, obj: &DynamicObject) -> Item {
-        let m = &obj.metadata;
+    fn item_of(&self, idx: ResourceIdx, m: &ObjectMeta) -> Item {
         Item {
             resource: idx,
             namespace: m.namespace.clone(),
@@ -242,7 +242,10 @@ impl Collector {
     }
 
     async fn watch(self: Arc<Self>, idx: ResourceIdx) -> Result<(), Error> {
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &self.resources[idx].api);
+        // The graph needs metadata only (uid, owner references, finalizers, deletion): a
+        // metadata-only watch (PartialObjectMetadata), as upstream's metadata informers.
+        let api: Api<PartialObjectMeta<DynamicObject>> =
+            Api::all_with(self.client.clone(), &self.resources[idx].api);
         let mut stream = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
@@ -251,12 +254,12 @@ impl Collector {
         while let Some(ev) = stream.next().await {
             match ev {
                 Ok(Event::Apply(o)) => {
-                    let item = self.item_of(idx, &o);
+                    let item = self.item_of(idx, &o.metadata);
                     let work = self.graph().upsert(item);
                     self.enqueue(work);
                 }
                 Ok(Event::InitApply(o)) => {
-                    let item = self.item_of(idx, &o);
+                    let item = self.item_of(idx, &o.metadata);
                     seen.insert(item.uid.clone());
                     let work = self.graph().upsert(item);
                     self.enqueue(work);
@@ -348,7 +351,7 @@ impl Collector {
             None => OwnerState::Dangling,
             Some(o) if o.metadata.uid.as_deref() != Some(r.uid.as_str()) => OwnerState::Dangling,
             Some(o) => {
-                let owner = self.item_of(idx, &o);
+                let owner = self.item_of(idx, &o.metadata);
                 if owner.deleting_dependents() {
                     OwnerState::WaitingForDependentsDeletion
                 } else {
@@ -396,7 +399,7 @@ impl Collector {
         if latest.metadata.uid.as_deref() != Some(uid) {
             return Ok(());
         }
-        let latest = self.item_of(item.resource, &latest);
+        let latest = self.item_of(item.resource, &latest.metadata);
         if latest == item {
             return self.execute(&item, action).await;
         }

@@ -265,7 +265,8 @@ impl Controller {
         let no_execute = taints::no_execute_taints(&node);
         let ready = monitor::ready_status(&node).map(str::to_string);
         let mut st = self.lock();
-        let old = st.nodes.insert(name.clone(), Arc::new(node.clone()));
+        let old = st.nodes.insert(name.clone(), Arc::new(trimmed(node)));
+        let node = st.nodes.get(&name).cloned().unwrap_or_default();
         let lease = st.leases.get(&name).copied();
         match st.health.get_mut(&name) {
             Some(h) => h.observe_node(&node, now),
@@ -696,12 +697,19 @@ impl Controller {
         let mut current = monitor::ready_status(&node).map(str::to_string);
         if silent && let Some(conditions) = monitor::silent_conditions(&node, now) {
             info!(node = %name, "node stopped posting status; marking it Unknown");
-            let mut updated = (*node).clone();
+            let api: Api<Node> = Api::all(self.client.clone());
+            // The cache holds a trimmed node: write the stored node's whole status, at the
+            // version the decision was made on (a newer one is a 409 and is judged again).
+            let mut updated = match api.get(name).await {
+                Ok(fresh) => fresh,
+                Err(e) if is_status(&e, 404) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            updated.metadata.resource_version = node.metadata.resource_version.clone();
             updated
                 .status
                 .get_or_insert_with(Default::default)
                 .conditions = Some(conditions);
-            let api: Api<Node> = Api::all(self.client.clone());
             match api
                 .replace_status(name, &PostParams::default(), &updated)
                 .await
@@ -1056,4 +1064,18 @@ async fn record_events(
         }
     }
     Ok(())
+}
+
+/// What the controller keeps of a node: metadata without managed fields, the spec (taints,
+/// unschedulable) and the status conditions. Images, addresses, capacity and node info are
+/// most of a node's size and are never read here; with thousands of nodes that is tens of MiB.
+fn trimmed(mut node: Node) -> Node {
+    node.metadata.managed_fields = None;
+    if let Some(status) = node.status.take() {
+        node.status = Some(k8s_openapi::api::core::v1::NodeStatus {
+            conditions: status.conditions,
+            ..Default::default()
+        });
+    }
+    node
 }

@@ -225,7 +225,11 @@ impl Scheduler {
             .nodes
             .get(&name)
             .is_none_or(|old| node_fit_changed(old, &node));
-        c.nodes.insert(name.clone(), Arc::new(node));
+        // Only labels, spec and allocatable are read (node_fit_changed, fits).
+        c.nodes.insert(
+            name.clone(),
+            Arc::new(crate::trim::node_for_scheduling(node)),
+        );
         let retry = if changed {
             c.retry_candidates(&name)
         } else {
