@@ -9,8 +9,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -27,7 +27,7 @@ use tokio::sync::{Notify, mpsc};
 
 use super::backoff::Backoff;
 use super::expectations::Expectations;
-use super::placement::PlacementChecker;
+use super::placement::{Placement, PlacementChecker};
 use super::sync::controller_of;
 use super::{EVENT_SOURCE_COMPONENT, Error};
 
@@ -71,25 +71,71 @@ pub(crate) enum Change<K> {
     Deleted(Arc<K>),
 }
 
-/// Objects of one kind by namespace then name (cluster-scoped objects use namespace "").
+/// The maps of a [`Cache`], changed together under one lock.
+struct Maps<K> {
+    /// Namespace → name → object.
+    by_ns: HashMap<String, HashMap<String, Arc<K>>>,
+    /// Namespace → controller UID (`""` for objects without a controller reference) → name →
+    /// object: a sync only looks at what its DaemonSet controls and at orphans (R108), so it
+    /// reads these two buckets instead of every object of the namespace.
+    by_controller: HashMap<String, HashMap<String, HashMap<String, Arc<K>>>>,
+}
+
+/// Objects of one kind by namespace then name (cluster-scoped objects use namespace ""), also
+/// indexed by controller UID.
 pub(crate) struct Cache<K> {
-    by_ns: RwLock<HashMap<String, HashMap<String, Arc<K>>>>,
+    maps: RwLock<Maps<K>>,
+}
+
+fn controller_uid(meta: &ObjectMeta) -> &str {
+    controller_of(meta).map_or("", |r| r.uid.as_str())
+}
+
+impl<K> Maps<K> {
+    fn index(&mut self, ns: &str, name: &str, obj: &Arc<K>, meta: &ObjectMeta) {
+        let by_name = self
+            .by_controller
+            .entry(ns.to_owned())
+            .or_default()
+            .entry(controller_uid(meta).to_owned())
+            .or_default();
+        by_name.insert(name.to_owned(), obj.clone());
+    }
+
+    fn unindex(&mut self, ns: &str, name: &str, meta: &ObjectMeta) {
+        let Some(by_uid) = self.by_controller.get_mut(ns) else {
+            return;
+        };
+        let uid = controller_uid(meta);
+        if let Some(by_name) = by_uid.get_mut(uid) {
+            by_name.remove(name);
+            if by_name.is_empty() {
+                by_uid.remove(uid);
+            }
+        }
+        if by_uid.is_empty() {
+            self.by_controller.remove(ns);
+        }
+    }
 }
 
 impl<K: Resource> Cache<K> {
     fn new() -> Self {
         Self {
-            by_ns: RwLock::new(HashMap::new()),
+            maps: RwLock::new(Maps {
+                by_ns: HashMap::new(),
+                by_controller: HashMap::new(),
+            }),
         }
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, HashMap<String, Arc<K>>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Maps<K>> {
         // Plain maps stay consistent even if a holder panicked: recover the guard.
-        self.by_ns.read().unwrap_or_else(|p| p.into_inner())
+        self.maps.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, HashMap<String, Arc<K>>>> {
-        self.by_ns.write().unwrap_or_else(|p| p.into_inner())
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Maps<K>> {
+        self.maps.write().unwrap_or_else(|p| p.into_inner())
     }
 
     fn ns_name(obj: &K) -> (String, String) {
@@ -101,20 +147,42 @@ impl<K: Resource> Cache<K> {
     }
 
     pub(crate) fn get(&self, ns: &str, name: &str) -> Option<Arc<K>> {
-        self.read().get(ns)?.get(name).cloned()
+        self.read().by_ns.get(ns)?.get(name).cloned()
     }
 
     /// Every object of a namespace.
     pub(crate) fn list_ns(&self, ns: &str) -> Vec<Arc<K>> {
         self.read()
+            .by_ns
             .get(ns)
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default()
     }
 
+    /// The objects of a namespace whose controller reference has UID `uid`, plus those without
+    /// a controller reference when `orphans`.
+    pub(crate) fn list_controlled(&self, ns: &str, uid: &str, orphans: bool) -> Vec<Arc<K>> {
+        let maps = self.read();
+        let Some(by_uid) = maps.by_controller.get(ns) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Arc<K>> = by_uid
+            .get(uid)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        if orphans
+            && !uid.is_empty()
+            && let Some(m) = by_uid.get("")
+        {
+            out.extend(m.values().cloned());
+        }
+        out
+    }
+
     /// Every object.
     pub(crate) fn list(&self) -> Vec<Arc<K>> {
         self.read()
+            .by_ns
             .values()
             .flat_map(|m| m.values().cloned())
             .collect()
@@ -123,11 +191,17 @@ impl<K: Resource> Cache<K> {
     fn apply(&self, obj: K) -> Change<K> {
         let (ns, name) = Self::ns_name(&obj);
         let new = Arc::new(obj);
-        let old = self
-            .write()
-            .entry(ns)
+        let mut maps = self.write();
+        let old = maps
+            .by_ns
+            .entry(ns.clone())
             .or_default()
-            .insert(name, new.clone());
+            .insert(name.clone(), new.clone());
+        if let Some(old) = &old {
+            maps.unindex(&ns, &name, old.meta());
+        }
+        maps.index(&ns, &name, &new, new.meta());
+        drop(maps);
         match old {
             Some(old) => Change::Updated(old, new),
             None => Change::Added(new),
@@ -136,7 +210,12 @@ impl<K: Resource> Cache<K> {
 
     fn delete(&self, obj: K) -> Change<K> {
         let (ns, name) = Self::ns_name(&obj);
-        let removed = self.write().get_mut(&ns).and_then(|m| m.remove(&name));
+        let mut maps = self.write();
+        let removed = maps.by_ns.get_mut(&ns).and_then(|m| m.remove(&name));
+        if let Some(removed) = &removed {
+            maps.unindex(&ns, &name, removed.meta());
+        }
+        drop(maps);
         // The last known state is what handlers need (owner references of a vanished pod).
         Change::Deleted(removed.unwrap_or_else(|| Arc::new(obj)))
     }
@@ -151,18 +230,21 @@ impl<K: Resource> Cache<K> {
         }
         let mut gone = Vec::new();
         {
-            let mut map = self.write();
-            for (ns, objs) in map.iter_mut() {
+            let mut maps = self.write();
+            for (ns, objs) in maps.by_ns.iter_mut() {
                 objs.retain(|name, obj| {
                     let keep = seen.contains(&(ns.clone(), name.clone()));
                     if !keep {
-                        gone.push(obj.clone());
+                        gone.push((ns.clone(), name.clone(), obj.clone()));
                     }
                     keep
                 });
             }
+            for (ns, name, obj) in &gone {
+                maps.unindex(ns, name, obj.meta());
+            }
         }
-        changes.extend(gone.into_iter().map(Change::Deleted));
+        changes.extend(gone.into_iter().map(|(_, _, obj)| Change::Deleted(obj)));
         changes
     }
 }
@@ -378,13 +460,81 @@ pub(crate) struct Ctx {
     pub(crate) pods: Cache<Pod>,
     pub(crate) revisions: Cache<ControllerRevision>,
     pub(crate) nodes: Cache<Node>,
+    /// Bumped whenever a node appears, goes, or changes its labels or taints: what placement
+    /// reads (R3-R7). Placements are recomputed only when it moved.
+    node_generation: AtomicU64,
+    /// Per DaemonSet key: the node list (sorted by name) with placements, as last computed.
+    placements: Mutex<HashMap<String, CachedPlacements>>,
     pub(crate) expectations: Expectations,
     pub(crate) backoff: Backoff,
     pub(crate) queue: Arc<WorkQueue>,
     pub(crate) recorder: EventRecorder,
 }
 
+/// Placements of one DaemonSet over the node list, valid while the simulated pod and the node
+/// generation are the same.
+struct CachedPlacements {
+    checker: PlacementChecker,
+    node_generation: u64,
+    nodes: Arc<Vec<(String, Placement)>>,
+}
+
 impl Ctx {
+    /// Every node, sorted by name, with the DaemonSet's placement on it (R2). Computed once per
+    /// change of the nodes' labels, taints or set, or of the DaemonSet's pod template, rather
+    /// than on every sync.
+    pub(crate) fn placements(&self, key: &str, ds: &DaemonSet) -> Arc<Vec<(String, Placement)>> {
+        let checker = PlacementChecker::new(ds);
+        // Read before the node list: a node change applied after this read bumps it again.
+        let node_generation = self.node_generation.load(Ordering::SeqCst);
+        {
+            let cached = self.placements.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(c) = cached.get(key)
+                && c.node_generation == node_generation
+                && c.checker == checker
+            {
+                return c.nodes.clone();
+            }
+        }
+        let mut nodes = self.nodes.list();
+        nodes.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        let list: Arc<Vec<(String, Placement)>> = Arc::new(
+            nodes
+                .iter()
+                .map(|n| {
+                    (
+                        n.metadata.name.clone().unwrap_or_default(),
+                        checker.check(n),
+                    )
+                })
+                .collect(),
+        );
+        self.placements
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                key.to_owned(),
+                CachedPlacements {
+                    checker,
+                    node_generation,
+                    nodes: list.clone(),
+                },
+            );
+        list
+    }
+
+    /// Forgets the placements of a DaemonSet that is gone.
+    pub(crate) fn forget_placements(&self, key: &str) {
+        self.placements
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+
+    fn nodes_changed(&self) {
+        self.node_generation.fetch_add(1, Ordering::SeqCst);
+    }
+
     pub(crate) fn ds_api(&self, ns: &str) -> Api<DaemonSet> {
         Api::namespaced(self.client.clone(), ns)
     }
@@ -444,6 +594,7 @@ impl Ctx {
             }
             Change::Deleted(ds) => {
                 self.expectations.delete(&object_key(&ds.metadata));
+                self.forget_placements(&object_key(&ds.metadata));
                 self.enqueue(&ds);
             }
         }
@@ -565,6 +716,7 @@ impl Ctx {
     fn on_node(&self, change: Change<Node>) {
         match change {
             Change::Added(node) => {
+                self.nodes_changed();
                 for ds in self.dss.list() {
                     if PlacementChecker::new(&ds).check(&node).should_run {
                         self.enqueue(&ds);
@@ -572,16 +724,10 @@ impl Ctx {
                 }
             }
             Change::Updated(old, cur) => {
-                let labels = |n: &Node| n.metadata.labels.clone().unwrap_or_default();
-                let taints = |n: &Node| {
-                    n.spec
-                        .as_ref()
-                        .and_then(|s| s.taints.clone())
-                        .unwrap_or_default()
-                };
-                if labels(&old) == labels(&cur) && taints(&old) == taints(&cur) {
+                if same_labels(&old, &cur) && same_taints(&old, &cur) {
                     return;
                 }
+                self.nodes_changed();
                 for ds in self.dss.list() {
                     let checker = PlacementChecker::new(&ds);
                     if checker.check(&old) != checker.check(&cur) {
@@ -590,9 +736,26 @@ impl Ctx {
                 }
             }
             // R156: pod GC removes the pods of a vanished node; their deletion resyncs.
-            Change::Deleted(_) => {}
+            Change::Deleted(_) => self.nodes_changed(),
         }
     }
+}
+
+/// Whether two versions of a node have the same labels (unset = empty).
+fn same_labels(a: &Node, b: &Node) -> bool {
+    let empty = Default::default();
+    a.metadata.labels.as_ref().unwrap_or(&empty) == b.metadata.labels.as_ref().unwrap_or(&empty)
+}
+
+/// Whether two versions of a node have the same taints (unset = none).
+fn same_taints(a: &Node, b: &Node) -> bool {
+    fn of(n: &Node) -> &[k8s_openapi::api::core::v1::Taint] {
+        n.spec
+            .as_ref()
+            .and_then(|s| s.taints.as_deref())
+            .unwrap_or(&[])
+    }
+    of(a) == of(b)
 }
 
 /// Feeds one watch into a cache and a handler; marks `synced` after the first full list.
@@ -665,6 +828,8 @@ pub async fn run(client: Client, opts: DaemonSetControllerOptions) -> Result<(),
         pods: Cache::new(),
         revisions: Cache::new(),
         nodes: Cache::new(),
+        node_generation: AtomicU64::new(0),
+        placements: Mutex::new(HashMap::new()),
         expectations: Expectations::new(),
         backoff: Backoff::default(),
         queue: Arc::new(daemonset_queue()),

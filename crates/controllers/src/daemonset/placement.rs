@@ -38,7 +38,7 @@ impl Placement {
 }
 
 /// The simulated pod spec of a DaemonSet, built once and checked against many nodes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PlacementChecker {
     spec: PodSpec,
 }

@@ -13,7 +13,7 @@ use super::placement::Placement;
 use super::pods::{is_pod_updated, pod_order};
 
 /// Mapped pods per target node (§0): the claimed pods of a DaemonSet, grouped.
-pub type NodeToPods<'a> = BTreeMap<String, Vec<&'a Pod>>;
+pub type NodeToPods<'a> = BTreeMap<&'a str, Vec<&'a Pod>>;
 
 /// The counters of a DaemonSet status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,7 +46,7 @@ pub fn compute(
 ) -> Counts {
     let mut c = Counts::default();
     for (name, placement) in nodes {
-        let pods = node_pods.get(name).filter(|p| !p.is_empty());
+        let pods = node_pods.get(name.as_str()).filter(|p| !p.is_empty());
         if placement.should_run {
             c.desired += 1;
             let Some(pods) = pods else { continue };
@@ -149,9 +149,9 @@ mod tests {
         let b = pod_on("b", "n3", "h", 1).phase("Pending").build();
         let gone = pod_on("g", "n9", "h", 1).build();
         let mut np = NodeToPods::new();
-        np.insert("n1".into(), vec![&a]);
-        np.insert("n3".into(), vec![&b]);
-        np.insert("n9".into(), vec![&gone]);
+        np.insert("n1", vec![&a]);
+        np.insert("n3", vec![&b]);
+        np.insert("n9", vec![&gone]);
         let c = compute(
             &nodes(&[
                 ("n1", RUN),
@@ -177,7 +177,7 @@ mod tests {
         let old_ready = pod_on("a", "n1", "old", 0).created(1).ready(9_000).build();
         let new_unready = pod_on("b", "n1", "new", 2).created(2).build();
         let mut np = NodeToPods::new();
-        np.insert("n1".into(), vec![&new_unready, &old_ready]);
+        np.insert("n1", vec![&new_unready, &old_ready]);
         let c = compute(&nodes(&[("n1", RUN)]), &np, "new", Some(2), 0, now());
         assert_eq!((c.ready, c.available, c.updated), (1, 1, 0));
     }
@@ -186,7 +186,7 @@ mod tests {
     fn r43_available_honours_min_ready_seconds() {
         let p = pod_on("a", "n1", "h", 1).ready(9_995).build();
         let mut np = NodeToPods::new();
-        np.insert("n1".into(), vec![&p]);
+        np.insert("n1", vec![&p]);
         let c = compute(&nodes(&[("n1", RUN)]), &np, "h", None, 10, now());
         assert_eq!((c.ready, c.available, c.unavailable), (1, 0, 1));
         assert_eq!(requeue_after(10, &c), Some(Duration::from_secs(10)));

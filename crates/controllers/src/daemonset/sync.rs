@@ -107,7 +107,7 @@ pub fn nodes_to_daemon_pods<'a>(
             continue;
         }
         if let Some(node) = target_node_name(pod) {
-            out.entry(node.to_owned()).or_default().push(pod);
+            out.entry(node).or_default().push(pod);
         }
     }
     out
@@ -253,7 +253,7 @@ pub fn plan_manage(
             ds,
             node,
             *placement,
-            node_pods.get(node),
+            node_pods.get(node.as_str()),
             hash,
             surge,
             backoff,
@@ -264,7 +264,7 @@ pub fn plan_manage(
     }
     // R39: unbound pods pinned to a node that does not exist are never scheduled: delete.
     for (node, pods) in node_pods {
-        if listed.contains(node.as_str()) {
+        if listed.contains(node) {
             continue;
         }
         plan.pods_to_delete.extend(
@@ -294,7 +294,7 @@ pub fn live_hashes<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> BTreeSet<Stri
 pub fn describe(node_pods: &NodeToPods<'_>) -> BTreeMap<String, Vec<String>> {
     node_pods
         .iter()
-        .map(|(n, pods)| (n.clone(), pods.iter().map(|p| name(p)).collect()))
+        .map(|(n, pods)| ((*n).to_owned(), pods.iter().map(|p| name(p)).collect()))
         .collect()
 }
 
@@ -415,7 +415,9 @@ async fn claim_pods(
     let mut claimed = Vec::new();
     let mut adopt = Vec::new();
     let mut release = Vec::new();
-    for pod in ctx.pods.list_ns(&ns) {
+    // Pods controlled by someone else are always Claim::Ignore: read ours and the orphans.
+    let uid = ds.metadata.uid.as_deref().unwrap_or("");
+    for pod in ctx.pods.list_controlled(&ns, uid, true) {
         let matches = selector.matches(pod.metadata.labels.as_ref().unwrap_or(&empty));
         match claim(ds, &pod.metadata, matches) {
             Claim::Owned => claimed.push(pod),
@@ -478,8 +480,9 @@ async fn claim_pods(
 fn owned_pods(ctx: &Ctx, ds: &DaemonSet, selector: &LabelSelector) -> Vec<Arc<Pod>> {
     let ns = ds.metadata.namespace.clone().unwrap_or_default();
     let empty = BTreeMap::new();
+    let uid = ds.metadata.uid.as_deref().unwrap_or("");
     ctx.pods
-        .list_ns(&ns)
+        .list_controlled(&ns, uid, false)
         .into_iter()
         .filter(|p| {
             controller_of(&p.metadata).is_some_and(|r| Some(&r.uid) == ds.metadata.uid.as_ref())
@@ -924,6 +927,10 @@ async fn update_daemonset(
         .as_ref()
         .and_then(|s| s.revision_history_limit)
         .unwrap_or(10);
+    if old.len() <= limit.max(0) as usize {
+        // Nothing beyond the limit: nothing to clean up, whatever the live hashes.
+        return Ok(());
+    }
     let all = owned_pods(ctx, ds, selector);
     let with_terminal = nodes_to_daemon_pods(all.iter().map(|p| p.as_ref()), true);
     let live = live_hashes(with_terminal.values().flatten().copied());
@@ -946,6 +953,7 @@ pub(crate) async fn sync_daemonset(ctx: &Ctx, key: &str) -> Result<(), Error> {
     // R27.
     let Some(ds) = ctx.dss.get(ns, name) else {
         ctx.expectations.delete(key);
+        ctx.forget_placements(key);
         return Ok(());
     };
     let Some(spec) = ds.spec.as_ref() else {
@@ -969,18 +977,9 @@ pub(crate) async fn sync_daemonset(ctx: &Ctx, key: &str) -> Result<(), Error> {
         .map_err(|e| Error::InvalidSelector(e.to_string()))?;
     debug_assert_eq!(object_key(&ds.metadata), key);
 
-    let mut nodes: Vec<_> = ctx.nodes.list();
-    nodes.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    let checker = super::placement::PlacementChecker::new(&ds);
-    let placements: Vec<(String, Placement)> = nodes
-        .iter()
-        .map(|n| {
-            (
-                n.metadata.name.clone().unwrap_or_default(),
-                checker.check(n),
-            )
-        })
-        .collect();
+    // Nodes sorted by name with their placement, recomputed only when nodes or the template
+    // changed.
+    let placements = ctx.placements(key, &ds);
 
     let mut check = AdoptCheck {
         ctx,

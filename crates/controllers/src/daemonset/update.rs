@@ -5,7 +5,7 @@
 //! nodes to create a new pod on (surge mode); everything else (pruning, creating on empty
 //! nodes) is done by the per-node pass of [`super::sync`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Pod;
@@ -145,15 +145,16 @@ pub fn plan_rolling_update(
         .and_then(|s| s.min_ready_seconds)
         .unwrap_or(0);
     let available = |p: &Pod| is_pod_available(p, min_ready, now);
-    let placement: HashMap<&str, Placement> = nodes.iter().map(|(n, p)| (n.as_str(), *p)).collect();
 
-    // R61: every node with mapped pods plus every shouldRun node.
-    let mut view: NodeToPods<'_> = node_pods.clone();
+    // R61: every node with mapped pods plus every shouldRun node (borrowed, not cloned: this
+    // runs on every sync over every node).
+    let mut view: BTreeMap<&str, &[&Pod]> =
+        node_pods.iter().map(|(n, p)| (*n, p.as_slice())).collect();
     let mut desired = 0;
     for (n, p) in nodes {
         if p.should_run {
             desired += 1;
-            view.entry(n.clone()).or_default();
+            view.entry(n.as_str()).or_insert(&[]);
         }
     }
     let (max_surge, max_unavailable) = resolve_counts(ds, desired)?;
@@ -192,6 +193,7 @@ pub fn plan_rolling_update(
     }
 
     // Surge mode (R68-R71).
+    let placement: HashMap<&str, Placement> = nodes.iter().map(|(n, p)| (n.as_str(), *p)).collect();
     let mut should_not_run_to_delete = Vec::new();
     let mut candidates = Vec::new();
     let mut num_surge = 0;
@@ -206,20 +208,20 @@ pub fn plan_rolling_update(
             (None, Some(n)) if available(n) => num_available += 1,
             _ => {}
         }
-        let should_run = placement.get(node.as_str()).is_some_and(|p| p.should_run);
+        let should_run = placement.get(node).is_some_and(|p| p.should_run);
         match (new, old) {
             (_, None) => {}
             (None, Some(old)) => {
                 if !available(old) {
                     if should_run {
-                        plan.nodes_to_create.push(node.clone());
+                        plan.nodes_to_create.push((*node).to_owned());
                     } else {
                         plan.pods_to_delete.push(name(old));
                     }
                 } else if !should_run {
                     should_not_run_to_delete.push(name(old));
                 } else if num_surge < max_surge {
-                    candidates.push(node.clone());
+                    candidates.push((*node).to_owned());
                 }
             }
             (Some(new), Some(old)) => {
@@ -270,9 +272,7 @@ mod tests {
     fn map<'a>(pods: &'a [Pod]) -> NodeToPods<'a> {
         let mut m = NodeToPods::new();
         for p in pods {
-            let node = crate::daemonset::pods::target_node_name(p)
-                .unwrap()
-                .to_owned();
+            let node = crate::daemonset::pods::target_node_name(p).unwrap();
             m.entry(node).or_default().push(p);
         }
         m
