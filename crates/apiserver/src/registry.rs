@@ -52,7 +52,7 @@ fn attrs_of(plural: &str, obj: &Value) -> Attrs {
             Some(Value::Number(n)) => n.to_string(),
             _ => String::new(),
         };
-        fields.insert((*field).to_string(), value);
+        fields.insert(*field, value);
     }
     Attrs { labels, fields }
 }

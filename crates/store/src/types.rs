@@ -16,7 +16,8 @@ use crate::error::BackendError;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Attrs {
     pub labels: BTreeMap<String, String>,
-    pub fields: BTreeMap<String, String>,
+    /// Field paths are the indexer's static names (no allocation per object and field).
+    pub fields: BTreeMap<&'static str, String>,
 }
 
 /// Computes the [`Attrs`] of an object from its key and JSON. Runs on every write and for every
@@ -44,11 +45,12 @@ pub fn labels_indexer() -> Indexer {
                 }
             }
         }
-        for field in ["name", "namespace"] {
+        for (field, path) in [
+            ("name", "metadata.name"),
+            ("namespace", "metadata.namespace"),
+        ] {
             if let Some(v) = meta.and_then(|m| m.get(field)).and_then(|v| v.as_str()) {
-                attrs
-                    .fields
-                    .insert(format!("metadata.{field}"), v.to_owned());
+                attrs.fields.insert(path, v.to_owned());
             }
         }
         attrs
@@ -186,7 +188,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             ring_capacity: 100_000,
-            ring_bytes: 64 << 20,
+            ring_bytes: 32 << 20,
             max_batch: 10_000,
         }
     }

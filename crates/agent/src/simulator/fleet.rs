@@ -441,7 +441,7 @@ impl Fleet {
         };
         let mut st = self.lock();
         let uid = pod.metadata.uid.clone();
-        let pod = Arc::new(pod);
+        let pod = Arc::new(trimmed(pod));
         match st.pods.get_mut(&key) {
             Some(e) if e.pod.metadata.uid == uid => e.pod = pod,
             _ => {
@@ -630,4 +630,17 @@ where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
     watcher::watcher(api, cfg)
+}
+
+/// What the simulator keeps of a pod: it runs containers and reports status, and never reads
+/// the scheduling constraints (a daemon pod's tolerations and node affinity are a good part of
+/// its decoded size) nor managed fields. Writes are patches, never the cached pod.
+fn trimmed(mut pod: Pod) -> Pod {
+    pod.metadata.managed_fields = None;
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.tolerations = None;
+        spec.affinity = None;
+        spec.topology_spread_constraints = None;
+    }
+    pod
 }
