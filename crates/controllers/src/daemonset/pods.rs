@@ -229,10 +229,32 @@ pub fn pod_hash(pod: &Pod) -> Option<&str> {
 /// Updatedness (§0): the hash label equals the current hash, or the template-generation label
 /// equals the template generation.
 pub fn is_pod_updated(pod: &Pod, hash: &str, generation: Option<i64>) -> bool {
-    let template_matches = generation
-        .is_some_and(|g| label(pod, POD_TEMPLATE_GENERATION_LABEL) == Some(g.to_string().as_str()));
+    // Compared as text, as upstream does, without allocating: this runs per pod per sync.
+    let template_matches = generation.is_some_and(|g| {
+        label(pod, POD_TEMPLATE_GENERATION_LABEL).is_some_and(|l| is_decimal_of(l, g))
+    });
     let hash_matches = !hash.is_empty() && pod_hash(pod) == Some(hash);
     hash_matches || template_matches
+}
+
+/// Whether `text` is exactly `g` printed in decimal (what `g.to_string() == text` says).
+fn is_decimal_of(text: &str, g: i64) -> bool {
+    let mut buf = [0u8; 20];
+    let mut pos = buf.len();
+    let mut n = g.unsigned_abs();
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let digits = &buf[pos..];
+    match text.as_bytes().split_first() {
+        Some((b'-', rest)) => g < 0 && rest == digits,
+        _ => g >= 0 && text.as_bytes() == digits,
+    }
 }
 
 /// The pod's phase, `""` when unset.
@@ -246,6 +268,18 @@ pub fn phase(pod: &Pod) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_comparison_matches_to_string() {
+        for g in [0i64, 1, 7, 10, 42, 1234567, -1, -90, i64::MAX, i64::MIN] {
+            assert!(is_decimal_of(&g.to_string(), g), "{g}");
+            assert!(!is_decimal_of(&format!("0{g}"), g), "{g}");
+            assert!(!is_decimal_of(&format!("+{g}"), g), "{g}");
+            assert!(!is_decimal_of(&(g.wrapping_add(1)).to_string(), g), "{g}");
+        }
+        assert!(!is_decimal_of("", 0));
+        assert!(!is_decimal_of("-0", 0));
+    }
     use crate::daemonset::testutil::ds;
     use k8s_openapi::api::core::v1::{PodAffinity, PreferredSchedulingTerm};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;

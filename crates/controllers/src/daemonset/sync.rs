@@ -4,7 +4,7 @@
 //! The first half of this file is pure planning over k8s-openapi types (unit tested rule by
 //! rule); [`sync_daemonset`] at the end executes a plan through the API.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -246,7 +246,7 @@ pub fn plan_manage(
 ) -> ManagePlan {
     let surge = allows_surge(ds);
     let mut plan = ManagePlan::default();
-    let mut listed = BTreeSet::new();
+    let mut listed = HashSet::with_capacity(nodes.len());
     for (node, placement) in nodes {
         listed.insert(node.as_str());
         plan_node(
