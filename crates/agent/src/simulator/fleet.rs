@@ -176,7 +176,7 @@ impl Fleet {
         let idx = *st.node_index.entry(name.clone()).or_insert(next_idx);
         let ip = status::node_ip(idx);
         let current = node_status_current(&node, &self.opts.profile, ip);
-        let node = Arc::new(node);
+        let node = Arc::new(trimmed_node(node));
         let fresh = match st.nodes.get_mut(&name) {
             Some(sim) if sim.uid == uid => {
                 sim.node = node;
@@ -643,4 +643,19 @@ fn trimmed(mut pod: Pod) -> Pod {
         spec.topology_spread_constraints = None;
     }
     pod
+}
+
+/// What the simulator keeps of a node once it has judged its status: the metadata and the
+/// conditions (`node_status_patch` keeps their transition times); capacity, addresses and node
+/// info are rewritten from the profile on every status post.
+fn trimmed_node(mut node: Node) -> Node {
+    node.metadata.managed_fields = None;
+    node.spec = None;
+    if let Some(status) = node.status.take() {
+        node.status = Some(k8s_openapi::api::core::v1::NodeStatus {
+            conditions: status.conditions,
+            ..Default::default()
+        });
+    }
+    node
 }
