@@ -164,13 +164,17 @@ fn typed_response(body: Bytes, content_type: &'static str) -> Response {
 
 fn list(state: &AppState, req: &Request) -> Result<Response, ApiError> {
     let filter = Filter::from_query(req.target.plural(), &req.query)?;
-    let (rv, mut items) = state
+    let (current_rv, mut items) = state
         .store
         .list(&req.target.prefix(), |e| filter.matches(e));
-    // Paging: the continue token is the key of the last item returned; the next page starts
-    // after it (served from the current state, like an inconsistent continue upstream).
+    // Paging: the continue token carries the first page's version and the key of the last
+    // item returned. Later pages are served from the current state but report the first
+    // page's version, so a watch started from the last page's version replays every change
+    // since the first page: clients (informers) may see a change twice, never miss one.
+    let mut rv = current_rv;
     if let Some(token) = req.query.get("continue").filter(|t| !t.is_empty()) {
-        let after = decode_continue(token)?;
+        let (first_rv, after) = decode_continue(token)?;
+        rv = first_rv;
         items.retain(|e| &*e.key > after.as_str());
     }
     let mut continue_token = None;
@@ -178,7 +182,7 @@ fn list(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         && items.len() > limit
     {
         items.truncate(limit);
-        continue_token = items.last().map(|e| encode_continue(&e.key));
+        continue_token = items.last().map(|e| encode_continue(rv, &e.key));
     }
     let info = req.target.info;
     if wants_table(accept(req)) {
@@ -212,14 +216,18 @@ fn list(state: &AppState, req: &Request) -> Result<Response, ApiError> {
     ))
 }
 
-fn encode_continue(key: &str) -> String {
-    key.bytes().map(|b| format!("{b:02x}")).collect()
+fn encode_continue(rv: u64, key: &str) -> String {
+    let hex: String = key.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("{rv}-{hex}")
 }
 
-fn decode_continue(token: &str) -> Result<String, ApiError> {
+/// The first page's version and the last key returned, from a continue token.
+fn decode_continue(token: &str) -> Result<(u64, String), ApiError> {
     let invalid = || {
         ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion")
     };
+    let (rv, token) = token.split_once('-').ok_or_else(invalid)?;
+    let rv = rv.parse::<u64>().map_err(|_| invalid())?;
     if !token.len().is_multiple_of(2) {
         return Err(invalid());
     }
@@ -232,7 +240,9 @@ fn decode_continue(token: &str) -> Result<String, ApiError> {
         })
         .collect::<Option<Vec<u8>>>()
         .ok_or_else(invalid)?;
-    String::from_utf8(bytes).map_err(|_| invalid())
+    String::from_utf8(bytes)
+        .map(|key| (rv, key))
+        .map_err(|_| invalid())
 }
 
 fn watch_request(req: &Request, filter: Filter) -> Result<WatchRequest, ApiError> {
@@ -1123,10 +1133,14 @@ mod tests {
 
     #[test]
     fn continue_tokens_round_trip() {
-        let t = encode_continue("pods/default/x-1");
-        assert_eq!(decode_continue(&t).unwrap(), "pods/default/x-1");
+        let t = encode_continue(42, "pods/default/x-1");
+        assert_eq!(
+            decode_continue(&t).unwrap(),
+            (42, "pods/default/x-1".to_string())
+        );
         assert_eq!(decode_continue("zz").unwrap_err().code, 400);
-        assert_eq!(decode_continue("abc").unwrap_err().code, 400);
+        assert_eq!(decode_continue("1-abc").unwrap_err().code, 400);
+        assert_eq!(decode_continue("x-ab").unwrap_err().code, 400);
     }
 
     #[test]

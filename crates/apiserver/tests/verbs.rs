@@ -194,6 +194,48 @@ async fn limit_and_continue_page_through_a_list() {
     assert!(last["metadata"].get("continue").is_none());
 }
 
+/// What a paged informer does: list page by page, then watch from the last page's version.
+/// A change to an object on an already-listed page, made between pages, must still reach the
+/// watch (it did not when later pages reported the then-current version).
+#[tokio::test]
+async fn a_change_between_pages_reaches_the_watch_that_follows() {
+    let r = server().await;
+    for n in 0..4 {
+        post(&r, PODS, pod(&format!("p{n}"), json!({}), None)).await;
+    }
+    let first = get(&r, &format!("{PODS}?limit=2")).await;
+    assert_eq!(names(&first), ["p0", "p1"]);
+    let token = first["metadata"]["continue"]
+        .as_str()
+        .expect("continue token")
+        .to_string();
+    // p0 (already listed) changes before the second page is read.
+    patch(
+        &r,
+        &format!("{PODS}/p0"),
+        json!({"metadata": {"labels": {"changed": "yes"}}}),
+    )
+    .await;
+    let second = get(&r, &format!("{PODS}?limit=2&continue={token}")).await;
+    assert_eq!(names(&second), ["p2", "p3"]);
+    let rv = second["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .to_string();
+    assert_eq!(
+        rv,
+        first["metadata"]["resourceVersion"].as_str().expect("rv"),
+        "pages report the first page's version"
+    );
+    let mut watch = WatchStream::open(&r, &format!("{PODS}?watch=true&resourceVersion={rv}")).await;
+    let event = watch
+        .next(WAIT)
+        .await
+        .expect("the change made between pages");
+    assert_eq!(event["type"], "MODIFIED");
+    assert_eq!(event["object"]["metadata"]["labels"]["changed"], "yes");
+}
+
 /// An open watch stream, read event by event.
 struct WatchStream {
     body: Body,
