@@ -336,26 +336,45 @@ pub fn pod_status(pod: &Pod, outcome: &Outcome, addrs: PodAddresses, now: Timest
         .and_then(|c| c.state.as_ref()?.running.as_ref()?.started_at.clone())
         .unwrap_or(Time(now));
 
+    // One status per container: what varies by outcome is its state and whether it started;
+    // a container that never pulled has neither an image ID nor a container ID.
+    let container_status =
+        |c: &k8s_openapi::api::core::v1::Container, started: bool, state: ContainerState| {
+            let image = c.image.clone().unwrap_or_default();
+            let pulled = state.waiting.is_none();
+            ContainerStatus {
+                name: c.name.clone(),
+                image_id: if pulled {
+                    image_id(&image)
+                } else {
+                    String::new()
+                },
+                image,
+                container_id: pulled.then(|| container_ids(&c.name)),
+                ready: started && state.running.is_some(),
+                started: Some(started),
+                restart_count: 0,
+                state: Some(state),
+                ..Default::default()
+            }
+        };
     let (phase, ready, mut containers) = match outcome {
         Outcome::Run => {
             let cs = spec
                 .containers
                 .iter()
-                .map(|c| ContainerStatus {
-                    name: c.name.clone(),
-                    image: c.image.clone().unwrap_or_default(),
-                    image_id: image_id(c.image.as_deref().unwrap_or("")),
-                    container_id: Some(container_ids(&c.name)),
-                    ready: true,
-                    started: Some(true),
-                    restart_count: 0,
-                    state: Some(ContainerState {
-                        running: Some(ContainerStateRunning {
-                            started_at: Some(started_at.clone()),
-                        }),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
+                .map(|c| {
+                    let running = ContainerStateRunning {
+                        started_at: Some(started_at.clone()),
+                    };
+                    container_status(
+                        c,
+                        true,
+                        ContainerState {
+                            running: Some(running),
+                            ..Default::default()
+                        },
+                    )
                 })
                 .collect::<Vec<_>>();
             ("Running", true, cs)
@@ -365,38 +384,34 @@ pub fn pod_status(pod: &Pod, outcome: &Outcome, addrs: PodAddresses, now: Timest
                 .containers
                 .iter()
                 .map(|c| {
-                    let image = c.image.clone().unwrap_or_default();
-                    let (reason, message) = if image_is_bad(&image) {
-                        if *backoff {
-                            (
-                                "ImagePullBackOff",
-                                format!("Back-off pulling image \"{image}\""),
-                            )
-                        } else {
-                            (
-                                "ErrImagePull",
-                                format!("failed to pull and unpack image \"{image}\": not found"),
-                            )
-                        }
+                    let image = c.image.as_deref().unwrap_or_default();
+                    let (reason, message) = if !image_is_bad(image) {
+                        ("ContainerCreating", None)
+                    } else if *backoff {
+                        (
+                            "ImagePullBackOff",
+                            Some(format!("Back-off pulling image \"{image}\"")),
+                        )
                     } else {
-                        ("ContainerCreating", String::new())
+                        (
+                            "ErrImagePull",
+                            Some(format!(
+                                "failed to pull and unpack image \"{image}\": not found"
+                            )),
+                        )
                     };
-                    ContainerStatus {
-                        name: c.name.clone(),
-                        image,
-                        image_id: String::new(),
-                        ready: false,
-                        started: Some(false),
-                        restart_count: 0,
-                        state: Some(ContainerState {
-                            waiting: Some(ContainerStateWaiting {
-                                reason: Some(reason.to_string()),
-                                message: (!message.is_empty()).then_some(message),
-                            }),
+                    let waiting = ContainerStateWaiting {
+                        reason: Some(reason.to_string()),
+                        message,
+                    };
+                    container_status(
+                        c,
+                        false,
+                        ContainerState {
+                            waiting: Some(waiting),
                             ..Default::default()
-                        }),
-                        ..Default::default()
-                    }
+                        },
+                    )
                 })
                 .collect::<Vec<_>>();
             ("Pending", false, cs)
@@ -405,28 +420,23 @@ pub fn pod_status(pod: &Pod, outcome: &Outcome, addrs: PodAddresses, now: Timest
             let cs = spec
                 .containers
                 .iter()
-                .map(|c| ContainerStatus {
-                    name: c.name.clone(),
-                    image: c.image.clone().unwrap_or_default(),
-                    image_id: image_id(c.image.as_deref().unwrap_or("")),
-                    container_id: Some(container_ids(&c.name)),
-                    ready: false,
-                    started: Some(false),
-                    restart_count: 0,
-                    state: Some(ContainerState {
-                        terminated: Some(ContainerStateTerminated {
-                            exit_code: *code,
-                            reason: Some(
-                                if *code == 0 { "Completed" } else { "Error" }.to_string(),
-                            ),
-                            started_at: Some(started_at.clone()),
-                            finished_at: Some(Time(now)),
-                            container_id: Some(container_ids(&c.name)),
-                            ..Default::default()
-                        }),
+                .map(|c| {
+                    let terminated = ContainerStateTerminated {
+                        exit_code: *code,
+                        reason: Some(if *code == 0 { "Completed" } else { "Error" }.to_string()),
+                        started_at: Some(started_at.clone()),
+                        finished_at: Some(Time(now)),
+                        container_id: Some(container_ids(&c.name)),
                         ..Default::default()
-                    }),
-                    ..Default::default()
+                    };
+                    container_status(
+                        c,
+                        false,
+                        ContainerState {
+                            terminated: Some(terminated),
+                            ..Default::default()
+                        },
+                    )
                 })
                 .collect::<Vec<_>>();
             (if *code == 0 { "Succeeded" } else { "Failed" }, false, cs)
