@@ -14,6 +14,7 @@ use tracing_subscriber::EnvFilter;
 /// many small JSON and k8s-openapi allocations freed on other threads, and under glibc the
 /// allocator itself (`_int_malloc`, `malloc_consolidate`, `free`) took about 45% of the CPU
 /// of a 10,000-node converge.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -54,12 +54,12 @@ impl Filter {
     /// Whether an object with these indexed attributes passes the filter.
     pub fn matches_attrs(&self, attrs: &Attrs) -> bool {
         if let Some(labels) = &self.labels
-            && !labels.matches(&attrs.labels)
+            && !labels.matches_with(|k| attrs.label(k))
         {
             return false;
         }
         if let Some(fields) = &self.fields
-            && !fields.matches(|f| attrs.fields.get(f).map(String::as_str))
+            && !fields.matches(|f| attrs.field(f))
         {
             return false;
         }

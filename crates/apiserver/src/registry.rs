@@ -2,7 +2,6 @@
 //! update may change, which fields a selector can use, and the typed admission (defaulting and
 //! validation) of each kind.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
@@ -35,16 +34,13 @@ pub fn indexer() -> Indexer {
 }
 
 fn attrs_of(plural: &str, obj: &Value) -> Attrs {
-    let mut labels = BTreeMap::new();
-    if let Some(map) = obj.pointer("/metadata/labels").and_then(Value::as_object) {
-        for (k, v) in map {
-            if let Some(v) = v.as_str() {
-                labels.insert(k.clone(), v.to_string());
-            }
-        }
-    }
-    let mut fields = BTreeMap::new();
-    for field in supported_fields(plural) {
+    let labels = obj
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())));
+    let fields = supported_fields(plural).iter().map(|field| {
         let pointer = format!("/{}", field.replace('.', "/"));
         let value = match obj.pointer(&pointer) {
             Some(Value::String(s)) => s.clone(),
@@ -52,9 +48,9 @@ fn attrs_of(plural: &str, obj: &Value) -> Attrs {
             Some(Value::Number(n)) => n.to_string(),
             _ => String::new(),
         };
-        fields.insert(*field, value);
-    }
-    Attrs { labels, fields }
+        (*field, value)
+    });
+    Attrs::new(labels, fields)
 }
 
 /// Fields usable in field selectors, per resource (upstream's field label conversion funcs).
@@ -473,19 +469,10 @@ mod tests {
         let pod = json!({"metadata": {"name": "p", "namespace": "ns", "labels": {"app": "x"}},
                          "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
         let attrs = attrs_of("pods", &pod);
-        assert_eq!(attrs.labels.get("app").map(String::as_str), Some("x"));
-        assert_eq!(
-            attrs.fields.get("spec.nodeName").map(String::as_str),
-            Some("n1")
-        );
-        assert_eq!(
-            attrs.fields.get("status.phase").map(String::as_str),
-            Some("Running")
-        );
-        assert_eq!(
-            attrs.fields.get("status.podIP").map(String::as_str),
-            Some("")
-        );
+        assert_eq!(attrs.label("app"), Some("x"));
+        assert_eq!(attrs.field("spec.nodeName"), Some("n1"));
+        assert_eq!(attrs.field("status.phase"), Some("Running"));
+        assert_eq!(attrs.field("status.podIP"), None);
     }
 
     #[test]

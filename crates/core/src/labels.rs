@@ -214,17 +214,23 @@ impl Requirement {
 
     /// `Requirement.Matches`.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.matches_with(&|k| labels.get(k).map(String::as_str))
+    }
+
+    /// [`Requirement::matches`] against any label set, given as a lookup (for label sets not
+    /// kept in a map, such as the store's compact index).
+    pub fn matches_with<'v>(&self, get: &impl Fn(&str) -> Option<&'v str>) -> bool {
         match self.op {
-            Operator::In | Operator::Equals | Operator::DoubleEquals => labels
-                .get(&self.key)
-                .is_some_and(|v| self.values.contains(v)),
-            Operator::NotIn | Operator::NotEquals => labels
-                .get(&self.key)
-                .is_none_or(|v| !self.values.contains(v)),
-            Operator::Exists => labels.contains_key(&self.key),
-            Operator::DoesNotExist => !labels.contains_key(&self.key),
+            Operator::In | Operator::Equals | Operator::DoubleEquals => {
+                get(&self.key).is_some_and(|v| self.values.iter().any(|w| w == v))
+            }
+            Operator::NotIn | Operator::NotEquals => {
+                get(&self.key).is_none_or(|v| !self.values.iter().any(|w| w == v))
+            }
+            Operator::Exists => get(&self.key).is_some(),
+            Operator::DoesNotExist => get(&self.key).is_none(),
             Operator::GreaterThan | Operator::LessThan => {
-                let Some(have) = labels.get(&self.key).and_then(|v| v.parse::<i64>().ok()) else {
+                let Some(have) = get(&self.key).and_then(|v| v.parse::<i64>().ok()) else {
                     return false;
                 };
                 let [want] = self.values.as_slice() else {
@@ -349,7 +355,12 @@ impl LabelSelector {
 
     /// True when every requirement matches.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        !self.nothing && self.requirements.iter().all(|r| r.matches(labels))
+        self.matches_with(|k| labels.get(k).map(String::as_str))
+    }
+
+    /// [`LabelSelector::matches`] against any label set, given as a lookup.
+    pub fn matches_with<'v>(&self, get: impl Fn(&str) -> Option<&'v str>) -> bool {
+        !self.nothing && self.requirements.iter().all(|r| r.matches_with(&get))
     }
 
     /// `Selector.RequiresExactMatch`: the value the selector requires for `label`

@@ -13,11 +13,61 @@ use crate::error::BackendError;
 /// What the API server filters lists and watches on, precomputed at write time so that a
 /// filtered list never parses JSON: the object's labels and a few selected fields
 /// (`metadata.name`, `spec.nodeName`, `status.phase`, ... as the indexer chooses).
+///
+/// Kept compact (sorted boxed slices, empty field values left out) because one is kept per
+/// stored version: the current state and every event in the ring (a pod has a new one at
+/// create, bind and each phase change), about 30,000 at 10,000 nodes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Attrs {
-    pub labels: BTreeMap<String, String>,
-    /// Field paths are the indexer's static names (no allocation per object and field).
-    pub fields: BTreeMap<&'static str, String>,
+    /// Sorted by key, keys unique.
+    labels: Box<[(Box<str>, Box<str>)]>,
+    /// Field paths are the indexer's static names (no allocation per object and field); only
+    /// non-empty values, sorted by path.
+    fields: Box<[(&'static str, Box<str>)]>,
+}
+
+impl Attrs {
+    /// Attributes from labels and field values (a later duplicate key wins; an empty field
+    /// value is the same as a missing one, as field selectors compare missing fields as "").
+    pub fn new(
+        labels: impl IntoIterator<Item = (String, String)>,
+        fields: impl IntoIterator<Item = (&'static str, String)>,
+    ) -> Attrs {
+        let labels: BTreeMap<String, String> = labels.into_iter().collect();
+        let fields: BTreeMap<&'static str, String> =
+            fields.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+        Attrs {
+            labels: labels
+                .into_iter()
+                .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+                .collect(),
+            fields: fields
+                .into_iter()
+                .map(|(k, v)| (k, v.into_boxed_str()))
+                .collect(),
+        }
+    }
+
+    /// The value of a label, if the object has it.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .map(|i| &*self.labels[i].1)
+    }
+
+    /// Every label, sorted by key.
+    pub fn labels(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.labels.iter().map(|(k, v)| (&**k, &**v))
+    }
+
+    /// The value of an indexed field; `None` when empty or not indexed.
+    pub fn field(&self, path: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| *k == path)
+            .map(|(_, v)| &**v)
+    }
 }
 
 /// Computes the [`Attrs`] of an object from its key and JSON. Runs on every write and for every
@@ -33,27 +83,23 @@ pub fn no_attrs() -> Indexer {
 /// An indexer that records `metadata.labels` and `metadata.name`/`metadata.namespace` as fields.
 pub fn labels_indexer() -> Indexer {
     Arc::new(|_, obj| {
-        let mut attrs = Attrs::default();
         let meta = obj.get("metadata");
-        if let Some(labels) = meta
+        let labels = meta
             .and_then(|m| m.get("labels"))
             .and_then(|l| l.as_object())
-        {
-            for (k, v) in labels {
-                if let Some(v) = v.as_str() {
-                    attrs.labels.insert(k.clone(), v.to_owned());
-                }
-            }
-        }
-        for (field, path) in [
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())));
+        let fields = [
             ("name", "metadata.name"),
             ("namespace", "metadata.namespace"),
-        ] {
-            if let Some(v) = meta.and_then(|m| m.get(field)).and_then(|v| v.as_str()) {
-                attrs.fields.insert(path, v.to_owned());
-            }
-        }
-        attrs
+        ]
+        .into_iter()
+        .filter_map(|(field, path)| {
+            let v = meta.and_then(|m| m.get(field)).and_then(|v| v.as_str())?;
+            Some((path, v.to_owned()))
+        });
+        Attrs::new(labels, fields)
     })
 }
 
@@ -191,5 +237,37 @@ impl Default for StoreOptions {
             ring_bytes: 32 << 20,
             max_batch: 10_000,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attrs_look_up_labels_and_fields_and_drop_empty_fields() {
+        let attrs = Attrs::new(
+            [
+                ("tier".to_string(), "web".to_string()),
+                ("app".to_string(), "x".to_string()),
+                ("empty".to_string(), String::new()),
+            ],
+            [
+                ("spec.nodeName", "n1".to_string()),
+                ("status.podIP", String::new()),
+            ],
+        );
+        assert_eq!(attrs.label("app"), Some("x"));
+        assert_eq!(attrs.label("tier"), Some("web"));
+        // An empty label value is still a label (`empty` exists, `missing` does not).
+        assert_eq!(attrs.label("empty"), Some(""));
+        assert_eq!(attrs.label("missing"), None);
+        assert_eq!(
+            attrs.labels().map(|(k, _)| k).collect::<Vec<_>>(),
+            ["app", "empty", "tier"]
+        );
+        assert_eq!(attrs.field("spec.nodeName"), Some("n1"));
+        assert_eq!(attrs.field("status.podIP"), None);
+        assert_eq!(attrs.fields.len(), 1);
     }
 }

@@ -43,7 +43,7 @@ async fn create_get_update_delete() {
     assert_eq!(a.rv, 1);
     assert_eq!(&*a.key, "pods/ns/a");
     assert_eq!(rv_in_json(&a), "1");
-    assert_eq!(a.attrs.labels.get("app").map(String::as_str), Some("one"));
+    assert_eq!(a.attrs.label("app"), Some("one"));
     assert_eq!(s.current_rv(), 1);
     assert_eq!(s.get("pods/ns/a").unwrap().json, a.json);
 
@@ -68,7 +68,7 @@ async fn create_get_update_delete() {
         .unwrap();
     assert_eq!(a2.rv, 2);
     assert_eq!(rv_in_json(&a2), "2");
-    assert_eq!(a2.attrs.labels["app"], "two");
+    assert_eq!(a2.attrs.label("app"), Some("two"));
 
     // Stale rv: conflict, reporting the current one; nothing changes.
     match s.update("pods/ns/a", obj("a", "three"), Some(1)).await {
@@ -155,7 +155,7 @@ async fn commit_batch_sees_earlier_ops_and_fails_ops_independently() {
     assert_eq!(res[5].as_ref().unwrap().rv, 3);
     assert_eq!(res[6].as_ref().unwrap().rv, 4);
     assert_eq!(s.current_rv(), 4);
-    assert_eq!(s.get("pods/ns/a").unwrap().attrs.labels["app"], "2");
+    assert_eq!(s.get("pods/ns/a").unwrap().attrs.label("app"), Some("2"));
     assert!(s.get("pods/ns/b").is_none());
     assert_eq!(s.stats().commits, 1);
     assert_eq!(s.stats().writes, 4);
@@ -201,14 +201,7 @@ async fn list_prefix_filter_and_snapshot_rv() {
     );
     assert_eq!(keys(s.list("pods/c/", |_| true).1), Vec::<String>::new());
     assert_eq!(
-        keys(
-            s.list("pods/", |e| e
-                .attrs
-                .labels
-                .get("app")
-                .is_some_and(|a| a == "web"))
-                .1
-        ),
+        keys(s.list("pods/", |e| e.attrs.label("app") == Some("web")).1),
         ["pods/a/x", "pods/b/x"]
     );
     assert_eq!(s.list("", |_| true).1.len(), 5);
@@ -231,7 +224,7 @@ async fn watch_from_rv_filters_by_prefix_in_order() {
     let e = next_event(&mut w).await;
     assert_eq!((e.kind, e.entry.rv), (EventType::Modified, 3));
     assert_eq!(e.prev.as_ref().unwrap().rv, 1);
-    assert_eq!(e.prev.as_ref().unwrap().attrs.labels["app"], "x");
+    assert_eq!(e.prev.as_ref().unwrap().attrs.label("app"), Some("x"));
 
     // Follows new events, woken by commits.
     let s2 = s.clone();
@@ -243,7 +236,7 @@ async fn watch_from_rv_filters_by_prefix_in_order() {
     let e = next_event(&mut w).await;
     assert_eq!((e.kind, e.entry.rv), (EventType::Deleted, 5));
     assert_eq!(rv_in_json(&e.entry), "5");
-    assert_eq!(e.entry.attrs.labels["app"], "y");
+    assert_eq!(e.entry.attrs.label("app"), Some("y"));
     assert_eq!(e.prev.as_ref().unwrap().rv, 3);
     let e = next_event(&mut w).await;
     assert_eq!((e.kind, e.entry.rv), (EventType::Added, 6));
@@ -421,7 +414,10 @@ async fn events_keep_previous_json_only_when_attributes_change() {
     assert!(std::sync::Arc::ptr_eq(&prev.attrs, &unchanged.entry.attrs));
     let changed = next_event(&mut w).await;
     let prev = changed.prev.as_ref().unwrap();
-    assert_eq!((prev.rv, prev.attrs.labels["app"].as_str()), (2, "x"));
+    assert_eq!(
+        (prev.rv, prev.attrs.label("app").unwrap_or_default()),
+        (2, "x")
+    );
     let old: Value = serde_json::from_slice(&prev.object_at(3).unwrap()).unwrap();
     assert_eq!(old["metadata"]["resourceVersion"], "3");
     assert_eq!(old["metadata"]["labels"]["app"], "x");
@@ -482,7 +478,13 @@ async fn rv_persists_across_reopen() {
     assert_eq!(rv, 5);
     let got: Vec<_> = items
         .iter()
-        .map(|e| (e.key.to_string(), e.rv, e.attrs.labels["app"].clone()))
+        .map(|e| {
+            (
+                e.key.to_string(),
+                e.rv,
+                e.attrs.label("app").unwrap_or_default().to_string(),
+            )
+        })
         .collect();
     assert_eq!(
         got,
