@@ -58,30 +58,36 @@ pub fn parse_yaml(body: &[u8]) -> Result<Value, ApiError> {
 /// `fieldValidation=Strict` rejects. Paths are dotted (`spec.template.spec.foo`).
 pub fn unknown_fields(input: &Value, typed: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    walk_unknown(input, typed, String::new(), &mut out);
+    walk_unknown(input, typed, &mut String::new(), &mut out);
     out
 }
 
-fn walk_unknown(input: &Value, typed: &Value, path: String, out: &mut Vec<String>) {
+/// `path` is the dotted path of `input`, extended in place and restored on return: the walk
+/// runs on every admitted write, and allocating a path per field showed in profiles.
+fn walk_unknown(input: &Value, typed: &Value, path: &mut String, out: &mut Vec<String>) {
+    let len = path.len();
     match (input, typed) {
         (Value::Object(i), Value::Object(t)) => {
             for (k, v) in i {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
+                if len > 0 {
+                    path.push('.');
+                }
+                path.push_str(k);
                 match t.get(k) {
-                    Some(tv) => walk_unknown(v, tv, p, out),
+                    Some(tv) => walk_unknown(v, tv, path, out),
                     // Nulls and empty values are dropped by the round trip without being unknown.
                     None if is_empty_value(v) => {}
-                    None => out.push(p),
+                    None => out.push(path.clone()),
                 }
+                path.truncate(len);
             }
         }
         (Value::Array(i), Value::Array(t)) => {
             for (n, (iv, tv)) in i.iter().zip(t.iter()).enumerate() {
-                walk_unknown(iv, tv, format!("{path}[{n}]"), out);
+                use std::fmt::Write as _;
+                let _ = write!(path, "[{n}]");
+                walk_unknown(iv, tv, path, out);
+                path.truncate(len);
             }
         }
         _ => {}

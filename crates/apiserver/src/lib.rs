@@ -190,6 +190,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
+    tracing::trace!(method = %parts.method, %path, query = parts.uri.query().unwrap_or(""), "request");
     let accept = parts
         .headers
         .get(header::ACCEPT)

@@ -297,7 +297,7 @@ pub fn admit(
     validation: FieldValidation,
 ) -> Result<Vec<String>, ApiError> {
     match info.plural {
-        "daemonsets" => admit_typed::<DaemonSet>(info, op, obj, validation, |ds, old| {
+        "daemonsets" => admit_typed::<DaemonSet>(info, op, obj, validation, true, |ds, old| {
             if matches!(op, Operation::UpdateStatus { .. }) {
                 return old
                     .map(|o| validate::daemon_set_status_update(ds, o))
@@ -309,66 +309,93 @@ pub fn admit(
                 Some(old) => validate::daemon_set_update(ds, old),
             }
         }),
-        "pods" => admit_typed::<Pod>(info, op, obj, validation, |pod, old| {
-            if matches!(op, Operation::UpdateStatus { .. }) {
-                return Vec::new();
-            }
-            match old {
-                None => {
-                    defaults::pod(pod);
-                    validate::pod_create(pod)
+        // A pod's status write is not validated against the old pod.
+        "pods" => {
+            let uses_old = !matches!(op, Operation::UpdateStatus { .. });
+            admit_typed::<Pod>(info, op, obj, validation, uses_old, |pod, old| {
+                if matches!(op, Operation::UpdateStatus { .. }) {
+                    return Vec::new();
                 }
-                Some(old) => validate::pod_update(pod, old),
-            }
-        }),
-        "nodes" => admit_typed::<Node>(info, op, obj, validation, |node, old| {
+                match old {
+                    None => {
+                        defaults::pod(pod);
+                        validate::pod_create(pod)
+                    }
+                    Some(old) => validate::pod_update(pod, old),
+                }
+            })
+        }
+        "nodes" => admit_typed::<Node>(info, op, obj, validation, true, |node, old| {
             defaults::node(node);
             match old {
                 None => validate::node(node),
                 Some(old) => validate::node_update(node, old),
             }
         }),
-        "namespaces" => admit_typed::<Namespace>(info, op, obj, validation, |ns, old| {
+        "namespaces" => admit_typed::<Namespace>(info, op, obj, validation, true, |ns, old| {
             defaults::namespace(ns);
             match old {
                 None => validate::namespace(ns),
                 Some(old) => validate::namespace_update(ns, old),
             }
         }),
-        "events" => admit_typed::<Event>(info, op, obj, validation, |ev, _| validate::event(ev)),
-        "leases" => {
-            admit_typed::<Lease>(info, op, obj, validation, |lease, _| validate::lease(lease))
-        }
-        "controllerrevisions" => {
-            admit_typed::<ControllerRevision>(info, op, obj, validation, |cr, old| match old {
+        "events" => admit_typed::<Event>(info, op, obj, validation, false, |ev, _| {
+            validate::event(ev)
+        }),
+        "leases" => admit_typed::<Lease>(info, op, obj, validation, false, |lease, _| {
+            validate::lease(lease)
+        }),
+        "controllerrevisions" => admit_typed::<ControllerRevision>(
+            info,
+            op,
+            obj,
+            validation,
+            true,
+            |cr, old| match old {
                 None => validate::controller_revision_create(cr),
                 Some(old) => validate::controller_revision_update(cr, old),
-            })
-        }
+            },
+        ),
         _ => Ok(Vec::new()),
     }
 }
 
+/// Decodes `obj` into `T`, runs `check` (defaulting and validation) on it, and writes the
+/// typed object back as JSON, as kube-apiserver's decode → default → validate → encode does.
+/// `uses_old`: whether `check` reads the previous object (decoding it costs as much again, on
+/// every status write).
 fn admit_typed<T>(
     info: &ResourceInfo,
     op: &Operation<'_>,
     obj: &mut Value,
     validation: FieldValidation,
+    uses_old: bool,
     check: impl FnOnce(&mut T, Option<&T>) -> Vec<FieldError>,
 ) -> Result<Vec<String>, ApiError>
 where
     T: DeserializeOwned + Serialize,
 {
+    // From a reference: no copy of the JSON tree.
     let decode = |v: &Value| -> Result<T, ApiError> {
-        serde_json::from_value::<T>(v.clone())
+        T::deserialize(v)
             .map_err(|e| ApiError::bad_request(format!("{} in body is invalid: {e}", info.kind)))
     };
     let mut typed = decode(obj)?;
+    let old = match op {
+        Operation::Update { old } | Operation::UpdateStatus { old } if uses_old => {
+            Some(decode(old)?)
+        }
+        _ => None,
+    };
+    let errors = check(&mut typed, old.as_ref());
+    let mut defaulted =
+        serde_json::to_value(&typed).map_err(|e| ApiError::internal(e.to_string()))?;
+    // Unknown fields are what the typed round trip dropped. Defaulting only adds fields, so
+    // the defaulted object serves for the comparison (one encoding rather than two); a strict
+    // decoding error still comes before validation errors, as upstream decodes first.
     let mut warnings = Vec::new();
     if validation != FieldValidation::Ignore {
-        let round_trip =
-            serde_json::to_value(&typed).map_err(|e| ApiError::internal(e.to_string()))?;
-        let unknown = unknown_fields(obj, &round_trip);
+        let unknown = unknown_fields(obj, &defaulted);
         if !unknown.is_empty() {
             let messages: Vec<String> = unknown
                 .iter()
@@ -383,11 +410,6 @@ where
             warnings = messages;
         }
     }
-    let old = match op {
-        Operation::Create => None,
-        Operation::Update { old } | Operation::UpdateStatus { old } => Some(decode(old)?),
-    };
-    let errors = check(&mut typed, old.as_ref());
     if !errors.is_empty() {
         let name = obj
             .pointer("/metadata/name")
@@ -396,8 +418,6 @@ where
             .to_string();
         return Err(invalid(info, &name, &errors));
     }
-    let mut defaulted =
-        serde_json::to_value(&typed).map_err(|e| ApiError::internal(e.to_string()))?;
     // A revision's data is opaque: its bytes (Go zero values included) must stay as written.
     let opaque = defaulted.as_object_mut().and_then(|m| m.remove("data"));
     go_omit_empty(&mut defaulted);
@@ -506,5 +526,43 @@ mod tests {
             ),
             "Burstable"
         );
+    }
+
+    fn pods() -> &'static ResourceInfo {
+        pernode_resources::find("", "v1", "pods").expect("pods are served")
+    }
+
+    #[test]
+    fn strict_unknown_fields_come_before_validation_errors() {
+        // No containers (invalid) and an unknown field: upstream decodes before it validates.
+        let mut pod = json!({"metadata": {"name": "p", "namespace": "ns"},
+                             "spec": {"containers": [], "bogus": 1}});
+        let e = admit(
+            pods(),
+            &Operation::Create,
+            &mut pod,
+            FieldValidation::Strict,
+        )
+        .expect_err("rejected");
+        assert_eq!(e.code, 400);
+        assert_eq!(
+            e.message,
+            "strict decoding error: unknown field \"spec.bogus\""
+        );
+        // Under Warn the same pod is Invalid, and the unknown field is what the warning names.
+        let e = admit(pods(), &Operation::Create, &mut pod, FieldValidation::Warn)
+            .expect_err("invalid");
+        assert_eq!(e.code, 422);
+    }
+
+    #[test]
+    fn admission_warns_of_unknown_fields_and_keeps_defaults() {
+        let mut pod = json!({"metadata": {"name": "p", "namespace": "ns"},
+                             "spec": {"containers": [{"name": "c", "image": "i", "bogus": 1}]}});
+        let warnings =
+            admit(pods(), &Operation::Create, &mut pod, FieldValidation::Warn).expect("admitted");
+        assert_eq!(warnings, ["unknown field \"spec.containers[0].bogus\""]);
+        assert_eq!(pod["spec"]["restartPolicy"], "Always");
+        assert!(pod["spec"]["containers"][0].get("bogus").is_none());
     }
 }

@@ -15,7 +15,7 @@ use crate::backend::{Backend, MemoryBackend, SqliteBackend};
 use crate::error::{BackendError, StoreError};
 use crate::types::{Attrs, Entry, Event, Indexer, Op, StoreOptions, StoreStats};
 use crate::watcher::Watcher;
-use crate::writer::{Prepared, PreparedKind, Request, Writer};
+use crate::writer::{Prepared, PreparedKind, Request, Unstamped, Writer};
 
 /// The current state and recent history, behind one lock so that a list's rv and its items
 /// (and a watch's start check) are always one consistent snapshot.
@@ -186,7 +186,10 @@ impl Store {
         let attrs = self.attrs(key, &obj);
         self.submit_one(Prepared {
             key: key.into(),
-            kind: PreparedKind::Create { obj, attrs },
+            kind: PreparedKind::Create {
+                obj: Unstamped::new(obj),
+                attrs,
+            },
         })
         .await
     }
@@ -201,7 +204,7 @@ impl Store {
         self.submit_one(Prepared {
             key: key.into(),
             kind: PreparedKind::Update {
-                obj,
+                obj: Unstamped::new(obj),
                 attrs,
                 expected_rv,
             },
@@ -229,7 +232,7 @@ impl Store {
                 Op::Create { key, obj } => Prepared {
                     kind: PreparedKind::Create {
                         attrs: self.attrs(&key, &obj),
-                        obj,
+                        obj: Unstamped::new(obj),
                     },
                     key: key.into(),
                 },
@@ -240,7 +243,7 @@ impl Store {
                 } => Prepared {
                     kind: PreparedKind::Update {
                         attrs: self.attrs(&key, &obj),
-                        obj,
+                        obj: Unstamped::new(obj),
                         expected_rv,
                     },
                     key: key.into(),

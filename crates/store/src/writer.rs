@@ -28,11 +28,11 @@ pub(crate) struct Prepared {
 
 pub(crate) enum PreparedKind {
     Create {
-        obj: Value,
+        obj: Result<Unstamped, StoreError>,
         attrs: Arc<Attrs>,
     },
     Update {
-        obj: Value,
+        obj: Result<Unstamped, StoreError>,
         attrs: Arc<Attrs>,
         expected_rv: Option<u64>,
     },
@@ -254,7 +254,7 @@ fn check_and_stage(
             if current.is_some() {
                 return Err(StoreError::AlreadyExists);
             }
-            let json = stamp(obj, rv)?;
+            let json = obj?.stamp(rv);
             let entry = Entry {
                 key: op.key,
                 rv,
@@ -269,7 +269,7 @@ fn check_and_stage(
             expected_rv,
         } => {
             let prev = precondition(current, expected_rv)?;
-            let json = stamp(obj, rv)?;
+            let json = obj?.stamp(rv);
             // Most writes keep the attributes: share them with the previous version, and keep
             // the previous JSON only when a filtered watch may need it.
             let (attrs, prev_json) = if attrs == prev.attrs {
@@ -293,8 +293,10 @@ fn check_and_stage(
         }
         PreparedKind::Delete { expected_rv } => {
             let prev = precondition(current, expected_rv)?;
-            let obj = crate::types::parse_json(&prev.key, &prev.json)?;
-            let json = stamp(obj, rv)?;
+            let json = match Unstamped::from_stored(&prev.json, prev.rv) {
+                Some(unstamped) => unstamped.stamp(rv),
+                None => stamp(crate::types::parse_json(&prev.key, &prev.json)?, rv)?,
+            };
             let entry = Entry {
                 key: prev.key.clone(),
                 rv,
@@ -345,25 +347,115 @@ fn precondition(current: Option<Entry>, expected_rv: Option<u64>) -> Result<Entr
 }
 
 /// Sets `metadata.resourceVersion` and serializes.
-pub(crate) fn stamp(mut obj: Value, rv: u64) -> Result<Bytes, StoreError> {
-    let map = obj
-        .as_object_mut()
-        .ok_or(StoreError::InvalidObject("not a JSON object"))?;
-    let meta = map
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(serde_json::Map::new()))
-        .as_object_mut()
-        .ok_or(StoreError::InvalidObject("metadata is not a JSON object"))?;
-    meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
-    // `Display` rather than `to_vec`: it is compiled (optimised) inside serde_json, whereas the
-    // generic `to_vec::<Value>` would be instantiated here, unoptimised in dev builds, making
-    // the single writer thread several times slower there. Output is identical (compact JSON).
-    // The string grew by doubling: give the spare capacity back, since the bytes may stay in
-    // the state and the event ring for a long time (up to half of every stored object).
-    let json = go_escape(obj.to_string())
-        .into_boxed_str()
-        .into_boxed_bytes();
-    Ok(Bytes::from(json))
+pub(crate) fn stamp(obj: Value, rv: u64) -> Result<Bytes, StoreError> {
+    Ok(Unstamped::new(obj)?.stamp(rv))
+}
+
+/// Placeholder resourceVersion written while serializing; the writer puts the real one in its
+/// place. Control characters make it unlikely in user data; if an object does contain it, the
+/// splice is not used for that object (see [`Unstamped::new`]).
+const RV_PLACEHOLDER: &str = "\0pernode-rv\0";
+
+/// The placeholder as serialized: a JSON string, quotes included.
+static RV_PLACEHOLDER_JSON: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| Value::String(RV_PLACEHOLDER.into()).to_string());
+
+/// An object serialized (Go escaping applied) before it reaches the single writer thread, with
+/// the place of its `metadata.resourceVersion` value known: the writer only splices in the
+/// version it assigns, instead of serializing the object itself (that took most of the writer
+/// thread's time besides SQLite).
+pub(crate) struct Unstamped {
+    /// The JSON with `"<rv>"` to be inserted at `at`, or, when the spot could not be found
+    /// unambiguously, the object to serialize in full.
+    json: String,
+    at: Option<usize>,
+    fallback: Option<Value>,
+}
+
+impl Unstamped {
+    pub(crate) fn new(mut obj: Value) -> Result<Unstamped, StoreError> {
+        let meta = obj
+            .as_object_mut()
+            .ok_or(StoreError::InvalidObject("not a JSON object"))?
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()))
+            .as_object_mut()
+            .ok_or(StoreError::InvalidObject("metadata is not a JSON object"))?;
+        meta.insert(
+            "resourceVersion".into(),
+            Value::String(RV_PLACEHOLDER.into()),
+        );
+        // `Display` rather than `to_vec`: it is compiled (optimised) inside serde_json, whereas
+        // the generic `to_vec::<Value>` would be instantiated here, unoptimised in dev builds.
+        // Output is identical (compact JSON).
+        let json = go_escape(obj.to_string());
+        let pattern = RV_PLACEHOLDER_JSON.as_str();
+        let at = json.find(pattern);
+        let unique = at.is_some_and(|i| !json[i + pattern.len()..].contains(pattern));
+        if unique {
+            let i = at.unwrap_or_default();
+            let mut spliced = String::with_capacity(json.len());
+            spliced.push_str(&json[..i]);
+            spliced.push_str(&json[i + pattern.len()..]);
+            Ok(Unstamped {
+                json: spliced,
+                at: Some(i),
+                fallback: None,
+            })
+        } else {
+            Ok(Unstamped {
+                json: String::new(),
+                at: None,
+                fallback: Some(obj),
+            })
+        }
+    }
+
+    /// The stored JSON of an object at `rv`, ready to be re-stamped (a deletion), if its
+    /// resourceVersion appears exactly once as a JSON string value.
+    pub(crate) fn from_stored(json: &[u8], rv: u64) -> Option<Unstamped> {
+        let json = std::str::from_utf8(json).ok()?;
+        let pattern = format!("\"resourceVersion\":\"{rv}\"");
+        let i = json.find(&pattern)?;
+        if json[i + pattern.len()..].contains(&pattern) {
+            return None;
+        }
+        let value_at = i + "\"resourceVersion\":".len();
+        let end = i + pattern.len();
+        let mut spliced = String::with_capacity(json.len());
+        spliced.push_str(&json[..value_at]);
+        spliced.push_str(&json[end..]);
+        Some(Unstamped {
+            json: spliced,
+            at: Some(value_at),
+            fallback: None,
+        })
+    }
+
+    /// The object's bytes with `metadata.resourceVersion` = `rv`.
+    pub(crate) fn stamp(self, rv: u64) -> Bytes {
+        let json = match (self.at, self.fallback) {
+            (Some(at), _) => {
+                let rv = rv.to_string();
+                let mut out = String::with_capacity(self.json.len() + rv.len() + 2);
+                out.push_str(&self.json[..at]);
+                out.push('"');
+                out.push_str(&rv);
+                out.push('"');
+                out.push_str(&self.json[at..]);
+                out
+            }
+            (None, Some(mut obj)) => {
+                if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
+                }
+                go_escape(obj.to_string())
+            }
+            (None, None) => self.json,
+        };
+        // Exact size: the bytes may stay in the state and the event ring for a long time.
+        Bytes::from(json.into_boxed_str().into_boxed_bytes())
+    }
 }
 
 /// Escapes `<`, `>`, `&`, U+2028 and U+2029 as Go's encoding/json does, so stored objects are
@@ -402,5 +494,61 @@ mod go_escape_tests {
             r#"{"a":"plain"}"#
         );
         assert_eq!(go_escape("\"\u{2028}\"".to_string()), r#""\u2028""#);
+    }
+}
+
+#[cfg(test)]
+mod stamp_tests {
+    use super::*;
+    use serde_json::json;
+
+    /// What the splice must produce: the object with its resourceVersion, serialized in full.
+    fn serialized(mut obj: Value, rv: u64) -> String {
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        go_escape(obj.to_string())
+    }
+
+    #[test]
+    fn splicing_the_version_gives_the_full_serialization() {
+        let obj = json!({"kind": "Pod", "metadata": {"name": "p<1>", "resourceVersion": "7",
+                          "labels": {"a": "b"}}, "spec": {"x": [1, 2]}});
+        let bytes = Unstamped::new(obj.clone()).expect("object").stamp(42);
+        assert_eq!(bytes, serialized(obj.clone(), 42).as_bytes());
+        // Without metadata at all.
+        let bare = json!({"kind": "Pod"});
+        let bytes = Unstamped::new(bare.clone()).expect("object").stamp(5);
+        assert_eq!(bytes, serialized(bare, 5).as_bytes());
+    }
+
+    #[test]
+    fn an_object_holding_the_placeholder_is_serialized_in_full() {
+        let obj = json!({"metadata": {"name": "p", "annotations": {"x": RV_PLACEHOLDER}}});
+        let unstamped = Unstamped::new(obj.clone()).expect("object");
+        assert!(unstamped.at.is_none());
+        assert_eq!(unstamped.stamp(9), serialized(obj, 9).as_bytes());
+    }
+
+    #[test]
+    fn a_stored_object_is_restamped_in_place() {
+        let stored = serialized(json!({"metadata": {"name": "p"}, "spec": {}}), 3);
+        let restamped = Unstamped::from_stored(stored.as_bytes(), 3)
+            .expect("found")
+            .stamp(10);
+        assert_eq!(
+            restamped,
+            serialized(json!({"metadata": {"name": "p"}, "spec": {}}), 10).as_bytes()
+        );
+        // The same version string twice: ambiguous, so the caller falls back to a full stamp.
+        let twice = serialized(
+            json!({"metadata": {"name": "p"}, "involvedObject": {"resourceVersion": "3"}}),
+            3,
+        );
+        assert!(Unstamped::from_stored(twice.as_bytes(), 3).is_none());
+    }
+
+    #[test]
+    fn non_objects_are_rejected() {
+        assert!(Unstamped::new(json!([1])).is_err());
+        assert!(Unstamped::new(json!({"metadata": 1})).is_err());
     }
 }
