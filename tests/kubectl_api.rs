@@ -680,3 +680,17 @@ fn drain_evicts_bare_pods_and_cordons() {
         "true"
     );
 }
+
+/// mimalloc asks for transparent huge pages, and zeroing fresh 2 MiB pages cost a tenth of the
+/// CPU of a large converge: the control plane runs with THP disabled (see `src/main.rs`).
+#[test]
+fn the_control_plane_runs_without_transparent_huge_pages() {
+    let cluster = api_server();
+    let pid = cluster.child.as_ref().expect("running").id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let thp = status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .expect("the kernel reports THP_enabled (Linux 5.0 and later)");
+    assert_eq!(thp.trim(), "0", "{status}");
+}
