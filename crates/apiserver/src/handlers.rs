@@ -435,15 +435,9 @@ fn rv_of(obj: &Value) -> Option<&str> {
 }
 
 /// Whether two versions of an object differ in anything but resourceVersion.
+/// Whether two versions of an object are the same apart from `metadata.resourceVersion`.
 fn same_object(a: &Value, b: &Value) -> bool {
-    let strip = |v: &Value| {
-        let mut v = v.clone();
-        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.remove("resourceVersion");
-        }
-        v
-    };
-    strip(a) == strip(b)
+    registry::same_object_except(a, b, None)
 }
 
 /// A computed update: the object to store, the version it was computed from, and warnings.
@@ -1130,6 +1124,39 @@ async fn evict(state: &AppState, req: &Request) -> Result<Response, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_object_ignores_only_the_resource_version() {
+        let a = json!({"metadata": {"name": "a", "resourceVersion": "1"}, "spec": {"x": 1}});
+        assert!(same_object(
+            &a,
+            &json!({"metadata": {"name": "a", "resourceVersion": "2"}, "spec": {"x": 1}})
+        ));
+        assert!(same_object(
+            &a,
+            &json!({"metadata": {"name": "a"}, "spec": {"x": 1}})
+        ));
+        assert!(!same_object(
+            &a,
+            &json!({"metadata": {"name": "b", "resourceVersion": "1"}, "spec": {"x": 1}})
+        ));
+        assert!(!same_object(
+            &a,
+            &json!({"metadata": {"name": "a", "resourceVersion": "1"}, "spec": {"x": 2}})
+        ));
+        assert!(!same_object(
+            &a,
+            &json!({"metadata": {"name": "a", "resourceVersion": "1", "uid": "u"}, "spec": {"x": 1}})
+        ));
+        assert!(!same_object(
+            &a,
+            &json!({"metadata": {"name": "a", "resourceVersion": "1"}, "spec": {"x": 1}, "status": {}})
+        ));
+        assert!(!same_object(
+            &json!({"spec": {}}),
+            &json!({"metadata": {"resourceVersion": "1"}, "spec": {}})
+        ));
+    }
 
     #[test]
     fn continue_tokens_round_trip() {

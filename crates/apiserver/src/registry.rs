@@ -89,6 +89,38 @@ pub fn supported_fields(plural: &str) -> &'static [&'static str] {
     }
 }
 
+/// Whether two versions of an object are the same apart from `metadata.resourceVersion` and
+/// the top-level field `except`, if any (compared in place: this runs on every update).
+pub fn same_object_except(a: &Value, b: &Value, except: Option<&str>) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    let skipped = |k: &str| Some(k) == except;
+    let len = |m: &serde_json::Map<String, Value>| {
+        m.len() - usize::from(except.is_some_and(|e| m.contains_key(e)))
+    };
+    len(a) == len(b)
+        && a.iter()
+            .filter(|(k, _)| !skipped(k))
+            .all(|(k, va)| match (b.get(k), k.as_str()) {
+                (Some(vb), "metadata") => same_fields_except(va, vb, "resourceVersion"),
+                (Some(vb), _) => va == vb,
+                (None, _) => false,
+            })
+}
+
+/// Two objects' fields compared but for one.
+fn same_fields_except(a: &Value, b: &Value, except: &str) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    let len = |m: &serde_json::Map<String, Value>| m.len() - usize::from(m.contains_key(except));
+    len(a) == len(b)
+        && a.iter()
+            .filter(|(k, _)| *k != except)
+            .all(|(k, va)| b.get(k) == Some(va))
+}
+
 /// Which write is being admitted.
 pub enum Operation<'a> {
     Create,
@@ -162,8 +194,15 @@ pub fn prepare_update(
         Operation::UpdateStatus { old } => (*old, true),
     };
     if status_write {
-        // Only status (and, as upstream, nothing of metadata but what it allows) changes.
-        let status = new.get("status").cloned();
+        // Only status (and, as upstream, nothing of metadata but what it allows) changes. The
+        // usual status write changes nothing else, and is kept as it is rather than rebuilt.
+        if same_object_except(old, new, Some("status")) {
+            return Ok(());
+        }
+        let status = new.as_object_mut().and_then(|m| m.remove("status"));
+        let rv = new
+            .pointer_mut("/metadata/resourceVersion")
+            .map(Value::take);
         let mut merged = old.clone();
         match status {
             Some(s) => merged["status"] = s,
@@ -173,13 +212,14 @@ pub fn prepare_update(
                 }
             }
         }
-        if let Some(rv) = new.pointer("/metadata/resourceVersion").cloned() {
+        if let Some(rv) = rv {
             merged["metadata"]["resourceVersion"] = rv;
         }
         *new = merged;
         return Ok(());
     }
-    let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let no_meta = json!({});
+    let old_meta = old.get("metadata").unwrap_or(&no_meta);
     let meta = new
         .get_mut("metadata")
         .and_then(Value::as_object_mut)
@@ -201,7 +241,9 @@ pub fn prepare_update(
         }
     }
     meta.remove("managedFields");
-    if info.subresources.iter().any(|s| s.name == "status") {
+    if info.subresources.iter().any(|s| s.name == "status")
+        && new.get("status") != old.get("status")
+    {
         match old.get("status") {
             Some(s) => new["status"] = s.clone(),
             None => {
@@ -564,5 +606,17 @@ mod tests {
         assert_eq!(warnings, ["unknown field \"spec.containers[0].bogus\""]);
         assert_eq!(pod["spec"]["restartPolicy"], "Always");
         assert!(pod["spec"]["containers"][0].get("bogus").is_none());
+    }
+
+    #[test]
+    fn objects_compare_apart_from_version_and_one_field() {
+        let a = json!({"metadata": {"name": "a", "resourceVersion": "1"}, "spec": {}, "status": {"x": 1}});
+        let b = json!({"metadata": {"name": "a", "resourceVersion": "2"}, "spec": {}, "status": {"x": 2}});
+        assert!(same_object_except(&a, &b, Some("status")));
+        assert!(!same_object_except(&a, &b, None));
+        let no_status = json!({"metadata": {"name": "a"}, "spec": {}});
+        assert!(same_object_except(&a, &no_status, Some("status")));
+        let other_spec = json!({"metadata": {"name": "a"}, "spec": {"y": 1}, "status": {"x": 1}});
+        assert!(!same_object_except(&a, &other_spec, Some("status")));
     }
 }
