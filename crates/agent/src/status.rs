@@ -3,17 +3,22 @@
 //! each pod it runs. The simulator derives container states from an [`Outcome`]; the agent from
 //! real processes; both assemble the pod's conditions with [`assemble_pod_status`].
 //!
-//! Pure functions over k8s-openapi types, so the behaviour (which outcome a pod gets, when a
-//! condition's lastTransitionTime moves) is unit-tested without an API server.
+//! Pure functions, so the behaviour (which outcome a pod gets, when a condition's
+//! lastTransitionTime moves) is unit-tested without an API server. They read pods and nodes
+//! through small views ([`PodFacts`], [`NodeFacts`]) that k8s-openapi's `Pod` and `Node` (the
+//! agent) and the simulator's compact records both implement, so one piece of code decides for
+//! both; what they write is k8s-openapi types or JSON.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, HostIP, Node, NodeCondition, Pod, PodCondition, PodIP, PodStatus,
+    ContainerStatus, HostIP, Node, NodeAddress, NodeCondition, NodeStatus, Pod, PodCondition,
+    PodIP, PodStatus,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
@@ -26,13 +31,258 @@ pub const BAD_IMAGE_SUFFIX: &str = "-bad";
 /// Prefix of container IDs, image IDs and the runtime version the simulator reports.
 pub const RUNTIME_SCHEME: &str = "pernode-sim://";
 
-/// Whether a Node carries `pernode.io/simulated: "true"`.
-pub fn is_simulated(node: &Node) -> bool {
-    node.metadata
-        .annotations
+/// The pod conditions the kubelet sets (and [`assemble_pod_status`] writes); a pod's other
+/// conditions (DisruptionTarget, readiness gates, ...) belong to others and are kept as they are.
+pub const KUBELET_POD_CONDITIONS: [&str; 5] = [
+    "PodReadyToStartContainers",
+    "Initialized",
+    "Ready",
+    "ContainersReady",
+    "PodScheduled",
+];
+
+/// Whether a Node's metadata carries `pernode.io/simulated: "true"`.
+pub fn is_simulated(meta: &ObjectMeta) -> bool {
+    meta.annotations
         .as_ref()
         .and_then(|a| a.get(SIMULATED_ANNOTATION))
         .is_some_and(|v| v == "true")
+}
+
+// ---- views ------------------------------------------------------------------------------
+
+/// A condition (of a pod or a node) as the status functions read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConditionFacts<'a> {
+    /// `type`.
+    pub type_: &'a str,
+    /// `status`: True, False or Unknown.
+    pub status: &'a str,
+    /// `lastTransitionTime`.
+    pub last_transition: Option<Timestamp>,
+}
+
+/// A container of a pod's spec as the status functions read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContainerFacts<'a> {
+    /// `name`.
+    pub name: &'a str,
+    /// `image`.
+    pub image: Option<&'a str>,
+}
+
+/// A container's current status as the status functions read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContainerStatusFacts<'a> {
+    /// `ready`.
+    pub ready: bool,
+    /// `state.waiting.reason`.
+    pub waiting_reason: Option<&'a str>,
+    /// `state.running.startedAt`.
+    pub running_since: Option<Timestamp>,
+}
+
+/// What the status functions read of a pod: implemented by k8s-openapi's [`Pod`] and by the
+/// simulator's compact pod record, which keeps little more than this.
+pub trait PodFacts {
+    /// The view of its current status.
+    type Status: PodStatusFacts;
+    /// `metadata.uid` (empty if unset).
+    fn uid(&self) -> &str;
+    /// The value of the [`SIMULATE_EXIT_ANNOTATION`] annotation.
+    fn simulate_exit(&self) -> Option<&str>;
+    /// `spec.hostNetwork`.
+    fn host_network(&self) -> bool;
+    /// `spec.containers`.
+    fn containers(&self) -> impl ExactSizeIterator<Item = ContainerFacts<'_>>;
+    /// `spec.initContainers`, if the field is set.
+    fn init_containers(&self) -> Option<impl Iterator<Item = ContainerFacts<'_>>>;
+    /// `status`, if the pod has one.
+    fn status(&self) -> Option<&Self::Status>;
+}
+
+/// What the status functions read of a pod's current status.
+pub trait PodStatusFacts {
+    /// `phase`.
+    fn phase(&self) -> Option<&str>;
+    /// `startTime`.
+    fn start_time(&self) -> Option<Timestamp>;
+    /// `podIP`.
+    fn pod_ip(&self) -> Option<&str>;
+    /// `qosClass`.
+    fn qos_class(&self) -> Option<&str>;
+    /// `containerStatuses`, in order.
+    fn container_statuses(&self) -> impl ExactSizeIterator<Item = ContainerStatusFacts<'_>>;
+    /// `conditions`, in order.
+    fn conditions(&self) -> impl Iterator<Item = ConditionFacts<'_>>;
+    /// The conditions whose type is not one of [`KUBELET_POD_CONDITIONS`], in full and in
+    /// order.
+    fn other_conditions(&self) -> impl Iterator<Item = &PodCondition>;
+}
+
+/// What the status functions read of a node: implemented by k8s-openapi's [`Node`] and by the
+/// simulator's compact decoding of Nodes.
+pub trait NodeFacts {
+    /// The view of its current status.
+    type Status: NodeStatusFacts;
+    /// `metadata.name` (empty if unset).
+    fn name(&self) -> &str;
+    /// `metadata.uid` (empty if unset).
+    fn uid(&self) -> &str;
+    /// `status`, if the node has one.
+    fn status(&self) -> Option<&Self::Status>;
+}
+
+/// What the status functions read of a node's current status.
+pub trait NodeStatusFacts {
+    /// `capacity`, if set.
+    fn capacity(&self) -> Option<&BTreeMap<String, Quantity>>;
+    /// `allocatable`, if set.
+    fn allocatable(&self) -> Option<&BTreeMap<String, Quantity>>;
+    /// `conditions`, in order (`None`: the field is not set).
+    fn conditions(&self) -> Option<impl Iterator<Item = ConditionFacts<'_>>>;
+    /// `addresses`, if set.
+    fn addresses(&self) -> Option<&[NodeAddress]>;
+    /// `nodeInfo.kubeletVersion` and `nodeInfo.containerRuntimeVersion`, if nodeInfo is set.
+    fn versions(&self) -> Option<(&str, &str)>;
+}
+
+impl PodFacts for Pod {
+    type Status = PodStatus;
+
+    fn uid(&self) -> &str {
+        self.metadata.uid.as_deref().unwrap_or("")
+    }
+
+    fn simulate_exit(&self) -> Option<&str> {
+        self.metadata
+            .annotations
+            .as_ref()?
+            .get(SIMULATE_EXIT_ANNOTATION)
+            .map(String::as_str)
+    }
+
+    fn host_network(&self) -> bool {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false)
+    }
+
+    fn containers(&self) -> impl ExactSizeIterator<Item = ContainerFacts<'_>> {
+        let containers = self.spec.as_ref().map_or(&[][..], |s| &s.containers[..]);
+        containers.iter().map(container_facts)
+    }
+
+    fn init_containers(&self) -> Option<impl Iterator<Item = ContainerFacts<'_>>> {
+        let inits = self.spec.as_ref()?.init_containers.as_ref()?;
+        Some(inits.iter().map(container_facts))
+    }
+
+    fn status(&self) -> Option<&PodStatus> {
+        self.status.as_ref()
+    }
+}
+
+fn container_facts(c: &k8s_openapi::api::core::v1::Container) -> ContainerFacts<'_> {
+    ContainerFacts {
+        name: &c.name,
+        image: c.image.as_deref(),
+    }
+}
+
+impl PodStatusFacts for PodStatus {
+    fn phase(&self) -> Option<&str> {
+        self.phase.as_deref()
+    }
+
+    fn start_time(&self) -> Option<Timestamp> {
+        self.start_time.as_ref().map(|t| t.0)
+    }
+
+    fn pod_ip(&self) -> Option<&str> {
+        self.pod_ip.as_deref()
+    }
+
+    fn qos_class(&self) -> Option<&str> {
+        self.qos_class.as_deref()
+    }
+
+    fn container_statuses(&self) -> impl ExactSizeIterator<Item = ContainerStatusFacts<'_>> {
+        let statuses = self.container_statuses.as_deref().unwrap_or(&[]);
+        statuses.iter().map(|c| {
+            let state = c.state.as_ref();
+            ContainerStatusFacts {
+                ready: c.ready,
+                waiting_reason: state
+                    .and_then(|s| s.waiting.as_ref())
+                    .and_then(|w| w.reason.as_deref()),
+                running_since: state
+                    .and_then(|s| s.running.as_ref())
+                    .and_then(|r| r.started_at.as_ref())
+                    .map(|t| t.0),
+            }
+        })
+    }
+
+    fn conditions(&self) -> impl Iterator<Item = ConditionFacts<'_>> {
+        self.conditions.iter().flatten().map(|c| ConditionFacts {
+            type_: &c.type_,
+            status: &c.status,
+            last_transition: c.last_transition_time.as_ref().map(|t| t.0),
+        })
+    }
+
+    fn other_conditions(&self) -> impl Iterator<Item = &PodCondition> {
+        self.conditions
+            .iter()
+            .flatten()
+            .filter(|c| !KUBELET_POD_CONDITIONS.contains(&c.type_.as_str()))
+    }
+}
+
+impl NodeFacts for Node {
+    type Status = NodeStatus;
+
+    fn name(&self) -> &str {
+        self.metadata.name.as_deref().unwrap_or("")
+    }
+
+    fn uid(&self) -> &str {
+        self.metadata.uid.as_deref().unwrap_or("")
+    }
+
+    fn status(&self) -> Option<&NodeStatus> {
+        self.status.as_ref()
+    }
+}
+
+impl NodeStatusFacts for NodeStatus {
+    fn capacity(&self) -> Option<&BTreeMap<String, Quantity>> {
+        self.capacity.as_ref()
+    }
+
+    fn allocatable(&self) -> Option<&BTreeMap<String, Quantity>> {
+        self.allocatable.as_ref()
+    }
+
+    fn conditions(&self) -> Option<impl Iterator<Item = ConditionFacts<'_>>> {
+        let conditions = self.conditions.as_ref()?;
+        Some(conditions.iter().map(|c| ConditionFacts {
+            type_: &c.type_,
+            status: &c.status,
+            last_transition: c.last_transition_time.as_ref().map(|t| t.0),
+        }))
+    }
+
+    fn addresses(&self) -> Option<&[NodeAddress]> {
+        self.addresses.as_deref()
+    }
+
+    fn versions(&self) -> Option<(&str, &str)> {
+        let info = self.node_info.as_ref()?;
+        Some((&info.kubelet_version, &info.container_runtime_version))
+    }
 }
 
 /// Capacity and identity the simulator reports for its nodes.
@@ -121,6 +371,24 @@ fn time_string(t: Timestamp) -> Value {
     serde_json::to_value(Time(t)).unwrap_or(Value::Null)
 }
 
+/// When each of the kubelet's own node conditions last changed, for those that still have the
+/// status the kubelet reports: all a node status post keeps from the node's current status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OwnConditionTimes([Option<Timestamp>; OWN_CONDITIONS.len()]);
+
+impl OwnConditionTimes {
+    /// The times `node` shows now.
+    pub fn of(node: &impl NodeFacts) -> OwnConditionTimes {
+        OwnConditionTimes(OWN_CONDITIONS.map(|(type_, status, _, _)| {
+            node.status()
+                .and_then(|s| s.conditions())
+                .and_then(|mut cs| cs.find(|c| c.type_ == type_))
+                .filter(|c| c.status == status)
+                .and_then(|c| c.last_transition)
+        }))
+    }
+}
+
 /// The body of a strategic merge patch of `nodes/{name}/status` that posts the kubelet's view:
 /// capacity, allocatable, nodeInfo, addresses and the four conditions the kubelet owns.
 ///
@@ -128,22 +396,30 @@ fn time_string(t: Timestamp) -> Value {
 /// network plugin) survive. A condition keeps its lastTransitionTime while its status is
 /// unchanged; lastHeartbeatTime is always `now`.
 pub fn node_status_patch(
-    node: &Node,
+    node: &impl NodeFacts,
     profile: &NodeProfile,
     ip: Ipv4Addr,
     now: Timestamp,
 ) -> Value {
-    let name = node.metadata.name.clone().unwrap_or_default();
-    let existing = node.status.as_ref().and_then(|s| s.conditions.as_ref());
+    let times = OwnConditionTimes::of(node);
+    node_status_patch_for(node.name(), node.uid(), &times, profile, ip, now)
+}
+
+/// [`node_status_patch`] for the node named `name` with `uid`, whose own conditions show
+/// `times`.
+pub fn node_status_patch_for(
+    name: &str,
+    uid: &str,
+    times: &OwnConditionTimes,
+    profile: &NodeProfile,
+    ip: Ipv4Addr,
+    now: Timestamp,
+) -> Value {
     let conditions: Vec<Value> = OWN_CONDITIONS
         .iter()
-        .map(|(type_, status, reason, message)| {
-            let transition = existing
-                .and_then(|cs| cs.iter().find(|c| c.type_ == *type_))
-                .filter(|c| c.status == *status)
-                .and_then(|c| c.last_transition_time.as_ref())
-                .map(|t| t.0)
-                .unwrap_or(now);
+        .zip(times.0)
+        .map(|((type_, status, reason, message), kept)| {
+            let transition = kept.unwrap_or(now);
             json!({
                 "type": type_, "status": status, "reason": reason, "message": message,
                 "lastHeartbeatTime": time_string(now),
@@ -151,7 +427,6 @@ pub fn node_status_patch(
             })
         })
         .collect();
-    let uid = node.metadata.uid.clone().unwrap_or_default();
     json!({
         "status": {
             "capacity": profile.capacity,
@@ -180,34 +455,32 @@ pub fn node_status_patch(
 
 /// Whether the node already shows what [`node_status_patch`] would post (apart from heartbeat
 /// times), so watch events caused by our own writes do not trigger another write.
-pub fn node_status_current(node: &Node, profile: &NodeProfile, ip: Ipv4Addr) -> bool {
-    let Some(status) = node.status.as_ref() else {
+pub fn node_status_current(node: &impl NodeFacts, profile: &NodeProfile, ip: Ipv4Addr) -> bool {
+    let Some(status) = node.status() else {
         return false;
     };
-    let capacity_ok =
-        |m: &Option<BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| {
-            m.as_ref().is_some_and(|m| {
-                profile
-                    .capacity
-                    .iter()
-                    .all(|(k, v)| m.get(k).is_some_and(|q| q.0 == *v))
-            })
-        };
-    let conditions_ok = status.conditions.as_ref().is_some_and(|cs| {
-        OWN_CONDITIONS
-            .iter()
-            .all(|(t, s, _, _)| cs.iter().any(|c| c.type_ == *t && c.status == *s))
+    let capacity_ok = |m: Option<&BTreeMap<String, Quantity>>| {
+        m.is_some_and(|m| {
+            profile
+                .capacity
+                .iter()
+                .all(|(k, v)| m.get(k).is_some_and(|q| q.0 == *v))
+        })
+    };
+    let conditions_ok = OWN_CONDITIONS.iter().all(|(t, s, _, _)| {
+        status
+            .conditions()
+            .is_some_and(|mut cs| cs.any(|c| c.type_ == *t && c.status == *s))
     });
-    let addr_ok = status.addresses.as_ref().is_some_and(|a| {
-        a.iter()
-            .any(|a| a.type_ == "InternalIP" && a.address == ip.to_string())
+    let ip = ip.to_string();
+    let addr_ok = status
+        .addresses()
+        .is_some_and(|a| a.iter().any(|a| a.type_ == "InternalIP" && a.address == ip));
+    let info_ok = status.versions().is_some_and(|(kubelet, runtime)| {
+        kubelet == profile.kubelet_version && runtime == profile.container_runtime_version
     });
-    let info_ok = status.node_info.as_ref().is_some_and(|i| {
-        i.kubelet_version == profile.kubelet_version
-            && i.container_runtime_version == profile.container_runtime_version
-    });
-    capacity_ok(&status.capacity)
-        && capacity_ok(&status.allocatable)
+    capacity_ok(status.capacity())
+        && capacity_ok(status.allocatable())
         && conditions_ok
         && addr_ok
         && info_ok
@@ -239,44 +512,36 @@ pub fn image_is_bad(image: &str) -> bool {
 ///
 /// An unparsable `pernode.io/simulate-exit` value is treated as exit code 1: the user asked for
 /// a failure, so we give one rather than silently running the pod.
-pub fn requested_outcome(pod: &Pod) -> Outcome {
-    let spec_images = pod.spec.iter().flat_map(|s| {
-        s.containers
-            .iter()
-            .chain(s.init_containers.iter().flatten())
-            .filter_map(|c| c.image.as_deref())
-    });
-    if spec_images.into_iter().any(image_is_bad) {
+pub fn requested_outcome(pod: &impl PodFacts) -> Outcome {
+    let mut spec_images = pod
+        .containers()
+        .chain(pod.init_containers().into_iter().flatten())
+        .filter_map(|c| c.image);
+    if spec_images.any(image_is_bad) {
         return Outcome::ImagePullFails { backoff: false };
     }
-    if let Some(code) = pod
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(SIMULATE_EXIT_ANNOTATION))
-    {
+    if let Some(code) = pod.simulate_exit() {
         return Outcome::Exit(code.trim().parse().unwrap_or(1));
     }
     Outcome::Run
 }
 
 /// Whether the pod's current status already reflects `outcome`, i.e. nothing to write.
-pub fn status_reflects(pod: &Pod, outcome: &Outcome) -> bool {
-    let Some(status) = pod.status.as_ref() else {
+pub fn status_reflects(pod: &impl PodFacts, outcome: &Outcome) -> bool {
+    let Some(status) = pod.status() else {
         return false;
     };
-    let phase = status.phase.as_deref().unwrap_or("");
-    let container_count = pod.spec.as_ref().map_or(0, |s| s.containers.len());
-    let statuses = status.container_statuses.as_deref().unwrap_or(&[]);
-    if statuses.len() != container_count {
+    let phase = status.phase().unwrap_or("");
+    let mut statuses = status.container_statuses();
+    if statuses.len() != pod.containers().len() {
         return false;
     }
     match outcome {
         Outcome::Run => {
             phase == "Running"
-                && statuses.iter().all(|c| c.ready)
+                && statuses.all(|c| c.ready)
                 && condition_status(status, "Ready") == Some("True")
-                && status.pod_ip.is_some()
+                && status.pod_ip().is_some()
         }
         Outcome::ImagePullFails { backoff } => {
             let want = if *backoff {
@@ -284,7 +549,7 @@ pub fn status_reflects(pod: &Pod, outcome: &Outcome) -> bool {
             } else {
                 "ErrImagePull"
             };
-            phase == "Pending" && statuses.iter().any(|c| waiting_reason(c) == Some(want))
+            phase == "Pending" && statuses.any(|c| c.waiting_reason == Some(want))
         }
         Outcome::Exit(code) => {
             let want = if *code == 0 { "Succeeded" } else { "Failed" };
@@ -293,17 +558,11 @@ pub fn status_reflects(pod: &Pod, outcome: &Outcome) -> bool {
     }
 }
 
-fn condition_status<'a>(status: &'a PodStatus, type_: &str) -> Option<&'a str> {
+fn condition_status<'a>(status: &'a impl PodStatusFacts, type_: &str) -> Option<&'a str> {
     status
-        .conditions
-        .as_ref()?
-        .iter()
+        .conditions()
         .find(|c| c.type_ == type_)
-        .map(|c| c.status.as_str())
-}
-
-fn waiting_reason(c: &ContainerStatus) -> Option<&str> {
-    c.state.as_ref()?.waiting.as_ref()?.reason.as_deref()
+        .map(|c| c.status)
 }
 
 /// Network identity of a pod: its node's IP, and its own IP (the node's when hostNetwork).
@@ -320,49 +579,51 @@ pub struct PodAddresses {
 /// Conditions carry lastTransitionTime, preserved from the current status when a condition
 /// keeps its status (availability via minReadySeconds depends on it, R159). Conditions of
 /// other types (DisruptionTarget, readiness gates) are kept as they are.
-pub fn pod_status(pod: &Pod, outcome: &Outcome, addrs: PodAddresses, now: Timestamp) -> PodStatus {
-    let current = pod.status.clone().unwrap_or_default();
-    let spec = pod.spec.clone().unwrap_or_default();
-    let start_time = current.start_time.clone().unwrap_or(Time(now));
+pub fn pod_status(
+    pod: &impl PodFacts,
+    outcome: &Outcome,
+    addrs: PodAddresses,
+    now: Timestamp,
+) -> PodStatus {
+    let current = pod.status();
+    let start_time = Time(current.and_then(|s| s.start_time()).unwrap_or(now));
     let container_ids = |name: &str| {
-        let uid = pod.metadata.uid.as_deref().unwrap_or("");
+        let uid = pod.uid();
         format!("{RUNTIME_SCHEME}{uid}/{name}")
     };
     let image_id = |image: &str| format!("{RUNTIME_SCHEME}image/{image}");
-    let started_at = current
-        .container_statuses
-        .as_ref()
-        .and_then(|cs| cs.first())
-        .and_then(|c| c.state.as_ref()?.running.as_ref()?.started_at.clone())
-        .unwrap_or(Time(now));
+    let started_at = Time(
+        current
+            .and_then(|s| s.container_statuses().next())
+            .and_then(|c| c.running_since)
+            .unwrap_or(now),
+    );
 
     // One status per container: what varies by outcome is its state and whether it started;
     // a container that never pulled has neither an image ID nor a container ID.
-    let container_status =
-        |c: &k8s_openapi::api::core::v1::Container, started: bool, state: ContainerState| {
-            let image = c.image.clone().unwrap_or_default();
-            let pulled = state.waiting.is_none();
-            ContainerStatus {
-                name: c.name.clone(),
-                image_id: if pulled {
-                    image_id(&image)
-                } else {
-                    String::new()
-                },
-                image,
-                container_id: pulled.then(|| container_ids(&c.name)),
-                ready: started && state.running.is_some(),
-                started: Some(started),
-                restart_count: 0,
-                state: Some(state),
-                ..Default::default()
-            }
-        };
+    let container_status = |c: ContainerFacts<'_>, started: bool, state: ContainerState| {
+        let image = c.image.unwrap_or_default().to_string();
+        let pulled = state.waiting.is_none();
+        ContainerStatus {
+            name: c.name.to_string(),
+            image_id: if pulled {
+                image_id(&image)
+            } else {
+                String::new()
+            },
+            image,
+            container_id: pulled.then(|| container_ids(c.name)),
+            ready: started && state.running.is_some(),
+            started: Some(started),
+            restart_count: 0,
+            state: Some(state),
+            ..Default::default()
+        }
+    };
     let (phase, ready, mut containers) = match outcome {
         Outcome::Run => {
-            let cs = spec
-                .containers
-                .iter()
+            let cs = pod
+                .containers()
                 .map(|c| {
                     let running = ContainerStateRunning {
                         started_at: Some(started_at.clone()),
@@ -380,11 +641,10 @@ pub fn pod_status(pod: &Pod, outcome: &Outcome, addrs: PodAddresses, now: Timest
             ("Running", true, cs)
         }
         Outcome::ImagePullFails { backoff } => {
-            let cs = spec
-                .containers
-                .iter()
+            let cs = pod
+                .containers()
                 .map(|c| {
-                    let image = c.image.as_deref().unwrap_or_default();
+                    let image = c.image.unwrap_or_default();
                     let (reason, message) = if !image_is_bad(image) {
                         ("ContainerCreating", None)
                     } else if *backoff {
@@ -417,16 +677,15 @@ pub fn pod_status(pod: &Pod, outcome: &Outcome, addrs: PodAddresses, now: Timest
             ("Pending", false, cs)
         }
         Outcome::Exit(code) => {
-            let cs = spec
-                .containers
-                .iter()
+            let cs = pod
+                .containers()
                 .map(|c| {
                     let terminated = ContainerStateTerminated {
                         exit_code: *code,
                         reason: Some(if *code == 0 { "Completed" } else { "Error" }.to_string()),
                         started_at: Some(started_at.clone()),
                         finished_at: Some(Time(now)),
-                        container_id: Some(container_ids(&c.name)),
+                        container_id: Some(container_ids(c.name)),
                         ..Default::default()
                     };
                     container_status(
@@ -444,14 +703,13 @@ pub fn pod_status(pod: &Pod, outcome: &Outcome, addrs: PodAddresses, now: Timest
     };
     // Init containers ran to completion unless an image never pulled.
     let init_done = !matches!(outcome, Outcome::ImagePullFails { .. });
-    let init_statuses = spec.init_containers.as_ref().map(|inits| {
+    let init_statuses = pod.init_containers().map(|inits| {
         inits
-            .iter()
             .map(|c| ContainerStatus {
-                name: c.name.clone(),
-                image: c.image.clone().unwrap_or_default(),
-                image_id: image_id(c.image.as_deref().unwrap_or("")),
-                container_id: init_done.then(|| container_ids(&c.name)),
+                name: c.name.to_string(),
+                image: c.image.unwrap_or_default().to_string(),
+                image_id: image_id(c.image.unwrap_or("")),
+                container_id: init_done.then(|| container_ids(c.name)),
                 ready: init_done,
                 started: Some(false),
                 restart_count: 0,
@@ -462,7 +720,7 @@ pub fn pod_status(pod: &Pod, outcome: &Outcome, addrs: PodAddresses, now: Timest
                             reason: Some("Completed".to_string()),
                             started_at: Some(start_time.clone()),
                             finished_at: Some(start_time.clone()),
-                            container_id: Some(container_ids(&c.name)),
+                            container_id: Some(container_ids(c.name)),
                             ..Default::default()
                         }),
                         ..Default::default()
@@ -515,25 +773,19 @@ pub struct PodView {
 /// a condition keeps its status (R159), conditions owned by others (DisruptionTarget, readiness
 /// gates) kept as they are, IPs and start time.
 pub fn assemble_pod_status(
-    pod: &Pod,
+    pod: &impl PodFacts,
     view: PodView,
     addrs: PodAddresses,
     now: Timestamp,
 ) -> PodStatus {
-    let current = pod.status.clone().unwrap_or_default();
-    let host_network = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.host_network)
-        .unwrap_or(false);
-    let start_time = current.start_time.clone().unwrap_or(Time(now));
-    let pod_ip = if host_network {
+    let current = pod.status();
+    let start_time = Time(current.and_then(|s| s.start_time()).unwrap_or(now));
+    let pod_ip = if pod.host_network() {
         addrs.host_ip.to_string()
     } else {
         current
-            .pod_ip
-            .clone()
-            .unwrap_or_else(|| addrs.pod_ip.to_string())
+            .and_then(|s| s.pod_ip())
+            .map_or_else(|| addrs.pod_ip.to_string(), str::to_string)
     };
     let PodView {
         phase,
@@ -568,7 +820,7 @@ pub fn assemble_pod_status(
             status: status.to_string(),
             reason,
             message,
-            last_transition_time: Some(transition_time(&current, type_, status, now)),
+            last_transition_time: Some(transition_time(current, type_, status, now)),
             ..Default::default()
         });
     };
@@ -593,7 +845,7 @@ pub fn assemble_pod_status(
     push("ContainersReady", ready_status, r, m);
     push("PodScheduled", "True", None, None);
     // Conditions others own (DisruptionTarget, readiness gates, ...) stay.
-    for c in current.conditions.iter().flatten() {
+    for c in current.into_iter().flat_map(|s| s.other_conditions()) {
         if !conditions.iter().any(|o| o.type_ == c.type_) {
             conditions.push(c.clone());
         }
@@ -611,20 +863,25 @@ pub fn assemble_pod_status(
         pod_ip: Some(pod_ip.clone()),
         pod_ips: Some(vec![PodIP { ip: pod_ip }]),
         start_time: Some(start_time),
-        qos_class: current.qos_class.clone(),
+        qos_class: current.and_then(|s| s.qos_class()).map(str::to_string),
         ..Default::default()
     }
 }
 
 /// The lastTransitionTime for a condition: unchanged while its status is unchanged.
-fn transition_time(current: &PodStatus, type_: &str, status: &str, now: Timestamp) -> Time {
-    current
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.type_ == type_ && c.status == status)
-        .and_then(|c| c.last_transition_time.clone())
-        .unwrap_or(Time(now))
+fn transition_time(
+    current: Option<&impl PodStatusFacts>,
+    type_: &str,
+    status: &str,
+    now: Timestamp,
+) -> Time {
+    let kept = current
+        .and_then(|s| {
+            s.conditions()
+                .find(|c| c.type_ == type_ && c.status == status)
+        })
+        .and_then(|c| c.last_transition);
+    Time(kept.unwrap_or(now))
 }
 
 /// A node's Lease in `namespace` (kube-node-lease), renewed at `now`; owned by its Node, as
@@ -901,6 +1158,19 @@ mod tests {
         );
         let s = pod_status(&p, &Outcome::Exit(0), addrs(), now);
         assert_eq!(s.phase.as_deref(), Some("Succeeded"));
+    }
+
+    #[test]
+    fn kubelet_conditions_are_the_ones_written() {
+        let p = pod(&["nginx:1"]);
+        let s = pod_status(&p, &Outcome::Run, addrs(), ts("2025-01-01T00:00:00Z"));
+        let written: Vec<&str> = s
+            .conditions
+            .iter()
+            .flatten()
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(written, KUBELET_POD_CONDITIONS);
     }
 
     #[test]

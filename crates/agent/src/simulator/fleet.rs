@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
@@ -22,9 +22,10 @@ use serde_json::json;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use super::objects::{PodRecord, SimLease, SimNode, SimPod};
 use super::status::{
-    self, Outcome, PodAddresses, is_simulated, node_status_current, node_status_patch, pod_status,
-    requested_outcome, status_reflects,
+    self, Outcome, OwnConditionTimes, PodAddresses, is_simulated, node_status_current,
+    node_status_patch_for, pod_status, requested_outcome, status_reflects,
 };
 use super::workqueue::WorkQueue;
 use super::{Error, SimulatorOptions};
@@ -34,17 +35,19 @@ type PodKey = (String, String);
 /// Heartbeats are spread over this many slots per interval.
 const HEARTBEAT_SLOTS: u64 = 100;
 
-struct SimNode {
+/// What the simulator keeps of a node it runs.
+struct NodeEntry {
     uid: String,
     ip: Ipv4Addr,
-    node: Arc<Node>,
+    /// What its next status post keeps of the current conditions.
+    times: OwnConditionTimes,
     /// The lease is known to exist (renew by patch, not create).
     lease_exists: bool,
     last_status: Option<Instant>,
 }
 
 struct PodEntry {
-    pod: Arc<Pod>,
+    pod: Arc<PodRecord>,
     ready_at: Instant,
     delete_at: Option<Instant>,
     backoff_at: Option<Instant>,
@@ -52,11 +55,35 @@ struct PodEntry {
 
 #[derive(Default)]
 struct State {
-    nodes: HashMap<String, SimNode>,
+    nodes: HashMap<String, NodeEntry>,
     /// Node names ever simulated → index, so a re-created node keeps its IP.
     node_index: HashMap<String, u32>,
     pods: HashMap<PodKey, PodEntry>,
-    pods_by_node: HashMap<String, HashSet<PodKey>>,
+    /// The pods bound to each node. A list rather than a set: a node has few pods (one per
+    /// daemon set), and an empty set allocates four slots for the first.
+    pods_by_node: HashMap<String, Vec<PodKey>>,
+}
+
+impl State {
+    fn index_pod(&mut self, node: &str, key: &PodKey) {
+        match self.pods_by_node.get_mut(node) {
+            Some(keys) if keys.contains(key) => {}
+            Some(keys) => keys.push(key.clone()),
+            None => {
+                self.pods_by_node
+                    .insert(node.to_string(), vec![key.clone()]);
+            }
+        }
+    }
+
+    fn unindex_pod(&mut self, node: &str, key: &PodKey) {
+        if let Some(keys) = self.pods_by_node.get_mut(node) {
+            keys.retain(|k| k != key);
+            if keys.is_empty() {
+                self.pods_by_node.remove(node);
+            }
+        }
+    }
 }
 
 /// The simulator.
@@ -73,7 +100,7 @@ fn name_of(meta: &ObjectMeta) -> String {
     meta.name.clone().unwrap_or_default()
 }
 
-fn pod_key(pod: &Pod) -> PodKey {
+fn pod_key(pod: &SimPod) -> PodKey {
     (
         pod.metadata.namespace.clone().unwrap_or_default(),
         name_of(&pod.metadata),
@@ -132,7 +159,7 @@ impl Fleet {
     // ---- nodes ------------------------------------------------------------------------
 
     async fn watch_nodes(self: Arc<Self>) -> Result<(), Error> {
-        let api: Api<Node> = Api::all(self.client.clone());
+        let api: Api<SimNode> = Api::all(self.client.clone());
         let mut stream = watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
@@ -164,31 +191,31 @@ impl Fleet {
         Err(Error::Task("node watch ended".into()))
     }
 
-    fn node_seen(&self, node: Node) {
+    fn node_seen(&self, node: SimNode) {
         let name = name_of(&node.metadata);
-        if !is_simulated(&node) {
+        if !is_simulated(&node.metadata) {
             self.node_gone(&name);
             return;
         }
         let uid = node.metadata.uid.clone().unwrap_or_default();
+        let times = OwnConditionTimes::of(&node);
         let mut st = self.lock();
         let next_idx = st.node_index.len() as u32;
         let idx = *st.node_index.entry(name.clone()).or_insert(next_idx);
         let ip = status::node_ip(idx);
         let current = node_status_current(&node, &self.opts.profile, ip);
-        let node = Arc::new(trimmed_node(node));
         let fresh = match st.nodes.get_mut(&name) {
             Some(sim) if sim.uid == uid => {
-                sim.node = node;
+                sim.times = times;
                 false
             }
             _ => {
                 st.nodes.insert(
                     name.clone(),
-                    SimNode {
+                    NodeEntry {
                         uid,
                         ip,
-                        node,
+                        times,
                         lease_exists: false,
                         last_status: None,
                     },
@@ -235,16 +262,17 @@ impl Fleet {
 
     /// Post the node's status, and make sure its lease exists.
     async fn sync_node(&self, name: &str) -> Result<(), kube::Error> {
-        let Some((node, ip, lease_exists)) = self
+        let Some((uid, times, ip, lease_exists)) = self
             .lock()
             .nodes
             .get(name)
-            .map(|s| (s.node.clone(), s.ip, s.lease_exists))
+            .map(|s| (s.uid.clone(), s.times, s.ip, s.lease_exists))
         else {
             return Ok(());
         };
-        let api: Api<Node> = Api::all(self.client.clone());
-        let body = node_status_patch(&node, &self.opts.profile, ip, Timestamp::now());
+        let api: Api<SimNode> = Api::all(self.client.clone());
+        let body =
+            node_status_patch_for(name, &uid, &times, &self.opts.profile, ip, Timestamp::now());
         match api
             .patch_status(name, &PatchParams::default(), &Patch::Strategic(body))
             .await
@@ -274,7 +302,10 @@ impl Fleet {
         else {
             return Ok(());
         };
-        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.opts.lease_namespace);
+        // Renewals decode their answers compactly (they are never read); a creation sends a
+        // whole Lease.
+        let api: Api<SimLease> = Api::namespaced(self.client.clone(), &self.opts.lease_namespace);
+        let leases: Api<Lease> = Api::namespaced(self.client.clone(), &self.opts.lease_namespace);
         let now = serde_json::to_value(MicroTime(Timestamp::now())).unwrap_or_default();
         if exists {
             let patch = json!({"spec": {
@@ -308,7 +339,7 @@ impl Fleet {
             }
         }))
         .map_err(kube::Error::SerdeError)?;
-        let created = match api.create(&PostParams::default(), &lease).await {
+        let created = match leases.create(&PostParams::default(), &lease).await {
             Ok(_) => Ok(()),
             Err(e) if is_status(&e, 409) => {
                 // Someone (an earlier run) created it: renew it.
@@ -332,7 +363,10 @@ impl Fleet {
                     Err(e) if is_status(&e, 409) => {}
                     Err(e) => return Err(e),
                 }
-                api.create(&PostParams::default(), &lease).await.map(|_| ())
+                leases
+                    .create(&PostParams::default(), &lease)
+                    .await
+                    .map(|_| ())
             }
             Err(e) => Err(e),
         };
@@ -390,7 +424,7 @@ impl Fleet {
     // ---- pods ---------------------------------------------------------------------------
 
     async fn watch_pods(self: Arc<Self>) -> Result<(), Error> {
-        let api: Api<Pod> = Api::all(self.client.clone());
+        let api: Api<SimPod> = Api::all(self.client.clone());
         let mut stream = watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
@@ -422,13 +456,10 @@ impl Fleet {
         Err(Error::Task("pod watch ended".into()))
     }
 
-    fn pod_seen(&self, pod: Pod) {
+    fn pod_seen(&self, pod: SimPod) {
         let key = pod_key(&pod);
-        let node = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.clone())
-            .unwrap_or_default();
+        let pod = PodRecord::new(pod);
+        let node = pod.node_name().to_string();
         if node.is_empty() {
             self.pod_gone(&key);
             return;
@@ -440,24 +471,20 @@ impl Fleet {
             lo
         };
         let mut st = self.lock();
-        let uid = pod.metadata.uid.clone();
-        let pod = Arc::new(trimmed(pod));
+        let pod = Arc::new(pod);
         match st.pods.get_mut(&key) {
-            Some(e) if e.pod.metadata.uid == uid => e.pod = pod,
+            Some(e) if e.pod.uid == pod.uid => e.pod = pod,
             _ => {
-                st.pods.insert(
-                    key.clone(),
-                    PodEntry {
-                        pod,
-                        ready_at: Instant::now() + delay,
-                        delete_at: None,
-                        backoff_at: None,
-                    },
-                );
-                st.pods_by_node
-                    .entry(node.clone())
-                    .or_default()
-                    .insert(key.clone());
+                let entry = PodEntry {
+                    pod,
+                    ready_at: Instant::now() + delay,
+                    delete_at: None,
+                    backoff_at: None,
+                };
+                if let Some(replaced) = st.pods.insert(key.clone(), entry) {
+                    st.unindex_pod(replaced.pod.node_name(), &key);
+                }
+                st.index_pod(&node, &key);
             }
         }
         let simulated = st.nodes.contains_key(&node);
@@ -470,18 +497,7 @@ impl Fleet {
     fn pod_gone(&self, key: &PodKey) {
         let mut st = self.lock();
         if let Some(e) = st.pods.remove(key) {
-            let node = e
-                .pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.node_name.clone())
-                .unwrap_or_default();
-            if let Some(set) = st.pods_by_node.get_mut(&node) {
-                set.remove(key);
-                if set.is_empty() {
-                    st.pods_by_node.remove(&node);
-                }
-            }
+            st.unindex_pod(e.pod.node_name(), key);
         }
     }
 
@@ -503,17 +519,8 @@ impl Fleet {
         Ok(())
     }
 
-    fn scaled_grace(&self, pod: &Pod) -> Duration {
-        let secs = pod
-            .metadata
-            .deletion_grace_period_seconds
-            .or_else(|| {
-                pod.spec
-                    .as_ref()
-                    .and_then(|s| s.termination_grace_period_seconds)
-            })
-            .unwrap_or(30)
-            .max(0) as f64;
+    fn scaled_grace(&self, pod: &PodRecord) -> Duration {
+        let secs = pod.grace_period_seconds().unwrap_or(30).max(0) as f64;
         Duration::from_secs_f64((secs * self.opts.grace_period_scale).max(0.0))
             .min(self.opts.max_grace_period)
     }
@@ -527,19 +534,14 @@ impl Fleet {
                 return Ok(None);
             };
             let pod = entry.pod.clone();
-            let node = pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.node_name.clone())
-                .unwrap_or_default();
-            let Some(host_ip) = st.nodes.get(&node).map(|n| n.ip) else {
+            let Some(host_ip) = st.nodes.get(pod.node_name()).map(|n| n.ip) else {
                 return Ok(None);
             };
             let grace = self.scaled_grace(&pod);
             let Some(entry) = st.pods.get_mut(key) else {
                 return Ok(None);
             };
-            if pod.metadata.deletion_timestamp.is_some() && entry.delete_at.is_none() {
+            if pod.terminating && entry.delete_at.is_none() {
                 entry.delete_at = Some(now + grace);
             }
             (
@@ -550,9 +552,9 @@ impl Fleet {
                 entry.backoff_at,
             )
         };
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &key.0);
+        let api: Api<SimPod> = Api::namespaced(self.client.clone(), &key.0);
 
-        if pod.metadata.deletion_timestamp.is_some() {
+        if pod.terminating {
             let due = delete_at.unwrap_or(now);
             if now < due {
                 return Ok(Some(due - now));
@@ -560,7 +562,7 @@ impl Fleet {
             let dp = DeleteParams {
                 grace_period_seconds: Some(0),
                 preconditions: Some(Preconditions {
-                    uid: pod.metadata.uid.clone(),
+                    uid: (!pod.uid.is_empty()).then(|| pod.uid.clone()),
                     resource_version: None,
                 }),
                 ..Default::default()
@@ -572,16 +574,17 @@ impl Fleet {
                 Err(e) => Err(e),
             };
         }
-        if pernode_core::pod::is_pod_terminal(&pod) {
+        if pod.is_terminal() {
             return Ok(None); // never revived
         }
-        let mut outcome = requested_outcome(&pod);
+        let pod = &*pod;
+        let mut outcome = requested_outcome(pod);
         if let Outcome::ImagePullFails { .. } = outcome {
             // ErrImagePull first; once reported, ImagePullBackOff after a while, then stay.
-            if status_reflects(&pod, &Outcome::ImagePullFails { backoff: true }) {
+            if status_reflects(pod, &Outcome::ImagePullFails { backoff: true }) {
                 return Ok(None);
             }
-            if status_reflects(&pod, &Outcome::ImagePullFails { backoff: false }) {
+            if status_reflects(pod, &Outcome::ImagePullFails { backoff: false }) {
                 let due = match backoff_at {
                     Some(t) => t,
                     None => {
@@ -598,7 +601,7 @@ impl Fleet {
                 outcome = Outcome::ImagePullFails { backoff: true };
             }
         }
-        if status_reflects(&pod, &outcome) {
+        if status_reflects(pod, &outcome) {
             return Ok(None);
         }
         if now < ready_at {
@@ -608,7 +611,7 @@ impl Fleet {
             host_ip,
             pod_ip: status::pod_ip(self.next_pod_ip.fetch_add(1, Ordering::Relaxed)),
         };
-        let st = pod_status(&pod, &outcome, addrs, Timestamp::now());
+        let st = pod_status(pod, &outcome, addrs, Timestamp::now());
         let body = json!({ "status": st });
         match api
             .patch_status(&key.1, &PatchParams::default(), &Patch::Strategic(body))
@@ -630,32 +633,4 @@ where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
     watcher::watcher(api, cfg)
-}
-
-/// What the simulator keeps of a pod: it runs containers and reports status, and never reads
-/// the scheduling constraints (a daemon pod's tolerations and node affinity are a good part of
-/// its decoded size) nor managed fields. Writes are patches, never the cached pod.
-fn trimmed(mut pod: Pod) -> Pod {
-    pod.metadata.managed_fields = None;
-    if let Some(spec) = pod.spec.as_mut() {
-        spec.tolerations = None;
-        spec.affinity = None;
-        spec.topology_spread_constraints = None;
-    }
-    pod
-}
-
-/// What the simulator keeps of a node once it has judged its status: the metadata and the
-/// conditions (`node_status_patch` keeps their transition times); capacity, addresses and node
-/// info are rewritten from the profile on every status post.
-fn trimmed_node(mut node: Node) -> Node {
-    node.metadata.managed_fields = None;
-    node.spec = None;
-    if let Some(status) = node.status.take() {
-        node.status = Some(k8s_openapi::api::core::v1::NodeStatus {
-            conditions: status.conditions,
-            ..Default::default()
-        });
-    }
-    node
 }

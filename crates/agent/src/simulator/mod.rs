@@ -8,7 +8,9 @@
 //! the failure the pod asks for, see [`status::requested_outcome`]) and finishes terminating
 //! pods after their (scaled-down) grace period. Terminal pods are never revived.
 //!
-//! Scale: one watch of all Nodes and one of all Pods, no per-node watches; status writes go
+//! Scale: one watch of all Nodes and one of all Pods, no per-node watches; they decode into
+//! compact types that declare only the fields the simulator reads, and it caches a compact
+//! record per node and pod (about 1 KB for a daemon pod), not the object. Status writes go
 //! through deduplicating work queues drained by a fixed number of workers.
 //!
 //! ```no_run
@@ -20,6 +22,7 @@
 //! ```
 
 mod fleet;
+mod objects;
 /// The status logic, shared with the real agent (re-exported here for existing callers).
 pub use crate::status;
 
@@ -147,7 +150,7 @@ mod tests {
     #[test]
     fn simulated_nodes_carry_labels_and_annotation() {
         let n = simulated_node("node-7");
-        assert!(status::is_simulated(&n));
+        assert!(status::is_simulated(&n.metadata));
         let labels = n.metadata.labels.unwrap_or_default();
         assert_eq!(
             labels.get("kubernetes.io/hostname").map(String::as_str),
