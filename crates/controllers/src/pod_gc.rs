@@ -25,13 +25,13 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
-use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use serde_json::json;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
+use crate::trim::{BoundPod, Interner, MetaOnly};
 use crate::workqueue::WorkQueue;
 
 /// Errors of pod GC.
@@ -63,15 +63,18 @@ impl Default for PodGcOptions {
     }
 }
 
-type PodKey = (String, String);
+/// `(namespace, name)`; the namespace is interned, the name shared by both maps holding it.
+type PodKey = (Arc<str>, Arc<str>);
 
 #[derive(Default)]
 struct State {
     nodes: HashSet<String>,
-    /// Node name → pods bound to it (key → uid).
-    pods_by_node: HashMap<String, HashMap<PodKey, String>>,
+    /// Node name (interned) → pods bound to it (key → uid).
+    pods_by_node: HashMap<Arc<str>, HashMap<PodKey, Box<str>>>,
     /// Pod → the node it is indexed under (so forgetting a pod is O(1)).
-    node_of: HashMap<PodKey, String>,
+    node_of: HashMap<PodKey, Arc<str>>,
+    /// Namespaces and node names of pods.
+    strings: Interner,
     /// Nodes referenced by pods but absent, and since when.
     missing_since: HashMap<String, Instant>,
     nodes_synced: bool,
@@ -114,11 +117,9 @@ pub async fn run(client: kube::Client, opts: PodGcOptions) -> Result<(), Error> 
     }
 }
 
-fn pod_key(p: &Pod) -> PodKey {
-    (
-        p.metadata.namespace.clone().unwrap_or_default(),
-        p.metadata.name.clone().unwrap_or_default(),
-    )
+fn pod_key(st: &mut State, p: &BoundPod) -> PodKey {
+    let (ns, name) = p.ns_name();
+    (st.strings.intern(ns), Arc::from(name))
 }
 
 fn is_status(e: &kube::Error, code: u16) -> bool {
@@ -145,7 +146,7 @@ impl PodGc {
 
     async fn watch_nodes(self: Arc<Self>) -> Result<(), Error> {
         // Only node names matter: metadata-only, so node heartbeats are not decoded here.
-        let api: Api<PartialObjectMeta<Node>> = Api::all(self.client.clone());
+        let api: Api<MetaOnly<Node>> = Api::all(self.client.clone());
         let mut stream = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
@@ -168,7 +169,7 @@ impl PodGc {
                 Ok(Event::InitDone) => {
                     st.nodes = std::mem::take(&mut seen);
                     st.nodes_synced = true;
-                    let referenced: Vec<String> = st.pods_by_node.keys().cloned().collect();
+                    let referenced: Vec<Arc<str>> = st.pods_by_node.keys().cloned().collect();
                     for n in referenced {
                         self.node_maybe_missing(&mut st, &n);
                     }
@@ -192,14 +193,19 @@ impl PodGc {
     }
 
     async fn watch_pods(self: Arc<Self>) -> Result<(), Error> {
-        let api: Api<Pod> = Api::all(self.client.clone());
+        // Decoded with only identity, deletion and node.
+        let api: Api<BoundPod> = Api::all(self.client.clone());
         let mut stream = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
         while let Some(ev) = stream.next().await {
             match ev {
                 Ok(Event::Apply(p)) | Ok(Event::InitApply(p)) => self.pod_seen(&p),
-                Ok(Event::Delete(p)) => Self::forget_pod(&mut self.lock(), &pod_key(&p)),
+                Ok(Event::Delete(p)) => {
+                    let mut st = self.lock();
+                    let key = pod_key(&mut st, &p);
+                    Self::forget_pod(&mut st, &key)
+                }
                 // A re-list replaces everything: start from an empty index.
                 Ok(Event::Init) => {
                     let mut st = self.lock();
@@ -213,21 +219,23 @@ impl PodGc {
         Err(Error::Task("pod watch ended".into()))
     }
 
-    fn pod_seen(&self, p: &Pod) {
-        let key = pod_key(p);
-        let uid = p.metadata.uid.clone().unwrap_or_default();
+    fn pod_seen(&self, p: &BoundPod) {
+        let uid = p.metadata.uid.as_deref().unwrap_or_default();
         let node = p
             .spec
             .as_ref()
-            .and_then(|s| s.node_name.clone())
+            .and_then(|s| s.node_name.as_deref())
             .unwrap_or_default();
+        let mut st = self.lock();
+        let key = pod_key(&mut st, p);
         if node.is_empty() {
+            drop(st);
             if p.metadata.deletion_timestamp.is_some() {
-                self.queue.add(Work::Unscheduled(key, uid));
+                self.queue.add(Work::Unscheduled(key, uid.to_string()));
             }
             return;
         }
-        let mut st = self.lock();
+        let node = st.strings.intern(node);
         let known = st
             .pods_by_node
             .get(&node)
@@ -240,7 +248,7 @@ impl PodGc {
         st.pods_by_node
             .entry(node.clone())
             .or_default()
-            .insert(key, uid);
+            .insert(key, uid.into());
         self.node_maybe_missing(&mut st, &node);
     }
 
@@ -250,7 +258,7 @@ impl PodGc {
         loop {
             tick.tick().await;
             let mut st = self.lock();
-            let referenced: Vec<String> = st.pods_by_node.keys().cloned().collect();
+            let referenced: Vec<Arc<str>> = st.pods_by_node.keys().cloned().collect();
             for n in referenced {
                 self.node_maybe_missing(&mut st, &n);
             }
@@ -293,7 +301,7 @@ impl PodGc {
             }
             st.pods_by_node
                 .get(node)
-                .map(|m| m.iter().map(|(k, u)| (k.clone(), u.clone())).collect())
+                .map(|m| m.iter().map(|(k, u)| (k.clone(), u.to_string())).collect())
                 .unwrap_or_default()
         };
         if pods.is_empty() {

@@ -1,119 +1,1370 @@
-//! What a controller keeps of the objects it caches. Every controller in `pernode up` watches
-//! the same nodes and pods, and a decoded k8s-openapi object costs several times its JSON; at
-//! 10,000 nodes each full copy of the fleet is tens of MiB. Each cache keeps the fields its
-//! controller reads, and never writes a trimmed object back (writes are patches, or start
-//! from a fresh GET).
+//! What a controller decodes and keeps of the objects it watches. Every controller in
+//! `pernode up` watches the same nodes and pods; a k8s-openapi `Pod` decoded in full is ~12.7 KB
+//! for ~2.9 KB of JSON (managed fields, containers, tolerations, ...), and at 10,000 nodes every
+//! pod and node event is decoded once per watcher. The compact types here declare only the
+//! fields a controller reads; serde skips the rest without allocating. They implement
+//! k8s-openapi's `Resource` and `Metadata` as the type they stand for (their `metadata` is an
+//! `ObjectMeta` with only [`MetaFields`] set), so kube's blanket `kube::Resource` impl lets
+//! `Api` and the watcher use them like the generated types.
+//!
+//! One shape per set of fields: [`PodOf`] with the spec (and status) part a controller reads,
+//! [`NodeOf`] with the status part, [`MetaOnly`] for metadata-only watches. [`Keep`] makes what
+//! a cache holds of a decoded object: a [`NodeRecord`] (a k8s-openapi `Node` is ~1.5 KB before
+//! any field is set, and three controllers keep every node), or a typed object where the
+//! controller's logic is written against k8s-openapi types. [`NodeView`] and its extensions let
+//! the same checks read a record or a whole `Node` (a fresh GET, a test). Caches never write
+//! what they hold back (writes are patches, or start from a fresh GET).
+//!
+//! [`Interner`] and [`Recent`] share the strings and values many cache entries repeat
+//! (namespaces, node names, a DaemonSet's tolerations and requests).
+
+use std::borrow::{Borrow, Cow};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::marker::PhantomData;
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
-use k8s_openapi::api::core::v1::{Node, NodeStatus, Pod, PodSpec, PodStatus};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{
+    Affinity, Container, ContainerPort, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement,
+    NodeSelectorTerm, Pod, PodCondition, PodSpec, PodStatus, ResourceRequirements, Taint,
+    Toleration,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
+use k8s_openapi::jiff::Timestamp;
+use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
-/// Drops what a controller's cache does not read, keeping the type.
-pub(crate) trait Trim {
-    fn trim(self) -> Self;
+/// Implements k8s-openapi's `Resource` (as `$like`'s) and `Metadata` for a compact type with a
+/// `metadata: ObjectMeta` field, so kube's blanket `kube::Resource` impl applies.
+macro_rules! resource_like {
+    (<$($g:ident),*> $ty:ty => $like:ty) => {
+        impl<$($g),*> k8s_openapi::Resource for $ty {
+            const API_VERSION: &'static str = <$like as k8s_openapi::Resource>::API_VERSION;
+            const GROUP: &'static str = <$like as k8s_openapi::Resource>::GROUP;
+            const KIND: &'static str = <$like as k8s_openapi::Resource>::KIND;
+            const VERSION: &'static str = <$like as k8s_openapi::Resource>::VERSION;
+            const URL_PATH_SEGMENT: &'static str =
+                <$like as k8s_openapi::Resource>::URL_PATH_SEGMENT;
+            type Scope = <$like as k8s_openapi::Resource>::Scope;
+        }
+
+        impl<$($g),*> k8s_openapi::Metadata for $ty {
+            type Ty = ObjectMeta;
+
+            fn metadata(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+
+            fn metadata_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
 }
 
-impl Trim for DaemonSet {
-    fn trim(mut self) -> Self {
-        self.metadata.managed_fields = None;
-        self
+// ---- metadata -------------------------------------------------------------------------------
+
+/// The metadata fields the controllers read (and kube's watcher: `resourceVersion`), with the
+/// labels (`BTreeMap`) or without them (`IgnoredAny`). Annotations and managed fields, most of a
+/// pod's metadata, are never read from a watch.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MetaFields<L> {
+    name: Option<String>,
+    namespace: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+    labels: Option<L>,
+    owner_references: Option<Vec<OwnerReference>>,
+    finalizers: Option<Vec<String>>,
+    creation_timestamp: Option<Time>,
+    deletion_timestamp: Option<Time>,
+}
+
+/// Labels kept (`BTreeMap`) or skipped (`IgnoredAny`).
+trait LabelsPart {
+    fn kept(self) -> Option<BTreeMap<String, String>>;
+}
+
+impl LabelsPart for BTreeMap<String, String> {
+    fn kept(self) -> Option<BTreeMap<String, String>> {
+        Some(self)
     }
 }
 
-impl Trim for ControllerRevision {
-    fn trim(mut self) -> Self {
-        self.metadata.managed_fields = None;
-        self
+impl LabelsPart for IgnoredAny {
+    fn kept(self) -> Option<BTreeMap<String, String>> {
+        None
     }
 }
 
-/// The DaemonSet controller places pods by labels, taints, `unschedulable` and the name: the
-/// metadata and the spec. It never reads a node's status.
-impl Trim for Node {
-    fn trim(mut self) -> Self {
-        self.metadata.managed_fields = None;
-        self.status = None;
-        self
+impl<L: LabelsPart> From<MetaFields<L>> for ObjectMeta {
+    fn from(m: MetaFields<L>) -> ObjectMeta {
+        ObjectMeta {
+            name: m.name,
+            namespace: m.namespace,
+            uid: m.uid,
+            resource_version: m.resource_version,
+            labels: m.labels.and_then(LabelsPart::kept),
+            owner_references: m.owner_references.map(exact),
+            finalizers: m.finalizers.map(exact),
+            creation_timestamp: m.creation_timestamp,
+            deletion_timestamp: m.deletion_timestamp,
+            ..ObjectMeta::default()
+        }
+    }
+}
+
+/// `v` without spare capacity: serde grows a decoded list to at least four elements, and an
+/// `OwnerReference` is 104 bytes.
+fn exact<T>(mut v: Vec<T>) -> Vec<T> {
+    v.shrink_to_fit();
+    v
+}
+
+/// `metadata` with only [`MetaFields`] set, labels included.
+fn meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
+    MetaFields::<BTreeMap<String, String>>::deserialize(d).map(ObjectMeta::from)
+}
+
+/// `metadata` with only [`MetaFields`] set, without the labels.
+fn meta_without_labels<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
+    MetaFields::<IgnoredAny>::deserialize(d).map(ObjectMeta::from)
+}
+
+/// The metadata of any kind, asked for as `meta.k8s.io/v1` PartialObjectMetadata (as kube's
+/// `PartialObjectMeta<K>`), decoded without labels: what the garbage collector's graph and pod
+/// GC's node names need.
+#[derive(Deserialize)]
+pub(crate) struct MetaOnly<K> {
+    #[serde(default, deserialize_with = "meta_without_labels")]
+    pub(crate) metadata: ObjectMeta,
+    #[serde(skip)]
+    kind: PhantomData<fn() -> K>,
+}
+
+// By hand: derives would ask `K: Clone + Debug`, which the marker does not need.
+impl<K> Clone for MetaOnly<K> {
+    fn clone(&self) -> Self {
+        MetaOnly {
+            metadata: self.metadata.clone(),
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<K> std::fmt::Debug for MetaOnly<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetaOnly")
+            .field("metadata", &self.metadata)
+            .finish()
+    }
+}
+
+impl<K: kube::Resource> kube::Resource for MetaOnly<K> {
+    type DynamicType = K::DynamicType;
+    type Scope = K::Scope;
+
+    fn metadata_api() -> bool {
+        true
+    }
+
+    fn kind(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::kind(dt)
+    }
+
+    fn group(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::group(dt)
+    }
+
+    fn version(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::version(dt)
+    }
+
+    fn plural(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::plural(dt)
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+// ---- pods -----------------------------------------------------------------------------------
+
+/// A Pod with the spec part `S` and the status part `St` (`IgnoredAny` when unread).
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct PodOf<S, St = PodStatusPart> {
+    #[serde(default, deserialize_with = "meta")]
+    pub(crate) metadata: ObjectMeta,
+    pub(crate) spec: Option<S>,
+    pub(crate) status: Option<St>,
+}
+
+resource_like!(<S, St> PodOf<S, St> => Pod);
+
+/// The pod status the controllers read: phase (terminal or not) and conditions (readiness,
+/// PodScheduled).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub(crate) struct PodStatusPart {
+    pub(crate) phase: Option<String>,
+    pub(crate) conditions: Option<Vec<PodCondition>>,
+}
+
+impl From<PodStatusPart> for PodStatus {
+    fn from(s: PodStatusPart) -> PodStatus {
+        PodStatus {
+            phase: s.phase,
+            conditions: s.conditions,
+            ..PodStatus::default()
+        }
     }
 }
 
 /// The DaemonSet controller reads a pod's metadata (labels, owner, deletion), the node it is
 /// bound to or targets (`nodeName`, the node affinity), and its phase and conditions
 /// (readiness, availability).
-impl Trim for Pod {
-    fn trim(mut self) -> Self {
-        self.metadata.managed_fields = None;
-        self.spec = self.spec.map(|s| PodSpec {
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DaemonPodSpec {
+    node_name: Option<String>,
+    affinity: Option<RequiredNodeAffinity>,
+}
+
+impl From<DaemonPodSpec> for PodSpec {
+    fn from(s: DaemonPodSpec) -> PodSpec {
+        PodSpec {
             node_name: s.node_name,
-            affinity: s.affinity,
-            containers: Vec::new(),
-            ..Default::default()
-        });
-        self.status = self.status.map(|s| PodStatus {
+            affinity: s.affinity.map(Affinity::from),
+            ..PodSpec::default()
+        }
+    }
+}
+
+/// A pod as the DaemonSet controller's cache holds it.
+pub(crate) type DaemonPod = PodOf<DaemonPodSpec, ReadyStatus>;
+
+/// The part of a pod's affinity the controllers read: the required node affinity (the
+/// DaemonSet's target node, the scheduler's NodeAffinity filter). Preferred terms and pod
+/// (anti-)affinity are skipped.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RequiredNodeAffinity {
+    node_affinity: Option<RequiredNodeSelector>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RequiredNodeSelector {
+    required_during_scheduling_ignored_during_execution: Option<NodeSelector>,
+}
+
+impl From<RequiredNodeAffinity> for Affinity {
+    fn from(a: RequiredNodeAffinity) -> Affinity {
+        let required = a
+            .node_affinity
+            .and_then(|n| n.required_during_scheduling_ignored_during_execution)
+            .map(|s| NodeSelector {
+                node_selector_terms: exact(
+                    s.node_selector_terms
+                        .into_iter()
+                        .map(|t| NodeSelectorTerm {
+                            match_expressions: t.match_expressions.map(exact_requirements),
+                            match_fields: t.match_fields.map(exact_requirements),
+                        })
+                        .collect(),
+                ),
+            });
+        Affinity {
+            node_affinity: Some(NodeAffinity {
+                required_during_scheduling_ignored_during_execution: required,
+                preferred_during_scheduling_ignored_during_execution: None,
+            }),
+            ..Affinity::default()
+        }
+    }
+}
+
+fn exact_requirements(rs: Vec<NodeSelectorRequirement>) -> Vec<NodeSelectorRequirement> {
+    exact(
+        rs.into_iter()
+            .map(|r| NodeSelectorRequirement {
+                values: r.values.map(exact),
+                ..r
+            })
+            .collect(),
+    )
+}
+
+/// The pod status the DaemonSet controller and taint eviction read: the phase and the Ready
+/// condition (readiness, availability), found as upstream's `GetPodReadyCondition` finds it
+/// (the first of its type); the other conditions are skipped.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ReadyStatus {
+    pub(crate) phase: Option<String>,
+    #[serde(default, rename = "conditions", deserialize_with = "ready_condition")]
+    pub(crate) ready: Option<PodCondition>,
+}
+
+impl From<ReadyStatus> for PodStatus {
+    fn from(s: ReadyStatus) -> PodStatus {
+        PodStatus {
             phase: s.phase,
-            conditions: s.conditions,
-            ..Default::default()
-        });
+            conditions: s.ready.map(|c| vec![c]),
+            ..PodStatus::default()
+        }
+    }
+}
+
+/// What availability reads of a condition.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadinessFields {
+    #[serde(rename = "type")]
+    type_: String,
+    status: String,
+    last_transition_time: Option<Time>,
+}
+
+/// The first `Ready` condition of a list of pod conditions.
+fn ready_condition<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PodCondition>, D::Error> {
+    struct FirstReady;
+    impl<'de> Visitor<'de> for FirstReady {
+        type Value = Option<PodCondition>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of pod conditions")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(self)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut ready = None;
+            while let Some(c) = seq.next_element::<ReadinessFields>()? {
+                if ready.is_none() && c.type_ == "Ready" {
+                    ready = Some(PodCondition {
+                        type_: c.type_,
+                        status: c.status,
+                        last_transition_time: c.last_transition_time,
+                        ..PodCondition::default()
+                    });
+                }
+            }
+            Ok(ready)
+        }
+    }
+    d.deserialize_option(FirstReady)
+}
+
+/// The scheduler reads what a pod asks of a node (requests, host ports), where it may go
+/// (node selector, affinity, tolerations), whose it is (`schedulerName`) and where it is
+/// bound (`nodeName`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SchedulingPodSpec {
+    node_name: Option<String>,
+    scheduler_name: Option<String>,
+    node_selector: Option<BTreeMap<String, String>>,
+    affinity: Option<RequiredNodeAffinity>,
+    tolerations: Option<Vec<Toleration>>,
+    #[serde(default)]
+    containers: Vec<ContainerDemand>,
+    init_containers: Option<Vec<ContainerDemand>>,
+    overhead: Option<BTreeMap<String, Quantity>>,
+}
+
+/// What a container asks of a node.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ContainerDemand {
+    #[serde(default)]
+    name: String,
+    resources: Option<ResourceRequirements>,
+    ports: Option<Vec<ContainerPort>>,
+    restart_policy: Option<String>,
+}
+
+impl From<ContainerDemand> for Container {
+    fn from(c: ContainerDemand) -> Container {
+        Container {
+            name: c.name,
+            resources: c.resources,
+            ports: c.ports,
+            restart_policy: c.restart_policy,
+            ..Container::default()
+        }
+    }
+}
+
+impl From<SchedulingPodSpec> for PodSpec {
+    fn from(s: SchedulingPodSpec) -> PodSpec {
+        PodSpec {
+            node_name: s.node_name,
+            scheduler_name: s.scheduler_name,
+            node_selector: s.node_selector,
+            affinity: s.affinity.map(Affinity::from),
+            tolerations: s.tolerations,
+            containers: s.containers.into_iter().map(Container::from).collect(),
+            init_containers: s
+                .init_containers
+                .map(|cs| cs.into_iter().map(Container::from).collect()),
+            overhead: s.overhead,
+            ..PodSpec::default()
+        }
+    }
+}
+
+/// A pod as the scheduler reads it.
+pub(crate) type SchedulingPod = PodOf<SchedulingPodSpec>;
+
+/// Taint eviction reads where a pod is bound and what it tolerates.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LifecyclePodSpec {
+    pub(crate) node_name: Option<String>,
+    pub(crate) tolerations: Option<Vec<Toleration>>,
+}
+
+/// A pod as the node lifecycle controller reads it.
+pub(crate) type LifecyclePod = PodOf<LifecyclePodSpec, ReadyStatus>;
+
+/// Where a pod is bound.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct BoundPodSpec {
+    pub(crate) node_name: Option<String>,
+}
+
+/// A pod as pod GC reads it: identity, deletion and node; no status.
+pub(crate) type BoundPod = PodOf<BoundPodSpec, IgnoredAny>;
+
+impl<S, St> PodOf<S, St> {
+    /// `(namespace, name)`.
+    pub(crate) fn ns_name(&self) -> (&str, &str) {
+        (
+            self.metadata.namespace.as_deref().unwrap_or(""),
+            self.metadata.name.as_deref().unwrap_or(""),
+        )
+    }
+}
+
+// ---- nodes ----------------------------------------------------------------------------------
+
+/// A Node as decoded: its metadata, the spec fields that steer placement (taints,
+/// `unschedulable`) and the status part `St` (`IgnoredAny` when unread).
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct NodeOf<St> {
+    #[serde(default, deserialize_with = "meta")]
+    pub(crate) metadata: ObjectMeta,
+    spec: Option<NodeSpecPart>,
+    status: Option<St>,
+}
+
+resource_like!(<St> NodeOf<St> => Node);
+
+#[derive(Clone, Debug, Deserialize)]
+struct NodeSpecPart {
+    taints: Option<Vec<Taint>>,
+    unschedulable: Option<bool>,
+}
+
+/// A node as the DaemonSet controller's placement decodes it: it never reads a node's status
+/// (R8).
+pub(crate) type PlacementNode = NodeOf<IgnoredAny>;
+/// A node as the scheduler decodes it: what is allocatable; not its conditions, addresses,
+/// images or node info.
+pub(crate) type SchedulingNode = NodeOf<AllocatableStatus>;
+/// A node as the node lifecycle controller decodes it: its conditions' types, statuses and
+/// heartbeats.
+pub(crate) type LifecycleNode = NodeOf<ConditionsStatus>;
+
+/// What the controllers keep of a node: its name, labels, taints and `unschedulable` (what
+/// placement and fit checks read), and the part `P` of the rest one controller reads. A
+/// k8s-openapi `Node` is ~1.5 KB before any of its fields is set, and each of three
+/// controllers keeps every node.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct NodeRecord<P = ()> {
+    pub(crate) name: Box<str>,
+    pub(crate) labels: Labels,
+    pub(crate) taints: Box<[Taint]>,
+    pub(crate) unschedulable: bool,
+    pub(crate) part: P,
+}
+
+/// A node's status as one controller decodes it, and what it keeps of it (and of the metadata).
+pub(crate) trait NodeStatusPart: Sized {
+    type Part;
+    fn part(meta: &mut ObjectMeta, status: Option<Self>) -> Self::Part;
+}
+
+impl NodeStatusPart for IgnoredAny {
+    type Part = ();
+    fn part(_: &mut ObjectMeta, _: Option<Self>) {}
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct AllocatableStatus {
+    allocatable: Option<BTreeMap<String, Quantity>>,
+}
+
+/// What is allocatable on a node, in milli-units, by resource (sorted); quantities that do not
+/// parse count as none, as the fit checks read them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Allocatable(Box<[(Box<str>, i128)]>);
+
+impl Allocatable {
+    fn from_map(m: &BTreeMap<String, Quantity>) -> Allocatable {
+        Allocatable(
+            m.iter()
+                .filter_map(|(k, q)| Some((k.as_str().into(), milli(q)?)))
+                .collect(),
+        )
+    }
+}
+
+/// A quantity in milli-units.
+fn milli(q: &Quantity) -> Option<i128> {
+    pernode_core::quantity::parse_quantity(&q.0)
+        .ok()
+        .map(|q| q.milli_value())
+}
+
+impl NodeStatusPart for AllocatableStatus {
+    type Part = Allocatable;
+    fn part(_: &mut ObjectMeta, status: Option<Self>) -> Allocatable {
+        status
+            .and_then(|s| s.allocatable)
+            .map(|m| Allocatable::from_map(&m))
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct ConditionsStatus {
+    conditions: Option<Vec<ConditionPart>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConditionPart {
+    #[serde(rename = "type")]
+    type_: String,
+    status: String,
+    last_heartbeat_time: Option<Time>,
+}
+
+/// What the node lifecycle controller keeps of a node beyond the common part: identity (events,
+/// the version a status write is made at), creation (the grace of a node that never reported)
+/// and each condition's type, status and heartbeat. Reasons and messages are not read from the
+/// cache (a write of conditions starts from a fresh GET).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Lifecycle {
+    pub(crate) uid: Option<Box<str>>,
+    pub(crate) resource_version: Option<Box<str>>,
+    pub(crate) created: Option<Timestamp>,
+    pub(crate) conditions: Box<[ConditionRecord]>,
+}
+
+/// A node condition's type, status and heartbeat.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ConditionRecord {
+    pub(crate) type_: Word,
+    pub(crate) status: Word,
+    pub(crate) heartbeat: Option<Timestamp>,
+}
+
+/// A string that is usually one of a few words (condition types and statuses): those are kept
+/// without allocating.
+pub(crate) type Word = Cow<'static, str>;
+
+fn word(s: String) -> Word {
+    const WORDS: [&str; 8] = [
+        "Ready",
+        "MemoryPressure",
+        "DiskPressure",
+        "PIDPressure",
+        "NetworkUnavailable",
+        "True",
+        "False",
+        "Unknown",
+    ];
+    match WORDS.iter().find(|w| **w == s) {
+        Some(w) => Cow::Borrowed(w),
+        None => Cow::Owned(s),
+    }
+}
+
+impl NodeStatusPart for ConditionsStatus {
+    type Part = Lifecycle;
+    fn part(meta: &mut ObjectMeta, status: Option<Self>) -> Lifecycle {
+        let conditions = status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| ConditionRecord {
+                type_: word(c.type_),
+                status: word(c.status),
+                heartbeat: c.last_heartbeat_time.map(|t| t.0),
+            })
+            .collect();
+        Lifecycle {
+            uid: meta.uid.take().map(String::into_boxed_str),
+            resource_version: meta.resource_version.take().map(String::into_boxed_str),
+            created: meta.creation_timestamp.take().map(|t| t.0),
+            conditions,
+        }
+    }
+}
+
+impl<St: NodeStatusPart> Keep for NodeOf<St> {
+    type Kept = NodeRecord<St::Part>;
+    fn keep(mut self) -> NodeRecord<St::Part> {
+        let part = St::part(&mut self.metadata, self.status);
+        let spec = self.spec;
+        NodeRecord {
+            name: self.metadata.name.unwrap_or_default().into_boxed_str(),
+            labels: self.metadata.labels.map(Labels::from).unwrap_or_default(),
+            taints: spec
+                .as_ref()
+                .and_then(|s| s.taints.clone())
+                .unwrap_or_default()
+                .into_boxed_slice(),
+            unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
+            part,
+        }
+    }
+}
+
+/// What a cache keeps of `obj` when its watch decodes it as `D` (tests compare records with
+/// the whole objects they stand for).
+#[cfg(test)]
+pub(crate) fn kept_as<D: serde::de::DeserializeOwned + Keep>(
+    obj: &impl serde::Serialize,
+) -> D::Kept {
+    serde_json::from_value::<D>(serde_json::to_value(obj).expect("encodes"))
+        .expect("decodes")
+        .keep()
+}
+
+/// Labels of a cached object, sorted by key: a small map costs a few hundred bytes less than
+/// a `BTreeMap` (whose first node has room for eleven entries).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Labels(Box<[(Box<str>, Box<str>)]>);
+
+impl From<BTreeMap<String, String>> for Labels {
+    fn from(m: BTreeMap<String, String>) -> Labels {
+        Labels(
+            m.into_iter()
+                .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+                .collect(),
+        )
+    }
+}
+
+impl Labels {
+    /// The value of a label.
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .map(|i| &*self.0[i].1)
+    }
+
+    /// As the `BTreeMap` of k8s-openapi types (`None` when empty).
+    fn to_map(&self) -> Option<BTreeMap<String, String>> {
+        (!self.0.is_empty()).then(|| {
+            self.0
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+    }
+}
+
+/// What placement and fit checks read of a node, whether a whole `Node` (a fresh GET, a test)
+/// or a cached [`NodeRecord`].
+pub trait NodeView {
+    /// `metadata.name`.
+    fn name(&self) -> &str;
+    /// One label.
+    fn label(&self, key: &str) -> Option<&str>;
+    /// `spec.taints`.
+    fn taints(&self) -> &[Taint];
+    /// `spec.unschedulable`.
+    fn unschedulable(&self) -> bool;
+    /// The node as pernode-core's node-affinity predicates read it (name and labels).
+    fn affinity_node(&self) -> Cow<'_, Node>;
+}
+
+/// What is allocatable on a node, for the fit checks.
+pub trait AllocatableView: NodeView {
+    /// Allocatable amount of a resource in milli-units (0 when unset or unparsable).
+    fn allocatable(&self, resource: &str) -> i128;
+}
+
+/// One node condition as the node lifecycle controller reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConditionView<'a> {
+    /// Its type.
+    pub type_: &'a str,
+    /// Its status.
+    pub status: &'a str,
+    /// Its `lastHeartbeatTime`.
+    pub heartbeat: Option<Timestamp>,
+}
+
+/// What the node lifecycle controller reads of a node's status and metadata.
+pub trait ConditionsView: NodeView {
+    /// The node's conditions, in order.
+    fn conditions(&self) -> impl Iterator<Item = ConditionView<'_>>;
+    /// `metadata.creationTimestamp`.
+    fn created(&self) -> Option<Timestamp>;
+}
+
+impl NodeView for Node {
+    fn name(&self) -> &str {
+        self.metadata.name.as_deref().unwrap_or("")
+    }
+
+    fn label(&self, key: &str) -> Option<&str> {
+        self.metadata.labels.as_ref()?.get(key).map(String::as_str)
+    }
+
+    fn taints(&self) -> &[Taint] {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.taints.as_deref())
+            .unwrap_or(&[])
+    }
+
+    fn unschedulable(&self) -> bool {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false)
+    }
+
+    fn affinity_node(&self) -> Cow<'_, Node> {
+        Cow::Borrowed(self)
+    }
+}
+
+impl AllocatableView for Node {
+    fn allocatable(&self, resource: &str) -> i128 {
+        self.status
+            .as_ref()
+            .and_then(|s| s.allocatable.as_ref())
+            .and_then(|a| a.get(resource))
+            .and_then(milli)
+            .unwrap_or(0)
+    }
+}
+
+impl ConditionsView for Node {
+    fn conditions(&self) -> impl Iterator<Item = ConditionView<'_>> {
+        self.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_deref())
+            .unwrap_or(&[])
+            .iter()
+            .map(|c| ConditionView {
+                type_: &c.type_,
+                status: &c.status,
+                heartbeat: c.last_heartbeat_time.as_ref().map(|t| t.0),
+            })
+    }
+
+    fn created(&self) -> Option<Timestamp> {
+        self.metadata.creation_timestamp.as_ref().map(|t| t.0)
+    }
+}
+
+impl<P> NodeView for NodeRecord<P> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key)
+    }
+
+    fn taints(&self) -> &[Taint] {
+        &self.taints
+    }
+
+    fn unschedulable(&self) -> bool {
+        self.unschedulable
+    }
+
+    fn affinity_node(&self) -> Cow<'_, Node> {
+        Cow::Owned(Node {
+            metadata: ObjectMeta {
+                name: Some(self.name.to_string()),
+                labels: self.labels.to_map(),
+                ..ObjectMeta::default()
+            },
+            ..Node::default()
+        })
+    }
+}
+
+impl AllocatableView for NodeRecord<Allocatable> {
+    fn allocatable(&self, resource: &str) -> i128 {
+        let a = &self.part.0;
+        a.binary_search_by(|(k, _)| (**k).cmp(resource))
+            .map_or(0, |i| a[i].1)
+    }
+}
+
+impl ConditionsView for NodeRecord<Lifecycle> {
+    fn conditions(&self) -> impl Iterator<Item = ConditionView<'_>> {
+        self.part.conditions.iter().map(|c| ConditionView {
+            type_: &c.type_,
+            status: &c.status,
+            heartbeat: c.heartbeat,
+        })
+    }
+
+    fn created(&self) -> Option<Timestamp> {
+        self.part.created
+    }
+}
+
+impl<T: NodeView + ?Sized> NodeView for Arc<T> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    fn label(&self, key: &str) -> Option<&str> {
+        (**self).label(key)
+    }
+
+    fn taints(&self) -> &[Taint] {
+        (**self).taints()
+    }
+
+    fn unschedulable(&self) -> bool {
+        (**self).unschedulable()
+    }
+
+    fn affinity_node(&self) -> Cow<'_, Node> {
+        (**self).affinity_node()
+    }
+}
+
+impl<T: ConditionsView + ?Sized> ConditionsView for Arc<T> {
+    fn conditions(&self) -> impl Iterator<Item = ConditionView<'_>> {
+        (**self).conditions()
+    }
+
+    fn created(&self) -> Option<Timestamp> {
+        (**self).created()
+    }
+}
+
+/// pernode-core's `pod_matches_node_selector_and_affinity` on any node view. That predicate
+/// reads the node only when the pod has a node selector or a required node affinity; only
+/// then is the node's name and labels materialised for it.
+pub(crate) fn matches_node_selector_and_affinity(spec: &PodSpec, node: &impl NodeView) -> bool {
+    let selects = spec.node_selector.as_ref().is_some_and(|s| !s.is_empty())
+        || spec
+            .affinity
+            .as_ref()
+            .and_then(|a| a.node_affinity.as_ref())
+            .is_some_and(|n| {
+                n.required_during_scheduling_ignored_during_execution
+                    .is_some()
+            });
+    !selects
+        || pernode_core::scheduling::pod_matches_node_selector_and_affinity(
+            spec,
+            &node.affinity_node(),
+        )
+}
+
+// ---- leases ---------------------------------------------------------------------------------
+
+/// A node's Lease as the node lifecycle controller reads it: its name and renewTime.
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct LeaseOf {
+    #[serde(default, deserialize_with = "meta_without_labels")]
+    pub(crate) metadata: ObjectMeta,
+    spec: Option<LeaseSpecPart>,
+}
+
+resource_like!(<> LeaseOf => Lease);
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LeaseSpecPart {
+    renew_time: Option<MicroTime>,
+}
+
+impl LeaseOf {
+    /// `spec.renewTime`.
+    pub(crate) fn renew_time(&self) -> Option<k8s_openapi::jiff::Timestamp> {
+        self.spec.as_ref()?.renew_time.as_ref().map(|t| t.0)
+    }
+}
+
+// ---- what caches keep -----------------------------------------------------------------------
+
+/// The typed object a cache keeps of a decoded one.
+pub(crate) trait Keep {
+    type Kept;
+    fn keep(self) -> Self::Kept;
+}
+
+impl Keep for DaemonSet {
+    type Kept = DaemonSet;
+    fn keep(mut self) -> DaemonSet {
+        self.metadata.managed_fields = None;
         self
     }
 }
 
-/// The scheduler's view of a node: metadata, spec (taints, unschedulable) and what is
-/// allocatable; not its conditions, addresses, images or node info.
-pub(crate) fn node_for_scheduling(mut node: Node) -> Node {
-    node.metadata.managed_fields = None;
-    node.status = node.status.map(|s| NodeStatus {
-        allocatable: s.allocatable,
-        ..Default::default()
-    });
-    node
+impl Keep for ControllerRevision {
+    type Kept = ControllerRevision;
+    fn keep(mut self) -> ControllerRevision {
+        self.metadata.managed_fields = None;
+        self
+    }
+}
+
+impl<S: Into<PodSpec>, St: Into<PodStatus>> Keep for PodOf<S, St> {
+    type Kept = Pod;
+    fn keep(self) -> Pod {
+        Pod {
+            metadata: self.metadata,
+            spec: self.spec.map(Into::into),
+            status: self.status.map(Into::into),
+        }
+    }
+}
+
+// ---- shared strings -------------------------------------------------------------------------
+
+/// One shared copy of strings that many cache entries repeat (namespaces, node names): an
+/// `Arc<str>` costs a pointer per entry instead of a heap string. Strings no entry holds any
+/// more are dropped as the set grows, so it stays bounded by what is in use.
+#[derive(Debug)]
+pub(crate) struct Interner {
+    strings: HashSet<Arc<str>>,
+    /// Size at which unused strings are dropped next (amortised: twice the size kept).
+    prune_at: usize,
+}
+
+impl Default for Interner {
+    fn default() -> Self {
+        Interner {
+            strings: HashSet::new(),
+            prune_at: 64,
+        }
+    }
+}
+
+impl Interner {
+    /// The shared copy of `s`.
+    pub(crate) fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.strings.get(s) {
+            return a.clone();
+        }
+        if self.strings.len() >= self.prune_at {
+            self.strings.retain(|a| Arc::strong_count(a) > 1);
+            self.prune_at = (self.strings.len() * 2).max(64);
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.strings.insert(a.clone());
+        a
+    }
+}
+
+/// Shares equal values that many cache entries hold (the tolerations of a DaemonSet's pods,
+/// their resource requests): a value equal to one of the last few shared is replaced by that
+/// one's `Arc`. Entries whose values differ from the recent ones simply keep their own.
+#[derive(Debug)]
+pub(crate) struct Recent<T: ?Sized> {
+    values: VecDeque<Arc<T>>,
+}
+
+impl<T: ?Sized> Default for Recent<T> {
+    fn default() -> Self {
+        Recent {
+            values: VecDeque::new(),
+        }
+    }
+}
+
+impl<T: ?Sized + PartialEq> Recent<T> {
+    /// How many distinct values are remembered.
+    const KEPT: usize = 8;
+
+    /// The shared copy of `value`.
+    pub(crate) fn share<V: Borrow<T> + Into<Arc<T>>>(&mut self, value: V) -> Arc<T> {
+        if let Some(i) = self.values.iter().position(|v| **v == *value.borrow()) {
+            let shared = self.values[i].clone();
+            if i > 0 {
+                self.values.remove(i);
+                self.values.push_front(shared.clone());
+            }
+            return shared;
+        }
+        let shared: Arc<T> = value.into();
+        self.values.push_front(shared.clone());
+        self.values.truncate(Self::KEPT);
+        shared
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    use kube::Resource;
+    use serde_json::{Value, json};
+
+    /// Metadata as the API server stores it: with managed fields, annotations and more.
+    fn full_meta(name: &str) -> Value {
+        json!({
+            "name": name, "namespace": "default", "uid": format!("uid-{name}"),
+            "resourceVersion": "42", "generation": 3, "generateName": "ds-",
+            "creationTimestamp": "2024-01-01T00:00:00Z",
+            "deletionTimestamp": "2024-01-01T00:01:00Z", "deletionGracePeriodSeconds": 30,
+            "labels": {"app": "a", "controller-revision-hash": "h"},
+            "annotations": {"note": "x"},
+            "finalizers": ["f"],
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "d",
+                "uid": "u", "controller": true, "blockOwnerDeletion": true}],
+            "managedFields": [{"manager": "m", "operation": "Update", "apiVersion": "v1",
+                "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:labels": {}}}}]
+        })
+    }
+
+    fn full_pod() -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": full_meta("p"),
+            "spec": {
+                "nodeName": "n", "schedulerName": "default-scheduler",
+                "nodeSelector": {"disk": "ssd"},
+                "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchFields": [
+                        {"key": "metadata.name", "operator": "In", "values": ["n"]}]}]}}},
+                "tolerations": [{"operator": "Exists"},
+                    {"key": "k", "operator": "Equal", "value": "v", "effect": "NoExecute",
+                     "tolerationSeconds": 30}],
+                "containers": [{"name": "c", "image": "i", "command": ["sleep"],
+                    "env": [{"name": "E", "value": "v"}],
+                    "resources": {"requests": {"cpu": "100m"}, "limits": {"memory": "1Mi"}},
+                    "ports": [{"containerPort": 80, "hostPort": 8080, "protocol": "TCP"}]}],
+                "initContainers": [{"name": "i", "image": "i", "restartPolicy": "Always",
+                    "resources": {"requests": {"cpu": "1"}}}],
+                "overhead": {"cpu": "10m"},
+                "volumes": [{"name": "v", "emptyDir": {}}],
+                "restartPolicy": "Always", "dnsPolicy": "ClusterFirst"
+            },
+            "status": {
+                "phase": "Running", "podIP": "10.0.0.1", "hostIP": "10.0.0.2",
+                "conditions": [
+                    {"type": "Ready", "status": "True",
+                     "lastTransitionTime": "2024-01-01T00:00:05Z"},
+                    {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                     "message": "no", "lastTransitionTime": "2024-01-01T00:00:01Z"}],
+                "containerStatuses": [{"name": "c", "image": "i", "imageID": "", "ready": true,
+                    "restartCount": 0, "started": true, "state": {"running": {}}}]
+            }
+        })
+    }
+
+    fn full_node() -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": full_meta("n"),
+            "spec": {"taints": [{"key": "t", "effect": "NoSchedule"}], "unschedulable": true,
+                "podCIDR": "10.0.0.0/24", "providerID": "sim://n"},
+            "status": {
+                "allocatable": {"cpu": "2", "pods": "110"}, "capacity": {"cpu": "2"},
+                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                    "message": "kubelet is posting ready status",
+                    "lastHeartbeatTime": "2024-01-01T00:00:09Z",
+                    "lastTransitionTime": "2024-01-01T00:00:01Z"}],
+                "addresses": [{"type": "InternalIP", "address": "10.0.0.2"}],
+                "images": [{"names": ["i"], "sizeBytes": 1}],
+                "nodeInfo": {"architecture": "amd64", "bootID": "", "containerRuntimeVersion": "",
+                    "kernelVersion": "", "kubeProxyVersion": "", "kubeletVersion": "",
+                    "machineID": "", "operatingSystem": "linux", "osImage": "", "systemUUID": ""}
+            }
+        })
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).expect("decodes")
+    }
+
+    /// The metadata every compact type keeps, from the full object's.
+    fn kept_meta(full: &ObjectMeta, labels: bool) -> ObjectMeta {
+        ObjectMeta {
+            name: full.name.clone(),
+            namespace: full.namespace.clone(),
+            uid: full.uid.clone(),
+            resource_version: full.resource_version.clone(),
+            labels: if labels { full.labels.clone() } else { None },
+            owner_references: full.owner_references.clone(),
+            finalizers: full.finalizers.clone(),
+            creation_timestamp: full.creation_timestamp.clone(),
+            deletion_timestamp: full.deletion_timestamp.clone(),
+            ..ObjectMeta::default()
+        }
+    }
 
     #[test]
-    fn keeps_what_placement_availability_and_fit_read() {
-        let pod: Pod = serde_json::from_value(json!({
-            "metadata": {"name": "p", "labels": {"a": "b"}, "ownerReferences": [
-                {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "d", "uid": "u", "controller": true}]},
-            "spec": {"nodeName": "n", "containers": [{"name": "c", "image": "i"}],
-                "affinity": {"nodeAffinity": {}}, "tolerations": [{"operator": "Exists"}]},
-            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
-                "podIP": "10.0.0.1"}
-        }))
-        .unwrap();
-        let t = pod.clone().trim();
-        assert_eq!(t.metadata, pod.metadata);
-        let spec = t.spec.unwrap();
-        assert_eq!(spec.node_name.as_deref(), Some("n"));
-        assert!(spec.affinity.is_some() && spec.tolerations.is_none());
-        let status = t.status.unwrap();
-        assert_eq!(status.phase.as_deref(), Some("Running"));
-        assert!(pernode_core::pod::is_pod_ready(&Pod {
-            status: Some(status.clone()),
-            ..Default::default()
-        }));
-        assert!(status.pod_ip.is_none());
-
-        let node: Node = serde_json::from_value(json!({
-            "metadata": {"name": "n", "labels": {"k": "v"}},
-            "spec": {"taints": [{"key": "t", "effect": "NoSchedule"}], "unschedulable": true},
-            "status": {"allocatable": {"cpu": "2"}, "capacity": {"cpu": "2"},
-                "conditions": [{"type": "Ready", "status": "True"}]}
-        }))
-        .unwrap();
-        let placed = node.clone().trim();
+    fn daemonset_controller_pod_keeps_placement_and_readiness() {
+        let full: Pod = decode(full_pod());
+        let pod = decode::<DaemonPod>(full_pod()).keep();
+        assert_eq!(pod.metadata, kept_meta(&full.metadata, true));
+        assert!(pod.metadata.managed_fields.is_none() && pod.metadata.annotations.is_none());
+        let (spec, full_spec) = (pod.spec.clone().unwrap(), full.spec.clone().unwrap());
         assert_eq!(
-            (placed.metadata.clone(), placed.spec.clone()),
-            (node.metadata.clone(), node.spec.clone())
+            spec,
+            PodSpec {
+                node_name: full_spec.node_name,
+                affinity: full_spec.affinity,
+                ..PodSpec::default()
+            }
         );
-        assert!(placed.status.is_none());
-        let scheduled = node_for_scheduling(node.clone());
-        assert_eq!(scheduled.spec, node.spec);
-        let status = scheduled.status.unwrap();
-        assert_eq!(status.allocatable, node.status.unwrap().allocatable);
-        assert!(status.conditions.is_none() && status.capacity.is_none());
+        // Of the conditions, the Ready one: what readiness and availability read.
+        let (status, full_status) = (pod.status.clone().unwrap(), full.status.clone().unwrap());
+        let ready = pernode_core::pod::pod_ready_condition(&full).unwrap();
+        assert_eq!(
+            status,
+            PodStatus {
+                phase: full_status.phase,
+                conditions: Some(vec![PodCondition {
+                    type_: ready.type_.clone(),
+                    status: ready.status.clone(),
+                    last_transition_time: ready.last_transition_time.clone(),
+                    ..PodCondition::default()
+                }]),
+                ..PodStatus::default()
+            }
+        );
+        assert!(pernode_core::pod::is_pod_ready(&pod));
+        let at = "2024-01-01T00:00:20Z".parse().unwrap();
+        for min_ready in [0, 10, 15, 20] {
+            assert_eq!(
+                pernode_core::pod::is_pod_available(&pod, min_ready, at),
+                pernode_core::pod::is_pod_available(&full, min_ready, at)
+            );
+        }
+        assert_eq!(pernode_core::scheduling::target_node_name(&spec), Some("n"));
+        assert_eq!(<DaemonPod as Resource>::plural(&()), "pods");
+    }
+
+    #[test]
+    fn scheduler_pod_keeps_demand_fit_and_scheduling_status() {
+        use crate::scheduler::fit::{is_ours, pod_demand};
+        let full: Pod = decode(full_pod());
+        let pod = decode::<SchedulingPod>(full_pod()).keep();
+        assert_eq!(pod.metadata, kept_meta(&full.metadata, true));
+        assert_eq!(pod_demand(&pod), pod_demand(&full));
+        assert!(!pod_demand(&pod).host_ports.is_empty());
+        let (spec, full_spec) = (pod.spec.clone().unwrap(), full.spec.clone().unwrap());
+        assert_eq!(spec.node_name, full_spec.node_name);
+        assert_eq!(spec.node_selector, full_spec.node_selector);
+        assert_eq!(spec.affinity, full_spec.affinity);
+        assert_eq!(spec.tolerations, full_spec.tolerations);
+        assert_eq!(spec.overhead, full_spec.overhead);
+        assert!(is_ours(&spec));
+        assert!(spec.volumes.is_none() && spec.containers[0].image.is_none());
+        assert_eq!(
+            pod.status.unwrap().conditions,
+            full.status.unwrap().conditions
+        );
+    }
+
+    #[test]
+    fn lifecycle_and_pod_gc_pods_keep_node_tolerations_and_state() {
+        let full: Pod = decode(full_pod());
+        let full_spec = full.spec.clone().unwrap();
+        let pod: LifecyclePod = decode(full_pod());
+        assert_eq!(pod.metadata, kept_meta(&full.metadata, true));
+        let spec = pod.spec.clone().unwrap();
+        assert_eq!(spec.node_name, full_spec.node_name);
+        assert_eq!(spec.tolerations, full_spec.tolerations);
+        let status = pod.status.clone().unwrap();
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+        assert_eq!(status.ready.map(|c| c.status).as_deref(), Some("True"));
+        assert_eq!(pod.ns_name(), ("default", "p"));
+
+        let pod: BoundPod = decode(full_pod());
+        assert_eq!(pod.metadata, kept_meta(&full.metadata, true));
+        assert_eq!(pod.spec.unwrap().node_name, full_spec.node_name);
+    }
+
+    #[test]
+    fn nodes_keep_what_each_controller_reads() {
+        let full: Node = decode(full_node());
+        fn common(r: &impl NodeView, full: &Node) {
+            assert_eq!(r.name(), full.name());
+            assert_eq!(r.label("app"), Some("a"));
+            assert_eq!(r.label("none"), None);
+            assert_eq!(r.taints(), full.taints());
+            assert!(!r.taints().is_empty() && r.unschedulable());
+            assert_eq!(r.unschedulable(), full.unschedulable());
+            let view = r.affinity_node();
+            assert_eq!(
+                (&view.metadata.name, &view.metadata.labels),
+                (&full.metadata.name, &full.metadata.labels)
+            );
+        }
+
+        let placed = decode::<PlacementNode>(full_node()).keep();
+        common(&placed, &full);
+        let scheduled = decode::<SchedulingNode>(full_node()).keep();
+        common(&scheduled, &full);
+        for resource in ["cpu", "pods", "memory"] {
+            assert_eq!(scheduled.allocatable(resource), full.allocatable(resource));
+        }
+        assert_eq!(scheduled.allocatable("cpu"), 2000);
+
+        let watched = decode::<LifecycleNode>(full_node()).keep();
+        common(&watched, &full);
+        assert_eq!(
+            watched.conditions().collect::<Vec<_>>(),
+            full.conditions().collect::<Vec<_>>()
+        );
+        assert!(matches!(watched.part.conditions[0].type_, Cow::Borrowed(_)));
+        assert_eq!(watched.created(), full.created());
+        assert_eq!(watched.part.uid.as_deref(), full.metadata.uid.as_deref());
+        assert_eq!(
+            watched.part.resource_version.as_deref(),
+            full.metadata.resource_version.as_deref()
+        );
+        assert_eq!(kept_as::<LifecycleNode>(&full), watched);
+    }
+
+    #[test]
+    fn node_views_judge_selectors_as_pernode_core() {
+        use k8s_openapi::api::core::v1::PodSpec;
+        let full: Node = decode(full_node());
+        let placed = decode::<PlacementNode>(full_node()).keep();
+        let spec = |v: Value| -> PodSpec { decode(v) };
+        for s in [
+            spec(json!({"containers": []})),
+            spec(json!({"containers": [], "nodeSelector": {"app": "a"}})),
+            spec(json!({"containers": [], "nodeSelector": {"app": "b"}})),
+            spec(json!({"containers": [], "affinity": {"nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                    {"matchFields": [{"key": "metadata.name", "operator": "In",
+                        "values": ["n"]}]}]}}}})),
+            spec(json!({"containers": [], "affinity": {"nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "app", "operator": "NotIn",
+                        "values": ["a"]}]}]}}}})),
+        ] {
+            let want = pernode_core::scheduling::pod_matches_node_selector_and_affinity(&s, &full);
+            assert_eq!(
+                matches_node_selector_and_affinity(&s, &placed),
+                want,
+                "{s:?}"
+            );
+            assert_eq!(matches_node_selector_and_affinity(&s, &full), want);
+        }
+    }
+
+    #[test]
+    fn leases_and_metadata_only_objects_keep_identity() {
+        let lease: LeaseOf = decode(json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": full_meta("n"),
+            "spec": {"holderIdentity": "n", "leaseDurationSeconds": 40,
+                "renewTime": "2024-01-01T00:00:09.000000Z"}
+        }));
+        let full: ObjectMeta = decode(full_meta("n"));
+        assert_eq!(lease.metadata, kept_meta(&full, false));
+        assert_eq!(
+            lease.renew_time(),
+            Some("2024-01-01T00:00:09Z".parse().unwrap())
+        );
+
+        // As the API server answers `as=PartialObjectMetadata`.
+        let partial = json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+            "metadata": full_meta("d")});
+        let m: MetaOnly<DaemonSet> = decode(partial);
+        assert_eq!(m.metadata, kept_meta(&decode(full_meta("d")), false));
+        assert!(MetaOnly::<DaemonSet>::metadata_api());
+        assert_eq!(MetaOnly::<DaemonSet>::plural(&()), "daemonsets");
+    }
+
+    #[test]
+    fn the_first_ready_condition_is_kept() {
+        let status = |conditions: Value| -> ReadyStatus {
+            decode(json!({"phase": "Pending", "conditions": conditions}))
+        };
+        let ready = status(json!([
+            {"type": "PodScheduled", "status": "True"},
+            {"type": "Ready", "status": "False", "reason": "r"},
+            {"type": "Ready", "status": "True"}]))
+        .ready
+        .unwrap();
+        assert_eq!(
+            (ready.type_.as_str(), ready.status.as_str()),
+            ("Ready", "False")
+        );
+        assert!(ready.reason.is_none());
+        assert!(status(json!(null)).ready.is_none());
+        assert!(
+            status(json!([{"type": "PodScheduled", "status": "True"}]))
+                .ready
+                .is_none()
+        );
+        let none: ReadyStatus = decode(json!({}));
+        assert!(none.ready.is_none() && none.phase.is_none());
+    }
+
+    #[test]
+    fn recent_equal_values_are_shared() {
+        let mut r: Recent<[u8]> = Recent::default();
+        let a = r.share(vec![1, 2]);
+        let b = r.share(vec![1, 2]);
+        assert!(Arc::ptr_eq(&a, &b));
+        for n in 0..20 {
+            r.share(vec![n]);
+        }
+        assert_eq!(r.values.len(), 8);
+        assert!(
+            !Arc::ptr_eq(&a, &r.share(vec![1, 2])),
+            "forgotten, not wrong"
+        );
+    }
+
+    #[test]
+    fn interned_strings_are_shared_and_unused_ones_dropped() {
+        let mut i = Interner::default();
+        let a = i.intern("default");
+        let b = i.intern("default");
+        assert!(Arc::ptr_eq(&a, &b));
+        for n in 0..200 {
+            i.intern(&format!("gone-{n}"));
+        }
+        assert!(i.strings.len() < 200, "unused strings are pruned");
+        assert!(Arc::ptr_eq(&a, &i.intern("default")));
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
-use k8s_openapi::api::core::v1::{Event, EventSource, Node, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -30,6 +30,7 @@ use super::expectations::Expectations;
 use super::placement::{Placement, PlacementChecker};
 use super::sync::controller_of;
 use super::{EVENT_SOURCE_COMPONENT, Error};
+use crate::trim::{DaemonPod, Keep, NodeRecord, PlacementNode};
 
 /// How the controller runs.
 #[derive(Debug, Clone)]
@@ -87,26 +88,60 @@ pub(crate) struct Cache<K> {
     maps: RwLock<Maps<K>>,
 }
 
-fn controller_uid(meta: &ObjectMeta) -> &str {
-    controller_of(meta).map_or("", |r| r.uid.as_str())
+/// What a [`Cache`] reads of an object: where it is and what controls it.
+pub(crate) trait Cached {
+    /// Namespace (`""` when cluster-scoped) and name.
+    fn ns_name(&self) -> (&str, &str);
+    /// UID of its controller reference, `""` without one.
+    fn controller_uid(&self) -> &str;
 }
 
-impl<K> Maps<K> {
-    fn index(&mut self, ns: &str, name: &str, obj: &Arc<K>, meta: &ObjectMeta) {
+macro_rules! cached_by_meta {
+    ($($ty:ty),*) => {$(
+        impl Cached for $ty {
+            fn ns_name(&self) -> (&str, &str) {
+                let meta = self.meta();
+                (
+                    meta.namespace.as_deref().unwrap_or(""),
+                    meta.name.as_deref().unwrap_or(""),
+                )
+            }
+
+            fn controller_uid(&self) -> &str {
+                controller_of(self.meta()).map_or("", |r| r.uid.as_str())
+            }
+        }
+    )*};
+}
+
+cached_by_meta!(DaemonSet, ControllerRevision, Pod);
+
+impl<P> Cached for NodeRecord<P> {
+    fn ns_name(&self) -> (&str, &str) {
+        ("", &self.name)
+    }
+
+    fn controller_uid(&self) -> &str {
+        ""
+    }
+}
+
+impl<K: Cached> Maps<K> {
+    fn index(&mut self, ns: &str, name: &str, obj: &Arc<K>) {
         let by_name = self
             .by_controller
             .entry(ns.to_owned())
             .or_default()
-            .entry(controller_uid(meta).to_owned())
+            .entry(obj.controller_uid().to_owned())
             .or_default();
         by_name.insert(name.to_owned(), obj.clone());
     }
 
-    fn unindex(&mut self, ns: &str, name: &str, meta: &ObjectMeta) {
+    fn unindex(&mut self, ns: &str, name: &str, obj: &K) {
         let Some(by_uid) = self.by_controller.get_mut(ns) else {
             return;
         };
-        let uid = controller_uid(meta);
+        let uid = obj.controller_uid();
         if let Some(by_name) = by_uid.get_mut(uid) {
             by_name.remove(name);
             if by_name.is_empty() {
@@ -119,7 +154,7 @@ impl<K> Maps<K> {
     }
 }
 
-impl<K: Resource> Cache<K> {
+impl<K: Cached> Cache<K> {
     fn new() -> Self {
         Self {
             maps: RwLock::new(Maps {
@@ -139,11 +174,8 @@ impl<K: Resource> Cache<K> {
     }
 
     fn ns_name(obj: &K) -> (String, String) {
-        let meta = obj.meta();
-        (
-            meta.namespace.clone().unwrap_or_default(),
-            meta.name.clone().unwrap_or_default(),
-        )
+        let (ns, name) = obj.ns_name();
+        (ns.to_owned(), name.to_owned())
     }
 
     pub(crate) fn get(&self, ns: &str, name: &str) -> Option<Arc<K>> {
@@ -198,9 +230,9 @@ impl<K: Resource> Cache<K> {
             .or_default()
             .insert(name.clone(), new.clone());
         if let Some(old) = &old {
-            maps.unindex(&ns, &name, old.meta());
+            maps.unindex(&ns, &name, old);
         }
-        maps.index(&ns, &name, &new, new.meta());
+        maps.index(&ns, &name, &new);
         drop(maps);
         match old {
             Some(old) => Change::Updated(old, new),
@@ -213,7 +245,7 @@ impl<K: Resource> Cache<K> {
         let mut maps = self.write();
         let removed = maps.by_ns.get_mut(&ns).and_then(|m| m.remove(&name));
         if let Some(removed) = &removed {
-            maps.unindex(&ns, &name, removed.meta());
+            maps.unindex(&ns, &name, removed);
         }
         drop(maps);
         // The last known state is what handlers need (owner references of a vanished pod).
@@ -241,7 +273,7 @@ impl<K: Resource> Cache<K> {
                 });
             }
             for (ns, name, obj) in &gone {
-                maps.unindex(ns, name, obj.meta());
+                maps.unindex(ns, name, obj);
             }
         }
         changes.extend(gone.into_iter().map(|(_, _, obj)| Change::Deleted(obj)));
@@ -459,7 +491,7 @@ pub(crate) struct Ctx {
     pub(crate) dss: Cache<DaemonSet>,
     pub(crate) pods: Cache<Pod>,
     pub(crate) revisions: Cache<ControllerRevision>,
-    pub(crate) nodes: Cache<Node>,
+    pub(crate) nodes: Cache<NodeRecord>,
     /// Bumped whenever a node appears, goes, or changes its labels or taints: what placement
     /// reads (R3-R7). Placements are recomputed only when it moved.
     node_generation: AtomicU64,
@@ -497,16 +529,11 @@ impl Ctx {
             }
         }
         let mut nodes = self.nodes.list();
-        nodes.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
         let list: Arc<Vec<(String, Placement)>> = Arc::new(
             nodes
                 .iter()
-                .map(|n| {
-                    (
-                        n.metadata.name.clone().unwrap_or_default(),
-                        checker.check(n),
-                    )
-                })
+                .map(|n| (n.name.to_string(), checker.check(&**n)))
                 .collect(),
         );
         self.placements
@@ -713,7 +740,7 @@ impl Ctx {
     }
 
     // R157, R168.
-    fn on_node(&self, change: Change<Node>) {
+    fn on_node(&self, change: Change<NodeRecord>) {
         match change {
             Change::Added(node) => {
                 self.nodes_changed();
@@ -724,7 +751,8 @@ impl Ctx {
                 }
             }
             Change::Updated(old, cur) => {
-                if same_labels(&old, &cur) && same_taints(&old, &cur) {
+                // Unset labels or taints are none.
+                if old.labels == cur.labels && old.taints == cur.taints {
                     return;
                 }
                 self.nodes_changed();
@@ -741,44 +769,29 @@ impl Ctx {
     }
 }
 
-/// Whether two versions of a node have the same labels (unset = empty).
-fn same_labels(a: &Node, b: &Node) -> bool {
-    let empty = Default::default();
-    a.metadata.labels.as_ref().unwrap_or(&empty) == b.metadata.labels.as_ref().unwrap_or(&empty)
-}
-
-/// Whether two versions of a node have the same taints (unset = none).
-fn same_taints(a: &Node, b: &Node) -> bool {
-    fn of(n: &Node) -> &[k8s_openapi::api::core::v1::Taint] {
-        n.spec
-            .as_ref()
-            .and_then(|s| s.taints.as_deref())
-            .unwrap_or(&[])
-    }
-    of(a) == of(b)
-}
-
 /// Feeds one watch into a cache and a handler; marks `synced` after the first full list.
-async fn informer<K>(
-    api: Api<K>,
-    cache: impl Fn(&Ctx) -> &Cache<K> + Send + 'static,
-    handle: impl Fn(&Ctx, Change<K>) + Send + 'static,
+/// Objects are decoded as `D` (only the fields the controller reads) and cached as what
+/// [`Keep`] makes of them.
+async fn informer<D>(
+    api: Api<D>,
+    cache: impl Fn(&Ctx) -> &Cache<D::Kept> + Send + 'static,
+    handle: impl Fn(&Ctx, Change<D::Kept>) + Send + 'static,
     ctx: Arc<Ctx>,
     synced: Arc<(AtomicUsize, Notify)>,
 ) where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + crate::trim::Trim + 'static,
-    K::DynamicType: Default,
+    D: Resource + Clone + DeserializeOwned + Debug + Send + Keep + 'static,
+    D::DynamicType: Default,
+    D::Kept: Cached + Send + Sync,
 {
-    // Objects are trimmed to what the controller reads before they are cached.
     let mut stream = watcher(api, watcher::Config::default())
         .default_backoff()
         .boxed();
-    let mut buffer: Vec<K> = Vec::new();
+    let mut buffer: Vec<D::Kept> = Vec::new();
     let mut first = true;
     while let Some(event) = stream.next().await {
         match event {
             Ok(watcher::Event::Init) => buffer.clear(),
-            Ok(watcher::Event::InitApply(obj)) => buffer.push(crate::trim::Trim::trim(obj)),
+            Ok(watcher::Event::InitApply(obj)) => buffer.push(obj.keep()),
             Ok(watcher::Event::InitDone) => {
                 for change in cache(&ctx).replace(std::mem::take(&mut buffer)) {
                     handle(&ctx, change);
@@ -790,15 +803,15 @@ async fn informer<K>(
                 }
             }
             Ok(watcher::Event::Apply(obj)) => {
-                let change = cache(&ctx).apply(crate::trim::Trim::trim(obj));
+                let change = cache(&ctx).apply(obj.keep());
                 handle(&ctx, change);
             }
             Ok(watcher::Event::Delete(obj)) => {
-                let change = cache(&ctx).delete(obj);
+                let change = cache(&ctx).delete(obj.keep());
                 handle(&ctx, change);
             }
             Err(e) => {
-                tracing::warn!(error = %e, kind = %K::kind(&Default::default()), "watch error")
+                tracing::warn!(error = %e, kind = %D::kind(&Default::default()), "watch error")
             }
         }
     }
@@ -844,7 +857,7 @@ pub async fn run(client: Client, opts: DaemonSetControllerOptions) -> Result<(),
         synced.clone(),
     ));
     tasks.spawn(informer(
-        api_for::<Pod>(&client, ns.as_deref()),
+        api_for::<DaemonPod>(&client, ns.as_deref()),
         |c: &Ctx| &c.pods,
         Ctx::on_pod,
         ctx.clone(),
@@ -858,7 +871,7 @@ pub async fn run(client: Client, opts: DaemonSetControllerOptions) -> Result<(),
         synced.clone(),
     ));
     tasks.spawn(informer(
-        Api::<Node>::all(client.clone()),
+        Api::<PlacementNode>::all(client.clone()),
         |c: &Ctx| &c.nodes,
         Ctx::on_node,
         ctx.clone(),

@@ -4,16 +4,17 @@
 //! As upstream's `NodeShouldRunDaemonPod`: both answers are computed on a simulated pod (the
 //! template with the default tolerations of R20) against the node's labels, name and taints,
 //! through pernode-core's predicates. Nothing else about the node is consulted (R8): not its
-//! conditions, not `spec.unschedulable` itself, not its capacity.
+//! conditions, not `spec.unschedulable` itself, not its capacity. Nodes are read through
+//! [`NodeView`], so the controller's cached records and whole `Node`s are judged alike.
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, PodSpec};
 use pernode_core::scheduling::{
     TAINT_EFFECT_NO_EXECUTE, TAINT_EFFECT_NO_SCHEDULE, find_untolerated_taint,
-    pod_matches_node_selector_and_affinity,
 };
 
 use super::pods::add_or_update_daemon_pod_tolerations;
+use crate::trim::{NodeView, matches_node_selector_and_affinity};
 
 /// The two answers of R2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,8 +57,8 @@ impl PlacementChecker {
     }
 
     /// R3-R7 for one node.
-    pub fn check(&self, node: &Node) -> Placement {
-        let node_name = node.metadata.name.as_deref().unwrap_or("");
+    pub fn check(&self, node: &impl NodeView) -> Placement {
+        let node_name = node.name();
         // R3, R11: a template nodeName pins the DaemonSet to that node.
         if let Some(pinned) = self.spec.node_name.as_deref().filter(|n| !n.is_empty())
             && pinned != node_name
@@ -65,14 +66,10 @@ impl PlacementChecker {
             return Placement::NONE;
         }
         // R4: node selector and required node affinity (unparsable terms never match).
-        if !pod_matches_node_selector_and_affinity(&self.spec, node) {
+        if !matches_node_selector_and_affinity(&self.spec, node) {
             return Placement::NONE;
         }
-        let taints = node
-            .spec
-            .as_ref()
-            .and_then(|s| s.taints.as_deref())
-            .unwrap_or(&[]);
+        let taints = node.taints();
         let tolerations = self.spec.tolerations.as_deref().unwrap_or(&[]);
         // R5: PreferNoSchedule is ignored.
         let blocked = find_untolerated_taint(taints, tolerations, |t| {
@@ -102,10 +99,19 @@ pub fn node_should_run_daemon_pod(node: &Node, ds: &DaemonSet) -> Placement {
 mod tests {
     use super::*;
     use crate::daemonset::testutil::{ds, node, taint};
+    use crate::trim::{PlacementNode, kept_as};
     use k8s_openapi::api::core::v1::{
         Affinity, NodeAffinity, NodeCondition, NodeSelector, NodeSelectorRequirement,
         NodeSelectorTerm, NodeStatus, Toleration,
     };
+
+    /// The placement on a whole node, which the controller's cached record of it must share.
+    fn node_should_run_daemon_pod(node: &Node, ds: &DaemonSet) -> Placement {
+        let placement = super::node_should_run_daemon_pod(node, ds);
+        let record = kept_as::<PlacementNode>(node);
+        assert_eq!(PlacementChecker::new(ds).check(&record), placement);
+        placement
+    }
 
     fn with_spec(f: impl FnOnce(&mut PodSpec)) -> DaemonSet {
         let mut d = ds("x");

@@ -7,8 +7,11 @@
 //! writes and feeds the resulting watch events back.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+use crate::trim::Interner;
 
 /// Finalizer of an owner deleted with propagationPolicy=Foreground.
 pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
@@ -18,19 +21,21 @@ pub const ORPHAN_FINALIZER: &str = "orphan";
 /// Which watched resource an object belongs to: an index into the collector's resource list.
 pub type ResourceIdx = usize;
 
-/// One object as the collector sees it.
+/// One object as the collector sees it. Once in the graph, its UID is the graph's key (and
+/// the entry in its owners' dependents), its namespace is interned and each owner reference is
+/// shared with the other dependents that hold an equal one (a DaemonSet's pods all do).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Item {
     /// The resource it belongs to.
     pub resource: ResourceIdx,
     /// Its namespace (None for cluster-scoped objects).
-    pub namespace: Option<String>,
+    pub namespace: Option<Arc<str>>,
     /// Its name.
-    pub name: String,
+    pub name: Box<str>,
     /// Its UID (the graph key).
-    pub uid: String,
+    pub uid: Arc<str>,
     /// Its ownerReferences.
-    pub owners: Vec<OwnerReference>,
+    pub owners: Vec<Arc<OwnerReference>>,
     /// Whether deletionTimestamp is set.
     pub deleting: bool,
     /// Its finalizers.
@@ -103,9 +108,33 @@ pub enum Action {
 /// The dependency graph.
 #[derive(Default, Debug)]
 pub struct Graph {
-    items: HashMap<String, Item>,
-    /// owner UID → UIDs of objects with an ownerReference to it (owner present or not).
-    dependents: HashMap<String, HashSet<String>>,
+    items: HashMap<Arc<str>, Item>,
+    /// owner UID → the objects with an ownerReference to it (owner present or not).
+    dependents: HashMap<Arc<str>, Dependents>,
+    /// Namespaces.
+    strings: Interner,
+}
+
+/// The objects with an ownerReference to one owner UID.
+#[derive(Default, Debug)]
+struct Dependents {
+    /// Their UIDs.
+    uids: HashSet<Arc<str>>,
+    /// The distinct references to the owner they hold, shared between them.
+    refs: Vec<Arc<OwnerReference>>,
+}
+
+impl Dependents {
+    /// The shared copy of `r`.
+    fn share(&mut self, r: &Arc<OwnerReference>) -> Arc<OwnerReference> {
+        if let Some(shared) = self.refs.iter().find(|s| ***s == **r) {
+            return shared.clone();
+        }
+        // References no dependent holds any more go first.
+        self.refs.retain(|s| Arc::strong_count(s) > 1);
+        self.refs.push(r.clone());
+        r.clone()
+    }
 }
 
 impl Graph {
@@ -134,7 +163,7 @@ impl Graph {
         self.items
             .values()
             .filter(|i| i.resource == resource)
-            .map(|i| i.uid.clone())
+            .map(|i| i.uid.to_string())
             .collect()
     }
 
@@ -153,7 +182,7 @@ impl Graph {
     pub fn dependents_of(&self, owner_uid: &str) -> Vec<String> {
         self.dependents
             .get(owner_uid)
-            .map(|s| s.iter().cloned().collect())
+            .map(|d| d.uids.iter().map(|u| u.to_string()).collect())
             .unwrap_or_default()
     }
 
@@ -162,22 +191,35 @@ impl Graph {
         self.dependents
             .get(owner_uid)
             .into_iter()
-            .flatten()
+            .flat_map(|d| d.uids.iter())
             .filter(|d| {
-                self.items.get(*d).is_some_and(|i| {
+                self.items.get(&***d).is_some_and(|i| {
                     i.owners
                         .iter()
                         .any(|r| r.uid == owner_uid && r.block_owner_deletion == Some(true))
                 })
             })
-            .cloned()
+            .map(|d| d.to_string())
             .collect()
     }
 
+    /// The graph's copy of a UID, if it holds one (as an object or an owner).
+    fn shared_uid(&self, uid: &str) -> Option<Arc<str>> {
+        self.items
+            .get_key_value(uid)
+            .map(|(k, _)| k)
+            .or_else(|| self.dependents.get_key_value(uid).map(|(k, _)| k))
+            .cloned()
+    }
+
     /// Record an added or modified object; returns the work it triggers (see [`Work`]).
-    pub fn upsert(&mut self, item: Item) -> Vec<Work> {
+    pub fn upsert(&mut self, mut item: Item) -> Vec<Work> {
+        if let Some(shared) = self.shared_uid(&item.uid) {
+            item.uid = shared;
+        }
+        item.namespace = item.namespace.map(|ns| self.strings.intern(&ns));
         let uid = item.uid.clone();
-        let old = self.items.insert(uid.clone(), item.clone());
+        let old = self.items.remove(&*uid);
         if let Some(old) = &old {
             for r in &old.owners {
                 if !item.owners.iter().any(|n| n.uid == r.uid) {
@@ -185,12 +227,16 @@ impl Graph {
                 }
             }
         }
-        for r in &item.owners {
-            self.dependents
-                .entry(r.uid.clone())
-                .or_default()
-                .insert(uid.clone());
+        for r in item.owners.iter_mut() {
+            let owner = self
+                .shared_uid(&r.uid)
+                .unwrap_or_else(|| Arc::from(r.uid.as_str()));
+            let deps = self.dependents.entry(owner).or_default();
+            deps.uids.insert(uid.clone());
+            *r = deps.share(r);
         }
+        self.items.insert(uid.clone(), item);
+        let item = &self.items[&*uid];
 
         let mut work = Vec::new();
         // Its owners: an owner not (yet) in the graph, or waiting for its dependents, needs a
@@ -200,7 +246,7 @@ impl Graph {
             .iter()
             .any(|r| self.owner_state(&r.uid) != Known::Yes(OwnerState::Solid))
         {
-            work.push(Work::Attempt(uid.clone()));
+            work.push(Work::Attempt(uid.to_string()));
         }
         // An ownerReference removed from a dependent may unblock an owner waiting for it.
         if let Some(old) = &old {
@@ -208,7 +254,7 @@ impl Graph {
                 if !item.owners.iter().any(|n| n.uid == r.uid)
                     && self
                         .items
-                        .get(&r.uid)
+                        .get(r.uid.as_str())
                         .is_some_and(Item::deleting_dependents)
                 {
                     work.push(Work::Attempt(r.uid.clone()));
@@ -218,13 +264,13 @@ impl Graph {
         // As an owner: its deletion started.
         let was_deleting_dependents = old.as_ref().is_some_and(Item::deleting_dependents);
         if item.deleting_dependents() {
-            work.push(Work::Attempt(uid.clone()));
+            work.push(Work::Attempt(uid.to_string()));
             if !was_deleting_dependents {
                 work.extend(self.dependents_of(&uid).into_iter().map(Work::Attempt));
             }
         }
         if item.orphaning_dependents() {
-            work.push(Work::Orphan(uid.clone()));
+            work.push(Work::Orphan(uid.to_string()));
         }
         work
     }
@@ -240,7 +286,7 @@ impl Graph {
             // An owner waiting for its dependents may have lost its last blocking one.
             if self
                 .items
-                .get(&r.uid)
+                .get(r.uid.as_str())
                 .is_some_and(Item::deleting_dependents)
             {
                 work.push(Work::Attempt(r.uid.clone()));
@@ -252,9 +298,9 @@ impl Graph {
     }
 
     fn unlink(&mut self, owner_uid: &str, dep_uid: &str) {
-        if let Some(set) = self.dependents.get_mut(owner_uid) {
-            set.remove(dep_uid);
-            if set.is_empty() {
+        if let Some(deps) = self.dependents.get_mut(owner_uid) {
+            deps.uids.remove(dep_uid);
+            if deps.uids.is_empty() {
                 self.dependents.remove(owner_uid);
             }
         }
@@ -309,7 +355,7 @@ pub fn attempt_to_delete(item: &Item, owner_states: &[OwnerState], graph: &Graph
             .enumerate()
             .filter(|(i, _)| state(*i) != OwnerState::Dangling)
             .map(|(i, r)| {
-                let mut r = r.clone();
+                let mut r = OwnerReference::clone(r);
                 if state(i) == OwnerState::WaitingForDependentsDeletion
                     && r.block_owner_deletion == Some(true)
                 {
@@ -341,7 +387,7 @@ pub fn without_owner(dependent: &Item, owner_uid: &str) -> Vec<OwnerReference> {
         .owners
         .iter()
         .filter(|r| r.uid != owner_uid)
-        .cloned()
+        .map(|r| OwnerReference::clone(r))
         .collect()
 }
 
@@ -373,9 +419,9 @@ mod tests {
         Item {
             resource: 0,
             namespace: Some("default".into()),
-            name: format!("obj-{uid}"),
+            name: format!("obj-{uid}").into(),
             uid: uid.into(),
-            owners,
+            owners: owners.into_iter().map(Arc::new).collect(),
             deleting: false,
             finalizers: vec![],
         }
@@ -385,6 +431,51 @@ mod tests {
         i.deleting = true;
         i.finalizers.push(finalizer.into());
         i
+    }
+
+    #[test]
+    fn equal_owner_references_and_uids_are_shared() {
+        let mut g = Graph::new();
+        g.upsert(item("ds1", vec![]));
+        g.upsert(item("p1", vec![oref("ds1", true)]));
+        g.upsert(item("p2", vec![oref("ds1", true)]));
+        g.upsert(item("p3", vec![oref("ds1", false)]));
+        let (p1, p2, p3) = (
+            g.get("p1").unwrap(),
+            g.get("p2").unwrap(),
+            g.get("p3").unwrap(),
+        );
+        assert!(Arc::ptr_eq(&p1.owners[0], &p2.owners[0]));
+        assert!(!Arc::ptr_eq(&p1.owners[0], &p3.owners[0]));
+        assert_eq!(*p3.owners[0], oref("ds1", false));
+        assert!(Arc::ptr_eq(
+            p1.namespace.as_ref().unwrap(),
+            p2.namespace.as_ref().unwrap()
+        ));
+        let deps = &g.dependents["ds1"];
+        let key = g.items.get_key_value("ds1").unwrap().0;
+        assert!(Arc::ptr_eq(
+            g.dependents.get_key_value("ds1").unwrap().0,
+            key
+        ));
+        assert!(Arc::ptr_eq(deps.uids.get("p1").unwrap(), &p1.uid));
+        // A new version keeps sharing; a gone dependent lets go.
+        g.upsert(item("p1", vec![oref("ds1", true)]));
+        assert!(Arc::ptr_eq(
+            &g.get("p1").unwrap().owners[0],
+            &g.get("p2").unwrap().owners[0]
+        ));
+        g.remove("p3");
+        let mut renamed = oref("ds1", true);
+        renamed.name = "other".into();
+        g.upsert(item("p4", vec![renamed.clone()]));
+        let refs: Vec<OwnerReference> = g.dependents["ds1"]
+            .refs
+            .iter()
+            .map(|r| OwnerReference::clone(r))
+            .collect();
+        assert_eq!(refs, vec![oref("ds1", true), renamed]);
+        assert_eq!(g.dependents_of("ds1").len(), 3);
     }
 
     #[test]
@@ -516,7 +607,10 @@ mod tests {
         assert_eq!(without_owner(&pod, "ds1"), vec![oref("other", false)]);
         // Once the reference is gone the graph no longer lists the pod as a dependent.
         let mut orphaned = pod.clone();
-        orphaned.owners = without_owner(&pod, "ds1");
+        orphaned.owners = without_owner(&pod, "ds1")
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         g.upsert(orphaned);
         assert!(g.dependents_of("ds1").is_empty());
         let ds = g.get("ds1").cloned().expect("ds1");

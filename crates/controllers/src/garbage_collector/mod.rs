@@ -32,12 +32,12 @@ use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions,
     PropagationPolicy,
 };
-use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use serde_json::{Value, json};
 use tracing::{debug, info};
 
+use crate::trim::MetaOnly;
 use crate::workqueue::WorkQueue;
 use graph::{Action, Graph, Item, Known, OwnerState, Propagation, ResourceIdx, Work};
 
@@ -191,7 +191,7 @@ fn group_of(api_version: &str) -> &str {
 /// position of the list it is computed from (so a reordered or replaced list fails the patch
 /// and the decision is taken again on fresh data).
 pub fn owner_references_patch(item: &Item, owners: &[OwnerReference]) -> Value {
-    let mut ops = vec![json!({"op": "test", "path": "/metadata/uid", "value": item.uid})];
+    let mut ops = vec![json!({"op": "test", "path": "/metadata/uid", "value": &*item.uid})];
     for (i, r) in item.owners.iter().enumerate() {
         ops.push(json!({"op": "test", "path": format!("/metadata/ownerReferences/{i}/uid"), "value": r.uid}));
     }
@@ -207,7 +207,7 @@ pub fn owner_references_patch(item: &Item, owners: &[OwnerReference]) -> Value {
 /// JSON patch setting an object's finalizers, guarded by its UID and current finalizers.
 pub fn finalizers_patch(item: &Item, finalizers: &[String]) -> Value {
     let mut ops = vec![
-        json!({"op": "test", "path": "/metadata/uid", "value": item.uid}),
+        json!({"op": "test", "path": "/metadata/uid", "value": &*item.uid}),
         json!({"op": "test", "path": "/metadata/finalizers", "value": item.finalizers}),
     ];
     if finalizers.is_empty() {
@@ -223,15 +223,19 @@ impl Collector {
         self.graph.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn item_of(&self, idx: ResourceIdx, m: &ObjectMeta) -> Item {
+    fn item_of(&self, idx: ResourceIdx, m: ObjectMeta) -> Item {
+        let refs = m.owner_references.unwrap_or_default();
+        // Not collected in place: that would keep the references' (larger) allocation.
+        let mut owners = Vec::with_capacity(refs.len());
+        owners.extend(refs.into_iter().map(Arc::new));
         Item {
             resource: idx,
-            namespace: m.namespace.clone(),
-            name: m.name.clone().unwrap_or_default(),
-            uid: m.uid.clone().unwrap_or_default(),
-            owners: m.owner_references.clone().unwrap_or_default(),
+            namespace: m.namespace.map(Arc::from),
+            name: m.name.unwrap_or_default().into(),
+            uid: m.uid.as_deref().unwrap_or_default().into(),
+            owners,
             deleting: m.deletion_timestamp.is_some(),
-            finalizers: m.finalizers.clone().unwrap_or_default(),
+            finalizers: m.finalizers.unwrap_or_default(),
         }
     }
 
@@ -243,8 +247,9 @@ impl Collector {
 
     async fn watch(self: Arc<Self>, idx: ResourceIdx) -> Result<(), Error> {
         // The graph needs metadata only (uid, owner references, finalizers, deletion): a
-        // metadata-only watch (PartialObjectMetadata), as upstream's metadata informers.
-        let api: Api<PartialObjectMeta<DynamicObject>> =
+        // metadata-only watch (PartialObjectMetadata), as upstream's metadata informers,
+        // decoded without labels, annotations and managed fields.
+        let api: Api<MetaOnly<DynamicObject>> =
             Api::all_with(self.client.clone(), &self.resources[idx].api);
         let mut stream = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
@@ -254,13 +259,13 @@ impl Collector {
         while let Some(ev) = stream.next().await {
             match ev {
                 Ok(Event::Apply(o)) => {
-                    let item = self.item_of(idx, &o.metadata);
+                    let item = self.item_of(idx, o.metadata);
                     let work = self.graph().upsert(item);
                     self.enqueue(work);
                 }
                 Ok(Event::InitApply(o)) => {
-                    let item = self.item_of(idx, &o.metadata);
-                    seen.insert(item.uid.clone());
+                    let item = self.item_of(idx, o.metadata);
+                    seen.insert(item.uid.to_string());
                     let work = self.graph().upsert(item);
                     self.enqueue(work);
                 }
@@ -351,7 +356,7 @@ impl Collector {
             None => OwnerState::Dangling,
             Some(o) if o.metadata.uid.as_deref() != Some(r.uid.as_str()) => OwnerState::Dangling,
             Some(o) => {
-                let owner = self.item_of(idx, &o.metadata);
+                let owner = self.item_of(idx, o.metadata);
                 if owner.deleting_dependents() {
                     OwnerState::WaitingForDependentsDeletion
                 } else {
@@ -399,7 +404,7 @@ impl Collector {
         if latest.metadata.uid.as_deref() != Some(uid) {
             return Ok(());
         }
-        let latest = self.item_of(item.resource, &latest.metadata);
+        let latest = self.item_of(item.resource, latest.metadata);
         if latest == item {
             return self.execute(&item, action).await;
         }
@@ -436,7 +441,7 @@ impl Collector {
                         Propagation::Orphan => PropagationPolicy::Orphan,
                     }),
                     preconditions: Some(Preconditions {
-                        uid: Some(item.uid.clone()),
+                        uid: Some(item.uid.to_string()),
                         resource_version: None,
                     }),
                     ..Default::default()
@@ -513,12 +518,14 @@ mod tests {
             uid: "u".into(),
             owners: owners
                 .iter()
-                .map(|u| OwnerReference {
-                    uid: u.to_string(),
-                    name: format!("o-{u}"),
-                    kind: "DaemonSet".into(),
-                    api_version: "apps/v1".into(),
-                    ..Default::default()
+                .map(|u| {
+                    Arc::new(OwnerReference {
+                        uid: u.to_string(),
+                        name: format!("o-{u}"),
+                        kind: "DaemonSet".into(),
+                        api_version: "apps/v1".into(),
+                        ..Default::default()
+                    })
                 })
                 .collect(),
             deleting: false,

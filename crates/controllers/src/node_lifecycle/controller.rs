@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     Event as CoreEvent, EventSource, Node, ObjectReference, Pod, Taint, Toleration,
 };
@@ -25,6 +24,9 @@ use super::eviction::{self, Plan};
 use super::monitor::{self, NodeHealth, TokenBucket, ZoneState};
 use super::taints::{self, TAINT_NOT_READY, TAINT_UNREACHABLE};
 use super::{Error, NodeLifecycleOptions};
+use crate::trim::{
+    Interner, Keep, LeaseOf, Lifecycle, LifecycleNode, LifecyclePod, NodeRecord, Recent,
+};
 use crate::workqueue::WorkQueue;
 
 /// Event source of the node lifecycle controller (upstream's component name).
@@ -36,13 +38,16 @@ const TAINTER_PERIOD: Duration = Duration::from_millis(100);
 /// Attempts at a read-modify-write of a node before giving the key back to the queue.
 const WRITE_ATTEMPTS: usize = 5;
 
-type PodKey = (String, String);
+/// `(namespace, name)`; the namespace is interned, the name shared by every map holding it.
+type PodKey = (Arc<str>, Arc<str>);
 
 /// What taint eviction needs to know about a pod.
 struct PodInfo {
-    uid: String,
-    node: String,
-    tolerations: Vec<Toleration>,
+    uid: Box<str>,
+    /// Interned; empty while unbound.
+    node: Arc<str>,
+    /// Shared with other pods that tolerate the same (a DaemonSet's pods all do).
+    tolerations: Arc<[Toleration]>,
     created: Option<Timestamp>,
     deleting: bool,
     /// Has a Ready condition that is not False (MarkPodsNotReady has something to do).
@@ -70,14 +75,17 @@ struct Zone {
 
 #[derive(Default)]
 struct State {
-    nodes: HashMap<String, Arc<Node>>,
+    nodes: HashMap<String, Arc<NodeRecord<Lifecycle>>>,
     /// Node name → last renewTime of its lease.
     leases: HashMap<String, Option<Timestamp>>,
     health: HashMap<String, NodeHealth>,
     /// Node name → its NoExecute taints (only nodes that have some).
     no_execute: HashMap<String, Vec<Taint>>,
     pods: HashMap<PodKey, PodInfo>,
-    pods_by_node: HashMap<String, HashSet<PodKey>>,
+    pods_by_node: HashMap<Arc<str>, HashSet<PodKey>>,
+    /// Namespaces and node names of pods.
+    strings: Interner,
+    tolerations: Recent<[Toleration]>,
     evictions: HashMap<PodKey, Scheduled>,
     zones: HashMap<String, Zone>,
 }
@@ -153,30 +161,30 @@ fn name_of(meta: &ObjectMeta) -> String {
     meta.name.clone().unwrap_or_default()
 }
 
-fn pod_key(p: &Pod) -> PodKey {
-    (
-        p.metadata.namespace.clone().unwrap_or_default(),
-        name_of(&p.metadata),
-    )
+fn pod_key(st: &mut State, p: &LifecyclePod) -> PodKey {
+    let (ns, name) = p.ns_name();
+    (st.strings.intern(ns), Arc::from(name))
 }
 
 fn is_status(e: &kube::Error, code: u16) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == code)
 }
 
-fn pod_info(p: &Pod) -> PodInfo {
-    let spec = p.spec.as_ref();
+fn pod_info(st: &mut State, p: LifecyclePod) -> PodInfo {
+    let (node, tolerations) = p
+        .spec
+        .map(|s| (s.node_name, s.tolerations))
+        .unwrap_or_default();
     let status = p.status.as_ref();
     let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("");
     PodInfo {
-        uid: p.metadata.uid.clone().unwrap_or_default(),
-        node: spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
-        tolerations: spec.and_then(|s| s.tolerations.clone()).unwrap_or_default(),
+        uid: p.metadata.uid.unwrap_or_default().into(),
+        node: st.strings.intern(node.as_deref().unwrap_or("")),
+        tolerations: st.tolerations.share(tolerations.unwrap_or_default()),
         created: p.metadata.creation_timestamp.as_ref().map(|t| t.0),
         deleting: p.metadata.deletion_timestamp.is_some(),
         ready_not_false: status
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+            .and_then(|s| s.ready.as_ref())
             .is_some_and(|c| c.status != "False"),
         terminal: phase == "Succeeded" || phase == "Failed",
     }
@@ -214,8 +222,8 @@ impl Controller {
     ) {
         self.event(EventReq {
             kind: "Pod",
-            namespace: key.0.clone(),
-            name: key.1.clone(),
+            namespace: key.0.to_string(),
+            name: key.1.to_string(),
             uid,
             type_,
             reason,
@@ -227,17 +235,20 @@ impl Controller {
     // ---- watches -------------------------------------------------------------------------
 
     async fn watch_nodes(self: Arc<Self>) -> Result<(), Error> {
-        let api: Api<Node> = Api::all(self.client.clone());
+        // Decoded with only metadata, taints, `unschedulable` and the conditions' type, status
+        // and heartbeat: images, addresses, capacity and node info are most of a node's size
+        // and are never read here.
+        let api: Api<LifecycleNode> = Api::all(self.client.clone());
         let mut stream = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
         let mut seen = HashSet::new();
         while let Some(ev) = stream.next().await {
             match ev {
-                Ok(Event::Apply(n)) => self.node_seen(n),
+                Ok(Event::Apply(n)) => self.node_seen(n.keep()),
                 Ok(Event::InitApply(n)) => {
                     seen.insert(name_of(&n.metadata));
-                    self.node_seen(n);
+                    self.node_seen(n.keep());
                 }
                 Ok(Event::Delete(n)) => self.node_gone(&name_of(&n.metadata)),
                 Ok(Event::Init) => seen.clear(),
@@ -259,13 +270,13 @@ impl Controller {
         Err(Error::Task("node watch ended".into()))
     }
 
-    fn node_seen(&self, node: Node) {
-        let name = name_of(&node.metadata);
+    fn node_seen(&self, node: NodeRecord<Lifecycle>) {
+        let name = node.name.to_string();
         let now = Timestamp::now();
         let no_execute = taints::no_execute_taints(&node);
         let ready = monitor::ready_status(&node).map(str::to_string);
         let mut st = self.lock();
-        let old = st.nodes.insert(name.clone(), Arc::new(trimmed(node)));
+        let old = st.nodes.insert(name.clone(), Arc::new(node));
         let node = st.nodes.get(&name).cloned().unwrap_or_default();
         let lease = st.leases.get(&name).copied();
         match st.health.get_mut(&name) {
@@ -297,7 +308,7 @@ impl Controller {
             }
             let pods: Vec<PodKey> = st
                 .pods_by_node
-                .get(&name)
+                .get(name.as_str())
                 .map(|s| s.iter().cloned().collect())
                 .unwrap_or_default();
             for key in pods {
@@ -319,7 +330,7 @@ impl Controller {
     }
 
     async fn watch_leases(self: Arc<Self>) -> Result<(), Error> {
-        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.opts.lease_namespace);
+        let api: Api<LeaseOf> = Api::namespaced(self.client.clone(), &self.opts.lease_namespace);
         let mut stream = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
@@ -327,11 +338,7 @@ impl Controller {
             match ev {
                 Ok(Event::Apply(l)) | Ok(Event::InitApply(l)) => {
                     let name = name_of(&l.metadata);
-                    let renew = l
-                        .spec
-                        .as_ref()
-                        .and_then(|s| s.renew_time.as_ref())
-                        .map(|t| t.0);
+                    let renew = l.renew_time();
                     let now = Timestamp::now();
                     let mut st = self.lock();
                     st.leases.insert(name.clone(), renew);
@@ -350,19 +357,24 @@ impl Controller {
     }
 
     async fn watch_pods(self: Arc<Self>) -> Result<(), Error> {
-        let api: Api<Pod> = Api::all(self.client.clone());
+        // Decoded with only identity, node, tolerations, phase and conditions.
+        let api: Api<LifecyclePod> = Api::all(self.client.clone());
         let mut stream = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
         let mut seen = HashSet::new();
         while let Some(ev) = stream.next().await {
             match ev {
-                Ok(Event::Apply(p)) => self.pod_seen(&p),
-                Ok(Event::InitApply(p)) => {
-                    seen.insert(pod_key(&p));
-                    self.pod_seen(&p);
+                Ok(Event::Apply(p)) => {
+                    self.pod_seen(p);
                 }
-                Ok(Event::Delete(p)) => self.pod_gone(&pod_key(&p)),
+                Ok(Event::InitApply(p)) => {
+                    seen.insert(self.pod_seen(p));
+                }
+                Ok(Event::Delete(p)) => {
+                    let key = pod_key(&mut self.lock(), &p);
+                    self.pod_gone(&key)
+                }
                 Ok(Event::Init) => seen.clear(),
                 Ok(Event::InitDone) => {
                     let gone: Vec<PodKey> = self
@@ -382,11 +394,12 @@ impl Controller {
         Err(Error::Task("pod watch ended".into()))
     }
 
-    fn pod_seen(&self, p: &Pod) {
-        let key = pod_key(p);
-        let info = pod_info(p);
+    /// Records a pod; answers its key.
+    fn pod_seen(&self, p: LifecyclePod) -> PodKey {
         let now = Timestamp::now();
         let mut st = self.lock();
+        let key = pod_key(&mut st, &p);
+        let info = pod_info(&mut st, p);
         let (replan, newly_bound) = match st.pods.get(&key) {
             // Taint eviction's PodUpdated: only a new node or new tolerations matter.
             Some(old) => (
@@ -423,12 +436,13 @@ impl Controller {
             && !node.is_empty()
             && st
                 .health
-                .get(&node)
+                .get(&*node)
                 .and_then(|h| h.last_ready.as_deref())
                 .is_some_and(|r| r != "True")
         {
-            self.queue.add(Work::PodsNotReady(node));
+            self.queue.add(Work::PodsNotReady(node.to_string()));
         }
+        key
     }
 
     fn pod_gone(&self, key: &PodKey) {
@@ -451,7 +465,7 @@ impl Controller {
         if let Some(s) = st.evictions.remove(key)
             && !s.fired
         {
-            let uid = st.pods.get(key).map(|p| p.uid.clone());
+            let uid = st.pods.get(key).map(|p| p.uid.to_string());
             info!(namespace = %key.0, pod = %key.1, "cancelling taint eviction");
             self.pod_event(
                 key,
@@ -472,7 +486,7 @@ impl Controller {
         if pod.node.is_empty() || pod.deleting {
             return;
         }
-        let taints = st.no_execute.get(&pod.node).cloned().unwrap_or_default();
+        let taints = st.no_execute.get(&*pod.node).cloned().unwrap_or_default();
         match eviction::plan(&taints, &pod.tolerations, pod.created, now) {
             Plan::Cancel => self.cancel(st, key),
             Plan::EvictNow => {
@@ -695,21 +709,25 @@ impl Controller {
             (node.clone(), silent, h.last_ready.clone())
         };
         let mut current = monitor::ready_status(&node).map(str::to_string);
-        if silent && let Some(conditions) = monitor::silent_conditions(&node, now) {
+        if silent && monitor::marks_unknown(&node) {
             info!(node = %name, "node stopped posting status; marking it Unknown");
             let api: Api<Node> = Api::all(self.client.clone());
-            // The cache holds a trimmed node: write the stored node's whole status, at the
-            // version the decision was made on (a newer one is a 409 and is judged again).
+            // The cache holds a trimmed node (conditions without reasons and messages): write
+            // the stored node's whole status, with its conditions turned Unknown, at the version
+            // the decision was made on. At that version the stored node is the cached one; a
+            // newer one is a 409 and is judged again.
             let mut updated = match api.get(name).await {
                 Ok(fresh) => fresh,
                 Err(e) if is_status(&e, 404) => return Ok(()),
                 Err(e) => return Err(e),
             };
-            updated.metadata.resource_version = node.metadata.resource_version.clone();
-            updated
-                .status
-                .get_or_insert_with(Default::default)
-                .conditions = Some(conditions);
+            let conditions = monitor::silent_conditions(&updated, now);
+            updated.metadata.resource_version =
+                node.part.resource_version.as_deref().map(From::from);
+            let status = updated.status.get_or_insert_with(Default::default);
+            if let Some(conditions) = conditions {
+                status.conditions = Some(conditions);
+            }
             match api
                 .replace_status(name, &PostParams::default(), &updated)
                 .await
@@ -731,7 +749,7 @@ impl Controller {
                 kind: "Node",
                 namespace: "default".to_string(),
                 name: name.to_string(),
-                uid: node.metadata.uid.clone(),
+                uid: node.part.uid.as_deref().map(From::from),
                 type_: "Normal",
                 reason: "NodeNotReady",
                 message: format!("Node {name} status is now: NodeNotReady"),
@@ -739,12 +757,8 @@ impl Controller {
             });
             self.queue.add(Work::PodsNotReady(name.to_string()));
         }
-        let node_taints = node
-            .spec
-            .as_ref()
-            .and_then(|s| s.taints.clone())
-            .unwrap_or_default();
-        let has = |key| taints::has_taint(&node_taints, key, TAINT_EFFECT_NO_EXECUTE);
+        let node_taints = &node.taints;
+        let has = |key| taints::has_taint(node_taints, key, TAINT_EFFECT_NO_EXECUTE);
         match current.as_deref() {
             Some(status @ ("False" | "Unknown")) => {
                 let Some((want, opposite)) = taints::no_execute_for_ready(status) else {
@@ -904,7 +918,7 @@ impl Controller {
                 .flatten()
                 .filter_map(|k| {
                     let p = st.pods.get(k)?;
-                    (p.ready_not_false && !p.terminal).then(|| (k.clone(), p.uid.clone()))
+                    (p.ready_not_false && !p.terminal).then(|| (k.clone(), p.uid.to_string()))
                 })
                 .collect()
         };
@@ -948,7 +962,7 @@ impl Controller {
         let now = Timestamp::now();
         let (uid, announce) = {
             let mut st = self.lock();
-            let uid = st.pods.get(key).map(|p| (p.uid.clone(), p.deleting));
+            let uid = st.pods.get(key).map(|p| (p.uid.to_string(), p.deleting));
             let Some(s) = st.evictions.get_mut(key) else {
                 return Ok(());
             };
@@ -1064,18 +1078,4 @@ async fn record_events(
         }
     }
     Ok(())
-}
-
-/// What the controller keeps of a node: metadata without managed fields, the spec (taints,
-/// unschedulable) and the status conditions. Images, addresses, capacity and node info are
-/// most of a node's size and are never read here; with thousands of nodes that is tens of MiB.
-fn trimmed(mut node: Node) -> Node {
-    node.metadata.managed_fields = None;
-    if let Some(status) = node.status.take() {
-        node.status = Some(k8s_openapi::api::core::v1::NodeStatus {
-            conditions: status.conditions,
-            ..Default::default()
-        });
-    }
-    node
 }

@@ -10,6 +10,8 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, NodeCondition};
+
+use crate::trim::{ConditionView, ConditionsView, NodeView};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
@@ -46,35 +48,28 @@ pub struct NodeHealth {
 }
 
 /// The node's condition of this type.
-pub fn condition<'a>(node: &'a Node, type_: &str) -> Option<&'a NodeCondition> {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.type_ == type_))
+pub fn condition<'a>(node: &'a impl ConditionsView, type_: &str) -> Option<ConditionView<'a>> {
+    node.conditions().find(|c| c.type_ == type_)
 }
 
 /// The status of the node's Ready condition, if it has one.
-pub fn ready_status(node: &Node) -> Option<&str> {
-    condition(node, "Ready").map(|c| c.status.as_str())
+pub fn ready_status(node: &impl ConditionsView) -> Option<&str> {
+    condition(node, "Ready").map(|c| c.status)
 }
 
-fn heartbeat_of(node: &Node) -> Option<Timestamp> {
-    condition(node, "Ready").and_then(|c| c.last_heartbeat_time.as_ref().map(|t| t.0))
+fn heartbeat_of(node: &impl ConditionsView) -> Option<Timestamp> {
+    condition(node, "Ready").and_then(|c| c.heartbeat)
 }
 
 impl NodeHealth {
     /// First sight of a node. A node that never reported counts from its creation time;
     /// otherwise from now.
-    pub fn first_seen(node: &Node, now: Timestamp) -> NodeHealth {
+    pub fn first_seen(node: &impl ConditionsView, now: Timestamp) -> NodeHealth {
         let has_ready = condition(node, "Ready").is_some();
         let probe = if has_ready {
             now
         } else {
-            node.metadata
-                .creation_timestamp
-                .as_ref()
-                .map(|t| t.0.min(now))
-                .unwrap_or(now)
+            node.created().map(|t| t.min(now)).unwrap_or(now)
         };
         NodeHealth {
             probe,
@@ -88,7 +83,7 @@ impl NodeHealth {
 
     /// A newer version of the node: a Ready heartbeat that changed (or a Ready condition
     /// that appeared or vanished) is a sign of life.
-    pub fn observe_node(&mut self, node: &Node, now: Timestamp) {
+    pub fn observe_node(&mut self, node: &impl ConditionsView, now: Timestamp) {
         let has_ready = condition(node, "Ready").is_some();
         let heartbeat = heartbeat_of(node);
         match (self.has_ready, has_ready) {
@@ -143,13 +138,19 @@ impl NodeHealth {
     }
 }
 
+/// Whether a silent node's conditions are to be turned Unknown: unless its Ready condition
+/// already is (upstream writes only when the Ready condition changes).
+pub fn marks_unknown(node: &impl ConditionsView) -> bool {
+    ready_status(node) != Some("Unknown")
+}
+
 /// The conditions of a silent node: Ready, MemoryPressure, DiskPressure and PIDPressure set to
 /// Unknown (`NodeStatusUnknown`, "Kubelet stopped posting node status.") with a new
 /// lastTransitionTime, and added as `NodeStatusNeverUpdated` where missing; heartbeats are left
 /// as they are; other conditions are kept. `None` when Ready is already Unknown (upstream
 /// writes only when the Ready condition changes).
 pub fn silent_conditions(node: &Node, now: Timestamp) -> Option<Vec<NodeCondition>> {
-    if ready_status(node) == Some("Unknown") {
+    if !marks_unknown(node) {
         return None;
     }
     let mut conditions: Vec<NodeCondition> = node
@@ -195,14 +196,8 @@ pub enum ZoneState {
 
 /// The zone key of a node, as `nodetopology.GetZoneKey`: region and zone labels (current or
 /// legacy), empty when it has neither.
-pub fn zone_key(node: &Node) -> String {
-    let labels = node.metadata.labels.as_ref();
-    let get = |a: &str, b: &str| {
-        labels
-            .and_then(|l| l.get(a).or_else(|| l.get(b)))
-            .cloned()
-            .unwrap_or_default()
-    };
+pub fn zone_key(node: &impl NodeView) -> String {
+    let get = |a: &str, b: &str| node.label(a).or_else(|| node.label(b)).unwrap_or("");
     let region = get(
         "topology.kubernetes.io/region",
         "failure-domain.beta.kubernetes.io/region",
@@ -218,12 +213,8 @@ pub fn zone_key(node: &Node) -> String {
 }
 
 /// Whether the node counts in its zone's health.
-pub fn counts_for_disruption(node: &Node) -> bool {
-    !node
-        .metadata
-        .labels
-        .as_ref()
-        .is_some_and(|l| l.contains_key(LABEL_EXCLUDE_DISRUPTION))
+pub fn counts_for_disruption(node: &impl NodeView) -> bool {
+    node.label(LABEL_EXCLUDE_DISRUPTION).is_none()
 }
 
 /// Upstream's ComputeZoneState: Full when no node is ready, Partial when more than two are not
@@ -303,6 +294,7 @@ impl TokenBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trim::{LifecycleNode, kept_as};
     use serde_json::json;
 
     fn ts(s: i64) -> Timestamp {
@@ -310,7 +302,20 @@ mod tests {
     }
 
     fn node(v: serde_json::Value) -> Node {
-        serde_json::from_value(v).expect("node literal")
+        let node: Node = serde_json::from_value(v).expect("node literal");
+        // The controller's cached record of it is judged alike.
+        let record = kept_as::<LifecycleNode>(&node);
+        assert_eq!(ready_status(&record), ready_status(&node));
+        assert_eq!(marks_unknown(&record), marks_unknown(&node));
+        assert_eq!(zone_key(&record), zone_key(&node));
+        assert_eq!(counts_for_disruption(&record), counts_for_disruption(&node));
+        let mut from_record = NodeHealth::first_seen(&record, ts(5));
+        let mut from_node = NodeHealth::first_seen(&node, ts(5));
+        assert_eq!(from_record, from_node);
+        from_record.observe_node(&record, ts(6));
+        from_node.observe_node(&node, ts(6));
+        assert_eq!(from_record, from_node);
+        node
     }
 
     fn ready_node(heartbeat: i64) -> Node {

@@ -1,12 +1,15 @@
 //! Which taints the node lifecycle controller owns and what they should be, as upstream's
 //! `nodeConditionToTaintKeyStatusMap`, `doNoScheduleTaintingPass` and `SwapNodeControllerTaint`.
 //!
-//! Pure functions over k8s-openapi types; the controller applies their answers.
+//! Pure functions over k8s-openapi taints and a node's view (a whole `Node`, or the controller's
+//! cached record); the controller applies their answers.
 
-use k8s_openapi::api::core::v1::{Node, Taint};
+use k8s_openapi::api::core::v1::Taint;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use pernode_core::scheduling::{TAINT_EFFECT_NO_EXECUTE, TAINT_EFFECT_NO_SCHEDULE};
+
+use crate::trim::{ConditionsView, NodeView};
 
 /// Ready=False.
 pub const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
@@ -53,16 +56,9 @@ pub fn has_taint(taints: &[Taint], key: &str, effect: &str) -> bool {
     taints.iter().any(|t| t.key == key && t.effect == effect)
 }
 
-fn node_taints(node: &Node) -> &[Taint] {
-    node.spec
-        .as_ref()
-        .and_then(|s| s.taints.as_deref())
-        .unwrap_or(&[])
-}
-
 /// The NoExecute taints of a node (what taint eviction acts on).
-pub fn no_execute_taints(node: &Node) -> Vec<Taint> {
-    node_taints(node)
+pub fn no_execute_taints(node: &impl NodeView) -> Vec<Taint> {
+    node.taints()
         .iter()
         .filter(|t| t.effect == TAINT_EFFECT_NO_EXECUTE)
         .cloned()
@@ -70,14 +66,9 @@ pub fn no_execute_taints(node: &Node) -> Vec<Taint> {
 }
 
 /// The NoSchedule taints the node's conditions and `spec.unschedulable` call for.
-pub fn desired_no_schedule_taints(node: &Node) -> Vec<Taint> {
+pub fn desired_no_schedule_taints(node: &impl ConditionsView) -> Vec<Taint> {
     let mut out: Vec<Taint> = Vec::new();
-    let conditions = node
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_deref())
-        .unwrap_or(&[]);
-    for c in conditions {
+    for c in node.conditions() {
         for (type_, status, key) in CONDITION_TAINTS {
             if c.type_ == type_
                 && c.status == status
@@ -87,12 +78,7 @@ pub fn desired_no_schedule_taints(node: &Node) -> Vec<Taint> {
             }
         }
     }
-    if node
-        .spec
-        .as_ref()
-        .and_then(|s| s.unschedulable)
-        .unwrap_or(false)
-    {
+    if node.unschedulable() {
         out.push(taint(TAINT_UNSCHEDULABLE, TAINT_EFFECT_NO_SCHEDULE));
     }
     out
@@ -105,9 +91,10 @@ fn owned_no_schedule_key(key: &str) -> bool {
 
 /// The NoSchedule pass for one node: `(to_add, to_remove)` so that the owned NoSchedule taints
 /// are exactly [`desired_no_schedule_taints`]. Both empty means nothing to do.
-pub fn no_schedule_diff(node: &Node) -> (Vec<Taint>, Vec<Taint>) {
+pub fn no_schedule_diff(node: &impl ConditionsView) -> (Vec<Taint>, Vec<Taint>) {
     let desired = desired_no_schedule_taints(node);
-    let current: Vec<&Taint> = node_taints(node)
+    let current: Vec<&Taint> = node
+        .taints()
         .iter()
         .filter(|t| t.effect == TAINT_EFFECT_NO_SCHEDULE && owned_no_schedule_key(&t.key))
         .collect();
@@ -164,10 +151,17 @@ pub fn swap_taints(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trim::{LifecycleNode, kept_as};
+    use k8s_openapi::api::core::v1::Node;
     use serde_json::json;
 
     fn node(v: serde_json::Value) -> Node {
-        serde_json::from_value(v).expect("node literal")
+        let node: Node = serde_json::from_value(v).expect("node literal");
+        // The controller's cached record of it judges alike.
+        let record = kept_as::<LifecycleNode>(&node);
+        assert_eq!(no_schedule_diff(&record), no_schedule_diff(&node));
+        assert_eq!(no_execute_taints(&record), no_execute_taints(&node));
+        node
     }
 
     fn keys(ts: &[Taint]) -> Vec<String> {

@@ -7,13 +7,16 @@
 //! affinity is not used by daemon pods).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod, PodSpec, Taint};
+use k8s_openapi::api::core::v1::{Pod, PodSpec, Taint};
 use pernode_core::quantity::parse_quantity;
 use pernode_core::scheduling::{
     TAINT_EFFECT_NO_EXECUTE, TAINT_EFFECT_NO_SCHEDULE, find_untolerated_taint,
-    pod_matches_node_selector_and_affinity, tolerations_tolerate_taint,
+    tolerations_tolerate_taint,
 };
+
+use crate::trim::{AllocatableView, matches_node_selector_and_affinity};
 
 /// NodeUnschedulable's reason.
 pub const REASON_UNSCHEDULABLE: &str = "node(s) were unschedulable";
@@ -151,27 +154,29 @@ pub fn pod_demand(pod: &Pod) -> PodDemand {
 }
 
 /// What is already placed on a node: its pods (keyed by UID) and their summed requests.
+/// Demands are `Arc`s so that pods asking the same (a DaemonSet's) can share one.
 #[derive(Clone, Debug, Default)]
 pub struct NodeUsage {
-    pods: HashMap<String, PodDemand>,
+    pods: HashMap<Box<str>, Arc<PodDemand>>,
     requested: BTreeMap<String, i128>,
 }
 
 impl NodeUsage {
     /// Account for a pod (replacing an earlier entry with the same UID).
-    pub fn add(&mut self, uid: &str, demand: PodDemand) {
+    pub fn add(&mut self, uid: &str, demand: impl Into<Arc<PodDemand>>) {
+        let demand = demand.into();
         self.remove(uid);
         for (k, v) in &demand.requests {
             *self.requested.entry(k.clone()).or_insert(0) += v;
         }
-        self.pods.insert(uid.to_string(), demand);
+        self.pods.insert(uid.into(), demand);
     }
 
     /// Stop accounting for a pod.
     pub fn remove(&mut self, uid: &str) {
         if let Some(old) = self.pods.remove(uid) {
-            for (k, v) in old.requests {
-                if let Some(e) = self.requested.get_mut(&k) {
+            for (k, v) in &old.requests {
+                if let Some(e) = self.requested.get_mut(k) {
                     *e -= v;
                 }
             }
@@ -198,15 +203,6 @@ impl NodeUsage {
     }
 }
 
-fn allocatable(node: &Node, resource: &str) -> i128 {
-    node.status
-        .as_ref()
-        .and_then(|s| s.allocatable.as_ref())
-        .and_then(|a| a.get(resource))
-        .and_then(|q| parse_quantity(&q.0).ok())
-        .map_or(0, |q| q.milli_value())
-}
-
 fn untolerated_taint_reason(taint: &Taint) -> String {
     format!(
         "node(s) had untolerated taint {{{}: {}}}",
@@ -216,18 +212,18 @@ fn untolerated_taint_reason(taint: &Taint) -> String {
 }
 
 /// Run the filters for `pod` on `node`: `Ok(())` when it fits, else the reasons of the first
-/// filter that rejects it (NodeResourcesFit may give several).
+/// filter that rejects it (NodeResourcesFit may give several). The node is a whole `Node` or
+/// the scheduler's cached record.
 pub fn fits(
     spec: &PodSpec,
     demand: &PodDemand,
-    node: &Node,
+    node: &impl AllocatableView,
     usage: &NodeUsage,
 ) -> Result<(), Vec<String>> {
     let tolerations = spec.tolerations.as_deref().unwrap_or(&[]);
-    let node_spec = node.spec.as_ref();
 
     // NodeUnschedulable.
-    if node_spec.and_then(|s| s.unschedulable).unwrap_or(false) {
+    if node.unschedulable() {
         let cordon = Taint {
             key: UNSCHEDULABLE_TAINT_KEY.to_string(),
             effect: TAINT_EFFECT_NO_SCHEDULE.to_string(),
@@ -239,7 +235,7 @@ pub fn fits(
     }
 
     // TaintToleration.
-    let taints = node_spec.and_then(|s| s.taints.as_deref()).unwrap_or(&[]);
+    let taints = node.taints();
     if let Some(t) = find_untolerated_taint(taints, tolerations, |t| {
         t.effect == TAINT_EFFECT_NO_SCHEDULE || t.effect == TAINT_EFFECT_NO_EXECUTE
     }) {
@@ -247,7 +243,7 @@ pub fn fits(
     }
 
     // NodeAffinity (nodeSelector and required node affinity).
-    if !pod_matches_node_selector_and_affinity(spec, node) {
+    if !matches_node_selector_and_affinity(spec, node) {
         return Err(vec![REASON_AFFINITY.to_string()]);
     }
 
@@ -262,7 +258,7 @@ pub fn fits(
 
     // NodeResourcesFit.
     let mut reasons = Vec::new();
-    let allowed_pods = allocatable(node, "pods") / 1000;
+    let allowed_pods = node.allocatable("pods") / 1000;
     if usage.pod_count() as i128 + 1 > allowed_pods {
         reasons.push(REASON_TOO_MANY_PODS.to_string());
     }
@@ -276,7 +272,7 @@ pub fn fits(
         .filter(|(k, _)| !order.contains(&k.as_str()) && *k != "pods")
         .map(|(k, v)| (k.as_str(), *v));
     for (resource, want) in named.chain(others) {
-        if want > 0 && want > allocatable(node, resource) - usage.requested(resource) {
+        if want > 0 && want > node.allocatable(resource) - usage.requested(resource) {
             reasons.push(format!("Insufficient {resource}"));
         }
     }
@@ -320,9 +316,11 @@ pub fn is_ours(spec: &PodSpec) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trim::{SchedulingNode, kept_as};
     use k8s_openapi::api::core::v1::{
-        Affinity, Container, ContainerPort, NodeAffinity, NodeSelector, NodeSelectorRequirement,
-        NodeSelectorTerm, NodeSpec, NodeStatus, ResourceRequirements, Toleration,
+        Affinity, Container, ContainerPort, Node, NodeAffinity, NodeSelector,
+        NodeSelectorRequirement, NodeSelectorTerm, NodeSpec, NodeStatus, ResourceRequirements,
+        Toleration,
     };
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -386,12 +384,16 @@ mod tests {
         }
     }
 
+    /// The verdict on a whole node, which the scheduler's cached record of it must share.
     fn check(spec: &PodSpec, node: &Node, usage: &NodeUsage) -> Result<(), Vec<String>> {
         let demand = PodDemand {
             requests: pod_requests(spec),
             host_ports: pod_host_ports(spec),
         };
-        fits(spec, &demand, node, usage)
+        let verdict = fits(spec, &demand, node, usage);
+        let record = kept_as::<SchedulingNode>(node);
+        assert_eq!(fits(spec, &demand, &record, usage), verdict, "{node:?}");
+        verdict
     }
 
     #[test]

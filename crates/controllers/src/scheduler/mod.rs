@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Binding, Event as CoreEvent, Node, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{Binding, Event as CoreEvent, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -34,6 +34,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
+use crate::trim::{Allocatable, Keep, NodeRecord, Recent, SchedulingNode, SchedulingPod};
 use crate::workqueue::WorkQueue;
 use fit::{NodeUsage, PodDemand, fit_error_message, fits, is_ours, pod_demand};
 use pernode_core::scheduling::target_node_name;
@@ -78,7 +79,7 @@ type PodKey = (String, String);
 
 #[derive(Default)]
 struct Cache {
-    nodes: HashMap<String, Arc<Node>>,
+    nodes: HashMap<String, NodeRecord<Allocatable>>,
     usage: HashMap<String, NodeUsage>,
     /// Pod UID → the node its demand is accounted on.
     placed: HashMap<String, String>,
@@ -90,11 +91,14 @@ struct Cache {
     unschedulable: HashMap<PodKey, Option<String>>,
     /// Pod UID → the last FailedScheduling message written, so repeats are not re-written.
     reported: HashMap<String, String>,
+    /// Recent demands, shared by the pods that make them.
+    demands: Recent<PodDemand>,
 }
 
 impl Cache {
     fn place(&mut self, uid: &str, node: &str, demand: PodDemand) {
         self.unplace(uid);
+        let demand = self.demands.share(demand);
         self.usage
             .entry(node.to_string())
             .or_default()
@@ -174,11 +178,11 @@ fn is_status(e: &kube::Error, code: u16) -> bool {
 }
 
 /// Whether a node change can change a fit decision (heartbeats alone cannot).
-fn node_fit_changed(old: &Node, new: &Node) -> bool {
-    old.metadata.labels != new.metadata.labels
-        || old.spec != new.spec
-        || old.status.as_ref().map(|s| &s.allocatable)
-            != new.status.as_ref().map(|s| &s.allocatable)
+fn node_fit_changed(old: &NodeRecord<Allocatable>, new: &NodeRecord<Allocatable>) -> bool {
+    old.labels != new.labels
+        || old.taints != new.taints
+        || old.unschedulable != new.unschedulable
+        || old.part != new.part
 }
 
 impl Scheduler {
@@ -193,17 +197,18 @@ impl Scheduler {
     }
 
     async fn watch_nodes(self: Arc<Self>) -> Result<(), Error> {
-        let api: Api<Node> = Api::all(self.client.clone());
+        // Decoded with only labels, spec and allocatable (what node_fit_changed and fits read).
+        let api: Api<SchedulingNode> = Api::all(self.client.clone());
         let mut stream = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
         let mut seen = HashSet::new();
         while let Some(ev) = stream.next().await {
             match ev {
-                Ok(Event::Apply(n)) => self.node_seen(n),
+                Ok(Event::Apply(n)) => self.node_seen(n.keep()),
                 Ok(Event::InitApply(n)) => {
                     seen.insert(n.metadata.name.clone().unwrap_or_default());
-                    self.node_seen(n);
+                    self.node_seen(n.keep());
                 }
                 Ok(Event::Delete(n)) => {
                     self.lock()
@@ -218,18 +223,14 @@ impl Scheduler {
         Err(Error::Task("node watch ended".into()))
     }
 
-    fn node_seen(&self, node: Node) {
-        let name = node.metadata.name.clone().unwrap_or_default();
+    fn node_seen(&self, node: NodeRecord<Allocatable>) {
+        let name = node.name.to_string();
         let mut c = self.lock();
         let changed = c
             .nodes
             .get(&name)
             .is_none_or(|old| node_fit_changed(old, &node));
-        // Only labels, spec and allocatable are read (node_fit_changed, fits).
-        c.nodes.insert(
-            name.clone(),
-            Arc::new(crate::trim::node_for_scheduling(node)),
-        );
+        c.nodes.insert(name.clone(), node);
         let retry = if changed {
             c.retry_candidates(&name)
         } else {
@@ -242,19 +243,20 @@ impl Scheduler {
     }
 
     async fn watch_pods(self: Arc<Self>) -> Result<(), Error> {
-        let api: Api<Pod> = Api::all(self.client.clone());
+        // Decoded with only what fit checks, demands and binding read.
+        let api: Api<SchedulingPod> = Api::all(self.client.clone());
         let mut stream = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
         let mut seen: HashSet<String> = HashSet::new();
         while let Some(ev) = stream.next().await {
             match ev {
-                Ok(Event::Apply(p)) => self.pod_seen(p),
+                Ok(Event::Apply(p)) => self.pod_seen(p.keep()),
                 Ok(Event::InitApply(p)) => {
                     seen.insert(p.metadata.uid.clone().unwrap_or_default());
-                    self.pod_seen(p);
+                    self.pod_seen(p.keep());
                 }
-                Ok(Event::Delete(p)) => self.pod_gone(&p),
+                Ok(Event::Delete(p)) => self.pod_gone(&p.keep()),
                 Ok(Event::Init) => seen.clear(),
                 Ok(Event::InitDone) => {
                     let mut c = self.lock();
@@ -383,13 +385,13 @@ impl Scheduler {
             Some(t) => c
                 .nodes
                 .get(t)
-                .filter(|n| fits(spec, &demand, n, c.usage.get(t).unwrap_or(&empty)).is_ok())
+                .filter(|n| fits(spec, &demand, *n, c.usage.get(t).unwrap_or(&empty)).is_ok())
                 .map(|_| t.clone()),
             None => c
                 .nodes
                 .iter()
                 .filter(|(name, n)| {
-                    fits(spec, &demand, n, c.usage.get(*name).unwrap_or(&empty)).is_ok()
+                    fits(spec, &demand, *n, c.usage.get(*name).unwrap_or(&empty)).is_ok()
                 })
                 .min_by_key(|(name, _)| {
                     // Least allocated by pod count, then name, for a stable spread.
