@@ -32,7 +32,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
@@ -237,18 +237,113 @@ pub(crate) struct DaemonPodSpec {
     affinity: Option<RequiredNodeAffinity>,
 }
 
-impl From<DaemonPodSpec> for PodSpec {
-    fn from(s: DaemonPodSpec) -> PodSpec {
-        PodSpec {
-            node_name: s.node_name,
-            affinity: s.affinity.map(Affinity::from),
-            ..PodSpec::default()
+/// A pod as the DaemonSet controller decodes it; its cache keeps a [`PodRecord`].
+pub(crate) type DaemonPod = PodOf<DaemonPodSpec, ReadyStatus>;
+
+/// What the DaemonSet controller keeps of a pod: identity, labels, controller reference,
+/// creation and deletion, whether it is bound and the node it belongs to (upstream's
+/// `GetTargetNodeName`), its phase and its readiness. A typed `Pod` is ~2.2 KB before any field
+/// is set; with its labels map, owner references, affinity and conditions a cached daemon pod
+/// was ~3.7 KB.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PodRecord {
+    pub(crate) name: Box<str>,
+    pub(crate) namespace: Box<str>,
+    pub(crate) uid: Option<Box<str>>,
+    pub(crate) resource_version: Option<Box<str>>,
+    pub(crate) labels: Labels,
+    /// The controller reference (the first owner reference with `controller: true`).
+    pub(crate) controller: Option<Box<OwnerReference>>,
+    pub(crate) created: Option<Timestamp>,
+    /// `metadata.deletionTimestamp` is set.
+    pub(crate) deleting: bool,
+    /// `spec.nodeName` is set (and not empty).
+    pub(crate) bound: bool,
+    /// `spec.nodeName`, else the node its required node affinity pins it to.
+    pub(crate) target_node: Option<Box<str>>,
+    pub(crate) phase: Option<Word>,
+    /// Its Ready condition.
+    pub(crate) readiness: Option<Readiness>,
+}
+
+/// What readiness and availability read of a pod's Ready condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Readiness {
+    /// Its status is `True`.
+    pub(crate) ready: bool,
+    /// Its `lastTransitionTime`.
+    pub(crate) since: Option<Timestamp>,
+}
+
+impl PodRecord {
+    /// pernode-core's `is_pod_ready` on the kept Ready condition.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.readiness.is_some_and(|r| r.ready)
+    }
+
+    /// pernode-core's `is_pod_available` on the kept Ready condition: Ready, and either
+    /// `min_ready_seconds` is 0 or lastTransitionTime + minReadySeconds is strictly before `now`.
+    pub(crate) fn is_available(&self, min_ready_seconds: i32, now: Timestamp) -> bool {
+        let Some(r) = self.readiness.filter(|r| r.ready) else {
+            return false;
+        };
+        if min_ready_seconds == 0 {
+            return true;
         }
+        let Some(since) = r.since else {
+            return false;
+        };
+        since
+            .checked_add(SignedDuration::from_secs(i64::from(min_ready_seconds)))
+            .is_ok_and(|ready_at| ready_at < now)
+    }
+
+    /// pernode-core's `is_pod_terminal`: phase `Succeeded` or `Failed`.
+    pub(crate) fn is_terminal(&self) -> bool {
+        matches!(self.phase.as_deref(), Some("Succeeded" | "Failed"))
     }
 }
 
-/// A pod as the DaemonSet controller's cache holds it.
-pub(crate) type DaemonPod = PodOf<DaemonPodSpec, ReadyStatus>;
+impl Keep for DaemonPod {
+    type Kept = PodRecord;
+    fn keep(self) -> PodRecord {
+        let m = self.metadata;
+        let (node_name, affinity) = self
+            .spec
+            .map(|s| (s.node_name, s.affinity))
+            .unwrap_or_default();
+        let bound = node_name.as_deref().is_some_and(|n| !n.is_empty());
+        let spec = PodSpec {
+            node_name,
+            affinity: affinity.map(Affinity::from),
+            ..PodSpec::default()
+        };
+        let target_node = pernode_core::scheduling::target_node_name(&spec).map(Box::from);
+        let (phase, ready) = self.status.map(|s| (s.phase, s.ready)).unwrap_or_default();
+        PodRecord {
+            name: m.name.unwrap_or_default().into_boxed_str(),
+            namespace: m.namespace.unwrap_or_default().into_boxed_str(),
+            uid: m.uid.map(String::into_boxed_str),
+            resource_version: m.resource_version.map(String::into_boxed_str),
+            labels: m.labels.map(Labels::from).unwrap_or_default(),
+            controller: m
+                .owner_references
+                .into_iter()
+                .flatten()
+                .find(|r| r.controller == Some(true))
+                .map(Box::new),
+            created: m.creation_timestamp.map(|t| t.0),
+            deleting: m.deletion_timestamp.is_some(),
+            bound,
+            target_node,
+            phase: phase.map(word),
+            readiness: ready.map(|c| Readiness {
+                ready: c.status == "True",
+                since: c.last_transition_time.map(|t| t.0),
+            }),
+        }
+    }
+}
 
 /// The part of a pod's affinity the controllers read: the required node affinity (the
 /// DaemonSet's target node, the scheduler's NodeAffinity filter). Preferred terms and pod
@@ -311,16 +406,6 @@ pub(crate) struct ReadyStatus {
     pub(crate) phase: Option<String>,
     #[serde(default, rename = "conditions", deserialize_with = "ready_condition")]
     pub(crate) ready: Option<PodCondition>,
-}
-
-impl From<ReadyStatus> for PodStatus {
-    fn from(s: ReadyStatus) -> PodStatus {
-        PodStatus {
-            phase: s.phase,
-            conditions: s.ready.map(|c| vec![c]),
-            ..PodStatus::default()
-        }
-    }
 }
 
 /// What availability reads of a condition.
@@ -590,12 +675,12 @@ pub(crate) struct ConditionRecord {
     pub(crate) heartbeat: Option<Timestamp>,
 }
 
-/// A string that is usually one of a few words (condition types and statuses): those are kept
+/// A string that is usually one of a few words (condition types and statuses, pod phases): those are kept
 /// without allocating.
 pub(crate) type Word = Cow<'static, str>;
 
 fn word(s: String) -> Word {
-    const WORDS: [&str; 8] = [
+    const WORDS: [&str; 12] = [
         "Ready",
         "MemoryPressure",
         "DiskPressure",
@@ -604,6 +689,10 @@ fn word(s: String) -> Word {
         "True",
         "False",
         "Unknown",
+        "Pending",
+        "Running",
+        "Succeeded",
+        "Failed",
     ];
     match WORDS.iter().find(|w| **w == s) {
         Some(w) => Cow::Borrowed(w),
@@ -948,7 +1037,7 @@ impl Keep for ControllerRevision {
     }
 }
 
-impl<S: Into<PodSpec>, St: Into<PodStatus>> Keep for PodOf<S, St> {
+impl Keep for SchedulingPod {
     type Kept = Pod;
     fn keep(self) -> Pod {
         Pod {
@@ -1136,45 +1225,75 @@ mod tests {
 
     #[test]
     fn daemonset_controller_pod_keeps_placement_and_readiness() {
+        use pernode_core::pod::{is_pod_available, is_pod_ready, is_pod_terminal};
         let full: Pod = decode(full_pod());
+        let m = &full.metadata;
         let pod = decode::<DaemonPod>(full_pod()).keep();
-        assert_eq!(pod.metadata, kept_meta(&full.metadata, true));
-        assert!(pod.metadata.managed_fields.is_none() && pod.metadata.annotations.is_none());
-        let (spec, full_spec) = (pod.spec.clone().unwrap(), full.spec.clone().unwrap());
         assert_eq!(
-            spec,
-            PodSpec {
-                node_name: full_spec.node_name,
-                affinity: full_spec.affinity,
-                ..PodSpec::default()
-            }
+            (&*pod.name, &*pod.namespace, pod.uid.as_deref()),
+            (
+                m.name.as_deref().unwrap(),
+                m.namespace.as_deref().unwrap(),
+                m.uid.as_deref()
+            )
         );
-        // Of the conditions, the Ready one: what readiness and availability read.
-        let (status, full_status) = (pod.status.clone().unwrap(), full.status.clone().unwrap());
-        let ready = pernode_core::pod::pod_ready_condition(&full).unwrap();
         assert_eq!(
-            status,
-            PodStatus {
-                phase: full_status.phase,
-                conditions: Some(vec![PodCondition {
-                    type_: ready.type_.clone(),
-                    status: ready.status.clone(),
-                    last_transition_time: ready.last_transition_time.clone(),
-                    ..PodCondition::default()
-                }]),
-                ..PodStatus::default()
-            }
+            pod.resource_version.as_deref(),
+            m.resource_version.as_deref()
         );
-        assert!(pernode_core::pod::is_pod_ready(&pod));
-        let at = "2024-01-01T00:00:20Z".parse().unwrap();
-        for min_ready in [0, 10, 15, 20] {
-            assert_eq!(
-                pernode_core::pod::is_pod_available(&pod, min_ready, at),
-                pernode_core::pod::is_pod_available(&full, min_ready, at)
-            );
-        }
-        assert_eq!(pernode_core::scheduling::target_node_name(&spec), Some("n"));
+        assert_eq!(pod.labels, Labels::from(m.labels.clone().unwrap()));
+        assert_eq!(
+            pod.controller.as_deref(),
+            crate::daemonset::sync::controller_of(m)
+        );
+        assert_eq!(pod.created, m.creation_timestamp.as_ref().map(|t| t.0));
+        assert!(pod.deleting && pod.bound);
+        assert_eq!(
+            pod.target_node.as_deref(),
+            pernode_core::scheduling::target_node_name(full.spec.as_ref().unwrap())
+        );
+        assert_eq!(pod.phase.as_deref(), Some("Running"));
+        assert!(matches!(pod.phase, Some(Cow::Borrowed(_))));
+        assert_eq!(pod.is_terminal(), is_pod_terminal(&full));
+        assert_eq!(pod.is_ready(), is_pod_ready(&full));
+        assert!(pod.is_ready());
         assert_eq!(<DaemonPod as Resource>::plural(&()), "pods");
+
+        // Readiness and availability as pernode-core judges the whole pod.
+        let at: Timestamp = "2024-01-01T00:00:20Z".parse().unwrap();
+        let conditions = [
+            json!(null),
+            json!([]),
+            json!([{"type": "PodScheduled", "status": "True"}]),
+            json!([{"type": "Ready", "status": "True"}]),
+            json!([{"type": "Ready", "status": "False",
+                "lastTransitionTime": "2024-01-01T00:00:05Z"}]),
+            json!([{"type": "Ready", "status": "Unknown"}]),
+            json!([{"type": "Ready", "status": "True",
+                "lastTransitionTime": "2024-01-01T00:00:05Z"}]),
+            json!([{"type": "Ready", "status": "True",
+                "lastTransitionTime": "9999-12-01T00:00:00Z"}]),
+            json!([{"type": "Ready", "status": "False"},
+                {"type": "Ready", "status": "True", "lastTransitionTime": "2024-01-01T00:00:05Z"}]),
+        ];
+        for c in conditions {
+            for phase in ["Running", "Succeeded", "Failed", "Pending"] {
+                let mut v = full_pod();
+                v["status"]["conditions"] = c.clone();
+                v["status"]["phase"] = json!(phase);
+                let whole: Pod = decode(v.clone());
+                let kept = decode::<DaemonPod>(v).keep();
+                assert_eq!(kept.is_ready(), is_pod_ready(&whole), "{c}");
+                assert_eq!(kept.is_terminal(), is_pod_terminal(&whole), "{phase}");
+                for min_ready in [0, 1, 14, 15, 16, i32::MAX] {
+                    assert_eq!(
+                        kept.is_available(min_ready, at),
+                        is_pod_available(&whole, min_ready, at),
+                        "{c} {min_ready}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -30,7 +31,7 @@ use super::expectations::Expectations;
 use super::placement::{Placement, PlacementChecker};
 use super::sync::controller_of;
 use super::{EVENT_SOURCE_COMPONENT, Error};
-use crate::trim::{DaemonPod, Keep, NodeRecord, PlacementNode};
+use crate::trim::{DaemonPod, Keep, NodeRecord, PlacementNode, PodRecord};
 
 /// How the controller runs.
 #[derive(Debug, Clone)]
@@ -114,7 +115,17 @@ macro_rules! cached_by_meta {
     )*};
 }
 
-cached_by_meta!(DaemonSet, ControllerRevision, Pod);
+cached_by_meta!(DaemonSet, ControllerRevision);
+
+impl Cached for PodRecord {
+    fn ns_name(&self) -> (&str, &str) {
+        (&self.namespace, &self.name)
+    }
+
+    fn controller_uid(&self) -> &str {
+        self.controller.as_ref().map_or("", |r| r.uid.as_str())
+    }
+}
 
 impl<P> Cached for NodeRecord<P> {
     fn ns_name(&self) -> (&str, &str) {
@@ -489,7 +500,7 @@ pub(crate) struct Ctx {
     pub(crate) client: Client,
     pub(crate) opts: DaemonSetControllerOptions,
     pub(crate) dss: Cache<DaemonSet>,
-    pub(crate) pods: Cache<Pod>,
+    pub(crate) pods: Cache<PodRecord>,
     pub(crate) revisions: Cache<ControllerRevision>,
     pub(crate) nodes: Cache<NodeRecord>,
     /// Bumped whenever a node appears, goes, or changes its labels or taints: what placement
@@ -579,8 +590,12 @@ impl Ctx {
     }
 
     /// The DaemonSet a controller reference points to, if it is one we know with that UID.
-    fn resolve_controller_ref(&self, ns: &str, meta: &ObjectMeta) -> Option<Arc<DaemonSet>> {
-        let r = controller_of(meta)?;
+    fn resolve_controller_ref(
+        &self,
+        ns: &str,
+        controller: Option<&OwnerReference>,
+    ) -> Option<Arc<DaemonSet>> {
+        let r = controller?;
         if r.kind != "DaemonSet" {
             return None;
         }
@@ -588,10 +603,13 @@ impl Ctx {
         (ds.metadata.uid.as_deref() == Some(r.uid.as_str())).then_some(ds)
     }
 
-    /// DaemonSets of the namespace whose selector matches the labels (orphan handling).
-    fn daemonsets_selecting(&self, ns: &str, meta: &ObjectMeta) -> Vec<Arc<DaemonSet>> {
-        let empty = Default::default();
-        let labels = meta.labels.as_ref().unwrap_or(&empty);
+    /// DaemonSets of the namespace whose selector matches the labels (orphan handling), given
+    /// as a lookup.
+    fn daemonsets_selecting<'v>(
+        &self,
+        ns: &str,
+        label: impl Fn(&str) -> Option<&'v str>,
+    ) -> Vec<Arc<DaemonSet>> {
         self.dss
             .list_ns(ns)
             .into_iter()
@@ -601,7 +619,7 @@ impl Ctx {
                 };
                 match pernode_core::labels::from_k8s(&spec.selector) {
                     // An empty selector matches nothing here (it is refused by sync, R28).
-                    Ok(sel) => !sel.is_empty() && sel.matches(labels),
+                    Ok(sel) => !sel.is_empty() && sel.matches_with(&label),
                     Err(_) => false,
                 }
             })
@@ -628,44 +646,44 @@ impl Ctx {
     }
 
     // R164-R166.
-    fn on_pod(&self, change: Change<Pod>) {
+    fn on_pod(&self, change: Change<PodRecord>) {
         match change {
             Change::Added(pod) => {
-                if pod.metadata.deletion_timestamp.is_some() {
+                if pod.deleting {
                     return self.pod_deleted(&pod);
                 }
-                let ns = pod.metadata.namespace.clone().unwrap_or_default();
-                if controller_of(&pod.metadata).is_some() {
-                    if let Some(ds) = self.resolve_controller_ref(&ns, &pod.metadata) {
+                let ns = &pod.namespace;
+                if pod.controller.is_some() {
+                    if let Some(ds) = self.resolve_controller_ref(ns, pod.controller.as_deref()) {
                         self.expectations
                             .creation_observed(&object_key(&ds.metadata));
                         self.enqueue(&ds);
                     }
                     return;
                 }
-                for ds in self.daemonsets_selecting(&ns, &pod.metadata) {
+                for ds in self.daemonsets_selecting(ns, |k| pod.labels.get(k)) {
                     self.enqueue(&ds);
                 }
             }
             Change::Updated(old, cur) => {
-                if old.metadata.resource_version == cur.metadata.resource_version {
+                if old.resource_version == cur.resource_version {
                     return;
                 }
-                if cur.metadata.deletion_timestamp.is_some() {
+                if cur.deleting {
                     return self.pod_deleted(&cur);
                 }
-                let ns = cur.metadata.namespace.clone().unwrap_or_default();
-                let cur_ref = controller_of(&cur.metadata);
-                let old_ref = controller_of(&old.metadata);
+                let ns = &cur.namespace;
+                let cur_ref = cur.controller.as_deref();
+                let old_ref = old.controller.as_deref();
                 let ref_changed = cur_ref != old_ref;
                 if ref_changed
                     && old_ref.is_some()
-                    && let Some(ds) = self.resolve_controller_ref(&ns, &old.metadata)
+                    && let Some(ds) = self.resolve_controller_ref(ns, old_ref)
                 {
                     self.enqueue(&ds);
                 }
                 if cur_ref.is_some() {
-                    let Some(ds) = self.resolve_controller_ref(&ns, &cur.metadata) else {
+                    let Some(ds) = self.resolve_controller_ref(ns, cur_ref) else {
                         return;
                     };
                     self.enqueue(&ds);
@@ -674,8 +692,7 @@ impl Ctx {
                         .as_ref()
                         .and_then(|s| s.min_ready_seconds)
                         .unwrap_or(0);
-                    let became_ready = !pernode_core::pod::is_pod_ready(&old)
-                        && pernode_core::pod::is_pod_ready(&cur);
+                    let became_ready = !old.is_ready() && cur.is_ready();
                     if became_ready && min_ready > 0 {
                         self.queue.add_after(
                             object_key(&ds.metadata),
@@ -684,9 +701,9 @@ impl Ctx {
                     }
                     return;
                 }
-                let labels_changed = old.metadata.labels != cur.metadata.labels;
+                let labels_changed = old.labels != cur.labels;
                 if labels_changed || ref_changed {
-                    for ds in self.daemonsets_selecting(&ns, &cur.metadata) {
+                    for ds in self.daemonsets_selecting(ns, |k| cur.labels.get(k)) {
                         self.enqueue(&ds);
                     }
                 }
@@ -695,9 +712,8 @@ impl Ctx {
         }
     }
 
-    fn pod_deleted(&self, pod: &Pod) {
-        let ns = pod.metadata.namespace.clone().unwrap_or_default();
-        if let Some(ds) = self.resolve_controller_ref(&ns, &pod.metadata) {
+    fn pod_deleted(&self, pod: &PodRecord) {
+        if let Some(ds) = self.resolve_controller_ref(&pod.namespace, pod.controller.as_deref()) {
             self.expectations
                 .deletion_observed(&object_key(&ds.metadata));
             self.enqueue(&ds);
@@ -718,12 +734,12 @@ impl Ctx {
         let ns = cur.metadata.namespace.clone().unwrap_or_default();
         if let Some(old) = &old
             && controller_of(&old.metadata) != controller_of(&cur.metadata)
-            && let Some(ds) = self.resolve_controller_ref(&ns, &old.metadata)
+            && let Some(ds) = self.resolve_controller_ref(&ns, controller_of(&old.metadata))
         {
             self.enqueue(&ds);
         }
         if controller_of(&cur.metadata).is_some() {
-            if let Some(ds) = self.resolve_controller_ref(&ns, &cur.metadata) {
+            if let Some(ds) = self.resolve_controller_ref(&ns, controller_of(&cur.metadata)) {
                 self.enqueue(&ds);
             }
             return;
@@ -733,7 +749,8 @@ impl Ctx {
                 || controller_of(&o.metadata) != controller_of(&cur.metadata)
         });
         if changed {
-            for ds in self.daemonsets_selecting(&ns, &cur.metadata) {
+            let labels = cur.metadata.labels.as_ref();
+            for ds in self.daemonsets_selecting(&ns, |k| labels?.get(k).map(String::as_str)) {
                 self.enqueue(&ds);
             }
         }

@@ -1,5 +1,6 @@
 //! Daemon pods: how the pod for a node is built (R15-R21), which node a pod belongs to (§0
-//! target node), the order used to pick "the oldest" pod, and updatedness (§0, R60).
+//! target node), the order used to pick "the oldest" pod, and updatedness (§0, R60), the
+//! latter over the pods the controller caches ([`PodRecord`]).
 //!
 //! Mirrors upstream's `pkg/controller/daemon/util/daemonset_util.go` and `GetPodFromTemplate`.
 
@@ -18,6 +19,7 @@ use super::{
     TEMPLATE_GENERATION_ANNOTATION,
 };
 
+use crate::trim::PodRecord;
 use pernode_core::scheduling::OBJECT_NAME_FIELD;
 
 /// The default tolerations of a daemon pod, in upstream's order (R20).
@@ -188,50 +190,37 @@ pub fn new_pod(
     }
 }
 
-/// The node a daemon pod belongs to (§0 target node), via pernode-core.
-pub fn target_node_name(pod: &Pod) -> Option<&str> {
-    pod.spec
-        .as_ref()
-        .and_then(pernode_core::scheduling::target_node_name)
-}
-
-fn is_bound(pod: &Pod) -> bool {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.node_name.as_deref())
-        .is_some_and(|n| !n.is_empty())
+/// The node a daemon pod belongs to (§0 target node), as pernode-core's `target_node_name`
+/// found it when the pod was cached.
+pub fn target_node_name(pod: &PodRecord) -> Option<&str> {
+    pod.target_node.as_deref()
 }
 
 /// Pod order of §0 (upstream `podByCreationTimestampAndPhase`): bound pods first, then older
 /// creationTimestamp, then name.
-pub fn pod_order(a: &Pod, b: &Pod) -> Ordering {
-    match (is_bound(a), is_bound(b)) {
+pub fn pod_order(a: &PodRecord, b: &PodRecord) -> Ordering {
+    match (a.bound, b.bound) {
         (true, false) => return Ordering::Less,
         (false, true) => return Ordering::Greater,
         _ => {}
     }
     // An absent timestamp is Go's zero time, older than any real one.
-    let ta = a.metadata.creation_timestamp.as_ref().map(|t| t.0);
-    let tb = b.metadata.creation_timestamp.as_ref().map(|t| t.0);
-    ta.cmp(&tb)
-        .then_with(|| a.metadata.name.cmp(&b.metadata.name))
-}
-
-fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
-    pod.metadata.labels.as_ref()?.get(key).map(String::as_str)
+    a.created.cmp(&b.created).then_with(|| a.name.cmp(&b.name))
 }
 
 /// The pod's `controller-revision-hash` label.
-pub fn pod_hash(pod: &Pod) -> Option<&str> {
-    label(pod, CONTROLLER_REVISION_HASH_LABEL)
+pub fn pod_hash(pod: &PodRecord) -> Option<&str> {
+    pod.labels.get(CONTROLLER_REVISION_HASH_LABEL)
 }
 
 /// Updatedness (§0): the hash label equals the current hash, or the template-generation label
 /// equals the template generation.
-pub fn is_pod_updated(pod: &Pod, hash: &str, generation: Option<i64>) -> bool {
+pub fn is_pod_updated(pod: &PodRecord, hash: &str, generation: Option<i64>) -> bool {
     // Compared as text, as upstream does, without allocating: this runs per pod per sync.
     let template_matches = generation.is_some_and(|g| {
-        label(pod, POD_TEMPLATE_GENERATION_LABEL).is_some_and(|l| is_decimal_of(l, g))
+        pod.labels
+            .get(POD_TEMPLATE_GENERATION_LABEL)
+            .is_some_and(|l| is_decimal_of(l, g))
     });
     let hash_matches = !hash.is_empty() && pod_hash(pod) == Some(hash);
     hash_matches || template_matches
@@ -258,16 +247,14 @@ fn is_decimal_of(text: &str, g: i64) -> bool {
 }
 
 /// The pod's phase, `""` when unset.
-pub fn phase(pod: &Pod) -> &str {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("")
+pub fn phase(pod: &PodRecord) -> &str {
+    pod.phase.as_deref().unwrap_or("")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trim::{DaemonPod, kept_as};
 
     #[test]
     fn decimal_comparison_matches_to_string() {
@@ -396,10 +383,10 @@ mod tests {
             1
         );
         assert!(aff.pod_affinity.is_some());
-        assert_eq!(target_node_name(&pod), Some("n1"));
+        assert_eq!(target_node_name(&rec(&pod)), Some("n1"));
         // Absent affinity is created.
         let pod = build(&ds("x"), "n2");
-        assert_eq!(target_node_name(&pod), Some("n2"));
+        assert_eq!(target_node_name(&rec(&pod)), Some("n2"));
     }
 
     fn tol(
@@ -492,8 +479,13 @@ mod tests {
         assert_eq!(t[3].key.as_deref(), Some("node.kubernetes.io/unreachable"));
     }
 
-    fn pod(name: &str, node: Option<&str>, secs: i64) -> Pod {
-        Pod {
+    /// A pod as the controller's cache keeps it.
+    fn rec(pod: &Pod) -> PodRecord {
+        kept_as::<DaemonPod>(pod)
+    }
+
+    fn pod(name: &str, node: Option<&str>, secs: i64) -> PodRecord {
+        rec(&Pod {
             metadata: ObjectMeta {
                 name: Some(name.into()),
                 creation_timestamp: Some(Time(Timestamp::from_second(secs).unwrap())),
@@ -504,7 +496,7 @@ mod tests {
                 ..PodSpec::default()
             }),
             status: None,
-        }
+        })
     }
 
     #[test]
@@ -516,10 +508,7 @@ mod tests {
             pod("a", Some("n"), 3),
         ];
         pods.sort_by(pod_order);
-        let names: Vec<_> = pods
-            .iter()
-            .map(|p| p.metadata.name.clone().unwrap())
-            .collect();
+        let names: Vec<_> = pods.iter().map(|p| p.name.to_string()).collect();
         assert_eq!(names, vec!["a", "b", "c", "d"]);
     }
 
@@ -544,14 +533,14 @@ mod tests {
             .as_mut()
             .unwrap()[0];
         req.values = Some(vec!["a".into(), "b".into()]);
-        assert_eq!(target_node_name(&p), None);
+        assert_eq!(target_node_name(&rec(&p)), None);
         p.spec.as_mut().unwrap().node_name = Some("bound".into());
-        assert_eq!(target_node_name(&p), Some("bound"));
+        assert_eq!(target_node_name(&rec(&p)), Some("bound"));
     }
 
     #[test]
     fn r60_updated_by_hash_or_template_generation() {
-        let p = build(&ds("x"), "n1");
+        let p = rec(&build(&ds("x"), "n1"));
         assert!(is_pod_updated(&p, "abc", None));
         assert!(is_pod_updated(&p, "zzz", Some(1)));
         assert!(!is_pod_updated(&p, "zzz", Some(2)));

@@ -5,15 +5,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use pernode_core::pod::{is_pod_available, is_pod_ready};
 
 use super::placement::Placement;
 use super::pods::{is_pod_updated, pod_order};
+use crate::trim::PodRecord;
 
 /// Mapped pods per target node (§0): the claimed pods of a DaemonSet, grouped.
-pub type NodeToPods<'a> = BTreeMap<&'a str, Vec<&'a Pod>>;
+pub type NodeToPods<'a> = BTreeMap<&'a str, Vec<&'a PodRecord>>;
 
 /// The counters of a DaemonSet status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -55,9 +54,9 @@ pub fn compute(
             let Some(pod) = pods.iter().copied().min_by(|a, b| pod_order(a, b)) else {
                 continue;
             };
-            if is_pod_ready(pod) {
+            if pod.is_ready() {
                 c.ready += 1;
-                if is_pod_available(pod, min_ready_seconds, now) {
+                if pod.is_available(min_ready_seconds, now) {
                     c.available += 1;
                 }
             }

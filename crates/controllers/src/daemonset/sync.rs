@@ -1,23 +1,23 @@
 //! One sync of one DaemonSet (R27-R40, R108-R113): claim pods and revisions, build history,
 //! plan per-node creates and deletes, roll, clean history, write status.
 //!
-//! The first half of this file is pure planning over k8s-openapi types (unit tested rule by
-//! rule); [`sync_daemonset`] at the end executes a plan through the API.
+//! The first half of this file is pure planning over k8s-openapi types and the pods the
+//! controller caches (unit tested rule by rule); [`sync_daemonset`] at the end executes a plan
+//! through the API.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
-use pernode_core::pod::{is_pod_available, is_pod_ready, is_pod_terminal, is_pod_terminating};
 
 use super::backoff::{Backoff, failed_pods_backoff_key};
 use super::placement::Placement;
 use super::pods::{pod_hash, pod_order, target_node_name};
 use super::status::NodeToPods;
 use super::update::allows_surge;
+use crate::trim::PodRecord;
 
 /// Event type Normal.
 pub const NORMAL: &str = "Normal";
@@ -69,11 +69,49 @@ pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
         .find(|r| r.controller == Some(true))
 }
 
+/// What claiming reads of an object: its controller reference, deletion and namespace.
+pub trait Claimable {
+    /// Its controller ownerReference, if any.
+    fn controller(&self) -> Option<&OwnerReference>;
+    /// Whether `metadata.deletionTimestamp` is set.
+    fn deleting(&self) -> bool;
+    /// `metadata.namespace`.
+    fn namespace(&self) -> Option<&str>;
+}
+
+impl Claimable for ObjectMeta {
+    fn controller(&self) -> Option<&OwnerReference> {
+        controller_of(self)
+    }
+
+    fn deleting(&self) -> bool {
+        self.deletion_timestamp.is_some()
+    }
+
+    fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+}
+
+impl Claimable for PodRecord {
+    fn controller(&self) -> Option<&OwnerReference> {
+        self.controller.as_deref()
+    }
+
+    fn deleting(&self) -> bool {
+        self.deleting
+    }
+
+    fn namespace(&self) -> Option<&str> {
+        Some(&self.namespace)
+    }
+}
+
 /// Upstream `ClaimObject` for one object.
-pub fn claim(ds: &DaemonSet, obj: &ObjectMeta, selector_matches: bool) -> Claim {
+pub fn claim(ds: &DaemonSet, obj: &impl Claimable, selector_matches: bool) -> Claim {
     let ds_uid = ds.metadata.uid.as_deref().unwrap_or("");
     let ds_deleting = ds.metadata.deletion_timestamp.is_some();
-    if let Some(owner) = controller_of(obj) {
+    if let Some(owner) = obj.controller() {
         if owner.uid != ds_uid {
             return Claim::Ignore;
         }
@@ -86,10 +124,10 @@ pub fn claim(ds: &DaemonSet, obj: &ObjectMeta, selector_matches: bool) -> Claim 
             Claim::Release
         };
     }
-    if ds_deleting || !selector_matches || obj.deletion_timestamp.is_some() {
+    if ds_deleting || !selector_matches || obj.deleting() {
         return Claim::Ignore;
     }
-    if obj.namespace != ds.metadata.namespace {
+    if obj.namespace() != ds.metadata.namespace.as_deref() {
         return Claim::Ignore;
     }
     Claim::Adopt
@@ -98,12 +136,12 @@ pub fn claim(ds: &DaemonSet, obj: &ObjectMeta, selector_matches: bool) -> Claim 
 /// Groups claimed pods by target node (§0 mapped pods). Pods both terminal and terminating
 /// are left out unless `include_deleted_terminal` (history cleanup counts them, R93).
 pub fn nodes_to_daemon_pods<'a>(
-    claimed: impl IntoIterator<Item = &'a Pod>,
+    claimed: impl IntoIterator<Item = &'a PodRecord>,
     include_deleted_terminal: bool,
 ) -> NodeToPods<'a> {
     let mut out = NodeToPods::new();
     for pod in claimed {
-        if !include_deleted_terminal && is_pod_terminal(pod) && is_pod_terminating(pod) {
+        if !include_deleted_terminal && pod.is_terminal() && pod.deleting {
             continue;
         }
         if let Some(node) = target_node_name(pod) {
@@ -113,8 +151,8 @@ pub fn nodes_to_daemon_pods<'a>(
     out
 }
 
-fn name(pod: &Pod) -> String {
-    pod.metadata.name.clone().unwrap_or_default()
+fn name(pod: &PodRecord) -> String {
+    pod.name.to_string()
 }
 
 /// R33-R38 for one node.
@@ -123,7 +161,7 @@ fn plan_node(
     ds: &DaemonSet,
     node: &str,
     placement: Placement,
-    pods: Option<&Vec<&Pod>>,
+    pods: Option<&Vec<&PodRecord>>,
     hash: &str,
     surge: bool,
     backoff: &Backoff,
@@ -141,9 +179,9 @@ fn plan_node(
         // R33.
         None if placement.should_run => plan.nodes_to_create.push(node.to_owned()),
         Some(pods) if placement.should_continue_running => {
-            let mut running: Vec<&Pod> = Vec::new();
+            let mut running: Vec<&PodRecord> = Vec::new();
             for pod in pods.iter().copied() {
-                if is_pod_terminating(pod) {
+                if pod.deleting {
                     continue;
                 }
                 match super::pods::phase(pod) {
@@ -202,7 +240,8 @@ fn plan_node(
                 }
                 return;
             }
-            let (mut oldest_new, mut oldest_old): (Option<&Pod>, Option<&Pod>) = (None, None);
+            let (mut oldest_new, mut oldest_old): (Option<&PodRecord>, Option<&PodRecord>) =
+                (None, None);
             for pod in running {
                 let slot = if pod_hash(pod) == Some(hash) {
                     &mut oldest_new
@@ -216,18 +255,15 @@ fn plan_node(
                 }
             }
             if let (Some(new), Some(old)) = (oldest_new, oldest_old)
-                && (!is_pod_ready(old) || is_pod_available(new, min_ready, now_ts))
+                && (!old.is_ready() || new.is_available(min_ready, now_ts))
             {
                 plan.pods_to_delete.push(name(old));
             }
         }
         // R37.
         Some(pods) if !placement.should_continue_running => {
-            plan.pods_to_delete.extend(
-                pods.iter()
-                    .filter(|p| !is_pod_terminating(p))
-                    .map(|p| name(p)),
-            );
+            plan.pods_to_delete
+                .extend(pods.iter().filter(|p| !p.deleting).map(|p| name(p)));
         }
         // R38 and no-pod nodes that should not run.
         _ => {}
@@ -267,22 +303,14 @@ pub fn plan_manage(
         if listed.contains(node) {
             continue;
         }
-        plan.pods_to_delete.extend(
-            pods.iter()
-                .filter(|p| {
-                    p.spec
-                        .as_ref()
-                        .and_then(|s| s.node_name.as_deref())
-                        .is_none_or(str::is_empty)
-                })
-                .map(|p| name(p)),
-        );
+        plan.pods_to_delete
+            .extend(pods.iter().filter(|p| !p.bound).map(|p| name(p)));
     }
     plan
 }
 
 /// Hash labels of live pods (R93: revisions in use are never cleaned up).
-pub fn live_hashes<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> BTreeSet<String> {
+pub fn live_hashes<'a>(pods: impl IntoIterator<Item = &'a PodRecord>) -> BTreeSet<String> {
     pods.into_iter()
         .filter_map(|p| pod_hash(p))
         .filter(|h| !h.is_empty())
@@ -305,7 +333,7 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::ControllerRevision;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use pernode_core::labels::LabelSelector;
 
 use super::Error;
@@ -314,6 +342,20 @@ use super::history;
 use super::pods::{controller_ref, pod_template, template_generation};
 use super::status;
 use super::update::{is_rolling_update, plan_rolling_update};
+use crate::trim::{DaemonPod, Keep, PodOf};
+use k8s_openapi::api::core::v1::Pod;
+use serde::de::IgnoredAny;
+
+/// `POST` of a new pod, as `Api::create`, answering the created pod's name: the pod comes back
+/// whole, and only its metadata is decoded.
+async fn create_pod(client: &kube::Client, ns: &str, pod: &Pod) -> Result<String, kube::Error> {
+    let body = serde_json::to_vec(pod).map_err(kube::Error::SerdeError)?;
+    let req = kube::core::Request::new(<Pod as kube::Resource>::url_path(&(), Some(ns)))
+        .create(&PostParams::default(), body)
+        .map_err(kube::Error::BuildRequest)?;
+    let created: PodOf<IgnoredAny, IgnoredAny> = client.request(req).await?;
+    Ok(created.metadata.name.unwrap_or_default())
+}
 
 fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.is_not_found())
@@ -409,17 +451,16 @@ async fn claim_pods(
     ds: &DaemonSet,
     selector: &LabelSelector,
     check: &mut AdoptCheck<'_>,
-) -> Result<Vec<Arc<Pod>>, Error> {
+) -> Result<Vec<Arc<PodRecord>>, Error> {
     let ns = ds.metadata.namespace.clone().unwrap_or_default();
-    let empty = BTreeMap::new();
     let mut claimed = Vec::new();
     let mut adopt = Vec::new();
     let mut release = Vec::new();
     // Pods controlled by someone else are always Claim::Ignore: read ours and the orphans.
     let uid = ds.metadata.uid.as_deref().unwrap_or("");
     for pod in ctx.pods.list_controlled(&ns, uid, true) {
-        let matches = selector.matches(pod.metadata.labels.as_ref().unwrap_or(&empty));
-        match claim(ds, &pod.metadata, matches) {
+        let matches = selector.matches_with(|k| pod.labels.get(k));
+        match claim(ds, &*pod, matches) {
             Claim::Owned => claimed.push(pod),
             Claim::Adopt => adopt.push(pod),
             Claim::Release => release.push(pod),
@@ -429,13 +470,14 @@ async fn claim_pods(
     let mut errors = Vec::new();
     if !adopt.is_empty() {
         check.check().await?;
-        let api = ctx.pod_api(&ns);
+        // The patched pod is decoded as the cache decodes pods.
+        let api: Api<DaemonPod> = Api::namespaced(ctx.client.clone(), &ns);
         let patches = adopt
             .iter()
-            .map(|p| owner_patch(ds, p.metadata.uid.as_deref()))
+            .map(|p| owner_patch(ds, p.uid.as_deref()))
             .collect::<Result<Vec<_>, _>>()?;
         let results = join_all(adopt.iter().zip(&patches).map(|(p, patch)| {
-            let name = p.metadata.name.clone().unwrap_or_default();
+            let name = p.name.to_string();
             let api = api.clone();
             async move {
                 api.patch(&name, &PatchParams::default(), &Patch::Strategic(patch))
@@ -445,7 +487,7 @@ async fn claim_pods(
         .await;
         for r in results {
             match r {
-                Ok(pod) => claimed.push(Arc::new(pod)),
+                Ok(pod) => claimed.push(Arc::new(pod.keep())),
                 Err(e) if is_not_found(&e) => {}
                 Err(e) => errors.push(Error::Kube(e)),
             }
@@ -454,8 +496,8 @@ async fn claim_pods(
     if !release.is_empty() {
         let api = ctx.pod_api(&ns);
         let results = join_all(release.iter().map(|p| {
-            let name = p.metadata.name.clone().unwrap_or_default();
-            let patch = release_patch(ds, p.metadata.uid.as_deref());
+            let name = p.name.to_string();
+            let patch = release_patch(ds, p.uid.as_deref());
             let api = api.clone();
             async move {
                 api.patch(&name, &PatchParams::default(), &Patch::Strategic(&patch))
@@ -477,16 +519,17 @@ async fn claim_pods(
 
 /// Pods in the cache controlled by the DaemonSet and matching its selector (a re-read after
 /// the per-node pass, as upstream re-lists from its informer).
-fn owned_pods(ctx: &Ctx, ds: &DaemonSet, selector: &LabelSelector) -> Vec<Arc<Pod>> {
+fn owned_pods(ctx: &Ctx, ds: &DaemonSet, selector: &LabelSelector) -> Vec<Arc<PodRecord>> {
     let ns = ds.metadata.namespace.clone().unwrap_or_default();
-    let empty = BTreeMap::new();
     let uid = ds.metadata.uid.as_deref().unwrap_or("");
     ctx.pods
         .list_controlled(&ns, uid, false)
         .into_iter()
         .filter(|p| {
-            controller_of(&p.metadata).is_some_and(|r| Some(&r.uid) == ds.metadata.uid.as_ref())
-                && selector.matches(p.metadata.labels.as_ref().unwrap_or(&empty))
+            p.controller
+                .as_ref()
+                .is_some_and(|r| Some(&r.uid) == ds.metadata.uid.as_ref())
+                && selector.matches_with(|k| p.labels.get(k))
         })
         .collect()
 }
@@ -543,7 +586,7 @@ async fn construct_history(
     ctx: &Ctx,
     ds: &DaemonSet,
     selector: &LabelSelector,
-    pods: &[Arc<Pod>],
+    pods: &[Arc<PodRecord>],
     check: &mut AdoptCheck<'_>,
 ) -> Result<(String, Vec<ControllerRevision>), Error> {
     let ns = ds.metadata.namespace.clone().unwrap_or_default();
@@ -576,7 +619,7 @@ async fn construct_history(
                     if super::pods::pod_hash(pod) == Some(keep_hash.as_str()) {
                         continue;
                     }
-                    let name = pod.metadata.name.clone().unwrap_or_default();
+                    let name = pod.name.to_string();
                     let patch = serde_json::json!({
                         "metadata": { "labels": { super::CONTROLLER_REVISION_HASH_LABEL: keep_hash } }
                     });
@@ -717,8 +760,8 @@ pub(crate) async fn sync_nodes(
             &nodes_to_create[..create_diff],
             |node| {
                 let pod = super::pods::new_pod(&template, &ns, &owner, node);
-                let api = api.clone();
-                async move { api.create(&PostParams::default(), &pod).await }
+                let (client, ns) = (ctx.client.clone(), &ns);
+                async move { create_pod(&client, ns, &pod).await }
             },
             |r| matches!(r, Err(e) if !is_namespace_terminating(e)),
         )
@@ -729,11 +772,11 @@ pub(crate) async fn sync_nodes(
         }
         for r in results {
             match r {
-                Ok(pod) => ctx.recorder.record(
+                Ok(name) => ctx.recorder.record(
                     ds,
                     NORMAL,
                     "SuccessfulCreate",
-                    format!("Created pod: {}", pod.metadata.name.unwrap_or_default()),
+                    format!("Created pod: {name}"),
                 ),
                 Err(e) => {
                     // The pod will never be observed: lower the expectation now.
@@ -855,7 +898,7 @@ async fn update_daemonset(
     key: &str,
     selector: &LabelSelector,
     nodes: &[(String, Placement)],
-    pods: &[Arc<Pod>],
+    pods: &[Arc<PodRecord>],
     hash: &str,
     old: &[ControllerRevision],
 ) -> Result<(), Error> {
@@ -1016,14 +1059,14 @@ mod tests {
         Timestamp::from_second(10_000).unwrap()
     }
 
-    fn plan(d: &DaemonSet, nodes: &[(&str, Placement)], pods: &[Pod]) -> ManagePlan {
+    fn plan(d: &DaemonSet, nodes: &[(&str, Placement)], pods: &[PodRecord]) -> ManagePlan {
         plan_with(d, nodes, pods, &Backoff::default(), Instant::now())
     }
 
     fn plan_with(
         d: &DaemonSet,
         nodes: &[(&str, Placement)],
-        pods: &[Pod],
+        pods: &[PodRecord],
         backoff: &Backoff,
         now: Instant,
     ) -> ManagePlan {
@@ -1268,28 +1311,30 @@ mod tests {
         let d = ds("x");
         let other = ds("y");
         let mine = pod_on("a", "n1", "h", 1).owned_by(&d).build();
-        assert_eq!(claim(&d, &mine.metadata, true), Claim::Owned);
-        assert_eq!(claim(&d, &mine.metadata, false), Claim::Release);
+        assert_eq!(claim(&d, &mine, true), Claim::Owned);
+        assert_eq!(claim(&d, &mine, false), Claim::Release);
         let theirs = pod_on("b", "n1", "h", 1).owned_by(&other).build();
-        assert_eq!(claim(&d, &theirs.metadata, true), Claim::Ignore);
+        assert_eq!(claim(&d, &theirs, true), Claim::Ignore);
         // Being deleted: no release.
         let mut deleting = d.clone();
-        deleting.metadata.deletion_timestamp = mine.metadata.creation_timestamp.clone();
-        assert_eq!(claim(&deleting, &mine.metadata, false), Claim::Ignore);
-        assert_eq!(claim(&deleting, &mine.metadata, true), Claim::Owned);
+        deleting.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::UNIX_EPOCH),
+        );
+        assert_eq!(claim(&deleting, &mine, false), Claim::Ignore);
+        assert_eq!(claim(&deleting, &mine, true), Claim::Owned);
     }
 
     #[test]
     fn r109_orphans_adopted_unless_terminating_or_other_namespace() {
         let d = ds("x");
         let orphan = pod_on("a", "n1", "h", 1).build();
-        assert_eq!(claim(&d, &orphan.metadata, true), Claim::Adopt);
-        assert_eq!(claim(&d, &orphan.metadata, false), Claim::Ignore);
+        assert_eq!(claim(&d, &orphan, true), Claim::Adopt);
+        assert_eq!(claim(&d, &orphan, false), Claim::Ignore);
         let dying = pod_on("a", "n1", "h", 1).terminating().build();
-        assert_eq!(claim(&d, &dying.metadata, true), Claim::Ignore);
+        assert_eq!(claim(&d, &dying, true), Claim::Ignore);
         let mut elsewhere = orphan.clone();
-        elsewhere.metadata.namespace = Some("other".into());
-        assert_eq!(claim(&d, &elsewhere.metadata, true), Claim::Ignore);
+        elsewhere.namespace = "other".into();
+        assert_eq!(claim(&d, &elsewhere, true), Claim::Ignore);
     }
 
     #[test]
@@ -1297,7 +1342,7 @@ mod tests {
         let d = ds("x");
         let other = ds("y");
         let pod = pod_on("a", "n1", "h", 1).owned_by(&d).build();
-        assert_eq!(claim(&other, &pod.metadata, true), Claim::Ignore);
+        assert_eq!(claim(&other, &pod, true), Claim::Ignore);
     }
 
     #[test]

@@ -177,8 +177,8 @@ impl PodBuilder {
         self
     }
 
-    /// The pod.
-    pub(crate) fn build(self) -> k8s_openapi::api::core::v1::Pod {
-        self.0
+    /// The pod as the controller's cache keeps it.
+    pub(crate) fn build(self) -> crate::trim::PodRecord {
+        crate::trim::kept_as::<crate::trim::DaemonPod>(&self.0)
     }
 }

@@ -8,15 +8,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
-use pernode_core::pod::{is_pod_available, is_pod_terminating};
 
 use super::Error;
 use super::placement::Placement;
 use super::pods::is_pod_updated;
 use super::status::NodeToPods;
+use crate::trim::PodRecord;
 
 /// Whether the DaemonSet uses the RollingUpdate strategy (the default when unset, R131).
 pub fn is_rolling_update(ds: &DaemonSet) -> bool {
@@ -103,13 +102,13 @@ pub struct RollingPlan {
 /// R61: the one new and one old non-terminating pod of a node, or `None` ("in flux") when
 /// there are two of either.
 fn updated_pods_on_node<'a>(
-    pods: &[&'a Pod],
+    pods: &[&'a PodRecord],
     hash: &str,
     generation: Option<i64>,
-) -> Option<(Option<&'a Pod>, Option<&'a Pod>)> {
+) -> Option<(Option<&'a PodRecord>, Option<&'a PodRecord>)> {
     let (mut new, mut old) = (None, None);
     for pod in pods.iter().copied() {
-        if is_pod_terminating(pod) {
+        if pod.deleting {
             continue;
         }
         let slot = if is_pod_updated(pod, hash, generation) {
@@ -125,8 +124,8 @@ fn updated_pods_on_node<'a>(
     Some((new, old))
 }
 
-fn name(pod: &Pod) -> String {
-    pod.metadata.name.clone().unwrap_or_default()
+fn name(pod: &PodRecord) -> String {
+    pod.name.to_string()
 }
 
 /// One rolling-update pass (R59-R73). `nodes` is the node list with placements; `node_pods`
@@ -144,11 +143,11 @@ pub fn plan_rolling_update(
         .as_ref()
         .and_then(|s| s.min_ready_seconds)
         .unwrap_or(0);
-    let available = |p: &Pod| is_pod_available(p, min_ready, now);
+    let available = |p: &PodRecord| p.is_available(min_ready, now);
 
     // R61: every node with mapped pods plus every shouldRun node (borrowed, not cloned: this
     // runs on every sync over every node).
-    let mut view: BTreeMap<&str, &[&Pod]> =
+    let mut view: BTreeMap<&str, &[&PodRecord]> =
         node_pods.iter().map(|(n, p)| (*n, p.as_slice())).collect();
     let mut desired = 0;
     for (n, p) in nodes {
@@ -269,7 +268,7 @@ mod tests {
         (1..=n).map(|i| (format!("n{i}"), RUN)).collect()
     }
 
-    fn map<'a>(pods: &'a [Pod]) -> NodeToPods<'a> {
+    fn map<'a>(pods: &'a [PodRecord]) -> NodeToPods<'a> {
         let mut m = NodeToPods::new();
         for p in pods {
             let node = crate::daemonset::pods::target_node_name(p).unwrap();
