@@ -251,9 +251,11 @@ pub struct PodRecord {
     pub(crate) namespace: Box<str>,
     pub(crate) uid: Option<Box<str>>,
     pub(crate) resource_version: Option<Box<str>>,
-    pub(crate) labels: Labels,
-    /// The controller reference (the first owner reference with `controller: true`).
-    pub(crate) controller: Option<Box<OwnerReference>>,
+    /// Shared with the other pods that have the same (see [`PodSharing`]).
+    pub(crate) labels: Arc<Labels>,
+    /// The controller reference (the first owner reference with `controller: true`), shared
+    /// like the labels.
+    pub(crate) controller: Option<Arc<OwnerReference>>,
     pub(crate) created: Option<Timestamp>,
     /// `metadata.deletionTimestamp` is set.
     pub(crate) deleting: bool,
@@ -264,6 +266,24 @@ pub struct PodRecord {
     pub(crate) phase: Option<Word>,
     /// Its Ready condition.
     pub(crate) readiness: Option<Readiness>,
+}
+
+/// Shares the labels and controller reference of pods that have equal ones: a DaemonSet's pods
+/// all do, bar the hash and generation labels of a rollout in progress. Sharing keeps one copy,
+/// which the per-pod label lookups of every sync also find in cache.
+#[derive(Default)]
+pub(crate) struct PodSharing {
+    labels: Recent<Labels>,
+    controllers: Recent<OwnerReference>,
+}
+
+impl PodSharing {
+    /// `pod` with its labels and controller reference shared.
+    pub(crate) fn share(&mut self, mut pod: PodRecord) -> PodRecord {
+        pod.labels = self.labels.share(pod.labels);
+        pod.controller = pod.controller.map(|c| self.controllers.share(c));
+        pod
+    }
 }
 
 /// What readiness and availability read of a pod's Ready condition.
@@ -325,13 +345,13 @@ impl Keep for DaemonPod {
             namespace: m.namespace.unwrap_or_default().into_boxed_str(),
             uid: m.uid.map(String::into_boxed_str),
             resource_version: m.resource_version.map(String::into_boxed_str),
-            labels: m.labels.map(Labels::from).unwrap_or_default(),
+            labels: Arc::new(m.labels.map(Labels::from).unwrap_or_default()),
             controller: m
                 .owner_references
                 .into_iter()
                 .flatten()
                 .find(|r| r.controller == Some(true))
-                .map(Box::new),
+                .map(Arc::new),
             created: m.creation_timestamp.map(|t| t.0),
             deleting: m.deletion_timestamp.is_some(),
             bound,
@@ -1241,7 +1261,7 @@ mod tests {
             pod.resource_version.as_deref(),
             m.resource_version.as_deref()
         );
-        assert_eq!(pod.labels, Labels::from(m.labels.clone().unwrap()));
+        assert_eq!(*pod.labels, Labels::from(m.labels.clone().unwrap()));
         assert_eq!(
             pod.controller.as_deref(),
             crate::daemonset::sync::controller_of(m)
@@ -1456,6 +1476,28 @@ mod tests {
         );
         let none: ReadyStatus = decode(json!({}));
         assert!(none.ready.is_none() && none.phase.is_none());
+    }
+
+    #[test]
+    fn pods_share_equal_labels_and_controllers() {
+        let mut sharing = PodSharing::default();
+        let a = sharing.share(decode::<DaemonPod>(full_pod()).keep());
+        let mut v = full_pod();
+        v["metadata"]["name"] = json!("q");
+        let b = sharing.share(decode::<DaemonPod>(v.clone()).keep());
+        assert!(Arc::ptr_eq(&a.labels, &b.labels));
+        assert!(Arc::ptr_eq(
+            a.controller.as_ref().unwrap(),
+            b.controller.as_ref().unwrap()
+        ));
+        v["metadata"]["labels"]["controller-revision-hash"] = json!("other");
+        let c = sharing.share(decode::<DaemonPod>(v).keep());
+        assert!(!Arc::ptr_eq(&a.labels, &c.labels));
+        assert_eq!(c.labels.get("controller-revision-hash"), Some("other"));
+        assert!(Arc::ptr_eq(
+            a.controller.as_ref().unwrap(),
+            c.controller.as_ref().unwrap()
+        ));
     }
 
     #[test]

@@ -31,7 +31,7 @@ use super::expectations::Expectations;
 use super::placement::{Placement, PlacementChecker};
 use super::sync::controller_of;
 use super::{EVENT_SOURCE_COMPONENT, Error};
-use crate::trim::{DaemonPod, Keep, NodeRecord, PlacementNode, PodRecord};
+use crate::trim::{DaemonPod, Keep, NodeRecord, PlacementNode, PodRecord, PodSharing};
 
 /// How the controller runs.
 #[derive(Debug, Clone)]
@@ -788,9 +788,11 @@ impl Ctx {
 
 /// Feeds one watch into a cache and a handler; marks `synced` after the first full list.
 /// Objects are decoded as `D` (only the fields the controller reads) and cached as what
-/// [`Keep`] makes of them.
+/// [`Keep`] makes of them, after `share` (which may replace parts equal to other objects' by
+/// shared copies).
 async fn informer<D>(
     api: Api<D>,
+    mut share: impl FnMut(D::Kept) -> D::Kept + Send + 'static,
     cache: impl Fn(&Ctx) -> &Cache<D::Kept> + Send + 'static,
     handle: impl Fn(&Ctx, Change<D::Kept>) + Send + 'static,
     ctx: Arc<Ctx>,
@@ -808,7 +810,7 @@ async fn informer<D>(
     while let Some(event) = stream.next().await {
         match event {
             Ok(watcher::Event::Init) => buffer.clear(),
-            Ok(watcher::Event::InitApply(obj)) => buffer.push(obj.keep()),
+            Ok(watcher::Event::InitApply(obj)) => buffer.push(share(obj.keep())),
             Ok(watcher::Event::InitDone) => {
                 for change in cache(&ctx).replace(std::mem::take(&mut buffer)) {
                     handle(&ctx, change);
@@ -820,7 +822,7 @@ async fn informer<D>(
                 }
             }
             Ok(watcher::Event::Apply(obj)) => {
-                let change = cache(&ctx).apply(obj.keep());
+                let change = cache(&ctx).apply(share(obj.keep()));
                 handle(&ctx, change);
             }
             Ok(watcher::Event::Delete(obj)) => {
@@ -868,6 +870,7 @@ pub async fn run(client: Client, opts: DaemonSetControllerOptions) -> Result<(),
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(informer(
         api_for::<DaemonSet>(&client, ns.as_deref()),
+        |ds| ds,
         |c: &Ctx| &c.dss,
         Ctx::on_daemonset,
         ctx.clone(),
@@ -875,6 +878,10 @@ pub async fn run(client: Client, opts: DaemonSetControllerOptions) -> Result<(),
     ));
     tasks.spawn(informer(
         api_for::<DaemonPod>(&client, ns.as_deref()),
+        {
+            let mut sharing = PodSharing::default();
+            move |pod| sharing.share(pod)
+        },
         |c: &Ctx| &c.pods,
         Ctx::on_pod,
         ctx.clone(),
@@ -882,6 +889,7 @@ pub async fn run(client: Client, opts: DaemonSetControllerOptions) -> Result<(),
     ));
     tasks.spawn(informer(
         api_for::<ControllerRevision>(&client, ns.as_deref()),
+        |rev| rev,
         |c: &Ctx| &c.revisions,
         Ctx::on_revision,
         ctx.clone(),
@@ -889,6 +897,7 @@ pub async fn run(client: Client, opts: DaemonSetControllerOptions) -> Result<(),
     ));
     tasks.spawn(informer(
         Api::<PlacementNode>::all(client.clone()),
+        |node| node,
         |c: &Ctx| &c.nodes,
         Ctx::on_node,
         ctx.clone(),
