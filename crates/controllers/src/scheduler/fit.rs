@@ -6,7 +6,7 @@
 //! NodeResourcesFit. Volume and inter-pod plugins are out of scope (no volumes to bind, pod
 //! affinity is not used by daemon pods).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Pod, PodSpec, Taint};
@@ -153,12 +153,15 @@ pub fn pod_demand(pod: &Pod) -> PodDemand {
     }
 }
 
-/// What is already placed on a node: its pods (keyed by UID) and their summed requests.
-/// Demands are `Arc`s so that pods asking the same (a DaemonSet's) can share one.
+/// What is already placed on a node: its pods (keyed by UID) and their summed requests. Every
+/// node has one, most with a pod or two: small lists rather than maps (a map's first
+/// allocation is several times one entry), and demands are `Arc`s so that pods asking the same
+/// (a DaemonSet's) share one.
 #[derive(Clone, Debug, Default)]
 pub struct NodeUsage {
-    pods: HashMap<Box<str>, Arc<PodDemand>>,
-    requested: BTreeMap<String, i128>,
+    pods: Vec<(Box<str>, Arc<PodDemand>)>,
+    /// Resource → summed request, sorted by resource.
+    requested: Vec<(Box<str>, i128)>,
 }
 
 impl NodeUsage {
@@ -167,20 +170,30 @@ impl NodeUsage {
         let demand = demand.into();
         self.remove(uid);
         for (k, v) in &demand.requests {
-            *self.requested.entry(k.clone()).or_insert(0) += v;
+            match self.requested_index(k) {
+                Ok(i) => self.requested[i].1 += v,
+                Err(i) => self.requested.insert(i, (k.as_str().into(), *v)),
+            }
         }
-        self.pods.insert(uid.into(), demand);
+        self.pods.push((uid.into(), demand));
     }
 
     /// Stop accounting for a pod.
     pub fn remove(&mut self, uid: &str) {
-        if let Some(old) = self.pods.remove(uid) {
-            for (k, v) in &old.requests {
-                if let Some(e) = self.requested.get_mut(k) {
-                    *e -= v;
-                }
+        let Some(i) = self.pods.iter().position(|(u, _)| **u == *uid) else {
+            return;
+        };
+        let (_, old) = self.pods.swap_remove(i);
+        for (k, v) in &old.requests {
+            if let Ok(i) = self.requested_index(k) {
+                self.requested[i].1 -= v;
             }
         }
+    }
+
+    fn requested_index(&self, resource: &str) -> Result<usize, usize> {
+        self.requested
+            .binary_search_by(|(r, _)| (**r).cmp(resource))
     }
 
     /// Number of pods.
@@ -190,16 +203,17 @@ impl NodeUsage {
 
     /// Whether the pod with this UID is accounted for.
     pub fn contains(&self, uid: &str) -> bool {
-        self.pods.contains_key(uid)
+        self.pods.iter().any(|(u, _)| **u == *uid)
     }
 
     /// Summed request of one resource, in milli-units.
     pub fn requested(&self, resource: &str) -> i128 {
-        self.requested.get(resource).copied().unwrap_or(0)
+        self.requested_index(resource)
+            .map_or(0, |i| self.requested[i].1)
     }
 
     fn ports(&self) -> impl Iterator<Item = &HostPort> {
-        self.pods.values().flat_map(|d| d.host_ports.iter())
+        self.pods.iter().flat_map(|(_, d)| d.host_ports.iter())
     }
 }
 
@@ -443,6 +457,43 @@ mod tests {
         usage.remove("a");
         usage.remove("b");
         assert_eq!(check(&spec, &n, &usage), Ok(()));
+    }
+
+    #[test]
+    fn usage_sums_replaces_and_forgets_pods() {
+        let demand = |cpu: i128, memory: i128| PodDemand {
+            requests: [("memory".to_string(), memory), ("cpu".to_string(), cpu)].into(),
+            host_ports: vec![],
+        };
+        let mut usage = NodeUsage::default();
+        usage.add("a", demand(100, 10));
+        usage.add(
+            "b",
+            PodDemand {
+                requests: [("example.com/gpu".to_string(), 1000)].into(),
+                host_ports: vec![],
+            },
+        );
+        usage.add("c", Arc::new(demand(50, 5)));
+        assert_eq!(
+            (usage.requested("cpu"), usage.requested("memory")),
+            (150, 15)
+        );
+        assert_eq!(usage.requested("example.com/gpu"), 1000);
+        assert_eq!(usage.requested("pods"), 0);
+        // The same UID again replaces its demand.
+        usage.add("a", demand(200, 20));
+        assert_eq!((usage.pod_count(), usage.requested("cpu")), (3, 250));
+        usage.remove("zz");
+        usage.remove("b");
+        assert!(!usage.contains("b") && usage.contains("a") && usage.contains("c"));
+        assert_eq!(
+            (usage.pod_count(), usage.requested("example.com/gpu")),
+            (2, 0)
+        );
+        usage.remove("a");
+        usage.remove("c");
+        assert_eq!((usage.pod_count(), usage.requested("cpu")), (0, 0));
     }
 
     #[test]
