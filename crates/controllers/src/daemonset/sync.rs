@@ -357,6 +357,26 @@ async fn create_pod(client: &kube::Client, ns: &str, pod: &Pod) -> Result<String
     Ok(created.metadata.name.unwrap_or_default())
 }
 
+/// Deletes a pod; the answer (the terminating pod or a Status) is read no further than its
+/// HTTP status.
+async fn delete_pod(client: &kube::Client, ns: &str, name: &str) -> Result<(), kube::Error> {
+    let req = kube::core::Request::new(<Pod as kube::Resource>::url_path(&(), Some(ns)))
+        .delete(name, &DeleteParams::default())
+        .map_err(kube::Error::BuildRequest)?;
+    client.request::<IgnoredAny>(req).await.map(|_| ())
+}
+
+/// Runs one API request of a slow-start batch as its own task. Upstream issues a batch from
+/// goroutines; polling them all inside the sync's task would serve the whole batch (admission,
+/// encoding) on one worker thread.
+async fn on_own_task<R: Send + 'static>(
+    request: impl Future<Output = Result<R, kube::Error>> + Send + 'static,
+) -> Result<R, kube::Error> {
+    tokio::spawn(request)
+        .await
+        .unwrap_or_else(|e| Err(kube::Error::Service(Box::new(e))))
+}
+
 fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.is_not_found())
 }
@@ -750,7 +770,6 @@ pub(crate) async fn sync_nodes(
     let create_diff = nodes_to_create.len().min(burst);
     let delete_diff = pods_to_delete.len().min(burst);
     ctx.expectations.set(key, create_diff, delete_diff);
-    let api = ctx.pod_api(&ns);
     let mut errors: Vec<Error> = Vec::new();
 
     if create_diff > 0 {
@@ -760,8 +779,8 @@ pub(crate) async fn sync_nodes(
             &nodes_to_create[..create_diff],
             |node| {
                 let pod = super::pods::new_pod(&template, &ns, &owner, node);
-                let (client, ns) = (ctx.client.clone(), &ns);
-                async move { create_pod(&client, ns, &pod).await }
+                let (client, ns) = (ctx.client.clone(), ns.clone());
+                on_own_task(async move { create_pod(&client, &ns, &pod).await })
             },
             |r| matches!(r, Err(e) if !is_namespace_terminating(e)),
         )
@@ -798,8 +817,11 @@ pub(crate) async fn sync_nodes(
 
     if delete_diff > 0 {
         let results = join_all(pods_to_delete[..delete_diff].iter().map(|name| {
-            let api = api.clone();
-            async move { (name, api.delete(name, &DeleteParams::default()).await) }
+            let (client, ns, owned) = (ctx.client.clone(), ns.clone(), name.clone());
+            async move {
+                let deleted = on_own_task(async move { delete_pod(&client, &ns, &owned).await });
+                (name, deleted.await)
+            }
         }))
         .await;
         for (name, r) in results {
@@ -1304,6 +1326,39 @@ mod tests {
         // Without failures every item runs.
         let (results, skipped) = slow_start(&nodes, |_| async { true }, |ok| !ok).await;
         assert_eq!((results.len(), skipped), (100, 0));
+    }
+
+    /// The requests of one batch run on every worker thread at once: each request here holds
+    /// its thread until the other request of its batch has started too, which never happens
+    /// if the batch is polled inside one task.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn r124_a_batch_runs_on_every_worker_thread() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let started = Arc::new(AtomicUsize::new(0));
+        // Batches of 1 then 2: the second batch's two requests must overlap.
+        let items = [1usize, 2, 3];
+        let (results, skipped) = slow_start(
+            &items,
+            |&i| {
+                let started = started.clone();
+                on_own_task(async move {
+                    let want = if i == 1 { 1 } else { 3 };
+                    started.fetch_add(1, Ordering::SeqCst);
+                    let deadline = Instant::now() + Duration::from_secs(20);
+                    // Blocks its thread on purpose (no await): only another thread can help.
+                    while started.load(Ordering::SeqCst) < want && Instant::now() < deadline {
+                        std::hint::spin_loop();
+                    }
+                    Ok(started.load(Ordering::SeqCst) >= want)
+                })
+            },
+            |r: &Result<bool, kube::Error>| r.is_err(),
+        )
+        .await;
+        assert_eq!(skipped, 0);
+        let overlapped: Vec<bool> = results.into_iter().map(|r| r.unwrap()).collect();
+        assert_eq!(overlapped, [true, true, true]);
     }
 
     #[test]
