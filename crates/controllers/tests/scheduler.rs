@@ -159,3 +159,63 @@ async fn cordoned_nodes_take_only_pods_that_tolerate_it() {
     })
     .await;
 }
+
+/// The `Scheduled` event is written in the background: with one bind worker and event writes
+/// held back, every pod is still bound, and the events arrive once writes go through.
+#[tokio::test]
+async fn binding_does_not_wait_for_its_event() {
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    let router = pernode_apiserver::in_memory_router()
+        .await
+        .expect("api server");
+    let events_open = Arc::new(tokio::sync::Semaphore::new(0));
+    let gate = events_open.clone();
+    let held = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+        let (router, gate) = (router.clone(), gate.clone());
+        async move {
+            if req.method() == http::Method::POST && req.uri().path().ends_with("/events") {
+                // Held until the test opens the gate (the permit goes back at once).
+                let _open = gate.acquire().await;
+            }
+            router.oneshot(req).await
+        }
+    });
+    let client = kube::Client::new(held, "default");
+    simulator::create_nodes(client.clone(), 3, "node")
+        .await
+        .expect("nodes");
+    start_simulator(&client);
+    let opts = SchedulerOptions {
+        bind_concurrency: 1,
+        ..SchedulerOptions::default()
+    };
+    tokio::spawn(scheduler::run(client.clone(), opts));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for i in 1..=3 {
+        let pod = pinned_pod(&format!("p{i}"), &format!("node-{i}"), "10m");
+        pods.create(&PostParams::default(), &pod)
+            .await
+            .expect("create");
+    }
+    for i in 1..=3 {
+        eventually(&format!("p{i} bound while events are held"), 10, || async {
+            pods.get(&format!("p{i}")).await.ok()?.spec?.node_name
+        })
+        .await;
+    }
+    events_open.add_permits(1);
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let scheduled = eventually("three Scheduled events", 10, || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        let n = list
+            .items
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("Scheduled"))
+            .count();
+        (n == 3).then_some(n)
+    })
+    .await;
+    assert_eq!(scheduled, 3);
+}

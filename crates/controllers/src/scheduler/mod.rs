@@ -140,13 +140,20 @@ struct Scheduler {
     cache: Mutex<Cache>,
     queue: WorkQueue<PodKey>,
     binds: Arc<Semaphore>,
+    /// Events queued or being written; when all are taken a new event is dropped, as
+    /// client-go's broadcaster drops events past its queue of 1,000.
+    events: Arc<Semaphore>,
 }
+
+/// Upstream's `maxQueuedEvents`.
+const MAX_QUEUED_EVENTS: usize = 1000;
 
 /// Run the scheduler until an unrecoverable error.
 pub async fn run(client: kube::Client, opts: SchedulerOptions) -> Result<(), Error> {
     let s = Arc::new(Scheduler {
         client,
         binds: Arc::new(Semaphore::new(opts.bind_concurrency.max(1))),
+        events: Arc::new(Semaphore::new(MAX_QUEUED_EVENTS)),
         opts,
         cache: Mutex::new(Cache::default()),
         queue: WorkQueue::new(Duration::from_millis(100), Duration::from_secs(30)),
@@ -477,7 +484,7 @@ impl Scheduler {
                 self.queue.forget(&(ns.clone(), name.clone()));
                 if self.opts.scheduled_events {
                     let msg = format!("Successfully assigned {ns}/{name} to {node}");
-                    self.event(&pod, "Normal", "Scheduled", &msg).await;
+                    self.event(&pod, "Normal", "Scheduled", &msg);
                 }
             }
             Err(e) => {
@@ -541,16 +548,21 @@ impl Scheduler {
                 Err(e) => return Err(e),
             }
         }
-        self.event(pod, "Warning", "FailedScheduling", message)
-            .await;
+        self.event(pod, "Warning", "FailedScheduling", message);
         self.lock().reported.insert(uid, message.to_string());
         Ok(())
     }
 
     /// Record a core/v1 Event about `pod` (what `kubectl describe` and `kubectl get events`
-    /// read). Best effort: an event that cannot be written is logged, not retried.
-    async fn event(&self, pod: &Pod, type_: &str, reason: &str, message: &str) {
+    /// read). Best effort: an event that cannot be written is logged, not retried. It is
+    /// written in the background, as upstream's recorder does, so neither a bind worker nor
+    /// the scheduling loop waits for it; past [`MAX_QUEUED_EVENTS`] in flight it is dropped.
+    fn event(&self, pod: &Pod, type_: &str, reason: &str, message: &str) {
         let (ns, name) = pod_key(pod);
+        let Ok(queued) = self.events.clone().try_acquire_owned() else {
+            debug!(namespace = %ns, pod = %name, reason, "event queue full; dropping the event");
+            return;
+        };
         let now = Timestamp::now();
         let ev = CoreEvent {
             metadata: ObjectMeta {
@@ -590,9 +602,23 @@ impl Scheduler {
             reporting_instance: Some(format!("{}-pernode", self.opts.scheduler_name)),
             ..Default::default()
         };
-        let api: Api<CoreEvent> = Api::namespaced(self.client.clone(), &ns);
-        if let Err(e) = api.create(&PostParams::default(), &ev).await {
-            debug!(namespace = %ns, pod = %name, error = %e, "could not record event");
-        }
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            // The answer is read no further than its status.
+            let written = async {
+                let body = serde_json::to_vec(&ev).map_err(kube::Error::SerdeError)?;
+                let req = kube::core::Request::new(<CoreEvent as kube::Resource>::url_path(
+                    &(),
+                    Some(&ns),
+                ))
+                .create(&PostParams::default(), body)
+                .map_err(kube::Error::BuildRequest)?;
+                client.request::<serde::de::IgnoredAny>(req).await
+            };
+            if let Err(e) = written.await {
+                debug!(namespace = %ns, pod = %name, error = %e, "could not record event");
+            }
+            drop(queued);
+        });
     }
 }
