@@ -36,34 +36,6 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-/// Implements k8s-openapi's `Resource` (as `$like`'s) and `Metadata` for a compact type with a
-/// `metadata: ObjectMeta` field, so kube's blanket `kube::Resource` impl applies.
-macro_rules! resource_like {
-    (<$($g:ident),*> $ty:ty => $like:ty) => {
-        impl<$($g),*> k8s_openapi::Resource for $ty {
-            const API_VERSION: &'static str = <$like as k8s_openapi::Resource>::API_VERSION;
-            const GROUP: &'static str = <$like as k8s_openapi::Resource>::GROUP;
-            const KIND: &'static str = <$like as k8s_openapi::Resource>::KIND;
-            const VERSION: &'static str = <$like as k8s_openapi::Resource>::VERSION;
-            const URL_PATH_SEGMENT: &'static str =
-                <$like as k8s_openapi::Resource>::URL_PATH_SEGMENT;
-            type Scope = <$like as k8s_openapi::Resource>::Scope;
-        }
-
-        impl<$($g),*> k8s_openapi::Metadata for $ty {
-            type Ty = ObjectMeta;
-
-            fn metadata(&self) -> &ObjectMeta {
-                &self.metadata
-            }
-
-            fn metadata_mut(&mut self) -> &mut ObjectMeta {
-                &mut self.metadata
-            }
-        }
-    };
-}
-
 // ---- metadata -------------------------------------------------------------------------------
 
 /// The metadata fields the controllers read (and kube's watcher: `resourceVersion`), with the
@@ -207,7 +179,7 @@ pub(crate) struct PodOf<S, St = PodStatusPart> {
     pub(crate) status: Option<St>,
 }
 
-resource_like!(<S, St> PodOf<S, St> => Pod);
+pernode_core::resource_like!(<S, St> PodOf<S, St> => Pod);
 
 /// The pod status the controllers read: phase (terminal or not) and conditions (readiness,
 /// PodScheduled).
@@ -582,7 +554,7 @@ pub(crate) struct NodeOf<St> {
     status: Option<St>,
 }
 
-resource_like!(<St> NodeOf<St> => Node);
+pernode_core::resource_like!(<St> NodeOf<St> => Node);
 
 #[derive(Clone, Debug, Deserialize)]
 struct NodeSpecPart {
@@ -1018,7 +990,7 @@ pub(crate) struct LeaseOf {
     spec: Option<LeaseSpecPart>,
 }
 
-resource_like!(<> LeaseOf => Lease);
+pernode_core::resource_like!(LeaseOf => Lease);
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -11,6 +11,8 @@
 //! - [`scheduling`]: taints/tolerations, node selectors and required node affinity.
 //! - [`pod`]: pod readiness, availability and terminal phases.
 //! - [`duration`]: the human durations of the AGE column.
+//! - [`resource`]: [`resource_like!`], compact watch types that kube treats as the type they
+//!   stand for.
 
 pub mod duration;
 pub mod fields;
@@ -18,6 +20,7 @@ pub mod labels;
 pub mod names;
 pub mod pod;
 pub mod quantity;
+pub mod resource;
 pub mod scheduling;
 
 pub mod goquote;

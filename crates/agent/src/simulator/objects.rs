@@ -45,34 +45,6 @@ const WORDS: [&str; 10] = [
     "Guaranteed",
 ];
 
-/// Implements k8s-openapi's `Resource` (as `$like`'s) and `Metadata` for a compact type with a
-/// `metadata: ObjectMeta` field, so kube's blanket `kube::Resource` impl applies.
-macro_rules! resource_like {
-    ($ty:ty, $like:ty) => {
-        impl k8s_openapi::Resource for $ty {
-            const API_VERSION: &'static str = <$like as k8s_openapi::Resource>::API_VERSION;
-            const GROUP: &'static str = <$like as k8s_openapi::Resource>::GROUP;
-            const KIND: &'static str = <$like as k8s_openapi::Resource>::KIND;
-            const VERSION: &'static str = <$like as k8s_openapi::Resource>::VERSION;
-            const URL_PATH_SEGMENT: &'static str =
-                <$like as k8s_openapi::Resource>::URL_PATH_SEGMENT;
-            type Scope = <$like as k8s_openapi::Resource>::Scope;
-        }
-
-        impl k8s_openapi::Metadata for $ty {
-            type Ty = ObjectMeta;
-
-            fn metadata(&self) -> &ObjectMeta {
-                &self.metadata
-            }
-
-            fn metadata_mut(&mut self) -> &mut ObjectMeta {
-                &mut self.metadata
-            }
-        }
-    };
-}
-
 // ---- metadata -------------------------------------------------------------------------------
 
 /// The metadata fields the simulator (and kube's watcher: resourceVersion) reads.
@@ -233,7 +205,7 @@ pub(crate) struct SimNode {
     pub status: Option<SimNodeStatus>,
 }
 
-resource_like!(SimNode, Node);
+pernode_core::resource_like!(SimNode => Node);
 
 /// The parts of `status` of a Node the simulator reads.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -319,7 +291,7 @@ pub(crate) struct SimLease {
     pub metadata: ObjectMeta,
 }
 
-resource_like!(SimLease, Lease);
+pernode_core::resource_like!(SimLease => Lease);
 
 // ---- pods -----------------------------------------------------------------------------------
 
@@ -332,7 +304,7 @@ pub(crate) struct SimPod {
     pub status: Option<SimPodStatus>,
 }
 
-resource_like!(SimPod, Pod);
+pernode_core::resource_like!(SimPod => Pod);
 
 /// The parts of a pod's `spec` the simulator reads.
 #[derive(Clone, Debug, Default, Deserialize)]
