@@ -523,6 +523,24 @@ struct CachedPlacements {
 }
 
 impl Ctx {
+    /// Empty caches and expectations; the event recorder's writer task starts at once.
+    fn new(client: Client, opts: DaemonSetControllerOptions) -> Self {
+        Self {
+            recorder: EventRecorder::start(client.clone()),
+            client,
+            opts,
+            dss: Cache::new(),
+            pods: Cache::new(),
+            revisions: Cache::new(),
+            nodes: Cache::new(),
+            node_generation: AtomicU64::new(0),
+            placements: Mutex::new(HashMap::new()),
+            expectations: Expectations::new(),
+            backoff: Backoff::default(),
+            queue: Arc::new(daemonset_queue()),
+        }
+    }
+
     /// Every node, sorted by name, with the DaemonSet's placement on it (R2). Computed once per
     /// change of the nodes' labels, taints or set, or of the DaemonSet's pod template, rather
     /// than on every sync.
@@ -852,20 +870,7 @@ where
 pub async fn run(client: Client, opts: DaemonSetControllerOptions) -> Result<(), Error> {
     let workers = opts.workers.max(1);
     let ns = opts.namespace.clone();
-    let ctx = Arc::new(Ctx {
-        recorder: EventRecorder::start(client.clone()),
-        client: client.clone(),
-        opts,
-        dss: Cache::new(),
-        pods: Cache::new(),
-        revisions: Cache::new(),
-        nodes: Cache::new(),
-        node_generation: AtomicU64::new(0),
-        placements: Mutex::new(HashMap::new()),
-        expectations: Expectations::new(),
-        backoff: Backoff::default(),
-        queue: Arc::new(daemonset_queue()),
-    });
+    let ctx = Arc::new(Ctx::new(client.clone(), opts));
     let synced = Arc::new((AtomicUsize::new(0), Notify::new()));
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(informer(
@@ -971,5 +976,109 @@ mod tests {
         assert!(q.is_empty());
         q.done(&"a".to_string());
         assert_eq!(q.get().await.as_deref(), Some("a"));
+    }
+
+    /// R122, R33: once the expectations are satisfied, the per-node pass must see every pod
+    /// they waited for. Here the creation a previous sync issued is observed while this sync
+    /// creates the revision of a just-changed template (an API round trip: the window a loaded
+    /// machine widens); a pod list read before that would miss the pod and the sync would
+    /// create a second one on its node.
+    #[tokio::test]
+    async fn r122_creation_observed_mid_sync_is_seen_by_the_per_node_pass() {
+        use crate::trim::{DaemonPod, PlacementNode};
+        use k8s_openapi::api::core::v1::Pod;
+        use kube::api::ListParams;
+        use serde_json::json;
+        use tower::ServiceExt;
+
+        type Hook = Box<dyn FnOnce() + Send>;
+        let hook: Arc<Mutex<Option<Hook>>> = Arc::new(Mutex::new(None));
+        let router = pernode_apiserver::in_memory_router()
+            .await
+            .expect("api server");
+        let service = {
+            let hook = hook.clone();
+            tower::service_fn(move |req: http::Request<kube::client::Body>| {
+                if req.method() == http::Method::POST
+                    && req.uri().path().ends_with("/controllerrevisions")
+                    && let Some(f) = hook.lock().unwrap().take()
+                {
+                    f();
+                }
+                router.clone().oneshot(req)
+            })
+        };
+        let client = Client::new(service, "default");
+        let ctx = Arc::new(Ctx::new(
+            client.clone(),
+            DaemonSetControllerOptions::default(),
+        ));
+        let node: PlacementNode =
+            serde_json::from_value(json!({"metadata": {"name": "n1"}})).expect("node");
+        ctx.nodes.apply(node.keep());
+        let dss: Api<DaemonSet> = Api::namespaced(client.clone(), "default");
+        let ds: DaemonSet = serde_json::from_value(json!({
+            "metadata": {"name": "ds", "namespace": "default"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "ds"}},
+                "updateStrategy": {"type": "OnDelete"},
+                "template": {
+                    "metadata": {"labels": {"app": "ds"}},
+                    "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+                },
+            },
+        }))
+        .expect("daemon set");
+        let ds = dss
+            .create(&PostParams::default(), &ds)
+            .await
+            .expect("create daemon set");
+        ctx.dss.apply(ds.clone());
+        let key = object_key(&ds.metadata);
+
+        // A previous sync created the pod of n1: it exists and is expected, but its watch
+        // event has not reached the cache yet.
+        ctx.expectations.set(&key, 1, 0);
+        let template = super::super::pods::pod_template(
+            &ds,
+            super::super::pods::template_generation(&ds),
+            "previous",
+        );
+        let owner = super::super::pods::controller_ref(&ds).expect("owner");
+        let pod = super::super::pods::new_pod(&template, "default", &owner, "n1");
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        let created = pods
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("create pod");
+        let event: DaemonPod =
+            serde_json::from_value(serde_json::to_value(&created).expect("json")).expect("pod");
+        // The event arrives while the sync creates the current revision, as the informer
+        // delivers it: cache first, then the handler (which lowers the expectations).
+        *hook.lock().unwrap() = Some({
+            let ctx = ctx.clone();
+            Box::new(move || {
+                let change = ctx.pods.apply(event.keep());
+                ctx.on_pod(change);
+            })
+        });
+
+        super::super::sync::sync_daemonset(&ctx, &key)
+            .await
+            .expect("sync");
+        assert!(hook.lock().unwrap().is_none(), "the event arrived mid-sync");
+        let names: Vec<String> = pods
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect();
+        assert_eq!(
+            names,
+            vec![created.metadata.name.clone().expect("name")],
+            "one pod on n1"
+        );
     }
 }

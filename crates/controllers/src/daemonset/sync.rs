@@ -606,7 +606,6 @@ async fn construct_history(
     ctx: &Ctx,
     ds: &DaemonSet,
     selector: &LabelSelector,
-    pods: &[Arc<PodRecord>],
     check: &mut AdoptCheck<'_>,
 ) -> Result<(String, Vec<ControllerRevision>), Error> {
     let ns = ds.metadata.namespace.clone().unwrap_or_default();
@@ -634,8 +633,11 @@ async fn construct_history(
             let keep_hash = history::revision_hash(&keep).unwrap_or("").to_owned();
             if !dups.is_empty() {
                 // R89: relabel every claimed pod to the kept hash, then drop the duplicates.
+                // The pods are claimed here, as upstream's dedupCurHistories does: the
+                // per-node pass reads its own, later (see sync_daemonset).
+                let pods = claim_pods(ctx, ds, selector, check).await?;
                 let pod_api = ctx.pod_api(&ns);
-                for pod in pods {
+                for pod in &pods {
                     if super::pods::pod_hash(pod) == Some(keep_hash.as_str()) {
                         continue;
                     }
@@ -1051,11 +1053,16 @@ pub(crate) async fn sync_daemonset(ctx: &Ctx, key: &str) -> Result<(), Error> {
         ds: &ds,
         result: None,
     };
-    let pods = claim_pods(ctx, &ds, &selector, &mut check).await?;
     // R30.
-    let (hash, old) = construct_history(ctx, &ds, &selector, &pods, &mut check).await?;
-    // R31.
-    if !ctx.expectations.satisfied(key) {
+    let (hash, old) = construct_history(ctx, &ds, &selector, &mut check).await?;
+    // R31. Expectations first, pods second, as upstream (syncDaemonSet checks expectations,
+    // then manage lists the pods): the cache takes an object before the handler lowers the
+    // expectations, so once they are satisfied every pod they waited for is in the cache.
+    // Pods read before the check may miss a pod whose creation is observed in between, and
+    // the per-node pass would then create a second pod on its node (R33, R122).
+    let satisfied = ctx.expectations.satisfied(key);
+    let pods = claim_pods(ctx, &ds, &selector, &mut check).await?;
+    if !satisfied {
         return update_status(ctx, &ds, key, &selector, &placements, &hash, false).await;
     }
     // R32: a sync error takes precedence over a status error.

@@ -52,6 +52,12 @@ pub async fn start(n: usize) -> Env {
 
 /// As [`start`], with the given simulator options.
 pub async fn start_with(n: usize, sim: SimulatorOptions) -> Env {
+    // Control-loop logs with `RUST_LOG` (e.g. `pernode_controllers::daemonset=debug`), shown
+    // for failing tests (all with `--nocapture`).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let router = pernode_apiserver::in_memory_router()
         .await
         .expect("api server");
