@@ -1,7 +1,6 @@
 //! DaemonSet status (R41-R50): the seven counters, when a write is needed, and the requeue
 //! that makes `numberAvailable` catch up once `minReadySeconds` have passed.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
@@ -11,8 +10,66 @@ use super::placement::Placement;
 use super::pods::{is_pod_updated, pod_order};
 use crate::trim::PodRecord;
 
-/// Mapped pods per target node (§0): the claimed pods of a DaemonSet, grouped.
-pub type NodeToPods<'a> = BTreeMap<&'a str, Vec<&'a PodRecord>>;
+/// Mapped pods per target node (§0): the claimed pods of a DaemonSet grouped by node, in node
+/// name order. Built with one sort of the pods rather than a map entry and a vector per node:
+/// a sync builds it more than once over every pod of the DaemonSet.
+#[derive(Debug, Default)]
+pub struct NodeToPods<'a> {
+    /// The pods, grouped by node in node order; a node's pods keep the order they came in.
+    pods: Vec<&'a PodRecord>,
+    /// Each node once, in order, with the end (exclusive) of its group in `pods`.
+    nodes: Vec<(&'a str, usize)>,
+}
+
+impl<'a> NodeToPods<'a> {
+    /// Groups `(node, pod)` pairs.
+    pub fn from_pairs(mut pairs: Vec<(&'a str, &'a PodRecord)>) -> NodeToPods<'a> {
+        // Stable: equal nodes keep their pods' order.
+        pairs.sort_by(|a, b| a.0.cmp(b.0));
+        let mut out = NodeToPods {
+            pods: Vec::with_capacity(pairs.len()),
+            nodes: Vec::new(),
+        };
+        for (node, pod) in pairs {
+            match out.nodes.last_mut() {
+                Some((last, end)) if *last == node => *end += 1,
+                _ => out.nodes.push((node, out.pods.len() + 1)),
+            }
+            out.pods.push(pod);
+        }
+        out
+    }
+
+    /// The pods mapped to `node`, if any.
+    pub fn get(&self, node: &str) -> Option<&[&'a PodRecord]> {
+        let i = self.nodes.binary_search_by(|(n, _)| (*n).cmp(node)).ok()?;
+        Some(self.group(i))
+    }
+
+    fn group(&self, i: usize) -> &[&'a PodRecord] {
+        let start = if i == 0 { 0 } else { self.nodes[i - 1].1 };
+        &self.pods[start..self.nodes[i].1]
+    }
+
+    /// `(node, pods)` in node order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &[&'a PodRecord])> {
+        (0..self.nodes.len()).map(|i| (self.nodes[i].0, self.group(i)))
+    }
+
+    /// Every mapped pod.
+    pub fn pods(&self) -> impl Iterator<Item = &'a PodRecord> + '_ {
+        self.pods.iter().copied()
+    }
+
+    /// How many nodes have pods.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+}
 
 /// The counters of a DaemonSet status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -143,14 +200,35 @@ mod tests {
     }
 
     #[test]
+    fn node_to_pods_groups_by_node_in_node_order_keeping_pod_order() {
+        let a = pod_on("a", "n2", "h", 1).build();
+        let b = pod_on("b", "n1", "h", 1).build();
+        let c = pod_on("c", "n2", "h", 1).build();
+        let d = pod_on("d", "n10", "h", 1).build();
+        let np = NodeToPods::from_pairs(vec![("n2", &a), ("n1", &b), ("n2", &c), ("n10", &d)]);
+        let names =
+            |pods: &[&PodRecord]| pods.iter().map(|p| p.name.to_string()).collect::<Vec<_>>();
+        let groups: Vec<(&str, Vec<String>)> = np.iter().map(|(n, p)| (n, names(p))).collect();
+        assert_eq!(
+            groups,
+            [
+                ("n1", vec!["b".to_string()]),
+                ("n10", vec!["d".to_string()]),
+                ("n2", vec!["a".to_string(), "c".to_string()]),
+            ]
+        );
+        assert_eq!(np.get("n2").map(names), Some(vec!["a".into(), "c".into()]));
+        assert_eq!(np.get("n3").map(names), None);
+        assert_eq!((np.len(), np.pods().count()), (3, 4));
+        assert!(NodeToPods::default().is_empty());
+    }
+
+    #[test]
     fn r41_r42_r44_desired_current_misscheduled() {
         let a = pod_on("a", "n1", "h", 1).ready(9_000).build();
         let b = pod_on("b", "n3", "h", 1).phase("Pending").build();
         let gone = pod_on("g", "n9", "h", 1).build();
-        let mut np = NodeToPods::new();
-        np.insert("n1", vec![&a]);
-        np.insert("n3", vec![&b]);
-        np.insert("n9", vec![&gone]);
+        let np = NodeToPods::from_pairs(vec![("n1", &a), ("n3", &b), ("n9", &gone)]);
         let c = compute(
             &nodes(&[
                 ("n1", RUN),
@@ -175,8 +253,7 @@ mod tests {
     fn r43_only_first_pod_examined_for_ready_available_updated() {
         let old_ready = pod_on("a", "n1", "old", 0).created(1).ready(9_000).build();
         let new_unready = pod_on("b", "n1", "new", 2).created(2).build();
-        let mut np = NodeToPods::new();
-        np.insert("n1", vec![&new_unready, &old_ready]);
+        let np = NodeToPods::from_pairs(vec![("n1", &new_unready), ("n1", &old_ready)]);
         let c = compute(&nodes(&[("n1", RUN)]), &np, "new", Some(2), 0, now());
         assert_eq!((c.ready, c.available, c.updated), (1, 1, 0));
     }
@@ -184,8 +261,7 @@ mod tests {
     #[test]
     fn r43_available_honours_min_ready_seconds() {
         let p = pod_on("a", "n1", "h", 1).ready(9_995).build();
-        let mut np = NodeToPods::new();
-        np.insert("n1", vec![&p]);
+        let np = NodeToPods::from_pairs(vec![("n1", &p)]);
         let c = compute(&nodes(&[("n1", RUN)]), &np, "h", None, 10, now());
         assert_eq!((c.ready, c.available, c.unavailable), (1, 0, 1));
         assert_eq!(requeue_after(10, &c), Some(Duration::from_secs(10)));
@@ -198,7 +274,7 @@ mod tests {
     fn r45_unavailable_is_desired_minus_available() {
         let c = compute(
             &nodes(&[("n1", RUN), ("n2", RUN)]),
-            &NodeToPods::new(),
+            &NodeToPods::default(),
             "h",
             None,
             0,

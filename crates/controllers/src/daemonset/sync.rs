@@ -139,16 +139,12 @@ pub fn nodes_to_daemon_pods<'a>(
     claimed: impl IntoIterator<Item = &'a PodRecord>,
     include_deleted_terminal: bool,
 ) -> NodeToPods<'a> {
-    let mut out = NodeToPods::new();
-    for pod in claimed {
-        if !include_deleted_terminal && pod.is_terminal() && pod.deleting {
-            continue;
-        }
-        if let Some(node) = target_node_name(pod) {
-            out.entry(node).or_default().push(pod);
-        }
-    }
-    out
+    let pairs = claimed
+        .into_iter()
+        .filter(|pod| include_deleted_terminal || !(pod.is_terminal() && pod.deleting))
+        .filter_map(|pod| Some((target_node_name(pod)?, pod)))
+        .collect();
+    NodeToPods::from_pairs(pairs)
 }
 
 fn name(pod: &PodRecord) -> String {
@@ -161,7 +157,7 @@ fn plan_node(
     ds: &DaemonSet,
     node: &str,
     placement: Placement,
-    pods: Option<&Vec<&PodRecord>>,
+    pods: Option<&[&PodRecord]>,
     hash: &str,
     surge: bool,
     backoff: &Backoff,
@@ -299,7 +295,7 @@ pub fn plan_manage(
         );
     }
     // R39: unbound pods pinned to a node that does not exist are never scheduled: delete.
-    for (node, pods) in node_pods {
+    for (node, pods) in node_pods.iter() {
         if listed.contains(node) {
             continue;
         }
@@ -322,7 +318,7 @@ pub fn live_hashes<'a>(pods: impl IntoIterator<Item = &'a PodRecord>) -> BTreeSe
 pub fn describe(node_pods: &NodeToPods<'_>) -> BTreeMap<String, Vec<String>> {
     node_pods
         .iter()
-        .map(|(n, pods)| ((*n).to_owned(), pods.iter().map(|p| name(p)).collect()))
+        .map(|(n, pods)| (n.to_owned(), pods.iter().map(|p| name(p)).collect()))
         .collect()
 }
 
@@ -1000,7 +996,7 @@ async fn update_daemonset(
     }
     let all = owned_pods(ctx, ds, selector);
     let with_terminal = nodes_to_daemon_pods(all.iter().map(|p| p.as_ref()), true);
-    let live = live_hashes(with_terminal.values().flatten().copied());
+    let live = live_hashes(with_terminal.pods());
     let ns = ds.metadata.namespace.clone().unwrap_or_default();
     let api = ctx.rev_api(&ns);
     for rev in history::revisions_to_clean_up(old, limit, &live) {

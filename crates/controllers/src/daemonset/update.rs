@@ -5,7 +5,7 @@
 //! nodes to create a new pod on (surge mode); everything else (pruning, creating on empty
 //! nodes) is done by the per-node pass of [`super::sync`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -128,6 +128,22 @@ fn name(pod: &PodRecord) -> String {
     pod.name.to_string()
 }
 
+/// R61: every node with mapped pods plus every shouldRun node (with no pods), in node order.
+/// Borrowed, not cloned: this runs on every sync over every node.
+fn with_should_run_nodes<'a, 'p>(
+    node_pods: &'p NodeToPods<'a>,
+    nodes: &'a [(String, Placement)],
+) -> Vec<(&'a str, &'p [&'a PodRecord])> {
+    let mut view: Vec<(&str, &[&PodRecord])> = node_pods.iter().collect();
+    for (n, p) in nodes {
+        if p.should_run && node_pods.get(n).is_none() {
+            view.push((n.as_str(), &[]));
+        }
+    }
+    view.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    view
+}
+
 /// One rolling-update pass (R59-R73). `nodes` is the node list with placements; `node_pods`
 /// the mapped pods (including nodes outside the list, R73).
 pub fn plan_rolling_update(
@@ -147,15 +163,9 @@ pub fn plan_rolling_update(
 
     // R61: every node with mapped pods plus every shouldRun node (borrowed, not cloned: this
     // runs on every sync over every node).
-    let mut view: BTreeMap<&str, &[&PodRecord]> =
-        node_pods.iter().map(|(n, p)| (*n, p.as_slice())).collect();
-    let mut desired = 0;
-    for (n, p) in nodes {
-        if p.should_run {
-            desired += 1;
-            view.entry(n.as_str()).or_insert(&[]);
-        }
-    }
+    let desired =
+        i32::try_from(nodes.iter().filter(|(_, p)| p.should_run).count()).unwrap_or(i32::MAX);
+    let view = with_should_run_nodes(node_pods, nodes);
     let (max_surge, max_unavailable) = resolve_counts(ds, desired)?;
     let mut plan = RollingPlan::default();
 
@@ -163,7 +173,7 @@ pub fn plan_rolling_update(
         // Unavailable mode (R64-R67, R73).
         let mut num_unavailable = 0;
         let mut candidates = Vec::new();
-        for pods in view.values() {
+        for (_, pods) in &view {
             let Some((new, old)) = updated_pods_on_node(pods, hash, generation) else {
                 num_unavailable += 1;
                 continue;
@@ -269,12 +279,11 @@ mod tests {
     }
 
     fn map<'a>(pods: &'a [PodRecord]) -> NodeToPods<'a> {
-        let mut m = NodeToPods::new();
-        for p in pods {
-            let node = crate::daemonset::pods::target_node_name(p).unwrap();
-            m.entry(node).or_default().push(p);
-        }
-        m
+        NodeToPods::from_pairs(
+            pods.iter()
+                .map(|p| (crate::daemonset::pods::target_node_name(p).unwrap(), p))
+                .collect(),
+        )
     }
 
     fn sorted(mut v: Vec<String>) -> Vec<String> {
