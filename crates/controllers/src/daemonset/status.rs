@@ -46,6 +46,12 @@ impl<'a> NodeToPods<'a> {
         Some(self.group(i))
     }
 
+    /// A lookup for many nodes: [`Lookup::get`] answers as [`NodeToPods::get`], in constant
+    /// time for queries in node order (as the sorted node list asks them).
+    pub fn lookup(&self) -> Lookup<'_, 'a> {
+        Lookup { map: self, next: 0 }
+    }
+
     fn group(&self, i: usize) -> &[&'a PodRecord] {
         let start = if i == 0 { 0 } else { self.nodes[i - 1].1 };
         &self.pods[start..self.nodes[i].1]
@@ -68,6 +74,38 @@ impl<'a> NodeToPods<'a> {
 
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
+    }
+}
+
+/// See [`NodeToPods::lookup`].
+pub struct Lookup<'m, 'a> {
+    map: &'m NodeToPods<'a>,
+    /// Where the next query in node order would be found.
+    next: usize,
+}
+
+impl<'m, 'a> Lookup<'m, 'a> {
+    /// The pods mapped to `node`, if any.
+    pub fn get(&mut self, node: &str) -> Option<&'m [&'a PodRecord]> {
+        let nodes = &self.map.nodes;
+        let after_previous = self.next == 0 || nodes[self.next - 1].0 < node;
+        let at = match nodes.get(self.next) {
+            Some((n, _)) if after_previous && *n == node => Ok(self.next),
+            Some((n, _)) if after_previous && node < *n => Err(self.next),
+            None if after_previous => Err(self.next),
+            // Out of order: search.
+            _ => nodes.binary_search_by(|(n, _)| (*n).cmp(node)),
+        };
+        match at {
+            Ok(i) => {
+                self.next = i + 1;
+                Some(self.map.group(i))
+            }
+            Err(i) => {
+                self.next = i;
+                None
+            }
+        }
     }
 }
 
@@ -101,8 +139,9 @@ pub fn compute(
     now: Timestamp,
 ) -> Counts {
     let mut c = Counts::default();
+    let mut lookup = node_pods.lookup();
     for (name, placement) in nodes {
-        let pods = node_pods.get(name.as_str()).filter(|p| !p.is_empty());
+        let pods = lookup.get(name).filter(|p| !p.is_empty());
         if placement.should_run {
             c.desired += 1;
             let Some(pods) = pods else { continue };
@@ -221,6 +260,32 @@ mod tests {
         assert_eq!(np.get("n3").map(names), None);
         assert_eq!((np.len(), np.pods().count()), (3, 4));
         assert!(NodeToPods::default().is_empty());
+    }
+
+    #[test]
+    fn lookup_answers_as_get_in_any_query_order() {
+        let pods: Vec<PodRecord> = ["b", "d", "d", "f"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| pod_on(&format!("p{i}"), n, "h", 1).build())
+            .collect();
+        let np = NodeToPods::from_pairs(
+            pods.iter()
+                .map(|p| (crate::daemonset::pods::target_node_name(p).unwrap(), p))
+                .collect(),
+        );
+        let names =
+            |pods: &[&PodRecord]| pods.iter().map(|p| p.name.to_string()).collect::<Vec<_>>();
+        for queries in [
+            vec!["a", "b", "c", "d", "e", "f", "g"],
+            vec!["g", "f", "d", "a", "d", "b", "b", "e"],
+            vec!["d", "a", "f", "c", "f"],
+        ] {
+            let mut lookup = np.lookup();
+            for q in queries {
+                assert_eq!(lookup.get(q).map(names), np.get(q).map(names), "node {q}");
+            }
+        }
     }
 
     #[test]

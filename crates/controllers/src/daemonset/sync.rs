@@ -279,13 +279,14 @@ pub fn plan_manage(
     let surge = allows_surge(ds);
     let mut plan = ManagePlan::default();
     let mut listed = HashSet::with_capacity(nodes.len());
+    let mut lookup = node_pods.lookup();
     for (node, placement) in nodes {
         listed.insert(node.as_str());
         plan_node(
             ds,
             node,
             *placement,
-            node_pods.get(node.as_str()),
+            lookup.get(node),
             hash,
             surge,
             backoff,

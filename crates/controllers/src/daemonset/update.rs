@@ -135,8 +135,9 @@ fn with_should_run_nodes<'a, 'p>(
     nodes: &'a [(String, Placement)],
 ) -> Vec<(&'a str, &'p [&'a PodRecord])> {
     let mut view: Vec<(&str, &[&PodRecord])> = node_pods.iter().collect();
+    let mut lookup = node_pods.lookup();
     for (n, p) in nodes {
-        if p.should_run && node_pods.get(n).is_none() {
+        if p.should_run && lookup.get(n).is_none() {
             view.push((n.as_str(), &[]));
         }
     }
