@@ -41,8 +41,8 @@ fn attrs_of(plural: &str, obj: &Value) -> Attrs {
         .flatten()
         .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())));
     let fields = supported_fields(plural).iter().map(|field| {
-        let pointer = format!("/{}", field.replace('.', "/"));
-        let value = match obj.pointer(&pointer) {
+        // Walks the dotted path without building a JSON pointer: this runs on every write.
+        let value = match field.split('.').try_fold(obj, |v, key| v.get(key)) {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Bool(b)) => b.to_string(),
             Some(Value::Number(n)) => n.to_string(),

@@ -90,6 +90,7 @@ impl SqliteBackend {
         // FULL (not NORMAL) so that the WAL is fsynced at every commit: acknowledged means
         // durable.
         conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "wal_autocheckpoint", 16384)?;
         // Creating the schema is a write, which takes the exclusive lock now rather than at the
         // first API write.
         conn.execute_batch(
