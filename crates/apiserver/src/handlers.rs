@@ -336,9 +336,12 @@ fn check_namespace(state: &AppState, target: &Target, obj: &mut Value) -> Result
     let Some(entry) = state.store.get(&ns_key) else {
         return Err(ApiError::not_found("", "namespaces", &ns));
     };
-    if parse_entry(&entry)?
-        .pointer("/metadata/deletionTimestamp")
-        .is_some()
+    // Parsed only if it could be terminating: this runs on every create.
+    let may_terminate = memchr::memmem::find(&entry.json, b"\"deletionTimestamp\"").is_some();
+    if may_terminate
+        && parse_entry(&entry)?
+            .pointer("/metadata/deletionTimestamp")
+            .is_some()
     {
         return Err(ApiError::forbidden(format!(
             "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",

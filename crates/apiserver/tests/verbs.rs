@@ -531,6 +531,51 @@ async fn deletecollection_honours_selectors_and_namespaces_take_their_contents()
     assert_eq!(code, StatusCode::NOT_FOUND, "the namespace is gone");
 }
 
+/// NamespaceLifecycle: nothing new in a namespace being deleted (a finalizer holds it here).
+#[tokio::test]
+async fn a_terminating_namespace_takes_no_new_content() {
+    let r = server().await;
+    post(
+        &r,
+        "/api/v1/namespaces",
+        json!({"metadata": {"name": "leaving", "finalizers": ["example.com/hold"]}}),
+    )
+    .await;
+    let leaving_pods = "/api/v1/namespaces/leaving/pods";
+    post(&r, leaving_pods, pod("before", json!({}), None)).await;
+    let (code, v) = call(
+        &r,
+        Method::DELETE,
+        "/api/v1/namespaces/leaving",
+        "application/json",
+        Value::Null,
+    )
+    .await;
+    assert!(code.is_success(), "{code} {v}");
+    let ns = get(&r, "/api/v1/namespaces/leaving").await;
+    assert!(ns["metadata"]["deletionTimestamp"].is_string(), "{ns}");
+    let (code, v) = call(
+        &r,
+        Method::POST,
+        leaving_pods,
+        "application/json",
+        pod("late", json!({}), None),
+    )
+    .await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(
+        v["message"],
+        "pods \"late\" is forbidden: unable to create new content in namespace leaving because it is being terminated"
+    );
+    // A namespace that is not terminating takes new content.
+    post(
+        &r,
+        "/api/v1/namespaces/default/pods",
+        pod("fine", json!({}), None),
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn delete_preconditions_and_no_op_updates() {
     let r = server().await;
