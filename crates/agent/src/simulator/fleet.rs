@@ -616,17 +616,40 @@ impl Fleet {
             pod_ip: status::pod_ip(self.next_pod_ip.fetch_add(1, Ordering::Relaxed)),
         };
         let st = pod_status(pod, &outcome, addrs, Timestamp::now());
-        let body = json!({ "status": st });
-        match api
-            .patch_status(&key.1, &PatchParams::default(), &Patch::Strategic(body))
-            .await
-        {
+        match patch_pod_status(&self.client, &key.0, &key.1, &st).await {
             Ok(_) => {}
             Err(e) if is_status(&e, 404) => return Ok(None),
             Err(e) => return Err(e),
         }
         Ok(None)
     }
+}
+
+/// A strategic merge patch of a pod's status, as the kubelet sends. The patch is encoded
+/// straight from the typed status, and the answer is read no further than its HTTP status: the
+/// pod watch brings the new version.
+async fn patch_pod_status(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    status: &k8s_openapi::api::core::v1::PodStatus,
+) -> Result<(), kube::Error> {
+    #[derive(serde::Serialize)]
+    struct StatusPatch<'a> {
+        status: &'a k8s_openapi::api::core::v1::PodStatus,
+    }
+    let req = kube::core::Request::new(<SimPod as kube::Resource>::url_path(&(), Some(ns)))
+        .patch_subresource(
+            "status",
+            name,
+            &PatchParams::default(),
+            &Patch::Strategic(StatusPatch { status }),
+        )
+        .map_err(kube::Error::BuildRequest)?;
+    client
+        .request::<serde::de::IgnoredAny>(req)
+        .await
+        .map(|_| ())
 }
 
 fn watcher<K>(
