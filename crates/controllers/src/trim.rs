@@ -452,16 +452,14 @@ fn ready_condition<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PodConditio
 
 /// The scheduler reads what a pod asks of a node (requests, host ports), where it may go
 /// (node selector, affinity, tolerations), whose it is (`schedulerName`) and where it is
-/// bound (`nodeName`).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// bound (`nodeName`). Decoded by hand: see [`SchedulingPod`].
+#[derive(Clone, Debug)]
 pub(crate) struct SchedulingPodSpec {
     node_name: Option<String>,
     scheduler_name: Option<String>,
     node_selector: Option<BTreeMap<String, String>>,
     affinity: Option<RequiredNodeAffinity>,
     tolerations: Option<Vec<Toleration>>,
-    #[serde(default)]
     containers: Vec<ContainerDemand>,
     init_containers: Option<Vec<ContainerDemand>>,
     overhead: Option<BTreeMap<String, Quantity>>,
@@ -508,8 +506,153 @@ impl From<SchedulingPodSpec> for PodSpec {
     }
 }
 
-/// A pod as the scheduler reads it.
-pub(crate) type SchedulingPod = PodOf<SchedulingPodSpec>;
+/// A pod as the scheduler reads it. A bound pod only places its demand on its node, so once
+/// `spec.nodeName` is known its tolerations and status conditions are skipped unread: the API
+/// server writes fields in name order, `nodeName` before `tolerations` and `spec` before
+/// `status` (in any other order they are simply decoded). Labels are never read.
+#[derive(Clone, Debug)]
+pub(crate) struct SchedulingPod {
+    pub(crate) metadata: ObjectMeta,
+    pub(crate) spec: Option<SchedulingPodSpec>,
+    pub(crate) status: Option<PodStatusPart>,
+}
+
+pernode_core::resource_like!(SchedulingPod => Pod);
+
+/// `metadata` without labels, as a value type.
+struct MetaWithoutLabels(ObjectMeta);
+
+impl<'de> Deserialize<'de> for MetaWithoutLabels {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        meta_without_labels(d).map(MetaWithoutLabels)
+    }
+}
+
+/// A bound pod's status as the scheduler reads it: whether it has finished.
+#[derive(Deserialize)]
+struct PhaseOnly {
+    phase: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for SchedulingPod {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(field_identifier, rename_all = "camelCase")]
+        enum Field {
+            Metadata,
+            Spec,
+            Status,
+            #[serde(other)]
+            Other,
+        }
+        struct PodVisitor;
+        impl<'de> Visitor<'de> for PodVisitor {
+            type Value = SchedulingPod;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a Pod")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<SchedulingPod, A::Error> {
+                let mut pod = SchedulingPod {
+                    metadata: ObjectMeta::default(),
+                    spec: None,
+                    status: None,
+                };
+                while let Some(field) = map.next_key::<Field>()? {
+                    match field {
+                        Field::Metadata => {
+                            let meta: Option<MetaWithoutLabels> = map.next_value()?;
+                            pod.metadata = meta.map(|m| m.0).unwrap_or_default();
+                        }
+                        Field::Spec => pod.spec = map.next_value()?,
+                        Field::Status
+                            if pod.spec.as_ref().is_some_and(|s| s.node_name.is_some()) =>
+                        {
+                            let status: Option<PhaseOnly> = map.next_value()?;
+                            pod.status = status.map(|s| PodStatusPart {
+                                phase: s.phase,
+                                conditions: None,
+                            });
+                        }
+                        Field::Status => pod.status = map.next_value()?,
+                        Field::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(pod)
+            }
+        }
+        d.deserialize_map(PodVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for SchedulingPodSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(field_identifier, rename_all = "camelCase")]
+        enum Field {
+            NodeName,
+            SchedulerName,
+            NodeSelector,
+            Affinity,
+            Tolerations,
+            Containers,
+            InitContainers,
+            Overhead,
+            #[serde(other)]
+            Other,
+        }
+        struct SpecVisitor;
+        impl<'de> Visitor<'de> for SpecVisitor {
+            type Value = SchedulingPodSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a PodSpec")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<SchedulingPodSpec, A::Error> {
+                let mut spec = SchedulingPodSpec {
+                    node_name: None,
+                    scheduler_name: None,
+                    node_selector: None,
+                    affinity: None,
+                    tolerations: None,
+                    containers: Vec::new(),
+                    init_containers: None,
+                    overhead: None,
+                };
+                while let Some(field) = map.next_key::<Field>()? {
+                    match field {
+                        Field::NodeName => spec.node_name = map.next_value()?,
+                        Field::SchedulerName => spec.scheduler_name = map.next_value()?,
+                        Field::NodeSelector => spec.node_selector = map.next_value()?,
+                        Field::Affinity => spec.affinity = map.next_value()?,
+                        // Bound already: where it may go no longer matters.
+                        Field::Tolerations if spec.node_name.is_some() => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                        Field::Tolerations => spec.tolerations = map.next_value()?,
+                        Field::Containers => {
+                            let containers: Option<Vec<ContainerDemand>> = map.next_value()?;
+                            spec.containers = containers.unwrap_or_default();
+                        }
+                        Field::InitContainers => spec.init_containers = map.next_value()?,
+                        Field::Overhead => spec.overhead = map.next_value()?,
+                        Field::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(spec)
+            }
+        }
+        d.deserialize_map(SpecVisitor)
+    }
+}
 
 /// Taint eviction reads where a pod is bound and what it tolerates.
 #[derive(Clone, Debug, Deserialize)]
@@ -1291,23 +1434,67 @@ mod tests {
     #[test]
     fn scheduler_pod_keeps_demand_fit_and_scheduling_status() {
         use crate::scheduler::fit::{is_ours, pod_demand};
-        let full: Pod = decode(full_pod());
-        let pod = decode::<SchedulingPod>(full_pod()).keep();
-        assert_eq!(pod.metadata, kept_meta(&full.metadata, true));
+        let mut pending_json = full_pod();
+        pending_json["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("nodeName");
+        let full: Pod = decode(pending_json.clone());
+        let pod = decode::<SchedulingPod>(pending_json).keep();
+        assert_eq!(pod.metadata, kept_meta(&full.metadata, false));
         assert_eq!(pod_demand(&pod), pod_demand(&full));
         assert!(!pod_demand(&pod).host_ports.is_empty());
         let (spec, full_spec) = (pod.spec.clone().unwrap(), full.spec.clone().unwrap());
-        assert_eq!(spec.node_name, full_spec.node_name);
+        assert_eq!(spec.node_name, None);
         assert_eq!(spec.node_selector, full_spec.node_selector);
         assert_eq!(spec.affinity, full_spec.affinity);
+        assert!(full_spec.tolerations.is_some());
         assert_eq!(spec.tolerations, full_spec.tolerations);
         assert_eq!(spec.overhead, full_spec.overhead);
         assert!(is_ours(&spec));
         assert!(spec.volumes.is_none() && spec.containers[0].image.is_none());
-        assert_eq!(
-            pod.status.unwrap().conditions,
-            full.status.unwrap().conditions
+        let (status, full_status) = (pod.status.unwrap(), full.status.unwrap());
+        assert!(full_status.conditions.is_some());
+        assert_eq!(status.conditions, full_status.conditions);
+        assert_eq!(status.phase, full_status.phase);
+    }
+
+    #[test]
+    fn a_bound_pod_reaches_the_scheduler_without_tolerations_or_conditions() {
+        use crate::scheduler::fit::pod_demand;
+        let full: Pod = decode(full_pod());
+        let pod = decode::<SchedulingPod>(full_pod()).keep();
+        assert_eq!(pod_demand(&pod), pod_demand(&full));
+        let (spec, full_spec) = (pod.spec.clone().unwrap(), full.spec.clone().unwrap());
+        assert_eq!(spec.node_name.as_deref(), Some("n"));
+        assert_eq!(spec.tolerations, None);
+        let status = pod.status.unwrap();
+        assert_eq!(status.phase, full.status.unwrap().phase);
+        assert_eq!(status.conditions, None);
+        // Fields in another order than the API server's: nothing is skipped.
+        let json = full_pod();
+        let mut spec_fields: Vec<(String, Value)> = json["spec"]
+            .as_object()
+            .unwrap()
+            .clone()
+            .into_iter()
+            .collect();
+        spec_fields.sort_by_key(|(k, _)| k != "tolerations");
+        let spec_text: Vec<String> = spec_fields
+            .iter()
+            .map(|(k, v)| format!("{}:{v}", Value::from(k.as_str())))
+            .collect();
+        let text = format!(
+            "{{\"status\":{},\"spec\":{{{}}},\"metadata\":{}}}",
+            json["status"],
+            spec_text.join(","),
+            json["metadata"]
         );
+        let reordered = serde_json::from_str::<SchedulingPod>(&text)
+            .expect("decodes")
+            .keep();
+        assert_eq!(reordered.spec.unwrap().tolerations, full_spec.tolerations);
+        assert!(reordered.status.unwrap().conditions.is_some());
     }
 
     #[test]
