@@ -32,7 +32,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
@@ -276,23 +276,14 @@ impl PodRecord {
     /// pernode-core's `is_pod_available` on the kept Ready condition: Ready, and either
     /// `min_ready_seconds` is 0 or lastTransitionTime + minReadySeconds is strictly before `now`.
     pub(crate) fn is_available(&self, min_ready_seconds: i32, now: Timestamp) -> bool {
-        let Some(r) = self.readiness.filter(|r| r.ready) else {
-            return false;
-        };
-        if min_ready_seconds == 0 {
-            return true;
-        }
-        let Some(since) = r.since else {
-            return false;
-        };
-        since
-            .checked_add(SignedDuration::from_secs(i64::from(min_ready_seconds)))
-            .is_ok_and(|ready_at| ready_at < now)
+        self.readiness.is_some_and(|r| {
+            pernode_core::pod::ready_condition_available(r.ready, r.since, min_ready_seconds, now)
+        })
     }
 
     /// pernode-core's `is_pod_terminal`: phase `Succeeded` or `Failed`.
     pub(crate) fn is_terminal(&self) -> bool {
-        matches!(self.phase.as_deref(), Some("Succeeded" | "Failed"))
+        pernode_core::pod::is_terminal_phase(self.phase.as_deref())
     }
 }
 

@@ -22,33 +22,46 @@ pub fn is_pod_ready(pod: &Pod) -> bool {
 /// Available at `now`: Ready, and either `min_ready_seconds` is 0 or the Ready condition's
 /// lastTransitionTime is set and lastTransitionTime + minReadySeconds is strictly before `now`.
 pub fn is_pod_available(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> bool {
-    let Some(c) = pod_ready_condition(pod) else {
-        return false;
-    };
-    if c.status != "True" {
+    pod_ready_condition(pod).is_some_and(|c| {
+        ready_condition_available(
+            c.status == "True",
+            c.last_transition_time.as_ref().map(|t| t.0),
+            min_ready_seconds,
+            now,
+        )
+    })
+}
+
+/// [`is_pod_available`] on the parts of the Ready condition it reads (its status is `True`:
+/// `ready`; its lastTransitionTime: `since`), for callers that keep only those.
+pub fn ready_condition_available(
+    ready: bool,
+    since: Option<Timestamp>,
+    min_ready_seconds: i32,
+    now: Timestamp,
+) -> bool {
+    if !ready {
         return false;
     }
     if min_ready_seconds == 0 {
         return true;
     }
-    let Some(t) = c.last_transition_time.as_ref() else {
+    let Some(since) = since else {
         return false;
     };
-    match t
-        .0
+    since
         .checked_add(SignedDuration::from_secs(i64::from(min_ready_seconds)))
-    {
-        Ok(ready_at) => ready_at < now,
-        Err(_) => false,
-    }
+        .is_ok_and(|ready_at| ready_at < now)
 }
 
 /// Terminal: phase `Succeeded` or `Failed`.
 pub fn is_pod_terminal(pod: &Pod) -> bool {
-    matches!(
-        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Succeeded" | "Failed")
-    )
+    is_terminal_phase(pod.status.as_ref().and_then(|s| s.phase.as_deref()))
+}
+
+/// [`is_pod_terminal`] on the phase alone.
+pub fn is_terminal_phase(phase: Option<&str>) -> bool {
+    matches!(phase, Some("Succeeded" | "Failed"))
 }
 
 /// Terminating: `metadata.deletionTimestamp` is set.

@@ -466,10 +466,7 @@ impl PodRecord {
 
     /// Succeeded or Failed (as `pernode_core::pod::is_pod_terminal`).
     pub fn is_terminal(&self) -> bool {
-        matches!(
-            self.status().and_then(|s| s.phase()),
-            Some("Succeeded" | "Failed")
-        )
+        pernode_core::pod::is_terminal_phase(self.status().and_then(|s| s.phase()))
     }
 }
 
