@@ -90,6 +90,10 @@ impl SqliteBackend {
         // FULL (not NORMAL) so that the WAL is fsynced at every commit: acknowledged means
         // durable.
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Checkpoint every 16,384 WAL pages (64 MiB at 4 KiB) instead of SQLite's 1,000: a page
+        // rewritten several times between checkpoints (a pod is written about three times in
+        // its first second) is copied into the database once. A 10,000-node converge wrote
+        // about 15% fewer bytes (730-790 MB → 600-650 MB per bench run).
         conn.pragma_update(None, "wal_autocheckpoint", 16384)?;
         // Creating the schema is a write, which takes the exclusive lock now rather than at the
         // first API write.

@@ -315,14 +315,6 @@ pub fn live_hashes<'a>(pods: impl IntoIterator<Item = &'a PodRecord>) -> BTreeSe
         .collect()
 }
 
-/// Pods per node, for logs: `node -> names`.
-pub fn describe(node_pods: &NodeToPods<'_>) -> BTreeMap<String, Vec<String>> {
-    node_pods
-        .iter()
-        .map(|(n, pods)| (n.to_owned(), pods.iter().map(|p| name(p)).collect()))
-        .collect()
-}
-
 // ---------------------------------------------------------------------------------------
 // Execution against the API
 

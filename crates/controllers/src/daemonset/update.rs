@@ -162,8 +162,6 @@ pub fn plan_rolling_update(
         .unwrap_or(0);
     let available = |p: &PodRecord| p.is_available(min_ready, now);
 
-    // R61: every node with mapped pods plus every shouldRun node (borrowed, not cloned: this
-    // runs on every sync over every node).
     let desired =
         i32::try_from(nodes.iter().filter(|(_, p)| p.should_run).count()).unwrap_or(i32::MAX);
     let view = with_should_run_nodes(node_pods, nodes);
