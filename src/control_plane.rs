@@ -81,9 +81,13 @@ pub fn spawn_controllers_with(
     flags: &ControllerFlags,
 ) {
     use pernode_controllers::{daemonset, garbage_collector, node_lifecycle, pod_gc, scheduler};
+    // One pod watch for the DaemonSet controller, pod GC and node lifecycle, as
+    // kube-controller-manager's shared informer; every subscriber before it runs.
+    let mut pods = pernode_controllers::pod_watch::PodWatch::all(client);
+    let (ds_pods, gc_pods, lifecycle_pods) = (pods.subscribe(), pods.subscribe(), pods.subscribe());
     let c = client.clone();
     tasks.spawn(async move {
-        daemonset::run(c, Default::default())
+        daemonset::run_with_pods(c, Default::default(), ds_pods)
             .await
             .context("daemonset controller")
     });
@@ -101,7 +105,7 @@ pub fn spawn_controllers_with(
     });
     let c = client.clone();
     tasks.spawn(async move {
-        pod_gc::run(c, Default::default())
+        pod_gc::run_with_pods(c, Default::default(), gc_pods)
             .await
             .context("pod garbage collector")
     });
@@ -115,9 +119,14 @@ pub fn spawn_controllers_with(
         ..defaults
     };
     tasks.spawn(async move {
-        node_lifecycle::run(c, opts)
+        node_lifecycle::run_with_pods(c, opts, lifecycle_pods)
             .await
             .context("node lifecycle controller")
+    });
+    // The watch outlives its subscribers only if they all stop, which ends `pernode` anyway.
+    tasks.spawn(async move {
+        pods.run().await;
+        anyhow::bail!("the shared pod watch stopped")
     });
 }
 
@@ -181,4 +190,96 @@ pub async fn sim(args: SimArgs) -> anyhow::Result<()> {
     let mut tasks = JoinSet::new();
     spawn_simulator(&mut tasks, &client);
     run_until(tasks, crate::up::shutdown_signal()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{Api, PostParams};
+    use serde_json::json;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// The DaemonSet controller, pod GC and node lifecycle read pods from one watch, as
+    /// kube-controller-manager's controllers share one informer; the scheduler and the
+    /// simulator (other processes upstream) have their own. Before, there were five.
+    #[tokio::test]
+    async fn the_controllers_share_one_pod_watch() {
+        let router = pernode_apiserver::in_memory_router()
+            .await
+            .expect("api server");
+        let pod_watches = Arc::new(Mutex::new(0usize));
+        let service = {
+            let pod_watches = pod_watches.clone();
+            tower::service_fn(move |req: http::Request<kube::client::Body>| {
+                let query = req.uri().query().unwrap_or("");
+                // The garbage collector's metadata-only watch is its own, as upstream's.
+                let metadata_only = req
+                    .headers()
+                    .get(http::header::ACCEPT)
+                    .and_then(|a| a.to_str().ok())
+                    .is_some_and(|a| a.contains("as=PartialObjectMetadata"));
+                if req.uri().path() == "/api/v1/pods"
+                    && query.contains("watch=true")
+                    && !metadata_only
+                {
+                    *pod_watches.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                }
+                router.clone().oneshot(req)
+            })
+        };
+        let client = kube::Client::new(service, "default");
+        let mut tasks = JoinSet::new();
+        spawn_controllers(&mut tasks, &client);
+        spawn_simulator(&mut tasks, &client);
+
+        let node: Node = serde_json::from_value(json!({
+            "metadata": {"name": "n1", "annotations": {"pernode.io/simulated": "true"}},
+        }))
+        .expect("node");
+        Api::<Node>::all(client.clone())
+            .create(&PostParams::default(), &node)
+            .await
+            .expect("create node");
+        let ds: DaemonSet = serde_json::from_value(json!({
+            "metadata": {"name": "agent", "namespace": "default"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "agent"}},
+                "template": {
+                    "metadata": {"labels": {"app": "agent"}},
+                    "spec": {"containers": [{"name": "agent", "image": "agent:1"}]},
+                },
+            },
+        }))
+        .expect("daemon set");
+        let dss: Api<DaemonSet> = Api::namespaced(client.clone(), "default");
+        dss.create(&PostParams::default(), &ds)
+            .await
+            .expect("create daemon set");
+        // Every watcher is running once the pod was created (the DaemonSet controller), bound
+        // (the scheduler), run (the simulator) and counted available (the controller again).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let ds = dss.get("agent").await.expect("get daemon set");
+            if ds.status.and_then(|s| s.number_available) == Some(1) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the daemon pod never became available"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let watches = *pod_watches.lock().unwrap_or_else(|e| e.into_inner());
+        assert_eq!(
+            watches, 3,
+            "pod watches: the controllers' shared one, the scheduler's and the simulator's"
+        );
+        tasks.abort_all();
+    }
 }

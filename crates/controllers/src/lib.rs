@@ -9,6 +9,7 @@ pub mod daemonset;
 pub mod garbage_collector;
 pub mod node_lifecycle;
 pub mod pod_gc;
+pub mod pod_watch;
 pub mod scheduler;
 mod trim;
 

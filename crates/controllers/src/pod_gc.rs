@@ -31,7 +31,8 @@ use serde_json::json;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
-use crate::trim::{BoundPod, Interner, MetaOnly};
+use crate::pod_watch::{PodEvents, PodWatch};
+use crate::trim::{ControllerPod, Interner, MetaOnly};
 use crate::workqueue::WorkQueue;
 
 /// Errors of pod GC.
@@ -96,6 +97,20 @@ struct PodGc {
 
 /// Run pod GC until an unrecoverable error.
 pub async fn run(client: kube::Client, opts: PodGcOptions) -> Result<(), Error> {
+    let mut pods = PodWatch::all(&client);
+    let events = pods.subscribe();
+    let watching = tokio::spawn(pods.run());
+    let result = run_with_pods(client, opts, events).await;
+    watching.abort();
+    result
+}
+
+/// [`run`] reading pods from a shared [`PodWatch`] of all namespaces.
+pub async fn run_with_pods(
+    client: kube::Client,
+    opts: PodGcOptions,
+    pods: PodEvents,
+) -> Result<(), Error> {
     let gc = Arc::new(PodGc {
         client,
         opts,
@@ -104,7 +119,7 @@ pub async fn run(client: kube::Client, opts: PodGcOptions) -> Result<(), Error> 
     });
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(gc.clone().watch_nodes());
-    tasks.spawn(gc.clone().watch_pods());
+    tasks.spawn(gc.clone().watch_pods(pods));
     tasks.spawn(gc.clone().sweep());
     tasks.spawn(gc.clone().worker());
     let first = tasks.join_next().await;
@@ -117,7 +132,7 @@ pub async fn run(client: kube::Client, opts: PodGcOptions) -> Result<(), Error> 
     }
 }
 
-fn pod_key(st: &mut State, p: &BoundPod) -> PodKey {
+fn pod_key(st: &mut State, p: &ControllerPod) -> PodKey {
     let (ns, name) = p.ns_name();
     (st.strings.intern(ns), Arc::from(name))
 }
@@ -192,34 +207,29 @@ impl PodGc {
         }
     }
 
-    async fn watch_pods(self: Arc<Self>) -> Result<(), Error> {
-        // Decoded with only identity, deletion and node.
-        let api: Api<BoundPod> = Api::all(self.client.clone());
-        let mut stream = watcher::watcher(api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
-        while let Some(ev) = stream.next().await {
+    async fn watch_pods(self: Arc<Self>, pods: PodEvents) -> Result<(), Error> {
+        let mut events = pods.into_stream();
+        while let Some(ev) = events.next().await {
             match ev {
-                Ok(Event::Apply(p)) | Ok(Event::InitApply(p)) => self.pod_seen(&p),
-                Ok(Event::Delete(p)) => {
+                Event::Apply(p) | Event::InitApply(p) => self.pod_seen(&p),
+                Event::Delete(p) => {
                     let mut st = self.lock();
                     let key = pod_key(&mut st, &p);
                     Self::forget_pod(&mut st, &key)
                 }
                 // A re-list replaces everything: start from an empty index.
-                Ok(Event::Init) => {
+                Event::Init => {
                     let mut st = self.lock();
                     st.pods_by_node.clear();
                     st.node_of.clear();
                 }
-                Ok(Event::InitDone) => {}
-                Err(e) => debug!(error = %e, "pod watch interrupted; retrying"),
+                Event::InitDone => {}
             }
         }
         Err(Error::Task("pod watch ended".into()))
     }
 
-    fn pod_seen(&self, p: &BoundPod) {
+    fn pod_seen(&self, p: &ControllerPod) {
         let uid = p.metadata.uid.as_deref().unwrap_or_default();
         let node = p
             .spec

@@ -199,18 +199,21 @@ impl From<PodStatusPart> for PodStatus {
     }
 }
 
-/// The DaemonSet controller reads a pod's metadata (labels, owner, deletion), the node it is
-/// bound to or targets (`nodeName`, the node affinity), and its phase and conditions
-/// (readiness, availability).
+/// The pod spec the controllers that share a pod watch read (see [`crate::pod_watch`]): where a
+/// pod is bound (`nodeName`, all three), the node its required affinity targets (the DaemonSet
+/// controller) and what it tolerates (taint eviction).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct DaemonPodSpec {
-    node_name: Option<String>,
-    affinity: Option<RequiredNodeAffinity>,
+pub(crate) struct ControllerPodSpec {
+    pub(crate) node_name: Option<String>,
+    pub(crate) affinity: Option<RequiredNodeAffinity>,
+    pub(crate) tolerations: Option<Vec<Toleration>>,
 }
 
-/// A pod as the DaemonSet controller decodes it; its cache keeps a [`PodRecord`].
-pub(crate) type DaemonPod = PodOf<DaemonPodSpec, ReadyStatus>;
+/// A pod as the DaemonSet controller, node lifecycle and pod GC decode it, once for all three:
+/// metadata (labels, owner, creation, deletion), [`ControllerPodSpec`], phase and readiness. The
+/// DaemonSet controller's cache keeps a [`PodRecord`] of it.
+pub(crate) type ControllerPod = PodOf<ControllerPodSpec, ReadyStatus>;
 
 /// What the DaemonSet controller keeps of a pod: identity, labels, controller reference,
 /// creation and deletion, whether it is bound and the node it belongs to (upstream's
@@ -287,42 +290,52 @@ impl PodRecord {
     }
 }
 
-impl Keep for DaemonPod {
+impl Keep for ControllerPod {
     type Kept = PodRecord;
     fn keep(self) -> PodRecord {
-        let m = self.metadata;
-        let (node_name, affinity) = self
-            .spec
-            .map(|s| (s.node_name, s.affinity))
-            .unwrap_or_default();
-        let bound = node_name.as_deref().is_some_and(|n| !n.is_empty());
-        let spec = PodSpec {
-            node_name,
-            affinity: affinity.map(Affinity::from),
-            ..PodSpec::default()
+        PodRecord::from(&self)
+    }
+}
+
+/// From a shared decoded pod, copying only what the record keeps.
+impl From<&ControllerPod> for PodRecord {
+    fn from(pod: &ControllerPod) -> PodRecord {
+        let m = &pod.metadata;
+        let spec = pod.spec.as_ref();
+        let node_name = spec.and_then(|s| s.node_name.as_deref());
+        let bound = node_name.is_some_and(|n| !n.is_empty());
+        let target_node = if bound {
+            node_name
+        } else {
+            spec.and_then(|s| s.affinity.as_ref())
+                .and_then(|a| a.node_affinity.as_ref())
+                .and_then(|n| {
+                    n.required_during_scheduling_ignored_during_execution
+                        .as_ref()
+                })
+                .and_then(pernode_core::scheduling::required_node_name)
         };
-        let target_node = pernode_core::scheduling::target_node_name(&spec).map(Box::from);
-        let (phase, ready) = self.status.map(|s| (s.phase, s.ready)).unwrap_or_default();
+        let status = pod.status.as_ref();
         PodRecord {
-            name: m.name.unwrap_or_default().into_boxed_str(),
-            namespace: m.namespace.unwrap_or_default().into_boxed_str(),
-            uid: m.uid.map(String::into_boxed_str),
-            resource_version: m.resource_version.map(String::into_boxed_str),
-            labels: Arc::new(m.labels.map(Labels::from).unwrap_or_default()),
+            name: m.name.as_deref().unwrap_or_default().into(),
+            namespace: m.namespace.as_deref().unwrap_or_default().into(),
+            uid: m.uid.as_deref().map(Box::from),
+            resource_version: m.resource_version.as_deref().map(Box::from),
+            labels: Arc::new(m.labels.as_ref().map(Labels::from).unwrap_or_default()),
             controller: m
                 .owner_references
-                .into_iter()
+                .iter()
                 .flatten()
                 .find(|r| r.controller == Some(true))
-                .map(Arc::new),
-            created: m.creation_timestamp.map(|t| t.0),
+                .map(|r| Arc::new(r.clone())),
+            created: m.creation_timestamp.as_ref().map(|t| t.0),
             deleting: m.deletion_timestamp.is_some(),
             bound,
-            target_node,
-            phase: phase.map(word),
-            readiness: ready.map(|c| Readiness {
+            target_node: target_node.map(Box::from),
+            phase: status.and_then(|s| s.phase.as_deref()).map(word_of),
+            readiness: status.and_then(|s| s.ready.as_ref()).map(|c| Readiness {
                 ready: c.status == "True",
-                since: c.last_transition_time.map(|t| t.0),
+                since: c.last_transition_time.as_ref().map(|t| t.0),
             }),
         }
     }
@@ -645,27 +658,6 @@ impl<'de> Deserialize<'de> for SchedulingPodSpec {
     }
 }
 
-/// Taint eviction reads where a pod is bound and what it tolerates.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct LifecyclePodSpec {
-    pub(crate) node_name: Option<String>,
-    pub(crate) tolerations: Option<Vec<Toleration>>,
-}
-
-/// A pod as the node lifecycle controller reads it.
-pub(crate) type LifecyclePod = PodOf<LifecyclePodSpec, ReadyStatus>;
-
-/// Where a pod is bound.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct BoundPodSpec {
-    pub(crate) node_name: Option<String>,
-}
-
-/// A pod as pod GC reads it: identity, deletion and node; no status.
-pub(crate) type BoundPod = PodOf<BoundPodSpec, IgnoredAny>;
-
 impl<S, St> PodOf<S, St> {
     /// `(namespace, name)`.
     pub(crate) fn ns_name(&self) -> (&str, &str) {
@@ -805,24 +797,34 @@ pub(crate) struct ConditionRecord {
 /// without allocating.
 pub(crate) type Word = Cow<'static, str>;
 
+/// The usual words, kept without allocating.
+const WORDS: [&str; 12] = [
+    "Ready",
+    "MemoryPressure",
+    "DiskPressure",
+    "PIDPressure",
+    "NetworkUnavailable",
+    "True",
+    "False",
+    "Unknown",
+    "Pending",
+    "Running",
+    "Succeeded",
+    "Failed",
+];
+
 fn word(s: String) -> Word {
-    const WORDS: [&str; 12] = [
-        "Ready",
-        "MemoryPressure",
-        "DiskPressure",
-        "PIDPressure",
-        "NetworkUnavailable",
-        "True",
-        "False",
-        "Unknown",
-        "Pending",
-        "Running",
-        "Succeeded",
-        "Failed",
-    ];
     match WORDS.iter().find(|w| **w == s) {
         Some(w) => Cow::Borrowed(w),
         None => Cow::Owned(s),
+    }
+}
+
+/// [`word`] of a borrowed string: copied only when it is none of the usual words.
+fn word_of(s: &str) -> Word {
+    match WORDS.iter().find(|w| **w == s) {
+        Some(w) => Cow::Borrowed(w),
+        None => Cow::Owned(s.to_string()),
     }
 }
 
@@ -888,6 +890,16 @@ impl From<BTreeMap<String, String>> for Labels {
         Labels(
             m.into_iter()
                 .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+                .collect(),
+        )
+    }
+}
+
+impl From<&BTreeMap<String, String>> for Labels {
+    fn from(m: &BTreeMap<String, String>) -> Labels {
+        Labels(
+            m.iter()
+                .map(|(k, v)| (Box::from(k.as_str()), Box::from(v.as_str())))
                 .collect(),
         )
     }
@@ -1354,7 +1366,7 @@ mod tests {
         use pernode_core::pod::{is_pod_available, is_pod_ready, is_pod_terminal};
         let full: Pod = decode(full_pod());
         let m = &full.metadata;
-        let pod = decode::<DaemonPod>(full_pod()).keep();
+        let pod = decode::<ControllerPod>(full_pod()).keep();
         assert_eq!(
             (&*pod.name, &*pod.namespace, pod.uid.as_deref()),
             (
@@ -1383,7 +1395,7 @@ mod tests {
         assert_eq!(pod.is_terminal(), is_pod_terminal(&full));
         assert_eq!(pod.is_ready(), is_pod_ready(&full));
         assert!(pod.is_ready());
-        assert_eq!(<DaemonPod as Resource>::plural(&()), "pods");
+        assert_eq!(<ControllerPod as Resource>::plural(&()), "pods");
 
         // Readiness and availability as pernode-core judges the whole pod.
         let at: Timestamp = "2024-01-01T00:00:20Z".parse().unwrap();
@@ -1408,7 +1420,7 @@ mod tests {
                 v["status"]["conditions"] = c.clone();
                 v["status"]["phase"] = json!(phase);
                 let whole: Pod = decode(v.clone());
-                let kept = decode::<DaemonPod>(v).keep();
+                let kept = decode::<ControllerPod>(v).keep();
                 assert_eq!(kept.is_ready(), is_pod_ready(&whole), "{c}");
                 assert_eq!(kept.is_terminal(), is_pod_terminal(&whole), "{phase}");
                 for min_ready in [0, 1, 14, 15, 16, i32::MAX] {
@@ -1489,10 +1501,10 @@ mod tests {
     }
 
     #[test]
-    fn lifecycle_and_pod_gc_pods_keep_node_tolerations_and_state() {
+    fn shared_controller_pods_keep_node_tolerations_and_state() {
         let full: Pod = decode(full_pod());
         let full_spec = full.spec.clone().unwrap();
-        let pod: LifecyclePod = decode(full_pod());
+        let pod: ControllerPod = decode(full_pod());
         assert_eq!(pod.metadata, kept_meta(&full.metadata, true));
         let spec = pod.spec.clone().unwrap();
         assert_eq!(spec.node_name, full_spec.node_name);
@@ -1501,10 +1513,6 @@ mod tests {
         assert_eq!(status.phase.as_deref(), Some("Running"));
         assert_eq!(status.ready.map(|c| c.status).as_deref(), Some("True"));
         assert_eq!(pod.ns_name(), ("default", "p"));
-
-        let pod: BoundPod = decode(full_pod());
-        assert_eq!(pod.metadata, kept_meta(&full.metadata, true));
-        assert_eq!(pod.spec.unwrap().node_name, full_spec.node_name);
     }
 
     #[test]
@@ -1631,17 +1639,17 @@ mod tests {
     #[test]
     fn pods_share_equal_labels_and_controllers() {
         let mut sharing = PodSharing::default();
-        let a = sharing.share(decode::<DaemonPod>(full_pod()).keep());
+        let a = sharing.share(decode::<ControllerPod>(full_pod()).keep());
         let mut v = full_pod();
         v["metadata"]["name"] = json!("q");
-        let b = sharing.share(decode::<DaemonPod>(v.clone()).keep());
+        let b = sharing.share(decode::<ControllerPod>(v.clone()).keep());
         assert!(Arc::ptr_eq(&a.labels, &b.labels));
         assert!(Arc::ptr_eq(
             a.controller.as_ref().unwrap(),
             b.controller.as_ref().unwrap()
         ));
         v["metadata"]["labels"]["controller-revision-hash"] = json!("other");
-        let c = sharing.share(decode::<DaemonPod>(v).keep());
+        let c = sharing.share(decode::<ControllerPod>(v).keep());
         assert!(!Arc::ptr_eq(&a.labels, &c.labels));
         assert_eq!(c.labels.get("controller-revision-hash"), Some("other"));
         assert!(Arc::ptr_eq(

@@ -208,6 +208,12 @@ pub fn target_node_name(spec: &PodSpec) -> Option<&str> {
         .as_ref()?
         .required_during_scheduling_ignored_during_execution
         .as_ref()?;
+    required_node_name(required)
+}
+
+/// The node a required node selector pins a pod to: a `metadata.name In [one name]` field
+/// requirement, as the DaemonSet controller writes it.
+pub fn required_node_name(required: &NodeSelector) -> Option<&str> {
     for term in &required.node_selector_terms {
         for e in term.match_fields.iter().flatten() {
             if e.key == OBJECT_NAME_FIELD && e.operator == "In" {

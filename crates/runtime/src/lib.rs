@@ -1,6 +1,8 @@
 //! Machinery shared by every control loop of pernode (controllers and the fleet simulator), as
-//! client-go's `util/workqueue` is shared upstream.
+//! client-go's `util/workqueue` and shared informers are shared upstream.
 
+pub mod shared_watch;
 pub mod workqueue;
 
+pub use shared_watch::{SharedWatch, Subscription};
 pub use workqueue::WorkQueue;

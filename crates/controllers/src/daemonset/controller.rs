@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -31,7 +31,8 @@ use super::expectations::Expectations;
 use super::placement::{Placement, PlacementChecker};
 use super::sync::controller_of;
 use super::{EVENT_SOURCE_COMPONENT, Error};
-use crate::trim::{DaemonPod, Keep, NodeRecord, PlacementNode, PodRecord, PodSharing};
+use crate::pod_watch::{PodEvents, PodWatch};
+use crate::trim::{ControllerPod, Keep, NodeRecord, PlacementNode, PodRecord, PodSharing};
 
 /// How the controller runs.
 #[derive(Debug, Clone)]
@@ -805,31 +806,25 @@ impl Ctx {
 }
 
 /// Feeds one watch into a cache and a handler; marks `synced` after the first full list.
-/// Objects are decoded as `D` (only the fields the controller reads) and cached as what
-/// [`Keep`] makes of them, after `share` (which may replace parts equal to other objects' by
-/// shared copies).
-async fn informer<D>(
-    api: Api<D>,
-    mut share: impl FnMut(D::Kept) -> D::Kept + Send + 'static,
-    cache: impl Fn(&Ctx) -> &Cache<D::Kept> + Send + 'static,
-    handle: impl Fn(&Ctx, Change<D::Kept>) + Send + 'static,
+/// Events carry objects as decoded (`E`: only the fields the controller reads); the cache holds
+/// what `keep` makes of them (which may share parts equal to other objects').
+async fn informer<E, K>(
+    mut events: impl Stream<Item = watcher::Event<E>> + Unpin,
+    mut keep: impl FnMut(E) -> K,
+    cache: impl Fn(&Ctx) -> &Cache<K>,
+    handle: impl Fn(&Ctx, Change<K>),
     ctx: Arc<Ctx>,
     synced: Arc<(AtomicUsize, Notify)>,
 ) where
-    D: Resource + Clone + DeserializeOwned + Debug + Send + Keep + 'static,
-    D::DynamicType: Default,
-    D::Kept: Cached + Send + Sync,
+    K: Cached + Send + Sync,
 {
-    let mut stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .boxed();
-    let mut buffer: Vec<D::Kept> = Vec::new();
+    let mut buffer: Vec<K> = Vec::new();
     let mut first = true;
-    while let Some(event) = stream.next().await {
+    while let Some(event) = events.next().await {
         match event {
-            Ok(watcher::Event::Init) => buffer.clear(),
-            Ok(watcher::Event::InitApply(obj)) => buffer.push(share(obj.keep())),
-            Ok(watcher::Event::InitDone) => {
+            watcher::Event::Init => buffer.clear(),
+            watcher::Event::InitApply(obj) => buffer.push(keep(obj)),
+            watcher::Event::InitDone => {
                 for change in cache(&ctx).replace(std::mem::take(&mut buffer)) {
                     handle(&ctx, change);
                 }
@@ -839,19 +834,36 @@ async fn informer<D>(
                     synced.1.notify_waiters();
                 }
             }
-            Ok(watcher::Event::Apply(obj)) => {
-                let change = cache(&ctx).apply(share(obj.keep()));
+            watcher::Event::Apply(obj) => {
+                let change = cache(&ctx).apply(keep(obj));
                 handle(&ctx, change);
             }
-            Ok(watcher::Event::Delete(obj)) => {
-                let change = cache(&ctx).delete(obj.keep());
+            watcher::Event::Delete(obj) => {
+                let change = cache(&ctx).delete(keep(obj));
                 handle(&ctx, change);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, kind = %D::kind(&Default::default()), "watch error")
             }
         }
     }
+}
+
+/// The events of a watch of its own, decoded as `D`, retried with backoff; errors are logged.
+fn watch_of<D>(api: Api<D>) -> impl Stream<Item = watcher::Event<D>> + Send + Unpin + 'static
+where
+    D: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    D::DynamicType: Default,
+{
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .filter_map(|event| {
+            std::future::ready(match event {
+                Ok(event) => Some(event),
+                Err(e) => {
+                    tracing::warn!(error = %e, kind = %D::kind(&Default::default()), "watch error");
+                    None
+                }
+            })
+        })
+        .boxed()
 }
 
 fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -868,24 +880,38 @@ where
 /// Runs the DaemonSet controller until its watches end (they retry forever, so normally until
 /// the task is dropped).
 pub async fn run(client: Client, opts: DaemonSetControllerOptions) -> Result<(), Error> {
+    let mut pods = PodWatch::of(&client, opts.namespace.as_deref());
+    let events = pods.subscribe();
+    let watching = tokio::spawn(pods.run());
+    let result = run_with_pods(client, opts, events).await;
+    watching.abort();
+    result
+}
+
+/// [`run`] reading pods from a shared [`PodWatch`] (of the namespace the options name, or all).
+pub async fn run_with_pods(
+    client: Client,
+    opts: DaemonSetControllerOptions,
+    pods: PodEvents,
+) -> Result<(), Error> {
     let workers = opts.workers.max(1);
     let ns = opts.namespace.clone();
     let ctx = Arc::new(Ctx::new(client.clone(), opts));
     let synced = Arc::new((AtomicUsize::new(0), Notify::new()));
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(informer(
-        api_for::<DaemonSet>(&client, ns.as_deref()),
-        |ds| ds,
+        watch_of(api_for::<DaemonSet>(&client, ns.as_deref())),
+        DaemonSet::keep,
         |c: &Ctx| &c.dss,
         Ctx::on_daemonset,
         ctx.clone(),
         synced.clone(),
     ));
     tasks.spawn(informer(
-        api_for::<DaemonPod>(&client, ns.as_deref()),
+        pods.into_stream(),
         {
             let mut sharing = PodSharing::default();
-            move |pod| sharing.share(pod)
+            move |pod: Arc<ControllerPod>| sharing.share(PodRecord::from(&*pod))
         },
         |c: &Ctx| &c.pods,
         Ctx::on_pod,
@@ -893,16 +919,16 @@ pub async fn run(client: Client, opts: DaemonSetControllerOptions) -> Result<(),
         synced.clone(),
     ));
     tasks.spawn(informer(
-        api_for::<ControllerRevision>(&client, ns.as_deref()),
-        |rev| rev,
+        watch_of(api_for::<ControllerRevision>(&client, ns.as_deref())),
+        ControllerRevision::keep,
         |c: &Ctx| &c.revisions,
         Ctx::on_revision,
         ctx.clone(),
         synced.clone(),
     ));
     tasks.spawn(informer(
-        Api::<PlacementNode>::all(client.clone()),
-        |node| node,
+        watch_of(Api::<PlacementNode>::all(client.clone())),
+        PlacementNode::keep,
         |c: &Ctx| &c.nodes,
         Ctx::on_node,
         ctx.clone(),
@@ -985,7 +1011,7 @@ mod tests {
     /// create a second one on its node.
     #[tokio::test]
     async fn r122_creation_observed_mid_sync_is_seen_by_the_per_node_pass() {
-        use crate::trim::{DaemonPod, PlacementNode};
+        use crate::trim::{ControllerPod, PlacementNode};
         use k8s_openapi::api::core::v1::Pod;
         use kube::api::ListParams;
         use serde_json::json;
@@ -1051,7 +1077,7 @@ mod tests {
             .create(&PostParams::default(), &pod)
             .await
             .expect("create pod");
-        let event: DaemonPod =
+        let event: ControllerPod =
             serde_json::from_value(serde_json::to_value(&created).expect("json")).expect("pod");
         // The event arrives while the sync creates the current revision, as the informer
         // delivers it: cache first, then the handler (which lowers the expectations).

@@ -39,7 +39,7 @@ pub mod sync;
 pub(crate) mod testutil;
 pub mod update;
 
-pub use controller::{DaemonSetControllerOptions, run};
+pub use controller::{DaemonSetControllerOptions, run, run_with_pods};
 
 /// Pod and revision label carrying the hash of the revision a pod was made from.
 pub const CONTROLLER_REVISION_HASH_LABEL: &str = "controller-revision-hash";

@@ -254,7 +254,7 @@ pub fn phase(pod: &PodRecord) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trim::{DaemonPod, kept_as};
+    use crate::trim::{ControllerPod, kept_as};
 
     #[test]
     fn decimal_comparison_matches_to_string() {
@@ -481,7 +481,7 @@ mod tests {
 
     /// A pod as the controller's cache keeps it.
     fn rec(pod: &Pod) -> PodRecord {
-        kept_as::<DaemonPod>(pod)
+        kept_as::<ControllerPod>(pod)
     }
 
     fn pod(name: &str, node: Option<&str>, secs: i64) -> PodRecord {

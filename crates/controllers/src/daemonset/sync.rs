@@ -331,7 +331,7 @@ use super::history;
 use super::pods::{controller_ref, pod_template, template_generation};
 use super::status;
 use super::update::{is_rolling_update, plan_rolling_update};
-use crate::trim::{DaemonPod, Keep, PodOf};
+use crate::trim::{ControllerPod, Keep, PodOf};
 use k8s_openapi::api::core::v1::Pod;
 use serde::de::IgnoredAny;
 
@@ -480,7 +480,7 @@ async fn claim_pods(
     if !adopt.is_empty() {
         check.check().await?;
         // The patched pod is decoded as the cache decodes pods.
-        let api: Api<DaemonPod> = Api::namespaced(ctx.client.clone(), &ns);
+        let api: Api<ControllerPod> = Api::namespaced(ctx.client.clone(), &ns);
         let patches = adopt
             .iter()
             .map(|p| owner_patch(ds, p.uid.as_deref()))

@@ -179,6 +179,6 @@ impl PodBuilder {
 
     /// The pod as the controller's cache keeps it.
     pub(crate) fn build(self) -> crate::trim::PodRecord {
-        crate::trim::kept_as::<crate::trim::DaemonPod>(&self.0)
+        crate::trim::kept_as::<crate::trim::ControllerPod>(&self.0)
     }
 }

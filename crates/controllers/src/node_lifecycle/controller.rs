@@ -24,8 +24,9 @@ use super::eviction::{self, Plan};
 use super::monitor::{self, NodeHealth, TokenBucket, ZoneState};
 use super::taints::{self, TAINT_NOT_READY, TAINT_UNREACHABLE};
 use super::{Error, NodeLifecycleOptions};
+use crate::pod_watch::PodEvents;
 use crate::trim::{
-    Interner, Keep, LeaseOf, Lifecycle, LifecycleNode, LifecyclePod, NodeRecord, Recent,
+    ControllerPod, Interner, Keep, LeaseOf, Lifecycle, LifecycleNode, NodeRecord, Recent,
 };
 use crate::workqueue::WorkQueue;
 
@@ -127,7 +128,11 @@ struct Controller {
     events: mpsc::UnboundedSender<EventReq>,
 }
 
-pub(super) async fn run(client: kube::Client, opts: NodeLifecycleOptions) -> Result<(), Error> {
+pub(super) async fn run(
+    client: kube::Client,
+    opts: NodeLifecycleOptions,
+    pods: PodEvents,
+) -> Result<(), Error> {
     let (tx, rx) = mpsc::unbounded_channel();
     let workers = opts.workers.max(1);
     let c = Arc::new(Controller {
@@ -141,7 +146,7 @@ pub(super) async fn run(client: kube::Client, opts: NodeLifecycleOptions) -> Res
     tasks.spawn(record_events(client, rx));
     tasks.spawn(c.clone().watch_nodes());
     tasks.spawn(c.clone().watch_leases());
-    tasks.spawn(c.clone().watch_pods());
+    tasks.spawn(c.clone().watch_pods(pods));
     tasks.spawn(c.clone().monitor());
     tasks.spawn(c.clone().tainter());
     for _ in 0..workers {
@@ -161,7 +166,7 @@ fn name_of(meta: &ObjectMeta) -> String {
     meta.name.clone().unwrap_or_default()
 }
 
-fn pod_key(st: &mut State, p: &LifecyclePod) -> PodKey {
+fn pod_key(st: &mut State, p: &ControllerPod) -> PodKey {
     let (ns, name) = p.ns_name();
     (st.strings.intern(ns), Arc::from(name))
 }
@@ -170,17 +175,18 @@ fn is_status(e: &kube::Error, code: u16) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == code)
 }
 
-fn pod_info(st: &mut State, p: LifecyclePod) -> PodInfo {
-    let (node, tolerations) = p
-        .spec
-        .map(|s| (s.node_name, s.tolerations))
+fn pod_info(st: &mut State, p: &ControllerPod) -> PodInfo {
+    let spec = p.spec.as_ref();
+    let node = spec.and_then(|s| s.node_name.as_deref()).unwrap_or("");
+    let tolerations = spec
+        .and_then(|s| s.tolerations.as_deref())
         .unwrap_or_default();
     let status = p.status.as_ref();
     let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("");
     PodInfo {
-        uid: p.metadata.uid.unwrap_or_default().into(),
-        node: st.strings.intern(node.as_deref().unwrap_or("")),
-        tolerations: st.tolerations.share(tolerations.unwrap_or_default()),
+        uid: p.metadata.uid.as_deref().unwrap_or_default().into(),
+        node: st.strings.intern(node),
+        tolerations: st.tolerations.share(tolerations),
         created: p.metadata.creation_timestamp.as_ref().map(|t| t.0),
         deleting: p.metadata.deletion_timestamp.is_some(),
         ready_not_false: status
@@ -356,27 +362,23 @@ impl Controller {
         Err(Error::Task("lease watch ended".into()))
     }
 
-    async fn watch_pods(self: Arc<Self>) -> Result<(), Error> {
-        // Decoded with only identity, node, tolerations, phase and conditions.
-        let api: Api<LifecyclePod> = Api::all(self.client.clone());
-        let mut stream = watcher::watcher(api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
+    async fn watch_pods(self: Arc<Self>, pods: PodEvents) -> Result<(), Error> {
+        let mut events = pods.into_stream();
         let mut seen = HashSet::new();
-        while let Some(ev) = stream.next().await {
+        while let Some(ev) = events.next().await {
             match ev {
-                Ok(Event::Apply(p)) => {
-                    self.pod_seen(p);
+                Event::Apply(p) => {
+                    self.pod_seen(&p);
                 }
-                Ok(Event::InitApply(p)) => {
-                    seen.insert(self.pod_seen(p));
+                Event::InitApply(p) => {
+                    seen.insert(self.pod_seen(&p));
                 }
-                Ok(Event::Delete(p)) => {
+                Event::Delete(p) => {
                     let key = pod_key(&mut self.lock(), &p);
                     self.pod_gone(&key)
                 }
-                Ok(Event::Init) => seen.clear(),
-                Ok(Event::InitDone) => {
+                Event::Init => seen.clear(),
+                Event::InitDone => {
                     let gone: Vec<PodKey> = self
                         .lock()
                         .pods
@@ -388,17 +390,16 @@ impl Controller {
                         self.pod_gone(&k);
                     }
                 }
-                Err(e) => debug!(error = %e, "pod watch interrupted; retrying"),
             }
         }
         Err(Error::Task("pod watch ended".into()))
     }
 
     /// Records a pod; answers its key.
-    fn pod_seen(&self, p: LifecyclePod) -> PodKey {
+    fn pod_seen(&self, p: &ControllerPod) -> PodKey {
         let now = Timestamp::now();
         let mut st = self.lock();
-        let key = pod_key(&mut st, &p);
+        let key = pod_key(&mut st, p);
         let info = pod_info(&mut st, p);
         let (replan, newly_bound) = match st.pods.get(&key) {
             // Taint eviction's PodUpdated: only a new node or new tolerations matter.

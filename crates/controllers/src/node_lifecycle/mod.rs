@@ -48,6 +48,8 @@ pub mod taints;
 
 use std::time::Duration;
 
+use crate::pod_watch::{PodEvents, PodWatch};
+
 /// Errors of the node lifecycle controller.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -101,5 +103,19 @@ impl Default for NodeLifecycleOptions {
 
 /// Run the node lifecycle controller until an unrecoverable error.
 pub async fn run(client: kube::Client, opts: NodeLifecycleOptions) -> Result<(), Error> {
-    controller::run(client, opts).await
+    let mut pods = PodWatch::all(&client);
+    let events = pods.subscribe();
+    let watching = tokio::spawn(pods.run());
+    let result = controller::run(client, opts, events).await;
+    watching.abort();
+    result
+}
+
+/// [`run`] reading pods from a shared [`PodWatch`] of all namespaces.
+pub async fn run_with_pods(
+    client: kube::Client,
+    opts: NodeLifecycleOptions,
+    pods: PodEvents,
+) -> Result<(), Error> {
+    controller::run(client, opts, pods).await
 }

@@ -1,0 +1,59 @@
+//! The pod watch the DaemonSet controller, node lifecycle and pod GC share, as they share one
+//! pod informer in kube-controller-manager. Each pod event is decoded once, as a
+//! [`ControllerPod`](crate::trim::ControllerPod) with the fields any of the three reads, instead
+//! of once per controller. The scheduler and the simulator keep their own watches: upstream
+//! they are other processes.
+//!
+//! `pernode controllers` and `pernode up` make one [`PodWatch`], hand a [`PodEvents`] to each
+//! controller's `run_with_pods`, then run the watch. Each controller's `run` makes a watch of
+//! its own.
+
+use std::sync::Arc;
+
+use kube::Api;
+use kube::runtime::watcher::Event;
+use pernode_runtime::{SharedWatch, Subscription};
+
+use crate::trim::ControllerPod;
+
+/// One watch of pods for several controllers.
+pub struct PodWatch(SharedWatch<ControllerPod>);
+
+/// One controller's view of a [`PodWatch`].
+pub struct PodEvents(Subscription<ControllerPod>);
+
+impl PodWatch {
+    /// A watch of the pods of every namespace.
+    pub fn all(client: &kube::Client) -> PodWatch {
+        PodWatch(SharedWatch::new(Api::all(client.clone())))
+    }
+
+    /// A watch of one namespace's pods, or of all when `namespace` is `None`.
+    pub(crate) fn of(client: &kube::Client, namespace: Option<&str>) -> PodWatch {
+        match namespace {
+            Some(ns) => PodWatch(SharedWatch::new(Api::namespaced(client.clone(), ns))),
+            None => PodWatch::all(client),
+        }
+    }
+
+    /// Another controller reading this watch; subscribe every controller before [`run`].
+    ///
+    /// [`run`]: PodWatch::run
+    pub fn subscribe(&mut self) -> PodEvents {
+        PodEvents(self.0.subscribe())
+    }
+
+    /// Watches until every subscriber has gone.
+    pub async fn run(self) {
+        self.0.run().await
+    }
+}
+
+impl PodEvents {
+    /// The events, as a stream that ends when the watch stops.
+    pub(crate) fn into_stream(
+        self,
+    ) -> impl futures::Stream<Item = Event<Arc<ControllerPod>>> + Send + Unpin + 'static {
+        self.0
+    }
+}
