@@ -356,9 +356,12 @@ pub(crate) fn stamp(obj: Value, rv: u64) -> Result<Bytes, StoreError> {
 /// splice is not used for that object (see [`Unstamped::new`]).
 const RV_PLACEHOLDER: &str = "\0pernode-rv\0";
 
-/// The placeholder as serialized: a JSON string, quotes included.
-static RV_PLACEHOLDER_JSON: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| Value::String(RV_PLACEHOLDER.into()).to_string());
+/// Finds the placeholder as serialized: a JSON string, quotes included.
+static RV_PLACEHOLDER_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| {
+        let json = Value::String(RV_PLACEHOLDER.into()).to_string();
+        memchr::memmem::Finder::new(json.as_bytes()).into_owned()
+    });
 
 /// An object serialized (Go escaping applied) before it reaches the single writer thread, with
 /// the place of its `metadata.resourceVersion` value known: the writer only splices in the
@@ -385,20 +388,15 @@ impl Unstamped {
             "resourceVersion".into(),
             Value::String(RV_PLACEHOLDER.into()),
         );
-        // `Display` rather than `to_vec`: it is compiled (optimised) inside serde_json, whereas
-        // the generic `to_vec::<Value>` would be instantiated here, unoptimised in dev builds.
-        // Output is identical (compact JSON).
-        let json = go_escape(obj.to_string());
-        let pattern = RV_PLACEHOLDER_JSON.as_str();
-        let at = json.find(pattern);
-        let unique = at.is_some_and(|i| !json[i + pattern.len()..].contains(pattern));
+        let mut json = go_escape(encode(&obj)?);
+        let finder = &*RV_PLACEHOLDER_FINDER;
+        let at = finder.find(json.as_bytes());
+        let unique = at.is_some_and(|i| finder.find(&json.as_bytes()[i + 1..]).is_none());
         if unique {
             let i = at.unwrap_or_default();
-            let mut spliced = String::with_capacity(json.len());
-            spliced.push_str(&json[..i]);
-            spliced.push_str(&json[i + pattern.len()..]);
+            json.replace_range(i..i + finder.needle().len(), "");
             Ok(Unstamped {
-                json: spliced,
+                json,
                 at: Some(i),
                 fallback: None,
             })
@@ -449,13 +447,25 @@ impl Unstamped {
                 if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
                     meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
                 }
-                go_escape(obj.to_string())
+                // `obj` encoded once already in `new`.
+                encode(&obj).map(go_escape).unwrap_or_default()
             }
             (None, None) => self.json,
         };
         // Exact size: the bytes may stay in the state and the event ring for a long time.
         Bytes::from(json.into_boxed_str().into_boxed_bytes())
     }
+}
+
+/// Compact JSON of `obj`. Written as bytes: `Display` (`to_string`) goes through
+/// `fmt::Write` a token at a time, which took about four times the instructions, and this
+/// runs on every write. (The instance is compiled here; `Cargo.toml` optimises this crate in
+/// dev builds too.)
+fn encode(obj: &Value) -> Result<String, StoreError> {
+    let mut out = Vec::with_capacity(4096);
+    serde_json::to_writer(&mut out, obj)
+        .map_err(|_| StoreError::InvalidObject("not serializable as JSON"))?;
+    String::from_utf8(out).map_err(|_| StoreError::InvalidObject("not UTF-8 once serialized"))
 }
 
 /// Escapes `<`, `>`, `&`, U+2028 and U+2029 as Go's encoding/json does, so stored objects are
