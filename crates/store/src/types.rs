@@ -3,7 +3,6 @@
 //! Everything here is cheap to clone (`Arc` and `Bytes` inside) because the same entry is
 //! shared by the current-state map, the event ring, every list result and every watcher.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -26,6 +25,21 @@ pub struct Attrs {
     fields: Box<[(&'static str, Box<str>)]>,
 }
 
+/// `pairs` sorted by key, keeping the last of equal keys. Built in place rather than through a
+/// map: this runs on every write, and labels (from a JSON object) come sorted already.
+fn sorted_last_wins<K: Ord, V>(mut pairs: Vec<(K, V)>) -> Box<[(K, V)]> {
+    // Stable: equal keys stay in the order given.
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<(K, V)> = Vec::with_capacity(pairs.len());
+    for pair in pairs {
+        match out.last_mut() {
+            Some(last) if last.0 == pair.0 => *last = pair,
+            _ => out.push(pair),
+        }
+    }
+    out.into_boxed_slice()
+}
+
 impl Attrs {
     /// Attributes from labels and field values (a later duplicate key wins; an empty field
     /// value is the same as a missing one, as field selectors compare missing fields as "").
@@ -33,18 +47,18 @@ impl Attrs {
         labels: impl IntoIterator<Item = (String, String)>,
         fields: impl IntoIterator<Item = (&'static str, String)>,
     ) -> Attrs {
-        let labels: BTreeMap<String, String> = labels.into_iter().collect();
-        let fields: BTreeMap<&'static str, String> =
-            fields.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+        let labels = labels
+            .into_iter()
+            .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+            .collect();
+        let fields = fields
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k, v.into_boxed_str()))
+            .collect();
         Attrs {
-            labels: labels
-                .into_iter()
-                .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
-                .collect(),
-            fields: fields
-                .into_iter()
-                .map(|(k, v)| (k, v.into_boxed_str()))
-                .collect(),
+            labels: sorted_last_wins(labels),
+            fields: sorted_last_wins(fields),
         }
     }
 
@@ -268,6 +282,27 @@ mod tests {
         );
         assert_eq!(attrs.field("spec.nodeName"), Some("n1"));
         assert_eq!(attrs.field("status.podIP"), None);
+        assert_eq!(attrs.fields.len(), 1);
+    }
+
+    #[test]
+    fn a_later_duplicate_key_wins() {
+        let attrs = Attrs::new(
+            [
+                ("b".to_string(), "1".to_string()),
+                ("a".to_string(), "first".to_string()),
+                ("a".to_string(), "last".to_string()),
+            ],
+            [
+                ("spec.nodeName", "n1".to_string()),
+                ("spec.nodeName", "n2".to_string()),
+            ],
+        );
+        assert_eq!(
+            attrs.labels().collect::<Vec<_>>(),
+            [("a", "last"), ("b", "1")]
+        );
+        assert_eq!(attrs.field("spec.nodeName"), Some("n2"));
         assert_eq!(attrs.fields.len(), 1);
     }
 }
