@@ -150,7 +150,7 @@ pub fn apply(patch_type: PatchType, original: &Value, patch: &[u8]) -> Result<Va
         PatchType::StrategicMerge => {
             let patch: Value =
                 serde_json::from_slice(patch).map_err(|e| PatchError::Malformed(e.to_string()))?;
-            strategic_merge(original, &patch)
+            strategic_merge(original, patch)
         }
     }
 }

@@ -38,8 +38,9 @@ const ERR_LIST_OF_LISTS: &str = "lists of lists are not supported";
 
 type Path<'a> = Option<&'a FieldPath<'a>>;
 
-/// Applies a strategic merge patch to `original` (see the crate docs for the rules).
-pub fn strategic_merge(original: &Value, patch: &Value) -> Result<Value, PatchError> {
+/// Applies a strategic merge patch to `original` (see the crate docs for the rules). The patch
+/// is taken by value: the merge moves its parts into the result.
+pub fn strategic_merge(original: &Value, patch: Value) -> Result<Value, PatchError> {
     let Value::Object(original) = original else {
         // Stored objects are always JSON objects; anything else is our bug, not the client's.
         return Err(PatchError::StrategicPatchFailed(
@@ -49,11 +50,11 @@ pub fn strategic_merge(original: &Value, patch: &Value) -> Result<Value, PatchEr
     let patch = match patch {
         // Go unmarshals `null` into an empty map: a no-op patch.
         Value::Null => return Ok(Value::Object(original.clone())),
-        Value::Object(p) => p.clone(),
+        Value::Object(p) => p,
         other => {
             return Err(PatchError::Malformed(format!(
                 "json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
-                go_json_kind(other)
+                go_json_kind(&other)
             )));
         }
     };
@@ -414,7 +415,8 @@ fn merge_keyed(
         return Ok(out);
     }
 
-    let server_order = original.clone();
+    // Only the items' merge keys order them: keep those rather than a copy of every item.
+    let server_order: Vec<Value> = original.iter().map(|o| key_only(o, key)).collect();
     let mut patch_keys: Vec<Value> = Vec::with_capacity(items.len());
     for item in items {
         let value = merge_key_value_in(&item, key)?.clone();
@@ -463,6 +465,15 @@ fn merge_keyed(
         &server_order,
         Some(key),
     ))
+}
+
+/// `{key: item[key]}`, or `{}` when the item has no such key: what ordering reads of an item.
+fn key_only(item: &Value, key: &str) -> Value {
+    let mut m = Map::new();
+    if let Some(v) = item.get(key) {
+        m.insert(key.to_string(), v.clone());
+    }
+    Value::Object(m)
 }
 
 /// Upstream's `normalizeElementOrder`: sorts the patch's items by `patch_order` and the

@@ -628,7 +628,7 @@ fn added_values_never_keep_directives() {
 #[test]
 fn lists_of_lists_are_unprocessable() {
     let obj = json!({"metadata": {"finalizers": ["a"]}});
-    let err = strategic_merge(&obj, &json!({"metadata": {"finalizers": [["b"]]}}))
+    let err = strategic_merge(&obj, json!({"metadata": {"finalizers": [["b"]]}}))
         .expect_err("list of lists");
     assert_eq!(err.code(), 422);
     assert_eq!(err.reason(), "Invalid");
