@@ -97,12 +97,9 @@ struct PodGc {
 
 /// Run pod GC until an unrecoverable error.
 pub async fn run(client: kube::Client, opts: PodGcOptions) -> Result<(), Error> {
-    let mut pods = PodWatch::all(&client);
-    let events = pods.subscribe();
-    let watching = tokio::spawn(pods.run());
-    let result = run_with_pods(client, opts, events).await;
-    watching.abort();
-    result
+    PodWatch::all(&client)
+        .feed(|pods| run_with_pods(client, opts, pods))
+        .await
 }
 
 /// [`run`] reading pods from a shared [`PodWatch`] of all namespaces.

@@ -47,6 +47,19 @@ impl PodWatch {
     pub async fn run(self) {
         self.0.run().await
     }
+
+    /// Runs `controller` on a subscription of its own, the watch alongside until it returns:
+    /// how a controller run alone gets its pods.
+    pub(crate) async fn feed<T, F>(mut self, controller: impl FnOnce(PodEvents) -> F) -> T
+    where
+        F: std::future::Future<Output = T>,
+    {
+        let events = self.subscribe();
+        let watching = tokio::spawn(self.run());
+        let result = controller(events).await;
+        watching.abort();
+        result
+    }
 }
 
 impl PodEvents {

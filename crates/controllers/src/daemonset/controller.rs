@@ -880,12 +880,9 @@ where
 /// Runs the DaemonSet controller until its watches end (they retry forever, so normally until
 /// the task is dropped).
 pub async fn run(client: Client, opts: DaemonSetControllerOptions) -> Result<(), Error> {
-    let mut pods = PodWatch::of(&client, opts.namespace.as_deref());
-    let events = pods.subscribe();
-    let watching = tokio::spawn(pods.run());
-    let result = run_with_pods(client, opts, events).await;
-    watching.abort();
-    result
+    PodWatch::of(&client, opts.namespace.as_deref())
+        .feed(|pods| run_with_pods(client, opts, pods))
+        .await
 }
 
 /// [`run`] reading pods from a shared [`PodWatch`] (of the namespace the options name, or all).

@@ -103,12 +103,9 @@ impl Default for NodeLifecycleOptions {
 
 /// Run the node lifecycle controller until an unrecoverable error.
 pub async fn run(client: kube::Client, opts: NodeLifecycleOptions) -> Result<(), Error> {
-    let mut pods = PodWatch::all(&client);
-    let events = pods.subscribe();
-    let watching = tokio::spawn(pods.run());
-    let result = controller::run(client, opts, events).await;
-    watching.abort();
-    result
+    PodWatch::all(&client)
+        .feed(|pods| controller::run(client, opts, pods))
+        .await
 }
 
 /// [`run`] reading pods from a shared [`PodWatch`] of all namespaces.
