@@ -22,6 +22,7 @@ NODES=${NODES:-1000}
 ONLY=${ONLY:-converge}
 RUNS=${RUNS:-2}
 OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
 
 printf 'run  instructions     binary (%s at %s nodes)\n' "$ONLY" "$NODES"
 i=1

@@ -55,10 +55,11 @@ pub fn parse_yaml(body: &[u8]) -> Result<Value, ApiError> {
 }
 
 /// Fields of `input` that the typed round trip dropped: the unknown fields that
-/// `fieldValidation=Strict` rejects. Paths are dotted (`spec.template.spec.foo`).
-pub fn unknown_fields(input: &Value, typed: &Value) -> Vec<String> {
+/// `fieldValidation=Strict` rejects. Paths are dotted (`spec.template.spec.foo`); `at` is the
+/// path of `input` itself (empty for a whole object, `status` for its status alone).
+pub fn unknown_fields(at: &str, input: &Value, typed: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    walk_unknown(input, typed, &mut String::new(), &mut out);
+    walk_unknown(input, typed, &mut at.to_string(), &mut out);
     out
 }
 
@@ -310,7 +311,12 @@ mod tests {
         let input = json!({"spec": {"a": 1, "bogus": 2, "list": [{"x": 1, "y": 2}], "gone": null}});
         let typed = json!({"spec": {"a": 1, "list": [{"x": 1}]}});
         assert_eq!(
-            unknown_fields(&input, &typed),
+            unknown_fields("", &input, &typed),
+            vec!["spec.bogus", "spec.list[0].y"]
+        );
+        // A part checked alone is named from the object's root.
+        assert_eq!(
+            unknown_fields("spec", &input["spec"], &typed["spec"]),
             vec!["spec.bogus", "spec.list[0].y"]
         );
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, PodStatus};
 use pernode_admission::{FieldError, defaults, validate};
 use pernode_resources::ResourceInfo;
 use pernode_store::{Attrs, Indexer};
@@ -351,22 +351,16 @@ pub fn admit(
                 Some(old) => validate::daemon_set_update(ds, old),
             }
         }),
-        // A pod's status write is not validated against the old pod.
-        "pods" => {
-            let uses_old = !matches!(op, Operation::UpdateStatus { .. });
-            admit_typed::<Pod>(info, op, obj, validation, uses_old, |pod, old| {
-                if matches!(op, Operation::UpdateStatus { .. }) {
-                    return Vec::new();
-                }
-                match old {
-                    None => {
-                        defaults::pod(pod);
-                        validate::pod_create(pod)
-                    }
-                    Some(old) => validate::pod_update(pod, old),
-                }
-            })
+        "pods" if matches!(op, Operation::UpdateStatus { .. }) => {
+            admit_status::<PodStatus>(info, obj, validation)
         }
+        "pods" => admit_typed::<Pod>(info, op, obj, validation, true, |pod, old| match old {
+            None => {
+                defaults::pod(pod);
+                validate::pod_create(pod)
+            }
+            Some(old) => validate::pod_update(pod, old),
+        }),
         "nodes" => admit_typed::<Node>(info, op, obj, validation, true, |node, old| {
             defaults::node(node);
             match old {
@@ -435,23 +429,7 @@ where
     // Unknown fields are what the typed round trip dropped. Defaulting only adds fields, so
     // the defaulted object serves for the comparison (one encoding rather than two); a strict
     // decoding error still comes before validation errors, as upstream decodes first.
-    let mut warnings = Vec::new();
-    if validation != FieldValidation::Ignore {
-        let unknown = unknown_fields(obj, &defaulted);
-        if !unknown.is_empty() {
-            let messages: Vec<String> = unknown
-                .iter()
-                .map(|f| format!("unknown field \"{f}\""))
-                .collect();
-            if validation == FieldValidation::Strict {
-                return Err(ApiError::bad_request(format!(
-                    "strict decoding error: {}",
-                    messages.join(", ")
-                )));
-            }
-            warnings = messages;
-        }
-    }
+    let warnings = unknown_field_warnings("", obj, &defaulted, validation)?;
     if !errors.is_empty() {
         let name = obj
             .pointer("/metadata/name")
@@ -470,6 +448,72 @@ where
     defaulted["kind"] = json!(info.kind);
     defaulted["apiVersion"] = json!(info.api_version());
     *obj = defaulted;
+    Ok(warnings)
+}
+
+/// The unknown fields of `input` (at path `at`; see [`unknown_fields`]) as warnings, or as the
+/// strict decoding error that `fieldValidation=Strict` answers.
+fn unknown_field_warnings(
+    at: &str,
+    input: &Value,
+    typed: &Value,
+    validation: FieldValidation,
+) -> Result<Vec<String>, ApiError> {
+    if validation == FieldValidation::Ignore {
+        return Ok(Vec::new());
+    }
+    let messages: Vec<String> = unknown_fields(at, input, typed)
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
+    if validation == FieldValidation::Strict && !messages.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "strict decoding error: {}",
+            messages.join(", ")
+        )));
+    }
+    Ok(messages)
+}
+
+/// A pod's status write. All but `status` is the stored pod's (`prepare_update` put it back),
+/// which its earlier writes decoded and normalized already, and upstream validates nothing of a
+/// pod's status write against the types beyond decoding it. So only `status` goes through the
+/// typed round trip (decoding, unknown fields, Go's omitempty): encoding the unchanged spec
+/// back into a tree was most of the cost of the simulator's status patches.
+fn admit_status<S>(
+    info: &ResourceInfo,
+    obj: &mut Value,
+    validation: FieldValidation,
+) -> Result<Vec<String>, ApiError>
+where
+    S: DeserializeOwned + Serialize,
+{
+    let Some(map) = obj.as_object_mut() else {
+        return Err(ApiError::bad_request(
+            "the body of the request must be a JSON object",
+        ));
+    };
+    let warnings = match map.get_mut("status") {
+        // As the whole object's round trip: a null status is dropped.
+        Some(Value::Null) => {
+            map.remove("status");
+            Vec::new()
+        }
+        Some(status) => {
+            let typed = S::deserialize(&*status).map_err(|e| {
+                ApiError::bad_request(format!("{} in body is invalid: {e}", info.kind))
+            })?;
+            let mut encoded =
+                serde_json::to_value(&typed).map_err(|e| ApiError::internal(e.to_string()))?;
+            let warnings = unknown_field_warnings("status", status, &encoded, validation)?;
+            go_omit_empty(&mut encoded);
+            *status = encoded;
+            warnings
+        }
+        None => Vec::new(),
+    };
+    map.insert("kind".into(), json!(info.kind));
+    map.insert("apiVersion".into(), json!(info.api_version()));
     Ok(warnings)
 }
 

@@ -429,6 +429,71 @@ async fn status_and_spec_are_written_separately_and_generation_follows_spec() {
 }
 
 #[tokio::test]
+async fn a_pod_status_write_decodes_and_normalizes_its_status_only() {
+    let r = server().await;
+    let created = post(&r, PODS, pod("p", json!({"app": "a"}), Some("n1"))).await;
+    let status_path = format!("{PODS}/p/status");
+    let strategic = "application/strategic-merge-patch+json";
+
+    // Unknown fields of the status are named from the pod's root.
+    let (code, v) = call(
+        &r,
+        Method::PATCH,
+        &format!("{status_path}?fieldValidation=Strict"),
+        strategic,
+        json!({"status": {"phase": "Running", "bogus": 1, "containerStatuses": [{"name": "c", "nope": 2}]}}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(
+        v["message"],
+        r#"strict decoding error: unknown field "status.bogus", unknown field "status.containerStatuses[0].nope""#
+    );
+    // A status of the wrong type is refused as the pod's decoding refuses it.
+    let (code, v) = call(
+        &r,
+        Method::PATCH,
+        &status_path,
+        strategic,
+        json!({"status": {"phase": 5}}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Pod in body is invalid: invalid type")),
+        "{v}"
+    );
+
+    // Stored as decoded: nulls and Go-omitempty values go, unknown fields are dropped (the
+    // default validation only warns), and the rest of the pod is as it was.
+    let written = patch(
+        &r,
+        &status_path,
+        json!({"status": {"phase": "Running", "bogus": 1, "podIPs": [], "message": "",
+               "conditions": [{"type": "Ready", "status": "True", "lastProbeTime": null,
+                               "lastTransitionTime": "2026-01-02T03:04:05Z"}]}}),
+    )
+    .await;
+    let status = &written["status"];
+    assert_eq!(status["phase"], "Running");
+    for dropped in ["bogus", "podIPs", "message"] {
+        assert!(status.get(dropped).is_none(), "{dropped}: {status}");
+    }
+    assert_eq!(
+        status["conditions"],
+        json!([{"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-02T03:04:05Z"}])
+    );
+    assert_eq!(written["spec"], created["spec"]);
+    assert_eq!(written["metadata"]["labels"], json!({"app": "a"}));
+    assert_eq!(
+        (written["kind"].clone(), written["apiVersion"].clone()),
+        (json!("Pod"), json!("v1"))
+    );
+}
+
+#[tokio::test]
 async fn binding_and_eviction_subresources() {
     let r = server().await;
     post(&r, PODS, pod("p", json!({}), None)).await;
