@@ -335,10 +335,9 @@ use crate::trim::{ControllerPod, Keep, PodOf};
 use k8s_openapi::api::core::v1::Pod;
 use serde::de::IgnoredAny;
 
-/// `POST` of a new pod, as `Api::create`, answering the created pod's name: the pod comes back
-/// whole, and only its metadata is decoded.
-async fn create_pod(client: &kube::Client, ns: &str, pod: &Pod) -> Result<String, kube::Error> {
-    let body = serde_json::to_vec(pod).map_err(kube::Error::SerdeError)?;
+/// `POST` of a new pod (its JSON `body`), as `Api::create`, answering the created pod's name: the
+/// pod comes back whole, and only its metadata is decoded.
+async fn create_pod(client: &kube::Client, ns: &str, body: Vec<u8>) -> Result<String, kube::Error> {
     let req = kube::core::Request::new(<Pod as kube::Resource>::url_path(&(), Some(ns)))
         .create(&PostParams::default(), body)
         .map_err(kube::Error::BuildRequest)?;
@@ -765,13 +764,17 @@ pub(crate) async fn sync_nodes(
 
     if create_diff > 0 {
         let template = pod_template(ds, template_generation(ds), hash);
-        let owner = controller_ref(ds)?;
+        let bodies = super::pods::PodBodies::new(template, &ns, controller_ref(ds)?)
+            .map_err(|e| Error::Kube(kube::Error::SerdeError(e)))?;
         let (results, skipped) = slow_start(
             &nodes_to_create[..create_diff],
             |node| {
-                let pod = super::pods::new_pod(&template, &ns, &owner, node);
+                let body = bodies.for_node(node);
                 let (client, ns) = (ctx.client.clone(), ns.clone());
-                on_own_task(async move { create_pod(&client, &ns, &pod).await })
+                on_own_task(async move {
+                    let body = body.map_err(kube::Error::SerdeError)?;
+                    create_pod(&client, &ns, body).await
+                })
             },
             |r| matches!(r, Err(e) if !is_namespace_terminating(e)),
         )
