@@ -62,6 +62,61 @@ fn condition(node: &Node, t: &str) -> Option<String> {
         .map(|c| c.status.clone())
 }
 
+/// As each kubelet watches only its node's pods, the simulator watches only bound pods.
+#[tokio::test]
+async fn the_simulator_watches_bound_pods_only() {
+    use std::sync::{Arc, Mutex};
+    use tower::ServiceExt;
+
+    let router = pernode_apiserver::in_memory_router()
+        .await
+        .expect("api server");
+    let pod_watches: Arc<Mutex<Vec<String>>> = Arc::default();
+    let service = {
+        let pod_watches = pod_watches.clone();
+        tower::service_fn(move |req: http::Request<kube::client::Body>| {
+            let query = req.uri().query().unwrap_or("").to_string();
+            if req.uri().path() == "/api/v1/pods" && query.contains("watch=true") {
+                pod_watches
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(query);
+            }
+            router.clone().oneshot(req)
+        })
+    };
+    let client = kube::Client::new(service, "default");
+    tokio::spawn(simulator::run(client.clone(), fast()));
+    let node: Node = serde_json::from_value(json!({
+        "metadata": {"name": "n1", "annotations": {"pernode.io/simulated": "true"}},
+    }))
+    .expect("node");
+    Api::<Node>::all(client.clone())
+        .create(&PostParams::default(), &node)
+        .await
+        .expect("create node");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(&PostParams::default(), &pod("bound", "n1", "img"))
+        .await
+        .expect("create pod");
+    eventually("the bound pod running", || async {
+        let p = pods.get("bound").await.ok()?;
+        (p.status?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+    let watches = pod_watches
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    assert!(!watches.is_empty());
+    for query in watches {
+        assert!(
+            query.contains("fieldSelector=spec.nodeName%21%3D"),
+            "a pod watch for every pod: {query}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn nodes_get_ready_with_a_lease_and_keep_foreign_conditions() {
     let client = cluster().await;

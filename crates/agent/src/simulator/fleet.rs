@@ -429,9 +429,12 @@ impl Fleet {
 
     async fn watch_pods(self: Arc<Self>) -> Result<(), Error> {
         let api: Api<SimPod> = Api::all(self.client.clone());
-        let mut stream = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
+        // Bound pods only, as each kubelet watches `spec.nodeName=<its node>`: a pod waiting
+        // for the scheduler is none of the simulator's business, and skipping its creation
+        // spares decoding one of a daemon pod's three events. A pod leaves the watch only by
+        // being deleted (a binding is never undone).
+        let config = watcher::Config::default().fields("spec.nodeName!=");
+        let mut stream = watcher(api, config).default_backoff().boxed();
         let mut seen: HashSet<PodKey> = HashSet::new();
         while let Some(ev) = stream.next().await {
             match ev {
