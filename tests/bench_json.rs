@@ -18,6 +18,7 @@ const KEYS: &[&str] = &[
     "limit_ratio",
     "peak_rss_mib",
     "cpu_seconds",
+    "run",
 ];
 
 #[test]
@@ -48,6 +49,8 @@ fn bench_json_has_every_scenario_and_key() {
     assert!(doc["command"].as_str().is_some_and(|c| c.contains("bench")));
     assert!(doc["machine"]["cpus"].as_u64().is_some_and(|n| n >= 1));
     let results = doc["results"].as_array().expect("results");
+    // One round: no medians.
+    assert_eq!(doc["medians"], serde_json::json!([]));
     for scenario in [
         "store",
         "converge",
@@ -105,5 +108,52 @@ fn bench_json_has_every_scenario_and_key() {
         for row in results.iter().filter(|r| r["scenario"] == s) {
             assert!(row["limit_ratio"].as_f64().is_some(), "{row}");
         }
+    }
+}
+
+#[test]
+fn bench_runs_report_each_round_and_the_medians() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out.json");
+    let status = Command::new(env!("CARGO_BIN_EXE_pernode"))
+        .args([
+            "bench",
+            "--nodes",
+            "20",
+            "--only",
+            "store,converge",
+            "--runs",
+            "3",
+        ])
+        .arg("--json")
+        .arg(&out)
+        .status()
+        .expect("running pernode bench");
+    assert!(status.success(), "pernode bench failed: {status}");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out).expect("reading the JSON")).expect("JSON");
+    let results = doc["results"].as_array().expect("results");
+    let converge: Vec<&serde_json::Value> = results
+        .iter()
+        .filter(|r| r["scenario"] == "converge")
+        .collect();
+    let runs: Vec<u64> = converge.iter().filter_map(|r| r["run"].as_u64()).collect();
+    assert_eq!(runs, [1, 2, 3]);
+    let medians = doc["medians"].as_array().expect("medians");
+    let scenarios: Vec<&str> = medians
+        .iter()
+        .filter_map(|m| m["scenario"].as_str())
+        .collect();
+    assert_eq!(scenarios, ["store", "store", "converge"]);
+    let median = medians[2]["wall_ms"].as_f64().expect("median wall");
+    let mut walls: Vec<f64> = converge
+        .iter()
+        .filter_map(|r| r["wall_ms"].as_f64())
+        .collect();
+    walls.sort_by(f64::total_cmp);
+    assert_eq!(median, walls[1], "the middle of {walls:?}");
+    assert_eq!(medians[2]["run"], 0);
+    for key in KEYS {
+        assert!(medians[2].get(key).is_some(), "the median lacks {key}");
     }
 }

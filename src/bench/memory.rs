@@ -136,6 +136,7 @@ async fn measure(
         limit_ratio: None,
         peak_rss_mib: peak,
         cpu_seconds: cpu,
+        run: 1,
     };
     let cpu_ready = child.cpu_seconds();
     let ready = figure(

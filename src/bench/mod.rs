@@ -74,6 +74,10 @@ pub struct BenchArgs {
     /// are then unknown; RSS and CPU are this process's.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// Rounds of every scenario per fleet size, each on a fresh cluster; with more than one,
+    /// the table and the JSON end with each figure's median over the rounds.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub runs: u64,
     /// Give up on a phase after this many seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
@@ -103,41 +107,64 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let mut figures: Vec<Figure> = Vec::new();
-    for (round, &nodes) in args.nodes.iter().enumerate() {
-        // The store's limit comes first: every other figure is set beside it.
-        let limit = store::limit(nodes).await.context("store limit")?;
-        if args.wants("store") {
-            figures.extend(limit.figures.iter().cloned());
-        }
-        if args.wants("memory") {
-            if args.kubeconfig.is_some() {
-                bail!("the memory scenario starts its own pernode up; drop --kubeconfig");
+    for (size, &nodes) in args.nodes.iter().enumerate() {
+        for run in 1..=args.runs as usize {
+            let first = figures.len();
+            let round = format!("{size}-{run}");
+            bench_round(&args, nodes, &round, &mut figures).await?;
+            for f in &mut figures[first..] {
+                f.run = run;
             }
-            figures.extend(memory::up(nodes, args.timeout()).await.context("memory")?);
         }
-        let needs_cluster = SCENARIOS[1..]
-            .iter()
-            .filter(|s| **s != "memory")
-            .any(|s| args.wants(s));
-        if !needs_cluster {
-            continue;
-        }
-        let run = format!("r{}-{round}", std::process::id());
-        let mut cluster = match &args.kubeconfig {
-            Some(path) => Cluster::connect(path, &run).await?,
-            None => Cluster::start(&run).await?,
-        };
-        let result = run_cluster(&args, &mut cluster, nodes, &limit, &mut figures).await;
-        let stopped = cluster.stop().await;
-        result?;
-        stopped?;
     }
     report::print_table(&figures);
+    let medians = report::medians(&figures);
+    if !medians.is_empty() {
+        println!("\nmedians of {} runs:", args.runs);
+        report::print_table(&medians);
+    }
     if let Some(path) = &args.json {
-        let doc = report::document(&command, &figures);
+        let doc = report::document(&command, &figures, &medians);
         std::fs::write(path, serde_json::to_vec_pretty(&doc)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    Ok(())
+}
+
+/// Every wanted scenario once at one fleet size, on a cluster of its own.
+async fn bench_round(
+    args: &BenchArgs,
+    nodes: usize,
+    round: &str,
+    figures: &mut Vec<Figure>,
+) -> anyhow::Result<()> {
+    // The store's limit comes first: every other figure is set beside it.
+    let limit = store::limit(nodes).await.context("store limit")?;
+    if args.wants("store") {
+        figures.extend(limit.figures.iter().cloned());
+    }
+    if args.wants("memory") {
+        if args.kubeconfig.is_some() {
+            bail!("the memory scenario starts its own pernode up; drop --kubeconfig");
+        }
+        figures.extend(memory::up(nodes, args.timeout()).await.context("memory")?);
+    }
+    let needs_cluster = SCENARIOS[1..]
+        .iter()
+        .filter(|s| **s != "memory")
+        .any(|s| args.wants(s));
+    if !needs_cluster {
+        return Ok(());
+    }
+    let run = format!("r{}-{round}", std::process::id());
+    let mut cluster = match &args.kubeconfig {
+        Some(path) => Cluster::connect(path, &run).await?,
+        None => Cluster::start(&run).await?,
+    };
+    let result = run_cluster(args, &mut cluster, nodes, &limit, figures).await;
+    let stopped = cluster.stop().await;
+    result?;
+    stopped?;
     Ok(())
 }
 

@@ -35,6 +35,8 @@ pub struct Figure {
     pub peak_rss_mib: f64,
     /// CPU seconds (user + system) of the whole process during the phase.
     pub cpu_seconds: f64,
+    /// Which round of `--runs` (from 1); 0 for a median over the rounds.
+    pub run: usize,
 }
 
 /// Counters at the start of a phase.
@@ -97,6 +99,7 @@ impl Meter {
             limit_ratio: store_limit_ms.filter(|l| *l > 0.0).map(|l| wall_ms / l),
             peak_rss_mib: peak_rss_mib(),
             cpu_seconds: cpu_seconds() - self.cpu,
+            run: 1,
         }
     }
 }
@@ -165,13 +168,79 @@ pub fn machine() -> Value {
     })
 }
 
-/// The JSON document `--json` writes.
-pub fn document(command: &str, figures: &[Figure]) -> Value {
+/// The JSON document `--json` writes: every round's figures, and with more than one round
+/// their medians.
+pub fn document(command: &str, figures: &[Figure], medians: &[Figure]) -> Value {
     json!({
         "command": command,
         "machine": machine(),
         "results": figures,
+        "medians": medians,
     })
+}
+
+/// One figure per scenario, variant and fleet size, each value the median over its rounds (the
+/// VM's speed drifts by half between minutes: one round says little). Empty when every figure
+/// is from a single round.
+pub fn medians(figures: &[Figure]) -> Vec<Figure> {
+    let mut groups: Vec<Vec<&Figure>> = Vec::new();
+    for f in figures {
+        let same = |g: &&mut Vec<&Figure>| {
+            g[0].scenario == f.scenario && g[0].variant == f.variant && g[0].nodes == f.nodes
+        };
+        match groups.iter_mut().find(same) {
+            Some(group) => group.push(f),
+            None => groups.push(vec![f]),
+        }
+    }
+    if groups.iter().all(|g| g.len() < 2) {
+        return Vec::new();
+    }
+    groups
+        .into_iter()
+        .map(|group| {
+            let of = |value: fn(&Figure) -> Option<f64>| {
+                median(group.iter().filter_map(|f| value(f)).collect())
+            };
+            let count = |value: fn(&Figure) -> Option<u64>| {
+                median(
+                    group
+                        .iter()
+                        .filter_map(|f| value(f).map(|v| v as f64))
+                        .collect(),
+                )
+                .map(|v| v.round() as u64)
+            };
+            Figure {
+                scenario: group[0].scenario.clone(),
+                variant: group[0].variant.clone(),
+                nodes: group[0].nodes,
+                objects: group[0].objects,
+                wall_ms: of(|f| Some(f.wall_ms)).unwrap_or_default(),
+                p50_ms: of(|f| f.p50_ms),
+                p99_ms: of(|f| f.p99_ms),
+                api_requests: count(|f| f.api_requests),
+                store_commits: count(|f| f.store_commits),
+                store_writes: count(|f| f.store_writes),
+                store_limit_ms: of(|f| f.store_limit_ms),
+                limit_ratio: of(|f| f.limit_ratio),
+                peak_rss_mib: of(|f| Some(f.peak_rss_mib)).unwrap_or_default(),
+                cpu_seconds: of(|f| Some(f.cpu_seconds)).unwrap_or_default(),
+                run: 0,
+            }
+        })
+        .collect()
+}
+
+/// The middle value (the mean of the two middle ones for an even count); `None` for none.
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
 }
 
 pub fn print_table(figures: &[Figure]) {
@@ -211,5 +280,54 @@ pub fn print_table(figures: &[Figure]) {
             f.peak_rss_mib,
             f.cpu_seconds
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figure(scenario: &str, wall_ms: f64, run: usize) -> Figure {
+        Figure {
+            scenario: scenario.into(),
+            variant: "apply".into(),
+            nodes: 10,
+            objects: 10,
+            wall_ms,
+            p50_ms: None,
+            p99_ms: None,
+            api_requests: Some(run as u64 * 10),
+            store_commits: None,
+            store_writes: None,
+            store_limit_ms: None,
+            limit_ratio: None,
+            peak_rss_mib: 100.0,
+            cpu_seconds: wall_ms / 1000.0,
+            run,
+        }
+    }
+
+    #[test]
+    fn medians_take_the_middle_of_each_scenario_over_its_rounds() {
+        let rounds = [
+            figure("converge", 3000.0, 1),
+            figure("list", 20.0, 1),
+            figure("converge", 2000.0, 2),
+            figure("list", 10.0, 2),
+            figure("converge", 5000.0, 3),
+            figure("list", 40.0, 3),
+        ];
+        let m = medians(&rounds);
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[0].scenario.as_str(), m[0].wall_ms), ("converge", 3000.0));
+        assert_eq!(m[0].cpu_seconds, 3.0);
+        assert_eq!(m[0].api_requests, Some(20));
+        assert_eq!(m[0].p50_ms, None);
+        assert_eq!(m[0].run, 0);
+        assert_eq!((m[1].scenario.as_str(), m[1].wall_ms), ("list", 20.0));
+        // An even count: the mean of the middle two.
+        assert_eq!(medians(&rounds[..4])[0].wall_ms, 2500.0);
+        // One round: nothing to take the median of.
+        assert!(medians(&rounds[..2]).is_empty());
     }
 }

@@ -59,6 +59,7 @@ pub async fn limit(nodes: usize) -> anyhow::Result<Limit> {
         limit_ratio: Some(1.0),
         peak_rss_mib: peak_rss_mib(),
         cpu_seconds: cpu,
+        run: 1,
     };
     Ok(Limit {
         batched_per_s,
