@@ -21,31 +21,35 @@ const KEYS: &[&str] = &[
     "run",
 ];
 
-#[test]
-fn bench_json_has_every_scenario_and_key() {
+/// Runs `pernode bench ARGS --json FILE` and answers the JSON it wrote.
+fn bench_json(args: &[&str]) -> serde_json::Value {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("out.json");
     let status = Command::new(env!("CARGO_BIN_EXE_pernode"))
-        .args([
-            "bench",
-            "--nodes",
-            "30",
-            "--only",
-            "store,converge,rollout,nodechurn,list,create,watch,memory",
-            "--watchers",
-            "3",
-            "--events",
-            "200",
-            "--list-runs",
-            "3",
-            "--json",
-        ])
+        .arg("bench")
+        .args(args)
+        .arg("--json")
         .arg(&out)
         .status()
         .expect("running pernode bench");
     assert!(status.success(), "pernode bench failed: {status}");
-    let doc: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&out).expect("reading the JSON")).expect("JSON");
+    serde_json::from_slice(&std::fs::read(&out).expect("reading the JSON")).expect("JSON")
+}
+
+#[test]
+fn bench_json_has_every_scenario_and_key() {
+    let doc = bench_json(&[
+        "--nodes",
+        "30",
+        "--only",
+        "store,converge,rollout,nodechurn,list,create,watch,memory",
+        "--watchers",
+        "3",
+        "--events",
+        "200",
+        "--list-runs",
+        "3",
+    ]);
     assert!(doc["command"].as_str().is_some_and(|c| c.contains("bench")));
     assert!(doc["machine"]["cpus"].as_u64().is_some_and(|n| n >= 1));
     let results = doc["results"].as_array().expect("results");
@@ -113,25 +117,7 @@ fn bench_json_has_every_scenario_and_key() {
 
 #[test]
 fn bench_runs_report_each_round_and_the_medians() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out = dir.path().join("out.json");
-    let status = Command::new(env!("CARGO_BIN_EXE_pernode"))
-        .args([
-            "bench",
-            "--nodes",
-            "20",
-            "--only",
-            "store,converge",
-            "--runs",
-            "3",
-        ])
-        .arg("--json")
-        .arg(&out)
-        .status()
-        .expect("running pernode bench");
-    assert!(status.success(), "pernode bench failed: {status}");
-    let doc: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&out).expect("reading the JSON")).expect("JSON");
+    let doc = bench_json(&["--nodes", "20", "--only", "store,converge", "--runs", "3"]);
     let results = doc["results"].as_array().expect("results");
     let converge: Vec<&serde_json::Value> = results
         .iter()
