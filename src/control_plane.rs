@@ -123,7 +123,7 @@ pub fn spawn_controllers_with(
             .await
             .context("node lifecycle controller")
     });
-    // The watch outlives its subscribers only if they all stop, which ends `pernode` anyway.
+    // The watch ends only once every subscriber has stopped, which has ended `pernode` already.
     tasks.spawn(async move {
         pods.run().await;
         anyhow::bail!("the shared pod watch stopped")

@@ -411,11 +411,7 @@ fn admit_typed<T>(
 where
     T: DeserializeOwned + Serialize,
 {
-    // From a reference: no copy of the JSON tree.
-    let decode = |v: &Value| -> Result<T, ApiError> {
-        T::deserialize(v)
-            .map_err(|e| ApiError::bad_request(format!("{} in body is invalid: {e}", info.kind)))
-    };
+    let decode = |v: &Value| decode_typed::<T>(info, v);
     let mut typed = decode(obj)?;
     let old = match op {
         Operation::Update { old } | Operation::UpdateStatus { old } if uses_old => {
@@ -449,6 +445,13 @@ where
     defaulted["apiVersion"] = json!(info.api_version());
     *obj = defaulted;
     Ok(warnings)
+}
+
+/// `v` decoded as `T`, from a reference (no copy of the JSON tree); a type error is the 400
+/// upstream answers for a body it cannot decode.
+fn decode_typed<T: DeserializeOwned>(info: &ResourceInfo, v: &Value) -> Result<T, ApiError> {
+    T::deserialize(v)
+        .map_err(|e| ApiError::bad_request(format!("{} in body is invalid: {e}", info.kind)))
 }
 
 /// The unknown fields of `input` (at path `at`; see [`unknown_fields`]) as warnings, or as the
@@ -500,9 +503,7 @@ where
             Vec::new()
         }
         Some(status) => {
-            let typed = S::deserialize(&*status).map_err(|e| {
-                ApiError::bad_request(format!("{} in body is invalid: {e}", info.kind))
-            })?;
+            let typed: S = decode_typed(info, status)?;
             let mut encoded =
                 serde_json::to_value(&typed).map_err(|e| ApiError::internal(e.to_string()))?;
             let warnings = unknown_field_warnings("status", status, &encoded, validation)?;

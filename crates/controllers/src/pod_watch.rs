@@ -25,15 +25,12 @@ pub struct PodEvents(Subscription<ControllerPod>);
 impl PodWatch {
     /// A watch of the pods of every namespace.
     pub fn all(client: &kube::Client) -> PodWatch {
-        PodWatch(SharedWatch::new(Api::all(client.clone())))
+        PodWatch::new(Api::all(client.clone()))
     }
 
-    /// A watch of one namespace's pods, or of all when `namespace` is `None`.
-    pub(crate) fn of(client: &kube::Client, namespace: Option<&str>) -> PodWatch {
-        match namespace {
-            Some(ns) => PodWatch(SharedWatch::new(Api::namespaced(client.clone(), ns))),
-            None => PodWatch::all(client),
-        }
+    /// A watch of the pods `api` lists (one namespace's, or all).
+    pub(crate) fn new(api: Api<ControllerPod>) -> PodWatch {
+        PodWatch(SharedWatch::new(api))
     }
 
     /// Another controller reading this watch; subscribe every controller before [`run`].

@@ -814,18 +814,16 @@ const WORDS: [&str; 12] = [
 ];
 
 fn word(s: String) -> Word {
-    match WORDS.iter().find(|w| **w == s) {
-        Some(w) => Cow::Borrowed(w),
-        None => Cow::Owned(s),
-    }
+    usual_word(&s).map_or(Cow::Owned(s), Cow::Borrowed)
 }
 
 /// [`word`] of a borrowed string: copied only when it is none of the usual words.
 fn word_of(s: &str) -> Word {
-    match WORDS.iter().find(|w| **w == s) {
-        Some(w) => Cow::Borrowed(w),
-        None => Cow::Owned(s.to_string()),
-    }
+    usual_word(s).map_or_else(|| Cow::Owned(s.to_string()), Cow::Borrowed)
+}
+
+fn usual_word(s: &str) -> Option<&'static str> {
+    WORDS.iter().copied().find(|w| *w == s)
 }
 
 impl NodeStatusPart for ConditionsStatus {

@@ -26,17 +26,16 @@
 //! ```
 
 use std::fmt::Debug;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use kube::Resource;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
 
 /// A watch of `K` not yet running, and the queues of its subscribers.
 pub struct SharedWatch<K> {
@@ -45,9 +44,7 @@ pub struct SharedWatch<K> {
 }
 
 /// What one subscriber receives: the events of the shared watch. Ends when the watch stops.
-pub struct Subscription<K> {
-    events: mpsc::UnboundedReceiver<Event<Arc<K>>>,
-}
+pub type Subscription<K> = UnboundedReceiverStream<Event<Arc<K>>>;
 
 impl<K> SharedWatch<K>
 where
@@ -67,7 +64,7 @@ where
     pub fn subscribe(&mut self) -> Subscription<K> {
         let (tx, rx) = mpsc::unbounded_channel();
         self.subscribers.push(tx);
-        Subscription { events: rx }
+        UnboundedReceiverStream::new(rx)
     }
 
     /// Watches until every subscriber has gone (the watch itself retries forever).
@@ -94,13 +91,5 @@ where
                 return;
             }
         }
-    }
-}
-
-impl<K> Stream for Subscription<K> {
-    type Item = Event<Arc<K>>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.events.poll_recv(cx)
     }
 }

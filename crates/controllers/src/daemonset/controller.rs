@@ -880,7 +880,7 @@ where
 /// Runs the DaemonSet controller until its watches end (they retry forever, so normally until
 /// the task is dropped).
 pub async fn run(client: Client, opts: DaemonSetControllerOptions) -> Result<(), Error> {
-    PodWatch::of(&client, opts.namespace.as_deref())
+    PodWatch::new(api_for(&client, opts.namespace.as_deref()))
         .feed(|pods| run_with_pods(client, opts, pods))
         .await
 }

@@ -203,7 +203,7 @@ pub struct PodBodies {
     owner: OwnerReference,
 }
 
-/// A node name no node has (NUL is not allowed in names), as encoded: a JSON string.
+/// A node name no node has (NUL is not allowed in names).
 const NODE_PLACEHOLDER: &str = "\u{0}pernode-node\u{0}";
 
 impl PodBodies {
@@ -214,11 +214,18 @@ impl PodBodies {
     ) -> Result<PodBodies, serde_json::Error> {
         let placeholder = serde_json::to_vec(NODE_PLACEHOLDER)?;
         let template_json = serde_json::to_vec(&template)?;
-        let parts = if contains(&template_json, &placeholder) {
+        let parts = if memchr::memmem::find(&template_json, &placeholder).is_some() {
             None
         } else {
             let pod = serde_json::to_vec(&new_pod(&template, namespace, &owner, NODE_PLACEHOLDER))?;
-            Some(split(&pod, &placeholder))
+            let mut parts = Vec::new();
+            let mut start = 0;
+            for at in memchr::memmem::find_iter(&pod, &placeholder) {
+                parts.push(pod[start..at].to_vec());
+                start = at + placeholder.len();
+            }
+            parts.push(pod[start..].to_vec());
+            Some(parts)
         };
         Ok(PodBodies {
             parts,
@@ -249,22 +256,6 @@ impl PodBodies {
         }
         Ok(body)
     }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// `bytes` cut at every occurrence of `at` (which is left out).
-fn split(bytes: &[u8], at: &[u8]) -> Vec<Vec<u8>> {
-    let mut parts = Vec::new();
-    let mut rest = bytes;
-    while let Some(i) = rest.windows(at.len()).position(|w| w == at) {
-        parts.push(rest[..i].to_vec());
-        rest = &rest[i + at.len()..];
-    }
-    parts.push(rest.to_vec());
-    parts
 }
 
 /// The node a daemon pod belongs to (§0 target node), as pernode-core's `target_node_name`
@@ -374,7 +365,7 @@ mod tests {
         .unwrap();
         // A template holding the placeholder text is encoded pod by pod.
         let mut odd = ds("odd");
-        let labels = odd
+        let meta = odd
             .spec
             .as_mut()
             .unwrap()
@@ -382,7 +373,7 @@ mod tests {
             .metadata
             .as_mut()
             .unwrap();
-        labels.annotations = Some([("x".to_owned(), NODE_PLACEHOLDER.to_owned())].into());
+        meta.annotations = Some([("x".to_owned(), NODE_PLACEHOLDER.to_owned())].into());
         for d in [plain, with_affinity, odd] {
             let template = pod_template(&d, template_generation(&d), "abc");
             let owner = controller_ref(&d).unwrap();
