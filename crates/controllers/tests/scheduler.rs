@@ -219,3 +219,53 @@ async fn binding_does_not_wait_for_its_event() {
     .await;
     assert_eq!(scheduled, 3);
 }
+
+/// Events go out at the event client's rate: with 4 a second after a burst of 1, six
+/// `Scheduled` events reach the API server over at least 1.25 s, however fast the six
+/// bindings were.
+#[tokio::test]
+async fn events_are_spaced_by_the_event_rate_limit() {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    use tower::ServiceExt;
+
+    let router = pernode_apiserver::in_memory_router()
+        .await
+        .expect("api server");
+    let posted: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let log = posted.clone();
+    let timed = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+        if req.method() == http::Method::POST && req.uri().path().ends_with("/events") {
+            log.lock().expect("lock").push(Instant::now());
+        }
+        router.clone().oneshot(req)
+    });
+    let client = kube::Client::new(timed, "default");
+    simulator::create_nodes(client.clone(), 6, "node")
+        .await
+        .expect("nodes");
+    start_simulator(&client);
+    let opts = SchedulerOptions {
+        event_qps: 4.0,
+        event_burst: 1.0,
+        ..SchedulerOptions::default()
+    };
+    tokio::spawn(scheduler::run(client.clone(), opts));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for i in 1..=6 {
+        let pod = pinned_pod(&format!("p{i}"), &format!("node-{i}"), "10m");
+        pods.create(&PostParams::default(), &pod)
+            .await
+            .expect("create");
+    }
+    let times = eventually("six events posted", 20, || async {
+        let t = posted.lock().expect("lock").clone();
+        (t.len() >= 6).then_some(t)
+    })
+    .await;
+    let span = times[5].duration_since(times[0]);
+    assert!(
+        span >= Duration::from_millis(1200),
+        "six events after a burst of one at 4/s take 1.25 s; they took {span:?}"
+    );
+}

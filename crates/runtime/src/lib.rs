@@ -2,7 +2,9 @@
 //! client-go's `util/workqueue` and shared informers are shared upstream.
 
 pub mod shared_watch;
+pub mod token_bucket;
 pub mod workqueue;
 
 pub use shared_watch::{SharedWatch, Subscription};
+pub use token_bucket::TokenBucket;
 pub use workqueue::WorkQueue;

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use crate::TokenBucket;
+
 /// See the module documentation. Cloning gives another handle on the same queue.
 pub struct WorkQueue<K> {
     inner: Arc<Inner<K>>,
@@ -31,8 +33,6 @@ struct Inner<K> {
     notify: Notify,
     base_delay: Duration,
     max_delay: Duration,
-    /// Optional global bucket for rate-limited requeues: (queries per second, burst).
-    bucket: Option<(f64, f64)>,
 }
 
 struct State<K> {
@@ -42,8 +42,8 @@ struct State<K> {
     processing: HashSet<K>,
     failures: HashMap<K, u32>,
     shut_down: bool,
-    tokens: f64,
-    last_refill: Instant,
+    /// Optional overall limit on rate-limited requeues.
+    bucket: Option<TokenBucket>,
 }
 
 impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
@@ -68,13 +68,11 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
                     processing: HashSet::new(),
                     failures: HashMap::new(),
                     shut_down: false,
-                    tokens: bucket.map_or(0.0, |(_, burst)| burst),
-                    last_refill: Instant::now(),
+                    bucket: bucket.map(|(qps, burst)| TokenBucket::new(qps, burst)),
                 }),
                 notify: Notify::new(),
                 base_delay,
                 max_delay,
-                bucket,
             }),
         }
     }
@@ -125,21 +123,9 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
                 .base_delay
                 .saturating_mul(1u32 << exp)
                 .min(self.inner.max_delay);
-            match self.inner.bucket {
+            match &mut s.bucket {
                 None => per_key,
-                Some((qps, burst)) => {
-                    let now = Instant::now();
-                    let elapsed = now.duration_since(s.last_refill).as_secs_f64();
-                    s.tokens = (s.tokens + elapsed * qps).min(burst);
-                    s.last_refill = now;
-                    let wait = if s.tokens >= 1.0 {
-                        Duration::ZERO
-                    } else {
-                        Duration::from_secs_f64((1.0 - s.tokens) / qps)
-                    };
-                    s.tokens -= 1.0;
-                    per_key.max(wait)
-                }
+                Some(bucket) => per_key.max(bucket.reserve(Instant::now())),
             }
         };
         self.add_after(key, delay);

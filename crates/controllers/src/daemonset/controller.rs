@@ -23,6 +23,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, watcher};
 use kube::{Client, Resource};
+use pernode_runtime::TokenBucket;
 use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, mpsc};
 
@@ -360,11 +361,6 @@ const SPAM_REFILL_PER_SEC: f64 = 1.0 / 300.0;
 const AGGREGATE_MAX_EVENTS: usize = 10;
 const AGGREGATE_WINDOW: Duration = Duration::from_secs(600);
 
-struct Spam {
-    tokens: f64,
-    last: Instant,
-}
-
 struct Aggregate {
     messages: HashSet<String>,
     since: Instant,
@@ -377,7 +373,7 @@ struct Seen {
 }
 
 async fn event_writer(client: Client, mut rx: mpsc::UnboundedReceiver<EventRequest>) {
-    let mut spam: HashMap<String, Spam> = HashMap::new();
+    let mut spam: HashMap<String, TokenBucket> = HashMap::new();
     let mut aggregates: HashMap<(String, &'static str, &'static str), Aggregate> = HashMap::new();
     let mut seen: HashMap<(String, &'static str, &'static str, String), Seen> = HashMap::new();
     while let Some(req) = rx.recv().await {
@@ -385,18 +381,12 @@ async fn event_writer(client: Client, mut rx: mpsc::UnboundedReceiver<EventReque
         let uid = meta.uid.clone().unwrap_or_default();
         let now = Instant::now();
         // Spam filter per object.
-        let bucket = spam.entry(uid.clone()).or_insert(Spam {
-            tokens: SPAM_BURST,
-            last: now,
-        });
-        bucket.tokens = (bucket.tokens
-            + now.duration_since(bucket.last).as_secs_f64() * SPAM_REFILL_PER_SEC)
-            .min(SPAM_BURST);
-        bucket.last = now;
-        if bucket.tokens < 1.0 {
+        let bucket = spam
+            .entry(uid.clone())
+            .or_insert_with(|| TokenBucket::new(SPAM_REFILL_PER_SEC, SPAM_BURST));
+        if !bucket.try_take(now) {
             continue;
         }
-        bucket.tokens -= 1.0;
         // Aggregation of similar events with different messages.
         let agg = aggregates
             .entry((uid.clone(), req.type_, req.reason))

@@ -8,7 +8,9 @@
 //! it) and bound with `POST pods/{name}/binding` in the background; a pod that fits nowhere gets
 //! `PodScheduled=False` (reason `Unschedulable`) and a `FailedScheduling` event with upstream's
 //! "0/N nodes are available: ..." message, and is retried when something that may help
-//! happens (a node changes, a pod on its node goes away) and periodically.
+//! happens (a node changes, a pod on its node goes away) and periodically. Events are
+//! written in the background at most `event_qps` a second, as upstream's event client is
+//! limited, so a fleet-wide burst of bindings is not doubled by a burst of `Scheduled` events.
 //!
 //! ```no_run
 //! # async fn demo(client: kube::Client) -> Result<(), pernode_controllers::scheduler::Error> {
@@ -17,6 +19,7 @@
 //! # }
 //! ```
 
+mod events;
 pub mod fit;
 
 use std::collections::{HashMap, HashSet};
@@ -24,8 +27,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Binding, Event as CoreEvent, ObjectReference, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::WatchStreamExt;
@@ -36,6 +39,7 @@ use tracing::{debug, info, warn};
 
 use crate::trim::{Allocatable, Keep, NodeRecord, Recent, SchedulingNode, SchedulingPod};
 use crate::workqueue::WorkQueue;
+use events::{EventRecorder, event_channel};
 use fit::{NodeUsage, PodDemand, fit_error_message, fits, is_ours, pod_demand};
 use pernode_core::scheduling::target_node_name;
 
@@ -62,6 +66,11 @@ pub struct SchedulerOptions {
     pub unschedulable_retry: Duration,
     /// Emit a Normal `Scheduled` event per binding, as upstream does.
     pub scheduled_events: bool,
+    /// Events written per second after a burst of `event_burst`: the client-side limit of
+    /// upstream's scheduler event client (its `clientConnection`: 50, burst 100). Events
+    /// wait for it in a queue; bindings never do.
+    pub event_qps: f64,
+    pub event_burst: f64,
 }
 
 impl Default for SchedulerOptions {
@@ -71,6 +80,8 @@ impl Default for SchedulerOptions {
             bind_concurrency: 64,
             unschedulable_retry: Duration::from_secs(60),
             scheduled_events: true,
+            event_qps: 50.0,
+            event_burst: 100.0,
         }
     }
 }
@@ -140,20 +151,21 @@ struct Scheduler {
     cache: Mutex<Cache>,
     queue: WorkQueue<PodKey>,
     binds: Arc<Semaphore>,
-    /// Events queued or being written; when all are taken a new event is dropped, as
-    /// client-go's broadcaster drops events past its queue of 1,000.
-    events: Arc<Semaphore>,
+    events: EventRecorder,
 }
-
-/// Upstream's `maxQueuedEvents`.
-const MAX_QUEUED_EVENTS: usize = 1000;
 
 /// Run the scheduler until an unrecoverable error.
 pub async fn run(client: kube::Client, opts: SchedulerOptions) -> Result<(), Error> {
+    let (events, event_writer) = event_channel(
+        client.clone(),
+        opts.scheduler_name.clone(),
+        opts.event_qps,
+        opts.event_burst,
+    );
     let s = Arc::new(Scheduler {
         client,
         binds: Arc::new(Semaphore::new(opts.bind_concurrency.max(1))),
-        events: Arc::new(Semaphore::new(MAX_QUEUED_EVENTS)),
+        events,
         opts,
         cache: Mutex::new(Cache::default()),
         queue: WorkQueue::new(Duration::from_millis(100), Duration::from_secs(30)),
@@ -163,6 +175,10 @@ pub async fn run(client: kube::Client, opts: SchedulerOptions) -> Result<(), Err
     tasks.spawn(s.clone().watch_pods());
     tasks.spawn(s.clone().schedule_loop());
     tasks.spawn(s.clone().flush_unschedulable());
+    tasks.spawn(async move {
+        event_writer.run().await;
+        Err(Error::Task("event writer stopped".into()))
+    });
     let first = tasks.join_next().await;
     s.queue.shut_down();
     tasks.abort_all();
@@ -484,7 +500,7 @@ impl Scheduler {
                 self.queue.forget(&(ns.clone(), name.clone()));
                 if self.opts.scheduled_events {
                     let msg = format!("Successfully assigned {ns}/{name} to {node}");
-                    self.event(&pod, "Normal", "Scheduled", &msg);
+                    self.events.record(&pod, "Normal", "Scheduled", msg);
                 }
             }
             Err(e) => {
@@ -548,77 +564,9 @@ impl Scheduler {
                 Err(e) => return Err(e),
             }
         }
-        self.event(pod, "Warning", "FailedScheduling", message);
+        self.events
+            .record(pod, "Warning", "FailedScheduling", message.to_string());
         self.lock().reported.insert(uid, message.to_string());
         Ok(())
-    }
-
-    /// Record a core/v1 Event about `pod` (what `kubectl describe` and `kubectl get events`
-    /// read). Best effort: an event that cannot be written is logged, not retried. It is
-    /// written in the background, as upstream's recorder does, so neither a bind worker nor
-    /// the scheduling loop waits for it; past [`MAX_QUEUED_EVENTS`] in flight it is dropped.
-    fn event(&self, pod: &Pod, type_: &str, reason: &str, message: &str) {
-        let (ns, name) = pod_key(pod);
-        let Ok(queued) = self.events.clone().try_acquire_owned() else {
-            debug!(namespace = %ns, pod = %name, reason, "event queue full; dropping the event");
-            return;
-        };
-        let now = Timestamp::now();
-        let ev = CoreEvent {
-            metadata: ObjectMeta {
-                name: Some(format!("{name}.{:x}", now.as_nanosecond())),
-                namespace: Some(ns.clone()),
-                ..Default::default()
-            },
-            involved_object: ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Pod".into()),
-                name: Some(name.clone()),
-                namespace: Some(ns.clone()),
-                uid: pod.metadata.uid.clone(),
-                resource_version: pod.metadata.resource_version.clone(),
-                ..Default::default()
-            },
-            reason: Some(reason.into()),
-            message: Some(message.into()),
-            type_: Some(type_.into()),
-            source: Some(k8s_openapi::api::core::v1::EventSource {
-                component: Some(self.opts.scheduler_name.clone()),
-                host: None,
-            }),
-            first_timestamp: Some(Time(now)),
-            last_timestamp: Some(Time(now)),
-            event_time: Some(MicroTime(now)),
-            count: Some(1),
-            action: Some(
-                if reason == "Scheduled" {
-                    "Binding"
-                } else {
-                    "Scheduling"
-                }
-                .into(),
-            ),
-            reporting_component: Some(self.opts.scheduler_name.clone()),
-            reporting_instance: Some(format!("{}-pernode", self.opts.scheduler_name)),
-            ..Default::default()
-        };
-        let client = self.client.clone();
-        tokio::spawn(async move {
-            // The answer is read no further than its status.
-            let written = async {
-                let body = serde_json::to_vec(&ev).map_err(kube::Error::SerdeError)?;
-                let req = kube::core::Request::new(<CoreEvent as kube::Resource>::url_path(
-                    &(),
-                    Some(&ns),
-                ))
-                .create(&PostParams::default(), body)
-                .map_err(kube::Error::BuildRequest)?;
-                client.request::<serde::de::IgnoredAny>(req).await
-            };
-            if let Err(e) = written.await {
-                debug!(namespace = %ns, pod = %name, error = %e, "could not record event");
-            }
-            drop(queued);
-        });
     }
 }
