@@ -39,6 +39,9 @@ pub struct Figure {
     pub run: usize,
 }
 
+/// The log target of the lines that open and close a measured phase.
+const PHASE_LOG: &str = "pernode::bench::phase";
+
 /// Counters at the start of a phase.
 pub struct Meter {
     start: Instant,
@@ -51,6 +54,9 @@ impl Meter {
     /// Starts a phase: resets the process's peak RSS so the phase reports its own.
     pub fn start(cluster: &Cluster) -> Meter {
         reset_peak_rss();
+        // Marks the measured window in the log, for tools that count only inside it
+        // (scripts/bench-instructions.sh with WINDOW=phase).
+        tracing::info!(target: PHASE_LOG, "phase started");
         Meter {
             start: Instant::now(),
             requests: cluster.requests(),
@@ -74,6 +80,7 @@ impl Meter {
         objects: usize,
     ) -> Figure {
         let wall = self.elapsed();
+        tracing::info!(target: PHASE_LOG, scenario, variant, "phase ended");
         let requests = cluster
             .requests()
             .zip(self.requests)
