@@ -625,6 +625,27 @@ fn added_values_never_keep_directives() {
     assert_no_directives(&patched);
 }
 
+/// A map added whole keeps its keys and their values, less nulls and children that delete
+/// themselves, at every depth; lists inside it still merge by their strategy.
+#[test]
+fn added_maps_drop_their_nulls_and_deleted_children() {
+    let obj = json!({"metadata": {"name": "x"}, "status": {"phase": "Pending"}});
+    let patched = smp(
+        &obj,
+        r#"{"status":{"phase":"Running","hostIP":null,"containerStatuses":[{"name":"a","ready":true,"state":{"running":{"startedAt":"t"},"waiting":null},"lastState":{"$patch":"delete"}}],"podIPs":[{"ip":"10.0.0.1"},{"ip":"10.0.0.1"}],"extra":{"keep":{"deep":[1,1,2]},"drop":null,"gone":{"$patch":"delete"}}}}"#,
+    );
+    assert_eq!(
+        patched["status"],
+        json!({
+            "phase": "Running",
+            "containerStatuses": [{"name": "a", "ready": true, "state": {"running": {"startedAt": "t"}}}],
+            "podIPs": [{"ip": "10.0.0.1"}],
+            "extra": {"keep": {"deep": [1, 1, 2]}}
+        })
+    );
+    assert_no_directives(&patched);
+}
+
 #[test]
 fn lists_of_lists_are_unprocessable() {
     let obj = json!({"metadata": {"finalizers": ["a"]}});
