@@ -16,7 +16,7 @@
 //! # }
 //! ```
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet, HashSetExt};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 

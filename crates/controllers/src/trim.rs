@@ -19,7 +19,9 @@
 //! (namespaces, node names, a DaemonSet's tolerations and requests).
 
 use std::borrow::{Borrow, Cow};
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use foldhash::{HashSet, HashSetExt};
 use std::marker::PhantomData;
 use std::sync::Arc;
 

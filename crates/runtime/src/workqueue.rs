@@ -6,7 +6,9 @@
 //! upstream's controllers add on top), the scheduler, the garbage collector, pod GC, node
 //! lifecycle and the fleet simulator.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};

@@ -1,8 +1,8 @@
 //! The simulator's moving parts: the shared Node and Pod watches feeding one in-memory state,
 //! work queues for node and pod status writes, and the heartbeat ticker.
 
+use foldhash::{HashMap, HashSet, HashSetExt};
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, Ordering};

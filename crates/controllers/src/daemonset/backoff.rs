@@ -5,7 +5,7 @@
 //! `<ds uid>/<observedGeneration>/<node>`: the first deletion is immediate, later ones wait
 //! 1 s, 2 s, 4 s, ...; an entry idle for twice the cap is forgotten.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 

@@ -7,7 +7,7 @@
 //! The caches are our own (not `kube::runtime::reflector`) because the handlers need the old
 //! and new object of every change (R165, R167, R168) and relists must turn into deletes.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};

@@ -5,7 +5,7 @@
 //! (and by failed API calls), satisfied when both are ≤ 0, when there is no record, or when the
 //! record is older than [`EXPECTATIONS_TTL`].
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 

@@ -5,7 +5,7 @@
 //! nodes to create a new pod on (surge mode); everything else (pruning, creating on empty
 //! nodes) is done by the per-node pass of [`super::sync`].
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;

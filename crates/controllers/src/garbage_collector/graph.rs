@@ -6,7 +6,7 @@
 //! (and, for owners the graph has not seen, a live lookup) knows. The caller performs the
 //! writes and feeds the resulting watch events back.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;

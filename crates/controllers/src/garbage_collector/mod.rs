@@ -22,7 +22,7 @@
 
 pub mod graph;
 
-use std::collections::HashSet;
+use foldhash::{HashSet, HashSetExt};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 

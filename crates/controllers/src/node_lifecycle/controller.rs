@@ -2,7 +2,9 @@
 //! pass, the per-zone NoExecute tainter and the event recorder. Decisions come from the pure
 //! modules next door; this file only keeps state and talks to the API.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
