@@ -649,10 +649,7 @@ async fn patch_pod_status(
             &Patch::Strategic(StatusPatch { status }),
         )
         .map_err(kube::Error::BuildRequest)?;
-    client
-        .request::<serde::de::IgnoredAny>(req)
-        .await
-        .map(|_| ())
+    client.request_text(req).await.map(|_| ())
 }
 
 fn watcher<K>(

@@ -5,7 +5,9 @@
 //! controller caches (unit tested rule by rule); [`sync_daemonset`] at the end executes a plan
 //! through the API.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::{HashSet, HashSetExt};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -331,17 +333,24 @@ use super::history;
 use super::pods::{controller_ref, pod_template, template_generation};
 use super::status;
 use super::update::{is_rolling_update, plan_rolling_update};
-use crate::trim::{ControllerPod, Keep, PodOf};
+use crate::trim::{ControllerPod, Keep};
 use k8s_openapi::api::core::v1::Pod;
-use serde::de::IgnoredAny;
 
 /// `POST` of a new pod (its JSON `body`), as `Api::create`, answering the created pod's name: the
-/// pod comes back whole, and only its metadata is decoded.
+/// pod comes back whole, and only its name is decoded.
 async fn create_pod(client: &kube::Client, ns: &str, body: Vec<u8>) -> Result<String, kube::Error> {
+    #[derive(serde::Deserialize)]
+    struct Created {
+        metadata: CreatedMeta,
+    }
+    #[derive(serde::Deserialize)]
+    struct CreatedMeta {
+        name: Option<String>,
+    }
     let req = kube::core::Request::new(<Pod as kube::Resource>::url_path(&(), Some(ns)))
         .create(&PostParams::default(), body)
         .map_err(kube::Error::BuildRequest)?;
-    let created: PodOf<IgnoredAny, IgnoredAny> = client.request(req).await?;
+    let created: Created = client.request(req).await?;
     Ok(created.metadata.name.unwrap_or_default())
 }
 
@@ -351,7 +360,8 @@ async fn delete_pod(client: &kube::Client, ns: &str, name: &str) -> Result<(), k
     let req = kube::core::Request::new(<Pod as kube::Resource>::url_path(&(), Some(ns)))
         .delete(name, &DeleteParams::default())
         .map_err(kube::Error::BuildRequest)?;
-    client.request::<IgnoredAny>(req).await.map(|_| ())
+    // The body is not parsed at all: only the HTTP status (and a failure's Status) matters.
+    client.request_text(req).await.map(|_| ())
 }
 
 /// Runs one API request of a slow-start batch as its own task. Upstream issues a batch from

@@ -171,8 +171,5 @@ async fn write(client: &kube::Client, ns: &str, event: &CoreEvent) -> Result<(),
     let req = kube::core::Request::new(<CoreEvent as kube::Resource>::url_path(&(), Some(ns)))
         .create(&PostParams::default(), body)
         .map_err(kube::Error::BuildRequest)?;
-    client
-        .request::<serde::de::IgnoredAny>(req)
-        .await
-        .map(|_| ())
+    client.request_text(req).await.map(|_| ())
 }
