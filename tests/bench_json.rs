@@ -143,3 +143,24 @@ fn bench_runs_report_each_round_and_the_medians() {
         assert!(medians[2].get(key).is_some(), "the median lacks {key}");
     }
 }
+
+/// Each measured phase is marked in the log (target `pernode::bench::phase`), which
+/// `scripts/bench-instructions.sh` with `WINDOW=phase` counts between.
+#[test]
+fn bench_logs_the_start_and_end_of_each_measured_phase() {
+    let out = Command::new(env!("CARGO_BIN_EXE_pernode"))
+        .args(["bench", "--nodes", "10", "--only", "converge"])
+        .env("RUST_LOG", "pernode::bench::phase=info")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("running pernode bench");
+    assert!(out.status.success(), "pernode bench failed: {}", out.status);
+    let log = String::from_utf8_lossy(&out.stderr);
+    let started = log.find("phase started").expect("a phase start in the log");
+    let ended = log.find("phase ended").expect("a phase end in the log");
+    assert!(started < ended, "the phase ends after it starts:\n{log}");
+    assert!(
+        log[ended..].contains("converge"),
+        "the end names its scenario:\n{log}"
+    );
+}
