@@ -515,7 +515,8 @@ impl From<SchedulingPodSpec> for PodSpec {
 /// A pod as the scheduler reads it. A bound pod only places its demand on its node, so once
 /// `spec.nodeName` is known its tolerations and status conditions are skipped unread: the API
 /// server writes fields in name order, `nodeName` before `tolerations` and `spec` before
-/// `status` (in any other order they are simply decoded). Labels are never read.
+/// `status` (in any other order they are simply decoded). Of the metadata it reads only
+/// [`IdentityMeta`].
 #[derive(Clone, Debug)]
 pub(crate) struct SchedulingPod {
     pub(crate) metadata: ObjectMeta,
@@ -525,12 +526,29 @@ pub(crate) struct SchedulingPod {
 
 pernode_core::resource_like!(SchedulingPod => Pod);
 
-/// `metadata` without labels, as a value type.
-struct MetaWithoutLabels(ObjectMeta);
+/// What the scheduler reads of a pod's metadata: who it is (to bind it and to report on it,
+/// and kube's watcher: `resourceVersion`) and whether it is being deleted. Not its labels,
+/// owners, finalizers or creation time.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IdentityMeta {
+    name: Option<String>,
+    namespace: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+    deletion_timestamp: Option<Time>,
+}
 
-impl<'de> Deserialize<'de> for MetaWithoutLabels {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        meta_without_labels(d).map(MetaWithoutLabels)
+impl From<IdentityMeta> for ObjectMeta {
+    fn from(m: IdentityMeta) -> ObjectMeta {
+        ObjectMeta {
+            name: m.name,
+            namespace: m.namespace,
+            uid: m.uid,
+            resource_version: m.resource_version,
+            deletion_timestamp: m.deletion_timestamp,
+            ..ObjectMeta::default()
+        }
     }
 }
 
@@ -569,8 +587,8 @@ impl<'de> Deserialize<'de> for SchedulingPod {
                 while let Some(field) = map.next_key::<Field>()? {
                     match field {
                         Field::Metadata => {
-                            let meta: Option<MetaWithoutLabels> = map.next_value()?;
-                            pod.metadata = meta.map(|m| m.0).unwrap_or_default();
+                            let meta: Option<IdentityMeta> = map.next_value()?;
+                            pod.metadata = meta.map(ObjectMeta::from).unwrap_or_default();
                         }
                         Field::Spec => pod.spec = map.next_value()?,
                         Field::Status
@@ -1444,7 +1462,19 @@ mod tests {
             .remove("nodeName");
         let full: Pod = decode(pending_json.clone());
         let pod = decode::<SchedulingPod>(pending_json).keep();
-        assert_eq!(pod.metadata, kept_meta(&full.metadata, false));
+        let m = &full.metadata;
+        assert!(m.owner_references.is_some() && m.creation_timestamp.is_some());
+        assert_eq!(
+            pod.metadata,
+            ObjectMeta {
+                name: m.name.clone(),
+                namespace: m.namespace.clone(),
+                uid: m.uid.clone(),
+                resource_version: m.resource_version.clone(),
+                deletion_timestamp: m.deletion_timestamp.clone(),
+                ..ObjectMeta::default()
+            }
+        );
         assert_eq!(pod_demand(&pod), pod_demand(&full));
         assert!(!pod_demand(&pod).host_ports.is_empty());
         let (spec, full_spec) = (pod.spec.clone().unwrap(), full.spec.clone().unwrap());
