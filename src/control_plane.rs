@@ -81,10 +81,11 @@ pub fn spawn_controllers_with(
     flags: &ControllerFlags,
 ) {
     use pernode_controllers::{daemonset, garbage_collector, node_lifecycle, pod_gc, scheduler};
-    // One pod watch for the DaemonSet controller, pod GC and node lifecycle, as
+    // One pod watch for the DaemonSet controller, the scheduler, pod GC and node lifecycle, as
     // kube-controller-manager's shared informer; every subscriber before it runs.
     let mut pods = pernode_controllers::pod_watch::PodWatch::all(client);
-    let (ds_pods, gc_pods, lifecycle_pods) = (pods.subscribe(), pods.subscribe(), pods.subscribe());
+    let (ds_pods, scheduler_pods) = (pods.subscribe(), pods.subscribe());
+    let (gc_pods, lifecycle_pods) = (pods.subscribe(), pods.subscribe());
     let c = client.clone();
     tasks.spawn(async move {
         daemonset::run_with_pods(c, Default::default(), ds_pods)
@@ -93,7 +94,7 @@ pub fn spawn_controllers_with(
     });
     let c = client.clone();
     tasks.spawn(async move {
-        scheduler::run(c, Default::default())
+        scheduler::run_with_pods(c, Default::default(), scheduler_pods)
             .await
             .context("scheduler")
     });
@@ -277,8 +278,8 @@ mod tests {
         }
         let watches = *pod_watches.lock().unwrap_or_else(|e| e.into_inner());
         assert_eq!(
-            watches, 3,
-            "pod watches: the controllers' shared one, the scheduler's and the simulator's"
+            watches, 2,
+            "pod watches: the one the controllers and the scheduler share, and the simulator's"
         );
         tasks.abort_all();
     }

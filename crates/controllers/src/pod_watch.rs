@@ -1,12 +1,12 @@
-//! The pod watch the DaemonSet controller, node lifecycle and pod GC share, as they share one
-//! pod informer in kube-controller-manager. Each pod event is decoded once, as a
-//! [`ControllerPod`](crate::trim::ControllerPod) with the fields any of the three reads, instead
-//! of once per controller. The scheduler and the simulator keep their own watches: upstream
-//! they are other processes.
+//! The pod watch the DaemonSet controller, node lifecycle, pod GC and the scheduler share, as
+//! the controllers share one pod informer in kube-controller-manager. Each pod event is decoded
+//! once, as a [`ControllerPod`](crate::trim::ControllerPod) with the fields any of them reads,
+//! instead of once per control loop. The scheduler, another process upstream, shares it too
+//! because pernode runs it beside the controllers; the simulator (the kubelets) keeps its own.
 //!
 //! `pernode controllers` and `pernode up` make one [`PodWatch`], hand a [`PodEvents`] to each
-//! controller's `run_with_pods`, then run the watch. Each controller's `run` makes a watch of
-//! its own.
+//! control loop's `run_with_pods`, then run the watch. Each one's `run` makes a watch of its
+//! own.
 
 use std::sync::Arc;
 

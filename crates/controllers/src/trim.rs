@@ -201,15 +201,23 @@ impl From<PodStatusPart> for PodStatus {
     }
 }
 
-/// The pod spec the controllers that share a pod watch read (see [`crate::pod_watch`]): where a
-/// pod is bound (`nodeName`, all three), the node its required affinity targets (the DaemonSet
-/// controller) and what it tolerates (taint eviction).
+/// The pod spec the control loops that share a pod watch read (see [`crate::pod_watch`]):
+/// where a pod is bound (`nodeName`, all of them), the node its required affinity targets (the
+/// DaemonSet controller, the scheduler), what it tolerates (taint eviction, the scheduler), and
+/// what the scheduler reads besides: whose it is, its node selector and what it asks of a node
+/// (see [`scheduling_pod`]).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ControllerPodSpec {
     pub(crate) node_name: Option<String>,
     pub(crate) affinity: Option<RequiredNodeAffinity>,
     pub(crate) tolerations: Option<Vec<Toleration>>,
+    scheduler_name: Option<String>,
+    node_selector: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    containers: Vec<ContainerDemand>,
+    init_containers: Option<Vec<ContainerDemand>>,
+    overhead: Option<BTreeMap<String, Quantity>>,
 }
 
 /// A pod as the DaemonSet controller, node lifecycle and pod GC decode it, once for all three:
@@ -395,43 +403,71 @@ fn exact_requirements(rs: Vec<NodeSelectorRequirement>) -> Vec<NodeSelectorRequi
     )
 }
 
-/// The pod status the DaemonSet controller and taint eviction read: the phase and the Ready
-/// condition (readiness, availability), found as upstream's `GetPodReadyCondition` finds it
-/// (the first of its type); the other conditions are skipped.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The pod status the shared pod watch's readers take: the phase, the Ready condition
+/// (readiness and availability, for the DaemonSet controller and taint eviction), found as
+/// upstream's `GetPodReadyCondition` finds it (the first of its type), and the first
+/// PodScheduled condition (what the scheduler last reported of a pod it could not place); the
+/// other conditions are skipped.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct ReadyStatus {
     pub(crate) phase: Option<String>,
-    #[serde(default, rename = "conditions", deserialize_with = "ready_condition")]
     pub(crate) ready: Option<PodCondition>,
+    pub(crate) scheduled: Option<PodCondition>,
 }
 
-/// What availability reads of a condition.
+impl<'de> Deserialize<'de> for ReadyStatus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Fields {
+            phase: Option<String>,
+            #[serde(default, deserialize_with = "kept_conditions")]
+            conditions: KeptConditions,
+        }
+        let f = Fields::deserialize(d)?;
+        Ok(ReadyStatus {
+            phase: f.phase,
+            ready: f.conditions.ready,
+            scheduled: f.conditions.scheduled,
+        })
+    }
+}
+
+/// The conditions [`ReadyStatus`] keeps.
+#[derive(Default)]
+struct KeptConditions {
+    ready: Option<PodCondition>,
+    scheduled: Option<PodCondition>,
+}
+
+/// What is read of a condition: availability reads the type, status and transition time of
+/// Ready; the scheduler reads a PodScheduled condition's reason and message as well.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ReadinessFields {
+struct ConditionFields {
     #[serde(rename = "type")]
     type_: String,
     status: String,
     last_transition_time: Option<Time>,
+    reason: Option<String>,
+    message: Option<String>,
 }
 
-/// The first `Ready` condition of a list of pod conditions.
-fn ready_condition<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PodCondition>, D::Error> {
+/// The first `Ready` and the first `PodScheduled` condition of a list of pod conditions.
+fn kept_conditions<'de, D: Deserializer<'de>>(d: D) -> Result<KeptConditions, D::Error> {
     struct FirstReady;
     impl<'de> Visitor<'de> for FirstReady {
-        type Value = Option<PodCondition>;
+        type Value = KeptConditions;
 
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("a list of pod conditions")
         }
 
         fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
+            Ok(KeptConditions::default())
         }
 
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
+            Ok(KeptConditions::default())
         }
 
         fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
@@ -439,36 +475,34 @@ fn ready_condition<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PodConditio
         }
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut ready = None;
-            while let Some(c) = seq.next_element::<ReadinessFields>()? {
-                if ready.is_none() && c.type_ == "Ready" {
-                    ready = Some(PodCondition {
-                        type_: c.type_,
-                        status: c.status,
-                        last_transition_time: c.last_transition_time,
-                        ..PodCondition::default()
-                    });
+            let mut kept = KeptConditions::default();
+            while let Some(c) = seq.next_element::<ConditionFields>()? {
+                match c.type_.as_str() {
+                    "Ready" if kept.ready.is_none() => {
+                        kept.ready = Some(PodCondition {
+                            type_: c.type_,
+                            status: c.status,
+                            last_transition_time: c.last_transition_time,
+                            ..PodCondition::default()
+                        });
+                    }
+                    "PodScheduled" if kept.scheduled.is_none() => {
+                        kept.scheduled = Some(PodCondition {
+                            type_: c.type_,
+                            status: c.status,
+                            last_transition_time: c.last_transition_time,
+                            reason: c.reason,
+                            message: c.message,
+                            ..PodCondition::default()
+                        });
+                    }
+                    _ => {}
                 }
             }
-            Ok(ready)
+            Ok(kept)
         }
     }
     d.deserialize_option(FirstReady)
-}
-
-/// The scheduler reads what a pod asks of a node (requests, host ports), where it may go
-/// (node selector, affinity, tolerations), whose it is (`schedulerName`) and where it is
-/// bound (`nodeName`). Decoded by hand: see [`SchedulingPod`].
-#[derive(Clone, Debug)]
-pub(crate) struct SchedulingPodSpec {
-    node_name: Option<String>,
-    scheduler_name: Option<String>,
-    node_selector: Option<BTreeMap<String, String>>,
-    affinity: Option<RequiredNodeAffinity>,
-    tolerations: Option<Vec<Toleration>>,
-    containers: Vec<ContainerDemand>,
-    init_containers: Option<Vec<ContainerDemand>>,
-    overhead: Option<BTreeMap<String, Quantity>>,
 }
 
 /// What a container asks of a node.
@@ -494,187 +528,46 @@ impl From<ContainerDemand> for Container {
     }
 }
 
-impl From<SchedulingPodSpec> for PodSpec {
-    fn from(s: SchedulingPodSpec) -> PodSpec {
-        PodSpec {
-            node_name: s.node_name,
-            scheduler_name: s.scheduler_name,
-            node_selector: s.node_selector,
-            affinity: s.affinity.map(Affinity::from),
-            tolerations: s.tolerations,
-            containers: s.containers.into_iter().map(Container::from).collect(),
-            init_containers: s
-                .init_containers
-                .map(|cs| cs.into_iter().map(Container::from).collect()),
-            overhead: s.overhead,
-            ..PodSpec::default()
-        }
-    }
-}
-
-/// A pod as the scheduler reads it. A bound pod only places its demand on its node, so once
-/// `spec.nodeName` is known its tolerations and status conditions are skipped unread: the API
-/// server writes fields in name order, `nodeName` before `tolerations` and `spec` before
-/// `status` (in any other order they are simply decoded). Of the metadata it reads only
-/// [`IdentityMeta`].
-#[derive(Clone, Debug)]
-pub(crate) struct SchedulingPod {
-    pub(crate) metadata: ObjectMeta,
-    pub(crate) spec: Option<SchedulingPodSpec>,
-    pub(crate) status: Option<PodStatusPart>,
-}
-
-pernode_core::resource_like!(SchedulingPod => Pod);
-
-/// What the scheduler reads of a pod's metadata: who it is (to bind it and to report on it,
-/// and kube's watcher: `resourceVersion`) and whether it is being deleted. Not its labels,
-/// owners, finalizers or creation time.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct IdentityMeta {
-    name: Option<String>,
-    namespace: Option<String>,
-    uid: Option<String>,
-    resource_version: Option<String>,
-    deletion_timestamp: Option<Time>,
-}
-
-impl From<IdentityMeta> for ObjectMeta {
-    fn from(m: IdentityMeta) -> ObjectMeta {
-        ObjectMeta {
-            name: m.name,
-            namespace: m.namespace,
-            uid: m.uid,
-            resource_version: m.resource_version,
-            deletion_timestamp: m.deletion_timestamp,
+/// A pod of the shared watch as the scheduler reads it: who it is and whether it is being
+/// deleted; what it asks of a node (requests, host ports), where it may go (node selector,
+/// affinity, tolerations) and whose it is (`schedulerName`); its phase and PodScheduled
+/// condition. A bound pod only places its demand on its node, so its tolerations and
+/// condition are left out.
+pub(crate) fn scheduling_pod(p: &ControllerPod) -> Pod {
+    let m = &p.metadata;
+    let bound = p.spec.as_ref().is_some_and(|s| s.node_name.is_some());
+    let demands = |cs: &[ContainerDemand]| -> Vec<Container> {
+        cs.iter().cloned().map(Container::from).collect()
+    };
+    Pod {
+        metadata: ObjectMeta {
+            name: m.name.clone(),
+            namespace: m.namespace.clone(),
+            uid: m.uid.clone(),
+            resource_version: m.resource_version.clone(),
+            deletion_timestamp: m.deletion_timestamp.clone(),
             ..ObjectMeta::default()
-        }
-    }
-}
-
-/// A bound pod's status as the scheduler reads it: whether it has finished.
-#[derive(Deserialize)]
-struct PhaseOnly {
-    phase: Option<String>,
-}
-
-impl<'de> Deserialize<'de> for SchedulingPod {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(field_identifier, rename_all = "camelCase")]
-        enum Field {
-            Metadata,
-            Spec,
-            Status,
-            #[serde(other)]
-            Other,
-        }
-        struct PodVisitor;
-        impl<'de> Visitor<'de> for PodVisitor {
-            type Value = SchedulingPod;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a Pod")
-            }
-            fn visit_map<A: de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<SchedulingPod, A::Error> {
-                let mut pod = SchedulingPod {
-                    metadata: ObjectMeta::default(),
-                    spec: None,
-                    status: None,
-                };
-                while let Some(field) = map.next_key::<Field>()? {
-                    match field {
-                        Field::Metadata => {
-                            let meta: Option<IdentityMeta> = map.next_value()?;
-                            pod.metadata = meta.map(ObjectMeta::from).unwrap_or_default();
-                        }
-                        Field::Spec => pod.spec = map.next_value()?,
-                        Field::Status
-                            if pod.spec.as_ref().is_some_and(|s| s.node_name.is_some()) =>
-                        {
-                            let status: Option<PhaseOnly> = map.next_value()?;
-                            pod.status = status.map(|s| PodStatusPart {
-                                phase: s.phase,
-                                conditions: None,
-                            });
-                        }
-                        Field::Status => pod.status = map.next_value()?,
-                        Field::Other => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(pod)
-            }
-        }
-        d.deserialize_map(PodVisitor)
-    }
-}
-
-impl<'de> Deserialize<'de> for SchedulingPodSpec {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(field_identifier, rename_all = "camelCase")]
-        enum Field {
-            NodeName,
-            SchedulerName,
-            NodeSelector,
-            Affinity,
-            Tolerations,
-            Containers,
-            InitContainers,
-            Overhead,
-            #[serde(other)]
-            Other,
-        }
-        struct SpecVisitor;
-        impl<'de> Visitor<'de> for SpecVisitor {
-            type Value = SchedulingPodSpec;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a PodSpec")
-            }
-            fn visit_map<A: de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<SchedulingPodSpec, A::Error> {
-                let mut spec = SchedulingPodSpec {
-                    node_name: None,
-                    scheduler_name: None,
-                    node_selector: None,
-                    affinity: None,
-                    tolerations: None,
-                    containers: Vec::new(),
-                    init_containers: None,
-                    overhead: None,
-                };
-                while let Some(field) = map.next_key::<Field>()? {
-                    match field {
-                        Field::NodeName => spec.node_name = map.next_value()?,
-                        Field::SchedulerName => spec.scheduler_name = map.next_value()?,
-                        Field::NodeSelector => spec.node_selector = map.next_value()?,
-                        Field::Affinity => spec.affinity = map.next_value()?,
-                        // Bound already: where it may go no longer matters.
-                        Field::Tolerations if spec.node_name.is_some() => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                        Field::Tolerations => spec.tolerations = map.next_value()?,
-                        Field::Containers => {
-                            let containers: Option<Vec<ContainerDemand>> = map.next_value()?;
-                            spec.containers = containers.unwrap_or_default();
-                        }
-                        Field::InitContainers => spec.init_containers = map.next_value()?,
-                        Field::Overhead => spec.overhead = map.next_value()?,
-                        Field::Other => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(spec)
-            }
-        }
-        d.deserialize_map(SpecVisitor)
+        },
+        spec: p.spec.as_ref().map(|s| PodSpec {
+            node_name: s.node_name.clone(),
+            scheduler_name: s.scheduler_name.clone(),
+            node_selector: s.node_selector.clone(),
+            affinity: s.affinity.clone().map(Affinity::from),
+            tolerations: if bound { None } else { s.tolerations.clone() },
+            containers: demands(&s.containers),
+            init_containers: s.init_containers.as_deref().map(demands),
+            overhead: s.overhead.clone(),
+            ..PodSpec::default()
+        }),
+        status: p.status.as_ref().map(|s| PodStatus {
+            phase: s.phase.clone(),
+            conditions: if bound {
+                None
+            } else {
+                s.scheduled.clone().map(|c| vec![c])
+            },
+            ..PodStatus::default()
+        }),
     }
 }
 
@@ -1193,17 +1086,6 @@ impl Keep for ControllerRevision {
     }
 }
 
-impl Keep for SchedulingPod {
-    type Kept = Pod;
-    fn keep(self) -> Pod {
-        Pod {
-            metadata: self.metadata,
-            spec: self.spec.map(Into::into),
-            status: self.status.map(Into::into),
-        }
-    }
-}
-
 // ---- shared strings -------------------------------------------------------------------------
 
 /// One shared copy of strings that many cache entries repeat (namespaces, node names): an
@@ -1460,8 +1342,13 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove("nodeName");
+        pending_json["status"]["conditions"] = json!([
+            {"type": "Initialized", "status": "True"},
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+             "message": "0/1 nodes are available", "lastTransitionTime": "2024-01-01T00:00:03Z"},
+            {"type": "PodScheduled", "status": "True"}]);
         let full: Pod = decode(pending_json.clone());
-        let pod = decode::<SchedulingPod>(pending_json).keep();
+        let pod = scheduling_pod(&decode::<ControllerPod>(pending_json));
         let m = &full.metadata;
         assert!(m.owner_references.is_some() && m.creation_timestamp.is_some());
         assert_eq!(
@@ -1486,9 +1373,10 @@ mod tests {
         assert_eq!(spec.overhead, full_spec.overhead);
         assert!(is_ours(&spec));
         assert!(spec.volumes.is_none() && spec.containers[0].image.is_none());
+        // The first PodScheduled condition, whole: what the scheduler reported last.
         let (status, full_status) = (pod.status.unwrap(), full.status.unwrap());
-        assert!(full_status.conditions.is_some());
-        assert_eq!(status.conditions, full_status.conditions);
+        let conditions = full_status.conditions.unwrap();
+        assert_eq!(status.conditions, Some(vec![conditions[1].clone()]));
         assert_eq!(status.phase, full_status.phase);
     }
 
@@ -1496,38 +1384,14 @@ mod tests {
     fn a_bound_pod_reaches_the_scheduler_without_tolerations_or_conditions() {
         use crate::scheduler::fit::pod_demand;
         let full: Pod = decode(full_pod());
-        let pod = decode::<SchedulingPod>(full_pod()).keep();
+        let pod = scheduling_pod(&decode::<ControllerPod>(full_pod()));
         assert_eq!(pod_demand(&pod), pod_demand(&full));
-        let (spec, full_spec) = (pod.spec.clone().unwrap(), full.spec.clone().unwrap());
+        let spec = pod.spec.clone().unwrap();
         assert_eq!(spec.node_name.as_deref(), Some("n"));
         assert_eq!(spec.tolerations, None);
         let status = pod.status.unwrap();
         assert_eq!(status.phase, full.status.unwrap().phase);
         assert_eq!(status.conditions, None);
-        // Fields in another order than the API server's: nothing is skipped.
-        let json = full_pod();
-        let mut spec_fields: Vec<(String, Value)> = json["spec"]
-            .as_object()
-            .unwrap()
-            .clone()
-            .into_iter()
-            .collect();
-        spec_fields.sort_by_key(|(k, _)| k != "tolerations");
-        let spec_text: Vec<String> = spec_fields
-            .iter()
-            .map(|(k, v)| format!("{}:{v}", Value::from(k.as_str())))
-            .collect();
-        let text = format!(
-            "{{\"status\":{},\"spec\":{{{}}},\"metadata\":{}}}",
-            json["status"],
-            spec_text.join(","),
-            json["metadata"]
-        );
-        let reordered = serde_json::from_str::<SchedulingPod>(&text)
-            .expect("decodes")
-            .keep();
-        assert_eq!(reordered.spec.unwrap().tolerations, full_spec.tolerations);
-        assert!(reordered.status.unwrap().conditions.is_some());
     }
 
     #[test]

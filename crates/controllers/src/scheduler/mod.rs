@@ -1,7 +1,8 @@
 //! The scheduler: binds pending pods to nodes after upstream's fit checks ([`fit`]).
 //!
-//! Watch-driven: one watch of Nodes and one of Pods keep a cache of nodes and of what bound
-//! pods request on each node. Pending pods whose schedulerName is `default-scheduler` (or
+//! Watch-driven: one watch of Nodes and one of Pods (its own, or the one it shares with the
+//! controllers: [`run_with_pods`]) keep a cache of nodes and of what bound pods request on each
+//! node. Pending pods whose schedulerName is `default-scheduler` (or
 //! empty) go through a deduplicating queue and are decided one at a time, as upstream's
 //! scheduling cycle: a pod pinned to a node (the DaemonSet's `metadata.name` affinity) is checked
 //! against that node first; a pod that fits is *assumed* on its node (so the next decision counts
@@ -37,7 +38,10 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
-use crate::trim::{Allocatable, Keep, NodeRecord, Recent, SchedulingNode, SchedulingPod};
+use crate::pod_watch::{PodEvents, PodWatch};
+use crate::trim::{
+    Allocatable, ControllerPod, Keep, NodeRecord, Recent, SchedulingNode, scheduling_pod,
+};
 use crate::workqueue::WorkQueue;
 use events::{EventRecorder, event_channel};
 use fit::{NodeUsage, PodDemand, fit_error_message, fits, is_ours, pod_demand};
@@ -154,8 +158,20 @@ struct Scheduler {
     events: EventRecorder,
 }
 
-/// Run the scheduler until an unrecoverable error.
+/// Run the scheduler until an unrecoverable error, with a pod watch of its own.
 pub async fn run(client: kube::Client, opts: SchedulerOptions) -> Result<(), Error> {
+    PodWatch::all(&client)
+        .feed(|pods| run_with_pods(client, opts, pods))
+        .await
+}
+
+/// [`run`] on pods from a [`PodWatch`] shared with the controllers (`pernode up` and
+/// `pernode controllers` run them all in one process: each pod event is decoded once for all).
+pub async fn run_with_pods(
+    client: kube::Client,
+    opts: SchedulerOptions,
+    pods: PodEvents,
+) -> Result<(), Error> {
     let (events, event_writer) = event_channel(
         client.clone(),
         opts.scheduler_name.clone(),
@@ -172,7 +188,7 @@ pub async fn run(client: kube::Client, opts: SchedulerOptions) -> Result<(), Err
     });
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(s.clone().watch_nodes());
-    tasks.spawn(s.clone().watch_pods());
+    tasks.spawn(s.clone().watch_pods(pods));
     tasks.spawn(s.clone().schedule_loop());
     tasks.spawn(s.clone().flush_unschedulable());
     tasks.spawn(async move {
@@ -265,23 +281,19 @@ impl Scheduler {
         }
     }
 
-    async fn watch_pods(self: Arc<Self>) -> Result<(), Error> {
-        // Decoded with only what fit checks, demands and binding read.
-        let api: Api<SchedulingPod> = Api::all(self.client.clone());
-        let mut stream = watcher::watcher(api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
+    async fn watch_pods(self: Arc<Self>, pods: PodEvents) -> Result<(), Error> {
+        let mut stream = pods.into_stream();
         let mut seen: HashSet<String> = HashSet::new();
         while let Some(ev) = stream.next().await {
             match ev {
-                Ok(Event::Apply(p)) => self.pod_seen(p.keep()),
-                Ok(Event::InitApply(p)) => {
+                Event::Apply(p) => self.pod_seen(scheduling_pod(&p)),
+                Event::InitApply(p) => {
                     seen.insert(p.metadata.uid.clone().unwrap_or_default());
-                    self.pod_seen(p.keep());
+                    self.pod_seen(scheduling_pod(&p));
                 }
-                Ok(Event::Delete(p)) => self.pod_gone(&p.keep()),
-                Ok(Event::Init) => seen.clear(),
-                Ok(Event::InitDone) => {
+                Event::Delete(p) => self.pod_gone(&p),
+                Event::Init => seen.clear(),
+                Event::InitDone => {
                     let mut c = self.lock();
                     let stale: Vec<String> = c
                         .placed
@@ -303,7 +315,6 @@ impl Scheduler {
                         c.unschedulable.remove(&k);
                     }
                 }
-                Err(e) => debug!(error = %e, "pod watch interrupted; retrying"),
             }
         }
         Err(Error::Task("pod watch ended".into()))
@@ -350,8 +361,9 @@ impl Scheduler {
         self.queue.add(key);
     }
 
-    fn pod_gone(&self, pod: &Pod) {
-        let key = pod_key(pod);
+    fn pod_gone(&self, pod: &ControllerPod) {
+        let (ns, name) = pod.ns_name();
+        let key = (ns.to_string(), name.to_string());
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let mut c = self.lock();
         c.pending.remove(&key);
