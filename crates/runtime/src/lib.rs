@@ -1,5 +1,6 @@
 //! Machinery shared by every control loop of pernode (controllers and the fleet simulator), as
-//! client-go's `util/workqueue` and shared informers are shared upstream.
+//! client-go's `util/workqueue`, shared informers and golang.org/x/time/rate's limiter are
+//! shared upstream.
 
 pub mod shared_watch;
 pub mod token_bucket;
