@@ -239,12 +239,11 @@ mod tests {
         spawn_controllers(&mut tasks, &client);
         spawn_simulator(&mut tasks, &client);
 
-        let node: Node = serde_json::from_value(json!({
-            "metadata": {"name": "n1", "annotations": {"pernode.io/simulated": "true"}},
-        }))
-        .expect("node");
         Api::<Node>::all(client.clone())
-            .create(&PostParams::default(), &node)
+            .create(
+                &PostParams::default(),
+                &pernode_agent::simulator::simulated_node("n1"),
+            )
             .await
             .expect("create node");
         let ds: DaemonSet = serde_json::from_value(json!({

@@ -87,12 +87,8 @@ async fn the_simulator_watches_bound_pods_only() {
     };
     let client = kube::Client::new(service, "default");
     tokio::spawn(simulator::run(client.clone(), fast()));
-    let node: Node = serde_json::from_value(json!({
-        "metadata": {"name": "n1", "annotations": {"pernode.io/simulated": "true"}},
-    }))
-    .expect("node");
     Api::<Node>::all(client.clone())
-        .create(&PostParams::default(), &node)
+        .create(&PostParams::default(), &simulator::simulated_node("n1"))
         .await
         .expect("create node");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");

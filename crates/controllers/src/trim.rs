@@ -20,11 +20,10 @@
 
 use std::borrow::{Borrow, Cow};
 use std::collections::{BTreeMap, VecDeque};
-
-use foldhash::{HashSet, HashSetExt};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use foldhash::{HashSet, HashSetExt};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
@@ -174,7 +173,7 @@ impl<K: kube::Resource> kube::Resource for MetaOnly<K> {
 
 /// A Pod with the spec part `S` and the status part `St` (`IgnoredAny` when unread).
 #[derive(Clone, Debug, Deserialize)]
-pub(crate) struct PodOf<S, St = PodStatusPart> {
+pub(crate) struct PodOf<S, St> {
     #[serde(default, deserialize_with = "meta")]
     pub(crate) metadata: ObjectMeta,
     pub(crate) spec: Option<S>,
@@ -182,24 +181,6 @@ pub(crate) struct PodOf<S, St = PodStatusPart> {
 }
 
 pernode_core::resource_like!(<S, St> PodOf<S, St> => Pod);
-
-/// The pod status the controllers read: phase (terminal or not) and conditions (readiness,
-/// PodScheduled).
-#[derive(Clone, Debug, Default, Deserialize)]
-pub(crate) struct PodStatusPart {
-    pub(crate) phase: Option<String>,
-    pub(crate) conditions: Option<Vec<PodCondition>>,
-}
-
-impl From<PodStatusPart> for PodStatus {
-    fn from(s: PodStatusPart) -> PodStatus {
-        PodStatus {
-            phase: s.phase,
-            conditions: s.conditions,
-            ..PodStatus::default()
-        }
-    }
-}
 
 /// The pod spec the control loops that share a pod watch read (see [`crate::pod_watch`]):
 /// where a pod is bound (`nodeName`, all of them), the node its required affinity targets (the

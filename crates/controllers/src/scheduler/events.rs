@@ -93,9 +93,7 @@ impl EventRecorder {
             at: Timestamp::now(),
         };
         if let Err(e) = self.tx.try_send(event) {
-            let event = match e {
-                mpsc::error::TrySendError::Full(e) | mpsc::error::TrySendError::Closed(e) => e,
-            };
+            let event = e.into_inner();
             debug!(namespace = %event.namespace, pod = %event.pod, reason, "event queue full; dropping the event");
         }
     }
