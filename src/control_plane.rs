@@ -81,11 +81,13 @@ pub fn spawn_controllers_with(
     flags: &ControllerFlags,
 ) {
     use pernode_controllers::{daemonset, garbage_collector, node_lifecycle, pod_gc, scheduler};
-    // One pod watch for the DaemonSet controller, the scheduler, pod GC and node lifecycle, as
-    // kube-controller-manager's shared informer; every subscriber before it runs.
+    // One pod watch for the DaemonSet controller, the scheduler, the garbage collector, pod GC
+    // and node lifecycle, as kube-controller-manager's shared informer; every subscriber
+    // before it runs.
     let mut pods = pernode_controllers::pod_watch::PodWatch::all(client);
     let (ds_pods, scheduler_pods) = (pods.subscribe(), pods.subscribe());
-    let (gc_pods, lifecycle_pods) = (pods.subscribe(), pods.subscribe());
+    let (collector_pods, gc_pods) = (pods.subscribe(), pods.subscribe());
+    let lifecycle_pods = pods.subscribe();
     let c = client.clone();
     tasks.spawn(async move {
         daemonset::run_with_pods(c, Default::default(), ds_pods)
@@ -100,7 +102,7 @@ pub fn spawn_controllers_with(
     });
     let c = client.clone();
     tasks.spawn(async move {
-        garbage_collector::run(c, Default::default())
+        garbage_collector::run_with_pods(c, Default::default(), collector_pods)
             .await
             .context("garbage collector")
     });
@@ -219,16 +221,9 @@ mod tests {
             let pod_watches = pod_watches.clone();
             tower::service_fn(move |req: http::Request<kube::client::Body>| {
                 let query = req.uri().query().unwrap_or("");
-                // The garbage collector's metadata-only watch is its own, as upstream's.
-                let metadata_only = req
-                    .headers()
-                    .get(http::header::ACCEPT)
-                    .and_then(|a| a.to_str().ok())
-                    .is_some_and(|a| a.contains("as=PartialObjectMetadata"));
-                if req.uri().path() == "/api/v1/pods"
-                    && query.contains("watch=true")
-                    && !metadata_only
-                {
+                // Metadata-only watches count too: the garbage collector reads the shared
+                // watch's pods, as upstream's takes the shared informer where there is one.
+                if req.uri().path() == "/api/v1/pods" && query.contains("watch=true") {
                     *pod_watches.lock().unwrap_or_else(|e| e.into_inner()) += 1;
                 }
                 router.clone().oneshot(req)
@@ -278,7 +273,7 @@ mod tests {
         let watches = *pod_watches.lock().unwrap_or_else(|e| e.into_inner());
         assert_eq!(
             watches, 2,
-            "pod watches: the one the controllers and the scheduler share, and the simulator's"
+            "pod watches: the one the controllers, the scheduler and the garbage collector share, and the simulator's"
         );
         tasks.abort_all();
     }

@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
 use pernode_agent::simulator;
 use pernode_controllers::garbage_collector::{self, GcOptions};
+use pernode_controllers::pod_watch::PodWatch;
 use serde_json::json;
 
 fn daemon_set(name: &str) -> DaemonSet {
@@ -60,13 +61,26 @@ struct Env {
     revs: Api<ControllerRevision>,
 }
 
-async fn setup() -> Env {
+/// Pods come from the collector's own metadata watch, or (`shared_pods`) from a shared
+/// [`PodWatch`] as in `pernode up`.
+async fn setup_with(shared_pods: bool) -> Env {
     let client = cluster().await;
     simulator::create_nodes(client.clone(), 1, "node")
         .await
         .expect("nodes");
     start_simulator(&client);
-    tokio::spawn(garbage_collector::run(client.clone(), GcOptions::default()));
+    if shared_pods {
+        let mut watch = PodWatch::all(&client);
+        let pods = watch.subscribe();
+        tokio::spawn(garbage_collector::run_with_pods(
+            client.clone(),
+            GcOptions::default(),
+            pods,
+        ));
+        tokio::spawn(watch.run());
+    } else {
+        tokio::spawn(garbage_collector::run(client.clone(), GcOptions::default()));
+    }
     Env {
         dss: Api::namespaced(client.clone(), "default"),
         pods: Api::namespaced(client.clone(), "default"),
@@ -88,6 +102,10 @@ async fn owner_with_dependents(env: &Env, name: &str) -> DaemonSet {
         .await
         .expect("revision");
     ds
+}
+
+async fn setup() -> Env {
+    setup_with(false).await
 }
 
 fn delete_with(policy: PropagationPolicy) -> DeleteParams {
@@ -120,7 +138,15 @@ async fn orphan_deletion_keeps_dependents_without_owner_references() {
 
 #[tokio::test]
 async fn background_deletion_collects_dependents() {
-    let env = setup().await;
+    background_deletion(setup().await).await;
+}
+
+#[tokio::test]
+async fn background_deletion_collects_pods_of_the_shared_pod_watch() {
+    background_deletion(setup_with(true).await).await;
+}
+
+async fn background_deletion(env: Env) {
     owner_with_dependents(&env, "bg").await;
     env.dss
         .delete("bg", &DeleteParams::default())
@@ -137,7 +163,15 @@ async fn background_deletion_collects_dependents() {
 
 #[tokio::test]
 async fn foreground_deletion_waits_for_dependents() {
-    let env = setup().await;
+    foreground_deletion(setup().await).await;
+}
+
+#[tokio::test]
+async fn foreground_deletion_waits_for_pods_of_the_shared_pod_watch() {
+    foreground_deletion(setup_with(true).await).await;
+}
+
+async fn foreground_deletion(env: Env) {
     owner_with_dependents(&env, "fg").await;
     env.dss
         .delete("fg", &delete_with(PropagationPolicy::Foreground))

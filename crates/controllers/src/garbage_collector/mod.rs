@@ -9,7 +9,8 @@
 //! - Orphan: an owner with deletionTimestamp and finalizer `orphan` has the references to it
 //!   removed from its dependents, then the finalizer removed.
 //!
-//! One watch per resource kind of [`GcOptions::resources`] feeds the dependency graph
+//! One watch per resource kind of [`GcOptions::resources`] (for pods, with [`run_with_pods`],
+//! the controllers' shared pod watch) feeds the dependency graph
 //! ([`graph`]); decisions go through a deduplicating queue with per-item backoff. An owner the
 //! graph has not seen is looked up live before anything is deleted (its watch may lag).
 //!
@@ -37,7 +38,8 @@ use kube::runtime::watcher::{self, Event};
 use serde_json::{Value, json};
 use tracing::{debug, info};
 
-use crate::trim::MetaOnly;
+use crate::pod_watch::PodEvents;
+use crate::trim::{ControllerPod, MetaOnly};
 use crate::workqueue::WorkQueue;
 use graph::{Action, Graph, Item, Known, OwnerState, Propagation, ResourceIdx, Work};
 
@@ -129,8 +131,29 @@ struct Collector {
     synced: tokio::sync::watch::Sender<usize>,
 }
 
-/// Run the garbage collector until an unrecoverable error.
+/// Run the garbage collector until an unrecoverable error, with a metadata-only watch of its
+/// own for every kind.
 pub async fn run(client: kube::Client, opts: GcOptions) -> Result<(), Error> {
+    run_inner(client, opts, None).await
+}
+
+/// [`run`] reading pods from a shared [`PodWatch`](crate::pod_watch::PodWatch), as upstream's
+/// collector takes the controller manager's shared informer of a resource where there is one
+/// (`informerfactory.ForResource`) and a metadata informer only otherwise: each pod event is
+/// then decoded once for all the controllers.
+pub async fn run_with_pods(
+    client: kube::Client,
+    opts: GcOptions,
+    pods: PodEvents,
+) -> Result<(), Error> {
+    run_inner(client, opts, Some(pods)).await
+}
+
+async fn run_inner(
+    client: kube::Client,
+    opts: GcOptions,
+    mut pods: Option<PodEvents>,
+) -> Result<(), Error> {
     let resources = served(&client, opts.resources).await;
     info!(kinds = ?resources.iter().map(|r| r.api.kind.as_str()).collect::<Vec<_>>(), "garbage collector watching");
     let (synced, synced_rx) = tokio::sync::watch::channel(0usize);
@@ -144,7 +167,22 @@ pub async fn run(client: kube::Client, opts: GcOptions) -> Result<(), Error> {
     });
     let mut tasks = tokio::task::JoinSet::new();
     for idx in 0..gc.resources.len() {
-        tasks.spawn(gc.clone().watch(idx));
+        let api = &gc.resources[idx].api;
+        let shared = (api.group.is_empty() && api.plural == "pods")
+            .then(|| pods.take())
+            .flatten();
+        match shared {
+            Some(pods) => {
+                let events = pods.into_stream().map(Ok::<_, watcher::Error>);
+                tasks.spawn(
+                    gc.clone()
+                        .watch(idx, events, |pod: &Arc<ControllerPod>| &pod.metadata),
+                );
+            }
+            None => {
+                tasks.spawn(gc.clone().watch_metadata(idx));
+            }
+        }
     }
     // Decide only once the graph holds every kind's objects (or after a timeout), so owners
     // are found in the graph rather than looked up one by one.
@@ -223,19 +261,18 @@ impl Collector {
         self.graph.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn item_of(&self, idx: ResourceIdx, m: ObjectMeta) -> Item {
-        let refs = m.owner_references.unwrap_or_default();
-        // Not collected in place: that would keep the references' (larger) allocation.
+    fn item_of(&self, idx: ResourceIdx, m: &ObjectMeta) -> Item {
+        let refs = m.owner_references.as_deref().unwrap_or_default();
         let mut owners = Vec::with_capacity(refs.len());
-        owners.extend(refs.into_iter().map(Arc::new));
+        owners.extend(refs.iter().cloned().map(Arc::new));
         Item {
             resource: idx,
-            namespace: m.namespace.map(Arc::from),
-            name: m.name.unwrap_or_default().into(),
+            namespace: m.namespace.as_deref().map(Arc::from),
+            name: m.name.as_deref().unwrap_or_default().into(),
             uid: m.uid.as_deref().unwrap_or_default().into(),
             owners,
             deleting: m.deletion_timestamp.is_some(),
-            finalizers: m.finalizers.unwrap_or_default(),
+            finalizers: m.finalizers.clone().unwrap_or_default(),
         }
     }
 
@@ -245,33 +282,43 @@ impl Collector {
         }
     }
 
-    async fn watch(self: Arc<Self>, idx: ResourceIdx) -> Result<(), Error> {
-        // The graph needs metadata only (uid, owner references, finalizers, deletion): a
-        // metadata-only watch (PartialObjectMetadata), as upstream's metadata informers,
-        // decoded without labels, annotations and managed fields.
+    /// A metadata-only watch of one kind (PartialObjectMetadata), as upstream's metadata
+    /// informers: the graph needs uid, owner references, finalizers and deletion only, decoded
+    /// without labels, annotations and managed fields.
+    async fn watch_metadata(self: Arc<Self>, idx: ResourceIdx) -> Result<(), Error> {
         let api: Api<MetaOnly<DynamicObject>> =
             Api::all_with(self.client.clone(), &self.resources[idx].api);
-        let mut stream = watcher::watcher(api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
+        let events = watcher::watcher(api, watcher::Config::default()).default_backoff();
+        self.watch(idx, events, |o: &MetaOnly<DynamicObject>| &o.metadata)
+            .await
+    }
+
+    /// Feeds the graph from one kind's watch events.
+    async fn watch<O>(
+        self: Arc<Self>,
+        idx: ResourceIdx,
+        events: impl futures::Stream<Item = Result<Event<O>, watcher::Error>> + Send + 'static,
+        meta: impl Fn(&O) -> &ObjectMeta,
+    ) -> Result<(), Error> {
+        let mut stream = events.boxed();
         let mut seen: HashSet<String> = HashSet::new();
         let mut first_sync = true;
         while let Some(ev) = stream.next().await {
             match ev {
                 Ok(Event::Apply(o)) => {
-                    let item = self.item_of(idx, o.metadata);
+                    let item = self.item_of(idx, meta(&o));
                     let work = self.graph().upsert(item);
                     self.enqueue(work);
                 }
                 Ok(Event::InitApply(o)) => {
-                    let item = self.item_of(idx, o.metadata);
+                    let item = self.item_of(idx, meta(&o));
                     seen.insert(item.uid.to_string());
                     let work = self.graph().upsert(item);
                     self.enqueue(work);
                 }
                 Ok(Event::Delete(o)) => {
-                    let uid = o.metadata.uid.clone().unwrap_or_default();
-                    let work = self.graph().remove(&uid);
+                    let uid = meta(&o).uid.as_deref().unwrap_or_default();
+                    let work = self.graph().remove(uid);
                     self.enqueue(work);
                 }
                 Ok(Event::Init) => seen.clear(),
@@ -356,7 +403,7 @@ impl Collector {
             None => OwnerState::Dangling,
             Some(o) if o.metadata.uid.as_deref() != Some(r.uid.as_str()) => OwnerState::Dangling,
             Some(o) => {
-                let owner = self.item_of(idx, o.metadata);
+                let owner = self.item_of(idx, &o.metadata);
                 if owner.deleting_dependents() {
                     OwnerState::WaitingForDependentsDeletion
                 } else {
@@ -404,7 +451,7 @@ impl Collector {
         if latest.metadata.uid.as_deref() != Some(uid) {
             return Ok(());
         }
-        let latest = self.item_of(item.resource, latest.metadata);
+        let latest = self.item_of(item.resource, &latest.metadata);
         if latest == item {
             return self.execute(&item, action).await;
         }
