@@ -369,9 +369,13 @@ fn generated_name(base: &str) -> String {
 }
 
 async fn create(state: &AppState, req: &Request) -> Result<Response, ApiError> {
-    let mut obj = decode_object(content_type(req), &req.body)?;
-    check_type(&req.target, &mut obj)?;
-    check_namespace(state, &req.target, &mut obj)?;
+    let decode = || {
+        let mut obj = decode_object(content_type(req), &req.body)?;
+        check_type(&req.target, &mut obj)?;
+        check_namespace(state, &req.target, &mut obj)?;
+        Ok::<_, ApiError>(obj)
+    };
+    let mut obj = decode()?;
     let info = req.target.info;
     let generate = obj
         .pointer("/metadata/generateName")
@@ -382,7 +386,12 @@ async fn create(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         .and_then(Value::as_str)
         .is_some_and(|n| !n.is_empty());
     for attempt in 0..MAX_CONFLICT_RETRIES {
-        let mut candidate = obj.clone();
+        // A retry (a generated name that collided) decodes the body again, rather than every
+        // create copying the object in case of one.
+        let mut candidate = match attempt {
+            0 => std::mem::take(&mut obj),
+            _ => decode()?,
+        };
         if !named && let Some(base) = &generate {
             candidate["metadata"]["name"] = json!(generated_name(base));
         }
