@@ -16,6 +16,7 @@ use pernode_store::{Entry, StoreError};
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::binding;
 use crate::codec::{
     PARTIAL_METADATA_LIST_MIME, PARTIAL_METADATA_MIME, decode_object, encode_list,
     encode_partial_list, media_type, parse_json, parse_yaml, partial_metadata,
@@ -1037,36 +1038,32 @@ async fn bind(state: &AppState, req: &Request) -> Result<Response, ApiError> {
             .store
             .get(&key)
             .ok_or_else(|| ApiError::not_found("", "pods", &name))?;
-        let mut pod = parse_entry(&old)?;
-        if pod
-            .pointer("/metadata/deletionTimestamp")
-            .is_some_and(|v| !v.is_null())
-        {
-            return Err(ApiError::conflict(
-                "",
-                "pods",
-                &name,
-                "pod is being deleted, cannot be assigned to a host",
-            ));
-        }
-        if let Some(current) = pod
-            .pointer("/spec/nodeName")
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty())
-        {
-            return Err(ApiError::conflict(
-                "",
-                "pods",
-                &name,
-                &format!("pod {name} is already assigned to node \"{current}\""),
-            ));
-        }
-        pod["spec"]["nodeName"] = json!(node);
-        set_condition(
-            &mut pod,
-            json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now_rfc3339()}),
-        );
-        match state.store.update(&key, pod, Some(old.rv)).await {
+        let condition = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now_rfc3339()});
+        let pod = match binding::bind_stored(&old.json, &node, condition) {
+            Ok(pod) => pod,
+            Err(binding::Refusal::Deleting) => {
+                return Err(ApiError::conflict(
+                    "",
+                    "pods",
+                    &name,
+                    "pod is being deleted, cannot be assigned to a host",
+                ));
+            }
+            Err(binding::Refusal::Assigned(current)) => {
+                return Err(ApiError::conflict(
+                    "",
+                    "pods",
+                    &name,
+                    &format!("pod {name} is already assigned to node \"{current}\""),
+                ));
+            }
+            Err(binding::Refusal::Malformed) => {
+                return Err(ApiError::internal("stored pod is not a JSON object"));
+            }
+        };
+        // Of the fields pods are indexed by, a binding changes spec.nodeName alone.
+        let attrs = old.attrs.with_field(registry::POD_NODE_NAME, &node);
+        match state.store.update_edited(&key, pod, attrs, old.rv).await {
             Ok(_) => {
                 let status = success_status(&name, "", "pods", None);
                 return Ok(json_response(StatusCode::CREATED, status.to_string()));
@@ -1076,22 +1073,6 @@ async fn bind(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         }
     }
     Err(ApiError::modified("", "pods", &name))
-}
-
-/// Replaces (or adds) the status condition of the same type.
-pub fn set_condition(obj: &mut Value, condition: Value) {
-    let status = &mut obj["status"];
-    if !status.is_object() {
-        *status = json!({});
-    }
-    let conditions = status["conditions"].as_array().cloned().unwrap_or_default();
-    let kind = condition["type"].clone();
-    let mut out: Vec<Value> = conditions
-        .into_iter()
-        .filter(|c| c["type"] != kind)
-        .collect();
-    out.push(condition);
-    status["conditions"] = Value::Array(out);
 }
 
 async fn evict(state: &AppState, req: &Request) -> Result<Response, ApiError> {

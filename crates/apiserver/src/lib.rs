@@ -12,6 +12,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod binding;
 pub mod codec;
 pub mod error;
 pub mod filter;

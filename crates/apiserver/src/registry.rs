@@ -53,13 +53,16 @@ fn attrs_of(plural: &str, obj: &Value) -> Attrs {
     Attrs::new(labels, fields)
 }
 
+/// The indexed field of a pod's node (what a binding changes).
+pub const POD_NODE_NAME: &str = "spec.nodeName";
+
 /// Fields usable in field selectors, per resource (upstream's field label conversion funcs).
 pub fn supported_fields(plural: &str) -> &'static [&'static str] {
     match plural {
         "pods" => &[
             "metadata.name",
             "metadata.namespace",
-            "spec.nodeName",
+            POD_NODE_NAME,
             "spec.restartPolicy",
             "spec.schedulerName",
             "spec.serviceAccountName",

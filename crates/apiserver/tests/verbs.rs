@@ -510,6 +510,12 @@ async fn binding_and_eviction_subresources() {
     let bound = get(&r, &format!("{PODS}/p")).await;
     assert_eq!(bound["spec"]["nodeName"], "n1");
     assert_eq!(bound["status"]["conditions"][0]["type"], "PodScheduled");
+    // The pod is found by its new node (the binding indexes what it changed).
+    for (node, found) in [("n1", 1), ("", 0)] {
+        let listed = get(&r, &format!("{PODS}?fieldSelector=spec.nodeName%3D{node}")).await;
+        let items = listed["items"].as_array().map_or(0, Vec::len);
+        assert_eq!(items, found, "pods on node {node:?}: {listed}");
+    }
     let (code, v) = call(
         &r,
         Method::POST,

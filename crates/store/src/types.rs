@@ -82,6 +82,20 @@ impl Attrs {
             .find(|(k, _)| *k == path)
             .map(|(_, v)| &**v)
     }
+
+    /// These attributes with indexed field `path` set to `value` (an empty value removes it),
+    /// for a write that changes that field alone ([`Store::update_edited`]).
+    ///
+    /// [`Store::update_edited`]: crate::Store::update_edited
+    pub fn with_field(&self, path: &'static str, value: &str) -> Attrs {
+        let fields = self
+            .fields
+            .iter()
+            .filter(|(k, _)| *k != path)
+            .map(|(k, v)| (*k, v.to_string()))
+            .chain(std::iter::once((path, value.to_string())));
+        Attrs::new(self.labels().map(|(k, v)| (k.into(), v.into())), fields)
+    }
 }
 
 /// Computes the [`Attrs`] of an object from its key and JSON. Runs on every write and for every
@@ -283,6 +297,36 @@ mod tests {
         assert_eq!(attrs.field("spec.nodeName"), Some("n1"));
         assert_eq!(attrs.field("status.podIP"), None);
         assert_eq!(attrs.fields.len(), 1);
+    }
+
+    #[test]
+    fn with_field_sets_replaces_or_removes_one_field() {
+        let attrs = Attrs::new(
+            [("app".to_string(), "x".to_string())],
+            [
+                ("spec.nodeName", "n1".to_string()),
+                ("status.phase", "Running".to_string()),
+            ],
+        );
+        let moved = attrs.with_field("spec.nodeName", "n2");
+        assert_eq!(moved.field("spec.nodeName"), Some("n2"));
+        assert_eq!(moved.field("status.phase"), Some("Running"));
+        assert_eq!(moved.label("app"), Some("x"));
+        assert_eq!(
+            attrs.with_field("status.podIP", "10.0.0.1"),
+            Attrs::new(
+                [("app".to_string(), "x".to_string())],
+                [
+                    ("spec.nodeName", "n1".to_string()),
+                    ("status.phase", "Running".to_string()),
+                    ("status.podIP", "10.0.0.1".to_string()),
+                ],
+            )
+        );
+        assert_eq!(
+            attrs.with_field("spec.nodeName", "").field("spec.nodeName"),
+            None
+        );
     }
 
     #[test]

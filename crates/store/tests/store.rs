@@ -34,6 +34,53 @@ async fn next_event(w: &mut pernode_store::Watcher) -> pernode_store::Event {
 }
 
 #[tokio::test]
+async fn an_edit_of_the_stored_bytes_is_stamped_escaped_and_indexed_as_given() {
+    let s = mem();
+    let a = s.create("pods/ns/a", obj("a", "one")).await.unwrap();
+    let stored = std::str::from_utf8(&a.json).unwrap();
+    let edited = stored.replace(r#""x":1"#, r#""x":"<2>""#);
+    let attrs = a.attrs.with_field("spec.nodeName", "n1");
+    let b = s
+        .update_edited("pods/ns/a", edited, attrs.clone(), a.rv)
+        .await
+        .unwrap();
+    assert_eq!(b.rv, 2);
+    assert_eq!(rv_in_json(&b), "2");
+    assert!(
+        std::str::from_utf8(&b.json)
+            .unwrap()
+            .contains(r#""x":"\u003c2\u003e""#),
+        "Go's escaping: {:?}",
+        b.json
+    );
+    assert_eq!(*b.attrs, attrs);
+    assert_eq!(s.get("pods/ns/a").unwrap().json, b.json);
+    // Edited from a version that is no longer current: a conflict, nothing written.
+    let stale = stored.to_string();
+    assert!(matches!(
+        s.update_edited("pods/ns/a", stale, attrs.clone(), a.rv)
+            .await,
+        Err(StoreError::Conflict { current_rv: 2 })
+    ));
+    // The version's resourceVersion text appears twice: serialized in full instead.
+    let current = std::str::from_utf8(&b.json).unwrap();
+    let twice = current.replace(r#""x":"\u003c2\u003e""#, r#""x":{"resourceVersion":"2"}"#);
+    let c = s
+        .update_edited("pods/ns/a", twice, attrs, b.rv)
+        .await
+        .unwrap();
+    let c_value = c.value().unwrap();
+    assert_eq!(c_value["metadata"]["resourceVersion"], "3");
+    assert_eq!(c_value["spec"]["x"]["resourceVersion"], "2");
+    assert!(matches!(
+        s.update_edited("pods/ns/a", "{".into(), Default::default(), c.rv)
+            .await,
+        Err(StoreError::InvalidObject(_))
+    ));
+    assert_eq!(s.current_rv(), 3, "a failed edit writes nothing");
+}
+
+#[tokio::test]
 async fn create_get_update_delete() {
     let s = mem();
     assert_eq!(s.current_rv(), 0);
