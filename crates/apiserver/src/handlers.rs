@@ -16,11 +16,11 @@ use pernode_store::{Entry, StoreError};
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::binding;
 use crate::codec::{
     PARTIAL_METADATA_LIST_MIME, PARTIAL_METADATA_MIME, decode_object, encode_list,
     encode_partial_list, media_type, parse_json, parse_yaml, partial_metadata,
 };
+use crate::edit;
 use crate::error::{ApiError, success_status};
 use crate::filter::Filter;
 use crate::params::{Query, wants_partial_metadata, wants_partial_metadata_list, wants_table};
@@ -613,6 +613,29 @@ async fn patch(state: &AppState, req: &Request) -> Result<Response, ApiError> {
             .store
             .get(&key)
             .ok_or_else(|| not_found(&req.target))?;
+        match status_edit(req, patch_type, &old)? {
+            Some(StatusEdit::Unchanged { warnings }) => {
+                return Ok(with_warnings(
+                    json_response(StatusCode::OK, old.json),
+                    &warnings,
+                ));
+            }
+            Some(StatusEdit::Changed {
+                json,
+                attrs,
+                warnings,
+            }) => match state.store.update_edited(&key, json, attrs, old.rv).await {
+                Ok(entry) => {
+                    return Ok(with_warnings(
+                        json_response(StatusCode::OK, entry.json),
+                        &warnings,
+                    ));
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(store_error(&req.target, &name, e)),
+            },
+            None => {}
+        }
         let old_value = parse_entry(&old)?;
         let mut patched =
             pernode_patch::apply(patch_type, &old_value, &req.body).map_err(patch_error)?;
@@ -665,6 +688,77 @@ async fn patch(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         req.target.plural(),
         &name,
     ))
+}
+
+/// A status patch made as an edit of the stored object (see [`status_edit`]).
+enum StatusEdit {
+    /// The patch changes nothing: the stored version stands.
+    Unchanged { warnings: Vec<String> },
+    /// The object with its new status, and its index attributes.
+    Changed {
+        json: String,
+        attrs: pernode_store::Attrs,
+        warnings: Vec<String>,
+    },
+}
+
+/// A merge or strategic merge patch of a status that names `status` alone (the kubelet's are
+/// such), on a kind whose status writes are admitted on their status alone, made as an edit of
+/// the stored object: the status strategy keeps everything else as stored, so only `status` is
+/// parsed, patched, admitted and serialized. The same steps as the general path, on the part
+/// that changes; the status alone merges the same way because patches merge key by key. `None`:
+/// the patch goes the general way (any other member, a JSON patch, a dry run, an object being
+/// deleted, which a write may finish deleting).
+fn status_edit(
+    req: &Request,
+    patch_type: PatchType,
+    old: &Entry,
+) -> Result<Option<StatusEdit>, ApiError> {
+    let status_alone = |body: &[u8]| {
+        crate::codec::ObjectMembers::all(body)
+            .is_some_and(|members| matches!(&members[..], [(name, _)] if name == "status"))
+    };
+    if req.target.subresource.as_deref() != Some("status")
+        || !registry::admits_status_alone(req.target.info)
+        || patch_type == PatchType::Json
+        || req.query.dry_run()
+        || !status_alone(&req.body)
+    {
+        return Ok(None);
+    }
+    let Some(mut object) = edit::StoredObject::parse(&old.json) else {
+        return Ok(None);
+    };
+    if object.deleting().unwrap_or(true) {
+        return Ok(None);
+    }
+    let mut original = serde_json::Map::new();
+    if let Some(status) = object.get("status") {
+        let status = serde_json::from_str(status)
+            .map_err(|e| ApiError::internal(format!("stored object is not JSON: {e}")))?;
+        original.insert("status".to_string(), status);
+    }
+    let original = Value::Object(original);
+    let mut patched =
+        pernode_patch::apply(patch_type, &original, &req.body).map_err(patch_error)?;
+    let op = Operation::UpdateStatus { old: &original };
+    let warnings = registry::admit(
+        req.target.info,
+        &op,
+        &mut patched,
+        req.query.field_validation(),
+    )?;
+    let status = patched.get("status");
+    if status == original.get("status") {
+        return Ok(Some(StatusEdit::Unchanged { warnings }));
+    }
+    object.set("status", status);
+    let attrs = registry::attrs_with_status(req.target.plural(), &old.attrs, status);
+    Ok(Some(StatusEdit::Changed {
+        json: object.into_json(),
+        attrs,
+        warnings,
+    }))
 }
 
 fn patch_error(e: pernode_patch::PatchError) -> ApiError {
@@ -1039,9 +1133,9 @@ async fn bind(state: &AppState, req: &Request) -> Result<Response, ApiError> {
             .get(&key)
             .ok_or_else(|| ApiError::not_found("", "pods", &name))?;
         let condition = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now_rfc3339()});
-        let pod = match binding::bind_stored(&old.json, &node, condition) {
+        let pod = match edit::bind_stored(&old.json, &node, condition) {
             Ok(pod) => pod,
-            Err(binding::Refusal::Deleting) => {
+            Err(edit::Refusal::Deleting) => {
                 return Err(ApiError::conflict(
                     "",
                     "pods",
@@ -1049,7 +1143,7 @@ async fn bind(state: &AppState, req: &Request) -> Result<Response, ApiError> {
                     "pod is being deleted, cannot be assigned to a host",
                 ));
             }
-            Err(binding::Refusal::Assigned(current)) => {
+            Err(edit::Refusal::Assigned(current)) => {
                 return Err(ApiError::conflict(
                     "",
                     "pods",
@@ -1057,12 +1151,14 @@ async fn bind(state: &AppState, req: &Request) -> Result<Response, ApiError> {
                     &format!("pod {name} is already assigned to node \"{current}\""),
                 ));
             }
-            Err(binding::Refusal::Malformed) => {
+            Err(edit::Refusal::Malformed) => {
                 return Err(ApiError::internal("stored pod is not a JSON object"));
             }
         };
         // Of the fields pods are indexed by, a binding changes spec.nodeName alone.
-        let attrs = old.attrs.with_field(registry::POD_NODE_NAME, &node);
+        let attrs = old
+            .attrs
+            .with_fields([(registry::POD_NODE_NAME, node.clone())]);
         match state.store.update_edited(&key, pod, attrs, old.rv).await {
             Ok(_) => {
                 let status = success_status(&name, "", "pods", None);

@@ -12,8 +12,8 @@
 //! # Ok(()) }
 //! ```
 
-pub mod binding;
 pub mod codec;
+pub mod edit;
 pub mod error;
 pub mod filter;
 pub mod handlers;

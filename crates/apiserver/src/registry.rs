@@ -40,17 +40,34 @@ fn attrs_of(plural: &str, obj: &Value) -> Attrs {
         .into_iter()
         .flatten()
         .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())));
-    let fields = supported_fields(plural).iter().map(|field| {
-        // Walks the dotted path without building a JSON pointer: this runs on every write.
-        let value = match field.split('.').try_fold(obj, |v, key| v.get(key)) {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Bool(b)) => b.to_string(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ => String::new(),
-        };
-        (*field, value)
-    });
+    let fields = supported_fields(plural)
+        .iter()
+        .map(|field| (*field, field_text(obj, field)));
     Attrs::new(labels, fields)
+}
+
+/// The text of the field at dotted `path` in `obj`, as indexed: `""` when missing or not a
+/// scalar. Walks the path without building a JSON pointer: this runs on every write.
+fn field_text(obj: &Value, path: &str) -> String {
+    match path.split('.').try_fold(obj, |v, key| v.get(key)) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Bool(b)) => b.to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The attributes of an object whose write replaced its `status` (now `status`) and nothing
+/// else: `attrs` with the indexed status fields taken again.
+pub fn attrs_with_status(plural: &str, attrs: &Attrs, status: Option<&Value>) -> Attrs {
+    let fields = supported_fields(plural).iter().filter_map(|field| {
+        let in_status = field.strip_prefix("status.")?;
+        Some((
+            *field,
+            status.map(|s| field_text(s, in_status)).unwrap_or_default(),
+        ))
+    });
+    attrs.with_fields(fields)
 }
 
 /// The indexed field of a pod's node (what a binding changes).
@@ -354,7 +371,7 @@ pub fn admit(
                 Some(old) => validate::daemon_set_update(ds, old),
             }
         }),
-        "pods" if matches!(op, Operation::UpdateStatus { .. }) => {
+        "pods" if admits_status_alone(info) && matches!(op, Operation::UpdateStatus { .. }) => {
             admit_status::<PodStatus>(info, obj, validation)
         }
         "pods" => admit_typed::<Pod>(info, op, obj, validation, true, |pod, old| match old {
@@ -397,6 +414,13 @@ pub fn admit(
         ),
         _ => Ok(Vec::new()),
     }
+}
+
+/// Whether this kind's status writes are admitted on `status` alone (see [`admit_status`]), so
+/// that one which changes nothing else can be made as an edit of the stored object
+/// ([`crate::edit`]).
+pub fn admits_status_alone(info: &ResourceInfo) -> bool {
+    info.plural == "pods" && info.group.is_empty()
 }
 
 /// Decodes `obj` into `T`, runs `check` (defaulting and validation) on it, and writes the

@@ -494,6 +494,65 @@ async fn a_pod_status_write_decodes_and_normalizes_its_status_only() {
 }
 
 #[tokio::test]
+async fn a_status_patch_of_status_alone_writes_what_the_general_path_writes() {
+    let r = server().await;
+    // A patch that names `status` alone is made as an edit of the stored pod; the same patch
+    // with another (empty) member goes the general way.
+    for name in ["edited", "general"] {
+        post(&r, PODS, pod(name, json!({"app": "a"}), Some("n1"))).await;
+    }
+    let strategic = "application/strategic-merge-patch+json";
+    let write = |name: &'static str, status: Value| {
+        let r = r.clone();
+        async move {
+            let body = match name {
+                "edited" => json!({ "status": status }),
+                _ => json!({ "metadata": {}, "status": status }),
+            };
+            let path = format!("{PODS}/{name}/status");
+            let (code, v) = call(&r, Method::PATCH, &path, strategic, body).await;
+            assert_eq!(code, StatusCode::OK, "{name}: {v}");
+            v
+        }
+    };
+    let comparable = |mut pod: Value| {
+        for generated in ["name", "uid", "creationTimestamp", "resourceVersion"] {
+            pod["metadata"].as_object_mut().map(|m| m.remove(generated));
+        }
+        pod
+    };
+    let patches = [
+        json!({"phase": "Running", "podIP": "10.0.0.5", "hostIP": "192.168.0.1",
+               "conditions": [
+                   {"type": "PodScheduled", "status": "True", "lastProbeTime": null},
+                   {"type": "Ready", "status": "True", "message": "<ok> & ready"}],
+               "containerStatuses": [{"name": "c", "ready": true, "restartCount": 0,
+                   "image": "busybox", "imageID": "", "state": {"running": {}}}]}),
+        // Conditions merge by type; a null drops a field.
+        json!({"conditions": [{"type": "Ready", "status": "False"}], "podIP": null}),
+        json!(null),
+    ];
+    for (i, status) in patches.into_iter().enumerate() {
+        let edited = write("edited", status.clone()).await;
+        let general = write("general", status).await;
+        assert_eq!(comparable(edited), comparable(general), "patch {i}");
+        if i == 0 {
+            // Indexed as written: both are found by their new phase.
+            let running = get(&r, &format!("{PODS}?fieldSelector=status.phase%3DRunning")).await;
+            assert_eq!(names(&running), ["edited", "general"]);
+        }
+    }
+    // A patch that changes nothing keeps the stored version.
+    let status = json!({"phase": "Running"});
+    let first = write("edited", status.clone()).await;
+    let again = write("edited", status).await;
+    assert_eq!(
+        first["metadata"]["resourceVersion"],
+        again["metadata"]["resourceVersion"]
+    );
+}
+
+#[tokio::test]
 async fn binding_and_eviction_subresources() {
     let r = server().await;
     post(&r, PODS, pod("p", json!({}), None)).await;

@@ -83,17 +83,18 @@ impl Attrs {
             .map(|(_, v)| &**v)
     }
 
-    /// These attributes with indexed field `path` set to `value` (an empty value removes it),
-    /// for a write that changes that field alone ([`Store::update_edited`]).
+    /// These attributes with the indexed `fields` set to the values given (an empty value
+    /// removes one), for a write that changes those fields alone ([`Store::update_edited`]).
     ///
     /// [`Store::update_edited`]: crate::Store::update_edited
-    pub fn with_field(&self, path: &'static str, value: &str) -> Attrs {
-        let fields = self
-            .fields
-            .iter()
-            .filter(|(k, _)| *k != path)
-            .map(|(k, v)| (*k, v.to_string()))
-            .chain(std::iter::once((path, value.to_string())));
+    pub fn with_fields(&self, fields: impl IntoIterator<Item = (&'static str, String)>) -> Attrs {
+        let mut fields: Vec<_> = fields.into_iter().collect();
+        let given = fields.len();
+        for (path, value) in self.fields.iter() {
+            if !fields[..given].iter().any(|(p, _)| p == path) {
+                fields.push((path, value.to_string()));
+            }
+        }
         Attrs::new(self.labels().map(|(k, v)| (k.into(), v.into())), fields)
     }
 }
@@ -300,7 +301,7 @@ mod tests {
     }
 
     #[test]
-    fn with_field_sets_replaces_or_removes_one_field() {
+    fn with_fields_sets_replaces_or_removes_fields() {
         let attrs = Attrs::new(
             [("app".to_string(), "x".to_string())],
             [
@@ -308,24 +309,22 @@ mod tests {
                 ("status.phase", "Running".to_string()),
             ],
         );
-        let moved = attrs.with_field("spec.nodeName", "n2");
+        let moved = attrs.with_fields([("spec.nodeName", "n2".to_string())]);
         assert_eq!(moved.field("spec.nodeName"), Some("n2"));
         assert_eq!(moved.field("status.phase"), Some("Running"));
         assert_eq!(moved.label("app"), Some("x"));
         assert_eq!(
-            attrs.with_field("status.podIP", "10.0.0.1"),
+            attrs.with_fields([
+                ("status.podIP", "10.0.0.1".to_string()),
+                ("status.phase", String::new()),
+            ]),
             Attrs::new(
                 [("app".to_string(), "x".to_string())],
                 [
                     ("spec.nodeName", "n1".to_string()),
-                    ("status.phase", "Running".to_string()),
                     ("status.podIP", "10.0.0.1".to_string()),
                 ],
             )
-        );
-        assert_eq!(
-            attrs.with_field("spec.nodeName", "").field("spec.nodeName"),
-            None
         );
     }
 

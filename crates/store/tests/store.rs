@@ -39,7 +39,7 @@ async fn an_edit_of_the_stored_bytes_is_stamped_escaped_and_indexed_as_given() {
     let a = s.create("pods/ns/a", obj("a", "one")).await.unwrap();
     let stored = std::str::from_utf8(&a.json).unwrap();
     let edited = stored.replace(r#""x":1"#, r#""x":"<2>""#);
-    let attrs = a.attrs.with_field("spec.nodeName", "n1");
+    let attrs = a.attrs.with_fields([("spec.nodeName", "n1".to_string())]);
     let b = s
         .update_edited("pods/ns/a", edited, attrs.clone(), a.rv)
         .await
