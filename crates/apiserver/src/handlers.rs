@@ -714,15 +714,19 @@ fn status_edit(
     patch_type: PatchType,
     old: &Entry,
 ) -> Result<Option<StatusEdit>, ApiError> {
-    let status_alone = |body: &[u8]| {
-        crate::codec::ObjectMembers::all(body)
-            .is_some_and(|members| matches!(&members[..], [(name, _)] if name == "status"))
-    };
     if req.target.subresource.as_deref() != Some("status")
         || !registry::admits_status_alone(req.target.info)
         || patch_type == PatchType::Json
         || req.query.dry_run()
-        || !status_alone(&req.body)
+    {
+        return Ok(None);
+    }
+    let Ok(patch) = serde_json::from_slice::<Value>(&req.body) else {
+        return Ok(None);
+    };
+    if !patch
+        .as_object()
+        .is_some_and(|members| members.len() == 1 && members.contains_key("status"))
     {
         return Ok(None);
     }
@@ -740,7 +744,7 @@ fn status_edit(
     }
     let original = Value::Object(original);
     let mut patched =
-        pernode_patch::apply(patch_type, &original, &req.body).map_err(patch_error)?;
+        pernode_patch::apply_parsed(patch_type, &original, patch).map_err(patch_error)?;
     let op = Operation::UpdateStatus { old: &original };
     let warnings = registry::admit(
         req.target.info,

@@ -155,6 +155,22 @@ pub fn apply(patch_type: PatchType, original: &Value, patch: &[u8]) -> Result<Va
     }
 }
 
+/// [`apply`] with a merge or strategic merge patch already parsed, for callers that read the
+/// patch first. A JSON patch (a list of operations) is refused as a body that is not one.
+pub fn apply_parsed(
+    patch_type: PatchType,
+    original: &Value,
+    patch: Value,
+) -> Result<Value, PatchError> {
+    match patch_type {
+        PatchType::Json => Err(PatchError::Malformed(
+            "a JSON patch is applied from its bytes".to_string(),
+        )),
+        PatchType::Merge => merge_parsed(original, Some(patch)),
+        PatchType::StrategicMerge => strategic_merge(original, patch),
+    }
+}
+
 fn apply_json_patch(original: &Value, patch: &[u8]) -> Result<Value, PatchError> {
     let patch: json_patch::Patch =
         serde_json::from_slice(patch).map_err(|e| PatchError::Malformed(e.to_string()))?;
@@ -173,11 +189,14 @@ fn apply_json_patch(original: &Value, patch: &[u8]) -> Result<Value, PatchError>
 }
 
 fn apply_merge_patch(original: &Value, patch: &[u8]) -> Result<Value, PatchError> {
+    merge_parsed(original, serde_json::from_slice(patch).ok())
+}
+
+fn merge_parsed(original: &Value, patch: Option<Value>) -> Result<Value, PatchError> {
     // evanphx/json-patch answers ErrBadJSONPatch ("Invalid JSON Patch") for bodies that are not
     // JSON and for `null`; a non-object would replace the whole object and then fail to decode
     // upstream, so it is refused here as well.
-    let patch: Value = serde_json::from_slice(patch)
-        .ok()
+    let patch = patch
         .filter(Value::is_object)
         .ok_or_else(|| PatchError::Malformed("Invalid JSON Patch".to_string()))?;
     let mut doc = original.clone();

@@ -823,3 +823,27 @@ fn patch_types_from_content_types() {
         assert_eq!(PatchType::from_content_type(ty.content_type()), Some(ty));
     }
 }
+
+#[test]
+fn a_parsed_patch_applies_as_its_bytes_do() {
+    let original = json!({"status": {"phase": "Pending", "conditions": [
+        {"type": "Ready", "status": "False"}, {"type": "PodScheduled", "status": "True"}]}});
+    let body =
+        r#"{"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}"#;
+    let parsed: Value = serde_json::from_str(body).expect("patch JSON");
+    for patch_type in [PatchType::StrategicMerge, PatchType::Merge] {
+        assert_eq!(
+            pernode_patch::apply_parsed(patch_type, &original, parsed.clone()),
+            apply(patch_type, &original, body.as_bytes()),
+            "{patch_type:?}"
+        );
+    }
+    assert_eq!(
+        pernode_patch::apply_parsed(PatchType::Merge, &original, json!([1])),
+        Err(PatchError::Malformed("Invalid JSON Patch".to_string()))
+    );
+    assert!(matches!(
+        pernode_patch::apply_parsed(PatchType::Json, &original, json!([])),
+        Err(PatchError::Malformed(_))
+    ));
+}
