@@ -509,14 +509,12 @@ impl From<ContainerDemand> for Container {
     }
 }
 
-/// A pod of the shared watch as the scheduler reads it: who it is and whether it is being
-/// deleted; what it asks of a node (requests, host ports), where it may go (node selector,
-/// affinity, tolerations) and whose it is (`schedulerName`); its phase and PodScheduled
-/// condition. A bound pod only places its demand on its node, so its tolerations and
-/// condition are left out.
+/// An unbound pod of the shared watch as the scheduler reads it to schedule it: who it is and
+/// whether it is being deleted; what it asks of a node (requests, host ports), where it may go
+/// (node selector, affinity, tolerations) and whose it is (`schedulerName`); its phase and
+/// PodScheduled condition. (A bound pod places its demand alone: [`demand_spec`].)
 pub(crate) fn scheduling_pod(p: &ControllerPod) -> Pod {
     let m = &p.metadata;
-    let bound = p.spec.as_ref().is_some_and(|s| s.node_name.is_some());
     let demands = |cs: &[ContainerDemand]| -> Vec<Container> {
         cs.iter().cloned().map(Container::from).collect()
     };
@@ -534,7 +532,7 @@ pub(crate) fn scheduling_pod(p: &ControllerPod) -> Pod {
             scheduler_name: s.scheduler_name.clone(),
             node_selector: s.node_selector.clone(),
             affinity: s.affinity.clone().map(Affinity::from),
-            tolerations: if bound { None } else { s.tolerations.clone() },
+            tolerations: s.tolerations.clone(),
             containers: demands(&s.containers),
             init_containers: s.init_containers.as_deref().map(demands),
             overhead: s.overhead.clone(),
@@ -542,14 +540,24 @@ pub(crate) fn scheduling_pod(p: &ControllerPod) -> Pod {
         }),
         status: p.status.as_ref().map(|s| PodStatus {
             phase: s.phase.clone(),
-            conditions: if bound {
-                None
-            } else {
-                s.scheduled.clone().map(|c| vec![c])
-            },
+            conditions: s.scheduled.clone().map(|c| vec![c]),
             ..PodStatus::default()
         }),
     }
+}
+
+/// What a pod of the shared watch asks of its node, as a spec for the scheduler's demand
+/// (`fit::spec_demand`): its containers' and init containers' demands and its overhead.
+pub(crate) fn demand_spec(p: &ControllerPod) -> Option<PodSpec> {
+    let demands = |cs: &[ContainerDemand]| -> Vec<Container> {
+        cs.iter().cloned().map(Container::from).collect()
+    };
+    p.spec.as_ref().map(|s| PodSpec {
+        containers: demands(&s.containers),
+        init_containers: s.init_containers.as_deref().map(demands),
+        overhead: s.overhead.clone(),
+        ..PodSpec::default()
+    })
 }
 
 impl<S, St> PodOf<S, St> {
@@ -1362,17 +1370,12 @@ mod tests {
     }
 
     #[test]
-    fn a_bound_pod_reaches_the_scheduler_without_tolerations_or_conditions() {
-        use crate::scheduler::fit::pod_demand;
+    fn a_bound_pod_places_the_demand_of_the_whole_pod() {
+        use crate::scheduler::fit::{pod_demand, spec_demand};
         let full: Pod = decode(full_pod());
-        let pod = scheduling_pod(&decode::<ControllerPod>(full_pod()));
-        assert_eq!(pod_demand(&pod), pod_demand(&full));
-        let spec = pod.spec.clone().unwrap();
-        assert_eq!(spec.node_name.as_deref(), Some("n"));
-        assert_eq!(spec.tolerations, None);
-        let status = pod.status.unwrap();
-        assert_eq!(status.phase, full.status.unwrap().phase);
-        assert_eq!(status.conditions, None);
+        let spec = demand_spec(&decode::<ControllerPod>(full_pod())).unwrap();
+        assert_eq!(spec_demand(&spec), pod_demand(&full));
+        assert!(!spec_demand(&spec).host_ports.is_empty());
     }
 
     #[test]

@@ -144,12 +144,14 @@ pub fn pod_host_ports(spec: &PodSpec) -> Vec<HostPort> {
 
 /// The demand of a pod.
 pub fn pod_demand(pod: &Pod) -> PodDemand {
-    match &pod.spec {
-        Some(spec) => PodDemand {
-            requests: pod_requests(spec),
-            host_ports: pod_host_ports(spec),
-        },
-        None => PodDemand::default(),
+    pod.spec.as_ref().map(spec_demand).unwrap_or_default()
+}
+
+/// The demand of a pod's spec.
+pub fn spec_demand(spec: &PodSpec) -> PodDemand {
+    PodDemand {
+        requests: pod_requests(spec),
+        host_ports: pod_host_ports(spec),
     }
 }
 
@@ -199,6 +201,14 @@ impl NodeUsage {
     /// Number of pods.
     pub fn pod_count(&self) -> usize {
         self.pods.len()
+    }
+
+    /// The demand accounted for the pod with this UID.
+    pub fn demand(&self, uid: &str) -> Option<&PodDemand> {
+        self.pods
+            .iter()
+            .find(|(u, _)| **u == *uid)
+            .map(|(_, d)| &**d)
     }
 
     /// Whether the pod with this UID is accounted for.

@@ -40,11 +40,12 @@ use tracing::{debug, info, warn};
 
 use crate::pod_watch::{PodEvents, PodWatch};
 use crate::trim::{
-    Allocatable, ControllerPod, Keep, NodeRecord, Recent, SchedulingNode, scheduling_pod,
+    Allocatable, ControllerPod, Keep, NodeRecord, Recent, SchedulingNode, demand_spec,
+    scheduling_pod,
 };
 use crate::workqueue::WorkQueue;
 use events::{EventRecorder, event_channel};
-use fit::{NodeUsage, PodDemand, fit_error_message, fits, is_ours, pod_demand};
+use fit::{NodeUsage, PodDemand, fit_error_message, fits, is_ours, pod_demand, spec_demand};
 use pernode_core::scheduling::target_node_name;
 
 /// Errors of the scheduler.
@@ -112,6 +113,16 @@ struct Cache {
 
 impl Cache {
     fn place(&mut self, uid: &str, node: &str, demand: PodDemand) {
+        // Most events of a bound pod (its status changing) leave its demand where it was.
+        let unchanged = self.placed.get(uid).is_some_and(|n| n == node)
+            && self
+                .usage
+                .get(node)
+                .and_then(|u| u.demand(uid))
+                .is_some_and(|d| *d == demand);
+        if unchanged {
+            return;
+        }
         self.unplace(uid);
         let demand = self.demands.share(demand);
         self.usage
@@ -286,10 +297,10 @@ impl Scheduler {
         let mut seen: HashSet<String> = HashSet::new();
         while let Some(ev) = stream.next().await {
             match ev {
-                Event::Apply(p) => self.pod_seen(scheduling_pod(&p)),
+                Event::Apply(p) => self.pod_seen(&p),
                 Event::InitApply(p) => {
                     seen.insert(p.metadata.uid.clone().unwrap_or_default());
-                    self.pod_seen(scheduling_pod(&p));
+                    self.pod_seen(&p);
                 }
                 Event::Delete(p) => self.pod_gone(&p),
                 Event::Init => seen.clear(),
@@ -320,34 +331,48 @@ impl Scheduler {
         Err(Error::Task("pod watch ended".into()))
     }
 
-    fn pod_seen(&self, pod: Pod) {
-        let key = pod_key(&pod);
-        let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let node = pod
+    fn pod_seen(&self, p: &ControllerPod) {
+        let node = p
             .spec
             .as_ref()
-            .and_then(|s| s.node_name.clone())
-            .unwrap_or_default();
-        let mut c = self.lock();
-        if !node.is_empty() {
-            c.pending.remove(&key);
-            c.unschedulable.remove(&key);
-            c.reported.remove(&uid);
-            c.assumed.remove(&uid);
-            if pernode_core::pod::is_pod_terminal(&pod) {
-                // A finished pod frees its node's resources.
-                if c.unplace(&uid).is_some() {
-                    let retry = c.retry_candidates(&node);
-                    drop(c);
-                    for k in retry {
-                        self.queue.add(k);
-                    }
-                }
-            } else {
-                c.place(&uid, &node, pod_demand(&pod));
-            }
-            return;
+            .and_then(|s| s.node_name.as_deref())
+            .filter(|n| !n.is_empty());
+        match node {
+            Some(node) => self.bound_pod_seen(p, node),
+            None => self.unbound_pod_seen(scheduling_pod(p)),
         }
+    }
+
+    /// A bound pod only places its demand on its node (read without building the pod the
+    /// scheduling of an unbound one reads), or, finished, frees it.
+    fn bound_pod_seen(&self, p: &ControllerPod, node: &str) {
+        let (ns, name) = p.ns_name();
+        let key = (ns.to_string(), name.to_string());
+        let uid = p.metadata.uid.as_deref().unwrap_or_default();
+        let mut c = self.lock();
+        c.pending.remove(&key);
+        c.unschedulable.remove(&key);
+        c.reported.remove(uid);
+        c.assumed.remove(uid);
+        let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+        if pernode_core::pod::is_terminal_phase(phase) {
+            // A finished pod frees its node's resources.
+            if c.unplace(uid).is_some() {
+                let retry = c.retry_candidates(node);
+                drop(c);
+                for k in retry {
+                    self.queue.add(k);
+                }
+            }
+        } else {
+            let demand = demand_spec(p).as_ref().map(spec_demand).unwrap_or_default();
+            c.place(uid, node, demand);
+        }
+    }
+
+    fn unbound_pod_seen(&self, pod: Pod) {
+        let key = pod_key(&pod);
+        let mut c = self.lock();
         if pod.metadata.deletion_timestamp.is_some()
             || !self.ours(&pod)
             || pernode_core::pod::is_pod_terminal(&pod)
@@ -580,5 +605,34 @@ impl Scheduler {
             .record(pod, "Warning", "FailedScheduling", message.to_string());
         self.lock().reported.insert(uid, message.to_string());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demand(cpu: i128) -> PodDemand {
+        PodDemand {
+            requests: [("cpu".to_string(), cpu)].into_iter().collect(),
+            ..PodDemand::default()
+        }
+    }
+
+    #[test]
+    fn placing_a_pod_again_accounts_its_latest_demand_once() {
+        let mut c = Cache::default();
+        c.place("u1", "n1", demand(100));
+        c.place("u1", "n1", demand(100));
+        assert_eq!(c.usage["n1"].requested("cpu"), 100);
+        // A resized pod: its new demand replaces the old one.
+        c.place("u1", "n1", demand(300));
+        assert_eq!(c.usage["n1"].requested("cpu"), 300);
+        assert_eq!(c.usage["n1"].pod_count(), 1);
+        // Seen on another node: moved there.
+        c.place("u1", "n2", demand(300));
+        assert!(!c.usage.contains_key("n1"));
+        assert_eq!(c.usage["n2"].requested("cpu"), 300);
+        assert_eq!(c.placed["u1"], "n2");
     }
 }
