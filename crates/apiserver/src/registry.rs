@@ -416,7 +416,7 @@ pub fn admit(
     }
 }
 
-/// Whether this kind's status writes are admitted on `status` alone (see [`admit_status`]), so
+/// Whether this kind's status writes are admitted on `status` alone (`admit_status`), so
 /// that one which changes nothing else can be made as an edit of the stored object
 /// ([`crate::edit`]).
 pub fn admits_status_alone(info: &ResourceInfo) -> bool {
