@@ -613,66 +613,19 @@ async fn patch(state: &AppState, req: &Request) -> Result<Response, ApiError> {
             .store
             .get(&key)
             .ok_or_else(|| not_found(&req.target))?;
-        match status_edit(req, patch_type, &old)? {
-            Some(StatusEdit::Unchanged { warnings }) => {
-                return Ok(with_warnings(
-                    json_response(StatusCode::OK, old.json),
-                    &warnings,
-                ));
-            }
+        let (written, warnings) = match status_edit(req, patch_type, &old)? {
+            Some(StatusEdit::Unchanged { warnings }) => (Ok(old), warnings),
             Some(StatusEdit::Changed {
                 json,
                 attrs,
                 warnings,
-            }) => match state.store.update_edited(&key, json, attrs, old.rv).await {
-                Ok(entry) => {
-                    return Ok(with_warnings(
-                        json_response(StatusCode::OK, entry.json),
-                        &warnings,
-                    ));
-                }
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(store_error(&req.target, &name, e)),
-            },
-            None => {}
-        }
-        let old_value = parse_entry(&old)?;
-        let mut patched =
-            pernode_patch::apply(patch_type, &old_value, &req.body).map_err(patch_error)?;
-        if !patched.is_object() {
-            return Err(ApiError::bad_request("the patch did not produce an object"));
-        }
-        // A resourceVersion in the patch is a precondition (kubectl apply uses this).
-        let pinned = rv_of(&patched).is_some_and(|rv| rv != old.rv.to_string());
-        if pinned {
-            return Err(ApiError::modified(
-                req.target.group(),
-                req.target.plural(),
-                &name,
-            ));
-        }
-        check_type(&req.target, &mut patched)?;
-        if patched.pointer("/metadata/name").and_then(Value::as_str) != Some(name.as_str()) {
-            return Err(ApiError::bad_request(
-                "metadata.name: the name of an object cannot be changed by a patch",
-            ));
-        }
-        let Computed {
-            new,
-            expected_rv,
-            warnings,
-        } = compute_update(req, &old, &old_value, patched)?;
-        match commit_update(
-            state,
-            &req.target,
-            &old,
-            &old_value,
-            new,
-            expected_rv,
-            req.query.dry_run(),
-        )
-        .await?
-        {
+            }) => (
+                state.store.update_edited(&key, json, attrs, old.rv).await,
+                warnings,
+            ),
+            None => patch_as_tree(state, req, patch_type, &old, &name).await?,
+        };
+        match written {
             Ok(entry) => {
                 return Ok(with_warnings(
                     json_response(StatusCode::OK, entry.json),
@@ -688,6 +641,54 @@ async fn patch(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         req.target.plural(),
         &name,
     ))
+}
+
+/// The general patch: the stored object parsed, patched, admitted and written whole. Returns
+/// the write's outcome (a conflict is retried by the caller) and the warnings.
+async fn patch_as_tree(
+    state: &AppState,
+    req: &Request,
+    patch_type: PatchType,
+    old: &Entry,
+    name: &str,
+) -> Result<(Result<Entry, StoreError>, Vec<String>), ApiError> {
+    let old_value = parse_entry(old)?;
+    let mut patched =
+        pernode_patch::apply(patch_type, &old_value, &req.body).map_err(patch_error)?;
+    if !patched.is_object() {
+        return Err(ApiError::bad_request("the patch did not produce an object"));
+    }
+    // A resourceVersion in the patch is a precondition (kubectl apply uses this).
+    let pinned = rv_of(&patched).is_some_and(|rv| rv != old.rv.to_string());
+    if pinned {
+        return Err(ApiError::modified(
+            req.target.group(),
+            req.target.plural(),
+            name,
+        ));
+    }
+    check_type(&req.target, &mut patched)?;
+    if patched.pointer("/metadata/name").and_then(Value::as_str) != Some(name) {
+        return Err(ApiError::bad_request(
+            "metadata.name: the name of an object cannot be changed by a patch",
+        ));
+    }
+    let Computed {
+        new,
+        expected_rv,
+        warnings,
+    } = compute_update(req, old, &old_value, patched)?;
+    let written = commit_update(
+        state,
+        &req.target,
+        old,
+        &old_value,
+        new,
+        expected_rv,
+        req.query.dry_run(),
+    )
+    .await?;
+    Ok((written, warnings))
 }
 
 /// A status patch made as an edit of the stored object (see [`status_edit`]).
