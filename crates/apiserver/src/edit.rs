@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::codec::ObjectMembers;
+use pernode_core::json::ObjectMembers;
 
 /// Why a stored object is not edited.
 #[derive(Debug, PartialEq, Eq)]

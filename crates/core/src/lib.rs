@@ -6,6 +6,7 @@
 //!
 //! - [`labels`]: label selectors (string syntax and `metav1.LabelSelector`), label formatting.
 //! - [`fields`]: field selectors (`metadata.name=x,spec.nodeName!=y`).
+//! - [`json`]: a JSON object's members as slices, to read or edit a few fields of a large one.
 //! - [`names`]: name, label key and label value syntax with upstream's messages.
 //! - [`quantity`]: resource quantities (`100m`, `2Gi`, `1e3`).
 //! - [`scheduling`]: taints/tolerations, node selectors and required node affinity.
@@ -16,6 +17,7 @@
 
 pub mod duration;
 pub mod fields;
+pub mod json;
 pub mod labels;
 pub mod names;
 pub mod pod;
