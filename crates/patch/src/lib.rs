@@ -96,7 +96,7 @@ pub enum PatchError {
     /// [`PatchError::JsonPatchFailed`]): "lists of lists are not supported".
     #[error("{0}")]
     UnprocessableStrategicPatch(String),
-    /// Any other strategic merge patch failure: an item without its merge key ("map: map[image:x]
+    /// Any other strategic merge patch failure: an item without its merge key ("map: map\[image:x\]
     /// does not contain declared merge key: name"), an unknown `$patch` value, a patch list out
     /// of `$setElementOrder` order. Upstream returns these as plain Go errors, which the API
     /// server turns into **500** with an empty reason (`StatusReasonUnknown`) and the error text

@@ -10,7 +10,7 @@
 //!   [`MemoryBackend`] for tests; an etcd backend can implement the same two methods.
 //! - [`Watcher`] reads the ring from a resourceVersion on; too old a start (or falling behind)
 //!   gives [`StoreError::Expired`], which the API server turns into 410 Gone.
-//! - [`bench`] measures write throughput for `pernode bench` and `examples/store_bench.rs`.
+//! - [`bench`](mod@bench) measures write throughput for `pernode bench` and `examples/store_bench.rs`.
 
 mod backend;
 pub mod bench;

@@ -2,7 +2,7 @@
 //!
 //! [`run`] registers the host as a Node (capacity and allocatable from the host; labels and
 //! taints as given), keeps its Ready condition and its Lease in kube-node-lease fresh, watches
-//! the pods bound to it and runs each as processes ([`worker`]): `command`/`args` (or the
+//! the pods bound to it and runs each as processes (`worker`): `command`/`args` (or the
 //! [`env::ImageMap`] entry of an image when the pod gives no command), `env` with `fieldRef`s,
 //! `workingDir`, hostPath volumes, output captured per container instance, restart policy with
 //! CrashLoopBackOff ([`backoff`]), startup/liveness/readiness probes ([`probe`]), graceful

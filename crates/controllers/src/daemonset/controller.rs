@@ -2,7 +2,7 @@
 //! Pods, Nodes and ControllerRevisions feeding local caches, event handlers that lower
 //! expectations and enqueue DaemonSets, a work queue with per-key exponential backoff in which
 //! no key is handled by two workers at once, an event recorder, and the workers running
-//! [`super::sync::sync_daemonset`].
+//! `sync::sync_daemonset`.
 //!
 //! The caches are our own (not `kube::runtime::reflector`) because the handlers need the old
 //! and new object of every change (R165, R167, R168) and relists must turn into deletes.

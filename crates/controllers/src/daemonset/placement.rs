@@ -5,7 +5,7 @@
 //! template with the default tolerations of R20) against the node's labels, name and taints,
 //! through pernode-core's predicates. Nothing else about the node is consulted (R8): not its
 //! conditions, not `spec.unschedulable` itself, not its capacity. Nodes are read through
-//! [`NodeView`], so the controller's cached records and whole `Node`s are judged alike.
+//! `NodeView`, so the controller's cached records and whole `Node`s are judged alike.
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, PodSpec};

@@ -1,6 +1,6 @@
 //! Daemon pods: how the pod for a node is built (R15-R21), which node a pod belongs to (§0
 //! target node), the order used to pick "the oldest" pod, and updatedness (§0, R60), the
-//! latter over the pods the controller caches ([`PodRecord`]).
+//! latter over the pods the controller caches (`PodRecord`).
 //!
 //! Mirrors upstream's `pkg/controller/daemon/util/daemonset_util.go` and `GetPodFromTemplate`.
 

@@ -2,7 +2,7 @@
 //! plan per-node creates and deletes, roll, clean history, write status.
 //!
 //! The first half of this file is pure planning over k8s-openapi types and the pods the
-//! controller caches (unit tested rule by rule); [`sync_daemonset`] at the end executes a plan
+//! controller caches (unit tested rule by rule); `sync_daemonset` at the end executes a plan
 //! through the API.
 
 use std::collections::{BTreeMap, BTreeSet};
