@@ -515,9 +515,6 @@ impl From<ContainerDemand> for Container {
 /// PodScheduled condition. (A bound pod places its demand alone: [`demand_spec`].)
 pub(crate) fn scheduling_pod(p: &ControllerPod) -> Pod {
     let m = &p.metadata;
-    let demands = |cs: &[ContainerDemand]| -> Vec<Container> {
-        cs.iter().cloned().map(Container::from).collect()
-    };
     Pod {
         metadata: ObjectMeta {
             name: m.name.clone(),
@@ -533,10 +530,7 @@ pub(crate) fn scheduling_pod(p: &ControllerPod) -> Pod {
             node_selector: s.node_selector.clone(),
             affinity: s.affinity.clone().map(Affinity::from),
             tolerations: s.tolerations.clone(),
-            containers: demands(&s.containers),
-            init_containers: s.init_containers.as_deref().map(demands),
-            overhead: s.overhead.clone(),
-            ..PodSpec::default()
+            ..spec_of_demands(s)
         }),
         status: p.status.as_ref().map(|s| PodStatus {
             phase: s.phase.clone(),
@@ -549,15 +543,20 @@ pub(crate) fn scheduling_pod(p: &ControllerPod) -> Pod {
 /// What a pod of the shared watch asks of its node, as a spec for the scheduler's demand
 /// (`fit::spec_demand`): its containers' and init containers' demands and its overhead.
 pub(crate) fn demand_spec(p: &ControllerPod) -> Option<PodSpec> {
+    p.spec.as_ref().map(spec_of_demands)
+}
+
+/// A spec with `s`'s containers' and init containers' demands and its overhead only.
+fn spec_of_demands(s: &ControllerPodSpec) -> PodSpec {
     let demands = |cs: &[ContainerDemand]| -> Vec<Container> {
         cs.iter().cloned().map(Container::from).collect()
     };
-    p.spec.as_ref().map(|s| PodSpec {
+    PodSpec {
         containers: demands(&s.containers),
         init_containers: s.init_containers.as_deref().map(demands),
         overhead: s.overhead.clone(),
         ..PodSpec::default()
-    })
+    }
 }
 
 impl<S, St> PodOf<S, St> {
