@@ -22,8 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
-/// Annotation that marks a Node as run by the simulator.
-pub const SIMULATED_ANNOTATION: &str = "pernode.io/simulated";
+pub use pernode_core::simulated::SIMULATED_ANNOTATION;
 /// Annotation asking the simulator to make a pod's containers exit with the given code.
 pub const SIMULATE_EXIT_ANNOTATION: &str = "pernode.io/simulate-exit";
 /// Image tags ending in this suffix never pull.
@@ -43,10 +42,7 @@ pub const KUBELET_POD_CONDITIONS: [&str; 5] = [
 
 /// Whether a Node's metadata carries `pernode.io/simulated: "true"`.
 pub fn is_simulated(meta: &ObjectMeta) -> bool {
-    meta.annotations
-        .as_ref()
-        .and_then(|a| a.get(SIMULATED_ANNOTATION))
-        .is_some_and(|v| v == "true")
+    pernode_core::simulated::is_simulated(meta.annotations.as_ref())
 }
 
 // ---- views ------------------------------------------------------------------------------

@@ -171,6 +171,12 @@ impl ApiError {
         )
     }
 
+    /// An error upstream has no Status for (a failed dial, say): 500 with no reason, so kubectl
+    /// prints `Error from server: <message>` as kube-apiserver's `ErrorToAPIStatus` makes it.
+    pub fn unknown(message: impl Into<String>) -> Self {
+        Self::new(500, "", message)
+    }
+
     pub fn unprocessable(message: impl Into<String>) -> Self {
         Self::new(422, "UnprocessableEntity", message)
     }
@@ -186,6 +192,12 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        // StatusReasonUnknown is "" and omitted, as metav1.Status encodes it.
+        if self.reason.is_empty()
+            && let Some(s) = status.as_object_mut()
+        {
+            s.remove("reason");
+        }
         if let Some(d) = &self.details {
             let mut details = serde_json::Map::new();
             details.insert("name".into(), json!(d.name));

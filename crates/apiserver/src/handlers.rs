@@ -49,7 +49,7 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiE
     match (&req.method, has_name, sub.as_deref()) {
         (&Method::GET, true, None | Some("status")) if req.query.watch() => watch_named(state, req),
         (&Method::GET, true, None | Some("status")) => get(&state, &req),
-        (&Method::GET, true, Some("log")) => crate::logs::pod_log(&state, &req).await,
+        (&Method::GET, true, Some("log")) => crate::node_proxy::logs::pod_log(&state, &req).await,
         (&Method::GET, false, None) if req.query.watch() => watch_collection(state, req),
         (&Method::GET, false, None) => list(&state, &req),
         (&Method::POST, false, None) => create(&state, &req).await,

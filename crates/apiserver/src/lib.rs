@@ -17,7 +17,7 @@ pub mod edit;
 pub mod error;
 pub mod filter;
 pub mod handlers;
-pub mod logs;
+pub mod node_proxy;
 pub mod params;
 pub mod registry;
 pub mod target;
@@ -40,6 +40,8 @@ use crate::error::ApiError;
 /// Shared state of the API server.
 pub struct AppState {
     pub store: Store,
+    /// The only way out to nodes (kubelets): see [`node_proxy`].
+    pub node_dialer: node_proxy::NodeDialer,
     /// Flips to true when the server shuts down, so open watch streams end.
     pub shutdown: signal::Receiver<bool>,
     /// Requests dispatched since start (for `pernode bench`).
@@ -55,9 +57,19 @@ pub struct ApiServer {
 impl ApiServer {
     /// Wraps a store, creating the system namespaces if they are missing.
     pub async fn new(store: Store) -> Result<ApiServer, ApiError> {
+        ApiServer::with_node_dialer(store, node_proxy::NodeDialer::default()).await
+    }
+
+    /// As [`ApiServer::new`], dialling nodes through `node_dialer` (tests count and restrict
+    /// the server's outbound connections with it).
+    pub async fn with_node_dialer(
+        store: Store,
+        node_dialer: node_proxy::NodeDialer,
+    ) -> Result<ApiServer, ApiError> {
         let (shutdown, rx) = signal::channel(false);
         let state = Arc::new(AppState {
             store,
+            node_dialer,
             shutdown: rx,
             requests: Default::default(),
         });
@@ -189,7 +201,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
     state
         .requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
     tracing::trace!(method = %parts.method, %path, query = parts.uri.query().unwrap_or(""), "request");
     let accept = parts
@@ -221,7 +233,13 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         headers: parts.headers,
         body,
     };
-    match handlers::handle(state, req).await {
+    let result = if node_proxy::connect::is_connect(&req) {
+        let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+        node_proxy::connect::serve(&state, req, upgrade).await
+    } else {
+        handlers::handle(state, req).await
+    };
+    match result {
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(method = %parts.method, %path, code = e.code, message = %e.message, "request failed");

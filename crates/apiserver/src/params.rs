@@ -14,6 +14,8 @@ use crate::error::ApiError;
 #[derive(Debug, Default)]
 pub struct Query {
     raw: HashMap<String, String>,
+    /// The query string as sent, for requests forwarded to a node (exec's repeated `command`).
+    original: String,
 }
 
 impl Query {
@@ -23,7 +25,15 @@ impl Query {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             raw.insert(decode(k), decode(v));
         }
-        Query { raw }
+        Query {
+            raw,
+            original: query.unwrap_or("").to_string(),
+        }
+    }
+
+    /// The query string as the client sent it.
+    pub fn as_str(&self) -> &str {
+        &self.original
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {

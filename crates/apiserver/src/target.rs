@@ -13,6 +13,8 @@ pub struct Target {
     pub namespace: Option<String>,
     pub name: Option<String>,
     pub subresource: Option<String>,
+    /// What follows `/proxy/` in a `nodes/{name}/proxy/{path}` request (`stats/summary`).
+    pub proxy_path: Option<String>,
 }
 
 impl Target {
@@ -75,17 +77,18 @@ pub fn parse(path: &str) -> Result<Option<Target>, ApiError> {
             if pernode_resources::find(group, version, plural).is_some_and(|i| i.namespaced) =>
         {
             let info = lookup(plural)?;
-            let (name, sub) = name_and_sub(tail)?;
+            let (name, sub, proxy_path) = name_and_sub(tail)?;
             Target {
                 info,
                 namespace: Some(ns.to_string()),
                 name,
                 subresource: sub,
+                proxy_path,
             }
         }
         [plural, tail @ ..] => {
             let info = lookup(plural)?;
-            let (name, sub) = name_and_sub(tail)?;
+            let (name, sub, proxy_path) = name_and_sub(tail)?;
             // A namespaced resource without /namespaces/ is the all-namespaces collection; it
             // has no named objects.
             if info.namespaced && name.is_some() {
@@ -96,6 +99,7 @@ pub fn parse(path: &str) -> Result<Option<Target>, ApiError> {
                 namespace: None,
                 name,
                 subresource: sub,
+                proxy_path,
             }
         }
         [] => return Ok(None),
@@ -108,11 +112,19 @@ pub fn parse(path: &str) -> Result<Option<Target>, ApiError> {
     Ok(Some(target))
 }
 
-fn name_and_sub(tail: &[&str]) -> Result<(Option<String>, Option<String>), ApiError> {
+/// Name, subresource, and the path after `proxy/` (which may have any number of segments).
+type NameAndSub = (Option<String>, Option<String>, Option<String>);
+
+fn name_and_sub(tail: &[&str]) -> Result<NameAndSub, ApiError> {
     match tail {
-        [] => Ok((None, None)),
-        [name] => Ok((Some(name.to_string()), None)),
-        [name, sub] => Ok((Some(name.to_string()), Some(sub.to_string()))),
+        [] => Ok((None, None, None)),
+        [name] => Ok((Some(name.to_string()), None, None)),
+        [name, "proxy", rest @ ..] => Ok((
+            Some(name.to_string()),
+            Some("proxy".to_string()),
+            Some(rest.join("/")),
+        )),
+        [name, sub] => Ok((Some(name.to_string()), Some(sub.to_string()), None)),
         _ => Err(ApiError::no_route()),
     }
 }
@@ -147,6 +159,14 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(t.subresource.as_deref(), Some("eviction"));
+
+        let t = parse("/api/v1/nodes/n1/proxy/stats/summary")
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.subresource.as_deref(), Some("proxy"));
+        assert_eq!(t.proxy_path.as_deref(), Some("stats/summary"));
+        let t = parse("/api/v1/nodes/n1/proxy").unwrap().unwrap();
+        assert_eq!(t.proxy_path.as_deref(), Some(""));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`quantity`]: resource quantities (`100m`, `2Gi`, `1e3`).
 //! - [`scheduling`]: taints/tolerations, node selectors and required node affinity.
 //! - [`pod`]: pod readiness, availability and terminal phases.
+//! - [`simulated`]: simulated nodes: their annotation and the logs their kubelet stands for.
 //! - [`duration`]: the human durations of the AGE column.
 //! - [`resource`]: [`resource_like!`], compact watch types that kube treats as the type they
 //!   stand for.
@@ -24,6 +25,7 @@ pub mod pod;
 pub mod quantity;
 pub mod resource;
 pub mod scheduling;
+pub mod simulated;
 
 pub mod goquote;
 

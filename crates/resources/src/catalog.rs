@@ -74,6 +74,35 @@ const fn status(group: &'static str, kind: &'static str) -> SubresourceInfo {
     }
 }
 
+/// Verbs of a connect subresource (pods/exec, attach, portforward): GET and POST, as upstream.
+const CONNECT_VERBS: &[&str] = &["create", "get"];
+/// Verbs of nodes/proxy, as upstream lists them.
+const PROXY_VERBS: &[&str] = &["create", "delete", "get", "patch", "update"];
+
+/// A core/v1 subresource that connects to the node (its kind is the `*Options` type of the
+/// connection, as discovery lists it).
+const fn connect(
+    name: &'static str,
+    kind: &'static str,
+    verbs: &'static [&'static str],
+) -> SubresourceInfo {
+    SubresourceInfo {
+        name,
+        group: "",
+        version: "v1",
+        kind,
+        verbs,
+    }
+}
+
+impl SubresourceInfo {
+    /// Whether requests to it are connections to the node (exec, attach, portforward, proxy):
+    /// upstream's `connect` action, with an `*Options` kind and no object body.
+    pub fn is_connect(&self) -> bool {
+        self.kind.ends_with("Options")
+    }
+}
+
 /// All served resources. Order: core first, then the groups in the order `/apis` lists them.
 pub static RESOURCES: &[ResourceInfo] = &[
     ResourceInfo {
@@ -98,7 +127,11 @@ pub static RESOURCES: &[ResourceInfo] = &[
         short_names: &["no"],
         categories: &[],
         verbs: ALL_VERBS,
-        subresources: &[status("", "Node")],
+        subresources: &[
+            // Forwarded to the node's kubelet; refused for simulated nodes.
+            connect("proxy", "NodeProxyOptions", PROXY_VERBS),
+            status("", "Node"),
+        ],
     },
     ResourceInfo {
         group: "",
@@ -126,7 +159,13 @@ pub static RESOURCES: &[ResourceInfo] = &[
                 kind: "Eviction",
                 verbs: &["create"],
             },
-            // Proxied to the agent running the pod, as kube-apiserver proxies to the kubelet.
+            // exec, attach and portforward are forwarded to the node's kubelet (upgraded to the
+            // client's stream protocol); a simulated node refuses them.
+            connect("attach", "PodAttachOptions", CONNECT_VERBS),
+            connect("exec", "PodExecOptions", CONNECT_VERBS),
+            connect("portforward", "PodPortForwardOptions", CONNECT_VERBS),
+            // Proxied to the agent running the pod, as kube-apiserver proxies to the kubelet;
+            // answered here for a simulated node.
             SubresourceInfo {
                 name: "log",
                 group: "",

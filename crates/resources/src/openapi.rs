@@ -958,6 +958,16 @@ fn paths(group: &str, version: &str, names: &Names) -> Value {
 
         // Subresources.
         for s in r.subresources {
+            if s.is_connect() {
+                let sub_gvk = gvk(s.group, s.version, s.kind);
+                let ops = s
+                    .verbs
+                    .iter()
+                    .filter_map(|verb| connect_op(verb, r, s, &sub_gvk))
+                    .collect();
+                add_path(format!("{item_path}/{}", s.name), item_params.clone(), ops);
+                continue;
+            }
             let (schema, sub_gvk) = subresource_schema(r, s, name, names);
             let Some(schema) = schema else { continue };
             let mut ops = Vec::new();
@@ -997,6 +1007,55 @@ fn subresource_schema(
         .find(|(plural, sub, _)| *plural == r.plural && *sub == s.name)
         .map(|(_, _, n)| n.clone());
     (schema, gvk(s.group, s.version, s.kind))
+}
+
+/// A `connect` operation (exec, attach, portforward, proxy): upstream's
+/// `connectCoreV1GetNamespacedPodExec`, answering a stream described as a string.
+fn connect_op(
+    verb: &str,
+    r: &ResourceInfo,
+    s: &SubresourceInfo,
+    op_gvk: &Value,
+) -> Option<(&'static str, Op)> {
+    let (method, go_method) = match verb {
+        "get" => ("get", "Get"),
+        "create" => ("post", "Post"),
+        "update" => ("put", "Put"),
+        "patch" => ("patch", "Patch"),
+        "delete" => ("delete", "Delete"),
+        _ => return None,
+    };
+    let mut responses = Map::new();
+    responses.insert(
+        "200".into(),
+        json!({"description": "OK", "content": {"*/*": {"schema": {"type": "string"}}}}),
+    );
+    responses.insert("401".into(), json!({ "description": "Unauthorized" }));
+    let op = Op {
+        action: "connect",
+        id: {
+            // Upstream puts the method after the group and version:
+            // connectCoreV1GetNamespacedPodExec.
+            let with_kind = operation_id("connect", r, false, false, "", false);
+            let group_version = with_kind.strip_suffix(r.kind).unwrap_or(&with_kind);
+            let rest = operation_id("", r, false, r.namespaced, s.name, false);
+            let rest = rest
+                .strip_prefix(&group_version["connect".len()..])
+                .unwrap_or(&rest);
+            format!("{group_version}{go_method}{rest}")
+        },
+        description: format!(
+            "connect {} requests to {} of {}",
+            go_method.to_uppercase(),
+            s.name,
+            r.kind
+        ),
+        gvk: op_gvk.clone(),
+        params: Vec::new(),
+        body: None,
+        responses: Value::Object(responses),
+    };
+    Some((method, op))
 }
 
 /// A read/replace/patch/create operation on an object or one of its subresources.
@@ -1179,6 +1238,26 @@ mod tests {
     }
 
     #[test]
+    fn connect_subresources_are_connect_operations() {
+        let d = doc("api/v1");
+        let exec = &d["paths"]["/api/v1/namespaces/{namespace}/pods/{name}/exec"];
+        assert_eq!(
+            exec["post"]["operationId"],
+            "connectCoreV1PostNamespacedPodExec"
+        );
+        assert_eq!(exec["get"]["x-kubernetes-action"], "connect");
+        assert_eq!(
+            exec["get"]["x-kubernetes-group-version-kind"],
+            json!({"group": "", "version": "v1", "kind": "PodExecOptions"})
+        );
+        let proxy = &d["paths"]["/api/v1/nodes/{name}/proxy"];
+        assert_eq!(
+            proxy["delete"]["operationId"],
+            "connectCoreV1DeleteNodeProxy"
+        );
+    }
+
+    #[test]
     fn daemonset_patch_operation_supports_field_validation() {
         let d = doc("apis/apps/v1");
         let patch = &d["paths"]["/apis/apps/v1/namespaces/{namespace}/daemonsets/{name}"]["patch"];
@@ -1206,7 +1285,11 @@ mod tests {
             doc("apis/coordination.k8s.io/v1"),
         ] {
             for (path, item) in d["paths"].as_object().cloned().unwrap_or_default() {
-                if let Some(op) = item.get("patch") {
+                // Connect operations (nodes/proxy) carry an *Options kind, not an object's.
+                if let Some(op) = item
+                    .get("patch")
+                    .filter(|op| op["x-kubernetes-action"] != "connect")
+                {
                     assert!(has_param(op, "fieldValidation"), "{path}");
                     assert!(op["x-kubernetes-group-version-kind"].is_object(), "{path}");
                 }
