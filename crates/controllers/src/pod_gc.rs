@@ -1,7 +1,7 @@
 //! Pod garbage collection, as upstream's `pkg/controller/podgc`:
 //!
 //! - Pods bound to a node that no longer exists are removed: once the node has been missing
-//!   for a quarantine period (upstream: 40 s; here configurable, 10 s by default) and a live
+//!   for upstream's quarantine period (40 s, configurable for tests) and a live
 //!   lookup confirms it is gone, each pod is marked Failed with condition
 //!   `DisruptionTarget=True` (reason `DeletionByPodGC`) and deleted with grace period 0. That
 //!   includes pods already terminating there: no kubelet is left to finish them.
@@ -46,6 +46,10 @@ pub enum Error {
     Task(String),
 }
 
+/// How long upstream's pod GC waits after a node vanished before deleting its pods
+/// (`quarantineTime`), so that a node re-created meanwhile keeps them.
+pub const QUARANTINE: Duration = Duration::from_secs(40);
+
 /// How pod GC runs.
 #[derive(Clone, Debug)]
 pub struct PodGcOptions {
@@ -58,7 +62,7 @@ pub struct PodGcOptions {
 impl Default for PodGcOptions {
     fn default() -> Self {
         PodGcOptions {
-            quarantine: Duration::from_secs(10),
+            quarantine: QUARANTINE,
             sweep_interval: Duration::from_secs(20),
         }
     }

@@ -729,39 +729,59 @@ impl Ctx {
         }
     }
 
-    // R167.
+    // R167, as upstream's addHistory, updateHistory and deleteHistory.
     fn on_revision(&self, change: Change<ControllerRevision>) {
-        let (old, cur) = match change {
-            Change::Added(r) | Change::Deleted(r) => (None, r),
+        match change {
+            Change::Added(rev) => {
+                if rev.metadata.deletion_timestamp.is_some() {
+                    return self.revision_deleted(&rev);
+                }
+                // Owned by a DaemonSet we know: upstream only logs it, so the revision a sync
+                // has just created does not cause another sync.
+                if controller_of(&rev.metadata).is_some() {
+                    return;
+                }
+                // An orphan: the DaemonSets that select it may adopt it.
+                self.enqueue_selecting_revision(&rev);
+            }
             Change::Updated(old, cur) => {
                 if old.metadata.resource_version == cur.metadata.resource_version {
                     return;
                 }
-                (Some(old), cur)
+                let ns = cur.metadata.namespace.as_deref().unwrap_or_default();
+                let old_ref = controller_of(&old.metadata);
+                let cur_ref = controller_of(&cur.metadata);
+                let ref_changed = old_ref != cur_ref;
+                if ref_changed && let Some(ds) = self.resolve_controller_ref(ns, old_ref) {
+                    self.enqueue(&ds);
+                }
+                if cur_ref.is_some() {
+                    if let Some(ds) = self.resolve_controller_ref(ns, cur_ref) {
+                        self.enqueue(&ds);
+                    }
+                    return;
+                }
+                if ref_changed || old.metadata.labels != cur.metadata.labels {
+                    self.enqueue_selecting_revision(&cur);
+                }
             }
-        };
-        let ns = cur.metadata.namespace.clone().unwrap_or_default();
-        if let Some(old) = &old
-            && controller_of(&old.metadata) != controller_of(&cur.metadata)
-            && let Some(ds) = self.resolve_controller_ref(&ns, controller_of(&old.metadata))
-        {
+            Change::Deleted(rev) => self.revision_deleted(&rev),
+        }
+    }
+
+    /// A revision's deletion concerns its owner only: nobody cares about an orphan's.
+    fn revision_deleted(&self, rev: &ControllerRevision) {
+        let ns = rev.metadata.namespace.as_deref().unwrap_or_default();
+        if let Some(ds) = self.resolve_controller_ref(ns, controller_of(&rev.metadata)) {
             self.enqueue(&ds);
         }
-        if controller_of(&cur.metadata).is_some() {
-            if let Some(ds) = self.resolve_controller_ref(&ns, controller_of(&cur.metadata)) {
-                self.enqueue(&ds);
-            }
-            return;
-        }
-        let changed = old.as_ref().is_none_or(|o| {
-            o.metadata.labels != cur.metadata.labels
-                || controller_of(&o.metadata) != controller_of(&cur.metadata)
-        });
-        if changed {
-            let labels = cur.metadata.labels.as_ref();
-            for ds in self.daemonsets_selecting(&ns, |k| labels?.get(k).map(String::as_str)) {
-                self.enqueue(&ds);
-            }
+    }
+
+    fn enqueue_selecting_revision(&self, rev: &ControllerRevision) {
+        let ns = rev.metadata.namespace.as_deref().unwrap_or_default();
+        let labels = rev.metadata.labels.as_ref();
+        for ds in self.daemonsets_selecting(ns, |k| labels?.get(k).map(String::as_str)) {
+            self.enqueue(&ds);
         }
     }
 
@@ -1093,5 +1113,111 @@ mod tests {
             vec![created.metadata.name.clone().expect("name")],
             "one pod on n1"
         );
+    }
+
+    /// The keys queued, sorted; the queue is left empty.
+    async fn queued(ctx: &Ctx) -> Vec<String> {
+        let mut keys = Vec::new();
+        while !ctx.queue.is_empty() {
+            let Some(k) = ctx.queue.get().await else {
+                break;
+            };
+            ctx.queue.done(&k);
+            keys.push(k);
+        }
+        keys.sort();
+        keys
+    }
+
+    /// R167: which ControllerRevision events enqueue which DaemonSets.
+    #[tokio::test]
+    async fn r167_revision_events_enqueue_as_upstream() {
+        use super::super::pods::controller_ref;
+        use super::super::testutil::ds;
+
+        let client = Client::new(
+            pernode_apiserver::in_memory_router()
+                .await
+                .expect("api server"),
+            "default",
+        );
+        let ctx = Ctx::new(client, DaemonSetControllerOptions::default());
+        let a = ds("a");
+        let b = ds("b");
+        ctx.dss.apply(a.clone());
+        ctx.dss.apply(b.clone());
+        let rev = |rv: &str, labels: &str, owner: Option<&DaemonSet>| {
+            Arc::new(ControllerRevision {
+                metadata: ObjectMeta {
+                    name: Some("r".into()),
+                    namespace: Some("default".into()),
+                    resource_version: Some(rv.into()),
+                    labels: Some([("app".to_string(), labels.to_string())].into()),
+                    owner_references: owner
+                        .map(|ds| vec![controller_ref(ds).expect("controller ref")]),
+                    ..ObjectMeta::default()
+                },
+                ..ControllerRevision::default()
+            })
+        };
+        let key = |name: &str| format!("default/{name}");
+
+        // Add: owned → nothing; orphan → the DaemonSets selecting it; terminating → a delete.
+        ctx.on_revision(Change::Added(rev("1", "a", Some(&a))));
+        assert_eq!(queued(&ctx).await, Vec::<String>::new(), "owned add");
+        ctx.on_revision(Change::Added(rev("1", "a", None)));
+        assert_eq!(queued(&ctx).await, [key("a")], "orphan add");
+        let mut terminating = (*rev("1", "b", Some(&a))).clone();
+        terminating.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ));
+        ctx.on_revision(Change::Added(Arc::new(terminating)));
+        assert_eq!(
+            queued(&ctx).await,
+            [key("a")],
+            "terminating add is a delete"
+        );
+
+        // Update: same version → nothing; owned → owner; owner changed → both; orphan → the
+        // selecting DaemonSets only if labels or the controller changed.
+        ctx.on_revision(Change::Updated(
+            rev("1", "a", Some(&a)),
+            rev("1", "a", Some(&b)),
+        ));
+        assert_eq!(queued(&ctx).await, Vec::<String>::new(), "resync");
+        ctx.on_revision(Change::Updated(
+            rev("1", "a", Some(&a)),
+            rev("2", "a", Some(&a)),
+        ));
+        assert_eq!(queued(&ctx).await, [key("a")], "owned update");
+        ctx.on_revision(Change::Updated(
+            rev("1", "a", Some(&a)),
+            rev("2", "a", Some(&b)),
+        ));
+        assert_eq!(queued(&ctx).await, [key("a"), key("b")], "owner changed");
+        ctx.on_revision(Change::Updated(rev("1", "a", None), rev("2", "a", None)));
+        assert_eq!(
+            queued(&ctx).await,
+            Vec::<String>::new(),
+            "orphan, nothing changed"
+        );
+        ctx.on_revision(Change::Updated(rev("1", "a", None), rev("2", "b", None)));
+        assert_eq!(queued(&ctx).await, [key("b")], "orphan relabelled");
+        ctx.on_revision(Change::Updated(
+            rev("1", "b", Some(&a)),
+            rev("2", "b", None),
+        ));
+        assert_eq!(
+            queued(&ctx).await,
+            [key("a"), key("b")],
+            "released: old owner and selectors"
+        );
+
+        // Delete: owned → owner; orphan → nothing.
+        ctx.on_revision(Change::Deleted(rev("2", "a", Some(&b))));
+        assert_eq!(queued(&ctx).await, [key("b")], "owned delete");
+        ctx.on_revision(Change::Deleted(rev("2", "a", None)));
+        assert_eq!(queued(&ctx).await, Vec::<String>::new(), "orphan delete");
     }
 }
