@@ -197,6 +197,53 @@ fn apply_creates_configures_and_leaves_unchanged() {
 }
 
 #[test]
+fn server_dry_runs_and_server_side_diff_change_nothing() {
+    let c = api_server();
+    let file = c.write("ds.yaml", DS);
+    c.ok(&["apply", "--server-side", "-f", &file]);
+    let state = || {
+        c.ok(&[
+            "get",
+            "ds",
+            "fluentd",
+            "-o",
+            "jsonpath={.metadata.resourceVersion} {.metadata.generation} {.spec.template.spec.containers[0].image}",
+        ])
+    };
+    let before = state();
+    c.write("ds.yaml", &DS.replace("fluentd:v1.16", "fluentd:v1.17"));
+    assert_eq!(
+        c.ok(&["apply", "--server-side", "--dry-run=server", "-f", &file])
+            .trim(),
+        "daemonset.apps/fluentd serverside-applied (server dry run)"
+    );
+    assert_eq!(
+        state(),
+        before,
+        "apply --server-side --dry-run=server changed the object"
+    );
+    // kubectl diff exits 1 when there are differences.
+    let diff = c.kubectl(&["diff", "--server-side", "-f", &file]);
+    assert!(
+        !diff.ok && diff.stdout.contains("+      - image: fluentd:v1.17"),
+        "{}{}",
+        diff.stdout,
+        diff.stderr
+    );
+    assert_eq!(state(), before, "diff --server-side changed the object");
+    let fresh = c.write(
+        "fresh.yaml",
+        &DS.replace("name: fluentd\n  labels", "name: fresh\n  labels"),
+    );
+    c.ok(&["apply", "--server-side", "--dry-run=server", "-f", &fresh]);
+    c.ok(&["create", "--dry-run=server", "-f", &fresh]);
+    let e = c.fails(&["get", "ds", "fresh"]);
+    assert!(e.contains("\"fresh\" not found"), "{e}");
+    c.ok(&["delete", "ds", "fluentd", "--dry-run=server"]);
+    assert_eq!(state(), before, "delete --dry-run=server deleted");
+}
+
+#[test]
 fn nodes_are_labeled_annotated_tainted_and_cordoned() {
     let c = api_server();
     c.ok_stdin(&["apply", "-f", "-"], NODE);

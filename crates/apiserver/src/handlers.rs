@@ -44,6 +44,16 @@ pub struct Request {
 }
 
 pub async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiError> {
+    let options_kind = match req.method {
+        Method::POST => Some("CreateOptions"),
+        Method::PUT => Some("UpdateOptions"),
+        Method::PATCH => Some("PatchOptions"),
+        Method::DELETE => Some("DeleteOptions"),
+        _ => None,
+    };
+    if let Some(kind) = options_kind {
+        crate::params::validate_dry_run(kind, &req.query.dry_run_values())?;
+    }
     let has_name = req.target.name.is_some();
     let sub = req.target.subresource.clone();
     match (&req.method, has_name, sub.as_deref()) {
@@ -795,7 +805,9 @@ async fn apply_patch(state: &AppState, req: &Request) -> Result<Response, ApiErr
                 name: None,
                 ..req.target.clone()
             },
-            query: Query::parse(None),
+            // The client's options (dryRun, fieldValidation, fieldManager) hold for the write
+            // the apply becomes.
+            query: req.query.clone(),
             headers: HeaderMap::new(),
             body: Bytes::from(applied.to_string()),
         };
@@ -810,7 +822,7 @@ async fn apply_patch(state: &AppState, req: &Request) -> Result<Response, ApiErr
     let smp = Request {
         method: Method::PATCH,
         target: req.target.clone(),
-        query: Query::parse(None),
+        query: req.query.clone(),
         headers: {
             let mut h = HeaderMap::new();
             h.insert(
@@ -860,10 +872,21 @@ fn delete_options(req: &Request) -> Result<DeleteOptions, ApiError> {
             .pointer("/preconditions/resourceVersion")
             .and_then(Value::as_str)
             .map(str::to_string);
-        opts.dry_run = body
-            .get("dryRun")
-            .and_then(Value::as_array)
-            .is_some_and(|d| d.iter().any(|v| v == "All"));
+        if let Some(values) = body.get("dryRun").filter(|v| !v.is_null()) {
+            let values: Vec<String> = match values.as_array() {
+                Some(items) => items
+                    .iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                    .collect(),
+                None => {
+                    return Err(ApiError::bad_request(format!(
+                        "DeleteOptions.dryRun: expected a list of strings, got {values}"
+                    )));
+                }
+            };
+            crate::params::validate_dry_run("DeleteOptions", &values)?;
+            opts.dry_run = !values.is_empty();
+        }
     }
     if let Some(g) = req.query.get("gracePeriodSeconds") {
         opts.grace_period = Some(
@@ -1160,6 +1183,10 @@ async fn bind(state: &AppState, req: &Request) -> Result<Response, ApiError> {
                 return Err(ApiError::internal("stored pod is not a JSON object"));
             }
         };
+        if req.query.dry_run() {
+            let status = success_status(&name, "", "pods", None);
+            return Ok(json_response(StatusCode::CREATED, status.to_string()));
+        }
         // Of the fields pods are indexed by, a binding changes spec.nodeName alone.
         let attrs = old
             .attrs
@@ -1197,7 +1224,8 @@ async fn evict(state: &AppState, req: &Request) -> Result<Response, ApiError> {
             subresource: None,
             ..req.target.clone()
         },
-        query: Query::parse(None),
+        // A dry-run eviction is a dry-run delete (upstream's propagateDryRun).
+        query: Query::parse(req.query.dry_run().then_some("dryRun=All")),
         headers: {
             let mut h = HeaderMap::new();
             h.insert(

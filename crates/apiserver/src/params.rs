@@ -11,7 +11,7 @@ use crate::error::ApiError;
 
 /// The query parameters kubectl and client-go send, parsed. Unknown ones are ignored, as
 /// upstream ignores them.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Query {
     raw: HashMap<String, String>,
     /// The query string as sent, for requests forwarded to a node (exec's repeated `command`).
@@ -46,6 +46,16 @@ impl Query {
 
     pub fn dry_run(&self) -> bool {
         self.get("dryRun") == Some("All")
+    }
+
+    /// Every `dryRun` value sent (the parameter may repeat).
+    pub fn dry_run_values(&self) -> Vec<String> {
+        self.original
+            .split('&')
+            .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+            .filter(|(k, _)| decode(k) == "dryRun")
+            .map(|(_, v)| decode(v))
+            .collect()
     }
 
     pub fn field_validation(&self) -> FieldValidation {
@@ -122,6 +132,28 @@ fn decode(s: &str) -> String {
 
 fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Upstream's `ValidateDryRun` for the options of a write (`CreateOptions`, `UpdateOptions`,
+/// `PatchOptions`, `DeleteOptions`): `All` is the only dry-run value there is, and anything else
+/// is refused before the write, so that a misspelt dry run never becomes a real one.
+pub fn validate_dry_run(options_kind: &str, values: &[String]) -> Result<(), ApiError> {
+    if values.iter().all(|v| v == "All") {
+        return Ok(());
+    }
+    let go_slice = pernode_core::goquote::string_slice(Some(values));
+    let detail = format!("Unsupported value: {go_slice}: supported values: \"All\"");
+    Err(ApiError::invalid(
+        "meta.k8s.io",
+        options_kind,
+        "",
+        format!("{options_kind}.meta.k8s.io \"\" is invalid: dryRun: {detail}"),
+        vec![crate::error::Cause {
+            reason: "FieldValueNotSupported".into(),
+            message: detail,
+            field: "dryRun".into(),
+        }],
+    ))
 }
 
 /// Whether the Accept header asks for a `meta.k8s.io/v1` Table (what human-readable

@@ -36,7 +36,7 @@ pub fn quote(s: &str) -> String {
 }
 
 /// Go's `%#v` of a `[]string` (`None` is a nil slice).
-pub(crate) fn string_slice(values: Option<&[String]>) -> String {
+pub fn string_slice(values: Option<&[String]>) -> String {
     match values {
         None => "[]string(nil)".to_string(),
         Some(vals) => {
