@@ -320,8 +320,34 @@ fn check_type(target: &Target, obj: &mut Value) -> Result<(), ApiError> {
         }
         _ => obj["apiVersion"] = json!(info.api_version()),
     }
+    check_members(info, obj)?;
     if !obj.get("metadata").is_some_and(Value::is_object) {
         obj["metadata"] = json!({});
+    }
+    Ok(())
+}
+
+/// `metadata`, `spec` and `status` are objects (or null, or absent) in every kind: any other
+/// JSON type is a 400, as kube-apiserver's decoder refuses it, and never a value to drop or
+/// replace (which would wipe the stored labels) or to index into (which would panic).
+fn check_members(info: &pernode_resources::ResourceInfo, obj: &Value) -> Result<(), ApiError> {
+    for (member, go_type) in [
+        ("metadata", "v1.ObjectMeta".to_string()),
+        ("spec", format!("{}.{}Spec", info.version, info.kind)),
+        ("status", format!("{}.{}Status", info.version, info.kind)),
+    ] {
+        let json_type = match obj.get(member) {
+            None | Some(Value::Null | Value::Object(_)) => continue,
+            Some(Value::String(_)) => "string",
+            Some(Value::Number(_)) => "number",
+            Some(Value::Bool(_)) => "bool",
+            Some(Value::Array(_)) => "array",
+        };
+        let kind = info.kind;
+        return Err(ApiError::bad_request(format!(
+            "{kind} in version {:?} cannot be handled as a {kind}: json: cannot unmarshal {json_type} into Go struct field {kind}.{member} of type {go_type}",
+            info.version
+        )));
     }
     Ok(())
 }
@@ -735,10 +761,9 @@ fn status_edit(
     let Ok(patch) = serde_json::from_slice::<Value>(&req.body) else {
         return Ok(None);
     };
-    if !patch
-        .as_object()
-        .is_some_and(|members| members.len() == 1 && members.contains_key("status"))
-    {
+    if !patch.as_object().is_some_and(|members| {
+        members.len() == 1 && members.get("status").is_some_and(Value::is_object)
+    }) {
         return Ok(None);
     }
     let Some(mut object) = edit::StoredObject::parse(&old.json) else {
@@ -797,6 +822,7 @@ async fn apply_patch(state: &AppState, req: &Request) -> Result<Response, ApiErr
     if !applied.is_object() {
         return Err(ApiError::bad_request("the apply patch must be an object"));
     }
+    check_members(req.target.info, &applied)?;
     let key = req.target.key().ok_or_else(ApiError::no_route)?;
     if state.store.get(&key).is_none() && req.target.subresource.is_none() {
         let create_req = Request {
@@ -812,6 +838,9 @@ async fn apply_patch(state: &AppState, req: &Request) -> Result<Response, ApiErr
             body: Bytes::from(applied.to_string()),
         };
         let mut obj = applied.clone();
+        if !obj.get("metadata").is_some_and(Value::is_object) {
+            obj["metadata"] = json!({});
+        }
         obj["metadata"]["name"] = json!(req.target.name.clone().unwrap_or_default());
         let create_req = Request {
             body: Bytes::from(obj.to_string()),

@@ -402,3 +402,103 @@ async fn hostile_requests_never_get_a_server_error() {
     .await;
     assert_eq!(code, StatusCode::OK, "still serving");
 }
+
+/// `metadata`, `spec` or `status` of the wrong JSON type is a 400 on every write, never a
+/// value dropped (which wiped a node's labels) or indexed into (which panicked an apply).
+#[tokio::test]
+async fn members_of_the_wrong_json_type_are_400_and_change_nothing() {
+    let router = pernode_apiserver::in_memory_router().await.expect("server");
+    let node = json!({"apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": "n1", "labels": {"disk": "ssd"}}});
+    let created = send(
+        &router,
+        Method::POST,
+        "/api/v1/nodes",
+        "application/json",
+        node.to_string(),
+    )
+    .await;
+    assert_eq!(created.0, StatusCode::CREATED, "{}", created.1);
+    let stored = || async {
+        send(
+            &router,
+            Method::GET,
+            "/api/v1/nodes/n1",
+            "application/json",
+            "",
+        )
+        .await
+        .1
+    };
+    let before = stored().await;
+    let json = "application/json";
+    let merge = "application/merge-patch+json";
+    let apply = "application/apply-patch+yaml";
+    for (method, path, content_type, body, message) in [
+        (
+            Method::PUT,
+            "/api/v1/nodes/n1",
+            json,
+            r#"{"apiVersion":"v1","kind":"Node","metadata":"x"}"#,
+            "Node in version \"v1\" cannot be handled as a Node: json: cannot unmarshal string into Go struct field Node.metadata of type v1.ObjectMeta",
+        ),
+        (
+            Method::PUT,
+            "/api/v1/nodes/n1/status",
+            json,
+            r#"{"apiVersion":"v1","kind":"Node","metadata":{"name":"n1"},"status":"x"}"#,
+            "Node in version \"v1\" cannot be handled as a Node: json: cannot unmarshal string into Go struct field Node.status of type v1.NodeStatus",
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/nodes/n1",
+            merge,
+            r#"{"spec":5}"#,
+            "Node in version \"v1\" cannot be handled as a Node: json: cannot unmarshal number into Go struct field Node.spec of type v1.NodeSpec",
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/nodes/n1/status",
+            merge,
+            r#"{"status":[1]}"#,
+            "Node in version \"v1\" cannot be handled as a Node: json: cannot unmarshal array into Go struct field Node.status of type v1.NodeStatus",
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/nodes/n1?fieldManager=m",
+            apply,
+            r#"{"apiVersion":"v1","kind":"Node","metadata":"x"}"#,
+            "Node in version \"v1\" cannot be handled as a Node: json: cannot unmarshal string into Go struct field Node.metadata of type v1.ObjectMeta",
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/nodes/n2?fieldManager=m",
+            apply,
+            r#"{"apiVersion":"v1","kind":"Node","metadata":true}"#,
+            "Node in version \"v1\" cannot be handled as a Node: json: cannot unmarshal bool into Go struct field Node.metadata of type v1.ObjectMeta",
+        ),
+        (
+            Method::POST,
+            "/api/v1/nodes",
+            json,
+            r#"{"apiVersion":"v1","kind":"Node","metadata":{"name":"n3"},"spec":"x"}"#,
+            "Node in version \"v1\" cannot be handled as a Node: json: cannot unmarshal string into Go struct field Node.spec of type v1.NodeSpec",
+        ),
+    ] {
+        let reply = send(&router, method.clone(), path, content_type, body).await;
+        assert_status(&reply, 400, "BadRequest");
+        assert_eq!(reply.1["message"], message, "{method} {path}");
+        assert_eq!(stored().await, before, "{method} {path} changed the node");
+    }
+    for name in ["n2", "n3"] {
+        let reply = send(
+            &router,
+            Method::GET,
+            &format!("/api/v1/nodes/{name}"),
+            json,
+            "",
+        )
+        .await;
+        assert_eq!(reply.0, StatusCode::NOT_FOUND, "{name} was created");
+    }
+}
