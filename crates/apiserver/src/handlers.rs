@@ -28,8 +28,8 @@ use crate::registry::{self, Operation, now_rfc3339};
 use crate::target::{Target, object_key};
 use crate::watch::{self, Rendering, WatchRequest};
 
-/// How many times a write retries after losing a race with another writer.
-const MAX_CONFLICT_RETRIES: usize = 8;
+/// How many times a create with a generated name tries another name after a collision.
+const MAX_GENERATE_NAME_TRIES: usize = 8;
 
 /// Namespaces that exist from the start and may not be deleted.
 pub const SYSTEM_NAMESPACES: [&str; 4] =
@@ -422,7 +422,7 @@ async fn create(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .is_some_and(|n| !n.is_empty());
-    for attempt in 0..MAX_CONFLICT_RETRIES {
+    for attempt in 0..MAX_GENERATE_NAME_TRIES {
         // A retry (a generated name that collided) decodes the body again, rather than every
         // create copying the object in case of one.
         let mut candidate = match attempt {
@@ -460,7 +460,7 @@ async fn create(state: &AppState, req: &Request) -> Result<Response, ApiError> {
             }
             // A generated name that collided: draw another.
             Err(StoreError::AlreadyExists)
-                if !named && generate.is_some() && attempt + 1 < MAX_CONFLICT_RETRIES => {}
+                if !named && generate.is_some() && attempt + 1 < MAX_GENERATE_NAME_TRIES => {}
             Err(e) => return Err(store_error(&req.target, &name, e)),
         }
     }
@@ -563,7 +563,9 @@ async fn update(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         None => None,
     };
     let key = req.target.key().ok_or_else(ApiError::no_route)?;
-    for _ in 0..MAX_CONFLICT_RETRIES {
+    // As GuaranteedUpdate: a lost race is retried until the write applies; a write the
+    // client pinned to a version fails on that version instead.
+    loop {
         let old = state
             .store
             .get(&key)
@@ -602,11 +604,6 @@ async fn update(state: &AppState, req: &Request) -> Result<Response, ApiError> {
             Err(e) => return Err(store_error(&req.target, &name, e)),
         }
     }
-    Err(ApiError::modified(
-        req.target.group(),
-        req.target.plural(),
-        &name,
-    ))
 }
 
 fn compute_update(
@@ -644,7 +641,9 @@ async fn patch(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         .ok_or_else(|| ApiError::unsupported_media_type(&media))?;
     let name = req.target.name.clone().unwrap_or_default();
     let key = req.target.key().ok_or_else(ApiError::no_route)?;
-    for _ in 0..MAX_CONFLICT_RETRIES {
+    // As GuaranteedUpdate: a lost race is retried until the write applies; a write the
+    // client pinned to a version fails on that version instead.
+    loop {
         let old = state
             .store
             .get(&key)
@@ -672,11 +671,6 @@ async fn patch(state: &AppState, req: &Request) -> Result<Response, ApiError> {
             Err(e) => return Err(store_error(&req.target, &name, e)),
         }
     }
-    Err(ApiError::modified(
-        req.target.group(),
-        req.target.plural(),
-        &name,
-    ))
 }
 
 /// The general patch: the stored object parsed, patched, admitted and written whole. Returns
@@ -961,7 +955,9 @@ async fn delete_object(
     opts: &DeleteOptions,
 ) -> Result<(StatusCode, String), ApiError> {
     let name = key.rsplit('/').next().unwrap_or("").to_string();
-    for _ in 0..MAX_CONFLICT_RETRIES {
+    // As GuaranteedUpdate: a lost race is retried until the write applies; a write the
+    // client pinned to a version fails on that version instead.
+    loop {
         let old = state
             .store
             .get(key)
@@ -1085,7 +1081,6 @@ async fn delete_object(
             Err(e) => return Err(store_error(target, &name, e)),
         }
     }
-    Err(ApiError::modified(target.group(), target.plural(), &name))
 }
 
 /// Pods get a grace period (the request's, else the pod's terminationGracePeriodSeconds, else
@@ -1184,7 +1179,9 @@ async fn bind(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         ));
     }
     let key = req.target.key().ok_or_else(ApiError::no_route)?;
-    for _ in 0..MAX_CONFLICT_RETRIES {
+    // As GuaranteedUpdate: a lost race is retried until the write applies; a write the
+    // client pinned to a version fails on that version instead.
+    loop {
         let old = state
             .store
             .get(&key)
@@ -1229,7 +1226,6 @@ async fn bind(state: &AppState, req: &Request) -> Result<Response, ApiError> {
             Err(e) => return Err(store_error(&req.target, &name, e)),
         }
     }
-    Err(ApiError::modified("", "pods", &name))
 }
 
 async fn evict(state: &AppState, req: &Request) -> Result<Response, ApiError> {

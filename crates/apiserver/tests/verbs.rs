@@ -842,3 +842,39 @@ async fn metadata_only_lists_gets_and_watches_as_kube_apiserver() {
     assert_partial(&deleted["object"], "a");
     assert_eq!(deleted["object"]["metadata"]["labels"]["app"], "x");
 }
+
+/// As upstream's GuaranteedUpdate, a patch that pins no version retries a lost race until it
+/// applies: 64 writers patching one object all succeed, and every change is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_unpinned_patches_all_apply() {
+    let r = server().await;
+    post(&r, PODS, pod("hot", json!({}), Some("n1"))).await;
+    const WRITERS: usize = 64;
+    const EACH: usize = 10;
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let r = r.clone();
+            tokio::spawn(async move {
+                for i in 0..EACH {
+                    let (code, v) = call(
+                        &r,
+                        Method::PATCH,
+                        &format!("{PODS}/hot"),
+                        "application/merge-patch+json",
+                        json!({"metadata": {"annotations": {format!("w{w}-{i}"): "1"}}}),
+                    )
+                    .await;
+                    assert_eq!(code, StatusCode::OK, "writer {w}, patch {i}: {v}");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    let hot = get(&r, &format!("{PODS}/hot")).await;
+    let annotations = hot["metadata"]["annotations"]
+        .as_object()
+        .map_or(0, |a| a.len());
+    assert_eq!(annotations, WRITERS * EACH);
+}
