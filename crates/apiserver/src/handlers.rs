@@ -51,8 +51,12 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiE
         Method::DELETE => Some("DeleteOptions"),
         _ => None,
     };
-    if let Some(kind) = options_kind {
-        crate::params::validate_dry_run(kind, &req.query.dry_run_values())?;
+    match options_kind {
+        Some(kind) => crate::params::validate_write_options(kind, &req.query)?,
+        None if req.method == Method::GET && req.target.subresource.is_none() => {
+            crate::params::validate_list_options(&req.query)?
+        }
+        None => {}
     }
     let has_name = req.target.name.is_some();
     let sub = req.target.subresource.clone();

@@ -134,26 +134,83 @@ fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }
 
-/// Upstream's `ValidateDryRun` for the options of a write (`CreateOptions`, `UpdateOptions`,
-/// `PatchOptions`, `DeleteOptions`): `All` is the only dry-run value there is, and anything else
-/// is refused before the write, so that a misspelt dry run never becomes a real one.
+/// Upstream's validation of a write's options (`CreateOptions`, `UpdateOptions`,
+/// `PatchOptions`, `DeleteOptions`), before anything is written: `dryRun` values
+/// ([`validate_dry_run`]) and `fieldValidation`.
+pub fn validate_write_options(options_kind: &str, query: &Query) -> Result<(), ApiError> {
+    validate_dry_run(options_kind, &query.dry_run_values())?;
+    if options_kind != "DeleteOptions"
+        && let Some(v) = query.get("fieldValidation")
+        && !matches!(v, "" | "Ignore" | "Strict" | "Warn")
+    {
+        return Err(unsupported(
+            options_kind,
+            "fieldValidation",
+            &pernode_core::goquote::quote(v),
+            &["", "Ignore", "Strict", "Warn"],
+        ));
+    }
+    Ok(())
+}
+
+/// Upstream's `ValidateDryRun`: `All` is the only dry-run value there is, and anything else is
+/// refused, so that a misspelt dry run never becomes a real write.
 pub fn validate_dry_run(options_kind: &str, values: &[String]) -> Result<(), ApiError> {
     if values.iter().all(|v| v == "All") {
         return Ok(());
     }
     let go_slice = pernode_core::goquote::string_slice(Some(values));
-    let detail = format!("Unsupported value: {go_slice}: supported values: \"All\"");
-    Err(ApiError::invalid(
+    Err(unsupported(options_kind, "dryRun", &go_slice, &["All"]))
+}
+
+/// The 422 of `field.NotSupported` on an options kind of `meta.k8s.io`.
+fn unsupported(options_kind: &str, field: &str, rendered: &str, supported: &[&str]) -> ApiError {
+    let supported: Vec<String> = supported
+        .iter()
+        .map(|v| pernode_core::goquote::quote(v))
+        .collect();
+    let detail = format!(
+        "Unsupported value: {rendered}: supported values: {}",
+        supported.join(", ")
+    );
+    ApiError::invalid(
         "meta.k8s.io",
         options_kind,
         "",
-        format!("{options_kind}.meta.k8s.io \"\" is invalid: dryRun: {detail}"),
+        format!("{options_kind}.meta.k8s.io \"\" is invalid: {field}: {detail}"),
         vec![crate::error::Cause {
             reason: "FieldValueNotSupported".into(),
             message: detail,
-            field: "dryRun".into(),
+            field: field.into(),
         }],
-    ))
+    )
+}
+
+/// Upstream's decoding and validation of a list or watch's options: numbers that do not parse
+/// are a 400 (as the parameter codec's `strconv.ParseInt`), and `resourceVersionMatch` is one
+/// of upstream's values.
+pub fn validate_list_options(query: &Query) -> Result<(), ApiError> {
+    for number in ["limit", "timeoutSeconds"] {
+        if let Some(v) = query.get(number)
+            && v.parse::<i64>().is_err()
+        {
+            return Err(ApiError::bad_request(format!(
+                "strconv.ParseInt: parsing {}: invalid syntax",
+                pernode_core::goquote::quote(v)
+            )));
+        }
+    }
+    if let Some(m) = query.get("resourceVersionMatch")
+        && !matches!(m, "" | "Exact" | "NotOlderThan")
+    {
+        return Err(unsupported(
+            "ListOptions",
+            "resourceVersionMatch",
+            &pernode_core::goquote::quote(m),
+            &["Exact", "NotOlderThan", ""],
+        ));
+    }
+    Ok(())
 }
 
 /// Whether the Accept header asks for a `meta.k8s.io/v1` Table (what human-readable

@@ -502,3 +502,70 @@ async fn members_of_the_wrong_json_type_are_400_and_change_nothing() {
         assert_eq!(reply.0, StatusCode::NOT_FOUND, "{name} was created");
     }
 }
+
+/// Query parameters that do not parse or name no upstream value are refused, never ignored.
+#[tokio::test]
+async fn malformed_query_parameters_are_refused() {
+    let router = pernode_apiserver::in_memory_router().await.expect("server");
+    let get = |path: String| {
+        let router = router.clone();
+        async move { send(&router, Method::GET, &path, "application/json", "").await }
+    };
+    let reply = get(format!("{PODS}?limit=abc")).await;
+    assert_status(&reply, 400, "BadRequest");
+    assert_eq!(
+        reply.1["message"],
+        "strconv.ParseInt: parsing \"abc\": invalid syntax"
+    );
+    assert_status(
+        &get(format!("{PODS}?watch=true&timeoutSeconds=soon")).await,
+        400,
+        "BadRequest",
+    );
+    let reply = get(format!(
+        "{PODS}?resourceVersion=1&resourceVersionMatch=Bogus"
+    ))
+    .await;
+    assert_status(&reply, 422, "Invalid");
+    assert_eq!(
+        reply.1["message"],
+        "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Unsupported value: \"Bogus\": supported values: \"Exact\", \"NotOlderThan\", \"\""
+    );
+    assert_status(
+        &get(format!("{PODS}?labelSelector=a%20in%20(b")).await,
+        400,
+        "BadRequest",
+    );
+    // Upstream's parser reads `()` as the set holding the empty value: not an error.
+    assert_eq!(
+        get(format!("{PODS}?labelSelector=a%20notin%20()")).await.0,
+        StatusCode::OK
+    );
+    let reply = send(
+        &router,
+        Method::POST,
+        &format!("{PODS}?fieldValidation=Bogus"),
+        "application/json",
+        pod("p"),
+    )
+    .await;
+    assert_status(&reply, 422, "Invalid");
+    assert_eq!(
+        reply.1["message"],
+        "CreateOptions.meta.k8s.io \"\" is invalid: fieldValidation: Unsupported value: \"Bogus\": supported values: \"\", \"Ignore\", \"Strict\", \"Warn\""
+    );
+    assert_eq!(
+        get(format!("{PODS}/p")).await.0,
+        StatusCode::NOT_FOUND,
+        "the refused create wrote nothing"
+    );
+    // Valid values still pass.
+    assert_eq!(
+        get(format!(
+            "{PODS}?limit=5&resourceVersion=0&resourceVersionMatch=NotOlderThan"
+        ))
+        .await
+        .0,
+        StatusCode::OK
+    );
+}
