@@ -49,7 +49,7 @@ struct Running {
 }
 
 async fn start(args: &ServerArgs) -> anyhow::Result<Running> {
-    std::fs::create_dir_all(&args.data_dir)
+    pernode_store::private_dir(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
     let store = pernode_apiserver::open_store(&args.data_dir.join("store"))
         .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;

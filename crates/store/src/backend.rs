@@ -74,8 +74,15 @@ impl SqliteBackend {
     /// a second process opening the same directory fails instead of silently diverging from
     /// this one's in-memory state.
     pub fn open(dir: &Path) -> Result<SqliteBackend, BackendError> {
-        std::fs::create_dir_all(dir)?;
-        let conn = Connection::open(dir.join(DB_FILE))?;
+        private_dir(dir)?;
+        let db = dir.join(DB_FILE);
+        let conn = Connection::open(&db)?;
+        // Owner only, before the WAL exists: SQLite gives the WAL and shared-memory files the
+        // database file's permissions.
+        std::fs::set_permissions(
+            &db,
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+        )?;
         // A process that was just killed releases its lock when it dies, but give a restarting
         // server a moment in case the old one is still exiting.
         conn.busy_timeout(Duration::from_secs(2))?;
@@ -184,4 +191,15 @@ fn rv_from_sql(key: &str, rv: i64) -> Result<u64, BackendError> {
         key: key.to_owned(),
         reason: format!("negative resourceVersion {rv}"),
     })
+}
+
+/// Creates `dir` (and its parents) if missing, and makes it owner-only (0700): the store holds
+/// every object of the cluster, secrets among them.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }

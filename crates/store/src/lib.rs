@@ -20,7 +20,7 @@ mod types;
 mod watcher;
 mod writer;
 
-pub use backend::{Backend, DB_FILE, Loaded, MemoryBackend, SqliteBackend, Write};
+pub use backend::{Backend, DB_FILE, Loaded, MemoryBackend, SqliteBackend, Write, private_dir};
 pub use error::{BackendError, StoreError};
 pub use store::Store;
 pub use types::{

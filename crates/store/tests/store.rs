@@ -602,3 +602,25 @@ async fn concurrent_creates_are_group_committed() {
     );
     assert_eq!(s.count("pods/ns/"), n);
 }
+
+/// The store's directory is owner-only (0700) and so are its files (0600): they hold every
+/// object of the cluster, Secrets among them.
+#[tokio::test]
+async fn the_data_dir_and_its_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().expect("dir");
+    let dir = parent.path().join("data/store");
+    let store = Store::open(&dir, no_attrs(), StoreOptions::default()).expect("open");
+    store.create("a/b", obj("b", "x")).await.expect("write");
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+        files += 1;
+    }
+    assert!(files >= 2, "the database and its WAL");
+    store.close().await;
+}
