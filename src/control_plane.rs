@@ -38,7 +38,7 @@ impl Default for ControllerFlags {
 }
 
 /// A positive duration as Go writes them (`40s`, `1m30s`, `500ms`).
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let d: k8s_openapi::jiff::SignedDuration = s
         .parse()
         .map_err(|e| format!("{s:?} is not a duration (like 40s, 500ms, 1m): {e}"))?;

@@ -22,6 +22,9 @@ pub struct ServerArgs {
     /// Where to write the kubeconfig (default: <data-dir>/kubeconfig), once the server answers.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// How long an Event is kept after its last write (kube-apiserver's `--event-ttl`).
+    #[arg(long, default_value = "1h", value_parser = crate::control_plane::parse_duration)]
+    pub event_ttl: std::time::Duration,
 }
 
 #[derive(Args, Debug)]
@@ -44,6 +47,7 @@ pub struct ApiserverArgs {
 /// A started API server: where it listens and how to stop it.
 struct Running {
     server: std::sync::Arc<ApiServer>,
+    event_expiry: tokio::task::JoinHandle<()>,
     serving: pernode_apiserver::Serving,
     kubeconfig: PathBuf,
 }
@@ -69,8 +73,10 @@ async fn start(args: &ServerArgs) -> anyhow::Result<Running> {
         .clone()
         .unwrap_or_else(|| args.data_dir.join("kubeconfig"));
     kubeconfig::write(&kubeconfig, addr)?;
+    let event_expiry = pernode_apiserver::event_ttl::spawn(server.store().clone(), args.event_ttl);
     Ok(Running {
         server,
+        event_expiry,
         serving,
         kubeconfig,
     })
@@ -116,6 +122,7 @@ async fn stop(running: Running) -> anyhow::Result<()> {
     {
         tracing::warn!("connections still open after 5 s; exiting anyway");
     }
+    running.event_expiry.abort();
     running.server.store().close().await;
     Ok(())
 }

@@ -15,6 +15,7 @@
 pub mod codec;
 pub mod edit;
 pub mod error;
+pub mod event_ttl;
 pub mod filter;
 pub mod handlers;
 pub mod node_proxy;
