@@ -281,6 +281,11 @@ fn watch_request(req: &Request, filter: Filter) -> Result<WatchRequest, ApiError
         resource_version,
         timeout: req.query.timeout_seconds().map(Duration::from_secs),
         bookmarks: req.query.get("allowWatchBookmarks") == Some("true"),
+        send_initial_events: match req.query.get("sendInitialEvents") {
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            _ => None,
+        },
         rendering,
     })
 }

@@ -200,6 +200,34 @@ pub fn validate_list_options(query: &Query) -> Result<(), ApiError> {
             )));
         }
     }
+    if let Some(send) = query.get("sendInitialEvents") {
+        if !matches!(send, "true" | "false") {
+            return Err(ApiError::bad_request(format!(
+                "strconv.ParseBool: parsing {}: invalid syntax",
+                pernode_core::goquote::quote(send)
+            )));
+        }
+        let mut errors = Vec::new();
+        if query.get("resourceVersionMatch") != Some("NotOlderThan") {
+            errors.push("resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan");
+        }
+        if !query.watch() {
+            errors.push("sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list");
+        }
+        if !errors.is_empty() {
+            let joined = match errors.as_slice() {
+                [one] => one.to_string(),
+                many => format!("[{}]", many.join(", ")),
+            };
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "ListOptions",
+                "",
+                format!("ListOptions.meta.k8s.io \"\" is invalid: {joined}"),
+                Vec::new(),
+            ));
+        }
+    }
     if let Some(m) = query.get("resourceVersionMatch")
         && !matches!(m, "" | "Exact" | "NotOlderThan")
     {

@@ -1,6 +1,7 @@
 //! Watch streams: newline-delimited JSON events over a chunked response, as kube-apiserver sends
 //! them. Synthetic ADDED events for `resourceVersion` 0/unset, events strictly after the given
-//! version otherwise, an ERROR event with 410 Expired when that version is no longer in the
+//! version otherwise; with `sendInitialEvents=true` (a streaming list, client-go's default from
+//! 1.35) the current state first, ended by a BOOKMARK annotated `k8s.io/initial-events-end`, an ERROR event with 410 Expired when that version is no longer in the
 //! store's event window, optional BOOKMARKs, and `timeoutSeconds`.
 
 use std::borrow::Cow;
@@ -47,21 +48,37 @@ pub struct WatchRequest {
     pub resource_version: Option<u64>,
     pub timeout: Option<Duration>,
     pub bookmarks: bool,
+    /// `sendInitialEvents`: `Some(true)` streams the current state first and marks its end
+    /// with a bookmark (a streaming list); `Some(false)` sends none; `None` is the legacy
+    /// rule (initial events only from version 0 or none).
+    pub send_initial_events: Option<bool>,
     pub rendering: Rendering,
 }
+
+/// The annotation of the bookmark that ends a streaming list's initial events.
+pub const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
 
 pub fn serve(state: Arc<AppState>, req: WatchRequest) -> Result<Response, ApiError> {
     let prefix = req.target.prefix();
     let (tx, rx) = mpsc::channel::<Bytes>(QUEUED_CHUNKS);
     // Snapshot first (for synthetic ADDED), then watch from the snapshot's version: the store
     // guarantees nothing falls between the two.
-    let (initial, start_rv) = match req.resource_version {
-        None | Some(0) => {
+    let initial_events = match (req.send_initial_events, req.resource_version) {
+        (Some(send), _) => send,
+        (None, None | Some(0)) => true,
+        (None, Some(_)) => false,
+    };
+    let (initial, start_rv) = match (initial_events, req.resource_version) {
+        // The state now is not older than any version the client can name
+        // (resourceVersionMatch=NotOlderThan).
+        (true, _) => {
             let (rv, items) = state.store.list(&prefix, |e| req.filter.matches(e));
             (items, rv)
         }
-        Some(rv) => (Vec::new(), rv),
+        (false, None | Some(0)) => (Vec::new(), state.store.current_rv()),
+        (false, Some(rv)) => (Vec::new(), rv),
     };
+    let end_bookmark = req.send_initial_events == Some(true) && req.bookmarks;
     let watcher = match state.store.watch(&prefix, start_rv) {
         Ok(w) => Some(w),
         Err(StoreError::Expired { .. }) => None,
@@ -85,6 +102,14 @@ pub fn serve(state: Arc<AppState>, req: WatchRequest) -> Result<Response, ApiErr
                 encode_event_into(&mut batch, plural, "ADDED", entry, req.rendering);
             }
             if tx.send(batch.freeze()).await.is_err() {
+                return;
+            }
+        }
+        if end_bookmark {
+            let line = json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": api_version,
+                "metadata": {"resourceVersion": start_rv.to_string(),
+                    "annotations": {INITIAL_EVENTS_END: "true"}}}});
+            if tx.send(Bytes::from(format!("{line}\n"))).await.is_err() {
                 return;
             }
         }
