@@ -107,11 +107,35 @@ fn is_empty_value(v: &Value) -> bool {
 }
 
 /// `{"kind":"PodList","apiVersion":"v1","metadata":{...},"items":[...]}` from stored bytes.
+/// What a page of a paged list says of the rest: where to continue, and (when the list has no
+/// selector, as upstream) how many items remain.
+#[derive(Clone, Copy, Debug)]
+pub struct Page<'a> {
+    pub continue_token: &'a str,
+    pub remaining_item_count: Option<usize>,
+}
+
+/// A page's `continue` and `remainingItemCount` members of a list's metadata.
+fn put_page(out: &mut BytesMut, page: Option<Page<'_>>) {
+    if let Some(page) = page {
+        out.put_slice(b",\"continue\":");
+        out.put_slice(
+            Value::String(page.continue_token.to_string())
+                .to_string()
+                .as_bytes(),
+        );
+        if let Some(n) = page.remaining_item_count {
+            out.put_slice(b",\"remainingItemCount\":");
+            out.put_slice(n.to_string().as_bytes());
+        }
+    }
+}
+
 pub fn encode_list(
     kind: &str,
     api_version: &str,
     rv: u64,
-    continue_token: Option<&str>,
+    page: Option<Page<'_>>,
     items: &[Entry],
 ) -> Bytes {
     let size: usize = items.iter().map(|e| e.json.len() + 1).sum::<usize>() + 160;
@@ -123,10 +147,7 @@ pub fn encode_list(
     out.put_slice(b"\",\"metadata\":{\"resourceVersion\":\"");
     out.put_slice(rv.to_string().as_bytes());
     out.put_slice(b"\"");
-    if let Some(token) = continue_token {
-        out.put_slice(b",\"continue\":");
-        out.put_slice(Value::String(token.to_string()).to_string().as_bytes());
-    }
+    put_page(&mut out, page);
     out.put_slice(b"},\"items\":[");
     for (n, item) in items.iter().enumerate() {
         if n > 0 {
@@ -174,15 +195,12 @@ pub fn partial_metadata(json: &[u8]) -> Bytes {
 
 /// A `meta.k8s.io/v1` PartialObjectMetadataList of the items, as kube-apiserver answers a list
 /// asked for with `Accept: application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1`.
-pub fn encode_partial_list(rv: u64, continue_token: Option<&str>, items: &[Entry]) -> Bytes {
+pub fn encode_partial_list(rv: u64, page: Option<Page<'_>>, items: &[Entry]) -> Bytes {
     let mut out = BytesMut::with_capacity(items.len() * 512 + 160);
     out.put_slice(br#"{"kind":"PartialObjectMetadataList","apiVersion":"meta.k8s.io/v1","metadata":{"resourceVersion":""#);
     out.put_slice(rv.to_string().as_bytes());
     out.put_slice(b"\"");
-    if let Some(token) = continue_token {
-        out.put_slice(b",\"continue\":");
-        out.put_slice(Value::String(token.to_string()).to_string().as_bytes());
-    }
+    put_page(&mut out, page);
     out.put_slice(b"},\"items\":[");
     for (n, item) in items.iter().enumerate() {
         if n > 0 {

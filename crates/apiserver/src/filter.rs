@@ -35,6 +35,15 @@ impl Filter {
     }
 
     /// Adds `metadata.name=<name>` (a watch on a named object).
+    /// Whether it selects everything (no label or field selector).
+    pub fn is_empty(&self) -> bool {
+        self.labels.as_ref().is_none_or(|l| l.is_empty())
+            && self
+                .fields
+                .as_ref()
+                .is_none_or(|f| f.requirements().is_empty())
+    }
+
     pub fn with_name(mut self, name: &str) -> Result<Filter, ApiError> {
         let escaped = pernode_core::fields::escape_value(name);
         let text = match self.fields.take() {

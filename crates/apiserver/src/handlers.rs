@@ -193,12 +193,20 @@ fn list(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         items.retain(|e| &*e.key > after.as_str());
     }
     let mut continue_token = None;
+    let mut remaining_item_count = None;
     if let Some(limit) = req.query.limit()
         && items.len() > limit
     {
+        // Upstream counts the rest only when nothing filters it (a selector's count would be
+        // the store's, not the caller's).
+        remaining_item_count = filter.is_empty().then(|| items.len() - limit);
         items.truncate(limit);
         continue_token = items.last().map(|e| encode_continue(rv, &e.key));
     }
+    let page = continue_token.as_deref().map(|t| crate::codec::Page {
+        continue_token: t,
+        remaining_item_count,
+    });
     let info = req.target.info;
     if wants_table(accept(req)) {
         let objects: Vec<&[u8]> = items.iter().map(|e| &e.json[..]).collect();
@@ -215,19 +223,13 @@ fn list(state: &AppState, req: &Request) -> Result<Response, ApiError> {
     }
     if wants_partial_metadata_list(accept(req)) {
         return Ok(typed_response(
-            encode_partial_list(rv, continue_token.as_deref(), &items),
+            encode_partial_list(rv, page, &items),
             PARTIAL_METADATA_LIST_MIME,
         ));
     }
     Ok(json_response(
         StatusCode::OK,
-        encode_list(
-            info.kind,
-            info.api_version(),
-            rv,
-            continue_token.as_deref(),
-            &items,
-        ),
+        encode_list(info.kind, info.api_version(), rv, page, &items),
     ))
 }
 

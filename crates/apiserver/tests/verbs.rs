@@ -179,12 +179,15 @@ async fn limit_and_continue_page_through_a_list() {
     }
     let first = get(&r, &format!("{PODS}?limit=2")).await;
     assert_eq!(names(&first), ["p0", "p1"]);
+    // How many items the later pages hold, as upstream counts them for an unfiltered list.
+    assert_eq!(first["metadata"]["remainingItemCount"], 3);
     let token = first["metadata"]["continue"]
         .as_str()
         .expect("continue token")
         .to_string();
     let second = get(&r, &format!("{PODS}?limit=2&continue={token}")).await;
     assert_eq!(names(&second), ["p2", "p3"]);
+    assert_eq!(second["metadata"]["remainingItemCount"], 1);
     let token = second["metadata"]["continue"]
         .as_str()
         .expect("continue token")
@@ -192,6 +195,15 @@ async fn limit_and_continue_page_through_a_list() {
     let last = get(&r, &format!("{PODS}?limit=2&continue={token}")).await;
     assert_eq!(names(&last), ["p4"]);
     assert!(last["metadata"].get("continue").is_none());
+    assert!(last["metadata"].get("remainingItemCount").is_none());
+    // A selector's page does not count the rest (upstream leaves it unset).
+    let selected = get(
+        &r,
+        &format!("{PODS}?limit=2&fieldSelector=spec.nodeName%3D"),
+    )
+    .await;
+    assert!(selected["metadata"]["continue"].is_string());
+    assert!(selected["metadata"].get("remainingItemCount").is_none());
 }
 
 /// What a paged informer does: list page by page, then watch from the last page's version.
