@@ -9,23 +9,7 @@ mod support;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::{Cluster, eventually};
-
-const DS: &str = r#"apiVersion: apps/v1
-kind: DaemonSet
-metadata:
-  name: agent
-spec:
-  selector:
-    matchLabels: {app: agent}
-  template:
-    metadata:
-      labels: {app: agent}
-    spec:
-      containers:
-      - name: agent
-        image: busybox:1.36
-"#;
+use support::{AGENT_DS as DS, Cluster, eventually};
 
 /// The running pod of the DaemonSet on node-1.
 fn running_pod(c: &Cluster) -> String {

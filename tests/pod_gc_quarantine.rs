@@ -6,23 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{Cluster, eventually};
-
-const DS: &str = r#"apiVersion: apps/v1
-kind: DaemonSet
-metadata:
-  name: agent
-spec:
-  selector:
-    matchLabels: {app: agent}
-  template:
-    metadata:
-      labels: {app: agent}
-    spec:
-      containers:
-      - name: agent
-        image: busybox:1.36
-"#;
+use support::{AGENT_DS as DS, Cluster, eventually};
 
 /// A simulated node as `pernode up` makes them.
 fn simulated_node(name: &str) -> String {

@@ -7,6 +7,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// A DaemonSet `agent` (pods labelled `app=agent`, one container `agent` of `busybox:1.36`) on
+/// every node.
+pub const AGENT_DS: &str = r#"apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+spec:
+  selector:
+    matchLabels: {app: agent}
+  template:
+    metadata:
+      labels: {app: agent}
+    spec:
+      containers:
+      - name: agent
+        image: busybox:1.36
+"#;
+
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub child: Option<Child>,

@@ -1,37 +1,14 @@
 //! Malformed and hostile requests get a Kubernetes Status with upstream's code, change nothing,
 //! and leave the server serving.
 
-use axum::Router;
+mod support;
+
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use support::send;
 use tower::ServiceExt;
-
-async fn send(
-    router: &Router,
-    method: Method,
-    path: &str,
-    content_type: &str,
-    body: impl Into<Body>,
-) -> (StatusCode, Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", content_type)
-        .body(body.into())
-        .expect("request");
-    let response = router.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, value)
-}
 
 fn assert_status(reply: &(StatusCode, Value), code: u16, reason: &str) {
     assert_eq!(reply.0.as_u16(), code, "{}", reply.1);

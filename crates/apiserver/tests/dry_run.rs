@@ -2,13 +2,12 @@
 //! store as it was (no object, no version consumed, so no watch event); a dry-run value other
 //! than `All` is refused with upstream's 422 before anything is written.
 
+mod support;
+
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::{Method, StatusCode};
 use pernode_apiserver::ApiServer;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 const DSS: &str = "/apis/apps/v1/namespaces/default/daemonsets";
 const PODS: &str = "/api/v1/namespaces/default/pods";
@@ -20,24 +19,7 @@ async fn call(
     content_type: &str,
     body: &str,
 ) -> (StatusCode, Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", content_type)
-        .body(Body::from(body.to_string()))
-        .expect("request");
-    let response = router.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    support::send(router, method, path, content_type, body.to_string()).await
 }
 
 /// Every key with its version, and the store's version: what a dry run must leave alone.

@@ -2,6 +2,8 @@
 //! start points and timeouts, status/spec separation, generation, subresources, collection and
 //! namespace deletion.
 
+mod support;
+
 use std::time::Duration;
 
 use axum::Router;
@@ -23,24 +25,7 @@ async fn call(
     } else {
         Body::from(body.to_string())
     };
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", content_type)
-        .body(body)
-        .expect("request");
-    let response = router.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    support::send(router, method, path, content_type, body).await
 }
 
 async fn get(router: &Router, path: &str) -> Value {
