@@ -22,6 +22,13 @@ pub struct ServerArgs {
     /// Where to write the kubeconfig (default: <data-dir>/kubeconfig), once the server answers.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// Reads served at once over TCP before more get 429 (kube-apiserver's flag; watches,
+    /// logs, exec and proxies are not counted).
+    #[arg(long, default_value_t = 400)]
+    pub max_requests_inflight: usize,
+    /// Writes served at once over TCP before more get 429 (kube-apiserver's flag).
+    #[arg(long, default_value_t = 200)]
+    pub max_mutating_requests_inflight: usize,
     /// How long an Event is kept after its last write (kube-apiserver's `--event-ttl`).
     #[arg(long, default_value = "1h", value_parser = crate::control_plane::parse_duration)]
     pub event_ttl: std::time::Duration,
@@ -65,7 +72,13 @@ async fn start(args: &ServerArgs) -> anyhow::Result<Running> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
-    let serving = server.spawn_serving(listener).context("serving HTTP")?;
+    let limits = pernode_apiserver::max_in_flight::InFlightLimits {
+        readonly: args.max_requests_inflight,
+        mutating: args.max_mutating_requests_inflight,
+    };
+    let serving = server
+        .spawn_serving_with(listener, limits)
+        .context("serving HTTP")?;
     let addr = serving.addr;
     wait_until_ready(addr).await?;
     let kubeconfig = args

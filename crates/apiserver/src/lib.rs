@@ -18,6 +18,7 @@ pub mod error;
 pub mod event_ttl;
 pub mod filter;
 pub mod handlers;
+pub mod max_in_flight;
 pub mod node_proxy;
 pub mod params;
 pub mod registry;
@@ -93,10 +94,21 @@ impl ApiServer {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Serves HTTP on `listener` in a background task until [`Serving::stop`].
+    /// Serves HTTP on `listener` in a background task until [`Serving::stop`], with
+    /// kube-apiserver's default in-flight limits.
     pub fn spawn_serving(
         self: &Arc<Self>,
         listener: tokio::net::TcpListener,
+    ) -> std::io::Result<Serving> {
+        self.spawn_serving_with(listener, max_in_flight::InFlightLimits::default())
+    }
+
+    /// As [`ApiServer::spawn_serving`], with the given in-flight limits
+    /// ([`max_in_flight`]).
+    pub fn spawn_serving_with(
+        self: &Arc<Self>,
+        listener: tokio::net::TcpListener,
+        limits: max_in_flight::InFlightLimits,
     ) -> std::io::Result<Serving> {
         use axum::serve::ListenerExt;
         let addr = listener.local_addr()?;
@@ -106,7 +118,7 @@ impl ApiServer {
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let closer = self.shutdown.clone();
-        let router = self.router();
+        let router = max_in_flight::limit(self.router(), limits);
         let task = tokio::spawn(async move {
             axum::serve(listener, router)
                 .with_graceful_shutdown(async move {
