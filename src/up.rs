@@ -72,12 +72,15 @@ async fn start(args: &ServerArgs) -> anyhow::Result<Running> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
-    let limits = pernode_apiserver::max_in_flight::InFlightLimits {
-        readonly: args.max_requests_inflight,
-        mutating: args.max_mutating_requests_inflight,
+    let options = pernode_apiserver::serving::ServeOptions {
+        limits: pernode_apiserver::max_in_flight::InFlightLimits {
+            readonly: args.max_requests_inflight,
+            mutating: args.max_mutating_requests_inflight,
+        },
+        ..Default::default()
     };
     let serving = server
-        .spawn_serving_with(listener, limits)
+        .spawn_serving_with(listener, options)
         .context("serving HTTP")?;
     let addr = serving.addr;
     wait_until_ready(addr).await?;

@@ -741,3 +741,38 @@ fn the_control_plane_runs_without_transparent_huge_pages() {
         .expect("the kernel reports THP_enabled (Linux 5.0 and later)");
     assert_eq!(thp.trim(), "0", "{status}");
 }
+
+/// The control plane raises its soft limit of open files to the hard limit (every connection
+/// and watch holds one).
+#[test]
+fn the_control_plane_raises_its_open_file_limit() {
+    let dir = tempfile::tempdir().expect("dir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -S -n 256 && exec \"$0\" apiserver --listen 127.0.0.1:0 --data-dir \"$1\" --kubeconfig \"$2\"")
+        .arg(env!("CARGO_BIN_EXE_pernode"))
+        .arg(dir.path().join("data"))
+        .arg(&kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start pernode");
+    eventually(
+        Duration::from_secs(60),
+        "the server writes its kubeconfig",
+        || kubeconfig.exists(),
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).expect("limits");
+    let _ = child.kill();
+    let _ = child.wait();
+    let open_files: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a line for open files")
+        .split_whitespace()
+        .collect();
+    // `Max open files <soft> <hard> files`
+    assert_eq!(open_files[3], open_files[4], "{limits}");
+    assert_ne!(open_files[3], "256", "{limits}");
+}

@@ -22,6 +22,7 @@ pub mod max_in_flight;
 pub mod node_proxy;
 pub mod params;
 pub mod registry;
+pub mod serving;
 pub mod target;
 pub mod watch;
 
@@ -95,38 +96,32 @@ impl ApiServer {
     }
 
     /// Serves HTTP on `listener` in a background task until [`Serving::stop`], with
-    /// kube-apiserver's default in-flight limits.
+    /// kube-apiserver's defaults ([`serving::ServeOptions`]).
     pub fn spawn_serving(
         self: &Arc<Self>,
         listener: tokio::net::TcpListener,
     ) -> std::io::Result<Serving> {
-        self.spawn_serving_with(listener, max_in_flight::InFlightLimits::default())
+        self.spawn_serving_with(listener, serving::ServeOptions::default())
     }
 
-    /// As [`ApiServer::spawn_serving`], with the given in-flight limits
-    /// ([`max_in_flight`]).
+    /// As [`ApiServer::spawn_serving`], with the given limits and timeouts.
     pub fn spawn_serving_with(
         self: &Arc<Self>,
         listener: tokio::net::TcpListener,
-        limits: max_in_flight::InFlightLimits,
+        options: serving::ServeOptions,
     ) -> std::io::Result<Serving> {
-        use axum::serve::ListenerExt;
         let addr = listener.local_addr()?;
-        // Small request/response exchanges on keep-alive connections: Nagle would add 40 ms.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let closer = self.shutdown.clone();
-        let router = max_in_flight::limit(self.router(), limits);
+        let router = self.router();
         let task = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                    // Open watches would otherwise hold the graceful shutdown forever.
-                    let _ = closer.send(true);
-                })
-                .await
+            let stop = async move {
+                let _ = stopped.await;
+                // Open watches would otherwise hold the graceful shutdown forever.
+                let _ = closer.send(true);
+            };
+            serving::serve(listener, router, options, stop).await;
+            Ok(())
         });
         Ok(Serving { addr, stop, task })
     }

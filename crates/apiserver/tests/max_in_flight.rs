@@ -81,7 +81,11 @@ async fn requests_past_the_limit_get_429_until_a_slot_frees() {
         readonly: 1,
         mutating: 1,
     };
-    let serving = server.spawn_serving_with(listener, limits).expect("serve");
+    let options = pernode_apiserver::serving::ServeOptions {
+        limits,
+        ..Default::default()
+    };
+    let serving = server.spawn_serving_with(listener, options).expect("serve");
     let addr = serving.addr;
     let ns = r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"held"}}"#;
     let other = r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"other"}}"#;

@@ -1,0 +1,162 @@
+//! The TCP listener: connections accepted and served over HTTP/1.1 (with upgrades, for exec and
+//! port-forward) and HTTP/2, with the protections kube-apiserver's `http.Server` has.
+//!
+//! - **Header-read timeout** (32 s, upstream's `ReadHeaderTimeout`): a client that has not sent
+//!   a whole request head by then, a slow-loris dribbling bytes or a connection left idle
+//!   between requests, is disconnected. (hyper starts the timer whenever it waits for a head,
+//!   so it also bounds keep-alive idleness; clients reconnect as they do after Go's
+//!   `IdleTimeout`.)
+//! - **Connections per client**: at most [`ServeOptions::max_connections_per_client`] open from
+//!   one IP address; more are closed at once, so one client cannot take every file descriptor.
+//! - **Out of file descriptors**: `accept` failing (EMFILE) pauses accepting for a moment
+//!   instead of spinning; the connections already open are served on.
+//! - **In-flight limits** ([`crate::max_in_flight`]) on every request.
+//!
+//! `stop` stops accepting, ends the open watches, and lets each connection finish the request
+//! it is serving.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::max_in_flight::{self, InFlightLimits};
+
+/// kube-apiserver's `ReadHeaderTimeout`.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(32);
+
+/// How the listener serves.
+#[derive(Clone, Copy, Debug)]
+pub struct ServeOptions {
+    pub limits: InFlightLimits,
+    pub header_read_timeout: Duration,
+    /// Open connections allowed from one IP address.
+    pub max_connections_per_client: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            limits: InFlightLimits::default(),
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            max_connections_per_client: 2048,
+        }
+    }
+}
+
+/// Open connections by client address.
+#[derive(Clone, Default)]
+struct ConnectionCounts(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+/// One client's open connection; uncounted when dropped.
+struct Counted {
+    counts: ConnectionCounts,
+    ip: IpAddr,
+}
+
+impl ConnectionCounts {
+    fn admit(&self, ip: IpAddr, max: usize) -> Option<Counted> {
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let open = counts.entry(ip).or_insert(0);
+        if *open >= max {
+            return None;
+        }
+        *open += 1;
+        Some(Counted {
+            counts: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let mut counts = self.counts.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(open) = counts.get_mut(&self.ip) {
+            *open -= 1;
+            if *open == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `stop` resolves; then stops accepting and returns once
+/// every connection has finished.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    options: ServeOptions,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let router = max_in_flight::limit(router, options.limits);
+    let counts = ConnectionCounts::default();
+    // Connections hold a receiver: the sender's `closed` says when the last one has finished.
+    let (draining, drained) = watch::channel(false);
+    tokio::pin!(stop);
+    loop {
+        let (tcp, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(connection) => connection,
+                Err(e) => {
+                    // Out of descriptors (or another transient failure): back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed; pausing before the next");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let Some(counted) = counts.admit(remote.ip(), options.max_connections_per_client) else {
+            tracing::debug!(client = %remote, "too many connections from this client; closing");
+            drop(tcp);
+            continue;
+        };
+        // Small request/response exchanges on keep-alive connections: Nagle would add 40 ms.
+        let _ = tcp.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let mut shutdown = drained.clone();
+        let header_read_timeout = options.header_read_timeout;
+        tokio::spawn(async move {
+            let _counted = counted;
+            let mut builder = Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+            tokio::pin!(conn);
+            loop {
+                tokio::select! {
+                    result = conn.as_mut() => {
+                        if let Err(e) = result {
+                            tracing::trace!(client = %remote, error = %e, "connection ended");
+                        }
+                        break;
+                    }
+                    changed = shutdown.changed() => {
+                        if changed.is_err() || *shutdown.borrow() {
+                            conn.as_mut().graceful_shutdown();
+                            // Keep driving the connection to its graceful end.
+                            if let Err(e) = conn.as_mut().await {
+                                tracing::trace!(client = %remote, error = %e, "connection ended");
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = draining.send(true);
+    drop(drained);
+    draining.closed().await;
+}
