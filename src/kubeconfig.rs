@@ -1,14 +1,20 @@
-//! The kubeconfig `pernode up` writes for kubectl: one cluster over plain HTTP on loopback, no
-//! credentials (the server listens on loopback only unless told otherwise).
+//! The kubeconfig `pernode up` writes for kubectl and other clients: one cluster over plain HTTP
+//! on loopback, no credentials (the server listens on loopback only unless told otherwise).
 
 use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::Context;
 
+/// The kubeconfig naming the server at `server`.
+///
+/// `insecure-skip-tls-verify: true` changes nothing for plain HTTP in kubectl, client-go or
+/// kube-rs, but the official JavaScript client refuses an `http://` server without it ("HTTP
+/// protocol is not allowed when skipTLSVerify is not set or false"). It goes when the server
+/// speaks TLS and the kubeconfig carries its CA.
 pub fn render(server: SocketAddr) -> String {
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: pernode\n  cluster:\n    server: http://{server}\ncontexts:\n- name: pernode\n  context:\n    cluster: pernode\n    user: pernode\n    namespace: default\ncurrent-context: pernode\nusers:\n- name: pernode\n  user: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: pernode\n  cluster:\n    insecure-skip-tls-verify: true\n    server: http://{server}\ncontexts:\n- name: pernode\n  context:\n    cluster: pernode\n    user: pernode\n    namespace: default\ncurrent-context: pernode\nusers:\n- name: pernode\n  user: {{}}\n"
     )
 }
 
@@ -58,6 +64,8 @@ mod tests {
     fn names_the_real_address() {
         let text = render("127.0.0.1:41234".parse().unwrap());
         assert!(text.contains("server: http://127.0.0.1:41234"));
+        // What the JavaScript client needs to accept plain HTTP.
+        assert!(text.contains("    insecure-skip-tls-verify: true\n"));
         assert!(text.contains("current-context: pernode"));
     }
 }
