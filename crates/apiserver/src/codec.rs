@@ -106,7 +106,6 @@ fn is_empty_value(v: &Value) -> bool {
     }
 }
 
-/// `{"kind":"PodList","apiVersion":"v1","metadata":{...},"items":[...]}` from stored bytes.
 /// What a page of a paged list says of the rest: where to continue, and (when the list has no
 /// selector, as upstream) how many items remain.
 #[derive(Clone, Copy, Debug)]
@@ -131,6 +130,7 @@ fn put_page(out: &mut BytesMut, page: Option<Page<'_>>) {
     }
 }
 
+/// `{"kind":"PodList","apiVersion":"v1","metadata":{...},"items":[...]}` from stored bytes.
 pub fn encode_list(
     kind: &str,
     api_version: &str,

@@ -68,11 +68,14 @@ pub async fn expire(store: &Store, ttl: Duration, now: Timestamp) -> usize {
     let Ok(cutoff) = now.checked_sub(ttl) else {
         return 0;
     };
-    let (_, events) = store.list("events/", |e| {
-        last_written(&e.json).is_some_and(|written| written < cutoff)
-    });
+    // Parsed after the list, not in its filter: the filter runs under the store's lock, which
+    // the writer waits for.
+    let (_, events) = store.list("events/", |_| true);
+    let expired = events
+        .into_iter()
+        .filter(|e| last_written(&e.json).is_some_and(|written| written < cutoff));
     let mut deleted = 0;
-    for event in events {
+    for event in expired {
         // Deleted only as it was seen: a write since then renewed it.
         match store.delete(&event.key, Some(event.rv)).await {
             Ok(_) => deleted += 1,

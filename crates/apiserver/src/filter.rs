@@ -34,7 +34,6 @@ impl Filter {
         Ok(Filter { labels, fields })
     }
 
-    /// Adds `metadata.name=<name>` (a watch on a named object).
     /// Whether it selects everything (no label or field selector).
     pub fn is_empty(&self) -> bool {
         self.labels.as_ref().is_none_or(|l| l.is_empty())
@@ -44,6 +43,7 @@ impl Filter {
                 .is_none_or(|f| f.requirements().is_empty())
     }
 
+    /// Adds `metadata.name=<name>` (a watch on a named object).
     pub fn with_name(mut self, name: &str) -> Result<Filter, ApiError> {
         let escaped = pernode_core::fields::escape_value(name);
         let text = match self.fields.take() {

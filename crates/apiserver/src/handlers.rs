@@ -44,19 +44,14 @@ pub struct Request {
 }
 
 pub async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiError> {
-    let options_kind = match req.method {
-        Method::POST => Some("CreateOptions"),
-        Method::PUT => Some("UpdateOptions"),
-        Method::PATCH => Some("PatchOptions"),
-        Method::DELETE => Some("DeleteOptions"),
-        _ => None,
-    };
-    match options_kind {
-        Some(kind) => crate::params::validate_write_options(kind, &req.query)?,
-        None if req.method == Method::GET && req.target.subresource.is_none() => {
-            crate::params::validate_list_options(&req.query)?
-        }
-        None => {}
+    use crate::params::{validate_list_options, validate_write_options};
+    match req.method {
+        Method::POST => validate_write_options("CreateOptions", &req.query)?,
+        Method::PUT => validate_write_options("UpdateOptions", &req.query)?,
+        Method::PATCH => validate_write_options("PatchOptions", &req.query)?,
+        Method::DELETE => validate_write_options("DeleteOptions", &req.query)?,
+        Method::GET if req.target.subresource.is_none() => validate_list_options(&req.query)?,
+        _ => {}
     }
     let has_name = req.target.name.is_some();
     let sub = req.target.subresource.clone();
@@ -1220,19 +1215,19 @@ async fn bind(state: &AppState, req: &Request) -> Result<Response, ApiError> {
                 return Err(ApiError::internal("stored pod is not a JSON object"));
             }
         };
-        if req.query.dry_run() {
+        let bound = || {
             let status = success_status(&name, "", "pods", None);
-            return Ok(json_response(StatusCode::CREATED, status.to_string()));
+            json_response(StatusCode::CREATED, status.to_string())
+        };
+        if req.query.dry_run() {
+            return Ok(bound());
         }
         // Of the fields pods are indexed by, a binding changes spec.nodeName alone.
         let attrs = old
             .attrs
             .with_fields([(registry::POD_NODE_NAME, node.clone())]);
         match state.store.update_edited(&key, pod, attrs, old.rv).await {
-            Ok(_) => {
-                let status = success_status(&name, "", "pods", None);
-                return Ok(json_response(StatusCode::CREATED, status.to_string()));
-            }
+            Ok(_) => return Ok(bound()),
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(store_error(&req.target, &name, e)),
         }

@@ -20,14 +20,10 @@ pub struct Query {
 
 impl Query {
     pub fn parse(query: Option<&str>) -> Query {
-        let mut raw = HashMap::new();
-        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            raw.insert(decode(k), decode(v));
-        }
+        let original = query.unwrap_or("").to_string();
         Query {
-            raw,
-            original: query.unwrap_or("").to_string(),
+            raw: pairs(&original).collect(),
+            original,
         }
     }
 
@@ -50,11 +46,9 @@ impl Query {
 
     /// Every `dryRun` value sent (the parameter may repeat).
     pub fn dry_run_values(&self) -> Vec<String> {
-        self.original
-            .split('&')
-            .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
-            .filter(|(k, _)| decode(k) == "dryRun")
-            .map(|(_, v)| decode(v))
+        pairs(&self.original)
+            .filter(|(k, _)| k == "dryRun")
+            .map(|(_, v)| v)
             .collect()
     }
 
@@ -105,6 +99,14 @@ pub enum FieldValidation {
     Strict,
     Warn,
     Ignore,
+}
+
+/// The decoded `key=value` pairs of a query string, repeated keys included, in order.
+fn pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (decode(k), decode(v))
+    })
 }
 
 /// Percent-decoding of one query component (`+` is a space in form encoding).

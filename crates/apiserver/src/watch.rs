@@ -1,8 +1,9 @@
 //! Watch streams: newline-delimited JSON events over a chunked response, as kube-apiserver sends
 //! them. Synthetic ADDED events for `resourceVersion` 0/unset, events strictly after the given
 //! version otherwise; with `sendInitialEvents=true` (a streaming list, client-go's default from
-//! 1.35) the current state first, ended by a BOOKMARK annotated `k8s.io/initial-events-end`, an ERROR event with 410 Expired when that version is no longer in the
-//! store's event window, optional BOOKMARKs, and `timeoutSeconds`.
+//! 1.35) the current state first, ended by a BOOKMARK annotated `k8s.io/initial-events-end`. An
+//! ERROR event with 410 Expired when that version is no longer in the store's event window,
+//! optional BOOKMARKs, and `timeoutSeconds`.
 
 use std::borrow::Cow;
 use std::convert::Infallible;

@@ -40,9 +40,9 @@ fn ds(name: &str, image: &str) -> Value {
 }
 
 async fn fixture() -> (ApiServer, Router) {
-    let store =
-        pernode_store::Store::in_memory(pernode_apiserver::registry::indexer(), Default::default());
-    let server = ApiServer::new(store).await.expect("server");
+    let server = ApiServer::new(support::memory_store())
+        .await
+        .expect("server");
     let router = server.router();
     let json = "application/json";
     for (path, body) in [

@@ -1,6 +1,8 @@
 //! Events expire `--event-ttl` after their last write, through the store (watchers see each one
 //! deleted), and an event written again since is kept.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -19,9 +21,9 @@ fn event(name: &str, last: Timestamp) -> serde_json::Value {
 
 #[tokio::test]
 async fn events_expire_after_the_ttl_since_their_last_write() {
-    let store =
-        pernode_store::Store::in_memory(pernode_apiserver::registry::indexer(), Default::default());
-    let server = ApiServer::new(store).await.expect("server");
+    let server = ApiServer::new(support::memory_store())
+        .await
+        .expect("server");
     let store = server.store().clone();
     let now = Timestamp::now();
     let ago = |mins: i64| now - SignedDuration::from_mins(mins);

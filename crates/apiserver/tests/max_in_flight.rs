@@ -2,8 +2,9 @@
 //! `Retry-After: 1` and a Status; reads and writes count separately; watches are exempt; a
 //! slot frees when its request is answered.
 
+mod support;
+
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use pernode_apiserver::ApiServer;
@@ -71,22 +72,18 @@ async fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn requests_past_the_limit_get_429_until_a_slot_frees() {
-    let store =
-        pernode_store::Store::in_memory(pernode_apiserver::registry::indexer(), Default::default());
-    let server = Arc::new(ApiServer::new(store).await.expect("server"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let server = ApiServer::new(support::memory_store())
         .await
-        .expect("bind");
-    let limits = InFlightLimits {
-        readonly: 1,
-        mutating: 1,
-    };
+        .expect("server");
     let options = pernode_apiserver::serving::ServeOptions {
-        limits,
+        limits: InFlightLimits {
+            readonly: 1,
+            mutating: 1,
+        },
         ..Default::default()
     };
-    let serving = server.spawn_serving_with(listener, options).expect("serve");
-    let addr = serving.addr;
+    let tcp = support::serve_tcp(server, options).await;
+    let addr = tcp.addr;
     let ns = r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"held"}}"#;
     let other = r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"other"}}"#;
 
@@ -135,5 +132,8 @@ async fn requests_past_the_limit_get_429_until_a_slot_frees() {
     assert_eq!(release(held_read, "{}").await, 200);
     assert_eq!(post(addr, "/api/v1/namespaces", other).await.0, 201);
     assert_eq!(request(addr, "/api/v1/namespaces").await.0, 200);
-    serving.stop(Duration::from_secs(1)).await.expect("stop");
+    tcp.serving
+        .stop(Duration::from_secs(1))
+        .await
+        .expect("stop");
 }

@@ -3,6 +3,8 @@
 //! loopback (logs streamed, exec upgraded), and a node that does not answer fails within the
 //! connect timeout. Every dial goes through a guard that counts it and refuses all but loopback.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,8 +25,7 @@ use tokio::net::TcpStream;
 struct Harness {
     addr: SocketAddr,
     dials: Arc<AtomicUsize>,
-    _server: Arc<ApiServer>,
-    _serving: pernode_apiserver::Serving,
+    _tcp: support::Tcp,
 }
 
 async fn harness(connect_timeout: Duration) -> Harness {
@@ -40,22 +41,14 @@ async fn harness(connect_timeout: Duration) -> Harness {
                 Err(format!("test guard: {addr} is not loopback"))
             }
         });
-    let store =
-        pernode_store::Store::in_memory(pernode_apiserver::registry::indexer(), Default::default());
-    let server = Arc::new(
-        ApiServer::with_node_dialer(store, dialer)
-            .await
-            .expect("server"),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let server = ApiServer::with_node_dialer(support::memory_store(), dialer)
         .await
-        .expect("bind");
-    let serving = server.spawn_serving(listener).expect("serve");
+        .expect("server");
+    let tcp = support::serve_tcp(server, Default::default()).await;
     Harness {
-        addr: serving.addr,
+        addr: tcp.addr,
         dials,
-        _server: server,
-        _serving: serving,
+        _tcp: tcp,
     }
 }
 

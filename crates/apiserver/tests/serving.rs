@@ -2,8 +2,9 @@
 //! (a slow-loris, or a connection left idle) is disconnected while other clients are served,
 //! and one client's connections beyond its bound are closed at once.
 
+mod support;
+
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pernode_apiserver::ApiServer;
@@ -11,15 +12,11 @@ use pernode_apiserver::serving::ServeOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-async fn serve(options: ServeOptions) -> (SocketAddr, pernode_apiserver::Serving, Arc<ApiServer>) {
-    let store =
-        pernode_store::Store::in_memory(pernode_apiserver::registry::indexer(), Default::default());
-    let server = Arc::new(ApiServer::new(store).await.expect("server"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+async fn serve(options: ServeOptions) -> support::Tcp {
+    let server = ApiServer::new(support::memory_store())
         .await
-        .expect("bind");
-    let serving = server.spawn_serving_with(listener, options).expect("serve");
-    (serving.addr, serving, server)
+        .expect("server");
+    support::serve_tcp(server, options).await
 }
 
 /// Waits for the server to close `stream`; how long it took.
@@ -55,7 +52,8 @@ async fn a_head_not_sent_in_time_is_disconnected() {
         header_read_timeout: Duration::from_secs(1),
         ..Default::default()
     };
-    let (addr, serving, _server) = serve(options).await;
+    let tcp = serve(options).await;
+    let addr = tcp.addr;
     // A slow-loris: half a request head, then nothing.
     let mut slow = TcpStream::connect(addr).await.expect("connect");
     slow.write_all(b"GET /api/v1/namespaces HTTP/1.1\r\nHo")
@@ -81,7 +79,12 @@ async fn a_head_not_sent_in_time_is_disconnected() {
         took < Duration::from_secs(5),
         "idle connection closed after {took:?}"
     );
-    assert!(serving.stop(Duration::from_secs(5)).await.expect("stop"));
+    assert!(
+        tcp.serving
+            .stop(Duration::from_secs(5))
+            .await
+            .expect("stop")
+    );
 }
 
 #[tokio::test]
@@ -90,7 +93,8 @@ async fn connections_past_a_clients_bound_are_closed_at_once() {
         max_connections_per_client: 3,
         ..Default::default()
     };
-    let (addr, serving, _server) = serve(options).await;
+    let tcp = serve(options).await;
+    let addr = tcp.addr;
     let mut open = Vec::new();
     for _ in 0..3 {
         open.push(TcpStream::connect(addr).await.expect("connect"));
@@ -131,5 +135,10 @@ async fn connections_past_a_clients_bound_are_closed_at_once() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drop(open);
-    assert!(serving.stop(Duration::from_secs(5)).await.expect("stop"));
+    assert!(
+        tcp.serving
+            .stop(Duration::from_secs(5))
+            .await
+            .expect("stop")
+    );
 }

@@ -112,14 +112,7 @@ pub fn container_log(pod: &Pod, container: &str, req: &LogRequest) -> Result<Con
         .as_ref()
         .and_then(|s| s.node_name.as_deref())
         .unwrap_or_default();
-    let status = pod.status.as_ref();
-    let found = status
-        .and_then(|s| s.container_statuses.as_ref())
-        .into_iter()
-        .chain(status.and_then(|s| s.init_container_statuses.as_ref()))
-        .flatten()
-        .find(|c| c.name == container);
-    let Some(cs) = found else {
+    let Some(cs) = container_status(pod, container) else {
         return Err(format!(
             "container {container:?} in pod {name:?} is not available"
         ));
@@ -180,6 +173,17 @@ pub fn container_log(pod: &Pod, container: &str, req: &LogRequest) -> Result<Con
     Err(format!(
         "container {container:?} in pod {name:?} is waiting to start: {why}"
     ))
+}
+
+/// The status of the container (or init container) `name` of `pod`, if reported.
+pub fn container_status<'a>(pod: &'a Pod, name: &str) -> Option<&'a ContainerStatus> {
+    let status = pod.status.as_ref();
+    status
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .chain(status.and_then(|s| s.init_container_statuses.as_ref()))
+        .flatten()
+        .find(|c| c.name == name)
 }
 
 /// What a simulated instance "printed" when it started.

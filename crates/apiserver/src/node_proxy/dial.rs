@@ -86,11 +86,7 @@ impl NodeDialer {
     /// Opens a TCP connection to `host:port` of node `node` (an IP address: nodes report
     /// addresses, and resolving names is not this dialer's job).
     pub async fn dial(&self, node: &str, host: &str, port: u16) -> Result<TcpStream, DialError> {
-        let shown = if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
+        let shown = authority(host, port);
         let fail = |why: String| DialError {
             addr: shown.clone(),
             why,
@@ -110,6 +106,15 @@ impl NodeDialer {
             Ok(Err(e)) => Err(fail(go_wording(&e))),
             Err(_) => Err(fail("i/o timeout".to_string())),
         }
+    }
+}
+
+/// `host:port`, with an IPv6 host in brackets (`[::1]:10250`), as a URL and Go's errors write it.
+pub fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 

@@ -200,18 +200,7 @@ fn text_plain(body: Body) -> Response {
 }
 
 fn restart_count(pod: &Pod, container: &str) -> i32 {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .into_iter()
-        .chain(
-            pod.status
-                .as_ref()
-                .and_then(|s| s.init_container_statuses.as_ref()),
-        )
-        .flatten()
-        .find(|c| c.name == container)
-        .map_or(0, |c| c.restart_count)
+    simulated::container_status(pod, container).map_or(0, |c| c.restart_count)
 }
 
 /// Waits for the end of a followed simulated container.

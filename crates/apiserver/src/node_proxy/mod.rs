@@ -158,11 +158,7 @@ pub async fn forward(
     port: u16,
     fwd: Forward<'_>,
 ) -> Result<Response, ApiError> {
-    let authority = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
+    let authority = dial::authority(host, port);
     let url = format!("http://{authority}{}", fwd.path_and_query);
     let verb = go_method(&fwd.method);
     let failed = |e: &dyn std::fmt::Display| {
