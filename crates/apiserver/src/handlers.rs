@@ -1225,7 +1225,7 @@ async fn bind(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         // Of the fields pods are indexed by, a binding changes spec.nodeName alone.
         let attrs = old
             .attrs
-            .with_fields([(registry::POD_NODE_NAME, node.clone())]);
+            .with_fields([(crate::kinds::POD_NODE_NAME, node.clone())]);
         match state.store.update_edited(&key, pod, attrs, old.rv).await {
             Ok(_) => return Ok(bound()),
             Err(StoreError::Conflict { .. }) => continue,

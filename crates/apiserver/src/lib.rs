@@ -18,6 +18,7 @@ pub mod error;
 pub mod event_ttl;
 pub mod filter;
 pub mod handlers;
+pub mod kinds;
 pub mod max_in_flight;
 pub mod node_proxy;
 pub mod params;

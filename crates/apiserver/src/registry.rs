@@ -4,10 +4,8 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
-use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, PodStatus};
-use pernode_admission::{FieldError, defaults, validate};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use pernode_admission::{FieldError, validate};
 use pernode_resources::ResourceInfo;
 use pernode_store::{Attrs, Indexer};
 use serde::Serialize;
@@ -17,9 +15,6 @@ use serde_json::{Value, json};
 use crate::codec::unknown_fields;
 use crate::error::{ApiError, Cause};
 use crate::params::FieldValidation;
-
-/// The annotation upstream keeps the DaemonSet template generation in (R143).
-pub const TEMPLATE_GENERATION_ANNOTATION: &str = "deprecated.daemonset.template.generation";
 
 /// Now, as Kubernetes writes timestamps (RFC 3339, whole seconds, UTC).
 pub fn now_rfc3339() -> String {
@@ -70,43 +65,9 @@ pub fn attrs_with_status(plural: &str, attrs: &Attrs, status: Option<&Value>) ->
     attrs.with_fields(fields)
 }
 
-/// The indexed field of a pod's node (what a binding changes).
-pub const POD_NODE_NAME: &str = "spec.nodeName";
-
 /// Fields usable in field selectors, per resource (upstream's field label conversion funcs).
 pub fn supported_fields(plural: &str) -> &'static [&'static str] {
-    match plural {
-        "pods" => &[
-            "metadata.name",
-            "metadata.namespace",
-            POD_NODE_NAME,
-            "spec.restartPolicy",
-            "spec.schedulerName",
-            "spec.serviceAccountName",
-            "spec.hostNetwork",
-            "status.phase",
-            "status.podIP",
-            "status.nominatedNodeName",
-        ],
-        "events" => &[
-            "metadata.name",
-            "metadata.namespace",
-            "involvedObject.kind",
-            "involvedObject.namespace",
-            "involvedObject.name",
-            "involvedObject.uid",
-            "involvedObject.apiVersion",
-            "involvedObject.resourceVersion",
-            "involvedObject.fieldPath",
-            "reason",
-            "reportingComponent",
-            "source",
-            "type",
-        ],
-        "nodes" => &["metadata.name", "spec.unschedulable"],
-        "namespaces" => &["metadata.name", "status.phase"],
-        _ => &["metadata.name", "metadata.namespace"],
-    }
+    crate::kinds::by_plural(plural).fields
 }
 
 /// Whether two versions of an object are the same apart from `metadata.resourceVersion` and
@@ -166,38 +127,7 @@ pub fn prepare_create(info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiErr
     }
     meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
     meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
-    match info.plural {
-        "daemonsets" => {
-            meta.insert("generation".into(), json!(1));
-            let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
-            let generation = match annotations
-                .get(TEMPLATE_GENERATION_ANNOTATION)
-                .and_then(Value::as_str)
-            {
-                None => 1,
-                Some(s) => match s.parse::<i64>() {
-                    Ok(g) if g >= 1 => g,
-                    Ok(_) => 1,
-                    Err(_) => {
-                        return Err(ApiError::bad_request(format!(
-                            "invalid value of annotation {TEMPLATE_GENERATION_ANNOTATION}: {s:?}"
-                        )));
-                    }
-                },
-            };
-            annotations[TEMPLATE_GENERATION_ANNOTATION] = json!(generation.to_string());
-            obj["status"] = json!({"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0, "numberReady": 0});
-        }
-        "pods" => {
-            let qos = qos_class(obj);
-            obj["status"] = json!({"phase": "Pending", "qosClass": qos});
-        }
-        "namespaces" => {
-            obj["status"] = json!({"phase": "Active"});
-        }
-        _ => {}
-    }
-    Ok(())
+    (crate::kinds::of(info).on_create)(obj)
 }
 
 /// Carries over what an update may not change, per upstream's PrepareForUpdate: identity and
@@ -273,80 +203,7 @@ pub fn prepare_update(
             }
         }
     }
-    if info.plural == "daemonsets" {
-        let spec_changed = new.get("spec") != old.get("spec");
-        if spec_changed {
-            let generation = old_meta
-                .get("generation")
-                .and_then(Value::as_i64)
-                .unwrap_or(1);
-            new["metadata"]["generation"] = json!(generation + 1);
-        }
-        let old_template_generation = old_meta
-            .pointer(&format!(
-                "/annotations/{}",
-                TEMPLATE_GENERATION_ANNOTATION.replace('/', "~1")
-            ))
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse::<i64>().ok())
-            .unwrap_or(1);
-        let template_changed =
-            template_changed(old.pointer("/spec/template"), new.pointer("/spec/template"));
-        let template_generation = old_template_generation + i64::from(template_changed);
-        let annotations = new["metadata"]
-            .as_object_mut()
-            .map(|m| m.entry("annotations").or_insert_with(|| json!({})));
-        if let Some(annotations) = annotations {
-            if !annotations.is_object() {
-                *annotations = json!({});
-            }
-            annotations[TEMPLATE_GENERATION_ANNOTATION] = json!(template_generation.to_string());
-        }
-    }
-    Ok(())
-}
-
-fn template_changed(old: Option<&Value>, new: Option<&Value>) -> bool {
-    let typed = |v: Option<&Value>| -> Option<k8s_openapi::api::core::v1::PodTemplateSpec> {
-        v.and_then(|v| serde_json::from_value(v.clone()).ok())
-    };
-    match (typed(old), typed(new)) {
-        (Some(a), Some(b)) => pernode_admission::template_changed(&a, &b),
-        _ => old != new,
-    }
-}
-
-/// Pod QoS class from the containers' requests and limits (upstream's GetPodQOS, simplified to
-/// cpu and memory).
-fn qos_class(pod: &Value) -> &'static str {
-    let containers = pod
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let mut any = false;
-    let mut guaranteed = !containers.is_empty();
-    for c in &containers {
-        let requests = c.pointer("/resources/requests").and_then(Value::as_object);
-        let limits = c.pointer("/resources/limits").and_then(Value::as_object);
-        if requests.is_some_and(|r| !r.is_empty()) || limits.is_some_and(|l| !l.is_empty()) {
-            any = true;
-        }
-        for resource in ["cpu", "memory"] {
-            let limit = limits.and_then(|l| l.get(resource));
-            let request = requests.and_then(|r| r.get(resource)).or(limit);
-            if limit.is_none() || request != limit {
-                guaranteed = false;
-            }
-        }
-    }
-    if !any {
-        "BestEffort"
-    } else if guaranteed {
-        "Guaranteed"
-    } else {
-        "Burstable"
-    }
+    (crate::kinds::of(info).on_update)(old, new)
 }
 
 /// Typed admission: decodes into the k8s-openapi type (rejecting unknown fields when asked),
@@ -358,76 +215,21 @@ pub fn admit(
     obj: &mut Value,
     validation: FieldValidation,
 ) -> Result<Vec<String>, ApiError> {
-    match info.plural {
-        "daemonsets" => admit_typed::<DaemonSet>(info, op, obj, validation, true, |ds, old| {
-            if matches!(op, Operation::UpdateStatus { .. }) {
-                return old
-                    .map(|o| validate::daemon_set_status_update(ds, o))
-                    .unwrap_or_default();
-            }
-            defaults::daemon_set(ds);
-            match old {
-                None => validate::daemon_set_create(ds),
-                Some(old) => validate::daemon_set_update(ds, old),
-            }
-        }),
-        "pods" if admits_status_alone(info) && matches!(op, Operation::UpdateStatus { .. }) => {
-            admit_status::<PodStatus>(info, obj, validation)
-        }
-        "pods" => admit_typed::<Pod>(info, op, obj, validation, true, |pod, old| match old {
-            None => {
-                defaults::pod(pod);
-                validate::pod_create(pod)
-            }
-            Some(old) => validate::pod_update(pod, old),
-        }),
-        "nodes" => admit_typed::<Node>(info, op, obj, validation, true, |node, old| {
-            defaults::node(node);
-            match old {
-                None => validate::node(node),
-                Some(old) => validate::node_update(node, old),
-            }
-        }),
-        "namespaces" => admit_typed::<Namespace>(info, op, obj, validation, true, |ns, old| {
-            defaults::namespace(ns);
-            match old {
-                None => validate::namespace(ns),
-                Some(old) => validate::namespace_update(ns, old),
-            }
-        }),
-        "events" => admit_typed::<Event>(info, op, obj, validation, false, |ev, _| {
-            validate::event(ev)
-        }),
-        "leases" => admit_typed::<Lease>(info, op, obj, validation, false, |lease, _| {
-            validate::lease(lease)
-        }),
-        "controllerrevisions" => admit_typed::<ControllerRevision>(
-            info,
-            op,
-            obj,
-            validation,
-            true,
-            |cr, old| match old {
-                None => validate::controller_revision_create(cr),
-                Some(old) => validate::controller_revision_update(cr, old),
-            },
-        ),
-        _ => Ok(Vec::new()),
-    }
+    (crate::kinds::of(info).admit)(info, op, obj, validation)
 }
 
 /// Whether this kind's status writes are admitted on `status` alone (`admit_status`), so
 /// that one which changes nothing else can be made as an edit of the stored object
 /// ([`crate::edit`]).
 pub fn admits_status_alone(info: &ResourceInfo) -> bool {
-    info.plural == "pods" && info.group.is_empty()
+    crate::kinds::of(info).status_alone
 }
 
 /// Decodes `obj` into `T`, runs `check` (defaulting and validation) on it, and writes the
 /// typed object back as JSON, as kube-apiserver's decode → default → validate → encode does.
 /// `uses_old`: whether `check` reads the previous object (decoding it costs as much again, on
 /// every status write).
-fn admit_typed<T>(
+pub(crate) fn admit_typed<T>(
     info: &ResourceInfo,
     op: &Operation<'_>,
     obj: &mut Value,
@@ -474,6 +276,33 @@ where
     Ok(warnings)
 }
 
+/// Admission of a kind whose validation here is its metadata only (`ValidateObjectMeta` with a
+/// DNS subdomain name, and `ValidateObjectMetaUpdate`): the typed round trip, unknown fields
+/// and Go's omitempty as every kind.
+pub(crate) fn admit_meta<T>(
+    info: &ResourceInfo,
+    op: &Operation<'_>,
+    obj: &mut Value,
+    validation: FieldValidation,
+) -> Result<Vec<String>, ApiError>
+where
+    T: DeserializeOwned + Serialize + k8s_openapi::Metadata<Ty = ObjectMeta>,
+{
+    let namespaced = info.namespaced;
+    admit_typed::<T>(info, op, obj, validation, true, |new, old| {
+        let mut errs = match old {
+            Some(old) => validate::object_meta_update(new.metadata(), old.metadata()),
+            None => Vec::new(),
+        };
+        errs.extend(validate::object_meta(
+            new.metadata(),
+            namespaced,
+            validate::name_is_dns_subdomain,
+        ));
+        errs
+    })
+}
+
 /// `v` decoded as `T`, from a reference (no copy of the JSON tree); a type error is the 400
 /// upstream answers for a body it cannot decode.
 fn decode_typed<T: DeserializeOwned>(info: &ResourceInfo, v: &Value) -> Result<T, ApiError> {
@@ -510,7 +339,7 @@ fn unknown_field_warnings(
 /// pod's status write against the types beyond decoding it. So only `status` goes through the
 /// typed round trip (decoding, unknown fields, Go's omitempty): encoding the unchanged spec
 /// back into a tree was most of the cost of the simulator's status patches.
-fn admit_status<S>(
+pub(crate) fn admit_status<S>(
     info: &ResourceInfo,
     obj: &mut Value,
     validation: FieldValidation,
@@ -619,26 +448,6 @@ mod tests {
             v,
             json!({"spec": {"unschedulable": false, "t": [{"key": "k", "effect": "NoSchedule"}]},
             "metadata": {"name": "n"}, "c": {"securityContext": {}, "resources": {}}})
-        );
-    }
-
-    #[test]
-    fn qos_classes() {
-        assert_eq!(
-            qos_class(&json!({"spec": {"containers": [{"name": "c"}]}})),
-            "BestEffort"
-        );
-        assert_eq!(
-            qos_class(
-                &json!({"spec": {"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}})
-            ),
-            "Guaranteed"
-        );
-        assert_eq!(
-            qos_class(
-                &json!({"spec": {"containers": [{"resources": {"requests": {"cpu": "100m"}}}]}})
-            ),
-            "Burstable"
         );
     }
 

@@ -74,6 +74,32 @@ const fn status(group: &'static str, kind: &'static str) -> SubresourceInfo {
     }
 }
 
+/// A resource served with every verb and no subresources, in group version `v1` (every
+/// group pernode serves is at `v1`); entries change what differs with `..`.
+const fn v1(
+    group: &'static str,
+    plural: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+) -> ResourceInfo {
+    ResourceInfo {
+        group,
+        version: "v1",
+        plural,
+        singular,
+        kind,
+        namespaced,
+        short_names: &[],
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[],
+    }
+}
+
+const RBAC: &str = "rbac.authorization.k8s.io";
+const ADMISSION_REGISTRATION: &str = "admissionregistration.k8s.io";
+
 /// Verbs of a connect subresource (pods/exec, attach, portforward): GET and POST, as upstream.
 const CONNECT_VERBS: &[&str] = &["create", "get"];
 /// Verbs of nodes/proxy, as upstream lists them.
@@ -115,7 +141,17 @@ pub static RESOURCES: &[ResourceInfo] = &[
         short_names: &["ns"],
         categories: &[],
         verbs: NAMESPACE_VERBS,
-        subresources: &[],
+        // The namespace controller removes its `kubernetes` finalizer through `finalize`.
+        subresources: &[
+            SubresourceInfo {
+                name: "finalize",
+                group: "",
+                version: "v1",
+                kind: "Namespace",
+                verbs: &["update"],
+            },
+            status("", "Namespace"),
+        ],
     },
     ResourceInfo {
         group: "",
@@ -189,6 +225,28 @@ pub static RESOURCES: &[ResourceInfo] = &[
         subresources: &[],
     },
     ResourceInfo {
+        short_names: &["cm"],
+        ..v1("", "configmaps", "configmap", "ConfigMap", true)
+    },
+    v1("", "endpoints", "endpoints", "Endpoints", true),
+    v1("", "secrets", "secret", "Secret", true),
+    ResourceInfo {
+        short_names: &["sa"],
+        ..v1(
+            "",
+            "serviceaccounts",
+            "serviceaccount",
+            "ServiceAccount",
+            true,
+        )
+    },
+    ResourceInfo {
+        short_names: &["svc"],
+        categories: &["all"],
+        subresources: &[status("", "Service")],
+        ..v1("", "services", "service", "Service", true)
+    },
+    ResourceInfo {
         group: "apps",
         version: "v1",
         plural: "controllerrevisions",
@@ -213,6 +271,75 @@ pub static RESOURCES: &[ResourceInfo] = &[
         subresources: &[status("apps", "DaemonSet")],
     },
     ResourceInfo {
+        short_names: &["netpol"],
+        ..v1(
+            "networking.k8s.io",
+            "networkpolicies",
+            "networkpolicy",
+            "NetworkPolicy",
+            true,
+        )
+    },
+    ResourceInfo {
+        short_names: &["pdb"],
+        subresources: &[status("policy", "PodDisruptionBudget")],
+        ..v1(
+            "policy",
+            "poddisruptionbudgets",
+            "poddisruptionbudget",
+            "PodDisruptionBudget",
+            true,
+        )
+    },
+    v1(
+        RBAC,
+        "clusterrolebindings",
+        "clusterrolebinding",
+        "ClusterRoleBinding",
+        false,
+    ),
+    v1(RBAC, "clusterroles", "clusterrole", "ClusterRole", false),
+    v1(RBAC, "rolebindings", "rolebinding", "RoleBinding", true),
+    v1(RBAC, "roles", "role", "Role", true),
+    v1(
+        "storage.k8s.io",
+        "csidrivers",
+        "csidriver",
+        "CSIDriver",
+        false,
+    ),
+    v1("storage.k8s.io", "csinodes", "csinode", "CSINode", false),
+    ResourceInfo {
+        categories: &["api-extensions"],
+        ..v1(
+            ADMISSION_REGISTRATION,
+            "mutatingwebhookconfigurations",
+            "mutatingwebhookconfiguration",
+            "MutatingWebhookConfiguration",
+            false,
+        )
+    },
+    ResourceInfo {
+        categories: &["api-extensions"],
+        ..v1(
+            ADMISSION_REGISTRATION,
+            "validatingwebhookconfigurations",
+            "validatingwebhookconfiguration",
+            "ValidatingWebhookConfiguration",
+            false,
+        )
+    },
+    ResourceInfo {
+        short_names: &["pc"],
+        ..v1(
+            "scheduling.k8s.io",
+            "priorityclasses",
+            "priorityclass",
+            "PriorityClass",
+            false,
+        )
+    },
+    ResourceInfo {
         group: "coordination.k8s.io",
         version: "v1",
         plural: "leases",
@@ -224,6 +351,13 @@ pub static RESOURCES: &[ResourceInfo] = &[
         verbs: ALL_VERBS,
         subresources: &[],
     },
+    v1(
+        "discovery.k8s.io",
+        "endpointslices",
+        "endpointslice",
+        "EndpointSlice",
+        true,
+    ),
 ];
 
 /// Looks a resource up by group, version and plural name.
@@ -262,6 +396,12 @@ impl ResourceInfo {
             ("apps", "v1") => "apps/v1",
             ("coordination.k8s.io", "v1") => "coordination.k8s.io/v1",
             ("policy", "v1") => "policy/v1",
+            ("networking.k8s.io", "v1") => "networking.k8s.io/v1",
+            ("rbac.authorization.k8s.io", "v1") => "rbac.authorization.k8s.io/v1",
+            ("storage.k8s.io", "v1") => "storage.k8s.io/v1",
+            ("admissionregistration.k8s.io", "v1") => "admissionregistration.k8s.io/v1",
+            ("scheduling.k8s.io", "v1") => "scheduling.k8s.io/v1",
+            ("discovery.k8s.io", "v1") => "discovery.k8s.io/v1",
             _ => "",
         }
     }
@@ -338,7 +478,18 @@ mod tests {
         assert_eq!(ev.map(|s| s.api_version()), Some("policy/v1".into()));
         assert_eq!(
             group_versions(),
-            vec![("", "v1"), ("apps", "v1"), ("coordination.k8s.io", "v1")]
+            vec![
+                ("", "v1"),
+                ("apps", "v1"),
+                ("networking.k8s.io", "v1"),
+                ("policy", "v1"),
+                ("rbac.authorization.k8s.io", "v1"),
+                ("storage.k8s.io", "v1"),
+                ("admissionregistration.k8s.io", "v1"),
+                ("scheduling.k8s.io", "v1"),
+                ("coordination.k8s.io", "v1"),
+                ("discovery.k8s.io", "v1"),
+            ]
         );
     }
 }

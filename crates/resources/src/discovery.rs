@@ -324,7 +324,21 @@ mod tests {
                     .collect()
             })
             .unwrap_or_default();
-        assert_eq!(names, ["apps", "coordination.k8s.io"]);
+        // Upstream's /apis order for the groups served.
+        assert_eq!(
+            names,
+            [
+                "apps",
+                "networking.k8s.io",
+                "policy",
+                "rbac.authorization.k8s.io",
+                "storage.k8s.io",
+                "admissionregistration.k8s.io",
+                "scheduling.k8s.io",
+                "coordination.k8s.io",
+                "discovery.k8s.io"
+            ]
+        );
         let ds = resource(&doc, "daemonsets");
         assert_eq!(ds["shortNames"], json!(["ds"]));
         assert_eq!(ds["categories"], json!(["all"]));
@@ -356,7 +370,7 @@ mod tests {
             "apps/v1"
         );
         assert_eq!(
-            groups["groups"][1]["versions"][0]["groupVersion"],
+            groups["groups"][7]["versions"][0]["groupVersion"],
             "coordination.k8s.io/v1"
         );
 
@@ -391,6 +405,6 @@ mod tests {
         let apps = api_resource_list("apps", "v1").expect("apps served");
         assert_eq!(apps["groupVersion"], "apps/v1");
         assert!(api_resource_list("apps", "v2").is_none());
-        assert!(api_resource_list("policy", "v1").is_none());
+        assert!(api_resource_list("policy", "v1beta1").is_none());
     }
 }

@@ -18,10 +18,13 @@
 
 use std::sync::OnceLock;
 
+use k8s_openapi::api::admissionregistration::v1 as admissionregistration;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Binding, Event, Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{self as core, Binding, Event, Namespace, Node, Pod};
 use k8s_openapi::api::policy::v1::Eviction;
+use k8s_openapi::api::rbac::v1 as rbac;
+use k8s_openapi::api::storage::v1 as storage;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ListMeta, Patch, Status};
 use schemars::JsonSchema;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
@@ -135,6 +138,37 @@ fn add_kind(
         ("apps", "v1", "DaemonSet") => add::<DaemonSet>(generator),
         ("apps", "v1", "ControllerRevision") => add::<ControllerRevision>(generator),
         ("coordination.k8s.io", "v1", "Lease") => add::<Lease>(generator),
+        ("", "v1", "ConfigMap") => add::<core::ConfigMap>(generator),
+        ("", "v1", "Endpoints") => add::<core::Endpoints>(generator),
+        ("", "v1", "Secret") => add::<core::Secret>(generator),
+        ("", "v1", "ServiceAccount") => add::<core::ServiceAccount>(generator),
+        ("", "v1", "Service") => add::<core::Service>(generator),
+        ("networking.k8s.io", "v1", "NetworkPolicy") => {
+            add::<k8s_openapi::api::networking::v1::NetworkPolicy>(generator)
+        }
+        ("policy", "v1", "PodDisruptionBudget") => {
+            add::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(generator)
+        }
+        ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding") => {
+            add::<rbac::ClusterRoleBinding>(generator)
+        }
+        ("rbac.authorization.k8s.io", "v1", "ClusterRole") => add::<rbac::ClusterRole>(generator),
+        ("rbac.authorization.k8s.io", "v1", "RoleBinding") => add::<rbac::RoleBinding>(generator),
+        ("rbac.authorization.k8s.io", "v1", "Role") => add::<rbac::Role>(generator),
+        ("storage.k8s.io", "v1", "CSIDriver") => add::<storage::CSIDriver>(generator),
+        ("storage.k8s.io", "v1", "CSINode") => add::<storage::CSINode>(generator),
+        ("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration") => {
+            add::<admissionregistration::MutatingWebhookConfiguration>(generator)
+        }
+        ("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration") => {
+            add::<admissionregistration::ValidatingWebhookConfiguration>(generator)
+        }
+        ("scheduling.k8s.io", "v1", "PriorityClass") => {
+            add::<k8s_openapi::api::scheduling::v1::PriorityClass>(generator)
+        }
+        ("discovery.k8s.io", "v1", "EndpointSlice") => {
+            add::<k8s_openapi::api::discovery::v1::EndpointSlice>(generator)
+        }
         _ => return None,
     })
 }
@@ -1163,7 +1197,7 @@ mod tests {
         let index = openapi_v3_index();
         let paths = index["paths"].as_object().cloned().unwrap_or_default();
         let keys: Vec<&str> = paths.keys().map(String::as_str).collect();
-        assert_eq!(keys.len(), 3);
+        assert_eq!(keys.len(), group_versions().len());
         for key in ["api/v1", "apis/apps/v1", "apis/coordination.k8s.io/v1"] {
             let url = paths[key]["serverRelativeURL"].as_str().unwrap_or_default();
             let (path, hash) = url
@@ -1177,7 +1211,7 @@ mod tests {
             assert_eq!(format!("{:016X}", fnv1a64(bytes)), hash);
         }
         assert!(openapi_v3_document("/apis/apps/v1").is_some());
-        assert!(openapi_v3_document("apis/policy/v1").is_none());
+        assert!(openapi_v3_document("apis/policy/v1beta1").is_none());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! [`crate::invalid_message`] reads like kube-apiserver's 422.
 
 mod apps;
+mod config;
 mod meta;
 mod other;
 mod pod;
@@ -14,6 +15,10 @@ mod pod;
 pub use apps::{
     TEMPLATE_GENERATION_ANNOTATION, controller_revision_create, controller_revision_update,
     daemon_set_create, daemon_set_status_update, daemon_set_update,
+};
+pub use config::{
+    MAX_DATA_SIZE, config_map, config_map_update, secret, secret_update, service_account,
+    service_account_update,
 };
 pub use meta::{
     NameFn, annotations, labels, name_is_dns_label, name_is_dns_subdomain, object_meta,

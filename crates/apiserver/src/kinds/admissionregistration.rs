@@ -1,0 +1,37 @@
+//! admissionregistration.k8s.io/v1: Mutating and Validating WebhookConfiguration
+//! (pkg/registry/admissionregistration). Stored and served; pernode does not call webhooks.
+
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
+
+use super::{Kind, bump_generation_on_spec_change, first_generation};
+use crate::registry::admit_meta;
+
+const GROUP: &str = "admissionregistration.k8s.io";
+
+pub static MUTATING_WEBHOOK_CONFIGURATIONS: Kind = Kind {
+    on_create: first_generation,
+    on_update: |old, new| {
+        bump_generation_on_spec_change(old, new);
+        Ok(())
+    },
+    ..Kind::new(
+        GROUP,
+        "mutatingwebhookconfigurations",
+        |info, op, obj, v| admit_meta::<MutatingWebhookConfiguration>(info, op, obj, v),
+    )
+};
+
+pub static VALIDATING_WEBHOOK_CONFIGURATIONS: Kind = Kind {
+    on_create: first_generation,
+    on_update: |old, new| {
+        bump_generation_on_spec_change(old, new);
+        Ok(())
+    },
+    ..Kind::new(
+        GROUP,
+        "validatingwebhookconfigurations",
+        |info, op, obj, v| admit_meta::<ValidatingWebhookConfiguration>(info, op, obj, v),
+    )
+};

@@ -1,0 +1,184 @@
+//! The served kinds, each one value: upstream's per-resource strategy (pkg/registry/<group>/
+//! <resource>/strategy.go) as a [`Kind`] that brings the fields a selector can use, what the
+//! server sets on create and carries over on update, and the kind's admission (decoding,
+//! defaulting, validation).
+//!
+//! A kind's catalogue entry (names, scope, verbs, subresources, OpenAPI schema) is in
+//! `pernode_resources::catalog`, its Table columns in `pernode_printers`, its validation in
+//! `pernode_admission`; the entry here is the one registration that ties them to the request
+//! path. [`KINDS`] holds every built-in kind; a test keeps it and the catalogue in step.
+//!
+//! Adding a kind: its catalogue entry, its `Kind` here (in the module of its API group), its
+//! validation functions and its printer.
+
+mod admissionregistration;
+mod apps;
+mod coordination;
+mod core;
+mod networking;
+mod policy;
+mod rbac;
+mod scheduling;
+mod storage;
+
+use pernode_resources::ResourceInfo;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::params::FieldValidation;
+use crate::registry::Operation;
+
+pub use self::core::POD_NODE_NAME;
+
+/// Admission of one write of a kind: decode into its type, default, validate, and write the
+/// result back into `obj`; the warnings go to the client.
+pub type AdmitFn =
+    fn(&ResourceInfo, &Operation<'_>, &mut Value, FieldValidation) -> Result<Vec<String>, ApiError>;
+
+/// One served kind's strategy.
+pub struct Kind {
+    /// Group of its catalogue entry.
+    pub group: &'static str,
+    /// Plural resource name of its catalogue entry (also the first segment of its store keys).
+    pub plural: &'static str,
+    /// Fields usable in field selectors (upstream's field label conversion funcs).
+    pub fields: &'static [&'static str],
+    /// The kind's part of PrepareForCreate: what the server sets on a new object (status,
+    /// generation, ...), after the generic metadata.
+    pub on_create: fn(&mut Value) -> Result<(), ApiError>,
+    /// The kind's part of PrepareForUpdate on the main resource, after the generic metadata
+    /// and status carry-over: `old` is the stored object.
+    pub on_update: fn(&Value, &mut Value) -> Result<(), ApiError>,
+    /// Decoding, defaulting and validation.
+    pub admit: AdmitFn,
+    /// Whether a status write is admitted on `status` alone (see `registry::admit_status`),
+    /// which lets one that changes nothing else be an edit of the stored bytes.
+    pub status_alone: bool,
+}
+
+/// Fields every kind can select on.
+pub const METADATA_FIELDS: &[&str] = &["metadata.name", "metadata.namespace"];
+
+impl Kind {
+    /// A kind with no hooks and no admission beyond the generic metadata handling; entries
+    /// override what they need with `..`.
+    pub const fn new(group: &'static str, plural: &'static str, admit: AdmitFn) -> Kind {
+        Kind {
+            group,
+            plural,
+            fields: METADATA_FIELDS,
+            on_create: nothing_on_create,
+            on_update: nothing_on_update,
+            admit,
+            status_alone: false,
+        }
+    }
+}
+
+fn nothing_on_create(_: &mut Value) -> Result<(), ApiError> {
+    Ok(())
+}
+
+fn nothing_on_update(_: &Value, _: &mut Value) -> Result<(), ApiError> {
+    Ok(())
+}
+
+/// `metadata.generation` + 1 when `spec` changed (the generation of a new object is 1), as the
+/// strategies of kinds with a spec do.
+pub(crate) fn bump_generation_on_spec_change(old: &Value, new: &mut Value) {
+    if new.get("spec") == old.get("spec") {
+        return;
+    }
+    let generation = old
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("generation".into(), serde_json::json!(generation + 1));
+    }
+}
+
+/// Generation 1 on create, for kinds whose updates bump it.
+pub(crate) fn first_generation(obj: &mut Value) -> Result<(), ApiError> {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("generation".into(), serde_json::json!(1));
+    }
+    Ok(())
+}
+
+/// Every built-in kind, in catalogue order.
+pub static KINDS: &[&Kind] = &[
+    &core::NAMESPACES,
+    &core::NODES,
+    &core::PODS,
+    &core::EVENTS,
+    &core::CONFIG_MAPS,
+    &core::ENDPOINTS,
+    &core::SECRETS,
+    &core::SERVICE_ACCOUNTS,
+    &core::SERVICES,
+    &apps::CONTROLLER_REVISIONS,
+    &apps::DAEMON_SETS,
+    &networking::NETWORK_POLICIES,
+    &policy::POD_DISRUPTION_BUDGETS,
+    &rbac::CLUSTER_ROLE_BINDINGS,
+    &rbac::CLUSTER_ROLES,
+    &rbac::ROLE_BINDINGS,
+    &rbac::ROLES,
+    &storage::CSI_DRIVERS,
+    &storage::CSI_NODES,
+    &admissionregistration::MUTATING_WEBHOOK_CONFIGURATIONS,
+    &admissionregistration::VALIDATING_WEBHOOK_CONFIGURATIONS,
+    &scheduling::PRIORITY_CLASSES,
+    &coordination::LEASES,
+    &core::ENDPOINT_SLICES,
+];
+
+/// The kind of a catalogue entry.
+pub fn of(info: &ResourceInfo) -> &'static Kind {
+    KINDS
+        .iter()
+        .find(|k| k.plural == info.plural && k.group == info.group)
+        .copied()
+        .unwrap_or(&UNREGISTERED)
+}
+
+/// The kind whose objects are stored under `plural` (the first segment of a store key).
+pub fn by_plural(plural: &str) -> &'static Kind {
+    KINDS
+        .iter()
+        .find(|k| k.plural == plural)
+        .copied()
+        .unwrap_or(&UNREGISTERED)
+}
+
+/// What a catalogue entry without a kind gets: nothing beyond the generic handling. The test
+/// `every_catalogue_entry_has_a_kind` keeps it unused.
+static UNREGISTERED: Kind = Kind::new("", "", |_, _, _, _| Ok(Vec::new()));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_catalogue_entry_has_a_kind_and_back() {
+        for info in pernode_resources::RESOURCES {
+            assert!(
+                !std::ptr::eq(of(info), &UNREGISTERED),
+                "{} has no kind",
+                info.group_resource()
+            );
+        }
+        for kind in KINDS {
+            assert!(
+                pernode_resources::RESOURCES
+                    .iter()
+                    .any(|r| r.plural == kind.plural && r.group == kind.group),
+                "{} is not in the catalogue",
+                kind.plural
+            );
+        }
+        let plurals: std::collections::BTreeSet<_> = KINDS.iter().map(|k| k.plural).collect();
+        assert_eq!(plurals.len(), KINDS.len(), "store keys need unique plurals");
+    }
+}

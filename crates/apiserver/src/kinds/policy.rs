@@ -1,0 +1,17 @@
+//! policy/v1: PodDisruptionBudget (pkg/registry/policy/poddisruptionbudget).
+
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+
+use super::{Kind, bump_generation_on_spec_change, first_generation};
+use crate::registry::admit_meta;
+
+pub static POD_DISRUPTION_BUDGETS: Kind = Kind {
+    on_create: first_generation,
+    on_update: |old, new| {
+        bump_generation_on_spec_change(old, new);
+        Ok(())
+    },
+    ..Kind::new("policy", "poddisruptionbudgets", |info, op, obj, v| {
+        admit_meta::<PodDisruptionBudget>(info, op, obj, v)
+    })
+};

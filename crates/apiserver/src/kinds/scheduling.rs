@@ -1,0 +1,12 @@
+//! scheduling.k8s.io/v1: PriorityClass (pkg/registry/scheduling/priorityclass).
+
+use k8s_openapi::api::scheduling::v1::PriorityClass;
+
+use super::Kind;
+use crate::registry::admit_meta;
+
+pub static PRIORITY_CLASSES: Kind = Kind::new(
+    "scheduling.k8s.io",
+    "priorityclasses",
+    |info, op, obj, v| admit_meta::<PriorityClass>(info, op, obj, v),
+);
