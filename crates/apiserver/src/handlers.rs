@@ -438,12 +438,14 @@ async fn create(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         if !named && let Some(base) = &generate {
             candidate["metadata"]["name"] = json!(generated_name(base));
         }
-        let warnings = registry::admit(
+        let mut warnings =
+            crate::admission_plugins::admit(&state.store, info, true, &mut candidate)?;
+        warnings.extend(registry::admit(
             info,
             &Operation::Create,
             &mut candidate,
             req.query.field_validation(),
-        )?;
+        )?);
         registry::prepare_create(info, &mut candidate)?;
         let name = candidate
             .pointer("/metadata/name")

@@ -12,6 +12,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admission_plugins;
 pub mod codec;
 pub mod edit;
 pub mod error;
@@ -162,7 +163,7 @@ pub fn open_store(data_dir: &std::path::Path) -> Result<Store, StoreError> {
     Store::open(data_dir, registry::indexer(), Default::default())
 }
 
-/// The namespaces every cluster starts with.
+/// The namespaces and PriorityClasses every cluster starts with.
 async fn bootstrap(store: &Store) -> Result<(), ApiError> {
     for ns in handlers::SYSTEM_NAMESPACES {
         let key = format!("namespaces/{ns}");
@@ -181,6 +182,17 @@ async fn bootstrap(store: &Store) -> Result<(), ApiError> {
             "spec": {"finalizers": ["kubernetes"]},
             "status": {"phase": "Active"},
         });
+        match store.create(&key, obj).await {
+            Ok(_) | Err(StoreError::AlreadyExists) => {}
+            Err(e) => return Err(ApiError::internal(e.to_string())),
+        }
+    }
+    for (key, mut obj) in admission_plugins::priority::system_classes() {
+        if store.get(&key).is_some() {
+            continue;
+        }
+        obj["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
+        obj["metadata"]["creationTimestamp"] = json!(registry::now_rfc3339());
         match store.create(&key, obj).await {
             Ok(_) | Err(StoreError::AlreadyExists) => {}
             Err(e) => return Err(ApiError::internal(e.to_string())),

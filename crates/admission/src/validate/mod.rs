@@ -11,6 +11,7 @@ mod config;
 mod meta;
 mod other;
 mod pod;
+mod scheduling;
 
 pub use apps::{
     TEMPLATE_GENERATION_ANNOTATION, controller_revision_create, controller_revision_update,
@@ -25,6 +26,10 @@ pub use meta::{
     object_meta_update,
 };
 pub use other::{event, lease, namespace, namespace_update, node, node_update};
+pub use scheduling::{
+    HIGHEST_USER_DEFINABLE_PRIORITY, SYSTEM_CRITICAL_PRIORITY, SYSTEM_PRIORITY_CLASS_PREFIX,
+    SYSTEM_PRIORITY_CLASSES, preemption_policy, priority_class, priority_class_update,
+};
 pub use pod::{pod_create, pod_spec, pod_template_spec, pod_update};
 
 use crate::FieldError;
