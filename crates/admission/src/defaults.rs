@@ -398,3 +398,44 @@ fn set_if_empty(f: &mut Option<String>, v: &str) {
         *f = Some(v.to_string());
     }
 }
+
+/// `SetDefaults_Service` and `SetDefaults_ServicePort`: type ClusterIP, session affinity
+/// None, protocol TCP, target port = port, traffic policies Cluster, load balancers
+/// allocating node ports.
+pub fn service(svc: &mut k8s_openapi::api::core::v1::Service) {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let Some(spec) = svc.spec.as_mut() else {
+        return;
+    };
+    set_if_empty(&mut spec.type_, "ClusterIP");
+    set_if_empty(&mut spec.session_affinity, "None");
+    let ty = spec.type_.clone().unwrap_or_default();
+    for port in spec.ports.iter_mut().flatten() {
+        set_if_empty(&mut port.protocol, "TCP");
+        let unset = match &port.target_port {
+            None => true,
+            Some(IntOrString::Int(0)) => true,
+            Some(IntOrString::String(s)) => s.is_empty(),
+            Some(IntOrString::Int(_)) => false,
+        };
+        if unset {
+            port.target_port = Some(IntOrString::Int(port.port));
+        }
+    }
+    if ty != "ExternalName" {
+        set_if_empty(&mut spec.internal_traffic_policy, "Cluster");
+    }
+    if ty == "NodePort" || ty == "LoadBalancer" {
+        set_if_empty(&mut spec.external_traffic_policy, "Cluster");
+    }
+    if ty == "LoadBalancer" && spec.allocate_load_balancer_node_ports.is_none() {
+        spec.allocate_load_balancer_node_ports = Some(true);
+    }
+    if spec.session_affinity.as_deref() == Some("ClientIP") {
+        let config = spec
+            .session_affinity_config
+            .get_or_insert_with(Default::default);
+        let client_ip = config.client_ip.get_or_insert_with(Default::default);
+        client_ip.timeout_seconds.get_or_insert(10800);
+    }
+}

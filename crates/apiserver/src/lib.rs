@@ -20,10 +20,12 @@ pub mod event_ttl;
 pub mod filter;
 pub mod handlers;
 pub mod kinds;
+pub mod kubernetes_service;
 pub mod max_in_flight;
 pub mod node_proxy;
 pub mod params;
 pub mod registry;
+pub mod service_alloc;
 pub mod serving;
 pub mod target;
 pub mod watch;
@@ -113,6 +115,12 @@ impl ApiServer {
         options: serving::ServeOptions,
     ) -> std::io::Result<Serving> {
         let addr = listener.local_addr()?;
+        let server = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = kubernetes_service::reconcile(server.store(), addr).await {
+                tracing::warn!(error = %e, "could not point the kubernetes Service at this server");
+            }
+        });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let closer = self.shutdown.clone();
         let router = self.router();
@@ -163,7 +171,7 @@ pub fn open_store(data_dir: &std::path::Path) -> Result<Store, StoreError> {
     Store::open(data_dir, registry::indexer(), Default::default())
 }
 
-/// The namespaces and PriorityClasses every cluster starts with.
+/// The namespaces, PriorityClasses and `kubernetes` Service every cluster starts with.
 async fn bootstrap(store: &Store) -> Result<(), ApiError> {
     for ns in handlers::SYSTEM_NAMESPACES {
         let key = format!("namespaces/{ns}");
@@ -187,6 +195,7 @@ async fn bootstrap(store: &Store) -> Result<(), ApiError> {
             Err(e) => return Err(ApiError::internal(e.to_string())),
         }
     }
+    kubernetes_service::ensure_service(store).await?;
     for (key, mut obj) in admission_plugins::priority::system_classes() {
         if store.get(&key).is_some() {
             continue;

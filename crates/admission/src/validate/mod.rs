@@ -12,6 +12,7 @@ mod meta;
 mod other;
 mod pod;
 mod scheduling;
+mod service;
 
 pub use apps::{
     TEMPLATE_GENERATION_ANNOTATION, controller_revision_create, controller_revision_update,
@@ -26,11 +27,12 @@ pub use meta::{
     object_meta_update,
 };
 pub use other::{event, lease, namespace, namespace_update, node, node_update};
+pub use pod::{pod_create, pod_spec, pod_template_spec, pod_update};
 pub use scheduling::{
     HIGHEST_USER_DEFINABLE_PRIORITY, SYSTEM_CRITICAL_PRIORITY, SYSTEM_PRIORITY_CLASS_PREFIX,
     SYSTEM_PRIORITY_CLASSES, preemption_policy, priority_class, priority_class_update,
 };
-pub use pod::{pod_create, pod_spec, pod_template_spec, pod_update};
+pub use service::{is_headless, service, service_update};
 
 use crate::FieldError;
 

@@ -74,7 +74,10 @@ pub fn priority_class(pc: &PriorityClass) -> Vec<FieldError> {
 pub fn priority_class_update(new: &PriorityClass, old: &PriorityClass) -> Vec<FieldError> {
     let mut errs = object_meta_update(&new.metadata, &old.metadata);
     if new.value != old.value {
-        errs.push(FieldError::forbidden("value", "may not be changed in an update."));
+        errs.push(FieldError::forbidden(
+            "value",
+            "may not be changed in an update.",
+        ));
     }
     errs.extend(immutable(
         &new.preemption_policy,
@@ -123,11 +126,15 @@ mod tests {
     fn system_prefix_is_reserved() {
         assert_eq!(
             messages(&priority_class(&pc("system-mine", 5))),
-            ["metadata.name: Forbidden: priority class names with 'system-' prefix are reserved for system use only. error: system-mine is not a known system priority class"]
+            [
+                "metadata.name: Forbidden: priority class names with 'system-' prefix are reserved for system use only. error: system-mine is not a known system priority class"
+            ]
         );
         assert_eq!(
             messages(&priority_class(&pc("system-node-critical", 7))),
-            ["metadata.name: Forbidden: priority class names with 'system-' prefix are reserved for system use only. error: value of system-node-critical PriorityClass must be 2000001000"]
+            [
+                "metadata.name: Forbidden: priority class names with 'system-' prefix are reserved for system use only. error: value of system-node-critical PriorityClass must be 2000001000"
+            ]
         );
         assert!(priority_class(&pc("system-node-critical", 2_000_001_000)).is_empty());
     }
@@ -142,7 +149,9 @@ mod tests {
         bad.preemption_policy = Some("Sometimes".into());
         assert_eq!(
             messages(&priority_class(&bad)),
-            ["preemptionPolicy: Unsupported value: \"Sometimes\": supported values: \"Never\", \"PreemptLowerPriority\""]
+            [
+                "preemptionPolicy: Unsupported value: \"Sometimes\": supported values: \"Never\", \"PreemptLowerPriority\""
+            ]
         );
         assert_eq!(
             messages(&priority_class_update(&pc("p", 2), &pc("p", 1))),

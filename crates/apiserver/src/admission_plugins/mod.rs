@@ -4,6 +4,8 @@
 //!
 //! - [`priority`]: a pod's `spec.priority` from its PriorityClass; one global default class.
 //! - [`webhooks`]: the warning that webhook configurations are stored, not called.
+//!
+//! Services' cluster IPs and node ports are allocated here too (`crate::service_alloc`).
 
 pub mod priority;
 pub mod webhooks;
@@ -27,6 +29,11 @@ pub fn admit(
             priority::admit_priority_class(store, obj).map(|()| Vec::new())
         }
         ("admissionregistration.k8s.io", _) if create => Ok(webhooks::warnings(info)),
+        // Not admission upstream but the Service REST storage's allocation; it needs the
+        // store as the plugins do, before validation sees the object.
+        ("", "services") if create => {
+            crate::service_alloc::allocate(store, info, obj).map(|()| Vec::new())
+        }
         _ => Ok(Vec::new()),
     }
 }

@@ -7,8 +7,10 @@ use pernode_admission::validate;
 use super::Kind;
 use crate::registry::admit_typed;
 
-pub static PRIORITY_CLASSES: Kind =
-    Kind::new("scheduling.k8s.io", "priorityclasses", |info, op, obj, v| {
+pub static PRIORITY_CLASSES: Kind = Kind::new(
+    "scheduling.k8s.io",
+    "priorityclasses",
+    |info, op, obj, v| {
         admit_typed::<PriorityClass>(info, op, obj, v, true, |pc, old| {
             // SetDefaults_PriorityClass.
             pc.preemption_policy
@@ -18,4 +20,5 @@ pub static PRIORITY_CLASSES: Kind =
                 Some(old) => validate::priority_class_update(pc, old),
             }
         })
-    });
+    },
+);
