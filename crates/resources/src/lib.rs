@@ -19,8 +19,9 @@ mod version;
 
 pub use catalog::{RESOURCES, ResourceInfo, SubresourceInfo, find, find_kind, group_versions};
 pub use discovery::{
-    AGGREGATED_CONTENT_TYPE, aggregated_discovery_apis, aggregated_discovery_core, api_group_list,
-    api_resource_list, api_versions, wants_aggregated,
+    AGGREGATED_CONTENT_TYPE, CRD_LIST_PATH, aggregated_discovery_apis, aggregated_discovery_core,
+    api_group_list, api_resource_list, api_versions, custom_resource_definition_list,
+    wants_aggregated,
 };
 pub use openapi::{openapi_v3_document, openapi_v3_hash, openapi_v3_index};
 pub use openapi_v2::{
