@@ -114,3 +114,30 @@ async fn a_matching_if_none_match_is_not_modified() {
     assert_eq!(stale.status, StatusCode::OK);
     assert_eq!(stale.body, first.body);
 }
+
+/// kubectl lists CRDs when a kind is in neither OpenAPI document; pernode serves none.
+#[tokio::test]
+async fn the_crd_list_is_empty() {
+    let router = pernode_apiserver::in_memory_router().await.expect("server");
+    let response = router
+        .clone()
+        .oneshot(
+            Request::get(pernode_resources::CRD_LIST_PATH)
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let list: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(list["kind"], "CustomResourceDefinitionList");
+    assert_eq!(list["apiVersion"], "apiextensions.k8s.io/v1");
+    assert_eq!(list["items"], serde_json::json!([]));
+    assert!(list["metadata"]["resourceVersion"].is_string());
+}

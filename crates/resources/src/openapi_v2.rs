@@ -495,10 +495,8 @@ mod tests {
                 Some(super::gnostic::response_value::Oneof::Response(r)) => r.schema.as_ref(),
                 _ => None,
             })
-            .and_then(|s| match &s.oneof {
-                Some(schema_item::Oneof::Schema(s)) => Some(s.ref_.as_str()),
-                None => None,
-            });
+            .and_then(|s| s.oneof.as_ref())
+            .map(|schema_item::Oneof::Schema(s)| s.ref_.as_str());
         assert_eq!(ok, Some("#/definitions/io.k8s.api.apps.v1.DaemonSet"));
         // Path-level parameters are path parameters.
         assert_eq!(item.parameters.len(), 3);
