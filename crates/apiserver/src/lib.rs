@@ -241,9 +241,16 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         .unwrap_or("")
         .to_string();
     if parts.method == Method::GET
-        && let Some(response) = non_resource(&path, &accept)
+        && let Some(response) = non_resource(&path, &accept, &parts.headers)
     {
         return response;
+    }
+    if parts.method == Method::GET
+        && path.trim_end_matches('/') == pernode_resources::CRD_LIST_PATH
+        && !parts.uri.query().unwrap_or("").contains("watch")
+    {
+        let rv = state.store.current_rv();
+        return json_value(&pernode_resources::custom_resource_definition_list(rv));
     }
     let target = match target::parse(&path) {
         Ok(Some(t)) => t,
@@ -279,7 +286,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
 }
 
 /// Discovery, version, health and OpenAPI: everything that is not a resource.
-fn non_resource(path: &str, accept: &str) -> Option<Response> {
+fn non_resource(path: &str, accept: &str, headers: &header::HeaderMap) -> Option<Response> {
     let path = path.trim_end_matches('/');
     let aggregated = pernode_resources::wants_aggregated(accept);
     let response = match path {
@@ -300,7 +307,7 @@ fn non_resource(path: &str, accept: &str) -> Option<Response> {
         ),
         "/apis" => json_value(&pernode_resources::api_group_list()),
         "/openapi/v3" => json_value(&pernode_resources::openapi_v3_index()),
-        "/openapi/v2" => return Some(ApiError::no_route().into_response()),
+        "/openapi/v2" => openapi_v2(accept, headers),
         _ => {
             if let Some(doc) = path.strip_prefix("/openapi/v3/") {
                 return Some(match pernode_resources::openapi_v3_document(doc) {
@@ -321,6 +328,34 @@ fn non_resource(path: &str, accept: &str) -> Option<Response> {
         }
     };
     Some(response)
+}
+
+/// `/openapi/v2` as kube-openapi's handler serves it: JSON or gnostic protobuf by Accept
+/// (406 for anything else), `Vary: Accept`, an ETag, and 304 when If-None-Match has it.
+fn openapi_v2(accept: &str, headers: &header::HeaderMap) -> Response {
+    let mut response = match pernode_resources::openapi_v2_for(accept) {
+        None => StatusCode::NOT_ACCEPTABLE.into_response(),
+        Some(doc) => {
+            let cached = headers
+                .get_all(header::IF_NONE_MATCH)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .any(|tag| ["*", doc.etag].contains(&tag.trim().trim_start_matches("W/")));
+            let mut r = if cached {
+                StatusCode::NOT_MODIFIED.into_response()
+            } else {
+                json_body(StatusCode::OK, doc.content_type, doc.body)
+            };
+            r.headers_mut()
+                .insert(header::ETAG, HeaderValue::from_static(doc.etag));
+            r
+        }
+    };
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept"));
+    response
 }
 
 /// The address a `--listen` value names, with `:0` left for the OS to choose.

@@ -13,6 +13,24 @@ use crate::catalog::{RESOURCES, ResourceInfo, group_versions};
 pub const AGGREGATED_CONTENT_TYPE: &str =
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
+/// Where kubectl lists CustomResourceDefinitions.
+pub const CRD_LIST_PATH: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+
+/// The list of CustomResourceDefinitions: empty, since pernode serves none, as a cluster
+/// without CRDs answers. kubectl asks for it when an object's kind is in neither OpenAPI
+/// document (cli-runtime's `QueryParamVerifier` then checks whether it is a CRD before it
+/// settles for client-side validation); a 404 there fails that object's validation with
+/// "failed to check CRD" and aborts the rest of the manifest. Only this list is answered:
+/// the group stays out of discovery.
+pub fn custom_resource_definition_list(resource_version: u64) -> Value {
+    json!({
+        "kind": "CustomResourceDefinitionList",
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "metadata": { "resourceVersion": resource_version.to_string() },
+        "items": [],
+    })
+}
+
 /// Whether the Accept header asks for aggregated discovery (v2) ahead of plain JSON.
 ///
 /// Media ranges are weighed by their `q` (default 1, ties go to the earlier range) the way

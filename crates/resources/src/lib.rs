@@ -5,19 +5,26 @@
 //! - discovery: aggregated (`/api`, `/apis` with [`AGGREGATED_CONTENT_TYPE`]) and legacy
 //!   (`APIVersions`, `APIGroupList`, `APIResourceList`);
 //! - OpenAPI v3: the index and one document per group version, generated from
-//!   k8s-openapi's schemars schemas.
+//!   k8s-openapi's schemars schemas;
+//! - OpenAPI v2: one Swagger 2.0 document made from the same schemas and paths, as JSON and
+//!   as gnostic protobuf, with kube-openapi's Accept negotiation.
 //!
 //! The HTTP layer (pernode-apiserver) only routes to these functions; nothing here does I/O.
 
 mod catalog;
 mod discovery;
 mod openapi;
+mod openapi_v2;
 mod version;
 
 pub use catalog::{RESOURCES, ResourceInfo, SubresourceInfo, find, find_kind, group_versions};
 pub use discovery::{
-    AGGREGATED_CONTENT_TYPE, aggregated_discovery_apis, aggregated_discovery_core, api_group_list,
-    api_resource_list, api_versions, wants_aggregated,
+    AGGREGATED_CONTENT_TYPE, CRD_LIST_PATH, aggregated_discovery_apis, aggregated_discovery_core,
+    api_group_list, api_resource_list, api_versions, custom_resource_definition_list,
+    wants_aggregated,
 };
 pub use openapi::{openapi_v3_document, openapi_v3_hash, openapi_v3_index};
+pub use openapi_v2::{
+    OPENAPI_V2_PROTOBUF, OpenApiV2Body, openapi_v2_for, openapi_v2_json, openapi_v2_protobuf,
+};
 pub use version::{GIT_VERSION, KUBERNETES_MINOR, version_info};

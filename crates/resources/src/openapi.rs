@@ -3,7 +3,8 @@
 //! kubectl uses these for three things (contract §3.12, §4.1):
 //! - deciding the server validates fields: some PATCH operation tagged with the object's
 //!   `x-kubernetes-group-version-kind` must list the `fieldValidation` query parameter,
-//!   otherwise apply/create/edit fall back to client validation via `/openapi/v2` and fail;
+//!   otherwise apply/create/edit validate on the client against `/openapi/v2`
+//!   (`crate::openapi_v2`, made from the same [`GvSpec`]s);
 //! - `kubectl explain`: it finds the path of the resource, takes the GVK of its operations,
 //!   finds the schema in `components.schemas` carrying that GVK and walks `properties`,
 //!   `allOf` and `$ref`; the `<Type>` it prints is the last dotted segment of the schema name;
@@ -33,7 +34,7 @@ use serde_json::{Map, Value, json};
 use crate::catalog::{RESOURCES, ResourceInfo, SubresourceInfo, group_versions};
 use crate::version::GIT_VERSION;
 
-const SCHEMA_PREFIX: &str = "#/components/schemas/";
+pub(crate) const SCHEMA_PREFIX: &str = "#/components/schemas/";
 
 /// One generated group-version document.
 struct GvDocument {
@@ -71,9 +72,9 @@ fn gv_path(group: &str, version: &str) -> String {
     }
 }
 
-/// A stable content hash for the index URLs; kubectl only needs it to change with the
-/// document (it caches by URL), so a 64-bit FNV-1a suffices.
-fn fnv1a64(bytes: &[u8]) -> u64 {
+/// A stable content hash for the index URLs (and the v2 ETag); kubectl only needs it to
+/// change with the document (it caches by URL), so a 64-bit FNV-1a suffices.
+pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
@@ -184,7 +185,28 @@ struct Names {
     patch: String,
 }
 
+/// The operations and schemas of one served group version, in OpenAPI 3.0 form (refs under
+/// `#/components/schemas/`): the one source of both documents. `/openapi/v3/<gv>` wraps it
+/// as is; `/openapi/v2` (`crate::openapi_v2`) converts and merges those of every group
+/// version, so a kind added to the catalogue (and to `add_kind`) appears in both.
+pub(crate) struct GvSpec {
+    pub paths: Map<String, Value>,
+    pub schemas: Map<String, Value>,
+}
+
 fn build_document(group: &str, version: &str) -> Value {
+    let spec = gv_spec(group, version);
+    json!({
+        "openapi": "3.0.0",
+        "info": { "title": "Kubernetes", "version": GIT_VERSION },
+        "paths": spec.paths,
+        "components": { "schemas": spec.schemas },
+    })
+}
+
+/// Generates the schemas (with their GVK, patch and enum extensions) and the paths of the
+/// resources the catalogue serves in `group`/`version`.
+pub(crate) fn gv_spec(group: &str, version: &str) -> GvSpec {
     let mut generator = SchemaSettings::openapi3()
         .with(|s| s.meta_schema = None)
         .into_generator();
@@ -255,12 +277,10 @@ fn build_document(group: &str, version: &str) -> Value {
     }
     annotate(&mut schemas);
 
-    json!({
-        "openapi": "3.0.0",
-        "info": { "title": "Kubernetes", "version": GIT_VERSION },
-        "paths": paths(group, version, &names),
-        "components": { "schemas": schemas },
-    })
+    GvSpec {
+        paths: paths(group, version, &names),
+        schemas,
+    }
 }
 
 /// The `XList` schema of a resource, shaped as upstream's list kinds.
@@ -834,7 +854,7 @@ fn patch_body(patch: &str) -> Value {
     })
 }
 
-fn paths(group: &str, version: &str, names: &Names) -> Value {
+fn paths(group: &str, version: &str, names: &Names) -> Map<String, Value> {
     let prefix = if group.is_empty() {
         format!("/api/{version}")
     } else {
@@ -1022,7 +1042,7 @@ fn paths(group: &str, version: &str, names: &Names) -> Value {
             add_path(format!("{item_path}/{}", s.name), item_params.clone(), ops);
         }
     }
-    Value::Object(out)
+    out
 }
 
 /// The schema name and GVK of what a subresource accepts and returns.
