@@ -6,14 +6,24 @@
 //! in upstream's order, with upstream's field paths and texts, so that
 //! [`crate::invalid_message`] reads like kube-apiserver's 422.
 
+mod admissionregistration;
 mod apps;
 mod config;
 mod meta;
+mod networking;
 mod other;
 mod pod;
 mod scheduling;
 mod service;
+mod storage;
 
+pub use admissionregistration::{
+    default_mutating_webhooks, default_validating_webhooks, mutating_webhook_configuration,
+    mutating_webhook_configuration_update, validating_webhook_configuration,
+    validating_webhook_configuration_update,
+};
+pub use networking::{network_policy, network_policy_update};
+pub use storage::{csi_driver, csi_driver_update, csi_node, csi_node_update, default_csi_driver};
 pub use apps::{
     TEMPLATE_GENERATION_ANNOTATION, controller_revision_create, controller_revision_update,
     daemon_set_create, daemon_set_status_update, daemon_set_update,

@@ -5,15 +5,16 @@ use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
 
-use super::{Kind, bump_generation_on_spec_change, first_generation};
-use crate::registry::admit_meta;
+use super::{Kind, bump_generation_on_change, first_generation};
+use crate::registry::admit_typed;
+use pernode_admission::validate;
 
 const GROUP: &str = "admissionregistration.k8s.io";
 
 pub static MUTATING_WEBHOOK_CONFIGURATIONS: Kind = Kind {
     on_create: first_generation,
     on_update: |old, new| {
-        bump_generation_on_spec_change(old, new);
+        bump_generation_on_change(old, new, "webhooks");
         Ok(())
     },
     ..Kind::new(
@@ -26,7 +27,7 @@ pub static MUTATING_WEBHOOK_CONFIGURATIONS: Kind = Kind {
 pub static VALIDATING_WEBHOOK_CONFIGURATIONS: Kind = Kind {
     on_create: first_generation,
     on_update: |old, new| {
-        bump_generation_on_spec_change(old, new);
+        bump_generation_on_change(old, new, "webhooks");
         Ok(())
     },
     ..Kind::new(

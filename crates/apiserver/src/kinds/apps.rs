@@ -71,7 +71,7 @@ fn daemon_set_on_create(obj: &mut Value) -> Result<(), ApiError> {
 /// Generation +1 on a spec change; the template generation +1 when the pod template changes
 /// semantically.
 fn daemon_set_on_update(old: &Value, new: &mut Value) -> Result<(), ApiError> {
-    super::bump_generation_on_spec_change(old, new);
+    super::bump_generation_on_change(old, new, "spec");
     let old_template_generation = old
         .pointer(&format!(
             "/metadata/annotations/{}",

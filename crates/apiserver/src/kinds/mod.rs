@@ -83,10 +83,10 @@ fn nothing_on_update(_: &Value, _: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `metadata.generation` + 1 when `spec` changed (the generation of a new object is 1), as the
-/// strategies of kinds with a spec do.
-pub(crate) fn bump_generation_on_spec_change(old: &Value, new: &mut Value) {
-    if new.get("spec") == old.get("spec") {
+/// `metadata.generation` + 1 when the top-level `field` changed (`spec` for most kinds; the
+/// generation of a new object is 1), as upstream's strategies do.
+pub(crate) fn bump_generation_on_change(old: &Value, new: &mut Value, field: &str) {
+    if new.get(field) == old.get(field) {
         return;
     }
     let generation = old

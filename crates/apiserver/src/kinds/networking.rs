@@ -3,13 +3,14 @@
 
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 
-use super::{Kind, bump_generation_on_spec_change, first_generation};
-use crate::registry::admit_meta;
+use super::{Kind, bump_generation_on_change, first_generation};
+use crate::registry::admit_typed;
+use pernode_admission::validate;
 
 pub static NETWORK_POLICIES: Kind = Kind {
     on_create: first_generation,
     on_update: |old, new| {
-        bump_generation_on_spec_change(old, new);
+        bump_generation_on_change(old, new, "spec");
         Ok(())
     },
     ..Kind::new(
