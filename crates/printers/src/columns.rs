@@ -3,11 +3,12 @@
 //!
 //! Names, types, formats and priorities are upstream's exactly (kubectl shows the names,
 //! upper-cased, and hides `priority > 0` unless `-o wide`). Descriptions are the OpenAPI
-//! descriptions of the fields upstream points at; kubectl never shows them.
+//! descriptions of the fields upstream points at (the swagger docs of the versions it names,
+//! some of them beta); kubectl never shows them.
 //!
-//! Two upstream quirks are kept on purpose: the Event `Count` and ControllerRevision
-//! `Revision` columns are declared `string` while their cells are integers, exactly what a
-//! real kube-apiserver sends.
+//! Upstream's quirks are kept on purpose: the Event `Count`, ControllerRevision `Revision`,
+//! ConfigMap and Secret `Data` and ServiceAccount `Secrets` columns are declared `string`
+//! while their cells are integers, exactly what a real kube-apiserver sends.
 
 use serde::Serialize;
 
