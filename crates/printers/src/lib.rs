@@ -2,9 +2,11 @@
 //!
 //! kubectl asks for a Table on every human-readable `get` and prints the server's cells as
 //! they are, so the columns, their order and the text of each cell follow upstream's
-//! `pkg/printers/internalversion/printers.go` (pods, nodes, namespaces, events, daemonsets,
-//! controllerrevisions, leases). A kube-apiserver always prints the wide set of cells and
-//! lets kubectl hide the `priority: 1` columns, so every row here carries all of them.
+//! `pkg/printers/internalversion/printers.go` for every served kind that has a printer there.
+//! A kube-apiserver always prints the wide set of cells and lets kubectl hide the
+//! `priority: 1` columns, so every row here carries all of them. A resource without a
+//! printer (Roles, ClusterRoles, custom resources) gets upstream's default Table: `Name` and
+//! `Created At`.
 //!
 //! Cost model: each stored object is parsed once, into a lean struct naming only the
 //! fields its columns read, with `metadata` borrowed as raw JSON. The Table is written
@@ -13,11 +15,16 @@
 //! a list.
 
 mod apps;
+mod cluster;
 mod columns;
+mod core;
+mod default_table;
 mod event;
 mod model;
+mod network;
 mod node;
 mod pod;
+mod rbac;
 mod simple;
 
 use k8s_openapi::jiff::Timestamp;
@@ -53,9 +60,6 @@ impl IncludeObject {
 /// Why a Table could not be rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum PrintError {
-    /// The resource has no printer here (the caller should answer with plain JSON or 406).
-    #[error("no table printer for resource {0:?}")]
-    UnknownResource(String),
     /// A stored object does not have the JSON shape of its kind.
     #[error("cannot print {resource} object #{index}: {source}")]
     Decode {
@@ -78,86 +82,151 @@ type RenderFn = for<'a> fn(&'a [u8], Timestamp) -> Result<(Head<'a>, Row), Rende
 
 /// A resource's printer: its type meta, columns and row function.
 struct Printer {
+    /// The kind and apiVersion an `includeObject=Object` row adds when the stored object
+    /// lacks them; empty for the default printer, whose objects are stored with theirs.
     kind: &'static str,
     api_version: &'static str,
     columns: &'static [Column],
     render: RenderFn,
 }
 
-fn printer(resource: &str) -> Option<&'static Printer> {
-    static PODS: Printer = Printer {
-        kind: "Pod",
-        api_version: "v1",
-        columns: columns::POD,
-        render: pod::render,
-    };
-    static NODES: Printer = Printer {
-        kind: "Node",
-        api_version: "v1",
-        columns: columns::NODE,
-        render: node::render,
-    };
-    static NAMESPACES: Printer = Printer {
-        kind: "Namespace",
-        api_version: "v1",
-        columns: columns::NAMESPACE,
-        render: simple::render_namespace,
-    };
-    static EVENTS: Printer = Printer {
-        kind: "Event",
-        api_version: "v1",
-        columns: columns::EVENT,
-        render: event::render,
-    };
-    static DAEMONSETS: Printer = Printer {
-        kind: "DaemonSet",
-        api_version: "apps/v1",
-        columns: columns::DAEMONSET,
-        render: apps::render_daemonset,
-    };
-    static CONTROLLER_REVISIONS: Printer = Printer {
-        kind: "ControllerRevision",
-        api_version: "apps/v1",
-        columns: columns::CONTROLLER_REVISION,
-        render: apps::render_controller_revision,
-    };
-    static LEASES: Printer = Printer {
-        kind: "Lease",
-        api_version: "coordination.k8s.io/v1",
-        columns: columns::LEASE,
-        render: simple::render_lease,
-    };
+/// A printer of a served kind, built from its kind, apiVersion, columns and row function.
+macro_rules! printer {
+    ($kind:literal, $api_version:literal, $columns:ident, $render:path) => {{
+        static P: Printer = Printer {
+            kind: $kind,
+            api_version: $api_version,
+            columns: columns::$columns,
+            render: $render,
+        };
+        &P
+    }};
+}
+
+/// The printer of `resource` (a plural), or upstream's default Table for one without.
+fn printer(resource: &str) -> &'static Printer {
+    known_printer(resource).unwrap_or(&DEFAULT)
+}
+
+/// Upstream's `DefaultTableConvertor`.
+static DEFAULT: Printer = Printer {
+    kind: "",
+    api_version: "",
+    columns: columns::DEFAULT,
+    render: default_table::render_default,
+};
+
+/// Plurals are unique across the served groups, so they key the printers.
+fn known_printer(resource: &str) -> Option<&'static Printer> {
     Some(match resource {
-        "pods" => &PODS,
-        "nodes" => &NODES,
-        "namespaces" => &NAMESPACES,
-        "events" => &EVENTS,
-        "daemonsets" => &DAEMONSETS,
-        "controllerrevisions" => &CONTROLLER_REVISIONS,
-        "leases" => &LEASES,
+        "pods" => printer!("Pod", "v1", POD, pod::render),
+        "nodes" => printer!("Node", "v1", NODE, node::render),
+        "namespaces" => printer!("Namespace", "v1", NAMESPACE, simple::render_namespace),
+        "events" => printer!("Event", "v1", EVENT, event::render),
+        "daemonsets" => printer!("DaemonSet", "apps/v1", DAEMONSET, apps::render_daemonset),
+        "controllerrevisions" => printer!(
+            "ControllerRevision",
+            "apps/v1",
+            CONTROLLER_REVISION,
+            apps::render_controller_revision
+        ),
+        "leases" => printer!(
+            "Lease",
+            "coordination.k8s.io/v1",
+            LEASE,
+            simple::render_lease
+        ),
+        "configmaps" => printer!("ConfigMap", "v1", CONFIG_MAP, core::render_config_map),
+        "secrets" => printer!("Secret", "v1", SECRET, core::render_secret),
+        "serviceaccounts" => printer!(
+            "ServiceAccount",
+            "v1",
+            SERVICE_ACCOUNT,
+            core::render_service_account
+        ),
+        "services" => printer!("Service", "v1", SERVICE, core::render_service),
+        "endpoints" => printer!("Endpoints", "v1", ENDPOINTS, core::render_endpoints),
+        "endpointslices" => printer!(
+            "EndpointSlice",
+            "discovery.k8s.io/v1",
+            ENDPOINT_SLICE,
+            network::render_endpoint_slice
+        ),
+        "networkpolicies" => printer!(
+            "NetworkPolicy",
+            "networking.k8s.io/v1",
+            NETWORK_POLICY,
+            network::render_network_policy
+        ),
+        "rolebindings" => printer!(
+            "RoleBinding",
+            "rbac.authorization.k8s.io/v1",
+            ROLE_BINDING,
+            rbac::render_binding
+        ),
+        "clusterrolebindings" => printer!(
+            "ClusterRoleBinding",
+            "rbac.authorization.k8s.io/v1",
+            CLUSTER_ROLE_BINDING,
+            rbac::render_binding
+        ),
+        "priorityclasses" => printer!(
+            "PriorityClass",
+            "scheduling.k8s.io/v1",
+            PRIORITY_CLASS,
+            cluster::render_priority_class
+        ),
+        "poddisruptionbudgets" => printer!(
+            "PodDisruptionBudget",
+            "policy/v1",
+            POD_DISRUPTION_BUDGET,
+            cluster::render_pod_disruption_budget
+        ),
+        "csidrivers" => printer!(
+            "CSIDriver",
+            "storage.k8s.io/v1",
+            CSI_DRIVER,
+            cluster::render_csi_driver
+        ),
+        "csinodes" => printer!(
+            "CSINode",
+            "storage.k8s.io/v1",
+            CSI_NODE,
+            cluster::render_csi_node
+        ),
+        "mutatingwebhookconfigurations" => printer!(
+            "MutatingWebhookConfiguration",
+            "admissionregistration.k8s.io/v1",
+            WEBHOOK_CONFIGURATION,
+            cluster::render_webhook_configuration
+        ),
+        "validatingwebhookconfigurations" => printer!(
+            "ValidatingWebhookConfiguration",
+            "admissionregistration.k8s.io/v1",
+            WEBHOOK_CONFIGURATION,
+            cluster::render_webhook_configuration
+        ),
         _ => return None,
     })
 }
 
-/// The `columnDefinitions` of a resource (plural name, e.g. `daemonsets`), or `None` if it
-/// has no printer. Each is `{name, type, format, description, priority}`; priority 1 columns
-/// are the `-o wide` ones.
-pub fn column_definitions(resource: &str) -> Option<Vec<serde_json::Value>> {
-    let p = printer(resource)?;
-    Some(
-        p.columns
-            .iter()
-            .map(|c| {
-                serde_json::json!({
-                    "name": c.name,
-                    "type": c.ty,
-                    "format": c.format,
-                    "description": c.description,
-                    "priority": c.priority,
-                })
+/// The `columnDefinitions` of a resource (plural name, e.g. `daemonsets`; the default
+/// Table's for one without a printer). Each is `{name, type, format, description,
+/// priority}`; priority 1 columns are the `-o wide` ones.
+pub fn column_definitions(resource: &str) -> Vec<serde_json::Value> {
+    printer(resource)
+        .columns
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "name": c.name,
+                "type": c.ty,
+                "format": c.format,
+                "description": c.description,
+                "priority": c.priority,
             })
-            .collect(),
-    )
+        })
+        .collect()
 }
 
 /// Renders a serialized `meta.k8s.io/v1` Table of `objects` (each the stored JSON of one
@@ -172,7 +241,7 @@ pub fn table(
     resource_version: &str,
     continue_token: Option<&str>,
 ) -> Result<Vec<u8>, PrintError> {
-    let p = printer(resource).ok_or_else(|| PrintError::UnknownResource(resource.to_owned()))?;
+    let p = printer(resource);
     // Row objects are at most the stored bytes; the cells are small next to them.
     let mut out = Vec::with_capacity(1024 + objects.iter().map(|o| o.len() + 128).sum::<usize>());
     out.extend_from_slice(br#"{"kind":"Table","apiVersion":"meta.k8s.io/v1","metadata":{"#);
@@ -215,7 +284,7 @@ pub fn row(
     include: IncludeObject,
     now: Timestamp,
 ) -> Result<serde_json::Value, PrintError> {
-    let p = printer(resource).ok_or_else(|| PrintError::UnknownResource(resource.to_owned()))?;
+    let p = printer(resource);
     let mut out = Vec::with_capacity(object.len() + 256);
     push_row(&mut out, p, resource, 0, object, include, now)?;
     serde_json::from_slice(&out).map_err(|source| PrintError::Decode {
@@ -265,6 +334,7 @@ fn push_row(
         match cell {
             Cell::Str(s) => push_json_str(out, s),
             Cell::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
+            Cell::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         }
     }
     out.push(b']');
@@ -291,9 +361,12 @@ fn push_row(
 }
 
 /// Writes the stored object, adding `kind`/`apiVersion` in front when the store left them
-/// out (kubectl decodes the row object by them).
+/// out (kubectl decodes the row object by them). The registry stores every object with
+/// both, so the default printer, which knows neither, copies the stored bytes as they are.
 fn push_object(out: &mut Vec<u8>, body: &[u8], head: Head<'_>, p: &Printer) {
-    if head.has_kind && head.has_api_version {
+    let has_kind = head.has_kind || p.kind.is_empty();
+    let has_api_version = head.has_api_version || p.api_version.is_empty();
+    if has_kind && has_api_version {
         out.extend_from_slice(body);
         return;
     }
@@ -301,12 +374,12 @@ fn push_object(out: &mut Vec<u8>, body: &[u8], head: Head<'_>, p: &Printer) {
     let inner = body.get(1..).unwrap_or_default().trim_ascii_start();
     out.push(b'{');
     let mut sep = false;
-    if !head.has_kind {
+    if !has_kind {
         out.extend_from_slice(br#""kind":"#);
         push_json_str(out, p.kind);
         sep = true;
     }
-    if !head.has_api_version {
+    if !has_api_version {
         if sep {
             out.push(b',');
         }

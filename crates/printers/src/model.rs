@@ -10,11 +10,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-/// One cell: upstream's printers only put strings and int64s in the columns we serve.
+/// One cell: upstream's printers put strings, int64s and bools in the columns we serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Cell {
     Str(String),
     Int(i64),
+    Bool(bool),
 }
 
 impl From<String> for Cell {
@@ -32,6 +33,19 @@ impl From<&str> for Cell {
 impl From<i64> for Cell {
     fn from(i: i64) -> Self {
         Cell::Int(i)
+    }
+}
+
+impl From<bool> for Cell {
+    fn from(b: bool) -> Self {
+        Cell::Bool(b)
+    }
+}
+
+/// A count as upstream's `int64(len(...))` cells.
+impl From<usize> for Cell {
+    fn from(n: usize) -> Self {
+        Cell::Int(i64::try_from(n).unwrap_or(i64::MAX))
     }
 }
 
@@ -112,6 +126,61 @@ pub(crate) use lean_object;
 /// `Option<String>` as Go's string: absent and null read as "".
 pub(crate) fn s(v: &Option<String>) -> &str {
     v.as_deref().unwrap_or("")
+}
+
+/// `v`, or `<none>` when empty (upstream's placeholder for an unset string cell).
+pub(crate) fn or_none(v: &str) -> &str {
+    if v.is_empty() { "<none>" } else { v }
+}
+
+/// How many entries a JSON array or object has (Go's `len` of a slice or map; absent and
+/// null are 0). The entries themselves are skipped, never built.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Count(pub usize);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Count;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array, an object or null")
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Count, D::Error> {
+                d.deserialize_any(V)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Count, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Count(n))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Count, A::Error> {
+                let mut n = 0;
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {
+                    n += 1;
+                }
+                Ok(Count(n))
+            }
+        }
+        d.deserialize_option(V)
+    }
 }
 
 /// Why one object could not be printed.

@@ -11,7 +11,7 @@ use k8s_openapi::jiff::Timestamp;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use crate::model::{Head, Meta, RenderError, Row, lean_object, s};
+use crate::model::{Head, Meta, RenderError, Row, lean_object, or_none, s};
 use pernode_core::duration::age_since;
 
 /// `apiv1.PodReasonSchedulingGated`.
@@ -323,8 +323,4 @@ pub(crate) fn render(bytes: &[u8], now: Timestamp) -> Result<(Head<'_>, Row), Re
         },
     };
     Ok((head, row))
-}
-
-fn or_none(v: &str) -> &str {
-    if v.is_empty() { "<none>" } else { v }
 }

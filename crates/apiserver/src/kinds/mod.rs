@@ -9,7 +9,8 @@
 //! path. [`KINDS`] holds every built-in kind; a test keeps it and the catalogue in step.
 //!
 //! Adding a kind: its catalogue entry, its `Kind` here (in the module of its API group), its
-//! validation functions and its printer.
+//! validation functions and its printer (unless upstream has none and serves the default
+//! Table, as for Roles and ClusterRoles).
 
 mod admissionregistration;
 mod apps;
@@ -180,5 +181,21 @@ mod tests {
         }
         let plurals: std::collections::BTreeSet<_> = KINDS.iter().map(|k| k.plural).collect();
         assert_eq!(plurals.len(), KINDS.len(), "store keys need unique plurals");
+    }
+
+    #[test]
+    fn every_kind_has_a_printer_unless_upstream_has_none() {
+        // Upstream's printers.go has no Role or ClusterRole printer: those get the default
+        // Table (Name, Created At), as every kind without a printer here would.
+        let default = pernode_printers::column_definitions("");
+        for kind in KINDS {
+            let has_default = pernode_printers::column_definitions(kind.plural) == default;
+            assert_eq!(
+                has_default,
+                matches!(kind.plural, "roles" | "clusterroles"),
+                "{}: printer missing or unexpected",
+                kind.plural
+            );
+        }
     }
 }
