@@ -19,7 +19,9 @@ pub fn network_policy(np: &NetworkPolicy) -> Vec<FieldError> {
     let Some(spec) = np.spec.as_ref() else {
         return errs;
     };
-    errs.extend(label_selector(&spec.pod_selector, "spec.podSelector"));
+    if let Some(selector) = &spec.pod_selector {
+        errs.extend(label_selector(selector, "spec.podSelector"));
+    }
     for (i, rule) in spec.ingress.iter().flatten().enumerate() {
         let path = format!("spec.ingress[{i}]");
         for (j, port) in rule.ports.iter().flatten().enumerate() {
@@ -188,7 +190,8 @@ fn contains(outer: (IpAddr, u8), inner: (IpAddr, u8)) -> bool {
     if ow != iw || inner.1 <= outer.1 {
         return false;
     }
-    let prefix = u32::from(outer.1) + (128 - ow);
+    // Addresses sit in the top bits (IPv4 shifted up), so the prefix counts from the top.
+    let prefix = u32::from(outer.1);
     let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix) };
     o & mask == i & mask
 }
@@ -210,6 +213,7 @@ mod tests {
                 ingress: Some(vec![rule]),
                 ..Default::default()
             }),
+            ..Default::default()
         }
     }
 
