@@ -20,7 +20,15 @@ pub static MUTATING_WEBHOOK_CONFIGURATIONS: Kind = Kind {
     ..Kind::new(
         GROUP,
         "mutatingwebhookconfigurations",
-        |info, op, obj, v| admit_meta::<MutatingWebhookConfiguration>(info, op, obj, v),
+        |info, op, obj, v| {
+            admit_typed::<MutatingWebhookConfiguration>(info, op, obj, v, true, |c, old| {
+                validate::default_mutating_webhooks(c);
+                match old {
+                    None => validate::mutating_webhook_configuration(c),
+                    Some(old) => validate::mutating_webhook_configuration_update(c, old),
+                }
+            })
+        },
     )
 };
 
@@ -33,6 +41,14 @@ pub static VALIDATING_WEBHOOK_CONFIGURATIONS: Kind = Kind {
     ..Kind::new(
         GROUP,
         "validatingwebhookconfigurations",
-        |info, op, obj, v| admit_meta::<ValidatingWebhookConfiguration>(info, op, obj, v),
+        |info, op, obj, v| {
+            admit_typed::<ValidatingWebhookConfiguration>(info, op, obj, v, true, |c, old| {
+                validate::default_validating_webhooks(c);
+                match old {
+                    None => validate::validating_webhook_configuration(c),
+                    Some(old) => validate::validating_webhook_configuration_update(c, old),
+                }
+            })
+        },
     )
 };

@@ -152,9 +152,21 @@ pub static SERVICE_ACCOUNTS: Kind = Kind::new("", "serviceaccounts", |info, op, 
     })
 });
 
-pub static SERVICES: Kind = Kind::new("", "services", |info, op, obj, v| {
-    admit_meta::<Service>(info, op, obj, v)
-});
+pub static SERVICES: Kind = Kind {
+    on_update: |old, new| {
+        crate::service_alloc::keep_allocated(old, new);
+        Ok(())
+    },
+    ..Kind::new("", "services", |info, op, obj, v| {
+        admit_typed::<Service>(info, op, obj, v, true, |svc, old| {
+            defaults::service(svc);
+            match old {
+                None => validate::service(svc),
+                Some(old) => validate::service_update(svc, old),
+            }
+        })
+    })
+};
 
 pub static ENDPOINTS: Kind = Kind::new("", "endpoints", |info, op, obj, v| {
     admit_meta::<Endpoints>(info, op, obj, v)

@@ -16,6 +16,11 @@ pub static NETWORK_POLICIES: Kind = Kind {
     ..Kind::new(
         "networking.k8s.io",
         "networkpolicies",
-        |info, op, obj, v| admit_meta::<NetworkPolicy>(info, op, obj, v),
+        |info, op, obj, v| {
+            admit_typed::<NetworkPolicy>(info, op, obj, v, true, |np, old| match old {
+                None => validate::network_policy(np),
+                Some(old) => validate::network_policy_update(np, old),
+            })
+        },
     )
 };
