@@ -228,7 +228,10 @@ pub static RESOURCES: &[ResourceInfo] = &[
         short_names: &["cm"],
         ..v1("", "configmaps", "configmap", "ConfigMap", true)
     },
-    v1("", "endpoints", "endpoints", "Endpoints", true),
+    ResourceInfo {
+        short_names: &["ep"],
+        ..v1("", "endpoints", "endpoints", "Endpoints", true)
+    },
     v1("", "secrets", "secret", "Secret", true),
     ResourceInfo {
         short_names: &["sa"],
