@@ -57,11 +57,7 @@ impl BodyKind<'static> {
 }
 
 /// The body formats accepted for create and update, as upstream lists them in its 415.
-const BODY_MEDIA_TYPES: &[&str] = &[
-    "application/json",
-    "application/yaml",
-    protobuf::MEDIA_TYPE,
-];
+const BODY_MEDIA_TYPES: &[&str] = &["application/json", "application/yaml", protobuf::MEDIA_TYPE];
 
 /// A request body (create, update, DeleteOptions, binding, eviction) as a JSON object, from
 /// JSON, YAML or protobuf (`expect` is the type a protobuf body must be).
@@ -364,7 +360,9 @@ mod tests {
             400
         );
         assert_eq!(
-            decode_object(Some("text/plain"), b"{}", &POD).unwrap_err().code,
+            decode_object(Some("text/plain"), b"{}", &POD)
+                .unwrap_err()
+                .code,
             415
         );
         let big = vec![b' '; MAX_BODY_BYTES + 1];

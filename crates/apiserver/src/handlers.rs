@@ -1175,7 +1175,11 @@ pub async fn delete_namespace_contents(state: &AppState, ns: &str) -> Result<(),
 // ---- pod subresources -----------------------------------------------------------------------
 
 async fn bind(state: &AppState, req: &Request) -> Result<Response, ApiError> {
-    let binding = decode_object(content_type(req), &req.body, &subresource_body(req, "binding"))?;
+    let binding = decode_object(
+        content_type(req),
+        &req.body,
+        &subresource_body(req, "binding"),
+    )?;
     let node = binding
         .pointer("/target/name")
         .and_then(Value::as_str)
@@ -1246,7 +1250,11 @@ async fn bind(state: &AppState, req: &Request) -> Result<Response, ApiError> {
 }
 
 async fn evict(state: &AppState, req: &Request) -> Result<Response, ApiError> {
-    let eviction = decode_object(content_type(req), &req.body, &subresource_body(req, "eviction"))?;
+    let eviction = decode_object(
+        content_type(req),
+        &req.body,
+        &subresource_body(req, "eviction"),
+    )?;
     let name = req.target.name.clone().unwrap_or_default();
     if let Some(n) = eviction.pointer("/metadata/name").and_then(Value::as_str)
         && !n.is_empty()

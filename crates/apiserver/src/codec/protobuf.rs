@@ -16,7 +16,13 @@
 //!
 //! The JSON is what Go's `encoding/json` writes of the object Go's protobuf decoder fills, so a
 //! protobuf create stores what the JSON create of the same object stores:
-//! - field names are the `.proto` names, which are the JSON names;
+//! - field names are the `.proto` names, which are the JSON names but for a few, corrected by
+//!   the served OpenAPI schema of the message (k8s-openapi's, from the Go tags): a field the
+//!   schema does not list is the property it names in another case (`Webhooks` is
+//!   `webhooks`; `DaemonEndpoint.Port` stays `Port`) or, if none, a Go struct embedded with
+//!   `json:",inline"` whose fields join its parent's (`Probe.handler`, `Volume.volumeSource`,
+//!   `EphemeralContainer.ephemeralContainerCommon`, the `localObjectReference` of key
+//!   selectors, `RuleWithOperations.rule`);
 //! - a field absent on the wire is absent; one present is written even when zero, since Go
 //!   sends its non-pointer fields always and a pointer's zero (`gracePeriodSeconds: 0`) counts
 //!   (admission then drops the empty strings Go's `omitempty` drops, as for a JSON body);
@@ -27,10 +33,13 @@
 //!   its string; `RawExtension` and `FieldsV1` the JSON they carry; a message that is only
 //!   `repeated string items` (`Verbs`, `ExtraValue`: Go slices) an array.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::LazyLock;
 
 use base64::Engine as _;
-use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MapKey, MessageDescriptor, ReflectMessage};
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, Kind, MapKey, MessageDescriptor, ReflectMessage,
+};
 use serde_json::{Map, Number, Value};
 
 use super::BodyKind;
@@ -46,6 +55,64 @@ static POOL: LazyLock<DescriptorPool> = LazyLock::new(|| {
     DescriptorPool::decode(&include_bytes!(concat!(env!("OUT_DIR"), "/k8s.binpb"))[..])
         .expect("the descriptors build.rs compiled decode")
 });
+
+/// The JSON property names of each schema the served OpenAPI documents define, by the proto
+/// name of its message (`io.k8s.api.core.v1.Probe` is `k8s.io.api.core.v1.Probe`).
+static PROPERTIES: LazyLock<HashMap<String, BTreeSet<String>>> = LazyLock::new(|| {
+    let mut out = HashMap::new();
+    let index = pernode_resources::openapi_v3_index();
+    let Some(paths) = index.get("paths").and_then(Value::as_object) else {
+        return out;
+    };
+    for path in paths.keys() {
+        let Some(doc) = pernode_resources::openapi_v3_document(path)
+            .and_then(|bytes| serde_json::from_slice::<Value>(bytes).ok())
+        else {
+            continue;
+        };
+        let Some(schemas) = doc
+            .pointer("/components/schemas")
+            .and_then(Value::as_object)
+        else {
+            continue;
+        };
+        for (name, schema) in schemas {
+            let (Some(rest), Some(props)) = (
+                name.strip_prefix("io.k8s."),
+                schema.get("properties").and_then(Value::as_object),
+            ) else {
+                continue;
+            };
+            out.entry(format!("k8s.io.{rest}"))
+                .or_insert_with(|| props.keys().cloned().collect());
+        }
+    }
+    out
+});
+
+/// Where a field's value goes in its message's JSON object.
+enum Placement {
+    Member(String),
+    /// An embedded Go struct: its members are the parent's.
+    Inline,
+}
+
+fn placement(message: &str, field: &prost_reflect::FieldDescriptor) -> Placement {
+    let name = field.name();
+    let Some(props) = PROPERTIES.get(message) else {
+        return Placement::Member(name.to_string());
+    };
+    if props.contains(name) {
+        return Placement::Member(name.to_string());
+    }
+    if let Some(p) = props.iter().find(|p| p.eq_ignore_ascii_case(name)) {
+        return Placement::Member(p.clone());
+    }
+    match field.kind() {
+        Kind::Message(_) if !field.is_list() && !field.is_map() => Placement::Inline,
+        _ => Placement::Member(name.to_string()),
+    }
+}
 
 const UNKNOWN: &str = "k8s.io.apimachinery.pkg.runtime.Unknown";
 const META: &str = "k8s.io.apimachinery.pkg.apis.meta.v1";
@@ -81,7 +148,10 @@ pub fn accepts(expect: &BodyKind<'_>) -> bool {
 /// JSON). Errors are the 400s (415 for a kind without protobuf) kube-apiserver answers.
 pub fn decode(body: &[u8], expect: &BodyKind<'_>) -> Result<Value, ApiError> {
     if !accepts(expect) {
-        return Err(ApiError::unsupported_media_type(&["application/json", "application/yaml"]));
+        return Err(ApiError::unsupported_media_type(&[
+            "application/json",
+            "application/yaml",
+        ]));
     }
     let unrecognized = |why: &str| {
         ApiError::bad_request(format!(
@@ -208,9 +278,9 @@ fn message_json(msg: &DynamicMessage) -> Result<Value, String> {
             }
             time_json(field_i64("seconds"), Some(field_i64("nanos")))
         }
-        "k8s.io.apimachinery.pkg.apis.meta.v1.Duration" => Ok(Value::String(go_duration(
-            field_i64("duration"),
-        ))),
+        "k8s.io.apimachinery.pkg.apis.meta.v1.Duration" => {
+            Ok(Value::String(go_duration(field_i64("duration"))))
+        }
         "k8s.io.apimachinery.pkg.util.intstr.IntOrString" => Ok(match field_i64("type") {
             1 => Value::String(string_field(msg, "strVal")),
             _ => Value::from(field_i64("intVal")),
@@ -234,7 +304,16 @@ fn message_json(msg: &DynamicMessage) -> Result<Value, String> {
                     continue;
                 }
                 let value = value_json(&msg.get_field(&field))?;
-                out.insert(field.name().to_string(), value);
+                match placement(desc.full_name(), &field) {
+                    Placement::Member(name) => {
+                        out.insert(name, value);
+                    }
+                    Placement::Inline => {
+                        if let Value::Object(members) = value {
+                            out.extend(members);
+                        }
+                    }
+                }
             }
             Ok(Value::Object(out))
         }
