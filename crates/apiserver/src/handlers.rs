@@ -891,7 +891,8 @@ struct DeleteOptions {
 
 fn delete_options(req: &Request) -> Result<DeleteOptions, ApiError> {
     let mut opts = DeleteOptions::default();
-    // kubectl sends its options as protobuf (drain's fallback, `delete --grace-period`).
+    // Typed client-go clients (kubectl drain's eviction fallback among them) send the options
+    // as protobuf; `kubectl delete` sends JSON.
     if !req.body.is_empty() {
         let body = decode_object(content_type(req), &req.body, &BodyKind::DELETE_OPTIONS)?;
         opts.grace_period = body.get("gracePeriodSeconds").and_then(Value::as_i64);
