@@ -1,20 +1,71 @@
-//! Request bodies in (JSON or YAML, size-limited) and lists out (stored JSON bytes joined
+//! Request bodies in (JSON, YAML or protobuf, size-limited) and lists out (stored JSON bytes joined
 //! without re-encoding, which is what keeps a 10,000-object list cheap), whole or as
 //! `meta.k8s.io/v1` PartialObjectMetadata (the stored `metadata` bytes, verbatim).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use pernode_core::json::ObjectMembers;
+use pernode_resources::ResourceInfo;
 use pernode_store::Entry;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::error::ApiError;
 
+pub mod protobuf;
+
 /// kube-apiserver's request body limit.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
-/// The body formats accepted for create and update.
-pub fn decode_object(content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiError> {
+/// The type a request body must be: the resource's kind (or its subresource's: `Binding`,
+/// `Eviction`; `DeleteOptions` for a DELETE). A protobuf body names its type in its envelope,
+/// which must agree; a JSON or YAML body's `kind` is checked by its handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyKind<'a> {
+    pub group: &'a str,
+    pub version: &'a str,
+    pub kind: &'a str,
+}
+
+impl BodyKind<'static> {
+    /// The options of a DELETE (`meta.k8s.io/v1`, which every group version also registers).
+    pub const DELETE_OPTIONS: Self = BodyKind {
+        group: "meta.k8s.io",
+        version: "v1",
+        kind: "DeleteOptions",
+    };
+
+    /// The objects of a resource.
+    pub fn of(info: &'static ResourceInfo) -> Self {
+        BodyKind {
+            group: info.group,
+            version: info.version,
+            kind: info.kind,
+        }
+    }
+
+    /// The body of a subresource (`binding`, `eviction`), as the catalogue lists its kind.
+    pub fn of_subresource(info: &'static ResourceInfo, name: &str) -> Option<Self> {
+        info.subresources
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| BodyKind {
+                group: s.group,
+                version: s.version,
+                kind: s.kind,
+            })
+    }
+}
+
+/// The body formats accepted for create and update, as upstream lists them in its 415.
+const BODY_MEDIA_TYPES: &[&str] = &["application/json", "application/yaml", protobuf::MEDIA_TYPE];
+
+/// A request body (create, update, DeleteOptions, binding, eviction) as a JSON object, from
+/// JSON, YAML or protobuf (`expect` is the type a protobuf body must be).
+pub fn decode_object(
+    content_type: Option<&str>,
+    body: &[u8],
+    expect: &BodyKind<'_>,
+) -> Result<Value, ApiError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::too_large());
     }
@@ -22,7 +73,16 @@ pub fn decode_object(content_type: Option<&str>, body: &[u8]) -> Result<Value, A
     let value = match media.as_str() {
         "application/json" | "" | "*/*" => parse_json(body)?,
         "application/yaml" | "application/x-yaml" | "text/yaml" => parse_yaml(body)?,
-        other => return Err(ApiError::unsupported_media_type(other)),
+        protobuf::MEDIA_TYPE => protobuf::decode(body, expect)?,
+        _ => {
+            return Err(ApiError::unsupported_media_type(
+                if protobuf::accepts(expect) {
+                    BODY_MEDIA_TYPES
+                } else {
+                    &BODY_MEDIA_TYPES[..2]
+                },
+            ));
+        }
     };
     if !value.is_object() {
         return Err(ApiError::bad_request(
@@ -217,6 +277,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const POD: BodyKind<'static> = BodyKind {
+        group: "",
+        version: "v1",
+        kind: "Pod",
+    };
+
     #[test]
     fn a_top_level_field_is_found_before_the_rest_is_read() {
         fn get<'a>(json: &'a str, name: &str) -> Option<&'a str> {
@@ -266,12 +332,14 @@ mod tests {
         let v = decode_object(
             Some("application/yaml"),
             b"kind: Pod\nmetadata:\n  name: x\n",
+            &POD,
         )
         .unwrap();
         assert_eq!(v["metadata"]["name"], "x");
         let v = decode_object(
             Some("application/json; charset=utf-8"),
             br#"{"kind":"Pod"}"#,
+            &POD,
         )
         .unwrap();
         assert_eq!(v["kind"], "Pod");
@@ -280,24 +348,26 @@ mod tests {
     #[test]
     fn bad_bodies_are_rejected_with_upstream_codes() {
         assert_eq!(
-            decode_object(Some("application/json"), b"{nope")
+            decode_object(Some("application/json"), b"{nope", &POD)
                 .unwrap_err()
                 .code,
             400
         );
         assert_eq!(
-            decode_object(Some("application/json"), b"[1]")
+            decode_object(Some("application/json"), b"[1]", &POD)
                 .unwrap_err()
                 .code,
             400
         );
         assert_eq!(
-            decode_object(Some("text/plain"), b"{}").unwrap_err().code,
+            decode_object(Some("text/plain"), b"{}", &POD)
+                .unwrap_err()
+                .code,
             415
         );
         let big = vec![b' '; MAX_BODY_BYTES + 1];
         assert_eq!(
-            decode_object(Some("application/json"), &big)
+            decode_object(Some("application/json"), &big, &POD)
                 .unwrap_err()
                 .code,
             413

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::codec::{
-    PARTIAL_METADATA_LIST_MIME, PARTIAL_METADATA_MIME, decode_object, encode_list,
+    BodyKind, PARTIAL_METADATA_LIST_MIME, PARTIAL_METADATA_MIME, decode_object, encode_list,
     encode_partial_list, media_type, parse_json, parse_yaml, partial_metadata,
 };
 use crate::edit;
@@ -30,6 +30,14 @@ use crate::watch::{self, Rendering, WatchRequest};
 
 /// How many times a create with a generated name tries another name after a collision.
 const MAX_GENERATE_NAME_TRIES: usize = 8;
+
+/// The patch types every served kind takes, in upstream's order (its 415 lists them).
+const PATCH_MEDIA_TYPES: &[&str] = &[
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
+];
 
 /// Namespaces that exist from the start and may not be deleted.
 pub const SYSTEM_NAMESPACES: [&str; 4] =
@@ -105,6 +113,11 @@ fn content_type(req: &Request) -> Option<&str> {
     req.headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
+}
+
+/// The kind a subresource's body must be, as the catalogue lists it.
+fn subresource_body(req: &Request, name: &str) -> BodyKind<'static> {
+    BodyKind::of_subresource(req.target.info, name).unwrap_or(BodyKind::of(req.target.info))
 }
 
 fn not_found(target: &Target) -> ApiError {
@@ -413,7 +426,7 @@ fn generated_name(base: &str) -> String {
 
 async fn create(state: &AppState, req: &Request) -> Result<Response, ApiError> {
     let decode = || {
-        let mut obj = decode_object(content_type(req), &req.body)?;
+        let mut obj = decode_object(content_type(req), &req.body, &BodyKind::of(req.target.info))?;
         check_type(&req.target, &mut obj)?;
         check_namespace(state, &req.target, &mut obj)?;
         Ok::<_, ApiError>(obj)
@@ -549,7 +562,7 @@ fn should_delete_during_update(target: &Target, new: &Value) -> bool {
 }
 
 async fn update(state: &AppState, req: &Request) -> Result<Response, ApiError> {
-    let mut body = decode_object(content_type(req), &req.body)?;
+    let mut body = decode_object(content_type(req), &req.body, &BodyKind::of(req.target.info))?;
     check_type(&req.target, &mut body)?;
     let name = req.target.name.clone().unwrap_or_default();
     match body.pointer("/metadata/name").and_then(Value::as_str) {
@@ -646,7 +659,7 @@ async fn patch(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         return apply_patch(state, req).await;
     }
     let patch_type = PatchType::from_content_type(&media)
-        .ok_or_else(|| ApiError::unsupported_media_type(&media))?;
+        .ok_or_else(|| ApiError::unsupported_media_type(PATCH_MEDIA_TYPES))?;
     let name = req.target.name.clone().unwrap_or_default();
     let key = req.target.key().ok_or_else(ApiError::no_route)?;
     // As GuaranteedUpdate: a lost race is retried until the write applies; a write the
@@ -880,11 +893,10 @@ struct DeleteOptions {
 
 fn delete_options(req: &Request) -> Result<DeleteOptions, ApiError> {
     let mut opts = DeleteOptions::default();
-    // drain's fallback sends DeleteOptions as protobuf: nothing in it changes what we do by
-    // default, so it is accepted and ignored rather than refused.
-    let media = media_type(content_type(req));
-    if !req.body.is_empty() && !media.contains("protobuf") {
-        let body = decode_object(content_type(req), &req.body)?;
+    // Typed client-go clients (kubectl drain's eviction fallback among them) send the options
+    // as protobuf; `kubectl delete` sends JSON.
+    if !req.body.is_empty() {
+        let body = decode_object(content_type(req), &req.body, &BodyKind::DELETE_OPTIONS)?;
         opts.grace_period = body.get("gracePeriodSeconds").and_then(Value::as_i64);
         opts.propagation = body
             .get("propagationPolicy")
@@ -1166,7 +1178,11 @@ pub async fn delete_namespace_contents(state: &AppState, ns: &str) -> Result<(),
 // ---- pod subresources -----------------------------------------------------------------------
 
 async fn bind(state: &AppState, req: &Request) -> Result<Response, ApiError> {
-    let binding = decode_object(content_type(req), &req.body)?;
+    let binding = decode_object(
+        content_type(req),
+        &req.body,
+        &subresource_body(req, "binding"),
+    )?;
     let node = binding
         .pointer("/target/name")
         .and_then(Value::as_str)
@@ -1237,7 +1253,11 @@ async fn bind(state: &AppState, req: &Request) -> Result<Response, ApiError> {
 }
 
 async fn evict(state: &AppState, req: &Request) -> Result<Response, ApiError> {
-    let eviction = decode_object(content_type(req), &req.body)?;
+    let eviction = decode_object(
+        content_type(req),
+        &req.body,
+        &subresource_body(req, "eviction"),
+    )?;
     let name = req.target.name.clone().unwrap_or_default();
     if let Some(n) = eviction.pointer("/metadata/name").and_then(Value::as_str)
         && !n.is_empty()
