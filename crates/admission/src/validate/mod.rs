@@ -1,5 +1,5 @@
 //! Validation of the served kinds, as upstream's
-//! `pkg/apis/core/validation`, `pkg/apis/apps/validation` and the
+//! `pkg/apis/core/validation`, `pkg/apis/apps/validation`, `pkg/apis/rbac/validation` and the
 //! registries' strategies run it.
 //!
 //! Each function returns every error it finds (an empty list means valid),
@@ -11,6 +11,7 @@ mod config;
 mod meta;
 mod other;
 mod pod;
+mod rbac;
 
 pub use apps::{
     TEMPLATE_GENERATION_ANNOTATION, controller_revision_create, controller_revision_update,
@@ -26,6 +27,11 @@ pub use meta::{
 };
 pub use other::{event, lease, namespace, namespace_update, node, node_update};
 pub use pod::{pod_create, pod_spec, pod_template_spec, pod_update};
+pub use rbac::{
+    RBAC_GROUP, cluster_role, cluster_role_binding, cluster_role_binding_update,
+    cluster_role_update, default_binding, policy_rule, rbac_name, role, role_binding,
+    role_binding_update, role_update, subject,
+};
 
 use crate::FieldError;
 
