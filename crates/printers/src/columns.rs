@@ -241,3 +241,20 @@ pub(crate) const LEASE: &[Column] = &[
     ),
     col("Age", "string", D_AGE),
 ];
+
+pub(crate) const ROLE: &[Column] = &[name_col(), col("Created At", "date", D_AGE)];
+
+const D_ROLE_REF: &str = "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error. This field is immutable.";
+
+pub(crate) const ROLE_BINDING: &[Column] = &[
+    name_col(),
+    col("Role", "string", D_ROLE_REF),
+    col("Age", "string", D_AGE),
+    wide("Users", "string", "Users in the roleBinding"),
+    wide("Groups", "string", "Groups in the roleBinding"),
+    wide(
+        "ServiceAccounts",
+        "string",
+        "ServiceAccounts in the roleBinding",
+    ),
+];

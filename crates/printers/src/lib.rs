@@ -3,7 +3,7 @@
 //! kubectl asks for a Table on every human-readable `get` and prints the server's cells as
 //! they are, so the columns, their order and the text of each cell follow upstream's
 //! `pkg/printers/internalversion/printers.go` (pods, nodes, namespaces, events, daemonsets,
-//! controllerrevisions, leases). A kube-apiserver always prints the wide set of cells and
+//! controllerrevisions, leases, roles and bindings). A kube-apiserver always prints the wide set of cells and
 //! lets kubectl hide the `priority: 1` columns, so every row here carries all of them.
 //!
 //! Cost model: each stored object is parsed once, into a lean struct naming only the
@@ -18,6 +18,7 @@ mod event;
 mod model;
 mod node;
 mod pod;
+mod rbac;
 mod simple;
 
 use k8s_openapi::jiff::Timestamp;
@@ -127,6 +128,30 @@ fn printer(resource: &str) -> Option<&'static Printer> {
         columns: columns::LEASE,
         render: simple::render_lease,
     };
+    static ROLES: Printer = Printer {
+        kind: "Role",
+        api_version: "rbac.authorization.k8s.io/v1",
+        columns: columns::ROLE,
+        render: rbac::render_role,
+    };
+    static CLUSTER_ROLES: Printer = Printer {
+        kind: "ClusterRole",
+        api_version: "rbac.authorization.k8s.io/v1",
+        columns: columns::ROLE,
+        render: rbac::render_role,
+    };
+    static ROLE_BINDINGS: Printer = Printer {
+        kind: "RoleBinding",
+        api_version: "rbac.authorization.k8s.io/v1",
+        columns: columns::ROLE_BINDING,
+        render: rbac::render_binding,
+    };
+    static CLUSTER_ROLE_BINDINGS: Printer = Printer {
+        kind: "ClusterRoleBinding",
+        api_version: "rbac.authorization.k8s.io/v1",
+        columns: columns::ROLE_BINDING,
+        render: rbac::render_binding,
+    };
     Some(match resource {
         "pods" => &PODS,
         "nodes" => &NODES,
@@ -135,6 +160,10 @@ fn printer(resource: &str) -> Option<&'static Printer> {
         "daemonsets" => &DAEMONSETS,
         "controllerrevisions" => &CONTROLLER_REVISIONS,
         "leases" => &LEASES,
+        "roles" => &ROLES,
+        "clusterroles" => &CLUSTER_ROLES,
+        "rolebindings" => &ROLE_BINDINGS,
+        "clusterrolebindings" => &CLUSTER_ROLE_BINDINGS,
         _ => return None,
     })
 }
