@@ -38,8 +38,10 @@ fn objects(path: &PathBuf) -> Vec<(String, String)> {
         let text = std::fs::read_to_string(&file).expect("bundle file");
         for doc in text.split("\n---") {
             let field = |key: &str| {
-                doc.lines()
-                    .find_map(|l| l.strip_prefix(key).map(|v| v.trim().trim_matches('"').to_string()))
+                doc.lines().find_map(|l| {
+                    l.strip_prefix(key)
+                        .map(|v| v.trim().trim_matches('"').to_string())
+                })
             };
             let (Some(kind), Some(api_version)) = (field("kind:"), field("apiVersion:")) else {
                 continue;
@@ -96,7 +98,12 @@ fn apply_converge_delete(c: &Cluster, path: &PathBuf, args: &[&str], namespace: 
             || {
                 let status = c
                     .kubectl(&[
-                        "get", "ds", ds, "-n", namespace, "-o",
+                        "get",
+                        "ds",
+                        ds,
+                        "-n",
+                        namespace,
+                        "-o",
                         "jsonpath={.status.desiredNumberScheduled}/{.status.numberReady}",
                     ])
                     .stdout;
@@ -134,10 +141,14 @@ fn published_bundles_apply_converge_and_delete_unchanged() {
     let flannel = bundle("flannel/kube-flannel.yml");
     let f = flannel.display().to_string();
     apply_converge_delete(&c, &flannel, &["-f", &f], "kube-flannel");
-    eventually(Duration::from_secs(60), "namespace kube-flannel gone", || {
-        let ns = c.kubectl(&["get", "ns", "kube-flannel"]);
-        !ns.ok && ns.stderr.contains("NotFound")
-    });
+    eventually(
+        Duration::from_secs(60),
+        "namespace kube-flannel gone",
+        || {
+            let ns = c.kubectl(&["get", "ns", "kube-flannel"]);
+            !ns.ok && ns.stderr.contains("NotFound")
+        },
+    );
 
     for (name, namespace) in [
         ("node-problem-detector", "kube-system"),

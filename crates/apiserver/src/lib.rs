@@ -13,6 +13,7 @@
 //! ```
 
 pub mod admission_plugins;
+pub mod bootstrap_rbac;
 pub mod codec;
 pub mod edit;
 pub mod error;
@@ -62,7 +63,8 @@ pub struct ApiServer {
 }
 
 impl ApiServer {
-    /// Wraps a store, creating the system namespaces if they are missing.
+    /// Wraps a store, creating the system namespaces and ensuring the bootstrap RBAC policy
+    /// ([`bootstrap_rbac`]).
     pub async fn new(store: Store) -> Result<ApiServer, ApiError> {
         ApiServer::with_node_dialer(store, node_proxy::NodeDialer::default()).await
     }
@@ -81,6 +83,7 @@ impl ApiServer {
             requests: Default::default(),
         });
         bootstrap(&state.store).await?;
+        bootstrap_rbac::ensure(&state.store).await?;
         Ok(ApiServer { state, shutdown })
     }
 

@@ -3,8 +3,10 @@
 //!
 //! Module per controller, as upstream's pkg/controller: `daemonset` (sync, rolling update,
 //! history), `scheduler` (binds pending pods), `garbage_collector` (ownerReferences),
-//! `pod_gc` (pods of vanished nodes), `node_lifecycle` (heartbeats to taints, eviction).
+//! `pod_gc` (pods of vanished nodes), `node_lifecycle` (heartbeats to taints, eviction),
+//! `clusterrole_aggregation` (the rules of aggregated ClusterRoles such as `admin`/`edit`/`view`).
 
+pub mod clusterrole_aggregation;
 pub mod daemonset;
 pub mod garbage_collector;
 pub mod node_lifecycle;

@@ -928,3 +928,48 @@ fn escaping_and_errors() {
     .expect_err("wrong shape");
     assert!(matches!(err, PrintError::Decode { .. }), "{err}");
 }
+
+#[test]
+fn roles_print_name_and_creation_time() {
+    for resource in ["roles", "clusterroles"] {
+        let c = named(
+            resource,
+            &json!({"metadata": {"name": "view", "creationTimestamp": "2024-03-04T05:06:07Z"},
+                    "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}),
+        );
+        assert_eq!(
+            c,
+            json!({"Name": "view", "Created At": "2024-03-04T05:06:07Z"})
+        );
+    }
+}
+
+#[test]
+fn bindings_print_role_age_and_subjects() {
+    for resource in ["rolebindings", "clusterrolebindings"] {
+        let c = named(
+            resource,
+            &json!({"metadata": {"name": "b", "creationTimestamp": ago(120)},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [
+                {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "system:authenticated"},
+                {"kind": "ServiceAccount", "name": "sa", "namespace": "kube-system"},
+                {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "alice"},
+                {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "system:unauthenticated"}
+            ]}),
+        );
+        assert_eq!(
+            c,
+            json!({"Name": "b", "Role": "ClusterRole/view", "Age": "2m", "Users": "alice",
+                   "Groups": "system:authenticated, system:unauthenticated",
+                   "ServiceAccounts": "kube-system/sa"})
+        );
+    }
+    let no_subjects = named(
+        "clusterrolebindings",
+        &json!({"metadata": {"name": "system:node", "creationTimestamp": ago(5)},
+                "roleRef": {"kind": "ClusterRole", "name": "system:node"}}),
+    );
+    assert_eq!(no_subjects["Users"], "");
+    assert_eq!(no_subjects["ServiceAccounts"], "");
+}

@@ -36,8 +36,10 @@ macro_rules! default_hook {
         let hook = $hook;
         hook.failure_policy.get_or_insert_with(|| "Fail".into());
         hook.match_policy.get_or_insert_with(|| "Equivalent".into());
-        hook.namespace_selector.get_or_insert_with(LabelSelector::default);
-        hook.object_selector.get_or_insert_with(LabelSelector::default);
+        hook.namespace_selector
+            .get_or_insert_with(LabelSelector::default);
+        hook.object_selector
+            .get_or_insert_with(LabelSelector::default);
         hook.timeout_seconds.get_or_insert(10);
         for rule in hook.rules.iter_mut().flatten() {
             rule.scope.get_or_insert_with(|| "*".into());
@@ -59,7 +61,8 @@ pub fn default_validating_webhooks(c: &mut ValidatingWebhookConfiguration) {
 pub fn default_mutating_webhooks(c: &mut MutatingWebhookConfiguration) {
     for hook in c.webhooks.iter_mut().flatten() {
         default_hook!(&mut *hook);
-        hook.reinvocation_policy.get_or_insert_with(|| "Never".into());
+        hook.reinvocation_policy
+            .get_or_insert_with(|| "Never".into());
     }
 }
 
@@ -116,7 +119,12 @@ fn hook_errors(hook: &Hook<'_>, path: &str) -> Vec<FieldError> {
             ));
         }
     };
-    policy(hook.failure_policy, "failurePolicy", FAILURE_POLICIES, &mut errs);
+    policy(
+        hook.failure_policy,
+        "failurePolicy",
+        FAILURE_POLICIES,
+        &mut errs,
+    );
     policy(hook.match_policy, "matchPolicy", MATCH_POLICIES, &mut errs);
     if hook.side_effects.is_empty() {
         errs.push(FieldError::required(
@@ -124,7 +132,12 @@ fn hook_errors(hook: &Hook<'_>, path: &str) -> Vec<FieldError> {
             &format!("must specify one of {}", SIDE_EFFECTS.join(", ")),
         ));
     } else {
-        policy(Some(hook.side_effects), "sideEffects", SIDE_EFFECTS, &mut errs);
+        policy(
+            Some(hook.side_effects),
+            "sideEffects",
+            SIDE_EFFECTS,
+            &mut errs,
+        );
     }
     if let Some(t) = hook.timeout_seconds
         && !(1..=30).contains(&t)
@@ -141,14 +154,23 @@ fn hook_errors(hook: &Hook<'_>, path: &str) -> Vec<FieldError> {
             &format!("{path}.admissionReviewVersions"),
             &format!("must specify one of {}", REVIEW_VERSIONS.join(", ")),
         ));
-    } else if !versions.iter().any(|v| REVIEW_VERSIONS.contains(&v.as_str())) {
+    } else if !versions
+        .iter()
+        .any(|v| REVIEW_VERSIONS.contains(&v.as_str()))
+    {
         errs.push(FieldError::invalid(
             &format!("{path}.admissionReviewVersions"),
             serde_json::json!(versions),
-            &format!("must include at least one of {}", REVIEW_VERSIONS.join(", ")),
+            &format!(
+                "must include at least one of {}",
+                REVIEW_VERSIONS.join(", ")
+            ),
         ));
     }
-    errs.extend(client_config(hook.client_config, &format!("{path}.clientConfig")));
+    errs.extend(client_config(
+        hook.client_config,
+        &format!("{path}.clientConfig"),
+    ));
     errs
 }
 
@@ -176,7 +198,10 @@ fn client_config(c: &WebhookClientConfig, path: &str) -> Vec<FieldError> {
 fn service_reference(s: &ServiceReference, path: &str) -> Vec<FieldError> {
     let mut errs = Vec::new();
     if s.name.is_empty() {
-        errs.push(FieldError::required(&format!("{path}.name"), "service name is required"));
+        errs.push(FieldError::required(
+            &format!("{path}.name"),
+            "service name is required",
+        ));
     }
     if s.namespace.is_empty() {
         errs.push(FieldError::required(

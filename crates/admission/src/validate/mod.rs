@@ -1,5 +1,5 @@
 //! Validation of the served kinds, as upstream's
-//! `pkg/apis/core/validation`, `pkg/apis/apps/validation` and the
+//! `pkg/apis/core/validation`, `pkg/apis/apps/validation`, `pkg/apis/rbac/validation` and the
 //! registries' strategies run it.
 //!
 //! Each function returns every error it finds (an empty list means valid),
@@ -13,6 +13,7 @@ mod meta;
 mod networking;
 mod other;
 mod pod;
+mod rbac;
 mod scheduling;
 mod service;
 mod storage;
@@ -22,8 +23,6 @@ pub use admissionregistration::{
     mutating_webhook_configuration_update, validating_webhook_configuration,
     validating_webhook_configuration_update,
 };
-pub use networking::{network_policy, network_policy_update};
-pub use storage::{csi_driver, csi_driver_update, csi_node, csi_node_update, default_csi_driver};
 pub use apps::{
     TEMPLATE_GENERATION_ANNOTATION, controller_revision_create, controller_revision_update,
     daemon_set_create, daemon_set_status_update, daemon_set_update,
@@ -36,13 +35,20 @@ pub use meta::{
     NameFn, annotations, labels, name_is_dns_label, name_is_dns_subdomain, object_meta,
     object_meta_update,
 };
+pub use networking::{network_policy, network_policy_update};
 pub use other::{event, lease, namespace, namespace_update, node, node_update};
 pub use pod::{pod_create, pod_spec, pod_template_spec, pod_update};
+pub use rbac::{
+    RBAC_GROUP, cluster_role, cluster_role_binding, cluster_role_binding_update,
+    cluster_role_update, default_binding, policy_rule, rbac_name, role, role_binding,
+    role_binding_update, role_update, subject,
+};
 pub use scheduling::{
     HIGHEST_USER_DEFINABLE_PRIORITY, SYSTEM_CRITICAL_PRIORITY, SYSTEM_PRIORITY_CLASS_PREFIX,
     SYSTEM_PRIORITY_CLASSES, preemption_policy, priority_class, priority_class_update,
 };
 pub use service::{is_headless, service, service_update};
+pub use storage::{csi_driver, csi_driver_update, csi_node, csi_node_update, default_csi_driver};
 
 use crate::FieldError;
 

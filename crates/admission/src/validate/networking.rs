@@ -101,7 +101,11 @@ fn policy_port(port: &NetworkPolicyPort, path: &str) -> Vec<FieldError> {
                 ));
             }
             for msg in names::is_valid_port_name(s) {
-                errs.push(FieldError::invalid(&format!("{path}.port"), s.as_str(), &msg));
+                errs.push(FieldError::invalid(
+                    &format!("{path}.port"),
+                    s.as_str(),
+                    &msg,
+                ));
             }
         }
         None => {
@@ -145,13 +149,11 @@ fn policy_peer(peer: &NetworkPolicyPeer, path: &str) -> Vec<FieldError> {
                             except.as_str(),
                             "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)",
                         )),
-                        Some(inner) if !contains(outer, inner) => {
-                            errs.push(FieldError::invalid(
-                                &except_path,
-                                except.as_str(),
-                                "must be a strict subset of `cidr`",
-                            ))
-                        }
+                        Some(inner) if !contains(outer, inner) => errs.push(FieldError::invalid(
+                            &except_path,
+                            except.as_str(),
+                            "must be a strict subset of `cidr`",
+                        )),
                         Some(_) => {}
                     }
                 }
@@ -192,7 +194,11 @@ fn contains(outer: (IpAddr, u8), inner: (IpAddr, u8)) -> bool {
     }
     // Addresses sit in the top bits (IPv4 shifted up), so the prefix counts from the top.
     let prefix = u32::from(outer.1);
-    let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix) };
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u128::MAX << (128 - prefix)
+    };
     o & mask == i & mask
 }
 
@@ -236,7 +242,10 @@ mod tests {
                 protocol: Some("ICMP".into()),
             }]),
         };
-        let errs: Vec<String> = network_policy(&np(rule)).iter().map(ToString::to_string).collect();
+        let errs: Vec<String> = network_policy(&np(rule))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(
             errs,
             [

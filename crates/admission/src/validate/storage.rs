@@ -36,7 +36,11 @@ pub fn default_csi_driver(d: &mut CSIDriver) {
     spec.requires_republish.get_or_insert(false);
     spec.fs_group_policy
         .get_or_insert_with(|| "ReadWriteOnceWithFSType".into());
-    if spec.volume_lifecycle_modes.as_ref().is_none_or(Vec::is_empty) {
+    if spec
+        .volume_lifecycle_modes
+        .as_ref()
+        .is_none_or(Vec::is_empty)
+    {
         spec.volume_lifecycle_modes = Some(vec!["Persistent".into()]);
     }
 }
@@ -160,7 +164,10 @@ mod tests {
                 ..Default::default()
             },
             spec: CSINodeSpec {
-                drivers: vec![driver("csi.example.com", "n1"), driver("csi.example.com", "")],
+                drivers: vec![
+                    driver("csi.example.com", "n1"),
+                    driver("csi.example.com", ""),
+                ],
             },
         };
         let errs: Vec<String> = csi_node(&node).iter().map(ToString::to_string).collect();
@@ -184,7 +191,10 @@ mod tests {
         };
         default_csi_driver(&mut d);
         assert_eq!(d.spec.attach_required, Some(true));
-        assert_eq!(d.spec.volume_lifecycle_modes, Some(vec!["Persistent".to_string()]));
+        assert_eq!(
+            d.spec.volume_lifecycle_modes,
+            Some(vec!["Persistent".to_string()])
+        );
         assert!(csi_driver(&d).is_empty());
         d.spec.volume_lifecycle_modes = Some(vec!["Forever".into()]);
         assert_eq!(csi_driver(&d).len(), 1);

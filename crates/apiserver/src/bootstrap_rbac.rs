@@ -1,0 +1,1289 @@
+//! The bootstrap RBAC policy: the ClusterRoles and ClusterRoleBindings every cluster starts
+//! with (upstream's `plugin/pkg/auth/authorizer/rbac/bootstrappolicy`, `policy.go` and
+//! `controller_policy.go`), and [`ensure`], which the server runs at startup as upstream's
+//! `rbac/bootstrap-roles` post-start hook (`EnsureRBACPolicy`) does.
+//!
+//! Kept to the roles a DaemonSet control plane has a use for: `cluster-admin`, the user-facing
+//! `admin`/`edit`/`view` (aggregated from the `system:aggregate-to-*` roles, as upstream),
+//! discovery and basic-user access, the node, scheduler and controller-manager roles, and the
+//! `system:controller:*` roles (bound to their service accounts in `kube-system`) of the
+//! controllers pernode runs. Every object is labelled `kubernetes.io/bootstrapping:
+//! rbac-defaults` and annotated `rbac.authorization.kubernetes.io/autoupdate: "true"`.
+//!
+//! [`ensure`] creates what is missing and, for an existing object whose autoupdate annotation
+//! is not `"false"`, adds back what it lacks (labels, annotations, rules not covered by its
+//! rules, aggregation selectors, subjects) without removing anything, as upstream's
+//! reconciliation with `RemoveExtraPermissions`/`RemoveExtraSubjects` off. It never deletes; a
+//! binding whose roleRef differs (upstream recreates it) is left as it is.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::rbac::v1::{
+    AggregationRule, ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use pernode_resources::ResourceInfo;
+use pernode_store::{Op, Store, StoreError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::params::FieldValidation;
+use crate::registry::{self, Operation};
+
+/// The label on every bootstrap object.
+pub const BOOTSTRAP_LABEL: (&str, &str) = ("kubernetes.io/bootstrapping", "rbac-defaults");
+/// `rbacv1.AutoUpdateAnnotationKey`: `"false"` keeps [`ensure`] from changing the object.
+pub const AUTO_UPDATE_ANNOTATION: &str = "rbac.authorization.kubernetes.io/autoupdate";
+/// The label that aggregates a ClusterRole into `admin`.
+pub const AGGREGATE_TO_ADMIN: &str = "rbac.authorization.k8s.io/aggregate-to-admin";
+/// The label that aggregates a ClusterRole into `edit`.
+pub const AGGREGATE_TO_EDIT: &str = "rbac.authorization.k8s.io/aggregate-to-edit";
+/// The label that aggregates a ClusterRole into `view`.
+pub const AGGREGATE_TO_VIEW: &str = "rbac.authorization.k8s.io/aggregate-to-view";
+
+const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
+const WRITE: &[&str] = &["create", "update", "patch", "delete", "deletecollection"];
+const READ_WRITE: &[&str] = &[
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+];
+const READ: &[&str] = &["get", "list", "watch"];
+
+const LEGACY: &str = "";
+const APPS: &str = "apps";
+const AUTHENTICATION: &str = "authentication.k8s.io";
+const AUTHORIZATION: &str = "authorization.k8s.io";
+const AUTOSCALING: &str = "autoscaling";
+const BATCH: &str = "batch";
+const CERTIFICATES: &str = "certificates.k8s.io";
+const COORDINATION: &str = "coordination.k8s.io";
+const DISCOVERY: &str = "discovery.k8s.io";
+const EVENTS: &str = "events.k8s.io";
+const EXTENSIONS: &str = "extensions";
+const NETWORKING: &str = "networking.k8s.io";
+const NODE: &str = "node.k8s.io";
+const POLICY: &str = "policy";
+const STORAGE: &str = "storage.k8s.io";
+
+/// The namespace of the controllers' service accounts.
+const CONTROLLER_NAMESPACE: &str = "kube-system";
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn sorted(v: &[&str]) -> Vec<String> {
+    let mut v = strings(v);
+    v.sort();
+    v
+}
+
+/// `rbacv1helpers.NewRule(verbs...).Groups(...).Resources(...).RuleOrDie()`: the builder sorts
+/// each list.
+fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> PolicyRule {
+    PolicyRule {
+        verbs: sorted(verbs),
+        api_groups: Some(sorted(groups)),
+        resources: Some(sorted(resources)),
+        ..Default::default()
+    }
+}
+
+/// A resource rule limited to `names` (`.Names(...)`).
+fn named_rule(verbs: &[&str], groups: &[&str], resources: &[&str], names: &[&str]) -> PolicyRule {
+    PolicyRule {
+        resource_names: Some(sorted(names)),
+        ..rule(verbs, groups, resources)
+    }
+}
+
+/// A non-resource rule (`.URLs(...)`).
+fn url_rule(verbs: &[&str], urls: &[&str]) -> PolicyRule {
+    PolicyRule {
+        verbs: sorted(verbs),
+        non_resource_urls: Some(sorted(urls)),
+        ..Default::default()
+    }
+}
+
+/// `eventsRule()`: create, update and patch events of both event groups.
+fn events_rule() -> PolicyRule {
+    rule(
+        &["create", "update", "patch"],
+        &[LEGACY, EVENTS],
+        &["events"],
+    )
+}
+
+fn role(name: &str, rules: Vec<PolicyRule>) -> ClusterRole {
+    ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        rules: Some(rules),
+        aggregation_rule: None,
+    }
+}
+
+/// A role whose rules the aggregation controller fills from the roles labelled `selects`,
+/// itself labelled `labels` (so that `edit` aggregates into `admin`, `view` into `edit`).
+fn aggregated(name: &str, selects: &str, labels: &[&str]) -> ClusterRole {
+    ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|l| (l.to_string(), "true".into()))
+                    .collect(),
+            ),
+            ..Default::default()
+        },
+        rules: None,
+        aggregation_rule: Some(AggregationRule {
+            cluster_role_selectors: Some(vec![LabelSelector {
+                match_labels: Some([(selects.to_string(), "true".to_string())].into()),
+                match_expressions: None,
+            }]),
+        }),
+    }
+}
+
+/// A role aggregated into the role that selects `label`.
+fn aggregate_to(name: &str, label: &str, rules: Vec<PolicyRule>) -> ClusterRole {
+    let mut r = role(name, rules);
+    r.metadata.labels = Some([(label.to_string(), "true".to_string())].into());
+    r
+}
+
+/// The label and annotation of bootstrap objects, added to what `meta` has.
+fn add_default_metadata(meta: &mut ObjectMeta) {
+    meta.labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert(BOOTSTRAP_LABEL.0.into(), BOOTSTRAP_LABEL.1.into());
+    meta.annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(AUTO_UPDATE_ANNOTATION.into(), "true".into());
+}
+
+/// `NodeRules()`: what a kubelet needs.
+fn node_rules() -> Vec<PolicyRule> {
+    vec![
+        rule(&["create"], &[AUTHENTICATION], &["tokenreviews"]),
+        rule(
+            &["create"],
+            &[AUTHORIZATION],
+            &["subjectaccessreviews", "localsubjectaccessreviews"],
+        ),
+        rule(READ, &[LEGACY], &["services"]),
+        rule(&["create", "get", "list", "watch"], &[LEGACY], &["nodes"]),
+        rule(&["update", "patch"], &[LEGACY], &["nodes/status"]),
+        rule(&["update", "patch"], &[LEGACY], &["nodes"]),
+        rule(&["create", "update", "patch"], &[LEGACY], &["events"]),
+        rule(READ, &[LEGACY], &["pods"]),
+        rule(&["create", "delete"], &[LEGACY], &["pods"]),
+        rule(&["update", "patch"], &[LEGACY], &["pods/status"]),
+        rule(&["create"], &[LEGACY], &["pods/eviction"]),
+        rule(READ, &[LEGACY], &["secrets", "configmaps"]),
+        rule(
+            &["get"],
+            &[LEGACY],
+            &["persistentvolumeclaims", "persistentvolumes"],
+        ),
+        rule(&["get"], &[LEGACY], &["endpoints"]),
+        rule(
+            &["create", "get", "list", "watch"],
+            &[CERTIFICATES],
+            &["certificatesigningrequests"],
+        ),
+        rule(
+            &["get", "create", "update", "patch", "delete"],
+            &[COORDINATION],
+            &["leases"],
+        ),
+        rule(&["get"], &[STORAGE], &["volumeattachments"]),
+        rule(&["create"], &[LEGACY], &["serviceaccounts/token"]),
+        rule(
+            &["get", "update", "patch"],
+            &[LEGACY],
+            &["persistentvolumeclaims/status"],
+        ),
+        rule(READ, &[STORAGE], &["csidrivers"]),
+        rule(
+            &["get", "create", "update", "patch", "delete"],
+            &[STORAGE],
+            &["csinodes"],
+        ),
+        rule(READ, &[NODE], &["runtimeclasses"]),
+    ]
+}
+
+/// `clusterRoles()`, the part of it pernode keeps.
+fn cluster_roles() -> Vec<ClusterRole> {
+    vec![
+        // The "root" role, which can do anything.
+        role(
+            "cluster-admin",
+            vec![rule(&["*"], &["*"], &["*"]), url_rule(&["*"], &["*"])],
+        ),
+        // Enough to tell whether the server is ready and to discover API versions.
+        role(
+            "system:discovery",
+            vec![url_rule(
+                &["get"],
+                &[
+                    "/livez",
+                    "/readyz",
+                    "/healthz",
+                    "/version",
+                    "/version/",
+                    "/openapi",
+                    "/openapi/*",
+                    "/api",
+                    "/api/*",
+                    "/apis",
+                    "/apis/*",
+                ],
+            )],
+        ),
+        // What a "normal" user needs to learn about themselves.
+        role(
+            "system:basic-user",
+            vec![
+                rule(
+                    &["create"],
+                    &[AUTHORIZATION],
+                    &["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                ),
+                rule(&["create"], &[AUTHENTICATION], &["selfsubjectreviews"]),
+            ],
+        ),
+        // Insensitive cluster information, for anyone.
+        role(
+            "system:public-info-viewer",
+            vec![url_rule(
+                &["get"],
+                &["/livez", "/readyz", "/healthz", "/version", "/version/"],
+            )],
+        ),
+        aggregated("admin", AGGREGATE_TO_ADMIN, &[]),
+        aggregated("edit", AGGREGATE_TO_EDIT, &[AGGREGATE_TO_ADMIN]),
+        aggregated("view", AGGREGATE_TO_VIEW, &[AGGREGATE_TO_EDIT]),
+        aggregate_to(
+            "system:aggregate-to-admin",
+            AGGREGATE_TO_ADMIN,
+            vec![
+                rule(
+                    &["create"],
+                    &[AUTHORIZATION],
+                    &["localsubjectaccessreviews"],
+                ),
+                rule(READ_WRITE, &[RBAC_GROUP], &["roles", "rolebindings"]),
+            ],
+        ),
+        aggregate_to("system:aggregate-to-edit", AGGREGATE_TO_EDIT, edit_rules()),
+        aggregate_to("system:aggregate-to-view", AGGREGATE_TO_VIEW, view_rules()),
+        role("system:node", node_rules()),
+        role("system:kube-scheduler", scheduler_rules()),
+        role(
+            "system:kube-controller-manager",
+            vec![
+                events_rule(),
+                rule(&["create"], &[COORDINATION], &["leases"]),
+                named_rule(
+                    &["get", "update"],
+                    &[COORDINATION],
+                    &["leases"],
+                    &["kube-controller-manager"],
+                ),
+                rule(&["create"], &[LEGACY], &["secrets", "serviceaccounts"]),
+                rule(&["delete"], &[LEGACY], &["secrets"]),
+                rule(
+                    &["get"],
+                    &[LEGACY],
+                    &["namespaces", "secrets", "serviceaccounts", "configmaps"],
+                ),
+                rule(&["update"], &[LEGACY], &["secrets", "serviceaccounts"]),
+                rule(&["create"], &[AUTHENTICATION], &["tokenreviews"]),
+                rule(&["create"], &[AUTHORIZATION], &["subjectaccessreviews"]),
+                rule(&["list", "watch"], &["*"], &["*"]),
+                rule(&["create"], &[LEGACY], &["serviceaccounts/token"]),
+            ],
+        ),
+    ]
+}
+
+/// `system:aggregate-to-edit`: write access to user workloads, read of escalating resources.
+fn edit_rules() -> Vec<PolicyRule> {
+    vec![
+        rule(
+            READ,
+            &[LEGACY],
+            &[
+                "pods/attach",
+                "pods/proxy",
+                "pods/exec",
+                "pods/portforward",
+                "secrets",
+                "services/proxy",
+            ],
+        ),
+        rule(&["impersonate"], &[LEGACY], &["serviceaccounts"]),
+        rule(
+            WRITE,
+            &[LEGACY],
+            &[
+                "pods",
+                "pods/attach",
+                "pods/proxy",
+                "pods/exec",
+                "pods/portforward",
+            ],
+        ),
+        rule(&["create"], &[LEGACY], &["pods/eviction"]),
+        rule(
+            WRITE,
+            &[LEGACY],
+            &[
+                "replicationcontrollers",
+                "replicationcontrollers/scale",
+                "serviceaccounts",
+                "services",
+                "services/proxy",
+                "persistentvolumeclaims",
+                "configmaps",
+                "secrets",
+                "events",
+            ],
+        ),
+        rule(&["create"], &[LEGACY], &["serviceaccounts/token"]),
+        rule(
+            WRITE,
+            &[APPS],
+            &[
+                "statefulsets",
+                "statefulsets/scale",
+                "daemonsets",
+                "deployments",
+                "deployments/scale",
+                "deployments/rollback",
+                "replicasets",
+                "replicasets/scale",
+            ],
+        ),
+        rule(WRITE, &[AUTOSCALING], &["horizontalpodautoscalers"]),
+        rule(WRITE, &[BATCH], &["jobs", "cronjobs"]),
+        rule(
+            WRITE,
+            &[EXTENSIONS],
+            &[
+                "daemonsets",
+                "deployments",
+                "deployments/scale",
+                "deployments/rollback",
+                "ingresses",
+                "replicasets",
+                "replicasets/scale",
+                "replicationcontrollers/scale",
+                "networkpolicies",
+            ],
+        ),
+        rule(WRITE, &[POLICY], &["poddisruptionbudgets"]),
+        rule(WRITE, &[NETWORKING], &["networkpolicies", "ingresses"]),
+        rule(READ_WRITE, &[COORDINATION], &["leases"]),
+    ]
+}
+
+/// `system:aggregate-to-view`: read access to non-escalating namespaced resources.
+fn view_rules() -> Vec<PolicyRule> {
+    vec![
+        rule(
+            READ,
+            &[LEGACY],
+            &[
+                "pods",
+                "replicationcontrollers",
+                "replicationcontrollers/scale",
+                "serviceaccounts",
+                "services",
+                "services/status",
+                "endpoints",
+                "persistentvolumeclaims",
+                "persistentvolumeclaims/status",
+                "configmaps",
+            ],
+        ),
+        rule(
+            READ,
+            &[LEGACY],
+            &[
+                "limitranges",
+                "resourcequotas",
+                "bindings",
+                "events",
+                "pods/status",
+                "resourcequotas/status",
+                "namespaces/status",
+                "replicationcontrollers/status",
+                "pods/log",
+            ],
+        ),
+        rule(READ, &[LEGACY], &["namespaces"]),
+        rule(READ, &[DISCOVERY], &["endpointslices"]),
+        rule(
+            READ,
+            &[APPS],
+            &[
+                "controllerrevisions",
+                "statefulsets",
+                "statefulsets/status",
+                "statefulsets/scale",
+                "daemonsets",
+                "daemonsets/status",
+                "deployments",
+                "deployments/status",
+                "deployments/scale",
+                "replicasets",
+                "replicasets/status",
+                "replicasets/scale",
+            ],
+        ),
+        rule(
+            READ,
+            &[AUTOSCALING],
+            &[
+                "horizontalpodautoscalers",
+                "horizontalpodautoscalers/status",
+            ],
+        ),
+        rule(
+            READ,
+            &[BATCH],
+            &["jobs", "cronjobs", "cronjobs/status", "jobs/status"],
+        ),
+        rule(
+            READ,
+            &[EXTENSIONS],
+            &[
+                "daemonsets",
+                "daemonsets/status",
+                "deployments",
+                "deployments/scale",
+                "deployments/status",
+                "ingresses",
+                "ingresses/status",
+                "replicasets",
+                "replicasets/scale",
+                "replicasets/status",
+                "replicationcontrollers/scale",
+                "networkpolicies",
+            ],
+        ),
+        rule(
+            READ,
+            &[POLICY],
+            &["poddisruptionbudgets", "poddisruptionbudgets/status"],
+        ),
+        rule(
+            READ,
+            &[NETWORKING],
+            &["ingresses", "ingresses/status", "networkpolicies"],
+        ),
+    ]
+}
+
+/// `system:kube-scheduler`.
+fn scheduler_rules() -> Vec<PolicyRule> {
+    vec![
+        events_rule(),
+        rule(&["create"], &[COORDINATION], &["leases"]),
+        named_rule(
+            &["get", "update"],
+            &[COORDINATION],
+            &["leases"],
+            &["kube-scheduler"],
+        ),
+        rule(READ, &[LEGACY], &["nodes"]),
+        rule(&["get", "list", "watch", "delete"], &[LEGACY], &["pods"]),
+        rule(&["create"], &[LEGACY], &["pods/binding", "bindings"]),
+        rule(&["patch", "update"], &[LEGACY], &["pods/status"]),
+        rule(READ, &[LEGACY], &["replicationcontrollers", "services"]),
+        rule(READ, &[APPS, EXTENSIONS], &["replicasets"]),
+        rule(READ, &[APPS], &["statefulsets"]),
+        rule(READ, &[POLICY], &["poddisruptionbudgets"]),
+        rule(
+            READ,
+            &[LEGACY],
+            &["persistentvolumeclaims", "persistentvolumes"],
+        ),
+        rule(&["create"], &[AUTHENTICATION], &["tokenreviews"]),
+        rule(&["create"], &[AUTHORIZATION], &["subjectaccessreviews"]),
+        rule(READ, &[STORAGE], &["csinodes"]),
+        rule(READ, &[LEGACY], &["namespaces"]),
+        rule(READ, &[STORAGE], &["csidrivers"]),
+        rule(READ, &[STORAGE], &["csistoragecapacities"]),
+    ]
+}
+
+/// The controllers pernode runs, by their upstream service-account names, and their rules
+/// (`controller_policy.go`'s `buildControllerRoles`).
+fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
+    vec![
+        (
+            "clusterrole-aggregation-controller",
+            vec![rule(
+                &["escalate", "get", "list", "watch", "update", "patch"],
+                &[RBAC_GROUP],
+                &["clusterroles"],
+            )],
+        ),
+        (
+            "daemon-set-controller",
+            vec![
+                rule(READ, &[EXTENSIONS, APPS], &["daemonsets"]),
+                rule(&["update"], &[EXTENSIONS, APPS], &["daemonsets/status"]),
+                rule(&["update"], &[EXTENSIONS, APPS], &["daemonsets/finalizers"]),
+                rule(&["list", "watch"], &[LEGACY], &["nodes"]),
+                rule(
+                    &["list", "watch", "create", "delete", "patch"],
+                    &[LEGACY],
+                    &["pods"],
+                ),
+                rule(&["create"], &[LEGACY], &["pods/binding"]),
+                rule(
+                    &[
+                        "get", "list", "watch", "create", "delete", "update", "patch",
+                    ],
+                    &[APPS],
+                    &["controllerrevisions"],
+                ),
+                events_rule(),
+            ],
+        ),
+        (
+            "disruption-controller",
+            vec![
+                rule(READ, &[EXTENSIONS, APPS], &["deployments"]),
+                rule(READ, &[APPS, EXTENSIONS], &["replicasets"]),
+                rule(READ, &[LEGACY], &["replicationcontrollers"]),
+                rule(READ, &[POLICY], &["poddisruptionbudgets"]),
+                rule(READ, &[APPS], &["statefulsets"]),
+                rule(&["update"], &[POLICY], &["poddisruptionbudgets/status"]),
+                rule(&["patch", "update"], &[LEGACY], &["pods/status"]),
+                rule(&["get"], &["*"], &["*/scale"]),
+                events_rule(),
+            ],
+        ),
+        (
+            "generic-garbage-collector",
+            vec![
+                rule(
+                    &["get", "list", "watch", "patch", "update", "delete"],
+                    &["*"],
+                    &["*"],
+                ),
+                events_rule(),
+            ],
+        ),
+        (
+            "namespace-controller",
+            vec![
+                rule(
+                    &["get", "list", "watch", "delete"],
+                    &[LEGACY],
+                    &["namespaces"],
+                ),
+                rule(
+                    &["update"],
+                    &[LEGACY],
+                    &["namespaces/finalize", "namespaces/status"],
+                ),
+                rule(
+                    &["get", "list", "delete", "deletecollection", "watch"],
+                    &["*"],
+                    &["*"],
+                ),
+            ],
+        ),
+        (
+            "node-controller",
+            vec![
+                rule(
+                    &["get", "list", "update", "delete", "patch", "watch"],
+                    &[LEGACY],
+                    &["nodes"],
+                ),
+                rule(&["patch", "update"], &[LEGACY], &["nodes/status"]),
+                rule(&["patch", "update"], &[LEGACY], &["pods/status"]),
+                rule(&["list", "watch", "get", "delete"], &[LEGACY], &["pods"]),
+                events_rule(),
+            ],
+        ),
+        (
+            "pod-garbage-collector",
+            vec![
+                rule(&["list", "watch", "delete"], &[LEGACY], &["pods"]),
+                rule(READ, &[LEGACY], &["nodes"]),
+                rule(&["patch"], &[LEGACY], &["pods/status"]),
+            ],
+        ),
+        (
+            "service-account-controller",
+            vec![
+                rule(&["create"], &[LEGACY], &["serviceaccounts"]),
+                events_rule(),
+            ],
+        ),
+    ]
+}
+
+/// `rbacv1helpers.NewClusterBinding(role)` with `subjects`.
+fn binding(role: &str, subjects: Vec<Subject>) -> ClusterRoleBinding {
+    ClusterRoleBinding {
+        metadata: ObjectMeta {
+            name: Some(role.into()),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: RBAC_GROUP.into(),
+            kind: "ClusterRole".into(),
+            name: role.into(),
+        },
+        subjects: if subjects.is_empty() {
+            None
+        } else {
+            Some(subjects)
+        },
+    }
+}
+
+fn groups(names: &[&str]) -> Vec<Subject> {
+    names
+        .iter()
+        .map(|n| Subject {
+            kind: "Group".into(),
+            api_group: Some(RBAC_GROUP.into()),
+            name: n.to_string(),
+            namespace: None,
+        })
+        .collect()
+}
+
+fn user(name: &str) -> Vec<Subject> {
+    vec![Subject {
+        kind: "User".into(),
+        api_group: Some(RBAC_GROUP.into()),
+        name: name.into(),
+        namespace: None,
+    }]
+}
+
+fn service_account(namespace: &str, name: &str) -> Vec<Subject> {
+    vec![Subject {
+        kind: "ServiceAccount".into(),
+        api_group: None,
+        name: name.into(),
+        namespace: Some(namespace.into()),
+    }]
+}
+
+/// The bootstrap ClusterRoles (`ClusterRoles()` and `ControllerRoles()`), labelled and
+/// annotated.
+pub fn bootstrap_cluster_roles() -> Vec<ClusterRole> {
+    let mut roles = cluster_roles();
+    roles.extend(
+        controller_roles()
+            .into_iter()
+            .map(|(name, rules)| role(&format!("system:controller:{name}"), rules)),
+    );
+    for r in &mut roles {
+        add_default_metadata(&mut r.metadata);
+    }
+    roles
+}
+
+/// The bootstrap ClusterRoleBindings (`ClusterRoleBindings()` and
+/// `ControllerRoleBindings()`), labelled and annotated.
+pub fn bootstrap_cluster_role_bindings() -> Vec<ClusterRoleBinding> {
+    let mut bindings = vec![
+        binding("cluster-admin", groups(&["system:masters"])),
+        binding("system:discovery", groups(&["system:authenticated"])),
+        binding("system:basic-user", groups(&["system:authenticated"])),
+        binding(
+            "system:public-info-viewer",
+            groups(&["system:authenticated", "system:unauthenticated"]),
+        ),
+        binding(
+            "system:kube-controller-manager",
+            user("system:kube-controller-manager"),
+        ),
+        binding("system:kube-scheduler", user("system:kube-scheduler")),
+        // Deprecated with the Node authorizer: kept, with no subjects, as upstream.
+        binding("system:node", Vec::new()),
+    ];
+    bindings.extend(controller_roles().into_iter().map(|(name, _)| {
+        binding(
+            &format!("system:controller:{name}"),
+            service_account(CONTROLLER_NAMESPACE, name),
+        )
+    }));
+    for b in &mut bindings {
+        add_default_metadata(&mut b.metadata);
+    }
+    bindings
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rule coverage (pkg/registry/rbac/validation: `Covers`, `BreakdownRule`, `ruleCovers`).
+
+fn list(v: &Option<Vec<String>>) -> &[String] {
+    v.as_deref().unwrap_or(&[])
+}
+
+/// `BreakdownRule`: one rule per group × resource × verb (× resource name), and per
+/// non-resource URL × verb.
+pub fn breakdown_rule(rule: &PolicyRule) -> Vec<PolicyRule> {
+    let one = |s: &String| Some(vec![s.clone()]);
+    let mut out = Vec::new();
+    for group in list(&rule.api_groups) {
+        for resource in list(&rule.resources) {
+            for verb in &rule.verbs {
+                let atom = PolicyRule {
+                    api_groups: one(group),
+                    resources: one(resource),
+                    verbs: vec![verb.clone()],
+                    ..Default::default()
+                };
+                let names = list(&rule.resource_names);
+                if names.is_empty() {
+                    out.push(atom);
+                } else {
+                    out.extend(names.iter().map(|n| PolicyRule {
+                        resource_names: one(n),
+                        ..atom.clone()
+                    }));
+                }
+            }
+        }
+    }
+    for url in list(&rule.non_resource_urls) {
+        for verb in &rule.verbs {
+            out.push(PolicyRule {
+                non_resource_urls: one(url),
+                verbs: vec![verb.clone()],
+                ..Default::default()
+            });
+        }
+    }
+    out
+}
+
+fn has_all(owner: &[String], servant: &[String]) -> bool {
+    servant.iter().all(|s| owner.contains(s))
+}
+
+fn has(owner: &[String], s: &str) -> bool {
+    owner.iter().any(|o| o == s)
+}
+
+/// `resourceCoversAll`: exact, `*`, or `*/subresource` for a subresource.
+fn resources_cover(owner: &[String], servant: &[String]) -> bool {
+    if has_all(owner, servant) || has(owner, "*") {
+        return true;
+    }
+    servant.iter().all(|s| {
+        has(owner, s)
+            || s.split_once('/')
+                .is_some_and(|(_, sub)| has(owner, &format!("*/{sub}")))
+    })
+}
+
+/// `nonResourceURLsCoversAll`: exact, or a `prefix*` owner.
+fn urls_cover(owner: &[String], servant: &[String]) -> bool {
+    servant.iter().all(|s| {
+        owner.iter().any(|o| {
+            o == s
+                || o.strip_suffix('*')
+                    .is_some_and(|prefix| s.starts_with(prefix))
+        })
+    })
+}
+
+/// `ruleCovers`: whether `owner` allows everything `sub` does.
+fn rule_covers(owner: &PolicyRule, sub: &PolicyRule) -> bool {
+    let verbs = has(&owner.verbs, "*") || has_all(&owner.verbs, &sub.verbs);
+    let groups = has(list(&owner.api_groups), "*")
+        || has_all(list(&owner.api_groups), list(&sub.api_groups));
+    let resources = resources_cover(list(&owner.resources), list(&sub.resources));
+    let urls = urls_cover(list(&owner.non_resource_urls), list(&sub.non_resource_urls));
+    let owner_names = list(&owner.resource_names);
+    let names = owner_names.is_empty()
+        || (!list(&sub.resource_names).is_empty()
+            && has_all(owner_names, list(&sub.resource_names)));
+    verbs && groups && resources && urls && names
+}
+
+/// `Covers`: the broken-down rules of `servant` that no rule of `owner` covers.
+pub fn uncovered_rules(owner: &[PolicyRule], servant: &[PolicyRule]) -> Vec<PolicyRule> {
+    servant
+        .iter()
+        .flat_map(breakdown_rule)
+        .filter(|atom| !owner.iter().any(|o| rule_covers(o, atom)))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reconciliation (pkg/registry/rbac/reconciliation), union only.
+
+/// Adds the entries of `expected` that `existing` lacks (existing values win, as upstream's
+/// `merge`); true if it changed.
+fn merge_missing(
+    existing: &mut Option<BTreeMap<String, String>>,
+    expected: &Option<BTreeMap<String, String>>,
+) -> bool {
+    let mut changed = false;
+    for (k, v) in expected.iter().flatten() {
+        let map = existing.get_or_insert_with(BTreeMap::new);
+        if !map.contains_key(k) {
+            map.insert(k.clone(), v.clone());
+            changed = true;
+        }
+    }
+    changed
+}
+
+fn protected(meta: &ObjectMeta) -> bool {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(AUTO_UPDATE_ANNOTATION))
+        .is_some_and(|v| v == "false")
+}
+
+/// `computeReconciledRole` without removals: `existing` with what `expected` adds, or `None`
+/// when nothing is missing or the role is protected (autoupdate `"false"`).
+pub fn reconcile_role(existing: &ClusterRole, expected: &ClusterRole) -> Option<ClusterRole> {
+    if protected(&existing.metadata) {
+        return None;
+    }
+    let mut result = existing.clone();
+    let mut changed = merge_missing(
+        &mut result.metadata.annotations,
+        &expected.metadata.annotations,
+    );
+    changed |= merge_missing(&mut result.metadata.labels, &expected.metadata.labels);
+    let existing_rules = existing.rules.as_deref().unwrap_or(&[]);
+    let missing = uncovered_rules(existing_rules, expected.rules.as_deref().unwrap_or(&[]));
+    if !missing.is_empty() {
+        result.rules.get_or_insert_with(Vec::new).extend(missing);
+        changed = true;
+    }
+    if let Some(want) = expected
+        .aggregation_rule
+        .as_ref()
+        .and_then(|a| a.cluster_role_selectors.as_ref())
+    {
+        let have: Vec<LabelSelector> = existing
+            .aggregation_rule
+            .as_ref()
+            .and_then(|a| a.cluster_role_selectors.clone())
+            .unwrap_or_default();
+        let missing: Vec<LabelSelector> =
+            want.iter().filter(|s| !have.contains(s)).cloned().collect();
+        if !missing.is_empty() {
+            let agg = result.aggregation_rule.get_or_insert_with(Default::default);
+            agg.cluster_role_selectors
+                .get_or_insert_with(Vec::new)
+                .extend(missing);
+            changed = true;
+        }
+    }
+    changed.then_some(result)
+}
+
+/// `computeReconciledRoleBinding` without removals: missing labels, annotations and subjects
+/// added; `None` when nothing is missing, the binding is protected, or its roleRef differs
+/// (upstream deletes and recreates it then; pernode never deletes here).
+pub fn reconcile_binding(
+    existing: &ClusterRoleBinding,
+    expected: &ClusterRoleBinding,
+) -> Option<ClusterRoleBinding> {
+    if protected(&existing.metadata) || existing.role_ref != expected.role_ref {
+        return None;
+    }
+    let mut result = existing.clone();
+    let mut changed = merge_missing(
+        &mut result.metadata.annotations,
+        &expected.metadata.annotations,
+    );
+    changed |= merge_missing(&mut result.metadata.labels, &expected.metadata.labels);
+    let have = existing.subjects.clone().unwrap_or_default();
+    let missing: Vec<Subject> = expected
+        .subjects
+        .iter()
+        .flatten()
+        .filter(|s| !have.contains(s))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        result.subjects.get_or_insert_with(Vec::new).extend(missing);
+        changed = true;
+    }
+    changed.then_some(result)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ensuring the policy in the store.
+
+fn info(plural: &str) -> &'static ResourceInfo {
+    pernode_resources::find(RBAC_GROUP, "v1", plural).expect("the RBAC kinds are served")
+}
+
+fn to_value<T: Serialize>(info: &ResourceInfo, obj: &T) -> Result<Value, ApiError> {
+    let mut v = serde_json::to_value(obj).map_err(|e| ApiError::internal(e.to_string()))?;
+    v["kind"] = info.kind.into();
+    v["apiVersion"] = info.api_version().into();
+    Ok(v)
+}
+
+/// The write that brings `plural/name` to `expected`: a create when missing, an update with
+/// what `reconcile` adds, or nothing. Admitted as a client's write would be.
+fn plan<T>(
+    store: &Store,
+    plural: &str,
+    name: &str,
+    expected: &T,
+    reconcile: impl Fn(&T, &T) -> Option<T>,
+) -> Result<Option<Op>, ApiError>
+where
+    T: Serialize + DeserializeOwned,
+{
+    let info = info(plural);
+    let key = crate::target::object_key(info, None, name);
+    let Some(entry) = store.get(&key) else {
+        let mut obj = to_value(info, expected)?;
+        registry::prepare_create(info, &mut obj)?;
+        registry::admit(info, &Operation::Create, &mut obj, FieldValidation::Strict)?;
+        return Ok(Some(Op::Create { key, obj }));
+    };
+    let old = entry
+        .value()
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let existing: T =
+        serde_json::from_value(old.clone()).map_err(|e| ApiError::internal(e.to_string()))?;
+    let Some(updated) = reconcile(&existing, expected) else {
+        return Ok(None);
+    };
+    let mut obj = to_value(info, &updated)?;
+    let op = Operation::Update { old: &old };
+    registry::prepare_update(info, &op, &mut obj)?;
+    registry::admit(info, &op, &mut obj, FieldValidation::Strict)?;
+    Ok(Some(Op::Update {
+        key,
+        obj,
+        expected_rv: Some(entry.rv),
+    }))
+}
+
+/// Upstream's `EnsureRBACPolicy`: creates the bootstrap roles and bindings that are missing
+/// and adds back what an auto-updated one lacks, in one durable commit. Returns how many
+/// objects it wrote.
+pub async fn ensure(store: &Store) -> Result<usize, ApiError> {
+    let mut ops = Vec::new();
+    for role in bootstrap_cluster_roles() {
+        let name = role.metadata.name.clone().unwrap_or_default();
+        ops.extend(plan(store, "clusterroles", &name, &role, reconcile_role)?);
+    }
+    for b in bootstrap_cluster_role_bindings() {
+        let name = b.metadata.name.clone().unwrap_or_default();
+        ops.extend(plan(
+            store,
+            "clusterrolebindings",
+            &name,
+            &b,
+            reconcile_binding,
+        )?);
+    }
+    if ops.is_empty() {
+        return Ok(0);
+    }
+    let mut written = 0;
+    for result in store.commit(ops).await {
+        match result {
+            Ok(_) => written += 1,
+            // Someone else wrote it meanwhile: theirs stands, as upstream's hook retries later.
+            Err(StoreError::AlreadyExists | StoreError::Conflict { .. }) => {}
+            Err(e) => return Err(ApiError::internal(e.to_string())),
+        }
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names_of_roles() -> Vec<String> {
+        bootstrap_cluster_roles()
+            .into_iter()
+            .map(|r| r.metadata.name.unwrap_or_default())
+            .collect()
+    }
+
+    fn get_role(name: &str) -> ClusterRole {
+        bootstrap_cluster_roles()
+            .into_iter()
+            .find(|r| r.metadata.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("{name} is a bootstrap role"))
+    }
+
+    fn selects(aggregating: &ClusterRole, role: &ClusterRole) -> bool {
+        let labels = role.metadata.labels.clone().unwrap_or_default();
+        aggregating
+            .aggregation_rule
+            .as_ref()
+            .and_then(|a| a.cluster_role_selectors.as_ref())
+            .into_iter()
+            .flatten()
+            .any(|s| {
+                pernode_core::labels::from_k8s(s)
+                    .map(|sel| sel.matches(&labels))
+                    .unwrap_or(false)
+            })
+    }
+
+    #[test]
+    fn user_facing_roles_aggregate_as_upstream() {
+        let admin = get_role("admin");
+        let edit = get_role("edit");
+        let view = get_role("view");
+        assert!(selects(&admin, &get_role("system:aggregate-to-admin")));
+        assert!(selects(&admin, &edit), "edit aggregates into admin");
+        assert!(selects(&edit, &get_role("system:aggregate-to-edit")));
+        assert!(selects(&edit, &view), "view aggregates into edit");
+        assert!(selects(&view, &get_role("system:aggregate-to-view")));
+        assert!(!selects(&view, &get_role("system:aggregate-to-edit")));
+        for r in [&admin, &edit, &view] {
+            assert!(r.rules.is_none(), "the controller fills the rules");
+        }
+    }
+
+    #[test]
+    fn every_object_is_labelled_annotated_and_valid() {
+        for r in bootstrap_cluster_roles() {
+            let m = &r.metadata;
+            assert_eq!(
+                m.labels
+                    .as_ref()
+                    .and_then(|l| l.get(BOOTSTRAP_LABEL.0))
+                    .map(String::as_str),
+                Some("rbac-defaults")
+            );
+            assert_eq!(
+                m.annotations
+                    .as_ref()
+                    .and_then(|a| a.get(AUTO_UPDATE_ANNOTATION))
+                    .map(String::as_str),
+                Some("true")
+            );
+            let errs = pernode_admission::validate::cluster_role(&r);
+            assert!(errs.is_empty(), "{:?}: {errs:?}", m.name);
+        }
+        for b in bootstrap_cluster_role_bindings() {
+            assert_eq!(
+                b.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(BOOTSTRAP_LABEL.0))
+                    .map(String::as_str),
+                Some("rbac-defaults")
+            );
+            let errs = pernode_admission::validate::cluster_role_binding(&b);
+            assert!(errs.is_empty(), "{:?}: {errs:?}", b.metadata.name);
+        }
+        let names = names_of_roles();
+        let unique: std::collections::BTreeSet<_> = names.iter().collect();
+        assert_eq!(unique.len(), names.len(), "role names are unique");
+    }
+
+    #[test]
+    fn every_binding_refers_to_a_bootstrap_role() {
+        let roles = names_of_roles();
+        let bindings = bootstrap_cluster_role_bindings();
+        for b in &bindings {
+            assert!(roles.contains(&b.role_ref.name), "{}", b.role_ref.name);
+            assert_eq!(b.role_ref.kind, "ClusterRole");
+        }
+        let subjects = |name: &str| -> Vec<(String, String)> {
+            bindings
+                .iter()
+                .find(|b| b.metadata.name.as_deref() == Some(name))
+                .and_then(|b| b.subjects.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| (s.kind, s.name))
+                .collect()
+        };
+        assert_eq!(
+            subjects("cluster-admin"),
+            [("Group".into(), "system:masters".into())]
+        );
+        assert_eq!(
+            subjects("system:public-info-viewer"),
+            [
+                ("Group".into(), "system:authenticated".into()),
+                ("Group".into(), "system:unauthenticated".into())
+            ]
+        );
+        let gc = bindings
+            .iter()
+            .find(|b| {
+                b.metadata.name.as_deref() == Some("system:controller:generic-garbage-collector")
+            })
+            .expect("the GC's binding");
+        let sa = &gc.subjects.as_ref().expect("a subject")[0];
+        assert_eq!(
+            (sa.kind.as_str(), sa.name.as_str(), sa.namespace.as_deref()),
+            (
+                "ServiceAccount",
+                "generic-garbage-collector",
+                Some("kube-system")
+            )
+        );
+    }
+
+    #[test]
+    fn rules_are_sorted_as_the_builder_sorts_them() {
+        let r = get_role("system:controller:clusterrole-aggregation-controller");
+        assert_eq!(
+            r.rules.expect("rules")[0].verbs,
+            ["escalate", "get", "list", "patch", "update", "watch"]
+        );
+    }
+
+    #[test]
+    fn coverage_breaks_rules_down_and_honours_wildcards() {
+        let owner = vec![
+            rule(&["get", "list"], &[""], &["pods"]),
+            rule(&["get"], &["*"], &["*/scale"]),
+            url_rule(&["get"], &["/apis/*"]),
+        ];
+        assert!(uncovered_rules(&owner, &[rule(&["get"], &[""], &["pods"])]).is_empty());
+        assert!(
+            uncovered_rules(&owner, &[rule(&["get"], &["apps"], &["deployments/scale"])])
+                .is_empty()
+        );
+        assert!(uncovered_rules(&owner, &[url_rule(&["get"], &["/apis/apps"])]).is_empty());
+        assert_eq!(
+            uncovered_rules(
+                &owner,
+                &[rule(&["get", "watch"], &[""], &["pods", "nodes"])]
+            ),
+            // The builder sorted the resources: nodes first.
+            [
+                rule(&["get"], &[""], &["nodes"]),
+                rule(&["watch"], &[""], &["nodes"]),
+                rule(&["watch"], &[""], &["pods"]),
+            ]
+        );
+        let all = [rule(&["*"], &["*"], &["*"]), url_rule(&["*"], &["*"])];
+        for r in bootstrap_cluster_roles() {
+            assert!(uncovered_rules(&all, r.rules.as_deref().unwrap_or(&[])).is_empty());
+        }
+    }
+
+    #[test]
+    fn reconciling_adds_what_is_missing_and_keeps_the_rest() {
+        let expected = get_role("system:controller:pod-garbage-collector");
+        let mut existing = expected.clone();
+        assert!(
+            reconcile_role(&existing, &expected).is_none(),
+            "nothing missing"
+        );
+        // A user trimmed a rule and added one, and changed the label's value.
+        let mut rules = existing.rules.take().expect("rules");
+        rules.remove(0);
+        rules.push(rule(&["get"], &[""], &["configmaps"]));
+        existing.rules = Some(rules);
+        existing
+            .metadata
+            .labels
+            .as_mut()
+            .expect("labels")
+            .insert(BOOTSTRAP_LABEL.0.into(), "mine".into());
+        let fixed = reconcile_role(&existing, &expected).expect("a missing rule");
+        let fixed_rules = fixed.rules.expect("rules");
+        assert!(fixed_rules.contains(&rule(&["get"], &[""], &["configmaps"])));
+        assert!(uncovered_rules(&fixed_rules, expected.rules.as_deref().unwrap_or(&[])).is_empty());
+        assert_eq!(
+            fixed.metadata.labels.expect("labels")[BOOTSTRAP_LABEL.0],
+            "mine",
+            "existing values win"
+        );
+        // autoupdate "false" protects the role.
+        existing
+            .metadata
+            .annotations
+            .as_mut()
+            .expect("annotations")
+            .insert(AUTO_UPDATE_ANNOTATION.into(), "false".into());
+        assert!(reconcile_role(&existing, &expected).is_none());
+
+        let expected = bootstrap_cluster_role_bindings()
+            .into_iter()
+            .find(|b| b.metadata.name.as_deref() == Some("system:public-info-viewer"))
+            .expect("binding");
+        let mut existing = expected.clone();
+        existing.subjects.as_mut().expect("subjects").remove(1);
+        let fixed = reconcile_binding(&existing, &expected).expect("a missing subject");
+        assert_eq!(fixed.subjects, expected.subjects);
+        existing.role_ref.name = "view".into();
+        assert!(
+            reconcile_binding(&existing, &expected).is_none(),
+            "never recreated"
+        );
+    }
+
+    #[tokio::test]
+    async fn ensure_creates_once_and_repairs() {
+        let store = Store::in_memory(registry::indexer(), Default::default());
+        let n = ensure(&store).await.expect("ensured");
+        assert_eq!(
+            n,
+            bootstrap_cluster_roles().len() + bootstrap_cluster_role_bindings().len()
+        );
+        assert_eq!(ensure(&store).await.expect("ensured"), 0, "idempotent");
+        // Stored as a client's write would be: uid, creationTimestamp, defaulted.
+        let view = store
+            .get("clusterroles/view")
+            .expect("view")
+            .value()
+            .expect("json");
+        assert!(view.pointer("/metadata/uid").is_some());
+        assert_eq!(view["kind"], "ClusterRole");
+        // Remove a subject from a binding: it comes back; other changes stay.
+        let key = "clusterrolebindings/cluster-admin";
+        let entry = store.get(key).expect("binding");
+        let mut b = entry.value().expect("json");
+        b["subjects"] = serde_json::json!([{"kind": "User", "name": "me", "apiGroup": RBAC_GROUP}]);
+        store.update(key, b, Some(entry.rv)).await.expect("updated");
+        assert_eq!(ensure(&store).await.expect("ensured"), 1);
+        let b = store.get(key).expect("binding").value().expect("json");
+        let names: Vec<&str> = b["subjects"]
+            .as_array()
+            .expect("subjects")
+            .iter()
+            .filter_map(|s| s["name"].as_str())
+            .collect();
+        assert_eq!(names, ["me", "system:masters"]);
+    }
+}
