@@ -219,7 +219,6 @@ mod tests {
                 ingress: Some(vec![rule]),
                 ..Default::default()
             }),
-            ..Default::default()
         }
     }
 
