@@ -11,6 +11,7 @@ mod config;
 mod meta;
 mod other;
 mod pod;
+mod policy;
 mod scheduling;
 mod service;
 
@@ -28,6 +29,11 @@ pub use meta::{
 };
 pub use other::{event, lease, namespace, namespace_update, node, node_update};
 pub use pod::{pod_create, pod_spec, pod_template_spec, pod_update};
+pub use policy::{
+    UNHEALTHY_POD_EVICTION_POLICIES, conditions, name_is_path_segment,
+    pod_disruption_budget_create, pod_disruption_budget_spec, pod_disruption_budget_status_update,
+    pod_disruption_budget_update,
+};
 pub use scheduling::{
     HIGHEST_USER_DEFINABLE_PRIORITY, SYSTEM_CRITICAL_PRIORITY, SYSTEM_PRIORITY_CLASS_PREFIX,
     SYSTEM_PRIORITY_CLASSES, preemption_policy, priority_class, priority_class_update,
