@@ -3,9 +3,11 @@
 //!
 //! Module per controller, as upstream's pkg/controller: `daemonset` (sync, rolling update,
 //! history), `scheduler` (binds pending pods), `garbage_collector` (ownerReferences),
-//! `pod_gc` (pods of vanished nodes), `node_lifecycle` (heartbeats to taints, eviction).
+//! `pod_gc` (pods of vanished nodes), `node_lifecycle` (heartbeats to taints, eviction),
+//! `disruption` (PodDisruptionBudget status).
 
 pub mod daemonset;
+pub mod disruption;
 pub mod garbage_collector;
 pub mod node_lifecycle;
 pub mod pod_gc;
