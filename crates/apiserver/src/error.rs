@@ -256,7 +256,8 @@ impl ApiError {
                     .causes
                     .iter()
                     .map(|c| {
-                        let mut cause = json!({"reason": c.reason, "message": c.message, "field": c.field});
+                        let mut cause =
+                            json!({"reason": c.reason, "message": c.message, "field": c.field});
                         if d.omit_empty
                             && let Some(m) = cause.as_object_mut()
                         {

@@ -53,8 +53,7 @@ pub const VIOLATES_BUDGET: &str =
     "Cannot evict pod as it would violate the pod's disruption budget.";
 
 /// The message of the Status answered for a pod with several budgets.
-pub const MULTIPLE_BUDGETS: &str =
-    "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.";
+pub const MULTIPLE_BUDGETS: &str = "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.";
 
 /// `canIgnorePDB`: the pod has disrupted already (terminal), is not running yet (Pending) or
 /// is being deleted.
@@ -287,8 +286,8 @@ async fn take_disruption(
         }
         // UpdateStatus through the status subresource's strategy and validation.
         let mut new = old.clone();
-        new["status"] = serde_json::to_value(&pdb.status)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+        new["status"] =
+            serde_json::to_value(&pdb.status).map_err(|e| ApiError::internal(e.to_string()))?;
         let op = Operation::UpdateStatus { old: &old };
         registry::prepare_update(info, &op, &mut new)?;
         registry::admit(info, &op, &mut new, crate::params::FieldValidation::Ignore)?;
@@ -414,8 +413,7 @@ pub fn add_disruption_target(pod: &mut Value) -> bool {
 
 /// Upstream's eviction result: a success Status, its code set by the create handler.
 fn success() -> Response {
-    let status =
-        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+    let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
     json_response(StatusCode::CREATED, status.to_string())
 }
 
@@ -456,8 +454,16 @@ mod tests {
         deleting.metadata.deletion_timestamp = Some(at(1));
         assert!(can_ignore_budgets(&deleting));
         assert!(!should_enforce_resource_version(&deleting));
-        assert!(should_enforce_resource_version(&pod("Pending", false, json!({}))));
-        assert!(!should_enforce_resource_version(&pod("Failed", false, json!({}))));
+        assert!(should_enforce_resource_version(&pod(
+            "Pending",
+            false,
+            json!({})
+        )));
+        assert!(!should_enforce_resource_version(&pod(
+            "Failed",
+            false,
+            json!({})
+        )));
     }
 
     #[test]
@@ -500,7 +506,10 @@ mod tests {
             e.to_status()["details"]["causes"][0]["message"],
             "The disruption budget budget is still being processed by the server."
         );
-        let mut negative = pdb(1, json!({"observedGeneration": 1, "disruptionsAllowed": -1}));
+        let mut negative = pdb(
+            1,
+            json!({"observedGeneration": 1, "disruptionsAllowed": -1}),
+        );
         let e = check_and_decrement(&mut negative, "p", false, at(5)).expect_err("refused");
         assert_eq!(e.code, 403);
         assert_eq!(
@@ -525,7 +534,11 @@ mod tests {
         assert_eq!(status.disrupted_pods.unwrap()["p"], at(5));
         let c = &status.conditions.unwrap()[0];
         assert_eq!(
-            (c.status.as_str(), c.reason.as_str(), c.last_transition_time.clone()),
+            (
+                c.status.as_str(),
+                c.reason.as_str(),
+                c.last_transition_time.clone()
+            ),
             ("False", "InsufficientPods", at(5))
         );
     }
@@ -536,13 +549,19 @@ mod tests {
         let short = json!({"currentHealthy": 1, "desiredHealthy": 2});
         assert!(unhealthy_pod_may_go(&pdb(1, healthy.clone())));
         assert!(!unhealthy_pod_may_go(&pdb(1, short.clone())));
-        assert!(!unhealthy_pod_may_go(&pdb(1, json!({"currentHealthy": 0, "desiredHealthy": 0}))));
+        assert!(!unhealthy_pod_may_go(&pdb(
+            1,
+            json!({"currentHealthy": 0, "desiredHealthy": 0})
+        )));
         let mut always = pdb(1, short);
         always.spec.as_mut().unwrap().unhealthy_pod_eviction_policy = Some("AlwaysAllow".into());
         assert!(unhealthy_pod_may_go(&always));
         let mut if_healthy = pdb(1, healthy);
-        if_healthy.spec.as_mut().unwrap().unhealthy_pod_eviction_policy =
-            Some("IfHealthyBudget".into());
+        if_healthy
+            .spec
+            .as_mut()
+            .unwrap()
+            .unhealthy_pod_eviction_policy = Some("IfHealthyBudget".into());
         assert!(unhealthy_pod_may_go(&if_healthy));
     }
 

@@ -149,18 +149,29 @@ mod tests {
         update_disruption_allowed_condition(&mut status, at(10));
         let c = &status.conditions.as_ref().unwrap()[0];
         assert_eq!(
-            (c.status.as_str(), c.reason.as_str(), c.last_transition_time.0.as_second()),
+            (
+                c.status.as_str(),
+                c.reason.as_str(),
+                c.last_transition_time.0.as_second()
+            ),
             ("True", SUFFICIENT_PODS, 10)
         );
         status.observed_generation = Some(2);
         update_disruption_allowed_condition(&mut status, at(20));
         let c = &status.conditions.as_ref().unwrap()[0];
-        assert_eq!((c.observed_generation, c.last_transition_time.0.as_second()), (Some(2), 10));
+        assert_eq!(
+            (c.observed_generation, c.last_transition_time.0.as_second()),
+            (Some(2), 10)
+        );
         status.disruptions_allowed = 0;
         update_disruption_allowed_condition(&mut status, at(30));
         let c = &status.conditions.as_ref().unwrap()[0];
         assert_eq!(
-            (c.status.as_str(), c.reason.as_str(), c.last_transition_time.0.as_second()),
+            (
+                c.status.as_str(),
+                c.reason.as_str(),
+                c.last_transition_time.0.as_second()
+            ),
             ("False", INSUFFICIENT_PODS, 30)
         );
         assert_eq!(status.conditions.as_ref().unwrap().len(), 1);
@@ -169,14 +180,28 @@ mod tests {
     #[test]
     fn empty_and_invalid_selectors_cover_no_pod() {
         let pdb = |sel: serde_json::Value| -> PodDisruptionBudget {
-            serde_json::from_value(serde_json::json!({"metadata": {"name": "b"}, "spec": {"selector": sel}}))
-                .unwrap()
+            serde_json::from_value(
+                serde_json::json!({"metadata": {"name": "b"}, "spec": {"selector": sel}}),
+            )
+            .unwrap()
         };
         let labels: BTreeMap<String, String> = [("app".to_string(), "a".to_string())].into();
-        assert!(budget_selects_for_eviction(&pdb(serde_json::json!({"matchLabels": {"app": "a"}})), &labels));
-        assert!(!budget_selects_for_eviction(&pdb(serde_json::json!({"matchLabels": {"app": "b"}})), &labels));
-        assert!(!budget_selects_for_eviction(&pdb(serde_json::json!({})), &labels));
-        assert!(!budget_selects_for_eviction(&pdb(serde_json::Value::Null), &labels));
+        assert!(budget_selects_for_eviction(
+            &pdb(serde_json::json!({"matchLabels": {"app": "a"}})),
+            &labels
+        ));
+        assert!(!budget_selects_for_eviction(
+            &pdb(serde_json::json!({"matchLabels": {"app": "b"}})),
+            &labels
+        ));
+        assert!(!budget_selects_for_eviction(
+            &pdb(serde_json::json!({})),
+            &labels
+        ));
+        assert!(!budget_selects_for_eviction(
+            &pdb(serde_json::Value::Null),
+            &labels
+        ));
         assert!(!budget_selects_for_eviction(
             &pdb(serde_json::json!({"matchExpressions": [{"key": "app", "operator": "Near"}]})),
             &labels

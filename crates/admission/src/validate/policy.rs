@@ -7,9 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use pernode_core::names;
 
-use super::apps::{
-    label_selector_with, not_more_than_100_percent, positive_int_or_percent,
-};
+use super::apps::{label_selector_with, not_more_than_100_percent, positive_int_or_percent};
 use super::meta::{object_meta, object_meta_update};
 use super::nonnegative;
 use crate::FieldError;
@@ -177,7 +175,10 @@ pub fn conditions(conds: &[Condition], path: &str) -> Vec<FieldError> {
     for (i, c) in conds.iter().enumerate() {
         let at = format!("{path}[{i}]");
         if !seen.insert(c.type_.as_str()) {
-            errs.push(FieldError::duplicate(&format!("{at}.type"), c.type_.as_str()));
+            errs.push(FieldError::duplicate(
+                &format!("{at}.type"),
+                c.type_.as_str(),
+            ));
         }
         errs.extend(condition(c, &at));
     }
@@ -212,7 +213,10 @@ fn condition(c: &Condition, path: &str) -> Vec<FieldError> {
         ));
     }
     if c.reason.is_empty() {
-        errs.push(FieldError::required(&format!("{path}.reason"), "must be set"));
+        errs.push(FieldError::required(
+            &format!("{path}.reason"),
+            "must be set",
+        ));
     } else {
         if !is_condition_reason(&c.reason) {
             errs.push(FieldError::invalid(
@@ -296,7 +300,9 @@ mod tests {
                 "spec: Invalid value: policy.PodDisruptionBudgetSpec{MinAvailable:(*intstr.IntOrString)(0xc000000000), Selector:(*v1.LabelSelector)(0xc000000000), MaxUnavailable:(*intstr.IntOrString)(0xc000000000), UnhealthyPodEvictionPolicy:(*policy.UnhealthyPodEvictionPolicyType)(nil)}: minAvailable and maxUnavailable cannot be both set"
             ]
         );
-        assert!(pod_disruption_budget_create(&pdb(serde_json::json!({"minAvailable": 2}))).is_empty());
+        assert!(
+            pod_disruption_budget_create(&pdb(serde_json::json!({"minAvailable": 2}))).is_empty()
+        );
         assert!(
             pod_disruption_budget_create(&pdb(serde_json::json!({"maxUnavailable": "100%"})))
                 .is_empty()
@@ -313,12 +319,16 @@ mod tests {
         let bad = pdb(serde_json::json!({"maxUnavailable": "120%"}));
         assert_eq!(
             messages(&pod_disruption_budget_create(&bad)),
-            ["spec.maxUnavailable: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"120%\"}: must not be greater than 100%"]
+            [
+                "spec.maxUnavailable: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"120%\"}: must not be greater than 100%"
+            ]
         );
         let bad = pdb(serde_json::json!({"minAvailable": "half"}));
         assert_eq!(
             messages(&pod_disruption_budget_create(&bad)),
-            ["spec.minAvailable: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"half\"}: a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')"]
+            [
+                "spec.minAvailable: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"half\"}: a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')"
+            ]
         );
     }
 
@@ -359,9 +369,9 @@ mod tests {
         let errs = pod_disruption_budget_update(&old, &fresh);
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(
-            errs[0]
-                .to_string()
-                .starts_with("spec.selector.matchExpressions[0].values[0]: Invalid value: \"no good\""),
+            errs[0].to_string().starts_with(
+                "spec.selector.matchExpressions[0].values[0]: Invalid value: \"no good\""
+            ),
             "{errs:?}"
         );
     }

@@ -17,14 +17,12 @@ pub static POD_DISRUPTION_BUDGETS: Kind = Kind {
         Ok(())
     },
     ..Kind::new("policy", "poddisruptionbudgets", |info, op, obj, v| {
-        admit_typed::<PodDisruptionBudget>(info, op, obj, v, true, |pdb, old| {
-            match (op, old) {
-                (Operation::UpdateStatus { .. }, Some(old)) => {
-                    validate::pod_disruption_budget_status_update(pdb, old)
-                }
-                (_, Some(old)) => validate::pod_disruption_budget_update(pdb, old),
-                (_, None) => validate::pod_disruption_budget_create(pdb),
+        admit_typed::<PodDisruptionBudget>(info, op, obj, v, true, |pdb, old| match (op, old) {
+            (Operation::UpdateStatus { .. }, Some(old)) => {
+                validate::pod_disruption_budget_status_update(pdb, old)
             }
+            (_, Some(old)) => validate::pod_disruption_budget_update(pdb, old),
+            (_, None) => validate::pod_disruption_budget_create(pdb),
         })
     })
 };

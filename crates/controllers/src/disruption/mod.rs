@@ -101,8 +101,7 @@ pub async fn run_with_pods(
 
 fn selects(pdb: &PodDisruptionBudget, pod: &PodRecord) -> bool {
     let sel = pdb.spec.as_ref().and_then(|s| s.selector.as_ref());
-    pernode_core::labels::from_k8s_opt(sel)
-        .is_ok_and(|s| s.matches_with(|k| pod.labels.get(k)))
+    pernode_core::labels::from_k8s_opt(sel).is_ok_and(|s| s.matches_with(|k| pod.labels.get(k)))
 }
 
 impl Controller {
@@ -197,7 +196,11 @@ impl Controller {
 
     async fn worker(self: Arc<Self>) -> Result<(), Error> {
         let mut synced = self.synced.subscribe();
-        if synced.wait_for(|(pods, budgets)| *pods && *budgets).await.is_err() {
+        if synced
+            .wait_for(|(pods, budgets)| *pods && *budgets)
+            .await
+            .is_err()
+        {
             return Err(Error::Task("cache sync ended".into()));
         }
         while let Some(key) = self.queue.get().await {

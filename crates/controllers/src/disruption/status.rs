@@ -230,7 +230,11 @@ pub fn new_status(
 
 /// `failSafe`: the stored status with no disruption allowed and `DisruptionAllowed` False
 /// (`SyncFailed`, the error as message), at the generation it last observed.
-pub fn fail_safe(pdb: &PodDisruptionBudget, why: &str, now: Timestamp) -> PodDisruptionBudgetStatus {
+pub fn fail_safe(
+    pdb: &PodDisruptionBudget,
+    why: &str,
+    now: Timestamp,
+) -> PodDisruptionBudgetStatus {
     let mut status = pdb.status.clone().unwrap_or_default();
     status.disruptions_allowed = 0;
     let cond = disruption::disruption_allowed_condition(
@@ -279,20 +283,43 @@ mod tests {
     fn integer_min_available_counts_the_daemon_pods() {
         let ds = owner("apps/v1", "DaemonSet");
         let pods = [
-            PodView { name: "a", deleting: false, ready: true, controller: Some(&ds) },
-            PodView { name: "b", deleting: false, ready: true, controller: Some(&ds) },
-            PodView { name: "c", deleting: false, ready: false, controller: Some(&ds) },
+            PodView {
+                name: "a",
+                deleting: false,
+                ready: true,
+                controller: Some(&ds),
+            },
+            PodView {
+                name: "b",
+                deleting: false,
+                ready: true,
+                controller: Some(&ds),
+            },
+            PodView {
+                name: "c",
+                deleting: false,
+                ready: false,
+                controller: Some(&ds),
+            },
         ];
         let b = pdb(json!({"minAvailable": 1, "selector": {}}), json!({}));
         let out = sync(&b, &pods, at(100));
         let status = out.status.expect("written");
         assert_eq!(
-            (status.expected_pods, status.desired_healthy, status.current_healthy, status.disruptions_allowed),
+            (
+                status.expected_pods,
+                status.desired_healthy,
+                status.current_healthy,
+                status.disruptions_allowed
+            ),
             (3, 1, 2, 1)
         );
         assert_eq!(status.observed_generation, Some(1));
         let c = &status.conditions.as_ref().unwrap()[0];
-        assert_eq!((c.type_.as_str(), c.status.as_str(), c.reason.as_str()), ("DisruptionAllowed", "True", "SufficientPods"));
+        assert_eq!(
+            (c.type_.as_str(), c.status.as_str(), c.reason.as_str()),
+            ("DisruptionAllowed", "True", "SufficientPods")
+        );
         // Written once: the same pods again change nothing.
         let mut stored = b.clone();
         stored.status = Some(status);
@@ -310,24 +337,51 @@ mod tests {
     #[test]
     fn percentages_and_max_unavailable_fail_for_daemon_pods_as_upstream() {
         let ds = owner("apps/v1", "DaemonSet");
-        let pods = [PodView { name: "a", deleting: false, ready: true, controller: Some(&ds) }];
+        let pods = [PodView {
+            name: "a",
+            deleting: false,
+            ready: true,
+            controller: Some(&ds),
+        }];
         for spec in [json!({"maxUnavailable": 1}), json!({"minAvailable": "50%"})] {
-            let b = pdb(spec, json!({"observedGeneration": 0, "currentHealthy": 1, "disruptionsAllowed": 1}));
+            let b = pdb(
+                spec,
+                json!({"observedGeneration": 0, "currentHealthy": 1, "disruptionsAllowed": 1}),
+            );
             let out = sync(&b, &pods, at(1));
-            assert_eq!(out.failed.as_deref(), Some("daemonsets.apps does not implement the scale subresource"));
+            assert_eq!(
+                out.failed.as_deref(),
+                Some("daemonsets.apps does not implement the scale subresource")
+            );
             let status = out.status.expect("fail-safe status");
             assert_eq!((status.disruptions_allowed, status.current_healthy), (0, 1));
             let c = &status.conditions.unwrap()[0];
-            assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "SyncFailed"));
-            assert_eq!(c.message, "daemonsets.apps does not implement the scale subresource");
+            assert_eq!(
+                (c.status.as_str(), c.reason.as_str()),
+                ("False", "SyncFailed")
+            );
+            assert_eq!(
+                c.message,
+                "daemonsets.apps does not implement the scale subresource"
+            );
         }
         // Pods without a controller are left out of the scale.
-        let unmanaged = [PodView { name: "a", deleting: false, ready: true, controller: None }];
+        let unmanaged = [PodView {
+            name: "a",
+            deleting: false,
+            ready: true,
+            controller: None,
+        }];
         let b = pdb(json!({"maxUnavailable": "50%"}), json!({}));
         assert_eq!(sync(&b, &unmanaged, at(1)).failed, None);
         let rs = owner("apps/v1", "ReplicaSet");
         assert_eq!(
-            expected_scale(&[PodView { name: "a", deleting: false, ready: true, controller: Some(&rs) }]),
+            expected_scale(&[PodView {
+                name: "a",
+                deleting: false,
+                ready: true,
+                controller: Some(&rs)
+            }]),
             Err("no matches for kind \"ReplicaSet\" in version \"apps/v1\"".into())
         );
     }
@@ -342,9 +396,24 @@ mod tests {
     #[test]
     fn recorded_disruptions_count_until_the_pod_goes_or_the_timeout() {
         let pods = [
-            PodView { name: "a", deleting: false, ready: true, controller: None },
-            PodView { name: "b", deleting: false, ready: true, controller: None },
-            PodView { name: "c", deleting: true, ready: true, controller: None },
+            PodView {
+                name: "a",
+                deleting: false,
+                ready: true,
+                controller: None,
+            },
+            PodView {
+                name: "b",
+                deleting: false,
+                ready: true,
+                controller: None,
+            },
+            PodView {
+                name: "c",
+                deleting: true,
+                ready: true,
+                controller: None,
+            },
         ];
         let recorded: BTreeMap<String, Time> = [
             ("a".to_string(), Time(at(100))),
