@@ -69,7 +69,7 @@ pub async fn client_from(path: &PathBuf) -> anyhow::Result<kube::Client> {
 }
 
 /// The controllers: daemon sets, scheduler, garbage collector, pod GC, node lifecycle,
-/// ClusterRole aggregation. Each runs until it fails.
+/// ClusterRole aggregation and disruption budgets. Each runs until it fails.
 pub fn spawn_controllers(tasks: &mut JoinSet<anyhow::Result<()>>, client: &kube::Client) {
     spawn_controllers_with(tasks, client, &ControllerFlags::default());
 }
@@ -81,15 +81,16 @@ pub fn spawn_controllers_with(
     flags: &ControllerFlags,
 ) {
     use pernode_controllers::{
-        clusterrole_aggregation, daemonset, garbage_collector, node_lifecycle, pod_gc, scheduler,
+        clusterrole_aggregation, daemonset, disruption, garbage_collector, node_lifecycle, pod_gc,
+        scheduler,
     };
-    // One pod watch for the DaemonSet controller, the scheduler, the garbage collector, pod GC
-    // and node lifecycle, as kube-controller-manager's shared informer; every subscriber
-    // before it runs.
+    // One pod watch for the DaemonSet controller, the scheduler, the garbage collector, pod GC,
+    // node lifecycle and the disruption controller, as kube-controller-manager's shared
+    // informer; every subscriber before it runs.
     let mut pods = pernode_controllers::pod_watch::PodWatch::all(client);
     let (ds_pods, scheduler_pods) = (pods.subscribe(), pods.subscribe());
     let (collector_pods, gc_pods) = (pods.subscribe(), pods.subscribe());
-    let lifecycle_pods = pods.subscribe();
+    let (lifecycle_pods, disruption_pods) = (pods.subscribe(), pods.subscribe());
     let c = client.clone();
     tasks.spawn(async move {
         daemonset::run_with_pods(c, Default::default(), ds_pods)
@@ -113,6 +114,12 @@ pub fn spawn_controllers_with(
         pod_gc::run_with_pods(c, Default::default(), gc_pods)
             .await
             .context("pod garbage collector")
+    });
+    let c = client.clone();
+    tasks.spawn(async move {
+        disruption::run_with_pods(c, Default::default(), disruption_pods)
+            .await
+            .context("disruption controller")
     });
     let c = client.clone();
     let grace = flags.node_monitor_grace_period;

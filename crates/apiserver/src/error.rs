@@ -32,6 +32,11 @@ struct Details {
     group: String,
     kind: String,
     causes: Vec<Cause>,
+    /// `retryAfterSeconds` (0: not written), also sent as the `Retry-After` header.
+    retry_after_seconds: u32,
+    /// Written as Go encodes `metav1.StatusDetails`, every empty member omitted (errors built
+    /// by hand upstream, such as the eviction subresource's 429).
+    omit_empty: bool,
 }
 
 impl ApiError {
@@ -55,8 +60,45 @@ impl ApiError {
             group: group.to_string(),
             kind: kind.to_string(),
             causes: Vec::new(),
+            retry_after_seconds: 0,
+            omit_empty: false,
         }));
         self
+    }
+
+    /// `errors.NewTooManyRequests(message, retryAfterSeconds)` with extra causes (each a
+    /// `reason` and a `message`, no field), as the eviction subresource answers a budget
+    /// that allows no disruption.
+    pub fn too_many_requests(
+        message: impl Into<String>,
+        retry_after_seconds: u32,
+        causes: Vec<Cause>,
+    ) -> Self {
+        let mut e = Self::new(429, "TooManyRequests", message).with_details("", "", "");
+        if let Some(d) = e.details.as_mut() {
+            d.causes = causes;
+            d.retry_after_seconds = retry_after_seconds;
+            d.omit_empty = true;
+        }
+        e
+    }
+
+    /// `errors.NewForbidden(qualifiedResource, name, err)`: `<resource> "<name>" is
+    /// forbidden: <why>`.
+    pub fn forbidden_object(group: &str, resource: &str, name: &str, why: &str) -> Self {
+        Self::forbidden(format!(
+            "{} \"{name}\" is forbidden: {why}",
+            group_resource(group, resource)
+        ))
+        .with_details(name, group, resource)
+    }
+
+    /// The `retryAfterSeconds` of the details, if any.
+    pub fn retry_after_seconds(&self) -> Option<u32> {
+        self.details
+            .as_ref()
+            .map(|d| d.retry_after_seconds)
+            .filter(|s| *s > 0)
     }
 
     /// `pods "x" not found`, `daemonsets.apps "x" not found`.
@@ -203,18 +245,34 @@ impl ApiError {
         }
         if let Some(d) = &self.details {
             let mut details = serde_json::Map::new();
-            details.insert("name".into(), json!(d.name));
+            if !d.omit_empty || !d.name.is_empty() {
+                details.insert("name".into(), json!(d.name));
+            }
             if !d.group.is_empty() {
                 details.insert("group".into(), json!(d.group));
             }
-            details.insert("kind".into(), json!(d.kind));
+            if !d.omit_empty || !d.kind.is_empty() {
+                details.insert("kind".into(), json!(d.kind));
+            }
             if !d.causes.is_empty() {
                 let causes: Vec<Value> = d
                     .causes
                     .iter()
-                    .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                    .map(|c| {
+                        let mut cause =
+                            json!({"reason": c.reason, "message": c.message, "field": c.field});
+                        if d.omit_empty
+                            && let Some(m) = cause.as_object_mut()
+                        {
+                            m.retain(|_, v| v.as_str().is_some_and(|s| !s.is_empty()));
+                        }
+                        cause
+                    })
                     .collect();
                 details.insert("causes".into(), Value::Array(causes));
+            }
+            if d.retry_after_seconds > 0 {
+                details.insert("retryAfterSeconds".into(), json!(d.retry_after_seconds));
             }
             status["details"] = Value::Object(details);
         }
@@ -244,11 +302,17 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = self.to_status().to_string();
+        let retry_after = self.retry_after_seconds();
         let mut response = (code, body).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         response
     }
 }

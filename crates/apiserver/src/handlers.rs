@@ -83,7 +83,7 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiE
     }
 }
 
-fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
     let mut response = Response::new(body.into());
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -128,7 +128,7 @@ fn not_found(target: &Target) -> ApiError {
     )
 }
 
-fn parse_entry(entry: &Entry) -> Result<Value, ApiError> {
+pub(crate) fn parse_entry(entry: &Entry) -> Result<Value, ApiError> {
     serde_json::from_slice(&entry.json)
         .map_err(|e| ApiError::internal(format!("stored object is not JSON: {e}")))
 }
@@ -882,13 +882,13 @@ async fn apply_patch(state: &AppState, req: &Request) -> Result<Response, ApiErr
 
 // ---- delete ---------------------------------------------------------------------------------
 
-#[derive(Default)]
-struct DeleteOptions {
-    grace_period: Option<i64>,
-    propagation: Option<String>,
-    precondition_uid: Option<String>,
-    precondition_rv: Option<String>,
-    dry_run: bool,
+#[derive(Clone, Default)]
+pub(crate) struct DeleteOptions {
+    pub(crate) grace_period: Option<i64>,
+    pub(crate) propagation: Option<String>,
+    pub(crate) precondition_uid: Option<String>,
+    pub(crate) precondition_rv: Option<String>,
+    pub(crate) dry_run: bool,
 }
 
 fn delete_options(req: &Request) -> Result<DeleteOptions, ApiError> {
@@ -968,7 +968,7 @@ async fn delete(state: &AppState, req: &Request) -> Result<Response, ApiError> {
 }
 
 /// Deletes one object with upstream's graceful and finalizer semantics. Returns the reply.
-async fn delete_object(
+pub(crate) async fn delete_object(
     state: &AppState,
     target: &Target,
     key: &str,
@@ -1291,9 +1291,7 @@ async fn evict(state: &AppState, req: &Request) -> Result<Response, ApiError> {
     };
     let opts = delete_options(&delete_req)?;
     let key = req.target.key().ok_or_else(ApiError::no_route)?;
-    delete_object(state, &delete_req.target, &key, &opts).await?;
-    let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"});
-    Ok(json_response(StatusCode::CREATED, status.to_string()))
+    crate::eviction::evict(state, &delete_req.target, &key, opts).await
 }
 
 #[cfg(test)]

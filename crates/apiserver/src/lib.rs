@@ -18,6 +18,7 @@ pub mod codec;
 pub mod edit;
 pub mod error;
 pub mod event_ttl;
+pub mod eviction;
 pub mod filter;
 pub mod handlers;
 pub mod kinds;

@@ -384,6 +384,7 @@ const MAP_FIELDS: &[&str] = &[
     "requests",
     "capacity",
     "allocatable",
+    "disruptedPods",
 ];
 
 /// Serializes as kube-apiserver would after decoding into the Go types: Go's `omitempty` drops

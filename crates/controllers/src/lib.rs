@@ -5,9 +5,11 @@
 //! history), `scheduler` (binds pending pods), `garbage_collector` (ownerReferences),
 //! `pod_gc` (pods of vanished nodes), `node_lifecycle` (heartbeats to taints, eviction),
 //! `clusterrole_aggregation` (the rules of aggregated ClusterRoles such as `admin`/`edit`/`view`).
+//! `disruption` (PodDisruptionBudget status).
 
 pub mod clusterrole_aggregation;
 pub mod daemonset;
+pub mod disruption;
 pub mod garbage_collector;
 pub mod node_lifecycle;
 pub mod pod_gc;

@@ -1,5 +1,5 @@
-//! The pod watch the DaemonSet controller, the garbage collector, node lifecycle, pod GC and
-//! the scheduler share, as the controllers share one pod informer in kube-controller-manager
+//! The pod watch the DaemonSet controller, the garbage collector, node lifecycle, pod GC, the
+//! disruption controller and the scheduler share, as the controllers share one pod informer in kube-controller-manager
 //! (its garbage collector too: it takes a resource's shared informer where there is one). Each
 //! pod event is decoded once, as a `trim::ControllerPod` with the
 //! fields any of them reads, instead of once per control loop. The scheduler, another process

@@ -11,11 +11,13 @@
 //! - [`quantity`]: resource quantities (`100m`, `2Gi`, `1e3`).
 //! - [`scheduling`]: taints/tolerations, node selectors and required node affinity.
 //! - [`pod`]: pod readiness, availability and terminal phases.
+//! - [`disruption`]: PodDisruptionBudget conditions and which pods a budget covers.
 //! - [`simulated`]: simulated nodes: their annotation and the logs their kubelet stands for.
 //! - [`duration`]: the human durations of the AGE column.
 //! - [`resource`]: [`resource_like!`], compact watch types that kube treats as the type they
 //!   stand for.
 
+pub mod disruption;
 pub mod duration;
 pub mod fields;
 pub mod json;

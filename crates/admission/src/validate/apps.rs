@@ -233,7 +233,7 @@ fn rolling_update(ru: &RollingUpdateDaemonSet, path: &str) -> Vec<FieldError> {
 }
 
 /// `ValidatePositiveIntOrPercent`.
-fn positive_int_or_percent(v: &IntOrString, path: &str) -> Vec<FieldError> {
+pub(crate) fn positive_int_or_percent(v: &IntOrString, path: &str) -> Vec<FieldError> {
     match v {
         IntOrString::String(s) => names::is_valid_percent(s)
             .into_iter()
@@ -267,7 +267,7 @@ fn int_or_percent_value(v: &IntOrString) -> i64 {
 }
 
 /// `IsNotMoreThan100Percent`.
-fn not_more_than_100_percent(v: &IntOrString, path: &str) -> Vec<FieldError> {
+pub(crate) fn not_more_than_100_percent(v: &IntOrString, path: &str) -> Vec<FieldError> {
     match percent_value(v) {
         Some(p) if p > 100 => vec![int_or_string_invalid(
             path,
@@ -353,6 +353,16 @@ fn go_strategy(s: &DaemonSetUpdateStrategy) -> String {
 
 /// `ValidateLabelSelector` (strict: label values must be valid).
 pub(crate) fn label_selector(s: &LabelSelector, path: &str) -> Vec<FieldError> {
+    label_selector_with(s, path, false)
+}
+
+/// `ValidateLabelSelector` with `AllowInvalidLabelValueInSelector`: when set, the values of
+/// match expressions are not checked (matchLabels always are).
+pub(crate) fn label_selector_with(
+    s: &LabelSelector,
+    path: &str,
+    allow_invalid_values: bool,
+) -> Vec<FieldError> {
     let mut errs = Vec::new();
     for (i, r) in s.match_expressions.iter().flatten().enumerate() {
         let p = format!("{path}.matchExpressions[{i}]");
@@ -388,6 +398,9 @@ pub(crate) fn label_selector(s: &LabelSelector, path: &str) -> Vec<FieldError> {
             ));
         }
         for (j, v) in r.values.iter().flatten().enumerate() {
+            if allow_invalid_values {
+                break;
+            }
             for msg in names::is_valid_label_value(v) {
                 errs.push(FieldError::invalid(
                     &format!("{p}.values[{j}]"),

@@ -13,6 +13,7 @@ mod meta;
 mod networking;
 mod other;
 mod pod;
+mod policy;
 mod rbac;
 mod scheduling;
 mod service;
@@ -38,6 +39,11 @@ pub use meta::{
 pub use networking::{network_policy, network_policy_update};
 pub use other::{event, lease, namespace, namespace_update, node, node_update};
 pub use pod::{pod_create, pod_spec, pod_template_spec, pod_update};
+pub use policy::{
+    UNHEALTHY_POD_EVICTION_POLICIES, conditions, name_is_path_segment,
+    pod_disruption_budget_create, pod_disruption_budget_spec, pod_disruption_budget_status_update,
+    pod_disruption_budget_update,
+};
 pub use rbac::{
     RBAC_GROUP, cluster_role, cluster_role_binding, cluster_role_binding_update,
     cluster_role_update, default_binding, policy_rule, rbac_name, role, role_binding,
