@@ -79,12 +79,17 @@ pub fn parse(view: &View, path: &str) -> Result<Option<Target>, ApiError> {
         ["apis", group, version, rest @ ..] if !rest.is_empty() => (*group, *version, rest),
         _ => return Ok(None),
     };
-    let lookup = |plural: &str| view.find(group, version, plural).ok_or_else(ApiError::no_route);
+    let lookup = |plural: &str| {
+        view.find(group, version, plural)
+            .ok_or_else(ApiError::no_route)
+    };
     let target = match rest {
         // /namespaces/{ns}/{resource}[/{name}[/{sub}]] when {resource} is a namespaced resource;
         // otherwise the path addresses the Namespace object itself (and its subresources).
         ["namespaces", ns, plural, tail @ ..]
-            if view.find(group, version, plural).is_some_and(|i| i.namespaced) =>
+            if view
+                .find(group, version, plural)
+                .is_some_and(|i| i.namespaced) =>
         {
             let info = lookup(plural)?;
             let (name, sub, proxy_path) = name_and_sub(tail)?;
@@ -145,29 +150,39 @@ mod tests {
 
     #[test]
     fn parses_namespaced_and_cluster_paths() {
-        let t = parse(&View::builtin(), "/apis/apps/v1/namespaces/default/daemonsets/x/status")
-            .unwrap()
-            .unwrap();
+        let t = parse(
+            &View::builtin(),
+            "/apis/apps/v1/namespaces/default/daemonsets/x/status",
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(t.info.plural, "daemonsets");
         assert_eq!(t.namespace.as_deref(), Some("default"));
         assert_eq!(t.name.as_deref(), Some("x"));
         assert_eq!(t.subresource.as_deref(), Some("status"));
         assert_eq!(t.key().unwrap(), "daemonsets/default/x");
 
-        let t = parse(&View::builtin(), "/api/v1/nodes/n1").unwrap().unwrap();
+        let t = parse(&View::builtin(), "/api/v1/nodes/n1")
+            .unwrap()
+            .unwrap();
         assert_eq!(t.key().unwrap(), "nodes/n1");
 
         let t = parse(&View::builtin(), "/api/v1/pods").unwrap().unwrap();
         assert_eq!(t.prefix(), "pods/");
         assert!(t.namespace.is_none());
 
-        let t = parse(&View::builtin(), "/api/v1/namespaces/kube-system").unwrap().unwrap();
+        let t = parse(&View::builtin(), "/api/v1/namespaces/kube-system")
+            .unwrap()
+            .unwrap();
         assert_eq!(t.info.plural, "namespaces");
         assert_eq!(t.key().unwrap(), "namespaces/kube-system");
 
-        let t = parse(&View::builtin(), "/api/v1/namespaces/default/pods/p/eviction")
-            .unwrap()
-            .unwrap();
+        let t = parse(
+            &View::builtin(),
+            "/api/v1/namespaces/default/pods/p/eviction",
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(t.subresource.as_deref(), Some("eviction"));
 
         let t = parse(&View::builtin(), "/api/v1/nodes/n1/proxy/stats/summary")
@@ -175,20 +190,33 @@ mod tests {
             .unwrap();
         assert_eq!(t.subresource.as_deref(), Some("proxy"));
         assert_eq!(t.proxy_path.as_deref(), Some("stats/summary"));
-        let t = parse(&View::builtin(), "/api/v1/nodes/n1/proxy").unwrap().unwrap();
+        let t = parse(&View::builtin(), "/api/v1/nodes/n1/proxy")
+            .unwrap()
+            .unwrap();
         assert_eq!(t.proxy_path.as_deref(), Some(""));
     }
 
     #[test]
     fn unknown_resources_and_subresources_are_not_found() {
-        assert_eq!(parse(&View::builtin(), "/api/v1/widgets").unwrap_err().code, 404);
         assert_eq!(
-            parse(&View::builtin(), "/apis/apps/v1/namespaces/default/daemonsets/x/scale")
+            parse(&View::builtin(), "/api/v1/widgets").unwrap_err().code,
+            404
+        );
+        assert_eq!(
+            parse(
+                &View::builtin(),
+                "/apis/apps/v1/namespaces/default/daemonsets/x/scale"
+            )
+            .unwrap_err()
+            .code,
+            404
+        );
+        assert_eq!(
+            parse(&View::builtin(), "/apis/apps/v2/daemonsets")
                 .unwrap_err()
                 .code,
             404
         );
-        assert_eq!(parse(&View::builtin(), "/apis/apps/v2/daemonsets").unwrap_err().code, 404);
         assert!(parse(&View::builtin(), "/version").unwrap().is_none());
         assert!(parse(&View::builtin(), "/apis").unwrap().is_none());
     }

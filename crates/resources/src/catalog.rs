@@ -576,7 +576,12 @@ impl View {
     }
 
     /// Looks a resource up by group, version and kind.
-    pub fn find_kind(&self, group: &str, version: &str, kind: &str) -> Option<&'static ResourceInfo> {
+    pub fn find_kind(
+        &self,
+        group: &str,
+        version: &str,
+        kind: &str,
+    ) -> Option<&'static ResourceInfo> {
         self.resources()
             .find(|r| r.group == group && r.version == version && r.kind == kind)
     }

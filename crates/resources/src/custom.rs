@@ -90,8 +90,7 @@ const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
 
 /// The catalogue entry of `def`: the same `&'static` entry for the same definition.
 pub fn intern(def: CustomDefinition) -> &'static ResourceInfo {
-    static INTERNED: Mutex<Vec<(CustomDefinition, &'static ResourceInfo)>> =
-        Mutex::new(Vec::new());
+    static INTERNED: Mutex<Vec<(CustomDefinition, &'static ResourceInfo)>> = Mutex::new(Vec::new());
     let mut interned = INTERNED.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, info)) = interned.iter().find(|(d, _)| *d == def) {
         return info;
@@ -151,7 +150,9 @@ pub fn intern(def: CustomDefinition) -> &'static ResourceInfo {
 pub fn kube_version_order(a: &str, b: &str) -> std::cmp::Ordering {
     fn parse(v: &str) -> Option<(u64, u8, u64)> {
         let rest = v.strip_prefix('v')?;
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let major: u64 = rest.get(..digits)?.parse().ok()?;
         let tail = &rest[digits..];
         if tail.is_empty() {
@@ -170,9 +171,7 @@ pub fn kube_version_order(a: &str, b: &str) -> std::cmp::Ordering {
         Some((major, level, minor.parse().ok()?))
     }
     match (parse(a), parse(b)) {
-        (Some((ma, la, na)), Some((mb, lb, nb))) => {
-            lb.cmp(&la).then(mb.cmp(&ma)).then(nb.cmp(&na))
-        }
+        (Some((ma, la, na)), Some((mb, lb, nb))) => lb.cmp(&la).then(mb.cmp(&ma)).then(nb.cmp(&na)),
         (Some(_), None) => std::cmp::Ordering::Less,
         (None, Some(_)) => std::cmp::Ordering::Greater,
         (None, None) => a.cmp(b),
@@ -222,12 +221,30 @@ mod tests {
     #[test]
     fn versions_sort_as_kubernetes_sorts_them() {
         let mut v = vec![
-            "v11alpha2", "foo10", "v10", "v12alpha1", "v3beta1", "foo1", "v2", "v10beta3", "v1",
+            "v11alpha2",
+            "foo10",
+            "v10",
+            "v12alpha1",
+            "v3beta1",
+            "foo1",
+            "v2",
+            "v10beta3",
+            "v1",
         ];
         v.sort_by(|a, b| kube_version_order(a, b));
         assert_eq!(
             v,
-            ["v10", "v2", "v1", "v10beta3", "v3beta1", "v12alpha1", "v11alpha2", "foo1", "foo10"]
+            [
+                "v10",
+                "v2",
+                "v1",
+                "v10beta3",
+                "v3beta1",
+                "v12alpha1",
+                "v11alpha2",
+                "foo1",
+                "foo10"
+            ]
         );
     }
 }

@@ -21,13 +21,13 @@ use std::sync::{Arc, OnceLock};
 
 use k8s_openapi::api::admissionregistration::v1 as admissionregistration;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{self as core, Binding, Event, Namespace, Node, Pod};
 use k8s_openapi::api::policy::v1::Eviction;
 use k8s_openapi::api::rbac::v1 as rbac;
 use k8s_openapi::api::storage::v1 as storage;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     DeleteOptions, ListMeta, ObjectMeta, Patch, Status,
 };
@@ -422,9 +422,7 @@ fn custom_schema(r: &ResourceInfo, object_meta: &str) -> Value {
     let Some(obj) = schema.as_object_mut() else {
         return schema;
     };
-    let props = obj
-        .entry("properties")
-        .or_insert_with(|| json!({}));
+    let props = obj.entry("properties").or_insert_with(|| json!({}));
     if let Some(props) = props.as_object_mut() {
         props.insert(
             "apiVersion".into(),

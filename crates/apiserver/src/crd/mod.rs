@@ -144,7 +144,10 @@ impl Controller {
             let Ok(mut crd) = serde_json::from_slice::<Value>(&entry.json) else {
                 return;
             };
-            if crd.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null()) {
+            if crd
+                .pointer("/metadata/deletionTimestamp")
+                .is_some_and(|v| !v.is_null())
+            {
                 match self.finalize(store, &entry.key, crd, entry.rv).await {
                     Err(StoreError::Conflict { .. }) => continue,
                     Err(e) => tracing::warn!(error = %e, key, "CRD cleanup failed"),
@@ -185,7 +188,10 @@ impl Controller {
         if !finalizers.iter().any(|f| f == CLEANUP_FINALIZER) {
             return Ok(());
         }
-        let group = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or("");
+        let group = crd
+            .pointer("/spec/group")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let plural = crd
             .pointer("/spec/names/plural")
             .and_then(Value::as_str)
@@ -230,11 +236,18 @@ pub async fn mark_for_deletion(
     let name = key.rsplit('/').next().unwrap_or("");
     loop {
         let entry = store.get(key).ok_or_else(|| {
-            ApiError::not_found(pernode_resources::APIEXTENSIONS, "customresourcedefinitions", name)
+            ApiError::not_found(
+                pernode_resources::APIEXTENSIONS,
+                "customresourcedefinitions",
+                name,
+            )
         })?;
         let mut crd: Value = serde_json::from_slice(&entry.json)
             .map_err(|e| ApiError::internal(format!("stored object is not JSON: {e}")))?;
-        let uid = crd.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
+        let uid = crd
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if let Some(want) = precondition_uid
             && want != uid
         {
@@ -242,10 +255,15 @@ pub async fn mark_for_deletion(
                 pernode_resources::APIEXTENSIONS,
                 "customresourcedefinitions",
                 name,
-                &format!("Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"),
+                &format!(
+                    "Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"
+                ),
             ));
         }
-        if crd.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null()) {
+        if crd
+            .pointer("/metadata/deletionTimestamp")
+            .is_some_and(|v| !v.is_null())
+        {
             return Ok(entry);
         }
         crd["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
@@ -311,9 +329,20 @@ fn set_condition(crd: &mut Value, ty: &str, status: &str, reason: &str, message:
 /// Upstream's naming and establishing controllers for one CRD: accepts its names unless
 /// another CRD of the group holds one of them, then establishes it.
 fn establish(store: &Store, crd: &mut Value) {
-    let name = crd.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
-    let group = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or("").to_string();
-    let names = crd.pointer("/spec/names").cloned().unwrap_or_else(|| json!({}));
+    let name = crd
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let group = crd
+        .pointer("/spec/group")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let names = crd
+        .pointer("/spec/names")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let list = |v: &Value, k: &str| -> Vec<String> {
         v.get(k)
@@ -332,7 +361,10 @@ fn establish(store: &Store, crd: &mut Value) {
         if text(&other["metadata"], "name") == name || text(&other["spec"], "group") != group {
             continue;
         }
-        let accepted = other.pointer("/status/acceptedNames").cloned().unwrap_or_default();
+        let accepted = other
+            .pointer("/status/acceptedNames")
+            .cloned()
+            .unwrap_or_default();
         let plural = text(&names, "plural");
         let singular = text(&names, "singular");
         let kind = text(&names, "kind");
@@ -342,19 +374,22 @@ fn establish(store: &Store, crd: &mut Value) {
         if !plural.is_empty() && taken_resources.contains(&plural) {
             conflict = Some(("PluralConflict", format!("{plural:?} is already in use")));
         } else if !singular.is_empty() && taken_resources.contains(&singular) {
-            conflict = Some(("SingularConflict", format!("{singular:?} is already in use")));
+            conflict = Some((
+                "SingularConflict",
+                format!("{singular:?} is already in use"),
+            ));
         } else if let Some(short) = list(&names, "shortNames")
             .into_iter()
             .find(|s| taken_short.contains(s) || taken_resources.contains(s))
         {
-            conflict = Some((
-                "ShortNamesConflict",
-                format!("{short:?} is already in use"),
-            ));
+            conflict = Some(("ShortNamesConflict", format!("{short:?} is already in use")));
         } else if !kind.is_empty() && text(&accepted, "kind") == kind {
             conflict = Some(("KindConflict", format!("{kind:?} is already in use")));
         } else if !list_kind.is_empty() && text(&accepted, "listKind") == list_kind {
-            conflict = Some(("ListKindConflict", format!("{list_kind:?} is already in use")));
+            conflict = Some((
+                "ListKindConflict",
+                format!("{list_kind:?} is already in use"),
+            ));
         }
         if conflict.is_some() {
             break;
@@ -363,12 +398,21 @@ fn establish(store: &Store, crd: &mut Value) {
     let established_before = crd
         .pointer("/status/conditions")
         .and_then(Value::as_array)
-        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Established" && c["status"] == "True"));
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Established" && c["status"] == "True")
+        });
     match conflict {
         Some((reason, message)) => {
             set_condition(crd, "NamesAccepted", "False", reason, &message);
             if !established_before {
-                set_condition(crd, "Established", "False", "NotAccepted", "not all names are accepted");
+                set_condition(
+                    crd,
+                    "Established",
+                    "False",
+                    "NotAccepted",
+                    "not all names are accepted",
+                );
             }
         }
         None => {
@@ -376,7 +420,13 @@ fn establish(store: &Store, crd: &mut Value) {
                 crd["status"] = json!({});
             }
             crd["status"]["acceptedNames"] = names;
-            set_condition(crd, "NamesAccepted", "True", "NoConflicts", "no conflicts found");
+            set_condition(
+                crd,
+                "NamesAccepted",
+                "True",
+                "NoConflicts",
+                "no conflicts found",
+            );
             if !established_before {
                 set_condition(
                     crd,
@@ -409,11 +459,15 @@ pub fn definitions(crd: &CustomResourceDefinition) -> Vec<CustomDefinition> {
         .iter()
         .filter(|v| v.served)
         .map(|v| {
-            let scale = v.subresources.as_ref().and_then(|s| s.scale.as_ref()).map(|s| ScalePaths {
-                spec_replicas: s.spec_replicas_path.clone(),
-                status_replicas: s.status_replicas_path.clone(),
-                label_selector: s.label_selector_path.clone(),
-            });
+            let scale = v
+                .subresources
+                .as_ref()
+                .and_then(|s| s.scale.as_ref())
+                .map(|s| ScalePaths {
+                    spec_replicas: s.spec_replicas_path.clone(),
+                    status_replicas: s.status_replicas_path.clone(),
+                    label_selector: s.label_selector_path.clone(),
+                });
             CustomDefinition {
                 group: spec.group.clone(),
                 version: v.name.clone(),

@@ -60,11 +60,14 @@ fn admit(
         ))
     };
     let Some(map) = obj.as_object_mut() else {
-        return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the body of the request must be a JSON object",
+        ));
     };
     let raw_meta = map.remove("metadata").unwrap_or_else(|| json!({}));
     let meta = ObjectMeta::deserialize(&raw_meta).map_err(|e| cannot_handle(e.to_string()))?;
-    let mut typed_meta = serde_json::to_value(&meta).map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut typed_meta =
+        serde_json::to_value(&meta).map_err(|e| ApiError::internal(e.to_string()))?;
     let mut unknown = unknown_fields("metadata", &raw_meta, &typed_meta);
     let custom = info.custom;
     let schema = custom.and_then(|c| c.schema.as_ref());
@@ -79,7 +82,10 @@ fn admit(
         .collect();
     match validation {
         FieldValidation::Strict if !warnings.is_empty() => {
-            return Err(cannot_handle(format!("strict decoding error: {}", warnings.join(", "))));
+            return Err(cannot_handle(format!(
+                "strict decoding error: {}",
+                warnings.join(", ")
+            )));
         }
         FieldValidation::Ignore => {}
         _ => {}
@@ -159,18 +165,34 @@ mod tests {
     #[test]
     fn unknown_fields_are_pruned_warned_or_refused() {
         let mut obj = object(json!({"extra": true}));
-        let warnings = admit(widgets(), &Operation::Create, &mut obj, FieldValidation::Warn)
-            .expect("admitted");
+        let warnings = admit(
+            widgets(),
+            &Operation::Create,
+            &mut obj,
+            FieldValidation::Warn,
+        )
+        .expect("admitted");
         assert_eq!(
             warnings,
-            ["unknown field \"metadata.bogus\"", "unknown field \"spec.extra\""]
+            [
+                "unknown field \"metadata.bogus\"",
+                "unknown field \"spec.extra\""
+            ]
         );
         assert_eq!(obj["spec"], json!({"size": 1}));
-        assert_eq!(obj["metadata"], json!({"name": "w", "namespace": "default"}));
+        assert_eq!(
+            obj["metadata"],
+            json!({"name": "w", "namespace": "default"})
+        );
 
         let mut obj = object(json!({"extra": true}));
-        let e = admit(widgets(), &Operation::Create, &mut obj, FieldValidation::Strict)
-            .expect_err("strict");
+        let e = admit(
+            widgets(),
+            &Operation::Create,
+            &mut obj,
+            FieldValidation::Strict,
+        )
+        .expect_err("strict");
         assert_eq!(e.code, 400);
         assert_eq!(
             e.message,
@@ -181,8 +203,13 @@ mod tests {
     #[test]
     fn invalid_objects_are_422_with_upstreams_message() {
         let mut obj = object(json!({"size": 11}));
-        let e = admit(widgets(), &Operation::Create, &mut obj, FieldValidation::Ignore)
-            .expect_err("invalid");
+        let e = admit(
+            widgets(),
+            &Operation::Create,
+            &mut obj,
+            FieldValidation::Ignore,
+        )
+        .expect_err("invalid");
         assert_eq!(e.code, 422);
         assert_eq!(
             e.message,

@@ -63,7 +63,10 @@ impl JsonPath {
                         .position(|c| *c == ']')
                         .ok_or_else(|| format!("unterminated [ in {text:?}"))?;
                     let inner: String = chars[i + 1..i + close].iter().collect();
-                    steps.push(bracket(inner.trim()).ok_or_else(|| format!("unsupported [{inner}] in {text:?}"))?);
+                    steps.push(
+                        bracket(inner.trim())
+                            .ok_or_else(|| format!("unsupported [{inner}] in {text:?}"))?,
+                    );
                     i += close + 1;
                 }
                 c => return Err(format!("unexpected {c:?} in {text:?}")),
@@ -159,7 +162,10 @@ fn bracket(inner: &str) -> Option<Step> {
 
 /// The columns of a custom resource's Table (upstream's `serveDefaultColumnsIfEmpty`).
 fn columns(info: &ResourceInfo) -> Vec<PrinterColumn> {
-    let declared = info.custom.map(|c| c.printer_columns.clone()).unwrap_or_default();
+    let declared = info
+        .custom
+        .map(|c| c.printer_columns.clone())
+        .unwrap_or_default();
     if !declared.is_empty() {
         return declared;
     }
@@ -197,13 +203,23 @@ fn cell(ty: &str, value: &Value, now: Timestamp) -> Value {
 }
 
 /// One row of `object`.
-fn row(info: &ResourceInfo, cols: &[(PrinterColumn, Option<JsonPath>)], object: &Value, include: IncludeObject, now: Timestamp) -> Value {
-    let mut cells = vec![object
-        .pointer("/metadata/name")
-        .cloned()
-        .unwrap_or_else(|| json!(""))];
+fn row(
+    info: &ResourceInfo,
+    cols: &[(PrinterColumn, Option<JsonPath>)],
+    object: &Value,
+    include: IncludeObject,
+    now: Timestamp,
+) -> Value {
+    let mut cells = vec![
+        object
+            .pointer("/metadata/name")
+            .cloned()
+            .unwrap_or_else(|| json!("")),
+    ];
     for (col, path) in cols {
-        let found = path.as_ref().and_then(|p| p.find(object).into_iter().next());
+        let found = path
+            .as_ref()
+            .and_then(|p| p.find(object).into_iter().next());
         cells.push(found.map_or(Value::Null, |v| cell(&col.ty, v, now)));
     }
     let mut r = Map::new();
@@ -256,7 +272,10 @@ pub fn table(
     })];
     for (c, _) in &cols {
         let description = if c.description.is_empty() {
-            format!("Custom resource definition column (in JSONPath format): {}", c.json_path)
+            format!(
+                "Custom resource definition column (in JSONPath format): {}",
+                c.json_path
+            )
         } else {
             c.description.clone()
         };
@@ -294,13 +313,22 @@ mod tests {
     fn json_paths() {
         let obj = json!({"spec": {"replicas": 3, "a.b": "dotted"},
             "status": {"conditions": [{"type": "Synced", "status": "False"}, {"type": "Ready", "status": "True"}]}});
-        let one = |p: &str| JsonPath::parse(p).expect(p).find(&obj).first().map(|v| (*v).clone());
+        let one = |p: &str| {
+            JsonPath::parse(p)
+                .expect(p)
+                .find(&obj)
+                .first()
+                .map(|v| (*v).clone())
+        };
         assert_eq!(one(".spec.replicas"), Some(json!(3)));
         assert_eq!(one("{.spec.replicas}"), Some(json!(3)));
         assert_eq!(one(".spec['a.b']"), Some(json!("dotted")));
         assert_eq!(one(r".spec.a\.b"), Some(json!("dotted")));
         assert_eq!(one(".status.conditions[-1].type"), Some(json!("Ready")));
-        assert_eq!(one(r#".status.conditions[?(@.type=="Ready")].status"#), Some(json!("True")));
+        assert_eq!(
+            one(r#".status.conditions[?(@.type=="Ready")].status"#),
+            Some(json!("True"))
+        );
         assert_eq!(one(".spec.missing"), None);
         assert!(JsonPath::parse("spec").is_err());
         assert!(JsonPath::parse(".spec[").is_err());
@@ -312,7 +340,10 @@ mod tests {
         assert_eq!(cell("integer", &json!(2.7), now), json!(2));
         assert_eq!(cell("number", &json!(2), now), json!(2.0));
         assert_eq!(cell("boolean", &json!("x"), now), Value::Null);
-        assert_eq!(cell("date", &json!("2024-01-01T00:00:00Z"), now), json!("10m"));
+        assert_eq!(
+            cell("date", &json!("2024-01-01T00:00:00Z"), now),
+            json!("10m")
+        );
         assert_eq!(cell("date", &json!("yesterday"), now), json!("<invalid>"));
         assert_eq!(cell("string", &json!({"a": 1}), now), json!("{\"a\":1}"));
     }

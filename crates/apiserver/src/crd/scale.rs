@@ -36,7 +36,13 @@ fn paths(req: &Request) -> Result<&'static ScalePaths, ApiError> {
 fn scale_of(obj: &Value, paths: &ScalePaths) -> Value {
     let meta = &obj["metadata"];
     let mut metadata = serde_json::Map::new();
-    for key in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+    for key in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
         if let Some(v) = meta.get(key) {
             metadata.insert(key.into(), v.clone());
         }
@@ -82,14 +88,20 @@ pub async fn handle(state: &AppState, req: &Request) -> Result<Response, ApiErro
             return Ok(json_ok(StatusCode::OK, current.to_string()));
         }
         let wanted = if req.method == Method::PATCH {
-            let media = media_type(req.headers.get("content-type").and_then(|v| v.to_str().ok()));
+            let media = media_type(
+                req.headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok()),
+            );
             let patch_type = PatchType::from_content_type(&media)
                 .ok_or_else(|| ApiError::unsupported_media_type(&media))?;
             pernode_patch::apply(patch_type, &current, &req.body)
                 .map_err(|e| ApiError::from_parts(e.code(), e.reason(), e.status_message()))?
         } else {
             decode_object(
-                req.headers.get("content-type").and_then(|v| v.to_str().ok()),
+                req.headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok()),
                 &req.body,
             )?
         };
@@ -99,7 +111,11 @@ pub async fn handle(state: &AppState, req: &Request) -> Result<Response, ApiErro
             .filter(|rv| !rv.is_empty())
             && rv != entry.rv.to_string()
         {
-            return Err(ApiError::modified(req.target.group(), req.target.plural(), &name));
+            return Err(ApiError::modified(
+                req.target.group(),
+                req.target.plural(),
+                &name,
+            ));
         }
         let Some(replicas) = wanted.pointer("/spec/replicas").and_then(Value::as_i64) else {
             return Err(ApiError::invalid(
@@ -137,7 +153,10 @@ pub async fn handle(state: &AppState, req: &Request) -> Result<Response, ApiErro
             Ok(written) => {
                 let stored: Value = serde_json::from_slice(&written.json)
                     .map_err(|e| ApiError::internal(e.to_string()))?;
-                return Ok(json_ok(StatusCode::OK, scale_of(&stored, paths).to_string()));
+                return Ok(json_ok(
+                    StatusCode::OK,
+                    scale_of(&stored, paths).to_string(),
+                ));
             }
             Err(pernode_store::StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(ApiError::internal(e.to_string())),
@@ -153,7 +172,9 @@ fn set_at(obj: &mut Value, pointer: &str, value: Value) {
         if !current.is_object() {
             *current = json!({});
         }
-        let Some(map) = current.as_object_mut() else { return };
+        let Some(map) = current.as_object_mut() else {
+            return;
+        };
         if i + 1 == parts.len() {
             map.insert((*part).to_string(), value);
             return;

@@ -48,7 +48,8 @@ fn prune_at(value: &mut Value, schema: &Value, path: &str, root: bool, out: &mut
                 let here = child_path(path, key);
                 match child_schema {
                     Some(s) => prune_at(child, s, &here, false, out),
-                    None if embedded && ["apiVersion", "kind", "metadata"].contains(&key.as_str()) => {}
+                    None if embedded
+                        && ["apiVersion", "kind", "metadata"].contains(&key.as_str()) => {}
                     None if preserve || additional == Some(&Value::Bool(true)) => {}
                     None => removed.push(key.clone()),
                 }
@@ -96,8 +97,7 @@ pub fn default(value: &mut Value, schema: &Value) {
                         default(child, prop);
                     }
                 }
-            } else if let Some(additional @ Value::Object(_)) = schema.get("additionalProperties")
-            {
+            } else if let Some(additional @ Value::Object(_)) = schema.get("additionalProperties") {
                 for child in map.values_mut() {
                     default(child, additional);
                 }
@@ -167,7 +167,10 @@ fn validate_at(value: &Value, schema: &Value, path: &str, errs: &mut Vec<FieldEr
             errs.push(FieldError::invalid(
                 path,
                 type_name(value),
-                &format!("{path} in body must be of type integer,string: {:?}", type_name(value)),
+                &format!(
+                    "{path} in body must be of type integer,string: {:?}",
+                    type_name(value)
+                ),
             ));
             return;
         }
@@ -177,7 +180,10 @@ fn validate_at(value: &Value, schema: &Value, path: &str, errs: &mut Vec<FieldEr
         errs.push(FieldError::invalid(
             path,
             type_name(value),
-            &format!("{path} in body must be of type {ty}: {:?}", type_name(value)),
+            &format!(
+                "{path} in body must be of type {ty}: {:?}",
+                type_name(value)
+            ),
         ));
         return;
     }
@@ -245,7 +251,11 @@ fn validate_at(value: &Value, schema: &Value, path: &str, errs: &mut Vec<FieldEr
                     e.is_empty()
                 })
                 .count();
-            let ok = if key == "anyOf" { passing > 0 } else { passing == 1 };
+            let ok = if key == "anyOf" {
+                passing > 0
+            } else {
+                passing == 1
+            };
             if !ok && !(int_or_string && key == "anyOf") {
                 errs.push(FieldError::invalid(
                     path,
@@ -274,7 +284,11 @@ fn validate_number(value: &Value, schema: &Value, path: &str, errs: &mut Vec<Fie
         let exclusive = flag(schema, "exclusiveMaximum");
         let bound = max.as_f64().unwrap_or(f64::INFINITY);
         if (exclusive && n >= bound) || (!exclusive && n > bound) {
-            let relation = if exclusive { "less than" } else { "less than or equal to" };
+            let relation = if exclusive {
+                "less than"
+            } else {
+                "less than or equal to"
+            };
             errs.push(FieldError::invalid(
                 path,
                 value.clone(),
@@ -371,7 +385,11 @@ fn validate_object(
     }
     if flag(schema, "x-kubernetes-embedded-resource") {
         for key in ["apiVersion", "kind"] {
-            if map.get(key).and_then(Value::as_str).is_none_or(str::is_empty) {
+            if map
+                .get(key)
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
                 errs.push(FieldError::required(
                     &child_path(path, key),
                     "must not be empty",
@@ -439,7 +457,12 @@ mod tests {
         let pruned = prune(&mut obj, &schema());
         assert_eq!(
             pruned,
-            ["bogus", "spec.extra", "spec.free.known.b", "spec.items[0].z"]
+            [
+                "bogus",
+                "spec.extra",
+                "spec.free.known.b",
+                "spec.items[0].z"
+            ]
         );
         assert_eq!(
             obj,
@@ -471,12 +494,11 @@ mod tests {
     fn validation_messages_are_upstreams() {
         assert_eq!(
             messages(json!({"spec": {"size": "big"}})),
-            [r#"spec.size: Invalid value: "string": spec.size in body must be of type integer: "string""#]
+            [
+                r#"spec.size: Invalid value: "string": spec.size in body must be of type integer: "string""#
+            ]
         );
-        assert_eq!(
-            messages(json!({"spec": {}})),
-            ["spec.size: Required value"]
-        );
+        assert_eq!(messages(json!({"spec": {}})), ["spec.size: Required value"]);
         assert_eq!(
             messages(json!({"spec": {"size": 11, "color": "pink"}})),
             [
@@ -511,7 +533,9 @@ mod tests {
         );
         assert_eq!(
             messages(json!({"spec": {"size": 1, "labels": {"a": 1}}})),
-            [r#"spec.labels.a: Invalid value: "integer": spec.labels.a in body must be of type string: "integer""#]
+            [
+                r#"spec.labels.a: Invalid value: "integer": spec.labels.a in body must be of type string: "integer""#
+            ]
         );
         assert!(messages(json!({"spec": {"size": 1, "maybe": null}})).is_empty());
     }

@@ -39,7 +39,8 @@ pub fn admit(
     };
     use serde::Deserialize;
     let typed = decode(obj)?;
-    let mut encoded = serde_json::to_value(&typed).map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut encoded =
+        serde_json::to_value(&typed).map_err(|e| ApiError::internal(e.to_string()))?;
     let warnings = registry::unknown_field_warnings("", obj, &encoded, validation)?;
     let old = match op {
         Operation::Update { old } | Operation::UpdateStatus { old } => Some(decode(old)?),
@@ -48,7 +49,11 @@ pub fn admit(
     let errs = match (&old, op) {
         (Some(old), Operation::UpdateStatus { .. }) => {
             let mut errs = validate::object_meta_update(&typed.metadata, &old.metadata);
-            if let Some(accepted) = typed.status.as_ref().and_then(|s| s.accepted_names.as_ref()) {
+            if let Some(accepted) = typed
+                .status
+                .as_ref()
+                .and_then(|s| s.accepted_names.as_ref())
+            {
                 errs.extend(names(accepted, "status.acceptedNames"));
             }
             errs
@@ -133,12 +138,19 @@ pub fn validate_update(
     old: &CustomResourceDefinition,
 ) -> Vec<FieldError> {
     let mut errs = validate::object_meta_update(&crd.metadata, &old.metadata);
-    errs.extend(validate_crd(crd).into_iter().filter(|e| e.field != "metadata.name" || !e.detail.starts_with("must be spec")));
+    errs.extend(
+        validate_crd(crd)
+            .into_iter()
+            .filter(|e| e.field != "metadata.name" || !e.detail.starts_with("must be spec")),
+    );
     let established = old
         .status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Established" && c.status == "True"));
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        });
     let immutable = |field: &str, new: &str, old: &str, errs: &mut Vec<FieldError>| {
         if new != old {
             errs.push(FieldError::invalid(field, new, "field is immutable"));
@@ -186,7 +198,10 @@ fn versions_go(spec: &CustomResourceDefinitionSpec) -> String {
             )
         })
         .collect();
-    format!("[]apiextensions.CustomResourceDefinitionVersion{{{}}}", items.join(", "))
+    format!(
+        "[]apiextensions.CustomResourceDefinitionVersion{{{}}}",
+        items.join(", ")
+    )
 }
 
 fn spec(spec: &CustomResourceDefinitionSpec) -> Vec<FieldError> {
@@ -196,7 +211,11 @@ fn spec(spec: &CustomResourceDefinitionSpec) -> Vec<FieldError> {
     } else {
         let problems = is_dns1123_subdomain(&spec.group);
         if !problems.is_empty() {
-            errs.push(FieldError::invalid("spec.group", spec.group.as_str(), &problems.join(",")));
+            errs.push(FieldError::invalid(
+                "spec.group",
+                spec.group.as_str(),
+                &problems.join(","),
+            ));
         } else if !spec.group.contains('.') {
             errs.push(FieldError::invalid(
                 "spec.group",
@@ -253,9 +272,15 @@ fn spec(spec: &CustomResourceDefinitionSpec) -> Vec<FieldError> {
     }
     for (field, value) in [
         ("plural", &spec.names.plural),
-        ("singular", spec.names.singular.as_ref().unwrap_or(&String::new())),
+        (
+            "singular",
+            spec.names.singular.as_ref().unwrap_or(&String::new()),
+        ),
         ("kind", &spec.names.kind),
-        ("listKind", spec.names.list_kind.as_ref().unwrap_or(&String::new())),
+        (
+            "listKind",
+            spec.names.list_kind.as_ref().unwrap_or(&String::new()),
+        ),
     ] {
         if value.is_empty() {
             errs.push(FieldError::required(&format!("spec.names.{field}"), ""));
@@ -264,7 +289,11 @@ fn spec(spec: &CustomResourceDefinitionSpec) -> Vec<FieldError> {
     errs.extend(names(&spec.names, "spec.names"));
     for (i, v) in spec.versions.iter().enumerate() {
         let at = format!("spec.versions[{i}]");
-        match v.schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref()) {
+        match v
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+        {
             None => errs.push(FieldError::required(
                 &format!("{at}.schema.openAPIV3Schema"),
                 "schemas are required",
@@ -272,7 +301,11 @@ fn spec(spec: &CustomResourceDefinitionSpec) -> Vec<FieldError> {
             Some(schema) => {
                 let schema = serde_json::to_value(schema).unwrap_or_default();
                 let status = v.subresources.as_ref().is_some_and(|s| s.status.is_some());
-                errs.extend(structural(&schema, &format!("{at}.schema.openAPIV3Schema"), status));
+                errs.extend(structural(
+                    &schema,
+                    &format!("{at}.schema.openAPIV3Schema"),
+                    status,
+                ));
             }
         }
         if let Some(scale) = v.subresources.as_ref().and_then(|s| s.scale.as_ref()) {
@@ -289,7 +322,10 @@ fn spec(spec: &CustomResourceDefinitionSpec) -> Vec<FieldError> {
             }
             let status_path = &scale.status_replicas_path;
             if status_path.is_empty() {
-                errs.push(FieldError::required(&format!("{at}.statusReplicasPath"), ""));
+                errs.push(FieldError::required(
+                    &format!("{at}.statusReplicasPath"),
+                    "",
+                ));
             } else if !status_path.starts_with(".status.") {
                 errs.push(FieldError::invalid(
                     &format!("{at}.statusReplicasPath"),
@@ -315,7 +351,9 @@ fn spec(spec: &CustomResourceDefinitionSpec) -> Vec<FieldError> {
             }
             if c.type_.is_empty() {
                 errs.push(FieldError::required(&format!("{at}.type"), ""));
-            } else if !["integer", "number", "string", "boolean", "date"].contains(&c.type_.as_str()) {
+            } else if !["integer", "number", "string", "boolean", "date"]
+                .contains(&c.type_.as_str())
+            {
                 errs.push(FieldError::not_supported(
                     &format!("{at}.type"),
                     c.type_.as_str(),
@@ -323,13 +361,31 @@ fn spec(spec: &CustomResourceDefinitionSpec) -> Vec<FieldError> {
                 ));
             }
             if let Some(format) = c.format.as_deref().filter(|f| !f.is_empty())
-                && !["int32", "int64", "float", "double", "byte", "date", "date-time", "password"]
-                    .contains(&format)
+                && ![
+                    "int32",
+                    "int64",
+                    "float",
+                    "double",
+                    "byte",
+                    "date",
+                    "date-time",
+                    "password",
+                ]
+                .contains(&format)
             {
                 errs.push(FieldError::not_supported(
                     &format!("{at}.format"),
                     format,
-                    &["int32", "int64", "float", "double", "byte", "date", "date-time", "password"],
+                    &[
+                        "int32",
+                        "int64",
+                        "float",
+                        "double",
+                        "byte",
+                        "date",
+                        "date-time",
+                        "password",
+                    ],
                 ));
             }
             if c.json_path.is_empty() {
@@ -360,7 +416,10 @@ fn names(names: &CustomResourceDefinitionNames, at: &str) -> Vec<FieldError> {
         };
         if !problems.is_empty() {
             let detail = if lower {
-                format!("may have mixed case, but should otherwise match: {}", problems.join(","))
+                format!(
+                    "may have mixed case, but should otherwise match: {}",
+                    problems.join(",")
+                )
             } else {
                 problems.join(",")
             };
@@ -451,7 +510,10 @@ fn node(s: &Value, at: &str, level: Level, nesting: Nesting, errs: &mut Vec<Fiel
         }
     } else {
         if m.get("$ref").is_some() {
-            errs.push(FieldError::forbidden(&format!("{at}.$ref"), "$ref is not supported"));
+            errs.push(FieldError::forbidden(
+                &format!("{at}.$ref"),
+                "$ref is not supported",
+            ));
         }
         if preserve == Some(false) {
             errs.push(FieldError::invalid(
@@ -490,7 +552,11 @@ fn node(s: &Value, at: &str, level: Level, nesting: Nesting, errs: &mut Vec<Fiel
             errs.push(FieldError::required(&format!("{at}.type"), detail));
         }
         if level == Level::Root && !ty.is_empty() && ty != "object" {
-            errs.push(FieldError::invalid(&format!("{at}.type"), ty, "must be object at the root"));
+            errs.push(FieldError::invalid(
+                &format!("{at}.type"),
+                ty,
+                "must be object at the root",
+            ));
         }
         if !ty.is_empty()
             && !["object", "array", "string", "integer", "number", "boolean"].contains(&ty)
@@ -502,7 +568,10 @@ fn node(s: &Value, at: &str, level: Level, nesting: Nesting, errs: &mut Vec<Fiel
             ));
         }
         if ty == "array" && !m.contains_key("items") {
-            errs.push(FieldError::required(&format!("{at}.items"), "must be specified"));
+            errs.push(FieldError::required(
+                &format!("{at}.items"),
+                "must be specified",
+            ));
         }
         if embedded
             && preserve != Some(true)
@@ -559,10 +628,22 @@ fn node(s: &Value, at: &str, level: Level, nesting: Nesting, errs: &mut Vec<Fiel
         }
     }
     if let Some(items) = m.get("items") {
-        node(items, &format!("{at}.items"), Level::Item, nesting_below(nesting), errs);
+        node(
+            items,
+            &format!("{at}.items"),
+            Level::Item,
+            nesting_below(nesting),
+            errs,
+        );
     }
     for key in ["allOf", "anyOf", "oneOf"] {
-        for (i, sub) in m.get(key).and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, sub) in m
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let below = if int_or_string && !nested {
                 Nesting::UnderIntOrString
             } else {
@@ -600,7 +681,11 @@ fn metadata(s: &Value, at: &str, errs: &mut Vec<FieldError>) {
     if let Some(ty) = m.get("type").and_then(Value::as_str)
         && ty != "object"
     {
-        errs.push(FieldError::invalid(&format!("{at}.type"), ty, "must be object"));
+        errs.push(FieldError::invalid(
+            &format!("{at}.type"),
+            ty,
+            "must be object",
+        ));
     }
 }
 
@@ -628,7 +713,10 @@ mod tests {
     }
 
     fn messages(doc: Value) -> Vec<String> {
-        validate_crd(&crd(doc)).iter().map(ToString::to_string).collect()
+        validate_crd(&crd(doc))
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     #[test]
@@ -652,29 +740,42 @@ mod tests {
         assert!(m.contains(&r#"metadata.name: Invalid value: "gadgets.example.com": must be spec.names.plural+"."+spec.group"#.to_string()), "{m:?}");
         assert!(m.contains(&r#"spec.group: Invalid value: "example": should be a domain with at least one dot"#.to_string()), "{m:?}");
         assert!(m.contains(&r#"spec.scope: Unsupported value: "Global": supported values: "Cluster", "Namespaced""#.to_string()), "{m:?}");
-        assert!(m.iter().any(|e| e.starts_with("spec.versions: Invalid value: ") && e.ends_with("must have exactly one version marked as storage version")), "{m:?}");
+        assert!(
+            m.iter()
+                .any(|e| e.starts_with("spec.versions: Invalid value: ")
+                    && e.ends_with("must have exactly one version marked as storage version")),
+            "{m:?}"
+        );
         assert!(m.contains(&r#"spec.names.listKind: Invalid value: "Widget": kind and listKind may not be the same"#.to_string()), "{m:?}");
     }
 
     #[test]
     fn schemas_are_required_and_structural() {
         let mut doc = widget(json!({}));
-        doc["spec"]["versions"][0].as_object_mut().map(|v| v.remove("schema"));
+        doc["spec"]["versions"][0]
+            .as_object_mut()
+            .map(|v| v.remove("schema"));
         assert_eq!(
             messages(doc),
             ["spec.versions[0].schema.openAPIV3Schema: Required value: schemas are required"]
         );
         let at = "spec.versions[0].schema.openAPIV3Schema";
         assert_eq!(
-            messages(widget(json!({"properties": {"spec": {"properties": {"a": {"type": "string"}}}}}))),
+            messages(widget(
+                json!({"properties": {"spec": {"properties": {"a": {"type": "string"}}}}})
+            )),
             [
                 format!("{at}.type: Required value: must not be empty at the root"),
-                format!("{at}.properties[spec].type: Required value: must not be empty for specified object fields"),
+                format!(
+                    "{at}.properties[spec].type: Required value: must not be empty for specified object fields"
+                ),
             ]
         );
         assert_eq!(
             messages(widget(json!({"type": "string"}))),
-            [format!(r#"{at}.type: Invalid value: "string": must be object at the root"#)]
+            [format!(
+                r#"{at}.type: Invalid value: "string": must be object at the root"#
+            )]
         );
         assert_eq!(
             messages(widget(json!({"type": "object", "properties": {
@@ -683,16 +784,22 @@ mod tests {
                 "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": false},
             }}))),
             [
-                format!("{at}.properties[free].x-kubernetes-preserve-unknown-fields: Invalid value: false: must be true or undefined"),
+                format!(
+                    "{at}.properties[free].x-kubernetes-preserve-unknown-fields: Invalid value: false: must be true or undefined"
+                ),
                 format!("{at}.properties[list].items: Required value: must be specified"),
-                format!("{at}.properties[spec].additionalProperties: Forbidden: additionalProperties and properties are mutual exclusive"),
+                format!(
+                    "{at}.properties[spec].additionalProperties: Forbidden: additionalProperties and properties are mutual exclusive"
+                ),
             ]
         );
         assert_eq!(
             messages(widget(json!({"type": "object", "properties": {
                 "metadata": {"type": "object", "properties": {"labels": {"type": "object"}}},
             }}))),
-            [format!("{at}.properties[metadata]: Forbidden: must not specify anything other than name and generateName, but metadata is implicitly specified")]
+            [format!(
+                "{at}.properties[metadata]: Forbidden: must not specify anything other than name and generateName, but metadata is implicitly specified"
+            )]
         );
         // preserve-unknown-fields and int-or-string need no type; controller-gen's anyOf for
         // int-or-string is the one value validation that may name types.
@@ -703,12 +810,17 @@ mod tests {
             messages(widget(json!({"type": "object", "properties": {
                 "spec": {"type": "object", "anyOf": [{"type": "object"}]},
             }}))),
-            [format!("{at}.properties[spec].anyOf[0].type: Forbidden: must be empty to be structural")]
+            [format!(
+                "{at}.properties[spec].anyOf[0].type: Forbidden: must be empty to be structural"
+            )]
         );
-        assert!(messages(widget(json!({"type": "object", "properties": {
-            "free": {"x-kubernetes-preserve-unknown-fields": true},
-            "port": {"x-kubernetes-int-or-string": true},
-        }}))).is_empty());
+        assert!(
+            messages(widget(json!({"type": "object", "properties": {
+                "free": {"x-kubernetes-preserve-unknown-fields": true},
+                "port": {"x-kubernetes-int-or-string": true},
+            }})))
+            .is_empty()
+        );
     }
 
     #[test]
