@@ -248,3 +248,111 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod served_tests {
+    use super::*;
+    use crate::catalog::{Catalog, View};
+    use serde_json::json;
+
+    fn gadgets(version: &str) -> &'static ResourceInfo {
+        intern(CustomDefinition {
+            group: "served.example.com".into(),
+            version: version.into(),
+            plural: "gadgets".into(),
+            singular: "gadget".into(),
+            kind: "Gadget".into(),
+            namespaced: false,
+            short_names: vec![],
+            categories: vec!["all".into()],
+            info: CustomInfo {
+                api_version: format!("served.example.com/{version}"),
+                list_kind: "GadgetList".into(),
+                crd_name: "gadgets.served.example.com".into(),
+                storage_version: "v1".into(),
+                schema: Some(json!({"type": "object", "properties": {
+                    "spec": {"type": "object", "description": "What the gadget does.",
+                             "properties": {"size": {"type": "integer"}}}}})),
+                printer_columns: vec![],
+                status: false,
+                scale: Some(ScalePaths {
+                    spec_replicas: ".spec.size".into(),
+                    status_replicas: ".status.size".into(),
+                    label_selector: None,
+                }),
+                deprecation_warning: None,
+            },
+        })
+    }
+
+    #[test]
+    fn a_served_set_is_in_lookups_discovery_and_openapi() {
+        let catalog = Catalog::new();
+        let before = catalog.openapi().index();
+        assert!(catalog.set_custom(vec![gadgets("v1beta1"), gadgets("v1")]));
+        assert!(!catalog.set_custom(vec![gadgets("v1"), gadgets("v1beta1")]));
+        let view = catalog.view();
+        assert_eq!(
+            view.find("served.example.com", "v1", "gadgets")
+                .map(|r| r.kind),
+            Some("Gadget")
+        );
+        assert!(crate::find("served.example.com", "v1", "gadgets").is_none());
+        // Preferred version first.
+        let gvs: Vec<_> = view
+            .group_versions()
+            .into_iter()
+            .filter(|(g, _)| *g == "served.example.com")
+            .collect();
+        assert_eq!(
+            gvs,
+            [
+                ("served.example.com", "v1"),
+                ("served.example.com", "v1beta1")
+            ]
+        );
+        let groups = crate::api_group_list(&view);
+        let last = groups["groups"]
+            .as_array()
+            .and_then(|g| g.last())
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            last["preferredVersion"]["groupVersion"],
+            "served.example.com/v1"
+        );
+        let list = crate::api_resource_list(&view, "served.example.com", "v1").expect("served");
+        assert_eq!(list["resources"][0]["name"], "gadgets");
+        assert_eq!(list["resources"][1]["name"], "gadgets/scale");
+        assert_eq!(list["resources"][1]["group"], "autoscaling");
+
+        let openapi = catalog.openapi();
+        let index = openapi.index();
+        assert_ne!(index, before);
+        let doc = openapi
+            .document("apis/served.example.com/v1")
+            .expect("document");
+        let doc: serde_json::Value = serde_json::from_slice(doc.bytes()).expect("JSON");
+        let schema = &doc["components"]["schemas"]["com.example.served.v1.Gadget"];
+        assert_eq!(
+            schema["properties"]["spec"]["description"],
+            "What the gadget does."
+        );
+        assert_eq!(
+            schema["x-kubernetes-group-version-kind"],
+            json!([{"group": "served.example.com", "kind": "Gadget", "version": "v1"}])
+        );
+        assert!(doc["paths"]["/apis/served.example.com/v1/gadgets/{name}/scale"].is_object());
+        let v2 = openapi.v2_for("application/json").expect("v2");
+        let v2: serde_json::Value = serde_json::from_slice(v2.body()).expect("JSON");
+        assert!(v2["definitions"]["com.example.served.v1.Gadget"].is_object());
+
+        assert!(catalog.set_custom(Vec::new()));
+        assert_eq!(catalog.openapi().index(), before);
+        assert!(
+            View::builtin()
+                .find("served.example.com", "v1", "gadgets")
+                .is_none()
+        );
+    }
+}

@@ -164,16 +164,17 @@ pub fn service_update(new: &Service, old: &Service) -> Vec<FieldError> {
             .unwrap_or_default()
     };
     let (new_ips, old_ips) = (ips(new), ips(old));
-    if ty(new) != "ExternalName" && ty(old) != "ExternalName" && !old_ips.is_empty() {
-        if let (Some(n), Some(o)) = (new_ips.first(), old_ips.first())
-            && n != o
-        {
-            errs.push(FieldError::invalid(
-                "spec.clusterIPs[0]",
-                serde_json::json!(new_ips),
-                "may not change once set",
-            ));
-        }
+    if ty(new) != "ExternalName"
+        && ty(old) != "ExternalName"
+        && !old_ips.is_empty()
+        && let (Some(n), Some(o)) = (new_ips.first(), old_ips.first())
+        && n != o
+    {
+        errs.push(FieldError::invalid(
+            "spec.clusterIPs[0]",
+            serde_json::json!(new_ips),
+            "may not change once set",
+        ));
     }
     errs.extend(service(new));
     errs
@@ -245,13 +246,13 @@ mod tests {
             ports: Some(vec![port("", 80)]),
             ..Default::default()
         });
-        old.spec
-            .as_mut()
-            .map(|s| s.cluster_ips = Some(vec!["10.96.0.5".into()]));
+        if let Some(s) = old.spec.as_mut() {
+            s.cluster_ips = Some(vec!["10.96.0.5".into()]);
+        }
         let mut new = old.clone();
-        new.spec
-            .as_mut()
-            .map(|s| s.cluster_ips = Some(vec!["10.96.0.6".into()]));
+        if let Some(s) = new.spec.as_mut() {
+            s.cluster_ips = Some(vec!["10.96.0.6".into()]);
+        }
         assert_eq!(
             messages(&service_update(&new, &old)),
             ["spec.clusterIPs[0]: Invalid value: []string{\"10.96.0.6\"}: may not change once set"]

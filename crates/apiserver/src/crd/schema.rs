@@ -256,7 +256,7 @@ fn validate_at(value: &Value, schema: &Value, path: &str, errs: &mut Vec<FieldEr
             } else {
                 passing == 1
             };
-            if !ok && !(int_or_string && key == "anyOf") {
+            if !(ok || (int_or_string && key == "anyOf")) {
                 errs.push(FieldError::invalid(
                     path,
                     value.clone(),
