@@ -32,7 +32,7 @@ use crate::watch::{self, Rendering, WatchRequest};
 const MAX_GENERATE_NAME_TRIES: usize = 8;
 
 /// The patch types every served kind takes, in upstream's order (its 415 lists them).
-const PATCH_MEDIA_TYPES: &[&str] = &[
+pub(crate) const PATCH_MEDIA_TYPES: &[&str] = &[
     "application/json-patch+json",
     "application/merge-patch+json",
     "application/strategic-merge-patch+json",
@@ -67,6 +67,9 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiE
         (&Method::GET, true, None | Some("status")) if req.query.watch() => watch_named(state, req),
         (&Method::GET, true, None | Some("status")) => get(&state, &req),
         (&Method::GET, true, Some("log")) => crate::node_proxy::logs::pod_log(&state, &req).await,
+        (&Method::GET | &Method::PUT | &Method::PATCH, true, Some("scale")) => {
+            crate::crd::scale::handle(&state, &req).await
+        }
         (&Method::GET, false, None) if req.query.watch() => watch_collection(state, req),
         (&Method::GET, false, None) => list(&state, &req),
         (&Method::POST, false, None) => create(&state, &req).await,
@@ -81,6 +84,11 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiE
             req.method, req.target.info.plural
         ))),
     }
+}
+
+/// A JSON reply (for the subresources served outside this module).
+pub(crate) fn json_ok(status: StatusCode, body: impl Into<Body>) -> Response {
+    json_response(status, body)
 }
 
 pub(crate) fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
@@ -156,15 +164,13 @@ fn get(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         .get(&key)
         .ok_or_else(|| not_found(&req.target))?;
     if wants_table(accept(req)) {
-        let table = pernode_printers::table(
-            req.target.plural(),
+        let table = render_table(
+            req.target.info,
             &[&entry.json[..]],
             req.query.include_object(),
-            k8s_openapi::jiff::Timestamp::now(),
             &entry.rv.to_string(),
             None,
-        )
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        )?;
         return Ok(json_response(StatusCode::OK, table));
     }
     if wants_partial_metadata(accept(req)) {
@@ -218,15 +224,13 @@ fn list(state: &AppState, req: &Request) -> Result<Response, ApiError> {
     let info = req.target.info;
     if wants_table(accept(req)) {
         let objects: Vec<&[u8]> = items.iter().map(|e| &e.json[..]).collect();
-        let table = pernode_printers::table(
-            info.plural,
+        let table = render_table(
+            info,
             &objects,
             req.query.include_object(),
-            k8s_openapi::jiff::Timestamp::now(),
             &rv.to_string(),
             continue_token.as_deref(),
-        )
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        )?;
         return Ok(json_response(StatusCode::OK, table));
     }
     if wants_partial_metadata_list(accept(req)) {
@@ -239,6 +243,24 @@ fn list(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         StatusCode::OK,
         encode_list(info.kind, info.api_version(), rv, page, &items),
     ))
+}
+
+/// A Table of stored objects: pernode-printers' columns for a built-in, the CRD's printer
+/// columns for a custom resource.
+pub(crate) fn render_table(
+    info: &pernode_resources::ResourceInfo,
+    objects: &[&[u8]],
+    include: pernode_printers::IncludeObject,
+    rv: &str,
+    continue_token: Option<&str>,
+) -> Result<Vec<u8>, ApiError> {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    if info.custom.is_some() {
+        return crate::crd::printing::table(info, objects, include, now, rv, continue_token)
+            .map_err(|e| ApiError::internal(e.to_string()));
+    }
+    pernode_printers::table(info.plural, objects, include, now, rv, continue_token)
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 fn encode_continue(rv: u64, key: &str) -> String {
@@ -350,11 +372,16 @@ fn check_type(target: &Target, obj: &mut Value) -> Result<(), ApiError> {
 /// JSON type is a 400, as kube-apiserver's decoder refuses it, and never a value to drop or
 /// replace (which would wipe the stored labels) or to index into (which would panic).
 fn check_members(info: &pernode_resources::ResourceInfo, obj: &Value) -> Result<(), ApiError> {
+    // A custom object's spec and status are whatever its schema says.
+    let members = if info.custom.is_some() { 1 } else { 3 };
     for (member, go_type) in [
         ("metadata", "v1.ObjectMeta".to_string()),
         ("spec", format!("{}.{}Spec", info.version, info.kind)),
         ("status", format!("{}.{}Status", info.version, info.kind)),
-    ] {
+    ]
+    .into_iter()
+    .take(members)
+    {
         let json_type = match obj.get(member) {
             None | Some(Value::Null | Value::Object(_)) => continue,
             Some(Value::String(_)) => "string",
@@ -408,6 +435,14 @@ fn check_namespace(state: &AppState, target: &Target, obj: &mut Value) -> Result
         )));
     }
     Ok(())
+}
+
+/// After a write of a CRD: waits until the CRD controller has seen it, so that what it
+/// establishes (or removes) is served by the time the client hears back.
+async fn after_write(state: &AppState, info: &pernode_resources::ResourceInfo, rv: u64) {
+    if crate::crd::is_crd(info) {
+        state.crds.wait_observed(rv).await;
+    }
 }
 
 /// Upstream's generateName suffix: five characters from an alphabet without vowels.
@@ -474,6 +509,7 @@ async fn create(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         let key = object_key(info, req.target.namespace.as_deref(), &name);
         match state.store.create(&key, candidate).await {
             Ok(entry) => {
+                after_write(state, info, entry.rv).await;
                 return Ok(with_warnings(
                     json_response(StatusCode::CREATED, entry.json),
                     &warnings,
@@ -616,6 +652,7 @@ async fn update(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         .await?
         {
             Ok(entry) => {
+                after_write(state, req.target.info, entry.rv).await;
                 return Ok(with_warnings(
                     json_response(StatusCode::OK, entry.json),
                     &warnings,
@@ -660,6 +697,10 @@ async fn patch(state: &AppState, req: &Request) -> Result<Response, ApiError> {
     }
     let patch_type = PatchType::from_content_type(&media)
         .ok_or_else(|| ApiError::unsupported_media_type(PATCH_MEDIA_TYPES))?;
+    // Custom objects have no patch strategies to merge by (upstream: 415).
+    if patch_type == PatchType::StrategicMerge && req.target.info.custom.is_some() {
+        return Err(ApiError::unsupported_media_type(PATCH_MEDIA_TYPES));
+    }
     let name = req.target.name.clone().unwrap_or_default();
     let key = req.target.key().ok_or_else(ApiError::no_route)?;
     // As GuaranteedUpdate: a lost race is retried until the write applies; a write the
@@ -683,6 +724,7 @@ async fn patch(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         };
         match written {
             Ok(entry) => {
+                after_write(state, req.target.info, entry.rv).await;
                 return Ok(with_warnings(
                     json_response(StatusCode::OK, entry.json),
                     &warnings,
@@ -869,10 +911,13 @@ async fn apply_patch(state: &AppState, req: &Request) -> Result<Response, ApiErr
         query: req.query.clone(),
         headers: {
             let mut h = HeaderMap::new();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/strategic-merge-patch+json"),
-            );
+            // Custom objects merge as JSON merge patches (they have no patch strategies).
+            let media = if req.target.info.custom.is_some() {
+                "application/merge-patch+json"
+            } else {
+                "application/strategic-merge-patch+json"
+            };
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
             h
         },
         body: Bytes::from(applied.to_string()),
@@ -960,6 +1005,15 @@ async fn delete(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         )));
     }
     let key = req.target.key().ok_or_else(ApiError::no_route)?;
+    if crate::crd::is_crd(req.target.info) && !opts.dry_run {
+        // Upstream's CRD REST: mark it (deletionTimestamp, the cleanup finalizer, Terminating);
+        // the controller deletes its objects and then the CRD.
+        let entry =
+            crate::crd::mark_for_deletion(&state.store, &key, opts.precondition_uid.as_deref())
+                .await?;
+        after_write(state, req.target.info, entry.rv).await;
+        return Ok(json_response(StatusCode::OK, entry.json));
+    }
     if req.target.plural() == "namespaces" && !opts.dry_run && state.store.get(&key).is_some() {
         delete_namespace_contents(state, &name).await?;
     }
@@ -1161,10 +1215,11 @@ async fn delete_collection(state: &AppState, req: &Request) -> Result<Response, 
 /// Deleting a namespace deletes everything in it first (what upstream's namespace controller
 /// does asynchronously), then the namespace.
 pub async fn delete_namespace_contents(state: &AppState, ns: &str) -> Result<(), ApiError> {
-    for info in pernode_resources::RESOURCES.iter().filter(|i| i.namespaced) {
+    let view = state.catalog.view();
+    for info in view.resources().filter(|i| i.namespaced) {
         let (_, items) = state
             .store
-            .list(&format!("{}/{ns}/", info.plural), |_| true);
+            .list(&crate::target::collection_prefix(info, Some(ns)), |_| true);
         for entry in items {
             match state.store.delete(&entry.key, None).await {
                 Ok(_) | Err(StoreError::NotFound) => {}

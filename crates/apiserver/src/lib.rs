@@ -15,6 +15,7 @@
 pub mod admission_plugins;
 pub mod bootstrap_rbac;
 pub mod codec;
+pub mod crd;
 pub mod edit;
 pub mod error;
 pub mod event_ttl;
@@ -55,6 +56,10 @@ pub struct AppState {
     pub shutdown: signal::Receiver<bool>,
     /// Requests dispatched since start (for `pernode bench`).
     pub requests: std::sync::atomic::AtomicU64,
+    /// What this server serves: the built-ins and the established CRDs' resources.
+    pub catalog: Arc<pernode_resources::Catalog>,
+    /// Establishes CRDs and keeps `catalog` current ([`crd`]).
+    pub crds: Arc<crd::Controller>,
 }
 
 /// A running API server's handle: its router and the switch that ends its watches.
@@ -77,14 +82,19 @@ impl ApiServer {
         node_dialer: node_proxy::NodeDialer,
     ) -> Result<ApiServer, ApiError> {
         let (shutdown, rx) = signal::channel(false);
+        let catalog = Arc::new(pernode_resources::Catalog::new());
+        let crds = crd::Controller::new(catalog.clone());
         let state = Arc::new(AppState {
             store,
             node_dialer,
-            shutdown: rx,
+            shutdown: rx.clone(),
             requests: Default::default(),
+            catalog,
+            crds,
         });
         bootstrap(&state.store).await?;
         bootstrap_rbac::ensure(&state.store).await?;
+        state.crds.start(state.store.clone(), rx).await;
         Ok(ApiServer { state, shutdown })
     }
 
@@ -244,19 +254,13 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    let view = state.catalog.view();
     if parts.method == Method::GET
-        && let Some(response) = non_resource(&path, &accept, &parts.headers)
+        && let Some(response) = non_resource(&state, &view, &path, &accept, &parts.headers)
     {
         return response;
     }
-    if parts.method == Method::GET
-        && path.trim_end_matches('/') == pernode_resources::CRD_LIST_PATH
-        && !parts.uri.query().unwrap_or("").contains("watch")
-    {
-        let rv = state.store.current_rv();
-        return json_value(&pernode_resources::custom_resource_definition_list(rv));
-    }
-    let target = match target::parse(&path) {
+    let target = match target::parse(&view, &path) {
         Ok(Some(t)) => t,
         Ok(None) => return ApiError::no_route().into_response(),
         Err(e) => return e.into_response(),
@@ -290,7 +294,13 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
 }
 
 /// Discovery, version, health and OpenAPI: everything that is not a resource.
-fn non_resource(path: &str, accept: &str, headers: &header::HeaderMap) -> Option<Response> {
+fn non_resource(
+    state: &AppState,
+    view: &pernode_resources::View,
+    path: &str,
+    accept: &str,
+    headers: &header::HeaderMap,
+) -> Option<Response> {
     let path = path.trim_end_matches('/');
     let aggregated = pernode_resources::wants_aggregated(accept);
     let response = match path {
@@ -301,28 +311,30 @@ fn non_resource(path: &str, accept: &str, headers: &header::HeaderMap) -> Option
         "/api" if aggregated => json_body(
             StatusCode::OK,
             pernode_resources::AGGREGATED_CONTENT_TYPE,
-            pernode_resources::aggregated_discovery_core().to_string(),
+            pernode_resources::aggregated_discovery_core(view).to_string(),
         ),
         "/api" => json_value(&pernode_resources::api_versions()),
         "/apis" if aggregated => json_body(
             StatusCode::OK,
             pernode_resources::AGGREGATED_CONTENT_TYPE,
-            pernode_resources::aggregated_discovery_apis().to_string(),
+            pernode_resources::aggregated_discovery_apis(view).to_string(),
         ),
-        "/apis" => json_value(&pernode_resources::api_group_list()),
-        "/openapi/v3" => json_value(&pernode_resources::openapi_v3_index()),
-        "/openapi/v2" => openapi_v2(accept, headers),
+        "/apis" => json_value(&pernode_resources::api_group_list(view)),
+        "/openapi/v3" => json_value(&state.catalog.openapi().index()),
+        "/openapi/v2" => openapi_v2(state, accept, headers),
         _ => {
             if let Some(doc) = path.strip_prefix("/openapi/v3/") {
-                return Some(match pernode_resources::openapi_v3_document(doc) {
-                    Some(bytes) => json_body(StatusCode::OK, "application/json", bytes),
+                return Some(match state.catalog.openapi().document(doc) {
+                    Some(d) => json_body(StatusCode::OK, "application/json", d.bytes().to_vec()),
                     None => ApiError::no_route().into_response(),
                 });
             }
             let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
             let list = match segments.as_slice() {
-                ["api", version] => pernode_resources::api_resource_list("", version),
-                ["apis", group, version] => pernode_resources::api_resource_list(group, version),
+                ["api", version] => pernode_resources::api_resource_list(view, "", version),
+                ["apis", group, version] => {
+                    pernode_resources::api_resource_list(view, group, version)
+                }
                 _ => return None,
             };
             match list {
@@ -336,8 +348,8 @@ fn non_resource(path: &str, accept: &str, headers: &header::HeaderMap) -> Option
 
 /// `/openapi/v2` as kube-openapi's handler serves it: JSON or gnostic protobuf by Accept
 /// (406 for anything else), `Vary: Accept`, an ETag, and 304 when If-None-Match has it.
-fn openapi_v2(accept: &str, headers: &header::HeaderMap) -> Response {
-    let mut response = match pernode_resources::openapi_v2_for(accept) {
+fn openapi_v2(state: &AppState, accept: &str, headers: &header::HeaderMap) -> Response {
+    let mut response = match state.catalog.openapi().v2_for(accept) {
         None => StatusCode::NOT_ACCEPTABLE.into_response(),
         Some(doc) => {
             let cached = headers
@@ -345,14 +357,15 @@ fn openapi_v2(accept: &str, headers: &header::HeaderMap) -> Response {
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
-                .any(|tag| ["*", doc.etag].contains(&tag.trim().trim_start_matches("W/")));
+                .any(|tag| ["*", doc.etag()].contains(&tag.trim().trim_start_matches("W/")));
             let mut r = if cached {
                 StatusCode::NOT_MODIFIED.into_response()
             } else {
-                json_body(StatusCode::OK, doc.content_type, doc.body)
+                json_body(StatusCode::OK, doc.content_type, doc.body().to_vec())
             };
-            r.headers_mut()
-                .insert(header::ETAG, HeaderValue::from_static(doc.etag));
+            if let Ok(etag) = HeaderValue::from_str(doc.etag()) {
+                r.headers_mut().insert(header::ETAG, etag);
+            }
             r
         }
     };

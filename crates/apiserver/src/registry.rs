@@ -312,7 +312,7 @@ fn decode_typed<T: DeserializeOwned>(info: &ResourceInfo, v: &Value) -> Result<T
 
 /// The unknown fields of `input` (at path `at`; see [`unknown_fields`]) as warnings, or as the
 /// strict decoding error that `fieldValidation=Strict` answers.
-fn unknown_field_warnings(
+pub(crate) fn unknown_field_warnings(
     at: &str,
     input: &Value,
     typed: &Value,

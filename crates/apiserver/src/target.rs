@@ -1,7 +1,7 @@
 //! What a request path names: a resource (from the catalogue), optionally a namespace, an
 //! object name and a subresource. Mirrors kube-apiserver's RequestInfo for the paths we serve.
 
-use pernode_resources::ResourceInfo;
+use pernode_resources::{ResourceInfo, View};
 
 use crate::error::ApiError;
 
@@ -38,25 +38,37 @@ impl Target {
     }
 }
 
-/// Store key: `{plural}/{ns}/{name}` or `{plural}/{name}`; the group keeps the plural unique
-/// across the resources we serve, so it is left out.
+/// Store key: `{plural}/{ns}/{name}` or `{plural}/{name}`; the plural is unique across the
+/// built-ins, so their group is left out. A custom resource's first segment is
+/// `{plural}.{group}` (`widgets.example.com`): no built-in plural has a dot, and every version
+/// of a CRD shares it.
 pub fn object_key(info: &ResourceInfo, namespace: Option<&str>, name: &str) -> String {
+    let resource = store_resource(info);
     match (info.namespaced, namespace) {
-        (true, Some(ns)) => format!("{}/{ns}/{name}", info.plural),
-        _ => format!("{}/{name}", info.plural),
+        (true, Some(ns)) => format!("{resource}/{ns}/{name}"),
+        _ => format!("{resource}/{name}"),
     }
 }
 
 pub fn collection_prefix(info: &ResourceInfo, namespace: Option<&str>) -> String {
+    let resource = store_resource(info);
     match (info.namespaced, namespace) {
-        (true, Some(ns)) => format!("{}/{ns}/", info.plural),
-        _ => format!("{}/", info.plural),
+        (true, Some(ns)) => format!("{resource}/{ns}/"),
+        _ => format!("{resource}/"),
+    }
+}
+
+/// The first segment of a resource's store keys.
+pub fn store_resource(info: &ResourceInfo) -> std::borrow::Cow<'static, str> {
+    match info.custom {
+        Some(_) => format!("{}.{}", info.plural, info.group).into(),
+        None => info.plural.into(),
     }
 }
 
 /// Parses `/api/v1/...` and `/apis/{group}/{version}/...` resource paths. Returns `Ok(None)` for
 /// paths that are not resource requests (discovery, version, ...).
-pub fn parse(path: &str) -> Result<Option<Target>, ApiError> {
+pub fn parse(view: &View, path: &str) -> Result<Option<Target>, ApiError> {
     let segments: Vec<&str> = path
         .trim_matches('/')
         .split('/')
@@ -68,13 +80,16 @@ pub fn parse(path: &str) -> Result<Option<Target>, ApiError> {
         _ => return Ok(None),
     };
     let lookup = |plural: &str| {
-        pernode_resources::find(group, version, plural).ok_or_else(ApiError::no_route)
+        view.find(group, version, plural)
+            .ok_or_else(ApiError::no_route)
     };
     let target = match rest {
         // /namespaces/{ns}/{resource}[/{name}[/{sub}]] when {resource} is a namespaced resource;
         // otherwise the path addresses the Namespace object itself (and its subresources).
         ["namespaces", ns, plural, tail @ ..]
-            if pernode_resources::find(group, version, plural).is_some_and(|i| i.namespaced) =>
+            if view
+                .find(group, version, plural)
+                .is_some_and(|i| i.namespaced) =>
         {
             let info = lookup(plural)?;
             let (name, sub, proxy_path) = name_and_sub(tail)?;
@@ -135,51 +150,74 @@ mod tests {
 
     #[test]
     fn parses_namespaced_and_cluster_paths() {
-        let t = parse("/apis/apps/v1/namespaces/default/daemonsets/x/status")
-            .unwrap()
-            .unwrap();
+        let t = parse(
+            &View::builtin(),
+            "/apis/apps/v1/namespaces/default/daemonsets/x/status",
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(t.info.plural, "daemonsets");
         assert_eq!(t.namespace.as_deref(), Some("default"));
         assert_eq!(t.name.as_deref(), Some("x"));
         assert_eq!(t.subresource.as_deref(), Some("status"));
         assert_eq!(t.key().unwrap(), "daemonsets/default/x");
 
-        let t = parse("/api/v1/nodes/n1").unwrap().unwrap();
+        let t = parse(&View::builtin(), "/api/v1/nodes/n1")
+            .unwrap()
+            .unwrap();
         assert_eq!(t.key().unwrap(), "nodes/n1");
 
-        let t = parse("/api/v1/pods").unwrap().unwrap();
+        let t = parse(&View::builtin(), "/api/v1/pods").unwrap().unwrap();
         assert_eq!(t.prefix(), "pods/");
         assert!(t.namespace.is_none());
 
-        let t = parse("/api/v1/namespaces/kube-system").unwrap().unwrap();
+        let t = parse(&View::builtin(), "/api/v1/namespaces/kube-system")
+            .unwrap()
+            .unwrap();
         assert_eq!(t.info.plural, "namespaces");
         assert_eq!(t.key().unwrap(), "namespaces/kube-system");
 
-        let t = parse("/api/v1/namespaces/default/pods/p/eviction")
-            .unwrap()
-            .unwrap();
+        let t = parse(
+            &View::builtin(),
+            "/api/v1/namespaces/default/pods/p/eviction",
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(t.subresource.as_deref(), Some("eviction"));
 
-        let t = parse("/api/v1/nodes/n1/proxy/stats/summary")
+        let t = parse(&View::builtin(), "/api/v1/nodes/n1/proxy/stats/summary")
             .unwrap()
             .unwrap();
         assert_eq!(t.subresource.as_deref(), Some("proxy"));
         assert_eq!(t.proxy_path.as_deref(), Some("stats/summary"));
-        let t = parse("/api/v1/nodes/n1/proxy").unwrap().unwrap();
+        let t = parse(&View::builtin(), "/api/v1/nodes/n1/proxy")
+            .unwrap()
+            .unwrap();
         assert_eq!(t.proxy_path.as_deref(), Some(""));
     }
 
     #[test]
     fn unknown_resources_and_subresources_are_not_found() {
-        assert_eq!(parse("/api/v1/widgets").unwrap_err().code, 404);
         assert_eq!(
-            parse("/apis/apps/v1/namespaces/default/daemonsets/x/scale")
+            parse(&View::builtin(), "/api/v1/widgets").unwrap_err().code,
+            404
+        );
+        assert_eq!(
+            parse(
+                &View::builtin(),
+                "/apis/apps/v1/namespaces/default/daemonsets/x/scale"
+            )
+            .unwrap_err()
+            .code,
+            404
+        );
+        assert_eq!(
+            parse(&View::builtin(), "/apis/apps/v2/daemonsets")
                 .unwrap_err()
                 .code,
             404
         );
-        assert_eq!(parse("/apis/apps/v2/daemonsets").unwrap_err().code, 404);
-        assert!(parse("/version").unwrap().is_none());
-        assert!(parse("/apis").unwrap().is_none());
+        assert!(parse(&View::builtin(), "/version").unwrap().is_none());
+        assert!(parse(&View::builtin(), "/apis").unwrap().is_none());
     }
 }

@@ -85,7 +85,7 @@ pub fn serve(state: Arc<AppState>, req: WatchRequest) -> Result<Response, ApiErr
         Err(StoreError::Expired { .. }) => None,
         Err(e) => return Err(ApiError::internal(e.to_string())),
     };
-    let plural = req.target.info.plural;
+    let plural = req.target.info;
     let kind = req.target.info.kind;
     let api_version = req.target.info.api_version();
     let shutdown = state.shutdown.clone();
@@ -212,7 +212,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 /// without re-encoding the stored object.
 fn encode_event_into(
     out: &mut BytesMut,
-    plural: &str,
+    info: &pernode_resources::ResourceInfo,
     event_type: &str,
     entry: &Entry,
     rendering: Rendering,
@@ -229,12 +229,10 @@ fn encode_event_into(
             return;
         }
         Rendering::Table(include) => {
-            let now = k8s_openapi::jiff::Timestamp::now();
-            table = pernode_printers::table(
-                plural,
+            table = crate::handlers::render_table(
+                info,
                 &[&entry.json[..]],
                 include,
-                now,
                 &entry.rv.to_string(),
                 None,
             )

@@ -122,7 +122,7 @@ async fn the_crd_list_is_empty() {
     let response = router
         .clone()
         .oneshot(
-            Request::get(pernode_resources::CRD_LIST_PATH)
+            Request::get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
                 .body(Body::empty())
                 .expect("request"),
         )

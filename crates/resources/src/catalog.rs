@@ -4,6 +4,8 @@
 //! Everything else in this crate (discovery documents, OpenAPI paths) is derived from
 //! [`RESOURCES`], so adding a resource here is the single place to change.
 
+use crate::custom::CustomInfo;
+
 /// Every verb a fully served resource supports, in upstream's discovery order.
 const ALL_VERBS: &[&str] = &[
     "create",
@@ -47,6 +49,9 @@ pub struct ResourceInfo {
     pub verbs: &'static [&'static str],
     /// Subresources (`status`, `eviction`, ...).
     pub subresources: &'static [SubresourceInfo],
+    /// Set for a resource a CustomResourceDefinition defines: what serving it needs beyond
+    /// the names (schema, printer columns, scale paths). `None` for every built-in.
+    pub custom: Option<&'static CustomInfo>,
 }
 
 /// A subresource of a [`ResourceInfo`], e.g. `pods/eviction`.
@@ -94,11 +99,14 @@ const fn v1(
         categories: &[],
         verbs: ALL_VERBS,
         subresources: &[],
+        custom: None,
     }
 }
 
 const RBAC: &str = "rbac.authorization.k8s.io";
 const ADMISSION_REGISTRATION: &str = "admissionregistration.k8s.io";
+/// The group of CustomResourceDefinitions.
+pub const APIEXTENSIONS: &str = "apiextensions.k8s.io";
 
 /// Verbs of a connect subresource (pods/exec, attach, portforward): GET and POST, as upstream.
 const CONNECT_VERBS: &[&str] = &["create", "get"];
@@ -152,6 +160,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
             },
             status("", "Namespace"),
         ],
+        custom: None,
     },
     ResourceInfo {
         group: "",
@@ -168,6 +177,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
             connect("proxy", "NodeProxyOptions", PROXY_VERBS),
             status("", "Node"),
         ],
+        custom: None,
     },
     ResourceInfo {
         group: "",
@@ -211,6 +221,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
             },
             status("", "Pod"),
         ],
+        custom: None,
     },
     ResourceInfo {
         group: "",
@@ -223,6 +234,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         categories: &[],
         verbs: ALL_VERBS,
         subresources: &[],
+        custom: None,
     },
     ResourceInfo {
         short_names: &["cm"],
@@ -260,6 +272,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         categories: &[],
         verbs: ALL_VERBS,
         subresources: &[],
+        custom: None,
     },
     ResourceInfo {
         group: "apps",
@@ -272,6 +285,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         categories: &["all"],
         verbs: ALL_VERBS,
         subresources: &[status("apps", "DaemonSet")],
+        custom: None,
     },
     ResourceInfo {
         short_names: &["netpol"],
@@ -333,6 +347,18 @@ pub static RESOURCES: &[ResourceInfo] = &[
         )
     },
     ResourceInfo {
+        short_names: &["crd", "crds"],
+        categories: &["api-extensions"],
+        subresources: &[status(APIEXTENSIONS, "CustomResourceDefinition")],
+        ..v1(
+            APIEXTENSIONS,
+            "customresourcedefinitions",
+            "customresourcedefinition",
+            "CustomResourceDefinition",
+            false,
+        )
+    },
+    ResourceInfo {
         short_names: &["pc"],
         ..v1(
             "scheduling.k8s.io",
@@ -353,6 +379,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         categories: &[],
         verbs: ALL_VERBS,
         subresources: &[],
+        custom: None,
     },
     v1(
         "discovery.k8s.io",
@@ -392,6 +419,9 @@ pub fn group_versions() -> Vec<(&'static str, &'static str)> {
 impl ResourceInfo {
     /// `v1` for core, `group/version` otherwise: the objects' `apiVersion`.
     pub fn api_version(&self) -> &'static str {
+        if let Some(custom) = self.custom {
+            return &custom.api_version;
+        }
         // RESOURCES is a static table, so the joined strings are spelled out rather than
         // leaked; the test `api_versions_match_group_and_version` keeps them in step.
         match (self.group, self.version) {
@@ -403,6 +433,7 @@ impl ResourceInfo {
             ("rbac.authorization.k8s.io", "v1") => "rbac.authorization.k8s.io/v1",
             ("storage.k8s.io", "v1") => "storage.k8s.io/v1",
             ("admissionregistration.k8s.io", "v1") => "admissionregistration.k8s.io/v1",
+            ("apiextensions.k8s.io", "v1") => "apiextensions.k8s.io/v1",
             ("scheduling.k8s.io", "v1") => "scheduling.k8s.io/v1",
             ("discovery.k8s.io", "v1") => "discovery.k8s.io/v1",
             _ => "",
@@ -489,10 +520,136 @@ mod tests {
                 ("rbac.authorization.k8s.io", "v1"),
                 ("storage.k8s.io", "v1"),
                 ("admissionregistration.k8s.io", "v1"),
+                ("apiextensions.k8s.io", "v1"),
                 ("scheduling.k8s.io", "v1"),
                 ("coordination.k8s.io", "v1"),
                 ("discovery.k8s.io", "v1"),
             ]
         );
+    }
+}
+
+/// The resources served at one moment: the built-ins, then the entries of the CRDs
+/// established at that moment. Lookups by path, discovery and OpenAPI all read one `View`,
+/// so a request sees one consistent set.
+#[derive(Debug, Default)]
+pub struct View {
+    generation: u64,
+    /// Sorted by group, version (preferred first), plural.
+    custom: Vec<&'static ResourceInfo>,
+}
+
+impl View {
+    /// A view of the built-ins alone.
+    pub fn builtin() -> View {
+        View::default()
+    }
+
+    /// Built-ins plus `custom`, with a generation that names this set.
+    pub fn with_custom(generation: u64, mut custom: Vec<&'static ResourceInfo>) -> View {
+        custom.sort_by(|a, b| {
+            a.group
+                .cmp(b.group)
+                .then_with(|| crate::custom::kube_version_order(a.version, b.version))
+                .then_with(|| a.plural.cmp(b.plural))
+        });
+        custom.dedup_by(|a, b| std::ptr::eq(*a, *b));
+        View { generation, custom }
+    }
+
+    /// Changes each time the set of served custom resources changes (0: built-ins only).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The custom entries.
+    pub fn custom(&self) -> &[&'static ResourceInfo] {
+        &self.custom
+    }
+
+    /// Every served resource: the catalogue's, then the custom ones.
+    pub fn resources(&self) -> impl Iterator<Item = &'static ResourceInfo> + '_ {
+        RESOURCES.iter().chain(self.custom.iter().copied())
+    }
+
+    /// Looks a resource up by group, version and plural name.
+    pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {
+        self.resources()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+    }
+
+    /// Looks a resource up by group, version and kind.
+    pub fn find_kind(
+        &self,
+        group: &str,
+        version: &str,
+        kind: &str,
+    ) -> Option<&'static ResourceInfo> {
+        self.resources()
+            .find(|r| r.group == group && r.version == version && r.kind == kind)
+    }
+
+    /// The served group versions without repeats: the catalogue's in its order, then the
+    /// custom groups by name, each group's versions preferred first.
+    pub fn group_versions(&self) -> Vec<(&'static str, &'static str)> {
+        let mut out = group_versions();
+        for r in &self.custom {
+            if !out.contains(&(r.group, r.version)) {
+                out.push((r.group, r.version));
+            }
+        }
+        out
+    }
+}
+
+/// The served set of one API server, replaced as CRDs are established and deleted, with the
+/// OpenAPI documents of the current set built on demand and kept until it changes.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    view: std::sync::RwLock<std::sync::Arc<View>>,
+    openapi: std::sync::Mutex<Option<std::sync::Arc<crate::openapi::OpenApi>>>,
+}
+
+impl Catalog {
+    /// A catalogue serving the built-ins alone.
+    pub fn new() -> Catalog {
+        Catalog::default()
+    }
+
+    /// The current set.
+    pub fn view(&self) -> std::sync::Arc<View> {
+        self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Serves exactly the built-ins and `custom`; returns whether the set changed (then the
+    /// generation moves on and the OpenAPI documents are rebuilt on their next request).
+    pub fn set_custom(&self, custom: Vec<&'static ResourceInfo>) -> bool {
+        let mut view = self.view.write().unwrap_or_else(|e| e.into_inner());
+        let next = View::with_custom(view.generation + 1, custom);
+        let same = next.custom.len() == view.custom.len()
+            && next
+                .custom
+                .iter()
+                .zip(&view.custom)
+                .all(|(a, b)| std::ptr::eq(*a, *b));
+        if same {
+            return false;
+        }
+        *view = std::sync::Arc::new(next);
+        true
+    }
+
+    /// The OpenAPI documents (v3 per group version, v2 whole) of the current set.
+    pub fn openapi(&self) -> std::sync::Arc<crate::openapi::OpenApi> {
+        let view = self.view();
+        let mut cached = self.openapi.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(docs) = cached.as_ref()
+            && docs.generation() == view.generation()
+        {
+            return docs.clone();
+        }
+        let docs = std::sync::Arc::new(crate::openapi::OpenApi::for_view(view));
+        *cached = Some(docs.clone());
+        docs
     }
 }

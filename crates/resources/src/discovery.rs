@@ -7,29 +7,11 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::catalog::{RESOURCES, ResourceInfo, group_versions};
+use crate::catalog::{ResourceInfo, View};
 
 /// The Content-Type an aggregated discovery reply must carry.
 pub const AGGREGATED_CONTENT_TYPE: &str =
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
-
-/// Where kubectl lists CustomResourceDefinitions.
-pub const CRD_LIST_PATH: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
-
-/// The list of CustomResourceDefinitions: empty, since pernode serves none, as a cluster
-/// without CRDs answers. kubectl asks for it when an object's kind is in neither OpenAPI
-/// document (cli-runtime's `QueryParamVerifier` then checks whether it is a CRD before it
-/// settles for client-side validation); a 404 there fails that object's validation with
-/// "failed to check CRD" and aborts the rest of the manifest. Only this list is answered:
-/// the group stays out of discovery.
-pub fn custom_resource_definition_list(resource_version: u64) -> Value {
-    json!({
-        "kind": "CustomResourceDefinitionList",
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "metadata": { "resourceVersion": resource_version.to_string() },
-        "items": [],
-    })
-}
 
 /// Whether the Accept header asks for aggregated discovery (v2) ahead of plain JSON.
 ///
@@ -82,9 +64,9 @@ fn response_kind(group: &str, version: &str, kind: &str) -> Value {
 }
 
 /// The resources of one group version, sorted by name as upstream lists them.
-fn resources_of(group: &str, version: &str) -> Vec<&'static ResourceInfo> {
-    let mut out: Vec<_> = RESOURCES
-        .iter()
+fn resources_of(view: &View, group: &str, version: &str) -> Vec<&'static ResourceInfo> {
+    let mut out: Vec<_> = view
+        .resources()
         .filter(|r| r.group == group && r.version == version)
         .collect();
     out.sort_by_key(|r| r.plural);
@@ -128,12 +110,13 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
 }
 
 /// An APIGroupDiscovery item for `group` with its versions (preferred first).
-fn aggregated_group(group: &'static str) -> Value {
-    let versions: Vec<Value> = group_versions()
+fn aggregated_group(view: &View, group: &'static str) -> Value {
+    let versions: Vec<Value> = view
+        .group_versions()
         .into_iter()
         .filter(|(g, _)| *g == group)
         .map(|(g, v)| {
-            let resources: Vec<Value> = resources_of(g, v)
+            let resources: Vec<Value> = resources_of(view, g, v)
                 .into_iter()
                 .map(aggregated_resource)
                 .collect();
@@ -153,9 +136,9 @@ fn aggregated_list(items: Vec<Value>) -> Value {
 }
 
 /// Named API groups in catalogue order (core excluded).
-fn named_groups() -> Vec<&'static str> {
+fn named_groups(view: &View) -> Vec<&'static str> {
     let mut groups: Vec<&'static str> = Vec::new();
-    for (g, _) in group_versions() {
+    for (g, _) in view.group_versions() {
         if !g.is_empty() && !groups.contains(&g) {
             groups.push(g);
         }
@@ -164,13 +147,18 @@ fn named_groups() -> Vec<&'static str> {
 }
 
 /// Aggregated discovery for `/api`: one item named `""`, the core group.
-pub fn aggregated_discovery_core() -> Value {
-    aggregated_list(vec![aggregated_group("")])
+pub fn aggregated_discovery_core(view: &View) -> Value {
+    aggregated_list(vec![aggregated_group(view, "")])
 }
 
 /// Aggregated discovery for `/apis`: every named group.
-pub fn aggregated_discovery_apis() -> Value {
-    aggregated_list(named_groups().into_iter().map(aggregated_group).collect())
+pub fn aggregated_discovery_apis(view: &View) -> Value {
+    aggregated_list(
+        named_groups(view)
+            .into_iter()
+            .map(|g| aggregated_group(view, g))
+            .collect(),
+    )
 }
 
 /// Legacy `/api`: APIVersions.
@@ -181,11 +169,12 @@ pub fn api_versions() -> Value {
 }
 
 /// Legacy `/apis`: APIGroupList.
-pub fn api_group_list() -> Value {
-    let groups: Vec<Value> = named_groups()
+pub fn api_group_list(view: &View) -> Value {
+    let groups: Vec<Value> = named_groups(view)
         .into_iter()
         .map(|g| {
-            let versions: Vec<Value> = group_versions()
+            let versions: Vec<Value> = view
+                .group_versions()
                 .into_iter()
                 .filter(|(gg, _)| *gg == g)
                 .map(|(_, v)| json!({ "groupVersion": format!("{g}/{v}"), "version": v }))
@@ -199,8 +188,8 @@ pub fn api_group_list() -> Value {
 
 /// Legacy APIResourceList for `/api/v1` (`group` empty) or `/apis/{group}/{version}`;
 /// `None` if that group version is not served.
-pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
-    let resources = resources_of(group, version);
+pub fn api_resource_list(view: &View, group: &str, version: &str) -> Option<Value> {
+    let resources = resources_of(view, group, version);
     let first = resources.first()?;
     let group_version = first.api_version();
     let mut entries: Vec<(String, Value)> = Vec::new();
@@ -284,7 +273,7 @@ mod tests {
 
     #[test]
     fn aggregated_core() {
-        let doc = aggregated_discovery_core();
+        let doc = aggregated_discovery_core(&View::builtin());
         assert_eq!(doc["kind"], "APIGroupDiscoveryList");
         assert_eq!(doc["apiVersion"], "apidiscovery.k8s.io/v2");
         assert_eq!(doc["items"].as_array().map(Vec::len), Some(1));
@@ -332,7 +321,7 @@ mod tests {
 
     #[test]
     fn aggregated_apis() {
-        let doc = aggregated_discovery_apis();
+        let doc = aggregated_discovery_apis(&View::builtin());
         let names: Vec<&str> = doc["items"]
             .as_array()
             .map(|items| {
@@ -352,6 +341,7 @@ mod tests {
                 "rbac.authorization.k8s.io",
                 "storage.k8s.io",
                 "admissionregistration.k8s.io",
+                "apiextensions.k8s.io",
                 "scheduling.k8s.io",
                 "coordination.k8s.io",
                 "discovery.k8s.io"
@@ -380,7 +370,7 @@ mod tests {
     #[test]
     fn legacy_documents() {
         assert_eq!(api_versions()["versions"], json!(["v1"]));
-        let groups = api_group_list();
+        let groups = api_group_list(&View::builtin());
         assert_eq!(groups["kind"], "APIGroupList");
         assert_eq!(groups["groups"][0]["name"], "apps");
         assert_eq!(
@@ -388,11 +378,11 @@ mod tests {
             "apps/v1"
         );
         assert_eq!(
-            groups["groups"][7]["versions"][0]["groupVersion"],
+            groups["groups"][8]["versions"][0]["groupVersion"],
             "coordination.k8s.io/v1"
         );
 
-        let core = api_resource_list("", "v1").expect("core served");
+        let core = api_resource_list(&View::builtin(), "", "v1").expect("core served");
         assert_eq!(core["groupVersion"], "v1");
         let rs = core["resources"].as_array().cloned().unwrap_or_default();
         let find = |n: &str| {
@@ -420,9 +410,9 @@ mod tests {
         sorted.sort_unstable();
         assert_eq!(names, sorted);
 
-        let apps = api_resource_list("apps", "v1").expect("apps served");
+        let apps = api_resource_list(&View::builtin(), "apps", "v1").expect("apps served");
         assert_eq!(apps["groupVersion"], "apps/v1");
-        assert!(api_resource_list("apps", "v2").is_none());
-        assert!(api_resource_list("policy", "v1beta1").is_none());
+        assert!(api_resource_list(&View::builtin(), "apps", "v2").is_none());
+        assert!(api_resource_list(&View::builtin(), "policy", "v1beta1").is_none());
     }
 }

@@ -1,6 +1,8 @@
 //! The catalogue of resources pernode serves, and every document derived from it.
 //!
-//! - [`RESOURCES`]: group, version, names, scope, verbs and subresources of each resource;
+//! - [`RESOURCES`]: group, version, names, scope, verbs and subresources of each built-in
+//!   resource; [`Catalog`]/[`View`]: those plus the entries CustomResourceDefinitions add
+//!   while the server runs ([`intern`]), which every lookup and document below reads;
 //! - [`version_info`]: `/version` (its minor picks the kubectl the dispatcher runs);
 //! - discovery: aggregated (`/api`, `/apis` with [`AGGREGATED_CONTENT_TYPE`]) and legacy
 //!   (`APIVersions`, `APIGroupList`, `APIResourceList`);
@@ -12,18 +14,25 @@
 //! The HTTP layer (pernode-apiserver) only routes to these functions; nothing here does I/O.
 
 mod catalog;
+mod custom;
 mod discovery;
 mod openapi;
 mod openapi_v2;
 mod version;
 
-pub use catalog::{RESOURCES, ResourceInfo, SubresourceInfo, find, find_kind, group_versions};
-pub use discovery::{
-    AGGREGATED_CONTENT_TYPE, CRD_LIST_PATH, aggregated_discovery_apis, aggregated_discovery_core,
-    api_group_list, api_resource_list, api_versions, custom_resource_definition_list,
-    wants_aggregated,
+pub use catalog::{
+    APIEXTENSIONS, Catalog, RESOURCES, ResourceInfo, SubresourceInfo, View, find, find_kind,
+    group_versions,
 };
-pub use openapi::{openapi_v3_document, openapi_v3_hash, openapi_v3_index};
+pub use custom::{
+    CUSTOM_VERBS, CustomDefinition, CustomInfo, PrinterColumn, ScalePaths, intern,
+    kube_version_order,
+};
+pub use discovery::{
+    AGGREGATED_CONTENT_TYPE, aggregated_discovery_apis, aggregated_discovery_core, api_group_list,
+    api_resource_list, api_versions, wants_aggregated,
+};
+pub use openapi::{GvDocument, OpenApi, openapi_v3_document, openapi_v3_hash, openapi_v3_index};
 pub use openapi_v2::{
     OPENAPI_V2_PROTOBUF, OpenApiV2Body, openapi_v2_for, openapi_v2_json, openapi_v2_protobuf,
 };

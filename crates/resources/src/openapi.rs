@@ -17,50 +17,139 @@
 //! small tables below; list kinds are built here because `k8s_openapi::List` has no schema.
 //! Documents are generated once and cached.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use k8s_openapi::api::admissionregistration::v1 as admissionregistration;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{self as core, Binding, Event, Namespace, Node, Pod};
 use k8s_openapi::api::policy::v1::Eviction;
 use k8s_openapi::api::rbac::v1 as rbac;
 use k8s_openapi::api::storage::v1 as storage;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ListMeta, Patch, Status};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    DeleteOptions, ListMeta, ObjectMeta, Patch, Status,
+};
 use schemars::JsonSchema;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
 
-use crate::catalog::{RESOURCES, ResourceInfo, SubresourceInfo, group_versions};
+use crate::catalog::{ResourceInfo, SubresourceInfo, View, group_versions};
 use crate::version::GIT_VERSION;
 
 pub(crate) const SCHEMA_PREFIX: &str = "#/components/schemas/";
 
 /// One generated group-version document.
-struct GvDocument {
+#[derive(Debug)]
+pub struct GvDocument {
     /// Index key, e.g. `apis/apps/v1`.
     path: String,
     bytes: Vec<u8>,
     hash: String,
 }
 
-fn documents() -> &'static [GvDocument] {
-    static DOCS: OnceLock<Vec<GvDocument>> = OnceLock::new();
+impl GvDocument {
+    fn build(view: &View, group: &str, version: &str) -> GvDocument {
+        // Value's Display is infallible and compact, unlike to_vec's Result.
+        let bytes = build_document(view, group, version)
+            .to_string()
+            .into_bytes();
+        let hash = format!("{:016X}", fnv1a64(&bytes));
+        GvDocument {
+            path: gv_path(group, version),
+            bytes,
+            hash,
+        }
+    }
+
+    /// The JSON document.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The hash the index puts in the document's URL (usable as an ETag).
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+}
+
+/// The documents of the built-in group versions: the same in every server, built once.
+fn builtin_documents() -> &'static [Arc<GvDocument>] {
+    static DOCS: OnceLock<Vec<Arc<GvDocument>>> = OnceLock::new();
     DOCS.get_or_init(|| {
+        let view = View::builtin();
         group_versions()
             .into_iter()
-            .map(|(group, version)| {
-                // Value's Display is infallible and compact, unlike to_vec's Result.
-                let bytes = build_document(group, version).to_string().into_bytes();
-                let hash = format!("{:016X}", fnv1a64(&bytes));
-                GvDocument {
-                    path: gv_path(group, version),
-                    bytes,
-                    hash,
-                }
-            })
+            .map(|(group, version)| Arc::new(GvDocument::build(&view, group, version)))
             .collect()
     })
+}
+
+/// The OpenAPI documents of one served set ([`View`]): the v3 document of each group version
+/// (built-in ones shared, those with custom resources built for this set) and the v2
+/// document, built on its first request.
+#[derive(Debug)]
+pub struct OpenApi {
+    view: Arc<View>,
+    v3: Vec<Arc<GvDocument>>,
+    v2: OnceLock<Arc<crate::openapi_v2::V2Document>>,
+}
+
+impl OpenApi {
+    /// The documents of `view`.
+    pub fn for_view(view: Arc<View>) -> OpenApi {
+        let builtin = builtin_documents();
+        let v3 = view
+            .group_versions()
+            .into_iter()
+            .map(|(group, version)| {
+                let has_custom = view
+                    .custom()
+                    .iter()
+                    .any(|r| r.group == group && r.version == version);
+                let path = gv_path(group, version);
+                match builtin.iter().find(|d| d.path == path) {
+                    Some(doc) if !has_custom => doc.clone(),
+                    _ => Arc::new(GvDocument::build(&view, group, version)),
+                }
+            })
+            .collect();
+        OpenApi {
+            view,
+            v3,
+            v2: OnceLock::new(),
+        }
+    }
+
+    /// The generation of the set these documents describe.
+    pub fn generation(&self) -> u64 {
+        self.view.generation()
+    }
+
+    /// The body of `GET /openapi/v3`.
+    pub fn index(&self) -> Value {
+        index_of(&self.v3)
+    }
+
+    /// The document of one group version (`apis/apps/v1`; a leading `/` is ignored).
+    pub fn document(&self, path: &str) -> Option<Arc<GvDocument>> {
+        let path = path.trim_matches('/');
+        self.v3.iter().find(|d| d.path == path).cloned()
+    }
+
+    /// `/openapi/v2` of this set, in the representation `accept` asks for (see
+    /// [`crate::openapi_v2_for`]).
+    pub fn v2_for(&self, accept: &str) -> Option<crate::OpenApiV2Body> {
+        let doc = if self.view.custom().is_empty() {
+            crate::openapi_v2::builtin_v2()
+        } else {
+            self.v2
+                .get_or_init(|| Arc::new(crate::openapi_v2::V2Document::build(&self.view)))
+                .clone()
+        };
+        crate::openapi_v2::negotiate(doc, accept)
+    }
 }
 
 /// `api/v1` for core, `apis/{group}/{version}` otherwise (kubectl's own mapping).
@@ -80,9 +169,8 @@ pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
     })
 }
 
-/// The body of `GET /openapi/v3`.
-pub fn openapi_v3_index() -> Value {
-    let paths: Map<String, Value> = documents()
+fn index_of(docs: &[Arc<GvDocument>]) -> Value {
+    let paths: Map<String, Value> = docs
         .iter()
         .map(|d| {
             let url = format!("/openapi/v3/{}?hash={}", d.path, d.hash);
@@ -92,8 +180,14 @@ pub fn openapi_v3_index() -> Value {
     json!({ "paths": paths })
 }
 
-/// The JSON document for one group version, e.g. `api/v1` or `apis/apps/v1` (a leading `/`
-/// is ignored); `None` if not served. Built on first use and kept for the process lifetime.
+/// The body of `GET /openapi/v3` for the built-ins alone.
+pub fn openapi_v3_index() -> Value {
+    index_of(builtin_documents())
+}
+
+/// The JSON document for one built-in group version, e.g. `api/v1` or `apis/apps/v1` (a
+/// leading `/` is ignored); `None` if not served. Built on first use and kept for the process
+/// lifetime.
 pub fn openapi_v3_document(path: &str) -> Option<&'static [u8]> {
     find_document(path).map(|d| d.bytes.as_slice())
 }
@@ -105,7 +199,10 @@ pub fn openapi_v3_hash(path: &str) -> Option<&'static str> {
 
 fn find_document(path: &str) -> Option<&'static GvDocument> {
     let path = path.trim_matches('/');
-    documents().iter().find(|d| d.path == path)
+    builtin_documents()
+        .iter()
+        .find(|d| d.path == path)
+        .map(|d| &**d)
 }
 
 fn gvk(group: &str, version: &str, kind: &str) -> Value {
@@ -167,6 +264,10 @@ fn add_kind(
         ("scheduling.k8s.io", "v1", "PriorityClass") => {
             add::<k8s_openapi::api::scheduling::v1::PriorityClass>(generator)
         }
+        ("apiextensions.k8s.io", "v1", "CustomResourceDefinition") => {
+            add::<CustomResourceDefinition>(generator)
+        }
+        ("autoscaling", "v1", "Scale") => add::<Scale>(generator),
         ("discovery.k8s.io", "v1", "EndpointSlice") => {
             add::<k8s_openapi::api::discovery::v1::EndpointSlice>(generator)
         }
@@ -194,8 +295,8 @@ pub(crate) struct GvSpec {
     pub schemas: Map<String, Value>,
 }
 
-fn build_document(group: &str, version: &str) -> Value {
-    let spec = gv_spec(group, version);
+fn build_document(view: &View, group: &str, version: &str) -> Value {
+    let spec = gv_spec(view, group, version);
     json!({
         "openapi": "3.0.0",
         "info": { "title": "Kubernetes", "version": GIT_VERSION },
@@ -206,7 +307,7 @@ fn build_document(group: &str, version: &str) -> Value {
 
 /// Generates the schemas (with their GVK, patch and enum extensions) and the paths of the
 /// resources the catalogue serves in `group`/`version`.
-pub(crate) fn gv_spec(group: &str, version: &str) -> GvSpec {
+pub(crate) fn gv_spec(view: &View, group: &str, version: &str) -> GvSpec {
     let mut generator = SchemaSettings::openapi3()
         .with(|s| s.meta_schema = None)
         .into_generator();
@@ -222,13 +323,28 @@ pub(crate) fn gv_spec(group: &str, version: &str) -> GvSpec {
     tags.push((names.status.clone(), gvk("", "v1", "Status")));
     let list_meta = add::<ListMeta>(&mut generator);
 
-    let served: Vec<&'static ResourceInfo> = RESOURCES
-        .iter()
+    let served: Vec<&'static ResourceInfo> = view
+        .resources()
         .filter(|r| r.group == group && r.version == version)
         .collect();
+    // Custom resources' schemas come from their CRD, once the generator's are taken.
+    let mut custom: Vec<(String, &'static ResourceInfo)> = Vec::new();
+    let object_meta = if served.iter().any(|r| r.custom.is_some()) {
+        Some(add::<ObjectMeta>(&mut generator))
+    } else {
+        None
+    };
     for r in &served {
-        let Some(name) = add_kind(&mut generator, r.group, r.version, r.kind) else {
-            continue;
+        let name = match r.custom {
+            Some(_) => {
+                let name = custom_schema_name(r);
+                custom.push((name.clone(), r));
+                name
+            }
+            None => match add_kind(&mut generator, r.group, r.version, r.kind) {
+                Some(name) => name,
+                None => continue,
+            },
         };
         tags.push((name.clone(), gvk(r.group, r.version, r.kind)));
         let list_name = format!("{name}List");
@@ -245,6 +361,11 @@ pub(crate) fn gv_spec(group: &str, version: &str) -> GvSpec {
     }
 
     let mut schemas = generator.take_definitions(true);
+    if let Some(object_meta) = &object_meta {
+        for (name, r) in &custom {
+            schemas.insert(name.clone(), custom_schema(r, object_meta));
+        }
+    }
     for (r, name, list_name) in &names.resources {
         let list = list_schema(&schemas, r, name, &list_meta);
         schemas.insert(list_name.clone(), list);
@@ -281,6 +402,42 @@ pub(crate) fn gv_spec(group: &str, version: &str) -> GvSpec {
         paths: paths(group, version, &names),
         schemas,
     }
+}
+
+/// Upstream's name for a custom resource's schema: the group reversed, the version, the
+/// kind (`com.example.v1.Widget`).
+fn custom_schema_name(r: &ResourceInfo) -> String {
+    let mut parts: Vec<&str> = r.group.split('.').collect();
+    parts.reverse();
+    format!("{}.{}.{}", parts.join("."), r.version, r.kind)
+}
+
+/// A custom resource's published schema: its CRD's `openAPIV3Schema` with `apiVersion`,
+/// `kind` and `metadata` (a reference to ObjectMeta) filled in, as upstream's builder does.
+fn custom_schema(r: &ResourceInfo, object_meta: &str) -> Value {
+    let mut schema = r
+        .custom
+        .and_then(|c| c.schema.clone())
+        .unwrap_or_else(|| json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}));
+    let Some(obj) = schema.as_object_mut() else {
+        return schema;
+    };
+    let props = obj.entry("properties").or_insert_with(|| json!({}));
+    if let Some(props) = props.as_object_mut() {
+        props.insert(
+            "apiVersion".into(),
+            json!({"description": "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources", "type": "string"}),
+        );
+        props.insert(
+            "kind".into(),
+            json!({"description": "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds", "type": "string"}),
+        );
+        props.insert(
+            "metadata".into(),
+            json!({"description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata", "allOf": [schema_ref(object_meta)]}),
+        );
+    }
+    schema
 }
 
 /// The `XList` schema of a resource, shaped as upstream's list kinds.
@@ -1251,7 +1408,7 @@ mod tests {
 
     #[test]
     fn every_kind_has_one_schema_and_paths() {
-        for r in RESOURCES {
+        for r in crate::catalog::RESOURCES {
             let d = doc(&gv_path(r.group, r.version));
             assert_eq!(
                 schema_with_gvk(&d, r.group, r.version, r.kind).len(),

@@ -24,12 +24,12 @@
 
 mod gnostic;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use prost::Message;
 use serde_json::{Map, Value, json};
 
-use crate::catalog::group_versions;
+use crate::catalog::View;
 use crate::openapi::{GvSpec, SCHEMA_PREFIX, fnv1a64, gv_spec};
 use crate::version::GIT_VERSION;
 
@@ -58,17 +58,19 @@ enum Encoding {
     Protobuf,
 }
 
-struct V2Document {
+/// One `/openapi/v2` document in both encodings.
+#[derive(Debug)]
+pub struct V2Document {
     json: Vec<u8>,
     protobuf: Vec<u8>,
     /// Quoted, as the header carries it.
     etag: String,
 }
 
-fn v2_document() -> &'static V2Document {
-    static DOC: OnceLock<V2Document> = OnceLock::new();
-    DOC.get_or_init(|| {
-        let doc = build();
+impl V2Document {
+    /// The document of every group version `view` serves.
+    pub(crate) fn build(view: &View) -> V2Document {
+        let doc = build(view);
         let protobuf = gnostic::document(&doc).encode_to_vec();
         // Value's Display is infallible and compact, unlike to_vec's Result.
         let json = doc.to_string().into_bytes();
@@ -78,32 +80,60 @@ fn v2_document() -> &'static V2Document {
             protobuf,
             etag,
         }
-    })
+    }
 }
 
-/// The body of `GET /openapi/v2` as JSON.
+/// The document of the built-ins: the same in every server, built once.
+pub(crate) fn builtin_v2() -> Arc<V2Document> {
+    builtin_static().clone()
+}
+
+fn builtin_static() -> &'static Arc<V2Document> {
+    static DOC: OnceLock<Arc<V2Document>> = OnceLock::new();
+    DOC.get_or_init(|| Arc::new(V2Document::build(&View::builtin())))
+}
+
+/// The body of `GET /openapi/v2` as JSON (built-ins).
 pub fn openapi_v2_json() -> &'static [u8] {
-    &v2_document().json
+    &builtin_static().json
 }
 
-/// The body of `GET /openapi/v2` as gnostic's `openapi_v2.Document` in protobuf.
+/// The body of `GET /openapi/v2` as gnostic's `openapi_v2.Document` in protobuf (built-ins).
 pub fn openapi_v2_protobuf() -> &'static [u8] {
-    &v2_document().protobuf
+    &builtin_static().protobuf
 }
 
 /// What `GET /openapi/v2` answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct OpenApiV2Body {
     pub content_type: &'static str,
-    pub body: &'static [u8],
-    /// The `ETag` header value (quoted); the same for both encodings, as upstream.
-    pub etag: &'static str,
+    doc: Arc<V2Document>,
+    encoding: Encoding,
 }
 
-/// The representation of `/openapi/v2` an `Accept` header asks for (kube-openapi's
-/// negotiation: goautoneg's clause order, the first clause matching a served type wins; an
-/// empty header means `*/*`, i.e. JSON). `None`: 406 Not Acceptable.
+impl OpenApiV2Body {
+    /// The document in the negotiated encoding.
+    pub fn body(&self) -> &[u8] {
+        match self.encoding {
+            Encoding::Json => &self.doc.json,
+            Encoding::Protobuf => &self.doc.protobuf,
+        }
+    }
+
+    /// The `ETag` header value (quoted); the same for both encodings, as upstream.
+    pub fn etag(&self) -> &str {
+        &self.doc.etag
+    }
+}
+
+/// The representation of the built-ins' `/openapi/v2` an `Accept` header asks for
+/// (kube-openapi's negotiation: goautoneg's clause order, the first clause matching a served
+/// type wins; an empty header means `*/*`, i.e. JSON). `None`: 406 Not Acceptable.
 pub fn openapi_v2_for(accept: &str) -> Option<OpenApiV2Body> {
+    negotiate(builtin_v2(), accept)
+}
+
+pub(crate) fn negotiate(doc: Arc<V2Document>, accept: &str) -> Option<OpenApiV2Body> {
     let accept = if accept.trim().is_empty() {
         "*/*"
     } else {
@@ -114,15 +144,14 @@ pub fn openapi_v2_for(accept: &str) -> Option<OpenApiV2Body> {
             if (ty != "application" && ty != "*") || (sub != *served && sub != "*") {
                 continue;
             }
-            let doc = v2_document();
-            let (content_type, body) = match encoding {
-                Encoding::Json => ("application/json", doc.json.as_slice()),
-                Encoding::Protobuf => (OPENAPI_V2_PROTOBUF, doc.protobuf.as_slice()),
+            let content_type = match encoding {
+                Encoding::Json => "application/json",
+                Encoding::Protobuf => OPENAPI_V2_PROTOBUF,
             };
             return Some(OpenApiV2Body {
                 content_type,
-                body,
-                etag: &doc.etag,
+                doc,
+                encoding: *encoding,
             });
         }
     }
@@ -158,14 +187,14 @@ fn accept_clauses(accept: &str) -> Vec<(&str, &str)> {
 
 // --- the document ------------------------------------------------------------------------
 
-fn build() -> Value {
+fn build(view: &View) -> Value {
     let mut paths = Map::new();
     let mut definitions = Map::new();
-    for (group, version) in group_versions() {
+    for (group, version) in view.group_versions() {
         let GvSpec {
             paths: gv_paths,
             schemas,
-        } = gv_spec(group, version);
+        } = gv_spec(view, group, version);
         for (name, schema) in schemas {
             let schema = v2_schema(schema);
             match definitions.get_mut(&name) {
@@ -677,9 +706,9 @@ mod tests {
         assert_eq!(pb("text/plain"), None);
         let json = openapi_v2_for("application/json").expect("json");
         let proto = openapi_v2_for(OPENAPI_V2_PROTOBUF).expect("protobuf");
-        assert_eq!(json.body, openapi_v2_json());
-        assert_eq!(proto.body, openapi_v2_protobuf());
-        assert_eq!(json.etag, proto.etag);
-        assert!(json.etag.starts_with('"') && json.etag.ends_with('"'));
+        assert_eq!(json.body(), openapi_v2_json());
+        assert_eq!(proto.body(), openapi_v2_protobuf());
+        assert_eq!(json.etag(), proto.etag());
+        assert!(json.etag().starts_with('"') && json.etag().ends_with('"'));
     }
 }

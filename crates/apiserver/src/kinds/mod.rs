@@ -13,6 +13,7 @@
 //! Table, as for Roles and ClusterRoles).
 
 mod admissionregistration;
+mod apiextensions;
 mod apps;
 mod coordination;
 mod core;
@@ -130,6 +131,7 @@ pub static KINDS: &[&Kind] = &[
     &storage::CSI_NODES,
     &admissionregistration::MUTATING_WEBHOOK_CONFIGURATIONS,
     &admissionregistration::VALIDATING_WEBHOOK_CONFIGURATIONS,
+    &apiextensions::CUSTOM_RESOURCE_DEFINITIONS,
     &scheduling::PRIORITY_CLASSES,
     &coordination::LEASES,
     &core::ENDPOINT_SLICES,
@@ -137,6 +139,9 @@ pub static KINDS: &[&Kind] = &[
 
 /// The kind of a catalogue entry.
 pub fn of(info: &ResourceInfo) -> &'static Kind {
+    if info.custom.is_some() {
+        return &crate::crd::objects::CUSTOM_OBJECTS;
+    }
     KINDS
         .iter()
         .find(|k| k.plural == info.plural && k.group == info.group)
