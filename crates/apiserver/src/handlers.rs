@@ -63,6 +63,12 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiE
     }
     let has_name = req.target.name.is_some();
     let sub = req.target.subresource.clone();
+    if sub.is_none()
+        && let Some(verb) = verb_of(&req.method, has_name, req.query.watch())
+        && !req.target.info.has_verb(verb)
+    {
+        return Err(method_not_allowed(&req));
+    }
     match (&req.method, has_name, sub.as_deref()) {
         (&Method::GET, true, None | Some("status")) if req.query.watch() => watch_named(state, req),
         (&Method::GET, true, None | Some("status")) => get(&state, &req),
@@ -79,11 +85,33 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiE
         (&Method::PATCH, true, None | Some("status")) => patch(&state, &req).await,
         (&Method::DELETE, true, None) => delete(&state, &req).await,
         (&Method::DELETE, false, None) => delete_collection(&state, &req).await,
-        _ => Err(ApiError::method_not_allowed(format!(
-            "the server does not allow this method on the requested resource ({} {})",
-            req.method, req.target.info.plural
-        ))),
+        _ => Err(method_not_allowed(&req)),
     }
+}
+
+/// The API verb of a request on a resource itself (not a subresource), as discovery lists
+/// verbs.
+fn verb_of(method: &Method, named: bool, watch: bool) -> Option<&'static str> {
+    Some(match (method, named) {
+        (&Method::GET, _) if watch => "watch",
+        (&Method::GET, true) => "get",
+        (&Method::GET, false) => "list",
+        (&Method::POST, false) => "create",
+        (&Method::PUT, true) => "update",
+        (&Method::PATCH, true) => "patch",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        _ => return None,
+    })
+}
+
+/// 405, worded as client-go words a MethodNotAllowed reply.
+fn method_not_allowed(req: &Request) -> ApiError {
+    ApiError::method_not_allowed(format!(
+        "the server does not allow this method on the requested resource ({} {})",
+        req.method.as_str().to_lowercase(),
+        req.target.info.group_resource()
+    ))
 }
 
 /// A JSON reply (for the subresources served outside this module).

@@ -18,6 +18,11 @@ const ALL_VERBS: &[&str] = &[
     "watch",
 ];
 
+/// Kinds pernode stores nothing of and runs no controller for, served read-only (always
+/// empty) so that clients which list them find them: `kubectl apply --prune` lists every kind
+/// of its default allowlist and fails if one is missing. Creating one is a 405.
+pub const READ_ONLY_VERBS: &[&str] = &["get", "list", "watch"];
+
 /// Upstream namespaces have no `deletecollection` (a mass delete of namespaces is refused).
 const NAMESPACE_VERBS: &[&str] = &[
     "create", "delete", "get", "list", "patch", "update", "watch",
@@ -262,6 +267,40 @@ pub static RESOURCES: &[ResourceInfo] = &[
         ..v1("", "services", "service", "Service", true)
     },
     ResourceInfo {
+        short_names: &["pvc"],
+        verbs: READ_ONLY_VERBS,
+        ..v1(
+            "",
+            "persistentvolumeclaims",
+            "persistentvolumeclaim",
+            "PersistentVolumeClaim",
+            true,
+        )
+    },
+    ResourceInfo {
+        short_names: &["pv"],
+        verbs: READ_ONLY_VERBS,
+        ..v1(
+            "",
+            "persistentvolumes",
+            "persistentvolume",
+            "PersistentVolume",
+            false,
+        )
+    },
+    ResourceInfo {
+        short_names: &["rc"],
+        categories: &["all"],
+        verbs: READ_ONLY_VERBS,
+        ..v1(
+            "",
+            "replicationcontrollers",
+            "replicationcontroller",
+            "ReplicationController",
+            true,
+        )
+    },
+    ResourceInfo {
         group: "apps",
         version: "v1",
         plural: "controllerrevisions",
@@ -286,6 +325,40 @@ pub static RESOURCES: &[ResourceInfo] = &[
         verbs: ALL_VERBS,
         subresources: &[status("apps", "DaemonSet")],
         custom: None,
+    },
+    ResourceInfo {
+        short_names: &["deploy"],
+        categories: &["all"],
+        verbs: READ_ONLY_VERBS,
+        ..v1("apps", "deployments", "deployment", "Deployment", true)
+    },
+    ResourceInfo {
+        short_names: &["rs"],
+        categories: &["all"],
+        verbs: READ_ONLY_VERBS,
+        ..v1("apps", "replicasets", "replicaset", "ReplicaSet", true)
+    },
+    ResourceInfo {
+        short_names: &["sts"],
+        categories: &["all"],
+        verbs: READ_ONLY_VERBS,
+        ..v1("apps", "statefulsets", "statefulset", "StatefulSet", true)
+    },
+    ResourceInfo {
+        short_names: &["cj"],
+        categories: &["all"],
+        verbs: READ_ONLY_VERBS,
+        ..v1("batch", "cronjobs", "cronjob", "CronJob", true)
+    },
+    ResourceInfo {
+        categories: &["all"],
+        verbs: READ_ONLY_VERBS,
+        ..v1("batch", "jobs", "job", "Job", true)
+    },
+    ResourceInfo {
+        short_names: &["ing"],
+        verbs: READ_ONLY_VERBS,
+        ..v1("networking.k8s.io", "ingresses", "ingress", "Ingress", true)
     },
     ResourceInfo {
         short_names: &["netpol"],
@@ -429,6 +502,7 @@ impl ResourceInfo {
             ("apps", "v1") => "apps/v1",
             ("coordination.k8s.io", "v1") => "coordination.k8s.io/v1",
             ("policy", "v1") => "policy/v1",
+            ("batch", "v1") => "batch/v1",
             ("networking.k8s.io", "v1") => "networking.k8s.io/v1",
             ("rbac.authorization.k8s.io", "v1") => "rbac.authorization.k8s.io/v1",
             ("storage.k8s.io", "v1") => "storage.k8s.io/v1",
@@ -515,6 +589,7 @@ mod tests {
             vec![
                 ("", "v1"),
                 ("apps", "v1"),
+                ("batch", "v1"),
                 ("networking.k8s.io", "v1"),
                 ("policy", "v1"),
                 ("rbac.authorization.k8s.io", "v1"),

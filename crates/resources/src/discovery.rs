@@ -336,6 +336,7 @@ mod tests {
             names,
             [
                 "apps",
+                "batch",
                 "networking.k8s.io",
                 "policy",
                 "rbac.authorization.k8s.io",

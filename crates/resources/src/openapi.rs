@@ -234,6 +234,17 @@ fn add_kind(
         ("", "v1", "Binding") => add::<Binding>(generator),
         ("policy", "v1", "Eviction") => add::<Eviction>(generator),
         ("apps", "v1", "DaemonSet") => add::<DaemonSet>(generator),
+        ("", "v1", "PersistentVolumeClaim") => add::<core::PersistentVolumeClaim>(generator),
+        ("", "v1", "PersistentVolume") => add::<core::PersistentVolume>(generator),
+        ("", "v1", "ReplicationController") => add::<core::ReplicationController>(generator),
+        ("apps", "v1", "Deployment") => add::<k8s_openapi::api::apps::v1::Deployment>(generator),
+        ("apps", "v1", "ReplicaSet") => add::<k8s_openapi::api::apps::v1::ReplicaSet>(generator),
+        ("apps", "v1", "StatefulSet") => add::<k8s_openapi::api::apps::v1::StatefulSet>(generator),
+        ("batch", "v1", "CronJob") => add::<k8s_openapi::api::batch::v1::CronJob>(generator),
+        ("batch", "v1", "Job") => add::<k8s_openapi::api::batch::v1::Job>(generator),
+        ("networking.k8s.io", "v1", "Ingress") => {
+            add::<k8s_openapi::api::networking::v1::Ingress>(generator)
+        }
         ("apps", "v1", "ControllerRevision") => add::<ControllerRevision>(generator),
         ("coordination.k8s.io", "v1", "Lease") => add::<Lease>(generator),
         ("", "v1", "ConfigMap") => add::<core::ConfigMap>(generator),

@@ -20,6 +20,7 @@ mod core;
 mod networking;
 mod policy;
 mod rbac;
+mod read_only;
 mod scheduling;
 mod storage;
 
@@ -119,8 +120,17 @@ pub static KINDS: &[&Kind] = &[
     &core::SECRETS,
     &core::SERVICE_ACCOUNTS,
     &core::SERVICES,
+    &read_only::PERSISTENT_VOLUME_CLAIMS,
+    &read_only::PERSISTENT_VOLUMES,
+    &read_only::REPLICATION_CONTROLLERS,
     &apps::CONTROLLER_REVISIONS,
     &apps::DAEMON_SETS,
+    &read_only::DEPLOYMENTS,
+    &read_only::REPLICA_SETS,
+    &read_only::STATEFUL_SETS,
+    &read_only::CRON_JOBS,
+    &read_only::JOBS,
+    &read_only::INGRESSES,
     &networking::NETWORK_POLICIES,
     &policy::POD_DISRUPTION_BUDGETS,
     &rbac::CLUSTER_ROLE_BINDINGS,
@@ -190,14 +200,22 @@ mod tests {
 
     #[test]
     fn every_kind_has_a_printer_unless_upstream_has_none() {
-        // Upstream's printers.go has no Role or ClusterRole printer: those get the default
-        // Table (Name, Created At), as every kind without a printer here would.
+        // Upstream's printers.go has no Role, ClusterRole or CRD printer: those get the default
+        // Table (Name, Created At), as every kind without a printer here would. The read-only
+        // kinds are always empty, so their Tables never have a row to print.
         let default = pernode_printers::column_definitions("");
         for kind in KINDS {
             let has_default = pernode_printers::column_definitions(kind.plural) == default;
             assert_eq!(
                 has_default,
-                matches!(kind.plural, "roles" | "clusterroles"),
+                matches!(
+                    kind.plural,
+                    "roles" | "clusterroles" | "customresourcedefinitions"
+                ) || pernode_resources::RESOURCES.iter().any(|r| {
+                    r.plural == kind.plural
+                        && r.group == kind.group
+                        && r.verbs == pernode_resources::READ_ONLY_VERBS
+                }),
                 "{}: printer missing or unexpected",
                 kind.plural
             );

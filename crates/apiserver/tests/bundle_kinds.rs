@@ -1,0 +1,243 @@
+//! The kinds around a DaemonSet through the router, as a bundle's objects reach them: what
+//! the server allocates and defaults, the objects it starts with, and what it refuses.
+
+mod support;
+
+use axum::http::{Method, StatusCode};
+use http_body_util::BodyExt;
+use pernode_apiserver::ApiServer;
+use serde_json::{Value, json};
+use support::{memory_store, send};
+use tower::ServiceExt;
+
+const JSON: &str = "application/json";
+
+async fn router() -> axum::Router {
+    ApiServer::new(memory_store())
+        .await
+        .expect("server")
+        .router()
+}
+
+#[tokio::test]
+async fn services_get_addresses_defaults_and_keep_them_on_replace() {
+    let r = router().await;
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"type": "NodePort", "selector": {"app": "web"}, "ports": [{"port": 80}]}});
+    let (status, created) = send(
+        &r,
+        Method::POST,
+        "/api/v1/namespaces/default/services",
+        JSON,
+        svc.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let ip = created["spec"]["clusterIP"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(ip.starts_with("10."), "{created}");
+    assert_eq!(created["spec"]["ports"][0]["protocol"], "TCP");
+    assert_eq!(created["spec"]["ports"][0]["targetPort"], 80);
+    assert_eq!(created["spec"]["sessionAffinity"], "None");
+    let node_port = created["spec"]["ports"][0]["nodePort"].clone();
+    assert!(
+        node_port
+            .as_i64()
+            .is_some_and(|p| (30000..=32767).contains(&p))
+    );
+    // A replace without the allocated values (kubectl replace of the original file) keeps them.
+    let mut replace = svc.clone();
+    replace["metadata"]["resourceVersion"] = created["metadata"]["resourceVersion"].clone();
+    let (status, replaced) = send(
+        &r,
+        Method::PUT,
+        "/api/v1/namespaces/default/services/web",
+        JSON,
+        replace.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{replaced}");
+    assert_eq!(replaced["spec"]["clusterIP"], json!(ip));
+    assert_eq!(replaced["spec"]["ports"][0]["nodePort"], node_port);
+    // Changing the address is refused, and changes nothing.
+    let mut moved = replaced.clone();
+    moved["spec"]["clusterIP"] = json!("10.96.0.99");
+    moved["spec"]["clusterIPs"] = json!(["10.96.0.99"]);
+    let (status, err) = send(
+        &r,
+        Method::PUT,
+        "/api/v1/namespaces/default/services/web",
+        JSON,
+        moved.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert!(
+        err["message"].as_str().unwrap_or_default().contains(
+            "spec.clusterIPs[0]: Invalid value: []string{\"10.96.0.99\"}: may not change once set"
+        ),
+        "{err}"
+    );
+    let (_, now) = send(
+        &r,
+        Method::GET,
+        "/api/v1/namespaces/default/services/web",
+        JSON,
+        "",
+    )
+    .await;
+    assert_eq!(now["spec"]["clusterIP"], json!(ip));
+}
+
+#[tokio::test]
+async fn the_cluster_starts_with_the_kubernetes_service_and_system_priority_classes() {
+    let r = router().await;
+    let (status, svc) = send(
+        &r,
+        Method::GET,
+        "/api/v1/namespaces/default/services/kubernetes",
+        JSON,
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(svc["spec"]["clusterIP"], "10.96.0.1");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 443);
+    for (name, value) in [
+        ("system-node-critical", 2_000_001_000),
+        ("system-cluster-critical", 2_000_000_000),
+    ] {
+        let (status, pc) = send(
+            &r,
+            Method::GET,
+            &format!("/apis/scheduling.k8s.io/v1/priorityclasses/{name}"),
+            JSON,
+            "",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{name}");
+        assert_eq!(pc["value"], value);
+    }
+}
+
+#[tokio::test]
+async fn pods_get_their_priority_class_value_or_are_refused() {
+    let r = router().await;
+    let pod = |class: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("p-{class}")},
+               "spec": {"priorityClassName": class, "containers": [{"name": "c", "image": "i"}]}})
+        .to_string()
+    };
+    let (status, created) = send(
+        &r,
+        Method::POST,
+        "/api/v1/namespaces/default/pods",
+        JSON,
+        pod("system-node-critical"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["spec"]["priority"], 2_000_001_000);
+    assert_eq!(created["spec"]["preemptionPolicy"], "PreemptLowerPriority");
+    let (status, err) = send(
+        &r,
+        Method::POST,
+        "/api/v1/namespaces/default/pods",
+        JSON,
+        pod("missing"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        err["message"],
+        "pods \"p-missing\" is forbidden: no PriorityClass with name missing was found"
+    );
+    let (status, _) = send(
+        &r,
+        Method::GET,
+        "/api/v1/namespaces/default/pods/p-missing",
+        JSON,
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn secrets_fold_string_data_and_config_maps_refuse_bad_keys() {
+    let r = router().await;
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+        "data": {"a": "eA=="}, "stringData": {"a": "hi", "b": "yo"}});
+    let (status, created) = send(
+        &r,
+        Method::POST,
+        "/api/v1/namespaces/default/secrets",
+        JSON,
+        secret.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["data"], json!({"a": "aGk=", "b": "eW8="}));
+    assert_eq!(created["type"], "Opaque");
+    assert!(created.get("stringData").is_none());
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"no/slash": "x"}});
+    let (status, err) = send(
+        &r,
+        Method::POST,
+        "/api/v1/namespaces/default/configmaps",
+        JSON,
+        cm.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("ConfigMap \"c\" is invalid: data[no/slash]: Invalid value: \"no/slash\": a valid config key"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn webhook_configurations_are_stored_with_a_warning_that_they_are_not_called() {
+    let r = router().await;
+    let config = json!({"apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration", "metadata": {"name": "v"},
+        "webhooks": [{"name": "check.example.com", "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+            "clientConfig": {"service": {"name": "s", "namespace": "default"}}}]});
+    let request = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations")
+        .header("content-type", JSON)
+        .body(axum::body::Body::from(config.to_string()))
+        .expect("request");
+    let response = r.clone().oneshot(request).await.expect("infallible");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let warning = response
+        .headers()
+        .get("warning")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        warning.contains(
+            "validatingwebhookconfigurations.admissionregistration.k8s.io are stored but not called"
+        ),
+        "{warning}"
+    );
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let created: Value = serde_json::from_slice(&body).expect("json");
+    let hook = &created["webhooks"][0];
+    assert_eq!(hook["failurePolicy"], "Fail");
+    assert_eq!(hook["timeoutSeconds"], 10);
+    assert_eq!(hook["clientConfig"]["service"]["port"], 443);
+}
