@@ -206,6 +206,21 @@ pub fn prepare_update(
     (crate::kinds::of(info).on_update)(old, new)
 }
 
+/// The admission plugins of a create that read other objects, in upstream's order: namespace
+/// lifecycle ([`crate::namespace_lifecycle`]: the namespace exists and is not terminating),
+/// then service accounts ([`crate::service_account`]: a pod's account is set and exists). They
+/// run before decoding, defaulting and validation ([`admit`]), as upstream's mutating
+/// admission does.
+pub async fn admit_create_plugins(
+    store: &pernode_store::Store,
+    target: &crate::target::Target,
+    obj: &mut Value,
+) -> Result<(), ApiError> {
+    let ns = target.namespace.as_deref().unwrap_or("");
+    crate::namespace_lifecycle::admit_create(store, target.info, ns, obj)?;
+    crate::service_account::admit_create(store, target.info, ns, obj).await
+}
+
 /// Typed admission: decodes into the k8s-openapi type (rejecting unknown fields when asked),
 /// applies upstream's defaults and validation, and writes the defaulted object back. Returns
 /// warnings (unknown fields under `fieldValidation=Warn`).
