@@ -68,8 +68,8 @@ pub async fn client_from(path: &PathBuf) -> anyhow::Result<kube::Client> {
     Ok(kube::Client::try_from(config)?)
 }
 
-/// The controllers: daemon sets, scheduler, garbage collector, pod GC, node lifecycle. Each
-/// runs until it fails.
+/// The controllers: daemon sets, scheduler, garbage collector, pod GC, node lifecycle,
+/// namespaces, service accounts. Each runs until it fails.
 pub fn spawn_controllers(tasks: &mut JoinSet<anyhow::Result<()>>, client: &kube::Client) {
     spawn_controllers_with(tasks, client, &ControllerFlags::default());
 }
@@ -80,7 +80,10 @@ pub fn spawn_controllers_with(
     client: &kube::Client,
     flags: &ControllerFlags,
 ) {
-    use pernode_controllers::{daemonset, garbage_collector, node_lifecycle, pod_gc, scheduler};
+    use pernode_controllers::{
+        daemonset, garbage_collector, namespace, node_lifecycle, pod_gc, scheduler,
+        service_account,
+    };
     // One pod watch for the DaemonSet controller, the scheduler, the garbage collector, pod GC
     // and node lifecycle, as kube-controller-manager's shared informer; every subscriber
     // before it runs.
@@ -125,6 +128,18 @@ pub fn spawn_controllers_with(
         node_lifecycle::run_with_pods(c, opts, lifecycle_pods)
             .await
             .context("node lifecycle controller")
+    });
+    let c = client.clone();
+    tasks.spawn(async move {
+        namespace::run(c, Default::default())
+            .await
+            .context("namespace controller")
+    });
+    let c = client.clone();
+    tasks.spawn(async move {
+        service_account::run(c)
+            .await
+            .context("service account controller")
     });
     // The watch ends only once every subscriber has stopped, which has ended `pernode` already.
     tasks.spawn(async move {

@@ -3,14 +3,18 @@
 //!
 //! Module per controller, as upstream's pkg/controller: `daemonset` (sync, rolling update,
 //! history), `scheduler` (binds pending pods), `garbage_collector` (ownerReferences),
-//! `pod_gc` (pods of vanished nodes), `node_lifecycle` (heartbeats to taints, eviction).
+//! `pod_gc` (pods of vanished nodes), `node_lifecycle` (heartbeats to taints, eviction),
+//! `namespace` (empties and releases terminating namespaces), `service_account` (a `default`
+//! ServiceAccount in every active namespace).
 
 pub mod daemonset;
 pub mod garbage_collector;
+pub mod namespace;
 pub mod node_lifecycle;
 pub mod pod_gc;
 pub mod pod_watch;
 pub mod scheduler;
+pub mod service_account;
 mod trim;
 
 /// The deduplicating, rate-limited work queue the scheduler, GC and pod GC share.
