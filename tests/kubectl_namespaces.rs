@@ -76,12 +76,16 @@ fn a_namespace_with_a_daemon_set_terminates_and_leaves_nothing() {
     let c = Cluster::start("up", &["--nodes", "2"]);
     // The service account controller gives every namespace its `default` account.
     eventually(Duration::from_secs(30), "default/default", || {
-        c.kubectl(&["get", "serviceaccount", "default", "-n", "default"])
+        c.kubectl(&["get", "serviceaccount", "default", "-n", "default", "-o", "name"])
             .ok
     });
-    c.ok(&["create", "namespace", "team"]);
+    // `kubectl create namespace` sends protobuf, which pernode does not read yet.
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n",
+    );
     eventually(Duration::from_secs(30), "team/default", || {
-        c.kubectl(&["get", "serviceaccount", "default", "-n", "team"])
+        c.kubectl(&["get", "serviceaccount", "default", "-n", "team", "-o", "name"])
             .ok
     });
     c.ok_stdin(&["apply", "-f", "-"], &agent_ds("team", None));
@@ -120,11 +124,17 @@ fn a_namespace_with_a_daemon_set_terminates_and_leaves_nothing() {
     assert_eq!(out.trim(), "namespace \"team\" deleted");
     let row = c.ok(&["get", "namespace", "team", "--no-headers"]);
     assert!(row.contains("Terminating"), "{row}");
-    let refused = c.fails(&["create", "configmap", "late", "-n", "team"]);
+    let refused = c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: late\n  namespace: team\n",
+    );
+    assert!(!refused.ok, "{}", refused.stdout);
+    let refused = refused.stderr;
     assert!(
-        refused.contains(
-            "Error from server (Forbidden): configmaps \"late\" is forbidden: unable to create new content in namespace team because it is being terminated"
-        ),
+        refused.starts_with("Error from server (Forbidden)")
+            && refused.contains(
+                "configmaps \"late\" is forbidden: unable to create new content in namespace team because it is being terminated"
+            ),
         "{refused}"
     );
 
@@ -203,7 +213,10 @@ fn a_daemon_set_naming_a_missing_service_account_gets_its_pods_once_it_exists() 
         events.contains(want)
     });
     assert_eq!(running_pods(&c, "default"), 0);
-    c.ok(&["create", "serviceaccount", "reader"]);
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: reader\n",
+    );
     eventually(
         Duration::from_secs(90),
         "the daemon pods once the account exists",
