@@ -81,8 +81,7 @@ pub fn spawn_controllers_with(
     flags: &ControllerFlags,
 ) {
     use pernode_controllers::{
-        daemonset, garbage_collector, namespace, node_lifecycle, pod_gc, scheduler,
-        service_account,
+        daemonset, garbage_collector, namespace, node_lifecycle, pod_gc, scheduler, service_account,
     };
     // One pod watch for the DaemonSet controller, the scheduler, the garbage collector, pod GC
     // and node lifecycle, as kube-controller-manager's shared informer; every subscriber

@@ -76,8 +76,16 @@ fn a_namespace_with_a_daemon_set_terminates_and_leaves_nothing() {
     let c = Cluster::start("up", &["--nodes", "2"]);
     // The service account controller gives every namespace its `default` account.
     eventually(Duration::from_secs(30), "default/default", || {
-        c.kubectl(&["get", "serviceaccount", "default", "-n", "default", "-o", "name"])
-            .ok
+        c.kubectl(&[
+            "get",
+            "serviceaccount",
+            "default",
+            "-n",
+            "default",
+            "-o",
+            "name",
+        ])
+        .ok
     });
     // `kubectl create namespace` sends protobuf, which pernode does not read yet.
     c.ok_stdin(
@@ -85,8 +93,16 @@ fn a_namespace_with_a_daemon_set_terminates_and_leaves_nothing() {
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n",
     );
     eventually(Duration::from_secs(30), "team/default", || {
-        c.kubectl(&["get", "serviceaccount", "default", "-n", "team", "-o", "name"])
-            .ok
+        c.kubectl(&[
+            "get",
+            "serviceaccount",
+            "default",
+            "-n",
+            "team",
+            "-o",
+            "name",
+        ])
+        .ok
     });
     c.ok_stdin(&["apply", "-f", "-"], &agent_ds("team", None));
     eventually(Duration::from_secs(60), "two running daemon pods", || {
@@ -194,10 +210,7 @@ fn a_namespace_with_a_daemon_set_terminates_and_leaves_nothing() {
 #[test]
 fn a_daemon_set_naming_a_missing_service_account_gets_its_pods_once_it_exists() {
     let c = Cluster::start("up", &["--nodes", "2"]);
-    c.ok_stdin(
-        &["apply", "-f", "-"],
-        &agent_ds("default", Some("reader")),
-    );
+    c.ok_stdin(&["apply", "-f", "-"], &agent_ds("default", Some("reader")));
     let want = "Error creating: pods \"agent-\" is forbidden: error looking up service account default/reader: serviceaccount \"reader\" not found";
     eventually(Duration::from_secs(60), "a FailedCreate event", || {
         let events = c

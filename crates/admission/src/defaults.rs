@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetUpdateStrategy, RollingUpdateDaemonSet};
 use k8s_openapi::api::core::v1::{
-    Container, HTTPGetAction, Namespace, NamespaceStatus, Node, Pod,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Toleration, Volume,
+    Container, HTTPGetAction, Namespace, NamespaceStatus, Node, Pod, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, Toleration, Volume,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 

@@ -75,7 +75,9 @@ pub fn admission_name(obj: &Value) -> &str {
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
     };
-    field("name").or_else(|| field("generateName")).unwrap_or("")
+    field("name")
+        .or_else(|| field("generateName"))
+        .unwrap_or("")
 }
 
 /// The lifecycle decision for a create of `obj` (a `info` object) in namespace `ns`.
@@ -92,7 +94,9 @@ pub fn check_create(
             info.group,
             info.plural,
             admission_name(obj),
-            &format!("unable to create new content in namespace {ns} because it is being terminated"),
+            &format!(
+                "unable to create new content in namespace {ns} because it is being terminated"
+            ),
         )
         .with_cause(Cause {
             reason: NAMESPACE_TERMINATING_CAUSE.into(),
@@ -175,10 +179,7 @@ pub fn mark_terminating(ns: &mut Value, propagation: Option<&str>, now: &str) {
         finalizers.push("foregroundDeletion".into());
     }
     let meta = &mut ns["metadata"];
-    if !meta
-        .get("deletionTimestamp")
-        .is_some_and(|v| !v.is_null())
-    {
+    if !meta.get("deletionTimestamp").is_some_and(|v| !v.is_null()) {
         meta["deletionTimestamp"] = json!(now);
     }
     if finalizers.is_empty() {
@@ -305,12 +306,7 @@ pub(crate) async fn finalize(state: &AppState, req: &Request) -> Result<Response
         let mut new = apply_finalize(&old_value, &body);
         new["metadata"]["resourceVersion"] = json!(old.rv.to_string());
         let op = Operation::Update { old: &old_value };
-        registry::admit(
-            req.target.info,
-            &op,
-            &mut new,
-            req.query.field_validation(),
-        )?;
+        registry::admit(req.target.info, &op, &mut new, req.query.field_validation())?;
         if registry::same_object_except(&old_value, &new, None) {
             return Ok(ok_json(StatusCode::OK, old.json.clone()));
         }
@@ -410,10 +406,14 @@ mod tests {
         assert_eq!(state_of(None), NamespaceState::Missing);
         let active = entry(json!({"metadata": {"name": "x"}, "status": {"phase": "Active"}}));
         assert_eq!(state_of(Some(&active)), NamespaceState::Active);
-        let labelled = entry(json!({"metadata": {"labels": {"a": "Terminating"}}, "status": {"phase": "Active"}}));
+        let labelled = entry(
+            json!({"metadata": {"labels": {"a": "Terminating"}}, "status": {"phase": "Active"}}),
+        );
         assert_eq!(state_of(Some(&labelled)), NamespaceState::Active);
-        let terminating = entry(json!({"metadata": {"name": "x", "deletionTimestamp": "2024-01-01T00:00:00Z"},
-                                       "status": {"phase": "Terminating"}}));
+        let terminating = entry(
+            json!({"metadata": {"name": "x", "deletionTimestamp": "2024-01-01T00:00:00Z"},
+                                       "status": {"phase": "Terminating"}}),
+        );
         assert_eq!(state_of(Some(&terminating)), NamespaceState::Terminating);
     }
 
@@ -421,7 +421,10 @@ mod tests {
     fn creates_into_missing_or_terminating_namespaces_are_refused_as_upstream() {
         let pod = json!({"metadata": {"generateName": "agent-"}});
         let e = check_create(info("pods"), "x", NamespaceState::Missing, &pod).unwrap_err();
-        assert_eq!((e.code, e.message.as_str()), (404, "namespaces \"x\" not found"));
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (404, "namespaces \"x\" not found")
+        );
         let e = check_create(info("pods"), "x", NamespaceState::Terminating, &pod).unwrap_err();
         assert_eq!(e.code, 403);
         assert_eq!(
@@ -431,15 +434,25 @@ mod tests {
         let status = e.to_status();
         assert_eq!(status["reason"], "Forbidden");
         assert_eq!(status["details"]["kind"], "pods");
-        assert_eq!(status["details"]["causes"][0]["reason"], "NamespaceTerminating");
-        assert_eq!(status["details"]["causes"][0]["field"], "metadata.namespace");
+        assert_eq!(
+            status["details"]["causes"][0]["reason"],
+            "NamespaceTerminating"
+        );
+        assert_eq!(
+            status["details"]["causes"][0]["field"],
+            "metadata.namespace"
+        );
         assert_eq!(
             status["details"]["causes"][0]["message"],
             "namespace x is being terminated"
         );
         let ev = json!({"metadata": {"name": "e1"}});
-        let e = check_create(info("daemonsets"), "x", NamespaceState::Terminating, &ev).unwrap_err();
-        assert!(e.message.starts_with("daemonsets.apps \"e1\" is forbidden: "));
+        let e =
+            check_create(info("daemonsets"), "x", NamespaceState::Terminating, &ev).unwrap_err();
+        assert!(
+            e.message
+                .starts_with("daemonsets.apps \"e1\" is forbidden: ")
+        );
         assert!(check_create(info("pods"), "x", NamespaceState::Active, &pod).is_ok());
     }
 
@@ -519,8 +532,14 @@ mod tests {
     #[test]
     fn only_finalized_namespaces_go_during_update() {
         let ns = info("namespaces");
-        assert!(!may_delete_during_update(ns, &json!({"spec": {"finalizers": ["kubernetes"]}})));
+        assert!(!may_delete_during_update(
+            ns,
+            &json!({"spec": {"finalizers": ["kubernetes"]}})
+        ));
         assert!(may_delete_during_update(ns, &json!({"spec": {}})));
-        assert!(may_delete_during_update(info("pods"), &json!({"spec": {"finalizers": ["x"]}})));
+        assert!(may_delete_during_update(
+            info("pods"),
+            &json!({"spec": {"finalizers": ["x"]}})
+        ));
     }
 }

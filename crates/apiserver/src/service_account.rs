@@ -66,7 +66,10 @@ pub fn prepare(pod: &mut Value) -> Result<Option<String>, ApiError> {
             .and_then(Value::as_array)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        if volumes.iter().any(|v| v.get("secret").is_some_and(|s| !s.is_null())) {
+        if volumes
+            .iter()
+            .any(|v| v.get("secret").is_some_and(|s| !s.is_null()))
+        {
             return Err(forbidden(pod, "a mirror pod may not reference secrets"));
         }
         return Ok(None);
@@ -161,9 +164,7 @@ mod tests {
 
     #[test]
     fn mirror_pods_are_exempt_but_may_not_name_accounts_or_secrets() {
-        let mirror = |spec: Value| {
-            json!({"metadata": {"name": "m-n1", "annotations": {MIRROR_POD_ANNOTATION: "h"}}, "spec": spec})
-        };
+        let mirror = |spec: Value| json!({"metadata": {"name": "m-n1", "annotations": {MIRROR_POD_ANNOTATION: "h"}}, "spec": spec});
         let mut plain = mirror(json!({"containers": []}));
         assert_eq!(prepare(&mut plain).unwrap(), None);
         assert!(plain["spec"].get("serviceAccountName").is_none());
@@ -199,7 +200,10 @@ mod tests {
         let account = json!({"imagePullSecrets": [{"name": "regcred"}]});
         let mut pod = json!({"spec": {}});
         copy_image_pull_secrets(&mut pod, &account);
-        assert_eq!(pod["spec"]["imagePullSecrets"], json!([{"name": "regcred"}]));
+        assert_eq!(
+            pod["spec"]["imagePullSecrets"],
+            json!([{"name": "regcred"}])
+        );
         let mut own = json!({"spec": {"imagePullSecrets": [{"name": "mine"}]}});
         copy_image_pull_secrets(&mut own, &account);
         assert_eq!(own["spec"]["imagePullSecrets"], json!([{"name": "mine"}]));

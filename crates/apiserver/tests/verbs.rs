@@ -645,7 +645,14 @@ async fn deletecollection_honours_selectors_and_namespaces_terminate_until_final
     // A main-resource write keeps spec.finalizers as stored.
     let mut ns = get(&r, "/api/v1/namespaces/team").await;
     ns["spec"]["finalizers"] = json!([]);
-    let (code, v) = call(&r, Method::PUT, "/api/v1/namespaces/team", "application/json", ns).await;
+    let (code, v) = call(
+        &r,
+        Method::PUT,
+        "/api/v1/namespaces/team",
+        "application/json",
+        ns,
+    )
+    .await;
     assert_eq!(code, StatusCode::OK, "{v}");
     assert_eq!(v["spec"]["finalizers"], json!(["kubernetes"]));
     // Delete marks it: Terminating, content still there for the namespace controller.
@@ -665,23 +672,63 @@ async fn deletecollection_honours_selectors_and_namespaces_terminate_until_final
     let mut status = get(&r, "/api/v1/namespaces/team").await;
     status["status"]["conditions"] = json!([{"type": "NamespaceContentRemaining", "status": "True",
         "reason": "SomeResourcesRemain", "message": "Some resources are remaining: pods. has 1 resource instances"}]);
-    let (code, v) = call(&r, Method::PUT, "/api/v1/namespaces/team/status", "application/json", status).await;
+    let (code, v) = call(
+        &r,
+        Method::PUT,
+        "/api/v1/namespaces/team/status",
+        "application/json",
+        status,
+    )
+    .await;
     assert_eq!(code, StatusCode::OK, "{v}");
     assert_eq!(v["status"]["phase"], "Terminating");
-    patch(&r, &format!("{team_pods}/keep"), json!({"metadata": {"labels": {"b": "c"}}})).await;
-    let (code, _) = call(&r, Method::DELETE, &format!("{team_pods}/keep"), "application/json", Value::Null).await;
+    patch(
+        &r,
+        &format!("{team_pods}/keep"),
+        json!({"metadata": {"labels": {"b": "c"}}}),
+    )
+    .await;
+    let (code, _) = call(
+        &r,
+        Method::DELETE,
+        &format!("{team_pods}/keep"),
+        "application/json",
+        Value::Null,
+    )
+    .await;
     assert_eq!(code, StatusCode::OK);
     // A second delete waits for the finalizers.
-    let (code, v) = call(&r, Method::DELETE, "/api/v1/namespaces/team", "application/json", Value::Null).await;
+    let (code, v) = call(
+        &r,
+        Method::DELETE,
+        "/api/v1/namespaces/team",
+        "application/json",
+        Value::Null,
+    )
+    .await;
     assert_eq!(code, StatusCode::OK, "{v}");
     assert_eq!(v["status"]["phase"], "Terminating");
     // finalize changes spec.finalizers alone; without any left the namespace goes.
     let mut body = get(&r, "/api/v1/namespaces/team").await;
     body["spec"]["finalizers"] = json!([]);
     body["metadata"]["labels"] = json!({"changed": "no"});
-    let (code, v) = call(&r, Method::PUT, "/api/v1/namespaces/team/finalize", "application/json", body).await;
+    let (code, v) = call(
+        &r,
+        Method::PUT,
+        "/api/v1/namespaces/team/finalize",
+        "application/json",
+        body,
+    )
+    .await;
     assert_eq!(code, StatusCode::OK, "{v}");
-    let (code, _) = call(&r, Method::GET, "/api/v1/namespaces/team", "application/json", Value::Null).await;
+    let (code, _) = call(
+        &r,
+        Method::GET,
+        "/api/v1/namespaces/team",
+        "application/json",
+        Value::Null,
+    )
+    .await;
     assert_eq!(code, StatusCode::NOT_FOUND, "the namespace is gone");
     let (code, v) = call(
         &r,
@@ -694,19 +741,55 @@ async fn deletecollection_honours_selectors_and_namespaces_terminate_until_final
     assert_eq!(code, StatusCode::NOT_FOUND);
     assert_eq!(v["message"], "namespaces \"team\" not found");
     // A namespace finalized before its delete goes at once; the immortal ones never.
-    post(&r, "/api/v1/namespaces", json!({"metadata": {"name": "bare"}})).await;
+    post(
+        &r,
+        "/api/v1/namespaces",
+        json!({"metadata": {"name": "bare"}}),
+    )
+    .await;
     let mut bare = get(&r, "/api/v1/namespaces/bare").await;
     bare["spec"]["finalizers"] = json!([]);
-    let (code, v) = call(&r, Method::PUT, "/api/v1/namespaces/bare/finalize", "application/json", bare).await;
+    let (code, v) = call(
+        &r,
+        Method::PUT,
+        "/api/v1/namespaces/bare/finalize",
+        "application/json",
+        bare,
+    )
+    .await;
     assert_eq!(code, StatusCode::OK, "{v}");
     assert_eq!(v["status"]["phase"], "Active");
-    let (code, v) = call(&r, Method::DELETE, "/api/v1/namespaces/bare", "application/json", Value::Null).await;
+    let (code, v) = call(
+        &r,
+        Method::DELETE,
+        "/api/v1/namespaces/bare",
+        "application/json",
+        Value::Null,
+    )
+    .await;
     assert_eq!(code, StatusCode::OK, "{v}");
-    let (code, _) = call(&r, Method::GET, "/api/v1/namespaces/bare", "application/json", Value::Null).await;
+    let (code, _) = call(
+        &r,
+        Method::GET,
+        "/api/v1/namespaces/bare",
+        "application/json",
+        Value::Null,
+    )
+    .await;
     assert_eq!(code, StatusCode::NOT_FOUND);
-    let (code, v) = call(&r, Method::DELETE, "/api/v1/namespaces/kube-system", "application/json", Value::Null).await;
+    let (code, v) = call(
+        &r,
+        Method::DELETE,
+        "/api/v1/namespaces/kube-system",
+        "application/json",
+        Value::Null,
+    )
+    .await;
     assert_eq!(code, StatusCode::FORBIDDEN);
-    assert_eq!(v["message"], "namespaces \"kube-system\" is forbidden: this namespace may not be deleted");
+    assert_eq!(
+        v["message"],
+        "namespaces \"kube-system\" is forbidden: this namespace may not be deleted"
+    );
 }
 
 /// ServiceAccount admission: `default` when none is named; a missing account is refused;
@@ -733,11 +816,17 @@ async fn pods_are_admitted_with_an_existing_service_account() {
     .await;
     let created = post(&r, PODS, named).await;
     assert_eq!(created["spec"]["serviceAccountName"], "reader");
-    assert_eq!(created["spec"]["imagePullSecrets"], json!([{"name": "regcred"}]));
+    assert_eq!(
+        created["spec"]["imagePullSecrets"],
+        json!([{"name": "regcred"}])
+    );
     let mut mirror = pod("static-n1", json!({}), Some("n1"));
     mirror["metadata"]["annotations"] = json!({"kubernetes.io/config.mirror": "hash"});
     let created = post(&r, PODS, mirror).await;
-    assert!(created["spec"].get("serviceAccountName").is_none(), "{created}");
+    assert!(
+        created["spec"].get("serviceAccountName").is_none(),
+        "{created}"
+    );
 }
 
 /// NamespaceLifecycle: nothing new in a namespace being deleted (a finalizer holds it here).
@@ -777,7 +866,10 @@ async fn a_terminating_namespace_takes_no_new_content() {
         v["message"],
         "pods \"late\" is forbidden: unable to create new content in namespace leaving because it is being terminated"
     );
-    assert_eq!(v["details"]["causes"][0]["reason"], "NamespaceTerminating", "{v}");
+    assert_eq!(
+        v["details"]["causes"][0]["reason"], "NamespaceTerminating",
+        "{v}"
+    );
     assert_eq!(ns["status"]["phase"], "Terminating");
     // A namespace that is not terminating takes new content.
     post(

@@ -93,10 +93,7 @@ impl ConditionUpdater {
             self.new.push(failing(
                 CONTENT_REMAINING,
                 "SomeResourcesRemain",
-                format!(
-                    "Some resources are remaining: {}",
-                    by_resource.join(", ")
-                ),
+                format!("Some resources are remaining: {}", by_resource.join(", ")),
                 now,
             ));
         }
@@ -119,8 +116,7 @@ impl ConditionUpdater {
 
     /// Writes the pass's conditions into `status`; whether anything changed.
     pub fn update(mut self, status: &mut NamespaceStatus, now: &Time) -> bool {
-        if !self.content_errors.is_empty() && !self.new.iter().any(|c| c.type_ == CONTENT_FAILURE)
-        {
+        if !self.content_errors.is_empty() && !self.new.iter().any(|c| c.type_ == CONTENT_FAILURE) {
             let mut msgs = std::mem::take(&mut self.content_errors);
             msgs.sort();
             self.new.push(failing(
@@ -148,16 +144,20 @@ pub fn update_conditions(
     let mut changed = false;
     let conditions = status.conditions.get_or_insert_with(Vec::new);
     for type_ in TYPES {
-        let wanted = new.iter().find(|c| c.type_ == type_).cloned().unwrap_or_else(|| {
-            let (reason, message) = ok(type_);
-            NamespaceCondition {
-                type_: type_.to_string(),
-                status: "False".into(),
-                reason: Some(reason.into()),
-                message: Some(message.into()),
-                last_transition_time: Some(now.clone()),
-            }
-        });
+        let wanted = new
+            .iter()
+            .find(|c| c.type_ == type_)
+            .cloned()
+            .unwrap_or_else(|| {
+                let (reason, message) = ok(type_);
+                NamespaceCondition {
+                    type_: type_.to_string(),
+                    status: "False".into(),
+                    reason: Some(reason.into()),
+                    message: Some(message.into()),
+                    last_transition_time: Some(now.clone()),
+                }
+            });
         match conditions.iter_mut().find(|c| c.type_ == type_) {
             None => {
                 conditions.push(wanted);
@@ -218,17 +218,24 @@ mod tests {
         let mut status = NamespaceStatus::default();
         let mut u = ConditionUpdater::default();
         u.discovery_failed("boom".into(), &now());
-        u.content_failed("unexpected items still remain in namespace: x for gvr: /v1, Resource=pods".into());
+        u.content_failed(
+            "unexpected items still remain in namespace: x for gvr: /v1, Resource=pods".into(),
+        );
         let remaining = Remaining {
             by_resource: [("pods.".to_string(), 2), ("daemonsets.apps".to_string(), 1)].into(),
             by_finalizer: [("example.com/hold".to_string(), 1)].into(),
         };
         u.content_totals(&remaining, &now());
         assert!(u.update(&mut status, &now()));
-        assert_eq!(find(&status, DISCOVERY_FAILURE).reason.as_deref(), Some("DiscoveryFailed"));
+        assert_eq!(
+            find(&status, DISCOVERY_FAILURE).reason.as_deref(),
+            Some("DiscoveryFailed")
+        );
         assert_eq!(
             find(&status, CONTENT_REMAINING).message.as_deref(),
-            Some("Some resources are remaining: daemonsets.apps has 1 resource instances, pods. has 2 resource instances")
+            Some(
+                "Some resources are remaining: daemonsets.apps has 1 resource instances, pods. has 2 resource instances"
+            )
         );
         assert_eq!(
             find(&status, FINALIZERS_REMAINING).message.as_deref(),
@@ -238,10 +245,18 @@ mod tests {
         assert_eq!(failure.status, "True");
         assert_eq!(
             failure.message.as_deref(),
-            Some("Failed to delete all resource types, 1 remaining: unexpected items still remain in namespace: x for gvr: /v1, Resource=pods")
+            Some(
+                "Failed to delete all resource types, 1 remaining: unexpected items still remain in namespace: x for gvr: /v1, Resource=pods"
+            )
         );
         // Back to clean: every condition flips to its ok variant.
         assert!(ConditionUpdater::default().update(&mut status, &now()));
-        assert!(status.conditions.iter().flatten().all(|c| c.status == "False"));
+        assert!(
+            status
+                .conditions
+                .iter()
+                .flatten()
+                .all(|c| c.status == "False")
+        );
     }
 }

@@ -35,8 +35,12 @@ pub fn deletion_rank(ar: &ApiResource) -> u8 {
 }
 
 /// The namespaced resources discovery lists with the `delete` verb, in deletion order.
-pub fn deletable(mut found: Vec<(ApiResource, ApiCapabilities)>) -> Vec<(ApiResource, ApiCapabilities)> {
-    found.retain(|(_, caps)| caps.scope == Scope::Namespaced && caps.supports_operation(verbs::DELETE));
+pub fn deletable(
+    mut found: Vec<(ApiResource, ApiCapabilities)>,
+) -> Vec<(ApiResource, ApiCapabilities)> {
+    found.retain(|(_, caps)| {
+        caps.scope == Scope::Namespaced && caps.supports_operation(verbs::DELETE)
+    });
     found.sort_by_key(|(ar, _)| deletion_rank(ar));
     found
 }
@@ -58,7 +62,11 @@ pub fn pod_estimate(pods: &[Pod], deleting_for: std::time::Duration) -> i64 {
             let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
             !matches!(phase, Some("Succeeded") | Some("Failed"))
         })
-        .filter_map(|p| p.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+        .filter_map(|p| {
+            p.spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+        })
         .max()
         .unwrap_or(0)
         .max(0);
@@ -88,10 +96,7 @@ pub async fn delete_all_content(client: &kube::Client, ns: &mut Namespace) -> Re
     let mut updater = ConditionUpdater::default();
     let mut errors: Vec<String> = Vec::new();
     let resources = match Discovery::new(client.clone()).run().await {
-        Ok(d) => d
-            .groups()
-            .flat_map(|g| g.recommended_resources())
-            .collect(),
+        Ok(d) => d.groups().flat_map(|g| g.recommended_resources()).collect(),
         Err(e) => {
             // Not fatal upstream either: whatever was discovered is still deleted.
             errors.push(e.to_string());
@@ -132,7 +137,9 @@ pub async fn delete_all_content(client: &kube::Client, ns: &mut Namespace) -> Re
         let api: Api<Namespace> = Api::all(client.clone());
         match api.replace_status(&name, &PostParams::default(), ns).await {
             Ok(updated) => *ns = updated,
-            Err(e) => warn!(namespace = %name, error = %e, "could not update the namespace's conditions"),
+            Err(e) => {
+                warn!(namespace = %name, error = %e, "could not update the namespace's conditions")
+            }
         }
     }
     debug!(namespace = %name, estimate, ?errors, "deleted namespace content");
@@ -252,7 +259,11 @@ mod tests {
         ApiResource {
             group: group.into(),
             version: "v1".into(),
-            api_version: if group.is_empty() { "v1".into() } else { format!("{group}/v1") },
+            api_version: if group.is_empty() {
+                "v1".into()
+            } else {
+                format!("{group}/v1")
+            },
             kind: String::new(),
             plural: plural.into(),
         }
@@ -269,15 +280,24 @@ mod tests {
     #[test]
     fn owners_go_before_pods_and_events_last() {
         let all = vec![
-            (ar("", "events"), caps(Scope::Namespaced, &["delete", "list"])),
+            (
+                ar("", "events"),
+                caps(Scope::Namespaced, &["delete", "list"]),
+            ),
             (ar("", "pods"), caps(Scope::Namespaced, &["delete", "list"])),
             (ar("", "nodes"), caps(Scope::Cluster, &["delete", "list"])),
             (ar("", "bindings"), caps(Scope::Namespaced, &["create"])),
-            (ar("apps", "daemonsets"), caps(Scope::Namespaced, &["delete", "list"])),
+            (
+                ar("apps", "daemonsets"),
+                caps(Scope::Namespaced, &["delete", "list"]),
+            ),
         ];
         let order: Vec<String> = deletable(all).into_iter().map(|(a, _)| a.plural).collect();
         assert_eq!(order, ["daemonsets", "pods", "events"]);
-        assert_eq!(gvr_text(&ar("apps", "daemonsets")), "apps/v1, Resource=daemonsets");
+        assert_eq!(
+            gvr_text(&ar("apps", "daemonsets")),
+            "apps/v1, Resource=daemonsets"
+        );
         assert_eq!(gvr_text(&ar("", "pods")), "/v1, Resource=pods");
     }
 

@@ -139,8 +139,7 @@ impl Controller {
             return;
         }
         if let Some(name) = ns.metadata.name.clone() {
-            self.queue
-                .add_after(name, self.opts.deletion_grace_period);
+            self.queue.add_after(name, self.opts.deletion_grace_period);
         }
     }
 
