@@ -179,7 +179,7 @@ pub fn mark_terminating(ns: &mut Value, propagation: Option<&str>, now: &str) {
         finalizers.push("foregroundDeletion".into());
     }
     let meta = &mut ns["metadata"];
-    if !meta.get("deletionTimestamp").is_some_and(|v| !v.is_null()) {
+    if meta.get("deletionTimestamp").is_none_or(Value::is_null) {
         meta["deletionTimestamp"] = json!(now);
     }
     if finalizers.is_empty() {

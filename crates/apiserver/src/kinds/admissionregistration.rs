@@ -19,7 +19,7 @@ pub static MUTATING_WEBHOOK_CONFIGURATIONS: Kind = Kind {
     ..Kind::new(
         GROUP,
         "mutatingwebhookconfigurations",
-        |info, op, obj, v| admit_meta::<MutatingWebhookConfiguration>(info, op, obj, v),
+        admit_meta::<MutatingWebhookConfiguration>,
     )
 };
 
@@ -32,6 +32,6 @@ pub static VALIDATING_WEBHOOK_CONFIGURATIONS: Kind = Kind {
     ..Kind::new(
         GROUP,
         "validatingwebhookconfigurations",
-        |info, op, obj, v| admit_meta::<ValidatingWebhookConfiguration>(info, op, obj, v),
+        admit_meta::<ValidatingWebhookConfiguration>,
     )
 };

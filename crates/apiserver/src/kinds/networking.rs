@@ -15,6 +15,6 @@ pub static NETWORK_POLICIES: Kind = Kind {
     ..Kind::new(
         "networking.k8s.io",
         "networkpolicies",
-        |info, op, obj, v| admit_meta::<NetworkPolicy>(info, op, obj, v),
+        admit_meta::<NetworkPolicy>,
     )
 };

@@ -8,5 +8,5 @@ use crate::registry::admit_meta;
 pub static PRIORITY_CLASSES: Kind = Kind::new(
     "scheduling.k8s.io",
     "priorityclasses",
-    |info, op, obj, v| admit_meta::<PriorityClass>(info, op, obj, v),
+    admit_meta::<PriorityClass>,
 );
