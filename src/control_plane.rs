@@ -69,7 +69,8 @@ pub async fn client_from(path: &PathBuf) -> anyhow::Result<kube::Client> {
 }
 
 /// The controllers: daemon sets, scheduler, garbage collector, pod GC, node lifecycle,
-/// ClusterRole aggregation and disruption budgets. Each runs until it fails.
+/// ClusterRole aggregation, disruption budgets, namespaces, service accounts. Each runs until
+/// it fails.
 pub fn spawn_controllers(tasks: &mut JoinSet<anyhow::Result<()>>, client: &kube::Client) {
     spawn_controllers_with(tasks, client, &ControllerFlags::default());
 }
@@ -81,8 +82,8 @@ pub fn spawn_controllers_with(
     flags: &ControllerFlags,
 ) {
     use pernode_controllers::{
-        clusterrole_aggregation, daemonset, disruption, garbage_collector, node_lifecycle, pod_gc,
-        scheduler,
+        clusterrole_aggregation, daemonset, disruption, garbage_collector, namespace,
+        node_lifecycle, pod_gc, scheduler, service_account,
     };
     // One pod watch for the DaemonSet controller, the scheduler, the garbage collector, pod GC,
     // node lifecycle and the disruption controller, as kube-controller-manager's shared
@@ -140,6 +141,18 @@ pub fn spawn_controllers_with(
         clusterrole_aggregation::run(c)
             .await
             .context("clusterrole aggregation controller")
+    });
+    let c = client.clone();
+    tasks.spawn(async move {
+        namespace::run(c, Default::default())
+            .await
+            .context("namespace controller")
+    });
+    let c = client.clone();
+    tasks.spawn(async move {
+        service_account::run(c)
+            .await
+            .context("service account controller")
     });
     // The watch ends only once every subscriber has stopped, which has ended `pernode` already.
     tasks.spawn(async move {

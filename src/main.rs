@@ -35,7 +35,8 @@ enum Command {
     Up(up::UpArgs),
     /// The API server alone, on the embedded store.
     Apiserver(up::ApiserverArgs),
-    /// The controllers alone (daemon sets, scheduler, garbage collector) against a cluster.
+    /// The controllers alone (daemon sets, scheduler, garbage collector, namespaces, service
+    /// accounts, ...) against a cluster.
     Controllers(control_plane::ControllersArgs),
     /// The fleet simulator alone: runs the simulated nodes of a cluster.
     Sim(control_plane::SimArgs),

@@ -560,6 +560,12 @@ fn delete_records_each_cascade_mode() {
 fn pods_delete_gracefully_only_when_bound() {
     let c = api_server();
     c.ok_stdin(&["apply", "-f", "-"], NODE);
+    // No controllers run here: the service account controller's `default` account, which
+    // ServiceAccount admission requires of a pod.
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default}\n",
+    );
     let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {app: p}}\nspec: {containers: [{name: c, image: busybox}]}\n";
     c.ok_stdin(&["create", "-f", "-"], pod);
     c.ok(&["delete", "pod", "p", "--wait=false"]);

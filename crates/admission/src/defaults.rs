@@ -3,16 +3,16 @@
 //! Ports `pkg/apis/core/v1/defaults.go` and `pkg/apis/apps/v1/defaults.go`
 //! (the `SetDefaults_*` functions the scheme runs on decode), plus the
 //! mutations of the admission plugins a plain pod create goes through
-//! (ServiceAccount's name, Priority, DefaultTolerationSeconds) and the
-//! namespace strategy's `kubernetes` finalizer. Every function only fills
+//! (Priority, DefaultTolerationSeconds; ServiceAccount reads other objects
+//! and is the API server's). Every function only fills
 //! what is missing; it never overwrites a value the client gave.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetUpdateStrategy, RollingUpdateDaemonSet};
 use k8s_openapi::api::core::v1::{
-    Container, HTTPGetAction, Namespace, NamespaceSpec, NamespaceStatus, Node, Pod,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Toleration, Volume,
+    Container, HTTPGetAction, Namespace, NamespaceStatus, Node, Pod, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, Toleration, Volume,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -258,16 +258,6 @@ pub fn pod(p: &mut Pod) {
             }
         }
     }
-    // ServiceAccount admission: pods without one run as `default`.
-    if spec
-        .service_account_name
-        .as_deref()
-        .unwrap_or("")
-        .is_empty()
-    {
-        spec.service_account_name = Some("default".to_string());
-        spec.service_account = Some("default".to_string());
-    }
     // Priority admission without PriorityClasses: priority 0.
     if spec.priority.is_none() {
         spec.priority = Some(0);
@@ -321,8 +311,9 @@ pub fn node(n: &mut Node) {
 }
 
 /// Namespace defaults: label `kubernetes.io/metadata.name` = name
-/// (`SetDefaults_Namespace`), phase Active (`SetDefaults_NamespaceStatus`)
-/// and the `kubernetes` finalizer the namespace strategy adds on create.
+/// (`SetDefaults_Namespace`) and phase Active (`SetDefaults_NamespaceStatus`).
+/// The `kubernetes` finalizer is the namespace strategy's, on create only (the
+/// API server's `namespace_lifecycle`).
 pub fn namespace(ns: &mut Namespace) {
     if let Some(name) = ns.metadata.name.clone().filter(|n| !n.is_empty()) {
         ns.metadata
@@ -332,11 +323,6 @@ pub fn namespace(ns: &mut Namespace) {
     }
     let status = ns.status.get_or_insert_with(NamespaceStatus::default);
     set_if_empty(&mut status.phase, "Active");
-    let spec = ns.spec.get_or_insert_with(NamespaceSpec::default);
-    let fins = spec.finalizers.get_or_insert_with(Vec::new);
-    if !fins.iter().any(|f| f == "kubernetes") {
-        fins.push("kubernetes".to_string());
-    }
 }
 
 /// The tag of an image reference as upstream's `parsers.ParseImageName`

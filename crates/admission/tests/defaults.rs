@@ -93,8 +93,8 @@ fn pod_defaults() {
     let s = &v["spec"];
     assert_eq!(s["priority"], 0);
     assert_eq!(s["preemptionPolicy"], "PreemptLowerPriority");
-    assert_eq!(s["serviceAccountName"], "default");
-    assert_eq!(s["serviceAccount"], "default");
+    // The ServiceAccount admission plugin (the API server's) names `default`, not defaulting.
+    assert!(s.get("serviceAccountName").is_none());
     assert_eq!(s["containers"][0]["ports"][0]["protocol"], "TCP");
     assert_eq!(
         s["containers"][0]["resources"]["requests"],

@@ -360,10 +360,9 @@ fn namespace_rules_and_defaults() {
         ns.status.as_ref().and_then(|s| s.phase.as_deref()),
         Some("Active")
     );
-    assert_eq!(
-        ns.spec.as_ref().and_then(|s| s.finalizers.clone()),
-        Some(vec!["kubernetes".to_string()])
-    );
+    // The `kubernetes` finalizer is the strategy's on create, not a default: a default would
+    // put it back on every write after the namespace controller removed it.
+    assert_eq!(ns.spec.as_ref().and_then(|s| s.finalizers.clone()), None);
     assert!(validate::namespace(&ns).is_empty());
     ns.metadata.name = Some("a.b".into());
     assert_eq!(

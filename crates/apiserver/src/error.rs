@@ -83,16 +83,6 @@ impl ApiError {
         e
     }
 
-    /// `errors.NewForbidden(qualifiedResource, name, err)`: `<resource> "<name>" is
-    /// forbidden: <why>`.
-    pub fn forbidden_object(group: &str, resource: &str, name: &str, why: &str) -> Self {
-        Self::forbidden(format!(
-            "{} \"{name}\" is forbidden: {why}",
-            group_resource(group, resource)
-        ))
-        .with_details(name, group, resource)
-    }
-
     /// The `retryAfterSeconds` of the details, if any.
     pub fn retry_after_seconds(&self) -> Option<u32> {
         self.details
@@ -177,6 +167,34 @@ impl ApiError {
 
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(403, "Forbidden", message)
+    }
+
+    /// What upstream's `NewForbidden(resource, name, err)` answers: `pods "x" is forbidden:
+    /// <why>` (without the name when it is empty), with the resource in `details`.
+    pub fn forbidden_object(group: &str, plural: &str, name: &str, why: &str) -> Self {
+        let resource = group_resource(group, plural);
+        let message = if name.is_empty() {
+            format!("{resource} is forbidden: {why}")
+        } else {
+            format!("{resource} \"{name}\" is forbidden: {why}")
+        };
+        Self::new(403, "Forbidden", message).with_details(name, group, plural)
+    }
+
+    /// This error with one more cause in `details.causes` (details are added if missing).
+    pub fn with_cause(mut self, cause: Cause) -> Self {
+        if self.details.is_none() {
+            self = self.with_details("", "", "");
+        }
+        if let Some(d) = self.details.as_mut() {
+            d.causes.push(cause);
+        }
+        self
+    }
+
+    /// The causes of this error (`details.causes`).
+    pub fn causes(&self) -> &[Cause] {
+        self.details.as_ref().map_or(&[], |d| &d.causes)
     }
 
     pub fn method_not_allowed(message: impl Into<String>) -> Self {

@@ -81,6 +81,9 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiE
         (&Method::POST, false, None) => create(&state, &req).await,
         (&Method::POST, true, Some("binding")) => bind(&state, &req).await,
         (&Method::POST, true, Some("eviction")) => evict(&state, &req).await,
+        (&Method::PUT, true, Some("finalize")) => {
+            crate::namespace_lifecycle::finalize(&state, &req).await
+        }
         (&Method::PUT, true, None | Some("status")) => update(&state, &req).await,
         (&Method::PATCH, true, None | Some("status")) => patch(&state, &req).await,
         (&Method::DELETE, true, None) => delete(&state, &req).await,
@@ -145,7 +148,7 @@ fn accept(req: &Request) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
-fn content_type(req: &Request) -> Option<&str> {
+pub(crate) fn content_type(req: &Request) -> Option<&str> {
     req.headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -169,7 +172,7 @@ pub(crate) fn parse_entry(entry: &Entry) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::internal(format!("stored object is not JSON: {e}")))
 }
 
-fn store_error(target: &Target, name: &str, e: StoreError) -> ApiError {
+pub(crate) fn store_error(target: &Target, name: &str, e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound => ApiError::not_found(target.group(), target.plural(), name),
         StoreError::AlreadyExists => {
@@ -426,8 +429,9 @@ fn check_members(info: &pernode_resources::ResourceInfo, obj: &Value) -> Result<
     Ok(())
 }
 
-/// Aligns the body's namespace with the request's; namespaced creates need an existing namespace.
-fn check_namespace(state: &AppState, target: &Target, obj: &mut Value) -> Result<(), ApiError> {
+/// Aligns the body's namespace with the request's (whether it exists is admission's question:
+/// [`crate::namespace_lifecycle`]).
+fn check_namespace(target: &Target, obj: &mut Value) -> Result<(), ApiError> {
     if !target.info.namespaced {
         if let Some(m) = obj["metadata"].as_object_mut() {
             m.remove("namespace");
@@ -442,25 +446,6 @@ fn check_namespace(state: &AppState, target: &Target, obj: &mut Value) -> Result
             ));
         }
         _ => obj["metadata"]["namespace"] = json!(ns),
-    }
-    let ns_key = format!("namespaces/{ns}");
-    let Some(entry) = state.store.get(&ns_key) else {
-        return Err(ApiError::not_found("", "namespaces", &ns));
-    };
-    // Parsed only if it could be terminating: this runs on every create.
-    let may_terminate = memchr::memmem::find(&entry.json, b"\"deletionTimestamp\"").is_some();
-    if may_terminate
-        && parse_entry(&entry)?
-            .pointer("/metadata/deletionTimestamp")
-            .is_some()
-    {
-        return Err(ApiError::forbidden(format!(
-            "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-            crate::error::group_resource(target.group(), target.plural()),
-            obj.pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-        )));
     }
     Ok(())
 }
@@ -491,7 +476,7 @@ async fn create(state: &AppState, req: &Request) -> Result<Response, ApiError> {
     let decode = || {
         let mut obj = decode_object(content_type(req), &req.body, &BodyKind::of(req.target.info))?;
         check_type(&req.target, &mut obj)?;
-        check_namespace(state, &req.target, &mut obj)?;
+        check_namespace(&req.target, &mut obj)?;
         Ok::<_, ApiError>(obj)
     };
     let mut obj = decode()?;
@@ -511,11 +496,14 @@ async fn create(state: &AppState, req: &Request) -> Result<Response, ApiError> {
             0 => std::mem::take(&mut obj),
             _ => decode()?,
         };
+        // Admission plugins that read other objects see the object before its name is
+        // generated, as upstream's.
+        let mut warnings =
+            crate::admission_plugins::admit_create(&state.store, &req.target, &mut candidate)
+                .await?;
         if !named && let Some(base) = &generate {
             candidate["metadata"]["name"] = json!(generated_name(base));
         }
-        let mut warnings =
-            crate::admission_plugins::admit(&state.store, info, true, &mut candidate)?;
         warnings.extend(registry::admit(
             info,
             &Operation::Create,
@@ -622,7 +610,10 @@ fn should_delete_during_update(target: &Target, new: &Value) -> bool {
             .get("deletionGracePeriodSeconds")
             .and_then(Value::as_i64)
             == Some(0);
-    terminating && no_finalizers && grace_done
+    terminating
+        && no_finalizers
+        && grace_done
+        && crate::namespace_lifecycle::may_delete_during_update(target.info, new)
 }
 
 async fn update(state: &AppState, req: &Request) -> Result<Response, ApiError> {
@@ -955,6 +946,7 @@ async fn apply_patch(state: &AppState, req: &Request) -> Result<Response, ApiErr
 
 // ---- delete ---------------------------------------------------------------------------------
 
+/// The options of a delete (query and DeleteOptions body).
 #[derive(Clone, Default)]
 pub(crate) struct DeleteOptions {
     pub(crate) grace_period: Option<i64>,
@@ -1027,10 +1019,9 @@ fn delete_options(req: &Request) -> Result<DeleteOptions, ApiError> {
 async fn delete(state: &AppState, req: &Request) -> Result<Response, ApiError> {
     let opts = delete_options(req)?;
     let name = req.target.name.clone().unwrap_or_default();
-    if req.target.plural() == "namespaces" && SYSTEM_NAMESPACES[..3].contains(&name.as_str()) {
-        return Err(ApiError::forbidden(format!(
-            "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
-        )));
+    crate::namespace_lifecycle::admit_delete(req.target.info, &name)?;
+    if req.target.plural() == "namespaces" && req.target.group().is_empty() {
+        return crate::namespace_lifecycle::delete(state, req, &opts).await;
     }
     let key = req.target.key().ok_or_else(ApiError::no_route)?;
     if crate::crd::is_crd(req.target.info) && !opts.dry_run {
@@ -1042,11 +1033,45 @@ async fn delete(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         after_write(state, req.target.info, entry.rv).await;
         return Ok(json_response(StatusCode::OK, entry.json));
     }
-    if req.target.plural() == "namespaces" && !opts.dry_run && state.store.get(&key).is_some() {
-        delete_namespace_contents(state, &name).await?;
-    }
     let (status, body) = delete_object(state, &req.target, &key, &opts).await?;
     Ok(json_response(status, body))
+}
+
+/// The preconditions of a delete (UID, resourceVersion) against the stored object.
+pub(crate) fn check_delete_preconditions(
+    target: &Target,
+    name: &str,
+    obj: &Value,
+    rv: u64,
+    opts: &DeleteOptions,
+) -> Result<(), ApiError> {
+    let uid = obj
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if let Some(want) = &opts.precondition_uid
+        && want != uid
+    {
+        return Err(ApiError::conflict(
+            target.group(),
+            target.plural(),
+            name,
+            &format!("Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"),
+        ));
+    }
+    if let Some(want) = &opts.precondition_rv
+        && *want != rv.to_string()
+    {
+        return Err(ApiError::conflict(
+            target.group(),
+            target.plural(),
+            name,
+            &format!(
+                "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {rv}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Deletes one object with upstream's graceful and finalizer semantics. Returns the reply.
@@ -1070,31 +1095,7 @@ pub(crate) async fn delete_object(
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        if let Some(want) = &opts.precondition_uid
-            && *want != uid
-        {
-            return Err(ApiError::conflict(
-                target.group(),
-                target.plural(),
-                &name,
-                &format!(
-                    "Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"
-                ),
-            ));
-        }
-        if let Some(want) = &opts.precondition_rv
-            && *want != old.rv.to_string()
-        {
-            return Err(ApiError::conflict(
-                target.group(),
-                target.plural(),
-                &name,
-                &format!(
-                    "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {}",
-                    old.rv
-                ),
-            ));
-        }
+        check_delete_preconditions(target, &name, &obj, old.rv, opts)?;
         let grace = graceful_period(target, &obj, opts.grace_period);
         let mut finalizers: Vec<String> = obj
             .pointer("/metadata/finalizers")
@@ -1238,24 +1239,6 @@ async fn delete_collection(state: &AppState, req: &Request) -> Result<Response, 
             &deleted,
         ),
     ))
-}
-
-/// Deleting a namespace deletes everything in it first (what upstream's namespace controller
-/// does asynchronously), then the namespace.
-pub async fn delete_namespace_contents(state: &AppState, ns: &str) -> Result<(), ApiError> {
-    let view = state.catalog.view();
-    for info in view.resources().filter(|i| i.namespaced) {
-        let (_, items) = state
-            .store
-            .list(&crate::target::collection_prefix(info, Some(ns)), |_| true);
-        for entry in items {
-            match state.store.delete(&entry.key, None).await {
-                Ok(_) | Err(StoreError::NotFound) => {}
-                Err(e) => return Err(ApiError::internal(e.to_string())),
-            }
-        }
-    }
-    Ok(())
 }
 
 // ---- pod subresources -----------------------------------------------------------------------

@@ -25,9 +25,11 @@ pub mod handlers;
 pub mod kinds;
 pub mod kubernetes_service;
 pub mod max_in_flight;
+pub mod namespace_lifecycle;
 pub mod node_proxy;
 pub mod params;
 pub mod registry;
+pub mod service_account;
 pub mod service_alloc;
 pub mod serving;
 pub mod target;
@@ -172,10 +174,13 @@ impl Serving {
 }
 
 /// An API server over a fresh in-memory store, for tests and in-process clients:
-/// `kube::Client::new(router, "default")`.
+/// `kube::Client::new(router, "default")`. Its system namespaces have the `default`
+/// ServiceAccount the service account controller gives them in a running cluster (see
+/// [`seed_default_service_accounts`]), so pods can be created there without that controller.
 pub async fn in_memory_router() -> Result<Router, ApiError> {
     let store = Store::in_memory(registry::indexer(), Default::default());
     let server = ApiServer::new(store).await?;
+    seed_default_service_accounts(server.store()).await?;
     // Dropping the server drops its shutdown switch; watches then end only when clients go.
     Ok(server.router())
 }
@@ -183,6 +188,33 @@ pub async fn in_memory_router() -> Result<Router, ApiError> {
 /// Opens (or creates) the embedded store in `data_dir`.
 pub fn open_store(data_dir: &std::path::Path) -> Result<Store, StoreError> {
     Store::open(data_dir, registry::indexer(), Default::default())
+}
+
+/// Writes the `default` ServiceAccount of each system namespace that lacks one, as the service
+/// account controller (`pernode_controllers::service_account`) does in a running cluster: for
+/// servers run without controllers (tests). Pods are admitted only with an existing account.
+pub async fn seed_default_service_accounts(store: &Store) -> Result<(), ApiError> {
+    for ns in handlers::SYSTEM_NAMESPACES {
+        let key = format!("serviceaccounts/{ns}/default");
+        if store.get(&key).is_some() {
+            continue;
+        }
+        let obj = json!({
+            "kind": "ServiceAccount",
+            "apiVersion": "v1",
+            "metadata": {
+                "name": "default",
+                "namespace": ns,
+                "uid": uuid::Uuid::new_v4().to_string(),
+                "creationTimestamp": registry::now_rfc3339(),
+            },
+        });
+        match store.create(&key, obj).await {
+            Ok(_) | Err(StoreError::AlreadyExists) => {}
+            Err(e) => return Err(ApiError::internal(e.to_string())),
+        }
+    }
+    Ok(())
 }
 
 /// The namespaces, PriorityClasses and `kubernetes` Service every cluster starts with.

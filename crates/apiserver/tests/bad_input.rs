@@ -268,6 +268,10 @@ async fn watch_from_a_version_outside_the_event_window_gets_410_expired() {
     let server = pernode_apiserver::ApiServer::new(store)
         .await
         .expect("server");
+    // Pods are admitted with an existing ServiceAccount (no controller runs here).
+    pernode_apiserver::seed_default_service_accounts(server.store())
+        .await
+        .expect("service accounts");
     let router = server.router();
     for n in 0..5 {
         let (code, _) = send(

@@ -43,6 +43,9 @@ async fn fixture() -> (ApiServer, Router) {
     let server = ApiServer::new(support::memory_store())
         .await
         .expect("server");
+    pernode_apiserver::seed_default_service_accounts(server.store())
+        .await
+        .expect("service accounts");
     let router = server.router();
     let json = "application/json";
     for (path, body) in [

@@ -44,6 +44,10 @@ async fn harness(connect_timeout: Duration) -> Harness {
     let server = ApiServer::with_node_dialer(support::memory_store(), dialer)
         .await
         .expect("server");
+    // Pods are admitted with an existing ServiceAccount (no controller runs here).
+    pernode_apiserver::seed_default_service_accounts(server.store())
+        .await
+        .expect("service accounts");
     let tcp = support::serve_tcp(server, Default::default()).await;
     Harness {
         addr: tcp.addr,

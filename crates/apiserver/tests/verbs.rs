@@ -606,15 +606,28 @@ async fn binding_and_eviction_subresources() {
     assert_eq!(code, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn deletecollection_honours_selectors_and_namespaces_take_their_contents() {
-    let r = server().await;
+/// The `default` ServiceAccount the service account controller would create (none runs here).
+async fn default_account(r: &Router, ns: &str) {
     post(
+        r,
+        &format!("/api/v1/namespaces/{ns}/serviceaccounts"),
+        json!({"metadata": {"name": "default"}}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn deletecollection_honours_selectors_and_namespaces_terminate_until_finalized() {
+    let r = server().await;
+    let created = post(
         &r,
         "/api/v1/namespaces",
         json!({"metadata": {"name": "team"}}),
     )
     .await;
+    assert_eq!(created["spec"]["finalizers"], json!(["kubernetes"]));
+    assert_eq!(created["status"]["phase"], "Active");
+    default_account(&r, "team").await;
     let team_pods = "/api/v1/namespaces/team/pods";
     post(&r, team_pods, pod("keep", json!({"app": "keep"}), None)).await;
     post(&r, team_pods, pod("drop1", json!({"app": "drop"}), None)).await;
@@ -629,6 +642,20 @@ async fn deletecollection_honours_selectors_and_namespaces_take_their_contents()
     .await;
     assert_eq!(code, StatusCode::OK, "{v}");
     assert_eq!(names(&get(&r, team_pods).await), ["keep"]);
+    // A main-resource write keeps spec.finalizers as stored.
+    let mut ns = get(&r, "/api/v1/namespaces/team").await;
+    ns["spec"]["finalizers"] = json!([]);
+    let (code, v) = call(
+        &r,
+        Method::PUT,
+        "/api/v1/namespaces/team",
+        "application/json",
+        ns,
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v["spec"]["finalizers"], json!(["kubernetes"]));
+    // Delete marks it: Terminating, content still there for the namespace controller.
     let (code, v) = call(
         &r,
         Method::DELETE,
@@ -638,16 +665,72 @@ async fn deletecollection_honours_selectors_and_namespaces_take_their_contents()
     )
     .await;
     assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v["status"]["phase"], "Terminating");
+    assert!(v["metadata"]["deletionTimestamp"].is_string(), "{v}");
+    assert_eq!(names(&get(&r, team_pods).await), ["keep"]);
+    // Writes other than creates still go, status writes included (they do not remove it).
+    let mut status = get(&r, "/api/v1/namespaces/team").await;
+    status["status"]["conditions"] = json!([{"type": "NamespaceContentRemaining", "status": "True",
+        "reason": "SomeResourcesRemain", "message": "Some resources are remaining: pods. has 1 resource instances"}]);
+    let (code, v) = call(
+        &r,
+        Method::PUT,
+        "/api/v1/namespaces/team/status",
+        "application/json",
+        status,
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v["status"]["phase"], "Terminating");
+    patch(
+        &r,
+        &format!("{team_pods}/keep"),
+        json!({"metadata": {"labels": {"b": "c"}}}),
+    )
+    .await;
     let (code, _) = call(
         &r,
-        Method::GET,
+        Method::DELETE,
         &format!("{team_pods}/keep"),
         "application/json",
         Value::Null,
     )
     .await;
-    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert_eq!(code, StatusCode::OK);
+    // A second delete waits for the finalizers.
+    let (code, v) = call(
+        &r,
+        Method::DELETE,
+        "/api/v1/namespaces/team",
+        "application/json",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v["status"]["phase"], "Terminating");
+    // finalize changes spec.finalizers alone; without any left the namespace goes.
+    let mut body = get(&r, "/api/v1/namespaces/team").await;
+    body["spec"]["finalizers"] = json!([]);
+    body["metadata"]["labels"] = json!({"changed": "no"});
+    let (code, v) = call(
+        &r,
+        Method::PUT,
+        "/api/v1/namespaces/team/finalize",
+        "application/json",
+        body,
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
     let (code, _) = call(
+        &r,
+        Method::GET,
+        "/api/v1/namespaces/team",
+        "application/json",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "the namespace is gone");
+    let (code, v) = call(
         &r,
         Method::POST,
         team_pods,
@@ -655,7 +738,95 @@ async fn deletecollection_honours_selectors_and_namespaces_take_their_contents()
         pod("late", json!({}), None),
     )
     .await;
-    assert_eq!(code, StatusCode::NOT_FOUND, "the namespace is gone");
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert_eq!(v["message"], "namespaces \"team\" not found");
+    // A namespace finalized before its delete goes at once; the immortal ones never.
+    post(
+        &r,
+        "/api/v1/namespaces",
+        json!({"metadata": {"name": "bare"}}),
+    )
+    .await;
+    let mut bare = get(&r, "/api/v1/namespaces/bare").await;
+    bare["spec"]["finalizers"] = json!([]);
+    let (code, v) = call(
+        &r,
+        Method::PUT,
+        "/api/v1/namespaces/bare/finalize",
+        "application/json",
+        bare,
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v["status"]["phase"], "Active");
+    let (code, v) = call(
+        &r,
+        Method::DELETE,
+        "/api/v1/namespaces/bare",
+        "application/json",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    let (code, _) = call(
+        &r,
+        Method::GET,
+        "/api/v1/namespaces/bare",
+        "application/json",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, v) = call(
+        &r,
+        Method::DELETE,
+        "/api/v1/namespaces/kube-system",
+        "application/json",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    assert_eq!(
+        v["message"],
+        "namespaces \"kube-system\" is forbidden: this namespace may not be deleted"
+    );
+}
+
+/// ServiceAccount admission: `default` when none is named; a missing account is refused;
+/// mirror pods are left alone.
+#[tokio::test]
+async fn pods_are_admitted_with_an_existing_service_account() {
+    let r = server().await;
+    let created = post(&r, PODS, pod("plain", json!({}), None)).await;
+    assert_eq!(created["spec"]["serviceAccountName"], "default");
+    assert_eq!(created["spec"]["serviceAccount"], "default");
+    let mut named = pod("named", json!({}), None);
+    named["spec"]["serviceAccountName"] = json!("reader");
+    let (code, v) = call(&r, Method::POST, PODS, "application/json", named.clone()).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(
+        v["message"],
+        "pods \"named\" is forbidden: error looking up service account default/reader: serviceaccount \"reader\" not found"
+    );
+    post(
+        &r,
+        "/api/v1/namespaces/default/serviceaccounts",
+        json!({"metadata": {"name": "reader"}, "imagePullSecrets": [{"name": "regcred"}]}),
+    )
+    .await;
+    let created = post(&r, PODS, named).await;
+    assert_eq!(created["spec"]["serviceAccountName"], "reader");
+    assert_eq!(
+        created["spec"]["imagePullSecrets"],
+        json!([{"name": "regcred"}])
+    );
+    let mut mirror = pod("static-n1", json!({}), Some("n1"));
+    mirror["metadata"]["annotations"] = json!({"kubernetes.io/config.mirror": "hash"});
+    let created = post(&r, PODS, mirror).await;
+    assert!(
+        created["spec"].get("serviceAccountName").is_none(),
+        "{created}"
+    );
 }
 
 /// NamespaceLifecycle: nothing new in a namespace being deleted (a finalizer holds it here).
@@ -668,6 +839,7 @@ async fn a_terminating_namespace_takes_no_new_content() {
         json!({"metadata": {"name": "leaving", "finalizers": ["example.com/hold"]}}),
     )
     .await;
+    default_account(&r, "leaving").await;
     let leaving_pods = "/api/v1/namespaces/leaving/pods";
     post(&r, leaving_pods, pod("before", json!({}), None)).await;
     let (code, v) = call(
@@ -694,6 +866,11 @@ async fn a_terminating_namespace_takes_no_new_content() {
         v["message"],
         "pods \"late\" is forbidden: unable to create new content in namespace leaving because it is being terminated"
     );
+    assert_eq!(
+        v["details"]["causes"][0]["reason"], "NamespaceTerminating",
+        "{v}"
+    );
+    assert_eq!(ns["status"]["phase"], "Terminating");
     // A namespace that is not terminating takes new content.
     post(
         &r,

@@ -6,15 +6,19 @@
 //! `pod_gc` (pods of vanished nodes), `node_lifecycle` (heartbeats to taints, eviction),
 //! `clusterrole_aggregation` (the rules of aggregated ClusterRoles such as `admin`/`edit`/`view`).
 //! `disruption` (PodDisruptionBudget status).
+//! `namespace` (empties and releases terminating namespaces), `service_account` (a `default`
+//! ServiceAccount in every active namespace).
 
 pub mod clusterrole_aggregation;
 pub mod daemonset;
 pub mod disruption;
 pub mod garbage_collector;
+pub mod namespace;
 pub mod node_lifecycle;
 pub mod pod_gc;
 pub mod pod_watch;
 pub mod scheduler;
+pub mod service_account;
 mod trim;
 
 /// The deduplicating, rate-limited work queue the scheduler, GC and pod GC share.

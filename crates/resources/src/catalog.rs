@@ -580,7 +580,7 @@ mod tests {
             find("", "v1", "pods").map(|r| r.group_resource()),
             Some("pods".into())
         );
-        assert!(find("apps", "v1", "deployments").is_none());
+        assert!(find("apps", "v1", "widgets").is_none());
         assert_eq!(find_kind("", "v1", "Node").map(|r| r.plural), Some("nodes"));
         let ev = find("", "v1", "pods").and_then(|p| p.subresource("eviction"));
         assert_eq!(ev.map(|s| s.api_version()), Some("policy/v1".into()));

@@ -379,7 +379,7 @@ mod tests {
             "apps/v1"
         );
         assert_eq!(
-            groups["groups"][8]["versions"][0]["groupVersion"],
+            groups["groups"][9]["versions"][0]["groupVersion"],
             "coordination.k8s.io/v1"
         );
 

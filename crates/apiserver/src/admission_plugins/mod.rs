@@ -1,7 +1,10 @@
 //! Admission plugins that read other objects, as kube-apiserver's (plugin/pkg/admission):
-//! they run on a create or update after decoding and before the kind's own defaulting and
-//! validation (`registry::admit`), may change the object, and refuse with a 403 Forbidden.
+//! they run on a create after decoding and before the kind's own defaulting and validation
+//! (`registry::admit`), may change the object, and refuse with a 403 Forbidden (404 for a
+//! missing namespace).
 //!
+//! - namespace lifecycle and service accounts live with the rest of their logic
+//!   ([`crate::namespace_lifecycle`], [`crate::service_account`]) and run first;
 //! - [`priority`]: a pod's `spec.priority` from its PriorityClass; one global default class.
 //! - [`webhooks`]: the warning that webhook configurations are stored, not called.
 //!
@@ -15,37 +18,41 @@ use pernode_store::Store;
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::target::Target;
 
-/// The plugins' verdict on a write: `Ok` with warnings for the client, or the refusal.
-pub fn admit(
+/// The plugins of a create, in upstream's order: namespace lifecycle
+/// ([`crate::namespace_lifecycle`]: the namespace exists and is not terminating), service
+/// accounts ([`crate::service_account`]: a pod's account is set and exists), Priority, the
+/// webhook-configuration warning; then a Service's allocation. They run before the name is
+/// generated and before decoding, defaulting and validation (`registry::admit`), as upstream's
+/// mutating admission does. `Ok` holds warnings for the client.
+pub async fn admit_create(
     store: &Store,
-    info: &ResourceInfo,
-    create: bool,
+    target: &Target,
     obj: &mut Value,
 ) -> Result<Vec<String>, ApiError> {
+    let info = target.info;
+    let ns = target.namespace.as_deref().unwrap_or("");
+    crate::namespace_lifecycle::admit_create(store, info, ns, obj)?;
+    crate::service_account::admit_create(store, info, ns, obj).await?;
     match (info.group, info.plural) {
-        ("", "pods") if create => priority::admit_pod(store, obj).map(|()| Vec::new()),
+        ("", "pods") => priority::admit_pod(store, obj).map(|()| Vec::new()),
         ("scheduling.k8s.io", "priorityclasses") => {
             priority::admit_priority_class(store, obj).map(|()| Vec::new())
         }
-        ("admissionregistration.k8s.io", _) if create => Ok(webhooks::warnings(info)),
+        ("admissionregistration.k8s.io", _) => Ok(webhooks::warnings(info)),
         // Not admission upstream but the Service REST storage's allocation; it needs the
         // store as the plugins do, before validation sees the object.
-        ("", "services") if create => {
-            crate::service_alloc::allocate(store, info, obj).map(|()| Vec::new())
-        }
+        ("", "services") => crate::service_alloc::allocate(store, info, obj).map(|()| Vec::new()),
         _ => Ok(Vec::new()),
     }
 }
 
-/// Upstream's `admission.NewForbidden` message: `<resource> "<name>" is forbidden: <why>`.
+/// Upstream's `admission.NewForbidden`: `<resource> "<name>" is forbidden: <why>`.
 pub(crate) fn forbidden(info: &ResourceInfo, obj: &Value, why: &str) -> ApiError {
     let name = obj
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("");
-    ApiError::forbidden(format!(
-        "{} \"{name}\" is forbidden: {why}",
-        info.group_resource()
-    ))
+    ApiError::forbidden_object(info.group, info.plural, name, why)
 }

@@ -18,7 +18,11 @@ pub const POD_NODE_NAME: &str = "spec.nodeName";
 pub static NAMESPACES: Kind = Kind {
     fields: &["metadata.name", "status.phase"],
     on_create: |obj| {
-        obj["status"] = json!({"phase": "Active"});
+        crate::namespace_lifecycle::prepare_create(obj);
+        Ok(())
+    },
+    on_update: |old, new| {
+        crate::namespace_lifecycle::prepare_update(old, new);
         Ok(())
     },
     ..Kind::new("", "namespaces", |info, op, obj, v| {
