@@ -22,6 +22,7 @@ fn bundle(name: &str) -> PathBuf {
 /// `(kind, name)` of every object in the YAML files at `path` (a file or a folder), as
 /// kubectl prints them (`kind.group/name`, lower-case kind).
 fn objects(path: &PathBuf) -> Vec<(String, String)> {
+    // A bundle's own folder only: CRDs kept in a subfolder are applied on their own.
     let files: Vec<PathBuf> = if path.is_dir() {
         let mut f: Vec<PathBuf> = std::fs::read_dir(path)
             .expect("bundle folder")
@@ -159,6 +160,25 @@ fn published_bundles_apply_converge_and_delete_unchanged() {
         let p = path.display().to_string();
         apply_converge_delete(&c, &path, &["-f", &p], namespace);
     }
+
+    // kube-prometheus: its setup step creates the `monitoring` namespace and the CRDs, and
+    // users wait for them to be Established before applying the rest (its README).
+    c.ok(&["create", "namespace", "monitoring"]);
+    let crds = bundle("kube-prometheus-node-exporter/crds");
+    let p = crds.display().to_string();
+    let out = c.ok(&["apply", "-f", &p]);
+    for crd in ["servicemonitors.monitoring.coreos.com", "prometheusrules.monitoring.coreos.com"] {
+        assert!(
+            out.contains(&format!("customresourcedefinition.apiextensions.k8s.io/{crd} created")),
+            "{out}"
+        );
+    }
+    c.ok(&["wait", "--for", "condition=Established", "--timeout", "60s", "crd", "--all"]);
+    let exporter = bundle("kube-prometheus-node-exporter");
+    let p = exporter.display().to_string();
+    apply_converge_delete(&c, &exporter, &["-f", &p], "monitoring");
+    let out = c.ok(&["delete", "-f", &crds.display().to_string()]);
+    assert!(out.contains("\"servicemonitors.monitoring.coreos.com\" deleted"), "{out}");
 
     // fluent-bit's README has users create the namespace first.
     c.ok(&["create", "namespace", "logging"]);
