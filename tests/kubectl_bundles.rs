@@ -167,18 +167,34 @@ fn published_bundles_apply_converge_and_delete_unchanged() {
     let crds = bundle("kube-prometheus-node-exporter/crds");
     let p = crds.display().to_string();
     let out = c.ok(&["apply", "-f", &p]);
-    for crd in ["servicemonitors.monitoring.coreos.com", "prometheusrules.monitoring.coreos.com"] {
+    for crd in [
+        "servicemonitors.monitoring.coreos.com",
+        "prometheusrules.monitoring.coreos.com",
+    ] {
         assert!(
-            out.contains(&format!("customresourcedefinition.apiextensions.k8s.io/{crd} created")),
+            out.contains(&format!(
+                "customresourcedefinition.apiextensions.k8s.io/{crd} created"
+            )),
             "{out}"
         );
     }
-    c.ok(&["wait", "--for", "condition=Established", "--timeout", "60s", "crd", "--all"]);
+    c.ok(&[
+        "wait",
+        "--for",
+        "condition=Established",
+        "--timeout",
+        "60s",
+        "crd",
+        "--all",
+    ]);
     let exporter = bundle("kube-prometheus-node-exporter");
     let p = exporter.display().to_string();
     apply_converge_delete(&c, &exporter, &["-f", &p], "monitoring");
     let out = c.ok(&["delete", "-f", &crds.display().to_string()]);
-    assert!(out.contains("\"servicemonitors.monitoring.coreos.com\" deleted"), "{out}");
+    assert!(
+        out.contains("\"servicemonitors.monitoring.coreos.com\" deleted"),
+        "{out}"
+    );
 
     // fluent-bit's README has users create the namespace first.
     c.ok(&["create", "namespace", "logging"]);

@@ -12,11 +12,14 @@ use tower::ServiceExt;
 
 const JSON: &str = "application/json";
 
+/// A server without controllers: the `default` ServiceAccounts stand in for the service
+/// account controller's.
 async fn router() -> axum::Router {
-    ApiServer::new(memory_store())
+    let store = memory_store();
+    pernode_apiserver::seed_default_service_accounts(&store)
         .await
-        .expect("server")
-        .router()
+        .expect("accounts");
+    ApiServer::new(store).await.expect("server").router()
 }
 
 #[tokio::test]

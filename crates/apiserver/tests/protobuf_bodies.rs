@@ -1014,7 +1014,17 @@ async fn protobuf_creates_store_what_json_creates_store() {
     };
     assert_eq!(comparable(created), comparable(from_json));
 
-    // A pod, the kind with the most admission, through the same path.
+    // A pod, the kind with the most admission, through the same path. No controller runs
+    // here, so its namespace's `default` ServiceAccount is created by hand.
+    let (code, sa) = send(
+        &router,
+        Method::POST,
+        "/api/v1/namespaces/from-protobuf/serviceaccounts",
+        "application/json",
+        r#"{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"default"}}"#,
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{sa}");
     let (code, pod_reply) = send(
         &router,
         Method::POST,
