@@ -244,3 +244,83 @@ async fn webhook_configurations_are_stored_with_a_warning_that_they_are_not_call
     assert_eq!(hook["timeoutSeconds"], 10);
     assert_eq!(hook["clientConfig"]["service"]["port"], 443);
 }
+
+#[tokio::test]
+async fn a_terminating_definition_refuses_new_objects() {
+    // The CRD controller runs as long as its server: kept alive here.
+    let store = memory_store();
+    pernode_apiserver::seed_default_service_accounts(&store)
+        .await
+        .expect("accounts");
+    let server = ApiServer::new(store).await.expect("server");
+    let r = server.router();
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    let (status, body) = send(
+        &r,
+        Method::POST,
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        JSON,
+        crd.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let widgets = "/apis/example.com/v1/namespaces/default/widgets";
+    let widget = |name: &str| {
+        json!({"apiVersion": "example.com/v1", "kind": "Widget",
+               "metadata": {"name": name, "finalizers": ["example.com/hold"]}})
+        .to_string()
+    };
+    let (status, body) = send(&r, Method::POST, widgets, JSON, widget("held")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // The held object keeps the definition terminating.
+    let (status, body) = send(
+        &r,
+        Method::DELETE,
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com",
+        JSON,
+        "",
+    )
+    .await;
+    assert!(status.is_success(), "{body}");
+    let (status, body) = send(&r, Method::POST, widgets, JSON, widget("late")).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert_eq!(
+        body["message"],
+        "create not allowed while custom resource definition is terminating"
+    );
+    // Once the held object lets go, the definition's cleanup finishes and it is gone.
+    let (status, body) = send(
+        &r,
+        Method::PATCH,
+        &format!("{widgets}/held"),
+        "application/merge-patch+json",
+        r#"{"metadata":{"finalizers":null}}"#,
+    )
+    .await;
+    assert!(status.is_success(), "{body}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (status, _) = send(
+            &r,
+            Method::GET,
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com",
+            JSON,
+            "",
+        )
+        .await;
+        if status == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the CRD is still there"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

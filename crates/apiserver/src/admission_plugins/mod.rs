@@ -33,6 +33,9 @@ pub async fn admit_create(
 ) -> Result<Vec<String>, ApiError> {
     let info = target.info;
     let ns = target.namespace.as_deref().unwrap_or("");
+    if let Some(custom) = &info.custom {
+        refuse_if_definition_terminating(store, &custom.crd_name)?;
+    }
     crate::namespace_lifecycle::admit_create(store, info, ns, obj)?;
     crate::service_account::admit_create(store, info, ns, obj).await?;
     match (info.group, info.plural) {
@@ -46,6 +49,20 @@ pub async fn admit_create(
         ("", "services") => crate::service_alloc::allocate(store, info, obj).map(|()| Vec::new()),
         _ => Ok(Vec::new()),
     }
+}
+
+/// A custom object's create while its CRD is being deleted (its objects are being removed) is
+/// a 405, as upstream's custom resource handler answers.
+fn refuse_if_definition_terminating(store: &Store, crd_name: &str) -> Result<(), ApiError> {
+    let Some(entry) = store.get(&format!("{}{crd_name}", crate::crd::PREFIX)) else {
+        return Ok(());
+    };
+    if memchr::memmem::find(&entry.json, b"\"deletionTimestamp\"").is_none() {
+        return Ok(());
+    }
+    Err(ApiError::method_not_allowed(
+        "create not allowed while custom resource definition is terminating",
+    ))
 }
 
 /// Upstream's `admission.NewForbidden`: `<resource> "<name>" is forbidden: <why>`.

@@ -51,13 +51,21 @@ const OBSERVE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Controller {
     catalog: Arc<Catalog>,
     observed: watch::Sender<u64>,
+    /// CRDs being deleted whose objects are not all gone yet (some hold finalizers): each is
+    /// reconciled again every [`CLEANUP_RETRY`] until they are, as upstream's finalizing
+    /// controller requeues.
+    retrying: std::sync::Mutex<std::collections::HashSet<String>>,
 }
+
+/// How often a terminating CRD with objects left is looked at again.
+const CLEANUP_RETRY: Duration = Duration::from_secs(1);
 
 impl Controller {
     pub fn new(catalog: Arc<Catalog>) -> Arc<Controller> {
         Arc::new(Controller {
             catalog,
             observed: watch::channel(0).0,
+            retrying: Default::default(),
         })
     }
 
@@ -79,7 +87,9 @@ impl Controller {
                     tokio::select! {
                         event = watcher.next() => match event {
                             Some(Ok(event)) => {
-                                this.reconcile(&store, &event.entry.key).await;
+                                if this.reconcile(&store, &event.entry.key).await {
+                                    this.retry_cleanup(&store, &event.entry.key);
+                                }
                                 this.serve_established(&store);
                                 from = event.entry.rv;
                                 this.observed.send_replace(from);
@@ -108,10 +118,12 @@ impl Controller {
         let _ = tokio::time::timeout(OBSERVE_TIMEOUT, rx.wait_for(|seen| *seen >= rv)).await;
     }
 
-    async fn sync_all(&self, store: &Store) -> u64 {
+    async fn sync_all(self: &Arc<Self>, store: &Store) -> u64 {
         let (rv, entries) = store.list(PREFIX, |_| true);
         for entry in &entries {
-            self.reconcile(store, &entry.key).await;
+            if self.reconcile(store, &entry.key).await {
+                self.retry_cleanup(store, &entry.key);
+            }
         }
         self.serve_established(store);
         let rv = rv.max(store.current_rv());
@@ -138,46 +150,78 @@ impl Controller {
     }
 
     /// Brings one CRD's status (or its deletion) to what the controllers would make it.
-    async fn reconcile(&self, store: &Store, key: &str) {
+    /// Returns whether its deletion waits on objects that are not gone yet.
+    async fn reconcile(&self, store: &Store, key: &str) -> bool {
         for _ in 0..16 {
-            let Some(entry) = store.get(key) else { return };
+            let Some(entry) = store.get(key) else {
+                return false;
+            };
             let Ok(mut crd) = serde_json::from_slice::<Value>(&entry.json) else {
-                return;
+                return false;
             };
             if crd
                 .pointer("/metadata/deletionTimestamp")
                 .is_some_and(|v| !v.is_null())
             {
-                match self.finalize(store, &entry.key, crd, entry.rv).await {
+                return match self.finalize(store, &entry.key, crd, entry.rv).await {
                     Err(StoreError::Conflict { .. }) => continue,
-                    Err(e) => tracing::warn!(error = %e, key, "CRD cleanup failed"),
-                    Ok(()) => {}
-                }
-                return;
+                    Err(e) => {
+                        tracing::warn!(error = %e, key, "CRD cleanup failed");
+                        true
+                    }
+                    Ok(pending) => pending,
+                };
             }
             let before = crd.clone();
             establish(store, &mut crd);
             if crd == before {
-                return;
+                return false;
             }
             match store.update(key, crd, Some(entry.rv)).await {
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => tracing::warn!(error = %e, key, "CRD status write failed"),
                 Ok(_) => {}
             }
-            return;
+            return false;
         }
+        false
     }
 
-    /// Upstream's finalizing controller: deletes every object of the CRD, then lifts the
-    /// cleanup finalizer (which deletes the CRD when it was the last).
+    /// Looks at a terminating CRD again every [`CLEANUP_RETRY`] until its objects are gone
+    /// (one retry task per CRD).
+    fn retry_cleanup(self: &Arc<Self>, store: &Store, key: &str) {
+        let Ok(mut retrying) = self.retrying.lock() else {
+            return;
+        };
+        if !retrying.insert(key.to_string()) {
+            return;
+        }
+        let (this, store, key) = (self.clone(), store.clone(), key.to_string());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(CLEANUP_RETRY).await;
+                if !this.reconcile(&store, &key).await {
+                    break;
+                }
+            }
+            this.serve_established(&store);
+            if let Ok(mut retrying) = this.retrying.lock() {
+                retrying.remove(&key);
+            }
+        });
+    }
+
+    /// Upstream's finalizing controller: deletes every object of the CRD (an object holding
+    /// finalizers is marked deleted and waited for, as a client's delete would), then lifts
+    /// the cleanup finalizer (which deletes the CRD when it was the last). Returns whether
+    /// objects are left.
     async fn finalize(
         &self,
         store: &Store,
         key: &str,
         mut crd: Value,
         rv: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let finalizers: Vec<String> = crd
             .pointer("/metadata/finalizers")
             .and_then(Value::as_array)
@@ -186,7 +230,7 @@ impl Controller {
             .filter_map(|f| f.as_str().map(str::to_string))
             .collect();
         if !finalizers.iter().any(|f| f == CLEANUP_FINALIZER) {
-            return Ok(());
+            return Ok(false);
         }
         let group = crd
             .pointer("/spec/group")
@@ -196,22 +240,42 @@ impl Controller {
             .pointer("/spec/names/plural")
             .and_then(Value::as_str)
             .unwrap_or("");
+        let mut left = 0;
         if !plural.is_empty() {
             let prefix = format!("{plural}.{group}/");
             let (_, objects) = store.list(&prefix, |_| true);
             for object in objects {
-                match store.delete(&object.key, None).await {
-                    Ok(_) | Err(StoreError::NotFound) => {}
-                    Err(e) => return Err(e),
+                if delete_instance(store, &object).await? {
+                    left += 1;
                 }
             }
+        }
+        if left > 0 {
+            let message =
+                format!("could not confirm zero CustomResources remaining: {left} remaining");
+            if crd.pointer("/status/conditions").is_some_and(|c| {
+                c.as_array().is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c["type"] == "Terminating" && c["message"] == json!(message))
+                })
+            }) {
+                return Ok(true);
+            }
+            set_condition(
+                &mut crd,
+                "Terminating",
+                "True",
+                "InstanceDeletionCheck",
+                &message,
+            );
+            return store.update(key, crd, Some(rv)).await.map(|_| true);
         }
         let rest: Vec<String> = finalizers
             .into_iter()
             .filter(|f| f != CLEANUP_FINALIZER)
             .collect();
         if rest.is_empty() {
-            return store.delete(key, Some(rv)).await.map(|_| ());
+            return store.delete(key, Some(rv)).await.map(|_| false);
         }
         crd["metadata"]["finalizers"] = json!(rest);
         set_condition(
@@ -221,8 +285,39 @@ impl Controller {
             "InstanceDeletionCompleted",
             "removed all instances",
         );
-        store.update(key, crd, Some(rv)).await.map(|_| ())
+        store.update(key, crd, Some(rv)).await.map(|_| false)
     }
+}
+
+/// Deletes one custom object as a client's delete does: at once without finalizers, else
+/// marked (`deletionTimestamp`) and left to them. Returns whether it is still there.
+async fn delete_instance(store: &Store, object: &pernode_store::Entry) -> Result<bool, StoreError> {
+    let Ok(mut obj) = serde_json::from_slice::<Value>(&object.json) else {
+        return Ok(true);
+    };
+    let held = obj
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty());
+    if !held {
+        return match store.delete(&object.key, Some(object.rv)).await {
+            Ok(_) | Err(StoreError::NotFound) => Ok(false),
+            Err(StoreError::Conflict { .. }) => Ok(true),
+            Err(e) => Err(e),
+        };
+    }
+    if obj
+        .pointer("/metadata/deletionTimestamp")
+        .is_none_or(Value::is_null)
+    {
+        obj["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
+        obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        match store.update(&object.key, obj, Some(object.rv)).await {
+            Ok(_) | Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 /// Marks a CRD for deletion as upstream's CRD REST `Delete` does before it deletes: sets the
