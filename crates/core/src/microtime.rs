@@ -227,8 +227,14 @@ mod tests {
     #[test]
     fn six_fractional_digits_parse() {
         assert_eq!(parse_rfc3339_micro("2024-01-02T03:04:05.123456Z"), Ok(()));
-        assert_eq!(parse_rfc3339_micro("2024-01-02T03:04:05.000000+02:00"), Ok(()));
-        assert_eq!(parse_rfc3339_micro("2024-02-29T23:59:59.999999-07:30"), Ok(()));
+        assert_eq!(
+            parse_rfc3339_micro("2024-01-02T03:04:05.000000+02:00"),
+            Ok(())
+        );
+        assert_eq!(
+            parse_rfc3339_micro("2024-02-29T23:59:59.999999-07:30"),
+            Ok(())
+        );
     }
 
     #[test]
