@@ -303,6 +303,22 @@ mod tests {
     }
 
     #[test]
+    fn micro_times_as_pernode_writes_them_have_six_digits() {
+        // Every pernode writer of a MicroTime (scheduler events, the simulator's and the
+        // agent's lease renewals) serializes k8s-openapi's MicroTime: it must stay decodable.
+        for (secs, nanos) in [(0, 0), (1_700_000_000, 123_456_789), (1_700_000_000, 1_000)] {
+            let t = Timestamp::new(secs, nanos).expect("timestamp");
+            let text = serde_json::to_value(MicroTime(t)).expect("json");
+            let text = text.as_str().expect("string");
+            assert_eq!(
+                pernode_core::microtime::parse_rfc3339_micro(text),
+                Ok(()),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn selector_labels_map_to_the_core_index() {
         for label in EVENTS.fields {
             let stored = field_label(label);
