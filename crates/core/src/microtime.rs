@@ -76,11 +76,11 @@ pub fn parse_rfc3339_micro(value: &str) -> Result<(), String> {
                 };
                 rest = r;
                 let bad = match std {
-                    Std::ZeroMonth => (n <= 0 || 12 < n).then_some("month"),
-                    Std::ZeroDay => (n < 0 || 31 < n).then_some("day"),
-                    Std::Hour => (n < 0 || 24 <= n).then_some("hour"),
-                    Std::ZeroMinute => (n < 0 || 60 <= n).then_some("minute"),
-                    _ => (n < 0 || 60 <= n).then_some("second"),
+                    Std::ZeroMonth => (!(1..=12).contains(&n)).then_some("month"),
+                    Std::ZeroDay => (!(0..=31).contains(&n)).then_some("day"),
+                    Std::Hour => (!(0..24).contains(&n)).then_some("hour"),
+                    Std::ZeroMinute => (!(0..60).contains(&n)).then_some("minute"),
+                    _ => (!(0..60).contains(&n)).then_some("second"),
                 };
                 if let Some(what) = bad {
                     return range(what);
