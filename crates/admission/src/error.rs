@@ -281,6 +281,44 @@ pub fn go_render(v: &Value) -> String {
     }
 }
 
+/// `%+v` of a JSON value as Go decodes it into `interface{}` (upstream prints a strategic
+/// merge patch this way in its errors): `map[k:v ...]` with sorted keys, `[a b]`, strings
+/// bare, numbers as float64's `%v`, `<nil>` for null.
+pub fn go_map_render(v: &Value) -> String {
+    match v {
+        Value::Null => "<nil>".to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => go_float(n.as_f64().unwrap_or_default()),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(go_map_render).collect();
+            format!("[{}]", items.join(" "))
+        }
+        Value::Object(m) => {
+            let sorted: BTreeMap<&String, &Value> = m.iter().collect();
+            let items: Vec<String> = sorted
+                .into_iter()
+                .map(|(k, v)| format!("{k}:{}", go_map_render(v)))
+                .collect();
+            format!("map[{}]", items.join(" "))
+        }
+    }
+}
+
+/// Go's `%v` of a float64: the shortest digits, in exponent form below 1e-4 or from 1e6
+/// (`1e+06`, `1.5e-05`).
+fn go_float(f: f64) -> String {
+    let sci = format!("{f:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if f != 0.0 && !(-4..6).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    } else {
+        format!("{f}")
+    }
+}
+
 /// `%#v` of a `map[string]string` (keys sorted, as Go's fmt does).
 pub(crate) fn go_string_map<'a>(entries: impl Iterator<Item = (&'a str, &'a str)>) -> String {
     let items: Vec<String> = entries
@@ -357,6 +395,21 @@ mod tests {
         assert_eq!(
             invalid_message("Pod", "", "p", &[]),
             r#"Pod "p" is invalid"#
+        );
+    }
+}
+
+#[cfg(test)]
+mod go_map_tests {
+    use super::*;
+
+    #[test]
+    fn maps_print_as_go_prints_interfaces() {
+        let v = serde_json::json!({"spec": {"renewTime": "2024-01-02T03:04:05Z", "n": 1000000,
+            "m": 3, "f": 0.5, "l": ["a", null, true]}});
+        assert_eq!(
+            go_map_render(&v),
+            "map[spec:map[f:0.5 l:[a <nil> true] m:3 n:1e+06 renewTime:2024-01-02T03:04:05Z]]"
         );
     }
 }

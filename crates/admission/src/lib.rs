@@ -19,7 +19,7 @@ mod error;
 mod quantity;
 pub mod validate;
 
-pub use error::{ErrorKind, FieldError, go_quote, go_render, invalid_message};
+pub use error::{ErrorKind, FieldError, go_map_render, go_quote, go_render, invalid_message};
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde::Serialize;

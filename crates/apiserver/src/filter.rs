@@ -5,24 +5,29 @@ use pernode_core::fields::FieldSelector;
 use pernode_core::labels::LabelSelector;
 use pernode_store::{Attrs, Entry};
 
+use pernode_resources::ResourceInfo;
+
 use crate::error::ApiError;
 use crate::params::Query;
-use crate::registry::supported_fields;
 
 #[derive(Default)]
 pub struct Filter {
     labels: Option<LabelSelector>,
     fields: Option<FieldSelector>,
+    /// For a kind served from another kind's storage: its selector labels as the stored
+    /// objects are indexed (`regarding.name` → `involvedObject.name`).
+    stored_label: Option<fn(&str) -> &'static str>,
 }
 
 impl Filter {
     /// From `labelSelector`/`fieldSelector`; a field the resource does not index is a 400, as
     /// upstream (`field label not supported: x`).
-    pub fn from_query(plural: &str, query: &Query) -> Result<Filter, ApiError> {
+    pub fn from_query(info: &ResourceInfo, query: &Query) -> Result<Filter, ApiError> {
         let labels = query.label_selector()?;
         let fields = query.field_selector()?;
+        let kind = crate::kinds::of(info);
         if let Some(fields) = &fields {
-            let supported = supported_fields(plural);
+            let supported = kind.fields;
             for field in fields.requirements().iter().map(|r| r.field.as_str()) {
                 if !supported.contains(&field) {
                     return Err(ApiError::bad_request(format!(
@@ -31,7 +36,11 @@ impl Filter {
                 }
             }
         }
-        Ok(Filter { labels, fields })
+        Ok(Filter {
+            labels,
+            fields,
+            stored_label: kind.conversion.map(|c| c.field_label),
+        })
     }
 
     /// Whether it selects everything (no label or field selector).
@@ -68,7 +77,10 @@ impl Filter {
             return false;
         }
         if let Some(fields) = &self.fields
-            && !fields.matches(|f| attrs.field(f))
+            && !fields.matches(|f| match self.stored_label {
+                Some(stored) => attrs.field(stored(f)),
+                _ => attrs.field(f),
+            })
         {
             return false;
         }

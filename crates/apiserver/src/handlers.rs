@@ -190,10 +190,11 @@ pub(crate) fn store_error(target: &Target, name: &str, e: StoreError) -> ApiErro
 
 fn get(state: &AppState, req: &Request) -> Result<Response, ApiError> {
     let key = req.target.key().ok_or_else(ApiError::no_route)?;
-    let entry = state
+    let stored = state
         .store
         .get(&key)
         .ok_or_else(|| not_found(&req.target))?;
+    let entry = crate::kinds::served_entry(req.target.info, &stored);
     if wants_table(accept(req)) {
         let table = render_table(
             req.target.info,
@@ -223,7 +224,7 @@ fn typed_response(body: Bytes, content_type: &'static str) -> Response {
 }
 
 fn list(state: &AppState, req: &Request) -> Result<Response, ApiError> {
-    let filter = Filter::from_query(req.target.plural(), &req.query)?;
+    let filter = Filter::from_query(req.target.info, &req.query)?;
     let (current_rv, mut items) = state
         .store
         .list(&req.target.prefix(), |e| filter.matches(e));
@@ -253,6 +254,12 @@ fn list(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         remaining_item_count,
     });
     let info = req.target.info;
+    if crate::kinds::of(info).conversion.is_some() {
+        items = items
+            .iter()
+            .map(|e| crate::kinds::served_entry(info, e).into_owned())
+            .collect();
+    }
     if wants_table(accept(req)) {
         let objects: Vec<&[u8]> = items.iter().map(|e| &e.json[..]).collect();
         let table = render_table(
@@ -354,14 +361,14 @@ fn watch_request(req: &Request, filter: Filter) -> Result<WatchRequest, ApiError
 }
 
 fn watch_collection(state: Arc<AppState>, req: Request) -> Result<Response, ApiError> {
-    let filter = Filter::from_query(req.target.plural(), &req.query)?;
+    let filter = Filter::from_query(req.target.info, &req.query)?;
     let request = watch_request(&req, filter)?;
     watch::serve(state, request)
 }
 
 fn watch_named(state: Arc<AppState>, req: Request) -> Result<Response, ApiError> {
     let name = req.target.name.clone().unwrap_or_default();
-    let filter = Filter::from_query(req.target.plural(), &req.query)?.with_name(&name)?;
+    let filter = Filter::from_query(req.target.info, &req.query)?.with_name(&name)?;
     let mut request = watch_request(&req, filter)?;
     request.target.name = None;
     request.target.subresource = None;
@@ -476,6 +483,7 @@ async fn create(state: &AppState, req: &Request) -> Result<Response, ApiError> {
     let decode = || {
         let mut obj = decode_object(content_type(req), &req.body, &BodyKind::of(req.target.info))?;
         check_type(&req.target, &mut obj)?;
+        crate::kinds::check_micro_times(req.target.info, &obj)?;
         check_namespace(&req.target, &mut obj)?;
         Ok::<_, ApiError>(obj)
     };
@@ -517,8 +525,9 @@ async fn create(state: &AppState, req: &Request) -> Result<Response, ApiError> {
             .unwrap_or("")
             .to_string();
         if req.query.dry_run() {
+            let shown = crate::kinds::served(info, &Bytes::from(candidate.to_string()));
             return Ok(with_warnings(
-                json_response(StatusCode::CREATED, candidate.to_string()),
+                json_response(StatusCode::CREATED, shown),
                 &warnings,
             ));
         }
@@ -527,7 +536,7 @@ async fn create(state: &AppState, req: &Request) -> Result<Response, ApiError> {
             Ok(entry) => {
                 after_write(state, info, entry.rv).await;
                 return Ok(with_warnings(
-                    json_response(StatusCode::CREATED, entry.json),
+                    json_response(StatusCode::CREATED, crate::kinds::served(info, &entry.json)),
                     &warnings,
                 ));
             }
@@ -619,6 +628,7 @@ fn should_delete_during_update(target: &Target, new: &Value) -> bool {
 async fn update(state: &AppState, req: &Request) -> Result<Response, ApiError> {
     let mut body = decode_object(content_type(req), &req.body, &BodyKind::of(req.target.info))?;
     check_type(&req.target, &mut body)?;
+    crate::kinds::check_micro_times(req.target.info, &body)?;
     let name = req.target.name.clone().unwrap_or_default();
     match body.pointer("/metadata/name").and_then(Value::as_str) {
         Some(n) if n != name => {
@@ -673,7 +683,10 @@ async fn update(state: &AppState, req: &Request) -> Result<Response, ApiError> {
             Ok(entry) => {
                 after_write(state, req.target.info, entry.rv).await;
                 return Ok(with_warnings(
-                    json_response(StatusCode::OK, entry.json),
+                    json_response(
+                        StatusCode::OK,
+                        crate::kinds::served(req.target.info, &entry.json),
+                    ),
                     &warnings,
                 ));
             }
@@ -745,7 +758,10 @@ async fn patch(state: &AppState, req: &Request) -> Result<Response, ApiError> {
             Ok(entry) => {
                 after_write(state, req.target.info, entry.rv).await;
                 return Ok(with_warnings(
-                    json_response(StatusCode::OK, entry.json),
+                    json_response(
+                        StatusCode::OK,
+                        crate::kinds::served(req.target.info, &entry.json),
+                    ),
                     &warnings,
                 ));
             }
@@ -765,10 +781,18 @@ async fn patch_as_tree(
     name: &str,
 ) -> Result<(Result<Entry, StoreError>, Vec<String>), ApiError> {
     let old_value = parse_entry(old)?;
-    let mut patched =
-        pernode_patch::apply(patch_type, &old_value, &req.body).map_err(patch_error)?;
+    // A kind served from another's storage is patched in its own form.
+    let base = match crate::kinds::of(req.target.info).conversion {
+        Some(conversion) => (conversion.from_stored)(&old_value).map_err(ApiError::internal)?,
+        None => old_value.clone(),
+    };
+    let mut patched = pernode_patch::apply(patch_type, &base, &req.body).map_err(patch_error)?;
+    drop(base);
     if !patched.is_object() {
         return Err(ApiError::bad_request("the patch did not produce an object"));
+    }
+    if let Some(e) = crate::kinds::micro_time_error(req.target.info, &patched) {
+        return Err(micro_time_patch_error(patch_type, &patched, &req.body, e));
     }
     // A resourceVersion in the patch is a precondition (kubectl apply uses this).
     let pinned = rv_of(&patched).is_some_and(|rv| rv != old.rv.to_string());
@@ -875,6 +899,41 @@ fn status_edit(
         attrs,
         warnings,
     }))
+}
+
+/// A patch whose result upstream cannot decode (a MicroTime without six fractional digits):
+/// the 422 of upstream's patcher, naming the patched object (JSON and merge patches) or the
+/// patch itself, as Go prints a map (strategic merge patches).
+fn micro_time_patch_error(
+    patch_type: PatchType,
+    patched: &Value,
+    patch: &[u8],
+    error: String,
+) -> ApiError {
+    let value = match patch_type {
+        PatchType::StrategicMerge => serde_json::from_slice::<Value>(patch)
+            .map(|p| pernode_admission::go_map_render(&p))
+            .unwrap_or_default(),
+        _ => patched.to_string(),
+    };
+    let errors = [pernode_admission::FieldError::invalid(
+        "patch", value, &error,
+    )];
+    let causes = errors
+        .iter()
+        .map(|e| crate::error::Cause {
+            reason: e.reason().to_string(),
+            message: e.cause_message(),
+            field: e.field.clone(),
+        })
+        .collect();
+    ApiError::invalid(
+        "",
+        "",
+        "",
+        pernode_admission::invalid_message("", "", "", &errors),
+        causes,
+    )
 }
 
 fn patch_error(e: pernode_patch::PatchError) -> ApiError {
@@ -1034,7 +1093,10 @@ async fn delete(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         return Ok(json_response(StatusCode::OK, entry.json));
     }
     let (status, body) = delete_object(state, &req.target, &key, &opts).await?;
-    Ok(json_response(status, body))
+    Ok(json_response(
+        status,
+        crate::kinds::served(req.target.info, &Bytes::from(body)),
+    ))
 }
 
 /// The preconditions of a delete (UID, resourceVersion) against the stored object.
@@ -1216,14 +1278,14 @@ fn graceful_period(target: &Target, obj: &Value, requested: Option<i64>) -> i64 
 
 async fn delete_collection(state: &AppState, req: &Request) -> Result<Response, ApiError> {
     let opts = delete_options(req)?;
-    let filter = Filter::from_query(req.target.plural(), &req.query)?;
+    let filter = Filter::from_query(req.target.info, &req.query)?;
     let (_, items) = state
         .store
         .list(&req.target.prefix(), |e| filter.matches(e));
     let mut deleted = Vec::new();
     for entry in items {
         match delete_object(state, &req.target, &entry.key, &opts).await {
-            Ok(_) => deleted.push(entry),
+            Ok(_) => deleted.push(crate::kinds::served_entry(req.target.info, &entry).into_owned()),
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),
         }

@@ -35,9 +35,21 @@ fn attrs_of(plural: &str, obj: &Value) -> Attrs {
         .into_iter()
         .flatten()
         .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())));
-    let fields = supported_fields(plural)
-        .iter()
-        .map(|field| (*field, field_text(obj, field)));
+    let fields = supported_fields(plural).iter().map(|field| {
+        let text = match (plural, *field) {
+            // Upstream's event field set: `source` is the source's component, else the
+            // reporting controller.
+            ("events", "source") => {
+                let component = field_text(obj, "source.component");
+                match component.is_empty() {
+                    true => field_text(obj, "reportingComponent"),
+                    false => component,
+                }
+            }
+            _ => field_text(obj, field),
+        };
+        (*field, text)
+    });
     Attrs::new(labels, fields)
 }
 

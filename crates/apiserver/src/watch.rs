@@ -217,6 +217,7 @@ fn encode_event_into(
     entry: &Entry,
     rendering: Rendering,
 ) {
+    let entry = &*crate::kinds::served_entry(info, entry);
     let table;
     let object: &[u8] = match rendering {
         Rendering::Object => &entry.json,

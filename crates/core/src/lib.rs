@@ -22,6 +22,7 @@ pub mod duration;
 pub mod fields;
 pub mod json;
 pub mod labels;
+pub mod microtime;
 pub mod names;
 pub mod pod;
 pub mod quantity;

@@ -1,4 +1,6 @@
-//! Event rows: a port of upstream's `printEvent` (core/v1 Events).
+//! Event rows: a port of upstream's `printEvent`, which prints core/v1 and events.k8s.io/v1
+//! Events alike (upstream prints the internal Event both convert to): the events.k8s.io names
+//! of the renamed fields are read as aliases of the core ones.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -13,24 +15,24 @@ lean_object! {
         type_: Option<String>,
         #[serde(default)]
         reason: Option<String>,
-        #[serde(default)]
+        #[serde(default, alias = "note")]
         message: Option<String>,
-        #[serde(default)]
+        #[serde(default, alias = "regarding")]
         involved_object: Option<InvolvedObject>,
-        #[serde(default)]
+        #[serde(default, alias = "deprecatedSource")]
         source: Option<Source>,
         /// `ReportingController` in Go; its JSON name is `reportingComponent`.
-        #[serde(default)]
+        #[serde(default, alias = "reportingController")]
         reporting_component: Option<String>,
         #[serde(default)]
         reporting_instance: Option<String>,
-        #[serde(default)]
+        #[serde(default, alias = "deprecatedFirstTimestamp")]
         first_timestamp: Option<Time>,
-        #[serde(default)]
+        #[serde(default, alias = "deprecatedLastTimestamp")]
         last_timestamp: Option<Time>,
         #[serde(default)]
         event_time: Option<MicroTime>,
-        #[serde(default)]
+        #[serde(default, alias = "deprecatedCount")]
         count: Option<i64>,
         #[serde(default)]
         series: Option<Series>,

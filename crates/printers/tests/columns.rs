@@ -592,6 +592,29 @@ fn event_times_count_and_source_fallbacks() {
 }
 
 #[test]
+fn events_k8s_io_events_print_as_core_ones() {
+    // The same event in its events.k8s.io/v1 form: upstream prints both from the internal
+    // Event, so the cells are the same.
+    let core = event(
+        json!({"firstTimestamp": ago(600), "lastTimestamp": ago(30), "count": 4,
+        "reportingComponent": "ctl", "reportingInstance": "i"}),
+    );
+    let v1 = json!({
+        "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": "fluentd.17a", "namespace": "default"},
+        "regarding": {"kind": "DaemonSet", "name": "fluentd", "namespace": "default",
+                      "apiVersion": "apps/v1"},
+        "reason": "SuccessfulCreate",
+        "note": "Created pod: fluentd-abcde\n",
+        "deprecatedSource": {"component": "daemonset-controller"},
+        "deprecatedFirstTimestamp": ago(600), "deprecatedLastTimestamp": ago(30),
+        "deprecatedCount": 4, "reportingController": "ctl", "reportingInstance": "i",
+        "type": "Normal",
+    });
+    assert_eq!(cells("events", &v1), cells("events", &core));
+}
+
+#[test]
 fn namespace_and_lease_columns() {
     let ns = json!({"metadata": {"name": "kube-system", "creationTimestamp": ago(7200)},
                     "status": {"phase": "Active"}});

@@ -344,6 +344,12 @@ pub static RESOURCES: &[ResourceInfo] = &[
         verbs: READ_ONLY_VERBS,
         ..v1("apps", "statefulsets", "statefulset", "StatefulSet", true)
     },
+    // events.k8s.io/v1 serves the same stored Events as core/v1 (converted), and sits after
+    // apps in upstream's /apis order.
+    ResourceInfo {
+        short_names: &["ev"],
+        ..v1("events.k8s.io", "events", "event", "Event", true)
+    },
     ResourceInfo {
         short_names: &["cj"],
         categories: &["all"],
@@ -503,6 +509,7 @@ impl ResourceInfo {
             ("coordination.k8s.io", "v1") => "coordination.k8s.io/v1",
             ("policy", "v1") => "policy/v1",
             ("batch", "v1") => "batch/v1",
+            ("events.k8s.io", "v1") => "events.k8s.io/v1",
             ("networking.k8s.io", "v1") => "networking.k8s.io/v1",
             ("rbac.authorization.k8s.io", "v1") => "rbac.authorization.k8s.io/v1",
             ("storage.k8s.io", "v1") => "storage.k8s.io/v1",
@@ -589,6 +596,7 @@ mod tests {
             vec![
                 ("", "v1"),
                 ("apps", "v1"),
+                ("events.k8s.io", "v1"),
                 ("batch", "v1"),
                 ("networking.k8s.io", "v1"),
                 ("policy", "v1"),

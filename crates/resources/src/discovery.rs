@@ -336,6 +336,7 @@ mod tests {
             names,
             [
                 "apps",
+                "events.k8s.io",
                 "batch",
                 "networking.k8s.io",
                 "policy",
@@ -379,7 +380,11 @@ mod tests {
             "apps/v1"
         );
         assert_eq!(
-            groups["groups"][9]["versions"][0]["groupVersion"],
+            groups["groups"][1]["versions"][0]["groupVersion"],
+            "events.k8s.io/v1"
+        );
+        assert_eq!(
+            groups["groups"][10]["versions"][0]["groupVersion"],
             "coordination.k8s.io/v1"
         );
 

@@ -247,6 +247,7 @@ fn add_kind(
         }
         ("apps", "v1", "ControllerRevision") => add::<ControllerRevision>(generator),
         ("coordination.k8s.io", "v1", "Lease") => add::<Lease>(generator),
+        ("events.k8s.io", "v1", "Event") => add::<k8s_openapi::api::events::v1::Event>(generator),
         ("", "v1", "ConfigMap") => add::<core::ConfigMap>(generator),
         ("", "v1", "Endpoints") => add::<core::Endpoints>(generator),
         ("", "v1", "Secret") => add::<core::Secret>(generator),

@@ -37,7 +37,10 @@ pub use meta::{
     object_meta_update,
 };
 pub use networking::{network_policy, network_policy_update};
-pub use other::{event, lease, namespace, namespace_update, node, node_update};
+pub use other::{
+    event, event_legacy, event_v1_create, event_v1_update, lease, namespace, namespace_update,
+    node, node_update,
+};
 pub use pod::{pod_create, pod_spec, pod_template_spec, pod_update};
 pub use policy::{
     UNHEALTHY_POD_EVICTION_POLICIES, conditions, name_is_path_segment,

@@ -6,6 +6,9 @@ use pernode_admission::validate;
 use super::Kind;
 use crate::registry::admit_typed;
 
-pub static LEASES: Kind = Kind::new("coordination.k8s.io", "leases", |info, op, obj, v| {
-    admit_typed::<Lease>(info, op, obj, v, false, |lease, _| validate::lease(lease))
-});
+pub static LEASES: Kind = Kind {
+    micro_times: &["spec.acquireTime", "spec.renewTime"],
+    ..Kind::new("coordination.k8s.io", "leases", |info, op, obj, v| {
+        admit_typed::<Lease>(info, op, obj, v, false, |lease, _| validate::lease(lease))
+    })
+};

@@ -98,6 +98,7 @@ pub static EVENTS: Kind = Kind {
         "source",
         "type",
     ],
+    micro_times: &["eventTime", "series.lastObservedTime"],
     ..Kind::new("", "events", |info, op, obj, v| {
         admit_typed::<Event>(info, op, obj, v, false, |ev, _| validate::event(ev))
     })

@@ -17,6 +17,7 @@ mod apiextensions;
 mod apps;
 mod coordination;
 mod core;
+mod events;
 mod networking;
 mod policy;
 mod rbac;
@@ -57,6 +58,22 @@ pub struct Kind {
     /// Whether a status write is admitted on `status` alone (see `registry::admit_status`),
     /// which lets one that changes nothing else be an edit of the stored bytes.
     pub status_alone: bool,
+    /// Set for a kind served from another kind's storage (events.k8s.io/v1 Events are stored
+    /// as core/v1 Events, as upstream stores one internal Event): how the stored objects look
+    /// in this version. Its admission stores the other kind's form.
+    pub conversion: Option<&'static Conversion>,
+    /// Dotted paths of the kind's `metav1.MicroTime` fields, whose JSON upstream's decoder
+    /// takes only with six fractional digits.
+    pub micro_times: &'static [&'static str],
+}
+
+/// How a kind served from another kind's storage sees the stored objects.
+pub struct Conversion {
+    /// A stored object in this kind's version.
+    pub from_stored: fn(&Value) -> Result<Value, String>,
+    /// A field selector's label (one of the kind's `fields`) as the stored objects are
+    /// indexed (upstream's field label conversion).
+    pub field_label: fn(&str) -> &'static str,
 }
 
 /// Fields every kind can select on.
@@ -74,6 +91,8 @@ impl Kind {
             on_update: nothing_on_update,
             admit,
             status_alone: false,
+            conversion: None,
+            micro_times: &[],
         }
     }
 }
@@ -128,6 +147,7 @@ pub static KINDS: &[&Kind] = &[
     &read_only::DEPLOYMENTS,
     &read_only::REPLICA_SETS,
     &read_only::STATEFUL_SETS,
+    &events::EVENTS,
     &read_only::CRON_JOBS,
     &read_only::JOBS,
     &read_only::INGRESSES,
@@ -163,9 +183,82 @@ pub fn of(info: &ResourceInfo) -> &'static Kind {
 pub fn by_plural(plural: &str) -> &'static Kind {
     KINDS
         .iter()
-        .find(|k| k.plural == plural)
+        .find(|k| k.plural == plural && k.conversion.is_none())
         .copied()
         .unwrap_or(&UNREGISTERED)
+}
+
+/// The stored object `json` as `info` serves it: the bytes themselves, or, for a kind served
+/// from another kind's storage, their conversion (a Status, such as a delete's answer, stays
+/// as it is).
+pub fn served(info: &ResourceInfo, json: &bytes::Bytes) -> bytes::Bytes {
+    let Some(conversion) = of(info).conversion else {
+        return json.clone();
+    };
+    let converted = serde_json::from_slice::<Value>(json)
+        .map_err(|e| e.to_string())
+        .and_then(|stored| match stored.get("kind").and_then(Value::as_str) {
+            Some("Status") => Ok(stored),
+            _ => (conversion.from_stored)(&stored),
+        });
+    match converted {
+        Ok(value) => bytes::Bytes::from(value.to_string()),
+        Err(e) => {
+            tracing::warn!(error = %e, resource = %info.group_resource(), "stored object does not convert");
+            json.clone()
+        }
+    }
+}
+
+/// A stored entry as `info` serves it (see [`served`]).
+pub fn served_entry<'a>(
+    info: &ResourceInfo,
+    entry: &'a pernode_store::Entry,
+) -> std::borrow::Cow<'a, pernode_store::Entry> {
+    if of(info).conversion.is_none() {
+        return std::borrow::Cow::Borrowed(entry);
+    }
+    std::borrow::Cow::Owned(pernode_store::Entry {
+        json: served(info, &entry.json),
+        ..entry.clone()
+    })
+}
+
+/// The stored label a field selector's `label` selects for `info`'s kind.
+pub fn stored_field_label(info: &ResourceInfo, label: &str) -> String {
+    match of(info).conversion {
+        Some(c) => (c.field_label)(label).to_string(),
+        None => label.to_string(),
+    }
+}
+
+/// Upstream's decoding of the kind's MicroTime fields in a create or update body: a value
+/// that is not `null` or a string with six fractional digits is the 400 kube-apiserver
+/// answers for a body it cannot decode.
+pub fn check_micro_times(info: &ResourceInfo, obj: &Value) -> Result<(), ApiError> {
+    match micro_time_error(info, obj) {
+        None => Ok(()),
+        Some(e) => Err(ApiError::bad_request(format!(
+            "{kind} in version {version:?} cannot be handled as a {kind}: {e}",
+            kind = info.kind,
+            version = info.version
+        ))),
+    }
+}
+
+/// The decoding error of the first MicroTime field of `obj` upstream would not decode.
+pub fn micro_time_error(info: &ResourceInfo, obj: &Value) -> Option<String> {
+    of(info).micro_times.iter().find_map(|path| {
+        let value = path.split('.').try_fold(obj, |v, key| v.get(key))?;
+        match value {
+            Value::Null => None,
+            Value::String(s) => pernode_core::microtime::parse_rfc3339_micro(s).err(),
+            Value::Number(_) => Some(pernode_core::microtime::non_string_error("number")),
+            Value::Bool(_) => Some(pernode_core::microtime::non_string_error("bool")),
+            Value::Array(_) => Some(pernode_core::microtime::non_string_error("array")),
+            Value::Object(_) => Some(pernode_core::microtime::non_string_error("object")),
+        }
+    })
 }
 
 /// What a catalogue entry without a kind gets: nothing beyond the generic handling. The test
@@ -194,8 +287,23 @@ mod tests {
                 kind.plural
             );
         }
-        let plurals: std::collections::BTreeSet<_> = KINDS.iter().map(|k| k.plural).collect();
-        assert_eq!(plurals.len(), KINDS.len(), "store keys need unique plurals");
+        // Store keys need unique plurals among the kinds that own their storage; a kind
+        // served from another's storage shares that kind's plural.
+        let owners: Vec<_> = KINDS.iter().filter(|k| k.conversion.is_none()).collect();
+        let plurals: std::collections::BTreeSet<_> = owners.iter().map(|k| k.plural).collect();
+        assert_eq!(
+            plurals.len(),
+            owners.len(),
+            "store keys need unique plurals"
+        );
+        for kind in KINDS.iter().filter(|k| k.conversion.is_some()) {
+            assert!(
+                plurals.contains(kind.plural),
+                "{}.{} converts objects nobody stores",
+                kind.plural,
+                kind.group
+            );
+        }
     }
 
     #[test]
