@@ -353,6 +353,18 @@ fn validate_string(s: &str, schema: &Value, path: &str, errs: &mut Vec<FieldErro
             ));
         }
     }
+    if let Some(format) = schema.get("format").and_then(Value::as_str)
+        && super::formats::check(format, s) == Some(false)
+    {
+        errs.push(FieldError::invalid(
+            path,
+            s,
+            &format!(
+                "{path} in body must be of type {format}: {}",
+                pernode_admission::go_quote(s)
+            ),
+        ));
+    }
 }
 
 fn validate_object(
@@ -437,7 +449,10 @@ mod tests {
                                  "properties": {"known": {"type": "object", "properties": {"a": {"type": "string"}}}}},
                         "items": {"type": "array", "items": {"type": "object", "properties": {"a": {"type": "string", "default": "x"}}}},
                         "maybe": {"type": "string", "nullable": true},
-                        "gone": {"type": "string"}
+                        "gone": {"type": "string"},
+                        "cidr": {"type": "string", "format": "cidr"},
+                        "count": {"type": "integer", "format": "int32"},
+                        "odd": {"type": "string", "format": "no-such-format"}
                     }
                 },
                 "status": {"type": "object", "properties": {"ready": {"type": "boolean"}}}
@@ -538,5 +553,15 @@ mod tests {
             ]
         );
         assert!(messages(json!({"spec": {"size": 1, "maybe": null}})).is_empty());
+        // Calico's IPPool: `cidr` is `format: cidr`.
+        assert_eq!(
+            messages(json!({"spec": {"size": 1, "cidr": "192.168.0.0"}})),
+            [
+                r#"spec.cidr: Invalid value: "192.168.0.0": spec.cidr in body must be of type cidr: "192.168.0.0""#
+            ]
+        );
+        assert!(messages(json!({"spec": {"size": 1, "cidr": "192.168.0.0/16"}})).is_empty());
+        // Number formats and unknown ones are not checked.
+        assert!(messages(json!({"spec": {"size": 1, "count": 5, "odd": "x"}})).is_empty());
     }
 }
