@@ -284,3 +284,66 @@ spec:
     let r = c.kubectl(&["get", "ippools"]);
     assert!(!r.ok, "{}", r.stdout);
 }
+
+/// A CRD serving two versions with conversion `None`: an object written through one reads
+/// through the other (get, list, watch) with only its `apiVersion` naming that version.
+#[test]
+fn an_object_written_through_one_served_version_reads_through_the_other() {
+    let c = Cluster::start("up", &["--nodes", "1"]);
+    let schema = "{openAPIV3Schema: {type: object, properties: {spec: {type: object, properties: {size: {type: integer}}}}}}";
+    let crd = c.write(
+        "crd.yaml",
+        &format!(
+            "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {{plural: widgets, kind: Widget}}
+  versions:
+  - {{name: v1, served: true, storage: true, schema: {schema}}}
+  - {{name: v1beta1, served: true, storage: false, schema: {schema}}}
+"
+        ),
+    );
+    c.ok(&["apply", "-f", &crd]);
+    c.ok(&[
+        "wait",
+        "--for",
+        "condition=Established",
+        "--timeout",
+        "60s",
+        "crd/widgets.example.com",
+    ]);
+    let w = c.write(
+        "w.yaml",
+        "apiVersion: example.com/v1beta1\nkind: Widget\nmetadata: {name: w}\nspec: {size: 3}\n",
+    );
+    c.ok(&["apply", "-f", &w]);
+    for version in ["v1", "v1beta1"] {
+        let path = format!("/apis/example.com/{version}/namespaces/default/widgets");
+        let get = c.ok(&["get", "--raw", &format!("{path}/w")]);
+        let want = format!("\"apiVersion\":\"example.com/{version}\"");
+        assert!(get.starts_with(&format!("{{{want},")), "{get}");
+        assert!(get.contains("\"spec\":{\"size\":3}"), "{get}");
+        let list = c.ok(&["get", "--raw", &path]);
+        assert_eq!(list.matches(&want).count(), 2, "list and item: {list}");
+        let watch = c.ok(&["get", "--raw", &format!("{path}?watch=1&timeoutSeconds=1")]);
+        assert!(
+            watch.starts_with(&format!("{{\"type\":\"ADDED\",\"object\":{{{want},")),
+            "{watch}"
+        );
+    }
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "widgets.v1.example.com",
+            "w",
+            "-o",
+            "jsonpath={.apiVersion} {.spec.size}"
+        ]),
+        "example.com/v1 3"
+    );
+}

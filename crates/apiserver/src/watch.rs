@@ -218,8 +218,12 @@ fn encode_event_into(
     rendering: Rendering,
 ) {
     let table;
+    let converted;
     let object: &[u8] = match rendering {
-        Rendering::Object => &entry.json,
+        Rendering::Object => {
+            converted = crate::crd::conversion::in_version(info, &entry.json);
+            &converted
+        }
         Rendering::Metadata => {
             out.put_slice(b"{\"type\":\"");
             out.put_slice(event_type.as_bytes());

@@ -658,12 +658,18 @@ mod tests {
             [r#"spec.types[1]: Duplicate value: "Ingress""#]
         );
         assert_eq!(
-            m(json!({"spec": {"ports": [{"name": "a", "protocol": "TCP"}, {"protocol": "TCP", "name": "a"}]}})),
-            [r#"spec.ports[1]: Duplicate value: map[string]interface {}{"name":"a", "protocol":"TCP"}"#]
+            m(
+                json!({"spec": {"ports": [{"name": "a", "protocol": "TCP"}, {"protocol": "TCP", "name": "a"}]}})
+            ),
+            [
+                r#"spec.ports[1]: Duplicate value: map[string]interface {}{"name":"a", "protocol":"TCP"}"#
+            ]
         );
         assert_eq!(
             m(json!({"spec": {"ports": [{"name": "a"}, "b"]}})),
-            [r#"spec.ports[1]: Invalid value: "b": must be an object for an array of list-type map"#]
+            [
+                r#"spec.ports[1]: Invalid value: "b": must be an object for an array of list-type map"#
+            ]
         );
         assert_eq!(
             m(json!({"spec": {"byName": {"x": [1, 2, 1]}}})),
