@@ -243,6 +243,65 @@ pub fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool)
     panic!("not true within {within:?}: {what}");
 }
 
+/// `tests/bundles/<name>`: a published bundle (sources in `tests/bundles/SOURCES.md`).
+pub fn bundle(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/bundles")
+        .join(name)
+}
+
+/// `(kind, name)` of every object in the YAML files at `path` (a file or a folder), as
+/// kubectl prints them (`kind.group/name`, lower-case kind).
+pub fn objects(path: &PathBuf) -> Vec<(String, String)> {
+    // A bundle's own folder only: CRDs kept in a subfolder are applied on their own.
+    let files: Vec<PathBuf> = if path.is_dir() {
+        let mut f: Vec<PathBuf> = std::fs::read_dir(path)
+            .expect("bundle folder")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+            .collect();
+        f.sort();
+        f
+    } else {
+        vec![path.clone()]
+    };
+    let mut out = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("bundle file");
+        for doc in text.split("\n---") {
+            let field = |key: &str| {
+                doc.lines().find_map(|l| {
+                    l.strip_prefix(key)
+                        .map(|v| v.trim().trim_matches('"').to_string())
+                })
+            };
+            let (Some(kind), Some(api_version)) = (field("kind:"), field("apiVersion:")) else {
+                continue;
+            };
+            // The object's own name: the first `  name:` under `metadata:`.
+            let name = doc
+                .split("\nmetadata:")
+                .nth(1)
+                .and_then(|m| {
+                    m.lines()
+                        .take_while(|l| l.is_empty() || l.starts_with(' '))
+                        .find_map(|l| l.strip_prefix("  name:"))
+                })
+                .map(|n| n.trim().trim_matches('"').to_string())
+                .unwrap_or_default();
+            let group = api_version.split_once('/').map(|(g, _)| g).unwrap_or("");
+            let kind = kind.to_lowercase();
+            let shown = if group.is_empty() {
+                kind
+            } else {
+                format!("{kind}.{group}")
+            };
+            out.push((shown, name));
+        }
+    }
+    out
+}
+
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }

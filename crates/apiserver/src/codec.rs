@@ -191,19 +191,13 @@ fn put_page(out: &mut BytesMut, page: Option<Page<'_>>) {
 }
 
 /// `{"kind":"PodList","apiVersion":"v1","metadata":{...},"items":[...]}` from stored bytes.
-pub fn encode_list(
-    kind: &str,
-    api_version: &str,
-    rv: u64,
-    page: Option<Page<'_>>,
-    items: &[Entry],
-) -> Bytes {
+pub fn encode_list(info: &ResourceInfo, rv: u64, page: Option<Page<'_>>, items: &[Entry]) -> Bytes {
     let size: usize = items.iter().map(|e| e.json.len() + 1).sum::<usize>() + 160;
     let mut out = BytesMut::with_capacity(size);
     out.put_slice(b"{\"kind\":\"");
-    out.put_slice(kind.as_bytes());
+    out.put_slice(info.kind.as_bytes());
     out.put_slice(b"List\",\"apiVersion\":\"");
-    out.put_slice(api_version.as_bytes());
+    out.put_slice(info.api_version().as_bytes());
     out.put_slice(b"\",\"metadata\":{\"resourceVersion\":\"");
     out.put_slice(rv.to_string().as_bytes());
     out.put_slice(b"\"");
@@ -213,7 +207,8 @@ pub fn encode_list(
         if n > 0 {
             out.put_u8(b',');
         }
-        out.put_slice(&item.json);
+        // A custom object written through another served version reads in this one.
+        out.put_slice(&crate::crd::conversion::in_version(info, &item.json));
     }
     out.put_slice(b"]}");
     out.freeze()

@@ -211,7 +211,11 @@ fn get(state: &AppState, req: &Request) -> Result<Response, ApiError> {
             PARTIAL_METADATA_MIME,
         ));
     }
-    Ok(json_response(StatusCode::OK, entry.json.clone()))
+    let body = match crate::crd::conversion::in_version(req.target.info, &entry.json) {
+        std::borrow::Cow::Borrowed(_) => entry.json.clone(),
+        std::borrow::Cow::Owned(converted) => Bytes::from(converted),
+    };
+    Ok(json_response(StatusCode::OK, body))
 }
 
 /// A 200 with a JSON body of a `meta.k8s.io` kind named by its content type.
@@ -279,7 +283,7 @@ fn list(state: &AppState, req: &Request) -> Result<Response, ApiError> {
     }
     Ok(json_response(
         StatusCode::OK,
-        encode_list(info.kind, info.api_version(), rv, page, &items),
+        encode_list(info, rv, page, &items),
     ))
 }
 
@@ -1293,13 +1297,7 @@ async fn delete_collection(state: &AppState, req: &Request) -> Result<Response, 
     let info = req.target.info;
     Ok(json_response(
         StatusCode::OK,
-        encode_list(
-            info.kind,
-            info.api_version(),
-            state.store.current_rv(),
-            None,
-            &deleted,
-        ),
+        encode_list(info, state.store.current_rv(), None, &deleted),
     ))
 }
 

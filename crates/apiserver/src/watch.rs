@@ -219,8 +219,12 @@ fn encode_event_into(
 ) {
     let entry = &*crate::kinds::served_entry(info, entry);
     let table;
+    let converted;
     let object: &[u8] = match rendering {
-        Rendering::Object => &entry.json,
+        Rendering::Object => {
+            converted = crate::crd::conversion::in_version(info, &entry.json);
+            &converted
+        }
         Rendering::Metadata => {
             out.put_slice(b"{\"type\":\"");
             out.put_slice(event_type.as_bytes());

@@ -18,6 +18,8 @@
 //! Custom objects are stored under `{plural}.{group}/` (see `target::object_key`), which no
 //! built-in plural can collide with (built-in plurals have no dot).
 
+pub mod conversion;
+pub mod formats;
 pub mod objects;
 pub mod printing;
 pub mod scale;

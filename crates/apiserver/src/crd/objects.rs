@@ -105,6 +105,7 @@ fn admit(
     ));
     if let Some(schema) = schema {
         errs.extend(schema::validate(obj, schema));
+        errs.extend(schema::validate_list_sets_and_maps(obj, schema));
     }
     if !errs.is_empty() {
         let name = meta.name.clone().unwrap_or_default();

@@ -353,6 +353,18 @@ fn validate_string(s: &str, schema: &Value, path: &str, errs: &mut Vec<FieldErro
             ));
         }
     }
+    if let Some(format) = schema.get("format").and_then(Value::as_str)
+        && super::formats::check(format, s) == Some(false)
+    {
+        errs.push(FieldError::invalid(
+            path,
+            s,
+            &format!(
+                "{path} in body must be of type {format}: {}",
+                pernode_admission::go_quote(s)
+            ),
+        ));
+    }
 }
 
 fn validate_object(
@@ -414,6 +426,131 @@ fn validate_object(
     }
 }
 
+/// Upstream's `listtype.ValidateListSetsAndMaps`: in a list marked
+/// `x-kubernetes-list-type: set` every element is unique, and in one marked `map` every
+/// element is an object (or null) whose `x-kubernetes-list-map-keys` values are unique. Each
+/// duplicate is reported once, at its first repeat, as `Duplicate value` (the element of a
+/// set, the key fields of a map).
+pub fn validate_list_sets_and_maps(value: &Value, schema: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    lists_in_object(value, schema, "", &mut errs);
+    errs
+}
+
+fn lists_in_object(value: &Value, schema: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    let Value::Object(map) = value else { return };
+    if let Some(additional @ Value::Object(_)) = schema.get("additionalProperties") {
+        for (k, v) in map {
+            lists_at(v, additional, &format!("{path}[{k}]"), errs);
+        }
+    }
+    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+        for (k, v) in map {
+            if let Some(sub) = props.get(k) {
+                lists_at(v, sub, &child_path(path, k), errs);
+            }
+        }
+    }
+}
+
+fn lists_at(value: &Value, schema: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    let Value::Array(items) = value else {
+        return lists_in_object(value, schema, path, errs);
+    };
+    match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
+        Some("set") => {
+            for i in first_repeats(items) {
+                errs.push(duplicate(&format!("{path}[{i}]"), &items[i]));
+            }
+        }
+        Some("map") => list_map(items, schema, path, errs),
+        _ => {}
+    }
+    if let Some(item_schema) = schema.get("items") {
+        for (i, item) in items.iter().enumerate() {
+            lists_at(item, item_schema, &format!("{path}[{i}]"), errs);
+        }
+    }
+}
+
+fn list_map(items: &[Value], schema: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    if let Some((i, x)) = items
+        .iter()
+        .enumerate()
+        .find(|(_, x)| !(x.is_null() || x.is_object()))
+    {
+        errs.push(FieldError::invalid(
+            &format!("{path}[{i}]"),
+            x.clone(),
+            "must be an object for an array of list-type map",
+        ));
+        return;
+    }
+    let key_fields: Vec<&str> = schema
+        .get("x-kubernetes-list-map-keys")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    // The key fields present in each element; a missing field stays out of the tuple, so
+    // two elements without it collide.
+    let keys: Vec<Value> = items
+        .iter()
+        .map(|x| {
+            let mut key = Map::new();
+            for f in &key_fields {
+                if let Some(v) = x.get(*f) {
+                    key.insert((*f).to_string(), v.clone());
+                }
+            }
+            Value::Object(key)
+        })
+        .collect();
+    for i in first_repeats(&keys) {
+        errs.push(duplicate(&format!("{path}[{i}]"), &keys[i]));
+    }
+}
+
+/// The index of each value's second appearance, in order.
+fn first_repeats(items: &[Value]) -> Vec<usize> {
+    let mut out = Vec::new();
+    for (i, x) in items.iter().enumerate() {
+        let before = items[..i].iter().filter(|y| *y == x).count();
+        if before == 1 {
+            out.push(i);
+        }
+    }
+    out
+}
+
+fn duplicate(path: &str, v: &Value) -> FieldError {
+    let mut e = FieldError::duplicate(path, v.clone());
+    if v.is_object() || v.is_array() {
+        e.go_value = Some(go_interface(v));
+    }
+    e
+}
+
+/// Go's `%#v` of a decoded JSON value held in an `interface{}`.
+fn go_interface(v: &Value) -> String {
+    match v {
+        Value::Null => "interface {}(nil)".to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => pernode_admission::go_quote(s),
+        Value::Array(a) => format!(
+            "[]interface {{}}{{{}}}",
+            a.iter().map(go_interface).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(m) => format!(
+            "map[string]interface {{}}{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("{}:{}", pernode_admission::go_quote(k), go_interface(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,7 +574,10 @@ mod tests {
                                  "properties": {"known": {"type": "object", "properties": {"a": {"type": "string"}}}}},
                         "items": {"type": "array", "items": {"type": "object", "properties": {"a": {"type": "string", "default": "x"}}}},
                         "maybe": {"type": "string", "nullable": true},
-                        "gone": {"type": "string"}
+                        "gone": {"type": "string"},
+                        "cidr": {"type": "string", "format": "cidr"},
+                        "count": {"type": "integer", "format": "int32"},
+                        "odd": {"type": "string", "format": "no-such-format"}
                     }
                 },
                 "status": {"type": "object", "properties": {"ready": {"type": "boolean"}}}
@@ -491,6 +631,53 @@ mod tests {
     }
 
     #[test]
+    fn list_sets_and_maps_are_unique() {
+        // Calico's GlobalNetworkPolicy `types` is a set; a list-type map keyed on `name`.
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "types": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+            "ports": {"type": "array", "x-kubernetes-list-type": "map",
+                      "x-kubernetes-list-map-keys": ["name", "protocol"],
+                      "items": {"type": "object", "properties": {
+                          "name": {"type": "string"}, "protocol": {"type": "string"}}}},
+            "byName": {"type": "object", "additionalProperties": {
+                "type": "array", "x-kubernetes-list-type": "set", "items": {"type": "integer"}}},
+        }}}});
+        let m = |obj: Value| -> Vec<String> {
+            validate_list_sets_and_maps(&obj, &schema)
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert!(
+            m(json!({"spec": {"types": ["Ingress", "Egress"], "ports": [
+                {"name": "a", "protocol": "TCP"}, {"name": "a", "protocol": "UDP"}]}}))
+            .is_empty()
+        );
+        assert_eq!(
+            m(json!({"spec": {"types": ["Ingress", "Ingress", "Ingress"]}})),
+            [r#"spec.types[1]: Duplicate value: "Ingress""#]
+        );
+        assert_eq!(
+            m(
+                json!({"spec": {"ports": [{"name": "a", "protocol": "TCP"}, {"protocol": "TCP", "name": "a"}]}})
+            ),
+            [
+                r#"spec.ports[1]: Duplicate value: map[string]interface {}{"name":"a", "protocol":"TCP"}"#
+            ]
+        );
+        assert_eq!(
+            m(json!({"spec": {"ports": [{"name": "a"}, "b"]}})),
+            [
+                r#"spec.ports[1]: Invalid value: "b": must be an object for an array of list-type map"#
+            ]
+        );
+        assert_eq!(
+            m(json!({"spec": {"byName": {"x": [1, 2, 1]}}})),
+            ["spec.byName[x][2]: Duplicate value: 1"]
+        );
+    }
+
+    #[test]
     fn validation_messages_are_upstreams() {
         assert_eq!(
             messages(json!({"spec": {"size": "big"}})),
@@ -538,5 +725,15 @@ mod tests {
             ]
         );
         assert!(messages(json!({"spec": {"size": 1, "maybe": null}})).is_empty());
+        // Calico's IPPool: `cidr` is `format: cidr`.
+        assert_eq!(
+            messages(json!({"spec": {"size": 1, "cidr": "192.168.0.0"}})),
+            [
+                r#"spec.cidr: Invalid value: "192.168.0.0": spec.cidr in body must be of type cidr: "192.168.0.0""#
+            ]
+        );
+        assert!(messages(json!({"spec": {"size": 1, "cidr": "192.168.0.0/16"}})).is_empty());
+        // Number formats and unknown ones are not checked.
+        assert!(messages(json!({"spec": {"size": 1, "count": 5, "odd": "x"}})).is_empty());
     }
 }

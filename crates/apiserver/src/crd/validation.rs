@@ -38,6 +38,7 @@ pub fn admit(
         })
     };
     use serde::Deserialize;
+    set_defaults(obj);
     let typed = decode(obj)?;
     let mut encoded =
         serde_json::to_value(&typed).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -73,6 +74,42 @@ pub fn admit(
     encoded["apiVersion"] = json!(info.api_version());
     *obj = encoded;
     Ok(warnings)
+}
+
+/// apiextensions.k8s.io/v1's defaults, applied on decode to every write: a missing singular
+/// is the kind in lower case, a missing listKind is the kind plus `List`, a missing
+/// conversion is strategy `None`, and a webhook's service port is 443.
+pub fn set_defaults(obj: &mut Value) {
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if let Some(names) = spec.get_mut("names").and_then(Value::as_object_mut) {
+        let kind = names
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let empty = |v: Option<&Value>| v.and_then(Value::as_str).is_none_or(str::is_empty);
+        if empty(names.get("singular")) {
+            names.insert("singular".into(), json!(kind.to_lowercase()));
+        }
+        if empty(names.get("listKind")) && !kind.is_empty() {
+            names.insert("listKind".into(), json!(format!("{kind}List")));
+        }
+    }
+    let conversion = spec
+        .entry("conversion")
+        .or_insert_with(|| json!({"strategy": "None"}));
+    if conversion.is_null() {
+        *conversion = json!({"strategy": "None"});
+    }
+    if let Some(service) = conversion
+        .pointer_mut("/webhook/clientConfig/service")
+        .and_then(Value::as_object_mut)
+        && service.get("port").is_none_or(Value::is_null)
+    {
+        service.insert("port".into(), json!(443));
+    }
 }
 
 /// PrepareForCreate's part beyond the generic metadata: generation 1, and the status the
@@ -820,6 +857,34 @@ mod tests {
                 "port": {"x-kubernetes-int-or-string": true},
             }})))
             .is_empty()
+        );
+    }
+
+    #[test]
+    fn names_and_conversion_are_defaulted() {
+        // Multus's NetworkAttachmentDefinition names no listKind.
+        let mut doc = widget(json!({"type": "object"}));
+        let names = doc["spec"]["names"].as_object_mut().expect("names");
+        names.remove("listKind");
+        names.remove("singular");
+        assert!(!messages(doc.clone()).is_empty());
+        set_defaults(&mut doc);
+        assert_eq!(doc["spec"]["names"]["listKind"], "WidgetList");
+        assert_eq!(doc["spec"]["names"]["singular"], "widget");
+        assert_eq!(doc["spec"]["conversion"], json!({"strategy": "None"}));
+        assert_eq!(messages(doc), Vec::<String>::new());
+
+        let mut doc = widget(json!({"type": "object"}));
+        doc["spec"]["names"]["singular"] = json!("gizmo");
+        doc["spec"]["conversion"] = json!({"strategy": "Webhook", "webhook": {
+            "conversionReviewVersions": ["v1"],
+            "clientConfig": {"service": {"namespace": "ns", "name": "svc"}}}});
+        set_defaults(&mut doc);
+        assert_eq!(doc["spec"]["names"]["singular"], "gizmo");
+        assert_eq!(doc["spec"]["conversion"]["strategy"], "Webhook");
+        assert_eq!(
+            doc["spec"]["conversion"]["webhook"]["clientConfig"]["service"]["port"],
+            443
         );
     }
 
