@@ -211,11 +211,7 @@ fn get(state: &AppState, req: &Request) -> Result<Response, ApiError> {
             PARTIAL_METADATA_MIME,
         ));
     }
-    let body = match crate::crd::conversion::in_version(req.target.info, &entry.json) {
-        std::borrow::Cow::Borrowed(_) => entry.json.clone(),
-        std::borrow::Cow::Owned(converted) => Bytes::from(converted),
-    };
-    Ok(json_response(StatusCode::OK, body))
+    Ok(json_response(StatusCode::OK, entry.json.clone()))
 }
 
 /// A 200 with a JSON body of a `meta.k8s.io` kind named by its content type.
@@ -788,6 +784,12 @@ async fn patch_as_tree(
     // A kind served from another's storage is patched in its own form.
     let base = match crate::kinds::of(req.target.info).conversion {
         Some(conversion) => (conversion.from_stored)(&old_value).map_err(ApiError::internal)?,
+        // A custom object is patched in the version of the request.
+        None if req.target.info.custom.is_some() => {
+            let mut base = old_value.clone();
+            base["apiVersion"] = json!(req.target.info.api_version());
+            base
+        }
         None => old_value.clone(),
     };
     let mut patched = pernode_patch::apply(patch_type, &base, &req.body).map_err(patch_error)?;

@@ -324,3 +324,70 @@ async fn a_terminating_definition_refuses_new_objects() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn custom_objects_are_stored_in_the_storage_version_and_answered_in_the_requested_one() {
+    let store = memory_store();
+    pernode_apiserver::seed_default_service_accounts(&store)
+        .await
+        .expect("accounts");
+    let server = ApiServer::new(store).await.expect("server");
+    let r = server.router();
+    let version = |name: &str, storage: bool| {
+        json!({"name": name, "served": true, "storage": storage,
+               "schema": {"openAPIV3Schema": {"type": "object",
+                   "x-kubernetes-preserve-unknown-fields": true}}})
+    };
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+            "versions": [version("v1", true), version("v1beta1", false)]}});
+    let (status, body) = send(
+        &r,
+        Method::POST,
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        JSON,
+        crd.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let gadget = json!({"apiVersion": "example.com/v1beta1", "kind": "Gadget",
+                        "metadata": {"name": "g"}, "spec": {"size": 1}});
+    let (status, created) = send(
+        &r,
+        Method::POST,
+        "/apis/example.com/v1beta1/namespaces/default/gadgets",
+        JSON,
+        gadget.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["apiVersion"], "example.com/v1beta1");
+    let stored = server
+        .store()
+        .get("gadgets.example.com/default/g")
+        .expect("stored");
+    let stored: Value = serde_json::from_slice(&stored.json).expect("json");
+    assert_eq!(stored["apiVersion"], "example.com/v1");
+    let (_, through_v1) = send(
+        &r,
+        Method::GET,
+        "/apis/example.com/v1/namespaces/default/gadgets/g",
+        JSON,
+        "",
+    )
+    .await;
+    assert_eq!(through_v1["apiVersion"], "example.com/v1");
+    let (status, patched) = send(
+        &r,
+        Method::PATCH,
+        "/apis/example.com/v1beta1/namespaces/default/gadgets/g",
+        "application/merge-patch+json",
+        r#"{"spec":{"size":2}}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["apiVersion"], "example.com/v1beta1");
+    assert_eq!(patched["spec"]["size"], 2);
+}

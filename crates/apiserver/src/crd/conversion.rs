@@ -1,7 +1,8 @@
 //! Conversion between a CRD's served versions with strategy `None` (upstream's
 //! nopConverter): the object is the same in every version, only its `apiVersion` names the
-//! version it is read through. Objects are stored in the version they were written through;
-//! every read (get, list, watch) answers in the version of the request.
+//! version it is read through. Objects are stored in the storage version; every read (get,
+//! list, watch) and every write's answer names the version of the request
+//! (`kinds::served`).
 
 use std::borrow::Cow;
 

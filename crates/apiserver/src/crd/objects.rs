@@ -114,7 +114,12 @@ fn admit(
     registry::go_omit_empty(&mut typed_meta);
     obj["metadata"] = typed_meta;
     obj["kind"] = json!(info.kind);
-    obj["apiVersion"] = json!(info.api_version());
+    // Stored in the storage version, as upstream; reads and write answers name the version
+    // of the request (`crd::conversion`, strategy None).
+    obj["apiVersion"] = json!(match custom {
+        Some(c) => format!("{}/{}", info.group, c.storage_version),
+        None => info.api_version().to_string(),
+    });
     let mut warnings = if validation == FieldValidation::Ignore {
         Vec::new()
     } else {

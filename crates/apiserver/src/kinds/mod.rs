@@ -190,8 +190,15 @@ pub fn by_plural(plural: &str) -> &'static Kind {
 
 /// The stored object `json` as `info` serves it: the bytes themselves, or, for a kind served
 /// from another kind's storage, their conversion (a Status, such as a delete's answer, stays
-/// as it is).
+/// as it is), or, for a custom object, its `apiVersion` as the request's version.
 pub fn served(info: &ResourceInfo, json: &bytes::Bytes) -> bytes::Bytes {
+    if info.custom.is_some() {
+        // A custom object in the version of the request (strategy None: its apiVersion).
+        return match crate::crd::conversion::in_version(info, json) {
+            std::borrow::Cow::Borrowed(_) => json.clone(),
+            std::borrow::Cow::Owned(converted) => bytes::Bytes::from(converted),
+        };
+    }
     let Some(conversion) = of(info).conversion else {
         return json.clone();
     };
@@ -215,7 +222,7 @@ pub fn served_entry<'a>(
     info: &ResourceInfo,
     entry: &'a pernode_store::Entry,
 ) -> std::borrow::Cow<'a, pernode_store::Entry> {
-    if of(info).conversion.is_none() {
+    if of(info).conversion.is_none() && info.custom.is_none() {
         return std::borrow::Cow::Borrowed(entry);
     }
     std::borrow::Cow::Owned(pernode_store::Entry {
