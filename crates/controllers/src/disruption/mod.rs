@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use tracing::{debug, info};
 
 use crate::pod_watch::{PodEvents, PodWatch};
-use crate::trim::{ControllerPod, PodRecord};
+use crate::trim::{ControllerPod, PodRecord, PodSharing};
 use crate::workqueue::WorkQueue;
 use status::PodView;
 
@@ -55,6 +55,7 @@ struct State {
     budgets: HashMap<Key, Arc<PodDisruptionBudget>>,
     /// Namespace → pod name → pod.
     pods: HashMap<String, HashMap<String, PodRecord>>,
+    sharing: PodSharing,
 }
 
 struct Controller {
@@ -180,18 +181,27 @@ impl Controller {
     }
 
     fn pod_changed(&self, pod: &ControllerPod, deleted: bool) {
-        let record = PodRecord::from(pod);
         let mut st = self.lock();
-        let ns = st.pods.entry(record.namespace.to_string()).or_default();
+        // One copy of labels shared by a DaemonSet's pods (they have the same).
+        let record = st.sharing.share(PodRecord::from(pod));
+        // The budgets of its labels now, and of its labels before when they changed.
+        self.enqueue_budgets_of(&st, &record);
+        let labels = Arc::clone(&record.labels);
+        if !st.pods.contains_key(&*record.namespace) {
+            st.pods
+                .insert(record.namespace.to_string(), HashMap::default());
+        }
+        let Some(ns) = st.pods.get_mut(&*record.namespace) else {
+            return;
+        };
         let before = if deleted {
             ns.remove(&*record.name)
         } else {
-            ns.insert(record.name.to_string(), record.clone())
+            ns.insert(record.name.to_string(), record)
         };
-        if let Some(before) = before.filter(|b| b.labels != record.labels) {
+        if let Some(before) = before.filter(|b| b.labels != labels) {
             self.enqueue_budgets_of(&st, &before);
         }
-        self.enqueue_budgets_of(&st, &record);
     }
 
     async fn worker(self: Arc<Self>) -> Result<(), Error> {
