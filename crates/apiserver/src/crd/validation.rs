@@ -59,8 +59,16 @@ pub fn admit(
             }
             errs
         }
-        (Some(old), _) => validate_update(&typed, old),
-        (None, _) => validate_crd(&typed),
+        (Some(old), _) => {
+            let mut errs = validate_update(&typed, old);
+            errs.extend(api_approval(&typed, Some(old)));
+            errs
+        }
+        (None, _) => {
+            let mut errs = validate_crd(&typed);
+            errs.extend(api_approval(&typed, None));
+            errs
+        }
     };
     if !errs.is_empty() {
         let name = typed.metadata.name.clone().unwrap_or_default();
@@ -148,6 +156,101 @@ fn storage_version(obj: &Value) -> Option<String> {
         .iter()
         .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
         .and_then(|v| v.get("name")?.as_str().map(str::to_string))
+}
+
+/// The annotation that records a protected group's API review.
+const API_APPROVED: &str = "api-approved.kubernetes.io";
+
+/// `apihelpers.APIApprovalState`, with its reason.
+#[derive(Debug, PartialEq, Eq)]
+enum Approval {
+    Invalid,
+    Approved,
+    Bypassed,
+    Missing,
+}
+
+/// `apihelpers.GetAPIApprovalState`: a URL approves, a reason starting with `unapproved`
+/// bypasses, anything else is invalid.
+fn approval_state(crd: &CustomResourceDefinition) -> Approval {
+    let value = crd
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(API_APPROVED))
+        .map(String::as_str)
+        .unwrap_or("");
+    if value.is_empty() {
+        Approval::Missing
+    } else if value.starts_with("unapproved") {
+        Approval::Bypassed
+    } else if is_url_with_host(value) {
+        Approval::Approved
+    } else {
+        Approval::Invalid
+    }
+}
+
+/// What Go's `url.ParseRequestURI` accepts with a scheme and a host.
+fn is_url_with_host(value: &str) -> bool {
+    let Some((scheme, rest)) = value.split_once("://") else {
+        return false;
+    };
+    let scheme_ok = scheme
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    scheme_ok && !host.is_empty() && !value.contains(char::is_whitespace)
+}
+
+/// `validateAPIApproval`: a CRD in a protected group (`k8s.io`, `kubernetes.io` and their
+/// subdomains) needs the approval annotation, unless an update leaves its state as it was.
+fn api_approval(
+    crd: &CustomResourceDefinition,
+    old: Option<&CustomResourceDefinition>,
+) -> Vec<FieldError> {
+    let group = crd.spec.group.as_str();
+    let protected = group == "k8s.io"
+        || group.ends_with(".k8s.io")
+        || group == "kubernetes.io"
+        || group.ends_with(".kubernetes.io");
+    if !protected {
+        return vec![];
+    }
+    let state = approval_state(crd);
+    if old.is_some_and(|old| approval_state(old) == state) {
+        return vec![];
+    }
+    let path = format!("metadata.annotations[{API_APPROVED}]");
+    match state {
+        Approval::Approved | Approval::Bypassed => vec![],
+        Approval::Missing => vec![FieldError::required(
+            &path,
+            &format!(
+                "protected groups must have approval annotation \"{API_APPROVED}\", see https://github.com/kubernetes/enhancements/pull/1111"
+            ),
+        )],
+        Approval::Invalid => {
+            let value = crd
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(API_APPROVED))
+                .cloned()
+                .unwrap_or_default();
+            vec![FieldError::invalid(
+                &path,
+                value,
+                &format!(
+                    "protected groups must have approval annotation \"{API_APPROVED}\" with either a URL or a reason starting with \"unapproved\", see https://github.com/kubernetes/enhancements/pull/1111"
+                ),
+            )]
+        }
+    }
 }
 
 /// `ValidateCustomResourceDefinition`.
@@ -894,5 +997,48 @@ mod tests {
         on_create(&mut obj).expect("prepared");
         assert_eq!(obj["status"]["storedVersions"], json!(["v1"]));
         assert_eq!(obj["metadata"]["generation"], 1);
+    }
+
+    #[test]
+    fn protected_groups_need_api_approval() {
+        let crd = |group: &str, approval: Option<&str>| {
+            let mut c: CustomResourceDefinition = serde_json::from_value(json!({
+                "metadata": {"name": format!("widgets.{group}")},
+                "spec": {"group": group, "scope": "Namespaced",
+                    "names": {"plural": "widgets", "kind": "Widget"}, "versions": []}
+            }))
+            .expect("crd");
+            if let Some(a) = approval {
+                c.metadata.annotations = Some([(API_APPROVED.to_string(), a.to_string())].into());
+            }
+            c
+        };
+        let messages = |errs: Vec<FieldError>| -> Vec<String> {
+            errs.iter().map(ToString::to_string).collect()
+        };
+        assert!(api_approval(&crd("example.com", None), None).is_empty());
+        assert_eq!(
+            messages(api_approval(&crd("policy.networking.k8s.io", None), None)),
+            [
+                "metadata.annotations[api-approved.kubernetes.io]: Required value: protected groups must have approval annotation \"api-approved.kubernetes.io\", see https://github.com/kubernetes/enhancements/pull/1111"
+            ]
+        );
+        assert_eq!(
+            messages(api_approval(&crd("x.k8s.io", Some("maybe")), None)),
+            [
+                "metadata.annotations[api-approved.kubernetes.io]: Invalid value: \"maybe\": protected groups must have approval annotation \"api-approved.kubernetes.io\" with either a URL or a reason starting with \"unapproved\", see https://github.com/kubernetes/enhancements/pull/1111"
+            ]
+        );
+        let approved = crd(
+            "x.k8s.io",
+            Some("https://github.com/kubernetes/enhancements/pull/1111"),
+        );
+        assert!(api_approval(&approved, None).is_empty());
+        assert!(
+            api_approval(&crd("x.kubernetes.io", Some("unapproved, testing")), None).is_empty()
+        );
+        // An update that leaves a missing annotation missing is not refused.
+        let missing = crd("x.k8s.io", None);
+        assert!(api_approval(&missing, Some(&missing)).is_empty());
     }
 }
