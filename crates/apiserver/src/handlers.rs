@@ -117,11 +117,6 @@ fn method_not_allowed(req: &Request) -> ApiError {
     ))
 }
 
-/// A JSON reply (for the subresources served outside this module).
-pub(crate) fn json_ok(status: StatusCode, body: impl Into<Body>) -> Response {
-    json_response(status, body)
-}
-
 pub(crate) fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
     let mut response = Response::new(body.into());
     *response.status_mut() = status;

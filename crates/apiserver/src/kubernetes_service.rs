@@ -10,7 +10,6 @@ use pernode_store::{Store, StoreError};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::registry::now_rfc3339;
 use crate::service_alloc::KUBERNETES_SERVICE_IP;
 
 const SERVICE_KEY: &str = "services/default/kubernetes";
@@ -21,13 +20,7 @@ const SLICE_KEY: &str = "endpointslices/default/kubernetes";
 const DEFAULT_TARGET_PORT: u16 = 6443;
 
 fn meta(name: &str, labels: Value) -> Value {
-    json!({
-        "name": name,
-        "namespace": "default",
-        "uid": uuid::Uuid::new_v4().to_string(),
-        "creationTimestamp": now_rfc3339(),
-        "labels": labels,
-    })
+    json!({"name": name, "namespace": "default", "labels": labels})
 }
 
 fn service(target_port: u16) -> Value {
@@ -51,17 +44,7 @@ fn service(target_port: u16) -> Value {
 
 /// Creates the Service if it is missing (at startup).
 pub async fn ensure_service(store: &Store) -> Result<(), ApiError> {
-    if store.get(SERVICE_KEY).is_some() {
-        return Ok(());
-    }
-    create_if_missing(store, SERVICE_KEY, service(DEFAULT_TARGET_PORT)).await
-}
-
-async fn create_if_missing(store: &Store, key: &str, obj: Value) -> Result<(), ApiError> {
-    match store.create(key, obj).await {
-        Ok(_) | Err(StoreError::AlreadyExists) => Ok(()),
-        Err(e) => Err(ApiError::internal(e.to_string())),
-    }
+    crate::ensure_object(store, SERVICE_KEY, service(DEFAULT_TARGET_PORT)).await
 }
 
 /// Points the Service, its Endpoints and its EndpointSlice at `addr`, where the server now
@@ -100,7 +83,7 @@ pub async fn reconcile(store: &Store, addr: SocketAddr) -> Result<(), ApiError> 
 /// Writes `obj` at `key`, keeping the stored object's identity if there is one.
 async fn replace(store: &Store, key: &str, mut obj: Value) -> Result<(), ApiError> {
     let Some(entry) = store.get(key) else {
-        return create_if_missing(store, key, obj).await;
+        return crate::ensure_object(store, key, obj).await;
     };
     let old: Value =
         serde_json::from_slice(&entry.json).map_err(|e| ApiError::internal(e.to_string()))?;

@@ -190,29 +190,36 @@ pub fn open_store(data_dir: &std::path::Path) -> Result<Store, StoreError> {
     Store::open(data_dir, registry::indexer(), Default::default())
 }
 
+/// Creates `obj` at `key` unless something is stored there (a racing writer included), with
+/// the identity the server gives every new object (uid, creationTimestamp): how the server's
+/// built-in objects are written.
+pub(crate) async fn ensure_object(
+    store: &Store,
+    key: &str,
+    mut obj: Value,
+) -> Result<(), ApiError> {
+    if store.get(key).is_some() {
+        return Ok(());
+    }
+    obj["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
+    obj["metadata"]["creationTimestamp"] = json!(registry::now_rfc3339());
+    match store.create(key, obj).await {
+        Ok(_) | Err(StoreError::AlreadyExists) => Ok(()),
+        Err(e) => Err(ApiError::internal(e.to_string())),
+    }
+}
+
 /// Writes the `default` ServiceAccount of each system namespace that lacks one, as the service
 /// account controller (`pernode_controllers::service_account`) does in a running cluster: for
 /// servers run without controllers (tests). Pods are admitted only with an existing account.
 pub async fn seed_default_service_accounts(store: &Store) -> Result<(), ApiError> {
     for ns in handlers::SYSTEM_NAMESPACES {
-        let key = format!("serviceaccounts/{ns}/default");
-        if store.get(&key).is_some() {
-            continue;
-        }
-        let obj = json!({
+        let account = json!({
             "kind": "ServiceAccount",
             "apiVersion": "v1",
-            "metadata": {
-                "name": "default",
-                "namespace": ns,
-                "uid": uuid::Uuid::new_v4().to_string(),
-                "creationTimestamp": registry::now_rfc3339(),
-            },
+            "metadata": {"name": "default", "namespace": ns},
         });
-        match store.create(&key, obj).await {
-            Ok(_) | Err(StoreError::AlreadyExists) => {}
-            Err(e) => return Err(ApiError::internal(e.to_string())),
-        }
+        ensure_object(store, &format!("serviceaccounts/{ns}/default"), account).await?;
     }
     Ok(())
 }
@@ -220,38 +227,18 @@ pub async fn seed_default_service_accounts(store: &Store) -> Result<(), ApiError
 /// The namespaces, PriorityClasses and `kubernetes` Service every cluster starts with.
 async fn bootstrap(store: &Store) -> Result<(), ApiError> {
     for ns in handlers::SYSTEM_NAMESPACES {
-        let key = format!("namespaces/{ns}");
-        if store.get(&key).is_some() {
-            continue;
-        }
-        let obj = json!({
+        let namespace = json!({
             "kind": "Namespace",
             "apiVersion": "v1",
-            "metadata": {
-                "name": ns,
-                "uid": uuid::Uuid::new_v4().to_string(),
-                "creationTimestamp": registry::now_rfc3339(),
-                "labels": {"kubernetes.io/metadata.name": ns},
-            },
+            "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
             "spec": {"finalizers": ["kubernetes"]},
             "status": {"phase": "Active"},
         });
-        match store.create(&key, obj).await {
-            Ok(_) | Err(StoreError::AlreadyExists) => {}
-            Err(e) => return Err(ApiError::internal(e.to_string())),
-        }
+        ensure_object(store, &format!("namespaces/{ns}"), namespace).await?;
     }
     kubernetes_service::ensure_service(store).await?;
-    for (key, mut obj) in admission_plugins::priority::system_classes() {
-        if store.get(&key).is_some() {
-            continue;
-        }
-        obj["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
-        obj["metadata"]["creationTimestamp"] = json!(registry::now_rfc3339());
-        match store.create(&key, obj).await {
-            Ok(_) | Err(StoreError::AlreadyExists) => {}
-            Err(e) => return Err(ApiError::internal(e.to_string())),
-        }
+    for (key, class) in admission_plugins::priority::system_classes() {
+        ensure_object(store, &key, class).await?;
     }
     Ok(())
 }

@@ -5,21 +5,14 @@ mod support;
 
 use axum::http::{Method, StatusCode};
 use http_body_util::BodyExt;
-use pernode_apiserver::ApiServer;
 use serde_json::{Value, json};
-use support::{memory_store, send};
+use support::{send, server_with_accounts};
 use tower::ServiceExt;
 
 const JSON: &str = "application/json";
 
-/// A server without controllers: the `default` ServiceAccounts stand in for the service
-/// account controller's.
 async fn router() -> axum::Router {
-    let store = memory_store();
-    pernode_apiserver::seed_default_service_accounts(&store)
-        .await
-        .expect("accounts");
-    ApiServer::new(store).await.expect("server").router()
+    server_with_accounts().await.router()
 }
 
 #[tokio::test]
@@ -248,11 +241,7 @@ async fn webhook_configurations_are_stored_with_a_warning_that_they_are_not_call
 #[tokio::test]
 async fn a_terminating_definition_refuses_new_objects() {
     // The CRD controller runs as long as its server: kept alive here.
-    let store = memory_store();
-    pernode_apiserver::seed_default_service_accounts(&store)
-        .await
-        .expect("accounts");
-    let server = ApiServer::new(store).await.expect("server");
+    let server = server_with_accounts().await;
     let r = server.router();
     let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": "widgets.example.com"},
@@ -327,11 +316,7 @@ async fn a_terminating_definition_refuses_new_objects() {
 
 #[tokio::test]
 async fn custom_objects_are_stored_in_the_storage_version_and_answered_in_the_requested_one() {
-    let store = memory_store();
-    pernode_apiserver::seed_default_service_accounts(&store)
-        .await
-        .expect("accounts");
-    let server = ApiServer::new(store).await.expect("server");
+    let server = server_with_accounts().await;
     let r = server.router();
     let version = |name: &str, storage: bool| {
         json!({"name": name, "served": true, "storage": storage,

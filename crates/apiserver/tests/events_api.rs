@@ -27,12 +27,7 @@ async fn call(
     ct: &str,
     body: Value,
 ) -> (StatusCode, Value) {
-    let body = if body.is_null() {
-        Body::empty()
-    } else {
-        Body::from(body.to_string())
-    };
-    support::send(r, method, path, ct, body).await
+    support::send_json(r, method, path, ct, body).await
 }
 
 async fn get(r: &Router, path: &str) -> Value {

@@ -20,12 +20,7 @@ async fn call(
     content_type: &str,
     body: Value,
 ) -> (StatusCode, Value) {
-    let body = if body.is_null() {
-        Body::empty()
-    } else {
-        Body::from(body.to_string())
-    };
-    support::send(router, method, path, content_type, body).await
+    support::send_json(router, method, path, content_type, body).await
 }
 
 async fn get(router: &Router, path: &str) -> Value {

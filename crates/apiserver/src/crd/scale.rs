@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::codec::{decode_object, media_type};
 use crate::error::ApiError;
-use crate::handlers::{Request, json_ok};
+use crate::handlers::{Request, json_response};
 
 /// `.spec.replicas` as a JSON pointer.
 fn pointer(path: &str) -> String {
@@ -85,7 +85,7 @@ pub async fn handle(state: &AppState, req: &Request) -> Result<Response, ApiErro
             .map_err(|e| ApiError::internal(format!("stored object is not JSON: {e}")))?;
         let current = scale_of(&obj, paths);
         if req.method == Method::GET {
-            return Ok(json_ok(StatusCode::OK, current.to_string()));
+            return Ok(json_response(StatusCode::OK, current.to_string()));
         }
         let wanted = if req.method == Method::PATCH {
             let media = media_type(
@@ -142,7 +142,7 @@ pub async fn handle(state: &AppState, req: &Request) -> Result<Response, ApiErro
         }
         let target = pointer(&paths.spec_replicas);
         if obj.pointer(&target).and_then(Value::as_i64) == Some(replicas) {
-            return Ok(json_ok(StatusCode::OK, current.to_string()));
+            return Ok(json_response(StatusCode::OK, current.to_string()));
         }
         set_at(&mut obj, &target, json!(replicas));
         if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -150,13 +150,16 @@ pub async fn handle(state: &AppState, req: &Request) -> Result<Response, ApiErro
             meta.insert("generation".into(), json!(generation + 1));
         }
         if req.query.dry_run() {
-            return Ok(json_ok(StatusCode::OK, scale_of(&obj, paths).to_string()));
+            return Ok(json_response(
+                StatusCode::OK,
+                scale_of(&obj, paths).to_string(),
+            ));
         }
         match state.store.update(&key, obj, Some(entry.rv)).await {
             Ok(written) => {
                 let stored: Value = serde_json::from_slice(&written.json)
                     .map_err(|e| ApiError::internal(e.to_string()))?;
-                return Ok(json_ok(
+                return Ok(json_response(
                     StatusCode::OK,
                     scale_of(&stored, paths).to_string(),
                 ));

@@ -69,3 +69,29 @@ pub async fn send(
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
 }
+
+/// [`send`] with a JSON body (`Value::Null`: none).
+pub async fn send_json(
+    router: &Router,
+    method: Method,
+    path: &str,
+    content_type: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let body = if body.is_null() {
+        Body::empty()
+    } else {
+        Body::from(body.to_string())
+    };
+    send(router, method, path, content_type, body).await
+}
+
+/// A server over a fresh in-memory store, run without controllers: the `default`
+/// ServiceAccounts stand in for the service account controller's.
+pub async fn server_with_accounts() -> ApiServer {
+    let store = memory_store();
+    pernode_apiserver::seed_default_service_accounts(&store)
+        .await
+        .expect("accounts");
+    ApiServer::new(store).await.expect("server")
+}
