@@ -1,0 +1,19 @@
+//! Who is asking, and may they: the identity of a request ([`user::UserInfo`]) and the
+//! decision on it ([`authorizer`]), as upstream's `k8s.io/apiserver/pkg/authentication/user`
+//! and `pkg/authorization/authorizer`.
+//!
+//! The API server authenticates each request once (TLS client certificate, bearer token, or
+//! anonymous) and hands the resulting [`user::UserInfo`] to the authorizers as part of
+//! [`authorizer::Attributes`]; the first authorizer with an opinion decides.
+//!
+//! ```
+//! use pernode_auth::authorizer::{Attributes, Authorizer, Decision, PrivilegedGroups};
+//! use pernode_auth::user::UserInfo;
+//!
+//! let admin = UserInfo::new("system:admin", ["system:masters"]);
+//! let attrs = Attributes::resource(&admin, "create", "default", "apps", "v1", "daemonsets", "", "");
+//! assert_eq!(PrivilegedGroups.authorize(&attrs), Decision::Allow);
+//! ```
+
+pub mod authorizer;
+pub mod user;
