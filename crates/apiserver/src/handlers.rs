@@ -47,6 +47,8 @@ pub struct Request {
     pub method: Method,
     pub target: Target,
     pub query: Query,
+    /// Who sent it ([`crate::authorization`]).
+    pub user: std::sync::Arc<pernode_auth::user::UserInfo>,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
@@ -970,6 +972,7 @@ async fn apply_patch(state: &AppState, req: &Request) -> Result<Response, ApiErr
             // The client's options (dryRun, fieldValidation, fieldManager) hold for the write
             // the apply becomes.
             query: req.query.clone(),
+            user: req.user.clone(),
             headers: HeaderMap::new(),
             body: Bytes::from(applied.to_string()),
         };
@@ -988,6 +991,7 @@ async fn apply_patch(state: &AppState, req: &Request) -> Result<Response, ApiErr
         method: Method::PATCH,
         target: req.target.clone(),
         query: req.query.clone(),
+        user: req.user.clone(),
         headers: {
             let mut h = HeaderMap::new();
             // Custom objects merge as JSON merge patches (they have no patch strategies).
@@ -1402,6 +1406,7 @@ async fn evict(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         },
         // A dry-run eviction is a dry-run delete (upstream's propagateDryRun).
         query: Query::parse(req.query.dry_run().then_some("dryRun=All")),
+        user: req.user.clone(),
         headers: {
             let mut h = HeaderMap::new();
             h.insert(

@@ -13,6 +13,7 @@
 //! ```
 
 pub mod admission_plugins;
+pub mod authorization;
 pub mod bootstrap_rbac;
 pub mod codec;
 pub mod crd;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub catalog: Arc<pernode_resources::Catalog>,
     /// Establishes CRDs and keeps `catalog` current ([`crd`]).
     pub crds: Arc<crd::Controller>,
+    /// Decides on every request ([`authorization`]).
+    pub authorizer: Box<dyn pernode_auth::authorizer::Authorizer>,
 }
 
 /// A running API server's handle: its router and the switch that ends its watches.
@@ -93,6 +96,7 @@ impl ApiServer {
             requests: Default::default(),
             catalog,
             crds,
+            authorizer: Box::new(authorization::chain()),
         });
         bootstrap(&state.store).await?;
         bootstrap_rbac::ensure(&state.store).await?;
@@ -100,8 +104,27 @@ impl ApiServer {
         Ok(ApiServer { state, shutdown })
     }
 
+    /// The router for in-process callers, as `system:admin` (group `system:masters`): tests
+    /// and tools that own the server. The control loops use [`ApiServer::router_as`].
     pub fn router(&self) -> Router {
-        router(self.state.clone())
+        self.router_as(pernode_auth::user::UserInfo::new(
+            "system:admin",
+            [pernode_auth::user::SYSTEM_PRIVILEGED_GROUP],
+        ))
+    }
+
+    /// The router for an in-process caller with this identity (authorized as any request).
+    pub fn router_as(&self, user: pernode_auth::user::UserInfo) -> Router {
+        let identity = authorization::Identity::of(user.authenticated());
+        router(self.state.clone()).layer(axum::middleware::map_request(
+            move |mut request: Request| {
+                let identity = identity.clone();
+                async move {
+                    request.extensions_mut().insert(identity);
+                    request
+                }
+            },
+        ))
     }
 
     pub fn store(&self) -> &Store {
@@ -139,6 +162,7 @@ impl ApiServer {
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let closer = self.shutdown.clone();
+        // Until the listener authenticates (TLS), its requests are the admin's.
         let router = self.router();
         let task = tokio::spawn(async move {
             let stop = async move {
@@ -273,17 +297,42 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    let user = match parts.extensions.get::<authorization::Identity>() {
+        Some(identity) => identity.0.clone(),
+        None if authorization::anonymous_may_reach(&path) => {
+            Arc::new(pernode_auth::user::UserInfo::anonymous())
+        }
+        None => return authorization::unauthorized().into_response(),
+    };
     let view = state.catalog.view();
-    if parts.method == Method::GET
-        && let Some(response) = non_resource(&state, &view, &path, &accept, &parts.headers)
-    {
-        return response;
+    if !target::is_resource_path(&path) {
+        if let Err(e) =
+            authorization::authorize_path(state.authorizer.as_ref(), &user, &parts.method, &path)
+        {
+            return e.into_response();
+        }
+        if parts.method == Method::GET
+            && let Some(response) = non_resource(&state, &view, &path, &accept, &parts.headers)
+        {
+            return response;
+        }
+        return ApiError::no_route().into_response();
     }
     let target = match target::parse(&view, &path) {
         Ok(Some(t)) => t,
         Ok(None) => return ApiError::no_route().into_response(),
         Err(e) => return e.into_response(),
     };
+    let query = params::Query::parse(parts.uri.query());
+    if let Err(e) = authorization::authorize_resource(
+        state.authorizer.as_ref(),
+        &user,
+        &parts.method,
+        &target,
+        &query,
+    ) {
+        return e.into_response();
+    }
     // Read one byte past the limit so an oversized body is a 413, not a truncated parse.
     let body = match axum::body::to_bytes(body, codec::MAX_BODY_BYTES + 1).await {
         Ok(b) if b.len() > codec::MAX_BODY_BYTES => return ApiError::too_large().into_response(),
@@ -293,7 +342,8 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
     let req = handlers::Request {
         method: parts.method.clone(),
         target,
-        query: params::Query::parse(parts.uri.query()),
+        query,
+        user,
         headers: parts.headers,
         body,
     };

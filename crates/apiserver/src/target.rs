@@ -68,6 +68,19 @@ pub fn store_resource(info: &ResourceInfo) -> std::borrow::Cow<'static, str> {
 
 /// Parses `/api/v1/...` and `/apis/{group}/{version}/...` resource paths. Returns `Ok(None)` for
 /// paths that are not resource requests (discovery, version, ...).
+/// Whether `path` names a resource (`/api/{version}/...`, `/apis/{group}/{version}/...`), as
+/// upstream's `RequestInfo.IsResourceRequest`; everything else (discovery, OpenAPI, health) is
+/// a non-resource path, authorized by its path.
+pub fn is_resource_path(path: &str) -> bool {
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    let skip = match segments.next() {
+        Some("api") => 1,
+        Some("apis") => 2,
+        _ => return false,
+    };
+    segments.nth(skip).is_some()
+}
+
 pub fn parse(view: &View, path: &str) -> Result<Option<Target>, ApiError> {
     let segments: Vec<&str> = path
         .trim_matches('/')
