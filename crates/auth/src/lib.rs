@@ -16,4 +16,6 @@
 //! ```
 
 pub mod authorizer;
+pub mod pki;
 pub mod user;
+pub mod x509;
