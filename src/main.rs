@@ -3,6 +3,7 @@
 
 mod agent;
 mod bench;
+mod certificates;
 mod control_plane;
 mod kubeconfig;
 mod up;

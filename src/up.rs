@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use base64::Engine;
 use clap::Args;
 use pernode_apiserver::ApiServer;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::kubeconfig;
 
@@ -32,6 +32,8 @@ pub struct ServerArgs {
     /// How long an Event is kept after its last write (kube-apiserver's `--event-ttl`).
     #[arg(long, default_value = "1h", value_parser = crate::control_plane::parse_duration)]
     pub event_ttl: std::time::Duration,
+    #[command(flatten)]
+    pub tls: crate::certificates::TlsArgs,
 }
 
 #[derive(Args, Debug)]
@@ -72,7 +74,9 @@ async fn start(args: &ServerArgs) -> anyhow::Result<Running> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
+    let certificates = crate::certificates::load(&args.data_dir, args.listen, &args.tls)?;
     let options = pernode_apiserver::serving::ServeOptions {
+        transport: pernode_apiserver::authentication::Transport::Tls(certificates.tls.clone()),
         limits: pernode_apiserver::max_in_flight::InFlightLimits {
             readonly: args.max_requests_inflight,
             mutating: args.max_mutating_requests_inflight,
@@ -83,12 +87,17 @@ async fn start(args: &ServerArgs) -> anyhow::Result<Running> {
         .spawn_serving_with(listener, options)
         .context("serving HTTP")?;
     let addr = serving.addr;
-    wait_until_ready(addr).await?;
+    wait_until_ready(addr, &certificates).await?;
     let kubeconfig = args
         .kubeconfig
         .clone()
         .unwrap_or_else(|| args.data_dir.join("kubeconfig"));
-    kubeconfig::write(&kubeconfig, addr)?;
+    kubeconfig::write(
+        &kubeconfig,
+        addr,
+        &certificates.serving_ca_pem,
+        &certificates.admin()?,
+    )?;
     let event_expiry = pernode_apiserver::event_ttl::spawn(server.store().clone(), args.event_ttl);
     Ok(Running {
         server,
@@ -98,20 +107,30 @@ async fn start(args: &ServerArgs) -> anyhow::Result<Running> {
     })
 }
 
-/// Polls `/readyz` until the server answers, so the kubeconfig is only written for a live server.
-async fn wait_until_ready(addr: SocketAddr) -> anyhow::Result<()> {
+/// Polls `/readyz` over HTTPS until the server answers, so the kubeconfig is only written for
+/// a live server.
+async fn wait_until_ready(
+    addr: SocketAddr,
+    certificates: &crate::certificates::ServerCertificates,
+) -> anyhow::Result<()> {
+    let url = format!("https://{}", kubeconfig::reachable(addr));
+    let mut config = kube::Config::new(url.parse()?);
+    config.root_cert = Some(
+        pernode_auth::tls::certificates(&certificates.serving_ca_pem)?
+            .into_iter()
+            .map(|c| c.to_vec())
+            .collect(),
+    );
+    let admin = certificates.admin()?;
+    let encode = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
+    config.auth_info.client_certificate_data = Some(encode(&admin.cert_pem));
+    config.auth_info.client_key_data = Some(encode(&admin.key_pem).into());
+    let client = kube::Client::try_from(config).context("building a TLS client")?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await {
-            let request =
-                format!("GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-            if stream.write_all(request.as_bytes()).await.is_ok() {
-                let mut reply = Vec::new();
-                let _ = stream.read_to_end(&mut reply).await;
-                if reply.starts_with(b"HTTP/1.1 200") {
-                    return Ok(());
-                }
-            }
+        let request = http::Request::get("/readyz").body(Vec::new())?;
+        if client.request_text(request).await.is_ok_and(|t| t == "ok") {
+            return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
             bail!("the API server on {addr} did not become ready within 30 s");
@@ -144,7 +163,10 @@ async fn stop(running: Running) -> anyhow::Result<()> {
 }
 
 fn print_usage(addr: SocketAddr, kubeconfig: &Path) {
-    println!("pernode is serving the Kubernetes API on http://{addr}");
+    println!(
+        "pernode is serving the Kubernetes API on https://{}",
+        kubeconfig::reachable(addr)
+    );
     println!("kubeconfig: {}", kubeconfig.display());
     println!();
     println!("    export KUBECONFIG={}", absolute(kubeconfig).display());

@@ -13,6 +13,7 @@
 //! ```
 
 pub mod admission_plugins;
+pub mod authentication;
 pub mod authorization;
 pub mod bootstrap_rbac;
 pub mod codec;
@@ -162,15 +163,15 @@ impl ApiServer {
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let closer = self.shutdown.clone();
-        // Until the listener authenticates (TLS), its requests are the admin's.
-        let router = self.router();
+        let router = router(self.state.clone());
+        let state = self.state.clone();
         let task = tokio::spawn(async move {
             let stop = async move {
                 let _ = stopped.await;
                 // Open watches would otherwise hold the graceful shutdown forever.
                 let _ = closer.send(true);
             };
-            serving::serve(listener, router, options, stop).await;
+            serving::serve(listener, router, state, options, stop).await;
             Ok(())
         });
         Ok(Serving { addr, stop, task })
@@ -297,6 +298,10 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    if let Some(authentication::Unauthenticated(why)) = parts.extensions.get() {
+        tracing::debug!(%path, %why, "unauthenticated request");
+        return authorization::unauthorized().into_response();
+    }
     let user = match parts.extensions.get::<authorization::Identity>() {
         Some(identity) => identity.0.clone(),
         None if authorization::anonymous_may_reach(&path) => {

@@ -11,6 +11,8 @@
 //! - **Out of file descriptors**: `accept` failing (EMFILE) pauses accepting for a moment
 //!   instead of spinning; the connections already open are served on.
 //! - **In-flight limits** ([`crate::max_in_flight`]) on every request.
+//! - **TLS** ([`Transport::Tls`]): the handshake must finish within the header-read timeout;
+//!   each request is then authenticated ([`crate::authentication`]) before anything else.
 //!
 //! `stop` stops accepting, ends the open watches, and lets each connection finish the request
 //! it is serving.
@@ -21,20 +23,25 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::AppState;
+use crate::authentication::{ConnectionCredentials, Transport};
 use crate::max_in_flight::{self, InFlightLimits};
 
 /// kube-apiserver's `ReadHeaderTimeout`.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(32);
 
 /// How the listener serves.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ServeOptions {
+    /// HTTPS (the product), or plain HTTP as one user (tests of the HTTP layer; the default).
+    pub transport: Transport,
     pub limits: InFlightLimits,
     pub header_read_timeout: Duration,
     /// Open connections allowed from one IP address.
@@ -44,6 +51,10 @@ pub struct ServeOptions {
 impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
+            transport: Transport::InsecurePlainHttpAs(pernode_auth::user::UserInfo::new(
+                "system:admin",
+                [pernode_auth::user::SYSTEM_PRIVILEGED_GROUP],
+            )),
             limits: InFlightLimits::default(),
             header_read_timeout: HEADER_READ_TIMEOUT,
             max_connections_per_client: 2048,
@@ -93,6 +104,7 @@ impl Drop for Counted {
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
+    state: Arc<AppState>,
     options: ServeOptions,
     stop: impl std::future::Future<Output = ()>,
 ) {
@@ -121,36 +133,45 @@ pub(crate) async fn serve(
         };
         // Small request/response exchanges on keep-alive connections: Nagle would add 40 ms.
         let _ = tcp.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
-        let mut shutdown = drained.clone();
+        let router = router.clone();
+        let state = state.clone();
+        let shutdown = drained.clone();
+        let transport = options.transport.clone();
         let header_read_timeout = options.header_read_timeout;
         tokio::spawn(async move {
             let _counted = counted;
-            let mut builder = Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_read_timeout);
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
-            tokio::pin!(conn);
-            loop {
-                tokio::select! {
-                    result = conn.as_mut() => {
-                        if let Err(e) = result {
-                            tracing::trace!(client = %remote, error = %e, "connection ended");
+            match transport {
+                Transport::InsecurePlainHttpAs(user) => {
+                    let credentials = ConnectionCredentials::trusted(user);
+                    let service = authenticated(router, state, credentials);
+                    serve_connection(tcp, service, header_read_timeout, shutdown, remote).await;
+                }
+                Transport::Tls(tls) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
+                    // A client that never finishes its handshake holds a descriptor: bound it
+                    // as a slow request head is bounded.
+                    let stream = match tokio::time::timeout(
+                        header_read_timeout,
+                        acceptor.accept(tcp),
+                    )
+                    .await
+                    {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(client = %remote, error = %e, "TLS handshake failed");
+                            return;
                         }
-                        break;
-                    }
-                    changed = shutdown.changed() => {
-                        if changed.is_err() || *shutdown.borrow() {
-                            conn.as_mut().graceful_shutdown();
-                            // Keep driving the connection to its graceful end.
-                            if let Err(e) = conn.as_mut().await {
-                                tracing::trace!(client = %remote, error = %e, "connection ended");
-                            }
-                            break;
+                        Err(_) => {
+                            tracing::debug!(client = %remote, "TLS handshake timed out");
+                            return;
                         }
-                    }
+                    };
+                    let credentials = ConnectionCredentials::from_certificates(
+                        &tls,
+                        stream.get_ref().1.peer_certificates(),
+                    );
+                    let service = authenticated(router, state, credentials);
+                    serve_connection(stream, service, header_read_timeout, shutdown, remote).await;
                 }
             }
         });
@@ -159,4 +180,75 @@ pub(crate) async fn serve(
     let _ = draining.send(true);
     drop(drained);
     draining.closed().await;
+}
+
+/// `router` with each request marked with who sent it.
+fn authenticated(
+    router: Router,
+    state: Arc<AppState>,
+    credentials: ConnectionCredentials,
+) -> impl tower::Service<
+    http::Request<Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone {
+    tower::service_fn(move |request: http::Request<Incoming>| {
+        let (mut parts, body) = request.into_parts();
+        credentials.authenticate(&state, &parts.headers, &mut parts.extensions);
+        let request = http::Request::from_parts(parts, axum::body::Body::new(body));
+        let router = router.clone();
+        async move {
+            use tower::ServiceExt;
+            router.oneshot(request).await
+        }
+    })
+}
+
+/// Serves one connection until it ends, or gracefully once `shutdown` flips.
+async fn serve_connection<IO, S>(
+    io: IO,
+    service: S,
+    header_read_timeout: Duration,
+    mut shutdown: watch::Receiver<bool>,
+    remote: std::net::SocketAddr,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tower::Service<
+            http::Request<Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let service = TowerToHyperService::new(service);
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::trace!(client = %remote, error = %e, "connection ended");
+                }
+                break;
+            }
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    conn.as_mut().graceful_shutdown();
+                    // Keep driving the connection to its graceful end.
+                    if let Err(e) = conn.as_mut().await {
+                        tracing::trace!(client = %remote, error = %e, "connection ended");
+                    }
+                    break;
+                }
+            }
+        }
+    }
 }

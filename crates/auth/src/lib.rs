@@ -17,5 +17,6 @@
 
 pub mod authorizer;
 pub mod pki;
+pub mod tls;
 pub mod user;
 pub mod x509;

@@ -1,0 +1,119 @@
+//! Who a request over TCP is from, as kube-apiserver's authenticator chain: a valid TLS client
+//! certificate (CN the user, O the groups), else an `Authorization: Bearer` token
+//! (service-account tokens), else anonymous, which [`crate::authorization`] lets reach only the
+//! public health and version paths. A certificate or token that is presented but invalid
+//! (expired, wrongly signed, revoked) is a 401 on every path. Every authenticated user is also
+//! in `system:authenticated`.
+//!
+//! The listener asks once per connection for the certificate ([`ConnectionCredentials`]) and
+//! once per request for the token; the result travels as a request extension
+//! ([`Identity`], or [`Unauthenticated`] for a 401).
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, header};
+use pernode_auth::tls::ServerTls;
+use pernode_auth::user::UserInfo;
+use rustls::pki_types::CertificateDer;
+
+use crate::AppState;
+use crate::authorization::Identity;
+
+/// How the listener speaks.
+#[derive(Clone, Debug)]
+pub enum Transport {
+    /// HTTPS with the server's certificate; clients authenticate with certificates or tokens.
+    Tls(ServerTls),
+    /// Plain HTTP with every request as this user: for tests of the HTTP layer only. `pernode
+    /// up` and `pernode apiserver` always serve [`Transport::Tls`].
+    InsecurePlainHttpAs(UserInfo),
+}
+
+/// A request extension: the request presented credentials that are not valid (a 401).
+#[derive(Clone, Debug)]
+pub struct Unauthenticated(pub String);
+
+/// What a connection's TLS handshake established about its client.
+#[derive(Clone, Debug)]
+pub struct ConnectionCredentials {
+    /// The user of a valid client certificate; `Err` for a certificate that is not valid.
+    certificate: Result<Option<Arc<UserInfo>>, String>,
+}
+
+impl ConnectionCredentials {
+    /// A connection whose client sent `chain` (or none).
+    pub fn from_certificates(tls: &ServerTls, chain: Option<&[CertificateDer<'_>]>) -> Self {
+        let certificate = tls
+            .client_certs
+            .user(chain)
+            .map(|user| user.map(|u| Arc::new(u.authenticated())));
+        ConnectionCredentials { certificate }
+    }
+
+    /// A connection whose every request is `user`'s.
+    pub fn trusted(user: UserInfo) -> Self {
+        ConnectionCredentials {
+            certificate: Ok(Some(Arc::new(user.authenticated()))),
+        }
+    }
+
+    /// Marks `extensions` with the request's identity or its failure to authenticate; neither
+    /// for an anonymous request.
+    pub fn authenticate(
+        &self,
+        state: &AppState,
+        headers: &HeaderMap,
+        extensions: &mut axum::http::Extensions,
+    ) {
+        if let Ok(Some(user)) = &self.certificate {
+            extensions.insert(Identity(user.clone()));
+            return;
+        }
+        if let Some(token) = bearer_token(headers) {
+            match authenticate_token(state, token) {
+                Some(Ok(user)) => {
+                    extensions.insert(Identity::of(user.authenticated()));
+                }
+                Some(Err(why)) => {
+                    extensions.insert(Unauthenticated(why));
+                }
+                None => {
+                    extensions.insert(Unauthenticated("unknown bearer token".into()));
+                }
+            }
+            return;
+        }
+        if let Err(why) = &self.certificate {
+            extensions.insert(Unauthenticated(why.clone()));
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, as Go's).
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The user a bearer token names: `None` when no token authenticator knows the token.
+fn authenticate_token(_state: &AppState, _token: &str) -> Option<Result<UserInfo, String>> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_are_read_as_go_reads_them() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, "bearer abc.def".parse().unwrap());
+        assert_eq!(bearer_token(&headers), Some("abc.def"));
+        headers.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(bearer_token(&headers), None);
+        headers.insert(header::AUTHORIZATION, "Bearer ".parse().unwrap());
+        assert_eq!(bearer_token(&headers), None);
+    }
+}

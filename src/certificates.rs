@@ -1,0 +1,149 @@
+//! The server's certificates for `pernode up` and `pernode apiserver`: generated on first start
+//! in `<data-dir>/pki` (the cluster CA, kept; a serving certificate for the server's names,
+//! made at each start so `--tls-san` changes take effect), or given by kube-apiserver's flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use pernode_auth::pki::{self, CertAndKey, ClusterCa};
+use pernode_auth::tls::ServerTls;
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct TlsArgs {
+    /// More names or IP addresses for the generated serving certificate (k3s's `--tls-san`).
+    #[arg(long = "tls-san", value_delimiter = ',')]
+    pub tls_san: Vec<String>,
+    /// Serving certificate (PEM, with its chain) instead of a generated one.
+    #[arg(long, requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The serving certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// CA whose client certificates authenticate users (CN the user, O the groups), in addition
+    /// to the cluster CA's.
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// What the server serves with, and what its kubeconfig trusts and presents.
+pub struct ServerCertificates {
+    pub tls: ServerTls,
+    /// The CA clients trust for the serving certificate (PEM).
+    pub serving_ca_pem: String,
+    /// The cluster CA: signs the admin's and nodes' client certificates.
+    pub ca: ClusterCa,
+}
+
+impl ServerCertificates {
+    /// The admin's client certificate (`system:admin` in `system:masters`).
+    pub fn admin(&self) -> anyhow::Result<CertAndKey> {
+        self.ca
+            .issue_client("system:admin", &["system:masters"], pki::LEAF_VALIDITY_DAYS)
+            .context("issuing the admin's client certificate")
+    }
+}
+
+/// Loads or generates the certificates for a server listening on `listen`.
+pub fn load(
+    data_dir: &Path,
+    listen: SocketAddr,
+    args: &TlsArgs,
+) -> anyhow::Result<ServerCertificates> {
+    let pki_dir = data_dir.join("pki");
+    let ca = ClusterCa::load_or_create(&pki_dir)
+        .with_context(|| format!("loading the cluster CA in {}", pki_dir.display()))?;
+    let (serving, serving_ca_pem) = match (&args.tls_cert_file, &args.tls_private_key_file) {
+        (Some(cert), Some(key)) => {
+            let cert_pem = pki::read_pem(cert)?;
+            let key_pem = pki::read_pem(key)?;
+            // Clients trust the last certificate of the given chain (its root, or itself).
+            let last = last_certificate(&cert_pem)
+                .with_context(|| format!("reading {}", cert.display()))?;
+            (CertAndKey { cert_pem, key_pem }, last)
+        }
+        _ => {
+            let hostname = pernode_agent::agent::host::hostname();
+            let names = pki::serving_names(listen.ip(), Some(&hostname), &args.tls_san);
+            let serving = ca
+                .issue_serving(&names)
+                .context("issuing the serving certificate (check --tls-san)")?;
+            (serving, ca.cert_pem.clone())
+        }
+    };
+    let extra_ca = match &args.client_ca_file {
+        Some(path) => Some(pki::read_pem(path)?),
+        None => None,
+    };
+    let mut client_cas = vec![ca.cert_pem.as_str()];
+    client_cas.extend(extra_ca.as_deref());
+    let tls = pernode_auth::tls::server_tls(&serving.cert_pem, &serving.key_pem, &client_cas)
+        .context("setting up TLS")?;
+    Ok(ServerCertificates {
+        tls,
+        serving_ca_pem,
+        ca,
+    })
+}
+
+/// The last PEM certificate block of `pem`.
+fn last_certificate(pem: &str) -> anyhow::Result<String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    let end = pem.rfind(END).context("no certificate")?;
+    let begin = pem[..end]
+        .rfind("-----BEGIN CERTIFICATE-----")
+        .context("no certificate")?;
+    Ok(format!("{}\n", &pem[begin..end + END.len()]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_certificates_survive_a_restart_with_the_same_ca() {
+        let dir = tempfile::tempdir().expect("dir");
+        let listen: SocketAddr = "127.0.0.1:6443".parse().expect("addr");
+        let first = load(dir.path(), listen, &TlsArgs::default()).expect("first");
+        let again = load(dir.path(), listen, &TlsArgs::default()).expect("again");
+        assert_eq!(first.serving_ca_pem, again.serving_ca_pem);
+        assert_eq!(first.ca.cert_pem, again.ca.cert_pem);
+    }
+
+    #[test]
+    fn given_certificates_are_served_and_their_root_trusted() {
+        let dir = tempfile::tempdir().expect("dir");
+        let own_ca = ClusterCa::generate().expect("ca");
+        let serving = own_ca
+            .issue_serving(&["localhost".into()])
+            .expect("serving");
+        let cert = dir.path().join("tls.crt");
+        let key = dir.path().join("tls.key");
+        std::fs::write(&cert, format!("{}{}", serving.cert_pem, own_ca.cert_pem)).expect("cert");
+        std::fs::write(&key, &serving.key_pem).expect("key");
+        let args = TlsArgs {
+            tls_cert_file: Some(cert),
+            tls_private_key_file: Some(key),
+            ..TlsArgs::default()
+        };
+        let loaded = load(
+            &dir.path().join("data"),
+            "127.0.0.1:0".parse().expect("addr"),
+            &args,
+        )
+        .expect("load");
+        assert_eq!(loaded.serving_ca_pem.trim(), own_ca.cert_pem.trim());
+        let missing = TlsArgs {
+            tls_cert_file: Some(dir.path().join("absent.crt")),
+            tls_private_key_file: Some(dir.path().join("absent.key")),
+            ..TlsArgs::default()
+        };
+        let e = load(
+            &dir.path().join("data"),
+            "127.0.0.1:0".parse().expect("addr"),
+            &missing,
+        );
+        assert!(format!("{:#}", e.err().expect("an error")).contains("absent.crt"));
+    }
+}
