@@ -45,6 +45,27 @@ impl ServerCertificates {
     }
 }
 
+impl ServerCertificates {
+    /// A client configuration for the server at `addr` as the admin, trusting its CA: what the
+    /// kubeconfig says, for the binary's own clients (readiness, bench).
+    pub fn admin_client(&self, addr: SocketAddr) -> anyhow::Result<kube::Config> {
+        use base64::Engine;
+        let url = format!("https://{}", crate::kubeconfig::reachable(addr));
+        let mut config = kube::Config::new(url.parse()?);
+        config.root_cert = Some(
+            pernode_auth::tls::certificates(&self.serving_ca_pem)?
+                .into_iter()
+                .map(|c| c.to_vec())
+                .collect(),
+        );
+        let admin = self.admin()?;
+        let encode = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
+        config.auth_info.client_certificate_data = Some(encode(&admin.cert_pem));
+        config.auth_info.client_key_data = Some(encode(&admin.key_pem).into());
+        Ok(config)
+    }
+}
+
 /// Loads or generates the certificates for a server listening on `listen`.
 pub fn load(
     data_dir: &Path,

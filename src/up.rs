@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use base64::Engine;
 use clap::Args;
 use pernode_apiserver::ApiServer;
 
@@ -113,19 +112,8 @@ async fn wait_until_ready(
     addr: SocketAddr,
     certificates: &crate::certificates::ServerCertificates,
 ) -> anyhow::Result<()> {
-    let url = format!("https://{}", kubeconfig::reachable(addr));
-    let mut config = kube::Config::new(url.parse()?);
-    config.root_cert = Some(
-        pernode_auth::tls::certificates(&certificates.serving_ca_pem)?
-            .into_iter()
-            .map(|c| c.to_vec())
-            .collect(),
-    );
-    let admin = certificates.admin()?;
-    let encode = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
-    config.auth_info.client_certificate_data = Some(encode(&admin.cert_pem));
-    config.auth_info.client_key_data = Some(encode(&admin.key_pem).into());
-    let client = kube::Client::try_from(config).context("building a TLS client")?;
+    let client = kube::Client::try_from(certificates.admin_client(addr)?)
+        .context("building a TLS client")?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let request = http::Request::get("/readyz").body(Vec::new())?;

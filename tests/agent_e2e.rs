@@ -324,15 +324,28 @@ fn three_agents_run_a_daemonset_of_http_servers() {
         panic!("this test runs python3's http.server as the daemon: python3 is not on the PATH");
     };
     let net = Net::setup();
+    // The agents reach the server at the host's end of their links: the serving certificate
+    // must name those addresses.
+    let sans = (1..=NODES)
+        .map(|i| net.server_host(i))
+        .collect::<Vec<_>>()
+        .join(",");
     let c = Cluster::start_on(
         net.listen(),
         "up",
-        &["--nodes", "0", "--node-monitor-grace-period", "4s"],
+        &[
+            "--nodes",
+            "0",
+            "--node-monitor-grace-period",
+            "4s",
+            "--tls-san",
+            &sans,
+        ],
     );
     let kubeconfig = std::fs::read_to_string(c.kubeconfig()).expect("kubeconfig");
     let port = kubeconfig
         .lines()
-        .find_map(|l| l.trim().strip_prefix("server: http://"))
+        .find_map(|l| l.trim().strip_prefix("server: https://"))
         .and_then(|s| s.rsplit(':').next())
         .expect("server port")
         .to_string();
@@ -341,7 +354,7 @@ fn three_agents_run_a_daemonset_of_http_servers() {
     let mut agents: Vec<Agent> = (1..=NODES)
         .map(|i| {
             let kc = work.path().join(format!("kubeconfig-{i}"));
-            let server = format!("http://{}:{port}", net.server_host(i));
+            let server = format!("https://{}:{port}", net.server_host(i));
             let text = kubeconfig
                 .lines()
                 .map(|l| match l.trim().strip_prefix("server: ") {

@@ -12,7 +12,7 @@ fn cluster_info_api_resources_get_all_and_prune() {
 
     let info = c.ok(&["cluster-info"]);
     assert!(
-        info.contains("Kubernetes control plane is running at http://127.0.0.1:"),
+        info.contains("Kubernetes control plane is running at https://127.0.0.1:"),
         "{info}"
     );
 

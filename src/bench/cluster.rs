@@ -51,7 +51,16 @@ impl Cluster {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding a loopback port")?;
-        let serving = server.spawn_serving(listener).context("serving HTTP")?;
+        // Over TLS with client certificates and authorization, as a user's cluster.
+        let listen = listener.local_addr().context("the loopback port")?;
+        let certificates = crate::certificates::load(dir.path(), listen, &Default::default())?;
+        let options = pernode_apiserver::serving::ServeOptions {
+            transport: pernode_apiserver::authentication::Transport::Tls(certificates.tls.clone()),
+            ..Default::default()
+        };
+        let serving = server
+            .spawn_serving_with(listener, options)
+            .context("serving HTTPS")?;
         let addr = serving.addr;
         let in_process = kube::Client::new(server.router(), "default");
         let mut tasks = JoinSet::new();
@@ -63,7 +72,7 @@ impl Cluster {
             ..Default::default()
         };
         tasks.spawn(async move { simulator::run(in_process, opts).await.context("simulator") });
-        let client = kube::Client::try_from(kube::Config::new(format!("http://{addr}").parse()?))?;
+        let client = kube::Client::try_from(certificates.admin_client(addr)?)?;
         let cluster = Cluster {
             client,
             namespace: "bench".into(),
