@@ -27,12 +27,21 @@ pub struct ControllerFlags {
     /// keep it above four times the nodes' heartbeat interval (10 s for `pernode sim`).
     #[arg(long, value_parser = parse_duration, default_value = "40s")]
     pub node_monitor_grace_period: Duration,
+    /// The CA published to every namespace as the `kube-root-ca.crt` ConfigMap, for pods to
+    /// verify the API server (kube-controller-manager's flag; default: the kubeconfig's CA).
+    #[arg(long)]
+    pub root_ca_file: Option<PathBuf>,
+    /// The CA itself, when the caller has it (`pernode up`).
+    #[arg(skip)]
+    pub root_ca_pem: Option<String>,
 }
 
 impl Default for ControllerFlags {
     fn default() -> Self {
         ControllerFlags {
             node_monitor_grace_period: Duration::from_secs(40),
+            root_ca_file: None,
+            root_ca_pem: None,
         }
     }
 }
@@ -56,6 +65,39 @@ pub struct SimArgs {
     /// Simulated nodes to create (node-1..node-N) before running them; 0 runs existing ones.
     #[arg(long, default_value_t = 0)]
     pub nodes: usize,
+}
+
+/// The CA (PEM) the kubeconfig's current cluster trusts, if it names one.
+fn kubeconfig_ca(path: &PathBuf) -> anyhow::Result<Option<String>> {
+    use base64::Engine;
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let context = kubeconfig.current_context.as_deref().unwrap_or_default();
+    let cluster_name = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == context)
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.clone());
+    let cluster = kubeconfig
+        .clusters
+        .iter()
+        .find(|c| Some(&c.name) == cluster_name.as_ref())
+        .and_then(|c| c.cluster.as_ref());
+    if let Some(data) = cluster.and_then(|c| c.certificate_authority_data.as_deref()) {
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .context("the kubeconfig's certificate-authority-data is not base64")?;
+        return Ok(Some(
+            String::from_utf8(pem).context("the kubeconfig's CA is not PEM")?,
+        ));
+    }
+    match cluster.and_then(|c| c.certificate_authority.as_deref()) {
+        Some(file) => Ok(Some(
+            std::fs::read_to_string(file).with_context(|| format!("reading the CA {file}"))?,
+        )),
+        None => Ok(None),
+    }
 }
 
 /// A kube client from a kubeconfig file.
@@ -83,7 +125,7 @@ pub fn spawn_controllers_with(
 ) {
     use pernode_controllers::{
         clusterrole_aggregation, daemonset, disruption, garbage_collector, namespace,
-        node_lifecycle, pod_gc, scheduler, service_account,
+        node_lifecycle, pod_gc, root_ca_publisher, scheduler, service_account,
     };
     // One pod watch for the DaemonSet controller, the scheduler, the garbage collector, pod GC,
     // node lifecycle and the disruption controller, as kube-controller-manager's shared
@@ -154,6 +196,14 @@ pub fn spawn_controllers_with(
             .await
             .context("service account controller")
     });
+    if let Some(ca_pem) = flags.root_ca_pem.clone() {
+        let c = client.clone();
+        tasks.spawn(async move {
+            root_ca_publisher::run(c, ca_pem)
+                .await
+                .context("root CA publisher")
+        });
+    }
     // The watch ends only once every subscriber has stopped, which has ended `pernode` already.
     tasks.spawn(async move {
         pods.run().await;
@@ -206,8 +256,15 @@ pub async fn run_until(
     }
 }
 
-pub async fn controllers(args: ControllersArgs) -> anyhow::Result<()> {
+pub async fn controllers(mut args: ControllersArgs) -> anyhow::Result<()> {
     let client = client_from(&args.kubeconfig).await?;
+    args.flags.root_ca_pem = match &args.flags.root_ca_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading --root-ca-file {}", path.display()))?,
+        ),
+        None => kubeconfig_ca(&args.kubeconfig)?,
+    };
     let mut tasks = JoinSet::new();
     spawn_controllers_with(&mut tasks, &client, &args.flags);
     run_until(tasks, crate::up::shutdown_signal()).await

@@ -58,6 +58,8 @@ struct Running {
     event_expiry: tokio::task::JoinHandle<()>,
     serving: pernode_apiserver::Serving,
     kubeconfig: PathBuf,
+    /// The CA clients trust for the serving certificate.
+    serving_ca_pem: String,
 }
 
 async fn start(args: &ServerArgs) -> anyhow::Result<Running> {
@@ -103,6 +105,7 @@ async fn start(args: &ServerArgs) -> anyhow::Result<Running> {
         event_expiry,
         serving,
         kubeconfig,
+        serving_ca_pem: certificates.serving_ca_pem.clone(),
     })
 }
 
@@ -183,8 +186,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         .await
         .context("creating simulated nodes")?;
     let mut tasks = tokio::task::JoinSet::new();
-    crate::control_plane::spawn_controllers_with(&mut tasks, &client, &args.controllers);
-    crate::control_plane::spawn_simulator_with(&mut tasks, &client, &args.controllers);
+    let mut controllers = args.controllers;
+    controllers.root_ca_pem = Some(running.serving_ca_pem.clone());
+    crate::control_plane::spawn_controllers_with(&mut tasks, &client, &controllers);
+    crate::control_plane::spawn_simulator_with(&mut tasks, &client, &controllers);
     print_usage(running.serving.addr, &running.kubeconfig);
     let result = crate::control_plane::run_until(tasks, shutdown_signal()).await;
     stop(running).await?;

@@ -463,7 +463,7 @@ async fn after_write(state: &AppState, info: &pernode_resources::ResourceInfo, r
 }
 
 /// Upstream's generateName suffix: five characters from an alphabet without vowels.
-fn generated_name(base: &str) -> String {
+pub(crate) fn generated_name(base: &str) -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();

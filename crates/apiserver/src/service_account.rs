@@ -7,10 +7,12 @@
 //!   error looking up service account ns/name: serviceaccount "name" not found`. The `default`
 //!   account is looked up a few more times first (100-200 ms apart, as upstream), since the
 //!   service account controller creates it right after its namespace;
-//! - a pod without `imagePullSecrets` gets its service account's.
-//!
-//! Not done: the projected token volume (`kube-api-access-*`) upstream mounts, as pernode
-//! issues no service account tokens.
+//! - a pod without `imagePullSecrets` gets its service account's;
+//! - unless the pod (or else its account) sets `automountServiceAccountToken: false`, the pod
+//!   gets the projected `kube-api-access-xxxxx` volume (a bound token, the `kube-root-ca.crt`
+//!   ConfigMap's `ca.crt`, and the namespace) mounted read-only at
+//!   `/var/run/secrets/kubernetes.io/serviceaccount` in every container and init container
+//!   that has nothing mounted there, as upstream's `mountServiceAccountToken`.
 
 use std::time::Duration;
 
@@ -26,6 +28,18 @@ pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
 
 /// The annotation that marks a mirror pod.
 pub const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
+/// Where pods find their API credentials (upstream's `DefaultAPITokenMountPath`).
+pub const API_TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// The token volume's name prefix (upstream's `ServiceAccountVolumeName` and a dash).
+pub const TOKEN_VOLUME_PREFIX: &str = "kube-api-access-";
+
+/// The ConfigMap in every namespace holding the API server's CA (`ca.crt`).
+pub const ROOT_CA_CONFIG_MAP: &str = "kube-root-ca.crt";
+
+/// The projected token's lifetime (upstream's `WarnOnlyBoundTokenExpirationSeconds`).
+const TOKEN_EXPIRATION_SECONDS: i64 = 3607;
 
 /// Lookups of the `default` account before a create is refused (upstream: 10).
 const DEFAULT_ACCOUNT_ATTEMPTS: usize = 10;
@@ -112,6 +126,93 @@ pub fn copy_image_pull_secrets(pod: &mut Value, account: &Value) {
     }
 }
 
+/// Whether the pod gets API credentials: the pod's `automountServiceAccountToken`, else its
+/// account's, else yes.
+fn should_automount(pod: &Value, account: &Value) -> bool {
+    pod.pointer("/spec/automountServiceAccountToken")
+        .and_then(Value::as_bool)
+        .or_else(|| {
+            account
+                .get("automountServiceAccountToken")
+                .and_then(Value::as_bool)
+        })
+        .unwrap_or(true)
+}
+
+/// The projected volume of a pod's API credentials (upstream's `TokenVolumeSource`).
+fn token_volume(name: &str) -> Value {
+    json!({
+        "name": name,
+        "projected": {
+            "defaultMode": 420,
+            "sources": [
+                {"serviceAccountToken": {"expirationSeconds": TOKEN_EXPIRATION_SECONDS, "path": "token"}},
+                {"configMap": {"name": ROOT_CA_CONFIG_MAP, "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+            ],
+        },
+    })
+}
+
+/// Mounts the API credentials in every (init) container with nothing at the mount path, adding
+/// the volume (named `fresh_name` unless the pod already has a `kube-api-access-` volume) when
+/// some container mounts it.
+fn mount_token(pod: &mut Value, fresh_name: String) {
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let existing = spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .and_then(|volumes| {
+            volumes.iter().find_map(|v| {
+                v.get("name")
+                    .and_then(Value::as_str)
+                    .filter(|n| n.starts_with(TOKEN_VOLUME_PREFIX))
+                    .map(str::to_string)
+            })
+        });
+    let name = existing.clone().unwrap_or(fresh_name);
+    let mount = json!({"name": name, "readOnly": true, "mountPath": API_TOKEN_MOUNT_PATH});
+    let mut mounted = false;
+    for field in ["initContainers", "containers"] {
+        let Some(containers) = spec.get_mut(field).and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for container in containers.iter_mut().filter_map(Value::as_object_mut) {
+            let has_own = container
+                .get("volumeMounts")
+                .and_then(Value::as_array)
+                .is_some_and(|mounts| {
+                    mounts.iter().any(|m| {
+                        m.get("mountPath").and_then(Value::as_str) == Some(API_TOKEN_MOUNT_PATH)
+                    })
+                });
+            if has_own {
+                continue;
+            }
+            match container
+                .get_mut("volumeMounts")
+                .and_then(Value::as_array_mut)
+            {
+                Some(mounts) => mounts.push(mount.clone()),
+                None => {
+                    container.insert("volumeMounts".into(), json!([mount.clone()]));
+                }
+            }
+            mounted = true;
+        }
+    }
+    if mounted && existing.is_none() {
+        match spec.get_mut("volumes").and_then(Value::as_array_mut) {
+            Some(volumes) => volumes.push(token_volume(&name)),
+            None => {
+                spec.insert("volumes".into(), json!([token_volume(&name)]));
+            }
+        }
+    }
+}
+
 /// Admission of a create of `obj` (a `info` object) into namespace `ns`.
 pub async fn admit_create(
     store: &Store,
@@ -141,6 +242,9 @@ pub async fn admit_create(
             let account: Value = serde_json::from_slice(&entry.json)
                 .map_err(|e| ApiError::internal(format!("stored object is not JSON: {e}")))?;
             copy_image_pull_secrets(obj, &account);
+            if should_automount(obj, &account) {
+                mount_token(obj, crate::handlers::generated_name(TOKEN_VOLUME_PREFIX));
+            }
             return Ok(());
         }
     }
@@ -150,6 +254,51 @@ pub async fn admit_create(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pods_get_the_api_credentials_volume_in_every_container() {
+        let mut pod = json!({"metadata": {"name": "p"}, "spec": {
+            "initContainers": [{"name": "init"}],
+            "containers": [
+                {"name": "a", "volumeMounts": [{"name": "data", "mountPath": "/data"}]},
+                {"name": "own", "volumeMounts": [{"name": "mine", "mountPath": API_TOKEN_MOUNT_PATH}]},
+            ],
+            "volumes": [{"name": "data", "emptyDir": {}}],
+        }});
+        assert!(should_automount(&pod, &json!({})));
+        mount_token(&mut pod, "kube-api-access-b2x4z".into());
+        let spec = &pod["spec"];
+        assert_eq!(spec["volumes"][1], token_volume("kube-api-access-b2x4z"));
+        assert_eq!(
+            spec["volumes"][1]["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"],
+            3607
+        );
+        let mount = json!({"name": "kube-api-access-b2x4z", "readOnly": true, "mountPath": API_TOKEN_MOUNT_PATH});
+        assert_eq!(spec["initContainers"][0]["volumeMounts"], json!([mount]));
+        assert_eq!(spec["containers"][0]["volumeMounts"][1], mount);
+        // A container with its own mount at the path keeps it.
+        assert_eq!(
+            spec["containers"][1]["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        // A pod that has the volume already (an update, a copy) reuses it.
+        let before = pod.clone();
+        mount_token(&mut pod, "kube-api-access-other".into());
+        assert_eq!(pod, before);
+    }
+
+    #[test]
+    fn automount_is_the_pods_choice_then_the_accounts() {
+        let pod = |v: Value| json!({"spec": {"automountServiceAccountToken": v}});
+        let off = json!({"automountServiceAccountToken": false});
+        assert!(!should_automount(&pod(json!(false)), &json!({})));
+        assert!(should_automount(&pod(json!(true)), &off));
+        assert!(!should_automount(&json!({"spec": {}}), &off));
+        assert!(should_automount(&json!({"spec": {}}), &json!({})));
+    }
 
     #[test]
     fn pods_without_an_account_get_default() {

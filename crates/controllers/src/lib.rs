@@ -17,6 +17,7 @@ pub mod namespace;
 pub mod node_lifecycle;
 pub mod pod_gc;
 pub mod pod_watch;
+pub mod root_ca_publisher;
 pub mod scheduler;
 pub mod service_account;
 mod trim;

@@ -1,0 +1,202 @@
+//! Secure by default, through the real kubectl against `pernode up`: HTTPS only, the admin's
+//! certificate in the kubeconfig, anonymous and wrongly signed requests refused with 401, and
+//! the credentials every namespace and pod gets (`kube-root-ca.crt`, `kube-api-access-*`).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use base64::Engine;
+use support::{Cluster, eventually};
+
+/// The kubeconfig's `key: value` on its one line.
+fn field<'a>(kubeconfig: &'a str, key: &str) -> &'a str {
+    kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(key))
+        .unwrap_or_else(|| panic!("{key} in the kubeconfig"))
+        .trim()
+}
+
+/// A kubeconfig for the same server and CA with these user fields (none: anonymous).
+fn kubeconfig_as(c: &Cluster, name: &str, user: &str) -> String {
+    let admin = std::fs::read_to_string(c.kubeconfig()).expect("kubeconfig");
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    certificate-authority-data: {}\n    server: {}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user: {user}\n",
+        field(&admin, "certificate-authority-data:"),
+        field(&admin, "server:"),
+    );
+    c.write(name, &text)
+}
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// GET `path` over HTTPS trusting the kubeconfig's CA, without credentials: status and body.
+fn anonymous_get(kubeconfig: &str, path: &str) -> (u16, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let ca = base64::engine::general_purpose::STANDARD
+            .decode(field(kubeconfig, "certificate-authority-data:"))
+            .expect("base64");
+        let ca =
+            pernode_auth::tls::certificates(std::str::from_utf8(&ca).expect("pem")).expect("ca");
+        let mut config = kube::Config::new(field(kubeconfig, "server:").parse().expect("url"));
+        config.root_cert = Some(ca.into_iter().map(|c| c.to_vec()).collect());
+        let client = kube::Client::try_from(config).expect("client");
+        let request = http::Request::get(path).body(Vec::new()).expect("request");
+        let response = client
+            .send(request.map(kube::client::Body::from))
+            .await
+            .expect("send");
+        let code = response.status().as_u16();
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .expect("body")
+            .to_bytes();
+        (code, String::from_utf8_lossy(&body).into_owned())
+    })
+}
+
+#[test]
+fn https_only_and_credentials_are_checked() {
+    let c = Cluster::start("up", &["--nodes", "0"]);
+    let kubeconfig = std::fs::read_to_string(c.kubeconfig()).expect("kubeconfig");
+    let server = field(&kubeconfig, "server:");
+    assert!(server.starts_with("https://127.0.0.1:"), "{server}");
+    assert!(!kubeconfig.contains("insecure-skip-tls-verify"));
+    c.ok(&["get", "namespaces"]);
+
+    // Plain HTTP gets no HTTP answer.
+    let addr = server.trim_start_matches("https://");
+    let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    tcp.write_all(b"GET /api HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut reply = Vec::new();
+    let _ = tcp.read_to_end(&mut reply);
+    assert!(
+        !reply.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+
+    // No credentials: 401 on resources. (kubectl itself would prompt for a password on a
+    // 401 with no credentials configured, so this asks without it.)
+    let (code, body) = anonymous_get(&kubeconfig, "/api/v1/namespaces/default/pods");
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains(r#""reason":"Unauthorized""#), "{body}");
+    // A token nobody issued: 401, printed as kubectl prints it.
+    let garbage = kubeconfig_as(&c, "garbage", "\n    token: not-a-token");
+    let e = c.fails(&["--kubeconfig", &garbage, "get", "pods"]);
+    assert!(
+        e.contains("error: You must be logged in to the server (Unauthorized)"),
+        "{e}"
+    );
+
+    // A certificate from another CA, with the admin's name and group: 401.
+    let other = pernode_auth::pki::ClusterCa::generate().expect("ca");
+    let forged = other
+        .issue_client("system:admin", &["system:masters"], 1)
+        .expect("cert");
+    let user = format!(
+        "\n    client-certificate-data: {}\n    client-key-data: {}",
+        b64(&forged.cert_pem),
+        b64(&forged.key_pem)
+    );
+    let forged = kubeconfig_as(&c, "forged", &user);
+    let e = c.fails(&["--kubeconfig", &forged, "get", "pods"]);
+    assert!(e.contains("Unauthorized"), "{e}");
+
+    // A server certificate the client does not trust: kubectl refuses it.
+    let stranger = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    certificate-authority-data: {}\n    server: {server}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n",
+        b64(&other.cert_pem)
+    );
+    let stranger = c.write("stranger", &stranger);
+    let e = c.fails(&["--kubeconfig", &stranger, "get", "pods"]);
+    assert!(e.contains("certificate"), "{e}");
+
+    // The CA's key is in the data dir, owner-only, and nowhere in the kubeconfig.
+    let key = c.dir.path().join("data/pki/ca.key");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&key).expect("ca.key").permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    let ca_key = std::fs::read_to_string(&key).expect("read");
+    assert!(!kubeconfig.contains(&b64(&ca_key)));
+}
+
+#[test]
+fn namespaces_get_the_root_ca_and_pods_their_api_credentials() {
+    let c = Cluster::start("up", &["--nodes", "1"]);
+    let kubeconfig = std::fs::read_to_string(c.kubeconfig()).expect("kubeconfig");
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(field(&kubeconfig, "certificate-authority-data:"))
+        .expect("base64");
+    let ca = String::from_utf8(ca).expect("pem");
+    let published = |ns: &str| {
+        c.kubectl(&[
+            "get",
+            "configmap",
+            "kube-root-ca.crt",
+            "-n",
+            ns,
+            "-o",
+            r"jsonpath={.data.ca\.crt}",
+        ])
+        .stdout
+    };
+    c.ok(&["create", "namespace", "team"]);
+    eventually(Duration::from_secs(20), "kube-root-ca.crt in team", || {
+        published("team") == ca
+    });
+    assert_eq!(published("default"), ca);
+    // Deleted or changed: put back.
+    c.ok(&["delete", "configmap", "kube-root-ca.crt", "-n", "team"]);
+    eventually(
+        Duration::from_secs(20),
+        "kube-root-ca.crt recreated",
+        || published("team") == ca,
+    );
+    c.ok(&[
+        "patch",
+        "configmap",
+        "kube-root-ca.crt",
+        "-n",
+        "team",
+        "-p",
+        r#"{"data":{"ca.crt":"tampered"}}"#,
+    ]);
+    eventually(Duration::from_secs(20), "kube-root-ca.crt restored", || {
+        published("team") == ca
+    });
+
+    c.ok(&[
+        "run", "agent", "-n", "team", "--image", "busybox", "--", "sleep", "3600",
+    ]);
+    let volume = c.ok(&["get", "pod", "agent", "-n", "team", "-o", "jsonpath={.spec.volumes[0].name} {.spec.containers[0].volumeMounts[0].mountPath} {.spec.volumes[0].projected.sources[1].configMap.name}"]);
+    let parts: Vec<&str> = volume.split(' ').collect();
+    assert!(parts[0].starts_with("kube-api-access-"), "{volume}");
+    assert_eq!(parts[1], "/var/run/secrets/kubernetes.io/serviceaccount");
+    assert_eq!(parts[2], "kube-root-ca.crt");
+
+    let manifest = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"quiet","namespace":"team"},"spec":{"automountServiceAccountToken":false,"containers":[{"name":"c","image":"busybox"}]}}"#;
+    c.ok_stdin(&["create", "-f", "-"], manifest);
+    let volumes = c.ok(&[
+        "get",
+        "pod",
+        "quiet",
+        "-n",
+        "team",
+        "-o",
+        "jsonpath={.spec.volumes}",
+    ]);
+    assert_eq!(volumes, "");
+}
