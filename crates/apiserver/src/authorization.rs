@@ -11,7 +11,10 @@
 use std::sync::Arc;
 
 use axum::http::Method;
-use pernode_auth::authorizer::{Attributes, Authorizer, Decision, forbidden_message};
+use pernode_auth::authorizer::{
+    Attributes, Authorizer, Decision, PrivilegedGroups, Union, forbidden_message,
+};
+use pernode_auth::node::{NodeAuthorizer, NodeGraph};
 use pernode_auth::user::UserInfo;
 
 use crate::error::ApiError;
@@ -73,17 +76,41 @@ pub fn authorize_resource(
     target: &Target,
     query: &Query,
 ) -> Result<(), ApiError> {
+    let verb = resource_verb(method, target, query);
+    // Upstream's RequestInfo: a collection request carries its field selector (unparsable: no
+    // requirements; the handler answers it with a 400), and a list or watch of one object by
+    // an exact `metadata.name` selector names that object.
+    let collection = matches!(verb, "list" | "watch" | "deletecollection");
+    let selector = if collection {
+        query.field_selector().ok().flatten()
+    } else {
+        None
+    };
+    let name = match (target.name.as_deref(), &selector) {
+        (Some(name), _) => name,
+        (None, Some(selector)) if verb != "deletecollection" => selector
+            .requires_exact_match("metadata.name")
+            .filter(|n| valid_path_segment(n))
+            .unwrap_or(""),
+        (None, _) => "",
+    };
     let attrs = Attributes::resource(
         user,
-        resource_verb(method, target, query),
+        verb,
         target.namespace.as_deref().unwrap_or(""),
         target.info.group,
         target.info.version,
         target.info.plural,
         target.subresource.as_deref().unwrap_or(""),
-        target.name.as_deref().unwrap_or(""),
-    );
+        name,
+    )
+    .with_field_selector(selector.as_ref().map_or(&[], |s| s.requirements()));
     decide(authorizer, &attrs)
+}
+
+/// `path.IsValidPathSegmentName`: a name that can stand in a URL path.
+fn valid_path_segment(name: &str) -> bool {
+    name != "." && name != ".." && !name.contains('/') && !name.contains('%')
 }
 
 /// Authorizes a non-resource request (discovery, OpenAPI, health, version).
@@ -127,16 +154,23 @@ pub fn unauthorized() -> ApiError {
     ApiError::from_parts(401, "Unauthorized", "Unauthorized".to_string())
 }
 
-/// The server's authorizer chain (kube-apiserver's `--authorization-mode`): the privileged
-/// group first.
-pub fn chain() -> pernode_auth::authorizer::Union {
-    pernode_auth::authorizer::Union(vec![Box::new(pernode_auth::authorizer::PrivilegedGroups)])
+/// The server's authorizer chain, as kube-apiserver's with `--authorization-mode=Node,RBAC`:
+/// the privileged group (`system:masters`) first, then the Node authorizer over `graph`, then
+/// RBAC. A node's requests are decided by the Node authorizer alone (it holds the static
+/// `system:node` rules; upstream binds that ClusterRole to no one), so RBAC only ever adds
+/// what a cluster's own bindings grant.
+pub fn chain(graph: Arc<dyn NodeGraph>) -> Union {
+    let authorizers: Vec<Box<dyn Authorizer>> = vec![
+        Box::new(PrivilegedGroups),
+        Box::new(NodeAuthorizer::new(graph)),
+        // RBAC goes here, after Node.
+    ];
+    Union(authorizers)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pernode_auth::authorizer::PrivilegedGroups;
 
     #[test]
     fn anonymous_reaches_only_public_paths() {
@@ -173,15 +207,109 @@ mod tests {
             e.message,
             r#"forbidden: User "jane" cannot get path "/metrics""#
         );
+        // The reason follows the sentence (here the Node authorizer's); NodeRestriction's
+        // refusals are admission's, without it (`admission_plugins::node_restriction`).
         let node = UserInfo::new("system:node:web-1", ["system:nodes"]);
-        let patch = Attributes::resource(&node, "patch", "", "", "v1", "nodes", "", "web-2");
+        let get = Attributes::resource(&node, "get", "", "", "v1", "nodes", "", "web-2");
         let e = forbidden(
-            &patch,
-            r#"node "web-1" is not allowed to modify node "web-2""#,
+            &get,
+            "node 'web-1' cannot read 'web-2', only its own Node object",
         );
         assert_eq!(
             e.message,
-            r#"nodes "web-2" is forbidden: User "system:node:web-1" cannot patch resource "nodes" in API group "" at the cluster scope: node "web-1" is not allowed to modify node "web-2""#
+            r#"nodes "web-2" is forbidden: User "system:node:web-1" cannot get resource "nodes" in API group "" at the cluster scope: node 'web-1' cannot read 'web-2', only its own Node object"#
         );
+    }
+
+    /// A graph where node `web-1` runs pod `default/p`, which references secret `tls`.
+    struct OnePod;
+
+    impl NodeGraph for OnePod {
+        fn related(
+            &self,
+            node: &str,
+            vertex: pernode_auth::node::Vertex,
+            namespace: &str,
+            name: &str,
+        ) -> bool {
+            use pernode_auth::node::Vertex;
+            node == "web-1"
+                && namespace == "default"
+                && matches!((vertex, name), (Vertex::Pod, "p") | (Vertex::Secret, "tls"))
+        }
+    }
+
+    fn target(plural: &str, namespace: Option<&str>, name: Option<&str>) -> Target {
+        let view = pernode_resources::Catalog::new().view();
+        let path = match (namespace, name) {
+            (Some(ns), Some(n)) => format!("/api/v1/namespaces/{ns}/{plural}/{n}"),
+            (Some(ns), None) => format!("/api/v1/namespaces/{ns}/{plural}"),
+            (None, Some(n)) => format!("/api/v1/{plural}/{n}"),
+            (None, None) => format!("/api/v1/{plural}"),
+        };
+        crate::target::parse(&view, &path)
+            .ok()
+            .flatten()
+            .expect("a resource path")
+    }
+
+    #[test]
+    fn the_chain_puts_masters_first_then_the_node_authorizer() {
+        let chain = chain(Arc::new(OnePod));
+        let node = UserInfo::new("system:node:web-1", ["system:nodes"]);
+        let admin = UserInfo::new("system:admin", ["system:masters"]);
+        let jane = UserInfo::new("jane", ["dev"]);
+        let secret = target("secrets", Some("default"), Some("other"));
+        let none = Query::parse(None);
+        assert!(authorize_resource(&chain, &admin, &Method::GET, &secret, &none).is_ok());
+        let e = authorize_resource(&chain, &node, &Method::GET, &secret, &none).unwrap_err();
+        assert!(
+            e.message
+                .ends_with("no relationship found between node 'web-1' and this object"),
+            "{}",
+            e.message
+        );
+        let e = authorize_resource(&chain, &jane, &Method::GET, &secret, &none).unwrap_err();
+        assert_eq!(
+            e.message,
+            r#"secrets "other" is forbidden: User "jane" cannot get resource "secrets" in API group "" in the namespace "default""#
+        );
+    }
+
+    #[test]
+    fn collection_reads_carry_their_field_selector_and_a_name_it_pins() {
+        let chain = chain(Arc::new(OnePod));
+        let node = UserInfo::new("system:node:web-1", ["system:nodes"]);
+        let secrets = target("secrets", Some("default"), None);
+        let pods = target("pods", None, None);
+        let allowed = |t: &Target, q: &str| {
+            authorize_resource(&chain, &node, &Method::GET, t, &Query::parse(Some(q))).is_ok()
+        };
+        // A watch of one secret by name, as the kubelet's.
+        assert!(allowed(
+            &secrets,
+            "watch=1&fieldSelector=metadata.name%3Dtls"
+        ));
+        assert!(allowed(&secrets, "fieldSelector=metadata.name%3D%3Dtls"));
+        assert!(!allowed(&secrets, "fieldSelector=metadata.name%3Dother"));
+        assert!(!allowed(&secrets, "fieldSelector=metadata.name%21%3Dtls"));
+        assert!(!allowed(&secrets, "fieldSelector=metadata.name%3D..%2Ftls"));
+        assert!(!allowed(&secrets, ""));
+        // The node's own pods, by spec.nodeName.
+        assert!(allowed(&pods, "fieldSelector=spec.nodeName%3Dweb-1"));
+        assert!(allowed(
+            &pods,
+            "watch=true&fieldSelector=spec.nodeName%3Dweb-1"
+        ));
+        assert!(!allowed(&pods, "fieldSelector=spec.nodeName%3Dweb-2"));
+        // An unparsable selector has no requirements (the list would be a 400).
+        assert!(!allowed(
+            &pods,
+            "fieldSelector=spec.nodeName%3Dweb-1%2Cphase"
+        ));
+        assert!(valid_path_segment("tls"));
+        for bad in [".", "..", "a/b", "a%2f"] {
+            assert!(!valid_path_segment(bad), "{bad}");
+        }
     }
 }

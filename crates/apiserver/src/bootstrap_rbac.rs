@@ -64,13 +64,11 @@ const AUTHENTICATION: &str = "authentication.k8s.io";
 const AUTHORIZATION: &str = "authorization.k8s.io";
 const AUTOSCALING: &str = "autoscaling";
 const BATCH: &str = "batch";
-const CERTIFICATES: &str = "certificates.k8s.io";
 const COORDINATION: &str = "coordination.k8s.io";
 const DISCOVERY: &str = "discovery.k8s.io";
 const EVENTS: &str = "events.k8s.io";
 const EXTENSIONS: &str = "extensions";
 const NETWORKING: &str = "networking.k8s.io";
-const NODE: &str = "node.k8s.io";
 const POLICY: &str = "policy";
 const STORAGE: &str = "storage.k8s.io";
 
@@ -176,56 +174,14 @@ fn add_default_metadata(meta: &mut ObjectMeta) {
         .insert(AUTO_UPDATE_ANNOTATION.into(), "true".into());
 }
 
-/// `NodeRules()`: what a kubelet needs.
+/// `NodeRules()`: what a kubelet needs, the `system:node` role's rules. The Node authorizer
+/// holds the same rules ([`pernode_auth::node::NODE_RULES`]) and allows them to nodes itself;
+/// upstream binds this role to no one (its binding has no subjects).
 fn node_rules() -> Vec<PolicyRule> {
-    vec![
-        rule(&["create"], &[AUTHENTICATION], &["tokenreviews"]),
-        rule(
-            &["create"],
-            &[AUTHORIZATION],
-            &["subjectaccessreviews", "localsubjectaccessreviews"],
-        ),
-        rule(READ, &[LEGACY], &["services"]),
-        rule(&["create", "get", "list", "watch"], &[LEGACY], &["nodes"]),
-        rule(&["update", "patch"], &[LEGACY], &["nodes/status"]),
-        rule(&["update", "patch"], &[LEGACY], &["nodes"]),
-        rule(&["create", "update", "patch"], &[LEGACY], &["events"]),
-        rule(READ, &[LEGACY], &["pods"]),
-        rule(&["create", "delete"], &[LEGACY], &["pods"]),
-        rule(&["update", "patch"], &[LEGACY], &["pods/status"]),
-        rule(&["create"], &[LEGACY], &["pods/eviction"]),
-        rule(READ, &[LEGACY], &["secrets", "configmaps"]),
-        rule(
-            &["get"],
-            &[LEGACY],
-            &["persistentvolumeclaims", "persistentvolumes"],
-        ),
-        rule(&["get"], &[LEGACY], &["endpoints"]),
-        rule(
-            &["create", "get", "list", "watch"],
-            &[CERTIFICATES],
-            &["certificatesigningrequests"],
-        ),
-        rule(
-            &["get", "create", "update", "patch", "delete"],
-            &[COORDINATION],
-            &["leases"],
-        ),
-        rule(&["get"], &[STORAGE], &["volumeattachments"]),
-        rule(&["create"], &[LEGACY], &["serviceaccounts/token"]),
-        rule(
-            &["get", "update", "patch"],
-            &[LEGACY],
-            &["persistentvolumeclaims/status"],
-        ),
-        rule(READ, &[STORAGE], &["csidrivers"]),
-        rule(
-            &["get", "create", "update", "patch", "delete"],
-            &[STORAGE],
-            &["csinodes"],
-        ),
-        rule(READ, &[NODE], &["runtimeclasses"]),
-    ]
+    pernode_auth::node::NODE_RULES
+        .iter()
+        .map(|r| rule(r.verbs, r.api_groups, r.resources))
+        .collect()
 }
 
 /// `clusterRoles()`, the part of it pernode keeps.
@@ -1159,6 +1115,26 @@ mod tests {
                 Some("kube-system")
             )
         );
+    }
+
+    #[test]
+    fn the_node_role_holds_the_node_authorizers_rules_and_is_bound_to_no_one() {
+        let rules = get_role("system:node").rules.expect("rules");
+        assert_eq!(rules.len(), pernode_auth::node::NODE_RULES.len());
+        let leases = rules
+            .iter()
+            .find(|r| r.resources.as_deref() == Some(&["leases".to_string()][..]))
+            .expect("the lease rule");
+        assert_eq!(leases.verbs, ["create", "delete", "get", "patch", "update"]);
+        assert_eq!(
+            leases.api_groups.as_deref(),
+            Some(&["coordination.k8s.io".to_string()][..])
+        );
+        let binding = bootstrap_cluster_role_bindings()
+            .into_iter()
+            .find(|b| b.metadata.name.as_deref() == Some("system:node"))
+            .expect("the system:node binding");
+        assert!(binding.subjects.unwrap_or_default().is_empty());
     }
 
     #[test]

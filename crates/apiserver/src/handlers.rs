@@ -503,9 +503,13 @@ async fn create(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         };
         // Admission plugins that read other objects see the object before its name is
         // generated, as upstream's.
-        let mut warnings =
-            crate::admission_plugins::admit_create(&state.store, &req.target, &mut candidate)
-                .await?;
+        let mut warnings = crate::admission_plugins::admit_create(
+            &state.store,
+            &req.user,
+            &req.target,
+            &mut candidate,
+        )
+        .await?;
         if !named && let Some(base) = &generate {
             candidate["metadata"]["name"] = json!(generated_name(base));
         }
@@ -699,6 +703,14 @@ fn compute_update(
     old_value: &Value,
     mut new: Value,
 ) -> Result<Computed, ApiError> {
+    // NodeRestriction sees the object as sent or patched, before the strategy (upstream's
+    // mutating admission).
+    crate::admission_plugins::node_restriction::admit_update(
+        &req.user,
+        &req.target,
+        old_value,
+        &new,
+    )?;
     let op = operation(&req.target, old_value);
     if rv_of(&new).is_none() {
         // Validation (as upstream) requires the version on updates; unconditional writes use
@@ -854,10 +866,15 @@ fn status_edit(
     patch_type: PatchType,
     old: &Entry,
 ) -> Result<Option<StatusEdit>, ApiError> {
+    // NodeRestriction checks a pod status edit on the edit itself; any other kind written by
+    // a node goes the general way, where it sees the whole object.
+    let pods = req.target.group().is_empty() && req.target.plural() == "pods";
+    let node_writes_other_kind = req.user.node_identity().is_some() && !pods;
     if req.target.subresource.as_deref() != Some("status")
         || !registry::admits_status_alone(req.target.info)
         || patch_type == PatchType::Json
         || req.query.dry_run()
+        || node_writes_other_kind
     {
         return Ok(None);
     }
@@ -884,6 +901,13 @@ fn status_edit(
     let original = Value::Object(original);
     let mut patched =
         pernode_patch::apply_parsed(patch_type, &original, patch).map_err(patch_error)?;
+    crate::admission_plugins::node_restriction::admit_pod_status_edit(
+        &req.user,
+        &req.target,
+        &old.attrs,
+        original.get("status"),
+        patched.get("status"),
+    )?;
     let op = Operation::UpdateStatus { old: &original };
     let warnings = registry::admit(
         req.target.info,
@@ -1084,6 +1108,7 @@ async fn delete(state: &AppState, req: &Request) -> Result<Response, ApiError> {
     let opts = delete_options(req)?;
     let name = req.target.name.clone().unwrap_or_default();
     crate::namespace_lifecycle::admit_delete(req.target.info, &name)?;
+    crate::admission_plugins::node_restriction::admit_delete(&state.store, &req.user, &req.target)?;
     if req.target.plural() == "namespaces" && req.target.group().is_empty() {
         return crate::namespace_lifecycle::delete(state, req, &opts).await;
     }
@@ -1384,6 +1409,11 @@ async fn evict(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         content_type(req),
         &req.body,
         &subresource_body(req, "eviction"),
+    )?;
+    crate::admission_plugins::node_restriction::admit_eviction(
+        &state.store,
+        &req.user,
+        &req.target,
     )?;
     let name = req.target.name.clone().unwrap_or_default();
     if let Some(n) = eviction.pointer("/metadata/name").and_then(Value::as_str)

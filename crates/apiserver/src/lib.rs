@@ -28,6 +28,7 @@ pub mod kinds;
 pub mod kubernetes_service;
 pub mod max_in_flight;
 pub mod namespace_lifecycle;
+pub mod node_graph;
 pub mod node_proxy;
 pub mod params;
 pub mod registry;
@@ -90,6 +91,7 @@ impl ApiServer {
         let (shutdown, rx) = signal::channel(false);
         let catalog = Arc::new(pernode_resources::Catalog::new());
         let crds = crd::Controller::new(catalog.clone());
+        let authorizer = authorization::chain(Arc::new(node_graph::StoreGraph::new(store.clone())));
         let state = Arc::new(AppState {
             store,
             node_dialer,
@@ -97,7 +99,7 @@ impl ApiServer {
             requests: Default::default(),
             catalog,
             crds,
-            authorizer: Box::new(authorization::chain()),
+            authorizer: Box::new(authorizer),
         });
         bootstrap(&state.store).await?;
         bootstrap_rbac::ensure(&state.store).await?;

@@ -66,8 +66,6 @@ pub fn store_resource(info: &ResourceInfo) -> std::borrow::Cow<'static, str> {
     }
 }
 
-/// Parses `/api/v1/...` and `/apis/{group}/{version}/...` resource paths. Returns `Ok(None)` for
-/// paths that are not resource requests (discovery, version, ...).
 /// Whether `path` names a resource (`/api/{version}/...`, `/apis/{group}/{version}/...`), as
 /// upstream's `RequestInfo.IsResourceRequest`; everything else (discovery, OpenAPI, health) is
 /// a non-resource path, authorized by its path.
@@ -81,6 +79,8 @@ pub fn is_resource_path(path: &str) -> bool {
     segments.nth(skip).is_some()
 }
 
+/// Parses `/api/v1/...` and `/apis/{group}/{version}/...` resource paths. Returns `Ok(None)` for
+/// paths that are not resource requests (discovery, version, ...).
 pub fn parse(view: &View, path: &str) -> Result<Option<Target>, ApiError> {
     let segments: Vec<&str> = path
         .trim_matches('/')

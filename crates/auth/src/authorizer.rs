@@ -2,6 +2,8 @@
 //! asks to do what, an [`Authorizer`] answers Allow, Deny or NoOpinion, and a [`Union`] asks
 //! each in turn until one has an opinion (kube-apiserver's `--authorization-mode` chain).
 
+use pernode_core::fields::FieldRequirement;
+
 use crate::user::{SYSTEM_PRIVILEGED_GROUP, UserInfo};
 
 /// What a request asks to do (upstream's `AttributesRecord`).
@@ -22,6 +24,10 @@ pub struct Attributes<'a> {
     pub resource: &'a str,
     pub subresource: &'a str,
     pub name: &'a str,
+    /// The requirements of a list's, watch's or deletecollection's `fieldSelector` (upstream's
+    /// `GetFieldSelector`, with AuthorizeWithSelectors on); empty when it has none or it does
+    /// not parse.
+    pub field_selector: &'a [FieldRequirement],
 }
 
 impl<'a> Attributes<'a> {
@@ -48,6 +54,15 @@ impl<'a> Attributes<'a> {
             resource,
             subresource,
             name,
+            field_selector: &[],
+        }
+    }
+
+    /// These attributes with the requirements of the request's field selector.
+    pub fn with_field_selector(self, field_selector: &'a [FieldRequirement]) -> Attributes<'a> {
+        Attributes {
+            field_selector,
+            ..self
         }
     }
 
@@ -64,6 +79,7 @@ impl<'a> Attributes<'a> {
             resource: "",
             subresource: "",
             name: "",
+            field_selector: &[],
         }
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! The API server authenticates each request once (TLS client certificate, bearer token, or
 //! anonymous) and hands the resulting [`user::UserInfo`] to the authorizers as part of
-//! [`authorizer::Attributes`]; the first authorizer with an opinion decides.
+//! [`authorizer::Attributes`]; the first authorizer with an opinion decides. [`node`] is the
+//! Node authorizer, deciding on kubelets' requests over a graph the API server implements.
 //!
 //! ```
 //! use pernode_auth::authorizer::{Attributes, Authorizer, Decision, PrivilegedGroups};
@@ -16,6 +17,7 @@
 //! ```
 
 pub mod authorizer;
+pub mod node;
 pub mod pki;
 pub mod tls;
 pub mod user;

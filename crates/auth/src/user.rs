@@ -58,8 +58,15 @@ impl UserInfo {
     /// The node this identity is (`system:node:<name>` in group `system:nodes`), as upstream's
     /// `nodeidentifier.NodeIdentity`.
     pub fn node_name(&self) -> Option<&str> {
+        self.node_identity().filter(|name| !name.is_empty())
+    }
+
+    /// Upstream's `NodeIdentity` itself: `Some` for every user named `system:node:...` in group
+    /// `system:nodes`, with the name after the prefix, which may be empty (a node that cannot
+    /// be identified: the Node authorizer and NodeRestriction refuse it rather than ignore it).
+    pub fn node_identity(&self) -> Option<&str> {
         let name = self.name.strip_prefix(NODE_USER_PREFIX)?;
-        (!name.is_empty() && self.groups.iter().any(|g| g == NODES_GROUP)).then_some(name)
+        self.groups.iter().any(|g| g == NODES_GROUP).then_some(name)
     }
 
     /// The service account this identity is: `(namespace, name)`.
@@ -90,6 +97,11 @@ mod tests {
         assert_eq!(node.node_name(), Some("web-1"));
         let impostor = UserInfo::new("system:node:web-1", ["developers"]);
         assert_eq!(impostor.node_name(), None);
+        assert_eq!(impostor.node_identity(), None);
+        let nameless = UserInfo::new("system:node:", [NODES_GROUP]);
+        assert_eq!(nameless.node_name(), None);
+        assert_eq!(nameless.node_identity(), Some(""));
+        assert_eq!(UserInfo::new("web-1", [NODES_GROUP]).node_identity(), None);
     }
 
     #[test]

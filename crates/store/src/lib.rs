@@ -8,6 +8,8 @@
 //!   acknowledges a write only once its batch is durable.
 //! - [`Backend`] is the durable part: [`SqliteBackend`] (WAL, `synchronous=FULL`) by default,
 //!   [`MemoryBackend`] for tests; an etcd backend can implement the same two methods.
+//! - A few indexed fields (`spec.nodeName` by default) also have a reverse index, for
+//!   [`Store::list_field_equals`].
 //! - [`Watcher`] reads the ring from a resourceVersion on; too old a start (or falling behind)
 //!   gives [`StoreError::Expired`], which the API server turns into 410 Gone.
 //! - [`bench`](mod@bench) measures write throughput for `pernode bench` and `examples/store_bench.rs`.
@@ -15,6 +17,7 @@
 mod backend;
 pub mod bench;
 mod error;
+mod index;
 mod store;
 mod types;
 mod watcher;

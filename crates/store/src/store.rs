@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::backend::{Backend, MemoryBackend, SqliteBackend};
 use crate::error::{BackendError, StoreError};
+use crate::index::FieldIndex;
 use crate::types::{Attrs, Entry, Event, Indexer, Op, StoreOptions, StoreStats};
 use crate::watcher::Watcher;
 use crate::writer::{Prepared, PreparedKind, Request, Unstamped, Writer, go_escape};
@@ -21,6 +22,8 @@ use crate::writer::{Prepared, PreparedKind, Request, Unstamped, Writer, go_escap
 /// (and a watch's start check) are always one consistent snapshot.
 pub(crate) struct State {
     pub map: BTreeMap<Arc<str>, Entry>,
+    /// The keys by the values of [`StoreOptions::indexed_fields`], as `map` holds them.
+    pub index: FieldIndex,
     /// rv of the last applied write.
     pub rv: u64,
     /// Recent events in rv order; rvs are consecutive because every successful write makes
@@ -101,11 +104,13 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let loaded = backend.load()?;
         let mut map = BTreeMap::new();
+        let mut index = FieldIndex::new(&opts.indexed_fields);
         let mut rv = loaded.rv;
         for (key, obj_rv, json) in loaded.objects {
             let value = crate::types::parse_json(&key, &json)?;
             let key: Arc<str> = key.into();
             let attrs = Arc::new(indexer(&key, &value));
+            index.update(&key, None, Some(&attrs));
             // Defensive: never hand out an rv at or below one already stored.
             rv = rv.max(obj_rv);
             map.insert(
@@ -124,6 +129,7 @@ impl Store {
         let shared = Arc::new(Shared {
             state: RwLock::new(State {
                 map,
+                index,
                 rv,
                 ring: VecDeque::new(),
                 ring_bytes: 0,
@@ -171,6 +177,26 @@ impl Store {
             .map(|(_, e)| e.clone())
             .collect();
         (st.rv, items)
+    }
+
+    /// Every entry under `prefix` whose indexed `field` has `value` ([`Attrs::field`]), in key
+    /// order: [`Store::list`] with a field's equality. A field of
+    /// [`StoreOptions::indexed_fields`] is looked up in its reverse index (O(log n) plus what
+    /// matches: the Node authorizer's "pods of this namespace bound to this node"); any other is
+    /// a scan of the prefix comparing attributes, cloning only what matches.
+    ///
+    /// [`Attrs::field`]: crate::Attrs::field
+    pub fn list_field_equals(&self, prefix: &str, field: &str, value: &str) -> Vec<Entry> {
+        let st = self.inner.shared.state.read();
+        if let Some(keys) = st.index.keys(field, value, prefix) {
+            return keys.filter_map(|k| st.map.get(k)).cloned().collect();
+        }
+        st.map
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(_, e)| e.attrs.field(field) == Some(value))
+            .map(|(_, e)| e.clone())
+            .collect()
     }
 
     /// Number of keys under `prefix` (cheap; no clones).

@@ -257,6 +257,10 @@ pub struct StoreOptions {
     /// Upper bound on writes per durable transaction, so one huge burst does not delay the
     /// first acknowledgements of the burst indefinitely.
     pub max_batch: usize,
+    /// Fields ([`Attrs::field`] paths) with a reverse index, for
+    /// [`crate::Store::list_field_equals`]: by default `spec.nodeName`, the pods of a node, as
+    /// kube-apiserver's watch cache indexes pods by it.
+    pub indexed_fields: Vec<&'static str>,
 }
 
 impl Default for StoreOptions {
@@ -265,6 +269,7 @@ impl Default for StoreOptions {
             ring_capacity: 100_000,
             ring_bytes: 32 << 20,
             max_batch: 10_000,
+            indexed_fields: vec!["spec.nodeName"],
         }
     }
 }

@@ -216,12 +216,17 @@ fn answer(requests: Vec<(Reply, Vec<Result<Entry, StoreError>>)>) {
 /// bound (the newest event always stays, so a watch from the current rv is always valid).
 fn apply(st: &mut State, events: Vec<Event>, capacity: usize, max_bytes: usize) {
     for ev in events {
+        let key = &ev.entry.key;
         match ev.kind {
             EventType::Deleted => {
-                st.map.remove(&ev.entry.key);
+                if let Some(old) = st.map.remove(key) {
+                    st.index.update(key, Some(&old.attrs), None);
+                }
             }
             EventType::Added | EventType::Modified => {
-                st.map.insert(ev.entry.key.clone(), ev.entry.clone());
+                let old = st.map.insert(key.clone(), ev.entry.clone());
+                st.index
+                    .update(key, old.as_ref().map(|e| &e.attrs), Some(&ev.entry.attrs));
             }
         }
         st.ring_bytes += ev.ring_bytes();

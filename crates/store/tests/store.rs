@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use pernode_store::{
-    Entry, EventType, Op, Store, StoreError, StoreOptions, labels_indexer, no_attrs,
+    Attrs, Entry, EventType, Indexer, Op, Store, StoreError, StoreOptions, labels_indexer, no_attrs,
 };
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
@@ -253,11 +253,119 @@ async fn list_prefix_filter_and_snapshot_rv() {
     );
     assert_eq!(s.list("", |_| true).1.len(), 5);
     assert_eq!(s.count("pods/"), 3);
+    assert_eq!(
+        keys(s.list_field_equals("pods/", "metadata.name", "pods/a/x")),
+        ["pods/a/x"]
+    );
+    assert_eq!(
+        keys(s.list_field_equals("pods/b/", "metadata.name", "pods/a/x")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        keys(s.list_field_equals("pods/", "metadata.namespace", "")),
+        Vec::<String>::new()
+    );
 
     s.delete("pods/a/y", None).await.unwrap();
     let (rv, items) = s.list("pods/", |_| true);
     assert_eq!(rv, 6);
     assert_eq!(keys(items), ["pods/a/x", "pods/b/x"]);
+}
+
+/// Indexes `spec.nodeName` and `status.phase` (which has no reverse index).
+fn node_indexer() -> Indexer {
+    std::sync::Arc::new(|_, obj: &Value| {
+        let field = |path: &str| {
+            obj.pointer(path)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        Attrs::new(
+            [],
+            [
+                ("spec.nodeName", field("/spec/nodeName")),
+                ("status.phase", field("/status/phase")),
+            ],
+        )
+    })
+}
+
+fn pod_on(node: &str, phase: &str) -> Value {
+    json!({"spec": {"nodeName": node}, "status": {"phase": phase}})
+}
+
+#[tokio::test]
+async fn field_equality_lists_follow_the_reverse_index_through_every_write_and_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = |v: Vec<Entry>| v.iter().map(|e| e.key.to_string()).collect::<Vec<_>>();
+    {
+        let s = Store::open(dir.path(), node_indexer(), StoreOptions::default()).unwrap();
+        s.create("pods/a/x", pod_on("n1", "Running")).await.unwrap();
+        s.create("pods/a/y", pod_on("", "Pending")).await.unwrap();
+        s.create("pods/b/z", pod_on("n1", "Running")).await.unwrap();
+        s.create("nodes/n1", json!({"spec": {}})).await.unwrap();
+        assert_eq!(
+            keys(s.list_field_equals("pods/", "spec.nodeName", "n1")),
+            ["pods/a/x", "pods/b/z"]
+        );
+        assert_eq!(
+            keys(s.list_field_equals("pods/a/", "spec.nodeName", "n1")),
+            ["pods/a/x"]
+        );
+        // Bound, moved, status changed (the attributes' other field), deleted.
+        s.update("pods/a/y", pod_on("n1", "Pending"), None)
+            .await
+            .unwrap();
+        s.update("pods/b/z", pod_on("n2", "Running"), None)
+            .await
+            .unwrap();
+        s.update("pods/a/x", pod_on("n1", "Succeeded"), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            keys(s.list_field_equals("pods/", "spec.nodeName", "n1")),
+            ["pods/a/x", "pods/a/y"]
+        );
+        s.delete("pods/a/x", None).await.unwrap();
+        assert_eq!(
+            keys(s.list_field_equals("pods/", "spec.nodeName", "n1")),
+            ["pods/a/y"]
+        );
+        // The entries are the current versions.
+        let y = s.list_field_equals("pods/a/", "spec.nodeName", "n1");
+        assert_eq!(y[0].rv, s.get("pods/a/y").unwrap().rv);
+        // A field without a reverse index is scanned, with the same answer.
+        assert_eq!(
+            keys(s.list_field_equals("pods/", "status.phase", "Running")),
+            ["pods/b/z"]
+        );
+        s.close().await;
+    }
+    let s = Store::open(dir.path(), node_indexer(), StoreOptions::default()).unwrap();
+    assert_eq!(
+        keys(s.list_field_equals("pods/", "spec.nodeName", "n1")),
+        ["pods/a/y"]
+    );
+    assert_eq!(
+        keys(s.list_field_equals("pods/", "spec.nodeName", "n2")),
+        ["pods/b/z"]
+    );
+    let unindexed = Store::in_memory(
+        node_indexer(),
+        StoreOptions {
+            indexed_fields: Vec::new(),
+            ..StoreOptions::default()
+        },
+    );
+    unindexed
+        .create("pods/a/x", pod_on("n1", "Running"))
+        .await
+        .unwrap();
+    assert_eq!(
+        keys(unindexed.list_field_equals("pods/", "spec.nodeName", "n1")),
+        ["pods/a/x"]
+    );
 }
 
 #[tokio::test]

@@ -5,14 +5,18 @@
 //!
 //! - namespace lifecycle and service accounts live with the rest of their logic
 //!   ([`crate::namespace_lifecycle`], [`crate::service_account`]) and run first;
+//! - [`node_restriction`]: what a node (a kubelet) may write, narrowed to its own objects; it
+//!   also runs on updates, patches, deletes and evictions (`crate::handlers` calls it there);
 //! - [`priority`]: a pod's `spec.priority` from its PriorityClass; one global default class.
 //! - [`webhooks`]: the warning that webhook configurations are stored, not called.
 //!
 //! Services' cluster IPs and node ports are allocated here too (`crate::service_alloc`).
 
+pub mod node_restriction;
 pub mod priority;
 pub mod webhooks;
 
+use pernode_auth::user::UserInfo;
 use pernode_resources::ResourceInfo;
 use pernode_store::Store;
 use serde_json::Value;
@@ -20,14 +24,15 @@ use serde_json::Value;
 use crate::error::ApiError;
 use crate::target::Target;
 
-/// The plugins of a create, in upstream's order: namespace lifecycle
+/// The plugins of a create by `user`, in upstream's order: namespace lifecycle
 /// ([`crate::namespace_lifecycle`]: the namespace exists and is not terminating), service
-/// accounts ([`crate::service_account`]: a pod's account is set and exists), Priority, the
-/// webhook-configuration warning; then a Service's allocation. They run before the name is
+/// accounts ([`crate::service_account`]: a pod's account is set and exists), NodeRestriction,
+/// Priority, the webhook-configuration warning; then a Service's allocation. They run before the name is
 /// generated and before decoding, defaulting and validation (`registry::admit`), as upstream's
 /// mutating admission does. `Ok` holds warnings for the client.
 pub async fn admit_create(
     store: &Store,
+    user: &UserInfo,
     target: &Target,
     obj: &mut Value,
 ) -> Result<Vec<String>, ApiError> {
@@ -38,6 +43,7 @@ pub async fn admit_create(
     }
     crate::namespace_lifecycle::admit_create(store, info, ns, obj)?;
     crate::service_account::admit_create(store, info, ns, obj).await?;
+    node_restriction::admit_create(store, user, info, ns, obj)?;
     match (info.group, info.plural) {
         ("", "pods") => priority::admit_pod(store, obj).map(|()| Vec::new()),
         ("scheduling.k8s.io", "priorityclasses") => {
