@@ -127,10 +127,14 @@ pub fn unauthorized() -> ApiError {
     ApiError::from_parts(401, "Unauthorized", "Unauthorized".to_string())
 }
 
-/// The server's authorizer chain (kube-apiserver's `--authorization-mode`): the privileged
-/// group first.
-pub fn chain() -> pernode_auth::authorizer::Union {
-    pernode_auth::authorizer::Union(vec![Box::new(pernode_auth::authorizer::PrivilegedGroups)])
+/// The server's authorizer chain (kube-apiserver's `--authorization-mode=RBAC` with the
+/// privileged group's authorizer first): `system:masters`, then `rbac` (kept current by
+/// [`crate::rbac_authorizer`]).
+pub fn chain(rbac: Arc<pernode_auth::rbac::RbacAuthorizer>) -> pernode_auth::authorizer::Union {
+    pernode_auth::authorizer::Union(vec![
+        Box::new(pernode_auth::authorizer::PrivilegedGroups),
+        Box::new(rbac),
+    ])
 }
 
 #[cfg(test)]

@@ -29,6 +29,8 @@ pub mod max_in_flight;
 pub mod namespace_lifecycle;
 pub mod node_proxy;
 pub mod params;
+pub mod rbac_authorizer;
+pub mod rbac_escalation;
 pub mod registry;
 pub mod service_account;
 pub mod service_alloc;
@@ -65,6 +67,9 @@ pub struct AppState {
     pub crds: Arc<crd::Controller>,
     /// Decides on every request ([`authorization`]).
     pub authorizer: Box<dyn pernode_auth::authorizer::Authorizer>,
+    /// Keeps the RBAC authorizer's policy (in `authorizer`'s chain) current
+    /// ([`rbac_authorizer`]); the escalation checks of RBAC writes read it.
+    pub rbac: Arc<rbac_authorizer::Controller>,
 }
 
 /// A running API server's handle: its router and the switch that ends its watches.
@@ -89,6 +94,7 @@ impl ApiServer {
         let (shutdown, rx) = signal::channel(false);
         let catalog = Arc::new(pernode_resources::Catalog::new());
         let crds = crd::Controller::new(catalog.clone());
+        let rbac = rbac_authorizer::Controller::new();
         let state = Arc::new(AppState {
             store,
             node_dialer,
@@ -96,10 +102,13 @@ impl ApiServer {
             requests: Default::default(),
             catalog,
             crds,
-            authorizer: Box::new(authorization::chain()),
+            authorizer: Box::new(authorization::chain(rbac.authorizer())),
+            rbac,
         });
         bootstrap(&state.store).await?;
         bootstrap_rbac::ensure(&state.store).await?;
+        // After the bootstrap policy, so that it decides the first request.
+        state.rbac.start(state.store.clone(), rx.clone()).await;
         state.crds.start(state.store.clone(), rx).await;
         Ok(ApiServer { state, shutdown })
     }
