@@ -5,9 +5,9 @@
 //!
 //! [`check`] runs on every create and every update of those kinds (an update, a patch, a
 //! server-side apply, each retry of one), after admission plugins and before the kind's
-//! defaulting and validation (`registry::admit`), where upstream's storage wrapper runs; the
-//! decoding of the body into the kind's type is the one `admit` repeats, so a body that does
-//! not decode is left to its 400. A write passes when the user:
+//! defaulting and validation (`registry::admit`), where upstream's storage wrapper runs, on
+//! the body decoded as `admit` decodes it (a body that does not decode is `admit`'s 400). A
+//! write passes when the user:
 //!
 //! - is in `system:masters`;
 //! - for a Role or ClusterRole: may `escalate` it (asked of the server's authorizer chain),
@@ -28,12 +28,12 @@ use k8s_openapi::api::rbac::v1::{
 use pernode_auth::authorizer::{Attributes, Decision};
 use pernode_auth::rbac::{RBAC_GROUP, RoleRefError, full_authority};
 use pernode_auth::user::{SYSTEM_PRIVILEGED_GROUP, UserInfo};
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::handlers::Request;
+use crate::registry::decode_typed;
 
 /// Checks a write of `obj` (the new object; `old` the stored one for an update) by the
 /// request's user, when the request is on one of the RBAC kinds.
@@ -60,36 +60,30 @@ pub fn check(
         request_name: req.target.name.as_deref().unwrap_or(""),
         old,
     };
+    // A body that does not decode is the 400 admission would answer, never a skipped check.
     match info.plural {
-        "roles" => match decode::<Role>(obj) {
-            Some(role) => write.role(&role.metadata, role.rules.as_deref(), false, obj),
-            None => Ok(()),
-        },
-        "clusterroles" => match decode::<ClusterRole>(obj) {
-            Some(role) => {
-                let aggregates = has_aggregation_rule(&role)
-                    || old
-                        .and_then(decode::<ClusterRole>)
-                        .is_some_and(|old| has_aggregation_rule(&old));
-                write.role(&role.metadata, role.rules.as_deref(), aggregates, obj)
-            }
-            None => Ok(()),
-        },
-        "rolebindings" => match decode::<RoleBinding>(obj) {
-            Some(b) => write.binding(&b.metadata, b.role_ref, obj),
-            None => Ok(()),
-        },
-        "clusterrolebindings" => match decode::<ClusterRoleBinding>(obj) {
-            Some(b) => write.binding(&b.metadata, b.role_ref, obj),
-            None => Ok(()),
-        },
+        "roles" => {
+            let role: Role = decode_typed(info, obj)?;
+            write.role(&role.metadata, role.rules.as_deref(), false, obj)
+        }
+        "clusterroles" => {
+            let role: ClusterRole = decode_typed(info, obj)?;
+            let aggregates = has_aggregation_rule(&role)
+                || old
+                    .and_then(|old| decode_typed::<ClusterRole>(info, old).ok())
+                    .is_some_and(|old| has_aggregation_rule(&old));
+            write.role(&role.metadata, role.rules.as_deref(), aggregates, obj)
+        }
+        "rolebindings" => {
+            let b: RoleBinding = decode_typed(info, obj)?;
+            write.binding(&b.metadata, b.role_ref, obj)
+        }
+        "clusterrolebindings" => {
+            let b: ClusterRoleBinding = decode_typed(info, obj)?;
+            write.binding(&b.metadata, b.role_ref, obj)
+        }
         _ => Ok(()),
     }
-}
-
-/// The body as its kind's type, or `None` when it does not decode (admission answers that).
-fn decode<T: DeserializeOwned>(obj: &Value) -> Option<T> {
-    T::deserialize(obj).ok()
 }
 
 fn has_aggregation_rule(role: &ClusterRole) -> bool {

@@ -637,6 +637,12 @@ async fn a_role_may_grant_only_what_its_writer_holds() {
         )
     );
 
+    // A body that does not decode is the 400 it is for anyone, never a write let through.
+    let garbled = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "garbled"}, "rules": "all of them"});
+    let (code, v) = call(&jane, Method::POST, &roles, JSON, garbled).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{v}");
+
     // Every way of updating: PUT, a merge patch, server-side apply (of a new and an existing
     // object).
     let path = format!("{roles}/reader");

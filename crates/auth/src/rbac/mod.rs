@@ -134,6 +134,20 @@ impl RbacAuthorizer {
     }
 }
 
+impl RbacAuthorizer {
+    /// [`RbacSnapshot::confirm_no_escalation`] on the current policy.
+    pub fn confirm_no_escalation(
+        &self,
+        user: &UserInfo,
+        rules: &[k8s_openapi::api::rbac::v1::PolicyRule],
+        namespace: &str,
+    ) -> Result<(), String> {
+        self.snapshot
+            .load()
+            .confirm_no_escalation(user, rules, namespace)
+    }
+}
+
 impl Default for RbacAuthorizer {
     fn default() -> Self {
         RbacAuthorizer::new(RbacSnapshot::default())
@@ -243,8 +257,13 @@ mod tests {
         let attrs = Attributes::resource(&jane, "list", "default", "", "v1", "pods", "", "");
         assert_eq!(rbac.authorize(&attrs), Decision::NoOpinion(String::new()));
         let before = rbac.snapshot();
-        rbac.replace(granting(vec![list_pods], "granted"));
+        assert!(
+            rbac.confirm_no_escalation(&jane, std::slice::from_ref(&list_pods), "")
+                .is_err()
+        );
+        rbac.replace(granting(vec![list_pods.clone()], "granted"));
         assert_eq!(rbac.authorize(&attrs), Decision::Allow);
+        assert_eq!(rbac.confirm_no_escalation(&jane, &[list_pods], ""), Ok(()));
         assert_eq!(before.authorize(&attrs), Decision::NoOpinion(String::new()));
         // The chain holds the same authorizer through an Arc.
         let shared: Arc<RbacAuthorizer> = Arc::new(rbac);
