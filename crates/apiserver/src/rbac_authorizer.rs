@@ -51,35 +51,35 @@ struct Objects {
 
 impl Objects {
     /// Applies a write of `kind` (an index into [`KINDS`]) at `key`: `json` is the stored
-    /// object, `None` a deletion.
+    /// object, `None` a deletion (which, as an object that does not decode, leaves no entry).
     fn apply(&mut self, kind: usize, key: &Arc<str>, json: Option<&[u8]>) {
-        let Some(json) = json else {
-            match kind {
-                0 => self.roles.remove(key).map(drop),
-                1 => self.role_bindings.remove(key).map(drop),
-                2 => self.cluster_roles.remove(key).map(drop),
-                _ => self.cluster_role_bindings.remove(key).map(drop),
-            };
-            return;
-        };
         match kind {
-            0 => set(
-                &mut self.roles,
+            0 => {
+                let role = json.and_then(|j| parse::<Role>(key, j));
+                set(
+                    &mut self.roles,
+                    key,
+                    role.map(|r| stored_role(r.metadata, r.rules)),
+                );
+            }
+            1 => set(
+                &mut self.role_bindings,
                 key,
-                parse::<Role>(key, json).map(stored_role),
+                json.and_then(|j| parse(key, j)),
             ),
-            1 => set(&mut self.role_bindings, key, parse(key, json)),
-            2 => set(
-                &mut self.cluster_roles,
+            2 => {
+                let role = json.and_then(|j| parse::<ClusterRole>(key, j));
+                set(
+                    &mut self.cluster_roles,
+                    key,
+                    role.map(|r| stored_role(r.metadata, r.rules)),
+                );
+            }
+            _ => set(
+                &mut self.cluster_role_bindings,
                 key,
-                parse::<ClusterRole>(key, json).map(|r| {
-                    stored_role(Role {
-                        metadata: r.metadata,
-                        rules: r.rules,
-                    })
-                }),
+                json.and_then(|j| parse(key, j)),
             ),
-            _ => set(&mut self.cluster_role_bindings, key, parse(key, json)),
         }
     }
 
@@ -97,11 +97,14 @@ impl Objects {
     }
 }
 
-fn stored_role(role: Role) -> StoredRole {
+fn stored_role(
+    metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    rules: Option<Vec<k8s_openapi::api::rbac::v1::PolicyRule>>,
+) -> StoredRole {
     StoredRole {
-        namespace: role.metadata.namespace.unwrap_or_default(),
-        name: role.metadata.name.unwrap_or_default(),
-        rules: Arc::from(role.rules.unwrap_or_default()),
+        namespace: metadata.namespace.unwrap_or_default(),
+        name: metadata.name.unwrap_or_default(),
+        rules: Arc::from(rules.unwrap_or_default()),
     }
 }
 

@@ -25,6 +25,7 @@
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use pernode_auth::authorizer::{Attributes, Decision};
 use pernode_auth::rbac::{RBAC_GROUP, RoleRefError, full_authority};
 use pernode_auth::user::{SYSTEM_PRIVILEGED_GROUP, UserInfo};
@@ -105,8 +106,6 @@ struct Write<'a> {
     old: Option<&'a Value>,
 }
 
-type Meta = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-
 impl Write<'_> {
     /// Whether the server's authorizer chain allows `verb` on `resource` named `name`.
     fn authorized(&self, verb: &str, group: &str, resource: &str, name: &str) -> bool {
@@ -124,7 +123,7 @@ impl Write<'_> {
     }
 
     /// Upstream's 403 for this write.
-    fn forbidden(&self, meta: &Meta, why: &str) -> ApiError {
+    fn forbidden(&self, meta: &ObjectMeta, why: &str) -> ApiError {
         let name = meta.name.as_deref().unwrap_or("");
         ApiError::forbidden_object(RBAC_GROUP, self.plural, name, why)
     }
@@ -149,7 +148,7 @@ impl Write<'_> {
     /// Checks a Role or ClusterRole granting `rules`.
     fn role(
         &self,
-        meta: &Meta,
+        meta: &ObjectMeta,
         rules: Option<&[PolicyRule]>,
         aggregates: bool,
         obj: &Value,
@@ -181,7 +180,12 @@ impl Write<'_> {
 
     /// Checks a binding (in the request's namespace; none for a ClusterRoleBinding) to
     /// `role_ref`.
-    fn binding(&self, meta: &Meta, mut role_ref: RoleRef, obj: &Value) -> Result<(), ApiError> {
+    fn binding(
+        &self,
+        meta: &ObjectMeta,
+        mut role_ref: RoleRef,
+        obj: &Value,
+    ) -> Result<(), ApiError> {
         if self.only_gc_fields_change(obj) {
             return Ok(());
         }
