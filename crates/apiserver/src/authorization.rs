@@ -156,14 +156,14 @@ pub fn unauthorized() -> ApiError {
 
 /// The server's authorizer chain, as kube-apiserver's with `--authorization-mode=Node,RBAC`:
 /// the privileged group (`system:masters`) first, then the Node authorizer over `graph`, then
-/// RBAC. A node's requests are decided by the Node authorizer alone (it holds the static
-/// `system:node` rules; upstream binds that ClusterRole to no one), so RBAC only ever adds
-/// what a cluster's own bindings grant.
-pub fn chain(graph: Arc<dyn NodeGraph>) -> Union {
+/// RBAC (`rbac`, kept current by [`crate::rbac_authorizer`]). A node's requests are decided by
+/// the Node authorizer alone (it holds the static `system:node` rules; upstream binds that
+/// ClusterRole to no one), so RBAC only ever adds what a cluster's own bindings grant.
+pub fn chain(graph: Arc<dyn NodeGraph>, rbac: Arc<pernode_auth::rbac::RbacAuthorizer>) -> Union {
     let authorizers: Vec<Box<dyn Authorizer>> = vec![
         Box::new(PrivilegedGroups),
         Box::new(NodeAuthorizer::new(graph)),
-        // RBAC goes here, after Node.
+        Box::new(rbac),
     ];
     Union(authorizers)
 }
@@ -255,7 +255,10 @@ mod tests {
 
     #[test]
     fn the_chain_puts_masters_first_then_the_node_authorizer() {
-        let chain = chain(Arc::new(OnePod));
+        let chain = chain(
+            Arc::new(OnePod),
+            crate::rbac_authorizer::Controller::new().authorizer(),
+        );
         let node = UserInfo::new("system:node:web-1", ["system:nodes"]);
         let admin = UserInfo::new("system:admin", ["system:masters"]);
         let jane = UserInfo::new("jane", ["dev"]);
@@ -278,7 +281,10 @@ mod tests {
 
     #[test]
     fn collection_reads_carry_their_field_selector_and_a_name_it_pins() {
-        let chain = chain(Arc::new(OnePod));
+        let chain = chain(
+            Arc::new(OnePod),
+            crate::rbac_authorizer::Controller::new().authorizer(),
+        );
         let node = UserInfo::new("system:node:web-1", ["system:nodes"]);
         let secrets = target("secrets", Some("default"), None);
         let pods = target("pods", None, None);

@@ -700,102 +700,11 @@ pub fn bootstrap_cluster_role_bindings() -> Vec<ClusterRoleBinding> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Rule coverage (pkg/registry/rbac/validation: `Covers`, `BreakdownRule`, `ruleCovers`).
+// Rule coverage: upstream's `Covers` (pernode_auth::rbac, which the escalation checks use too).
 
-fn list(v: &Option<Vec<String>>) -> &[String] {
-    v.as_deref().unwrap_or(&[])
-}
-
-/// `BreakdownRule`: one rule per group × resource × verb (× resource name), and per
-/// non-resource URL × verb.
-pub fn breakdown_rule(rule: &PolicyRule) -> Vec<PolicyRule> {
-    let one = |s: &String| Some(vec![s.clone()]);
-    let mut out = Vec::new();
-    for group in list(&rule.api_groups) {
-        for resource in list(&rule.resources) {
-            for verb in &rule.verbs {
-                let atom = PolicyRule {
-                    api_groups: one(group),
-                    resources: one(resource),
-                    verbs: vec![verb.clone()],
-                    ..Default::default()
-                };
-                let names = list(&rule.resource_names);
-                if names.is_empty() {
-                    out.push(atom);
-                } else {
-                    out.extend(names.iter().map(|n| PolicyRule {
-                        resource_names: one(n),
-                        ..atom.clone()
-                    }));
-                }
-            }
-        }
-    }
-    for url in list(&rule.non_resource_urls) {
-        for verb in &rule.verbs {
-            out.push(PolicyRule {
-                non_resource_urls: one(url),
-                verbs: vec![verb.clone()],
-                ..Default::default()
-            });
-        }
-    }
-    out
-}
-
-fn has_all(owner: &[String], servant: &[String]) -> bool {
-    servant.iter().all(|s| owner.contains(s))
-}
-
-fn has(owner: &[String], s: &str) -> bool {
-    owner.iter().any(|o| o == s)
-}
-
-/// `resourceCoversAll`: exact, `*`, or `*/subresource` for a subresource.
-fn resources_cover(owner: &[String], servant: &[String]) -> bool {
-    if has_all(owner, servant) || has(owner, "*") {
-        return true;
-    }
-    servant.iter().all(|s| {
-        has(owner, s)
-            || s.split_once('/')
-                .is_some_and(|(_, sub)| has(owner, &format!("*/{sub}")))
-    })
-}
-
-/// `nonResourceURLsCoversAll`: exact, or a `prefix*` owner.
-fn urls_cover(owner: &[String], servant: &[String]) -> bool {
-    servant.iter().all(|s| {
-        owner.iter().any(|o| {
-            o == s
-                || o.strip_suffix('*')
-                    .is_some_and(|prefix| s.starts_with(prefix))
-        })
-    })
-}
-
-/// `ruleCovers`: whether `owner` allows everything `sub` does.
-fn rule_covers(owner: &PolicyRule, sub: &PolicyRule) -> bool {
-    let verbs = has(&owner.verbs, "*") || has_all(&owner.verbs, &sub.verbs);
-    let groups = has(list(&owner.api_groups), "*")
-        || has_all(list(&owner.api_groups), list(&sub.api_groups));
-    let resources = resources_cover(list(&owner.resources), list(&sub.resources));
-    let urls = urls_cover(list(&owner.non_resource_urls), list(&sub.non_resource_urls));
-    let owner_names = list(&owner.resource_names);
-    let names = owner_names.is_empty()
-        || (!list(&sub.resource_names).is_empty()
-            && has_all(owner_names, list(&sub.resource_names)));
-    verbs && groups && resources && urls && names
-}
-
-/// `Covers`: the broken-down rules of `servant` that no rule of `owner` covers.
+/// The broken-down rules of `servant` that no rule of `owner` covers.
 pub fn uncovered_rules(owner: &[PolicyRule], servant: &[PolicyRule]) -> Vec<PolicyRule> {
-    servant
-        .iter()
-        .flat_map(breakdown_rule)
-        .filter(|atom| !owner.iter().any(|o| rule_covers(o, atom)))
-        .collect()
+    pernode_auth::rbac::covers(owner, servant).1
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -455,10 +455,15 @@ fn check_namespace(target: &Target, obj: &mut Value) -> Result<(), ApiError> {
 }
 
 /// After a write of a CRD: waits until the CRD controller has seen it, so that what it
-/// establishes (or removes) is served by the time the client hears back.
+/// establishes (or removes) is served by the time the client hears back. After a write of an
+/// RBAC object: waits until the authorizer's policy has it, so the client's next request is
+/// decided by what it wrote.
 async fn after_write(state: &AppState, info: &pernode_resources::ResourceInfo, rv: u64) {
     if crate::crd::is_crd(info) {
         state.crds.wait_observed(rv).await;
+    }
+    if info.group == pernode_auth::rbac::RBAC_GROUP && info.custom.is_none() {
+        state.rbac.wait_observed(info.plural, rv).await;
     }
 }
 
@@ -510,6 +515,8 @@ async fn create(state: &AppState, req: &Request) -> Result<Response, ApiError> {
             &mut candidate,
         )
         .await?;
+        // Upstream's policybased storage: after admission, before the name is generated.
+        crate::rbac_escalation::check(state, req, &candidate, None)?;
         if !named && let Some(base) = &generate {
             candidate["metadata"]["name"] = json!(generated_name(base));
         }
@@ -669,7 +676,7 @@ async fn update(state: &AppState, req: &Request) -> Result<Response, ApiError> {
             new,
             expected_rv,
             warnings,
-        } = compute_update(req, &old, &old_value, body.clone())?;
+        } = compute_update(state, req, &old, &old_value, body.clone())?;
         match commit_update(
             state,
             &req.target,
@@ -698,6 +705,7 @@ async fn update(state: &AppState, req: &Request) -> Result<Response, ApiError> {
 }
 
 fn compute_update(
+    state: &AppState,
     req: &Request,
     old: &Entry,
     old_value: &Value,
@@ -718,6 +726,8 @@ fn compute_update(
         new["metadata"]["resourceVersion"] = json!(old.rv.to_string());
     }
     registry::prepare_update(req.target.info, &op, &mut new)?;
+    // Upstream's policybased storage checks the updated object before its validation.
+    crate::rbac_escalation::check(state, req, &new, Some(old_value))?;
     let warnings = registry::admit(req.target.info, &op, &mut new, req.query.field_validation())?;
     // Admission round-trips through the typed object; identity metadata must survive it.
     registry::prepare_update(req.target.info, &op, &mut new)?;
@@ -828,7 +838,7 @@ async fn patch_as_tree(
         new,
         expected_rv,
         warnings,
-    } = compute_update(req, old, &old_value, patched)?;
+    } = compute_update(state, req, old, &old_value, patched)?;
     let written = commit_update(
         state,
         &req.target,
@@ -1122,7 +1132,8 @@ async fn delete(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         after_write(state, req.target.info, entry.rv).await;
         return Ok(json_response(StatusCode::OK, entry.json));
     }
-    let (status, body) = delete_object(state, &req.target, &key, &opts).await?;
+    let (status, body, rv) = delete_object(state, &req.target, &key, &opts).await?;
+    after_write(state, req.target.info, rv).await;
     Ok(json_response(
         status,
         crate::kinds::served(req.target.info, &Bytes::from(body)),
@@ -1166,13 +1177,14 @@ pub(crate) fn check_delete_preconditions(
     Ok(())
 }
 
-/// Deletes one object with upstream's graceful and finalizer semantics. Returns the reply.
+/// Deletes one object with upstream's graceful and finalizer semantics. Returns the reply and
+/// the version of the write (the stored one when nothing was written).
 pub(crate) async fn delete_object(
     state: &AppState,
     target: &Target,
     key: &str,
     opts: &DeleteOptions,
-) -> Result<(StatusCode, String), ApiError> {
+) -> Result<(StatusCode, String, u64), ApiError> {
     let name = key.rsplit('/').next().unwrap_or("").to_string();
     // As GuaranteedUpdate: a lost race is retried until the write applies; a write the
     // client pinned to a version fails on that version instead.
@@ -1217,13 +1229,14 @@ pub(crate) async fn delete_object(
         }
         let immediate = grace == 0 && finalizers.is_empty();
         if opts.dry_run {
-            return Ok((StatusCode::OK, obj.to_string()));
+            return Ok((StatusCode::OK, obj.to_string(), old.rv));
         }
         if immediate {
             return match state.store.delete(key, Some(old.rv)).await {
-                Ok(_) => Ok((
+                Ok(deleted) => Ok((
                     StatusCode::OK,
                     success_status(&name, target.group(), target.plural(), Some(&uid)).to_string(),
+                    deleted.rv,
                 )),
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => Err(store_error(target, &name, e)),
@@ -1246,6 +1259,7 @@ pub(crate) async fn delete_object(
             return Ok((
                 StatusCode::ACCEPTED,
                 String::from_utf8_lossy(&old.json).into_owned(),
+                old.rv,
             ));
         }
         let deletion_time = {
@@ -1270,6 +1284,7 @@ pub(crate) async fn delete_object(
                 return Ok((
                     StatusCode::OK,
                     String::from_utf8_lossy(&entry.json).into_owned(),
+                    entry.rv,
                 ));
             }
             Err(StoreError::Conflict { .. }) => continue,
@@ -1313,14 +1328,19 @@ async fn delete_collection(state: &AppState, req: &Request) -> Result<Response, 
         .store
         .list(&req.target.prefix(), |e| filter.matches(e));
     let mut deleted = Vec::new();
+    let mut last_rv = 0;
     for entry in items {
         match delete_object(state, &req.target, &entry.key, &opts).await {
-            Ok(_) => deleted.push(crate::kinds::served_entry(req.target.info, &entry).into_owned()),
+            Ok((_, _, rv)) => {
+                last_rv = last_rv.max(rv);
+                deleted.push(crate::kinds::served_entry(req.target.info, &entry).into_owned());
+            }
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),
         }
     }
     let info = req.target.info;
+    after_write(state, info, last_rv).await;
     Ok(json_response(
         StatusCode::OK,
         encode_list(info, state.store.current_rv(), None, &deleted),

@@ -31,6 +31,8 @@ pub mod namespace_lifecycle;
 pub mod node_graph;
 pub mod node_proxy;
 pub mod params;
+pub mod rbac_authorizer;
+pub mod rbac_escalation;
 pub mod registry;
 pub mod service_account;
 pub mod service_alloc;
@@ -67,6 +69,9 @@ pub struct AppState {
     pub crds: Arc<crd::Controller>,
     /// Decides on every request ([`authorization`]).
     pub authorizer: Box<dyn pernode_auth::authorizer::Authorizer>,
+    /// Keeps the RBAC authorizer's policy (in `authorizer`'s chain) current
+    /// ([`rbac_authorizer`]); the escalation checks of RBAC writes read it.
+    pub rbac: Arc<rbac_authorizer::Controller>,
 }
 
 /// A running API server's handle: its router and the switch that ends its watches.
@@ -91,7 +96,8 @@ impl ApiServer {
         let (shutdown, rx) = signal::channel(false);
         let catalog = Arc::new(pernode_resources::Catalog::new());
         let crds = crd::Controller::new(catalog.clone());
-        let authorizer = authorization::chain(Arc::new(node_graph::StoreGraph::new(store.clone())));
+        let rbac = rbac_authorizer::Controller::new();
+        let graph = Arc::new(node_graph::StoreGraph::new(store.clone()));
         let state = Arc::new(AppState {
             store,
             node_dialer,
@@ -99,10 +105,13 @@ impl ApiServer {
             requests: Default::default(),
             catalog,
             crds,
-            authorizer: Box::new(authorizer),
+            authorizer: Box::new(authorization::chain(graph, rbac.authorizer())),
+            rbac,
         });
         bootstrap(&state.store).await?;
         bootstrap_rbac::ensure(&state.store).await?;
+        // After the bootstrap policy, so that it decides the first request.
+        state.rbac.start(state.store.clone(), rx.clone()).await;
         state.crds.start(state.store.clone(), rx).await;
         Ok(ApiServer { state, shutdown })
     }

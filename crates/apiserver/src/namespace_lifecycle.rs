@@ -239,7 +239,7 @@ pub(crate) async fn delete(
                 return Ok(ok_json(StatusCode::OK, old.json.clone()));
             }
             DeleteStep::Remove => {
-                let (status, body) =
+                let (status, body, _) =
                     handlers::delete_object(state, &req.target, &key, opts).await?;
                 return Ok(ok_json(status, body));
             }

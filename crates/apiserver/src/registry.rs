@@ -317,7 +317,10 @@ where
 
 /// `v` decoded as `T`, from a reference (no copy of the JSON tree); a type error is the 400
 /// upstream answers for a body it cannot decode.
-fn decode_typed<T: DeserializeOwned>(info: &ResourceInfo, v: &Value) -> Result<T, ApiError> {
+pub(crate) fn decode_typed<T: DeserializeOwned>(
+    info: &ResourceInfo,
+    v: &Value,
+) -> Result<T, ApiError> {
     T::deserialize(v)
         .map_err(|e| ApiError::bad_request(format!("{} in body is invalid: {e}", info.kind)))
 }

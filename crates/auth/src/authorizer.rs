@@ -97,6 +97,14 @@ pub trait Authorizer: Send + Sync {
     fn authorize(&self, attrs: &Attributes<'_>) -> Decision;
 }
 
+/// A shared authorizer (the server keeps its RBAC authorizer to replace its policy and to
+/// resolve rules, and puts the same one in its chain).
+impl<A: Authorizer + ?Sized> Authorizer for std::sync::Arc<A> {
+    fn authorize(&self, attrs: &Attributes<'_>) -> Decision {
+        (**self).authorize(attrs)
+    }
+}
+
 /// Members of `system:masters` may do anything, as upstream's privileged-group authorizer that
 /// kube-apiserver puts first in the chain.
 pub struct PrivilegedGroups;

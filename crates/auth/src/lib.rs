@@ -1,6 +1,6 @@
-//! Who is asking, and may they: the identity of a request ([`user::UserInfo`]) and the
+//! Who is asking, and may they: the identity of a request ([`user::UserInfo`]), the
 //! decision on it ([`authorizer`]), as upstream's `k8s.io/apiserver/pkg/authentication/user`
-//! and `pkg/authorization/authorizer`.
+//! and `pkg/authorization/authorizer`, and role-based access control ([`rbac`]).
 //!
 //! The API server authenticates each request once (TLS client certificate, bearer token, or
 //! anonymous) and hands the resulting [`user::UserInfo`] to the authorizers as part of
@@ -19,6 +19,7 @@
 pub mod authorizer;
 pub mod node;
 pub mod pki;
+pub mod rbac;
 pub mod tls;
 pub mod user;
 pub mod x509;

@@ -56,7 +56,7 @@ pub(crate) fn invalid(path: &str, rendered_value: &str, detail: &str) -> String 
 }
 
 /// `utilerrors.NewAggregate(errs).Error()`: one message as is, several de-duplicated inside `[...]`.
-pub(crate) fn aggregate(msgs: &[String]) -> String {
+pub fn aggregate(msgs: &[String]) -> String {
     let mut seen: Vec<&str> = Vec::new();
     for m in msgs {
         if !seen.contains(&m.as_str()) {

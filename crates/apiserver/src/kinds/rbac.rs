@@ -1,7 +1,8 @@
 //! rbac.authorization.k8s.io/v1: Role, RoleBinding, ClusterRole, ClusterRoleBinding
 //! (pkg/registry/rbac). Their strategies prepare nothing beyond the generic metadata (the
 //! kinds have no status); admission is the v1 defaulting of bindings and upstream's
-//! validation. The authorizer's escalation checks (`policybased` storage) are not here.
+//! validation. The escalation checks of upstream's `policybased` storage need the request's
+//! user and the authorizer: `handlers` runs them (`crate::rbac_escalation`) before these.
 
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use pernode_admission::validate;
