@@ -1,6 +1,7 @@
 //! Who is asking, and may they: the identity of a request ([`user::UserInfo`]) and the
 //! decision on it ([`authorizer`]), as upstream's `k8s.io/apiserver/pkg/authentication/user`
-//! and `pkg/authorization/authorizer`.
+//! and `pkg/authorization/authorizer`; and the tokens of service accounts
+//! ([`serviceaccount`]: signing key, issuing, verifying), as upstream's `pkg/serviceaccount`.
 //!
 //! The API server authenticates each request once (TLS client certificate, bearer token, or
 //! anonymous) and hands the resulting [`user::UserInfo`] to the authorizers as part of
@@ -16,4 +17,5 @@
 //! ```
 
 pub mod authorizer;
+pub mod serviceaccount;
 pub mod user;
