@@ -9,8 +9,9 @@
 //!   service account controller creates it right after its namespace;
 //! - a pod without `imagePullSecrets` gets its service account's.
 //!
-//! Not done: the projected token volume (`kube-api-access-*`) upstream mounts, as pernode
-//! issues no service account tokens.
+//! Not done: the projected token volume (`kube-api-access-*`) upstream mounts. Tokens are
+//! issued on request (`serviceaccounts/token`, [`crate::token_request`]) but not mounted into
+//! pods.
 
 use std::time::Duration;
 
