@@ -45,7 +45,12 @@ pub fn create(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         version: "v1",
         kind: KIND,
     });
-    let body = decode_object(content_type(req), &req.body, &expect)?;
+    let mut body = decode_object(content_type(req), &req.body, &expect)?;
+    // The answer's status is the server's; client-go sends an empty one (with a null
+    // `expirationTimestamp`), which upstream clears unread.
+    if let Some(obj) = body.as_object_mut() {
+        obj.remove("status");
+    }
     let mut request: TokenRequest = serde_json::from_value(body).map_err(|e| {
         ApiError::bad_request(format!(
             "{KIND} in version \"v1\" cannot be handled as a {KIND}: {e}"

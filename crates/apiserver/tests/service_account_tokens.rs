@@ -214,6 +214,25 @@ async fn a_pod_bound_token_is_invalid_once_the_pod_is_deleted() {
 }
 
 #[tokio::test]
+async fn the_body_client_go_sends_with_an_empty_status_is_taken() {
+    let server = server_with_accounts().await;
+    let router = server.router();
+    // What `kubectl create token default --duration 1h` sends: Go's zero values included.
+    let body = json!({"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"creationTimestamp": null},
+        "spec": {"audiences": null, "expirationSeconds": 3600, "boundObjectRef": null},
+        "status": {"token": "", "expirationTimestamp": null}});
+    let (status, answer) = send_json(&router, Method::POST, DEFAULT_TOKEN, JSON, body).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert!(
+        answer["status"]["token"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
+    assert_eq!(answer["spec"]["audiences"], json!([API_AUDIENCE]));
+}
+
+#[tokio::test]
 async fn bound_object_references_are_checked_as_upstream() {
     let server = server_with_accounts().await;
     let router = server.router();
