@@ -180,6 +180,39 @@ mod tests {
     }
 
     #[test]
+    fn extra_verifying_keys_accept_another_keys_tokens() {
+        use pernode_auth::serviceaccount::{IssueRequest, ObjectRef};
+        let previous = ServiceAccountTokens::new(&ApiServerOptions::default()).expect("tokens");
+        let current = ServiceAccountTokens::new(&ApiServerOptions {
+            service_account_verifying_keys: vec![previous.issuer().key().verifying_key().clone()],
+            ..ApiServerOptions::default()
+        })
+        .expect("tokens");
+        let request = IssueRequest::new("ns", ObjectRef::new("sa", "uid"), [DEFAULT_ISSUER]);
+        let token = previous.issuer().issue(&request).expect("issue").token;
+        struct Account;
+        impl ObjectLookup for Account {
+            fn service_account(&self, _: &str, _: &str) -> Option<ObjectState> {
+                Some(ObjectState::live("uid"))
+            }
+            fn pod(&self, _: &str, _: &str) -> Option<ObjectState> {
+                None
+            }
+            fn secret(&self, _: &str, _: &str) -> Option<ObjectState> {
+                None
+            }
+            fn node(&self, _: &str) -> Option<ObjectState> {
+                None
+            }
+        }
+        let user = current
+            .verifier()
+            .verify(&token, &Account)
+            .expect("accepted");
+        assert_eq!(user.name, "system:serviceaccount:ns:sa");
+    }
+
+    #[test]
     fn options_choose_issuer_audiences_and_key() {
         let dir = tempfile::tempdir().expect("dir");
         let options = ApiServerOptions {

@@ -285,6 +285,35 @@ async fn bound_object_references_are_checked_as_upstream() {
         body["message"],
         "Operation cannot be fulfilled on Secret \"s\": the UID in the bound object reference (stale) does not match the UID in record. The object might have been deleted and then recreated"
     );
+    // Bound to a node, the token lives with the node and names it.
+    create(
+        &router,
+        "/api/v1/nodes",
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-2"}}),
+    )
+    .await;
+    let node_bound =
+        json!({"boundObjectRef": {"apiVersion": "v1", "kind": "Node", "name": "node-2"}});
+    let node_token = token(&router, node_bound).await;
+    let status = review(&router, &node_token, None).await;
+    assert_eq!(status["authenticated"], true, "{status}");
+    assert_eq!(
+        status["user"]["extra"]["authentication.kubernetes.io/node-name"],
+        json!(["node-2"])
+    );
+    let (status, _) = send_json(
+        &router,
+        Method::DELETE,
+        "/api/v1/nodes/node-2",
+        JSON,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        review(&router, &node_token, None).await["error"],
+        "[invalid bearer token, service account token has been invalidated]"
+    );
     // Bound to the secret, the token lives with it.
     let secret_bound =
         json!({"boundObjectRef": {"apiVersion": "v1", "kind": "Secret", "name": "s"}});
@@ -303,6 +332,48 @@ async fn bound_object_references_are_checked_as_upstream() {
         review(&router, &token, None).await["error"],
         "[invalid bearer token, service account token has been invalidated]"
     );
+}
+
+#[tokio::test]
+async fn a_kubelets_pod_token_is_extended_to_a_year_and_stale_after_its_hour() {
+    let server = server_with_accounts().await;
+    let router = server.router();
+    create_pod(&router, "web", "default").await;
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "name": "web"});
+    // What a kubelet asks for a pod's projected token: 3607 s for the API server.
+    let (status, answer) = request_token(
+        &router,
+        json!({"expirationSeconds": 3607, "boundObjectRef": pod}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(answer["spec"]["expirationSeconds"], 3607);
+    let (_, claims) = decode(answer["status"]["token"].as_str().expect("token"));
+    let iat = claims["iat"].as_i64().expect("iat");
+    assert_eq!(claims["exp"].as_i64(), Some(iat + 365 * 24 * 3600));
+    assert_eq!(
+        claims["kubernetes.io"]["warnafter"].as_i64(),
+        Some(iat + 3607)
+    );
+    // The status still tells the hour asked for.
+    let expires: k8s_openapi::jiff::Timestamp = answer["status"]["expirationTimestamp"]
+        .as_str()
+        .expect("expirationTimestamp")
+        .parse()
+        .expect("RFC 3339");
+    assert_eq!(expires.as_second(), iat + 3607);
+    // For another audience, or unbound, the token is what was asked.
+    for spec in [
+        json!({"expirationSeconds": 3607, "boundObjectRef": pod, "audiences": ["vault"]}),
+        json!({"expirationSeconds": 3607}),
+    ] {
+        let (_, claims) = decode(&token(&router, spec).await);
+        assert_eq!(
+            claims["exp"].as_i64(),
+            claims["iat"].as_i64().map(|t| t + 3607)
+        );
+        assert!(claims["kubernetes.io"].get("warnafter").is_none());
+    }
 }
 
 #[tokio::test]
@@ -358,6 +429,19 @@ async fn a_request_for_a_missing_account_or_another_name_is_refused() {
     assert_eq!(
         body["message"],
         r#"TokenRequest.authentication.k8s.io "default" is invalid: metadata.name: Invalid value: "admin": must match the service account name if specified"#
+    );
+    let (status, body) = send_json(
+        &router,
+        Method::POST,
+        DEFAULT_TOKEN,
+        JSON,
+        json!({"metadata": {"namespace": "kube-system"}, "spec": {}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        body["message"],
+        r#"TokenRequest.authentication.k8s.io "default" is invalid: metadata.namespace: Invalid value: "kube-system": must match the service account namespace if specified"#
     );
     // Only create is served on the subresource.
     let (status, _) = send_json(&router, Method::GET, DEFAULT_TOKEN, JSON, Value::Null).await;
