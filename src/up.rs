@@ -15,7 +15,7 @@ pub struct ServerArgs {
     /// Address to serve on; `127.0.0.1:0` picks a free port (the kubeconfig names the real one).
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: SocketAddr,
-    /// Where the store and the kubeconfig live.
+    /// Where the store, the kubeconfig and the service-account signing key live.
     #[arg(long, default_value = "./.pernode")]
     pub data_dir: PathBuf,
     /// Where to write the kubeconfig (default: <data-dir>/kubeconfig), once the server answers.
@@ -67,8 +67,14 @@ async fn start(args: &ServerArgs) -> anyhow::Result<Running> {
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
     let store = pernode_apiserver::open_store(&args.data_dir.join("store"))
         .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    // The service-account token signing key lives beside the store, so that tokens outlive a
+    // restart.
+    let options = pernode_apiserver::ApiServerOptions {
+        service_account_key: pernode_apiserver::ServiceAccountKey::Dir(args.data_dir.clone()),
+        ..Default::default()
+    };
     let server = std::sync::Arc::new(
-        ApiServer::new(store)
+        ApiServer::with_options(store, options)
             .await
             .context("starting the API server")?,
     );

@@ -1,6 +1,6 @@
 //! Who a request over TCP is from, as kube-apiserver's authenticator chain: a valid TLS client
 //! certificate (CN the user, O the groups), else an `Authorization: Bearer` token
-//! (service-account tokens), else anonymous, which [`crate::authorization`] lets reach only the
+//! (service-account tokens, [`crate::token_authn`]), else anonymous, which [`crate::authorization`] lets reach only the
 //! public health and version paths. A certificate or token that is presented but invalid
 //! (expired, wrongly signed, revoked) is a 401 on every path. Every authenticated user is also
 //! in `system:authenticated`.
@@ -98,8 +98,8 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The user a bearer token names: `None` when no token authenticator knows the token.
-fn authenticate_token(_state: &AppState, _token: &str) -> Option<Result<UserInfo, String>> {
-    None
+fn authenticate_token(state: &AppState, token: &str) -> Option<Result<UserInfo, String>> {
+    crate::token_authn::authenticate_bearer(state, token)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The verbs on resources: get, list, watch, create, update, patch, delete, deletecollection,
-//! and the pod subresources binding and eviction. Each handler reads from the store's cache,
+//! and the pod subresources binding and eviction (TokenRequests and TokenReviews go to
+//! [`crate::token_request`] and [`crate::token_review`]). Each handler reads from the store's cache,
 //! computes the new object, and writes with the version it read as precondition, retrying on
 //! conflict where the client did not ask for a specific version (as upstream's
 //! GuaranteedUpdate).
@@ -80,7 +81,11 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiE
         }
         (&Method::GET, false, None) if req.query.watch() => watch_collection(state, req),
         (&Method::GET, false, None) => list(&state, &req),
+        (&Method::POST, false, None) if crate::token_review::is_token_reviews(req.target.info) => {
+            crate::token_review::create(&state, &req)
+        }
         (&Method::POST, false, None) => create(&state, &req).await,
+        (&Method::POST, true, Some("token")) => crate::token_request::create(&state, &req),
         (&Method::POST, true, Some("binding")) => bind(&state, &req).await,
         (&Method::POST, true, Some("eviction")) => evict(&state, &req).await,
         (&Method::PUT, true, Some("finalize")) => {
@@ -376,7 +381,7 @@ fn watch_named(state: Arc<AppState>, req: Request) -> Result<Response, ApiError>
 
 /// Checks `kind`/`apiVersion` of a body against the resource addressed, filling them in when
 /// absent.
-fn check_type(target: &Target, obj: &mut Value) -> Result<(), ApiError> {
+pub(crate) fn check_type(target: &Target, obj: &mut Value) -> Result<(), ApiError> {
     let info = target.info;
     match obj.get("kind").and_then(Value::as_str) {
         Some(kind) if !kind.is_empty() && kind != info.kind => {

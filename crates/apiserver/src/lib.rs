@@ -38,6 +38,9 @@ pub mod service_account;
 pub mod service_alloc;
 pub mod serving;
 pub mod target;
+pub mod token_authn;
+pub mod token_request;
+pub mod token_review;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -72,6 +75,39 @@ pub struct AppState {
     /// Keeps the RBAC authorizer's policy (in `authorizer`'s chain) current
     /// ([`rbac_authorizer`]); the escalation checks of RBAC writes read it.
     pub rbac: Arc<rbac_authorizer::Controller>,
+    /// Issues (TokenRequest) and verifies (TokenReview, bearer tokens) service-account tokens
+    /// ([`token_authn`]).
+    pub service_account_tokens: token_authn::ServiceAccountTokens,
+}
+
+/// Where the key that signs service-account tokens comes from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ServiceAccountKey {
+    /// A fresh key for this process alone: its tokens die with it (tests, in-memory servers).
+    #[default]
+    Ephemeral,
+    /// The key kept in this directory ([`pernode_auth::serviceaccount::KEY_FILE`], owner-only),
+    /// generated on the first start and read on every later one: `pernode up`'s data dir.
+    Dir(std::path::PathBuf),
+    /// The key in this PEM file (kube-apiserver's `--service-account-signing-key-file`).
+    File(std::path::PathBuf),
+}
+
+/// How an API server is set up beyond its store ([`ApiServer::with_options`]).
+#[derive(Default)]
+pub struct ApiServerOptions {
+    /// The only way out to nodes ([`node_proxy`]).
+    pub node_dialer: node_proxy::NodeDialer,
+    /// The service-account token signing key.
+    pub service_account_key: ServiceAccountKey,
+    /// More keys tokens are accepted from besides the signing key's (kube-apiserver's
+    /// `--service-account-key-file`, e.g. the previous key during a rotation).
+    pub service_account_verifying_keys: Vec<pernode_auth::serviceaccount::VerifyingKey>,
+    /// The `iss` of issued tokens (`--service-account-issuer`); empty: upstream's
+    /// [`pernode_auth::serviceaccount::DEFAULT_ISSUER`].
+    pub service_account_issuer: String,
+    /// The server's own audiences (`--api-audiences`); empty: the issuer alone, as upstream.
+    pub api_audiences: Vec<String>,
 }
 
 /// A running API server's handle: its router and the switch that ends its watches.
@@ -93,6 +129,21 @@ impl ApiServer {
         store: Store,
         node_dialer: node_proxy::NodeDialer,
     ) -> Result<ApiServer, ApiError> {
+        let options = ApiServerOptions {
+            node_dialer,
+            ..ApiServerOptions::default()
+        };
+        ApiServer::with_options(store, options).await
+    }
+
+    /// As [`ApiServer::new`], set up by `options` (where the token signing key is kept, the
+    /// issuer and audiences, the node dialer).
+    pub async fn with_options(
+        store: Store,
+        options: ApiServerOptions,
+    ) -> Result<ApiServer, ApiError> {
+        let service_account_tokens = token_authn::ServiceAccountTokens::new(&options)
+            .map_err(|e| ApiError::internal(format!("service account signing key: {e}")))?;
         let (shutdown, rx) = signal::channel(false);
         let catalog = Arc::new(pernode_resources::Catalog::new());
         let crds = crd::Controller::new(catalog.clone());
@@ -100,13 +151,14 @@ impl ApiServer {
         let graph = Arc::new(node_graph::StoreGraph::new(store.clone()));
         let state = Arc::new(AppState {
             store,
-            node_dialer,
+            node_dialer: options.node_dialer,
             shutdown: rx.clone(),
             requests: Default::default(),
             catalog,
             crds,
             authorizer: Box::new(authorization::chain(graph, rbac.authorizer())),
             rbac,
+            service_account_tokens,
         });
         bootstrap(&state.store).await?;
         bootstrap_rbac::ensure(&state.store).await?;
@@ -141,6 +193,12 @@ impl ApiServer {
 
     pub fn store(&self) -> &Store {
         &self.state.store
+    }
+
+    /// The server's shared state (for the listener's authentication:
+    /// [`token_authn::authenticate_bearer`]).
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
     }
 
     /// Requests dispatched since start (watches count once, when they open).

@@ -427,7 +427,12 @@ pub fn go_omit_empty(value: &mut Value) {
 
 /// A 422 Invalid error from field errors, worded as kube-apiserver words it.
 pub fn invalid(info: &ResourceInfo, name: &str, errors: &[FieldError]) -> ApiError {
-    let message = pernode_admission::invalid_message(info.kind, info.group, name, errors);
+    invalid_kind(info.group, info.kind, name, errors)
+}
+
+/// [`invalid`] for a kind named by group and kind (a subresource's, as TokenRequest).
+pub fn invalid_kind(group: &str, kind: &str, name: &str, errors: &[FieldError]) -> ApiError {
+    let message = pernode_admission::invalid_message(kind, group, name, errors);
     let causes = errors
         .iter()
         .map(|e| Cause {
@@ -436,7 +441,7 @@ pub fn invalid(info: &ResourceInfo, name: &str, errors: &[FieldError]) -> ApiErr
             field: e.field.clone(),
         })
         .collect();
-    ApiError::invalid(info.group, info.kind, name, message, causes)
+    ApiError::invalid(group, kind, name, message, causes)
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Who is asking, and may they: the identity of a request ([`user::UserInfo`]), the
 //! decision on it ([`authorizer`]), as upstream's `k8s.io/apiserver/pkg/authentication/user`
-//! and `pkg/authorization/authorizer`, and role-based access control ([`rbac`]).
+//! and `pkg/authorization/authorizer`, role-based access control ([`rbac`]), and the tokens of
+//! service accounts ([`serviceaccount`]: signing key, issuing, verifying), as upstream's
+//! `pkg/serviceaccount`.
 //!
 //! The API server authenticates each request once (TLS client certificate, bearer token, or
 //! anonymous) and hands the resulting [`user::UserInfo`] to the authorizers as part of
@@ -20,6 +22,7 @@ pub mod authorizer;
 pub mod node;
 pub mod pki;
 pub mod rbac;
+pub mod serviceaccount;
 pub mod tls;
 pub mod user;
 pub mod x509;

@@ -18,6 +18,9 @@ pub const NODE_USER_PREFIX: &str = "system:node:";
 pub const SERVICE_ACCOUNT_USER_PREFIX: &str = "system:serviceaccount:";
 /// Group of every service account.
 pub const ALL_SERVICE_ACCOUNTS: &str = "system:serviceaccounts";
+/// Extra naming the credential a user authenticated with (a service-account token's
+/// `JTI=<jti>`), as upstream's `user.CredentialIDKey`.
+pub const CREDENTIAL_ID_KEY: &str = "authentication.kubernetes.io/credential-id";
 /// The controller manager's identity.
 pub const KUBE_CONTROLLER_MANAGER: &str = "system:kube-controller-manager";
 /// The scheduler's identity.

@@ -28,6 +28,9 @@ const NAMESPACE_VERBS: &[&str] = &[
     "create", "delete", "get", "list", "patch", "update", "watch",
 ];
 
+/// Kinds that are only ever created, answered and never stored (TokenReview, TokenRequest).
+pub const CREATE_ONLY: &[&str] = &["create"];
+
 /// The verbs of every `/status` subresource.
 const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
 
@@ -109,6 +112,8 @@ const fn v1(
 }
 
 const RBAC: &str = "rbac.authorization.k8s.io";
+/// The group of TokenReviews and TokenRequests.
+pub const AUTHENTICATION: &str = "authentication.k8s.io";
 const ADMISSION_REGISTRATION: &str = "admissionregistration.k8s.io";
 /// The group of CustomResourceDefinitions.
 pub const APIEXTENSIONS: &str = "apiextensions.k8s.io";
@@ -252,6 +257,14 @@ pub static RESOURCES: &[ResourceInfo] = &[
     v1("", "secrets", "secret", "Secret", true),
     ResourceInfo {
         short_names: &["sa"],
+        // TokenRequest (`kubectl create token`): a signed token, nothing stored.
+        subresources: &[SubresourceInfo {
+            name: "token",
+            group: AUTHENTICATION,
+            version: "v1",
+            kind: "TokenRequest",
+            verbs: CREATE_ONLY,
+        }],
         ..v1(
             "",
             "serviceaccounts",
@@ -349,6 +362,17 @@ pub static RESOURCES: &[ResourceInfo] = &[
     ResourceInfo {
         short_names: &["ev"],
         ..v1("events.k8s.io", "events", "event", "Event", true)
+    },
+    // authentication.k8s.io sits after events.k8s.io in upstream's /apis order.
+    ResourceInfo {
+        verbs: CREATE_ONLY,
+        ..v1(
+            AUTHENTICATION,
+            "tokenreviews",
+            "tokenreview",
+            "TokenReview",
+            false,
+        )
     },
     ResourceInfo {
         short_names: &["cj"],
@@ -510,6 +534,7 @@ impl ResourceInfo {
             ("policy", "v1") => "policy/v1",
             ("batch", "v1") => "batch/v1",
             ("events.k8s.io", "v1") => "events.k8s.io/v1",
+            ("authentication.k8s.io", "v1") => "authentication.k8s.io/v1",
             ("networking.k8s.io", "v1") => "networking.k8s.io/v1",
             ("rbac.authorization.k8s.io", "v1") => "rbac.authorization.k8s.io/v1",
             ("storage.k8s.io", "v1") => "storage.k8s.io/v1",
@@ -597,6 +622,7 @@ mod tests {
                 ("", "v1"),
                 ("apps", "v1"),
                 ("events.k8s.io", "v1"),
+                ("authentication.k8s.io", "v1"),
                 ("batch", "v1"),
                 ("networking.k8s.io", "v1"),
                 ("policy", "v1"),

@@ -337,6 +337,7 @@ mod tests {
             [
                 "apps",
                 "events.k8s.io",
+                "authentication.k8s.io",
                 "batch",
                 "networking.k8s.io",
                 "policy",
@@ -367,6 +368,14 @@ mod tests {
             resource(&doc, "controllerrevisions")["singularResource"],
             "controllerrevision"
         );
+        let authn = &doc["items"][2]["versions"][0]["resources"];
+        assert_eq!(
+            authn,
+            &json!([{"resource": "tokenreviews", "singularResource": "tokenreview",
+                     "scope": "Cluster", "verbs": ["create"],
+                     "responseKind": {"group": "authentication.k8s.io", "version": "v1",
+                                      "kind": "TokenReview"}}])
+        );
     }
 
     #[test]
@@ -384,7 +393,7 @@ mod tests {
             "events.k8s.io/v1"
         );
         assert_eq!(
-            groups["groups"][10]["versions"][0]["groupVersion"],
+            groups["groups"][11]["versions"][0]["groupVersion"],
             "coordination.k8s.io/v1"
         );
 
@@ -404,6 +413,19 @@ mod tests {
         assert_eq!(eviction["verbs"], json!(["create"]));
         assert_eq!(eviction["namespaced"], true);
         assert_eq!(find("pods/binding")["kind"], "Binding");
+        // `kubectl create token` posts a TokenRequest here.
+        let token = find("serviceaccounts/token");
+        assert_eq!(token["group"], "authentication.k8s.io");
+        assert_eq!(token["version"], "v1");
+        assert_eq!(token["kind"], "TokenRequest");
+        assert_eq!(token["verbs"], json!(["create"]));
+        let authn = api_resource_list(&View::builtin(), "authentication.k8s.io", "v1")
+            .expect("authentication served");
+        assert_eq!(
+            authn["resources"],
+            json!([{"name": "tokenreviews", "singularName": "tokenreview", "namespaced": false,
+                    "kind": "TokenReview", "verbs": ["create"]}])
+        );
         assert_eq!(
             find("pods/status")["verbs"],
             json!(["get", "patch", "update"])

@@ -233,6 +233,12 @@ fn add_kind(
         ("", "v1", "Event") => add::<Event>(generator),
         ("", "v1", "Binding") => add::<Binding>(generator),
         ("policy", "v1", "Eviction") => add::<Eviction>(generator),
+        ("authentication.k8s.io", "v1", "TokenRequest") => {
+            add::<k8s_openapi::api::authentication::v1::TokenRequest>(generator)
+        }
+        ("authentication.k8s.io", "v1", "TokenReview") => {
+            add::<k8s_openapi::api::authentication::v1::TokenReview>(generator)
+        }
         ("apps", "v1", "DaemonSet") => add::<DaemonSet>(generator),
         ("", "v1", "PersistentVolumeClaim") => add::<core::PersistentVolumeClaim>(generator),
         ("", "v1", "PersistentVolume") => add::<core::PersistentVolume>(generator),
@@ -379,12 +385,15 @@ pub(crate) fn gv_spec(view: &View, group: &str, version: &str) -> GvSpec {
         }
     }
     for (r, name, list_name) in &names.resources {
-        let list = list_schema(&schemas, r, name, &list_meta);
-        schemas.insert(list_name.clone(), list);
-        tags.push((
-            list_name.clone(),
-            gvk(r.group, r.version, &format!("{}List", r.kind)),
-        ));
+        // A kind that is only created (TokenReview) has no list, as upstream publishes none.
+        if r.has_verb("list") {
+            let list = list_schema(&schemas, r, name, &list_meta);
+            schemas.insert(list_name.clone(), list);
+            tags.push((
+                list_name.clone(),
+                gvk(r.group, r.version, &format!("{}List", r.kind)),
+            ));
+        }
         // k8s-openapi marks metadata required because its field is not an Option; upstream's
         // schema does not, and `kubectl explain` would print `-required-` next to it.
         if let Some(Value::Object(obj)) = schemas.get_mut(name) {
@@ -1431,7 +1440,7 @@ mod tests {
             let list = format!("{}List", r.kind);
             assert_eq!(
                 schema_with_gvk(&d, r.group, r.version, &list).len(),
-                1,
+                usize::from(r.has_verb("list")),
                 "{list}"
             );
             let prefix = if r.group.is_empty() {
@@ -1445,8 +1454,15 @@ mod tests {
                 ""
             };
             let item = format!("{prefix}{ns}/{}/{{name}}", r.plural);
+            let collection = &d["paths"][format!("{prefix}{ns}/{}", r.plural)];
+            if r.verbs == crate::CREATE_ONLY {
+                assert!(d["paths"].get(&item).is_none(), "{item}");
+                assert_eq!(collection["post"]["x-kubernetes-action"], "post");
+                assert!(collection.get("get").is_none(), "{}", r.plural);
+                continue;
+            }
             assert!(d["paths"][&item]["get"].is_object(), "{item}");
-            assert!(d["paths"][format!("{prefix}{ns}/{}", r.plural)]["get"].is_object());
+            assert!(collection["get"].is_object());
             if r.namespaced {
                 assert_eq!(
                     d["paths"][format!("{prefix}/{}", r.plural)]["get"]["x-kubernetes-action"],
@@ -1548,6 +1564,38 @@ mod tests {
         assert!(
             d["paths"]["/api/v1/namespaces"]["delete"].is_null(),
             "namespaces have no deletecollection"
+        );
+    }
+
+    #[test]
+    fn token_request_and_token_review_operations() {
+        let d = doc("api/v1");
+        let token =
+            &d["paths"]["/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"]["post"];
+        assert_eq!(
+            token["operationId"],
+            "createCoreV1NamespacedServiceAccountToken"
+        );
+        assert_eq!(
+            token["x-kubernetes-group-version-kind"],
+            json!({"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"})
+        );
+        assert_eq!(
+            schema_with_gvk(&d, "authentication.k8s.io", "v1", "TokenRequest").len(),
+            1
+        );
+        let d = doc("apis/authentication.k8s.io/v1");
+        let paths: Vec<&String> = d["paths"].as_object().expect("paths").keys().collect();
+        assert_eq!(paths, ["/apis/authentication.k8s.io/v1/tokenreviews"]);
+        let review = &d["paths"]["/apis/authentication.k8s.io/v1/tokenreviews"];
+        assert_eq!(
+            review["post"]["operationId"],
+            "createAuthenticationV1TokenReview"
+        );
+        assert!(review.get("get").is_none() && review.get("delete").is_none());
+        assert_eq!(
+            schema_with_gvk(&d, "authentication.k8s.io", "v1", "TokenReviewList").len(),
+            0
         );
     }
 

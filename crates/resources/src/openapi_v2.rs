@@ -632,7 +632,7 @@ mod tests {
             assert_eq!(tagged(r.kind, r.group), 1, "{}", r.kind);
             assert_eq!(
                 tagged(&format!("{}List", r.kind), r.group),
-                1,
+                usize::from(r.has_verb("list")),
                 "{}List",
                 r.kind
             );
@@ -646,6 +646,11 @@ mod tests {
             } else {
                 ""
             };
+            if r.verbs == crate::CREATE_ONLY {
+                let create = &d["paths"][format!("{prefix}{ns}/{}", r.plural)]["post"];
+                assert_eq!(create["x-kubernetes-action"], "post", "{}", r.kind);
+                continue;
+            }
             let item = &d["paths"][format!("{prefix}{ns}/{}/{{name}}", r.plural)];
             assert_eq!(item["get"]["x-kubernetes-action"], "get", "{}", r.kind);
             if r.has_verb("patch") {

@@ -15,6 +15,7 @@
 mod admissionregistration;
 mod apiextensions;
 mod apps;
+mod authentication;
 mod coordination;
 mod core;
 mod events;
@@ -148,6 +149,7 @@ pub static KINDS: &[&Kind] = &[
     &read_only::REPLICA_SETS,
     &read_only::STATEFUL_SETS,
     &events::EVENTS,
+    &authentication::TOKEN_REVIEWS,
     &read_only::CRON_JOBS,
     &read_only::JOBS,
     &read_only::INGRESSES,
@@ -317,7 +319,8 @@ mod tests {
     fn every_kind_has_a_printer_unless_upstream_has_none() {
         // Upstream's printers.go has no Role, ClusterRole or CRD printer: those get the default
         // Table (Name, Created At), as every kind without a printer here would. The read-only
-        // kinds are always empty, so their Tables never have a row to print.
+        // kinds are always empty, so their Tables never have a row to print; TokenReviews are
+        // never read at all.
         let default = pernode_printers::column_definitions("");
         for kind in KINDS {
             let has_default = pernode_printers::column_definitions(kind.plural) == default;
@@ -325,7 +328,7 @@ mod tests {
                 has_default,
                 matches!(
                     kind.plural,
-                    "roles" | "clusterroles" | "customresourcedefinitions"
+                    "roles" | "clusterroles" | "customresourcedefinitions" | "tokenreviews"
                 ) || pernode_resources::RESOURCES.iter().any(|r| {
                     r.plural == kind.plural
                         && r.group == kind.group
