@@ -110,17 +110,83 @@ pub async fn client_from(path: &PathBuf) -> anyhow::Result<kube::Client> {
     Ok(kube::Client::try_from(config)?)
 }
 
+/// The API client each control loop runs with.
+#[derive(Clone)]
+pub enum Clients {
+    /// One client for every loop: a kubeconfig's (`pernode controllers`, `pernode sim`), as
+    /// kube-controller-manager without `--use-service-account-credentials`.
+    Shared(kube::Client),
+    /// The server's router in-process, each loop under its own upstream identity and role:
+    /// controllers as their `kube-system` service accounts (`system:controller:*` roles), the
+    /// shared watches as `system:kube-controller-manager`, the scheduler as
+    /// `system:kube-scheduler`, the simulator as `pernode:simulator`.
+    InProcess(std::sync::Arc<pernode_apiserver::ApiServer>),
+}
+
+/// The simulator's identity in-process (bound to the `pernode:simulator` ClusterRole).
+pub const SIMULATOR_USER: &str = "pernode:simulator";
+
+impl Clients {
+    fn as_user(&self, user: pernode_auth::user::UserInfo) -> kube::Client {
+        match self {
+            Clients::Shared(client) => client.clone(),
+            Clients::InProcess(server) => kube::Client::new(server.router_as(user), "default"),
+        }
+    }
+
+    /// A controller's client, as its service account `kube-system/<name>`.
+    pub fn controller(&self, name: &str) -> kube::Client {
+        use pernode_auth::user::{ALL_SERVICE_ACCOUNTS, SERVICE_ACCOUNT_USER_PREFIX};
+        self.as_user(pernode_auth::user::UserInfo::new(
+            format!("{SERVICE_ACCOUNT_USER_PREFIX}kube-system:{name}"),
+            [
+                ALL_SERVICE_ACCOUNTS.to_string(),
+                format!("{ALL_SERVICE_ACCOUNTS}:kube-system"),
+            ],
+        ))
+    }
+
+    /// The client of the watches controllers share (kube-controller-manager's informers).
+    pub fn controller_manager(&self) -> kube::Client {
+        self.as_user(pernode_auth::user::UserInfo::new(
+            pernode_auth::user::KUBE_CONTROLLER_MANAGER,
+            Vec::<String>::new(),
+        ))
+    }
+
+    /// The scheduler's client.
+    pub fn scheduler(&self) -> kube::Client {
+        self.as_user(pernode_auth::user::UserInfo::new(
+            pernode_auth::user::KUBE_SCHEDULER,
+            Vec::<String>::new(),
+        ))
+    }
+
+    /// The fleet simulator's client.
+    pub fn simulator(&self) -> kube::Client {
+        self.as_user(pernode_auth::user::UserInfo::new(
+            SIMULATOR_USER,
+            Vec::<String>::new(),
+        ))
+    }
+}
+
 /// The controllers: daemon sets, scheduler, garbage collector, pod GC, node lifecycle,
 /// ClusterRole aggregation, disruption budgets, namespaces, service accounts. Each runs until
 /// it fails.
+#[cfg(test)]
 pub fn spawn_controllers(tasks: &mut JoinSet<anyhow::Result<()>>, client: &kube::Client) {
-    spawn_controllers_with(tasks, client, &ControllerFlags::default());
+    spawn_controllers_with(
+        tasks,
+        &Clients::Shared(client.clone()),
+        &ControllerFlags::default(),
+    );
 }
 
-/// [`spawn_controllers`] with settings from the command line.
+/// [`spawn_controllers`] with settings from the command line, each with its client.
 pub fn spawn_controllers_with(
     tasks: &mut JoinSet<anyhow::Result<()>>,
-    client: &kube::Client,
+    clients: &Clients,
     flags: &ControllerFlags,
 ) {
     use pernode_controllers::{
@@ -130,41 +196,41 @@ pub fn spawn_controllers_with(
     // One pod watch for the DaemonSet controller, the scheduler, the garbage collector, pod GC,
     // node lifecycle and the disruption controller, as kube-controller-manager's shared
     // informer; every subscriber before it runs.
-    let mut pods = pernode_controllers::pod_watch::PodWatch::all(client);
+    let mut pods = pernode_controllers::pod_watch::PodWatch::all(&clients.controller_manager());
     let (ds_pods, scheduler_pods) = (pods.subscribe(), pods.subscribe());
     let (collector_pods, gc_pods) = (pods.subscribe(), pods.subscribe());
     let (lifecycle_pods, disruption_pods) = (pods.subscribe(), pods.subscribe());
-    let c = client.clone();
+    let c = clients.controller("daemon-set-controller");
     tasks.spawn(async move {
         daemonset::run_with_pods(c, Default::default(), ds_pods)
             .await
             .context("daemonset controller")
     });
-    let c = client.clone();
+    let c = clients.scheduler();
     tasks.spawn(async move {
         scheduler::run_with_pods(c, Default::default(), scheduler_pods)
             .await
             .context("scheduler")
     });
-    let c = client.clone();
+    let c = clients.controller("generic-garbage-collector");
     tasks.spawn(async move {
         garbage_collector::run_with_pods(c, Default::default(), collector_pods)
             .await
             .context("garbage collector")
     });
-    let c = client.clone();
+    let c = clients.controller("pod-garbage-collector");
     tasks.spawn(async move {
         pod_gc::run_with_pods(c, Default::default(), gc_pods)
             .await
             .context("pod garbage collector")
     });
-    let c = client.clone();
+    let c = clients.controller("disruption-controller");
     tasks.spawn(async move {
         disruption::run_with_pods(c, Default::default(), disruption_pods)
             .await
             .context("disruption controller")
     });
-    let c = client.clone();
+    let c = clients.controller("node-controller");
     let grace = flags.node_monitor_grace_period;
     let defaults = node_lifecycle::NodeLifecycleOptions::default();
     let opts = node_lifecycle::NodeLifecycleOptions {
@@ -178,26 +244,26 @@ pub fn spawn_controllers_with(
             .await
             .context("node lifecycle controller")
     });
-    let c = client.clone();
+    let c = clients.controller("clusterrole-aggregation-controller");
     tasks.spawn(async move {
         clusterrole_aggregation::run(c)
             .await
             .context("clusterrole aggregation controller")
     });
-    let c = client.clone();
+    let c = clients.controller("namespace-controller");
     tasks.spawn(async move {
         namespace::run(c, Default::default())
             .await
             .context("namespace controller")
     });
-    let c = client.clone();
+    let c = clients.controller("service-account-controller");
     tasks.spawn(async move {
         service_account::run(c)
             .await
             .context("service account controller")
     });
     if let Some(ca_pem) = flags.root_ca_pem.clone() {
-        let c = client.clone();
+        let c = clients.controller("root-ca-cert-publisher");
         tasks.spawn(async move {
             root_ca_publisher::run(c, ca_pem)
                 .await
@@ -213,7 +279,11 @@ pub fn spawn_controllers_with(
 
 /// The fleet simulator for every node annotated `pernode.io/simulated: "true"`.
 pub fn spawn_simulator(tasks: &mut JoinSet<anyhow::Result<()>>, client: &kube::Client) {
-    spawn_simulator_with(tasks, client, &ControllerFlags::default());
+    spawn_simulator_with(
+        tasks,
+        &Clients::Shared(client.clone()),
+        &ControllerFlags::default(),
+    );
 }
 
 /// [`spawn_simulator`] with heartbeats frequent enough for the node monitor grace period
@@ -221,7 +291,7 @@ pub fn spawn_simulator(tasks: &mut JoinSet<anyhow::Result<()>>, client: &kube::C
 /// look silent.
 pub fn spawn_simulator_with(
     tasks: &mut JoinSet<anyhow::Result<()>>,
-    client: &kube::Client,
+    clients: &Clients,
     flags: &ControllerFlags,
 ) {
     let defaults = pernode_agent::simulator::SimulatorOptions::default();
@@ -231,7 +301,7 @@ pub fn spawn_simulator_with(
             .min(flags.node_monitor_grace_period / 4),
         ..defaults
     };
-    let c = client.clone();
+    let c = clients.simulator();
     tasks.spawn(async move {
         pernode_agent::simulator::run(c, opts)
             .await
@@ -266,7 +336,7 @@ pub async fn controllers(mut args: ControllersArgs) -> anyhow::Result<()> {
         None => kubeconfig_ca(&args.kubeconfig)?,
     };
     let mut tasks = JoinSet::new();
-    spawn_controllers_with(&mut tasks, &client, &args.flags);
+    spawn_controllers_with(&mut tasks, &Clients::Shared(client), &args.flags);
     run_until(tasks, crate::up::shutdown_signal()).await
 }
 

@@ -194,8 +194,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let mut controllers = args.controllers;
     controllers.root_ca_pem = Some(running.serving_ca_pem.clone());
-    crate::control_plane::spawn_controllers_with(&mut tasks, &client, &controllers);
-    crate::control_plane::spawn_simulator_with(&mut tasks, &client, &controllers);
+    let clients = crate::control_plane::Clients::InProcess(running.server.clone());
+    crate::control_plane::spawn_controllers_with(&mut tasks, &clients, &controllers);
+    crate::control_plane::spawn_simulator_with(&mut tasks, &clients, &controllers);
     print_usage(running.serving.addr, &running.kubeconfig);
     let result = crate::control_plane::run_until(tasks, shutdown_signal()).await;
     stop(running).await?;

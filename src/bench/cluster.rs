@@ -62,16 +62,18 @@ impl Cluster {
             .spawn_serving_with(listener, options)
             .context("serving HTTPS")?;
         let addr = serving.addr;
-        let in_process = kube::Client::new(server.router(), "default");
+        // Each loop under its own identity, authorized as in `pernode up`.
+        let clients = crate::control_plane::Clients::InProcess(server.clone());
         let mut tasks = JoinSet::new();
-        crate::control_plane::spawn_controllers(&mut tasks, &in_process);
+        crate::control_plane::spawn_controllers_with(&mut tasks, &clients, &Default::default());
         // Simulated kubelets start and stop pods at once: the figures are the control plane's.
         let opts = SimulatorOptions {
             start_delay: (Duration::ZERO, Duration::ZERO),
             grace_period_scale: 0.0,
             ..Default::default()
         };
-        tasks.spawn(async move { simulator::run(in_process, opts).await.context("simulator") });
+        let simulator = clients.simulator();
+        tasks.spawn(async move { simulator::run(simulator, opts).await.context("simulator") });
         let client = kube::Client::try_from(certificates.admin_client(addr)?)?;
         let cluster = Cluster {
             client,

@@ -174,6 +174,18 @@ fn add_default_metadata(meta: &mut ObjectMeta) {
         .insert(AUTO_UPDATE_ANNOTATION.into(), "true".into());
 }
 
+/// pernode's fleet simulator: the kubelet of every simulated node, under one identity (not a
+/// node's, so neither the Node authorizer nor NodeRestriction applies to it).
+pub const SIMULATOR: &str = "pernode:simulator";
+
+/// What the simulator does for its nodes: what a node may, for every node, plus listing the
+/// leases it renews.
+fn simulator_rules() -> Vec<PolicyRule> {
+    let mut rules = node_rules();
+    rules.push(rule(&["list", "watch"], &[COORDINATION], &["leases"]));
+    rules
+}
+
 /// `NodeRules()`: what a kubelet needs, the `system:node` role's rules. The Node authorizer
 /// holds the same rules ([`pernode_auth::node::NODE_RULES`]) and allows them to nodes itself;
 /// upstream binds this role to no one (its binding has no subjects).
@@ -251,6 +263,7 @@ fn cluster_roles() -> Vec<ClusterRole> {
         aggregate_to("system:aggregate-to-view", AGGREGATE_TO_VIEW, view_rules()),
         role("system:node", node_rules()),
         role("system:kube-scheduler", scheduler_rules()),
+        role(SIMULATOR, simulator_rules()),
         role(
             "system:kube-controller-manager",
             vec![
@@ -594,6 +607,13 @@ fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
             ],
         ),
         (
+            "root-ca-cert-publisher",
+            vec![
+                rule(&["create", "update"], &[LEGACY], &["configmaps"]),
+                events_rule(),
+            ],
+        ),
+        (
             "service-account-controller",
             vec![
                 rule(&["create"], &[LEGACY], &["serviceaccounts"]),
@@ -684,6 +704,7 @@ pub fn bootstrap_cluster_role_bindings() -> Vec<ClusterRoleBinding> {
             user("system:kube-controller-manager"),
         ),
         binding("system:kube-scheduler", user("system:kube-scheduler")),
+        binding(SIMULATOR, user(SIMULATOR)),
         // Deprecated with the Node authorizer: kept, with no subjects, as upstream.
         binding("system:node", Vec::new()),
     ];
