@@ -505,7 +505,10 @@ fn scheduler_rules() -> Vec<PolicyRule> {
 }
 
 /// The controllers pernode runs, by their upstream service-account names, and their rules
-/// (`controller_policy.go`'s `buildControllerRoles`).
+/// (`controller_policy.go`'s `buildControllerRoles`). pernode's in-process controllers watch
+/// under their own identity, where kube-controller-manager's shared informers watch as
+/// `system:kube-controller-manager`: the rules marked `pernode:` add the list/watch of what
+/// they watch.
 fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
     vec![
         (
@@ -596,6 +599,9 @@ fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
                 rule(&["patch", "update"], &[LEGACY], &["pods/status"]),
                 rule(&["list", "watch", "get", "delete"], &[LEGACY], &["pods"]),
                 events_rule(),
+                // pernode: the leases it watches (upstream's informer watches them as
+                // kube-controller-manager).
+                rule(&["list", "watch"], &[COORDINATION], &["leases"]),
             ],
         ),
         (
@@ -611,6 +617,9 @@ fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
             vec![
                 rule(&["create", "update"], &[LEGACY], &["configmaps"]),
                 events_rule(),
+                // pernode: what it watches, and the read before an update.
+                rule(&["get", "list", "watch"], &[LEGACY], &["configmaps"]),
+                rule(&["list", "watch"], &[LEGACY], &["namespaces"]),
             ],
         ),
         (
@@ -618,6 +627,12 @@ fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
             vec![
                 rule(&["create"], &[LEGACY], &["serviceaccounts"]),
                 events_rule(),
+                // pernode: what it watches.
+                rule(
+                    &["list", "watch"],
+                    &[LEGACY],
+                    &["namespaces", "serviceaccounts"],
+                ),
             ],
         ),
     ]

@@ -383,6 +383,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         if let Err(e) =
             authorization::authorize_path(state.authorizer.as_ref(), &user, &parts.method, &path)
         {
+            tracing::debug!(user = %user.name, %path, message = %e.message, "request forbidden");
             return e.into_response();
         }
         if parts.method == Method::GET
@@ -405,6 +406,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         &target,
         &query,
     ) {
+        tracing::debug!(user = %user.name, %path, message = %e.message, "request forbidden");
         return e.into_response();
     }
     // Read one byte past the limit so an oversized body is a 413, not a truncated parse.
