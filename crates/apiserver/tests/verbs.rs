@@ -511,6 +511,11 @@ async fn a_status_patch_of_status_alone_writes_what_the_general_path_writes() {
         for generated in ["name", "uid", "creationTimestamp", "resourceVersion"] {
             pod["metadata"].as_object_mut().map(|m| m.remove(generated));
         }
+        // The API credentials volume's name ends in a generated suffix.
+        let text = pod["spec"].to_string();
+        let token_volume = token_volume_name(&text);
+        pod["spec"] =
+            serde_json::from_str(&text.replace(&token_volume, "kube-api-access-x")).expect("spec");
         pod
     };
     let patches = [
@@ -1046,4 +1051,10 @@ async fn concurrent_unpinned_patches_all_apply() {
         .as_object()
         .map_or(0, |a| a.len());
     assert_eq!(annotations, WRITERS * EACH);
+}
+
+/// The `kube-api-access-xxxxx` volume name in `text`.
+fn token_volume_name(text: &str) -> String {
+    let start = text.find("kube-api-access-").expect("a token volume");
+    text[start..start + "kube-api-access-".len() + 5].to_string()
 }
