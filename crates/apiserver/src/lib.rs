@@ -13,6 +13,7 @@
 //! ```
 
 pub mod admission_plugins;
+pub mod audit;
 pub mod authentication;
 pub mod authorization;
 pub mod bootstrap_rbac;

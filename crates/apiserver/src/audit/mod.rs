@@ -1,0 +1,5 @@
+//! The audit log, as kube-apiserver's (`--audit-log-path`, `--audit-policy-file`).
+//!
+//! - [`policy`]: the `Policy` file and its checker (level and omitted stages of a request).
+
+pub mod policy;
