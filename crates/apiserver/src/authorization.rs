@@ -14,6 +14,7 @@ use axum::http::Method;
 use pernode_auth::authorizer::{Attributes, Authorizer, Decision, forbidden_message};
 use pernode_auth::user::UserInfo;
 
+use crate::audit::Recorder;
 use crate::error::ApiError;
 use crate::params::Query;
 use crate::target::Target;
@@ -65,15 +66,15 @@ pub fn non_resource_verb(method: &Method) -> String {
     method.as_str().to_ascii_lowercase()
 }
 
-/// Authorizes a resource request; a denial is upstream's 403.
-pub fn authorize_resource(
-    authorizer: &dyn Authorizer,
-    user: &UserInfo,
+/// The authorizer attributes of a resource request (what upstream's `RequestInfo` gives the
+/// authorizers, and the audit log's verb and object reference).
+pub fn resource_attributes<'a>(
+    user: &'a UserInfo,
     method: &Method,
-    target: &Target,
+    target: &'a Target,
     query: &Query,
-) -> Result<(), ApiError> {
-    let attrs = Attributes::resource(
+) -> Attributes<'a> {
+    Attributes::resource(
         user,
         resource_verb(method, target, query),
         target.namespace.as_deref().unwrap_or(""),
@@ -82,8 +83,24 @@ pub fn authorize_resource(
         target.info.plural,
         target.subresource.as_deref().unwrap_or(""),
         target.name.as_deref().unwrap_or(""),
-    );
-    decide(authorizer, &attrs)
+    )
+}
+
+/// Authorizes a resource request; a denial is upstream's 403. `audit` (present when the
+/// request is audited) gets the decision.
+pub fn authorize_resource(
+    authorizer: &dyn Authorizer,
+    user: &UserInfo,
+    method: &Method,
+    target: &Target,
+    query: &Query,
+    audit: Option<&Recorder>,
+) -> Result<(), ApiError> {
+    decide(
+        authorizer,
+        &resource_attributes(user, method, target, query),
+        audit,
+    )
 }
 
 /// Authorizes a non-resource request (discovery, OpenAPI, health, version).
@@ -92,18 +109,34 @@ pub fn authorize_path(
     user: &UserInfo,
     method: &Method,
     path: &str,
+    audit: Option<&Recorder>,
 ) -> Result<(), ApiError> {
     let verb = non_resource_verb(method);
-    decide(authorizer, &Attributes::non_resource(user, &verb, path))
+    decide(
+        authorizer,
+        &Attributes::non_resource(user, &verb, path),
+        audit,
+    )
 }
 
 /// Runs `authorizer` on `attrs`: Allow passes, anything else is the 403 upstream's
-/// `responsewriters.Forbidden` writes.
-pub fn decide(authorizer: &dyn Authorizer, attrs: &Attributes<'_>) -> Result<(), ApiError> {
-    let reason = match authorizer.authorize(attrs) {
-        Decision::Allow => return Ok(()),
-        Decision::Deny(reason) | Decision::NoOpinion(reason) => reason,
+/// `responsewriters.Forbidden` writes. The decision and its reason go to `audit`, as
+/// upstream's `authorization.k8s.io/decision` and `authorization.k8s.io/reason` annotations.
+pub fn decide(
+    authorizer: &dyn Authorizer,
+    attrs: &Attributes<'_>,
+    audit: Option<&Recorder>,
+) -> Result<(), ApiError> {
+    let (allowed, reason) = match authorizer.authorize(attrs) {
+        Decision::Allow => (true, String::new()),
+        Decision::Deny(reason) | Decision::NoOpinion(reason) => (false, reason),
     };
+    if let Some(audit) = audit {
+        audit.authorized(allowed, &reason);
+    }
+    if allowed {
+        return Ok(());
+    }
     Err(forbidden(attrs, &reason))
 }
 
@@ -161,14 +194,14 @@ mod tests {
             "",
             "",
         );
-        let e = decide(&PrivilegedGroups, &attrs).unwrap_err();
+        let e = decide(&PrivilegedGroups, &attrs, None).unwrap_err();
         assert_eq!(e.code, 403);
         assert_eq!(
             e.message,
             r#"daemonsets.apps is forbidden: User "jane" cannot create resource "daemonsets" in API group "apps" in the namespace "default""#
         );
         let path = Attributes::non_resource(&jane, "get", "/metrics");
-        let e = decide(&PrivilegedGroups, &path).unwrap_err();
+        let e = decide(&PrivilegedGroups, &path, None).unwrap_err();
         assert_eq!(
             e.message,
             r#"forbidden: User "jane" cannot get path "/metrics""#

@@ -67,6 +67,18 @@ pub struct AppState {
     pub crds: Arc<crd::Controller>,
     /// Decides on every request ([`authorization`]).
     pub authorizer: Box<dyn pernode_auth::authorizer::Authorizer>,
+    /// Logs every request ([`audit`]); `None` (the default) audits nothing, at no cost.
+    pub audit: Option<Arc<audit::Auditor>>,
+}
+
+/// How an [`ApiServer`] is built, beyond its store.
+#[derive(Default)]
+pub struct ServerOptions {
+    /// The only way out to nodes (tests count and restrict the server's outbound
+    /// connections with it).
+    pub node_dialer: node_proxy::NodeDialer,
+    /// The audit log (kube-apiserver's `--audit-log-path`, `--audit-policy-file`).
+    pub audit: Option<audit::Auditor>,
 }
 
 /// A running API server's handle: its router and the switch that ends its watches.
@@ -88,6 +100,16 @@ impl ApiServer {
         store: Store,
         node_dialer: node_proxy::NodeDialer,
     ) -> Result<ApiServer, ApiError> {
+        let options = ServerOptions {
+            node_dialer,
+            ..ServerOptions::default()
+        };
+        ApiServer::with_options(store, options).await
+    }
+
+    /// As [`ApiServer::new`], with `options`.
+    pub async fn with_options(store: Store, options: ServerOptions) -> Result<ApiServer, ApiError> {
+        let ServerOptions { node_dialer, audit } = options;
         let (shutdown, rx) = signal::channel(false);
         let catalog = Arc::new(pernode_resources::Catalog::new());
         let crds = crd::Controller::new(catalog.clone());
@@ -99,6 +121,7 @@ impl ApiServer {
             catalog,
             crds,
             authorizer: Box::new(authorization::chain()),
+            audit: audit.map(Arc::new),
         });
         bootstrap(&state.store).await?;
         bootstrap_rbac::ensure(&state.store).await?;
@@ -118,7 +141,8 @@ impl ApiServer {
     /// The router for an in-process caller with this identity (authorized as any request).
     pub fn router_as(&self, user: pernode_auth::user::UserInfo) -> Router {
         let identity = authorization::Identity::of(user.authenticated());
-        router(self.state.clone()).layer(axum::middleware::map_request(
+        let router = audit::layer(router(self.state.clone()), &self.state);
+        router.layer(axum::middleware::map_request(
             move |mut request: Request| {
                 let identity = identity.clone();
                 async move {
@@ -131,6 +155,15 @@ impl ApiServer {
 
     pub fn store(&self) -> &Store {
         &self.state.store
+    }
+
+    /// Waits (up to `timeout`) until the audit events of the requests answered so far are
+    /// written: before the process exits. True at once when the server audits nothing.
+    pub async fn flush_audit(&self, timeout: std::time::Duration) -> bool {
+        match &self.state.audit {
+            Some(auditor) => auditor.sink().flush(timeout).await,
+            None => true,
+        }
     }
 
     /// Requests dispatched since start (watches count once, when they open).
@@ -299,22 +332,27 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    if let Some(authentication::Unauthenticated(why)) = parts.extensions.get() {
-        tracing::debug!(%path, %why, "unauthenticated request");
-        return authorization::unauthorized().into_response();
-    }
-    let user = match parts.extensions.get::<authorization::Identity>() {
-        Some(identity) => identity.0.clone(),
-        None if authorization::anonymous_may_reach(&path) => {
-            Arc::new(pernode_auth::user::UserInfo::anonymous())
+    let user = match authentication::requester(&parts.extensions, &path) {
+        Ok(user) => user,
+        Err(why) => {
+            tracing::debug!(%path, %why, "unauthenticated request");
+            return authorization::unauthorized().into_response();
         }
-        None => return authorization::unauthorized().into_response(),
+    };
+    // Present only when this request is audited ([`audit`]).
+    let audit = match state.audit {
+        Some(_) => parts.extensions.get::<audit::Recorder>().cloned(),
+        None => None,
     };
     let view = state.catalog.view();
     if !target::is_resource_path(&path) {
-        if let Err(e) =
-            authorization::authorize_path(state.authorizer.as_ref(), &user, &parts.method, &path)
-        {
+        if let Err(e) = authorization::authorize_path(
+            state.authorizer.as_ref(),
+            &user,
+            &parts.method,
+            &path,
+            audit.as_ref(),
+        ) {
             return e.into_response();
         }
         if parts.method == Method::GET
@@ -336,6 +374,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         &parts.method,
         &target,
         &query,
+        audit.as_ref(),
     ) {
         return e.into_response();
     }
@@ -345,6 +384,9 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         Ok(b) => b,
         Err(_) => return ApiError::too_large().into_response(),
     };
+    if let Some(audit) = &audit {
+        audit.body(&body);
+    }
     let req = handlers::Request {
         method: parts.method.clone(),
         target,
