@@ -33,6 +33,27 @@ pub struct ServerArgs {
     pub event_ttl: std::time::Duration,
     #[command(flatten)]
     pub tls: crate::certificates::TlsArgs,
+    /// Write an audit log (`audit.k8s.io/v1` Events, one JSON object a line) to this file, or
+    /// to stdout for `-` (kube-apiserver's flag); nothing is audited without it.
+    #[arg(long)]
+    pub audit_log_path: Option<PathBuf>,
+    /// The audit policy: an `audit.k8s.io/v1` Policy file (kube-apiserver's flag). Without
+    /// one, `--audit-log-path` logs every request at level Metadata.
+    #[arg(long)]
+    pub audit_policy_file: Option<PathBuf>,
+}
+
+/// The audit the flags ask for, if any.
+fn auditor(args: &ServerArgs) -> anyhow::Result<Option<pernode_apiserver::audit::Auditor>> {
+    let Some(path) = &args.audit_log_path else {
+        if args.audit_policy_file.is_some() {
+            tracing::warn!("--audit-policy-file without --audit-log-path: nothing is audited");
+        }
+        return Ok(None);
+    };
+    let auditor =
+        pernode_apiserver::audit::Auditor::from_flags(path, args.audit_policy_file.as_deref())?;
+    Ok(Some(auditor))
 }
 
 #[derive(Args, Debug)]
@@ -71,6 +92,7 @@ async fn start(args: &ServerArgs) -> anyhow::Result<Running> {
     // restart.
     let options = pernode_apiserver::ApiServerOptions {
         service_account_key: pernode_apiserver::ServiceAccountKey::Dir(args.data_dir.clone()),
+        audit: auditor(args)?,
         ..Default::default()
     };
     let server = std::sync::Arc::new(
@@ -155,6 +177,9 @@ async fn stop(running: Running) -> anyhow::Result<()> {
         tracing::warn!("connections still open after 5 s; exiting anyway");
     }
     running.event_expiry.abort();
+    if !running.server.flush_audit(Duration::from_secs(5)).await {
+        tracing::warn!("the audit log was not written out within 5 s");
+    }
     running.server.store().close().await;
     Ok(())
 }
@@ -201,4 +226,65 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let result = crate::control_plane::run_until(tasks, shutdown_signal()).await;
     stop(running).await?;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        server: ServerArgs,
+    }
+
+    fn server_args(flags: &[&str]) -> ServerArgs {
+        Flags::try_parse_from(std::iter::once("pernode").chain(flags.iter().copied()))
+            .expect("flags")
+            .server
+    }
+
+    #[test]
+    fn the_audit_flags_configure_the_audit_log() {
+        assert!(auditor(&server_args(&[])).unwrap().is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        let log = log.to_str().unwrap();
+        assert!(
+            auditor(&server_args(&["--audit-policy-file", "/nonexistent"]))
+                .unwrap()
+                .is_none(),
+            "a policy without a log audits nothing"
+        );
+        assert!(
+            auditor(&server_args(&["--audit-log-path", log]))
+                .unwrap()
+                .is_some()
+        );
+        assert!(log_exists(log));
+        let policy = dir.path().join("policy.yaml");
+        std::fs::write(
+            &policy,
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: []\n",
+        )
+        .unwrap();
+        let policy = policy.to_str().unwrap();
+        let e = auditor(&server_args(&[
+            "--audit-log-path",
+            log,
+            "--audit-policy-file",
+            policy,
+        ]))
+        .err()
+        .expect("an empty policy is refused");
+        assert_eq!(
+            e.to_string(),
+            format!("--audit-policy-file: loaded illegal policy with 0 rules: from file {policy}")
+        );
+    }
+
+    fn log_exists(path: &str) -> bool {
+        Path::new(path).exists()
+    }
 }

@@ -31,7 +31,29 @@ pub enum Transport {
 
 /// A request extension: the request presented credentials that are not valid (a 401).
 #[derive(Clone, Debug)]
-pub struct Unauthenticated(pub String);
+pub struct Unauthenticated {
+    /// Why, for the server's log.
+    pub why: String,
+    /// The connection presented a client certificate (valid or not): the audit log names the
+    /// methods a failed authentication attempted.
+    pub certificate: bool,
+}
+
+/// Who sent a request, as the listener or the in-process caller marked it: its [`Identity`],
+/// the anonymous user on the public paths, or `Err` (a 401, with the reason for the log) when
+/// its credentials are not valid or an anonymous request asks for anything else.
+pub fn requester(extensions: &axum::http::Extensions, path: &str) -> Result<Arc<UserInfo>, String> {
+    if let Some(refused) = extensions.get::<Unauthenticated>() {
+        return Err(refused.why.clone());
+    }
+    match extensions.get::<Identity>() {
+        Some(identity) => Ok(identity.0.clone()),
+        None if crate::authorization::anonymous_may_reach(path) => {
+            Ok(Arc::new(UserInfo::anonymous()))
+        }
+        None => Err("anonymous request to a non-public path".into()),
+    }
+}
 
 /// What a connection's TLS handshake established about its client.
 #[derive(Clone, Debug)]
@@ -69,22 +91,26 @@ impl ConnectionCredentials {
             extensions.insert(Identity(user.clone()));
             return;
         }
+        let refused = |why: String| Unauthenticated {
+            why,
+            certificate: self.certificate.is_err(),
+        };
         if let Some(token) = bearer_token(headers) {
             match authenticate_token(state, token) {
                 Some(Ok(user)) => {
                     extensions.insert(Identity::of(user.authenticated()));
                 }
                 Some(Err(why)) => {
-                    extensions.insert(Unauthenticated(why));
+                    extensions.insert(refused(why));
                 }
                 None => {
-                    extensions.insert(Unauthenticated("unknown bearer token".into()));
+                    extensions.insert(refused("unknown bearer token".into()));
                 }
             }
             return;
         }
         if let Err(why) = &self.certificate {
-            extensions.insert(Unauthenticated(why.clone()));
+            extensions.insert(refused(why.clone()));
         }
     }
 }

@@ -17,6 +17,7 @@ use pernode_auth::authorizer::{
 use pernode_auth::node::{NodeAuthorizer, NodeGraph};
 use pernode_auth::user::UserInfo;
 
+use crate::audit::Recorder;
 use crate::error::ApiError;
 use crate::params::Query;
 use crate::target::Target;
@@ -68,19 +69,41 @@ pub fn non_resource_verb(method: &Method) -> String {
     method.as_str().to_ascii_lowercase()
 }
 
-/// Authorizes a resource request; a denial is upstream's 403.
+/// The authorizer attributes of a resource request (what upstream's `RequestInfo` gives the
+/// authorizers, and the audit log's verb and object reference).
+pub fn resource_attributes<'a>(
+    user: &'a UserInfo,
+    method: &Method,
+    target: &'a Target,
+    query: &Query,
+) -> Attributes<'a> {
+    Attributes::resource(
+        user,
+        resource_verb(method, target, query),
+        target.namespace.as_deref().unwrap_or(""),
+        target.info.group,
+        target.info.version,
+        target.info.plural,
+        target.subresource.as_deref().unwrap_or(""),
+        target.name.as_deref().unwrap_or(""),
+    )
+}
+
+/// Authorizes a resource request; a denial is upstream's 403. `audit` (present when the
+/// request is audited) gets the decision.
 pub fn authorize_resource(
     authorizer: &dyn Authorizer,
     user: &UserInfo,
     method: &Method,
     target: &Target,
     query: &Query,
+    audit: Option<&Recorder>,
 ) -> Result<(), ApiError> {
-    let verb = resource_verb(method, target, query);
+    let attrs = resource_attributes(user, method, target, query);
     // Upstream's RequestInfo: a collection request carries its field selector (unparsable: no
     // requirements; the handler answers it with a 400), and a list or watch of one object by
     // an exact `metadata.name` selector names that object.
-    let collection = matches!(verb, "list" | "watch" | "deletecollection");
+    let collection = matches!(attrs.verb, "list" | "watch" | "deletecollection");
     let selector = if collection {
         query.field_selector().ok().flatten()
     } else {
@@ -88,24 +111,15 @@ pub fn authorize_resource(
     };
     let name = match (target.name.as_deref(), &selector) {
         (Some(name), _) => name,
-        (None, Some(selector)) if verb != "deletecollection" => selector
+        (None, Some(selector)) if attrs.verb != "deletecollection" => selector
             .requires_exact_match("metadata.name")
             .filter(|n| valid_path_segment(n))
             .unwrap_or(""),
         (None, _) => "",
     };
-    let attrs = Attributes::resource(
-        user,
-        verb,
-        target.namespace.as_deref().unwrap_or(""),
-        target.info.group,
-        target.info.version,
-        target.info.plural,
-        target.subresource.as_deref().unwrap_or(""),
-        name,
-    )
-    .with_field_selector(selector.as_ref().map_or(&[], |s| s.requirements()));
-    decide(authorizer, &attrs)
+    let attrs = Attributes { name, ..attrs }
+        .with_field_selector(selector.as_ref().map_or(&[], |s| s.requirements()));
+    decide(authorizer, &attrs, audit)
 }
 
 /// `path.IsValidPathSegmentName`: a name that can stand in a URL path.
@@ -119,18 +133,34 @@ pub fn authorize_path(
     user: &UserInfo,
     method: &Method,
     path: &str,
+    audit: Option<&Recorder>,
 ) -> Result<(), ApiError> {
     let verb = non_resource_verb(method);
-    decide(authorizer, &Attributes::non_resource(user, &verb, path))
+    decide(
+        authorizer,
+        &Attributes::non_resource(user, &verb, path),
+        audit,
+    )
 }
 
 /// Runs `authorizer` on `attrs`: Allow passes, anything else is the 403 upstream's
-/// `responsewriters.Forbidden` writes.
-pub fn decide(authorizer: &dyn Authorizer, attrs: &Attributes<'_>) -> Result<(), ApiError> {
-    let reason = match authorizer.authorize(attrs) {
-        Decision::Allow => return Ok(()),
-        Decision::Deny(reason) | Decision::NoOpinion(reason) => reason,
+/// `responsewriters.Forbidden` writes. The decision and its reason go to `audit`, as
+/// upstream's `authorization.k8s.io/decision` and `authorization.k8s.io/reason` annotations.
+pub fn decide(
+    authorizer: &dyn Authorizer,
+    attrs: &Attributes<'_>,
+    audit: Option<&Recorder>,
+) -> Result<(), ApiError> {
+    let (allowed, reason) = match authorizer.authorize(attrs) {
+        Decision::Allow => (true, String::new()),
+        Decision::Deny(reason) | Decision::NoOpinion(reason) => (false, reason),
     };
+    if let Some(audit) = audit {
+        audit.authorized(allowed, &reason);
+    }
+    if allowed {
+        return Ok(());
+    }
     Err(forbidden(attrs, &reason))
 }
 
@@ -195,14 +225,14 @@ mod tests {
             "",
             "",
         );
-        let e = decide(&PrivilegedGroups, &attrs).unwrap_err();
+        let e = decide(&PrivilegedGroups, &attrs, None).unwrap_err();
         assert_eq!(e.code, 403);
         assert_eq!(
             e.message,
             r#"daemonsets.apps is forbidden: User "jane" cannot create resource "daemonsets" in API group "apps" in the namespace "default""#
         );
         let path = Attributes::non_resource(&jane, "get", "/metrics");
-        let e = decide(&PrivilegedGroups, &path).unwrap_err();
+        let e = decide(&PrivilegedGroups, &path, None).unwrap_err();
         assert_eq!(
             e.message,
             r#"forbidden: User "jane" cannot get path "/metrics""#
@@ -264,15 +294,15 @@ mod tests {
         let jane = UserInfo::new("jane", ["dev"]);
         let secret = target("secrets", Some("default"), Some("other"));
         let none = Query::parse(None);
-        assert!(authorize_resource(&chain, &admin, &Method::GET, &secret, &none).is_ok());
-        let e = authorize_resource(&chain, &node, &Method::GET, &secret, &none).unwrap_err();
+        assert!(authorize_resource(&chain, &admin, &Method::GET, &secret, &none, None).is_ok());
+        let e = authorize_resource(&chain, &node, &Method::GET, &secret, &none, None).unwrap_err();
         assert!(
             e.message
                 .ends_with("no relationship found between node 'web-1' and this object"),
             "{}",
             e.message
         );
-        let e = authorize_resource(&chain, &jane, &Method::GET, &secret, &none).unwrap_err();
+        let e = authorize_resource(&chain, &jane, &Method::GET, &secret, &none, None).unwrap_err();
         assert_eq!(
             e.message,
             r#"secrets "other" is forbidden: User "jane" cannot get resource "secrets" in API group "" in the namespace "default""#
@@ -289,7 +319,7 @@ mod tests {
         let secrets = target("secrets", Some("default"), None);
         let pods = target("pods", None, None);
         let allowed = |t: &Target, q: &str| {
-            authorize_resource(&chain, &node, &Method::GET, t, &Query::parse(Some(q))).is_ok()
+            authorize_resource(&chain, &node, &Method::GET, t, &Query::parse(Some(q)), None).is_ok()
         };
         // A watch of one secret by name, as the kubelet's.
         assert!(allowed(

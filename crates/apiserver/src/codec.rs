@@ -43,6 +43,14 @@ impl BodyKind<'static> {
         }
     }
 
+    /// The body a create or update of the resource, or of its `subresource`, must be: the
+    /// subresource's kind where the catalogue lists one, else the resource's.
+    pub fn of_request(info: &'static ResourceInfo, subresource: Option<&str>) -> Self {
+        subresource
+            .and_then(|name| Self::of_subresource(info, name))
+            .unwrap_or(Self::of(info))
+    }
+
     /// The body of a subresource (`binding`, `eviction`), as the catalogue lists its kind.
     pub fn of_subresource(info: &'static ResourceInfo, name: &str) -> Option<Self> {
         info.subresources

@@ -158,7 +158,7 @@ pub(crate) fn content_type(req: &Request) -> Option<&str> {
 
 /// The kind a subresource's body must be, as the catalogue lists it.
 fn subresource_body(req: &Request, name: &str) -> BodyKind<'static> {
-    BodyKind::of_subresource(req.target.info, name).unwrap_or(BodyKind::of(req.target.info))
+    BodyKind::of_request(req.target.info, Some(name))
 }
 
 fn not_found(target: &Target) -> ApiError {

@@ -13,6 +13,7 @@
 //! ```
 
 pub mod admission_plugins;
+pub mod audit;
 pub mod authentication;
 pub mod authorization;
 pub mod bootstrap_rbac;
@@ -78,6 +79,8 @@ pub struct AppState {
     /// Issues (TokenRequest) and verifies (TokenReview, bearer tokens) service-account tokens
     /// ([`token_authn`]).
     pub service_account_tokens: token_authn::ServiceAccountTokens,
+    /// Logs every request ([`audit`]); `None` (the default) audits nothing, at no cost.
+    pub audit: Option<Arc<audit::Auditor>>,
 }
 
 /// Where the key that signs service-account tokens comes from.
@@ -108,6 +111,8 @@ pub struct ApiServerOptions {
     pub service_account_issuer: String,
     /// The server's own audiences (`--api-audiences`); empty: the issuer alone, as upstream.
     pub api_audiences: Vec<String>,
+    /// The audit log (kube-apiserver's `--audit-log-path`, `--audit-policy-file`).
+    pub audit: Option<audit::Auditor>,
 }
 
 /// A running API server's handle: its router and the switch that ends its watches.
@@ -140,8 +145,9 @@ impl ApiServer {
     /// issuer and audiences, the node dialer).
     pub async fn with_options(
         store: Store,
-        options: ApiServerOptions,
+        mut options: ApiServerOptions,
     ) -> Result<ApiServer, ApiError> {
+        let audit = options.audit.take();
         let service_account_tokens = token_authn::ServiceAccountTokens::new(&options)
             .map_err(|e| ApiError::internal(format!("service account signing key: {e}")))?;
         let (shutdown, rx) = signal::channel(false);
@@ -159,6 +165,7 @@ impl ApiServer {
             authorizer: Box::new(authorization::chain(graph, rbac.authorizer())),
             rbac,
             service_account_tokens,
+            audit: audit.map(Arc::new),
         });
         bootstrap(&state.store).await?;
         bootstrap_rbac::ensure(&state.store).await?;
@@ -180,7 +187,8 @@ impl ApiServer {
     /// The router for an in-process caller with this identity (authorized as any request).
     pub fn router_as(&self, user: pernode_auth::user::UserInfo) -> Router {
         let identity = authorization::Identity::of(user.authenticated());
-        router(self.state.clone()).layer(axum::middleware::map_request(
+        let router = audit::layer(router(self.state.clone()), &self.state);
+        router.layer(axum::middleware::map_request(
             move |mut request: Request| {
                 let identity = identity.clone();
                 async move {
@@ -199,6 +207,15 @@ impl ApiServer {
     /// [`token_authn::authenticate_bearer`]).
     pub fn state(&self) -> &Arc<AppState> {
         &self.state
+    }
+
+    /// Waits (up to `timeout`) until the audit events of the requests answered so far are
+    /// written: before the process exits. True at once when the server audits nothing.
+    pub async fn flush_audit(&self, timeout: std::time::Duration) -> bool {
+        match &self.state.audit {
+            Some(auditor) => auditor.sink().flush(timeout).await,
+            None => true,
+        }
     }
 
     /// Requests dispatched since start (watches count once, when they open).
@@ -367,22 +384,27 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    if let Some(authentication::Unauthenticated(why)) = parts.extensions.get() {
-        tracing::debug!(%path, %why, "unauthenticated request");
-        return authorization::unauthorized().into_response();
-    }
-    let user = match parts.extensions.get::<authorization::Identity>() {
-        Some(identity) => identity.0.clone(),
-        None if authorization::anonymous_may_reach(&path) => {
-            Arc::new(pernode_auth::user::UserInfo::anonymous())
+    let user = match authentication::requester(&parts.extensions, &path) {
+        Ok(user) => user,
+        Err(why) => {
+            tracing::debug!(%path, %why, "unauthenticated request");
+            return authorization::unauthorized().into_response();
         }
-        None => return authorization::unauthorized().into_response(),
+    };
+    // Present only when this request is audited ([`audit`]).
+    let audit = match state.audit {
+        Some(_) => parts.extensions.get::<audit::Recorder>().cloned(),
+        None => None,
     };
     let view = state.catalog.view();
     if !target::is_resource_path(&path) {
-        if let Err(e) =
-            authorization::authorize_path(state.authorizer.as_ref(), &user, &parts.method, &path)
-        {
+        if let Err(e) = authorization::authorize_path(
+            state.authorizer.as_ref(),
+            &user,
+            &parts.method,
+            &path,
+            audit.as_ref(),
+        ) {
             tracing::debug!(user = %user.name, %path, message = %e.message, "request forbidden");
             return e.into_response();
         }
@@ -405,6 +427,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         &parts.method,
         &target,
         &query,
+        audit.as_ref(),
     ) {
         tracing::debug!(user = %user.name, %path, message = %e.message, "request forbidden");
         return e.into_response();
@@ -415,6 +438,9 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         Ok(b) => b,
         Err(_) => return ApiError::too_large().into_response(),
     };
+    if let Some(audit) = &audit {
+        audit.body(&body);
+    }
     let req = handlers::Request {
         method: parts.method.clone(),
         target,

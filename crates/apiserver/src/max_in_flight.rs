@@ -73,8 +73,9 @@ async fn admit(State(slots): State<Slots>, request: Request, next: Next) -> Resp
     next.run(request).await
 }
 
-/// Upstream's long-running requests: watches and connections to nodes or streams.
-fn long_running(request: &Request) -> bool {
+/// Upstream's long-running requests: watches and connections to nodes or streams (the audit
+/// log's `ResponseStarted` events are for these too).
+pub(crate) fn long_running(request: &Request) -> bool {
     let uri = request.uri();
     let watching = uri.query().is_some_and(|q| {
         q.split('&')

@@ -108,7 +108,8 @@ pub(crate) async fn serve(
     options: ServeOptions,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    let router = max_in_flight::limit(router, options.limits);
+    // Audit outside the limits: a 429 is audited, as upstream's filter chain audits it.
+    let router = crate::audit::layer(max_in_flight::limit(router, options.limits), &state);
     let counts = ConnectionCounts::default();
     // Connections hold a receiver: the sender's `closed` says when the last one has finished.
     let (draining, drained) = watch::channel(false);
@@ -143,7 +144,7 @@ pub(crate) async fn serve(
             match transport {
                 Transport::InsecurePlainHttpAs(user) => {
                     let credentials = ConnectionCredentials::trusted(user);
-                    let service = authenticated(router, state, credentials);
+                    let service = authenticated(router, state, credentials, remote);
                     serve_connection(tcp, service, header_read_timeout, shutdown, remote).await;
                 }
                 Transport::Tls(tls) => {
@@ -170,7 +171,7 @@ pub(crate) async fn serve(
                         &tls,
                         stream.get_ref().1.peer_certificates(),
                     );
-                    let service = authenticated(router, state, credentials);
+                    let service = authenticated(router, state, credentials, remote);
                     serve_connection(stream, service, header_read_timeout, shutdown, remote).await;
                 }
             }
@@ -182,11 +183,13 @@ pub(crate) async fn serve(
     draining.closed().await;
 }
 
-/// `router` with each request marked with who sent it.
+/// `router` with each request marked with who sent it (and, when the server audits, from
+/// where).
 fn authenticated(
     router: Router,
     state: Arc<AppState>,
     credentials: ConnectionCredentials,
+    remote: std::net::SocketAddr,
 ) -> impl tower::Service<
     http::Request<Incoming>,
     Response = axum::response::Response,
@@ -196,6 +199,9 @@ fn authenticated(
     tower::service_fn(move |request: http::Request<Incoming>| {
         let (mut parts, body) = request.into_parts();
         credentials.authenticate(&state, &parts.headers, &mut parts.extensions);
+        if state.audit.is_some() {
+            parts.extensions.insert(crate::audit::ClientAddr(remote));
+        }
         let request = http::Request::from_parts(parts, axum::body::Body::new(body));
         let router = router.clone();
         async move {
