@@ -200,3 +200,125 @@ fn namespaces_get_the_root_ca_and_pods_their_api_credentials() {
     ]);
     assert_eq!(volumes, "");
 }
+
+/// A kubeconfig for `user` in `group` with a client certificate the cluster's CA signs.
+fn kubeconfig_with_certificate(c: &Cluster, file: &str, user: &str, group: &str) -> String {
+    let ca = pernode_auth::pki::ClusterCa::load_or_create(&c.dir.path().join("data/pki"))
+        .expect("the cluster CA");
+    let cert = ca.issue_client(user, &[group], 1).expect("certificate");
+    let fields = format!(
+        "\n    client-certificate-data: {}\n    client-key-data: {}",
+        b64(&cert.cert_pem),
+        b64(&cert.key_pem)
+    );
+    kubeconfig_as(c, file, &fields)
+}
+
+#[test]
+fn a_node_writes_only_its_own_objects() {
+    let c = Cluster::start("up", &["--nodes", "2"]);
+    let node1 = kubeconfig_with_certificate(&c, "node-1", "system:node:node-1", "system:nodes");
+    let as_node = |args: &[&str]| {
+        let mut all = vec!["--kubeconfig", node1.as_str()];
+        all.extend_from_slice(args);
+        c.kubectl(&all)
+    };
+    // Its own Node: read and labelled.
+    let run = as_node(&["label", "node", "node-1", "disk=ssd"]);
+    assert!(run.ok, "{}", run.stderr);
+    // Another node: kubectl reads it first, and the Node authorizer refuses that read.
+    let run = as_node(&["label", "node", "node-2", "disk=ssd"]);
+    assert!(!run.ok);
+    assert!(
+        run.stderr.contains(r#"Error from server (Forbidden): nodes "node-2" is forbidden: User "system:node:node-1" cannot get resource "nodes" in API group "" at the cluster scope: node 'node-1' cannot read 'node-2', only its own Node object"#),
+        "{}",
+        run.stderr
+    );
+    // A raw patch reaches NodeRestriction, which refuses it.
+    let run = as_node(&[
+        "patch",
+        "node",
+        "node-2",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"metadata":{"labels":{"disk":"ssd"}}}"#,
+    ]);
+    assert!(!run.ok);
+    assert!(run.stderr.contains("forbidden"), "{}", run.stderr);
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "node",
+            "node-2",
+            "-o",
+            "jsonpath={.metadata.labels.disk}"
+        ]),
+        ""
+    );
+    // Secrets: none of its pods reference this one.
+    c.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "db",
+        "--from-literal=password=x",
+    ]);
+    let run = as_node(&["get", "secret", "db"]);
+    assert!(!run.ok);
+    assert!(
+        run.stderr
+            .contains("no relationship found between node 'node-1' and this object"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_pods_token_lists_nodes_only_when_rbac_grants_it() {
+    let c = Cluster::start("up", &["--nodes", "1"]);
+    c.ok(&["create", "serviceaccount", "agent"]);
+    let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"agent"},"spec":{"serviceAccountName":"agent","containers":[{"name":"c","image":"busybox"}]}}"#;
+    c.ok_stdin(&["create", "-f", "-"], pod);
+    let token = c.ok(&[
+        "create",
+        "token",
+        "agent",
+        "--bound-object-kind",
+        "Pod",
+        "--bound-object-name",
+        "agent",
+    ]);
+    let as_pod = kubeconfig_as(&c, "pod", &format!("\n    token: {}", token.trim()));
+    let e = c.fails(&["--kubeconfig", &as_pod, "get", "nodes"]);
+    assert!(
+        e.contains(r#"nodes is forbidden: User "system:serviceaccount:default:agent" cannot list resource "nodes" in API group "" at the cluster scope"#),
+        "{e}"
+    );
+    c.ok(&[
+        "create",
+        "clusterrole",
+        "node-reader",
+        "--verb=get,list,watch",
+        "--resource=nodes",
+    ]);
+    c.ok(&[
+        "create",
+        "clusterrolebinding",
+        "agent-reads-nodes",
+        "--clusterrole=node-reader",
+        "--serviceaccount=default:agent",
+    ]);
+    let nodes = c.ok(&["--kubeconfig", &as_pod, "get", "nodes", "-o", "name"]);
+    assert_eq!(nodes.trim(), "node/node-1");
+    // The pod goes, and its token with it.
+    c.ok(&["delete", "pod", "agent", "--grace-period=0", "--force"]);
+    eventually(
+        Duration::from_secs(20),
+        "the deleted pod's token refused",
+        || {
+            let run = c.kubectl(&["--kubeconfig", &as_pod, "get", "nodes"]);
+            !run.ok && run.stderr.contains("Unauthorized")
+        },
+    );
+}
