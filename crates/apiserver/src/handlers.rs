@@ -1,6 +1,7 @@
 //! The verbs on resources: get, list, watch, create, update, patch, delete, deletecollection,
 //! and the pod subresources binding and eviction (TokenRequests and TokenReviews go to
-//! [`crate::token_request`] and [`crate::token_review`]). Each handler reads from the store's cache,
+//! [`crate::token_request`] and [`crate::token_review`], the access reviews to
+//! [`crate::access_review`]). Each handler reads from the store's cache,
 //! computes the new object, and writes with the version it read as precondition, retrying on
 //! conflict where the client did not ask for a specific version (as upstream's
 //! GuaranteedUpdate).
@@ -83,6 +84,9 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiE
         (&Method::GET, false, None) => list(&state, &req),
         (&Method::POST, false, None) if crate::token_review::is_token_reviews(req.target.info) => {
             crate::token_review::create(&state, &req)
+        }
+        (&Method::POST, false, None) if crate::access_review::is_review(req.target.info) => {
+            crate::access_review::create(&state, &req)
         }
         (&Method::POST, false, None) => create(&state, &req).await,
         (&Method::POST, true, Some("token")) => crate::token_request::create(&state, &req),
@@ -440,7 +444,7 @@ fn check_members(info: &pernode_resources::ResourceInfo, obj: &Value) -> Result<
 
 /// Aligns the body's namespace with the request's (whether it exists is admission's question:
 /// [`crate::namespace_lifecycle`]).
-fn check_namespace(target: &Target, obj: &mut Value) -> Result<(), ApiError> {
+pub(crate) fn check_namespace(target: &Target, obj: &mut Value) -> Result<(), ApiError> {
     if !target.info.namespaced {
         if let Some(m) = obj["metadata"].as_object_mut() {
             m.remove("namespace");

@@ -12,6 +12,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access_review;
 pub mod admission_plugins;
 pub mod audit;
 pub mod authentication;

@@ -594,8 +594,10 @@ async fn discovery_lists_the_token_subresource_and_token_reviews() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(authn["resources"][0]["name"], "tokenreviews");
-    assert_eq!(authn["resources"][0]["verbs"], json!(["create"]));
+    // SelfSubjectReviews (`kubectl auth whoami`) sort first, as upstream lists them.
+    assert_eq!(authn["resources"][0]["name"], "selfsubjectreviews");
+    assert_eq!(authn["resources"][1]["name"], "tokenreviews");
+    assert_eq!(authn["resources"][1]["verbs"], json!(["create"]));
 }
 
 #[tokio::test]

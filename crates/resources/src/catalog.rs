@@ -28,7 +28,8 @@ const NAMESPACE_VERBS: &[&str] = &[
     "create", "delete", "get", "list", "patch", "update", "watch",
 ];
 
-/// Kinds that are only ever created, answered and never stored (TokenReview, TokenRequest).
+/// Kinds that are only ever created, answered and never stored (TokenReview, TokenRequest, the
+/// access reviews).
 pub const CREATE_ONLY: &[&str] = &["create"];
 
 /// The verbs of every `/status` subresource.
@@ -112,8 +113,10 @@ const fn v1(
 }
 
 const RBAC: &str = "rbac.authorization.k8s.io";
-/// The group of TokenReviews and TokenRequests.
+/// The group of TokenReviews, TokenRequests and SelfSubjectReviews.
 pub const AUTHENTICATION: &str = "authentication.k8s.io";
+/// The group of the access reviews (SubjectAccessReview and its kin).
+pub const AUTHORIZATION: &str = "authorization.k8s.io";
 const ADMISSION_REGISTRATION: &str = "admissionregistration.k8s.io";
 /// The group of CustomResourceDefinitions.
 pub const APIEXTENSIONS: &str = "apiextensions.k8s.io";
@@ -368,9 +371,61 @@ pub static RESOURCES: &[ResourceInfo] = &[
         verbs: CREATE_ONLY,
         ..v1(
             AUTHENTICATION,
+            "selfsubjectreviews",
+            "selfsubjectreview",
+            "SelfSubjectReview",
+            false,
+        )
+    },
+    ResourceInfo {
+        verbs: CREATE_ONLY,
+        ..v1(
+            AUTHENTICATION,
             "tokenreviews",
             "tokenreview",
             "TokenReview",
+            false,
+        )
+    },
+    // authorization.k8s.io follows authentication.k8s.io in upstream's /apis order: the access
+    // reviews `kubectl auth can-i` asks ([`CREATE_ONLY`], answered, never stored).
+    ResourceInfo {
+        verbs: CREATE_ONLY,
+        ..v1(
+            AUTHORIZATION,
+            "localsubjectaccessreviews",
+            "localsubjectaccessreview",
+            "LocalSubjectAccessReview",
+            true,
+        )
+    },
+    ResourceInfo {
+        verbs: CREATE_ONLY,
+        ..v1(
+            AUTHORIZATION,
+            "selfsubjectaccessreviews",
+            "selfsubjectaccessreview",
+            "SelfSubjectAccessReview",
+            false,
+        )
+    },
+    ResourceInfo {
+        verbs: CREATE_ONLY,
+        ..v1(
+            AUTHORIZATION,
+            "selfsubjectrulesreviews",
+            "selfsubjectrulesreview",
+            "SelfSubjectRulesReview",
+            false,
+        )
+    },
+    ResourceInfo {
+        verbs: CREATE_ONLY,
+        ..v1(
+            AUTHORIZATION,
+            "subjectaccessreviews",
+            "subjectaccessreview",
+            "SubjectAccessReview",
             false,
         )
     },
@@ -535,6 +590,7 @@ impl ResourceInfo {
             ("batch", "v1") => "batch/v1",
             ("events.k8s.io", "v1") => "events.k8s.io/v1",
             ("authentication.k8s.io", "v1") => "authentication.k8s.io/v1",
+            ("authorization.k8s.io", "v1") => "authorization.k8s.io/v1",
             ("networking.k8s.io", "v1") => "networking.k8s.io/v1",
             ("rbac.authorization.k8s.io", "v1") => "rbac.authorization.k8s.io/v1",
             ("storage.k8s.io", "v1") => "storage.k8s.io/v1",
@@ -623,6 +679,7 @@ mod tests {
                 ("apps", "v1"),
                 ("events.k8s.io", "v1"),
                 ("authentication.k8s.io", "v1"),
+                ("authorization.k8s.io", "v1"),
                 ("batch", "v1"),
                 ("networking.k8s.io", "v1"),
                 ("policy", "v1"),

@@ -338,6 +338,7 @@ mod tests {
                 "apps",
                 "events.k8s.io",
                 "authentication.k8s.io",
+                "authorization.k8s.io",
                 "batch",
                 "networking.k8s.io",
                 "policy",
@@ -371,11 +372,54 @@ mod tests {
         let authn = &doc["items"][2]["versions"][0]["resources"];
         assert_eq!(
             authn,
-            &json!([{"resource": "tokenreviews", "singularResource": "tokenreview",
+            &json!([{"resource": "selfsubjectreviews", "singularResource": "selfsubjectreview",
+                     "scope": "Cluster", "verbs": ["create"],
+                     "responseKind": {"group": "authentication.k8s.io", "version": "v1",
+                                      "kind": "SelfSubjectReview"}},
+                    {"resource": "tokenreviews", "singularResource": "tokenreview",
                      "scope": "Cluster", "verbs": ["create"],
                      "responseKind": {"group": "authentication.k8s.io", "version": "v1",
                                       "kind": "TokenReview"}}])
         );
+        let authz = &doc["items"][3]["versions"][0]["resources"];
+        let reviews: Vec<(&str, &str, &str)> = authz
+            .as_array()
+            .map(|rs| {
+                rs.iter()
+                    .filter_map(|r| {
+                        Some((
+                            r["resource"].as_str()?,
+                            r["scope"].as_str()?,
+                            r["responseKind"]["kind"].as_str()?,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(
+            reviews,
+            [
+                (
+                    "localsubjectaccessreviews",
+                    "Namespaced",
+                    "LocalSubjectAccessReview"
+                ),
+                (
+                    "selfsubjectaccessreviews",
+                    "Cluster",
+                    "SelfSubjectAccessReview"
+                ),
+                (
+                    "selfsubjectrulesreviews",
+                    "Cluster",
+                    "SelfSubjectRulesReview"
+                ),
+                ("subjectaccessreviews", "Cluster", "SubjectAccessReview"),
+            ]
+        );
+        for r in authz.as_array().into_iter().flatten() {
+            assert_eq!(r["verbs"], json!(["create"]), "{}", r["resource"]);
+        }
     }
 
     #[test]
@@ -393,7 +437,7 @@ mod tests {
             "events.k8s.io/v1"
         );
         assert_eq!(
-            groups["groups"][11]["versions"][0]["groupVersion"],
+            groups["groups"][12]["versions"][0]["groupVersion"],
             "coordination.k8s.io/v1"
         );
 
@@ -423,9 +467,20 @@ mod tests {
             .expect("authentication served");
         assert_eq!(
             authn["resources"],
-            json!([{"name": "tokenreviews", "singularName": "tokenreview", "namespaced": false,
+            json!([{"name": "selfsubjectreviews", "singularName": "selfsubjectreview",
+                    "namespaced": false, "kind": "SelfSubjectReview", "verbs": ["create"]},
+                   {"name": "tokenreviews", "singularName": "tokenreview", "namespaced": false,
                     "kind": "TokenReview", "verbs": ["create"]}])
         );
+        let authz = api_resource_list(&View::builtin(), "authorization.k8s.io", "v1")
+            .expect("authorization served");
+        assert_eq!(
+            authz["resources"][0],
+            json!({"name": "localsubjectaccessreviews",
+                   "singularName": "localsubjectaccessreview", "namespaced": true,
+                   "kind": "LocalSubjectAccessReview", "verbs": ["create"]})
+        );
+        assert_eq!(authz["resources"].as_array().map(Vec::len), Some(4));
         assert_eq!(
             find("pods/status")["verbs"],
             json!(["get", "patch", "update"])

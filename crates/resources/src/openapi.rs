@@ -239,6 +239,21 @@ fn add_kind(
         ("authentication.k8s.io", "v1", "TokenReview") => {
             add::<k8s_openapi::api::authentication::v1::TokenReview>(generator)
         }
+        ("authentication.k8s.io", "v1", "SelfSubjectReview") => {
+            add::<k8s_openapi::api::authentication::v1::SelfSubjectReview>(generator)
+        }
+        ("authorization.k8s.io", "v1", "LocalSubjectAccessReview") => {
+            add::<k8s_openapi::api::authorization::v1::LocalSubjectAccessReview>(generator)
+        }
+        ("authorization.k8s.io", "v1", "SelfSubjectAccessReview") => {
+            add::<k8s_openapi::api::authorization::v1::SelfSubjectAccessReview>(generator)
+        }
+        ("authorization.k8s.io", "v1", "SelfSubjectRulesReview") => {
+            add::<k8s_openapi::api::authorization::v1::SelfSubjectRulesReview>(generator)
+        }
+        ("authorization.k8s.io", "v1", "SubjectAccessReview") => {
+            add::<k8s_openapi::api::authorization::v1::SubjectAccessReview>(generator)
+        }
         ("apps", "v1", "DaemonSet") => add::<DaemonSet>(generator),
         ("", "v1", "PersistentVolumeClaim") => add::<core::PersistentVolumeClaim>(generator),
         ("", "v1", "PersistentVolume") => add::<core::PersistentVolume>(generator),
@@ -1586,7 +1601,13 @@ mod tests {
         );
         let d = doc("apis/authentication.k8s.io/v1");
         let paths: Vec<&String> = d["paths"].as_object().expect("paths").keys().collect();
-        assert_eq!(paths, ["/apis/authentication.k8s.io/v1/tokenreviews"]);
+        assert_eq!(
+            paths,
+            [
+                "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                "/apis/authentication.k8s.io/v1/tokenreviews"
+            ]
+        );
         let review = &d["paths"]["/apis/authentication.k8s.io/v1/tokenreviews"];
         assert_eq!(
             review["post"]["operationId"],
@@ -1596,6 +1617,47 @@ mod tests {
         assert_eq!(
             schema_with_gvk(&d, "authentication.k8s.io", "v1", "TokenReviewList").len(),
             0
+        );
+    }
+
+    #[test]
+    fn access_review_operations() {
+        let d = doc("apis/authorization.k8s.io/v1");
+        let paths: Vec<&String> = d["paths"].as_object().expect("paths").keys().collect();
+        assert_eq!(
+            paths,
+            [
+                "/apis/authorization.k8s.io/v1/namespaces/{namespace}/localsubjectaccessreviews",
+                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+                "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+            ]
+        );
+        let local = &d["paths"]["/apis/authorization.k8s.io/v1/namespaces/{namespace}/localsubjectaccessreviews"];
+        assert_eq!(
+            local["post"]["operationId"],
+            "createAuthorizationV1NamespacedLocalSubjectAccessReview"
+        );
+        assert_eq!(
+            d["paths"]["/apis/authorization.k8s.io/v1/selfsubjectrulesreviews"]["post"]["operationId"],
+            "createAuthorizationV1SelfSubjectRulesReview"
+        );
+        for kind in [
+            "LocalSubjectAccessReview",
+            "SelfSubjectAccessReview",
+            "SelfSubjectRulesReview",
+            "SubjectAccessReview",
+        ] {
+            assert_eq!(
+                schema_with_gvk(&d, "authorization.k8s.io", "v1", kind).len(),
+                1,
+                "{kind}"
+            );
+        }
+        let d = doc("apis/authentication.k8s.io/v1");
+        assert_eq!(
+            schema_with_gvk(&d, "authentication.k8s.io", "v1", "SelfSubjectReview").len(),
+            1
         );
     }
 

@@ -1,15 +1,29 @@
-//! authentication.k8s.io/v1 TokenReview: created and answered, never stored
-//! ([`crate::token_review`]); the kind exists so that the catalogue entry has one.
+//! The kinds that are created and answered, never stored: authentication.k8s.io/v1
+//! TokenReview ([`crate::token_review`]) and SelfSubjectReview, and the authorization.k8s.io/v1
+//! access reviews ([`crate::access_review`]). The kinds exist so that the catalogue entries
+//! have one.
 
 use super::Kind;
 
-/// A TokenReview never reaches the generic create; this answers if one did.
-pub static TOKEN_REVIEWS: Kind = Kind::new(
-    pernode_resources::AUTHENTICATION,
-    "tokenreviews",
-    |_, _, _, _| {
+/// A kind that never reaches the generic create; this answers if one did.
+const fn answered(group: &'static str, plural: &'static str) -> Kind {
+    Kind::new(group, plural, |_, _, _, _| {
         Err(crate::error::ApiError::internal(
-            "TokenReviews are answered, not stored",
+            "reviews are answered, not stored",
         ))
-    },
+    })
+}
+
+pub static SELF_SUBJECT_REVIEWS: Kind =
+    answered(pernode_resources::AUTHENTICATION, "selfsubjectreviews");
+pub static TOKEN_REVIEWS: Kind = answered(pernode_resources::AUTHENTICATION, "tokenreviews");
+pub static LOCAL_SUBJECT_ACCESS_REVIEWS: Kind = answered(
+    pernode_resources::AUTHORIZATION,
+    "localsubjectaccessreviews",
 );
+pub static SELF_SUBJECT_ACCESS_REVIEWS: Kind =
+    answered(pernode_resources::AUTHORIZATION, "selfsubjectaccessreviews");
+pub static SELF_SUBJECT_RULES_REVIEWS: Kind =
+    answered(pernode_resources::AUTHORIZATION, "selfsubjectrulesreviews");
+pub static SUBJECT_ACCESS_REVIEWS: Kind =
+    answered(pernode_resources::AUTHORIZATION, "subjectaccessreviews");

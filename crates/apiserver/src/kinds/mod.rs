@@ -149,7 +149,12 @@ pub static KINDS: &[&Kind] = &[
     &read_only::REPLICA_SETS,
     &read_only::STATEFUL_SETS,
     &events::EVENTS,
+    &authentication::SELF_SUBJECT_REVIEWS,
     &authentication::TOKEN_REVIEWS,
+    &authentication::LOCAL_SUBJECT_ACCESS_REVIEWS,
+    &authentication::SELF_SUBJECT_ACCESS_REVIEWS,
+    &authentication::SELF_SUBJECT_RULES_REVIEWS,
+    &authentication::SUBJECT_ACCESS_REVIEWS,
     &read_only::CRON_JOBS,
     &read_only::JOBS,
     &read_only::INGRESSES,
@@ -319,7 +324,7 @@ mod tests {
     fn every_kind_has_a_printer_unless_upstream_has_none() {
         // Upstream's printers.go has no Role, ClusterRole or CRD printer: those get the default
         // Table (Name, Created At), as every kind without a printer here would. The read-only
-        // kinds are always empty, so their Tables never have a row to print; TokenReviews are
+        // kinds are always empty, so their Tables never have a row to print; the reviews are
         // never read at all.
         let default = pernode_printers::column_definitions("");
         for kind in KINDS {
@@ -328,7 +333,15 @@ mod tests {
                 has_default,
                 matches!(
                     kind.plural,
-                    "roles" | "clusterroles" | "customresourcedefinitions" | "tokenreviews"
+                    "roles"
+                        | "clusterroles"
+                        | "customresourcedefinitions"
+                        | "tokenreviews"
+                        | "selfsubjectreviews"
+                        | "localsubjectaccessreviews"
+                        | "selfsubjectaccessreviews"
+                        | "selfsubjectrulesreviews"
+                        | "subjectaccessreviews"
                 ) || pernode_resources::RESOURCES.iter().any(|r| {
                     r.plural == kind.plural
                         && r.group == kind.group

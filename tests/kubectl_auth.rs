@@ -1,0 +1,140 @@
+//! `kubectl auth` against `pernode up`: `whoami` (SelfSubjectReview), `can-i`
+//! (SelfSubjectAccessReview) and `can-i --list` (SelfSubjectRulesReview), as the admin and as a
+//! user whose client certificate the cluster CA signed, and the 403 such a user gets.
+
+mod support;
+
+use base64::Engine;
+use support::Cluster;
+
+/// The kubeconfig's `key: value` on its one line.
+fn field<'a>(kubeconfig: &'a str, key: &str) -> &'a str {
+    kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(key))
+        .unwrap_or_else(|| panic!("{key} in the kubeconfig"))
+        .trim()
+}
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// A kubeconfig for jane (group `dev`), with a client certificate the cluster CA signed.
+fn jane_kubeconfig(c: &Cluster) -> String {
+    let ca = pernode_auth::pki::ClusterCa::load_or_create(&c.dir.path().join("data/pki"))
+        .expect("cluster CA");
+    let cert = ca.issue_client("jane", &["dev"], 1).expect("client cert");
+    let admin = std::fs::read_to_string(c.kubeconfig()).expect("kubeconfig");
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    certificate-authority-data: {}\n    server: {}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: jane\n    namespace: default\ncurrent-context: c\nusers:\n- name: jane\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\n",
+        field(&admin, "certificate-authority-data:"),
+        field(&admin, "server:"),
+        b64(&cert.cert_pem),
+        b64(&cert.key_pem),
+    );
+    c.write("jane.kubeconfig", &text)
+}
+
+/// `kubectl auth can-i ...` with this kubeconfig: its stdout and exit code.
+fn can_i(c: &Cluster, kubeconfig: &str, args: &[&str]) -> (String, Option<i32>) {
+    let out = c
+        .command()
+        .args(["--kubeconfig", kubeconfig, "auth", "can-i"])
+        .args(args)
+        .output()
+        .expect("run kubectl");
+    (
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        out.status.code(),
+    )
+}
+
+const DS: &str = "apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+spec:
+  selector:
+    matchLabels: {app: agent}
+  template:
+    metadata:
+      labels: {app: agent}
+    spec:
+      containers:
+      - name: agent
+        image: busybox
+";
+
+#[test]
+fn kubectl_auth_answers_for_the_admin_and_a_viewer() {
+    let c = Cluster::start("up", &["--nodes", "0"]);
+
+    let whoami = c.ok(&["auth", "whoami"]);
+    assert!(whoami.contains("system:admin"), "{whoami}");
+    assert!(whoami.contains("system:masters"), "{whoami}");
+
+    let jane = jane_kubeconfig(&c);
+    let whoami = c.ok(&["--kubeconfig", &jane, "auth", "whoami"]);
+    assert!(whoami.contains("jane"), "{whoami}");
+    assert!(whoami.contains("system:authenticated"), "{whoami}");
+
+    // Before any binding, jane may not list pods.
+    assert_eq!(
+        can_i(&c, &jane, &["list", "pods"]),
+        ("no".to_string(), Some(1))
+    );
+
+    c.ok(&[
+        "create",
+        "clusterrolebinding",
+        "jane-view",
+        "--clusterrole=view",
+        "--user=jane",
+    ]);
+    // `view` gets its rules from the aggregation controller: wait for them to reach jane.
+    support::eventually(
+        std::time::Duration::from_secs(20),
+        "jane may list pods",
+        || can_i(&c, &jane, &["list", "pods"]) == ("yes".to_string(), Some(0)),
+    );
+    assert_eq!(
+        can_i(&c, &jane, &["create", "daemonsets"]),
+        ("no".to_string(), Some(1))
+    );
+
+    let ds = c.write("ds.yaml", DS);
+    let e = c.fails(&["--kubeconfig", &jane, "create", "-f", &ds]);
+    assert!(
+        e.contains(r#"daemonsets.apps is forbidden: User "jane" cannot create resource "daemonsets" in API group "apps" in the namespace "default""#),
+        "{e}"
+    );
+    assert!(
+        e.starts_with("Error from server (Forbidden): error when creating"),
+        "{e}"
+    );
+
+    let list = c.ok(&["--kubeconfig", &jane, "auth", "can-i", "--list"]);
+    assert!(
+        list.lines().any(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.first() == Some(&"pods") && l.contains("[get list watch]")
+        }),
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("selfsubjectaccessreviews.authorization.k8s.io")),
+        "{list}"
+    );
+
+    // The admin may do anything.
+    assert_eq!(
+        can_i(
+            &c,
+            &c.kubeconfig().display().to_string(),
+            &["create", "daemonsets"]
+        ),
+        ("yes".to_string(), Some(0))
+    );
+}
