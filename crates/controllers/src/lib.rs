@@ -7,8 +7,10 @@
 //! `clusterrole_aggregation` (the rules of aggregated ClusterRoles such as `admin`/`edit`/`view`).
 //! `disruption` (PodDisruptionBudget status).
 //! `namespace` (empties and releases terminating namespaces), `service_account` (a `default`
-//! ServiceAccount in every active namespace).
+//! ServiceAccount in every active namespace), `root_ca_publisher` (the `kube-root-ca.crt`
+//! ConfigMap in every active namespace).
 
+mod active_namespaces;
 pub mod clusterrole_aggregation;
 pub mod daemonset;
 pub mod disruption;

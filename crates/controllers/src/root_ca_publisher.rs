@@ -16,13 +16,14 @@ use std::time::Duration;
 
 use foldhash::HashMap;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
+use crate::active_namespaces::ActiveNamespaces;
 use crate::workqueue::WorkQueue;
 
 /// The ConfigMap's name.
@@ -43,8 +44,6 @@ pub enum Error {
 
 #[derive(Default)]
 struct State {
-    /// Namespace → whether it is active.
-    namespaces: HashMap<String, bool>,
     /// Namespace → the `ca.crt` its ConfigMap holds (`None`: the ConfigMap lacks the key).
     published: HashMap<String, Option<String>>,
 }
@@ -52,6 +51,7 @@ struct State {
 struct Controller {
     client: kube::Client,
     ca_pem: String,
+    namespaces: ActiveNamespaces,
     state: Mutex<State>,
     queue: WorkQueue<String>,
     /// How many of the two watches have listed everything once.
@@ -63,6 +63,7 @@ pub async fn run(client: kube::Client, ca_pem: String) -> Result<(), Error> {
     let ctl = Arc::new(Controller {
         client,
         ca_pem,
+        namespaces: ActiveNamespaces::default(),
         state: Mutex::new(State::default()),
         queue: WorkQueue::with_bucket(
             Duration::from_millis(5),
@@ -94,8 +95,8 @@ enum Need {
     Update,
 }
 
-fn need(state: &State, ns: &str, ca_pem: &str) -> Need {
-    if state.namespaces.get(ns) != Some(&true) {
+fn need(namespaces: &ActiveNamespaces, state: &State, ns: &str, ca_pem: &str) -> Need {
+    if !namespaces.is_active(ns) {
         return Need::Nothing;
     }
     match state.published.get(ns) {
@@ -105,41 +106,15 @@ fn need(state: &State, ns: &str, ca_pem: &str) -> Need {
     }
 }
 
-fn is_active(ns: &Namespace) -> bool {
-    ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Active")
-}
-
 impl Controller {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn watch_namespaces(self: Arc<Self>) -> Result<(), Error> {
-        let api: Api<Namespace> = Api::all(self.client.clone());
-        let mut stream = watcher::watcher(api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
-        let mut first = true;
-        while let Some(ev) = stream.next().await {
-            match ev {
-                Ok(Event::Apply(ns)) | Ok(Event::InitApply(ns)) => {
-                    let name = ns.metadata.name.clone().unwrap_or_default();
-                    self.lock().namespaces.insert(name.clone(), is_active(&ns));
-                    self.queue.add(name);
-                }
-                Ok(Event::Delete(ns)) => {
-                    let name = ns.metadata.name.clone().unwrap_or_default();
-                    self.lock().namespaces.remove(&name);
-                }
-                Ok(Event::Init) => self.lock().namespaces.clear(),
-                Ok(Event::InitDone) => {
-                    if std::mem::take(&mut first) {
-                        self.synced.send_modify(|n| *n += 1);
-                    }
-                }
-                Err(e) => debug!(error = %e, "namespace watch interrupted; retrying"),
-            }
-        }
+        self.namespaces
+            .follow(self.client.clone(), &self.queue, &self.synced)
+            .await;
         Err(Error::Task("namespace watch ended".into()))
     }
 
@@ -208,7 +183,7 @@ impl Controller {
     }
 
     async fn sync(&self, ns: &str) -> Result<(), kube::Error> {
-        let needed = need(&self.lock(), ns, &self.ca_pem);
+        let needed = need(&self.namespaces, &self.lock(), ns, &self.ca_pem);
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), ns);
         let result = match needed {
             Need::Nothing => return Ok(()),
@@ -253,16 +228,17 @@ mod tests {
     #[test]
     fn active_namespaces_get_the_ca_and_keep_it_current() {
         let mut state = State::default();
-        state.namespaces.insert("a".into(), true);
-        state.namespaces.insert("dying".into(), false);
-        assert_eq!(need(&state, "a", "CA"), Need::Create);
-        assert_eq!(need(&state, "dying", "CA"), Need::Nothing);
-        assert_eq!(need(&state, "unknown", "CA"), Need::Nothing);
+        let namespaces = ActiveNamespaces::default();
+        namespaces.set("a", true);
+        namespaces.set("dying", false);
+        assert_eq!(need(&namespaces, &state, "a", "CA"), Need::Create);
+        assert_eq!(need(&namespaces, &state, "dying", "CA"), Need::Nothing);
+        assert_eq!(need(&namespaces, &state, "unknown", "CA"), Need::Nothing);
         state.published.insert("a".into(), Some("CA".into()));
-        assert_eq!(need(&state, "a", "CA"), Need::Nothing);
+        assert_eq!(need(&namespaces, &state, "a", "CA"), Need::Nothing);
         state.published.insert("a".into(), Some("old".into()));
-        assert_eq!(need(&state, "a", "CA"), Need::Update);
+        assert_eq!(need(&namespaces, &state, "a", "CA"), Need::Update);
         state.published.insert("a".into(), None);
-        assert_eq!(need(&state, "a", "CA"), Need::Update);
+        assert_eq!(need(&namespaces, &state, "a", "CA"), Need::Update);
     }
 }

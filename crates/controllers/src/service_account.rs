@@ -13,15 +13,16 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use foldhash::{HashMap, HashSet};
+use foldhash::HashSet;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
+use crate::active_namespaces::ActiveNamespaces;
 use crate::trim::MetaOnly;
 use crate::workqueue::WorkQueue;
 
@@ -39,14 +40,13 @@ pub enum Error {
 
 #[derive(Default)]
 struct State {
-    /// Namespace → whether it is active.
-    namespaces: HashMap<String, bool>,
     /// Namespaces with a `default` account.
     with_default: HashSet<String>,
 }
 
 struct Controller {
     client: kube::Client,
+    namespaces: ActiveNamespaces,
     state: Mutex<State>,
     queue: WorkQueue<String>,
     /// How many of the two watches have listed everything once.
@@ -57,6 +57,7 @@ struct Controller {
 pub async fn run(client: kube::Client) -> Result<(), Error> {
     let ctl = Arc::new(Controller {
         client,
+        namespaces: ActiveNamespaces::default(),
         state: Mutex::new(State::default()),
         queue: WorkQueue::with_bucket(
             Duration::from_millis(5),
@@ -81,12 +82,8 @@ pub async fn run(client: kube::Client) -> Result<(), Error> {
 }
 
 /// Whether a namespace needs its `default` account: it is active and has none.
-fn needs_default(state: &State, ns: &str) -> bool {
-    state.namespaces.get(ns) == Some(&true) && !state.with_default.contains(ns)
-}
-
-fn is_active(ns: &Namespace) -> bool {
-    ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Active")
+fn needs_default(namespaces: &ActiveNamespaces, state: &State, ns: &str) -> bool {
+    namespaces.is_active(ns) && !state.with_default.contains(ns)
 }
 
 impl Controller {
@@ -95,31 +92,9 @@ impl Controller {
     }
 
     async fn watch_namespaces(self: Arc<Self>) -> Result<(), Error> {
-        let api: Api<Namespace> = Api::all(self.client.clone());
-        let mut stream = watcher::watcher(api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
-        let mut first = true;
-        while let Some(ev) = stream.next().await {
-            match ev {
-                Ok(Event::Apply(ns)) | Ok(Event::InitApply(ns)) => {
-                    let name = ns.metadata.name.clone().unwrap_or_default();
-                    self.lock().namespaces.insert(name.clone(), is_active(&ns));
-                    self.queue.add(name);
-                }
-                Ok(Event::Delete(ns)) => {
-                    let name = ns.metadata.name.clone().unwrap_or_default();
-                    self.lock().namespaces.remove(&name);
-                }
-                Ok(Event::Init) => self.lock().namespaces.clear(),
-                Ok(Event::InitDone) => {
-                    if std::mem::take(&mut first) {
-                        self.synced.send_modify(|n| *n += 1);
-                    }
-                }
-                Err(e) => debug!(error = %e, "namespace watch interrupted; retrying"),
-            }
-        }
+        self.namespaces
+            .follow(self.client.clone(), &self.queue, &self.synced)
+            .await;
         Err(Error::Task("namespace watch ended".into()))
     }
 
@@ -175,7 +150,7 @@ impl Controller {
     }
 
     async fn sync(&self, ns: &str) -> Result<(), kube::Error> {
-        if !needs_default(&self.lock(), ns) {
+        if !needs_default(&self.namespaces, &self.lock(), ns) {
             return Ok(());
         }
         let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), ns);
@@ -213,12 +188,13 @@ mod tests {
     #[test]
     fn only_active_namespaces_without_the_account_need_one() {
         let mut state = State::default();
-        state.namespaces.insert("a".into(), true);
-        state.namespaces.insert("dying".into(), false);
-        assert!(needs_default(&state, "a"));
-        assert!(!needs_default(&state, "dying"));
-        assert!(!needs_default(&state, "unknown"));
+        let namespaces = ActiveNamespaces::default();
+        namespaces.set("a", true);
+        namespaces.set("dying", false);
+        assert!(needs_default(&namespaces, &state, "a"));
+        assert!(!needs_default(&namespaces, &state, "dying"));
+        assert!(!needs_default(&namespaces, &state, "unknown"));
         state.with_default.insert("a".into());
-        assert!(!needs_default(&state, "a"));
+        assert!(!needs_default(&namespaces, &state, "a"));
     }
 }
