@@ -41,9 +41,47 @@ pub struct ServerArgs {
     /// one, `--audit-log-path` logs every request at level Metadata.
     #[arg(long)]
     pub audit_policy_file: Option<PathBuf>,
+    /// The key that signs service-account tokens (PEM, P-256) instead of the one kept in the
+    /// data dir (kube-apiserver's flag).
+    #[arg(long)]
+    pub service_account_signing_key_file: Option<PathBuf>,
+    /// More public (or private) keys whose tokens are accepted, e.g. the previous signing key
+    /// during a rotation (kube-apiserver's flag; repeat or comma-separate).
+    #[arg(long, value_delimiter = ',')]
+    pub service_account_key_file: Vec<PathBuf>,
+    /// The `iss` of issued service-account tokens (kube-apiserver's flag).
+    #[arg(long, default_value = pernode_auth::serviceaccount::DEFAULT_ISSUER)]
+    pub service_account_issuer: String,
+    /// The audiences the server accepts tokens for (default: the issuer, as kube-apiserver's).
+    #[arg(long, value_delimiter = ',')]
+    pub api_audiences: Vec<String>,
 }
 
 /// The audit the flags ask for, if any.
+/// How the server keeps and checks service-account tokens: the flags, else the key in the
+/// data dir (so tokens outlive a restart).
+fn server_options(args: &ServerArgs) -> anyhow::Result<pernode_apiserver::ApiServerOptions> {
+    let service_account_key = match &args.service_account_signing_key_file {
+        Some(file) => pernode_apiserver::ServiceAccountKey::File(file.clone()),
+        None => pernode_apiserver::ServiceAccountKey::Dir(args.data_dir.clone()),
+    };
+    let mut verifying = Vec::new();
+    for file in &args.service_account_key_file {
+        verifying.extend(
+            pernode_auth::serviceaccount::VerifyingKey::from_file(file)
+                .with_context(|| format!("--service-account-key-file {}", file.display()))?,
+        );
+    }
+    Ok(pernode_apiserver::ApiServerOptions {
+        service_account_key,
+        service_account_verifying_keys: verifying,
+        service_account_issuer: args.service_account_issuer.clone(),
+        api_audiences: args.api_audiences.clone(),
+        audit: auditor(args)?,
+        ..Default::default()
+    })
+}
+
 fn auditor(args: &ServerArgs) -> anyhow::Result<Option<pernode_apiserver::audit::Auditor>> {
     let Some(path) = &args.audit_log_path else {
         if args.audit_policy_file.is_some() {
@@ -88,13 +126,7 @@ async fn start(args: &ServerArgs) -> anyhow::Result<Running> {
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
     let store = pernode_apiserver::open_store(&args.data_dir.join("store"))
         .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
-    // The service-account token signing key lives beside the store, so that tokens outlive a
-    // restart.
-    let options = pernode_apiserver::ApiServerOptions {
-        service_account_key: pernode_apiserver::ServiceAccountKey::Dir(args.data_dir.clone()),
-        audit: auditor(args)?,
-        ..Default::default()
-    };
+    let options = server_options(args)?;
     let server = std::sync::Arc::new(
         ApiServer::with_options(store, options)
             .await
@@ -243,6 +275,45 @@ mod tests {
         Flags::try_parse_from(std::iter::once("pernode").chain(flags.iter().copied()))
             .expect("flags")
             .server
+    }
+
+    #[test]
+    fn service_account_flags_choose_key_issuer_and_audiences() {
+        let defaults = server_options(&server_args(&["--data-dir", "/d"])).unwrap();
+        assert_eq!(
+            defaults.service_account_key,
+            pernode_apiserver::ServiceAccountKey::Dir("/d".into())
+        );
+        assert_eq!(
+            defaults.service_account_issuer,
+            pernode_auth::serviceaccount::DEFAULT_ISSUER
+        );
+        assert!(defaults.api_audiences.is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let key = pernode_auth::serviceaccount::SigningKey::generate().unwrap();
+        let old = dir.path().join("old.pem");
+        std::fs::write(&old, key.to_pem()).unwrap();
+        let old = old.to_str().unwrap();
+        let chosen = server_options(&server_args(&[
+            "--service-account-signing-key-file",
+            "/keys/sa.pem",
+            "--service-account-key-file",
+            old,
+            "--service-account-issuer",
+            "https://issuer.example",
+            "--api-audiences",
+            "a,b",
+        ]))
+        .unwrap();
+        assert_eq!(
+            chosen.service_account_key,
+            pernode_apiserver::ServiceAccountKey::File("/keys/sa.pem".into())
+        );
+        assert_eq!(chosen.service_account_verifying_keys.len(), 1);
+        assert_eq!(chosen.service_account_issuer, "https://issuer.example");
+        assert_eq!(chosen.api_audiences, ["a", "b"]);
+        let missing = server_options(&server_args(&["--service-account-key-file", "/nope.pem"]));
+        assert!(format!("{:#}", missing.err().unwrap()).contains("/nope.pem"));
     }
 
     #[test]
