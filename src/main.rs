@@ -6,6 +6,7 @@ mod bench;
 mod certificates;
 mod control_plane;
 mod kubeconfig;
+mod token;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +46,8 @@ enum Command {
     Agent(agent::AgentArgs),
     /// Measure the control plane on a temporary cluster and print a table.
     Bench(bench::BenchArgs),
+    /// Bootstrap tokens for joining nodes (`token create`, as kubeadm's).
+    Token(token::TokenArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -71,6 +74,7 @@ fn main() -> anyhow::Result<()> {
             Command::Sim(args) => control_plane::sim(args).await,
             Command::Bench(args) => bench::bench(args).await,
             Command::Agent(args) => agent::agent(args).await,
+            Command::Token(args) => token::token(args).await,
         }
     })
 }

@@ -322,3 +322,57 @@ fn a_pods_token_lists_nodes_only_when_rbac_grants_it() {
         },
     );
 }
+
+#[test]
+fn a_bootstrap_token_authenticates_until_its_secret_goes() {
+    let c = Cluster::start("up", &["--nodes", "0"]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pernode"))
+        .args(["token", "create", "--kubeconfig"])
+        .arg(c.kubeconfig())
+        .output()
+        .expect("pernode token create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_string();
+    let (id, _) = token.split_once('.').expect("<id>.<secret>");
+    let joining = kubeconfig_as(&c, "joining", &format!("\n    token: {token}"));
+    let who = c.ok(&["--kubeconfig", &joining, "auth", "whoami"]);
+    assert!(who.contains(&format!("system:bootstrap:{id}")), "{who}");
+    assert!(
+        who.contains("system:bootstrappers:pernode:default-node-token"),
+        "{who}"
+    );
+    let e = c.fails(&[
+        "--kubeconfig",
+        &joining,
+        "get",
+        "secrets",
+        "-n",
+        "kube-system",
+    ]);
+    assert!(
+        e.contains(&format!(
+            r#"User "system:bootstrap:{id}" cannot list resource "secrets""#
+        )),
+        "{e}"
+    );
+    // A wrong secret for the same id, then the Secret deleted: 401.
+    let wrong = kubeconfig_as(&c, "wrong", &format!("\n    token: {id}.0000000000000000"));
+    let e = c.fails(&["--kubeconfig", &wrong, "get", "pods"]);
+    assert!(e.contains("Unauthorized"), "{e}");
+    c.ok(&[
+        "delete",
+        "secret",
+        &format!("bootstrap-token-{id}"),
+        "-n",
+        "kube-system",
+    ]);
+    let e = c.fails(&["--kubeconfig", &joining, "get", "pods"]);
+    assert!(e.contains("Unauthorized"), "{e}");
+}

@@ -1,6 +1,7 @@
 //! Who a request over TCP is from, as kube-apiserver's authenticator chain: a valid TLS client
 //! certificate (CN the user, O the groups), else an `Authorization: Bearer` token
-//! (service-account tokens, [`crate::token_authn`]), else anonymous, which [`crate::authorization`] lets reach only the
+//! (service-account tokens, [`crate::token_authn`]; bootstrap tokens of joining nodes), else
+//! anonymous, which [`crate::authorization`] lets reach only the
 //! public health and version paths. A certificate or token that is presented but invalid
 //! (expired, wrongly signed, revoked) is a 401 on every path. Every authenticated user is also
 //! in `system:authenticated`.
@@ -125,7 +126,26 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 
 /// The user a bearer token names: `None` when no token authenticator knows the token.
 fn authenticate_token(state: &AppState, token: &str) -> Option<Result<UserInfo, String>> {
-    crate::token_authn::authenticate_bearer(state, token)
+    crate::token_authn::authenticate_bearer(state, token).or_else(|| bootstrap(state, token))
+}
+
+/// A bootstrap token (`<id>.<secret>`, [`pernode_auth::bootstrap_token`]) against its Secret in
+/// `kube-system`: `None` when the token has another shape or no Secret has its id.
+fn bootstrap(state: &AppState, token: &str) -> Option<Result<UserInfo, String>> {
+    use pernode_auth::bootstrap_token as bt;
+    let (id, secret) = bt::parse(token)?;
+    let key = format!("secrets/{}/{}", bt::NAMESPACE, bt::secret_name(id));
+    let entry = state.store.get(&key)?;
+    let stored: k8s_openapi::api::core::v1::Secret = match serde_json::from_slice(&entry.json) {
+        Ok(s) => s,
+        Err(e) => return Some(Err(format!("bootstrap token {id}: unreadable secret: {e}"))),
+    };
+    Some(bt::authenticate(
+        &stored,
+        id,
+        secret,
+        k8s_openapi::jiff::Timestamp::now(),
+    ))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 //! ```
 
 pub mod authorizer;
+pub mod bootstrap_token;
 pub mod node;
 pub mod pki;
 pub mod rbac;
