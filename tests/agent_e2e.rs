@@ -318,19 +318,6 @@ fn node_field(c: &Cluster, node: &str, path: &str) -> String {
         .stdout
 }
 
-/// A node's client certificate and key (base64 PEM, as a kubeconfig holds them), signed by the
-/// cluster's CA.
-fn node_credential(c: &Cluster, node: &str) -> (String, String) {
-    use base64::Engine;
-    let ca = pernode_auth::pki::ClusterCa::load_or_create(&c.dir.path().join("data/pki"))
-        .expect("the cluster CA");
-    let cert = ca
-        .issue_client(&format!("system:node:{node}"), &["system:nodes"], 1)
-        .expect("a node certificate");
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    (b64(&cert.cert_pem), b64(&cert.key_pem))
-}
-
 #[test]
 fn three_agents_run_a_daemonset_of_http_servers() {
     let Some(python) = python() else {
@@ -370,7 +357,7 @@ fn three_agents_run_a_daemonset_of_http_servers() {
             let server = format!("https://{}:{port}", net.server_host(i));
             // Each agent is its node (`system:node:e2e-<i>` in `system:nodes`), as a kubelet:
             // the Node authorizer and NodeRestriction decide what it may do.
-            let credential = node_credential(&c, &format!("e2e-{i}"));
+            let credential = c.client_certificate(&format!("system:node:e2e-{i}"), "system:nodes");
             let text = kubeconfig
                 .lines()
                 .map(|l| match l.trim().split_once(": ") {

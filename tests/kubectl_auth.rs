@@ -4,36 +4,11 @@
 
 mod support;
 
-use base64::Engine;
 use support::Cluster;
-
-/// The kubeconfig's `key: value` on its one line.
-fn field<'a>(kubeconfig: &'a str, key: &str) -> &'a str {
-    kubeconfig
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(key))
-        .unwrap_or_else(|| panic!("{key} in the kubeconfig"))
-        .trim()
-}
-
-fn b64(s: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
 
 /// A kubeconfig for jane (group `dev`), with a client certificate the cluster CA signed.
 fn jane_kubeconfig(c: &Cluster) -> String {
-    let ca = pernode_auth::pki::ClusterCa::load_or_create(&c.dir.path().join("data/pki"))
-        .expect("cluster CA");
-    let cert = ca.issue_client("jane", &["dev"], 1).expect("client cert");
-    let admin = std::fs::read_to_string(c.kubeconfig()).expect("kubeconfig");
-    let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    certificate-authority-data: {}\n    server: {}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: jane\n    namespace: default\ncurrent-context: c\nusers:\n- name: jane\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\n",
-        field(&admin, "certificate-authority-data:"),
-        field(&admin, "server:"),
-        b64(&cert.cert_pem),
-        b64(&cert.key_pem),
-    );
-    c.write("jane.kubeconfig", &text)
+    c.kubeconfig_with_certificate("jane.kubeconfig", "jane", "dev")
 }
 
 /// `kubectl auth can-i ...` with this kubeconfig: its stdout and exit code.

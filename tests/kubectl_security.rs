@@ -8,31 +8,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use base64::Engine;
-use support::{Cluster, eventually};
-
-/// The kubeconfig's `key: value` on its one line.
-fn field<'a>(kubeconfig: &'a str, key: &str) -> &'a str {
-    kubeconfig
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(key))
-        .unwrap_or_else(|| panic!("{key} in the kubeconfig"))
-        .trim()
-}
-
-/// A kubeconfig for the same server and CA with these user fields (none: anonymous).
-fn kubeconfig_as(c: &Cluster, name: &str, user: &str) -> String {
-    let admin = std::fs::read_to_string(c.kubeconfig()).expect("kubeconfig");
-    let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    certificate-authority-data: {}\n    server: {}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user: {user}\n",
-        field(&admin, "certificate-authority-data:"),
-        field(&admin, "server:"),
-    );
-    c.write(name, &text)
-}
-
-fn b64(s: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
+use support::{Cluster, b64, eventually, kubeconfig_field as field};
 
 /// GET `path` over HTTPS trusting the kubeconfig's CA, without credentials: status and body.
 fn anonymous_get(kubeconfig: &str, path: &str) -> (u16, String) {
@@ -93,7 +69,7 @@ fn https_only_and_credentials_are_checked() {
     assert_eq!(code, 401, "{body}");
     assert!(body.contains(r#""reason":"Unauthorized""#), "{body}");
     // A token nobody issued: 401, printed as kubectl prints it.
-    let garbage = kubeconfig_as(&c, "garbage", "\n    token: not-a-token");
+    let garbage = c.kubeconfig_as("garbage", "\n    token: not-a-token");
     let e = c.fails(&["--kubeconfig", &garbage, "get", "pods"]);
     assert!(
         e.contains("error: You must be logged in to the server (Unauthorized)"),
@@ -110,7 +86,7 @@ fn https_only_and_credentials_are_checked() {
         b64(&forged.cert_pem),
         b64(&forged.key_pem)
     );
-    let forged = kubeconfig_as(&c, "forged", &user);
+    let forged = c.kubeconfig_as("forged", &user);
     let e = c.fails(&["--kubeconfig", &forged, "get", "pods"]);
     assert!(e.contains("Unauthorized"), "{e}");
 
@@ -201,23 +177,10 @@ fn namespaces_get_the_root_ca_and_pods_their_api_credentials() {
     assert_eq!(volumes, "");
 }
 
-/// A kubeconfig for `user` in `group` with a client certificate the cluster's CA signs.
-fn kubeconfig_with_certificate(c: &Cluster, file: &str, user: &str, group: &str) -> String {
-    let ca = pernode_auth::pki::ClusterCa::load_or_create(&c.dir.path().join("data/pki"))
-        .expect("the cluster CA");
-    let cert = ca.issue_client(user, &[group], 1).expect("certificate");
-    let fields = format!(
-        "\n    client-certificate-data: {}\n    client-key-data: {}",
-        b64(&cert.cert_pem),
-        b64(&cert.key_pem)
-    );
-    kubeconfig_as(c, file, &fields)
-}
-
 #[test]
 fn a_node_writes_only_its_own_objects() {
     let c = Cluster::start("up", &["--nodes", "2"]);
-    let node1 = kubeconfig_with_certificate(&c, "node-1", "system:node:node-1", "system:nodes");
+    let node1 = c.kubeconfig_with_certificate("node-1", "system:node:node-1", "system:nodes");
     let as_node = |args: &[&str]| {
         let mut all = vec!["--kubeconfig", node1.as_str()];
         all.extend_from_slice(args);
@@ -289,7 +252,7 @@ fn a_pods_token_lists_nodes_only_when_rbac_grants_it() {
         "--bound-object-name",
         "agent",
     ]);
-    let as_pod = kubeconfig_as(&c, "pod", &format!("\n    token: {}", token.trim()));
+    let as_pod = c.kubeconfig_as("pod", &format!("\n    token: {}", token.trim()));
     let e = c.fails(&["--kubeconfig", &as_pod, "get", "nodes"]);
     assert!(
         e.contains(r#"nodes is forbidden: User "system:serviceaccount:default:agent" cannot list resource "nodes" in API group "" at the cluster scope"#),
@@ -341,7 +304,7 @@ fn a_bootstrap_token_authenticates_until_its_secret_goes() {
         .trim()
         .to_string();
     let (id, _) = token.split_once('.').expect("<id>.<secret>");
-    let joining = kubeconfig_as(&c, "joining", &format!("\n    token: {token}"));
+    let joining = c.kubeconfig_as("joining", &format!("\n    token: {token}"));
     let who = c.ok(&["--kubeconfig", &joining, "auth", "whoami"]);
     assert!(who.contains(&format!("system:bootstrap:{id}")), "{who}");
     assert!(
@@ -363,7 +326,7 @@ fn a_bootstrap_token_authenticates_until_its_secret_goes() {
         "{e}"
     );
     // A wrong secret for the same id, then the Secret deleted: 401.
-    let wrong = kubeconfig_as(&c, "wrong", &format!("\n    token: {id}.0000000000000000"));
+    let wrong = c.kubeconfig_as("wrong", &format!("\n    token: {id}.0000000000000000"));
     let e = c.fails(&["--kubeconfig", &wrong, "get", "pods"]);
     assert!(e.contains("Unauthorized"), "{e}");
     c.ok(&[

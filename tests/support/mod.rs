@@ -305,3 +305,49 @@ pub fn objects(path: &PathBuf) -> Vec<(String, String)> {
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// The kubeconfig's `key: value` on its one line.
+pub fn kubeconfig_field<'a>(kubeconfig: &'a str, key: &str) -> &'a str {
+    kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(key))
+        .unwrap_or_else(|| panic!("{key} in the kubeconfig"))
+        .trim()
+}
+
+/// Standard base64, as a kubeconfig's `*-data` fields hold PEM.
+pub fn b64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+impl Cluster {
+    /// A client certificate for `user` in `group` signed by the cluster's CA (in the data dir):
+    /// its certificate and key, base64 as a kubeconfig holds them.
+    pub fn client_certificate(&self, user: &str, group: &str) -> (String, String) {
+        let ca = pernode_auth::pki::ClusterCa::load_or_create(&self.dir.path().join("data/pki"))
+            .expect("the cluster CA");
+        let cert = ca
+            .issue_client(user, &[group], 1)
+            .expect("a client certificate");
+        (b64(&cert.cert_pem), b64(&cert.key_pem))
+    }
+
+    /// A kubeconfig `file` for the same server and CA with these user fields (`{}`: none).
+    pub fn kubeconfig_as(&self, file: &str, user: &str) -> String {
+        let admin = std::fs::read_to_string(self.kubeconfig()).expect("kubeconfig");
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    certificate-authority-data: {}\n    server: {}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user: {user}\n",
+            kubeconfig_field(&admin, "certificate-authority-data:"),
+            kubeconfig_field(&admin, "server:"),
+        );
+        self.write(file, &text)
+    }
+
+    /// A kubeconfig `file` for `user` in `group` with a certificate the cluster's CA signed.
+    pub fn kubeconfig_with_certificate(&self, file: &str, user: &str, group: &str) -> String {
+        let (cert, key) = self.client_certificate(user, group);
+        let fields = format!("\n    client-certificate-data: {cert}\n    client-key-data: {key}");
+        self.kubeconfig_as(file, &fields)
+    }
+}

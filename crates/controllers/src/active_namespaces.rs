@@ -1,6 +1,7 @@
-//! Which namespaces are active, followed from a namespace watch: the half the controllers that
-//! keep one object in every active namespace share (the service account controller's
-//! `default` ServiceAccount, the root CA publisher's `kube-root-ca.crt`).
+//! Which namespaces are active, followed from a namespace watch, and the worker loop over them:
+//! what the controllers that keep one object in every active namespace share (the service
+//! account controller's `default` ServiceAccount, the root CA publisher's `kube-root-ca.crt`).
+//! Also [`is_namespace_terminating`], the refusal every controller's creates ignore.
 
 use std::sync::Mutex;
 
@@ -11,7 +12,7 @@ use kube::api::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::watch;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::workqueue::WorkQueue;
 
@@ -68,6 +69,44 @@ impl ActiveNamespaces {
                 Err(e) => debug!(error = %e, "namespace watch interrupted; retrying"),
             }
         }
+    }
+}
+
+/// Whether `e` is a create refused because its namespace is terminating (the
+/// `NamespaceTerminating` cause): not an error for a controller, the namespace is going
+/// (the DaemonSet rule R125).
+pub(crate) fn is_namespace_terminating(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.details.as_ref().is_some_and(|d| {
+        d.causes.iter().any(|c| c.reason == "NamespaceTerminating")
+    }))
+}
+
+/// Once `synced` counts `watches` full lists, syncs each queued namespace with `sync`, retrying
+/// failures with the queue's backoff (`what` names the work in the warning), until the queue
+/// shuts down.
+pub(crate) async fn work<F, Fut>(
+    queue: &WorkQueue<String>,
+    synced: &watch::Sender<u8>,
+    watches: u8,
+    what: &str,
+    sync: F,
+) where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), kube::Error>>,
+{
+    let mut synced = synced.subscribe();
+    if synced.wait_for(|n| *n >= watches).await.is_err() {
+        return;
+    }
+    while let Some(ns) = queue.get().await {
+        match sync(ns.clone()).await {
+            Ok(()) => queue.forget(&ns),
+            Err(e) => {
+                warn!(namespace = %ns, error = %e, "could not {what}; retrying");
+                queue.add_rate_limited(ns.clone());
+            }
+        }
+        queue.done(&ns);
     }
 }
 

@@ -20,9 +20,9 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::watch;
-use tracing::{debug, warn};
+use tracing::debug;
 
-use crate::active_namespaces::ActiveNamespaces;
+use crate::active_namespaces::{self, ActiveNamespaces, is_namespace_terminating};
 use crate::trim::MetaOnly;
 use crate::workqueue::WorkQueue;
 
@@ -132,20 +132,15 @@ impl Controller {
     }
 
     async fn worker(self: Arc<Self>) -> Result<(), Error> {
-        let mut synced = self.synced.subscribe();
-        if synced.wait_for(|n| *n >= 2).await.is_err() {
-            return Ok(());
-        }
-        while let Some(ns) = self.queue.get().await {
-            match self.sync(&ns).await {
-                Ok(()) => self.queue.forget(&ns),
-                Err(e) => {
-                    warn!(namespace = %ns, error = %e, "could not create the default service account; retrying");
-                    self.queue.add_rate_limited(ns.clone());
-                }
-            }
-            self.queue.done(&ns);
-        }
+        let this = &self;
+        active_namespaces::work(
+            &self.queue,
+            &self.synced,
+            2,
+            "create the default service account",
+            |ns| async move { this.sync(&ns).await },
+        )
+        .await;
         Ok(())
     }
 
@@ -169,13 +164,7 @@ impl Controller {
                 Ok(())
             }
             Err(kube::Error::Api(s)) if s.is_already_exists() => Ok(()),
-            Err(kube::Error::Api(s))
-                if s.details.as_ref().is_some_and(|d| {
-                    d.causes.iter().any(|c| c.reason == "NamespaceTerminating")
-                }) =>
-            {
-                Ok(())
-            }
+            Err(e) if is_namespace_terminating(&e) => Ok(()),
             Err(e) => Err(e),
         }
     }

@@ -19,6 +19,7 @@ use super::placement::Placement;
 use super::pods::{pod_hash, pod_order, target_node_name};
 use super::status::NodeToPods;
 use super::update::allows_surge;
+use crate::active_namespaces::is_namespace_terminating;
 use crate::trim::PodRecord;
 
 /// Event type Normal.
@@ -388,13 +389,6 @@ fn is_not_found(e: &kube::Error) -> bool {
 
 fn is_already_exists(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.is_already_exists())
-}
-
-/// Create failures caused by a terminating namespace are ignored (R125).
-fn is_namespace_terminating(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.details.as_ref().is_some_and(|d| {
-        d.causes.iter().any(|c| c.reason == "NamespaceTerminating")
-    }))
 }
 
 /// The text of an API error as client-go prints a StatusError (its message).
