@@ -4,8 +4,10 @@
 //! `WithAuthentication` and `WithAuthorization` filters.
 //!
 //! Anonymous requests reach only the public health and version paths (upstream's
-//! `system:public-info-viewer` with anonymous authentication limited to them); anything else
-//! is a 401 before it is looked at. A denied request is a 403 with upstream's message, before
+//! `system:public-info-viewer` with anonymous authentication limited to them) and kubeadm's
+//! `kube-public/cluster-info` ConfigMap (which RBAC then grants, as kubeadm's
+//! `kubeadm:bootstrap-signer-clusterinfo` Role: joining nodes read it before they have
+//! credentials); anything else is a 401 before it is looked at. A denied request is a 403 with upstream's message, before
 //! its body is read.
 
 use std::sync::Arc;
@@ -37,10 +39,12 @@ impl Identity {
     }
 }
 
-/// Whether an anonymous request may reach `path` (a 401 otherwise).
+/// Whether an anonymous request may reach `path` (a 401 otherwise); the authorizer still
+/// decides on it.
 pub fn anonymous_may_reach(path: &str) -> bool {
     let path = path.trim_end_matches('/');
     PUBLIC_PATHS.contains(&path)
+        || path == pernode_auth::discovery::PATH
         || PUBLIC_PATHS.iter().any(|p| {
             path.strip_prefix(p)
                 .is_some_and(|rest| rest.starts_with('/'))
@@ -204,10 +208,25 @@ mod tests {
 
     #[test]
     fn anonymous_reaches_only_public_paths() {
-        for path in ["/healthz", "/readyz/", "/livez/ping", "/version"] {
+        for path in [
+            "/healthz",
+            "/readyz/",
+            "/livez/ping",
+            "/version",
+            "/api/v1/namespaces/kube-public/configmaps/cluster-info",
+        ] {
             assert!(anonymous_may_reach(path), "{path}");
         }
-        for path in ["/api", "/apis/apps/v1", "/healthzx", "/openapi/v2", "/"] {
+        for path in [
+            "/api",
+            "/apis/apps/v1",
+            "/healthzx",
+            "/openapi/v2",
+            "/",
+            "/api/v1/namespaces/kube-public/configmaps",
+            "/api/v1/namespaces/kube-public/configmaps/cluster-info2",
+            "/api/v1/namespaces/kube-system/configmaps/cluster-info",
+        ] {
             assert!(!anonymous_may_reach(path), "{path}");
         }
     }

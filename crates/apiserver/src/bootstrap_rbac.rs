@@ -19,6 +19,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::rbac::v1::{
+    Role, RoleBinding,
     AggregationRule, ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -738,6 +739,117 @@ pub fn bootstrap_cluster_role_bindings() -> Vec<ClusterRoleBinding> {
 // ---------------------------------------------------------------------------------------------
 // Rule coverage: upstream's `Covers` (pernode_auth::rbac, which the escalation checks use too).
 
+/// A namespaced bootstrap Role, labelled and annotated as the cluster roles.
+fn namespaced_role(namespace: &str, name: &str, rules: Vec<PolicyRule>) -> Role {
+    let mut meta = ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some(namespace.into()),
+        ..Default::default()
+    };
+    add_default_metadata(&mut meta);
+    Role {
+        metadata: meta,
+        rules: Some(rules),
+    }
+}
+
+/// A RoleBinding of the namespaced Role of the same name to `subjects`.
+fn namespaced_binding(namespace: &str, name: &str, subjects: Vec<Subject>) -> RoleBinding {
+    let mut meta = ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some(namespace.into()),
+        ..Default::default()
+    };
+    add_default_metadata(&mut meta);
+    RoleBinding {
+        metadata: meta,
+        role_ref: RoleRef {
+            api_group: RBAC_GROUP.into(),
+            kind: "Role".into(),
+            name: name.into(),
+        },
+        subjects: Some(subjects),
+    }
+}
+
+/// kubeadm's Role and RoleBinding letting anonymous joining nodes read `cluster-info`.
+const CLUSTER_INFO_READER: &str = "kubeadm:bootstrap-signer-clusterinfo";
+const BOOTSTRAP_SIGNER: &str = "system:controller:bootstrap-signer";
+const TOKEN_CLEANER: &str = "system:controller:token-cleaner";
+
+/// The namespaced bootstrap Roles: upstream's `NamespaceRoles()` for the controllers pernode
+/// runs (the bootstrap signer in `kube-system` and `kube-public`, the token cleaner), and
+/// kubeadm's `cluster-info` reader in `kube-public`.
+pub fn bootstrap_namespaced_roles() -> Vec<Role> {
+    use pernode_auth::discovery;
+    vec![
+        namespaced_role(
+            CONTROLLER_NAMESPACE,
+            BOOTSTRAP_SIGNER,
+            vec![rule(READ, &[LEGACY], &["secrets"])],
+        ),
+        namespaced_role(
+            CONTROLLER_NAMESPACE,
+            TOKEN_CLEANER,
+            vec![
+                rule(&["delete", "get", "list", "watch"], &[LEGACY], &["secrets"]),
+                events_rule(),
+            ],
+        ),
+        namespaced_role(
+            discovery::NAMESPACE,
+            BOOTSTRAP_SIGNER,
+            vec![
+                rule(READ, &[LEGACY], &["configmaps"]),
+                named_rule(
+                    &["update"],
+                    &[LEGACY],
+                    &["configmaps"],
+                    &[discovery::CONFIG_MAP],
+                ),
+                events_rule(),
+            ],
+        ),
+        namespaced_role(
+            discovery::NAMESPACE,
+            CLUSTER_INFO_READER,
+            vec![named_rule(
+                &["get"],
+                &[LEGACY],
+                &["configmaps"],
+                &[discovery::CONFIG_MAP],
+            )],
+        ),
+    ]
+}
+
+/// The bindings of [`bootstrap_namespaced_roles`].
+pub fn bootstrap_namespaced_role_bindings() -> Vec<RoleBinding> {
+    use pernode_auth::discovery;
+    vec![
+        namespaced_binding(
+            CONTROLLER_NAMESPACE,
+            BOOTSTRAP_SIGNER,
+            service_account(CONTROLLER_NAMESPACE, "bootstrap-signer"),
+        ),
+        namespaced_binding(
+            CONTROLLER_NAMESPACE,
+            TOKEN_CLEANER,
+            service_account(CONTROLLER_NAMESPACE, "token-cleaner"),
+        ),
+        namespaced_binding(
+            discovery::NAMESPACE,
+            BOOTSTRAP_SIGNER,
+            service_account(CONTROLLER_NAMESPACE, "bootstrap-signer"),
+        ),
+        namespaced_binding(
+            discovery::NAMESPACE,
+            CLUSTER_INFO_READER,
+            user(pernode_auth::user::ANONYMOUS),
+        ),
+    ]
+}
+
 /// The broken-down rules of `servant` that no rule of `owner` covers.
 pub fn uncovered_rules(owner: &[PolicyRule], servant: &[PolicyRule]) -> Vec<PolicyRule> {
     pernode_auth::rbac::covers(owner, servant).1
@@ -845,6 +957,36 @@ pub fn reconcile_binding(
 // ---------------------------------------------------------------------------------------------
 // Ensuring the policy in the store.
 
+/// [`reconcile_role`] for a namespaced Role (the same rules without aggregation).
+pub fn reconcile_namespaced_role(existing: &Role, expected: &Role) -> Option<Role> {
+    let as_cluster = |r: &Role| ClusterRole {
+        metadata: r.metadata.clone(),
+        rules: r.rules.clone(),
+        aggregation_rule: None,
+    };
+    reconcile_role(&as_cluster(existing), &as_cluster(expected)).map(|r| Role {
+        metadata: r.metadata,
+        rules: r.rules,
+    })
+}
+
+/// [`reconcile_binding`] for a RoleBinding.
+pub fn reconcile_namespaced_binding(
+    existing: &RoleBinding,
+    expected: &RoleBinding,
+) -> Option<RoleBinding> {
+    let as_cluster = |b: &RoleBinding| ClusterRoleBinding {
+        metadata: b.metadata.clone(),
+        role_ref: b.role_ref.clone(),
+        subjects: b.subjects.clone(),
+    };
+    reconcile_binding(&as_cluster(existing), &as_cluster(expected)).map(|b| RoleBinding {
+        metadata: b.metadata,
+        role_ref: b.role_ref,
+        subjects: b.subjects,
+    })
+}
+
 fn info(plural: &str) -> &'static ResourceInfo {
     pernode_resources::find(RBAC_GROUP, "v1", plural).expect("the RBAC kinds are served")
 }
@@ -861,6 +1003,7 @@ fn to_value<T: Serialize>(info: &ResourceInfo, obj: &T) -> Result<Value, ApiErro
 fn plan<T>(
     store: &Store,
     plural: &str,
+    namespace: Option<&str>,
     name: &str,
     expected: &T,
     reconcile: impl Fn(&T, &T) -> Option<T>,
@@ -869,7 +1012,7 @@ where
     T: Serialize + DeserializeOwned,
 {
     let info = info(plural);
-    let key = crate::target::object_key(info, None, name);
+    let key = crate::target::object_key(info, namespace, name);
     let Some(entry) = store.get(&key) else {
         let mut obj = to_value(info, expected)?;
         registry::prepare_create(info, &mut obj)?;
@@ -902,16 +1045,46 @@ pub async fn ensure(store: &Store) -> Result<usize, ApiError> {
     let mut ops = Vec::new();
     for role in bootstrap_cluster_roles() {
         let name = role.metadata.name.clone().unwrap_or_default();
-        ops.extend(plan(store, "clusterroles", &name, &role, reconcile_role)?);
+        ops.extend(plan(
+            store,
+            "clusterroles",
+            None,
+            &name,
+            &role,
+            reconcile_role,
+        )?);
     }
     for b in bootstrap_cluster_role_bindings() {
         let name = b.metadata.name.clone().unwrap_or_default();
         ops.extend(plan(
             store,
             "clusterrolebindings",
+            None,
             &name,
             &b,
             reconcile_binding,
+        )?);
+    }
+    for role in bootstrap_namespaced_roles() {
+        let (ns, name) = (role.metadata.namespace.clone(), role.metadata.name.clone());
+        ops.extend(plan(
+            store,
+            "roles",
+            ns.as_deref(),
+            name.as_deref().unwrap_or_default(),
+            &role,
+            reconcile_namespaced_role,
+        )?);
+    }
+    for b in bootstrap_namespaced_role_bindings() {
+        let (ns, name) = (b.metadata.namespace.clone(), b.metadata.name.clone());
+        ops.extend(plan(
+            store,
+            "rolebindings",
+            ns.as_deref(),
+            name.as_deref().unwrap_or_default(),
+            &b,
+            reconcile_namespaced_binding,
         )?);
     }
     if ops.is_empty() {
@@ -1180,7 +1353,16 @@ mod tests {
         let n = ensure(&store).await.expect("ensured");
         assert_eq!(
             n,
-            bootstrap_cluster_roles().len() + bootstrap_cluster_role_bindings().len()
+            bootstrap_cluster_roles().len()
+                + bootstrap_cluster_role_bindings().len()
+                + bootstrap_namespaced_roles().len()
+                + bootstrap_namespaced_role_bindings().len()
+        );
+        assert!(
+            store
+                .get("roles/kube-public/kubeadm:bootstrap-signer-clusterinfo")
+                .is_some(),
+            "namespaced roles are ensured in their namespace"
         );
         assert_eq!(ensure(&store).await.expect("ensured"), 0, "idempotent");
         // Stored as a client's write would be: uid, creationTimestamp, defaulted.

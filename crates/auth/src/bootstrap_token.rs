@@ -94,7 +94,7 @@ pub fn authenticate(
 
 /// Whether `a` and `b` are equal, in time that depends on their lengths only (as Go's
 /// `subtle.ConstantTimeCompare`).
-fn equal_in_constant_time(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn equal_in_constant_time(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

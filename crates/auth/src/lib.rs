@@ -20,6 +20,7 @@
 
 pub mod authorizer;
 pub mod bootstrap_token;
+pub mod discovery;
 pub mod node;
 pub mod pki;
 pub mod rbac;
