@@ -270,6 +270,18 @@ pub fn spawn_controllers_with(
                 .context("root CA publisher")
         });
     }
+    let c = clients.controller("bootstrap-signer");
+    tasks.spawn(async move {
+        pernode_controllers::bootstrap::signer::run(c)
+            .await
+            .context("bootstrap signer")
+    });
+    let c = clients.controller("token-cleaner");
+    tasks.spawn(async move {
+        pernode_controllers::bootstrap::cleaner::run(c)
+            .await
+            .context("token cleaner")
+    });
     // The watch ends only once every subscriber has stopped, which has ended `pernode` already.
     tasks.spawn(async move {
         pods.run().await;

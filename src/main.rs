@@ -4,6 +4,7 @@
 mod agent;
 mod bench;
 mod certificates;
+mod cluster_info;
 mod control_plane;
 mod kubeconfig;
 mod token;

@@ -159,6 +159,12 @@ async fn start(args: &ServerArgs) -> anyhow::Result<Running> {
         &certificates.serving_ca_pem,
         &certificates.admin()?,
     )?;
+    crate::cluster_info::publish(
+        kube::Client::new(server.router(), "default"),
+        addr,
+        &certificates.serving_ca_pem,
+    )
+    .await?;
     let event_expiry = pernode_apiserver::event_ttl::spawn(server.store().clone(), args.event_ttl);
     Ok(Running {
         server,

@@ -67,7 +67,7 @@ pub fn authenticate(
             Err(_) => return Err(format!("bootstrap token {id} has an unreadable expiration")),
         }
     }
-    if data(secret, "usage-bootstrap-authentication") != Some(b"true") {
+    if data(secret, USAGE_AUTHENTICATION) != Some(b"true") {
         return Err(format!(
             "bootstrap token {id} is not usable for authentication"
         ));
@@ -90,6 +90,48 @@ pub fn authenticate(
         }
     }
     Ok(UserInfo::new(format!("system:bootstrap:{id}"), groups))
+}
+
+/// The Secret's usage keys.
+pub const USAGE_AUTHENTICATION: &str = "usage-bootstrap-authentication";
+/// See [`USAGE_AUTHENTICATION`].
+pub const USAGE_SIGNING: &str = "usage-bootstrap-signing";
+
+/// Whether the Secret's `expiration` has passed at `now`, for the token cleaner: a Secret
+/// whose expiration does not parse is kept (never deleted on a guess); [`signing_token`] and
+/// [`authenticate`] refuse it.
+pub fn has_expired(secret: &Secret, now: k8s_openapi::jiff::Timestamp) -> bool {
+    data(secret, "expiration")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+        .is_some_and(|at| at <= now)
+}
+
+/// The token (`id`, `secret`) of a bootstrap token Secret usable for signing at `now`: the
+/// right type and name, a well-formed token matching the name, not expired, and
+/// `usage-bootstrap-signing: "true"` (upstream's bootstrap signer's `getTokens`).
+pub fn signing_token(
+    secret: &Secret,
+    now: k8s_openapi::jiff::Timestamp,
+) -> Option<(String, String)> {
+    if secret.type_.as_deref() != Some(SECRET_TYPE) || secret.metadata.deletion_timestamp.is_some()
+    {
+        return None;
+    }
+    let text = |key| data(secret, key).and_then(|v| std::str::from_utf8(v).ok());
+    let (id, token_secret) = (text("token-id")?, text("token-secret")?);
+    let token = format!("{id}.{token_secret}");
+    parse(&token)?;
+    if secret.metadata.name.as_deref() != Some(secret_name(id).as_str()) {
+        return None;
+    }
+    if let Some(expiration) = text("expiration") {
+        match expiration.parse::<k8s_openapi::jiff::Timestamp>() {
+            Ok(at) if at > now => {}
+            _ => return None,
+        }
+    }
+    (text(USAGE_SIGNING) == Some("true")).then(|| (id.to_string(), token_secret.to_string()))
 }
 
 /// Whether `a` and `b` are equal, in time that depends on their lengths only (as Go's
@@ -151,6 +193,33 @@ mod tests {
         ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn signing_needs_the_signing_usage_a_matching_name_and_time() {
+        let mut s = secret(&[
+            ("token-id", "abcdef"),
+            ("token-secret", "0123456789abcdef"),
+            ("usage-bootstrap-signing", "true"),
+            ("expiration", "2026-12-08T00:00:00Z"),
+        ]);
+        s.metadata.name = Some("bootstrap-token-abcdef".into());
+        assert_eq!(
+            signing_token(&s, now()),
+            Some(("abcdef".into(), "0123456789abcdef".into()))
+        );
+        assert!(!has_expired(&s, now()));
+        let later = "2026-12-09T00:00:00Z".parse().unwrap();
+        assert_eq!(signing_token(&s, later), None);
+        assert!(has_expired(&s, later));
+        let mut renamed = s.clone();
+        renamed.metadata.name = Some("bootstrap-token-zzzzzz".into());
+        assert_eq!(signing_token(&renamed, now()), None);
+        let mut unusable = s.clone();
+        if let Some(d) = unusable.data.as_mut() {
+            d.remove(USAGE_SIGNING);
+        }
+        assert_eq!(signing_token(&unusable, now()), None);
     }
 
     #[test]

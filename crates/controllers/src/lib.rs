@@ -8,9 +8,11 @@
 //! `disruption` (PodDisruptionBudget status).
 //! `namespace` (empties and releases terminating namespaces), `service_account` (a `default`
 //! ServiceAccount in every active namespace), `root_ca_publisher` (the `kube-root-ca.crt`
-//! ConfigMap in every active namespace).
+//! ConfigMap in every active namespace), `bootstrap` (signs `kube-public/cluster-info` with
+//! bootstrap tokens, deletes expired ones).
 
 mod active_namespaces;
+pub mod bootstrap;
 pub mod clusterrole_aggregation;
 pub mod daemonset;
 pub mod disruption;
