@@ -12,9 +12,24 @@ use pernode_agent::agent::{self, AgentOptions, CgroupMode, env::ImageMap, host, 
 
 #[derive(Args, Debug)]
 pub struct AgentArgs {
-    /// The cluster to join.
+    /// The cluster to join, with the node's credentials in it.
+    #[arg(long, required_unless_present = "token", conflicts_with_all = ["token", "server"])]
+    pub kubeconfig: Option<PathBuf>,
+    /// The API server to join with a bootstrap token (`https://HOST:6443`).
+    #[arg(long, requires = "token")]
+    pub server: Option<String>,
+    /// A bootstrap token (`pernode token create`): the agent gets its own client certificate
+    /// through a CertificateSigningRequest and renews it, as kubeadm join and the kubelet's TLS
+    /// bootstrap.
+    #[arg(long, requires = "server")]
+    pub token: Option<String>,
+    /// The cluster CA's pin, `sha256:<hex>` (repeatable; kubeadm's
+    /// `--discovery-token-ca-cert-hash`; `pernode token create --print-join-command` prints it).
+    #[arg(long = "ca-cert-hash", alias = "discovery-token-ca-cert-hash")]
+    pub ca_cert_hashes: Vec<String>,
+    /// Trust the discovered CA on the token's signature alone, without a pin.
     #[arg(long)]
-    pub kubeconfig: PathBuf,
+    pub discovery_token_unsafe_skip_ca_verification: bool,
     /// The Node's name (default: the host name).
     #[arg(long)]
     pub node_name: Option<String>,
@@ -87,16 +102,56 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
-    let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig)
-        .with_context(|| format!("reading {}", args.kubeconfig.display()))?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+/// The API client and the server's URL from `--kubeconfig`, or by joining with `--token`
+/// (then with the certificate renewal loop to run beside the agent).
+async fn credentials(
+    args: &AgentArgs,
+    node_name: &str,
+    root_dir: &std::path::Path,
+) -> anyhow::Result<(kube::Client, http::Uri, Option<Renewal>)> {
+    if let Some(path) = &args.kubeconfig {
+        let kubeconfig = kube::config::Kubeconfig::read_from(path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .with_context(|| format!("using {}", path.display()))?;
+        let url = config.cluster_url.clone();
+        let client = kube::Client::try_from(config).context("building the API client")?;
+        return Ok((client, url, None));
+    }
+    let opts = pernode_agent::join::JoinOptions {
+        server: args
+            .server
+            .clone()
+            .context("--server is required with --token")?,
+        token: args
+            .token
+            .clone()
+            .context("--token or --kubeconfig is required")?,
+        ca_cert_hashes: args.ca_cert_hashes.clone(),
+        unsafe_skip_ca_verification: args.discovery_token_unsafe_skip_ca_verification,
+        node_name: node_name.to_string(),
+        dir: root_dir.to_path_buf(),
+    };
+    let joined = pernode_agent::join::join(&opts)
         .await
-        .with_context(|| format!("using {}", args.kubeconfig.display()))?;
+        .context("joining the cluster")?;
+    Ok((joined.client, joined.cluster_url, Some(joined.renewal)))
+}
+
+type Renewal = futures::future::BoxFuture<'static, Result<(), pernode_agent::join::JoinError>>;
+
+pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    let node_name = args.node_name.clone().unwrap_or_else(host::hostname);
+    let root_dir = args
+        .root_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(".pernode-agent").join(&node_name));
+    let (client, cluster_url, renewal) = credentials(&args, &node_name, &root_dir).await?;
     let node_ip = match args.node_ip {
         Some(ip) => ip,
         None => {
-            let url = &config.cluster_url;
+            let url = &cluster_url;
             let host = url.host().unwrap_or("127.0.0.1").trim_matches(['[', ']']);
             let port = url.port_u16().unwrap_or(443);
             let target: SocketAddr = (host, port)
@@ -109,15 +164,10 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
             })?
         }
     };
-    let client = kube::Client::try_from(config).context("building the API client")?;
-    let node_name = args.node_name.unwrap_or_else(host::hostname);
-    let root_dir = args
-        .root_dir
-        .unwrap_or_else(|| PathBuf::from(".pernode-agent").join(&node_name));
     let mut opts = AgentOptions::new(&node_name, node_ip, root_dir);
     opts.labels = node::parse_labels(&args.labels).map_err(anyhow::Error::msg)?;
     opts.taints = node::parse_taints(&args.taints).map_err(anyhow::Error::msg)?;
-    opts.pod_manifest_path = args.pod_manifest_path;
+    opts.pod_manifest_path = args.pod_manifest_path.clone();
     opts.file_check_frequency = args.file_check_frequency;
     let mut images = ImageMap::default();
     if let Some(busybox) =
@@ -151,8 +201,15 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     };
     opts.backoff_initial = args.crashloop_backoff_initial;
     opts.backoff_max = args.crashloop_backoff_max;
+    let renewal = async {
+        match renewal {
+            Some(renewal) => renewal.await.context("client certificate rotation"),
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         r = agent::run(client, opts) => r.context("node agent"),
+        r = renewal => r,
         r = crate::up::shutdown_signal() => r,
     }
 }

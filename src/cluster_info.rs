@@ -74,7 +74,11 @@ mod tests {
         assert_eq!(cluster.server.as_deref(), Some("https://127.0.0.1:6443"));
         assert_eq!(
             cluster.certificate_authority_data.as_deref(),
-            Some(base64::engine::general_purpose::STANDARD.encode("CA").as_str())
+            Some(
+                base64::engine::general_purpose::STANDARD
+                    .encode("CA")
+                    .as_str()
+            )
         );
         assert!(config.auth_infos.is_empty());
     }

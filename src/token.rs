@@ -38,6 +38,10 @@ pub struct CreateArgs {
         default_value = "system:bootstrappers:pernode:default-node-token"
     )]
     pub groups: Vec<String>,
+    /// Print the `pernode agent` command that joins a node with the token (kubeadm's flag):
+    /// the server and the CA pin from the kubeconfig.
+    #[arg(long)]
+    pub print_join_command: bool,
 }
 
 /// A random string of `len` characters of `[a-z0-9]`, as kubeadm's token generator.
@@ -84,10 +88,38 @@ pub async fn token(args: TokenArgs) -> anyhow::Result<()> {
             )
             .await
             .context("creating the bootstrap token's Secret")?;
-            println!("{id}.{token_secret}");
+            let token = format!("{id}.{token_secret}");
+            if args.print_join_command {
+                println!("{}", join_command(&args.kubeconfig, &token).await?);
+            } else {
+                println!("{token}");
+            }
             Ok(())
         }
     }
+}
+
+/// `pernode agent --server URL --token TOKEN --ca-cert-hash sha256:...` for the cluster of
+/// `kubeconfig`.
+async fn join_command(kubeconfig: &std::path::Path, token: &str) -> anyhow::Result<String> {
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(kubeconfig)
+            .with_context(|| format!("reading {}", kubeconfig.display()))?,
+        &Default::default(),
+    )
+    .await
+    .with_context(|| format!("using {}", kubeconfig.display()))?;
+    let ca = config
+        .root_cert
+        .as_ref()
+        .and_then(|certs| certs.first())
+        .context("the kubeconfig names no certificate authority to pin")?;
+    let hash = pernode_auth::discovery::ca_cert_hash_of_der(ca)?;
+    let server = config.cluster_url.to_string();
+    Ok(format!(
+        "pernode agent --server {} --token {token} --ca-cert-hash {hash}",
+        server.trim_end_matches('/')
+    ))
 }
 
 #[cfg(test)]

@@ -19,8 +19,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::rbac::v1::{
-    Role, RoleBinding,
-    AggregationRule, ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject,
+    AggregationRule, ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef,
+    Subject,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use pernode_resources::ResourceInfo;

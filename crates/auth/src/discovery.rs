@@ -69,9 +69,13 @@ pub enum PinError {
 /// The pin of the first certificate in `ca_pem`: `sha256:<hex of SHA-256 of its DER
 /// SubjectPublicKeyInfo>`, as `kubeadm token create --print-join-command` prints.
 pub fn ca_cert_hash(ca_pem: &str) -> Result<String, PinError> {
-    let der = first_certificate(ca_pem)?;
-    let (_, cert) = x509_parser::parse_x509_certificate(&der)
-        .map_err(|e| PinError::Parse(e.to_string()))?;
+    ca_cert_hash_of_der(&first_certificate(ca_pem)?)
+}
+
+/// [`ca_cert_hash`] of one DER certificate.
+pub fn ca_cert_hash_of_der(der: &[u8]) -> Result<String, PinError> {
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| PinError::Parse(e.to_string()))?;
     let digest = ring::digest::digest(&ring::digest::SHA256, cert.public_key().raw);
     let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     Ok(format!("{HASH_PREFIX}{hex}"))
@@ -106,10 +110,30 @@ mod tests {
         assert!(parts[1].is_empty(), "the payload is detached: {jws}");
         let header = URL_SAFE_NO_PAD.decode(parts[0]).unwrap();
         assert_eq!(header, br#"{"alg":"HS256","kid":"abcdef"}"#);
-        assert!(signature_is_valid(&jws, "kubeconfig", "abcdef", "0123456789abcdef"));
-        assert!(!signature_is_valid(&jws, "kubeconfig", "abcdeg", "0123456789abcdef"));
-        assert!(!signature_is_valid(&jws, "kubeconfig", "abcdef", "0123456789abcdeg"));
-        assert!(!signature_is_valid(&jws, "kubeconfig2", "abcdef", "0123456789abcdef"));
+        assert!(signature_is_valid(
+            &jws,
+            "kubeconfig",
+            "abcdef",
+            "0123456789abcdef"
+        ));
+        assert!(!signature_is_valid(
+            &jws,
+            "kubeconfig",
+            "abcdeg",
+            "0123456789abcdef"
+        ));
+        assert!(!signature_is_valid(
+            &jws,
+            "kubeconfig",
+            "abcdef",
+            "0123456789abcdeg"
+        ));
+        assert!(!signature_is_valid(
+            &jws,
+            "kubeconfig2",
+            "abcdef",
+            "0123456789abcdef"
+        ));
     }
 
     #[test]
@@ -131,8 +155,17 @@ mod tests {
     fn pins_are_of_the_public_key() {
         let ca = crate::pki::ClusterCa::generate().unwrap();
         let hash = ca_cert_hash(&ca.cert_pem).unwrap();
-        assert!(hash.starts_with("sha256:") && hash.len() == 7 + 64, "{hash}");
-        assert!(ca_matches(&ca.cert_pem, &[hash.to_uppercase().replace("SHA256", "sha256")]).unwrap());
+        assert!(
+            hash.starts_with("sha256:") && hash.len() == 7 + 64,
+            "{hash}"
+        );
+        assert!(
+            ca_matches(
+                &ca.cert_pem,
+                &[hash.to_uppercase().replace("SHA256", "sha256")]
+            )
+            .unwrap()
+        );
         let other = crate::pki::ClusterCa::generate().unwrap();
         assert!(!ca_matches(&other.cert_pem, &[hash]).unwrap());
         assert!(matches!(ca_cert_hash("junk"), Err(PinError::NoCertificate)));

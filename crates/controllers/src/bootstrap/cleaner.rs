@@ -57,7 +57,9 @@ pub async fn run(client: kube::Client) -> Result<(), Error> {
                 };
                 match api.delete(&name, &params).await {
                     Ok(_) => tracing::info!(secret = %name, "deleted expired bootstrap token"),
-                    Err(e) => tracing::debug!(secret = %name, error = %e, "deleting bootstrap token"),
+                    Err(e) => {
+                        tracing::debug!(secret = %name, error = %e, "deleting bootstrap token")
+                    }
                 }
             }
             let wait = next_expiry(&state, now)

@@ -34,7 +34,11 @@ pub enum Error {
 
 /// Follows the bootstrap token Secrets in `kube-system` into a reflector store, notifying
 /// `changed` after every change; returns only when the watch ends.
-async fn follow_tokens(client: kube::Client, writer: reflector::store::Writer<Secret>, changed: &Notify) {
+async fn follow_tokens(
+    client: kube::Client,
+    writer: reflector::store::Writer<Secret>,
+    changed: &Notify,
+) {
     let api: Api<Secret> = Api::namespaced(client, bootstrap_token::NAMESPACE);
     let config =
         watcher::Config::default().fields(&format!("type={}", bootstrap_token::SECRET_TYPE));

@@ -172,6 +172,13 @@ mod tests {
                 .collect::<Vec<_>>(),
         );
         assert_eq!(signed_data(&signed, &[token("abcdef", true)], now), None);
-        assert_eq!(signed_data(&cluster_info(&[("other", "x")]), &[token("abcdef", true)], now), None);
+        assert_eq!(
+            signed_data(
+                &cluster_info(&[("other", "x")]),
+                &[token("abcdef", true)],
+                now
+            ),
+            None
+        );
     }
 }
