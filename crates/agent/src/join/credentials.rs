@@ -72,6 +72,8 @@ pub struct Current {
     pub issued: Issued,
     pub not_before: k8s_openapi::jiff::Timestamp,
     pub not_after: k8s_openapi::jiff::Timestamp,
+    /// When this agent took the certificate into use.
+    pub since: k8s_openapi::jiff::Timestamp,
 }
 
 impl Current {
@@ -83,6 +85,7 @@ impl Current {
             issued,
             not_before,
             not_after,
+            since: k8s_openapi::jiff::Timestamp::now(),
         })
     }
 

@@ -88,14 +88,21 @@ impl tower::Service<http::Request<kube::client::Body>> for Forward {
     }
 }
 
-/// When to renew a certificate valid from `not_before` to `not_after`: at 70% of its life
-/// plus up to a fifth of that again (client-go's `nextRotationDeadline` with jitter `r` in
-/// 0..1).
+/// When to renew a certificate valid from `not_before` to `not_after`, taken into use at
+/// `since`: at 70% of its life plus up to a fifth of that again (client-go's
+/// `nextRotationDeadline` with jitter `r` in 0..1).
+///
+/// Deviation: the life is counted from `since` when that is later than `not_before`. Signers
+/// backdate `notBefore` by 5 minutes (upstream's), which for short certificates (a few
+/// minutes, as in tests) puts client-go's deadline in the past at once and renews in a
+/// loop; counted from `since` the deadline still falls before `not_after`.
 pub fn rotation_deadline(
     not_before: k8s_openapi::jiff::Timestamp,
     not_after: k8s_openapi::jiff::Timestamp,
+    since: k8s_openapi::jiff::Timestamp,
     r: f64,
 ) -> k8s_openapi::jiff::Timestamp {
+    let not_before = not_before.max(since);
     let total = not_after.duration_since(not_before).as_secs_f64().max(0.0);
     let offset = total * 0.7 * (1.0 + 0.2 * r.clamp(0.0, 1.0));
     let offset = k8s_openapi::jiff::SignedDuration::from_secs_f64(offset);
@@ -111,7 +118,12 @@ pub async fn renew(
 ) -> Result<(), JoinError> {
     loop {
         let current = rotating.current();
-        let deadline = rotation_deadline(current.not_before, current.not_after, rand::random());
+        let deadline = rotation_deadline(
+            current.not_before,
+            current.not_after,
+            current.since,
+            rand::random(),
+        );
         let wait = Duration::try_from(deadline.duration_since(k8s_openapi::jiff::Timestamp::now()))
             .unwrap_or(Duration::ZERO);
         tracing::info!(node = %node_name, %deadline, "next client certificate rotation");
@@ -150,7 +162,7 @@ mod tests {
         let from: k8s_openapi::jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let to: k8s_openapi::jiff::Timestamp = "2026-01-01T00:01:40Z".parse().unwrap();
         let at = |r| {
-            rotation_deadline(from, to, r)
+            rotation_deadline(from, to, from, r)
                 .duration_since(from)
                 .as_secs_f64()
         };
@@ -158,5 +170,11 @@ mod tests {
         assert!((at(1.0) - 84.0).abs() < 0.01);
         assert!((at(0.5) - 77.0).abs() < 0.01);
         assert!((at(7.0) - 84.0).abs() < 0.01, "jitter is clamped");
+        // A backdated certificate taken into use later: counted from then, never past expiry.
+        let since: k8s_openapi::jiff::Timestamp = "2026-01-01T00:01:00Z".parse().unwrap();
+        let late = rotation_deadline(from, to, since, 0.0)
+            .duration_since(since)
+            .as_secs_f64();
+        assert!((late - 28.0).abs() < 0.01, "{late}");
     }
 }
