@@ -275,7 +275,7 @@ fn agents_join_with_a_token_and_renew_their_certificates() {
         .expect("kubectl");
     assert!(
         String::from_utf8_lossy(&forbidden.stderr)
-            .contains("node \"join-1\" is not allowed to modify node \"join-2\""),
+            .contains("node 'join-1' cannot read 'join-2', only its own Node object"),
         "{}",
         String::from_utf8_lossy(&forbidden.stderr)
     );
