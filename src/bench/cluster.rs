@@ -20,8 +20,20 @@ pub const NODE_LABEL: &str = "pernode.io/bench";
 pub const CONCURRENCY: usize = 64;
 
 /// The in-process parts of a started cluster.
+/// Where an in-process cluster serves and how to reach it as a new client.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// `https://addr`.
+    pub server: String,
+    /// The CA that signs the server's certificate.
+    pub ca_pem: String,
+    /// A `system:admin` client certificate.
+    pub admin: pernode_auth::pki::CertAndKey,
+}
+
 struct Local {
     server: Arc<ApiServer>,
+    endpoint: Endpoint,
     tasks: JoinSet<anyhow::Result<()>>,
     serving: pernode_apiserver::Serving,
     _dir: tempfile::TempDir,
@@ -80,6 +92,11 @@ impl Cluster {
             namespace: "bench".into(),
             run: run.into(),
             local: Some(Local {
+                endpoint: Endpoint {
+                    server: format!("https://{addr}"),
+                    ca_pem: certificates.serving_ca_pem.clone(),
+                    admin: certificates.admin()?,
+                },
                 server,
                 tasks,
                 serving,
@@ -113,6 +130,11 @@ impl Cluster {
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
             Err(e) => Err(e).context("creating the bench namespace"),
         }
+    }
+
+    /// How to reach the server as a new client (in-process clusters only).
+    pub fn endpoint(&self) -> Option<Endpoint> {
+        self.local.as_ref().map(|l| l.endpoint.clone())
     }
 
     /// API requests served so far (in-process clusters only).

@@ -10,6 +10,8 @@
 //! - `converge`, `rollout`, `nodechurn`: a daemon set on the simulated fleet ([`daemonset`]);
 //! - `create`, `list`, `watch`: pods through the API, lists as JSON and Table, watch fan-out
 //!   ([`api`]);
+//! - `loginflood`: an authorised GET's latency alone and while two dozen clients fail to
+//!   log in as fast as they can ([`login_flood`]);
 //! - `memory`: `pernode up --nodes N` as a child process, its own peak RSS and CPU until every
 //!   node is Ready and then until a daemon set is available on every node ([`memory`]).
 //!
@@ -20,6 +22,7 @@
 mod api;
 mod cluster;
 mod daemonset;
+mod login_flood;
 mod memory;
 mod report;
 mod store;
@@ -44,6 +47,7 @@ pub const SCENARIOS: &[&str] = &[
     "list",
     "create",
     "watch",
+    "loginflood",
     "memory",
 ];
 
@@ -53,11 +57,12 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     pub nodes: Vec<usize>,
     /// Scenarios to run, comma-separated: store,converge,rollout,nodechurn,list,create,watch,
-    /// memory (memory is not in the default: it starts `pernode up` as a child process).
+    /// loginflood,memory (memory is not in the default: it starts `pernode up` as a child
+    /// process).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "store,converge,rollout,nodechurn,list,create,watch"
+        default_value = "store,converge,rollout,nodechurn,list,create,watch,loginflood"
     )]
     pub only: Vec<String>,
     /// Concurrent watchers in the watch scenario.
@@ -212,6 +217,9 @@ async fn run_cluster(
                 .await?,
             );
         }
+    }
+    if args.wants("loginflood") {
+        figures.extend(login_flood::login_flood(cluster, nodes, args.list_runs * 20).await?);
     }
     Ok(())
 }
