@@ -81,10 +81,17 @@ pub fn resource_attributes<'a>(
     target: &'a Target,
     query: &Query,
 ) -> Attributes<'a> {
+    // Upstream's RequestInfoFactory reads `/api/v1/namespaces/<name>[/status|/finalize]` as
+    // namespace `<name>`: a RoleBinding in a namespace may grant reading that namespace.
+    let namespace = match (&target.namespace, target.info.group, target.info.plural) {
+        (Some(ns), _, _) => ns.as_str(),
+        (None, "", "namespaces") => target.name.as_deref().unwrap_or(""),
+        (None, _, _) => "",
+    };
     Attributes::resource(
         user,
         resource_verb(method, target, query),
-        target.namespace.as_deref().unwrap_or(""),
+        namespace,
         target.info.group,
         target.info.version,
         target.info.plural,

@@ -319,6 +319,42 @@ async fn a_role_binding_grants_in_its_namespace_only() {
 }
 
 #[tokio::test]
+async fn a_namespace_is_in_its_own_namespace() {
+    // Upstream's RequestInfo: `/api/v1/namespaces/<name>` is in namespace `<name>`, so a
+    // RoleBinding there may grant reading the namespace itself.
+    let server = server().await;
+    let admin = server.router();
+    let jane = server.router_as(UserInfo::new("jane", ["dev"]));
+    namespace(&admin, "team-b").await;
+    let reader = role("ns-reader", json!([rule(&[""], &["namespaces"], &["get"])]));
+    ok(&admin, Method::POST, &rbac("roles", Some("team-b")), reader).await;
+    let b = binding(true, "jane-reads-ns", "Role", "ns-reader", user("jane"));
+    ok(
+        &admin,
+        Method::POST,
+        &rbac("rolebindings", Some("team-b")),
+        b,
+    )
+    .await;
+    assert_eq!(
+        get_status(&jane, "/api/v1/namespaces/team-b").await,
+        StatusCode::OK
+    );
+    let message = forbidden(
+        &jane,
+        Method::GET,
+        "/api/v1/namespaces/default",
+        JSON,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        message,
+        r#"namespaces "default" is forbidden: User "jane" cannot get resource "namespaces" in API group "" in the namespace "default""#
+    );
+}
+
+#[tokio::test]
 async fn groups_service_accounts_and_authenticated_users() {
     let server = server().await;
     let admin = server.router();
