@@ -48,7 +48,7 @@ fn https_only_and_credentials_are_checked() {
     assert!(!kubeconfig.contains("insecure-skip-tls-verify"));
     c.ok(&["get", "namespaces"]);
 
-    // Plain HTTP gets no HTTP answer.
+    // Plain HTTP gets Go's (so kube-apiserver's) 400 and nothing else.
     let addr = server.trim_start_matches("https://");
     let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
     tcp.set_read_timeout(Some(Duration::from_secs(10)))
@@ -57,10 +57,17 @@ fn https_only_and_credentials_are_checked() {
         .expect("write");
     let mut reply = Vec::new();
     let _ = tcp.read_to_end(&mut reply);
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+    );
+    let http_url = server.replace("https://", "http://");
+    let e = c.fails(&["--server", &http_url, "get", "pods"]);
+    // What kubectl prints for kube-apiserver's answer too.
     assert!(
-        !reply.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&reply)
+        e.contains("Error from server (BadRequest)")
+            && e.contains("the server rejected our request for an unknown reason"),
+        "{e}"
     );
 
     // No credentials: 401 on resources. (kubectl itself would prompt for a password on a
