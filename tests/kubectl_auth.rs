@@ -113,3 +113,75 @@ fn kubectl_auth_answers_for_the_admin_and_a_viewer() {
         ("yes".to_string(), Some(0))
     );
 }
+
+#[test]
+fn kubectl_as_impersonates_whom_the_requester_may() {
+    let c = Cluster::start("up", &["--nodes", "0"]);
+    // The admin may impersonate anyone (cluster-admin has `impersonate` on everything).
+    let whoami = c.ok(&["--as", "jane", "--as-group", "dev", "auth", "whoami"]);
+    assert!(
+        whoami.contains("jane") && whoami.contains("dev"),
+        "{whoami}"
+    );
+    assert!(!whoami.contains("system:masters"), "{whoami}");
+    let e = c.fails(&["--as", "jane", "get", "pods"]);
+    assert!(
+        e.contains(r#"Error from server (Forbidden): pods is forbidden: User "jane" cannot list resource "pods" in API group "" in the namespace "default""#),
+        "{e}"
+    );
+    let (answer, code) = can_i(
+        &c,
+        &c.kubeconfig().display().to_string(),
+        &[
+            "create",
+            "daemonsets",
+            "--as",
+            "system:serviceaccount:default:default",
+        ],
+    );
+    assert_eq!((answer.as_str(), code), ("no", Some(1)));
+
+    // jane may not impersonate until a role lets her, and then only whom it names.
+    let jane = jane_kubeconfig(&c);
+    let e = c.fails(&["--kubeconfig", &jane, "--as", "bob", "get", "pods"]);
+    assert!(
+        e.contains(r#"Error from server (Forbidden): users "bob" is forbidden: User "jane" cannot impersonate resource "users" in API group "" at the cluster scope"#),
+        "{e}"
+    );
+    c.ok(&[
+        "create",
+        "clusterrole",
+        "impersonate-bob",
+        "--verb=impersonate",
+        "--resource=users",
+        "--resource-name=bob",
+    ]);
+    c.ok(&[
+        "create",
+        "clusterrolebinding",
+        "jane-as-bob",
+        "--clusterrole=impersonate-bob",
+        "--user=jane",
+    ]);
+    let whoami = c.ok(&["--kubeconfig", &jane, "--as", "bob", "auth", "whoami"]);
+    assert!(whoami.contains("bob"), "{whoami}");
+    // (`auth whoami` prints any 403 as "not enabled or no permission": ask for pods.)
+    let e = c.fails(&["--kubeconfig", &jane, "--as", "carol", "get", "pods"]);
+    assert!(e.contains(r#"users "carol" is forbidden"#), "{e}");
+    let e = c.fails(&[
+        "--kubeconfig",
+        &jane,
+        "--as",
+        "bob",
+        "--as-group",
+        "ops",
+        "get",
+        "pods",
+    ]);
+    assert!(
+        e.contains(
+            r#"groups "ops" is forbidden: User "jane" cannot impersonate resource "groups""#
+        ),
+        "{e}"
+    );
+}

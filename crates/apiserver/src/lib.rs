@@ -26,6 +26,7 @@ pub mod event_ttl;
 pub mod eviction;
 pub mod filter;
 pub mod handlers;
+pub mod impersonation;
 pub mod kinds;
 pub mod kubernetes_service;
 pub mod max_in_flight;
@@ -391,6 +392,10 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
             tracing::debug!(%path, %why, "unauthenticated request");
             return authorization::unauthorized().into_response();
         }
+    };
+    let user = match impersonation::impersonate(state.authorizer.as_ref(), user, &parts.headers) {
+        Ok(user) => user,
+        Err(e) => return e.into_response(),
     };
     // Present only when this request is audited ([`audit`]).
     let audit = match state.audit {

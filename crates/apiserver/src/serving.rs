@@ -158,8 +158,7 @@ pub(crate) async fn serve(
                         }
                         acceptor.accept(tcp).await
                     };
-                    let stream = match tokio::time::timeout(header_read_timeout, handshake).await
-                    {
+                    let stream = match tokio::time::timeout(header_read_timeout, handshake).await {
                         Ok(Ok(stream)) => stream,
                         Ok(Err(e)) => {
                             tracing::debug!(client = %remote, error = %e, "TLS handshake failed");
