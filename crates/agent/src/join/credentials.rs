@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 
+use pernode_auth::pki::CertAndKey;
+
 use super::JoinError;
 
 /// How a client authenticates.
@@ -52,24 +54,11 @@ pub async fn client(server: &str, ca_pem: &str, auth: Auth<'_>) -> Result<kube::
     Ok(kube::Client::try_from(config)?)
 }
 
-/// A certificate and its key, as issued.
-#[derive(Clone)]
-pub struct Issued {
-    pub cert_pem: String,
-    pub key_pem: String,
-}
-
-impl std::fmt::Debug for Issued {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Issued").finish_non_exhaustive()
-    }
-}
-
 /// The credentials in use: the CA, the certificate and key, and the certificate's validity.
 #[derive(Clone)]
 pub struct Current {
     pub ca_pem: String,
-    pub issued: Issued,
+    pub issued: CertAndKey,
     pub not_before: k8s_openapi::jiff::Timestamp,
     pub not_after: k8s_openapi::jiff::Timestamp,
     /// When this agent took the certificate into use.
@@ -78,7 +67,7 @@ pub struct Current {
 
 impl Current {
     /// Credentials from `ca_pem` and `issued`, if the certificate parses.
-    pub fn new(ca_pem: String, issued: Issued) -> Option<Current> {
+    pub fn new(ca_pem: String, issued: CertAndKey) -> Option<Current> {
         let (not_before, not_after) = validity(&issued.cert_pem)?;
         Some(Current {
             ca_pem,
@@ -152,7 +141,7 @@ impl Store {
     pub fn load(&self) -> Option<Current> {
         let ca_pem = std::fs::read_to_string(self.pki().join("ca.crt")).ok()?;
         let both = std::fs::read_to_string(self.pki().join(CURRENT)).ok()?;
-        let issued = Issued {
+        let issued = CertAndKey {
             cert_pem: blocks(&both, false),
             key_pem: blocks(&both, true),
         };
@@ -161,7 +150,12 @@ impl Store {
 
     /// Saves `issued` as the current credentials (and `ca_pem`, and the kubeconfig naming
     /// `server`): a new timestamped file, then the `current` link swapped by rename.
-    pub fn save(&self, ca_pem: &str, issued: &Issued, server: &str) -> Result<Current, JoinError> {
+    pub fn save(
+        &self,
+        ca_pem: &str,
+        issued: &CertAndKey,
+        server: &str,
+    ) -> Result<Current, JoinError> {
         let io = |context: String| move |source| JoinError::Io { context, source };
         let pki = self.pki();
         std::fs::create_dir_all(&pki).map_err(io(format!("creating {}", pki.display())))?;
@@ -211,12 +205,8 @@ mod tests {
         let first = ca
             .issue_client("system:node:a", &["system:nodes"], 1)
             .expect("cert");
-        let issued = Issued {
-            cert_pem: first.cert_pem.clone(),
-            key_pem: first.key_pem.clone(),
-        };
         store
-            .save(&ca.cert_pem, &issued, "https://127.0.0.1:6443")
+            .save(&ca.cert_pem, &first, "https://127.0.0.1:6443")
             .expect("save");
         let loaded = store.load().expect("load");
         assert_eq!(loaded.issued.cert_pem.trim(), first.cert_pem.trim());
@@ -226,12 +216,8 @@ mod tests {
         let second = ca
             .issue_client("system:node:a", &["system:nodes"], 2)
             .expect("cert");
-        let issued = Issued {
-            cert_pem: second.cert_pem.clone(),
-            key_pem: second.key_pem.clone(),
-        };
         store
-            .save(&ca.cert_pem, &issued, "https://127.0.0.1:6443")
+            .save(&ca.cert_pem, &second, "https://127.0.0.1:6443")
             .expect("save");
         assert_ne!(
             std::fs::read_link(dir.path().join("pki").join(CURRENT)).expect("link"),

@@ -14,7 +14,7 @@ use kube::api::{Api, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 
 use super::JoinError;
-use super::credentials::Issued;
+use pernode_auth::pki::CertAndKey;
 
 /// The signer of kubelets' client certificates.
 pub const KUBELET_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
@@ -66,7 +66,7 @@ pub fn digested_name(public_key_der: &[u8], node_name: &str) -> String {
 
 /// Submits a request for `node_name`'s client certificate with `client` (the bootstrap
 /// token's, or the current certificate's when renewing) and waits for the certificate.
-pub async fn request(client: &kube::Client, node_name: &str) -> Result<Issued, JoinError> {
+pub async fn request(client: &kube::Client, node_name: &str) -> Result<CertAndKey, JoinError> {
     let (key, csr_pem) = make_request(node_name)?;
     let name = digested_name(
         &rcgen::PublicKeyData::subject_public_key_info(&key),
@@ -92,7 +92,7 @@ pub async fn request(client: &kube::Client, node_name: &str) -> Result<Issued, J
     }
     tracing::info!(csr = %name, "waiting for the node's client certificate");
     let cert_pem = wait_for_certificate(&api, &name).await?;
-    Ok(Issued {
+    Ok(CertAndKey {
         cert_pem,
         key_pem: key.serialize_pem(),
     })
