@@ -469,7 +469,10 @@ async fn custom_objects_take_no_strategic_merge_patch_and_only_their_subresource
         )
         .await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{sub}: {body}");
-        assert_eq!(body["message"], "gizmos.example.com \"g\" not found", "{sub}");
+        assert_eq!(
+            body["message"], "gizmos.example.com \"g\" not found",
+            "{sub}"
+        );
         assert_eq!(
             body["details"],
             json!({"name": "g", "group": "example.com", "kind": "gizmos"})
