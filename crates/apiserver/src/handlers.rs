@@ -33,13 +33,36 @@ use crate::watch::{self, Rendering, WatchRequest};
 /// How many times a create with a generated name tries another name after a collision.
 const MAX_GENERATE_NAME_TRIES: usize = 8;
 
-/// The patch types every served kind takes, in upstream's order (its 415 lists them).
+/// The patch types every built-in kind takes, in upstream's order (its 415 lists them).
 pub(crate) const PATCH_MEDIA_TYPES: &[&str] = &[
     "application/json-patch+json",
     "application/merge-patch+json",
     "application/strategic-merge-patch+json",
     "application/apply-patch+yaml",
 ];
+
+/// The patch types custom resources take (apiextensions' crdHandler): no strategic merge
+/// patch, since a custom object's fields have no patch strategies to merge by.
+const CUSTOM_PATCH_MEDIA_TYPES: &[&str] = &[
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/apply-patch+yaml",
+];
+
+/// The type of a patch (other than an apply) of `info` sent as `media`, or upstream's 415
+/// listing the patch types `info` takes.
+pub(crate) fn patch_type_of(
+    info: &pernode_resources::ResourceInfo,
+    media: &str,
+) -> Result<PatchType, ApiError> {
+    let accepted = match info.custom {
+        Some(_) => CUSTOM_PATCH_MEDIA_TYPES,
+        None => PATCH_MEDIA_TYPES,
+    };
+    PatchType::from_content_type(media)
+        .filter(|t| accepted.contains(&t.content_type()))
+        .ok_or_else(|| ApiError::unsupported_media_type(accepted))
+}
 
 /// Namespaces that exist from the start and may not be deleted.
 pub const SYSTEM_NAMESPACES: [&str; 4] =
@@ -755,12 +778,7 @@ async fn patch(state: &AppState, req: &Request) -> Result<Response, ApiError> {
     if media == "application/apply-patch+yaml" {
         return apply_patch(state, req).await;
     }
-    let patch_type = PatchType::from_content_type(&media)
-        .ok_or_else(|| ApiError::unsupported_media_type(PATCH_MEDIA_TYPES))?;
-    // Custom objects have no patch strategies to merge by (upstream: 415).
-    if patch_type == PatchType::StrategicMerge && req.target.info.custom.is_some() {
-        return Err(ApiError::unsupported_media_type(PATCH_MEDIA_TYPES));
-    }
+    let patch_type = patch_type_of(req.target.info, &media)?;
     let name = req.target.name.clone().unwrap_or_default();
     let key = req.target.key().ok_or_else(ApiError::no_route)?;
     // As GuaranteedUpdate: a lost race is retried until the write applies; a write the

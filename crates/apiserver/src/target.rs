@@ -135,7 +135,13 @@ pub fn parse(view: &View, path: &str) -> Result<Option<Target>, ApiError> {
     if let Some(sub) = &target.subresource
         && !target.info.subresources.iter().any(|s| s.name == sub)
     {
-        return Err(ApiError::no_route());
+        // apiextensions' crdHandler answers a subresource its definition does not enable (a
+        // custom object's `status` without the status subresource) as the object not found;
+        // for built-ins no route has the path.
+        return Err(match (target.info.custom, &target.name) {
+            (Some(_), Some(name)) => ApiError::not_found(target.group(), target.plural(), name),
+            _ => ApiError::no_route(),
+        });
     }
     Ok(Some(target))
 }

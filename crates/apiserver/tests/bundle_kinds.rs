@@ -376,3 +376,120 @@ async fn custom_objects_are_stored_in_the_storage_version_and_answered_in_the_re
     assert_eq!(patched["apiVersion"], "example.com/v1beta1");
     assert_eq!(patched["spec"]["size"], 2);
 }
+
+#[tokio::test]
+async fn custom_objects_take_no_strategic_merge_patch_and_only_their_subresources() {
+    let server = server_with_accounts().await;
+    let r = server.router();
+    let version = |name: &str, subresources: Value| {
+        json!({"name": name, "served": true, "storage": name == "v1",
+               "subresources": subresources,
+               "schema": {"openAPIV3Schema": {"type": "object",
+                   "x-kubernetes-preserve-unknown-fields": true}}})
+    };
+    // v1 has no subresources; v2 a scale subresource.
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gizmos.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "gizmos", "singular": "gizmo", "kind": "Gizmo"},
+            "versions": [version("v1", json!({})), version("v2", json!({"scale": {
+                "specReplicasPath": ".spec.replicas",
+                "statusReplicasPath": ".status.replicas"}}))]}});
+    let (status, body) = send(
+        &r,
+        Method::POST,
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        JSON,
+        crd.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let gizmo = json!({"apiVersion": "example.com/v1", "kind": "Gizmo",
+                       "metadata": {"name": "g"}, "spec": {"replicas": 1}});
+    let (status, body) = send(
+        &r,
+        Method::POST,
+        "/apis/example.com/v1/namespaces/default/gizmos",
+        JSON,
+        gizmo.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // A strategic merge patch is a 415 listing what custom resources take (apiextensions'
+    // crdHandler), on the object and on its scale alike; nothing changes.
+    let unsupported = "the body of the request was in an unknown format - accepted media types include: \
+        application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml";
+    for path in [
+        "/apis/example.com/v1/namespaces/default/gizmos/g",
+        "/apis/example.com/v2/namespaces/default/gizmos/g/scale",
+    ] {
+        let (status, body) = send(
+            &r,
+            Method::PATCH,
+            path,
+            "application/strategic-merge-patch+json",
+            r#"{"spec":{"replicas":3}}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{path}: {body}");
+        assert_eq!(body["reason"], "UnsupportedMediaType");
+        assert_eq!(body["message"], unsupported, "{path}");
+    }
+    let (_, stored) = send(
+        &r,
+        Method::GET,
+        "/apis/example.com/v1/namespaces/default/gizmos/g",
+        JSON,
+        "",
+    )
+    .await;
+    assert_eq!(stored["spec"]["replicas"], 1, "{stored}");
+    // The scale subresource takes a merge patch.
+    let (status, body) = send(
+        &r,
+        Method::PATCH,
+        "/apis/example.com/v2/namespaces/default/gizmos/g/scale",
+        "application/merge-patch+json",
+        r#"{"spec":{"replicas":2}}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["spec"]["replicas"], 2);
+
+    // A subresource the version does not enable: the object is not found (upstream's
+    // crdHandler), as the Python and JavaScript clients' get…Status report it.
+    for sub in ["status", "scale"] {
+        let (status, body) = send(
+            &r,
+            Method::GET,
+            &format!("/apis/example.com/v1/namespaces/default/gizmos/g/{sub}"),
+            JSON,
+            "",
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{sub}: {body}");
+        assert_eq!(
+            body["message"], "gizmos.example.com \"g\" not found",
+            "{sub}"
+        );
+        assert_eq!(
+            body["details"],
+            json!({"name": "g", "group": "example.com", "kind": "gizmos"})
+        );
+    }
+    // A built-in's unknown subresource has no route.
+    let (status, body) = send(
+        &r,
+        Method::GET,
+        "/api/v1/namespaces/default/configmaps/kube-root-ca.crt/status",
+        JSON,
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(
+        body["message"],
+        "the server could not find the requested resource"
+    );
+}

@@ -4,7 +4,6 @@
 
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
-use pernode_patch::PatchType;
 use pernode_resources::ScalePaths;
 use serde_json::{Value, json};
 
@@ -93,9 +92,7 @@ pub async fn handle(state: &AppState, req: &Request) -> Result<Response, ApiErro
                     .get("content-type")
                     .and_then(|v| v.to_str().ok()),
             );
-            let patch_type = PatchType::from_content_type(&media).ok_or_else(|| {
-                ApiError::unsupported_media_type(crate::handlers::PATCH_MEDIA_TYPES)
-            })?;
+            let patch_type = crate::handlers::patch_type_of(req.target.info, &media)?;
             pernode_patch::apply(patch_type, &current, &req.body)
                 .map_err(|e| ApiError::from_parts(e.code(), e.reason(), e.status_message()))?
         } else {
