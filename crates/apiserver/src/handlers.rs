@@ -7,7 +7,6 @@
 //! GuaranteedUpdate).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -378,7 +377,7 @@ fn watch_request(req: &Request, filter: Filter) -> Result<WatchRequest, ApiError
         target: req.target.clone(),
         filter,
         resource_version,
-        timeout: req.query.timeout_seconds().map(Duration::from_secs),
+        timeout: Some(crate::watch::timeout(req.query.timeout_seconds())),
         bookmarks: req.query.get("allowWatchBookmarks") == Some("true"),
         send_initial_events: match req.query.get("sendInitialEvents") {
             Some("true") => Some(true),

@@ -43,6 +43,19 @@ pub enum Rendering {
     Metadata,
 }
 
+/// kube-apiserver's `--min-request-timeout` default.
+pub const MIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// How long a watch runs: its `timeoutSeconds`, or without one (or 0) a random time between
+/// one and two [`MIN_REQUEST_TIMEOUT`]s, as upstream's ListResource, so that long watches
+/// spread their reconnects and a client's old connections (and credentials) do not live on.
+pub fn timeout(timeout_seconds: Option<u64>) -> Duration {
+    match timeout_seconds {
+        Some(t) if t > 0 => Duration::from_secs(t),
+        _ => MIN_REQUEST_TIMEOUT.mul_f64(1.0 + rand::random::<f64>()),
+    }
+}
+
 pub struct WatchRequest {
     pub target: Target,
     pub filter: Filter,
@@ -298,4 +311,21 @@ fn event_type(filter: &Filter, event: &pernode_store::Event) -> Option<&'static 
 fn expired(last_rv: u64) -> Bytes {
     let status = ApiError::gone(format!("too old resource version: {last_rv}")).to_status();
     Bytes::from(format!("{}\n", json!({"type": "ERROR", "object": status})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watches_without_a_timeout_end_within_one_to_two_min_request_timeouts() {
+        assert_eq!(timeout(Some(5)), Duration::from_secs(5));
+        for asked in [None, Some(0)] {
+            let t = timeout(asked);
+            assert!(
+                (MIN_REQUEST_TIMEOUT..=MIN_REQUEST_TIMEOUT * 2).contains(&t),
+                "{t:?}"
+            );
+        }
+    }
 }
