@@ -393,15 +393,21 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
             return authorization::unauthorized().into_response();
         }
     };
-    let user = match impersonation::impersonate(state.authorizer.as_ref(), user, &parts.headers) {
-        Ok(user) => user,
-        Err(e) => return e.into_response(),
-    };
     // Present only when this request is audited ([`audit`]).
     let audit = match state.audit {
         Some(_) => parts.extensions.get::<audit::Recorder>().cloned(),
         None => None,
     };
+    let requester = user.clone();
+    let user = match impersonation::impersonate(state.authorizer.as_ref(), user, &parts.headers) {
+        Ok(user) => user,
+        Err(e) => return e.into_response(),
+    };
+    if let Some(audit) = &audit
+        && !Arc::ptr_eq(&user, &requester)
+    {
+        audit.impersonated(user.clone());
+    }
     let view = state.catalog.view();
     if !target::is_resource_path(&path) {
         if let Err(e) = authorization::authorize_path(

@@ -268,6 +268,37 @@ async fn a_refused_request_is_logged_as_forbidden() {
 }
 
 #[tokio::test]
+async fn an_impersonating_request_names_both_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = audited(dir.path(), None).await;
+    let admin = server.router();
+    let request = Request::get(CONFIGMAPS)
+        .header("Impersonate-User", "jane")
+        .header("Impersonate-Group", "dev")
+        .body(Body::empty())
+        .unwrap();
+    let response = admin.clone().oneshot(request).await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::FORBIDDEN,
+        "jane may not list"
+    );
+    // The line is written once the body is done.
+    let _ = response.into_body().collect().await;
+    let (code, _) = support::send(&admin, Method::GET, CONFIGMAPS, "", Body::empty()).await;
+    assert_eq!(code, StatusCode::OK);
+    let lines = lines(&server, dir.path()).await;
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["user"]["username"], "system:admin");
+    assert_eq!(
+        lines[0]["impersonatedUser"],
+        json!({"username": "jane", "groups": ["dev", "system:authenticated"]})
+    );
+    assert_eq!(lines[0]["responseStatus"]["code"], 403);
+    assert!(lines[1].get("impersonatedUser").is_none(), "{}", lines[1]);
+}
+
+#[tokio::test]
 async fn a_failed_authentication_is_one_response_started_line_without_a_user() {
     let dir = tempfile::tempdir().unwrap();
     let server = audited(dir.path(), None).await;
@@ -396,7 +427,8 @@ async fn requests_over_tcp_carry_their_source_addresses_and_user_agent() {
     assert_eq!(line["verb"], "get");
     assert_eq!(
         line["objectRef"],
-        json!({"resource": "namespaces", "name": "default", "apiVersion": "v1"})
+        // Upstream's RequestInfo puts a namespace in itself.
+        json!({"resource": "namespaces", "namespace": "default", "name": "default", "apiVersion": "v1"})
     );
     tcp.serving.stop(Duration::from_secs(5)).await.unwrap();
 }

@@ -129,6 +129,8 @@ pub struct Event {
     pub verb: String,
     /// `None` when authentication failed (logged as `{}`).
     pub user: Option<Arc<UserInfo>>,
+    /// Whom `user` acted as, when it impersonated someone.
+    pub impersonated_user: Option<Arc<UserInfo>>,
     pub source_ips: Vec<String>,
     pub user_agent: String,
     pub object_ref: Option<ObjectRef>,
@@ -182,6 +184,10 @@ impl Event {
             request_uri: &self.request_uri,
             verb: &self.verb,
             user: WireUser::of(self.user.as_deref()),
+            impersonated_user: self
+                .impersonated_user
+                .as_deref()
+                .map(|u| WireUser::of(Some(u))),
             source_ips: &self.source_ips,
             user_agent: &self.user_agent,
             object_ref: object_ref.as_ref(),
@@ -317,6 +323,8 @@ struct Wire<'a> {
     request_uri: &'a str,
     verb: &'a str,
     user: WireUser<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    impersonated_user: Option<WireUser<'a>>,
     #[serde(rename = "sourceIPs", skip_serializing_if = "<[String]>::is_empty")]
     source_ips: &'a [String],
     #[serde(skip_serializing_if = "str::is_empty")]
@@ -432,6 +440,7 @@ mod tests {
                 "system:admin",
                 ["system:masters", "system:authenticated"],
             ))),
+            impersonated_user: None,
             source_ips: vec!["127.0.0.1".into()],
             user_agent: "kubectl/v1.33.0".into(),
             object_ref: Some(ObjectRef {
@@ -553,6 +562,18 @@ mod tests {
                    "reason": "NotFound", "details": {"name": "x", "kind": "configmaps"}, "code": 404})
         );
         assert!(v.get("responseObject").is_none(), "Metadata logs no bodies");
+    }
+
+    #[test]
+    fn an_impersonated_user_is_named_beside_the_requester() {
+        let mut e = event();
+        e.impersonated_user = Some(Arc::new(UserInfo::new("jane", ["dev"])));
+        let v: Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(v["user"]["username"], "system:admin");
+        assert_eq!(
+            v["impersonatedUser"],
+            json!({"username": "jane", "groups": ["dev"]})
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@
 //! in-flight limit's test), when the response starts. A request that fails authentication (a
 //! 401) is logged as upstream's failed-authentication audit does: one `ResponseStarted` event
 //! with no user and the methods it attempted as the status message. Left out:
-//! `RequestReceived` and `Panic` events, impersonation (`impersonatedUser`), log rotation
+//! `RequestReceived` and `Panic` events, log rotation
 //! (`--audit-log-maxage`, `-maxsize`, `-maxbackup`), webhook backends, and the `legacy` format.
 //!
 //! Without `--audit-log-path` nothing here runs: the server has no [`Auditor`], the router gets
@@ -130,6 +130,8 @@ struct Recorded {
     /// Allowed, and the authorizer's reason.
     decision: Option<(bool, String)>,
     body: Option<Bytes>,
+    /// Whom the requester acted as (`kubectl --as`).
+    impersonated: Option<Arc<UserInfo>>,
 }
 
 impl Recorder {
@@ -147,6 +149,11 @@ impl Recorder {
     /// The authorizers' decision on the request.
     pub fn authorized(&self, allowed: bool, reason: &str) {
         self.lock().decision = Some((allowed, reason.to_string()));
+    }
+
+    /// The user the request is served as, once impersonation was allowed.
+    pub fn impersonated(&self, user: Arc<UserInfo>) {
+        self.lock().impersonated = Some(user);
     }
 
     /// The request's body, as read; kept (by reference) if the event will use it.
@@ -268,6 +275,7 @@ async fn audit(State(state): State<Arc<AppState>>, mut request: Request, next: N
             .map_or_else(|| uri.path().to_string(), |p| p.as_str().to_string()),
         verb: described.verb,
         user: requester.as_ref().ok().cloned(),
+        impersonated_user: None,
         source_ips: event::source_ips(headers, remote),
         user_agent: event::user_agent(headers),
         object_ref: described.object_ref,
@@ -318,6 +326,7 @@ async fn audit(State(state): State<Arc<AppState>>, mut request: Request, next: N
             .annotations
             .insert("authorization.k8s.io/reason", reason);
     }
+    event.impersonated_user = recorded.impersonated;
     event.request_body = recorded.body.map(|bytes| RequestBody {
         bytes,
         content_type,

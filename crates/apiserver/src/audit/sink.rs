@@ -148,6 +148,7 @@ mod tests {
             request_uri: "/version".into(),
             verb: "get".into(),
             user: None,
+            impersonated_user: None,
             source_ips: Vec::new(),
             user_agent: String::new(),
             object_ref: None,
