@@ -16,6 +16,7 @@ use serde_json::json;
 async fn registers_heartbeats_runs_a_process_and_serves_logs() {
     let c = cluster().await;
     let root = tempfile::tempdir().expect("tempdir");
+    let _unmount = UnmountOnDrop(root.path().to_path_buf());
     let work = tempfile::tempdir().expect("tempdir");
     let mut opts = options("n1", root.path());
     opts.labels = [("disk".to_string(), "ssd".to_string())].into();
@@ -160,6 +161,7 @@ async fn registers_heartbeats_runs_a_process_and_serves_logs() {
 async fn crashing_containers_back_off_and_keep_previous_logs() {
     let c = cluster().await;
     let root = tempfile::tempdir().expect("tempdir");
+    let _unmount = UnmountOnDrop(root.path().to_path_buf());
     let agent = start(&c.client, options("n1", root.path()));
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
     let counter = root.path().join("count");
@@ -230,6 +232,7 @@ async fn crashing_containers_back_off_and_keep_previous_logs() {
 async fn probes_gate_readiness_and_restart_on_liveness_failure() {
     let c = cluster().await;
     let root = tempfile::tempdir().expect("tempdir");
+    let _unmount = UnmountOnDrop(root.path().to_path_buf());
     let work = tempfile::tempdir().expect("tempdir");
     let agent = start(&c.client, options("n1", root.path()));
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
@@ -293,6 +296,7 @@ async fn probes_gate_readiness_and_restart_on_liveness_failure() {
 async fn graceful_termination_sends_sigterm_first() {
     let c = cluster().await;
     let root = tempfile::tempdir().expect("tempdir");
+    let _unmount = UnmountOnDrop(root.path().to_path_buf());
     let work = tempfile::tempdir().expect("tempdir");
     let agent = start(&c.client, options("n1", root.path()));
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
@@ -337,6 +341,7 @@ async fn graceful_termination_sends_sigterm_first() {
 async fn unmapped_images_and_missing_programs_say_why() {
     let c = cluster().await;
     let root = tempfile::tempdir().expect("tempdir");
+    let _unmount = UnmountOnDrop(root.path().to_path_buf());
     let mut opts = options("n1", root.path());
     opts.image_map.add("tool=sh -c").expect("entry");
     let agent = start(&c.client, opts);
@@ -398,6 +403,7 @@ async fn unmapped_images_and_missing_programs_say_why() {
 async fn a_restarted_agent_adopts_running_processes() {
     let c = cluster().await;
     let root = tempfile::tempdir().expect("tempdir");
+    let _unmount = UnmountOnDrop(root.path().to_path_buf());
     let work = tempfile::tempdir().expect("tempdir");
     let agent = start(&c.client, options("n1", root.path()));
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
@@ -470,6 +476,7 @@ async fn a_restarted_agent_adopts_running_processes() {
 async fn static_pods_run_from_files_and_appear_as_mirror_pods() {
     let c = cluster().await;
     let root = tempfile::tempdir().expect("tempdir");
+    let _unmount = UnmountOnDrop(root.path().to_path_buf());
     let manifests = tempfile::tempdir().expect("tempdir");
     let work = tempfile::tempdir().expect("tempdir");
     let pidfile: PathBuf = work.path().join("pid");

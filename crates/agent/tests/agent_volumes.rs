@@ -64,6 +64,7 @@ async fn volumes_are_projected_mounted_and_kept_current() {
     require_mount_namespaces();
     let c = cluster().await;
     let root = tempfile::tempdir().expect("tempdir");
+    let _unmount = UnmountOnDrop(root.path().to_path_buf());
     let work = tempfile::tempdir().expect("tempdir");
     let agent = start(&c.client, options("n1", root.path()));
     let cms: Api<ConfigMap> = Api::namespaced(c.client.clone(), "default");
@@ -234,6 +235,7 @@ async fn a_missing_config_map_holds_the_pod_until_it_appears() {
     require_mount_namespaces();
     let c = cluster().await;
     let root = tempfile::tempdir().expect("tempdir");
+    let _unmount = UnmountOnDrop(root.path().to_path_buf());
     let work = tempfile::tempdir().expect("tempdir");
     let agent = start(&c.client, options("n1", root.path()));
     let out = work.path().join("out");
@@ -326,6 +328,7 @@ async fn a_missing_config_map_holds_the_pod_until_it_appears() {
 async fn env_reads_config_maps_and_secrets_and_names_the_api_server() {
     let c = cluster().await;
     let root = tempfile::tempdir().expect("tempdir");
+    let _unmount = UnmountOnDrop(root.path().to_path_buf());
     let mut opts = options("n1", root.path());
     // Only printed by the container: nothing connects to it.
     opts.api_server = Some(("127.0.0.1".into(), 16443));

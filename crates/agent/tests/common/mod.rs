@@ -155,3 +155,24 @@ pub async fn delete_and_wait(pods: &Api<Pod>, name: &str, pid: Option<u32>) {
         .await;
     }
 }
+
+/// Unmounts whatever is still mounted under a directory when dropped: the memory-backed
+/// volumes an agent mounted, should a test fail before its pods were torn down.
+pub struct UnmountOnDrop(pub std::path::PathBuf);
+
+impl Drop for UnmountOnDrop {
+    fn drop(&mut self) {
+        let dir = self.0.display().to_string();
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut points: Vec<&str> = info
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&dir))
+            .collect();
+        // Deepest first.
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in points {
+            let _ = rustix::mount::unmount(p, rustix::mount::UnmountFlags::DETACH);
+        }
+    }
+}
