@@ -85,6 +85,10 @@ pub struct AgentArgs {
     /// CrashLoopBackOff cap.
     #[arg(long, default_value = "300s", value_parser = parse_duration)]
     pub crashloop_backoff_max: Duration,
+    /// How often pod volumes are set up again (projected tokens refreshed), as the kubelet's
+    /// `--sync-frequency`; ConfigMap and Secret changes apply at once regardless.
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    pub sync_frequency: Duration,
 }
 
 /// `500ms`, `10s`, `5m`, `1h`.
@@ -148,12 +152,16 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(".pernode-agent").join(&node_name));
     let (client, cluster_url, renewal) = credentials(&args, &node_name, &root_dir).await?;
+    let server_host = cluster_url
+        .host()
+        .unwrap_or("127.0.0.1")
+        .trim_matches(['[', ']'])
+        .to_string();
+    let server_port = cluster_url.port_u16().unwrap_or(443);
     let node_ip = match args.node_ip {
         Some(ip) => ip,
         None => {
-            let url = &cluster_url;
-            let host = url.host().unwrap_or("127.0.0.1").trim_matches(['[', ']']);
-            let port = url.port_u16().unwrap_or(443);
+            let (host, port) = (server_host.as_str(), server_port);
             let target: SocketAddr = (host, port)
                 .to_socket_addrs()
                 .with_context(|| format!("resolving {host}"))?
@@ -199,6 +207,10 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         Some("none") => CgroupMode::Disabled,
         Some(p) => CgroupMode::Parent(PathBuf::from(p)),
     };
+    // Containers reach the API server where the agent does (there is no service proxy for
+    // the `kubernetes` Service's cluster IP).
+    opts.api_server = Some((server_host, server_port));
+    opts.volume_resync = args.sync_frequency;
     opts.backoff_initial = args.crashloop_backoff_initial;
     opts.backoff_max = args.crashloop_backoff_max;
     let renewal = async {

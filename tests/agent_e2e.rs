@@ -7,10 +7,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use support::agent::{Agent, UnmountOnDrop};
 use support::{Cluster, eventually};
 
 const NODES: usize = 3;
@@ -177,52 +178,6 @@ impl Drop for Net {
     }
 }
 
-struct Agent {
-    child: Option<Child>,
-    args: Vec<String>,
-    netns: Option<String>,
-    log: PathBuf,
-}
-
-impl Agent {
-    fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("agent log");
-        let mut cmd = match &self.netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_pernode")]);
-                c
-            }
-            None => Command::new(env!("CARGO_BIN_EXE_pernode")),
-        };
-        let child = cmd
-            .args(&self.args)
-            .env("RUST_LOG", "pernode_agent=info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start the agent");
-        self.child = Some(child);
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
 /// PIDs of processes whose command line contains `marker`.
 fn processes_with(marker: &str) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -350,6 +305,7 @@ fn three_agents_run_a_daemonset_of_http_servers() {
         .expect("server port")
         .to_string();
     let work = tempfile::tempdir().expect("tempdir");
+    let _unmount = UnmountOnDrop(work.path().to_path_buf());
     let serve = work.path().join("serve");
     let mut agents: Vec<Agent> = (1..=NODES)
         .map(|i| {
@@ -357,22 +313,7 @@ fn three_agents_run_a_daemonset_of_http_servers() {
             let server = format!("https://{}:{port}", net.server_host(i));
             // Each agent is its node (`system:node:e2e-<i>` in `system:nodes`), as a kubelet:
             // the Node authorizer and NodeRestriction decide what it may do.
-            let credential = c.client_certificate(&format!("system:node:e2e-{i}"), "system:nodes");
-            let text = kubeconfig
-                .lines()
-                .map(|l| match l.trim().split_once(": ") {
-                    Some(("server", _)) => format!("    server: {server}"),
-                    Some(("client-certificate-data", _)) => {
-                        format!("    client-certificate-data: {}", credential.0)
-                    }
-                    Some(("client-key-data", _)) => {
-                        format!("    client-key-data: {}", credential.1)
-                    }
-                    _ => l.to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            std::fs::write(&kc, text).expect("agent kubeconfig");
+            c.node_kubeconfig(&kc, &format!("e2e-{i}"), &server);
             let ip = net.node_ip(i);
             let args: Vec<String> = [
                 "agent",
@@ -402,12 +343,11 @@ fn three_agents_run_a_daemonset_of_http_servers() {
             .iter()
             .map(|s| s.to_string())
             .collect();
-            let mut a = Agent {
-                child: None,
+            let mut a = Agent::new(
                 args,
-                netns: net.namespace(i),
-                log: work.path().join(format!("agent-{i}.log")),
-            };
+                net.namespace(i),
+                work.path().join(format!("agent-{i}.log")),
+            );
             a.spawn();
             a
         })
@@ -415,7 +355,7 @@ fn three_agents_run_a_daemonset_of_http_servers() {
     let logs = |agents: &[Agent]| {
         agents
             .iter()
-            .map(|a| std::fs::read_to_string(&a.log).unwrap_or_default())
+            .map(Agent::log_text)
             .collect::<Vec<_>>()
             .join("\n----\n")
     };

@@ -1,152 +1,22 @@
 //! The real node agent against pernode's own API server, in process, with real processes.
 //! Every wait polls with a deadline.
 
-use std::future::Future;
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
+use common::*;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, PostParams};
-use pernode_agent::agent::{self, AgentOptions, CgroupMode};
-use serde_json::{Value, json};
-use tokio::task::JoinHandle;
-
-struct Cluster {
-    router: axum::Router,
-    client: kube::Client,
-}
-
-async fn cluster() -> Cluster {
-    let router = pernode_apiserver::in_memory_router()
-        .await
-        .expect("api server");
-    let client = kube::Client::new(router.clone(), "default");
-    Cluster { router, client }
-}
-
-fn options(node: &str, root: &Path) -> AgentOptions {
-    let mut o = AgentOptions::new(node, "127.0.0.1".parse().expect("ip"), root.to_path_buf());
-    o.listen = "127.0.0.1:0".parse().expect("addr");
-    o.lease_interval = Duration::from_millis(200);
-    o.node_status_interval = Duration::from_millis(300);
-    o.cgroups = CgroupMode::Disabled;
-    o.backoff_initial = Duration::from_millis(300);
-    o.backoff_max = Duration::from_secs(2);
-    o.file_check_frequency = Duration::from_millis(200);
-    o
-}
-
-/// Runs an agent until the handle is aborted (which leaves its processes running).
-fn start(client: &kube::Client, opts: AgentOptions) -> JoinHandle<()> {
-    let client = client.clone();
-    tokio::spawn(async move {
-        if let Err(e) = agent::run(client, opts).await {
-            panic!("agent failed: {e}");
-        }
-    })
-}
-
-/// Polls `f` until it yields Some, for up to 20 s.
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn pod(name: &str, node: &str, container: Value) -> Pod {
-    serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"nodeName": node, "terminationGracePeriodSeconds": 5, "containers": [container]},
-    }))
-    .expect("pod literal")
-}
-
-fn sh(script: &str) -> Value {
-    json!({"name": "c", "image": "busybox", "command": ["sh", "-c", script]})
-}
-
-fn status_of(p: &Pod) -> Option<&ContainerStatus> {
-    p.status.as_ref()?.container_statuses.as_ref()?.first()
-}
-
-fn condition(p: &Pod, t: &str) -> Option<String> {
-    p.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == t)
-        .map(|c| c.status.clone())
-}
-
-fn pid_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit(')')
-            .next()
-            .is_some_and(|r| !r.trim_start().starts_with('Z'))
-    })
-}
-
-async fn read_pid(path: &Path) -> u32 {
-    eventually("the container writes its pid", || async {
-        std::fs::read_to_string(path)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-    })
-    .await
-}
-
-async fn get_raw(router: &axum::Router, uri: &str) -> (u16, String) {
-    use tower::ServiceExt;
-    let req = http::Request::get(uri)
-        .body(axum::body::Body::empty())
-        .expect("request");
-    let resp = router.clone().oneshot(req).await.expect("response");
-    let status = resp.status().as_u16();
-    let bytes = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
-}
-
-/// Deletes the pod and waits until it is gone from the API and its process has exited.
-async fn delete_and_wait(pods: &Api<Pod>, name: &str, pid: Option<u32>) {
-    let _ = pods.delete(name, &DeleteParams::default()).await;
-    eventually("the pod is removed after termination", || async {
-        pods.get_opt(name)
-            .await
-            .ok()
-            .flatten()
-            .is_none()
-            .then_some(())
-    })
-    .await;
-    if let Some(pid) = pid {
-        eventually("the process is gone", || async {
-            (!pid_alive(pid)).then_some(())
-        })
-        .await;
-    }
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn registers_heartbeats_runs_a_process_and_serves_logs() {
     let c = cluster().await;
     let root = tempfile::tempdir().expect("tempdir");
+    let _unmount = UnmountOnDrop(root.path().to_path_buf());
     let work = tempfile::tempdir().expect("tempdir");
     let mut opts = options("n1", root.path());
     opts.labels = [("disk".to_string(), "ssd".to_string())].into();
@@ -291,6 +161,7 @@ async fn registers_heartbeats_runs_a_process_and_serves_logs() {
 async fn crashing_containers_back_off_and_keep_previous_logs() {
     let c = cluster().await;
     let root = tempfile::tempdir().expect("tempdir");
+    let _unmount = UnmountOnDrop(root.path().to_path_buf());
     let agent = start(&c.client, options("n1", root.path()));
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
     let counter = root.path().join("count");
@@ -361,6 +232,7 @@ async fn crashing_containers_back_off_and_keep_previous_logs() {
 async fn probes_gate_readiness_and_restart_on_liveness_failure() {
     let c = cluster().await;
     let root = tempfile::tempdir().expect("tempdir");
+    let _unmount = UnmountOnDrop(root.path().to_path_buf());
     let work = tempfile::tempdir().expect("tempdir");
     let agent = start(&c.client, options("n1", root.path()));
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
@@ -424,6 +296,7 @@ async fn probes_gate_readiness_and_restart_on_liveness_failure() {
 async fn graceful_termination_sends_sigterm_first() {
     let c = cluster().await;
     let root = tempfile::tempdir().expect("tempdir");
+    let _unmount = UnmountOnDrop(root.path().to_path_buf());
     let work = tempfile::tempdir().expect("tempdir");
     let agent = start(&c.client, options("n1", root.path()));
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
@@ -468,6 +341,7 @@ async fn graceful_termination_sends_sigterm_first() {
 async fn unmapped_images_and_missing_programs_say_why() {
     let c = cluster().await;
     let root = tempfile::tempdir().expect("tempdir");
+    let _unmount = UnmountOnDrop(root.path().to_path_buf());
     let mut opts = options("n1", root.path());
     opts.image_map.add("tool=sh -c").expect("entry");
     let agent = start(&c.client, opts);
@@ -529,6 +403,7 @@ async fn unmapped_images_and_missing_programs_say_why() {
 async fn a_restarted_agent_adopts_running_processes() {
     let c = cluster().await;
     let root = tempfile::tempdir().expect("tempdir");
+    let _unmount = UnmountOnDrop(root.path().to_path_buf());
     let work = tempfile::tempdir().expect("tempdir");
     let agent = start(&c.client, options("n1", root.path()));
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
@@ -601,6 +476,7 @@ async fn a_restarted_agent_adopts_running_processes() {
 async fn static_pods_run_from_files_and_appear_as_mirror_pods() {
     let c = cluster().await;
     let root = tempfile::tempdir().expect("tempdir");
+    let _unmount = UnmountOnDrop(root.path().to_path_buf());
     let manifests = tempfile::tempdir().expect("tempdir");
     let work = tempfile::tempdir().expect("tempdir");
     let pidfile: PathBuf = work.path().join("pid");

@@ -1,11 +1,14 @@
-//! What a container's process gets: its environment (`env` with `$(VAR)` references and
-//! `fieldRef`s), its argv (`command`/`args`, or the image map when the pod gives no command),
-//! resolved as the kubelet and the container runtime would.
+//! What a container's process gets: its environment (`env` with `$(VAR)` references,
+//! `fieldRef`s, `resourceFieldRef`s, ConfigMap and Secret keys, and `envFrom`), its argv
+//! (`command`/`args`, or the image map when the pod gives no command), resolved as the
+//! kubelet and the container runtime would.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
+
+use super::env_sources::{self, EnvObjects};
 
 /// Why a container cannot be started; the waiting reason and message the pod reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +30,8 @@ pub struct FieldContext<'a> {
     pub pod_ip: &'a str,
     /// `status.hostIP`.
     pub host_ip: &'a str,
+    /// The node's allocatable resources: the default of unset limits.
+    pub allocatable: &'a BTreeMap<String, String>,
 }
 
 /// The value of a `fieldRef.fieldPath`, as upstream's `podFieldSelectorRuntimeValue`.
@@ -99,67 +104,115 @@ pub fn expand(input: &str, vars: &HashMap<String, String>) -> String {
     out
 }
 
-/// The container's environment in order: the base (PATH and HOSTNAME, as a runtime gives) and
-/// then `env`, each value expanded against the variables before it.
+/// The container's environment in order: the base (PATH, HOSTNAME and the `kubernetes`
+/// Service's variables, as the runtime and the kubelet give), then `envFrom` (each source's
+/// keys, prefixed), then `env`, each value expanded against the variables before it; a later
+/// name replaces an earlier one. `objects` holds the ConfigMaps and Secrets they read.
 pub fn resolve_env(
     container: &Container,
     ctx: &FieldContext<'_>,
     base: &[(String, String)],
+    objects: &EnvObjects,
 ) -> Result<Vec<(String, String)>, ConfigError> {
     let mut vars: HashMap<String, String> = base.iter().cloned().collect();
     let mut out: Vec<(String, String)> = base.to_vec();
+    fn set(
+        vars: &mut HashMap<String, String>,
+        out: &mut Vec<(String, String)>,
+        name: String,
+        value: String,
+    ) {
+        vars.insert(name.clone(), value.clone());
+        out.retain(|(k, _)| k != &name);
+        out.push((name, value));
+    }
+    let namespace = ctx.pod.metadata.namespace.as_deref().unwrap_or("default");
+    for (name, value) in env_sources::env_from(container, objects)? {
+        set(&mut vars, &mut out, name, value);
+    }
+    let config_error = |m: String| ConfigError {
+        reason: "CreateContainerConfigError",
+        message: m,
+    };
     for var in container.env.iter().flatten() {
         let value = if let Some(v) = &var.value {
             expand(v, &vars)
         } else if let Some(from) = &var.value_from {
             if let Some(f) = &from.field_ref {
-                field_value(ctx, &f.field_path).map_err(|m| ConfigError {
-                    reason: "CreateContainerConfigError",
-                    message: m,
-                })?
+                field_value(ctx, &f.field_path).map_err(config_error)?
             } else if let Some(r) = &from.resource_field_ref {
-                resource_value(container, &r.resource)
+                resource_field_value(container, &r.resource, r.divisor.as_ref(), ctx.allocatable)
+                    .map_err(config_error)?
             } else {
-                // configMapKeyRef / secretKeyRef: this agent reads no ConfigMaps or Secrets.
-                return Err(ConfigError {
-                    reason: "CreateContainerConfigError",
-                    message: format!(
-                        "env {}: only value, fieldRef and resourceFieldRef are supported by pernode agent",
-                        var.name
-                    ),
-                });
+                // A key of a ConfigMap or Secret; an optional one that is missing sets nothing.
+                match env_sources::key_ref(from, namespace, objects)? {
+                    Some(v) => v,
+                    None => continue,
+                }
             }
         } else {
             String::new()
         };
-        vars.insert(var.name.clone(), value.clone());
-        out.retain(|(k, _)| k != &var.name);
-        out.push((var.name.clone(), value));
+        set(&mut vars, &mut out, var.name.clone(), value);
     }
     Ok(out)
 }
 
-/// `resourceFieldRef` values: limits and requests as plain numbers (cpu rounded up to cores,
-/// memory in bytes), empty when unset.
-fn resource_value(container: &Container, resource: &str) -> String {
-    let res = container.resources.as_ref();
-    let (map, name) = match resource.split_once('.') {
-        Some(("limits", n)) => (res.and_then(|r| r.limits.as_ref()), n),
-        Some(("requests", n)) => (res.and_then(|r| r.requests.as_ref()), n),
-        _ => return String::new(),
+/// A `resourceFieldRef`'s value, as upstream's `ExtractResourceValueByContainerNameAndNodeAllocatable`:
+/// the container's request or limit divided by `divisor` (default 1) and rounded up, cpu in
+/// millicores before dividing; an unset cpu, memory or ephemeral-storage limit is the node's
+/// allocatable (`MergeContainerResourceLimits`), an unset request 0.
+pub fn resource_field_value(
+    container: &Container,
+    resource: &str,
+    divisor: Option<&k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+    allocatable: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    use pernode_core::quantity::{Quantity, parse_quantity};
+    let unsupported = || format!("unsupported container resource : {resource}");
+    let (kind, name) = match resource.split_once('.') {
+        Some(("limits", n)) => (true, n),
+        Some(("requests", n)) => (false, n),
+        _ => return Err(unsupported()),
     };
-    let Some(q) = map
-        .and_then(|m| m.get(name))
-        .and_then(|q| pernode_core::quantity::parse_quantity(&q.0).ok())
-    else {
-        return String::new();
-    };
-    if name == "cpu" {
-        let milli = q.milli_value();
-        ((milli + 999) / 1000).to_string()
-    } else {
-        q.value().to_string()
+    let is_cpu = name == "cpu";
+    if !is_cpu && !matches!(name, "memory" | "ephemeral-storage") && !name.starts_with("hugepages-")
+    {
+        return Err(unsupported());
     }
+    let res = container.resources.as_ref();
+    let set = if kind {
+        res.and_then(|r| r.limits.as_ref())
+    } else {
+        res.and_then(|r| r.requests.as_ref())
+    }
+    .and_then(|m| m.get(name))
+    .map(|q| q.0.clone());
+    let defaulted = || {
+        (kind && matches!(name, "cpu" | "memory" | "ephemeral-storage"))
+            .then(|| allocatable.get(name).cloned())
+            .flatten()
+    };
+    let amount = match set.or_else(defaulted) {
+        Some(text) => parse_quantity(&text).map_err(|e| format!("{resource}: {e}"))?,
+        None => Quantity::from_millis(0),
+    };
+    let divisor = match divisor.map(|d| parse_quantity(&d.0)) {
+        Some(Ok(d)) if !d.is_zero() => d,
+        Some(Err(e)) => return Err(format!("divisor: {e}")),
+        _ => Quantity::from_millis(1000),
+    };
+    let (n, d) = if is_cpu {
+        (amount.milli_value(), divisor.milli_value())
+    } else {
+        (amount.value(), divisor.value())
+    };
+    if d == 0 {
+        return Err(format!("divisor of {resource} is zero"));
+    }
+    // math.Ceil of the quotient (the amounts are never negative).
+    let q = n / d + i128::from(n % d != 0 && (n > 0) == (d > 0));
+    Ok(q.to_string())
 }
 
 /// Image → entrypoint for containers that give no `command` (an image has no filesystem here,
@@ -343,6 +396,7 @@ mod tests {
             node_name: "n1",
             pod_ip: "10.1.0.2",
             host_ip: "10.1.0.2",
+            allocatable: &Default::default(),
         };
         let c = Container {
             name: "c".into(),
@@ -359,7 +413,7 @@ mod tests {
             ..Default::default()
         };
         let base = vec![("PATH".to_string(), "/bin".to_string())];
-        let env = resolve_env(&c, &ctx, &base).expect("env");
+        let env = resolve_env(&c, &ctx, &base, &EnvObjects::default()).expect("env");
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("PATH"), Some("/bin"));
         assert_eq!(get("NODE"), Some("n1"));
@@ -380,13 +434,14 @@ mod tests {
             node_name: "n1",
             pod_ip: "",
             host_ip: "",
+            allocatable: &Default::default(),
         };
         let c = Container {
             name: "c".into(),
             env: Some(vec![field("X", "spec.nope")]),
             ..Default::default()
         };
-        let e = resolve_env(&c, &ctx, &[]).expect_err("bad fieldPath");
+        let e = resolve_env(&c, &ctx, &[], &EnvObjects::default()).expect_err("bad fieldPath");
         assert_eq!(e.reason, "CreateContainerConfigError");
     }
 

@@ -3,11 +3,15 @@
 //! [`run`] registers the host as a Node (capacity and allocatable from the host; labels and
 //! taints as given), keeps its Ready condition and its Lease in kube-node-lease fresh, watches
 //! the pods bound to it and runs each as processes (`worker`): `command`/`args` (or the
-//! [`env::ImageMap`] entry of an image when the pod gives no command), `env` with `fieldRef`s,
-//! `workingDir`, hostPath volumes, output captured per container instance, restart policy with
-//! CrashLoopBackOff ([`backoff`]), startup/liveness/readiness probes ([`probe`]), graceful
-//! termination, and cgroup v2 limits where writable ([`cgroup`]). It serves the kubelet's
-//! `/containerLogs` endpoint ([`logs`]), which the API server proxies `pods/log` to.
+//! [`env::ImageMap`] entry of an image when the pod gives no command), `env` (`fieldRef`s,
+//! ConfigMap and Secret keys, `envFrom`: [`env_sources`]) with the `kubernetes` Service's
+//! variables, `workingDir`, volumes ([`volumes`]: configMap, secret, downwardAPI, projected
+//! with service-account tokens, emptyDir, hostPath) bind-mounted at their `mountPath` in the
+//! container's own mount namespace ([`mounts`]), output captured per container instance,
+//! restart policy with CrashLoopBackOff ([`backoff`]), startup/liveness/readiness probes
+//! ([`probe`]), graceful termination, cgroup v2 limits where writable ([`cgroup`]), and the
+//! kubelet's events about pods ([`events`]). It serves the kubelet's `/containerLogs`
+//! endpoint ([`logs`]), which the API server proxies `pods/log` to.
 //!
 //! Restarting the agent neither loses nor duplicates processes: each container's PID, start
 //! time and restart count are kept under the root directory ([`state`]) and the next agent
@@ -25,13 +29,17 @@
 pub mod backoff;
 pub mod cgroup;
 pub mod env;
+pub mod env_sources;
+pub mod events;
 pub mod host;
 pub mod logs;
+pub mod mounts;
 pub mod node;
 pub mod probe;
 pub mod process;
 pub mod state;
 pub mod static_pods;
+pub mod volumes;
 mod worker;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -128,6 +136,12 @@ pub struct AgentOptions {
     pub backoff_max: Duration,
     /// Namespace of the node lease.
     pub lease_namespace: String,
+    /// Where containers reach the API server (`KUBERNETES_SERVICE_HOST`/`PORT`): the host and
+    /// port the agent itself talks to, there being no service proxy for the `kubernetes`
+    /// Service's cluster IP. None: the variables are not set.
+    pub api_server: Option<(String, u16)>,
+    /// How often volumes are set up again (the kubelet's pod sync period: tokens refreshed).
+    pub volume_resync: Duration,
 }
 
 impl AgentOptions {
@@ -151,6 +165,8 @@ impl AgentOptions {
             backoff_initial: backoff::INITIAL,
             backoff_max: backoff::MAX,
             lease_namespace: "kube-node-lease".to_string(),
+            api_server: None,
+            volume_resync: Duration::from_secs(60),
         }
     }
 }
@@ -164,6 +180,10 @@ pub(crate) struct Shared {
     pub(crate) cgroups: Option<cgroup::Cgroups>,
     pub(crate) logs: logs::LogIndex,
     pub(crate) base_env: Vec<(String, String)>,
+    pub(crate) volumes: volumes::VolumeHost,
+    pub(crate) recorder: events::Recorder,
+    /// Whether containers get their own mount namespace (the agent may mount).
+    pub(crate) mount_namespaces: bool,
 }
 
 /// Runs the agent until an unrecoverable error. Dropping the future stops the agent but not
@@ -195,13 +215,34 @@ pub async fn run(client: kube::Client, opts: AgentOptions) -> Result<(), Error> 
     };
     let path = std::env::var("PATH")
         .unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    let mut base_env = vec![("PATH".to_string(), path)];
+    if let Some((host, port)) = &opts.api_server {
+        base_env.extend(env_sources::kubernetes_service_env(host, *port));
+    }
+    let mount_namespaces = match mounts::probe() {
+        Ok(()) => true,
+        Err(e) => {
+            warn!(error = %e, "no permission to create mount namespaces (run the agent as root): containers see the host's filesystem as it is, their volumeMounts are not mounted (volumes are still written under the root directory), and memory-backed volumes are plain directories");
+            false
+        }
+    };
+    let volumes = volumes::VolumeHost::new(
+        client.clone(),
+        opts.root_dir.clone(),
+        mount_namespaces,
+        profile.capacity.clone(),
+    );
+    let recorder = events::Recorder::start(client.clone(), opts.node_name.clone());
     let shared = Arc::new(Shared {
         client,
         node_ip: opts.node_ip,
         profile,
         cgroups,
         logs: logs::LogIndex::default(),
-        base_env: vec![("PATH".to_string(), path)],
+        base_env,
+        volumes,
+        recorder,
+        mount_namespaces,
         opts,
     });
     let manager = Arc::new(Manager::new(
@@ -341,7 +382,10 @@ impl Manager {
                     process::signal(pid, c.start_ticks, Signal::KILL);
                 }
             }
-            let _ = std::fs::remove_dir_all(state::pod_dir(&self.shared.opts.root_dir, &r.uid));
+            // A volume still mounted keeps the directory: removing it would empty the mount.
+            if volumes::tear_down(&self.shared.opts.root_dir, &r.uid).is_ok() {
+                let _ = std::fs::remove_dir_all(state::pod_dir(&self.shared.opts.root_dir, &r.uid));
+            }
         }
     }
 

@@ -1,13 +1,16 @@
-//! Containers as host processes: spawn one in its own process group with its output appended
-//! to a log file, signal its group, and follow its life either as our child (exit code known)
-//! or, after an agent restart, by its PID and start time (a reused PID is never mistaken for
-//! it).
+//! Containers as host processes: spawn one in its own process group (and, given a
+//! [`MountPlan`], its own mount namespace) with its output appended to a log file, signal its
+//! group, and follow its life either as our child (exit code known) or, after an agent
+//! restart, by its PID and start time (a reused PID is never mistaken for it).
 
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
+
+use super::mounts::MountPlan;
 
 /// How often an adopted process (not our child) is checked for exit.
 const ADOPTED_POLL: Duration = Duration::from_millis(250);
@@ -19,6 +22,8 @@ pub struct Launch<'a> {
     pub env: &'a [(String, String)],
     pub working_dir: &'a Path,
     pub log: &'a Path,
+    /// The container's mounts, in a mount namespace of its own; none: the host's as they are.
+    pub mounts: Option<Arc<MountPlan>>,
 }
 
 /// A running container process.
@@ -46,7 +51,14 @@ pub fn spawn(launch: &Launch<'_>) -> std::io::Result<Process> {
         .append(true)
         .open(launch.log)?;
     let err = out.try_clone()?;
-    let child = tokio::process::Command::new(program)
+    let mut cmd = tokio::process::Command::new(program);
+    if let Some(plan) = launch.mounts.clone() {
+        // SAFETY: `apply` makes only async-signal-safe system calls on prepared data.
+        unsafe {
+            cmd.pre_exec(move || plan.apply());
+        }
+    }
+    let child = cmd
         .args(args)
         .env_clear()
         .envs(launch.env.iter().cloned())
@@ -169,6 +181,7 @@ mod tests {
             env: &env,
             working_dir: dir.path(),
             log: &log,
+            mounts: None,
         })
         .expect("spawn");
         assert_eq!(p.wait().await, Some(3));
@@ -184,6 +197,7 @@ mod tests {
             env: &[],
             working_dir: dir.path(),
             log: &log,
+            mounts: None,
         })
         .expect("spawn");
         let (pid, ticks) = (p.pid, p.start_ticks);

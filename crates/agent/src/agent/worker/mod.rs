@@ -1,37 +1,39 @@
-//! One pod's worker: starts its containers as processes (init containers first, in order),
-//! follows their exits, restarts them by the restart policy with CrashLoopBackOff, runs their
-//! probes, writes the pod's status, and on deletion stops them gracefully (SIGTERM, the grace
-//! period, SIGKILL) before removing the pod from the API.
+//! One pod's worker: sets up its volumes (`setup`; containers start once every volume is
+//! set up), starts its containers as processes (init containers first, in order), each in its
+//! own mount namespace with its volume mounts, follows their exits, restarts them by the
+//! restart policy with CrashLoopBackOff, runs their probes (`probes`), writes the pod's status
+//! (`report`), and on deletion stops them gracefully (SIGTERM, the grace period, SIGKILL)
+//! before removing the pod from the API.
 //!
 //! The worker owns all of its pod's runtime state; everything else talks to it through
 //! channels: the pod manager sends newer pod objects (and drops the sender when the pod is
-//! gone), container waiters and probe tasks send [`Event`]s.
+//! gone), container waiters, probe tasks and the watches of the objects the pod reads send
+//! [`Event`]s.
+
+mod probes;
+mod report;
+mod setup;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{
-    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, Pod, PodStatus,
-};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
-use rustix::process::Signal;
-use serde_json::{Value, json};
+use kube::api::{Api, DeleteParams, Preconditions};
+use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
 
+use super::Shared;
 use super::backoff::{self, CrashLoopBackoff};
 use super::env::{self, FieldContext};
-use super::logs::ContainerLogs;
+use super::events;
 use super::probe::{self, Kind};
 use super::process::{self, Launch, Process};
 use super::state::{self, ContainerRecord, PodRecord, Terminated};
-use super::{RUNTIME_SCHEME, Shared};
-use crate::status::{PodAddresses, PodView, assemble_pod_status};
+use probes::{ProbeJob, kill};
 
 /// How soon a failed status write is retried.
 const STATUS_RETRY: Duration = Duration::from_secs(1);
@@ -55,6 +57,8 @@ pub(crate) enum Event {
         ok: bool,
         message: String,
     },
+    /// A ConfigMap or Secret the pod reads changed.
+    SourcesChanged,
 }
 
 /// A live container process and its probes.
@@ -90,6 +94,8 @@ struct Ctr {
     backoff: CrashLoopBackoff,
     /// When a container waiting to (re)start may start.
     start_at: Option<Instant>,
+    /// The environment of its current process (for exec probes).
+    env: Vec<(String, String)>,
 }
 
 pub(crate) struct Worker {
@@ -104,6 +110,8 @@ pub(crate) struct Worker {
     last_status: Option<PodStatus>,
     last_written: Option<Value>,
     write_retry_at: Option<Instant>,
+    /// Volumes and the objects the pod reads.
+    setup: setup::PodSetup,
 }
 
 fn now_string() -> String {
@@ -147,6 +155,7 @@ impl Worker {
                 waiting: None,
                 backoff: CrashLoopBackoff::new(initial, max),
                 start_at: None,
+                env: Vec::new(),
             })
             .collect();
         let last_status = pod.status.clone();
@@ -161,6 +170,7 @@ impl Worker {
             last_status,
             last_written: None,
             write_retry_at: None,
+            setup: setup::PodSetup::default(),
         }
     }
 
@@ -200,6 +210,9 @@ impl Worker {
     }
 
     pub(crate) async fn run(mut self) {
+        self.register_sources();
+        // Adopted processes' exec probes get the environment they were started with.
+        self.fetch_env_objects().await;
         self.adopt();
         loop {
             if self.pod.metadata.deletion_timestamp.is_some() {
@@ -207,7 +220,17 @@ impl Worker {
                 self.finish(true).await;
                 return;
             }
-            self.start_due();
+            self.register_sources();
+            if self.volumes_due() {
+                self.sync_volumes().await;
+            }
+            // Kubelet starts no container before every volume is mounted.
+            if self.setup.ready {
+                if self.any_start_due() {
+                    self.fetch_env_objects().await;
+                }
+                self.start_due();
+            }
             self.publish_logs();
             self.write_status().await;
             let wake = self
@@ -215,6 +238,7 @@ impl Worker {
                 .iter()
                 .filter_map(|c| c.start_at)
                 .chain(self.write_retry_at)
+                .chain(self.setup.next)
                 .min();
             let sleep = async {
                 match wake {
@@ -231,7 +255,14 @@ impl Worker {
                         self.finish(false).await;
                         return;
                     }
-                    self.pod = self.rx.borrow_and_update().clone();
+                    let pod = self.rx.borrow_and_update().clone();
+                    // The downward API projects labels and annotations.
+                    if pod.metadata.labels != self.pod.metadata.labels
+                        || pod.metadata.annotations != self.pod.metadata.annotations
+                    {
+                        self.setup.dirty = true;
+                    }
+                    self.pod = pod;
                 }
                 Some(ev) = self.events_rx.recv() => self.handle(ev).await,
                 _ = sleep => {}
@@ -297,24 +328,46 @@ impl Worker {
         }
     }
 
+    /// Whether some container is due to start now.
+    fn any_start_due(&self) -> bool {
+        let now = Instant::now();
+        self.ctrs.iter().any(|c| {
+            c.running.is_none() && c.rec.done.is_none() && c.start_at.is_none_or(|t| t <= now)
+        })
+    }
+
+    fn field_context<'a>(&'a self, ip: &'a str) -> FieldContext<'a> {
+        FieldContext {
+            pod: &self.pod,
+            node_name: &self.shared.opts.node_name,
+            pod_ip: ip,
+            host_ip: ip,
+            allocatable: &self.shared.profile.capacity,
+        }
+    }
+
     fn start(&mut self, i: usize) {
         let ip = self.shared.node_ip.to_string();
         let result = {
             let c = &self.ctrs[i];
-            let ctx = FieldContext {
-                pod: &self.pod,
-                node_name: &self.shared.opts.node_name,
-                pod_ip: &ip,
-                host_ip: &ip,
-            };
-            env::resolve_env(&c.spec, &ctx, &self.base_env())
+            let ctx = self.field_context(&ip);
+            env::resolve_env(&c.spec, &ctx, &self.base_env(), &self.setup.env_objects)
                 .and_then(|e| env::argv(&c.spec, &self.shared.opts.image_map, &e).map(|a| (e, a)))
-                .and_then(|(e, a)| self.host_paths().map(|()| (e, a)))
+                .and_then(|(e, a)| self.mount_plan(i, &e).map(|m| (e, a, m)))
         };
-        let (envs, argv) = match result {
+        let (envs, argv, mounts) = match result {
             Ok(v) => v,
             Err(e) => {
                 debug!(pod = %self.name(), container = %self.ctrs[i].spec.name, reason = e.reason, message = %e.message, "container cannot start");
+                if e.reason == "CreateContainerConfigError" {
+                    // The kubelet's `Failed` event for a container it cannot configure.
+                    self.shared.recorder.pod_event(
+                        &self.pod,
+                        events::WARNING,
+                        "Failed",
+                        format!("Error: {}", e.message),
+                    );
+                }
                 self.retry_later(i, e.reason, e.message);
                 return;
             }
@@ -342,6 +395,7 @@ impl Worker {
             env: &envs,
             working_dir: &working_dir,
             log: &log,
+            mounts,
         });
         let p = match spawned {
             Ok(p) => p,
@@ -379,54 +433,9 @@ impl Worker {
         c.rec.started_at = Some(started_at.to_string());
         c.waiting = None;
         c.start_at = None;
+        c.env = envs;
         self.track(i, p, started_at);
         self.save();
-    }
-
-    /// hostPath volumes: the process sees the host's filesystem, so only the `type` checks
-    /// and the `...OrCreate` creation apply.
-    fn host_paths(&self) -> Result<(), env::ConfigError> {
-        for v in self
-            .pod
-            .spec
-            .iter()
-            .flat_map(|s| s.volumes.iter().flatten())
-        {
-            let Some(hp) = &v.host_path else { continue };
-            let path = std::path::Path::new(&hp.path);
-            let fail = |what: &str| env::ConfigError {
-                reason: "CreateContainerConfigError",
-                message: format!("hostPath type check failed: {} is not a {what}", hp.path),
-            };
-            match hp.type_.as_deref().unwrap_or("") {
-                "DirectoryOrCreate" => {
-                    std::fs::create_dir_all(path).map_err(|e| env::ConfigError {
-                        reason: "CreateContainerConfigError",
-                        message: format!("hostPath {}: {e}", hp.path),
-                    })?
-                }
-                "FileOrCreate" => {
-                    if let Some(parent) = path.parent() {
-                        let _ = std::fs::create_dir_all(parent);
-                    }
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(path)
-                        .map_err(|e| env::ConfigError {
-                            reason: "CreateContainerConfigError",
-                            message: format!("hostPath {}: {e}", hp.path),
-                        })?;
-                }
-                "Directory" if !path.is_dir() => return Err(fail("directory")),
-                "File" if !path.is_file() => return Err(fail("file")),
-                "Socket" | "CharDevice" | "BlockDevice" if !path.exists() => {
-                    return Err(fail(hp.type_.as_deref().unwrap_or("path")));
-                }
-                _ => {}
-            }
-        }
-        Ok(())
     }
 
     fn base_env(&self) -> Vec<(String, String)> {
@@ -493,14 +502,15 @@ impl Worker {
         let readiness = probe_of(Kind::Readiness);
         let ready = started && readiness.is_none();
         let (started_tx, started_rx) = watch::channel(started);
-        let envs = {
-            let ctx = FieldContext {
-                pod: &self.pod,
-                node_name: &self.shared.opts.node_name,
-                pod_ip: &ip,
-                host_ip: &ip,
-            };
-            env::resolve_env(&spec, &ctx, &self.base_env()).unwrap_or_default()
+        let envs = if self.ctrs[i].env.is_empty() {
+            // Adopted: the environment it was started with, as far as it can be known.
+            let ctx = self.field_context(&ip);
+            let envs = env::resolve_env(&spec, &ctx, &self.base_env(), &self.setup.env_objects)
+                .unwrap_or_default();
+            self.ctrs[i].env = envs.clone();
+            envs
+        } else {
+            self.ctrs[i].env.clone()
         };
         let mut probes = Vec::new();
         for (kind, spec) in [
@@ -546,6 +556,7 @@ impl Worker {
                 instance,
                 code,
             } => self.on_exit(container, instance, code),
+            Event::SourcesChanged => self.sources_changed(),
             Event::Probe {
                 container,
                 instance,
@@ -717,264 +728,16 @@ impl Worker {
         if let Some(cg) = &self.shared.cgroups {
             cg.remove_pod(self.uid());
         }
+        self.shared.volumes.forget(self.uid());
+        // A volume still mounted keeps the directory: removing it would empty the mount.
+        if self.shared.volumes.tear_down(self.uid()).is_err() {
+            return;
+        }
         let dir = state::pod_dir(&self.shared.opts.root_dir, self.uid());
         if let Err(e) = std::fs::remove_dir_all(&dir)
             && e.kind() != std::io::ErrorKind::NotFound
         {
             warn!(dir = %dir.display(), error = %e, "could not remove pod state");
-        }
-    }
-
-    // ---- reporting ------------------------------------------------------------------------
-
-    fn save(&mut self) {
-        self.record.containers = self
-            .ctrs
-            .iter()
-            .map(|c| (c.spec.name.clone(), c.rec.clone()))
-            .collect();
-        if let Err(e) = self.record.save(&self.shared.opts.root_dir) {
-            warn!(pod = %self.name(), error = %e, "could not save pod state");
-        }
-    }
-
-    fn publish_logs(&self) {
-        let root = &self.shared.opts.root_dir;
-        for c in &self.ctrs {
-            let path = |n: u32| state::log_path(root, self.uid(), &c.spec.name, n);
-            let logs = ContainerLogs {
-                current: c.rec.ever_started.then(|| path(c.rec.instance)),
-                previous: (c.rec.ever_started && c.rec.instance > 0)
-                    .then(|| path(c.rec.instance - 1)),
-                running: c.running.is_some(),
-                waiting: c.waiting.as_ref().map(|w| w.0.clone()),
-            };
-            self.shared
-                .logs
-                .set(self.ns(), self.name(), &c.spec.name, logs);
-        }
-    }
-
-    fn container_status(&self, c: &Ctr) -> ContainerStatus {
-        let image = c.spec.image.clone().unwrap_or_default();
-        let id =
-            |instance: u32| format!("{RUNTIME_SCHEME}{}/{}/{instance}", self.uid(), c.spec.name);
-        let terminated = |t: &Terminated| ContainerState {
-            terminated: Some(ContainerStateTerminated {
-                exit_code: t.exit_code,
-                reason: Some(t.reason.clone()),
-                message: t.message.clone(),
-                started_at: Some(Time(parse_time(&t.started_at))),
-                finished_at: Some(Time(parse_time(&t.finished_at))),
-                container_id: Some(id(t.instance)),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let (state, ready, started) = if let Some(r) = &c.running {
-            (
-                ContainerState {
-                    running: Some(ContainerStateRunning {
-                        started_at: Some(Time(r.started_at)),
-                    }),
-                    ..Default::default()
-                },
-                r.ready && !c.init,
-                r.started,
-            )
-        } else if let Some(d) = &c.rec.done {
-            (terminated(d), c.init && d.exit_code == 0, false)
-        } else {
-            let (reason, message) = c
-                .waiting
-                .clone()
-                .unwrap_or_else(|| ("ContainerCreating".into(), None));
-            (
-                ContainerState {
-                    waiting: Some(ContainerStateWaiting {
-                        reason: Some(reason),
-                        message,
-                    }),
-                    ..Default::default()
-                },
-                false,
-                false,
-            )
-        };
-        ContainerStatus {
-            name: c.spec.name.clone(),
-            image: image.clone(),
-            image_id: format!("{RUNTIME_SCHEME}image/{image}"),
-            container_id: c.rec.ever_started.then(|| id(c.rec.instance)),
-            ready,
-            started: Some(started),
-            restart_count: c.rec.restart_count,
-            state: Some(state),
-            last_state: c.rec.last_terminated.as_ref().map(terminated),
-            ..Default::default()
-        }
-    }
-
-    fn view(&self) -> PodView {
-        let inits: Vec<&Ctr> = self.ctrs.iter().filter(|c| c.init).collect();
-        let apps: Vec<&Ctr> = self.ctrs.iter().filter(|c| !c.init).collect();
-        let init_failed = inits
-            .iter()
-            .any(|c| c.rec.done.as_ref().is_some_and(|d| d.exit_code != 0));
-        let initialized = inits
-            .iter()
-            .all(|c| c.rec.done.as_ref().is_some_and(|d| d.exit_code == 0));
-        let all_done = apps.iter().all(|c| c.rec.done.is_some());
-        let phase = if init_failed {
-            "Failed"
-        } else if !initialized {
-            "Pending"
-        } else if all_done {
-            if apps
-                .iter()
-                .all(|c| c.rec.done.as_ref().is_some_and(|d| d.exit_code == 0))
-            {
-                "Succeeded"
-            } else {
-                "Failed"
-            }
-        } else if apps
-            .iter()
-            .any(|c| c.running.is_some() || c.rec.last_terminated.is_some() || c.rec.done.is_some())
-        {
-            "Running"
-        } else {
-            "Pending"
-        };
-        let containers: Vec<ContainerStatus> =
-            apps.iter().map(|c| self.container_status(c)).collect();
-        let ready = phase == "Running" && containers.iter().all(|c| c.ready);
-        PodView {
-            phase: phase.to_string(),
-            ready,
-            containers,
-            init_containers: (!inits.is_empty())
-                .then(|| inits.iter().map(|c| self.container_status(c)).collect()),
-            initialized,
-            completed: phase == "Succeeded" || phase == "Failed",
-        }
-    }
-
-    async fn write_status(&mut self) {
-        let mut base = (*self.pod).clone();
-        if self.last_status.is_some() {
-            base.status = self.last_status.clone();
-        }
-        let addrs = PodAddresses {
-            host_ip: self.shared.node_ip,
-            pod_ip: self.shared.node_ip,
-        };
-        let mut status = assemble_pod_status(&base, self.view(), addrs, Timestamp::now());
-        // Every process shares the host's network: the pod's IP is the node's.
-        status.pod_ip = Some(self.shared.node_ip.to_string());
-        status.pod_ips = Some(vec![k8s_openapi::api::core::v1::PodIP {
-            ip: self.shared.node_ip.to_string(),
-        }]);
-        let value = json!({ "status": status });
-        self.last_status = Some(status);
-        if self.last_written.as_ref() == Some(&value) {
-            return;
-        }
-        let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), self.ns());
-        match api
-            .patch_status(
-                self.name(),
-                &PatchParams::default(),
-                &Patch::Strategic(value.clone()),
-            )
-            .await
-        {
-            Ok(_) => {
-                self.last_written = Some(value);
-                self.write_retry_at = None;
-            }
-            // A static pod's mirror may not exist yet; the static source creates it.
-            Err(e) => {
-                debug!(pod = %self.name(), error = %e, "pod status write failed; retrying");
-                self.write_retry_at = Some(Instant::now() + STATUS_RETRY);
-            }
-        }
-    }
-}
-
-/// Asks a container to stop: SIGTERM now, SIGKILL after `grace` if it is still the same
-/// process.
-fn kill(r: &mut Running, grace: Duration) {
-    if r.killing {
-        return;
-    }
-    r.killing = true;
-    let (pid, ticks) = (r.pid, r.start_ticks);
-    if !process::signal(pid, ticks, Signal::TERM) {
-        return;
-    }
-    tokio::spawn(async move {
-        let deadline = tokio::time::Instant::now() + grace;
-        while process::alive(pid, ticks) && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50).min(grace)).await;
-        }
-        process::signal(pid, ticks, Signal::KILL);
-    });
-}
-
-/// One probe of one container instance.
-struct ProbeJob {
-    kind: Kind,
-    spec: probe::Spec,
-    container: usize,
-    instance: u32,
-    started_at: Instant,
-    env: Vec<(String, String)>,
-    started: watch::Receiver<bool>,
-    tx: mpsc::UnboundedSender<Event>,
-}
-
-impl ProbeJob {
-    async fn run(mut self) {
-        // Liveness and readiness wait for the startup probe.
-        if self.kind != Kind::Startup {
-            while !*self.started.borrow_and_update() {
-                if self.started.changed().await.is_err() {
-                    return;
-                }
-            }
-        }
-        let first = self.started_at + self.spec.initial_delay;
-        tokio::time::sleep_until(first.into()).await;
-        let initial = match self.kind {
-            Kind::Readiness => Some(false),
-            Kind::Liveness => Some(true),
-            Kind::Startup => None,
-        };
-        let mut tracker = probe::Tracker::new(&self.spec, initial);
-        let mut tick = tokio::time::interval(self.spec.period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let outcome = self.spec.run(&self.env).await;
-            let ok = outcome.is_ok();
-            if let Some(flipped) = tracker.record(ok) {
-                let message = outcome.err().unwrap_or_default();
-                let sent = self.tx.send(Event::Probe {
-                    container: self.container,
-                    instance: self.instance,
-                    kind: self.kind,
-                    ok: flipped,
-                    message,
-                });
-                if sent.is_err() {
-                    return;
-                }
-                // A startup probe is done once it succeeded.
-                if self.kind == Kind::Startup && flipped {
-                    return;
-                }
-            }
         }
     }
 }

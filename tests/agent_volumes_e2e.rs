@@ -1,0 +1,238 @@
+//! End to end: `pernode up` and a real `pernode agent` (as `system:node:e2e-vol`, a client
+//! certificate, on loopback), driven by the real kubectl. Pods get what a kubelet gives them:
+//! a container running the real kubectl with no kubeconfig finds the API server through its
+//! in-cluster configuration (the projected token and `ca.crt`, `KUBERNETES_SERVICE_HOST`/
+//! `PORT`) and is refused by RBAC until a ClusterRoleBinding lets its service account list
+//! nodes; a ConfigMap volume shows at its mountPath and follows `kubectl apply`; a pod whose
+//! ConfigMap is missing waits in ContainerCreating with a FailedMount event until it exists.
+//! The containers run in their own mount namespaces, so the agent runs as root (as CI does).
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::agent::{Agent, UnmountOnDrop};
+use support::{Cluster, eventually, kubectl_path};
+
+const NODE: &str = "e2e-vol";
+
+fn pod_field(c: &Cluster, pod: &str, path: &str) -> String {
+    c.kubectl(&["get", "pod", pod, "-o", &format!("jsonpath={path}")])
+        .stdout
+}
+
+fn logs(c: &Cluster, pod: &str) -> String {
+    c.kubectl(&["logs", pod]).stdout
+}
+
+fn config_map(name: &str, key: &str, value: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  {key}: {value}\n")
+}
+
+/// A pod on the agent's node running `script` in `sh`, with `extra` appended to its spec.
+fn pod(name: &str, script: &str, extra: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  nodeName: {NODE}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, {script:?}]
+{extra}"#
+    )
+}
+
+#[test]
+fn pods_get_api_credentials_and_config_volumes() {
+    // The container runs kubectl from the PATH the agent passes on.
+    let kubectl = kubectl_path();
+    let c = Cluster::start("up", &["--nodes", "0"]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let _unmount = UnmountOnDrop(work.path().to_path_buf());
+    let admin = std::fs::read_to_string(c.kubeconfig()).expect("kubeconfig");
+    let server = support::kubeconfig_field(&admin, "server:").to_string();
+    let kc = work.path().join("kubeconfig-node");
+    c.node_kubeconfig(&kc, NODE, &server);
+    let args: Vec<String> = [
+        "agent",
+        "--kubeconfig",
+        &kc.display().to_string(),
+        "--node-name",
+        NODE,
+        "--node-ip",
+        "127.0.0.1",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--root-dir",
+        &work.path().join("agent").display().to_string(),
+        "--lease-interval",
+        "500ms",
+        "--node-status-interval",
+        "1s",
+        "--crashloop-backoff-initial",
+        "1s",
+        "--crashloop-backoff-max",
+        "4s",
+        "--cgroup-parent",
+        "none",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut agent = Agent::new(args, None, work.path().join("agent.log"));
+    agent.spawn();
+    let within = Duration::from_secs(60);
+    eventually(within, "the agent's node is Ready", || {
+        c.kubectl(&["get", "node", NODE, "--no-headers"])
+            .stdout
+            .contains(" Ready ")
+    });
+
+    // In-cluster kubectl: no kubeconfig, an empty HOME.
+    let home = work.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let script = format!(
+        "while true; do {kubectl} get nodes --no-headers 2>&1; sleep 1; done",
+        kubectl = Path::new(&kubectl).display()
+    );
+    let extra = format!(
+        "    env:\n    - name: HOME\n      value: {}\n",
+        home.display()
+    );
+    c.ok_stdin(&["apply", "-f", "-"], &pod("incluster", &script, &extra));
+    let forbidden = "Error from server (Forbidden): nodes is forbidden: User \"system:serviceaccount:default:default\" cannot list resource \"nodes\" in API group \"\" at the cluster scope";
+    eventually(within, "in-cluster kubectl is refused by RBAC", || {
+        logs(&c, "incluster").contains(forbidden)
+    });
+    let env = pod_field(&c, "incluster", "{.spec.containers[0].env[*].name}");
+    assert_eq!(env, "HOME", "the pod itself names no API server");
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: node-lister
+rules:
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: default-lists-nodes
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: node-lister
+subjects:
+- kind: ServiceAccount
+  name: default
+  namespace: default
+"#,
+    );
+    eventually(within, "in-cluster kubectl lists the nodes", || {
+        logs(&c, "incluster")
+            .lines()
+            .any(|l| l.starts_with(NODE) && l.contains(" Ready "))
+    });
+
+    // A ConfigMap volume at its mountPath, following the ConfigMap.
+    let mnt = work.path().join("mnt/app");
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &config_map("app", "greeting", "hello"),
+    );
+    let script = format!(
+        "while true; do echo \"greeting=$(cat {}/greeting)\"; sleep 0.5; done",
+        mnt.display()
+    );
+    let extra = format!(
+        "    volumeMounts:\n    - name: cfg\n      mountPath: {}\n  volumes:\n  - name: cfg\n    configMap:\n      name: app\n",
+        mnt.display()
+    );
+    c.ok_stdin(&["apply", "-f", "-"], &pod("reader", &script, &extra));
+    eventually(within, "the pod reads the ConfigMap", || {
+        logs(&c, "reader").contains("greeting=hello")
+    });
+    assert_eq!(
+        std::fs::read_dir(&mnt).expect("mount point").count(),
+        0,
+        "the mount is the container's own: the host's directory stays empty"
+    );
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &config_map("app", "greeting", "goodbye"),
+    );
+    eventually(within, "the pod sees the applied change", || {
+        logs(&c, "reader").contains("greeting=goodbye")
+    });
+
+    // A missing ConfigMap holds the pod in ContainerCreating with a FailedMount event.
+    let late = work.path().join("mnt/late");
+    let script = format!("cat {}/key; echo; exec sleep 600", late.display());
+    let extra = format!(
+        "    volumeMounts:\n    - name: cfg\n      mountPath: {}\n  volumes:\n  - name: cfg\n    configMap:\n      name: late-config\n",
+        late.display()
+    );
+    c.ok_stdin(&["apply", "-f", "-"], &pod("waiter", &script, &extra));
+    let message =
+        "MountVolume.SetUp failed for volume \"cfg\" : configmap \"late-config\" not found";
+    eventually(within, "a FailedMount event for the pod", || {
+        c.kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=waiter,reason=FailedMount",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ])
+        .stdout
+        .contains(message)
+    });
+    assert_eq!(
+        pod_field(
+            &c,
+            "waiter",
+            "{.status.containerStatuses[0].state.waiting.reason}"
+        ),
+        "ContainerCreating"
+    );
+    let described = c.ok(&["describe", "pod", "waiter"]);
+    assert!(
+        described.contains("FailedMount") && described.contains(message),
+        "{described}"
+    );
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &config_map("late-config", "key", "here"),
+    );
+    eventually(within, "the pod runs once its ConfigMap exists", || {
+        pod_field(&c, "waiter", "{.status.phase}") == "Running"
+            && logs(&c, "waiter").contains("here")
+    });
+
+    c.ok(&[
+        "delete",
+        "pod",
+        "incluster",
+        "reader",
+        "waiter",
+        "--wait=true",
+    ]);
+    assert!(
+        !agent.log_text().contains("panicked"),
+        "{}",
+        agent.log_text()
+    );
+    drop(agent);
+    drop(c);
+}
