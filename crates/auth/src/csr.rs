@@ -23,6 +23,8 @@ use std::net::IpAddr;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate, X509CertificationRequest};
 
+/// The API group of CertificateSigningRequests and of the `signers` resource permissions name.
+pub const GROUP: &str = "certificates.k8s.io";
 /// `kubernetes.io/kube-apiserver-client`: client certificates the API server honours.
 pub const KUBE_APISERVER_CLIENT: &str = "kubernetes.io/kube-apiserver-client";
 /// `kubernetes.io/kube-apiserver-client-kubelet`: kubelets' client certificates.

@@ -42,6 +42,10 @@ pub enum PkiError {
     Certificate { what: String, source: rcgen::Error },
     #[error("{0}")]
     Invalid(String),
+    /// A certificate request pernode cannot write a certificate for (a subject repeating an
+    /// attribute): refused for good, never retried.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {

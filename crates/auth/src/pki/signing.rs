@@ -115,7 +115,7 @@ fn distinguished_name(name: &Name) -> Result<DistinguishedName, PkiError> {
             [] => {}
             [value] => dn.push(ty, dn_value(value)),
             _ => {
-                return Err(PkiError::Invalid(format!(
+                return Err(PkiError::Unsupported(format!(
                     "the subject has {} values of {label}; pernode signs subjects with one value of each attribute",
                     values.len()
                 )));
@@ -143,7 +143,7 @@ fn dn_value(text: &str) -> DnValue {
 fn subject_alt_names(request: &CertificateRequest) -> Result<Vec<SanType>, PkiError> {
     let ia5 = |s: &str| {
         rcgen::string::Ia5String::try_from(s)
-            .map_err(|_| PkiError::Invalid(format!("{s:?} is not an ASCII name")))
+            .map_err(|_| PkiError::Unsupported(format!("{s:?} is not an ASCII name")))
     };
     let mut names = Vec::new();
     for dns in &request.dns_names {
