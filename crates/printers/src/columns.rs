@@ -408,10 +408,6 @@ pub(crate) const CLUSTER_ROLE_BINDING: &[Column] = &[
     ),
 ];
 
-// ---- scheduling, policy, storage, admissionregistration -----------------------------------
-
-/// None of these is wide: upstream appends the PreemptionPolicy cell only for wide output,
-/// but declares the column at priority 0 (and a kube-apiserver always prints wide).
 // ---- certificates.k8s.io ------------------------------------------------------------------
 
 /// Upstream describes the Requestor column with `spec.request`'s documentation, not
@@ -441,6 +437,10 @@ pub(crate) const CERTIFICATE_SIGNING_REQUEST: &[Column] = &[
     ),
 ];
 
+// ---- scheduling, policy, storage, admissionregistration -----------------------------------
+
+/// None of these is wide: upstream appends the PreemptionPolicy cell only for wide output,
+/// but declares the column at priority 0 (and a kube-apiserver always prints wide).
 pub(crate) const PRIORITY_CLASS: &[Column] = &[
     name_col(),
     col(
