@@ -13,6 +13,13 @@ pub struct ControllersArgs {
     /// The cluster to control.
     #[arg(long)]
     pub kubeconfig: PathBuf,
+    /// The CA certificate (PEM) that signs approved CertificateSigningRequests of the
+    /// `kubernetes.io` signers (kube-controller-manager's flag); without it nothing is signed.
+    #[arg(long, requires = "cluster_signing_key_file")]
+    pub cluster_signing_cert_file: Option<PathBuf>,
+    /// The CA's private key (PEM).
+    #[arg(long, requires = "cluster_signing_cert_file")]
+    pub cluster_signing_key_file: Option<PathBuf>,
     #[command(flatten)]
     pub flags: ControllerFlags,
 }
@@ -34,6 +41,14 @@ pub struct ControllerFlags {
     /// The CA itself, when the caller has it (`pernode up`).
     #[arg(skip)]
     pub root_ca_pem: Option<String>,
+    /// The longest certificate the CSR signer issues; a request's `expirationSeconds` may ask
+    /// for less (kube-controller-manager's flag).
+    #[arg(long, value_parser = parse_duration, default_value = "8760h")]
+    pub cluster_signing_duration: Duration,
+    /// The CA that signs approved CertificateSigningRequests (`pernode up`: the cluster CA;
+    /// `pernode controllers`: `--cluster-signing-cert-file`); none, no signer.
+    #[arg(skip)]
+    pub signing_ca: Option<std::sync::Arc<pernode_auth::pki::ClusterCa>>,
 }
 
 impl Default for ControllerFlags {
@@ -42,6 +57,8 @@ impl Default for ControllerFlags {
             node_monitor_grace_period: Duration::from_secs(40),
             root_ca_file: None,
             root_ca_pem: None,
+            cluster_signing_duration: pernode_controllers::csr_signing::DEFAULT_SIGNING_DURATION,
+            signing_ca: None,
         }
     }
 }
@@ -172,8 +189,8 @@ impl Clients {
 }
 
 /// The controllers: daemon sets, scheduler, garbage collector, pod GC, node lifecycle,
-/// ClusterRole aggregation, disruption budgets, namespaces, service accounts. Each runs until
-/// it fails.
+/// ClusterRole aggregation, disruption budgets, namespaces, service accounts, the root CA
+/// publisher, and the certificate approver, signer and cleaner. Each runs until it fails.
 #[cfg(test)]
 pub fn spawn_controllers(tasks: &mut JoinSet<anyhow::Result<()>>, client: &kube::Client) {
     spawn_controllers_with(
@@ -193,6 +210,7 @@ pub fn spawn_controllers_with(
         clusterrole_aggregation, daemonset, disruption, garbage_collector, namespace,
         node_lifecycle, pod_gc, root_ca_publisher, scheduler, service_account,
     };
+    spawn_certificate_controllers(tasks, clients, flags);
     // One pod watch for the DaemonSet controller, the scheduler, the garbage collector, pod GC,
     // node lifecycle and the disruption controller, as kube-controller-manager's shared
     // informer; every subscriber before it runs.
@@ -289,6 +307,60 @@ pub fn spawn_controllers_with(
     });
 }
 
+/// The certificate controllers, as kube-controller-manager's `csrapproving`, `csrsigning`
+/// and `csrcleaner` under the `certificate-controller` service account: the signer only with
+/// a signing CA, as upstream's runs only with its signing files.
+fn spawn_certificate_controllers(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    clients: &Clients,
+    flags: &ControllerFlags,
+) {
+    use pernode_controllers::{csr_approving, csr_cleaner, csr_signing};
+    let c = clients.controller("certificate-controller");
+    tasks.spawn(async move {
+        csr_approving::run(c)
+            .await
+            .context("certificate signing request approver")
+    });
+    let c = clients.controller("certificate-controller");
+    tasks.spawn(async move {
+        csr_cleaner::run(c)
+            .await
+            .context("certificate signing request cleaner")
+    });
+    if let Some(ca) = flags.signing_ca.clone() {
+        let c = clients.controller("certificate-controller");
+        let options = csr_signing::SignerOptions {
+            ca,
+            signing_duration: flags.cluster_signing_duration,
+        };
+        tasks.spawn(async move {
+            csr_signing::run(c, options)
+                .await
+                .context("certificate signing request signer")
+        });
+    }
+}
+
+/// The CA of `--cluster-signing-cert-file` and `--cluster-signing-key-file`, if given.
+fn signing_ca(args: &ControllersArgs) -> anyhow::Result<Option<pernode_auth::pki::ClusterCa>> {
+    let (Some(cert), Some(key)) = (
+        &args.cluster_signing_cert_file,
+        &args.cluster_signing_key_file,
+    ) else {
+        return Ok(None);
+    };
+    let read = |path: &PathBuf, flag: &str| {
+        std::fs::read_to_string(path).with_context(|| format!("reading {flag} {}", path.display()))
+    };
+    let ca = pernode_auth::pki::ClusterCa::from_pem(
+        &read(cert, "--cluster-signing-cert-file")?,
+        &read(key, "--cluster-signing-key-file")?,
+    )
+    .context("loading the cluster signing CA")?;
+    Ok(Some(ca))
+}
+
 /// The fleet simulator for every node annotated `pernode.io/simulated: "true"`.
 pub fn spawn_simulator(tasks: &mut JoinSet<anyhow::Result<()>>, client: &kube::Client) {
     spawn_simulator_with(
@@ -347,6 +419,7 @@ pub async fn controllers(mut args: ControllersArgs) -> anyhow::Result<()> {
         ),
         None => kubeconfig_ca(&args.kubeconfig)?,
     };
+    args.flags.signing_ca = signing_ca(&args)?.map(std::sync::Arc::new);
     let mut tasks = JoinSet::new();
     spawn_controllers_with(&mut tasks, &Clients::Shared(client), &args.flags);
     run_until(tasks, crate::up::shutdown_signal()).await
@@ -374,6 +447,61 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        controllers: ControllersArgs,
+    }
+
+    fn controllers_args(flags: &[&str]) -> Result<ControllersArgs, clap::Error> {
+        use clap::Parser;
+        let args = ["pernode", "--kubeconfig", "/k"].into_iter();
+        Flags::try_parse_from(args.chain(flags.iter().copied())).map(|f| f.controllers)
+    }
+
+    #[test]
+    fn the_signer_takes_kube_controller_managers_flags() {
+        let defaults = controllers_args(&[]).expect("flags");
+        assert!(signing_ca(&defaults).expect("no files").is_none());
+        assert_eq!(
+            defaults.flags.cluster_signing_duration,
+            Duration::from_secs(8760 * 3600)
+        );
+        // A short duration is taken as it is (certificate renewal tests use one).
+        let short = controllers_args(&["--cluster-signing-duration", "60s"]).expect("flags");
+        assert_eq!(
+            short.flags.cluster_signing_duration,
+            Duration::from_secs(60)
+        );
+        // The certificate and the key go together.
+        assert!(controllers_args(&["--cluster-signing-cert-file", "/ca.crt"]).is_err());
+        let dir = tempfile::tempdir().expect("dir");
+        let ca = pernode_auth::pki::ClusterCa::load_or_create(dir.path()).expect("ca");
+        let cert = dir.path().join("ca.crt").display().to_string();
+        let key = dir.path().join("ca.key").display().to_string();
+        let args = controllers_args(&[
+            "--cluster-signing-cert-file",
+            &cert,
+            "--cluster-signing-key-file",
+            &key,
+        ])
+        .expect("flags");
+        let loaded = signing_ca(&args).expect("readable").expect("a CA");
+        assert_eq!(loaded.cert_pem, ca.cert_pem);
+        let missing = controllers_args(&[
+            "--cluster-signing-cert-file",
+            "/nonexistent/ca.crt",
+            "--cluster-signing-key-file",
+            &key,
+        ])
+        .expect("flags");
+        let e = signing_ca(&missing).expect_err("unreadable");
+        assert!(
+            format!("{e:#}").contains("--cluster-signing-cert-file /nonexistent/ca.crt"),
+            "{e:#}"
+        );
+    }
 
     /// The DaemonSet controller, pod GC and node lifecycle read pods from one watch, as
     /// kube-controller-manager's controllers share one informer; the scheduler and the

@@ -119,6 +119,8 @@ struct Running {
     kubeconfig: PathBuf,
     /// The CA clients trust for the serving certificate.
     serving_ca_pem: String,
+    /// The cluster CA, whose client certificates the server accepts: the CSR signer's.
+    cluster_ca: std::sync::Arc<pernode_auth::pki::ClusterCa>,
 }
 
 async fn start(args: &ServerArgs) -> anyhow::Result<Running> {
@@ -172,6 +174,7 @@ async fn start(args: &ServerArgs) -> anyhow::Result<Running> {
         serving,
         kubeconfig,
         serving_ca_pem: certificates.serving_ca_pem.clone(),
+        cluster_ca: std::sync::Arc::new(certificates.ca),
     })
 }
 
@@ -257,6 +260,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let mut controllers = args.controllers;
     controllers.root_ca_pem = Some(running.serving_ca_pem.clone());
+    controllers.signing_ca = Some(running.cluster_ca.clone());
     let clients = crate::control_plane::Clients::InProcess(running.server.clone());
     crate::control_plane::spawn_controllers_with(&mut tasks, &clients, &controllers);
     crate::control_plane::spawn_simulator_with(&mut tasks, &clients, &controllers);

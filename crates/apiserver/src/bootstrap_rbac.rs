@@ -5,9 +5,10 @@
 //!
 //! Kept to the roles a DaemonSet control plane has a use for: `cluster-admin`, the user-facing
 //! `admin`/`edit`/`view` (aggregated from the `system:aggregate-to-*` roles, as upstream),
-//! discovery and basic-user access, the node, scheduler and controller-manager roles, and the
+//! discovery and basic-user access, the node, scheduler and controller-manager roles, the
 //! `system:controller:*` roles (bound to their service accounts in `kube-system`) of the
-//! controllers pernode runs. Every object is labelled `kubernetes.io/bootstrapping:
+//! controllers pernode runs, and the roles and kubeadm's bindings of joining nodes through
+//! certificate signing requests ([`certificates`]). Every object is labelled `kubernetes.io/bootstrapping:
 //! rbac-defaults` and annotated `rbac.authorization.kubernetes.io/autoupdate: "true"`.
 //!
 //! [`ensure`] creates what is missing and, for an existing object whose autoupdate annotation
@@ -16,8 +17,13 @@
 //! reconciliation with `RemoveExtraPermissions`/`RemoveExtraSubjects` off. It never deletes; a
 //! binding whose roleRef differs (upstream recreates it) is left as it is.
 
+mod certificates;
+
 use std::collections::BTreeMap;
 
+pub use certificates::{
+    DEFAULT_NODE_TOKEN_GROUP, NODE_BOOTSTRAPPER, NODE_CLIENT, SELF_NODE_CLIENT,
+};
 use k8s_openapi::api::rbac::v1::{
     AggregationRule, ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef,
     Subject,
@@ -291,6 +297,9 @@ fn cluster_roles() -> Vec<ClusterRole> {
             ],
         ),
     ]
+    .into_iter()
+    .chain(certificates::cluster_roles())
+    .collect()
 }
 
 /// `system:aggregate-to-edit`: write access to user workloads, read of escalating resources.
@@ -512,6 +521,7 @@ fn scheduler_rules() -> Vec<PolicyRule> {
 /// they watch.
 fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
     vec![
+        ("certificate-controller", certificates::controller_rules()),
         (
             "clusterrole-aggregation-controller",
             vec![rule(
@@ -724,6 +734,7 @@ pub fn bootstrap_cluster_role_bindings() -> Vec<ClusterRoleBinding> {
         // Deprecated with the Node authorizer: kept, with no subjects, as upstream.
         binding("system:node", Vec::new()),
     ];
+    bindings.extend(certificates::cluster_role_bindings());
     bindings.extend(controller_roles().into_iter().map(|(name, _)| {
         binding(
             &format!("system:controller:{name}"),
@@ -1015,7 +1026,7 @@ where
     let key = crate::target::object_key(info, namespace, name);
     let Some(entry) = store.get(&key) else {
         let mut obj = to_value(info, expected)?;
-        registry::prepare_create(info, &mut obj)?;
+        registry::prepare_create(info, &mut obj, &loopback_user())?;
         registry::admit(info, &Operation::Create, &mut obj, FieldValidation::Strict)?;
         return Ok(Some(Op::Create { key, obj }));
     };
@@ -1036,6 +1047,14 @@ where
         obj,
         expected_rv: Some(entry.rv),
     }))
+}
+
+/// Who writes the policy: kube-apiserver's own loopback identity.
+fn loopback_user() -> pernode_auth::user::UserInfo {
+    pernode_auth::user::UserInfo::new(
+        "system:apiserver",
+        [pernode_auth::user::SYSTEM_PRIVILEGED_GROUP],
+    )
 }
 
 /// Upstream's `EnsureRBACPolicy`: creates the bootstrap roles and bindings that are missing

@@ -96,8 +96,10 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiE
         return Err(method_not_allowed(&req));
     }
     match (&req.method, has_name, sub.as_deref()) {
-        (&Method::GET, true, None | Some("status")) if req.query.watch() => watch_named(state, req),
-        (&Method::GET, true, None | Some("status")) => get(&state, &req),
+        (&Method::GET, true, None | Some("status" | "approval")) if req.query.watch() => {
+            watch_named(state, req)
+        }
+        (&Method::GET, true, None | Some("status" | "approval")) => get(&state, &req),
         (&Method::GET, true, Some("log")) => crate::node_proxy::logs::pod_log(&state, &req).await,
         (&Method::GET | &Method::PUT | &Method::PATCH, true, Some("scale")) => {
             crate::crd::scale::handle(&state, &req).await
@@ -117,8 +119,8 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiE
         (&Method::PUT, true, Some("finalize")) => {
             crate::namespace_lifecycle::finalize(&state, &req).await
         }
-        (&Method::PUT, true, None | Some("status")) => update(&state, &req).await,
-        (&Method::PATCH, true, None | Some("status")) => patch(&state, &req).await,
+        (&Method::PUT, true, None | Some("status" | "approval")) => update(&state, &req).await,
+        (&Method::PATCH, true, None | Some("status" | "approval")) => patch(&state, &req).await,
         (&Method::DELETE, true, None) => delete(&state, &req).await,
         (&Method::DELETE, false, None) => delete_collection(&state, &req).await,
         _ => Err(method_not_allowed(&req)),
@@ -557,7 +559,9 @@ async fn create(state: &AppState, req: &Request) -> Result<Response, ApiError> {
             &mut candidate,
             req.query.field_validation(),
         )?);
-        registry::prepare_create(info, &mut candidate)?;
+        // Validating admission, after the strategy's validation as upstream's.
+        crate::admission_plugins::certificates::admit_create(info, &candidate)?;
+        registry::prepare_create(info, &mut candidate, &req.user)?;
         let name = candidate
             .pointer("/metadata/name")
             .and_then(Value::as_str)
@@ -591,10 +595,10 @@ async fn create(state: &AppState, req: &Request) -> Result<Response, ApiError> {
 // ---- update and patch -----------------------------------------------------------------------
 
 fn operation<'a>(target: &Target, old: &'a Value) -> Operation<'a> {
-    if target.subresource.as_deref() == Some("status") {
-        Operation::UpdateStatus { old }
-    } else {
-        Operation::Update { old }
+    match target.subresource.as_deref() {
+        Some("status") => Operation::UpdateStatus { old },
+        Some("approval") => Operation::UpdateApproval { old },
+        _ => Operation::Update { old },
     }
 }
 
@@ -762,6 +766,14 @@ fn compute_update(
     let warnings = registry::admit(req.target.info, &op, &mut new, req.query.field_validation())?;
     // Admission round-trips through the typed object; identity metadata must survive it.
     registry::prepare_update(req.target.info, &op, &mut new)?;
+    // Validating admission sees the object the strategy prepared and validated.
+    crate::admission_plugins::certificates::admit_update(
+        state.authorizer.as_ref(),
+        &req.user,
+        &req.target,
+        old_value,
+        &new,
+    )?;
     Ok(Computed {
         new,
         expected_rv: old.rv,

@@ -117,13 +117,37 @@ fn same_fields_except(a: &Value, b: &Value, except: &str) -> bool {
 /// Which write is being admitted.
 pub enum Operation<'a> {
     Create,
-    Update { old: &'a Value },
-    UpdateStatus { old: &'a Value },
+    Update {
+        old: &'a Value,
+    },
+    UpdateStatus {
+        old: &'a Value,
+    },
+    /// A CertificateSigningRequest's `approval` subresource: its conditions alone.
+    UpdateApproval {
+        old: &'a Value,
+    },
+}
+
+impl Operation<'_> {
+    /// The stored object an update is computed against (`None` for a create).
+    pub fn old(&self) -> Option<&Value> {
+        match self {
+            Operation::Create => None,
+            Operation::Update { old }
+            | Operation::UpdateStatus { old }
+            | Operation::UpdateApproval { old } => Some(old),
+        }
+    }
 }
 
 /// Sets what the server owns on a new object: uid, creationTimestamp, generation, cleared
-/// status; drops what a client may not set.
-pub fn prepare_create(info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
+/// status, what the kind records of `user` (the requester); drops what a client may not set.
+pub fn prepare_create(
+    info: &ResourceInfo,
+    obj: &mut Value,
+    user: &pernode_auth::user::UserInfo,
+) -> Result<(), ApiError> {
     let meta = obj
         .get_mut("metadata")
         .and_then(Value::as_object_mut)
@@ -139,7 +163,10 @@ pub fn prepare_create(info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiErr
     }
     meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
     meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
-    (crate::kinds::of(info).on_create)(obj)
+    let kind = crate::kinds::of(info);
+    (kind.on_create)(obj)?;
+    (kind.on_create_by)(obj, user);
+    Ok(())
 }
 
 /// Carries over what an update may not change, per upstream's PrepareForUpdate: identity and
@@ -154,11 +181,37 @@ pub fn prepare_update(
         Operation::Create => return Ok(()),
         Operation::Update { old } => (*old, false),
         Operation::UpdateStatus { old } => (*old, true),
+        Operation::UpdateApproval { old } => {
+            // Only the conditions change: everything else is the stored object's.
+            let conditions = new.pointer_mut("/status/conditions").map(Value::take);
+            let rv = new
+                .pointer_mut("/metadata/resourceVersion")
+                .map(Value::take);
+            let mut merged = (*old).clone();
+            if !merged.get("status").is_some_and(Value::is_object) {
+                merged["status"] = json!({});
+            }
+            match conditions {
+                Some(c) if !c.is_null() => merged["status"]["conditions"] = c,
+                _ => {
+                    if let Some(status) = merged["status"].as_object_mut() {
+                        status.remove("conditions");
+                    }
+                }
+            }
+            if let Some(rv) = rv {
+                merged["metadata"]["resourceVersion"] = rv;
+            }
+            *new = merged;
+            (crate::kinds::of(info).on_subresource_update)(op, new);
+            return Ok(());
+        }
     };
     if status_write {
         // Only status (and, as upstream, nothing of metadata but what it allows) changes. The
         // usual status write changes nothing else, and is kept as it is rather than rebuilt.
         if same_object_except(old, new, Some("status")) {
+            (crate::kinds::of(info).on_subresource_update)(op, new);
             return Ok(());
         }
         let status = new.as_object_mut().and_then(|m| m.remove("status"));
@@ -178,6 +231,7 @@ pub fn prepare_update(
             merged["metadata"]["resourceVersion"] = rv;
         }
         *new = merged;
+        (crate::kinds::of(info).on_subresource_update)(op, new);
         return Ok(());
     }
     let no_meta = json!({});
@@ -254,10 +308,8 @@ where
 {
     let decode = |v: &Value| decode_typed::<T>(info, v);
     let mut typed = decode(obj)?;
-    let old = match op {
-        Operation::Update { old } | Operation::UpdateStatus { old } if uses_old => {
-            Some(decode(old)?)
-        }
+    let old = match op.old() {
+        Some(old) if uses_old => Some(decode(old)?),
         _ => None,
     };
     let errors = check(&mut typed, old.as_ref());

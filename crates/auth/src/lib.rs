@@ -2,7 +2,8 @@
 //! decision on it ([`authorizer`]), as upstream's `k8s.io/apiserver/pkg/authentication/user`
 //! and `pkg/authorization/authorizer`, role-based access control ([`rbac`]), and the tokens of
 //! service accounts ([`serviceaccount`]: signing key, issuing, verifying), as upstream's
-//! `pkg/serviceaccount`.
+//! `pkg/serviceaccount`, and the cluster's certificates ([`pki`]; certificate requests read as
+//! upstream's certificates API reads them in [`csr`], PEM as Go's in [`pem`]).
 //!
 //! The API server authenticates each request once (TLS client certificate, bearer token, or
 //! anonymous) and hands the resulting [`user::UserInfo`] to the authorizers as part of
@@ -20,8 +21,10 @@
 
 pub mod authorizer;
 pub mod bootstrap_token;
+pub mod csr;
 pub mod discovery;
 pub mod node;
+pub mod pem;
 pub mod pki;
 pub mod rbac;
 pub mod serviceaccount;

@@ -1,7 +1,9 @@
 //! The cluster's certificates, as kubeadm and k3s lay them out: one CA generated on first
 //! start and kept in the data dir (`pki/ca.crt`, `pki/ca.key`, files 0600), a serving
 //! certificate signed by it for the server's names and addresses, and client certificates
-//! (CN the user, O the groups) for the admin kubeconfig and for joining nodes.
+//! (CN the user, O the groups) for the admin kubeconfig and for joining nodes, which get
+//! theirs through a CertificateSigningRequest the controllers sign
+//! ([`ClusterCa::sign_request`], upstream's CSR signer).
 //!
 //! Bring-your-own certificates (`--tls-cert-file`, `--tls-private-key-file`,
 //! `--client-ca-file`) bypass generation: see [`ServingFiles`].
@@ -22,6 +24,11 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
+use time::OffsetDateTime;
+
+mod signing;
+
+pub use signing::{BACKDATE, SHORT};
 
 /// What went wrong reading or making certificates.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +42,10 @@ pub enum PkiError {
     Certificate { what: String, source: rcgen::Error },
     #[error("{0}")]
     Invalid(String),
+    /// A certificate request pernode cannot write a certificate for (a subject repeating an
+    /// attribute): refused for good, never retried.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
@@ -65,10 +76,22 @@ impl std::fmt::Debug for CertAndKey {
     }
 }
 
-/// The cluster CA: its certificate and the key that signs serving and client certificates.
+/// The cluster CA: its certificate and the key that signs serving and client certificates,
+/// and certificate requests ([`ClusterCa::sign_request`]).
 pub struct ClusterCa {
     pub cert_pem: String,
     issuer: Issuer<'static, KeyPair>,
+    /// When the CA certificate expires: nothing it signs outlives it.
+    not_after: OffsetDateTime,
+}
+
+impl std::fmt::Debug for ClusterCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key.
+        f.debug_struct("ClusterCa")
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How long the generated CA is valid (kubeadm's 10 years).
@@ -120,6 +143,7 @@ impl ClusterCa {
             .map_err(cert_err("signing the CA"))?;
         Ok(ClusterCa {
             cert_pem: cert.pem(),
+            not_after: params.not_after,
             issuer: Issuer::new(params, key),
         })
     }
@@ -129,9 +153,13 @@ impl ClusterCa {
         let key = KeyPair::from_pem(key_pem).map_err(cert_err("reading the CA key"))?;
         let issuer = Issuer::from_ca_cert_pem(cert_pem, key)
             .map_err(cert_err("reading the CA certificate"))?;
+        let not_after = crate::csr::first_not_after(cert_pem.as_bytes())
+            .and_then(|at| OffsetDateTime::from_unix_timestamp(at).ok())
+            .ok_or_else(|| PkiError::Invalid("reading the CA certificate's expiry".into()))?;
         Ok(ClusterCa {
             cert_pem: cert_pem.to_string(),
             issuer,
+            not_after,
         })
     }
 

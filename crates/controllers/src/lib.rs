@@ -9,11 +9,18 @@
 //! `namespace` (empties and releases terminating namespaces), `service_account` (a `default`
 //! ServiceAccount in every active namespace), `root_ca_publisher` (the `kube-root-ca.crt`
 //! ConfigMap in every active namespace), `bootstrap` (signs `kube-public/cluster-info` with
-//! bootstrap tokens, deletes expired ones).
+//! bootstrap tokens, deletes expired ones), and the certificate controllers: `csr_approving`
+//! (node client requests approved after a SubjectAccessReview), `csr_signing` (approved
+//! requests signed with the cluster CA), `csr_cleaner` (finished requests deleted), on the
+//! shared machinery of `csr`.
 
 mod active_namespaces;
 pub mod bootstrap;
 pub mod clusterrole_aggregation;
+pub mod csr;
+pub mod csr_approving;
+pub mod csr_cleaner;
+pub mod csr_signing;
 pub mod daemonset;
 pub mod disruption;
 pub mod garbage_collector;

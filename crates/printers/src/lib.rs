@@ -15,6 +15,7 @@
 //! a list.
 
 mod apps;
+mod certificates;
 mod cluster;
 mod columns;
 mod core;
@@ -169,6 +170,12 @@ fn known_printer(resource: &str) -> Option<&'static Printer> {
             "rbac.authorization.k8s.io/v1",
             CLUSTER_ROLE_BINDING,
             rbac::render_binding
+        ),
+        "certificatesigningrequests" => printer!(
+            "CertificateSigningRequest",
+            "certificates.k8s.io/v1",
+            CERTIFICATE_SIGNING_REQUEST,
+            certificates::render_certificate_signing_request
         ),
         "priorityclasses" => printer!(
             "PriorityClass",

@@ -1,6 +1,6 @@
 //! Rows of the non-core kinds against upstream's printers: EndpointSlice, NetworkPolicy,
-//! RoleBinding, ClusterRoleBinding, PriorityClass, PodDisruptionBudget, CSIDriver, CSINode
-//! and the webhook configurations.
+//! RoleBinding, ClusterRoleBinding, PriorityClass, PodDisruptionBudget, CSIDriver, CSINode,
+//! the webhook configurations and CertificateSigningRequest.
 
 mod common;
 
@@ -85,6 +85,17 @@ fn columns_match_upstream() {
     assert_eq!(
         columns("csinodes"),
         cols(&[name, ("Drivers", "integer", 0), age])
+    );
+    assert_eq!(
+        columns("certificatesigningrequests"),
+        cols(&[
+            name,
+            age,
+            ("SignerName", "string", 0),
+            ("Requestor", "string", 0),
+            ("RequestedDuration", "string", 0),
+            ("Condition", "string", 0)
+        ])
     );
     for r in [
         "mutatingwebhookconfigurations",
@@ -384,4 +395,47 @@ fn csi_nodes_and_webhook_configurations() {
             "metadata": meta("empty", None, 600)});
         assert_eq!(named(resource, &empty)["Webhooks"], 0, "{resource}");
     }
+}
+
+fn csr(spec: Value, status: Value) -> Value {
+    json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+           "metadata": meta("node-csr-x", None, 90), "spec": spec, "status": status})
+}
+
+#[test]
+fn certificate_signing_request_condition_and_duration() {
+    let spec = json!({"request": "LS0t", "signerName": "kubernetes.io/kube-apiserver-client-kubelet",
+        "username": "system:bootstrap:abcdef", "usages": ["client auth"]});
+    let c = named("certificatesigningrequests", &csr(spec.clone(), json!({})));
+    assert_eq!(c["Name"], "node-csr-x");
+    assert_eq!(c["Age"], "90s");
+    assert_eq!(
+        c["SignerName"],
+        "kubernetes.io/kube-apiserver-client-kubelet"
+    );
+    assert_eq!(c["Requestor"], "system:bootstrap:abcdef");
+    assert_eq!(c["RequestedDuration"], "<none>");
+    assert_eq!(c["Condition"], "Pending");
+
+    // Denied wins over Approved; Failed and Issued are appended.
+    let condition = |types: &[&str], certificate: &str| {
+        let conditions: Vec<Value> = types
+            .iter()
+            .map(|t| json!({"type": t, "status": "True"}))
+            .collect();
+        let status = json!({"conditions": conditions, "certificate": certificate});
+        named("certificatesigningrequests", &csr(spec.clone(), status))["Condition"].clone()
+    };
+    assert_eq!(condition(&["Approved"], ""), "Approved");
+    assert_eq!(condition(&["Approved"], "LS0t"), "Approved,Issued");
+    assert_eq!(condition(&["Approved", "Failed"], ""), "Approved,Failed");
+    assert_eq!(condition(&["Approved", "Denied"], ""), "Denied");
+    assert_eq!(condition(&["Failed"], ""), "Pending,Failed");
+
+    let mut with_duration = spec.clone();
+    with_duration["expirationSeconds"] = json!(86400);
+    with_duration["signerName"] = json!("");
+    let c = named("certificatesigningrequests", &csr(with_duration, json!({})));
+    assert_eq!(c["RequestedDuration"], "24h");
+    assert_eq!(c["SignerName"], "<none>");
 }

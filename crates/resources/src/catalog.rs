@@ -120,6 +120,8 @@ pub const AUTHORIZATION: &str = "authorization.k8s.io";
 const ADMISSION_REGISTRATION: &str = "admissionregistration.k8s.io";
 /// The group of CustomResourceDefinitions.
 pub const APIEXTENSIONS: &str = "apiextensions.k8s.io";
+/// The group of CertificateSigningRequests.
+pub const CERTIFICATES: &str = "certificates.k8s.io";
 
 /// Verbs of a connect subresource (pods/exec, attach, portforward): GET and POST, as upstream.
 const CONNECT_VERBS: &[&str] = &["create", "get"];
@@ -440,6 +442,26 @@ pub static RESOURCES: &[ResourceInfo] = &[
         verbs: READ_ONLY_VERBS,
         ..v1("batch", "jobs", "job", "Job", true)
     },
+    // certificates.k8s.io sits between batch and networking.k8s.io in upstream's /apis order.
+    // A request is approved or denied through `approval` and given its certificate through
+    // `status`, each with its own strategy and permission.
+    ResourceInfo {
+        short_names: &["csr"],
+        subresources: &[
+            SubresourceInfo {
+                name: "approval",
+                ..status(CERTIFICATES, "CertificateSigningRequest")
+            },
+            status(CERTIFICATES, "CertificateSigningRequest"),
+        ],
+        ..v1(
+            CERTIFICATES,
+            "certificatesigningrequests",
+            "certificatesigningrequest",
+            "CertificateSigningRequest",
+            false,
+        )
+    },
     ResourceInfo {
         short_names: &["ing"],
         verbs: READ_ONLY_VERBS,
@@ -588,6 +610,7 @@ impl ResourceInfo {
             ("coordination.k8s.io", "v1") => "coordination.k8s.io/v1",
             ("policy", "v1") => "policy/v1",
             ("batch", "v1") => "batch/v1",
+            ("certificates.k8s.io", "v1") => "certificates.k8s.io/v1",
             ("events.k8s.io", "v1") => "events.k8s.io/v1",
             ("authentication.k8s.io", "v1") => "authentication.k8s.io/v1",
             ("authorization.k8s.io", "v1") => "authorization.k8s.io/v1",
@@ -681,6 +704,7 @@ mod tests {
                 ("authentication.k8s.io", "v1"),
                 ("authorization.k8s.io", "v1"),
                 ("batch", "v1"),
+                ("certificates.k8s.io", "v1"),
                 ("networking.k8s.io", "v1"),
                 ("policy", "v1"),
                 ("rbac.authorization.k8s.io", "v1"),

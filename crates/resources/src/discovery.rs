@@ -340,6 +340,7 @@ mod tests {
                 "authentication.k8s.io",
                 "authorization.k8s.io",
                 "batch",
+                "certificates.k8s.io",
                 "networking.k8s.io",
                 "policy",
                 "rbac.authorization.k8s.io",
@@ -437,8 +438,32 @@ mod tests {
             "events.k8s.io/v1"
         );
         assert_eq!(
-            groups["groups"][12]["versions"][0]["groupVersion"],
+            groups["groups"][13]["versions"][0]["groupVersion"],
             "coordination.k8s.io/v1"
+        );
+        // CertificateSigningRequests: approved through `approval`, issued through `status`.
+        let certificates = api_resource_list(&View::builtin(), "certificates.k8s.io", "v1")
+            .expect("certificates served");
+        let names: Vec<&str> = certificates["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "certificatesigningrequests",
+                "certificatesigningrequests/approval",
+                "certificatesigningrequests/status"
+            ]
+        );
+        let csr = &certificates["resources"][0];
+        assert_eq!(csr["shortNames"], json!(["csr"]));
+        assert_eq!(csr["namespaced"], false);
+        assert_eq!(
+            certificates["resources"][1]["verbs"],
+            json!(["get", "patch", "update"])
         );
 
         let core = api_resource_list(&View::builtin(), "", "v1").expect("core served");

@@ -21,8 +21,9 @@ mod openapi_v2;
 mod version;
 
 pub use catalog::{
-    APIEXTENSIONS, AUTHENTICATION, AUTHORIZATION, CREATE_ONLY, Catalog, READ_ONLY_VERBS, RESOURCES,
-    ResourceInfo, SubresourceInfo, View, find, find_kind, group_versions,
+    APIEXTENSIONS, AUTHENTICATION, AUTHORIZATION, CERTIFICATES, CREATE_ONLY, Catalog,
+    READ_ONLY_VERBS, RESOURCES, ResourceInfo, SubresourceInfo, View, find, find_kind,
+    group_versions,
 };
 pub use custom::{
     CUSTOM_VERBS, CustomDefinition, CustomInfo, PrinterColumn, ScalePaths, intern,

@@ -263,6 +263,9 @@ fn add_kind(
         ("apps", "v1", "StatefulSet") => add::<k8s_openapi::api::apps::v1::StatefulSet>(generator),
         ("batch", "v1", "CronJob") => add::<k8s_openapi::api::batch::v1::CronJob>(generator),
         ("batch", "v1", "Job") => add::<k8s_openapi::api::batch::v1::Job>(generator),
+        ("certificates.k8s.io", "v1", "CertificateSigningRequest") => {
+            add::<k8s_openapi::api::certificates::v1::CertificateSigningRequest>(generator)
+        }
         ("networking.k8s.io", "v1", "Ingress") => {
             add::<k8s_openapi::api::networking::v1::Ingress>(generator)
         }

@@ -1,5 +1,6 @@
 //! Validation of the served kinds, as upstream's
-//! `pkg/apis/core/validation`, `pkg/apis/apps/validation`, `pkg/apis/rbac/validation` and the
+//! `pkg/apis/core/validation`, `pkg/apis/apps/validation`, `pkg/apis/rbac/validation`,
+//! `pkg/apis/certificates/validation` and the
 //! registries' strategies run it.
 //!
 //! Each function returns every error it finds (an empty list means valid),
@@ -8,6 +9,7 @@
 
 mod admissionregistration;
 mod apps;
+mod certificates;
 mod config;
 mod meta;
 mod networking;
@@ -27,6 +29,10 @@ pub use admissionregistration::{
 pub use apps::{
     TEMPLATE_GENERATION_ANNOTATION, controller_revision_create, controller_revision_update,
     daemon_set_create, daemon_set_status_update, daemon_set_update,
+};
+pub use certificates::{
+    certificate_signing_request_approval_update, certificate_signing_request_create,
+    certificate_signing_request_status_update, certificate_signing_request_update, signer_name,
 };
 pub use config::{
     MAX_DATA_SIZE, config_map, config_map_update, secret, secret_update, service_account,

@@ -8,10 +8,14 @@
 //! - [`node_restriction`]: what a node (a kubelet) may write, narrowed to its own objects; it
 //!   also runs on updates, patches, deletes and evictions (`crate::handlers` calls it there);
 //! - [`priority`]: a pod's `spec.priority` from its PriorityClass; one global default class.
-//! - [`webhooks`]: the warning that webhook configurations are stored, not called.
+//! - [`webhooks`]: the warning that webhook configurations are stored, not called;
+//! - [`certificates`]: who may approve and sign CertificateSigningRequests, and no
+//!   `system:masters` client certificates (validating admission: `crate::handlers` runs it
+//!   after the kind's validation, on creates and updates).
 //!
 //! Services' cluster IPs and node ports are allocated here too (`crate::service_alloc`).
 
+pub mod certificates;
 pub mod node_restriction;
 pub mod priority;
 pub mod webhooks;

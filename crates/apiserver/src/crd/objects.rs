@@ -92,7 +92,9 @@ fn admit(
     }
     let mut errs = match op {
         Operation::Create => Vec::new(),
-        Operation::Update { old } | Operation::UpdateStatus { old } => {
+        Operation::Update { old }
+        | Operation::UpdateStatus { old }
+        | Operation::UpdateApproval { old } => {
             let old_meta = ObjectMeta::deserialize(old.get("metadata").unwrap_or(&Value::Null))
                 .unwrap_or_default();
             validate::object_meta_update(&meta, &old_meta)

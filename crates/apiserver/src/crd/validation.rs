@@ -43,9 +43,9 @@ pub fn admit(
     let mut encoded =
         serde_json::to_value(&typed).map_err(|e| ApiError::internal(e.to_string()))?;
     let warnings = registry::unknown_field_warnings("", obj, &encoded, validation)?;
-    let old = match op {
-        Operation::Update { old } | Operation::UpdateStatus { old } => Some(decode(old)?),
-        Operation::Create => None,
+    let old = match op.old() {
+        Some(old) => Some(decode(old)?),
+        None => None,
     };
     let errs = match (&old, op) {
         (Some(old), Operation::UpdateStatus { .. }) => {

@@ -187,7 +187,9 @@ fn admit(
     let core = to_core(event);
     let errors = match op {
         Operation::Create => validate::event_v1_create(&core),
-        Operation::Update { old } | Operation::UpdateStatus { old } => {
+        Operation::Update { old }
+        | Operation::UpdateStatus { old }
+        | Operation::UpdateApproval { old } => {
             let old = CoreEvent::deserialize_from(old).map_err(ApiError::internal)?;
             validate::event_v1_update(&core, &old)
         }

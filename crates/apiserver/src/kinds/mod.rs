@@ -16,6 +16,7 @@ mod admissionregistration;
 mod apiextensions;
 mod apps;
 mod authentication;
+mod certificates;
 mod coordination;
 mod core;
 mod events;
@@ -26,6 +27,7 @@ mod read_only;
 mod scheduling;
 mod storage;
 
+use pernode_auth::user::UserInfo;
 use pernode_resources::ResourceInfo;
 use serde_json::Value;
 
@@ -51,9 +53,15 @@ pub struct Kind {
     /// The kind's part of PrepareForCreate: what the server sets on a new object (status,
     /// generation, ...), after the generic metadata.
     pub on_create: fn(&mut Value) -> Result<(), ApiError>,
+    /// The part of PrepareForCreate that reads the requesting user (upstream's
+    /// `genericapirequest.UserFrom(ctx)`): a CertificateSigningRequest records who asked.
+    pub on_create_by: fn(&mut Value, &UserInfo),
     /// The kind's part of PrepareForUpdate on the main resource, after the generic metadata
     /// and status carry-over: `old` is the stored object.
     pub on_update: fn(&Value, &mut Value) -> Result<(), ApiError>,
+    /// The kind's part of PrepareForUpdate on `/status` (and a CertificateSigningRequest's
+    /// `/approval`), after the generic carry-over of everything else from the stored object.
+    pub on_subresource_update: fn(&Operation<'_>, &mut Value),
     /// Decoding, defaulting and validation.
     pub admit: AdmitFn,
     /// Whether a status write is admitted on `status` alone (see `registry::admit_status`),
@@ -89,7 +97,9 @@ impl Kind {
             plural,
             fields: METADATA_FIELDS,
             on_create: nothing_on_create,
+            on_create_by: |_, _| {},
             on_update: nothing_on_update,
+            on_subresource_update: |_, _| {},
             admit,
             status_alone: false,
             conversion: None,
@@ -157,6 +167,7 @@ pub static KINDS: &[&Kind] = &[
     &authentication::SUBJECT_ACCESS_REVIEWS,
     &read_only::CRON_JOBS,
     &read_only::JOBS,
+    &certificates::CERTIFICATE_SIGNING_REQUESTS,
     &read_only::INGRESSES,
     &networking::NETWORK_POLICIES,
     &policy::POD_DISRUPTION_BUDGETS,
