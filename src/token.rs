@@ -35,7 +35,7 @@ pub struct CreateArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "system:bootstrappers:pernode:default-node-token"
+        default_value = bt::DEFAULT_NODE_TOKEN_GROUP
     )]
     pub groups: Vec<String>,
     /// Print the `pernode agent` command that joins a node with the token (kubeadm's flag):

@@ -17,6 +17,9 @@ pub const SECRET_TYPE: &str = "bootstrap.kubernetes.io/token";
 pub const SECRET_PREFIX: &str = "bootstrap-token-";
 /// The group of every bootstrap token's user.
 pub const GROUP: &str = "system:bootstrappers";
+/// The extra group `pernode token create` gives its tokens by default, which the join
+/// bindings name (kubeadm's `system:bootstrappers:kubeadm:default-node-token`).
+pub const DEFAULT_NODE_TOKEN_GROUP: &str = "system:bootstrappers:pernode:default-node-token";
 
 /// A token's id and secret, if `token` has a bootstrap token's shape.
 pub fn parse(token: &str) -> Option<(&str, &str)> {

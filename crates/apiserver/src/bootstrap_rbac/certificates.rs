@@ -17,9 +17,7 @@ use super::{AUTHORIZATION, binding, events_rule, groups, named_rule, role, rule}
 
 const CERTIFICATES: &str = pernode_resources::CERTIFICATES;
 
-/// The group `pernode token create` gives its tokens by default (kubeadm's
-/// `system:bootstrappers:kubeadm:default-node-token`).
-pub const DEFAULT_NODE_TOKEN_GROUP: &str = "system:bootstrappers:pernode:default-node-token";
+pub use pernode_auth::bootstrap_token::DEFAULT_NODE_TOKEN_GROUP;
 /// The role that lets a user create requests and watch them being signed.
 pub const NODE_BOOTSTRAPPER: &str = "system:node-bootstrapper";
 /// The role whose `create` on `certificatesigningrequests/nodeclient` the approver asks
