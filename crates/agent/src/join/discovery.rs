@@ -136,7 +136,7 @@ mod tests {
             &cluster_info(&ca.cert_pem, "ffffffffffffffff"),
             ID,
             SECRET,
-            &[pin.clone()],
+            std::slice::from_ref(&pin),
         );
         assert!(
             forged
