@@ -1163,12 +1163,18 @@ fn delete_options(req: &Request) -> Result<DeleteOptions, ApiError> {
 /// as absent (which made `{"kind":"Pod"}` or `"gracePeriodSeconds":"x"` a plain delete).
 fn check_delete_options_body(body: &Value) -> Result<(), ApiError> {
     if let Some(kind) = body.get("kind").filter(|k| !k.is_null())
-        && kind.as_str().is_none_or(|k| !k.is_empty() && k != "DeleteOptions")
+        && kind
+            .as_str()
+            .is_none_or(|k| !k.is_empty() && k != "DeleteOptions")
     {
         let version = body.get("apiVersion").and_then(Value::as_str).unwrap_or("");
         return Err(ApiError::bad_request(format!(
             "no kind {} is registered for version {} in scheme \"k8s.io/apimachinery/pkg/apis/meta/internalversion/scheme\"",
-            pernode_core::goquote::quote(&kind.as_str().map_or_else(|| kind.to_string(), str::to_string)),
+            pernode_core::goquote::quote(
+                &kind
+                    .as_str()
+                    .map_or_else(|| kind.to_string(), str::to_string)
+            ),
             pernode_core::goquote::quote(version),
         )));
     }
@@ -1185,9 +1191,15 @@ fn check_delete_options_body(body: &Value) -> Result<(), ApiError> {
             "json: cannot unmarshal {json_type} into Go struct field DeleteOptions.{field} of type {go_type}"
         ))
     };
-    let members: [(&str, fn(&Value) -> bool, &str); 4] = [
+    /// A member, whether a value fits it, and its Go type.
+    type Member = (&'static str, fn(&Value) -> bool, &'static str);
+    let members: [Member; 4] = [
         ("gracePeriodSeconds", |v| v.is_i64(), "int64"),
-        ("propagationPolicy", Value::is_string, "v1.DeletionPropagation"),
+        (
+            "propagationPolicy",
+            Value::is_string,
+            "v1.DeletionPropagation",
+        ),
         ("orphanDependents", Value::is_boolean, "bool"),
         ("preconditions", Value::is_object, "v1.Preconditions"),
     ];
@@ -1223,14 +1235,13 @@ async fn delete(state: &AppState, req: &Request) -> Result<Response, ApiError> {
     if crate::crd::is_crd(req.target.info) && !opts.dry_run {
         // Upstream's CRD REST: mark it (deletionTimestamp, the cleanup finalizer, Terminating);
         // the controller deletes its objects and then the CRD.
-        let entry =
-            crate::crd::mark_for_deletion(
-                &state.store,
-                &key,
-                opts.precondition_uid.as_deref(),
-                opts.precondition_rv.as_deref(),
-            )
-            .await?;
+        let entry = crate::crd::mark_for_deletion(
+            &state.store,
+            &key,
+            opts.precondition_uid.as_deref(),
+            opts.precondition_rv.as_deref(),
+        )
+        .await?;
         after_write(state, req.target.info, entry.rv).await;
         return Ok(json_response(StatusCode::OK, entry.json));
     }

@@ -245,7 +245,9 @@ pub fn validate_list_options(query: &Query) -> Result<(), ApiError> {
     // Upstream's ValidateListOptions: a list's match needs a version to match against (a
     // watch's options are validated apart: a watch-list sends a match without a version).
     if !query.watch()
-        && query.get("resourceVersionMatch").is_some_and(|m| !m.is_empty())
+        && query
+            .get("resourceVersionMatch")
+            .is_some_and(|m| !m.is_empty())
         && query.get("resourceVersion").is_none_or(str::is_empty)
     {
         return Err(ApiError::invalid(
@@ -298,6 +300,40 @@ fn wants_as(accept: Option<&str>, kind: &str, version: impl Fn(&str) -> bool) ->
     })
 }
 
+/// Upstream's content negotiation of an object or list: an Accept header none of whose media
+/// ranges the resource's serializers (JSON, YAML, protobuf) or a wildcard match is a 406
+/// `NotAcceptable`, never answered as JSON anyway.
+pub fn check_accept(accept: Option<&str>) -> Result<(), ApiError> {
+    const SERVED: &[&str] = &[
+        "application/json",
+        "application/yaml",
+        "application/vnd.kubernetes.protobuf",
+    ];
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
+        return Ok(());
+    };
+    let acceptable = accept.split(',').any(|range| {
+        let media = range
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        matches!(media.as_str(), "*/*" | "application/*") || SERVED.contains(&media.as_str())
+    });
+    if acceptable {
+        return Ok(());
+    }
+    Err(ApiError::from_parts(
+        406,
+        "NotAcceptable",
+        format!(
+            "only the following media types are accepted: {}",
+            SERVED.join(", ")
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,38 +382,4 @@ mod tests {
         assert_eq!(decode("a%"), "a%");
         assert_eq!(decode("%41"), "A");
     }
-}
-
-/// Upstream's content negotiation of an object or list: an Accept header none of whose media
-/// ranges the resource's serializers (JSON, YAML, protobuf) or a wildcard match is a 406
-/// `NotAcceptable`, never answered as JSON anyway.
-pub fn check_accept(accept: Option<&str>) -> Result<(), ApiError> {
-    const SERVED: &[&str] = &[
-        "application/json",
-        "application/yaml",
-        "application/vnd.kubernetes.protobuf",
-    ];
-    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
-        return Ok(());
-    };
-    let acceptable = accept.split(',').any(|range| {
-        let media = range
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        matches!(media.as_str(), "*/*" | "application/*") || SERVED.contains(&media.as_str())
-    });
-    if acceptable {
-        return Ok(());
-    }
-    Err(ApiError::from_parts(
-        406,
-        "NotAcceptable",
-        format!(
-            "only the following media types are accepted: {}",
-            SERVED.join(", ")
-        ),
-    ))
 }

@@ -989,6 +989,7 @@ async fn every_kind_and_verb_refuses_hostile_requests_and_changes_nothing() {
         "the corpus has {} requests",
         corpus.len()
     );
+    eprintln!("{} hostile requests", corpus.len());
     let mut failures = Vec::new();
     let mut before = dump(&server);
     for case in &corpus {
