@@ -87,6 +87,11 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Result<Response, ApiE
         Method::GET if req.target.subresource.is_none() => validate_list_options(&req.query)?,
         _ => {}
     }
+    if req.method == Method::GET
+        && matches!(req.target.subresource.as_deref(), None | Some("status"))
+    {
+        crate::params::check_accept(accept(&req))?;
+    }
     let has_name = req.target.name.is_some();
     let sub = req.target.subresource.clone();
     if sub.is_none()
@@ -681,9 +686,8 @@ async fn update(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         }
         _ => body["metadata"]["name"] = json!(name),
     }
-    if req.target.info.namespaced {
-        body["metadata"]["namespace"] = json!(req.target.namespace.clone().unwrap_or_default());
-    }
+    // As upstream's update handler: a body naming another namespace is a 400, never moved.
+    check_namespace(&req.target, &mut body)?;
     let requested_rv = match rv_of(&body) {
         Some(rv) => Some(
             rv.parse::<u64>()
@@ -1098,6 +1102,7 @@ fn delete_options(req: &Request) -> Result<DeleteOptions, ApiError> {
     // as protobuf; `kubectl delete` sends JSON.
     if !req.body.is_empty() {
         let body = decode_object(content_type(req), &req.body, &BodyKind::DELETE_OPTIONS)?;
+        check_delete_options_body(&body)?;
         opts.grace_period = body.get("gracePeriodSeconds").and_then(Value::as_i64);
         opts.propagation = body
             .get("propagationPolicy")
@@ -1152,6 +1157,72 @@ fn delete_options(req: &Request) -> Result<DeleteOptions, ApiError> {
     Ok(opts)
 }
 
+/// What upstream's decoding of a DELETE body refuses with a 400 before anything is deleted: a
+/// body of another kind (the meta scheme registers no other), and members of the wrong JSON
+/// type (Go's `json: cannot unmarshal ...` into the typed DeleteOptions), never a member read
+/// as absent (which made `{"kind":"Pod"}` or `"gracePeriodSeconds":"x"` a plain delete).
+fn check_delete_options_body(body: &Value) -> Result<(), ApiError> {
+    if let Some(kind) = body.get("kind").filter(|k| !k.is_null())
+        && kind
+            .as_str()
+            .is_none_or(|k| !k.is_empty() && k != "DeleteOptions")
+    {
+        let version = body.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        return Err(ApiError::bad_request(format!(
+            "no kind {} is registered for version {} in scheme \"k8s.io/apimachinery/pkg/apis/meta/internalversion/scheme\"",
+            pernode_core::goquote::quote(
+                &kind
+                    .as_str()
+                    .map_or_else(|| kind.to_string(), str::to_string)
+            ),
+            pernode_core::goquote::quote(version),
+        )));
+    }
+    let wrong = |field: &str, got: &Value, go_type: &str| {
+        let json_type = match got {
+            Value::String(_) => "string",
+            Value::Number(_) => "number",
+            Value::Bool(_) => "bool",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+            Value::Null => "null",
+        };
+        ApiError::bad_request(format!(
+            "json: cannot unmarshal {json_type} into Go struct field DeleteOptions.{field} of type {go_type}"
+        ))
+    };
+    /// A member, whether a value fits it, and its Go type.
+    type Member = (&'static str, fn(&Value) -> bool, &'static str);
+    let members: [Member; 4] = [
+        ("gracePeriodSeconds", |v| v.is_i64(), "int64"),
+        (
+            "propagationPolicy",
+            Value::is_string,
+            "v1.DeletionPropagation",
+        ),
+        ("orphanDependents", Value::is_boolean, "bool"),
+        ("preconditions", Value::is_object, "v1.Preconditions"),
+    ];
+    for (field, fits, go_type) in members {
+        if let Some(value) = body.get(field).filter(|v| !v.is_null())
+            && !fits(value)
+        {
+            return Err(wrong(field, value, go_type));
+        }
+    }
+    for field in ["uid", "resourceVersion"] {
+        if let Some(value) = body
+            .get("preconditions")
+            .and_then(|p| p.get(field))
+            .filter(|v| !v.is_null())
+            && !value.is_string()
+        {
+            return Err(wrong(&format!("preconditions.{field}"), value, "string"));
+        }
+    }
+    Ok(())
+}
+
 async fn delete(state: &AppState, req: &Request) -> Result<Response, ApiError> {
     let opts = delete_options(req)?;
     let name = req.target.name.clone().unwrap_or_default();
@@ -1164,9 +1235,13 @@ async fn delete(state: &AppState, req: &Request) -> Result<Response, ApiError> {
     if crate::crd::is_crd(req.target.info) && !opts.dry_run {
         // Upstream's CRD REST: mark it (deletionTimestamp, the cleanup finalizer, Terminating);
         // the controller deletes its objects and then the CRD.
-        let entry =
-            crate::crd::mark_for_deletion(&state.store, &key, opts.precondition_uid.as_deref())
-                .await?;
+        let entry = crate::crd::mark_for_deletion(
+            &state.store,
+            &key,
+            opts.precondition_uid.as_deref(),
+            opts.precondition_rv.as_deref(),
+        )
+        .await?;
         after_write(state, req.target.info, entry.rv).await;
         return Ok(json_response(StatusCode::OK, entry.json));
     }

@@ -230,6 +230,34 @@ pub fn validate_list_options(query: &Query) -> Result<(), ApiError> {
             ));
         }
     }
+    // The watch cache's `ParseResourceVersion` refuses a version that is no unsigned number
+    // (upstream's storage InvalidError; here always the 400 it is for the client).
+    if let Some(rv) = query.get("resourceVersion")
+        && !rv.is_empty()
+        && rv.parse::<u64>().is_err()
+    {
+        return Err(ApiError::bad_request(format!(
+            "resourceVersion: Invalid value: {}: strconv.ParseUint: parsing {}: invalid syntax",
+            pernode_core::goquote::quote(rv),
+            pernode_core::goquote::quote(rv)
+        )));
+    }
+    // Upstream's ValidateListOptions: a list's match needs a version to match against (a
+    // watch's options are validated apart: a watch-list sends a match without a version).
+    if !query.watch()
+        && query
+            .get("resourceVersionMatch")
+            .is_some_and(|m| !m.is_empty())
+        && query.get("resourceVersion").is_none_or(str::is_empty)
+    {
+        return Err(ApiError::invalid(
+            "meta.k8s.io",
+            "ListOptions",
+            "",
+            "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided".to_string(),
+            Vec::new(),
+        ));
+    }
     if let Some(m) = query.get("resourceVersionMatch")
         && !matches!(m, "" | "Exact" | "NotOlderThan")
     {
@@ -270,6 +298,40 @@ fn wants_as(accept: Option<&str>, kind: &str, version: impl Fn(&str) -> bool) ->
             && params.contains(&"g=meta.k8s.io")
             && params.iter().any(|p| version(p))
     })
+}
+
+/// Upstream's content negotiation of an object or list: an Accept header none of whose media
+/// ranges the resource's serializers (JSON, YAML, protobuf) or a wildcard match is a 406
+/// `NotAcceptable`, never answered as JSON anyway.
+pub fn check_accept(accept: Option<&str>) -> Result<(), ApiError> {
+    const SERVED: &[&str] = &[
+        "application/json",
+        "application/yaml",
+        "application/vnd.kubernetes.protobuf",
+    ];
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
+        return Ok(());
+    };
+    let acceptable = accept.split(',').any(|range| {
+        let media = range
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        matches!(media.as_str(), "*/*" | "application/*") || SERVED.contains(&media.as_str())
+    });
+    if acceptable {
+        return Ok(());
+    }
+    Err(ApiError::from_parts(
+        406,
+        "NotAcceptable",
+        format!(
+            "only the following media types are accepted: {}",
+            SERVED.join(", ")
+        ),
+    ))
 }
 
 #[cfg(test)]

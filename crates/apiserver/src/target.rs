@@ -82,11 +82,17 @@ pub fn is_resource_path(path: &str) -> bool {
 /// Parses `/api/v1/...` and `/apis/{group}/{version}/...` resource paths. Returns `Ok(None)` for
 /// paths that are not resource requests (discovery, version, ...).
 pub fn parse(view: &View, path: &str) -> Result<Option<Target>, ApiError> {
-    let segments: Vec<&str> = path
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
+    // Paths are not cleaned, as upstream: Go's http.Server leaves `URL.Path` as sent (only
+    // http.ServeMux redirects to a cleaned path, and kube-apiserver does not route through
+    // one). Its director hands a path to go-restful only when it starts with a web service's
+    // root (`/api`, `/apis/...`), else to the PathRecorderMux, which matches exact paths and
+    // prefixes: `//api/v1/pods` matches neither and is the 404 of its NotFoundHandler.
+    if path.starts_with("//") {
+        return Ok(None);
+    }
+    // Empty segments stay: go-restful's router matches `/api/v1//pods` token by token, and
+    // an empty token names no resource.
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, version, rest) = match segments.as_slice() {
         ["api", version, rest @ ..] if !rest.is_empty() => ("", *version, rest),
         ["apis", group, version, rest @ ..] if !rest.is_empty() => (*group, *version, rest),
@@ -143,7 +149,35 @@ pub fn parse(view: &View, path: &str) -> Result<Option<Target>, ApiError> {
             _ => ApiError::no_route(),
         });
     }
+    // After the subresource: `pods/../secrets` is a route go-restful does not have (404)
+    // before it is a name the storage refuses.
+    if let Some(name) = &target.name {
+        check_path_segment_name(name)?;
+    }
     Ok(Some(target))
+}
+
+/// Upstream's storage key functions (`NamespaceKeyFunc`, `NoNamespaceKeyFunc`) refuse a name
+/// `path.IsValidPathSegmentName` rejects before any read or write, so `/pods/.` and
+/// `/pods/..` are a 400, never an object looked up (or a path walked). `/` cannot occur in a
+/// segment here; `%` only where the client escaped it.
+fn check_path_segment_name(name: &str) -> Result<(), ApiError> {
+    let why = match name {
+        "." => vec!["may not be '.'".to_string()],
+        ".." => vec!["may not be '..'".to_string()],
+        _ => name
+            .contains('%')
+            .then(|| "may not contain '%'".to_string())
+            .into_iter()
+            .collect(),
+    };
+    if why.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "Name parameter invalid: {name:?}: {}",
+        why.join(";")
+    )))
 }
 
 /// Name, subresource, and the path after `proxy/` (which may have any number of segments).

@@ -329,6 +329,7 @@ pub async fn mark_for_deletion(
     store: &Store,
     key: &str,
     precondition_uid: Option<&str>,
+    precondition_rv: Option<&str>,
 ) -> Result<pernode_store::Entry, ApiError> {
     let name = key.rsplit('/').next().unwrap_or("");
     loop {
@@ -354,6 +355,20 @@ pub async fn mark_for_deletion(
                 name,
                 &format!(
                     "Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"
+                ),
+            ));
+        }
+        // The resourceVersion precondition too (it was not checked: a stale one deleted).
+        if let Some(want) = precondition_rv
+            && want != entry.rv.to_string()
+        {
+            return Err(ApiError::conflict(
+                pernode_resources::APIEXTENSIONS,
+                "customresourcedefinitions",
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {}",
+                    entry.rv
                 ),
             ));
         }
