@@ -88,7 +88,11 @@ fuzz_target!(|data: &[u8]| {
     if patch_type != PatchType::Json {
         if let Ok(parsed) = serde_json::from_slice::<Value>(patch) {
             let again = apply_parsed(patch_type, &original, parsed);
-            assert_eq!(again.is_ok(), result.is_ok(), "apply and apply_parsed disagree");
+            assert_eq!(
+                again.is_ok(),
+                result.is_ok(),
+                "apply and apply_parsed disagree"
+            );
             if let (Ok(a), Ok(b)) = (&again, &result) {
                 assert_eq!(a, b, "apply and apply_parsed disagree");
             }

@@ -15,7 +15,13 @@ fuzz_target!(|data: &[u8]| {
     let Ok(q) = parse_quantity(a) else {
         return;
     };
-    let _ = (q.value(), q.milli_value(), q.signum(), q.is_zero(), q.format());
+    let _ = (
+        q.value(),
+        q.milli_value(),
+        q.signum(),
+        q.is_zero(),
+        q.format(),
+    );
     let printed = q.to_string();
     // The rendering is exact up to what i128 nano-units hold; huge values saturate.
     if q.nanos().unsigned_abs() < 10u128.pow(36) {

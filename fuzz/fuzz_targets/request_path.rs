@@ -43,18 +43,66 @@ const PREFIXES: &[&str] = &[
     "",
 ];
 const SEGMENTS: &[&str] = &[
-    "namespaces", "default", "kube-system", "pods", "nodes", "daemonsets", "events",
-    "configmaps", "secrets", "serviceaccounts", "services", "endpoints", "leases",
-    "controllerrevisions", "clusterroles", "clusterrolebindings", "roles", "rolebindings",
-    "poddisruptionbudgets", "certificatesigningrequests", "customresourcedefinitions",
-    "selfsubjectaccessreviews", "tokenreviews", "status", "scale", "eviction", "binding",
-    "token", "finalize", "approval", "p", "ds", "n1", "x", "..", ".", "", "%2F", "a%00b",
+    "namespaces",
+    "default",
+    "kube-system",
+    "pods",
+    "nodes",
+    "daemonsets",
+    "events",
+    "configmaps",
+    "secrets",
+    "serviceaccounts",
+    "services",
+    "endpoints",
+    "leases",
+    "controllerrevisions",
+    "clusterroles",
+    "clusterrolebindings",
+    "roles",
+    "rolebindings",
+    "poddisruptionbudgets",
+    "certificatesigningrequests",
+    "customresourcedefinitions",
+    "selfsubjectaccessreviews",
+    "tokenreviews",
+    "status",
+    "scale",
+    "eviction",
+    "binding",
+    "token",
+    "finalize",
+    "approval",
+    "p",
+    "ds",
+    "n1",
+    "x",
+    "..",
+    ".",
+    "",
+    "%2F",
+    "a%00b",
 ];
 const QUERY_KEYS: &[&str] = &[
-    "labelSelector", "fieldSelector", "limit", "continue", "resourceVersion",
-    "resourceVersionMatch", "dryRun", "fieldValidation", "fieldManager", "force",
-    "propagationPolicy", "gracePeriodSeconds", "orphanDependents", "timeoutSeconds",
-    "allowWatchBookmarks", "pretty", "includeObject", "as", "x",
+    "labelSelector",
+    "fieldSelector",
+    "limit",
+    "continue",
+    "resourceVersion",
+    "resourceVersionMatch",
+    "dryRun",
+    "fieldValidation",
+    "fieldManager",
+    "force",
+    "propagationPolicy",
+    "gracePeriodSeconds",
+    "orphanDependents",
+    "timeoutSeconds",
+    "allowWatchBookmarks",
+    "pretty",
+    "includeObject",
+    "as",
+    "x",
 ];
 const CONTENT_TYPES: &[&str] = &[
     "application/json",
@@ -77,13 +125,31 @@ const ACCEPTS: &[&str] = &[
     "*/*",
 ];
 const KINDS: &[(&str, &str)] = &[
-    ("v1", "Pod"), ("apps/v1", "DaemonSet"), ("v1", "Node"), ("v1", "Namespace"),
-    ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "Event"), ("v1", "Service"),
-    ("v1", "ServiceAccount"), ("policy/v1", "Eviction"), ("v1", "Binding"),
-    ("apps/v1", "Scale"), ("v1", "DeleteOptions"), ("rbac.authorization.k8s.io/v1", "Role"),
+    ("v1", "Pod"),
+    ("apps/v1", "DaemonSet"),
+    ("v1", "Node"),
+    ("v1", "Namespace"),
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("v1", "Event"),
+    ("v1", "Service"),
+    ("v1", "ServiceAccount"),
+    ("policy/v1", "Eviction"),
+    ("v1", "Binding"),
+    ("apps/v1", "Scale"),
+    ("v1", "DeleteOptions"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
 ];
 /// Never sent: they stream without end or dial a node.
-const NOT_SENT: &[&str] = &["watch", "follow", "proxy", "log", "exec", "attach", "portforward"];
+const NOT_SENT: &[&str] = &[
+    "watch",
+    "follow",
+    "proxy",
+    "log",
+    "exec",
+    "attach",
+    "portforward",
+];
 
 /// A JSON value of arbitrary shape.
 #[derive(Debug, Arbitrary)]
@@ -106,13 +172,53 @@ enum Key {
 }
 
 const FIELDS: &[&str] = &[
-    "name", "namespace", "labels", "annotations", "finalizers", "ownerReferences",
-    "resourceVersion", "uid", "generateName", "deletionTimestamp", "containers", "image",
-    "nodeName", "selector", "matchLabels", "matchExpressions", "template", "metadata", "spec",
-    "status", "conditions", "type", "taints", "key", "effect", "value", "data", "replicas",
-    "phase", "$patch", "$setElementOrder/containers", "$retainKeys", "op", "path", "from",
-    "resources", "requests", "cpu", "memory", "tolerations", "operator", "unschedulable",
-    "podCIDR", "capacity", "allocatable", "managedFields", "updateStrategy",
+    "name",
+    "namespace",
+    "labels",
+    "annotations",
+    "finalizers",
+    "ownerReferences",
+    "resourceVersion",
+    "uid",
+    "generateName",
+    "deletionTimestamp",
+    "containers",
+    "image",
+    "nodeName",
+    "selector",
+    "matchLabels",
+    "matchExpressions",
+    "template",
+    "metadata",
+    "spec",
+    "status",
+    "conditions",
+    "type",
+    "taints",
+    "key",
+    "effect",
+    "value",
+    "data",
+    "replicas",
+    "phase",
+    "$patch",
+    "$setElementOrder/containers",
+    "$retainKeys",
+    "op",
+    "path",
+    "from",
+    "resources",
+    "requests",
+    "cpu",
+    "memory",
+    "tolerations",
+    "operator",
+    "unschedulable",
+    "podCIDR",
+    "capacity",
+    "allocatable",
+    "managedFields",
+    "updateStrategy",
 ];
 
 impl Json {
@@ -176,7 +282,9 @@ struct Input {
 }
 
 fn pick<'a>(from: &[&'a str], i: u8) -> &'a str {
-    from.get(usize::from(i) % from.len()).copied().unwrap_or_default()
+    from.get(usize::from(i) % from.len())
+        .copied()
+        .unwrap_or_default()
 }
 
 fn segment(s: &Segment) -> String {
@@ -191,7 +299,14 @@ fn body_bytes(shape: &BodyShape) -> Vec<u8> {
         BodyShape::None => Vec::new(),
         BodyShape::Raw(bytes) => bytes.clone(),
         BodyShape::Json(j) => j.to_value().to_string().into_bytes(),
-        BodyShape::Object { kind, name, metadata, spec, status, extra } => {
+        BodyShape::Object {
+            kind,
+            name,
+            metadata,
+            spec,
+            status,
+            extra,
+        } => {
             let (api_version, kind) = KINDS
                 .get(usize::from(*kind) % KINDS.len())
                 .copied()
@@ -281,11 +396,24 @@ fuzz_target!(|input: Input| {
     if code < 400 || method == "HEAD" {
         return;
     }
+    // kube-openapi's handler answers an Accept it cannot serve with a bare 406 (no Status).
+    if uri.starts_with("/openapi/") && code == 406 && body.is_empty() {
+        return;
+    }
     let parsed: Value = serde_json::from_slice(&body).unwrap_or_else(|_| {
-        panic!("{method} {uri}: {code} with a body that is not JSON: {:?}", String::from_utf8_lossy(&body))
+        panic!(
+            "{method} {uri}: {code} with a body that is not JSON: {:?}",
+            String::from_utf8_lossy(&body)
+        )
     });
-    let is_object = parsed.get("kind").and_then(Value::as_str).is_some_and(|k| !k.is_empty());
-    assert!(is_object, "{method} {uri}: {code} with a body that is no object: {parsed}");
+    let is_object = parsed
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| !k.is_empty());
+    assert!(
+        is_object,
+        "{method} {uri}: {code} with a body that is no object: {parsed}"
+    );
     if code >= 500 {
         let deliberate = parsed["kind"] == "Status" && matches!(code, 503 | 504);
         assert!(deliberate, "{method} {uri}: {code}: {parsed}");
