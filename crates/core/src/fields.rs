@@ -285,6 +285,23 @@ mod tests {
         assert!(parse("").expect("empty").is_empty());
     }
 
+    /// Found by the `selectors` fuzz target: terms are ordered by their text as written, as
+    /// upstream's `parseSelector` sorts them, so `==` terms may move when printed as `=` and
+    /// parsed again; the terms and what they match stay the same.
+    #[test]
+    fn terms_sort_by_their_written_text_as_upstream() {
+        let sel = parse("in!=notin, a==notin, a=b").expect("valid");
+        assert_eq!(sel.to_string(), " a=notin, a=b,in!=notin");
+        let again = parse(&sel.to_string()).expect("printed selector parses");
+        assert_eq!(again.to_string(), " a=b, a=notin,in!=notin");
+        let mut terms: Vec<String> = sel.requirements().iter().map(|r| r.to_string()).collect();
+        let mut terms_again: Vec<String> =
+            again.requirements().iter().map(|r| r.to_string()).collect();
+        terms.sort();
+        terms_again.sort();
+        assert_eq!(terms, terms_again);
+    }
+
     #[test]
     fn rejects_like_upstream() {
         assert_eq!(

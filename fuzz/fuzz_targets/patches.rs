@@ -1,0 +1,106 @@
+//! JSON patch, merge patch and strategic merge patch (`pernode_patch`) applied to a DaemonSet
+//! or a Pod.
+//!
+//! Input: one byte choosing the patch type and the kind, then the document, a `0xFF` byte (never
+//! in UTF-8) and the patch body. A document that is not a JSON object stands for the kind's
+//! base object. Besides never panicking: a patch applies or fails with a typed error, the parsed
+//! and the byte entry points agree, and a strategic merge patch leaves no directive key behind.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use pernode_patch::{PatchType, apply, apply_parsed};
+use serde_json::{Value, json};
+
+fn base(daemonset: bool) -> Value {
+    if daemonset {
+        json!({
+            "apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "ds", "namespace": "default", "labels": {"app": "x"},
+                         "finalizers": ["a"]},
+            "spec": {
+                "selector": {"matchLabels": {"app": "x"}},
+                "template": {
+                    "metadata": {"labels": {"app": "x"}},
+                    "spec": {"containers": [{"name": "c", "image": "busybox",
+                        "env": [{"name": "A", "value": "1"}],
+                        "ports": [{"containerPort": 80, "protocol": "TCP"}]}],
+                        "volumes": [{"name": "v", "emptyDir": {}}],
+                        "tolerations": [{"operator": "Exists"}]}
+                }
+            },
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}
+        })
+    } else {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "default", "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "ds", "uid": "u"}]},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox",
+                "volumeMounts": [{"name": "v", "mountPath": "/v"}]}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
+                       "podIPs": [{"ip": "10.0.0.1"}]}
+        })
+    }
+}
+
+fn has_directive(v: &Value) -> bool {
+    match v {
+        Value::Object(map) => map.iter().any(|(k, v)| {
+            k == "$patch"
+                || k == "$retainKeys"
+                || k.starts_with("$setElementOrder/")
+                || k.starts_with("$deleteFromPrimitiveList/")
+                || has_directive(v)
+        }),
+        Value::Array(items) => items.iter().any(has_directive),
+        _ => false,
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&choice, rest)) = data.split_first() else {
+        return;
+    };
+    let patch_type = match choice % 3 {
+        0 => PatchType::Json,
+        1 => PatchType::Merge,
+        _ => PatchType::StrategicMerge,
+    };
+    let daemonset = choice & 0x80 == 0;
+    let (doc, patch) = match rest.iter().position(|&b| b == 0xFF) {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (&b""[..], rest),
+    };
+    let mut original = match serde_json::from_slice::<Value>(doc) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => base(daemonset),
+    };
+    if let Value::Object(map) = &mut original {
+        let template = base(daemonset);
+        map.insert("apiVersion".into(), template["apiVersion"].clone());
+        map.insert("kind".into(), template["kind"].clone());
+    }
+
+    let result = apply(patch_type, &original, patch);
+    if let Err(e) = &result {
+        let _ = (e.code(), e.reason(), e.status_message());
+    }
+    if patch_type != PatchType::Json {
+        if let Ok(parsed) = serde_json::from_slice::<Value>(patch) {
+            let again = apply_parsed(patch_type, &original, parsed);
+            assert_eq!(
+                again.is_ok(),
+                result.is_ok(),
+                "apply and apply_parsed disagree"
+            );
+            if let (Ok(a), Ok(b)) = (&again, &result) {
+                assert_eq!(a, b, "apply and apply_parsed disagree");
+            }
+        }
+    }
+    if patch_type == PatchType::StrategicMerge && !has_directive(&original) {
+        if let Ok(patched) = &result {
+            assert!(!has_directive(patched), "a directive was left in {patched}");
+        }
+    }
+});
