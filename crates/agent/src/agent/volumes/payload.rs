@@ -168,36 +168,9 @@ pub fn metadata_field(pod: &Pod, path: &str) -> Result<String, String> {
 pub fn format_map(map: Option<&BTreeMap<String, String>>) -> String {
     map.into_iter()
         .flatten()
-        .map(|(k, v)| format!("{k}={}", go_quote(v)))
+        .map(|(k, v)| format!("{k}={}", pernode_core::goquote::quote(v)))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Go's `strconv.Quote`: printable characters as they are, `"` and `\` escaped, the usual
-/// short escapes, `\x..` for other control bytes and `\u....` for other control characters.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x80 && c.is_control() => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// `utilerrors.NewAggregate(errs).Error()`: one message as it is, several (duplicates
@@ -360,6 +333,9 @@ mod tests {
         assert_eq!(aggregate(&["a".into()]), "a");
         assert_eq!(aggregate(&["a".into(), "a".into()]), "a");
         assert_eq!(aggregate(&["a".into(), "b".into()]), "[a, b]");
-        assert_eq!(go_quote("tab\there\u{1}é"), "\"tab\\there\\x01é\"");
+        assert_eq!(
+            pernode_core::goquote::quote("tab\there\u{1}é"),
+            "\"tab\\there\\x01é\""
+        );
     }
 }
