@@ -88,14 +88,15 @@ pub fn ca_matches(ca_pem: &str, pins: &[String]) -> Result<bool, PinError> {
     Ok(pins.iter().any(|p| p.eq_ignore_ascii_case(&hash)))
 }
 
+/// The first `CERTIFICATE` block, read as [`crate::tls::certificates`] reads them.
 fn first_certificate(pem: &str) -> Result<Vec<u8>, PinError> {
-    for block in x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes()) {
-        let block = block.map_err(|e| PinError::Parse(e.to_string()))?;
-        if block.label == "CERTIFICATE" {
-            return Ok(block.contents);
-        }
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    match CertificateDer::pem_slice_iter(pem.as_bytes()).next() {
+        None => Err(PinError::NoCertificate),
+        Some(Err(e)) => Err(PinError::Parse(e.to_string())),
+        Some(Ok(der)) => Ok(der.to_vec()),
     }
-    Err(PinError::NoCertificate)
 }
 
 #[cfg(test)]

@@ -87,10 +87,8 @@ impl Current {
 
 /// The validity period of the first certificate in `pem`.
 pub fn validity(pem: &str) -> Option<(k8s_openapi::jiff::Timestamp, k8s_openapi::jiff::Timestamp)> {
-    let block = x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
-        .filter_map(Result::ok)
-        .find(|b| b.label == "CERTIFICATE")?;
-    let cert = block.parse_x509().ok()?;
+    let certificates = pernode_auth::tls::certificates(pem).ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(certificates.first()?).ok()?;
     let at = |t: x509_parser::time::ASN1Time| {
         k8s_openapi::jiff::Timestamp::from_second(t.timestamp()).ok()
     };
@@ -100,23 +98,23 @@ pub fn validity(pem: &str) -> Option<(k8s_openapi::jiff::Timestamp, k8s_openapi:
     ))
 }
 
-/// The PEM blocks of `pem` labelled as keys (any of PKCS#8, SEC1, PKCS#1), joined.
-fn blocks(pem: &str, key: bool) -> String {
-    let mut out = String::new();
-    let mut inside = false;
-    for line in pem.lines() {
-        if let Some(label) = line.strip_prefix("-----BEGIN ") {
-            inside = label.contains("PRIVATE KEY") == key;
+/// `pem`'s certificate and private-key blocks, apart (the kubelet keeps both in one file).
+fn split_pem(pem: &str) -> CertAndKey {
+    let mut both = CertAndKey {
+        cert_pem: String::new(),
+        key_pem: String::new(),
+    };
+    let mut rest = pem.as_bytes();
+    while let Some((block, after)) = pernode_auth::pem::decode(rest) {
+        let encoded = pernode_auth::pem::encode(&block.kind, &block.bytes);
+        if block.kind.ends_with("PRIVATE KEY") {
+            both.key_pem.push_str(&encoded);
+        } else {
+            both.cert_pem.push_str(&encoded);
         }
-        if inside {
-            out.push_str(line);
-            out.push('\n');
-        }
-        if line.starts_with("-----END ") {
-            inside = false;
-        }
+        rest = after;
     }
-    out
+    both
 }
 
 /// The credentials' files under an agent's root directory.
@@ -141,11 +139,7 @@ impl Store {
     pub fn load(&self) -> Option<Current> {
         let ca_pem = std::fs::read_to_string(self.pki().join("ca.crt")).ok()?;
         let both = std::fs::read_to_string(self.pki().join(CURRENT)).ok()?;
-        let issued = CertAndKey {
-            cert_pem: blocks(&both, false),
-            key_pem: blocks(&both, true),
-        };
-        Current::new(ca_pem, issued)
+        Current::new(ca_pem, split_pem(&both))
     }
 
     /// Saves `issued` as the current credentials (and `ca_pem`, and the kubeconfig naming
