@@ -313,12 +313,7 @@ pub fn check_accept(accept: Option<&str>) -> Result<(), ApiError> {
         return Ok(());
     };
     let acceptable = accept.split(',').any(|range| {
-        let media = range
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let media = crate::codec::media_type(Some(range));
         matches!(media.as_str(), "*/*" | "application/*") || SERVED.contains(&media.as_str())
     });
     if acceptable {
