@@ -62,7 +62,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Agent(_)) {
         disable_transparent_huge_pages();
-        raise_open_file_limit();
+        pernode_apiserver::serving::raise_open_file_limit();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -78,23 +78,6 @@ fn main() -> anyhow::Result<()> {
             Command::Token(args) => token::token(args).await,
         }
     })
-}
-
-/// Control-plane processes raise their soft limit of open files to the hard limit, as far as it
-/// allows: every client connection and watch holds a descriptor, and the usual soft limit (1,024)
-/// is reached by a modest fleet of agents.
-fn raise_open_file_limit() {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let limit = getrlimit(Resource::Nofile);
-    if limit.current < limit.maximum {
-        let raised = rustix::process::Rlimit {
-            current: limit.maximum,
-            maximum: limit.maximum,
-        };
-        if let Err(e) = setrlimit(Resource::Nofile, raised) {
-            tracing::debug!(error = %e, "could not raise the open file limit");
-        }
-    }
 }
 
 /// Control-plane processes run without transparent huge pages. mimalloc asks for them on its

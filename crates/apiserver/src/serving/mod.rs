@@ -4,8 +4,13 @@
 //! - **Header-read timeout** (32 s, upstream's `ReadHeaderTimeout`): a client that has not sent
 //!   a whole request head by then, a slow-loris dribbling bytes or a connection left idle
 //!   between requests, is disconnected. (hyper starts the timer whenever it waits for a head,
-//!   so it also bounds keep-alive idleness; clients reconnect as they do after Go's
-//!   `IdleTimeout`.)
+//!   so it also bounds HTTP/1 keep-alive idleness; clients reconnect as they do after Go's
+//!   `IdleTimeout`.) The same bound applies from a connection's start to its first request
+//!   ([`activity`]: hyper has no timer on a new connection's first bytes).
+//! - **Idle timeout** (90 s, upstream's `IdleTimeout`): an HTTP/2 connection with no request
+//!   open for that long is sent GOAWAY ([`activity`]).
+//! - **Status bodies for hyper's own answers** to heads it cannot parse (400, 414, 431):
+//!   [`parse_errors`].
 //! - **Connections per client**: at most [`ServeOptions::max_connections_per_client`] open from
 //!   one IP address; more are closed at once, so one client cannot take every file descriptor.
 //! - **Out of file descriptors**: `accept` failing (EMFILE) pauses accepting for a moment
@@ -30,12 +35,18 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+mod activity;
+mod parse_errors;
+
 use crate::AppState;
 use crate::authentication::{ConnectionCredentials, Transport};
 use crate::max_in_flight::{self, InFlightLimits};
 
 /// kube-apiserver's `ReadHeaderTimeout`.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(32);
+
+/// kube-apiserver's `IdleTimeout`.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// How the listener serves.
 #[derive(Clone, Debug)]
@@ -44,6 +55,8 @@ pub struct ServeOptions {
     pub transport: Transport,
     pub limits: InFlightLimits,
     pub header_read_timeout: Duration,
+    /// How long a connection may stay open with no request in progress.
+    pub idle_timeout: Duration,
     /// Open connections allowed from one IP address.
     pub max_connections_per_client: usize,
 }
@@ -57,6 +70,7 @@ impl Default for ServeOptions {
             )),
             limits: InFlightLimits::default(),
             header_read_timeout: HEADER_READ_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
             max_connections_per_client: 2048,
         }
     }
@@ -139,13 +153,17 @@ pub(crate) async fn serve(
         let shutdown = drained.clone();
         let transport = options.transport.clone();
         let header_read_timeout = options.header_read_timeout;
+        let timeouts = Timeouts {
+            header_read: options.header_read_timeout,
+            idle: options.idle_timeout,
+        };
         tokio::spawn(async move {
             let _counted = counted;
             match transport {
                 Transport::InsecurePlainHttpAs(user) => {
                     let credentials = ConnectionCredentials::trusted(user);
                     let service = authenticated(router, state, credentials, remote);
-                    serve_connection(tcp, service, header_read_timeout, shutdown, remote).await;
+                    serve_connection(tcp, service, timeouts, shutdown, remote).await;
                 }
                 Transport::Tls(tls) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
@@ -174,7 +192,7 @@ pub(crate) async fn serve(
                         stream.get_ref().1.peer_certificates(),
                     );
                     let service = authenticated(router, state, credentials, remote);
-                    serve_connection(stream, service, header_read_timeout, shutdown, remote).await;
+                    serve_connection(stream, service, timeouts, shutdown, remote).await;
                 }
             }
         });
@@ -183,6 +201,25 @@ pub(crate) async fn serve(
     let _ = draining.send(true);
     drop(drained);
     draining.closed().await;
+}
+
+/// Raises the soft limit of open files to the hard limit, as far as it allows, and returns the
+/// soft limit then in force (`None`: unlimited). For control-plane processes: every client
+/// connection and watch holds a descriptor, and the usual soft limit (1,024) is reached by a
+/// modest fleet of agents.
+pub fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!(error = %e, "could not raise the open file limit");
+        }
+    }
+    getrlimit(Resource::Nofile).current
 }
 
 /// Go's answer to plain HTTP on a TLS listener (net/http's server), which kube-apiserver
@@ -240,11 +277,19 @@ fn authenticated(
     })
 }
 
-/// Serves one connection until it ends, or gracefully once `shutdown` flips.
+/// A connection's time bounds.
+#[derive(Clone, Copy, Debug)]
+struct Timeouts {
+    header_read: Duration,
+    idle: Duration,
+}
+
+/// Serves one connection until it ends, gracefully once `shutdown` flips, or once it has been
+/// idle too long.
 async fn serve_connection<IO, S>(
     io: IO,
     service: S,
-    header_read_timeout: Duration,
+    timeouts: Timeouts,
     mut shutdown: watch::Receiver<bool>,
     remote: std::net::SocketAddr,
 ) where
@@ -258,14 +303,35 @@ async fn serve_connection<IO, S>(
         + 'static,
     S::Future: Send + 'static,
 {
-    let service = TowerToHyperService::new(service);
+    let activity = activity::Activity::new();
+    let tracked = {
+        let activity = activity.clone();
+        tower::service_fn(move |request: http::Request<Incoming>| {
+            let open = activity.begin();
+            let service = service.clone();
+            async move {
+                use tower::ServiceExt;
+                let response = service.oneshot(request).await?;
+                Ok::<_, std::convert::Infallible>(
+                    response
+                        .map(|body| axum::body::Body::new(activity::TrackedBody::new(body, open))),
+                )
+            }
+        })
+    };
+    let service = TowerToHyperService::new(tracked);
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+        .header_read_timeout(timeouts.header_read);
+    let io = TokioIo::new(parse_errors::StatusBodies::new(io));
+    let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
+    // Deadlines only move later, except when a first request ends on a connection whose idle
+    // timeout is shorter than its first-head one: look at least that often.
+    let period = timeouts.idle.min(timeouts.header_read);
+    let mut next_check = tokio::time::Instant::now() + period;
     loop {
         tokio::select! {
             result = conn.as_mut() => {
@@ -282,6 +348,21 @@ async fn serve_connection<IO, S>(
                         tracing::trace!(client = %remote, error = %e, "connection ended");
                     }
                     break;
+                }
+            }
+            _ = tokio::time::sleep_until(next_check) => {
+                let now = tokio::time::Instant::now();
+                match activity.idle_deadline(timeouts.header_read, timeouts.idle) {
+                    Some(deadline) if deadline <= now => {
+                        tracing::debug!(client = %remote, "idle connection closed");
+                        conn.as_mut().graceful_shutdown();
+                        // Nothing is open, so this ends at once; bounded all the same.
+                        let _ = tokio::time::timeout(timeouts.header_read, conn.as_mut()).await;
+                        break;
+                    }
+                    Some(deadline) => next_check = deadline.min(now + period),
+                    // A request is open; look again after a while.
+                    None => next_check = now + period,
                 }
             }
         }
