@@ -48,11 +48,16 @@ async fn bad_clients(server: &str, ca_pem: &str) -> anyhow::Result<Vec<kube::Cli
     Ok(clients)
 }
 
-/// `runs` authorised GETs (sequential): their latencies, sorted.
-async fn authorised(cluster: &Cluster, runs: usize) -> anyhow::Result<Vec<Duration>> {
+/// Authorised GETs, one after another, at least `runs` of them and until `until`: their
+/// latencies, sorted.
+pub(super) async fn authorised(
+    cluster: &Cluster,
+    runs: usize,
+    until: Instant,
+) -> anyhow::Result<Vec<Duration>> {
     let path = format!("/api/v1/namespaces/{}", cluster.namespace);
     let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs.max(1) {
+    while times.len() < runs.max(1) || Instant::now() < until {
         let start = Instant::now();
         let status = get(&cluster.client, &path).await?;
         times.push(start.elapsed());
@@ -64,23 +69,18 @@ async fn authorised(cluster: &Cluster, runs: usize) -> anyhow::Result<Vec<Durati
     Ok(times)
 }
 
-fn figure(
+/// A figure of `scenario`'s `variant` with the percentiles of `times`.
+pub(super) fn figure(
     cluster: &Cluster,
     meter: super::report::Meter,
+    scenario: &str,
     variant: &str,
     nodes: usize,
-    failed: usize,
+    objects: usize,
     times: &[Duration],
 ) -> Figure {
     let pick = |q: f64| times[((times.len() as f64 - 1.0) * q).round() as usize];
-    let mut f = meter.figure(
-        cluster,
-        &Limit::none(),
-        "loginflood",
-        variant,
-        nodes,
-        failed,
-    );
+    let mut f = meter.figure(cluster, &Limit::none(), scenario, variant, nodes, objects);
     f.store_limit_ms = None;
     f.p50_ms = Some(pick(0.5).as_secs_f64() * 1e3);
     f.p99_ms = Some(pick(0.99).as_secs_f64() * 1e3);
@@ -149,8 +149,16 @@ pub async fn login_flood(
     };
     let runs = runs.max(100);
     let meter = super::report::Meter::start(cluster);
-    let quiet = authorised(cluster, runs).await?;
-    let mut figures = vec![figure(cluster, meter, "quiet", nodes, 0, &quiet)];
+    let quiet = authorised(cluster, runs, Instant::now()).await?;
+    let mut figures = vec![figure(
+        cluster,
+        meter,
+        "loginflood",
+        "quiet",
+        nodes,
+        0,
+        &quiet,
+    )];
 
     let bad = bad_clients(&endpoint.server, &endpoint.ca_pem)
         .await
@@ -171,7 +179,7 @@ pub async fn login_flood(
         let flood = Flood::start(clients, path.clone(), expected).await;
         let meter = super::report::Meter::start(cluster);
         let before = flood.answered();
-        let times = authorised(cluster, runs).await;
+        let times = authorised(cluster, runs, Instant::now()).await;
         let answered = flood.answered() - before;
         let stopped = flood.stop().await;
         let times = times?;
@@ -179,7 +187,15 @@ pub async fn login_flood(
         if answered == 0 {
             bail!("no flooding request was answered during {variant}");
         }
-        figures.push(figure(cluster, meter, variant, nodes, answered, &times));
+        figures.push(figure(
+            cluster,
+            meter,
+            "loginflood",
+            variant,
+            nodes,
+            answered,
+            &times,
+        ));
     }
     Ok(figures)
 }

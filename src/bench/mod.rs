@@ -12,6 +12,8 @@
 //!   ([`api`]);
 //! - `loginflood`: an authorised GET's latency alone and while two dozen clients fail to
 //!   log in as fast as they can ([`login_flood`]);
+//! - `slowclients`: the same GET's latency while 500 connections dribble a TLS record and
+//!   2,000 sit idle for 30 s ([`slow_clients`]; not in the default);
 //! - `memory`: `pernode up --nodes N` as a child process, its own peak RSS and CPU until every
 //!   node is Ready and then until a daemon set is available on every node ([`memory`]).
 //!
@@ -25,6 +27,7 @@ mod daemonset;
 mod login_flood;
 mod memory;
 mod report;
+mod slow_clients;
 mod store;
 
 use std::path::PathBuf;
@@ -48,6 +51,7 @@ pub const SCENARIOS: &[&str] = &[
     "create",
     "watch",
     "loginflood",
+    "slowclients",
     "memory",
 ];
 
@@ -57,8 +61,8 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     pub nodes: Vec<usize>,
     /// Scenarios to run, comma-separated: store,converge,rollout,nodechurn,list,create,watch,
-    /// loginflood,memory (memory is not in the default: it starts `pernode up` as a child
-    /// process).
+    /// loginflood,slowclients,memory (slowclients and memory are not in the default: one holds
+    /// 2,500 connections for 30 s, the other starts `pernode up` as a child process).
     #[arg(
         long,
         value_delimiter = ',',
@@ -220,6 +224,9 @@ async fn run_cluster(
     }
     if args.wants("loginflood") {
         figures.extend(login_flood::login_flood(cluster, nodes, args.list_runs * 20).await?);
+    }
+    if args.wants("slowclients") {
+        figures.extend(slow_clients::slow_clients(cluster, nodes, args.list_runs * 20).await?);
     }
     Ok(())
 }
