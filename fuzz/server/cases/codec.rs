@@ -3,9 +3,6 @@
 //!
 //! Input: one byte choosing the media type and the kind the body must be, then the body. Besides
 //! never panicking, a refused body is a 4xx, and an accepted one is a JSON object.
-#![no_main]
-
-use libfuzzer_sys::fuzz_target;
 use pernode_apiserver::codec::{BodyKind, decode_object};
 
 const MEDIA_TYPES: &[&str] = &[
@@ -53,7 +50,8 @@ const KINDS: &[BodyKind<'static>] = &[
     },
 ];
 
-fuzz_target!(|data: &[u8]| {
+/// One input.
+pub fn run(data: &[u8]) {
     let Some((&choice, body)) = data.split_first() else {
         return;
     };
@@ -63,4 +61,4 @@ fuzz_target!(|data: &[u8]| {
         Ok(value) => assert!(value.is_object(), "{media}: {value}"),
         Err(e) => assert!((400..500).contains(&e.code), "{media}: {} {e:?}", e.code),
     }
-});
+}
