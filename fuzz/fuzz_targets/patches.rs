@@ -1,7 +1,9 @@
-//! JSON patch, merge patch and strategic merge patch (`pernode_patch`) applied to a DaemonSet
-//! or a Pod.
+//! JSON patch, merge patch and strategic merge patch (`pernode_patch`) applied to a DaemonSet,
+//! a Node, a Pod or a Service (the strategic merge's list strategies follow field paths, and
+//! these kinds carry most of them: containers, env, ports, volumes, taints, conditions).
 //!
-//! Input: one byte choosing the patch type and the kind, then the document, a `0xFF` byte (never
+//! Input: one byte choosing the patch type (its value modulo 3) and the kind (its top two
+//! bits), then the document, a `0xFF` byte (never
 //! in UTF-8) and the patch body. A document that is not a JSON object stands for the kind's
 //! base object. Besides never panicking: a patch applies or fails with a typed error, the parsed
 //! and the byte entry points agree, and a strategic merge patch leaves no directive key behind.
@@ -11,9 +13,18 @@ use libfuzzer_sys::fuzz_target;
 use pernode_patch::{PatchType, apply, apply_parsed};
 use serde_json::{Value, json};
 
-fn base(daemonset: bool) -> Value {
-    if daemonset {
-        json!({
+/// The kinds, by the top two bits of the first byte.
+#[derive(Clone, Copy)]
+enum Kind {
+    DaemonSet,
+    Node,
+    Pod,
+    Service,
+}
+
+fn base(kind: Kind) -> Value {
+    match kind {
+        Kind::DaemonSet => json!({
             "apiVersion": "apps/v1", "kind": "DaemonSet",
             "metadata": {"name": "ds", "namespace": "default", "labels": {"app": "x"},
                          "finalizers": ["a"]},
@@ -29,9 +40,18 @@ fn base(daemonset: bool) -> Value {
                 }
             },
             "status": {"conditions": [{"type": "Ready", "status": "True"}]}
-        })
-    } else {
-        json!({
+        }),
+        Kind::Node => json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}},
+            "spec": {"podCIDR": "10.0.1.0/24", "podCIDRs": ["10.0.1.0/24"],
+                     "taints": [{"key": "k", "value": "v", "effect": "NoSchedule"}]},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                       "addresses": [{"type": "InternalIP", "address": "10.0.0.1"}],
+                       "capacity": {"cpu": "4", "pods": "110"},
+                       "images": [{"names": ["busybox"], "sizeBytes": 1}]}
+        }),
+        Kind::Pod => json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "p", "namespace": "default", "ownerReferences": [
                 {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "ds", "uid": "u"}]},
@@ -39,7 +59,15 @@ fn base(daemonset: bool) -> Value {
                 "volumeMounts": [{"name": "v", "mountPath": "/v"}]}]},
             "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
                        "podIPs": [{"ip": "10.0.0.1"}]}
-        })
+        }),
+        Kind::Service => json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "s", "namespace": "default"},
+            "spec": {"selector": {"app": "x"}, "clusterIP": "10.96.0.10",
+                     "ports": [{"name": "dns", "port": 53, "protocol": "UDP"},
+                               {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]},
+            "status": {"loadBalancer": {}}
+        }),
     }
 }
 
@@ -66,17 +94,22 @@ fuzz_target!(|data: &[u8]| {
         1 => PatchType::Merge,
         _ => PatchType::StrategicMerge,
     };
-    let daemonset = choice & 0x80 == 0;
+    let kind = match choice >> 6 {
+        0 => Kind::DaemonSet,
+        1 => Kind::Node,
+        2 => Kind::Pod,
+        _ => Kind::Service,
+    };
     let (doc, patch) = match rest.iter().position(|&b| b == 0xFF) {
         Some(i) => (&rest[..i], &rest[i + 1..]),
         None => (&b""[..], rest),
     };
     let mut original = match serde_json::from_slice::<Value>(doc) {
         Ok(v @ Value::Object(_)) => v,
-        _ => base(daemonset),
+        _ => base(kind),
     };
     if let Value::Object(map) = &mut original {
-        let template = base(daemonset);
+        let template = base(kind);
         map.insert("apiVersion".into(), template["apiVersion"].clone());
         map.insert("kind".into(), template["kind"].clone());
     }
