@@ -37,16 +37,8 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Duration {
 
 /// One request on a fresh connection; its status code.
 async fn get(addr: SocketAddr, path: &str) -> u16 {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    stream.write_all(req.as_bytes()).await.expect("write");
-    let mut out = Vec::new();
-    stream.read_to_end(&mut out).await.expect("read");
-    String::from_utf8_lossy(&out)
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    raw_answer(addr, request.as_bytes()).await.0
 }
 
 #[tokio::test]
