@@ -331,7 +331,7 @@ fn without_managed_fields(object: &Value) -> Value {
 
 /// The object a create starts from: Go's new object of the kind, whose struct-valued fields
 /// (`metadata`, `spec`, `status`, a template's `metadata` and `spec`, `updateStrategy`) exist
-/// empty, so that only maps and pointers the write fills are added as a whole (`.`).
+/// empty and a pod spec's `containers` null, so that only maps and pointers the write fills are added as a whole (`.`).
 pub fn empty_like(object: &Value) -> Value {
     let mut empty = Map::new();
     for member in ["metadata", "spec", "status"] {
@@ -341,8 +341,15 @@ pub fn empty_like(object: &Value) -> Value {
     }
     if let Some(spec) = object.get("spec") {
         let mut s = Map::new();
+        // PodSpec.containers has no omitempty: Go writes `null` for a new pod's.
+        if spec.get("containers").is_some() {
+            s.insert("containers".into(), Value::Null);
+        }
         if spec.get("template").is_some_and(Value::is_object) {
-            s.insert("template".into(), json!({"metadata": {}, "spec": {}}));
+            s.insert(
+                "template".into(),
+                json!({"metadata": {}, "spec": {"containers": null}}),
+            );
         }
         if spec.get("updateStrategy").is_some_and(Value::is_object) {
             s.insert("updateStrategy".into(), json!({}));
@@ -575,4 +582,181 @@ fn last_applied_fields(updater: &Updater, live: &Value) -> Option<crate::set::Se
     let text = live.pointer(&last_applied_pointer())?.as_str()?;
     let last: Value = serde_json::from_str(text).ok()?;
     typed::to_field_set(updater.schema, &last).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::set::Set;
+
+    fn manager() -> FieldManager {
+        FieldManager::new(Updater::new(crate::Schema::BuiltIn, Set::new()))
+    }
+
+    fn write<'a>(manager: &'a str, now: &'a str) -> Write<'a> {
+        Write {
+            manager,
+            api_version: "apps/v1",
+            subresource: None,
+            now,
+        }
+    }
+
+    fn ds(image: &str) -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
+            "spec": {
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "nginx", "image": image}]}
+                }
+            }
+        })
+    }
+
+    #[test]
+    fn a_create_records_an_update_entry_as_upstream_encodes_it() {
+        let mut obj = ds("nginx:1");
+        manager().update(None, &mut obj, &write("kubectl-create", "2026-01-01T00:00:00Z"));
+        assert_eq!(
+            obj["metadata"]["managedFields"],
+            json!([{
+                "manager": "kubectl-create", "operation": "Update", "apiVersion": "apps/v1",
+                "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1",
+                "fieldsV1": {
+                    "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+                    "f:spec": {"f:selector": {}, "f:template": {
+                        "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+                        "f:spec": {"f:containers": {"k:{\"name\":\"nginx\"}": {
+                            ".": {}, "f:image": {}, "f:name": {}}}}}}
+                }
+            }])
+        );
+    }
+
+    #[test]
+    fn set_image_then_apply_conflicts_with_upstreams_message_and_force_takes_the_field() {
+        let fm = manager();
+        let mut live = ds("nginx:1");
+        fm.update(None, &mut live, &write("kubectl-client-side-apply", "t1"));
+        let mut set = live.clone();
+        set["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:2");
+        fm.update(Some(&live), &mut set, &write("kubectl-set", "t2"));
+        let config = ds("nginx:3");
+        let err = fm
+            .apply(Some(&set), &config, &write("kubectl", "t3"), false)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"Apply failed with 1 conflict: conflict with "kubectl-set" using apps/v1: .spec.template.spec.containers[name="nginx"].image"#
+        );
+        let forced = fm
+            .apply(Some(&set), &config, &write("kubectl", "t3"), true)
+            .unwrap();
+        let managers: Vec<&str> = forced["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["manager"].as_str().unwrap())
+            .collect();
+        // kubectl-set owned only the image, which changed hands.
+        assert_eq!(managers, ["kubectl", "kubectl-client-side-apply"]);
+        assert_eq!(
+            forced["spec"]["template"]["spec"]["containers"][0]["image"],
+            "nginx:3"
+        );
+    }
+
+    #[test]
+    fn the_first_apply_to_an_untracked_object_gives_its_fields_to_before_first_apply() {
+        let live = ds("nginx:1");
+        let out = manager()
+            .apply(Some(&live), &ds("nginx:1"), &write("mgr", "t"), false)
+            .unwrap();
+        let entries = out["metadata"]["managedFields"].as_array().unwrap();
+        assert_eq!(entries[0]["manager"], "mgr");
+        assert_eq!(entries[0]["operation"], "Apply");
+        assert_eq!(entries[1]["manager"], BEFORE_FIRST_APPLY);
+        assert_eq!(entries[1]["operation"], "Update");
+    }
+
+    #[test]
+    fn kubectl_may_take_the_fields_of_its_client_side_apply() {
+        let fm = manager();
+        let mut live = ds("nginx:1");
+        live["metadata"]["annotations"] =
+            json!({LAST_APPLIED: ds("nginx:1").to_string()});
+        fm.update(None, &mut live, &write("kubectl-client-side-apply", "t1"));
+        // Another manager's field conflicts unless in the annotation; the annotation's fields
+        // go to kubectl, and the annotation follows the applied configuration.
+        let out = fm
+            .apply(Some(&live), &ds("nginx:2"), &write("kubectl", "t2"), false)
+            .unwrap();
+        let annotation: Value = serde_json::from_str(
+            out["metadata"]["annotations"][LAST_APPLIED].as_str().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(annotation, ds("nginx:2"));
+        // Another manager name gets the conflict.
+        assert!(matches!(
+            fm.apply(Some(&live), &ds("nginx:2"), &write("other", "t2"), false),
+            Err(ApplyError::Conflicts(_))
+        ));
+    }
+
+    #[test]
+    fn dropping_a_field_from_the_configuration_removes_it() {
+        let fm = manager();
+        let mut config = ds("nginx:1");
+        config["spec"]["template"]["spec"]["containers"][0]["args"] = json!(["-v"]);
+        config["metadata"]["labels"]["tier"] = json!("web");
+        let live = fm.apply(None, &config, &write("kubectl", "t1"), false).unwrap();
+        let out = fm
+            .apply(Some(&live), &ds("nginx:1"), &write("kubectl", "t2"), false)
+            .unwrap();
+        assert!(out["spec"]["template"]["spec"]["containers"][0].get("args").is_none());
+        assert!(out["metadata"]["labels"].get("tier").is_none());
+    }
+
+    #[test]
+    fn update_entries_past_ten_are_merged_into_ancient_changes() {
+        let fm = manager();
+        let mut live = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}});
+        fm.update(None, &mut live, &write("m0", "2026-01-01T00:00:00Z"));
+        for i in 0..12 {
+            let mut next = live.clone();
+            next["data"][format!("k{i}")] = json!("v");
+            let now = format!("2026-01-01T00:00:{:02}Z", i + 1);
+            fm.update(Some(&live), &mut next, &write(&format!("m{i}"), &now));
+            live = next;
+        }
+        let entries = live["metadata"]["managedFields"].as_array().unwrap();
+        assert_eq!(entries.len(), MAX_UPDATE_MANAGERS);
+        assert_eq!(entries[0]["manager"], ANCIENT_CHANGES);
+    }
+
+    #[test]
+    fn managed_fields_sent_with_an_update_replace_the_stored_ones() {
+        let fm = manager();
+        let mut live = ds("nginx:1");
+        fm.update(None, &mut live, &write("a", "t1"));
+        // `[{}]`-like reset: a client's own entries stand for the stored ones.
+        let mut next = live.clone();
+        next["metadata"]["managedFields"] = json!([{"manager": "x", "operation": "Update",
+            "apiVersion": "apps/v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:selector": {}}}}]);
+        fm.update(Some(&live), &mut next, &write("a", "t2"));
+        let entries = next["metadata"]["managedFields"].as_array().unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0]["manager"], "x");
+        // An untracked object stays untracked under updates.
+        let mut bare = ds("nginx:1");
+        let mut changed = bare.clone();
+        changed["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:2");
+        fm.update(Some(&bare), &mut changed, &write("a", "t3"));
+        assert!(changed["metadata"].get("managedFields").is_none());
+        bare["metadata"]["managedFields"] = json!("garbage");
+        fm.update(Some(&bare), &mut bare.clone(), &write("a", "t3"));
+    }
 }
