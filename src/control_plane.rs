@@ -143,48 +143,65 @@ pub enum Clients {
 /// The simulator's identity in-process (bound to the `pernode:simulator` ClusterRole).
 pub const SIMULATOR_USER: &str = "pernode:simulator";
 
+/// The User-Agents of the in-process clients: upstream's components', whose prefix names the
+/// field manager of their writes in managedFields.
+const CONTROLLER_MANAGER_AGENT: &str = "kube-controller-manager/v1.33.0 (linux/amd64) pernode";
+const SCHEDULER_AGENT: &str = "kube-scheduler/v1.33.0 (linux/amd64) pernode";
+const KUBELET_AGENT: &str = "kubelet/v1.33.0 (linux/amd64) pernode";
+
 impl Clients {
-    fn as_user(&self, user: pernode_auth::user::UserInfo) -> kube::Client {
+    fn as_user(&self, user: pernode_auth::user::UserInfo, agent: &'static str) -> kube::Client {
         match self {
             Clients::Shared(client) => client.clone(),
-            Clients::InProcess(server) => kube::Client::new(server.router_as(user), "default"),
+            Clients::InProcess(server) => {
+                kube::Client::new(server.router_as_agent(user, agent), "default")
+            }
         }
     }
 
     /// A controller's client, as its service account `kube-system/<name>`.
     pub fn controller(&self, name: &str) -> kube::Client {
         use pernode_auth::user::{ALL_SERVICE_ACCOUNTS, SERVICE_ACCOUNT_USER_PREFIX};
-        self.as_user(pernode_auth::user::UserInfo::new(
-            format!("{SERVICE_ACCOUNT_USER_PREFIX}kube-system:{name}"),
-            [
-                ALL_SERVICE_ACCOUNTS.to_string(),
-                format!("{ALL_SERVICE_ACCOUNTS}:kube-system"),
-            ],
-        ))
+        self.as_user(
+            pernode_auth::user::UserInfo::new(
+                format!("{SERVICE_ACCOUNT_USER_PREFIX}kube-system:{name}"),
+                [
+                    ALL_SERVICE_ACCOUNTS.to_string(),
+                    format!("{ALL_SERVICE_ACCOUNTS}:kube-system"),
+                ],
+            ),
+            CONTROLLER_MANAGER_AGENT,
+        )
     }
 
     /// The client of the watches controllers share (kube-controller-manager's informers).
     pub fn controller_manager(&self) -> kube::Client {
-        self.as_user(pernode_auth::user::UserInfo::new(
-            pernode_auth::user::KUBE_CONTROLLER_MANAGER,
-            Vec::<String>::new(),
-        ))
+        self.as_user(
+            pernode_auth::user::UserInfo::new(
+                pernode_auth::user::KUBE_CONTROLLER_MANAGER,
+                Vec::<String>::new(),
+            ),
+            CONTROLLER_MANAGER_AGENT,
+        )
     }
 
     /// The scheduler's client.
     pub fn scheduler(&self) -> kube::Client {
-        self.as_user(pernode_auth::user::UserInfo::new(
-            pernode_auth::user::KUBE_SCHEDULER,
-            Vec::<String>::new(),
-        ))
+        self.as_user(
+            pernode_auth::user::UserInfo::new(
+                pernode_auth::user::KUBE_SCHEDULER,
+                Vec::<String>::new(),
+            ),
+            SCHEDULER_AGENT,
+        )
     }
 
     /// The fleet simulator's client.
     pub fn simulator(&self) -> kube::Client {
-        self.as_user(pernode_auth::user::UserInfo::new(
-            SIMULATOR_USER,
-            Vec::<String>::new(),
-        ))
+        self.as_user(
+            pernode_auth::user::UserInfo::new(SIMULATOR_USER, Vec::<String>::new()),
+            KUBELET_AGENT,
+        )
     }
 }
 

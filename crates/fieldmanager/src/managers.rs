@@ -301,9 +301,14 @@ impl Managed {
 
 /// Fields of identity metadata no manager owns (upstream's stripMetaManager).
 fn strip_meta(set: &crate::set::Set) -> crate::set::Set {
+    static STRIP: std::sync::LazyLock<crate::set::Set> = std::sync::LazyLock::new(strip_set);
+    set.difference(&STRIP)
+}
+
+fn strip_set() -> crate::set::Set {
     let f = |n: &str| PathElement::Field(n.to_string());
     let meta = |n: &str| vec![f("metadata"), f(n)];
-    let strip = crate::set::Set::of(&[
+    crate::set::Set::of(&[
         &[f("apiVersion")],
         &[f("kind")],
         &[f("metadata")],
@@ -316,8 +321,7 @@ fn strip_meta(set: &crate::set::Set) -> crate::set::Set {
         &meta("generation"),
         &meta("managedFields"),
         &meta("resourceVersion"),
-    ]);
-    set.difference(&strip)
+    ])
 }
 
 /// The object without `metadata.managedFields`.
@@ -404,19 +408,23 @@ impl FieldManager {
         if managed.sets.is_empty() && old.is_some() {
             return Some(managed);
         }
+        // Compare skips managedFields, so the objects are compared as they are.
+        let empty;
         let old_plain = match old {
-            Some(old) => without_managed_fields(old),
-            None => empty_like(new),
+            Some(old) => old,
+            None => {
+                empty = empty_like(new);
+                &empty
+            }
         };
-        let new_plain = without_managed_fields(new);
         let id = identifier(write.manager, false, write.api_version, write.subresource);
         // managedFieldsUpdater: the write's own changes under a temporary name, merged with
         // the manager's previous entry; the time moves only when it took something.
         const CURRENT: &str = "current-operation";
         self.updater
             .update(
-                Some(&old_plain),
-                &new_plain,
+                Some(old_plain),
+                new,
                 write.api_version,
                 &mut managed.sets,
                 CURRENT,
@@ -619,7 +627,11 @@ mod tests {
     #[test]
     fn a_create_records_an_update_entry_as_upstream_encodes_it() {
         let mut obj = ds("nginx:1");
-        manager().update(None, &mut obj, &write("kubectl-create", "2026-01-01T00:00:00Z"));
+        manager().update(
+            None,
+            &mut obj,
+            &write("kubectl-create", "2026-01-01T00:00:00Z"),
+        );
         assert_eq!(
             obj["metadata"]["managedFields"],
             json!([{
@@ -686,8 +698,7 @@ mod tests {
     fn kubectl_may_take_the_fields_of_its_client_side_apply() {
         let fm = manager();
         let mut live = ds("nginx:1");
-        live["metadata"]["annotations"] =
-            json!({LAST_APPLIED: ds("nginx:1").to_string()});
+        live["metadata"]["annotations"] = json!({LAST_APPLIED: ds("nginx:1").to_string()});
         fm.update(None, &mut live, &write("kubectl-client-side-apply", "t1"));
         // Another manager's field conflicts unless in the annotation; the annotation's fields
         // go to kubectl, and the annotation follows the applied configuration.
@@ -695,7 +706,9 @@ mod tests {
             .apply(Some(&live), &ds("nginx:2"), &write("kubectl", "t2"), false)
             .unwrap();
         let annotation: Value = serde_json::from_str(
-            out["metadata"]["annotations"][LAST_APPLIED].as_str().unwrap(),
+            out["metadata"]["annotations"][LAST_APPLIED]
+                .as_str()
+                .unwrap(),
         )
         .unwrap();
         assert_eq!(annotation, ds("nginx:2"));
@@ -712,18 +725,25 @@ mod tests {
         let mut config = ds("nginx:1");
         config["spec"]["template"]["spec"]["containers"][0]["args"] = json!(["-v"]);
         config["metadata"]["labels"]["tier"] = json!("web");
-        let live = fm.apply(None, &config, &write("kubectl", "t1"), false).unwrap();
+        let live = fm
+            .apply(None, &config, &write("kubectl", "t1"), false)
+            .unwrap();
         let out = fm
             .apply(Some(&live), &ds("nginx:1"), &write("kubectl", "t2"), false)
             .unwrap();
-        assert!(out["spec"]["template"]["spec"]["containers"][0].get("args").is_none());
+        assert!(
+            out["spec"]["template"]["spec"]["containers"][0]
+                .get("args")
+                .is_none()
+        );
         assert!(out["metadata"]["labels"].get("tier").is_none());
     }
 
     #[test]
     fn update_entries_past_ten_are_merged_into_ancient_changes() {
         let fm = manager();
-        let mut live = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}});
+        let mut live =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}});
         fm.update(None, &mut live, &write("m0", "2026-01-01T00:00:00Z"));
         for i in 0..12 {
             let mut next = live.clone();

@@ -285,7 +285,14 @@ fn compare_at<'a>(
             } else {
                 static EMPTY_MAP: LazyLock<Map<String, Value>> = LazyLock::new(Map::new);
                 let (l, r) = (l.unwrap_or(&EMPTY_MAP), r.unwrap_or(&EMPTY_MAP));
+                // managedFields are never owned: leave them out rather than copy objects
+                // without them on every write.
+                let in_metadata = c.names == ["metadata"];
+                let skip = |k: &str| in_metadata && k == "managedFields";
                 for (k, lv) in l {
+                    if skip(k) {
+                        continue;
+                    }
                     c.names.push(k);
                     c.path.push(PathElement::Field(k.clone()));
                     compare_at(c, Some(lv), r.get(k), out)?;
@@ -293,7 +300,7 @@ fn compare_at<'a>(
                     c.names.pop();
                 }
                 for (k, rv) in r {
-                    if l.contains_key(k) {
+                    if l.contains_key(k) || skip(k) {
                         continue;
                     }
                     c.names.push(k);
