@@ -114,7 +114,7 @@ pub(crate) fn record_update(req: &Request, old: Option<&Value>, new: &mut Value)
         new,
         &Write {
             manager: &manager,
-            api_version: &api_version,
+            api_version,
             subresource: req.target.subresource.as_deref(),
             now: &now,
         },
@@ -133,7 +133,7 @@ pub(crate) fn apply(
     let now = now();
     let write = Write {
         manager,
-        api_version: &api_version,
+        api_version,
         subresource: req.target.subresource.as_deref(),
         now: &now,
     };

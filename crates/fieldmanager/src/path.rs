@@ -177,7 +177,7 @@ mod tests {
 
     #[test]
     fn elements_order_fields_keys_values_indices() {
-        let mut v = vec![
+        let mut v = [
             PathElement::Index(0),
             PathElement::Value(json!("x")),
             PathElement::Key(vec![("name".into(), json!("a"))]),
