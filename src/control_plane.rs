@@ -119,11 +119,25 @@ fn kubeconfig_ca(path: &PathBuf) -> anyhow::Result<Option<String>> {
 
 /// A kube client from a kubeconfig file.
 pub async fn client_from(path: &PathBuf) -> anyhow::Result<kube::Client> {
+    Ok(kube::Client::try_from(config_from(path).await?)?)
+}
+
+async fn config_from(path: &PathBuf) -> anyhow::Result<kube::Config> {
     let kubeconfig = kube::config::Kubeconfig::read_from(path)
         .with_context(|| format!("reading {}", path.display()))?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+    kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
-        .with_context(|| format!("using {}", path.display()))?;
+        .with_context(|| format!("using {}", path.display()))
+}
+
+/// [`client_from`] naming itself `agent` (upstream's component's User-Agent, whose prefix is
+/// the field manager of its writes).
+pub async fn client_as(path: &PathBuf, agent: &'static str) -> anyhow::Result<kube::Client> {
+    let mut config = config_from(path).await?;
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(agent),
+    ));
     Ok(kube::Client::try_from(config)?)
 }
 
@@ -428,7 +442,7 @@ pub async fn run_until(
 }
 
 pub async fn controllers(mut args: ControllersArgs) -> anyhow::Result<()> {
-    let client = client_from(&args.kubeconfig).await?;
+    let client = client_as(&args.kubeconfig, CONTROLLER_MANAGER_AGENT).await?;
     args.flags.root_ca_pem = match &args.flags.root_ca_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -443,7 +457,7 @@ pub async fn controllers(mut args: ControllersArgs) -> anyhow::Result<()> {
 }
 
 pub async fn sim(args: SimArgs) -> anyhow::Result<()> {
-    let client = client_from(&args.kubeconfig).await?;
+    let client = client_as(&args.kubeconfig, KUBELET_AGENT).await?;
     pernode_agent::simulator::create_nodes(client.clone(), args.nodes, "node")
         .await
         .context("creating simulated nodes")?;

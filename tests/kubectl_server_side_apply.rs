@@ -156,3 +156,59 @@ fn show_managed_fields_names_kubectl_and_the_controllers() {
         },
     );
 }
+
+/// A child process killed when the test ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn controllers_and_simulator_over_tcp_name_themselves_as_upstream() {
+    let c = Cluster::start("apiserver", &[]);
+    let kubeconfig = c.kubeconfig().display().to_string();
+    let spawn = |args: &[&str]| {
+        Child(
+            std::process::Command::new(env!("CARGO_BIN_EXE_pernode"))
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start pernode"),
+        )
+    };
+    let _controllers = spawn(&["controllers", "--kubeconfig", &kubeconfig]);
+    let _sim = spawn(&["sim", "--kubeconfig", &kubeconfig, "--nodes", "1"]);
+    let file = c.write("tcp.yaml", &ds_yaml("tcp", "nginx:1.27", ""));
+    c.ok(&["apply", "-f", &file]);
+    eventually(
+        Duration::from_secs(60),
+        "a daemon pod written by kube-controller-manager and a node by the kubelet",
+        || {
+            let pods = c.kubectl(&[
+                "get",
+                "pods",
+                "-l",
+                "app=tcp",
+                "-o",
+                "json",
+                "--show-managed-fields",
+            ]);
+            let nodes = c.kubectl(&["get", "nodes", "-o", "json", "--show-managed-fields"]);
+            let pods: serde_json::Value = serde_json::from_str(&pods.stdout).unwrap_or_default();
+            let nodes: serde_json::Value = serde_json::from_str(&nodes.stdout).unwrap_or_default();
+            let has = |list: &serde_json::Value, manager: &str| {
+                list["items"][0]["metadata"]["managedFields"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|e| e["manager"] == manager)
+            };
+            has(&pods, "kube-controller-manager") && has(&nodes, "kubelet")
+        },
+    );
+}
