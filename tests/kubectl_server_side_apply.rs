@@ -127,6 +127,21 @@ fn show_managed_fields_names_kubectl_and_the_controllers() {
     ] {
         assert!(seen.contains(&want.to_string()), "{want} in {seen:?}");
     }
+    // kubectl moving the object from client-side to server-side apply takes the fields its
+    // client-side apply set, without a conflict with its own earlier entry.
+    let moved = c.write("moved.yaml", &ds_yaml("moved", "nginx:1.27", ""));
+    c.ok(&["apply", "-f", &moved]);
+    let moved = c.write("moved.yaml", &ds_yaml("moved", "nginx:1.29", ""));
+    c.ok(&["apply", "--server-side", "-f", &moved]);
+    assert!(
+        managers(&c, "ds/moved").contains(&"kubectl/Apply".to_string()),
+        "{:?}",
+        managers(&c, "ds/moved")
+    );
+    assert_eq!(
+        json_of(&c, "ds/moved")["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.29"
+    );
     // `kubectl get` hides them unless asked.
     let plain = c.ok(&["get", "ds/csa", "-o", "yaml"]);
     assert!(!plain.contains("managedFields"), "{plain}");
