@@ -119,11 +119,25 @@ fn kubeconfig_ca(path: &PathBuf) -> anyhow::Result<Option<String>> {
 
 /// A kube client from a kubeconfig file.
 pub async fn client_from(path: &PathBuf) -> anyhow::Result<kube::Client> {
+    Ok(kube::Client::try_from(config_from(path).await?)?)
+}
+
+async fn config_from(path: &PathBuf) -> anyhow::Result<kube::Config> {
     let kubeconfig = kube::config::Kubeconfig::read_from(path)
         .with_context(|| format!("reading {}", path.display()))?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+    kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
-        .with_context(|| format!("using {}", path.display()))?;
+        .with_context(|| format!("using {}", path.display()))
+}
+
+/// [`client_from`] naming itself `agent` (upstream's component's User-Agent, whose prefix is
+/// the field manager of its writes).
+pub async fn client_as(path: &PathBuf, agent: &'static str) -> anyhow::Result<kube::Client> {
+    let mut config = config_from(path).await?;
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(agent),
+    ));
     Ok(kube::Client::try_from(config)?)
 }
 
@@ -143,48 +157,65 @@ pub enum Clients {
 /// The simulator's identity in-process (bound to the `pernode:simulator` ClusterRole).
 pub const SIMULATOR_USER: &str = "pernode:simulator";
 
+/// The User-Agents of the in-process clients: upstream's components', whose prefix names the
+/// field manager of their writes in managedFields.
+const CONTROLLER_MANAGER_AGENT: &str = "kube-controller-manager/v1.33.0 (linux/amd64) pernode";
+const SCHEDULER_AGENT: &str = "kube-scheduler/v1.33.0 (linux/amd64) pernode";
+const KUBELET_AGENT: &str = "kubelet/v1.33.0 (linux/amd64) pernode";
+
 impl Clients {
-    fn as_user(&self, user: pernode_auth::user::UserInfo) -> kube::Client {
+    fn as_user(&self, user: pernode_auth::user::UserInfo, agent: &'static str) -> kube::Client {
         match self {
             Clients::Shared(client) => client.clone(),
-            Clients::InProcess(server) => kube::Client::new(server.router_as(user), "default"),
+            Clients::InProcess(server) => {
+                kube::Client::new(server.router_as_agent(user, agent), "default")
+            }
         }
     }
 
     /// A controller's client, as its service account `kube-system/<name>`.
     pub fn controller(&self, name: &str) -> kube::Client {
         use pernode_auth::user::{ALL_SERVICE_ACCOUNTS, SERVICE_ACCOUNT_USER_PREFIX};
-        self.as_user(pernode_auth::user::UserInfo::new(
-            format!("{SERVICE_ACCOUNT_USER_PREFIX}kube-system:{name}"),
-            [
-                ALL_SERVICE_ACCOUNTS.to_string(),
-                format!("{ALL_SERVICE_ACCOUNTS}:kube-system"),
-            ],
-        ))
+        self.as_user(
+            pernode_auth::user::UserInfo::new(
+                format!("{SERVICE_ACCOUNT_USER_PREFIX}kube-system:{name}"),
+                [
+                    ALL_SERVICE_ACCOUNTS.to_string(),
+                    format!("{ALL_SERVICE_ACCOUNTS}:kube-system"),
+                ],
+            ),
+            CONTROLLER_MANAGER_AGENT,
+        )
     }
 
     /// The client of the watches controllers share (kube-controller-manager's informers).
     pub fn controller_manager(&self) -> kube::Client {
-        self.as_user(pernode_auth::user::UserInfo::new(
-            pernode_auth::user::KUBE_CONTROLLER_MANAGER,
-            Vec::<String>::new(),
-        ))
+        self.as_user(
+            pernode_auth::user::UserInfo::new(
+                pernode_auth::user::KUBE_CONTROLLER_MANAGER,
+                Vec::<String>::new(),
+            ),
+            CONTROLLER_MANAGER_AGENT,
+        )
     }
 
     /// The scheduler's client.
     pub fn scheduler(&self) -> kube::Client {
-        self.as_user(pernode_auth::user::UserInfo::new(
-            pernode_auth::user::KUBE_SCHEDULER,
-            Vec::<String>::new(),
-        ))
+        self.as_user(
+            pernode_auth::user::UserInfo::new(
+                pernode_auth::user::KUBE_SCHEDULER,
+                Vec::<String>::new(),
+            ),
+            SCHEDULER_AGENT,
+        )
     }
 
     /// The fleet simulator's client.
     pub fn simulator(&self) -> kube::Client {
-        self.as_user(pernode_auth::user::UserInfo::new(
-            SIMULATOR_USER,
-            Vec::<String>::new(),
-        ))
+        self.as_user(
+            pernode_auth::user::UserInfo::new(SIMULATOR_USER, Vec::<String>::new()),
+            KUBELET_AGENT,
+        )
     }
 }
 
@@ -411,7 +442,7 @@ pub async fn run_until(
 }
 
 pub async fn controllers(mut args: ControllersArgs) -> anyhow::Result<()> {
-    let client = client_from(&args.kubeconfig).await?;
+    let client = client_as(&args.kubeconfig, CONTROLLER_MANAGER_AGENT).await?;
     args.flags.root_ca_pem = match &args.flags.root_ca_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -426,7 +457,7 @@ pub async fn controllers(mut args: ControllersArgs) -> anyhow::Result<()> {
 }
 
 pub async fn sim(args: SimArgs) -> anyhow::Result<()> {
-    let client = client_from(&args.kubeconfig).await?;
+    let client = client_as(&args.kubeconfig, KUBELET_AGENT).await?;
     pernode_agent::simulator::create_nodes(client.clone(), args.nodes, "node")
         .await
         .context("creating simulated nodes")?;

@@ -520,6 +520,24 @@ pub(crate) fn generated_name(base: &str) -> String {
 }
 
 async fn create(state: &AppState, req: &Request) -> Result<Response, ApiError> {
+    crate::field_manager::validate_options("CreateOptions", req, false)?;
+    create_tracked(state, req, Tracking::Update).await
+}
+
+/// How a write's managedFields are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tracking {
+    /// Recorded here as an Update by the request's manager.
+    Update,
+    /// Already recorded in the object (a server-side apply).
+    Applied,
+}
+
+async fn create_tracked(
+    state: &AppState,
+    req: &Request,
+    tracking: Tracking,
+) -> Result<Response, ApiError> {
     let decode = || {
         let mut obj = decode_object(content_type(req), &req.body, &BodyKind::of(req.target.info))?;
         check_type(&req.target, &mut obj)?;
@@ -566,7 +584,13 @@ async fn create(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         )?);
         // Validating admission, after the strategy's validation as upstream's.
         crate::admission_plugins::certificates::admit_create(info, &candidate)?;
+        // The strategy drops managedFields a client sends; the field manager reads them.
+        let sent = candidate.pointer("/metadata/managedFields").cloned();
         registry::prepare_create(info, &mut candidate, &req.user)?;
+        restore_managed_fields(&mut candidate, sent);
+        if tracking == Tracking::Update {
+            crate::field_manager::record_update(req, None, &mut candidate);
+        }
         let name = candidate
             .pointer("/metadata/name")
             .and_then(Value::as_str)
@@ -604,6 +628,15 @@ fn operation<'a>(target: &Target, old: &'a Value) -> Operation<'a> {
         Some("status") => Operation::UpdateStatus { old },
         Some("approval") => Operation::UpdateApproval { old },
         _ => Operation::Update { old },
+    }
+}
+
+/// Puts back the managedFields an object was sent or applied with.
+fn restore_managed_fields(obj: &mut Value, sent: Option<Value>) {
+    if let Some(sent) = sent
+        && let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut)
+    {
+        meta.insert("managedFields".into(), sent);
     }
 }
 
@@ -674,6 +707,7 @@ fn should_delete_during_update(target: &Target, new: &Value) -> bool {
 }
 
 async fn update(state: &AppState, req: &Request) -> Result<Response, ApiError> {
+    crate::field_manager::validate_options("UpdateOptions", req, false)?;
     let mut body = decode_object(content_type(req), &req.body, &BodyKind::of(req.target.info))?;
     check_type(&req.target, &mut body)?;
     crate::kinds::check_micro_times(req.target.info, &body)?;
@@ -715,7 +749,7 @@ async fn update(state: &AppState, req: &Request) -> Result<Response, ApiError> {
             new,
             expected_rv,
             warnings,
-        } = compute_update(state, req, &old, &old_value, body.clone())?;
+        } = compute_update(state, req, &old, &old_value, body.clone(), Tracking::Update)?;
         match commit_update(
             state,
             &req.target,
@@ -749,6 +783,7 @@ fn compute_update(
     old: &Entry,
     old_value: &Value,
     mut new: Value,
+    tracking: Tracking,
 ) -> Result<Computed, ApiError> {
     // NodeRestriction sees the object as sent or patched, before the strategy (upstream's
     // mutating admission).
@@ -759,6 +794,8 @@ fn compute_update(
         &new,
     )?;
     let op = operation(&req.target, old_value);
+    // The strategy drops managedFields a client sends; the field manager reads them.
+    let sent = new.pointer("/metadata/managedFields").cloned();
     if rv_of(&new).is_none() {
         // Validation (as upstream) requires the version on updates; unconditional writes use
         // the one they were computed from.
@@ -770,6 +807,10 @@ fn compute_update(
     let warnings = registry::admit(req.target.info, &op, &mut new, req.query.field_validation())?;
     // Admission round-trips through the typed object; identity metadata must survive it.
     registry::prepare_update(req.target.info, &op, &mut new)?;
+    restore_managed_fields(&mut new, sent);
+    if tracking == Tracking::Update {
+        crate::field_manager::record_update(req, Some(old_value), &mut new);
+    }
     // Validating admission sees the object the strategy prepared and validated.
     crate::admission_plugins::certificates::admit_update(
         state.authorizer.as_ref(),
@@ -793,6 +834,7 @@ async fn patch(state: &AppState, req: &Request) -> Result<Response, ApiError> {
     if media == "application/apply-patch+yaml" {
         return apply_patch(state, req).await;
     }
+    crate::field_manager::validate_options("PatchOptions", req, false)?;
     let patch_type = patch_type_of(req.target.info, &media)?;
     let name = req.target.name.clone().unwrap_or_default();
     let key = req.target.key().ok_or_else(ApiError::no_route)?;
@@ -880,7 +922,7 @@ async fn patch_as_tree(
         new,
         expected_rv,
         warnings,
-    } = compute_update(state, req, old, &old_value, patched)?;
+    } = compute_update(state, req, old, &old_value, patched, Tracking::Update)?;
     let written = commit_update(
         state,
         &req.target,
@@ -1020,16 +1062,18 @@ fn patch_error(e: pernode_patch::PatchError) -> ApiError {
     ApiError::from_parts(e.code(), e.reason(), e.status_message())
 }
 
-/// Server-side apply, reduced to what kubectl needs of it: the applied configuration creates
-/// the object when missing (201) and is merged into it otherwise, with the strategic merge
-/// rules. Field ownership (managedFields) is not tracked.
+/// Server-side apply (`application/apply-patch+yaml`), as upstream's applyPatcher: the
+/// configuration is merged into the live object by `field_manager` (ownership, conflicts,
+/// `force`, pruning of fields the manager stopped applying), then admitted and written as any
+/// update; a missing object is created from the configuration alone.
 async fn apply_patch(state: &AppState, req: &Request) -> Result<Response, ApiError> {
     if req.query.get("fieldManager").is_none_or(str::is_empty) {
         return Err(ApiError::unprocessable(
             "PATCH: field manager is required for apply requests: fieldManager parameter must be set",
         ));
     }
-    let applied = match parse_json(&req.body) {
+    crate::field_manager::validate_options("PatchOptions", req, true)?;
+    let mut applied = match parse_json(&req.body) {
         Ok(v) => v,
         Err(_) => parse_yaml(&req.body)?,
     };
@@ -1037,51 +1081,104 @@ async fn apply_patch(state: &AppState, req: &Request) -> Result<Response, ApiErr
         return Err(ApiError::bad_request("the apply patch must be an object"));
     }
     check_members(req.target.info, &applied)?;
-    let key = req.target.key().ok_or_else(ApiError::no_route)?;
-    if state.store.get(&key).is_none() && req.target.subresource.is_none() {
-        let create_req = Request {
-            method: Method::POST,
-            target: Target {
-                name: None,
-                ..req.target.clone()
-            },
-            // The client's options (dryRun, fieldValidation, fieldManager) hold for the write
-            // the apply becomes.
-            query: req.query.clone(),
-            user: req.user.clone(),
-            headers: HeaderMap::new(),
-            body: Bytes::from(applied.to_string()),
-        };
-        let mut obj = applied.clone();
-        if !obj.get("metadata").is_some_and(Value::is_object) {
-            obj["metadata"] = json!({});
+    let name = req.target.name.clone().unwrap_or_default();
+    match applied.pointer("/metadata/name").and_then(Value::as_str) {
+        Some(n) if n != name => {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
         }
-        obj["metadata"]["name"] = json!(req.target.name.clone().unwrap_or_default());
-        let create_req = Request {
-            body: Bytes::from(obj.to_string()),
-            ..create_req
-        };
-        return create(state, &create_req).await;
+        Some(_) => {}
+        None => {
+            if !applied.get("metadata").is_some_and(Value::is_object) {
+                applied["metadata"] = json!({});
+            }
+            applied["metadata"]["name"] = json!(name);
+        }
     }
-    let smp = Request {
-        method: Method::PATCH,
-        target: req.target.clone(),
-        query: req.query.clone(),
-        user: req.user.clone(),
-        headers: {
-            let mut h = HeaderMap::new();
-            // Custom objects merge as JSON merge patches (they have no patch strategies).
-            let media = if req.target.info.custom.is_some() {
-                "application/merge-patch+json"
-            } else {
-                "application/strategic-merge-patch+json"
+    let key = req.target.key().ok_or_else(ApiError::no_route)?;
+    loop {
+        let Some(old) = state.store.get(&key) else {
+            if req.target.subresource.is_some() {
+                return Err(not_found(&req.target));
+            }
+            let created = crate::field_manager::apply(req, None, &applied)?;
+            let create_req = Request {
+                method: Method::POST,
+                target: Target {
+                    name: None,
+                    ..req.target.clone()
+                },
+                // The client's options (dryRun, fieldValidation) hold for the write the apply
+                // becomes.
+                query: req.query.clone(),
+                user: req.user.clone(),
+                headers: HeaderMap::new(),
+                body: Bytes::from(created.to_string()),
             };
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
-            h
-        },
-        body: Bytes::from(applied.to_string()),
-    };
-    Box::pin(patch(state, &smp)).await
+            return create_tracked(state, &create_req, Tracking::Applied).await;
+        };
+        let old_value = parse_entry(&old)?;
+        // A kind served from another's storage is applied to in its own form; a custom object
+        // in the version of the request.
+        let base = match crate::kinds::of(req.target.info).conversion {
+            Some(conversion) => (conversion.from_stored)(&old_value).map_err(ApiError::internal)?,
+            None if req.target.info.custom.is_some() => {
+                let mut base = old_value.clone();
+                base["apiVersion"] = json!(req.target.info.api_version());
+                base
+            }
+            None => old_value.clone(),
+        };
+        let mut merged = crate::field_manager::apply(req, Some(&base), &applied)?;
+        drop(base);
+        if let Some(e) = crate::kinds::micro_time_error(req.target.info, &merged) {
+            return Err(micro_time_patch_error(
+                PatchType::Merge,
+                &merged,
+                &req.body,
+                e,
+            ));
+        }
+        // A resourceVersion in the configuration is a precondition.
+        if rv_of(&applied).is_some_and(|rv| rv != old.rv.to_string()) {
+            return Err(ApiError::modified(
+                req.target.group(),
+                req.target.plural(),
+                &name,
+            ));
+        }
+        check_type(&req.target, &mut merged)?;
+        let Computed {
+            new,
+            expected_rv,
+            warnings,
+        } = compute_update(state, req, &old, &old_value, merged, Tracking::Applied)?;
+        let written = commit_update(
+            state,
+            &req.target,
+            &old,
+            &old_value,
+            new,
+            expected_rv,
+            req.query.dry_run(),
+        )
+        .await?;
+        match written {
+            Ok(entry) => {
+                after_write(state, req.target.info, entry.rv).await;
+                return Ok(with_warnings(
+                    json_response(
+                        StatusCode::OK,
+                        crate::kinds::served(req.target.info, &entry.json),
+                    ),
+                    &warnings,
+                ));
+            }
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(store_error(&req.target, &name, e)),
+        }
+    }
 }
 
 // ---- delete ---------------------------------------------------------------------------------

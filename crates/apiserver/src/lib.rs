@@ -24,6 +24,7 @@ pub mod edit;
 pub mod error;
 pub mod event_ttl;
 pub mod eviction;
+pub mod field_manager;
 pub mod filter;
 pub mod handlers;
 pub mod impersonation;
@@ -197,6 +198,25 @@ impl ApiServer {
                     request.extensions_mut().insert(identity);
                     request
                 }
+            },
+        ))
+    }
+
+    /// [`ApiServer::router_as`] for a client that names itself with `agent` as its
+    /// `User-Agent` (kube-controller-manager's, the scheduler's, a kubelet's): the prefix of
+    /// the agent before its first `/` is the field manager of the client's writes, as upstream.
+    pub fn router_as_agent(
+        &self,
+        user: pernode_auth::user::UserInfo,
+        agent: &'static str,
+    ) -> Router {
+        self.router_as(user).layer(axum::middleware::map_request(
+            move |mut request: Request| async move {
+                request
+                    .headers_mut()
+                    .entry(axum::http::header::USER_AGENT)
+                    .or_insert(axum::http::HeaderValue::from_static(agent));
+                request
             },
         ))
     }

@@ -89,10 +89,11 @@ async fn every_dry_run_write_answers_and_stores_nothing() {
             json!({"metadata": {"labels": {"a": "b"}}}).to_string(),
             StatusCode::OK,
         ),
-        // Server-side apply of an existing object and of a missing one.
+        // Server-side apply of an existing object (forced: the image is its creator's) and
+        // of a missing one.
         (
             Method::PATCH,
-            format!("{web}?fieldManager=kubectl"),
+            format!("{web}?fieldManager=kubectl&force=true"),
             apply,
             ds("web", "nginx:1.28").to_string(),
             StatusCode::OK,
@@ -147,7 +148,7 @@ async fn every_dry_run_write_answers_and_stores_nothing() {
     let (_, answer) = call(
         &r,
         Method::PATCH,
-        &format!("{web}?fieldManager=kubectl&dryRun=All"),
+        &format!("{web}?fieldManager=kubectl&force=true&dryRun=All"),
         apply,
         &ds("web", "nginx:1.28").to_string(),
     )

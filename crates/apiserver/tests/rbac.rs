@@ -694,7 +694,8 @@ async fn a_role_may_grant_only_what_its_writer_holds() {
         want("reader")
     );
     let applied = role("reader", creates_ds.clone());
-    let apply_path = format!("{path}?fieldManager=jane");
+    // Forced: the rules are their creator's, and a conflict would be refused first.
+    let apply_path = format!("{path}?fieldManager=jane&force=true");
     assert_eq!(
         forbidden(&jane, Method::PATCH, &apply_path, APPLY, applied).await,
         want("reader")

