@@ -128,7 +128,7 @@ pub(crate) fn apply(
     config: &Value,
 ) -> Result<Value, ApiError> {
     let manager = req.query.get("fieldManager").unwrap_or("");
-    let force = matches!(req.query.get("force"), Some("true" | "1"));
+    let force = req.query.is_true("force");
     let api_version = req.target.info.api_version();
     let now = now();
     let write = Write {

@@ -385,12 +385,8 @@ fn watch_request(req: &Request, filter: Filter) -> Result<WatchRequest, ApiError
         filter,
         resource_version,
         timeout: Some(crate::watch::timeout(req.query.timeout_seconds())),
-        bookmarks: req.query.get("allowWatchBookmarks") == Some("true"),
-        send_initial_events: match req.query.get("sendInitialEvents") {
-            Some("true") => Some(true),
-            Some("false") => Some(false),
-            _ => None,
-        },
+        bookmarks: req.query.is_true("allowWatchBookmarks"),
+        send_initial_events: req.query.flag("sendInitialEvents"),
         rendering,
     })
 }

@@ -36,8 +36,21 @@ impl Query {
         self.raw.get(key).map(String::as_str)
     }
 
+    /// A boolean parameter as upstream's parameter codec reads one
+    /// (`Convert_Slice_string_To_bool`): `None` when absent; `0` and `false` in any case are
+    /// false; any other value, even an empty one or Python's `True`, is true.
+    pub fn flag(&self, key: &str) -> Option<bool> {
+        self.get(key)
+            .map(|v| !(v == "0" || v.eq_ignore_ascii_case("false")))
+    }
+
+    /// Whether the boolean parameter `key` is set and true (see [`Query::flag`]).
+    pub fn is_true(&self, key: &str) -> bool {
+        self.flag(key) == Some(true)
+    }
+
     pub fn watch(&self) -> bool {
-        matches!(self.get("watch"), Some("true" | "1"))
+        self.is_true("watch")
     }
 
     pub fn dry_run(&self) -> bool {
@@ -202,13 +215,7 @@ pub fn validate_list_options(query: &Query) -> Result<(), ApiError> {
             )));
         }
     }
-    if let Some(send) = query.get("sendInitialEvents") {
-        if !matches!(send, "true" | "false") {
-            return Err(ApiError::bad_request(format!(
-                "strconv.ParseBool: parsing {}: invalid syntax",
-                pernode_core::goquote::quote(send)
-            )));
-        }
+    if query.flag("sendInitialEvents").is_some() {
         let mut errors = Vec::new();
         if query.get("resourceVersionMatch") != Some("NotOlderThan") {
             errors.push("resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan");
@@ -332,6 +339,23 @@ pub fn check_accept(accept: Option<&str>) -> Result<(), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn booleans_read_as_upstreams_parameter_codec() {
+        let q = Query::parse(Some(
+            "watch=True&follow=&force=1&a=0&b=FALSE&c=false&d=yes&sendInitialEvents=bogus",
+        ));
+        // Python's client sends `True`; an empty or unknown value is true as well.
+        for key in ["watch", "follow", "force", "d", "sendInitialEvents"] {
+            assert_eq!(q.flag(key), Some(true), "{key}");
+        }
+        for key in ["a", "b", "c"] {
+            assert_eq!(q.flag(key), Some(false), "{key}");
+        }
+        assert_eq!(q.flag("absent"), None);
+        assert!(q.watch());
+        assert!(!q.is_true("b"));
+    }
 
     #[test]
     fn decodes_selectors() {

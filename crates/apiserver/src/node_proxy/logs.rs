@@ -103,7 +103,7 @@ pub async fn pod_log(state: &Arc<AppState>, req: &Request) -> Result<Response, A
 
 /// What a log request asks for, from its query (`PodLogOptions`).
 fn log_request(req: &Request) -> Result<LogRequest, ApiError> {
-    let flag = |k: &str| matches!(req.query.get(k), Some("true" | "1"));
+    let flag = |k: &str| req.query.is_true(k);
     let number = |k: &str| -> Result<Option<i64>, ApiError> {
         req.query
             .get(k)
@@ -160,7 +160,7 @@ fn simulated_log(
     let options = log_request(req)?;
     let log = simulated::container_log(&pod, container, &options).map_err(ApiError::bad_request)?;
     let first = Bytes::from(log.render(&options));
-    let follow = matches!(req.query.get("follow"), Some("true" | "1"));
+    let follow = req.query.is_true("follow");
     if !follow || !log.running {
         return Ok(text_plain(Body::from(first)));
     }
