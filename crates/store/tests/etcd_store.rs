@@ -204,10 +204,18 @@ async fn losing_etcd_fails_writes_and_readiness_keeps_reads_then_recovers() {
     s.check_ready().await.expect("ready with every member up");
     assert_eq!(s.ready_check_name(), Some("etcd"));
 
-    // One member down: a quorum remains, writes go on.
+    // One member down: a quorum remains, writes and readiness go on (a request the client
+    // sends to the dead member is retried on another).
     etcd.cluster.stop_member(0);
-    let b = s.update("pods/ns/a", obj("a", "2"), None).await.unwrap();
-    assert_eq!(next_event(&mut w).await.entry.rv, b.rv);
+    let mut b = a.clone();
+    for i in 0..20 {
+        b = s
+            .update("pods/ns/a", obj("a", &i.to_string()), None)
+            .await
+            .unwrap();
+        assert_eq!(next_event(&mut w).await.entry.rv, b.rv);
+        s.check_ready().await.expect("ready with a quorum");
+    }
 
     // Two down: no quorum. Readiness fails, writes fail with an error, reads still answer.
     etcd.cluster.stop_member(1);

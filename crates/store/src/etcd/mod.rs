@@ -20,6 +20,7 @@ mod config;
 pub mod test_cluster;
 mod writes;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -128,15 +129,12 @@ impl EtcdEngine {
 
     /// kube-apiserver's etcd health check: a read of key `health` within the timeout.
     pub(crate) async fn check_ready(&self) -> Result<(), StoreError> {
-        let mut kv = self.client.kv_client();
-        match tokio::time::timeout(self.health_timeout, kv.get("health", None)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(BackendError::Etcd(e).into()),
-            Err(_) => Err(unavailable(format!(
-                "etcd did not answer within {:?}",
-                self.health_timeout
-            ))),
-        }
+        retrying(self.health_timeout, || {
+            let mut kv = self.client.kv_client();
+            async move { kv.get("health", None).await }
+        })
+        .await
+        .map(drop)
     }
 
     /// Runs `ops` one transaction each, in order.
@@ -173,6 +171,46 @@ impl EtcdEngine {
             task.abort();
         }
     }
+}
+
+/// One etcd request within `timeout`, retried while the member the client picked cannot be
+/// reached (gRPC `Unavailable`: a member is down; the request never got through), as etcd's
+/// own client retries, so that one member down fails nothing.
+pub(crate) async fn retrying<T, F, Fut>(timeout: Duration, mut call: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, etcd_client::Error>>,
+{
+    let attempts = async {
+        loop {
+            match call().await {
+                Err(etcd_client::Error::GRpcStatus(status))
+                    if status.code() == tonic::Code::Unavailable =>
+                {
+                    tracing::debug!(message = status.message(), "etcd unavailable; retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => return other,
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, attempts).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(etcd_error(e)),
+        Err(_) => Err(unavailable(format!(
+            "etcd did not answer within {timeout:?}"
+        ))),
+    }
+}
+
+/// etcd's refusal of an oversized request becomes the store's `TooLarge`.
+fn etcd_error(e: etcd_client::Error) -> StoreError {
+    if let etcd_client::Error::GRpcStatus(status) = &e
+        && status.message().contains("request is too large")
+    {
+        return StoreError::TooLarge;
+    }
+    BackendError::Etcd(e).into()
 }
 
 fn unavailable(message: String) -> StoreError {

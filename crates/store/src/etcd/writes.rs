@@ -14,8 +14,8 @@ use etcd_client::{
 };
 
 use super::cache::restamp;
-use super::{CACHE_WAIT, rv_of};
-use crate::error::{BackendError, StoreError};
+use super::{CACHE_WAIT, retrying, rv_of};
+use crate::error::StoreError;
 use crate::store::Shared;
 use crate::types::{Entry, Indexer, parse_json};
 use crate::writer::{Prepared, PreparedKind, Unstamped, stamp};
@@ -165,12 +165,12 @@ impl Writes<'_> {
     }
 
     async fn get(&self, etcd_key: &str) -> Result<Option<KeyValue>, StoreError> {
-        let mut kv = self.client.kv_client();
-        match tokio::time::timeout(self.timeout, kv.get(etcd_key, None)).await {
-            Ok(Ok(mut resp)) => Ok(resp.take_kvs().into_iter().next()),
-            Ok(Err(e)) => Err(etcd_error(e)),
-            Err(_) => Err(timed_out(self.timeout)),
-        }
+        let mut resp = retrying(self.timeout, || {
+            let mut kv = self.client.kv_client();
+            async move { kv.get(etcd_key, None).await }
+        })
+        .await?;
+        Ok(resp.take_kvs().into_iter().next())
     }
 
     /// `if guard then op else get(key)`, within the request timeout.
@@ -179,12 +179,12 @@ impl Writes<'_> {
             .when([guard])
             .and_then([op])
             .or_else([TxnOp::get(etcd_key, None)]);
-        let mut kv = self.client.kv_client();
-        let resp = match tokio::time::timeout(self.timeout, kv.txn(txn)).await {
-            Ok(Ok(resp)) => resp,
-            Ok(Err(e)) => return Err(etcd_error(e)),
-            Err(_) => return Err(timed_out(self.timeout)),
-        };
+        let resp = retrying(self.timeout, || {
+            let mut kv = self.client.kv_client();
+            let txn = txn.clone();
+            async move { kv.txn(txn).await }
+        })
+        .await?;
         Ok(outcome(&resp))
     }
 
@@ -223,18 +223,4 @@ fn outcome(resp: &TxnResponse) -> Outcome {
         _ => None,
     };
     Outcome::Lost(current)
-}
-
-fn timed_out(timeout: Duration) -> StoreError {
-    BackendError::Unavailable(format!("etcd did not answer within {timeout:?}")).into()
-}
-
-/// etcd's refusal of an oversized request becomes the store's `TooLarge`.
-fn etcd_error(e: etcd_client::Error) -> StoreError {
-    if let etcd_client::Error::GRpcStatus(status) = &e
-        && status.message().contains("request is too large")
-    {
-        return StoreError::TooLarge;
-    }
-    BackendError::Etcd(e).into()
 }
