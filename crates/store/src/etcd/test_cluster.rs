@@ -5,6 +5,7 @@
 //! [`TestCluster::start`] fails saying so, so that tests needing etcd fail rather than pass
 //! unseen.
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use etcd_client::{Client, ConnectOptions};
+use parking_lot::Mutex;
 use thiserror::Error;
 
 /// Why a test cluster could not start.
@@ -58,8 +60,24 @@ pub struct TestCluster {
 }
 
 impl TestCluster {
-    /// Starts three members and waits (with a deadline) until each answers a read.
+    /// Starts three members and waits (with a deadline) until each answers a read. A member
+    /// that exits at once (another process took its port between our pick and its bind) makes
+    /// a new cluster on other ports, a few times.
     pub async fn start() -> Result<TestCluster, TestClusterError> {
+        let mut tries = 3;
+        loop {
+            match TestCluster::start_once().await {
+                Err(TestClusterError::Exited { log, .. })
+                    if tries > 1 && log.contains("address already in use") =>
+                {
+                    tries -= 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn start_once() -> Result<TestCluster, TestClusterError> {
         static STARTED: AtomicU32 = AtomicU32::new(0);
         let binary = std::env::var("ETCD_BIN").unwrap_or_else(|_| "etcd".into());
         if let Err(source) = Command::new(&binary)
@@ -251,7 +269,14 @@ async fn answers(endpoint: &str) -> bool {
     )
 }
 
-/// A loopback port nobody listens on now (the OS's pick for a throwaway listener).
+/// A loopback port nobody listens on now (the OS's pick for a throwaway listener), never one
+/// this process handed out before: clusters of tests running in parallel do not collide.
 fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        if GIVEN.lock().insert(port) {
+            return Ok(port);
+        }
+    }
 }
