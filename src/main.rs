@@ -7,6 +7,7 @@ mod certificates;
 mod cluster_info;
 mod control_plane;
 mod kubeconfig;
+mod store;
 mod token;
 mod up;
 
@@ -36,7 +37,7 @@ struct Cli {
 enum Command {
     /// API server, controllers and simulated nodes in one process; writes a kubeconfig.
     Up(up::UpArgs),
-    /// The API server alone, on the embedded store.
+    /// The API server alone, on the embedded store or etcd (`--store etcd://...`).
     Apiserver(up::ApiserverArgs),
     /// The controllers alone (daemon sets, scheduler, garbage collector, namespaces, service
     /// accounts, ...) against a cluster.

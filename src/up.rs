@@ -18,6 +18,8 @@ pub struct ServerArgs {
     /// Where the store, the kubeconfig and the service-account signing key live.
     #[arg(long, default_value = "./.pernode")]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub store: crate::store::StoreArgs,
     /// Where to write the kubeconfig (default: <data-dir>/kubeconfig), once the server answers.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
@@ -126,8 +128,7 @@ struct Running {
 async fn start(args: &ServerArgs) -> anyhow::Result<Running> {
     pernode_store::private_dir(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
-    let store = pernode_apiserver::open_store(&args.data_dir.join("store"))
-        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+    let store = crate::store::open(&args.store, &args.data_dir).await?;
     let options = server_options(args)?;
     let server = std::sync::Arc::new(
         ApiServer::with_options(store, options)

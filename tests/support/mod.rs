@@ -72,6 +72,14 @@ impl Cluster {
 
     /// As [`Cluster::start`], listening on `listen` (e.g. `0.0.0.0:0` for other namespaces).
     pub fn start_on(listen: &str, command: &str, extra: &[&str]) -> Cluster {
+        let cluster = Cluster::start_unready(listen, command, extra);
+        cluster.wait_ready();
+        cluster
+    }
+
+    /// As [`Cluster::start_on`] without waiting for the server to be ready
+    /// ([`Cluster::wait_ready`]).
+    pub fn start_unready(listen: &str, command: &str, extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut args = vec![command.to_string(), "--listen".into(), listen.to_string()];
         args.extend([
@@ -88,7 +96,7 @@ impl Cluster {
             child: None,
             args,
         };
-        cluster.spawn();
+        cluster.spawn_process();
         cluster
     }
 
@@ -97,6 +105,11 @@ impl Cluster {
     }
 
     fn spawn(&mut self) {
+        self.spawn_process();
+        self.wait_ready();
+    }
+
+    fn spawn_process(&mut self) {
         let _ = std::fs::remove_file(self.kubeconfig());
         let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_pernode"))
@@ -106,6 +119,10 @@ impl Cluster {
             .spawn()
             .expect("start pernode");
         self.child = Some(child);
+    }
+
+    /// Waits until the server has written its kubeconfig and answers `/readyz`.
+    pub fn wait_ready(&self) {
         let kubeconfig = self.kubeconfig();
         eventually(
             Duration::from_secs(60),

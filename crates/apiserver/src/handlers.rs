@@ -217,6 +217,8 @@ pub(crate) fn store_error(target: &Target, name: &str, e: StoreError) -> ApiErro
         StoreError::Expired { oldest } => ApiError::gone(format!(
             "too old resource version (oldest available: {oldest})"
         )),
+        // etcd's own message, which kube-apiserver passes on as an error with no Status reason.
+        StoreError::TooLarge => ApiError::unknown(StoreError::TooLarge.to_string()),
         other => ApiError::internal(other.to_string()),
     }
 }

@@ -27,6 +27,7 @@ pub mod eviction;
 pub mod field_manager;
 pub mod filter;
 pub mod handlers;
+mod health;
 pub mod impersonation;
 pub mod kinds;
 pub mod kubernetes_service;
@@ -439,6 +440,9 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         ) {
             tracing::debug!(user = %user.name, %path, message = %e.message, "request forbidden");
             return e.into_response();
+        }
+        if parts.method == Method::GET && path.trim_end_matches('/') == "/readyz" {
+            return health::readyz(&state.store).await;
         }
         if parts.method == Method::GET
             && let Some(response) = non_resource(&state, &view, &path, &accept, &parts.headers)

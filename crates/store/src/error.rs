@@ -25,6 +25,10 @@ pub enum StoreError {
     InvalidObject(&'static str),
     #[error("store is closed")]
     Closed,
+    /// etcd refused the write for its size (`--max-request-bytes`, 1.5 MiB by default); the
+    /// message is etcd's, which kube-apiserver passes on.
+    #[error("etcdserver: request is too large")]
+    TooLarge,
     #[error("storage error: {0}")]
     Io(Arc<BackendError>),
 }
@@ -46,4 +50,10 @@ pub enum BackendError {
     Corrupt { key: String, reason: String },
     #[error("could not start the writer thread: {0}")]
     Spawn(std::io::Error),
+    #[cfg(feature = "etcd")]
+    #[error("etcd: {0}")]
+    Etcd(#[from] etcd_client::Error),
+    /// etcd could not be reached or did not answer in time.
+    #[error("{0}")]
+    Unavailable(String),
 }

@@ -7,7 +7,10 @@
 //!   (group commit), assigns the global, monotonically increasing resourceVersion, and
 //!   acknowledges a write only once its batch is durable.
 //! - [`Backend`] is the durable part: [`SqliteBackend`] (WAL, `synchronous=FULL`) by default,
-//!   [`MemoryBackend`] for tests; an etcd backend can implement the same two methods.
+//!   [`MemoryBackend`] for tests.
+//! - With the `etcd` feature, [`etcd`](mod@etcd) stores in etcd instead (`Store::open_etcd`):
+//!   etcd assigns the resourceVersions and the in-memory state is a watch cache fed by one
+//!   etcd watch, as kube-apiserver's cacher.
 //! - A few indexed fields (`spec.nodeName` by default) also have a reverse index, for
 //!   [`Store::list_field_equals`].
 //! - [`Watcher`] reads the ring from a resourceVersion on; too old a start (or falling behind)
@@ -17,6 +20,8 @@
 mod backend;
 pub mod bench;
 mod error;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 mod index;
 mod store;
 mod types;

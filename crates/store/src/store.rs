@@ -49,19 +49,34 @@ pub(crate) struct Shared {
 struct Inner {
     shared: Arc<Shared>,
     indexer: Indexer,
-    tx: mpsc::UnboundedSender<Request>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    engine: Engine,
+}
+
+/// Where writes go: the group-commit writer thread over a [`Backend`], or etcd.
+enum Engine {
+    Writer {
+        tx: mpsc::UnboundedSender<Request>,
+        writer: Mutex<Option<JoinHandle<()>>>,
+    },
+    #[cfg(feature = "etcd")]
+    Etcd(Box<crate::etcd::EtcdEngine>),
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Let the writer finish what is queued, close the backend, and exit, so that reopening
-        // the same directory right after dropping the store works.
-        let _ = self.tx.send(Request::Close { done: None });
-        if let Some(handle) = self.writer.lock().take()
-            && handle.join().is_err()
-        {
-            tracing::error!("store writer thread panicked");
+        match &self.engine {
+            Engine::Writer { tx, writer } => {
+                // Let the writer finish what is queued, close the backend, and exit, so that
+                // reopening the same directory right after dropping the store works.
+                let _ = tx.send(Request::Close { done: None });
+                if let Some(handle) = writer.lock().take()
+                    && handle.join().is_err()
+                {
+                    tracing::error!("store writer thread panicked");
+                }
+            }
+            #[cfg(feature = "etcd")]
+            Engine::Etcd(engine) => engine.shut_down(),
         }
     }
 }
@@ -150,10 +165,51 @@ impl Store {
             inner: Arc::new(Inner {
                 shared,
                 indexer,
-                tx,
-                writer: Mutex::new(Some(handle)),
+                engine: Engine::Writer {
+                    tx,
+                    writer: Mutex::new(Some(handle)),
+                },
             }),
         })
+    }
+
+    /// Opens the store on etcd: loads every object under the configured prefix, then keeps the
+    /// in-memory state as a watch cache fed by one etcd watch (see [`crate::etcd`]). Retries
+    /// an unreachable etcd until [`crate::etcd::EtcdConfig::start_timeout`].
+    #[cfg(feature = "etcd")]
+    pub async fn open_etcd(
+        config: crate::etcd::EtcdConfig,
+        indexer: Indexer,
+        opts: StoreOptions,
+    ) -> Result<Store, StoreError> {
+        let (engine, shared) =
+            crate::etcd::EtcdEngine::open(config, indexer.clone(), &opts).await?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                shared,
+                indexer,
+                engine: Engine::Etcd(Box::new(engine)),
+            }),
+        })
+    }
+
+    /// Whether the store can serve writes now: always for the embedded store; for etcd, a read
+    /// from etcd within its health-check timeout (kube-apiserver's `etcd` readyz check).
+    pub async fn check_ready(&self) -> Result<(), StoreError> {
+        match &self.inner.engine {
+            Engine::Writer { .. } => Ok(()),
+            #[cfg(feature = "etcd")]
+            Engine::Etcd(engine) => engine.check_ready().await,
+        }
+    }
+
+    /// The name of the store's readiness check as `/readyz` lists it (`etcd`), if it has one.
+    pub fn ready_check_name(&self) -> Option<&'static str> {
+        match &self.inner.engine {
+            Engine::Writer { .. } => None,
+            #[cfg(feature = "etcd")]
+            Engine::Etcd(_) => Some("etcd"),
+        }
     }
 
     /// The rv of the last acknowledged write (0 for a fresh store).
@@ -348,13 +404,13 @@ impl Store {
     /// Finishes the writes queued so far, closes the backend and stops the writer. Later writes
     /// fail with `Closed`; watchers drain what was committed and end. Reads keep working.
     pub async fn close(&self) {
+        let tx = match &self.inner.engine {
+            Engine::Writer { tx, .. } => tx,
+            #[cfg(feature = "etcd")]
+            Engine::Etcd(engine) => return engine.close().await,
+        };
         let (done, wait) = oneshot::channel();
-        if self
-            .inner
-            .tx
-            .send(Request::Close { done: Some(done) })
-            .is_ok()
-        {
+        if tx.send(Request::Close { done: Some(done) }).is_ok() {
             // An error means the writer had already exited: closed either way.
             let _ = wait.await;
         }
@@ -375,10 +431,13 @@ impl Store {
         &self,
         ops: Vec<Prepared>,
     ) -> Result<Vec<Result<Entry, StoreError>>, StoreError> {
+        let tx = match &self.inner.engine {
+            Engine::Writer { tx, .. } => tx,
+            #[cfg(feature = "etcd")]
+            Engine::Etcd(engine) => return engine.submit(&self.inner.shared, ops).await,
+        };
         let (reply, wait) = oneshot::channel();
-        self.inner
-            .tx
-            .send(Request::Write { ops, reply })
+        tx.send(Request::Write { ops, reply })
             .map_err(|_| StoreError::Closed)?;
         // A dropped reply means the writer stopped before reaching this request.
         wait.await.map_err(|_| StoreError::Closed)

@@ -214,7 +214,7 @@ fn answer(requests: Vec<(Reply, Vec<Result<Entry, StoreError>>)>) {
 
 /// Applies committed events to the map and the ring, dropping the oldest events past either
 /// bound (the newest event always stays, so a watch from the current rv is always valid).
-fn apply(st: &mut State, events: Vec<Event>, capacity: usize, max_bytes: usize) {
+pub(crate) fn apply(st: &mut State, events: Vec<Event>, capacity: usize, max_bytes: usize) {
     for ev in events {
         let key = &ev.entry.key;
         match ev.kind {
@@ -417,6 +417,12 @@ impl Unstamped {
     /// The stored JSON of an object at `rv`, ready to be re-stamped (a deletion), if its
     /// resourceVersion appears exactly once as a JSON string value.
     pub(crate) fn from_stored(json: &[u8], rv: u64) -> Option<Unstamped> {
+        Unstamped::from_stored_text(json, &rv.to_string())
+    }
+
+    /// [`Unstamped::from_stored`] for a resourceVersion given as its text (`""` for what the
+    /// etcd backend stores, see [`Unstamped::render`]).
+    pub(crate) fn from_stored_text(json: &[u8], rv: &str) -> Option<Unstamped> {
         let json = std::str::from_utf8(json).ok()?;
         let pattern = format!("\"resourceVersion\":\"{rv}\"");
         let i = json.find(&pattern)?;
@@ -438,27 +444,41 @@ impl Unstamped {
     /// The object's bytes with `metadata.resourceVersion` = `rv`.
     pub(crate) fn stamp(self, rv: u64) -> Bytes {
         let json = match (self.at, self.fallback) {
+            (None, None) => self.json,
+            (at, fallback) => Unstamped {
+                json: self.json,
+                at,
+                fallback,
+            }
+            .render(&rv.to_string()),
+        };
+        // Exact size: the bytes may stay in the state and the event ring for a long time.
+        Bytes::from(json.into_boxed_str().into_boxed_bytes())
+    }
+
+    /// The object's JSON with `metadata.resourceVersion` = `rv` (any text: the etcd backend
+    /// stores `""`, since etcd's revision of the write is not known before it commits).
+    pub(crate) fn render(&self, rv: &str) -> String {
+        match (self.at, &self.fallback) {
             (Some(at), _) => {
-                let rv = rv.to_string();
                 let mut out = String::with_capacity(self.json.len() + rv.len() + 2);
                 out.push_str(&self.json[..at]);
                 out.push('"');
-                out.push_str(&rv);
+                out.push_str(rv);
                 out.push('"');
                 out.push_str(&self.json[at..]);
                 out
             }
-            (None, Some(mut obj)) => {
+            (None, Some(obj)) => {
+                let mut obj = obj.clone();
                 if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-                    meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
+                    meta.insert("resourceVersion".into(), Value::String(rv.to_owned()));
                 }
                 // `obj` encoded once already in `new`.
                 encode(&obj).map(go_escape).unwrap_or_default()
             }
-            (None, None) => self.json,
-        };
-        // Exact size: the bytes may stay in the state and the event ring for a long time.
-        Bytes::from(json.into_boxed_str().into_boxed_bytes())
+            (None, None) => self.json.clone(),
+        }
     }
 }
 
