@@ -8,7 +8,7 @@
 //! `NodeView`, so the controller's cached records and whole `Node`s are judged alike.
 
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, PodSpec};
+use k8s_openapi::api::core::v1::{Node, PodSpec, Taint};
 use pernode_core::scheduling::{
     TAINT_EFFECT_NO_EXECUTE, TAINT_EFFECT_NO_SCHEDULE, find_untolerated_taint,
 };
@@ -58,36 +58,88 @@ impl PlacementChecker {
 
     /// R3-R7 for one node.
     pub fn check(&self, node: &impl NodeView) -> Placement {
+        self.judge(node).0
+    }
+
+    /// R3-R7 for one node, with the rule that keeps a new pod off it (`None` when one may
+    /// be created): the placement, and the first rule that fails in upstream's order.
+    pub fn judge<'n>(&'n self, node: &'n impl NodeView) -> (Placement, Option<Exclusion<'n>>) {
         let node_name = node.name();
         // R3, R11: a template nodeName pins the DaemonSet to that node.
         if let Some(pinned) = self.spec.node_name.as_deref().filter(|n| !n.is_empty())
             && pinned != node_name
         {
-            return Placement::NONE;
+            return (Placement::NONE, Some(Exclusion::NodeName(pinned)));
         }
         // R4: node selector and required node affinity (unparsable terms never match).
         if !matches_node_selector_and_affinity(&self.spec, node) {
-            return Placement::NONE;
+            let selector_fails = self
+                .spec
+                .node_selector
+                .iter()
+                .flatten()
+                .any(|(k, v)| node.label(k) != Some(v.as_str()));
+            let rule = if selector_fails {
+                Exclusion::NodeSelector
+            } else {
+                Exclusion::NodeAffinity
+            };
+            return (Placement::NONE, Some(rule));
         }
         let taints = node.taints();
         let tolerations = self.spec.tolerations.as_deref().unwrap_or(&[]);
         // R5: PreferNoSchedule is ignored.
-        let blocked = find_untolerated_taint(taints, tolerations, |t| {
+        let Some(blocking) = find_untolerated_taint(taints, tolerations, |t| {
             t.effect == TAINT_EFFECT_NO_SCHEDULE || t.effect == TAINT_EFFECT_NO_EXECUTE
-        })
-        .is_some();
-        if !blocked {
-            return Placement::BOTH;
-        }
+        }) else {
+            return (Placement::BOTH, None);
+        };
         // R6: only an untolerated NoExecute taint removes a running pod.
         let evicted =
             find_untolerated_taint(taints, tolerations, |t| t.effect == TAINT_EFFECT_NO_EXECUTE)
                 .is_some();
-        Placement {
+        let placement = Placement {
             should_run: false,
             should_continue_running: !evicted,
+        };
+        (placement, Some(Exclusion::Taint(blocking)))
+    }
+
+    /// How an exclusion reads in the `NodesExcluded` condition: `nodeSelector daemon=need`,
+    /// `taint forbid=true:NoSchedule not tolerated`.
+    pub fn describe(&self, exclusion: &Exclusion<'_>) -> String {
+        match exclusion {
+            Exclusion::NodeName(pinned) => format!("nodeName {pinned}"),
+            Exclusion::NodeSelector => {
+                let pairs: Vec<String> = self
+                    .spec
+                    .node_selector
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                format!("nodeSelector {}", pairs.join(","))
+            }
+            Exclusion::NodeAffinity => "required node affinity".to_owned(),
+            Exclusion::Taint(t) => match t.value.as_deref().filter(|v| !v.is_empty()) {
+                Some(v) => format!("taint {}={v}:{} not tolerated", t.key, t.effect),
+                None => format!("taint {}:{} not tolerated", t.key, t.effect),
+            },
         }
     }
+}
+
+/// The placement rule that keeps a DaemonSet's new pods off a node.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Exclusion<'a> {
+    /// R3: the template's `nodeName` names another node.
+    NodeName(&'a str),
+    /// R4: the node's labels do not match `nodeSelector`.
+    NodeSelector,
+    /// R4: the node does not match the required node affinity.
+    NodeAffinity,
+    /// R5: a NoSchedule or NoExecute taint the pod does not tolerate.
+    Taint(&'a Taint),
 }
 
 /// `NodeShouldRunDaemonPod` for one (DaemonSet, node).
@@ -309,6 +361,39 @@ mod tests {
         assert!(!node_should_run_daemon_pod(&n, &ds("x")).should_run);
         let d = with_spec(|s| s.host_network = Some(true));
         assert!(node_should_run_daemon_pod(&n, &d).should_run);
+    }
+
+    #[test]
+    fn exclusions_name_the_first_failing_rule() {
+        let d = with_spec(|s| {
+            s.node_selector = Some([("daemon".into(), "need".into())].into());
+        });
+        let checker = PlacementChecker::new(&d);
+        let n = node("n1", &[]);
+        let (_, why) = checker.judge(&n);
+        assert_eq!(why, Some(Exclusion::NodeSelector));
+        assert_eq!(checker.describe(&why.unwrap()), "nodeSelector daemon=need");
+        let mut n = node("n1", &[taint("forbid", "true", "NoSchedule")]);
+        n.metadata.labels = Some([("daemon".into(), "need".into())].into());
+        let (placement, why) = checker.judge(&n);
+        assert!(!placement.should_run && placement.should_continue_running);
+        assert_eq!(
+            checker.describe(&why.unwrap()),
+            "taint forbid=true:NoSchedule not tolerated"
+        );
+        let n = node("n1", &[taint("gone", "", "NoExecute")]);
+        let plain = PlacementChecker::new(&ds("x"));
+        let (_, why) = plain.judge(&n);
+        assert_eq!(plain.describe(&why.unwrap()), "taint gone:NoExecute not tolerated");
+        assert_eq!(plain.judge(&node("n1", &[])), (Placement::BOTH, None));
+        let pinned = with_spec(|s| s.node_name = Some("n2".into()));
+        let checker = PlacementChecker::new(&pinned);
+        let n = node("n1", &[]);
+        assert_eq!(checker.judge(&n).1, Some(Exclusion::NodeName("n2")));
+        let affinity = with_spec(|s| s.affinity = required(vec![NodeSelectorTerm::default()]));
+        let checker = PlacementChecker::new(&affinity);
+        assert_eq!(checker.judge(&n).1, Some(Exclusion::NodeAffinity));
+        assert_eq!(checker.describe(&Exclusion::NodeAffinity), "required node affinity");
     }
 
     #[test]

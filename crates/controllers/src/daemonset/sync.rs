@@ -333,7 +333,11 @@ use super::controller::{Ctx, object_key};
 use super::history;
 use super::pods::{controller_ref, pod_template, template_generation};
 use super::status;
-use super::update::{is_rolling_update, plan_rolling_update};
+use super::rollout::{OlderCreates, older_creates, partition_boundary};
+use super::conditions::{self, ExclusionSummary, RolloutFacts};
+use super::controller::Placements;
+use super::update::{is_rolling_update, plan_rolling_update_held, resolve_counts};
+use pernode_core::rollout::RolloutControls;
 use crate::trim::{ControllerPod, Keep};
 use k8s_openapi::api::core::v1::Pod;
 
@@ -765,6 +769,7 @@ pub(crate) async fn sync_nodes(
     pods_to_delete: &[String],
     nodes_to_create: &[String],
     hash: &str,
+    older: Option<&OlderCreates>,
 ) -> Result<(), Error> {
     let ns = ds.metadata.namespace.clone().unwrap_or_default();
     let burst = ctx.opts.burst_replicas.max(1);
@@ -777,10 +782,26 @@ pub(crate) async fn sync_nodes(
         let template = pod_template(ds, template_generation(ds), hash);
         let bodies = super::pods::PodBodies::new(template, &ns, controller_ref(ds)?)
             .map_err(|e| Error::Kube(kube::Error::SerdeError(e)))?;
+        // Pods of an older revision (a paused or partitioned rollout, `super::rollout`): its
+        // template, labelled with its hash and no template generation.
+        let older_bodies = older
+            .map(|o| {
+                let mut at_revision = (**ds).clone();
+                if let Some(spec) = at_revision.spec.as_mut() {
+                    spec.template = o.template.clone();
+                }
+                let template = pod_template(&at_revision, None, &o.hash);
+                super::pods::PodBodies::new(template, &ns, controller_ref(ds)?)
+                    .map_err(|e| Error::Kube(kube::Error::SerdeError(e)))
+            })
+            .transpose()?;
         let (results, skipped) = slow_start(
             &nodes_to_create[..create_diff],
             |node| {
-                let body = bodies.for_node(node);
+                let body = match (&older_bodies, older) {
+                    (Some(b), Some(o)) if o.nodes.contains(node) => b.for_node(node),
+                    _ => bodies.for_node(node),
+                };
                 let (client, ns) = (ctx.client.clone(), ns.clone());
                 on_own_task(async move {
                     let body = body.map_err(kube::Error::SerdeError)?;
@@ -856,16 +877,17 @@ pub(crate) async fn sync_nodes(
     Error::aggregate(errors)
 }
 
-/// Computes and writes status (R41-R50).
+/// Computes and writes status (R41-R50), with pernode's conditions (`super::conditions`).
 async fn update_status(
     ctx: &Ctx,
     ds: &DaemonSet,
     key: &str,
     selector: &LabelSelector,
-    nodes: &[(String, Placement)],
+    placements: &Placements,
     hash: &str,
     update_observed_generation: bool,
 ) -> Result<(), Error> {
+    let nodes = &placements.nodes[..];
     let pods = owned_pods(ctx, ds, selector);
     let node_pods = nodes_to_daemon_pods(pods.iter().map(|p| p.as_ref()), false);
     let min_ready = ds
@@ -873,15 +895,17 @@ async fn update_status(
         .as_ref()
         .and_then(|s| s.min_ready_seconds)
         .unwrap_or(0);
+    let now = Timestamp::now();
     let counts = status::compute(
         nodes,
         &node_pods,
         hash,
         template_generation(ds),
         min_ready,
-        Timestamp::now(),
+        now,
     );
-    if status::needs_write(ds, &counts) {
+    let conditions = rollout_conditions(ds, &counts, &placements.excluded, now);
+    if status::needs_write(ds, &counts) || conditions.is_some() {
         let ns = ds.metadata.namespace.clone().unwrap_or_default();
         let name = ds.metadata.name.clone().unwrap_or_default();
         let api = ctx.ds_api(&ns);
@@ -891,11 +915,11 @@ async fn update_status(
         let mut to_update = ds.clone();
         let mut attempt = 0;
         loop {
-            to_update.status = Some(status::with_counts(
-                to_update.status.as_ref(),
-                &counts,
-                observed,
-            ));
+            let mut next = status::with_counts(to_update.status.as_ref(), &counts, observed);
+            if let Some(c) = rollout_conditions(&to_update, &counts, &placements.excluded, now) {
+                next.conditions = Some(c);
+            }
+            to_update.status = Some(next);
             match api
                 .replace_status(&name, &PostParams::default(), &to_update)
                 .await
@@ -915,6 +939,29 @@ async fn update_status(
         ctx.queue.add_after(key.to_string(), delay);
     }
     Ok(())
+}
+
+/// The conditions of `super::conditions` for these counters, or `None` when the status has
+/// them already.
+fn rollout_conditions(
+    ds: &DaemonSet,
+    counts: &status::Counts,
+    excluded: &ExclusionSummary,
+    now: Timestamp,
+) -> Option<Vec<k8s_openapi::api::apps::v1::DaemonSetCondition>> {
+    let controls = RolloutControls::of(ds.metadata.annotations.as_ref());
+    let facts = RolloutFacts {
+        name: ds.metadata.name.as_deref().unwrap_or(""),
+        counts,
+        rolling: is_rolling_update(ds),
+        paused: controls.paused,
+        held: controls
+            .partition
+            .map_or(0, |p| p.resolve(counts.desired)),
+        max_unavailable: resolve_counts(ds, counts.desired).map_or(1, |(_, u)| u),
+        excluded,
+    };
+    conditions::merged(ds.status.as_ref(), conditions::wanted(&facts), now)
 }
 
 /// Per-node pass, rolling update and history cleanup (R32).
@@ -951,6 +998,16 @@ async fn update_daemonset(
         delete = plan.pods_to_delete.len(),
         "manage"
     );
+    let controls = RolloutControls::of(ds.metadata.annotations.as_ref());
+    let held = partition_boundary(nodes, &controls);
+    let older = older_creates(
+        &controls,
+        held,
+        &plan.nodes_to_create,
+        pods.iter().map(|p| p.as_ref()),
+        hash,
+        old,
+    );
     sync_nodes(
         ctx,
         ds,
@@ -958,19 +1015,22 @@ async fn update_daemonset(
         &plan.pods_to_delete,
         &plan.nodes_to_create,
         hash,
+        older.as_ref(),
     )
     .await?;
 
-    if ctx.expectations.satisfied(key) && is_rolling_update(ds) {
+    // A paused rollout replaces no more pods.
+    if ctx.expectations.satisfied(key) && is_rolling_update(ds) && !controls.paused {
         let fresh = owned_pods(ctx, ds, selector);
         let node_pods = nodes_to_daemon_pods(fresh.iter().map(|p| p.as_ref()), false);
-        let plan = plan_rolling_update(
+        let plan = plan_rolling_update_held(
             ds,
             nodes,
             &node_pods,
             hash,
             template_generation(ds),
             Timestamp::now(),
+            held,
         )?;
         if !plan.pods_to_delete.is_empty() || !plan.nodes_to_create.is_empty() {
             tracing::debug!(
@@ -986,6 +1046,7 @@ async fn update_daemonset(
                 &plan.pods_to_delete,
                 &plan.nodes_to_create,
                 hash,
+                None,
             )
             .await?;
         }
@@ -1050,6 +1111,7 @@ pub(crate) async fn sync_daemonset(ctx: &Ctx, key: &str) -> Result<(), Error> {
     // Nodes sorted by name with their placement, recomputed only when nodes or the template
     // changed.
     let placements = ctx.placements(key, &ds);
+    let nodes = &placements.nodes[..];
 
     let mut check = AdoptCheck {
         ctx,
@@ -1069,7 +1131,7 @@ pub(crate) async fn sync_daemonset(ctx: &Ctx, key: &str) -> Result<(), Error> {
         return update_status(ctx, &ds, key, &selector, &placements, &hash, false).await;
     }
     // R32: a sync error takes precedence over a status error.
-    let result = update_daemonset(ctx, &ds, key, &selector, &placements, &pods, &hash, &old).await;
+    let result = update_daemonset(ctx, &ds, key, &selector, nodes, &pods, &hash, &old).await;
     let status_result = update_status(ctx, &ds, key, &selector, &placements, &hash, true).await;
     result.and(status_result)
 }
