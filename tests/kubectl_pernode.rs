@@ -225,21 +225,29 @@ fn pause_and_partition_hold_a_rollout_and_resume_finishes_it() {
     c.ok_stdin(&["apply", "-f", "-"], &simulated_node("node-6"));
     let six = ["node-1", "node-2", "node-3", "node-4", "node-5", "node-6"];
     let paused = ["node-1", "node-2", "node-3", "node-4", "node-6"];
-    eventually(Duration::from_secs(60), "node-6 on the old revision", || {
-        settled(&c, &fleet(&six, &paused))
-    });
+    eventually(
+        Duration::from_secs(60),
+        "node-6 on the old revision",
+        || settled(&c, &fleet(&six, &paused)),
+    );
 
     // Resumed under partition 2: exactly node-1 and node-2 stay old.
     c.ok(&["annotate", "ds/x", "pernode.io/partition=2"]);
     let run = kubectl_pernode(&c, &bin, &["resume", "ds/x"]);
     assert!(run.ok, "{}", run.stderr);
-    eventually(Duration::from_secs(90), "all but node-1, node-2 updated", || {
-        settled(&c, &fleet(&six, &["node-1", "node-2"]))
-    });
-    eventually(Duration::from_secs(30), "the partitioned rollout complete", || {
-        condition(&c, "Progressing")
-            == "RolloutComplete: DaemonSet \"x\" has successfully progressed; 2 held on the old revision by pernode.io/partition."
-    });
+    eventually(
+        Duration::from_secs(90),
+        "all but node-1, node-2 updated",
+        || settled(&c, &fleet(&six, &["node-1", "node-2"])),
+    );
+    eventually(
+        Duration::from_secs(30),
+        "the partitioned rollout complete",
+        || {
+            condition(&c, "Progressing")
+                == "RolloutComplete: DaemonSet \"x\" has successfully progressed; 2 held on the old revision by pernode.io/partition."
+        },
+    );
 
     // Lowering the partition rolls the rest.
     c.ok(&["annotate", "--overwrite", "ds/x", "pernode.io/partition=0"]);
@@ -247,7 +255,10 @@ fn pause_and_partition_hold_a_rollout_and_resume_finishes_it() {
         settled(&c, &fleet(&six, &[]))
     });
     let status = c.ok(&["rollout", "status", "ds/x", "--timeout=30s"]);
-    assert!(status.ends_with("daemon set \"x\" successfully rolled out\n"), "{status}");
+    assert!(
+        status.ends_with("daemon set \"x\" successfully rolled out\n"),
+        "{status}"
+    );
 }
 
 #[test]
@@ -290,5 +301,103 @@ fn conditions_say_why_nodes_are_excluded() {
     assert_eq!(
         condition(&c, "NodesExcluded"),
         "AllNodesEligible: 0 nodes excluded"
+    );
+}
+
+#[test]
+fn why_explains_a_full_a_mislabelled_and_a_tainted_node() {
+    let c = Cluster::start("up", &["--nodes", "3"]);
+    let bin = install_plugin(&c);
+    c.ok(&["label", "node", "node-1", "node-3", "daemon=need"]);
+    c.ok(&["label", "node", "node-2", "daemon=other"]);
+    c.ok(&["taint", "nodes", "node-3", "forbid=true:NoSchedule"]);
+    // A thousand CPUs: more than any simulated node has, so node-1 is full.
+    let demanding = DS.replace(
+        "    spec:\n      containers:\n      - name: c\n        image: nginx:1.27\n",
+        "    spec:\n      nodeSelector: {daemon: need}\n      containers:\n      - name: c\n        image: nginx:1.27\n        resources: {requests: {cpu: \"1000\"}}\n",
+    );
+    c.ok_stdin(&["apply", "-f", "-"], &demanding);
+    let mut report = String::new();
+    eventually(
+        Duration::from_secs(60),
+        "the scheduler's verdict on node-1",
+        || {
+            let run = kubectl_pernode(&c, &bin, &["why", "ds/x"]);
+            report = run.stdout;
+            report.contains("Insufficient cpu")
+        },
+    );
+    let block = |node: &str| -> Vec<String> {
+        let mut lines = report
+            .lines()
+            .skip_while(|l| !l.starts_with(&format!("{node}:")));
+        let mut out: Vec<String> = lines
+            .next()
+            .map(|l| vec![l.to_string()])
+            .unwrap_or_default();
+        out.extend(
+            lines
+                .take_while(|l| l.starts_with("  "))
+                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")),
+        );
+        out
+    };
+    let full = block("node-1");
+    assert!(full[0].starts_with("node-1: pod x-"), "{report}");
+    assert_eq!(
+        full[1..5],
+        [
+            "nodeName pass",
+            "nodeSelector pass",
+            "node affinity pass",
+            "taints pass"
+        ],
+        "{report}"
+    );
+    assert!(
+        full[5].starts_with("resources fail 0/3 nodes are available:"),
+        "{report}"
+    );
+    assert!(full[5].contains("Insufficient cpu"), "{report}");
+    assert_eq!(full[6], "node state pass Ready", "{report}");
+
+    assert_eq!(
+        block("node-2"),
+        [
+            "node-2: no pod: excluded by placement",
+            "nodeName pass",
+            "nodeSelector fail nodeSelector daemon=need",
+            "node affinity pass",
+            "taints pass",
+            "resources - no pod",
+            "node state pass Ready",
+            "rollout - no pod",
+        ],
+        "{report}"
+    );
+    assert_eq!(
+        block("node-3")[..5],
+        [
+            "node-3: no pod: excluded by placement",
+            "nodeName pass",
+            "nodeSelector pass",
+            "node affinity pass",
+            "taints fail taint forbid=true:NoSchedule not tolerated",
+        ],
+        "{report}"
+    );
+
+    // One node only; a node that does not exist is the server's NotFound.
+    let one = kubectl_pernode(&c, &bin, &["why", "ds/x", "node-2"]);
+    assert!(one.ok, "{}", one.stderr);
+    assert!(
+        one.stdout.starts_with("node-2: ") && !one.stdout.contains("node-1"),
+        "{}",
+        one.stdout
+    );
+    let missing = kubectl_pernode(&c, &bin, &["why", "ds/x", "node-9"]);
+    assert_eq!(
+        missing.stderr.trim(),
+        "Error from server (NotFound): nodes \"node-9\" not found"
     );
 }

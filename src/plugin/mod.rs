@@ -8,6 +8,7 @@
 
 mod pause;
 mod target;
+mod why;
 
 use std::path::{Path, PathBuf};
 
@@ -56,6 +57,9 @@ pub enum Verb {
     Pause(pause::TargetArgs),
     /// Resume a paused rollout (removes `pernode.io/paused`).
     Resume(pause::TargetArgs),
+    /// Why a node has (or has not) the DaemonSet's pod: each placement rule with its verdict,
+    /// the scheduler's, the node's state and the rollout's.
+    Why(why::WhyArgs),
 }
 
 /// Runs one verb; errors are printed as kubectl prints them and end the process with 1.
@@ -63,6 +67,7 @@ pub async fn plugin(cli: PluginCli) -> anyhow::Result<()> {
     let result = match cli.verb {
         Verb::Pause(args) => pause::set_paused(&cli.client, &args, true).await,
         Verb::Resume(args) => pause::set_paused(&cli.client, &args, false).await,
+        Verb::Why(args) => why::why(&cli.client, &args).await,
     };
     if let Err(e) = result {
         eprintln!("{}", kubectl_error(&e));
@@ -122,8 +127,9 @@ pub fn install_plugin(args: InstallPluginArgs) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let link = args.dir.join(PLUGIN_NAME);
     match std::fs::symlink_metadata(&link) {
-        Ok(meta) if meta.file_type().is_symlink() => std::fs::remove_file(&link)
-            .with_context(|| format!("replacing {}", link.display()))?,
+        Ok(meta) if meta.file_type().is_symlink() => {
+            std::fs::remove_file(&link).with_context(|| format!("replacing {}", link.display()))?
+        }
         Ok(_) => anyhow::bail!(
             "{} exists and is not a symlink; not replacing it",
             link.display()

@@ -144,7 +144,11 @@ mod tests {
         assert_eq!(parse_partition("12"), Ok(Partition::Count(12)));
         assert_eq!(parse_partition("40%"), Ok(Partition::Percent(40)));
         for bad in ["", "%", "-1", "+1", "1.5", "x", "1%%", " 1", "99999999999"] {
-            assert_eq!(parse_partition(bad), Err(AnnotationError::Partition), "{bad}");
+            assert_eq!(
+                parse_partition(bad),
+                Err(AnnotationError::Partition),
+                "{bad}"
+            );
         }
     }
 

@@ -194,9 +194,8 @@ pub fn merged(
     wanted: Vec<DaemonSetCondition>,
     now: Timestamp,
 ) -> Option<Vec<DaemonSetCondition>> {
-    let current: &[DaemonSetCondition] = status
-        .and_then(|s| s.conditions.as_deref())
-        .unwrap_or(&[]);
+    let current: &[DaemonSetCondition] =
+        status.and_then(|s| s.conditions.as_deref()).unwrap_or(&[]);
     let ours = |t: &str| t == PROGRESSING || t == AVAILABLE || t == NODES_EXCLUDED;
     let same = wanted.len() == current.iter().filter(|c| ours(&c.type_)).count()
         && wanted.iter().all(|w| {
@@ -210,8 +209,11 @@ pub fn merged(
     if same {
         return None;
     }
-    let mut out: Vec<DaemonSetCondition> =
-        current.iter().filter(|c| !ours(&c.type_)).cloned().collect();
+    let mut out: Vec<DaemonSetCondition> = current
+        .iter()
+        .filter(|c| !ours(&c.type_))
+        .cloned()
+        .collect();
     for mut w in wanted {
         w.last_transition_time = current
             .iter()
@@ -285,7 +287,10 @@ mod tests {
             ("True", "NewRevisionRollingOut")
         );
         assert_eq!(reason(&conds, AVAILABLE), ("True", "MinimumPodsAvailable"));
-        assert_eq!(reason(&conds, NODES_EXCLUDED), ("False", "AllNodesEligible"));
+        assert_eq!(
+            reason(&conds, NODES_EXCLUDED),
+            ("False", "AllNodesEligible")
+        );
 
         let done = counts(5, 5, 5);
         let conds = wanted(&facts(&done, &none));
@@ -312,15 +317,14 @@ mod tests {
 
         let short = counts(5, 5, 3);
         let conds = wanted(&facts(&short, &none));
-        assert_eq!(reason(&conds, AVAILABLE), ("False", "MinimumPodsUnavailable"));
+        assert_eq!(
+            reason(&conds, AVAILABLE),
+            ("False", "MinimumPodsUnavailable")
+        );
 
         let mut on_delete = facts(&done, &none);
         on_delete.rolling = false;
-        assert!(
-            wanted(&on_delete)
-                .iter()
-                .all(|c| c.type_ != PROGRESSING)
-        );
+        assert!(wanted(&on_delete).iter().all(|c| c.type_ != PROGRESSING));
     }
 
     #[test]

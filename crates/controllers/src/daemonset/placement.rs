@@ -11,10 +11,11 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, PodSpec, Taint};
 use pernode_core::scheduling::{
     TAINT_EFFECT_NO_EXECUTE, TAINT_EFFECT_NO_SCHEDULE, find_untolerated_taint,
+    node_matches_node_selector_terms, node_selector_matches,
 };
 
 use super::pods::add_or_update_daemon_pod_tolerations;
-use crate::trim::{NodeView, matches_node_selector_and_affinity};
+use crate::trim::NodeView;
 
 /// The two answers of R2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,37 +65,56 @@ impl PlacementChecker {
     /// R3-R7 for one node, with the rule that keeps a new pod off it (`None` when one may
     /// be created): the placement, and the first rule that fails in upstream's order.
     pub fn judge<'n>(&'n self, node: &'n impl NodeView) -> (Placement, Option<Exclusion<'n>>) {
-        let node_name = node.name();
-        // R3, R11: a template nodeName pins the DaemonSet to that node.
-        if let Some(pinned) = self.spec.node_name.as_deref().filter(|n| !n.is_empty())
-            && pinned != node_name
+        // R3, R11, then R4.
+        if let Some(rule) = self
+            .node_name_rule(node)
+            .or_else(|| self.node_selector_rule(node))
+            .or_else(|| self.node_affinity_rule(node))
         {
-            return (Placement::NONE, Some(Exclusion::NodeName(pinned)));
-        }
-        // R4: node selector and required node affinity (unparsable terms never match).
-        if !matches_node_selector_and_affinity(&self.spec, node) {
-            let selector_fails = self
-                .spec
-                .node_selector
-                .iter()
-                .flatten()
-                .any(|(k, v)| node.label(k) != Some(v.as_str()));
-            let rule = if selector_fails {
-                Exclusion::NodeSelector
-            } else {
-                Exclusion::NodeAffinity
-            };
             return (Placement::NONE, Some(rule));
         }
+        self.taint_rule(node)
+    }
+
+    /// R3, R11: a template nodeName pins the DaemonSet to that node.
+    pub fn node_name_rule(&self, node: &impl NodeView) -> Option<Exclusion<'_>> {
+        self.spec
+            .node_name
+            .as_deref()
+            .filter(|pinned| !pinned.is_empty() && *pinned != node.name())
+            .map(Exclusion::NodeName)
+    }
+
+    /// R4: every `nodeSelector` pair is one of the node's labels.
+    pub fn node_selector_rule(&self, node: &impl NodeView) -> Option<Exclusion<'_>> {
+        let selector = self.spec.node_selector.as_ref()?;
+        (!node_selector_matches(selector, |k| node.label(k))).then_some(Exclusion::NodeSelector)
+    }
+
+    /// R4: the required node affinity matches the node (unparsable terms never match).
+    pub fn node_affinity_rule(&self, node: &impl NodeView) -> Option<Exclusion<'_>> {
+        let required = self
+            .spec
+            .affinity
+            .as_ref()?
+            .node_affinity
+            .as_ref()?
+            .required_during_scheduling_ignored_during_execution
+            .as_ref()?;
+        (!node_matches_node_selector_terms(required, &node.affinity_node()))
+            .then_some(Exclusion::NodeAffinity)
+    }
+
+    /// R5-R7: untolerated NoSchedule or NoExecute taints keep new pods off (PreferNoSchedule
+    /// is ignored); only an untolerated NoExecute taint removes a running one.
+    pub fn taint_rule<'n>(&'n self, node: &'n impl NodeView) -> (Placement, Option<Exclusion<'n>>) {
         let taints = node.taints();
         let tolerations = self.spec.tolerations.as_deref().unwrap_or(&[]);
-        // R5: PreferNoSchedule is ignored.
         let Some(blocking) = find_untolerated_taint(taints, tolerations, |t| {
             t.effect == TAINT_EFFECT_NO_SCHEDULE || t.effect == TAINT_EFFECT_NO_EXECUTE
         }) else {
             return (Placement::BOTH, None);
         };
-        // R6: only an untolerated NoExecute taint removes a running pod.
         let evicted =
             find_untolerated_taint(taints, tolerations, |t| t.effect == TAINT_EFFECT_NO_EXECUTE)
                 .is_some();
@@ -103,6 +123,18 @@ impl PlacementChecker {
             should_continue_running: !evicted,
         };
         (placement, Some(Exclusion::Taint(blocking)))
+    }
+
+    /// Every placement rule's verdict on one node, each checked on its own (not only up to
+    /// the first that fails), for `kubectl pernode why`: `(rule, failure)` in upstream's order.
+    pub fn explain<'n>(&'n self, node: &'n impl NodeView) -> [(&'static str, Option<String>); 4] {
+        let text = |e: Option<Exclusion<'_>>| e.map(|e| self.describe(&e));
+        [
+            ("nodeName", text(self.node_name_rule(node))),
+            ("nodeSelector", text(self.node_selector_rule(node))),
+            ("node affinity", text(self.node_affinity_rule(node))),
+            ("taints", text(self.taint_rule(node).1)),
+        ]
     }
 
     /// How an exclusion reads in the `NodesExcluded` condition: `nodeSelector daemon=need`,
@@ -384,7 +416,10 @@ mod tests {
         let n = node("n1", &[taint("gone", "", "NoExecute")]);
         let plain = PlacementChecker::new(&ds("x"));
         let (_, why) = plain.judge(&n);
-        assert_eq!(plain.describe(&why.unwrap()), "taint gone:NoExecute not tolerated");
+        assert_eq!(
+            plain.describe(&why.unwrap()),
+            "taint gone:NoExecute not tolerated"
+        );
         assert_eq!(plain.judge(&node("n1", &[])), (Placement::BOTH, None));
         let pinned = with_spec(|s| s.node_name = Some("n2".into()));
         let checker = PlacementChecker::new(&pinned);
@@ -393,7 +428,30 @@ mod tests {
         let affinity = with_spec(|s| s.affinity = required(vec![NodeSelectorTerm::default()]));
         let checker = PlacementChecker::new(&affinity);
         assert_eq!(checker.judge(&n).1, Some(Exclusion::NodeAffinity));
-        assert_eq!(checker.describe(&Exclusion::NodeAffinity), "required node affinity");
+        assert_eq!(
+            checker.describe(&Exclusion::NodeAffinity),
+            "required node affinity"
+        );
+        // Every rule on its own: both the selector and the taint fail here.
+        let d = with_spec(|s| {
+            s.node_selector = Some([("daemon".into(), "need".into())].into());
+        });
+        let checker = PlacementChecker::new(&d);
+        let n = node("n1", &[taint("forbid", "true", "NoSchedule")]);
+        let verdicts = checker.explain(&n);
+        assert_eq!(verdicts[0], ("nodeName", None));
+        assert_eq!(
+            verdicts[1],
+            ("nodeSelector", Some("nodeSelector daemon=need".to_string()))
+        );
+        assert_eq!(verdicts[2], ("node affinity", None));
+        assert_eq!(
+            verdicts[3],
+            (
+                "taints",
+                Some("taint forbid=true:NoSchedule not tolerated".to_string())
+            )
+        );
     }
 
     #[test]

@@ -180,8 +180,15 @@ mod tests {
 
     fn revision_of(image: &str, hash: &str) -> ControllerRevision {
         let mut d = ds("x");
-        d.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].image =
-            Some(image.into());
+        d.spec
+            .as_mut()
+            .unwrap()
+            .template
+            .spec
+            .as_mut()
+            .unwrap()
+            .containers[0]
+            .image = Some(image.into());
         new_revision(&d, &revision_patch(&d).unwrap(), hash, 1).unwrap()
     }
 
@@ -198,7 +205,9 @@ mod tests {
         let older = older_creates(&paused, None, &joining, &pods, "new", &old).unwrap();
         assert_eq!(older.hash, "old");
         assert!(older.nodes.contains("n4"));
-        let image = older.template.spec.as_ref().unwrap().containers[0].image.as_deref();
+        let image = older.template.spec.as_ref().unwrap().containers[0]
+            .image
+            .as_deref();
         assert_eq!(image, Some("nginx:old"));
         // Most pods updated: the current revision.
         let mostly_new = [
@@ -208,7 +217,9 @@ mod tests {
         ];
         assert!(older_creates(&paused, None, &joining, &mostly_new, "new", &old).is_none());
         // Not paused, no partition: never.
-        assert!(older_creates(&controls(false, None), None, &joining, &pods, "new", &old).is_none());
+        assert!(
+            older_creates(&controls(false, None), None, &joining, &pods, "new", &old).is_none()
+        );
     }
 
     #[test]

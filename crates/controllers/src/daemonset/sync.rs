@@ -329,17 +329,17 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use pernode_core::labels::LabelSelector;
 
 use super::Error;
+use super::conditions::{self, ExclusionSummary, RolloutFacts};
+use super::controller::Placements;
 use super::controller::{Ctx, object_key};
 use super::history;
 use super::pods::{controller_ref, pod_template, template_generation};
-use super::status;
 use super::rollout::{OlderCreates, older_creates, partition_boundary};
-use super::conditions::{self, ExclusionSummary, RolloutFacts};
-use super::controller::Placements;
+use super::status;
 use super::update::{is_rolling_update, plan_rolling_update_held, resolve_counts};
-use pernode_core::rollout::RolloutControls;
 use crate::trim::{ControllerPod, Keep};
 use k8s_openapi::api::core::v1::Pod;
+use pernode_core::rollout::RolloutControls;
 
 /// `POST` of a new pod (its JSON `body`), as `Api::create`, answering the created pod's name: the
 /// pod comes back whole, and only its name is decoded.
@@ -955,9 +955,7 @@ fn rollout_conditions(
         counts,
         rolling: is_rolling_update(ds),
         paused: controls.paused,
-        held: controls
-            .partition
-            .map_or(0, |p| p.resolve(counts.desired)),
+        held: controls.partition.map_or(0, |p| p.resolve(counts.desired)),
         max_unavailable: resolve_counts(ds, counts.desired).map_or(1, |(_, u)| u),
         excluded,
     };

@@ -496,21 +496,46 @@ mod tests {
             pod_on("b", "n2", "old", 1).build(),
             pod_on("c", "n3", "old", 1).ready(0).build(),
         ];
-        let plan =
-            plan_rolling_update_held(&d, &nodes(3), &map(&pods), "new", Some(2), now(), Some("n2"))
-                .unwrap();
-        assert_eq!(plan.pods_to_delete, vec!["c"], "n1, n2 held, unavailable or not");
+        let plan = plan_rolling_update_held(
+            &d,
+            &nodes(3),
+            &map(&pods),
+            "new",
+            Some(2),
+            now(),
+            Some("n2"),
+        )
+        .unwrap();
+        assert_eq!(
+            plan.pods_to_delete,
+            vec!["c"],
+            "n1, n2 held, unavailable or not"
+        );
         strategy(&mut d, Some(IntOrString::Int(5)), Some(IntOrString::Int(0)));
-        let plan =
-            plan_rolling_update_held(&d, &nodes(3), &map(&pods), "new", Some(2), now(), Some("n2"))
-                .unwrap();
+        let plan = plan_rolling_update_held(
+            &d,
+            &nodes(3),
+            &map(&pods),
+            "new",
+            Some(2),
+            now(),
+            Some("n2"),
+        )
+        .unwrap();
         assert_eq!(plan.nodes_to_create, vec!["n3"]);
         assert!(plan.pods_to_delete.is_empty());
         // A held unavailable pod is kept, and counts against maxUnavailable.
         strategy(&mut d, None, Some(IntOrString::Int(1)));
-        let plan =
-            plan_rolling_update_held(&d, &nodes(3), &map(&pods), "new", Some(2), now(), Some("n2"))
-                .unwrap();
+        let plan = plan_rolling_update_held(
+            &d,
+            &nodes(3),
+            &map(&pods),
+            "new",
+            Some(2),
+            now(),
+            Some("n2"),
+        )
+        .unwrap();
         assert!(plan.pods_to_delete.is_empty());
     }
 
