@@ -302,6 +302,31 @@ fn conditions_say_why_nodes_are_excluded() {
         condition(&c, "NodesExcluded"),
         "AllNodesEligible: 0 nodes excluded"
     );
+    eventually(Duration::from_secs(60), "3 pods available", || {
+        settled(
+            &c,
+            &[
+                ("node-1", "nginx:1.27"),
+                ("node-2", "nginx:1.27"),
+                ("node-3", "nginx:1.27"),
+            ],
+        )
+    });
+
+    // An image that never pulls, with a 2 s progress deadline: the rollout stops at the first
+    // node and Progressing says it timed out (as a Deployment's).
+    c.ok(&["annotate", "ds/x", "pernode.io/progress-deadline-seconds=2"]);
+    c.ok(&["set", "image", "ds/x", "c=nginx:1.28-bad"]);
+    c.ok(&[
+        "wait",
+        "ds/x",
+        "--for=condition=Progressing=False",
+        "--timeout=60s",
+    ]);
+    assert_eq!(
+        condition(&c, "Progressing"),
+        "ProgressDeadlineExceeded: DaemonSet \"x\" has timed out progressing: 1 of 3 pods updated, 2 available"
+    );
 }
 
 #[test]

@@ -5,6 +5,9 @@
 //! - `pernode.io/partition: "N"` or `"N%"`: that many pods, on the nodes with the lowest names,
 //!   stay on their old revision (a percentage of the desired nodes, rounded up as upstream
 //!   rounds `maxUnavailable`).
+//! - `pernode.io/progress-deadline-seconds: "N"` (default 600, Deployment's
+//!   `progressDeadlineSeconds`): a rollout that makes no progress for that long is reported
+//!   as `ProgressDeadlineExceeded`.
 //!
 //! The API server refuses values that do not parse ([`validate`]); the controller reads them
 //! with the same parsers.
@@ -24,6 +27,11 @@ pub const PAUSED_ANNOTATION: &str = "pernode.io/paused";
 /// The annotation that keeps the lowest-named nodes' pods on the old revision.
 pub const PARTITION_ANNOTATION: &str = "pernode.io/partition";
 
+/// The annotation bounding how long a rollout may go without progress.
+pub const PROGRESS_DEADLINE_ANNOTATION: &str = "pernode.io/progress-deadline-seconds";
+/// Deployment's default `progressDeadlineSeconds`.
+pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: u32 = 600;
+
 /// A rollout annotation whose value does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AnnotationError {
@@ -33,6 +41,9 @@ pub enum AnnotationError {
     /// `pernode.io/partition` other than a non-negative integer or percentage.
     #[error("must be a non-negative integer or a percentage (e.g. \"2\" or \"20%\")")]
     Partition,
+    /// `pernode.io/progress-deadline-seconds` other than a positive integer.
+    #[error("must be a positive integer (seconds)")]
+    ProgressDeadline,
 }
 
 /// How many pods a partition keeps on the old revision.
@@ -83,20 +94,43 @@ pub fn parse_partition(value: &str) -> Result<Partition, AnnotationError> {
     })
 }
 
+/// Reads `pernode.io/progress-deadline-seconds`: a positive number of seconds.
+pub fn parse_progress_deadline(value: &str) -> Result<u32, AnnotationError> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(AnnotationError::ProgressDeadline);
+    }
+    match value.parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(AnnotationError::ProgressDeadline),
+    }
+}
+
 /// The rollout controls of one DaemonSet, read from its annotations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RolloutControls {
     /// `pernode.io/paused: "true"`.
     pub paused: bool,
     /// `pernode.io/partition`, if set.
     pub partition: Option<Partition>,
+    /// `pernode.io/progress-deadline-seconds`, 600 when unset.
+    pub progress_deadline_seconds: u32,
+}
+
+impl Default for RolloutControls {
+    fn default() -> Self {
+        RolloutControls {
+            paused: false,
+            partition: None,
+            progress_deadline_seconds: DEFAULT_PROGRESS_DEADLINE_SECONDS,
+        }
+    }
 }
 
 impl RolloutControls {
     /// Reads the controls. A value that does not parse (only possible on an object stored
     /// before validation refused it) holds the rollout: a paused rollout for a bad `paused`,
-    /// every pod held back for a bad `partition`. Stopping is the safe reading of a control
-    /// whose meaning is unknown.
+    /// every pod held back for a bad `partition` (and the default deadline for a bad
+    /// deadline). Stopping is the safe reading of a control whose meaning is unknown.
     pub fn of(annotations: Option<&BTreeMap<String, String>>) -> RolloutControls {
         let Some(annotations) = annotations else {
             return RolloutControls::default();
@@ -108,6 +142,10 @@ impl RolloutControls {
             partition: annotations
                 .get(PARTITION_ANNOTATION)
                 .map(|v| parse_partition(v).unwrap_or(Partition::Percent(100))),
+            progress_deadline_seconds: annotations
+                .get(PROGRESS_DEADLINE_ANNOTATION)
+                .and_then(|v| parse_progress_deadline(v).ok())
+                .unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS),
         }
     }
 }
@@ -130,6 +168,11 @@ pub fn validate(
         && let Err(e) = parse_partition(v)
     {
         errors.push((PARTITION_ANNOTATION, v.clone(), e));
+    }
+    if let Some(v) = annotations.get(PROGRESS_DEADLINE_ANNOTATION)
+        && let Err(e) = parse_progress_deadline(v)
+    {
+        errors.push((PROGRESS_DEADLINE_ANNOTATION, v.clone(), e));
     }
     errors
 }
@@ -168,6 +211,18 @@ mod tests {
         assert_eq!(parse_paused("true"), Ok(true));
         assert_eq!(parse_paused("false"), Ok(false));
         assert_eq!(parse_paused("yes"), Err(AnnotationError::Paused));
+    }
+
+    #[test]
+    fn progress_deadlines_are_positive_seconds() {
+        assert_eq!(parse_progress_deadline("30"), Ok(30));
+        for bad in ["0", "", "-5", "5s", "1.5"] {
+            assert!(parse_progress_deadline(bad).is_err(), "{bad}");
+        }
+        let a: BTreeMap<String, String> =
+            [(PROGRESS_DEADLINE_ANNOTATION.to_string(), "45".to_string())].into();
+        assert_eq!(RolloutControls::of(Some(&a)).progress_deadline_seconds, 45);
+        assert_eq!(RolloutControls::of(None).progress_deadline_seconds, 600);
     }
 
     #[test]

@@ -5,7 +5,11 @@
 //! - `Progressing`: `True`/`NewRevisionRollingOut` while pods are replaced, `True`/
 //!   `RolloutComplete` once every desired node runs an available updated pod (or every node a
 //!   partition releases does), `Unknown`/`RolloutPaused` while `pernode.io/paused` (as
-//!   Deployment's `DeploymentPaused`). RollingUpdate only: OnDelete has no rollout.
+//!   Deployment's `DeploymentPaused`), `False`/`ProgressDeadlineExceeded` once a rollout has
+//!   gone `pernode.io/progress-deadline-seconds` (default 600) without progress, as
+//!   Deployment's `ProgressDeadlineExceeded`. RollingUpdate only: OnDelete has no rollout.
+//!   DaemonSetCondition has no `lastUpdateTime`, so Progressing's `lastTransitionTime` is when
+//!   its message last changed: the last progress, which the deadline is counted from.
 //! - `Available`: at least desired − maxUnavailable pods available (Deployment's
 //!   `MinimumReplicasAvailable`).
 //! - `NodesExcluded`: how many nodes the placement rules leave out, counted by rule
@@ -90,6 +94,48 @@ pub struct RolloutFacts<'a> {
     pub max_unavailable: i32,
     /// The nodes placement leaves out.
     pub excluded: &'a ExclusionSummary,
+    /// How long a rollout may go without progress.
+    pub progress_deadline: std::time::Duration,
+    /// The Progressing condition the status shows now.
+    pub previous: Option<&'a DaemonSetCondition>,
+    /// The time of this sync.
+    pub now: Timestamp,
+}
+
+/// Reasons of Progressing while a rollout runs.
+const ROLLING_OUT: &str = "NewRevisionRollingOut";
+const DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
+
+/// When the previous Progressing condition last saw progress, if the rollout has made none
+/// since (its counts, the end of its message, are the same) and was rolling out then.
+fn no_progress_since(previous: Option<&DaemonSetCondition>, progress: &str) -> Option<Timestamp> {
+    let p = previous?;
+    let rolling = matches!(
+        p.reason.as_deref(),
+        Some(ROLLING_OUT) | Some(DEADLINE_EXCEEDED)
+    );
+    (rolling && p.message.as_deref().is_some_and(|m| m.ends_with(progress)))
+        .then(|| p.last_transition_time.as_ref().map(|t| t.0))
+        .flatten()
+}
+
+/// How long until the rollout's progress deadline passes, if it is rolling out without
+/// having exceeded it: the sync to run then.
+pub fn deadline_requeue(
+    facts: &RolloutFacts<'_>,
+    wanted: &[DaemonSetCondition],
+) -> Option<std::time::Duration> {
+    let progressing = wanted.iter().find(|c| c.type_ == PROGRESSING)?;
+    if progressing.reason.as_deref() != Some(ROLLING_OUT) {
+        return None;
+    }
+    let since = facts
+        .previous
+        .filter(|p| p.message == progressing.message)
+        .and_then(|p| p.last_transition_time.as_ref().map(|t| t.0))
+        .unwrap_or(facts.now);
+    let elapsed = facts.now.duration_since(since).unsigned_abs();
+    Some(facts.progress_deadline.saturating_sub(elapsed) + std::time::Duration::from_secs(1))
 }
 
 fn condition(type_: &str, status: &str, reason: &str, message: String) -> DaemonSetCondition {
@@ -134,15 +180,32 @@ pub fn wanted(f: &RolloutFacts<'_>) -> Vec<DaemonSetCondition> {
                 format!("DaemonSet {:?} has successfully progressed{held}.", f.name),
             )
         } else {
-            condition(
-                PROGRESSING,
-                "True",
-                "NewRevisionRollingOut",
-                format!(
-                    "DaemonSet {:?} is progressing: {} of {} pods updated, {} available",
-                    f.name, c.updated, to_update, c.available
-                ),
-            )
+            let progress = format!(
+                "{} of {} pods updated, {} available",
+                c.updated, to_update, c.available
+            );
+            let exceeded = no_progress_since(f.previous, &progress).is_some_and(|since| {
+                f.previous.and_then(|p| p.reason.as_deref()) == Some(DEADLINE_EXCEEDED)
+                    || f.now.duration_since(since).unsigned_abs() >= f.progress_deadline
+            });
+            if exceeded {
+                condition(
+                    PROGRESSING,
+                    "False",
+                    DEADLINE_EXCEEDED,
+                    format!(
+                        "DaemonSet {:?} has timed out progressing: {progress}",
+                        f.name
+                    ),
+                )
+            } else {
+                condition(
+                    PROGRESSING,
+                    "True",
+                    ROLLING_OUT,
+                    format!("DaemonSet {:?} is progressing: {progress}", f.name),
+                )
+            }
         };
         out.push(progressing);
     }
@@ -188,7 +251,7 @@ pub fn wanted(f: &RolloutFacts<'_>) -> Vec<DaemonSetCondition> {
 
 /// The status's conditions with `wanted` in place of ours (others are kept), or `None` when
 /// they already say the same. A condition keeps its `lastTransitionTime` unless its status
-/// changes.
+/// changes, and Progressing also unless its message does (see the module doc).
 pub fn merged(
     status: Option<&DaemonSetStatus>,
     wanted: Vec<DaemonSetCondition>,
@@ -217,7 +280,11 @@ pub fn merged(
     for mut w in wanted {
         w.last_transition_time = current
             .iter()
-            .find(|c| c.type_ == w.type_ && c.status == w.status)
+            .find(|c| {
+                c.type_ == w.type_
+                    && c.status == w.status
+                    && (c.type_ != PROGRESSING || c.message == w.message)
+            })
             .and_then(|c| c.last_transition_time.clone())
             .or(Some(Time(now)));
         out.push(w);
@@ -250,6 +317,9 @@ mod tests {
             held: 0,
             max_unavailable: 1,
             excluded,
+            progress_deadline: std::time::Duration::from_secs(600),
+            previous: None,
+            now: Timestamp::from_second(1_000).unwrap(),
         }
     }
 
@@ -328,6 +398,55 @@ mod tests {
     }
 
     #[test]
+    fn a_rollout_without_progress_past_its_deadline_is_reported() {
+        let none = ExclusionSummary::default();
+        let stuck = counts(5, 1, 4);
+        let t0 = Timestamp::from_second(1_000).unwrap();
+        let first = merged(None, wanted(&facts(&stuck, &none)), t0).unwrap();
+        let previous = first.iter().find(|c| c.type_ == PROGRESSING).cloned();
+        let mut later = facts(&stuck, &none);
+        later.previous = previous.as_ref();
+        later.now = Timestamp::from_second(1_000 + 599).unwrap();
+        let conds = wanted(&later);
+        assert_eq!(
+            reason(&conds, PROGRESSING),
+            ("True", "NewRevisionRollingOut")
+        );
+        assert_eq!(
+            deadline_requeue(&later, &conds),
+            Some(std::time::Duration::from_secs(2)),
+            "a sync just after the deadline"
+        );
+        later.now = Timestamp::from_second(1_000 + 600).unwrap();
+        let conds = wanted(&later);
+        assert_eq!(
+            reason(&conds, PROGRESSING),
+            ("False", "ProgressDeadlineExceeded")
+        );
+        assert_eq!(deadline_requeue(&later, &conds), None);
+        // Exceeded stays exceeded until progress is made.
+        let status = DaemonSetStatus {
+            conditions: merged(None, conds, later.now),
+            ..DaemonSetStatus::default()
+        };
+        let exceeded = status.conditions.as_ref().unwrap()[0].clone();
+        later.previous = Some(&exceeded);
+        later.now = Timestamp::from_second(1_000 + 601).unwrap();
+        assert_eq!(
+            reason(&wanted(&later), PROGRESSING),
+            ("False", "ProgressDeadlineExceeded")
+        );
+        let progressed = counts(5, 2, 4);
+        let mut moving = facts(&progressed, &none);
+        moving.previous = Some(&exceeded);
+        moving.now = later.now;
+        assert_eq!(
+            reason(&wanted(&moving), PROGRESSING),
+            ("True", "NewRevisionRollingOut")
+        );
+    }
+
+    #[test]
     fn merging_keeps_times_and_skips_unchanged_conditions() {
         let none = ExclusionSummary::default();
         let t0 = Timestamp::from_second(1_000).unwrap();
@@ -346,9 +465,15 @@ mod tests {
         let progressing = next.iter().find(|c| c.type_ == PROGRESSING).unwrap();
         assert_eq!(
             progressing.last_transition_time,
+            Some(Time(t1)),
+            "Progressing's time is its last change of message (progress)"
+        );
+        assert_eq!(progressing.reason.as_deref(), Some("RolloutComplete"));
+        let available = next.iter().find(|c| c.type_ == AVAILABLE).unwrap();
+        assert_eq!(
+            available.last_transition_time,
             Some(Time(t0)),
             "True to True keeps its time"
         );
-        assert_eq!(progressing.reason.as_deref(), Some("RolloutComplete"));
     }
 }

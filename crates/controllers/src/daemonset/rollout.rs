@@ -140,7 +140,11 @@ mod tests {
     const NO: Placement = Placement::NONE;
 
     fn controls(paused: bool, partition: Option<Partition>) -> RolloutControls {
-        RolloutControls { paused, partition }
+        RolloutControls {
+            paused,
+            partition,
+            ..RolloutControls::default()
+        }
     }
 
     #[test]

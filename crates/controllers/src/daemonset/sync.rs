@@ -904,7 +904,12 @@ async fn update_status(
         min_ready,
         now,
     );
-    let conditions = rollout_conditions(ds, &counts, &placements.excluded, now);
+    let (conditions, deadline) = rollout_conditions(ds, &counts, &placements.excluded, now);
+    // The deadline counts from Progressing's last change, which is a write: one timer per
+    // write, none for a sync that changes nothing.
+    if let Some(delay) = deadline.filter(|_| conditions.is_some()) {
+        ctx.queue.add_after(key.to_string(), delay);
+    }
     if status::needs_write(ds, &counts) || conditions.is_some() {
         let ns = ds.metadata.namespace.clone().unwrap_or_default();
         let name = ds.metadata.name.clone().unwrap_or_default();
@@ -916,7 +921,8 @@ async fn update_status(
         let mut attempt = 0;
         loop {
             let mut next = status::with_counts(to_update.status.as_ref(), &counts, observed);
-            if let Some(c) = rollout_conditions(&to_update, &counts, &placements.excluded, now) {
+            if let (Some(c), _) = rollout_conditions(&to_update, &counts, &placements.excluded, now)
+            {
                 next.conditions = Some(c);
             }
             to_update.status = Some(next);
@@ -942,14 +948,22 @@ async fn update_status(
 }
 
 /// The conditions of `super::conditions` for these counters, or `None` when the status has
-/// them already.
+/// them already; and when to sync again for the progress deadline.
 fn rollout_conditions(
     ds: &DaemonSet,
     counts: &status::Counts,
     excluded: &ExclusionSummary,
     now: Timestamp,
-) -> Option<Vec<k8s_openapi::api::apps::v1::DaemonSetCondition>> {
+) -> (
+    Option<Vec<k8s_openapi::api::apps::v1::DaemonSetCondition>>,
+    Option<Duration>,
+) {
     let controls = RolloutControls::of(ds.metadata.annotations.as_ref());
+    let previous = ds
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == conditions::PROGRESSING));
     let facts = RolloutFacts {
         name: ds.metadata.name.as_deref().unwrap_or(""),
         counts,
@@ -958,8 +972,13 @@ fn rollout_conditions(
         held: controls.partition.map_or(0, |p| p.resolve(counts.desired)),
         max_unavailable: resolve_counts(ds, counts.desired).map_or(1, |(_, u)| u),
         excluded,
+        progress_deadline: Duration::from_secs(u64::from(controls.progress_deadline_seconds)),
+        previous,
+        now,
     };
-    conditions::merged(ds.status.as_ref(), conditions::wanted(&facts), now)
+    let wanted = conditions::wanted(&facts);
+    let requeue = conditions::deadline_requeue(&facts, &wanted);
+    (conditions::merged(ds.status.as_ref(), wanted, now), requeue)
 }
 
 /// Per-node pass, rolling update and history cleanup (R32).
