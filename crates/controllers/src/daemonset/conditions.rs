@@ -22,11 +22,16 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{DaemonSetCondition, DaemonSetStatus};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetCondition, DaemonSetStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
+use pernode_core::rollout::RolloutControls;
+
 use super::status::Counts;
+use super::update::{is_rolling_update, resolve_counts};
 
 /// The condition types written here.
 pub const PROGRESSING: &str = "Progressing";
@@ -95,7 +100,7 @@ pub struct RolloutFacts<'a> {
     /// The nodes placement leaves out.
     pub excluded: &'a ExclusionSummary,
     /// How long a rollout may go without progress.
-    pub progress_deadline: std::time::Duration,
+    pub progress_deadline: Duration,
     /// The Progressing condition the status shows now.
     pub previous: Option<&'a DaemonSetCondition>,
     /// The time of this sync.
@@ -124,7 +129,7 @@ fn no_progress_since(previous: Option<&DaemonSetCondition>, progress: &str) -> O
 pub fn deadline_requeue(
     facts: &RolloutFacts<'_>,
     wanted: &[DaemonSetCondition],
-) -> Option<std::time::Duration> {
+) -> Option<Duration> {
     let progressing = wanted.iter().find(|c| c.type_ == PROGRESSING)?;
     if progressing.reason.as_deref() != Some(ROLLING_OUT) {
         return None;
@@ -135,7 +140,7 @@ pub fn deadline_requeue(
         .and_then(|p| p.last_transition_time.as_ref().map(|t| t.0))
         .unwrap_or(facts.now);
     let elapsed = facts.now.duration_since(since).unsigned_abs();
-    Some(facts.progress_deadline.saturating_sub(elapsed) + std::time::Duration::from_secs(1))
+    Some(facts.progress_deadline.saturating_sub(elapsed) + Duration::from_secs(1))
 }
 
 fn condition(type_: &str, status: &str, reason: &str, message: String) -> DaemonSetCondition {
@@ -292,6 +297,37 @@ pub fn merged(
     Some(out)
 }
 
+/// The conditions for a DaemonSet with these counters, or `None` when its status has them
+/// already; and when to sync again for the progress deadline.
+pub fn for_daemonset(
+    ds: &DaemonSet,
+    counts: &Counts,
+    excluded: &ExclusionSummary,
+    now: Timestamp,
+) -> (Option<Vec<DaemonSetCondition>>, Option<Duration>) {
+    let controls = RolloutControls::of(ds.metadata.annotations.as_ref());
+    let previous = ds
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == PROGRESSING));
+    let facts = RolloutFacts {
+        name: ds.metadata.name.as_deref().unwrap_or(""),
+        counts,
+        rolling: is_rolling_update(ds),
+        paused: controls.paused,
+        held: controls.partition.map_or(0, |p| p.resolve(counts.desired)),
+        max_unavailable: resolve_counts(ds, counts.desired).map_or(1, |(_, u)| u),
+        excluded,
+        progress_deadline: Duration::from_secs(u64::from(controls.progress_deadline_seconds)),
+        previous,
+        now,
+    };
+    let wanted = wanted(&facts);
+    let requeue = deadline_requeue(&facts, &wanted);
+    (merged(ds.status.as_ref(), wanted, now), requeue)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,7 +353,7 @@ mod tests {
             held: 0,
             max_unavailable: 1,
             excluded,
-            progress_deadline: std::time::Duration::from_secs(600),
+            progress_deadline: Duration::from_secs(600),
             previous: None,
             now: Timestamp::from_second(1_000).unwrap(),
         }
@@ -414,7 +450,7 @@ mod tests {
         );
         assert_eq!(
             deadline_requeue(&later, &conds),
-            Some(std::time::Duration::from_secs(2)),
+            Some(Duration::from_secs(2)),
             "a sync just after the deadline"
         );
         later.now = Timestamp::from_second(1_000 + 600).unwrap();

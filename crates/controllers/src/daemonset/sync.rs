@@ -329,14 +329,13 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use pernode_core::labels::LabelSelector;
 
 use super::Error;
-use super::conditions::{self, ExclusionSummary, RolloutFacts};
-use super::controller::Placements;
-use super::controller::{Ctx, object_key};
+use super::conditions;
+use super::controller::{Ctx, Placements, object_key};
 use super::history;
 use super::pods::{controller_ref, pod_template, template_generation};
 use super::rollout::{OlderCreates, older_creates, partition_boundary};
 use super::status;
-use super::update::{is_rolling_update, plan_rolling_update_held, resolve_counts};
+use super::update::{is_rolling_update, plan_rolling_update_held};
 use crate::trim::{ControllerPod, Keep};
 use k8s_openapi::api::core::v1::Pod;
 use pernode_core::rollout::RolloutControls;
@@ -904,7 +903,7 @@ async fn update_status(
         min_ready,
         now,
     );
-    let (conditions, deadline) = rollout_conditions(ds, &counts, &placements.excluded, now);
+    let (conditions, deadline) = conditions::for_daemonset(ds, &counts, &placements.excluded, now);
     // The deadline counts from Progressing's last change, which is a write: one timer per
     // write, none for a sync that changes nothing.
     if let Some(delay) = deadline.filter(|_| conditions.is_some()) {
@@ -921,7 +920,8 @@ async fn update_status(
         let mut attempt = 0;
         loop {
             let mut next = status::with_counts(to_update.status.as_ref(), &counts, observed);
-            if let (Some(c), _) = rollout_conditions(&to_update, &counts, &placements.excluded, now)
+            if let (Some(c), _) =
+                conditions::for_daemonset(&to_update, &counts, &placements.excluded, now)
             {
                 next.conditions = Some(c);
             }
@@ -945,40 +945,6 @@ async fn update_status(
         ctx.queue.add_after(key.to_string(), delay);
     }
     Ok(())
-}
-
-/// The conditions of `super::conditions` for these counters, or `None` when the status has
-/// them already; and when to sync again for the progress deadline.
-fn rollout_conditions(
-    ds: &DaemonSet,
-    counts: &status::Counts,
-    excluded: &ExclusionSummary,
-    now: Timestamp,
-) -> (
-    Option<Vec<k8s_openapi::api::apps::v1::DaemonSetCondition>>,
-    Option<Duration>,
-) {
-    let controls = RolloutControls::of(ds.metadata.annotations.as_ref());
-    let previous = ds
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| c.iter().find(|c| c.type_ == conditions::PROGRESSING));
-    let facts = RolloutFacts {
-        name: ds.metadata.name.as_deref().unwrap_or(""),
-        counts,
-        rolling: is_rolling_update(ds),
-        paused: controls.paused,
-        held: controls.partition.map_or(0, |p| p.resolve(counts.desired)),
-        max_unavailable: resolve_counts(ds, counts.desired).map_or(1, |(_, u)| u),
-        excluded,
-        progress_deadline: Duration::from_secs(u64::from(controls.progress_deadline_seconds)),
-        previous,
-        now,
-    };
-    let wanted = conditions::wanted(&facts);
-    let requeue = conditions::deadline_requeue(&facts, &wanted);
-    (conditions::merged(ds.status.as_ref(), wanted, now), requeue)
 }
 
 /// Per-node pass, rolling update and history cleanup (R32).
