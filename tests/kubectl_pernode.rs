@@ -117,6 +117,15 @@ fn settled(c: &Cluster, want: &[(&str, &str)]) -> bool {
     have == want && available == want.len()
 }
 
+/// The `rollout` line of a `why` report, its words single-spaced.
+fn rollout_line(report: &str) -> String {
+    report
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .find(|l| l.starts_with("rollout "))
+        .unwrap_or_default()
+}
+
 /// `reason: message` of the DaemonSet's condition `type_`.
 fn condition(c: &Cluster, type_: &str) -> String {
     c.ok(&[
@@ -230,6 +239,12 @@ fn pause_and_partition_hold_a_rollout_and_resume_finishes_it() {
         "node-6 on the old revision",
         || settled(&c, &fleet(&six, &paused)),
     );
+    let why = kubectl_pernode(&c, &bin, &["why", "ds/x", "node-1"]);
+    assert!(
+        rollout_line(&why.stdout).ends_with(": paused (pernode.io/paused)"),
+        "{}",
+        why.stdout
+    );
 
     // Resumed under partition 2: exactly node-1 and node-2 stay old.
     c.ok(&["annotate", "ds/x", "pernode.io/partition=2"]);
@@ -239,6 +254,18 @@ fn pause_and_partition_hold_a_rollout_and_resume_finishes_it() {
         Duration::from_secs(90),
         "all but node-1, node-2 updated",
         || settled(&c, &fleet(&six, &["node-1", "node-2"])),
+    );
+    let why = kubectl_pernode(&c, &bin, &["why", "ds/x", "node-2"]);
+    assert!(
+        rollout_line(&why.stdout).ends_with(": held by pernode.io/partition"),
+        "{}",
+        why.stdout
+    );
+    let why = kubectl_pernode(&c, &bin, &["why", "ds/x", "node-3"]);
+    assert!(
+        rollout_line(&why.stdout).starts_with("rollout pass updated (revision "),
+        "{}",
+        why.stdout
     );
     eventually(
         Duration::from_secs(30),
