@@ -308,6 +308,13 @@ fn conditions_say_why_nodes_are_excluded() {
         condition(&c, "NodesExcluded"),
         "ExcludedByPlacement: 2 nodes excluded: 1 by nodeSelector daemon=need, 1 by taint forbid=true:NoSchedule not tolerated"
     );
+    // kubectl describe prints no conditions for a DaemonSet, but it prints events.
+    eventually(Duration::from_secs(30), "the NodesExcluded event", || {
+        c.ok(&["describe", "ds", "x"]).lines().any(|l| {
+            l.contains("NodesExcluded")
+                && l.ends_with("2 nodes excluded: 1 by nodeSelector daemon=need, 1 by taint forbid=true:NoSchedule not tolerated")
+        })
+    });
     eventually(Duration::from_secs(60), "the rollout complete", || {
         condition(&c, "Progressing")
             == "RolloutComplete: DaemonSet \"x\" has successfully progressed."

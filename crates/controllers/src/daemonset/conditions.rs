@@ -297,6 +297,24 @@ pub fn merged(
     Some(out)
 }
 
+/// The message of `next`'s `NodesExcluded` when nodes are excluded and the message differs
+/// from the status's: what the `NodesExcluded` event says.
+pub fn newly_excluded(
+    status: Option<&DaemonSetStatus>,
+    next: &[DaemonSetCondition],
+) -> Option<String> {
+    let find = |c: &[DaemonSetCondition]| {
+        c.iter()
+            .find(|c| c.type_ == NODES_EXCLUDED)
+            .map(|c| (c.status.clone(), c.message.clone()))
+    };
+    let (status_now, message) = find(next)?;
+    let before = status.and_then(|s| s.conditions.as_deref()).and_then(find);
+    (status_now == "True" && before.is_none_or(|(_, m)| m != message))
+        .then_some(message)
+        .flatten()
+}
+
 /// The conditions for a DaemonSet with these counters, or `None` when its status has them
 /// already; and when to sync again for the progress deadline.
 pub fn for_daemonset(
@@ -479,6 +497,30 @@ mod tests {
         assert_eq!(
             reason(&wanted(&moving), PROGRESSING),
             ("True", "NewRevisionRollingOut")
+        );
+    }
+
+    #[test]
+    fn a_new_exclusion_count_is_an_event() {
+        let t0 = Timestamp::from_second(1_000).unwrap();
+        let two = ExclusionSummary::of(["nodeName n2".to_string(), "nodeName n2".to_string()]);
+        let c = counts(1, 1, 1);
+        let first = merged(None, wanted(&facts(&c, &two)), t0).unwrap();
+        assert_eq!(
+            newly_excluded(None, &first).as_deref(),
+            Some("2 nodes excluded: 2 by nodeName n2")
+        );
+        let status = DaemonSetStatus {
+            conditions: Some(first.clone()),
+            ..DaemonSetStatus::default()
+        };
+        assert_eq!(newly_excluded(Some(&status), &first), None, "unchanged");
+        let none = ExclusionSummary::default();
+        let cleared = merged(Some(&status), wanted(&facts(&c, &none)), t0).unwrap();
+        assert_eq!(
+            newly_excluded(Some(&status), &cleared),
+            None,
+            "none excluded"
         );
     }
 

@@ -879,7 +879,7 @@ pub(crate) async fn sync_nodes(
 /// Computes and writes status (R41-R50), with pernode's conditions (`super::conditions`).
 async fn update_status(
     ctx: &Ctx,
-    ds: &DaemonSet,
+    ds: &Arc<DaemonSet>,
     key: &str,
     selector: &LabelSelector,
     placements: &Placements,
@@ -909,6 +909,13 @@ async fn update_status(
     if let Some(delay) = deadline.filter(|_| conditions.is_some()) {
         ctx.queue.add_after(key.to_string(), delay);
     }
+    // `kubectl describe` prints events, not conditions: a new exclusion count is both.
+    if let Some(message) = conditions
+        .as_deref()
+        .and_then(|c| conditions::newly_excluded(ds.status.as_ref(), c))
+    {
+        ctx.recorder.record(ds, NORMAL, "NodesExcluded", message);
+    }
     if status::needs_write(ds, &counts) || conditions.is_some() {
         let ns = ds.metadata.namespace.clone().unwrap_or_default();
         let name = ds.metadata.name.clone().unwrap_or_default();
@@ -916,7 +923,7 @@ async fn update_status(
         let observed = update_observed_generation
             .then_some(ds.metadata.generation)
             .flatten();
-        let mut to_update = ds.clone();
+        let mut to_update = (**ds).clone();
         let mut attempt = 0;
         loop {
             let mut next = status::with_counts(to_update.status.as_ref(), &counts, observed);
