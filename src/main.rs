@@ -7,6 +7,7 @@ mod certificates;
 mod cluster_info;
 mod control_plane;
 mod kubeconfig;
+mod plugin;
 mod store;
 mod token;
 mod up;
@@ -50,6 +51,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Bootstrap tokens for joining nodes (`token create`, as kubeadm's).
     Token(token::TokenArgs),
+    /// Install the kubectl plugin: a `kubectl-pernode` symlink to this binary in DIR, so that
+    /// `kubectl pernode pause|resume ds/x` runs it.
+    InstallPlugin(plugin::InstallPluginArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,6 +64,14 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Started as `kubectl-pernode` (by kubectl): the plugin's verbs, not pernode's commands.
+    if plugin::invoked_as_plugin(std::env::args_os().next().as_deref()) {
+        let cli = plugin::PluginCli::parse();
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(plugin::plugin(cli));
+    }
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Agent(_)) {
         disable_transparent_huge_pages();
@@ -77,6 +89,7 @@ fn main() -> anyhow::Result<()> {
             Command::Bench(args) => bench::bench(args).await,
             Command::Agent(args) => agent::agent(args).await,
             Command::Token(args) => token::token(args).await,
+            Command::InstallPlugin(args) => plugin::install_plugin(args),
         }
     })
 }

@@ -444,3 +444,36 @@ fn resource_version_required_on_update() {
         vec![r#"metadata.resourceVersion: Invalid value: "": must be specified for an update"#]
     );
 }
+
+#[test]
+fn rollout_annotations_that_do_not_parse_are_refused() {
+    let v = with(
+        base(),
+        "/metadata/annotations",
+        json!({"pernode.io/partition": "two", "pernode.io/paused": "yes"}),
+    );
+    let errs = validate::daemon_set_create(&ds(v.clone()));
+    assert_has(
+        &errs,
+        "metadata.annotations[pernode.io/partition]: Invalid value: \"two\": must be a non-negative integer or a percentage (e.g. \"2\" or \"20%\")",
+    );
+    assert_has(
+        &errs,
+        "metadata.annotations[pernode.io/paused]: Invalid value: \"yes\": must be \"true\" or \"false\"",
+    );
+    let good = with(
+        base(),
+        "/metadata/annotations",
+        json!({"pernode.io/partition": "40%", "pernode.io/paused": "true"}),
+    );
+    assert!(validate::daemon_set_create(&ds(good.clone())).is_empty());
+    let on_update = msgs(&validate::daemon_set_update(&ds(v), &ds(good)));
+    assert_eq!(
+        on_update
+            .iter()
+            .filter(|m| m.starts_with("metadata.annotations[pernode.io/"))
+            .count(),
+        2,
+        "an update is checked too: {on_update:#?}"
+    );
+}

@@ -14,6 +14,7 @@
 //! - [`disruption`]: PodDisruptionBudget conditions and which pods a budget covers.
 //! - [`simulated`]: simulated nodes: their annotation and the logs their kubelet stands for.
 //! - [`duration`]: the human durations of the AGE column.
+//! - [`rollout`]: pernode's rollout annotations on a DaemonSet (pause, partition).
 //! - [`resource`]: [`resource_like!`], compact watch types that kube treats as the type they
 //!   stand for.
 
@@ -27,6 +28,7 @@ pub mod names;
 pub mod pod;
 pub mod quantity;
 pub mod resource;
+pub mod rollout;
 pub mod scheduling;
 pub mod simulated;
 

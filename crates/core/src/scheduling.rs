@@ -164,17 +164,20 @@ pub fn node_matches_node_selector_terms(terms: &NodeSelector, node: &Node) -> bo
     })
 }
 
+/// A pod's `nodeSelector` against a node's labels (given as a lookup): every pair is a label.
+pub fn node_selector_matches<'a>(
+    selector: &BTreeMap<String, String>,
+    label: impl Fn(&str) -> Option<&'a str>,
+) -> bool {
+    selector.iter().all(|(k, v)| label(k) == Some(v.as_str()))
+}
+
 /// R4: every `nodeSelector` pair equals a node label, and the required node affinity (if any)
 /// matches.
 pub fn pod_matches_node_selector_and_affinity(spec: &PodSpec, node: &Node) -> bool {
-    if let Some(ns) = &spec.node_selector
-        && !ns.is_empty()
-    {
+    if let Some(ns) = &spec.node_selector {
         let labels = node.metadata.labels.as_ref();
-        let ok = ns
-            .iter()
-            .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v));
-        if !ok {
+        if !node_selector_matches(ns, |k| labels.and_then(|l| l.get(k)).map(String::as_str)) {
             return false;
         }
     }

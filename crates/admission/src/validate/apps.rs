@@ -26,7 +26,23 @@ pub fn daemon_set_create(ds: &DaemonSet) -> Vec<FieldError> {
     let empty = DaemonSetSpec::default();
     errs.extend(spec(ds.spec.as_ref().unwrap_or(&empty)));
     errs.extend(template_generation(ds));
+    errs.extend(rollout_annotations(ds));
     errs
+}
+
+/// pernode's rollout annotations (`pernode_core::rollout`) parse: a control the controller
+/// could not read is refused rather than stored.
+fn rollout_annotations(ds: &DaemonSet) -> Vec<FieldError> {
+    pernode_core::rollout::validate(ds.metadata.annotations.as_ref())
+        .into_iter()
+        .map(|(key, value, why)| {
+            FieldError::invalid(
+                &format!("metadata.annotations[{key}]"),
+                value,
+                &why.to_string(),
+            )
+        })
+        .collect()
 }
 
 /// `spec.templateGeneration` ≥ 0, read from its annotation (an unparsable
@@ -53,6 +69,7 @@ pub fn daemon_set_update(new: &DaemonSet, old: &DaemonSet) -> Vec<FieldError> {
     let mut errs = object_meta(&new.metadata, true, name_is_dns_subdomain);
     errs.extend(spec(ns));
     errs.extend(template_generation(new));
+    errs.extend(rollout_annotations(new));
     errs.extend(object_meta_update(&new.metadata, &old.metadata));
     errs.extend(spec(ns));
     errs.extend(template_generation(new));

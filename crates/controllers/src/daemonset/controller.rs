@@ -28,6 +28,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, mpsc};
 
 use super::backoff::Backoff;
+use super::conditions::ExclusionSummary;
 use super::expectations::Expectations;
 use super::placement::{Placement, PlacementChecker};
 use super::sync::controller_of;
@@ -510,7 +511,15 @@ pub(crate) struct Ctx {
 struct CachedPlacements {
     checker: PlacementChecker,
     node_generation: u64,
-    nodes: Arc<Vec<(String, Placement)>>,
+    placements: Arc<Placements>,
+}
+
+/// Every node, sorted by name, with a DaemonSet's placement on it, and the nodes it leaves
+/// out counted by rule (the `NodesExcluded` condition).
+#[derive(Debug, Default)]
+pub(crate) struct Placements {
+    pub(crate) nodes: Vec<(String, Placement)>,
+    pub(crate) excluded: ExclusionSummary,
 }
 
 impl Ctx {
@@ -535,7 +544,7 @@ impl Ctx {
     /// Every node, sorted by name, with the DaemonSet's placement on it (R2). Computed once per
     /// change of the nodes' labels, taints or set, or of the DaemonSet's pod template, rather
     /// than on every sync.
-    pub(crate) fn placements(&self, key: &str, ds: &DaemonSet) -> Arc<Vec<(String, Placement)>> {
+    pub(crate) fn placements(&self, key: &str, ds: &DaemonSet) -> Arc<Placements> {
         let checker = PlacementChecker::new(ds);
         // Read before the node list: a node change applied after this read bumps it again.
         let node_generation = self.node_generation.load(Ordering::SeqCst);
@@ -545,17 +554,26 @@ impl Ctx {
                 && c.node_generation == node_generation
                 && c.checker == checker
             {
-                return c.nodes.clone();
+                return c.placements.clone();
             }
         }
         let mut nodes = self.nodes.list();
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        let list: Arc<Vec<(String, Placement)>> = Arc::new(
-            nodes
-                .iter()
-                .map(|n| (n.name.to_string(), checker.check(&**n)))
-                .collect(),
-        );
+        let mut excluded_by = Vec::new();
+        let list: Vec<(String, Placement)> = nodes
+            .iter()
+            .map(|n| {
+                let (placement, exclusion) = checker.judge(&**n);
+                if let Some(rule) = exclusion {
+                    excluded_by.push(checker.describe(&rule));
+                }
+                (n.name.to_string(), placement)
+            })
+            .collect();
+        let placements = Arc::new(Placements {
+            nodes: list,
+            excluded: ExclusionSummary::of(excluded_by),
+        });
         self.placements
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -564,10 +582,10 @@ impl Ctx {
                 CachedPlacements {
                     checker,
                     node_generation,
-                    nodes: list.clone(),
+                    placements: placements.clone(),
                 },
             );
-        list
+        placements
     }
 
     /// Forgets the placements of a DaemonSet that is gone.

@@ -9,7 +9,9 @@
 //! | [`pods`] | R15-R21 | the pod created for a node; target node and order of pods |
 //! | [`history`] | R83-R93 | ControllerRevisions: data bytes, hash, reuse, cleanup |
 //! | [`status`] | R41-R50 | the seven counters and when to write them |
+//! | [`conditions`] | — | pernode's typed conditions (upstream writes none) |
 //! | [`update`] | R59-R74 | rolling update in unavailable and surge modes |
+//! | [`rollout`] | — | pernode's pause and partition (not upstream's) |
 //! | [`expectations`] | R122 | creates/deletes in flight per DaemonSet |
 //! | [`backoff`] | R119 | failed-pod deletion backoff per (DaemonSet, generation, node) |
 //! | [`sync`] | R27-R40, R108-R113 | one reconciliation: claim, plan, act |
@@ -27,12 +29,14 @@
 //! ```
 
 pub mod backoff;
+pub mod conditions;
 pub mod controller;
 pub mod expectations;
 mod gojson;
 pub mod history;
 pub mod placement;
 pub mod pods;
+pub mod rollout;
 pub mod status;
 pub mod sync;
 #[cfg(test)]

@@ -8,13 +8,14 @@
 //! `NodeView`, so the controller's cached records and whole `Node`s are judged alike.
 
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, PodSpec};
+use k8s_openapi::api::core::v1::{Node, PodSpec, Taint};
 use pernode_core::scheduling::{
     TAINT_EFFECT_NO_EXECUTE, TAINT_EFFECT_NO_SCHEDULE, find_untolerated_taint,
+    node_matches_node_selector_terms, node_selector_matches,
 };
 
 use super::pods::add_or_update_daemon_pod_tolerations;
-use crate::trim::{NodeView, matches_node_selector_and_affinity};
+use crate::trim::NodeView;
 
 /// The two answers of R2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -58,36 +59,119 @@ impl PlacementChecker {
 
     /// R3-R7 for one node.
     pub fn check(&self, node: &impl NodeView) -> Placement {
-        let node_name = node.name();
-        // R3, R11: a template nodeName pins the DaemonSet to that node.
-        if let Some(pinned) = self.spec.node_name.as_deref().filter(|n| !n.is_empty())
-            && pinned != node_name
+        self.judge(node).0
+    }
+
+    /// R3-R7 for one node, with the rule that keeps a new pod off it (`None` when one may
+    /// be created): the placement, and the first rule that fails in upstream's order.
+    pub fn judge<'n>(&'n self, node: &'n impl NodeView) -> (Placement, Option<Exclusion<'n>>) {
+        // R3, R11, then R4.
+        if let Some(rule) = self
+            .node_name_rule(node)
+            .or_else(|| self.node_selector_rule(node))
+            .or_else(|| self.node_affinity_rule(node))
         {
-            return Placement::NONE;
+            return (Placement::NONE, Some(rule));
         }
-        // R4: node selector and required node affinity (unparsable terms never match).
-        if !matches_node_selector_and_affinity(&self.spec, node) {
-            return Placement::NONE;
-        }
+        self.taint_rule(node)
+    }
+
+    /// R3, R11: a template nodeName pins the DaemonSet to that node.
+    pub fn node_name_rule(&self, node: &impl NodeView) -> Option<Exclusion<'_>> {
+        self.spec
+            .node_name
+            .as_deref()
+            .filter(|pinned| !pinned.is_empty() && *pinned != node.name())
+            .map(Exclusion::NodeName)
+    }
+
+    /// R4: every `nodeSelector` pair is one of the node's labels.
+    pub fn node_selector_rule(&self, node: &impl NodeView) -> Option<Exclusion<'_>> {
+        let selector = self.spec.node_selector.as_ref()?;
+        (!node_selector_matches(selector, |k| node.label(k))).then_some(Exclusion::NodeSelector)
+    }
+
+    /// R4: the required node affinity matches the node (unparsable terms never match).
+    pub fn node_affinity_rule(&self, node: &impl NodeView) -> Option<Exclusion<'_>> {
+        let required = self
+            .spec
+            .affinity
+            .as_ref()?
+            .node_affinity
+            .as_ref()?
+            .required_during_scheduling_ignored_during_execution
+            .as_ref()?;
+        (!node_matches_node_selector_terms(required, &node.affinity_node()))
+            .then_some(Exclusion::NodeAffinity)
+    }
+
+    /// R5-R7: untolerated NoSchedule or NoExecute taints keep new pods off (PreferNoSchedule
+    /// is ignored); only an untolerated NoExecute taint removes a running one.
+    pub fn taint_rule<'n>(&'n self, node: &'n impl NodeView) -> (Placement, Option<Exclusion<'n>>) {
         let taints = node.taints();
         let tolerations = self.spec.tolerations.as_deref().unwrap_or(&[]);
-        // R5: PreferNoSchedule is ignored.
-        let blocked = find_untolerated_taint(taints, tolerations, |t| {
+        let Some(blocking) = find_untolerated_taint(taints, tolerations, |t| {
             t.effect == TAINT_EFFECT_NO_SCHEDULE || t.effect == TAINT_EFFECT_NO_EXECUTE
-        })
-        .is_some();
-        if !blocked {
-            return Placement::BOTH;
-        }
-        // R6: only an untolerated NoExecute taint removes a running pod.
+        }) else {
+            return (Placement::BOTH, None);
+        };
         let evicted =
             find_untolerated_taint(taints, tolerations, |t| t.effect == TAINT_EFFECT_NO_EXECUTE)
                 .is_some();
-        Placement {
+        let placement = Placement {
             should_run: false,
             should_continue_running: !evicted,
+        };
+        (placement, Some(Exclusion::Taint(blocking)))
+    }
+
+    /// Every placement rule's verdict on one node, each checked on its own (not only up to
+    /// the first that fails), for `kubectl pernode why`: `(rule, failure)` in upstream's order.
+    pub fn explain<'n>(&'n self, node: &'n impl NodeView) -> [(&'static str, Option<String>); 4] {
+        let text = |e: Option<Exclusion<'_>>| e.map(|e| self.describe(&e));
+        [
+            ("nodeName", text(self.node_name_rule(node))),
+            ("nodeSelector", text(self.node_selector_rule(node))),
+            ("node affinity", text(self.node_affinity_rule(node))),
+            ("taints", text(self.taint_rule(node).1)),
+        ]
+    }
+
+    /// How an exclusion reads in the `NodesExcluded` condition: `nodeSelector daemon=need`,
+    /// `taint forbid=true:NoSchedule not tolerated`.
+    pub fn describe(&self, exclusion: &Exclusion<'_>) -> String {
+        match exclusion {
+            Exclusion::NodeName(pinned) => format!("nodeName {pinned}"),
+            Exclusion::NodeSelector => {
+                let pairs: Vec<String> = self
+                    .spec
+                    .node_selector
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                format!("nodeSelector {}", pairs.join(","))
+            }
+            Exclusion::NodeAffinity => "required node affinity".to_owned(),
+            Exclusion::Taint(t) => match t.value.as_deref().filter(|v| !v.is_empty()) {
+                Some(v) => format!("taint {}={v}:{} not tolerated", t.key, t.effect),
+                None => format!("taint {}:{} not tolerated", t.key, t.effect),
+            },
         }
     }
+}
+
+/// The placement rule that keeps a DaemonSet's new pods off a node.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Exclusion<'a> {
+    /// R3: the template's `nodeName` names another node.
+    NodeName(&'a str),
+    /// R4: the node's labels do not match `nodeSelector`.
+    NodeSelector,
+    /// R4: the node does not match the required node affinity.
+    NodeAffinity,
+    /// R5: a NoSchedule or NoExecute taint the pod does not tolerate.
+    Taint(&'a Taint),
 }
 
 /// `NodeShouldRunDaemonPod` for one (DaemonSet, node).
@@ -309,6 +393,65 @@ mod tests {
         assert!(!node_should_run_daemon_pod(&n, &ds("x")).should_run);
         let d = with_spec(|s| s.host_network = Some(true));
         assert!(node_should_run_daemon_pod(&n, &d).should_run);
+    }
+
+    #[test]
+    fn exclusions_name_the_first_failing_rule() {
+        let d = with_spec(|s| {
+            s.node_selector = Some([("daemon".into(), "need".into())].into());
+        });
+        let checker = PlacementChecker::new(&d);
+        let n = node("n1", &[]);
+        let (_, why) = checker.judge(&n);
+        assert_eq!(why, Some(Exclusion::NodeSelector));
+        assert_eq!(checker.describe(&why.unwrap()), "nodeSelector daemon=need");
+        let mut n = node("n1", &[taint("forbid", "true", "NoSchedule")]);
+        n.metadata.labels = Some([("daemon".into(), "need".into())].into());
+        let (placement, why) = checker.judge(&n);
+        assert!(!placement.should_run && placement.should_continue_running);
+        assert_eq!(
+            checker.describe(&why.unwrap()),
+            "taint forbid=true:NoSchedule not tolerated"
+        );
+        let n = node("n1", &[taint("gone", "", "NoExecute")]);
+        let plain = PlacementChecker::new(&ds("x"));
+        let (_, why) = plain.judge(&n);
+        assert_eq!(
+            plain.describe(&why.unwrap()),
+            "taint gone:NoExecute not tolerated"
+        );
+        assert_eq!(plain.judge(&node("n1", &[])), (Placement::BOTH, None));
+        let pinned = with_spec(|s| s.node_name = Some("n2".into()));
+        let checker = PlacementChecker::new(&pinned);
+        let n = node("n1", &[]);
+        assert_eq!(checker.judge(&n).1, Some(Exclusion::NodeName("n2")));
+        let affinity = with_spec(|s| s.affinity = required(vec![NodeSelectorTerm::default()]));
+        let checker = PlacementChecker::new(&affinity);
+        assert_eq!(checker.judge(&n).1, Some(Exclusion::NodeAffinity));
+        assert_eq!(
+            checker.describe(&Exclusion::NodeAffinity),
+            "required node affinity"
+        );
+        // Every rule on its own: both the selector and the taint fail here.
+        let d = with_spec(|s| {
+            s.node_selector = Some([("daemon".into(), "need".into())].into());
+        });
+        let checker = PlacementChecker::new(&d);
+        let n = node("n1", &[taint("forbid", "true", "NoSchedule")]);
+        let verdicts = checker.explain(&n);
+        assert_eq!(verdicts[0], ("nodeName", None));
+        assert_eq!(
+            verdicts[1],
+            ("nodeSelector", Some("nodeSelector daemon=need".to_string()))
+        );
+        assert_eq!(verdicts[2], ("node affinity", None));
+        assert_eq!(
+            verdicts[3],
+            (
+                "taints",
+                Some("taint forbid=true:NoSchedule not tolerated".to_string())
+            )
+        );
     }
 
     #[test]

@@ -329,13 +329,16 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use pernode_core::labels::LabelSelector;
 
 use super::Error;
-use super::controller::{Ctx, object_key};
+use super::conditions;
+use super::controller::{Ctx, Placements, object_key};
 use super::history;
 use super::pods::{controller_ref, pod_template, template_generation};
+use super::rollout::{OlderCreates, older_creates, partition_boundary};
 use super::status;
-use super::update::{is_rolling_update, plan_rolling_update};
+use super::update::{is_rolling_update, plan_rolling_update_held};
 use crate::trim::{ControllerPod, Keep};
 use k8s_openapi::api::core::v1::Pod;
+use pernode_core::rollout::RolloutControls;
 
 /// `POST` of a new pod (its JSON `body`), as `Api::create`, answering the created pod's name: the
 /// pod comes back whole, and only its name is decoded.
@@ -765,6 +768,7 @@ pub(crate) async fn sync_nodes(
     pods_to_delete: &[String],
     nodes_to_create: &[String],
     hash: &str,
+    older: Option<&OlderCreates>,
 ) -> Result<(), Error> {
     let ns = ds.metadata.namespace.clone().unwrap_or_default();
     let burst = ctx.opts.burst_replicas.max(1);
@@ -777,10 +781,26 @@ pub(crate) async fn sync_nodes(
         let template = pod_template(ds, template_generation(ds), hash);
         let bodies = super::pods::PodBodies::new(template, &ns, controller_ref(ds)?)
             .map_err(|e| Error::Kube(kube::Error::SerdeError(e)))?;
+        // Pods of an older revision (a paused or partitioned rollout, `super::rollout`): its
+        // template, labelled with its hash and no template generation.
+        let older_bodies = older
+            .map(|o| {
+                let mut at_revision = (**ds).clone();
+                if let Some(spec) = at_revision.spec.as_mut() {
+                    spec.template = o.template.clone();
+                }
+                let template = pod_template(&at_revision, None, &o.hash);
+                super::pods::PodBodies::new(template, &ns, controller_ref(ds)?)
+                    .map_err(|e| Error::Kube(kube::Error::SerdeError(e)))
+            })
+            .transpose()?;
         let (results, skipped) = slow_start(
             &nodes_to_create[..create_diff],
             |node| {
-                let body = bodies.for_node(node);
+                let body = match (&older_bodies, older) {
+                    (Some(b), Some(o)) if o.nodes.contains(node) => b.for_node(node),
+                    _ => bodies.for_node(node),
+                };
                 let (client, ns) = (ctx.client.clone(), ns.clone());
                 on_own_task(async move {
                     let body = body.map_err(kube::Error::SerdeError)?;
@@ -856,16 +876,17 @@ pub(crate) async fn sync_nodes(
     Error::aggregate(errors)
 }
 
-/// Computes and writes status (R41-R50).
+/// Computes and writes status (R41-R50), with pernode's conditions (`super::conditions`).
 async fn update_status(
     ctx: &Ctx,
-    ds: &DaemonSet,
+    ds: &Arc<DaemonSet>,
     key: &str,
     selector: &LabelSelector,
-    nodes: &[(String, Placement)],
+    placements: &Placements,
     hash: &str,
     update_observed_generation: bool,
 ) -> Result<(), Error> {
+    let nodes = &placements.nodes[..];
     let pods = owned_pods(ctx, ds, selector);
     let node_pods = nodes_to_daemon_pods(pods.iter().map(|p| p.as_ref()), false);
     let min_ready = ds
@@ -873,29 +894,45 @@ async fn update_status(
         .as_ref()
         .and_then(|s| s.min_ready_seconds)
         .unwrap_or(0);
+    let now = Timestamp::now();
     let counts = status::compute(
         nodes,
         &node_pods,
         hash,
         template_generation(ds),
         min_ready,
-        Timestamp::now(),
+        now,
     );
-    if status::needs_write(ds, &counts) {
+    let (conditions, deadline) = conditions::for_daemonset(ds, &counts, &placements.excluded, now);
+    // The deadline counts from Progressing's last change, which is a write: one timer per
+    // write, none for a sync that changes nothing.
+    if let Some(delay) = deadline.filter(|_| conditions.is_some()) {
+        ctx.queue.add_after(key.to_string(), delay);
+    }
+    // `kubectl describe` prints events, not conditions: a new exclusion count is both.
+    if let Some(message) = conditions
+        .as_deref()
+        .and_then(|c| conditions::newly_excluded(ds.status.as_ref(), c))
+    {
+        ctx.recorder.record(ds, NORMAL, "NodesExcluded", message);
+    }
+    if status::needs_write(ds, &counts) || conditions.is_some() {
         let ns = ds.metadata.namespace.clone().unwrap_or_default();
         let name = ds.metadata.name.clone().unwrap_or_default();
         let api = ctx.ds_api(&ns);
         let observed = update_observed_generation
             .then_some(ds.metadata.generation)
             .flatten();
-        let mut to_update = ds.clone();
+        let mut to_update = (**ds).clone();
         let mut attempt = 0;
         loop {
-            to_update.status = Some(status::with_counts(
-                to_update.status.as_ref(),
-                &counts,
-                observed,
-            ));
+            let mut next = status::with_counts(to_update.status.as_ref(), &counts, observed);
+            if let (Some(c), _) =
+                conditions::for_daemonset(&to_update, &counts, &placements.excluded, now)
+            {
+                next.conditions = Some(c);
+            }
+            to_update.status = Some(next);
             match api
                 .replace_status(&name, &PostParams::default(), &to_update)
                 .await
@@ -951,6 +988,16 @@ async fn update_daemonset(
         delete = plan.pods_to_delete.len(),
         "manage"
     );
+    let controls = RolloutControls::of(ds.metadata.annotations.as_ref());
+    let held = partition_boundary(nodes, &controls);
+    let older = older_creates(
+        &controls,
+        held,
+        &plan.nodes_to_create,
+        pods.iter().map(|p| p.as_ref()),
+        hash,
+        old,
+    );
     sync_nodes(
         ctx,
         ds,
@@ -958,19 +1005,22 @@ async fn update_daemonset(
         &plan.pods_to_delete,
         &plan.nodes_to_create,
         hash,
+        older.as_ref(),
     )
     .await?;
 
-    if ctx.expectations.satisfied(key) && is_rolling_update(ds) {
+    // A paused rollout replaces no more pods.
+    if ctx.expectations.satisfied(key) && is_rolling_update(ds) && !controls.paused {
         let fresh = owned_pods(ctx, ds, selector);
         let node_pods = nodes_to_daemon_pods(fresh.iter().map(|p| p.as_ref()), false);
-        let plan = plan_rolling_update(
+        let plan = plan_rolling_update_held(
             ds,
             nodes,
             &node_pods,
             hash,
             template_generation(ds),
             Timestamp::now(),
+            held,
         )?;
         if !plan.pods_to_delete.is_empty() || !plan.nodes_to_create.is_empty() {
             tracing::debug!(
@@ -986,6 +1036,7 @@ async fn update_daemonset(
                 &plan.pods_to_delete,
                 &plan.nodes_to_create,
                 hash,
+                None,
             )
             .await?;
         }
@@ -1050,6 +1101,7 @@ pub(crate) async fn sync_daemonset(ctx: &Ctx, key: &str) -> Result<(), Error> {
     // Nodes sorted by name with their placement, recomputed only when nodes or the template
     // changed.
     let placements = ctx.placements(key, &ds);
+    let nodes = &placements.nodes[..];
 
     let mut check = AdoptCheck {
         ctx,
@@ -1069,7 +1121,7 @@ pub(crate) async fn sync_daemonset(ctx: &Ctx, key: &str) -> Result<(), Error> {
         return update_status(ctx, &ds, key, &selector, &placements, &hash, false).await;
     }
     // R32: a sync error takes precedence over a status error.
-    let result = update_daemonset(ctx, &ds, key, &selector, &placements, &pods, &hash, &old).await;
+    let result = update_daemonset(ctx, &ds, key, &selector, nodes, &pods, &hash, &old).await;
     let status_result = update_status(ctx, &ds, key, &selector, &placements, &hash, true).await;
     result.and(status_result)
 }

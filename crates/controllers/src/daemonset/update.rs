@@ -155,6 +155,22 @@ pub fn plan_rolling_update(
     generation: Option<i64>,
     now: Timestamp,
 ) -> Result<RollingPlan, Error> {
+    plan_rolling_update_held(ds, nodes, node_pods, hash, generation, now, None)
+}
+
+/// [`plan_rolling_update`] under a partition (`super::rollout`): the old pods of desired
+/// nodes up to `held` (in name order) are neither replaced nor surged next to; an unavailable
+/// one still counts against maxUnavailable.
+pub fn plan_rolling_update_held(
+    ds: &DaemonSet,
+    nodes: &[(String, Placement)],
+    node_pods: &NodeToPods<'_>,
+    hash: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+    held: Option<&str>,
+) -> Result<RollingPlan, Error> {
+    use super::rollout::is_held;
     let min_ready = ds
         .spec
         .as_ref()
@@ -172,7 +188,7 @@ pub fn plan_rolling_update(
         // Unavailable mode (R64-R67, R73).
         let mut num_unavailable = 0;
         let mut candidates = Vec::new();
-        for (_, pods) in &view {
+        for (node, pods) in &view {
             let Some((new, old)) = updated_pods_on_node(pods, hash, generation) else {
                 num_unavailable += 1;
                 continue;
@@ -181,6 +197,13 @@ pub fn plan_rolling_update(
                 (None, None) | (Some(_), Some(_)) => num_unavailable += 1,
                 (Some(new), None) => {
                     if !available(new) {
+                        num_unavailable += 1;
+                    }
+                }
+                // A partition keeps the old pod, available or not; an unavailable one is
+                // unavailable all the same.
+                (None, Some(old)) if is_held(node, held) => {
+                    if !available(old) {
                         num_unavailable += 1;
                     }
                 }
@@ -219,6 +242,7 @@ pub fn plan_rolling_update(
         let should_run = placement.get(node).is_some_and(|p| p.should_run);
         match (new, old) {
             (_, None) => {}
+            (None, Some(_)) if should_run && is_held(node, held) => {}
             (None, Some(old)) => {
                 if !available(old) {
                     if should_run {
@@ -461,6 +485,58 @@ mod tests {
         let list = vec![("n1".to_owned(), stay)];
         let plan = plan_rolling_update(&d, &list, &map(&pods), "new", Some(2), now()).unwrap();
         assert_eq!(plan.pods_to_delete, vec!["o1"]);
+    }
+
+    #[test]
+    fn a_partition_keeps_held_nodes_old_pods_in_both_modes() {
+        let mut d = ds("x");
+        strategy(&mut d, None, Some(IntOrString::Int(5)));
+        let pods = [
+            pod_on("a", "n1", "old", 1).ready(0).build(),
+            pod_on("b", "n2", "old", 1).build(),
+            pod_on("c", "n3", "old", 1).ready(0).build(),
+        ];
+        let plan = plan_rolling_update_held(
+            &d,
+            &nodes(3),
+            &map(&pods),
+            "new",
+            Some(2),
+            now(),
+            Some("n2"),
+        )
+        .unwrap();
+        assert_eq!(
+            plan.pods_to_delete,
+            vec!["c"],
+            "n1, n2 held, unavailable or not"
+        );
+        strategy(&mut d, Some(IntOrString::Int(5)), Some(IntOrString::Int(0)));
+        let plan = plan_rolling_update_held(
+            &d,
+            &nodes(3),
+            &map(&pods),
+            "new",
+            Some(2),
+            now(),
+            Some("n2"),
+        )
+        .unwrap();
+        assert_eq!(plan.nodes_to_create, vec!["n3"]);
+        assert!(plan.pods_to_delete.is_empty());
+        // A held unavailable pod is kept, and counts against maxUnavailable.
+        strategy(&mut d, None, Some(IntOrString::Int(1)));
+        let plan = plan_rolling_update_held(
+            &d,
+            &nodes(3),
+            &map(&pods),
+            "new",
+            Some(2),
+            now(),
+            Some("n2"),
+        )
+        .unwrap();
+        assert!(plan.pods_to_delete.is_empty());
     }
 
     #[test]

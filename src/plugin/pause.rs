@@ -1,0 +1,47 @@
+//! `kubectl pernode pause|resume ds/x`: sets or removes `pernode.io/paused` with a merge patch
+//! of the DaemonSet's annotations, and prints as `kubectl rollout pause|resume` does for a
+//! Deployment (`daemonset.apps/x paused`, `... already paused`).
+
+use clap::Args;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use kube::api::{Api, Patch, PatchParams};
+use pernode_core::rollout::{PAUSED_ANNOTATION, RolloutControls};
+
+use super::ClientArgs;
+
+#[derive(Args, Debug)]
+pub struct TargetArgs {
+    /// The DaemonSet: `ds/NAME` (or `NAME`).
+    pub daemonset: String,
+}
+
+/// Pauses (`paused`) or resumes the DaemonSet's rollout.
+pub async fn set_paused(
+    client_args: &ClientArgs,
+    args: &TargetArgs,
+    paused: bool,
+) -> anyhow::Result<()> {
+    let name = super::target::daemonset_name(&args.daemonset).map_err(anyhow::Error::msg)?;
+    let (client, namespace) = super::client(client_args).await?;
+    let api: Api<DaemonSet> = Api::namespaced(client, &namespace);
+    let ds = api.get(name).await?;
+    let (done, already) = if paused {
+        ("paused", "already paused")
+    } else {
+        ("resumed", "already resumed")
+    };
+    if RolloutControls::of(ds.metadata.annotations.as_ref()).paused == paused {
+        println!("daemonset.apps/{name} {already}");
+        return Ok(());
+    }
+    let value = if paused {
+        serde_json::Value::from("true")
+    } else {
+        serde_json::Value::Null
+    };
+    let patch = serde_json::json!({"metadata": {"annotations": {PAUSED_ANNOTATION: value}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    println!("daemonset.apps/{name} {done}");
+    Ok(())
+}

@@ -1,0 +1,268 @@
+//! `kubectl pernode why ds/x [NODE]`: for each node (or the one named), why the DaemonSet's pod
+//! is or is not there, rule by rule, as the scheduler simulator explains a scheduling decision.
+//!
+//! The placement rules are judged by the DaemonSet controller's own predicates
+//! (`PlacementChecker::explain`, each rule on its own), the partition by the controller's own
+//! `rollout` module; resources are what the scheduler said about the pod (its `PodScheduled`
+//! condition), the node state its `Ready` condition. Nothing is written.
+
+use std::fmt::Write as _;
+
+use clap::Args;
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ListParams};
+use pernode_controllers::daemonset::CONTROLLER_REVISION_HASH_LABEL;
+use pernode_controllers::daemonset::history::{
+    compute_hash, matches, revision_hash, revision_patch,
+};
+use pernode_controllers::daemonset::placement::{Placement, PlacementChecker};
+use pernode_controllers::daemonset::rollout::{is_held, partition_boundary};
+use pernode_controllers::daemonset::sync::controller_of;
+use pernode_controllers::daemonset::update::is_rolling_update;
+use pernode_core::rollout::RolloutControls;
+
+use super::ClientArgs;
+
+#[derive(Args, Debug)]
+pub struct WhyArgs {
+    /// The DaemonSet: `ds/NAME` (or `NAME`).
+    pub daemonset: String,
+    /// Only this node.
+    pub node: Option<String>,
+}
+
+/// One rule's verdict on one node.
+struct Verdict {
+    rule: &'static str,
+    /// `pass`, `fail`, `held`, `waiting` or `-` (does not apply).
+    verdict: &'static str,
+    detail: String,
+}
+
+fn verdict(rule: &'static str, verdict: &'static str, detail: impl Into<String>) -> Verdict {
+    Verdict {
+        rule,
+        verdict,
+        detail: detail.into(),
+    }
+}
+
+pub async fn why(client_args: &ClientArgs, args: &WhyArgs) -> anyhow::Result<()> {
+    let name = super::target::daemonset_name(&args.daemonset).map_err(anyhow::Error::msg)?;
+    let (client, namespace) = super::client(client_args).await?;
+    let ds = Api::<DaemonSet>::namespaced(client.clone(), &namespace)
+        .get(name)
+        .await?;
+    let node_api: Api<Node> = Api::all(client.clone());
+    if let Some(only) = &args.node {
+        // The server's NotFound for a node that does not exist.
+        node_api.get(only).await?;
+    }
+    let mut nodes = node_api.list(&ListParams::default()).await?.items;
+    nodes.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let uid = ds.metadata.uid.as_deref();
+    let pods: Vec<Pod> = Api::<Pod>::namespaced(client.clone(), &namespace)
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| controller_of(&p.metadata).map(|r| r.uid.as_str()) == uid)
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect();
+    let revisions = Api::<ControllerRevision>::namespaced(client, &namespace)
+        .list(&ListParams::default())
+        .await?
+        .items;
+    print!(
+        "{}",
+        explain(&ds, &nodes, &pods, &revisions, args.node.as_deref())?
+    );
+    Ok(())
+}
+
+/// The current revision's hash: the label of the owned revision holding the template (as the
+/// controller finds it), else the hash the controller would give a new one.
+fn current_hash(ds: &DaemonSet, revisions: &[ControllerRevision]) -> anyhow::Result<String> {
+    let patch = revision_patch(ds)?;
+    let owned = revisions.iter().filter(|r| {
+        controller_of(&r.metadata).map(|o| o.uid.as_str()) == ds.metadata.uid.as_deref()
+    });
+    for rev in owned {
+        if matches(&patch, rev)
+            && let Some(h) = revision_hash(rev)
+        {
+            return Ok(h.to_owned());
+        }
+    }
+    let collisions = ds.status.as_ref().and_then(|s| s.collision_count);
+    Ok(compute_hash(&patch, collisions))
+}
+
+/// The report for `only` (or every node), nodes in name order.
+fn explain(
+    ds: &DaemonSet,
+    nodes: &[Node],
+    pods: &[Pod],
+    revisions: &[ControllerRevision],
+    only: Option<&str>,
+) -> anyhow::Result<String> {
+    let checker = PlacementChecker::new(ds);
+    let placements: Vec<(String, Placement)> = nodes
+        .iter()
+        .map(|n| {
+            (
+                n.metadata.name.clone().unwrap_or_default(),
+                checker.check(n),
+            )
+        })
+        .collect();
+    let controls = RolloutControls::of(ds.metadata.annotations.as_ref());
+    let boundary = partition_boundary(&placements, &controls);
+    let hash = current_hash(ds, revisions)?;
+    let mut out = String::new();
+    for (node, (node_name, placement)) in nodes.iter().zip(&placements) {
+        if only.is_some_and(|o| o != node_name) {
+            continue;
+        }
+        let pod = pods.iter().find(|p| {
+            p.spec
+                .as_ref()
+                .and_then(pernode_core::scheduling::target_node_name)
+                == Some(node_name.as_str())
+        });
+        let mut verdicts: Vec<Verdict> = checker
+            .explain(node)
+            .into_iter()
+            .map(|(rule, failure)| match failure {
+                Some(why) => verdict(rule, "fail", why),
+                None => verdict(rule, "pass", ""),
+            })
+            .collect();
+        verdicts.push(resources(pod));
+        verdicts.push(node_state(node));
+        verdicts.push(rollout(
+            ds,
+            pod,
+            &hash,
+            &controls,
+            is_held(node_name, boundary),
+        ));
+        let headline = match pod {
+            Some(p) => format!("pod {}", p.metadata.name.as_deref().unwrap_or("")),
+            None if placement.should_run => "no pod yet".to_owned(),
+            None => "no pod: excluded by placement".to_owned(),
+        };
+        let _ = writeln!(out, "{node_name}: {headline}");
+        for v in verdicts {
+            let line = format!("  {:<14} {:<8} {}", v.rule, v.verdict, v.detail);
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+    }
+    Ok(out)
+}
+
+/// What the scheduler said about the pod: bound, or why not (`PodScheduled` False).
+fn resources(pod: Option<&Pod>) -> Verdict {
+    let Some(pod) = pod else {
+        return verdict("resources", "-", "no pod");
+    };
+    if pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .is_some()
+    {
+        return verdict("resources", "pass", "bound to the node");
+    }
+    let unschedulable = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False");
+    match unschedulable {
+        Some(c) => verdict("resources", "fail", c.message.clone().unwrap_or_default()),
+        None => verdict("resources", "waiting", "not scheduled yet"),
+    }
+}
+
+/// The node's `Ready` condition; a cordoned node still runs daemon pods (R8).
+fn node_state(node: &Node) -> Verdict {
+    let ready = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .find(|c| c.type_ == "Ready");
+    let cordoned = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false);
+    let cordon = if cordoned {
+        ", cordoned (daemon pods still run)"
+    } else {
+        ""
+    };
+    match ready.map(|c| c.status.as_str()) {
+        Some("True") => verdict("node state", "pass", format!("Ready{cordon}")),
+        Some(status) => verdict("node state", "fail", format!("Ready={status}{cordon}")),
+        None => verdict(
+            "node state",
+            "waiting",
+            format!("no Ready condition yet{cordon}"),
+        ),
+    }
+}
+
+/// Whether the pod runs the current revision, and if not what holds it back.
+fn rollout(
+    ds: &DaemonSet,
+    pod: Option<&Pod>,
+    hash: &str,
+    controls: &RolloutControls,
+    held: bool,
+) -> Verdict {
+    let Some(pod) = pod else {
+        return verdict("rollout", "-", "no pod");
+    };
+    let pod_hash = pod
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(CONTROLLER_REVISION_HASH_LABEL))
+        .map(String::as_str)
+        .unwrap_or("");
+    if pod_hash == hash {
+        return verdict("rollout", "pass", format!("updated (revision {hash})"));
+    }
+    let old = format!("old revision {pod_hash}");
+    if controls.paused {
+        verdict(
+            "rollout",
+            "held",
+            format!("{old}: paused (pernode.io/paused)"),
+        )
+    } else if held {
+        verdict(
+            "rollout",
+            "held",
+            format!("{old}: held by pernode.io/partition"),
+        )
+    } else if !is_rolling_update(ds) {
+        verdict(
+            "rollout",
+            "held",
+            format!("{old}: OnDelete replaces it once it is deleted"),
+        )
+    } else {
+        verdict(
+            "rollout",
+            "waiting",
+            format!("{old}: waiting its turn (maxUnavailable/maxSurge)"),
+        )
+    }
+}
