@@ -12,12 +12,14 @@
 //!   [`Store::list_field_equals`].
 //! - [`Watcher`] reads the ring from a resourceVersion on; too old a start (or falling behind)
 //!   gives [`StoreError::Expired`], which the API server turns into 410 Gone.
+//! - [`StoreMetrics`]: the writer's commit latency and batch sizes, for `/metrics`.
 //! - [`bench`](mod@bench) measures write throughput for `pernode bench` and `examples/store_bench.rs`.
 
 mod backend;
 pub mod bench;
 mod error;
 mod index;
+mod metrics;
 mod store;
 mod types;
 mod watcher;
@@ -25,6 +27,7 @@ mod writer;
 
 pub use backend::{Backend, DB_FILE, Loaded, MemoryBackend, SqliteBackend, Write, private_dir};
 pub use error::{BackendError, StoreError};
+pub use metrics::StoreMetrics;
 pub use store::Store;
 pub use types::{
     Attrs, Entry, Event, EventType, Indexer, Op, Prev, StoreOptions, StoreStats, labels_indexer,
