@@ -193,9 +193,7 @@ impl Writer {
             }
             let n = batch.events.len() as u64;
             let metrics = &self.shared.metrics;
-            metrics
-                .commit_duration
-                .observe(commit_time.as_secs_f64());
+            metrics.commit_duration.observe(commit_time.as_secs_f64());
             metrics.batch_writes.observe(batch.writes.len() as f64);
             {
                 let mut st = self.shared.state.write();

@@ -192,10 +192,12 @@ fn dry_run(query: &Query) -> u8 {
         return 0;
     }
     let values = query.dry_run_values();
-    match values.iter().all(|v| v == "All") {
-        _ if values.is_empty() => 0,
-        true => 1,
-        false => 2,
+    if values.is_empty() {
+        0
+    } else if values.iter().all(|v| v == "All") {
+        1
+    } else {
+        2
     }
 }
 
