@@ -4,8 +4,9 @@
 //!
 //! As upstream's instrumented routes, only resource requests that passed authentication and
 //! authorization are recorded; a long-running request (a watch, logs, a connection to a node)
-//! counts in the gauge while it runs and in the totals when it ends, as upstream records it
-//! once its handler returns.
+//! counts in the gauge while its response body streams and in the totals when the body ends or
+//! is dropped, as upstream records it once its handler returns (a connection upgraded to exec
+//! or port-forward leaves the gauge once its 101 is sent).
 //!
 //! Recording is on every request's path, in-process controllers included, so it allocates
 //! nothing once a label set has been seen: every label value is a `&'static str` (the
@@ -13,13 +14,15 @@
 //! of each label set are cached under a key of pointers and small integers.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::RwLock;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
-use futures::StreamExt;
+use hyper::body::{Frame, SizeHint};
 use pernode_resources::ResourceInfo;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -343,11 +346,38 @@ impl RequestMetrics {
             _live: live,
         };
         let (parts, body) = response.into_parts();
-        let body = body.into_data_stream().map(move |chunk| {
-            let _ = &ended;
-            chunk
-        });
-        Response::from_parts(parts, Body::from_stream(body))
+        let body = Measured {
+            inner: body,
+            _ended: ended,
+        };
+        Response::from_parts(parts, Body::new(body))
+    }
+}
+
+/// A long-running request's body, as it was (frames, end, size hint: a 101's empty body stays
+/// empty), holding what records the request when the body goes.
+struct Measured {
+    inner: Body,
+    _ended: Ended,
+}
+
+impl HttpBody for Measured {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
