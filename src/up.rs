@@ -262,6 +262,14 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let mut controllers = args.controllers;
     controllers.root_ca_pem = Some(running.serving_ca_pem.clone());
     controllers.signing_ca = Some(running.cluster_ca.clone());
+    // The controllers' work queues on the API server's /metrics, as kube-apiserver's page
+    // carries every component linked into the process.
+    let mut queues = prometheus_client::registry::Registry::default();
+    pernode_controllers::workqueue_metrics::register(&mut queues);
+    running
+        .server
+        .metrics()
+        .add_registry(std::sync::Arc::new(queues));
     let clients = crate::control_plane::Clients::InProcess(running.server.clone());
     crate::control_plane::spawn_controllers_with(&mut tasks, &clients, &controllers);
     crate::control_plane::spawn_simulator_with(&mut tasks, &clients, &controllers);

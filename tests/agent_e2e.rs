@@ -409,6 +409,26 @@ fn three_agents_run_a_daemonset_of_http_servers() {
     let (_, _, ready) = pod_on(&c, "e2e-1").expect("pod on e2e-1");
     assert!(ready);
 
+    // The kubelet's core metrics of one node, through the API server's node proxy (as
+    // Prometheus scrapes kubelets): its one pod and container, started once.
+    let kubelet = pernode_apiserver::metrics::Samples::parse(&c.ok(&[
+        "get",
+        "--raw",
+        "/api/v1/nodes/e2e-1/proxy/metrics",
+    ]));
+    assert_eq!(kubelet.get("kubelet_running_pods", &[]), 1.0);
+    let running = [("container_state", "running")];
+    assert_eq!(kubelet.get("kubelet_running_containers", &running), 1.0);
+    let started = [("container_type", "container")];
+    assert_eq!(
+        kubelet.get("kubelet_started_containers_total", &started),
+        1.0
+    );
+    assert_eq!(
+        kubelet.get("kubelet_pod_start_duration_seconds_count", &[]),
+        1.0
+    );
+
     // kubectl logs ds/x: through the API server to the agent of one of the pods.
     eventually(
         within,

@@ -5,7 +5,7 @@
 //!
 //! Kept to the roles a DaemonSet control plane has a use for: `cluster-admin`, the user-facing
 //! `admin`/`edit`/`view` (aggregated from the `system:aggregate-to-*` roles, as upstream),
-//! discovery and basic-user access, the node, scheduler and controller-manager roles, the
+//! discovery, basic-user and monitoring (`/metrics`) access, the node, scheduler and controller-manager roles, the
 //! `system:controller:*` roles (bound to their service accounts in `kube-system`) of the
 //! controllers pernode runs, and the roles and kubeadm's bindings of joining nodes through
 //! certificate signing requests ([`certificates`]). Every object is labelled `kubernetes.io/bootstrapping:
@@ -78,6 +78,9 @@ const EXTENSIONS: &str = "extensions";
 const NETWORKING: &str = "networking.k8s.io";
 const POLICY: &str = "policy";
 const STORAGE: &str = "storage.k8s.io";
+
+/// `user.MonitoringGroup`: the group bound to the `system:monitoring` role (`/metrics`).
+pub const MONITORING_GROUP: &str = "system:monitoring";
 
 /// The namespace of the controllers' service accounts.
 const CONTROLLER_NAMESPACE: &str = "kube-system";
@@ -249,6 +252,23 @@ fn cluster_roles() -> Vec<ClusterRole> {
             vec![url_rule(
                 &["get"],
                 &["/livez", "/readyz", "/healthz", "/version", "/version/"],
+            )],
+        ),
+        // Full access to the monitoring endpoints.
+        role(
+            "system:monitoring",
+            vec![url_rule(
+                &["get"],
+                &[
+                    "/metrics",
+                    "/metrics/slis",
+                    "/livez",
+                    "/readyz",
+                    "/healthz",
+                    "/livez/*",
+                    "/readyz/*",
+                    "/healthz/*",
+                ],
             )],
         ),
         aggregated("admin", AGGREGATE_TO_ADMIN, &[]),
@@ -720,6 +740,7 @@ pub fn bootstrap_cluster_role_bindings() -> Vec<ClusterRoleBinding> {
     let mut bindings = vec![
         binding("cluster-admin", groups(&["system:masters"])),
         binding("system:discovery", groups(&["system:authenticated"])),
+        binding("system:monitoring", groups(&[MONITORING_GROUP])),
         binding("system:basic-user", groups(&["system:authenticated"])),
         binding(
             "system:public-info-viewer",
@@ -1229,6 +1250,10 @@ mod tests {
         assert_eq!(
             subjects("cluster-admin"),
             [("Group".into(), "system:masters".into())]
+        );
+        assert_eq!(
+            subjects("system:monitoring"),
+            [("Group".into(), "system:monitoring".into())]
         );
         assert_eq!(
             subjects("system:public-info-viewer"),

@@ -32,6 +32,7 @@ pub mod impersonation;
 pub mod kinds;
 pub mod kubernetes_service;
 pub mod max_in_flight;
+pub mod metrics;
 pub mod namespace_lifecycle;
 pub mod node_graph;
 pub mod node_proxy;
@@ -85,6 +86,8 @@ pub struct AppState {
     pub service_account_tokens: token_authn::ServiceAccountTokens,
     /// Logs every request ([`audit`]); `None` (the default) audits nothing, at no cost.
     pub audit: Option<Arc<audit::Auditor>>,
+    /// What `/metrics` exposes; `dispatch` records every authorized resource request.
+    pub metrics: Arc<metrics::ApiMetrics>,
 }
 
 /// Where the key that signs service-account tokens comes from.
@@ -159,6 +162,7 @@ impl ApiServer {
         let crds = crd::Controller::new(catalog.clone());
         let rbac = rbac_authorizer::Controller::new();
         let graph = Arc::new(node_graph::StoreGraph::new(store.clone()));
+        let metrics = Arc::new(metrics::ApiMetrics::new(&store));
         let state = Arc::new(AppState {
             store,
             node_dialer: options.node_dialer,
@@ -170,6 +174,7 @@ impl ApiServer {
             rbac,
             service_account_tokens,
             audit: audit.map(Arc::new),
+            metrics,
         });
         bootstrap(&state.store).await?;
         bootstrap_rbac::ensure(&state.store).await?;
@@ -230,6 +235,11 @@ impl ApiServer {
     /// [`token_authn::authenticate_bearer`]).
     pub fn state(&self) -> &Arc<AppState> {
         &self.state
+    }
+
+    /// What this server's `/metrics` exposes ([`metrics::ApiMetrics::add_registry`] adds more).
+    pub fn metrics(&self) -> &Arc<metrics::ApiMetrics> {
+        &self.state.metrics
     }
 
     /// Waits (up to `timeout`) until the audit events of the requests answered so far are
@@ -395,10 +405,11 @@ fn json_value(v: &Value) -> Response {
 }
 
 async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let started = std::time::Instant::now();
     state
         .requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (mut parts, body) = request.into_parts();
+    let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
     tracing::trace!(method = %parts.method, %path, query = parts.uri.query().unwrap_or(""), "request");
     let accept = parts
@@ -468,6 +479,26 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         tracing::debug!(user = %user.name, %path, message = %e.message, "request forbidden");
         return e.into_response();
     }
+    let sample =
+        metrics::requests::Sample::new(started, &parts.method, &target, &query, &parts.headers);
+    let live = sample
+        .is_long_running()
+        .then(|| state.metrics.requests.long_running(&sample));
+    let response = serve_resource(&state, parts, body, target, query, user, audit).await;
+    state.metrics.requests.finish(sample, live, response)
+}
+
+/// Reads an authorized resource request's body and runs its verb.
+async fn serve_resource(
+    state: &Arc<AppState>,
+    mut parts: http::request::Parts,
+    body: Body,
+    target: target::Target,
+    query: params::Query,
+    user: Arc<pernode_auth::user::UserInfo>,
+    audit: Option<audit::Recorder>,
+) -> Response {
+    let path = parts.uri.path();
     // Read one byte past the limit so an oversized body is a 413, not a truncated parse.
     let body = match axum::body::to_bytes(body, codec::MAX_BODY_BYTES + 1).await {
         Ok(b) if b.len() > codec::MAX_BODY_BYTES => return ApiError::too_large().into_response(),
@@ -487,9 +518,9 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
     };
     let result = if node_proxy::connect::is_connect(&req) {
         let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
-        node_proxy::connect::serve(&state, req, upgrade).await
+        node_proxy::connect::serve(state, req, upgrade).await
     } else {
-        handlers::handle(state, req).await
+        handlers::handle(state.clone(), req).await
     };
     match result {
         Ok(r) => r,
@@ -529,6 +560,11 @@ fn non_resource(
         "/apis" => json_value(&pernode_resources::api_group_list(view)),
         "/openapi/v3" => json_value(&state.catalog.openapi().index()),
         "/openapi/v2" => openapi_v2(state, accept, headers),
+        "/metrics" => json_body(
+            StatusCode::OK,
+            metrics::CONTENT_TYPE,
+            state.metrics.encode(),
+        ),
         _ => {
             if let Some(doc) = path.strip_prefix("/openapi/v3/") {
                 return Some(match state.catalog.openapi().document(doc) {

@@ -115,7 +115,8 @@ pub async fn run(client: kube::Client) -> Result<(), Error> {
     let c = Arc::new(Controller {
         api: Api::all(client),
         cache: Mutex::new(BTreeMap::new()),
-        queue: WorkQueue::new(Duration::from_millis(5), Duration::from_secs(30)),
+        queue: WorkQueue::new(Duration::from_millis(5), Duration::from_secs(30))
+            .named("ClusterRoleAggregator"),
     });
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(c.clone().watch());

@@ -72,7 +72,9 @@ pub(crate) async fn run<H: Handler>(
             Duration::from_secs(1000),
             10.0,
             100.0,
-        ),
+        )
+        // Upstream's certificate controllers (approving, signing) all name their queue so.
+        .named("certificate"),
         handler,
     });
     let mut tasks = tokio::task::JoinSet::new();

@@ -31,6 +31,10 @@ pub mod pod_watch;
 pub mod root_ca_publisher;
 pub mod scheduler;
 pub mod service_account;
+
+/// client-go's workqueue metrics of every named controller queue, for a `/metrics` page.
+pub use pernode_runtime::workqueue_metrics;
+
 mod trim;
 
 /// The deduplicating, rate-limited work queue the scheduler, GC and pod GC share.

@@ -116,7 +116,8 @@ pub async fn run_with_pods(
         client,
         opts,
         state: Mutex::new(State::default()),
-        queue: WorkQueue::new(Duration::from_millis(200), Duration::from_secs(30)),
+        queue: WorkQueue::new(Duration::from_millis(200), Duration::from_secs(30))
+            .named("orphaned_pods_nodes"),
     });
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(gc.clone().watch_nodes());

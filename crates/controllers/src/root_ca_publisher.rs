@@ -70,7 +70,8 @@ pub async fn run(client: kube::Client, ca_pem: String) -> Result<(), Error> {
             Duration::from_secs(1000),
             10.0,
             100.0,
-        ),
+        )
+        .named("root_ca_cert_publisher"),
         synced: watch::Sender::new(0),
     });
     let mut tasks = tokio::task::JoinSet::new();

@@ -64,7 +64,8 @@ pub async fn run(client: kube::Client) -> Result<(), Error> {
             Duration::from_secs(1000),
             10.0,
             100.0,
-        ),
+        )
+        .named("serviceaccount"),
         synced: watch::Sender::new(0),
     });
     let mut tasks = tokio::task::JoinSet::new();

@@ -5,6 +5,7 @@
 pub mod shared_watch;
 pub mod token_bucket;
 pub mod workqueue;
+pub mod workqueue_metrics;
 
 pub use shared_watch::{SharedWatch, Subscription};
 pub use token_bucket::TokenBucket;

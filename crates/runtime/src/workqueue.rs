@@ -2,6 +2,9 @@
 //! processed once; a key re-added while it is being processed is processed again afterwards
 //! (never by two workers at once); failed keys come back after a per-key exponential backoff.
 //!
+//! A named queue ([`WorkQueue::named`]) records client-go's workqueue metrics
+//! ([`crate::workqueue_metrics`]) with client-go's semantics.
+//!
 //! Used by every control loop: the DaemonSet controller (with the global token bucket
 //! upstream's controllers add on top), the scheduler, the garbage collector, pod GC, node
 //! lifecycle and the fleet simulator.
@@ -16,6 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use crate::TokenBucket;
+use crate::workqueue_metrics::QueueMetrics;
 
 /// See the module documentation. Cloning gives another handle on the same queue.
 pub struct WorkQueue<K> {
@@ -35,6 +39,8 @@ struct Inner<K> {
     notify: Notify,
     base_delay: Duration,
     max_delay: Duration,
+    /// Set for a named queue.
+    metrics: Option<QueueMetrics>,
 }
 
 struct State<K> {
@@ -46,6 +52,10 @@ struct State<K> {
     shut_down: bool,
     /// Optional overall limit on rate-limited requeues.
     bucket: Option<TokenBucket>,
+    /// A named queue's first add of each waiting key, and when each key's processing started
+    /// (client-go's `addTimes` and `processingStartTimes`); empty for an unnamed queue.
+    added_at: HashMap<K, Instant>,
+    started_at: HashMap<K, Instant>,
 }
 
 impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
@@ -71,12 +81,25 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
                     failures: HashMap::new(),
                     shut_down: false,
                     bucket: bucket.map(|(qps, burst)| TokenBucket::new(qps, burst)),
+                    added_at: HashMap::new(),
+                    started_at: HashMap::new(),
                 }),
                 notify: Notify::new(),
                 base_delay,
                 max_delay,
+                metrics: None,
             }),
         }
+    }
+
+    /// This queue, recording the workqueue metrics labelled `name` (upstream's queue name of
+    /// the controller). Call it on a new queue, before any clone is made.
+    pub fn named(mut self, name: &str) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.metrics = Some(QueueMetrics::of(name)),
+            None => tracing::warn!(name, "a work queue named after it was shared: no metrics"),
+        }
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, State<K>> {
@@ -90,6 +113,11 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
         if s.shut_down || s.dirty.contains(&key) {
             return;
         }
+        if let Some(m) = &self.inner.metrics {
+            m.adds.inc();
+            m.depth.inc();
+            s.added_at.entry(key.clone()).or_insert_with(Instant::now);
+        }
         s.dirty.insert(key.clone());
         if s.processing.contains(&key) {
             return; // `done` queues it again.
@@ -101,6 +129,12 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
 
     /// Queue `key` after `delay`.
     pub fn add_after(&self, key: K, delay: Duration) {
+        // client-go counts every delayed add as a retry, the immediate ones included.
+        if let Some(m) = &self.inner.metrics
+            && !self.lock().shut_down
+        {
+            m.retries.inc();
+        }
         if delay.is_zero() {
             self.add(key);
             return;
@@ -146,6 +180,15 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
                 let mut s = self.lock();
                 if let Some(key) = s.queue.pop_front() {
                     s.dirty.remove(&key);
+                    if let Some(m) = &self.inner.metrics {
+                        m.depth.dec();
+                        let now = Instant::now();
+                        if let Some(added) = s.added_at.remove(&key) {
+                            m.queue_duration
+                                .observe(now.duration_since(added).as_secs_f64());
+                        }
+                        s.started_at.insert(key.clone(), now);
+                    }
                     s.processing.insert(key.clone());
                     let more = !s.queue.is_empty();
                     drop(s);
@@ -167,6 +210,11 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
     pub fn done(&self, key: &K) {
         let mut s = self.lock();
         s.processing.remove(key);
+        if let Some(m) = &self.inner.metrics
+            && let Some(started) = s.started_at.remove(key)
+        {
+            m.work_duration.observe(started.elapsed().as_secs_f64());
+        }
         if s.dirty.contains(key) && !s.shut_down {
             s.queue.push_back(key.clone());
             drop(s);
@@ -233,6 +281,48 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(2), second)
             .await
             .expect("the second key comes back");
+    }
+
+    #[tokio::test]
+    async fn a_named_queue_records_client_gos_metrics() {
+        let metrics = || {
+            let mut registry = prometheus_client::registry::Registry::default();
+            crate::workqueue_metrics::register(&mut registry);
+            let mut text = String::new();
+            prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+            text
+        };
+        let q = WorkQueue::new(Duration::ZERO, Duration::ZERO).named("unit-test-queue");
+        let series = |text: &str, name: &str| -> String {
+            let prefix = format!("{name}{{name=\"unit-test-queue\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .unwrap_or("absent")
+                .to_string()
+        };
+        q.add("a");
+        q.add("a"); // deduplicated: not an add
+        q.add("b");
+        let text = metrics();
+        assert_eq!(series(&text, "workqueue_adds_total"), "2", "{text}");
+        assert_eq!(series(&text, "workqueue_depth"), "2", "{text}");
+        let a = q.get().await.expect("a");
+        q.done(&a);
+        q.add_rate_limited("b"); // already waiting: a retry, not an add
+        let text = metrics();
+        assert_eq!(series(&text, "workqueue_depth"), "1", "{text}");
+        assert_eq!(series(&text, "workqueue_adds_total"), "2", "{text}");
+        assert_eq!(series(&text, "workqueue_retries_total"), "1", "{text}");
+        assert_eq!(
+            series(&text, "workqueue_queue_duration_seconds_count"),
+            "1",
+            "{text}"
+        );
+        assert_eq!(
+            series(&text, "workqueue_work_duration_seconds_count"),
+            "1",
+            "{text}"
+        );
     }
 
     #[tokio::test]

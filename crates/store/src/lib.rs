@@ -15,6 +15,7 @@
 //!   [`Store::list_field_equals`].
 //! - [`Watcher`] reads the ring from a resourceVersion on; too old a start (or falling behind)
 //!   gives [`StoreError::Expired`], which the API server turns into 410 Gone.
+//! - [`StoreMetrics`]: the writer's commit latency and batch sizes, for `/metrics`.
 //! - [`bench`](mod@bench) measures write throughput for `pernode bench` and `examples/store_bench.rs`.
 
 mod backend;
@@ -23,6 +24,7 @@ mod error;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 mod index;
+mod metrics;
 mod store;
 mod types;
 mod watcher;
@@ -30,6 +32,7 @@ mod writer;
 
 pub use backend::{Backend, DB_FILE, Loaded, MemoryBackend, SqliteBackend, Write, private_dir};
 pub use error::{BackendError, StoreError};
+pub use metrics::StoreMetrics;
 pub use store::Store;
 pub use types::{
     Attrs, Entry, Event, EventType, Indexer, Op, Prev, StoreOptions, StoreStats, labels_indexer,

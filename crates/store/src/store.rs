@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::backend::{Backend, MemoryBackend, SqliteBackend};
 use crate::error::{BackendError, StoreError};
 use crate::index::FieldIndex;
+use crate::metrics::StoreMetrics;
 use crate::types::{Attrs, Entry, Event, Indexer, Op, StoreOptions, StoreStats};
 use crate::watcher::Watcher;
 use crate::writer::{Prepared, PreparedKind, Request, Unstamped, Writer, go_escape};
@@ -44,6 +45,8 @@ pub(crate) struct Shared {
     pub wake: watch::Receiver<u64>,
     pub commits: AtomicU64,
     pub writes: AtomicU64,
+    /// The writer's commit latency and batch sizes ([`Store::metrics`]).
+    pub metrics: StoreMetrics,
 }
 
 struct Inner {
@@ -154,6 +157,7 @@ impl Store {
             wake: wake_rx,
             commits: AtomicU64::new(0),
             writes: AtomicU64::new(0),
+            metrics: StoreMetrics::default(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let writer = Writer::new(shared.clone(), backend, rx, wake_tx, rv, &opts);
@@ -253,6 +257,27 @@ impl Store {
             .filter(|(_, e)| e.attrs.field(field) == Some(value))
             .map(|(_, e)| e.clone())
             .collect()
+    }
+
+    /// The number of stored objects per resource (the first segment of their keys: `pods`,
+    /// `daemonsets`, `widgets.example.com`), in key order: one pass over the keys under the
+    /// read lock, allocating only per resource.
+    pub fn count_by_resource(&self) -> Vec<(String, usize)> {
+        let st = self.inner.shared.state.read();
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for key in st.map.keys() {
+            let resource = key.split('/').next().unwrap_or_default();
+            match counts.last_mut() {
+                Some((last, n)) if last == resource => *n += 1,
+                _ => counts.push((resource.to_string(), 1)),
+            }
+        }
+        counts
+    }
+
+    /// The writer's commit latency and batch sizes, shared with every clone of this store.
+    pub fn metrics(&self) -> &StoreMetrics {
+        &self.inner.shared.metrics
     }
 
     /// Number of keys under `prefix` (cheap; no clones).

@@ -169,10 +169,11 @@ impl Writer {
         let t1 = t0.elapsed();
         if !batch.writes.is_empty() {
             let r = self.backend.commit(next, &batch.writes);
+            let commit_time = t0.elapsed() - t1;
             tracing::trace!(
                 writes = batch.writes.len(),
                 check = ?t1,
-                commit = ?(t0.elapsed() - t1),
+                commit = ?commit_time,
                 "store batch"
             );
             if let Err(e) = r {
@@ -191,6 +192,9 @@ impl Writer {
                 return;
             }
             let n = batch.events.len() as u64;
+            let metrics = &self.shared.metrics;
+            metrics.commit_duration.observe(commit_time.as_secs_f64());
+            metrics.batch_writes.observe(batch.writes.len() as f64);
             {
                 let mut st = self.shared.state.write();
                 apply(&mut st, batch.events, self.ring_capacity, self.ring_bytes);

@@ -149,3 +149,57 @@ async fn the_data_dir_and_its_files_are_owner_only() {
     assert!(files >= 2, "the database and its WAL");
     store.close().await;
 }
+
+/// The exposition of the store's commit histograms.
+fn commit_metrics(s: &Store) -> String {
+    let mut registry = prometheus_client::registry::Registry::default();
+    s.metrics().register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    text
+}
+
+#[tokio::test]
+async fn commits_are_measured_per_batch_and_objects_counted_per_resource() {
+    let s = mem();
+    let create = |key: &str| Op::Create {
+        key: key.into(),
+        obj: obj(key.rsplit('/').next().unwrap(), "x"),
+    };
+    // One batch of three writes (a failed op writes nothing), then a batch of one.
+    let res = s
+        .commit(vec![
+            create("pods/ns/a"),
+            create("pods/ns/b"),
+            create("pods/ns/a"),
+            create("widgets.example.com/ns/w"),
+        ])
+        .await;
+    assert_eq!(res.iter().filter(|r| r.is_ok()).count(), 3);
+    s.create("daemonsets/ns/d", obj("d", "x")).await.unwrap();
+    let text = commit_metrics(&s);
+    assert!(
+        text.contains("pernode_store_commit_batch_writes_count 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pernode_store_commit_batch_writes_sum 4.0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pernode_store_commit_batch_writes_bucket{le=\"1.0\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("etcd_disk_backend_commit_duration_seconds_count 2\n"),
+        "{text}"
+    );
+    assert_eq!(
+        s.count_by_resource(),
+        vec![
+            ("daemonsets".to_string(), 1),
+            ("pods".to_string(), 2),
+            ("widgets.example.com".to_string(), 1)
+        ]
+    );
+}

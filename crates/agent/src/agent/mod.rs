@@ -11,7 +11,8 @@
 //! restart policy with CrashLoopBackOff ([`backoff`]), startup/liveness/readiness probes
 //! ([`probe`]), graceful termination, cgroup v2 limits where writable ([`cgroup`]), and the
 //! kubelet's events about pods ([`events`]). It serves the kubelet's `/containerLogs`
-//! endpoint ([`logs`]), which the API server proxies `pods/log` to.
+//! endpoint ([`logs`]), which the API server proxies `pods/log` to, and the kubelet's core
+//! metrics at `/metrics` ([`metrics`]).
 //!
 //! Restarting the agent neither loses nor duplicates processes: each container's PID, start
 //! time and restart count are kept under the root directory ([`state`]) and the next agent
@@ -33,6 +34,7 @@ pub mod env_sources;
 pub mod events;
 pub mod host;
 pub mod logs;
+pub mod metrics;
 pub mod mounts;
 pub mod node;
 pub mod probe;
@@ -250,7 +252,7 @@ pub async fn run(client: kube::Client, opts: AgentOptions) -> Result<(), Error> 
         PodRecord::load_all(&shared.opts.root_dir),
     ));
     let mut tasks: JoinSet<Result<(), Error>> = JoinSet::new();
-    let router = logs::router(shared.logs.clone());
+    let router = logs::router(shared.logs.clone()).merge(metrics::router());
     tasks.spawn(async move {
         axum::serve(listener, router)
             .await

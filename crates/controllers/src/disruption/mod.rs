@@ -83,7 +83,8 @@ pub async fn run_with_pods(
     let c = Arc::new(Controller {
         client,
         state: Mutex::new(State::default()),
-        queue: WorkQueue::new(Duration::from_millis(5), Duration::from_secs(1000)),
+        queue: WorkQueue::new(Duration::from_millis(5), Duration::from_secs(1000))
+            .named("disruption"),
         synced,
     });
     let mut tasks = tokio::task::JoinSet::new();

@@ -162,7 +162,8 @@ async fn run_inner(
         resources,
         graph: Mutex::new(Graph::new()),
         absent: Mutex::new(HashSet::new()),
-        queue: WorkQueue::new(Duration::from_millis(50), Duration::from_secs(30)),
+        queue: WorkQueue::new(Duration::from_millis(50), Duration::from_secs(30))
+            .named("garbage_collector_attempt_to_delete"),
         synced,
     });
     let mut tasks = tokio::task::JoinSet::new();

@@ -96,7 +96,8 @@ pub async fn run(client: kube::Client, opts: NamespaceOptions) -> Result<(), Err
         Duration::from_secs(60),
         10.0,
         100.0,
-    );
+    )
+    .named("namespace");
     let ctl = Arc::new(Controller {
         client,
         opts,

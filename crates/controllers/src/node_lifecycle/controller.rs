@@ -141,7 +141,8 @@ pub(super) async fn run(
         client: client.clone(),
         opts,
         state: Mutex::new(State::default()),
-        queue: WorkQueue::new(Duration::from_millis(100), Duration::from_secs(30)),
+        queue: WorkQueue::new(Duration::from_millis(100), Duration::from_secs(30))
+            .named("node_lifecycle_controller"),
         events: tx,
     });
     let mut tasks = tokio::task::JoinSet::new();

@@ -30,6 +30,7 @@ use super::Shared;
 use super::backoff::{self, CrashLoopBackoff};
 use super::env::{self, FieldContext};
 use super::events;
+use super::metrics::{self, RunningContainer, RunningPod};
 use super::probe::{self, Kind};
 use super::process::{self, Launch, Process};
 use super::state::{self, ContainerRecord, PodRecord, Terminated};
@@ -74,6 +75,8 @@ struct Running {
     started_tx: watch::Sender<bool>,
     probes: Vec<AbortHandle>,
     waiter: AbortHandle,
+    /// In `kubelet_running_containers` while followed.
+    _counted: RunningContainer,
 }
 
 impl Drop for Running {
@@ -112,6 +115,11 @@ pub(crate) struct Worker {
     write_retry_at: Option<Instant>,
     /// Volumes and the objects the pod reads.
     setup: setup::PodSetup,
+    /// In `kubelet_running_pods` while the worker lives.
+    _counted: RunningPod,
+    /// When the agent first saw the pod; `None` once its start was measured
+    /// (`kubelet_pod_start_duration_seconds`).
+    seen_at: Option<Instant>,
 }
 
 fn now_string() -> String {
@@ -171,6 +179,8 @@ impl Worker {
             last_written: None,
             write_retry_at: None,
             setup: setup::PodSetup::default(),
+            _counted: RunningPod::new(),
+            seen_at: Some(Instant::now()),
         }
     }
 
@@ -230,6 +240,7 @@ impl Worker {
                     self.fetch_env_objects().await;
                 }
                 self.start_due();
+                self.measure_start();
             }
             self.publish_logs();
             self.write_status().await;
@@ -329,6 +340,18 @@ impl Worker {
     }
 
     /// Whether some container is due to start now.
+    /// Observes the pod's start once every regular container runs, as the kubelet's pod
+    /// start SLI does.
+    fn measure_start(&mut self) {
+        let regular = || self.ctrs.iter().filter(|c| !c.init);
+        if regular().next().is_some()
+            && regular().all(|c| c.running.is_some())
+            && let Some(seen_at) = self.seen_at.take()
+        {
+            metrics::pod_started(seen_at.elapsed());
+        }
+    }
+
     fn any_start_due(&self) -> bool {
         let now = Instant::now();
         self.ctrs.iter().any(|c| {
@@ -434,6 +457,7 @@ impl Worker {
         c.waiting = None;
         c.start_at = None;
         c.env = envs;
+        metrics::container_started(c.init);
         self.track(i, p, started_at);
         self.save();
     }
@@ -544,6 +568,7 @@ impl Worker {
             started_tx,
             probes,
             waiter,
+            _counted: RunningContainer::new(),
         });
     }
 
