@@ -5,7 +5,7 @@ mod suite;
 
 use std::time::Duration;
 
-use pernode_store::{Indexer, Store, StoreError, StoreOptions, labels_indexer, no_attrs};
+use pernode_store::{Indexer, Op, Store, StoreError, StoreOptions, labels_indexer, no_attrs};
 use serde_json::json;
 use suite::{Backing, next_event, obj};
 use tokio::task::JoinSet;

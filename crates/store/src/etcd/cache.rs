@@ -37,6 +37,9 @@ impl Loaded {
             wake: wake_rx,
             commits: AtomicU64::new(0),
             writes: AtomicU64::new(0),
+            // The writer thread's commit histograms stay empty on etcd: there is no batch,
+            // and etcd exports its own backend commit latency.
+            metrics: crate::metrics::StoreMetrics::default(),
         });
         (shared, wake_tx)
     }
