@@ -174,8 +174,11 @@ impl EtcdEngine {
 }
 
 /// One etcd request within `timeout`, retried while the member the client picked cannot be
-/// reached (gRPC `Unavailable`: a member is down; the request never got through), as etcd's
-/// own client retries, so that one member down fails nothing.
+/// reached (gRPC `Unavailable`: a member is down; the request never got through), or its
+/// connection broke under the request (a transport error: the member died meanwhile), as
+/// etcd's own client retries, so that one member down fails nothing. Every write is a
+/// transaction guarded by a revision, so one that did get through before its connection broke
+/// is not applied twice: its retry finds the revision moved (see `writes`).
 pub(crate) async fn retrying<T, F, Fut>(timeout: Duration, mut call: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
@@ -185,7 +188,9 @@ where
         loop {
             match call().await {
                 Err(etcd_client::Error::GRpcStatus(status))
-                    if status.code() == tonic::Code::Unavailable =>
+                    if status.code() == tonic::Code::Unavailable
+                        || (status.code() == tonic::Code::Unknown
+                            && status.message() == "transport error") =>
                 {
                     tracing::debug!(message = status.message(), "etcd unavailable; retrying");
                     tokio::time::sleep(Duration::from_millis(50)).await;
