@@ -198,7 +198,11 @@ async fn an_unreachable_etcd_at_open_is_retried_then_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn losing_etcd_fails_writes_and_readiness_keeps_reads_then_recovers() {
     let mut etcd = Etcd::start().await;
-    let s = open(etcd.config()).await;
+    // Killing the leader costs an election (etcd's election timeout is 1 s; on a loaded
+    // machine more): give a write the production bound and more, not the suite's 2 s.
+    let mut config = etcd.config();
+    config.request_timeout = Duration::from_secs(10);
+    let s = open(config).await;
     let a = s.create("pods/ns/a", obj("a", "1")).await.unwrap();
     let mut w = s.watch("pods/", a.rv).unwrap();
     s.check_ready().await.expect("ready with every member up");
