@@ -12,9 +12,10 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::client_script::{self, Steps};
 use support::{Cluster, eventually};
 
 /// How long the script may run: its own waits (the rollout, 90 s) end well before.
@@ -86,64 +87,14 @@ fn install_client(dir: &Path) {
 
 /// Runs `client.mjs` against the cluster; its JSON results.
 fn run_script(cluster: &Cluster, dir: &Path) -> Value {
-    let stdout_path = cluster.path("client.out");
-    let stderr_path = cluster.path("client.err");
-    let mut child = Command::new("node")
-        .arg("client.mjs")
-        .current_dir(dir)
-        .env("KUBECONFIG", cluster.kubeconfig())
-        .env("JS_NODES", NODES.join(","))
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
-        .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
-        .spawn()
-        .expect("run node");
-    let deadline = Instant::now() + SCRIPT_DEADLINE;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for node") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "client.mjs still ran after {SCRIPT_DEADLINE:?}; stderr:\n{}",
-                std::fs::read_to_string(&stderr_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
-    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    assert!(
-        status.success(),
-        "client.mjs failed ({status}):\n{stdout}\n{stderr}\nserver log:\n{}",
-        cluster.server_log()
-    );
-    serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("client.mjs printed no JSON ({e}):\n{stdout}\n{stderr}"))
-}
-
-/// The results of the script's steps.
-struct Steps(Value);
-
-impl Steps {
-    /// The value of a step that must have succeeded.
-    fn ok(&self, step: &str) -> &Value {
-        let result = &self.0[step];
-        assert_eq!(result["ok"], true, "step {step} failed: {result}");
-        &result["value"]
-    }
-
-    /// The error of a step that must have failed.
-    fn failed(&self, step: &str) -> &Value {
-        let result = &self.0[step];
-        assert_eq!(
-            result["ok"], false,
-            "step {step} should have failed: {result}"
-        );
-        &result["error"]
-    }
+    client_script::run(
+        cluster,
+        Path::new("node"),
+        "client.mjs",
+        dir,
+        &[("JS_NODES", NODES.join(","))],
+        SCRIPT_DEADLINE,
+    )
 }
 
 #[test]

@@ -12,11 +12,12 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::Cluster;
+use support::client_script::{self, Steps};
 
 /// How long the script may run: its own waits (the DaemonSet, 90 s) end well before.
 const SCRIPT_DEADLINE: Duration = Duration::from_secs(240);
@@ -100,64 +101,14 @@ fn install_client(dir: &Path) {
 
 /// Runs `client.py` against the cluster; its JSON results.
 fn run_script(cluster: &Cluster, dir: &Path) -> Value {
-    let stdout_path = cluster.path("client.out");
-    let stderr_path = cluster.path("client.err");
-    let mut child = Command::new(venv_python(dir))
-        .arg("client.py")
-        .current_dir(dir)
-        .env("KUBECONFIG", cluster.kubeconfig())
-        .env("PY_NODES", NODES.join(","))
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
-        .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
-        .spawn()
-        .expect("run python");
-    let deadline = Instant::now() + SCRIPT_DEADLINE;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for python") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "client.py still ran after {SCRIPT_DEADLINE:?}; stderr:\n{}",
-                std::fs::read_to_string(&stderr_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
-    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    assert!(
-        status.success(),
-        "client.py failed ({status}):\n{stdout}\n{stderr}\nserver log:\n{}",
-        cluster.server_log()
-    );
-    serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("client.py printed no JSON ({e}):\n{stdout}\n{stderr}"))
-}
-
-/// The results of the script's steps.
-struct Steps(Value);
-
-impl Steps {
-    /// The value of a step that must have succeeded.
-    fn ok(&self, step: &str) -> &Value {
-        let result = &self.0[step];
-        assert_eq!(result["ok"], true, "step {step} failed: {result}");
-        &result["value"]
-    }
-
-    /// The error of a step that must have failed.
-    fn failed(&self, step: &str) -> &Value {
-        let result = &self.0[step];
-        assert_eq!(
-            result["ok"], false,
-            "step {step} should have failed: {result}"
-        );
-        &result["error"]
-    }
+    client_script::run(
+        cluster,
+        &venv_python(dir),
+        "client.py",
+        dir,
+        &[("PY_NODES", NODES.join(","))],
+        SCRIPT_DEADLINE,
+    )
 }
 
 #[test]

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod client_script;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

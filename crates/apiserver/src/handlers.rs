@@ -494,6 +494,22 @@ pub(crate) fn check_namespace(target: &Target, obj: &mut Value) -> Result<(), Ap
 /// establishes (or removes) is served by the time the client hears back. After a write of an
 /// RBAC object: waits until the authorizer's policy has it, so the client's next request is
 /// decided by what it wrote.
+/// The answer to a write the store took: `status` with the object as served and the request's
+/// warnings, once the write is visible where it must be ([`after_write`]).
+async fn answer_written(
+    state: &AppState,
+    req: &Request,
+    status: StatusCode,
+    entry: &Entry,
+    warnings: &[String],
+) -> Response {
+    after_write(state, req.target.info, entry.rv).await;
+    with_warnings(
+        json_response(status, crate::kinds::served(req.target.info, &entry.json)),
+        warnings,
+    )
+}
+
 async fn after_write(state: &AppState, info: &pernode_resources::ResourceInfo, rv: u64) {
     if crate::crd::is_crd(info) {
         state.crds.wait_observed(rv).await;
@@ -604,11 +620,9 @@ async fn create_tracked(
         let key = object_key(info, req.target.namespace.as_deref(), &name);
         match state.store.create(&key, candidate).await {
             Ok(entry) => {
-                after_write(state, info, entry.rv).await;
-                return Ok(with_warnings(
-                    json_response(StatusCode::CREATED, crate::kinds::served(info, &entry.json)),
-                    &warnings,
-                ));
+                return Ok(
+                    answer_written(state, req, StatusCode::CREATED, &entry, &warnings).await,
+                );
             }
             // A generated name that collided: draw another.
             Err(StoreError::AlreadyExists)
@@ -760,14 +774,7 @@ async fn update(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         .await?
         {
             Ok(entry) => {
-                after_write(state, req.target.info, entry.rv).await;
-                return Ok(with_warnings(
-                    json_response(
-                        StatusCode::OK,
-                        crate::kinds::served(req.target.info, &entry.json),
-                    ),
-                    &warnings,
-                ));
+                return Ok(answer_written(state, req, StatusCode::OK, &entry, &warnings).await);
             }
             Err(StoreError::Conflict { .. }) if requested_rv.is_none() => continue,
             Err(e) => return Err(store_error(&req.target, &name, e)),
@@ -857,14 +864,7 @@ async fn patch(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         };
         match written {
             Ok(entry) => {
-                after_write(state, req.target.info, entry.rv).await;
-                return Ok(with_warnings(
-                    json_response(
-                        StatusCode::OK,
-                        crate::kinds::served(req.target.info, &entry.json),
-                    ),
-                    &warnings,
-                ));
+                return Ok(answer_written(state, req, StatusCode::OK, &entry, &warnings).await);
             }
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(store_error(&req.target, &name, e)),
@@ -1164,14 +1164,7 @@ async fn apply_patch(state: &AppState, req: &Request) -> Result<Response, ApiErr
         .await?;
         match written {
             Ok(entry) => {
-                after_write(state, req.target.info, entry.rv).await;
-                return Ok(with_warnings(
-                    json_response(
-                        StatusCode::OK,
-                        crate::kinds::served(req.target.info, &entry.json),
-                    ),
-                    &warnings,
-                ));
+                return Ok(answer_written(state, req, StatusCode::OK, &entry, &warnings).await);
             }
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(store_error(&req.target, &name, e)),
