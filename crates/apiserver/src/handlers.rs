@@ -599,7 +599,7 @@ async fn create_tracked(
         // Validating admission, after the strategy's validation as upstream's.
         crate::admission_plugins::certificates::admit_create(info, &candidate)?;
         // The strategy drops managedFields a client sends; the field manager reads them.
-        let sent = candidate.pointer("/metadata/managedFields").cloned();
+        let sent = take_managed_fields(&mut candidate);
         registry::prepare_create(info, &mut candidate, &req.user)?;
         restore_managed_fields(&mut candidate, sent);
         if tracking == Tracking::Update {
@@ -641,6 +641,14 @@ fn operation<'a>(target: &Target, old: &'a Value) -> Operation<'a> {
         Some("approval") => Operation::UpdateApproval { old },
         _ => Operation::Update { old },
     }
+}
+
+/// Takes the managedFields an object was sent with (the strategy would drop them), to put
+/// back for the field manager: moved rather than copied, as they are most of a pod's metadata.
+fn take_managed_fields(obj: &mut Value) -> Option<Value> {
+    obj.get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .and_then(|meta| meta.remove("managedFields"))
 }
 
 /// Puts back the managedFields an object was sent or applied with.
@@ -800,7 +808,7 @@ fn compute_update(
     )?;
     let op = operation(&req.target, old_value);
     // The strategy drops managedFields a client sends; the field manager reads them.
-    let sent = new.pointer("/metadata/managedFields").cloned();
+    let sent = take_managed_fields(&mut new);
     if rv_of(&new).is_none() {
         // Validation (as upstream) requires the version on updates; unconditional writes use
         // the one they were computed from.

@@ -14,7 +14,9 @@
 //! - [`typed`]: to-field-set, compare, merge, remove.
 //! - [`updater`]: who owns what after an update or an apply; conflicts.
 //! - [`managers`]: managedFields entries and the API server's rules around them.
+//! - `created`: the managedFields of creates, memoised by the object's shape.
 
+mod created;
 pub mod encode;
 pub mod managers;
 pub mod path;

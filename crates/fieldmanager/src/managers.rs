@@ -381,6 +381,29 @@ impl FieldManager {
     /// set any (on the resource itself); they are recomputed and written into `new`. `old` is
     /// `None` for a create.
     pub fn update(&self, old: Option<&Value>, new: &mut Value, write: &Write<'_>) {
+        // A create the client sent no managedFields with: by shape, from the memo.
+        let created = match old {
+            None if new.pointer("/metadata/managedFields").is_none() => {
+                crate::created::key(&self.updater, write, new)
+            }
+            _ => None,
+        };
+        if let Some(key) = created
+            && let Some(entries) = crate::created::get(key, write.now)
+            && let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            meta.insert("managedFields".into(), entries);
+            return;
+        }
+        self.update_uncached(old, new, write);
+        if let Some(key) = created
+            && let Some(entries) = new.pointer("/metadata/managedFields")
+        {
+            crate::created::put(key, entries);
+        }
+    }
+
+    pub(crate) fn update_uncached(&self, old: Option<&Value>, new: &mut Value, write: &Write<'_>) {
         let requested = Managed::decode(new).ok().filter(|m| !m.sets.is_empty());
         let managed = match (requested, write.subresource) {
             (Some(m), None) => Some(m),

@@ -167,7 +167,152 @@ pub fn to_field_set(schema: Schema, object: &Value) -> Result<Set, TypeError> {
     Ok(set)
 }
 
-fn field_set<'a>(c: &mut Cursor<'a>, v: &'a Value, set: &mut Set) -> Result<(), TypeError> {
+/// Where the [`to_field_set`] walk puts what it finds: the [`Set`] itself, or a
+/// [`ShapeHash`].
+trait FieldSink {
+    fn insert(&mut self, path: &[PathElement]);
+    /// A scalar or null leaf. Only the set's membership of its path matters to a set; a shape
+    /// also tells null from a value, as a comparison with an empty object does.
+    fn leaf(&mut self, path: &[PathElement], _value: &Value) {
+        self.insert(path);
+    }
+}
+
+impl FieldSink for Set {
+    fn insert(&mut self, path: &[PathElement]) {
+        Set::insert(self, path);
+    }
+}
+
+/// A 128-bit hash of an object's shape under a schema: the paths of its field set, and which
+/// leaves are null. Two objects with the same shape differ only in their non-null scalar
+/// values, so writes that create them (from an empty object) change the same fields; the
+/// field manager memoises those writes by shape (see [`crate::managers`]).
+pub struct ShapeHash {
+    halves: [std::hash::DefaultHasher; 2],
+}
+
+impl ShapeHash {
+    /// A hash that starts from `seed` (what else the memoised result depends on).
+    pub fn new(seed: &[&str]) -> ShapeHash {
+        use std::hash::Hasher;
+        let mut halves = [
+            std::hash::DefaultHasher::new(),
+            std::hash::DefaultHasher::new(),
+        ];
+        // Different first bytes make the halves independent hashes.
+        halves[1].write_u8(0x5a);
+        let mut hash = ShapeHash { halves };
+        for s in seed {
+            hash.bytes(s.as_bytes());
+        }
+        hash
+    }
+
+    /// Adds `set`'s paths (the fields an endpoint ignores, say).
+    pub fn add_set(&mut self, set: &Set) {
+        for path in set.paths() {
+            self.insert(&path.0);
+        }
+    }
+
+    /// Walks `object` as [`to_field_set`] does; an object that cannot be typed has no shape.
+    pub fn add_object(&mut self, schema: Schema, object: &Value) -> Result<(), TypeError> {
+        field_set(&mut Cursor::new(schema), object, self)
+    }
+
+    pub fn finish(&self) -> u128 {
+        use std::hash::Hasher;
+        (u128::from(self.halves[0].finish()) << 64) | u128::from(self.halves[1].finish())
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        use std::hash::Hasher;
+        for h in &mut self.halves {
+            h.write_usize(b.len());
+            h.write(b);
+        }
+    }
+
+    fn tag(&mut self, t: u8) {
+        use std::hash::Hasher;
+        for h in &mut self.halves {
+            h.write_u8(t);
+        }
+    }
+
+    fn value(&mut self, v: &Value) {
+        match v {
+            Value::Null => self.tag(0),
+            Value::Bool(b) => self.tag(if *b { 1 } else { 2 }),
+            Value::Number(n) => {
+                self.tag(3);
+                self.bytes(n.to_string().as_bytes());
+            }
+            Value::String(s) => {
+                self.tag(4);
+                self.bytes(s.as_bytes());
+            }
+            Value::Array(items) => {
+                self.tag(5);
+                self.bytes(&items.len().to_le_bytes());
+                items.iter().for_each(|i| self.value(i));
+            }
+            Value::Object(map) => {
+                self.tag(6);
+                self.bytes(&map.len().to_le_bytes());
+                for (k, v) in map {
+                    self.bytes(k.as_bytes());
+                    self.value(v);
+                }
+            }
+        }
+    }
+
+    fn element(&mut self, pe: &PathElement) {
+        match pe {
+            PathElement::Field(name) => {
+                self.tag(10);
+                self.bytes(name.as_bytes());
+            }
+            PathElement::Key(fields) => {
+                self.tag(11);
+                self.bytes(&fields.len().to_le_bytes());
+                for (name, v) in fields {
+                    self.bytes(name.as_bytes());
+                    self.value(v);
+                }
+            }
+            PathElement::Value(v) => {
+                self.tag(12);
+                self.value(v);
+            }
+            PathElement::Index(i) => {
+                self.tag(13);
+                self.bytes(&i.to_le_bytes());
+            }
+        }
+    }
+}
+
+impl FieldSink for ShapeHash {
+    fn insert(&mut self, path: &[PathElement]) {
+        self.tag(20);
+        self.bytes(&path.len().to_le_bytes());
+        path.iter().for_each(|pe| self.element(pe));
+    }
+
+    fn leaf(&mut self, path: &[PathElement], value: &Value) {
+        self.insert(path);
+        self.tag(if value.is_null() { 21 } else { 22 });
+    }
+}
+
+fn field_set<'a, S: FieldSink>(
+    c: &mut Cursor<'a>,
+    v: &'a Value,
+    set: &mut S,
+) -> Result<(), TypeError> {
     match v {
         Value::Object(map) => {
             if c.atomic_map() {
@@ -211,7 +356,7 @@ fn field_set<'a>(c: &mut Cursor<'a>, v: &'a Value, set: &mut Set) -> Result<(), 
                 c.path.pop();
             }
         }
-        _ => set.insert(&c.path),
+        leaf => set.leaf(&c.path, leaf),
     }
     Ok(())
 }
