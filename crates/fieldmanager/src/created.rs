@@ -2,29 +2,46 @@
 //!
 //! A create's managedFields name one manager, who owns every field of the new object (less
 //! identity metadata and what the endpoint ignores). Which fields those are depends only on
-//! the object's shape ([`ShapeHash`]: its field paths and which leaves are null), not on its
-//! scalar values; a DaemonSet's pods, for one, share a shape but for their names and nodes.
-//! The memo keeps the encoded entries per shape, manager, version and endpoint, so that a
-//! controller creating ten thousand pods from one template pays the typed walk and encoding
-//! once. Only the write's time differs between hits.
+//! the object's shape ([`ShapeHash`]: its field paths, with list items by position rather than
+//! by key, and which leaves are null), and on the keys of its list items. A DaemonSet's pods
+//! share a shape but for their names, nodes and service-account volumes (`kube-api-access-`
+//! and a random suffix). The memo keeps the encoded entry per shape, manager, version and
+//! endpoint, with the keyed items' paths; a hit renames the items whose keys differ
+//! (`k:{"name":"kube-api-access-x1y2z"}`) in a copy. So a controller creating ten thousand
+//! pods from one template pays the typed walk, the comparison and the encoding once.
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 
 use serde_json::Value;
 
+use crate::encode::element_text;
 use crate::managers::Write;
+use crate::path::PathElement;
 use crate::typed::ShapeHash;
 use crate::updater::Updater;
 
 /// Shapes kept at once; past it the memo starts over (a cluster has few templates).
 const CAPACITY: usize = 512;
 
-static MEMO: LazyLock<Mutex<HashMap<u128, Value>>> = LazyLock::new(Default::default);
+/// A create's managedFields (one entry) and the paths of the keyed list items it was
+/// computed from.
+struct Memo {
+    entries: Value,
+    keyed: Vec<Vec<PathElement>>,
+}
 
-/// The memo's key for a create of `new` through `updater` by `write`, or `None` for an object
-/// the schema cannot type (the field manager's own path answers it).
-pub(crate) fn key(updater: &Updater, write: &Write<'_>, new: &Value) -> Option<u128> {
+static MEMO: LazyLock<Mutex<HashMap<u128, Memo>>> = LazyLock::new(Default::default);
+
+/// A create's shape: the memo's key, and the object's keyed items.
+pub(crate) struct Shape {
+    key: u128,
+    keyed: Vec<Vec<PathElement>>,
+}
+
+/// The shape of a create of `new` through `updater` by `write`, or `None` for an object with
+/// none (the field manager's own path answers it).
+pub(crate) fn shape(updater: &Updater, write: &Write<'_>, new: &Value) -> Option<Shape> {
     let schema = format!("{:?}", updater.schema);
     let mut hash = ShapeHash::new(&[
         &schema,
@@ -33,32 +50,82 @@ pub(crate) fn key(updater: &Updater, write: &Write<'_>, new: &Value) -> Option<u
         write.subresource.unwrap_or(""),
     ]);
     hash.add_set(&updater.ignored);
-    hash.add_object(updater.schema, new).ok()?;
-    Some(hash.finish())
+    hash.add_object(updater.schema, new)?;
+    Some(Shape {
+        key: hash.finish(),
+        keyed: hash.keyed(),
+    })
 }
 
-/// The managedFields memoised for `key`, stamped with the write's time.
-pub(crate) fn get(key: u128, now: &str) -> Option<Value> {
-    let mut entries = MEMO
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&key)?
-        .clone();
-    for entry in entries.as_array_mut()? {
-        if let Some(time) = entry.get_mut("time") {
-            *time = Value::String(now.to_string());
+/// The managedFields memoised for `shape`, with its items' keys and the write's time.
+pub(crate) fn get(shape: &Shape, now: &str) -> Option<Value> {
+    let (mut entries, renames) = {
+        let memo = MEMO.lock().unwrap_or_else(|e| e.into_inner());
+        let hit = memo.get(&shape.key)?;
+        if hit.keyed.len() != shape.keyed.len() {
+            return None;
         }
+        let renames: Vec<(Vec<PathElement>, PathElement)> = hit
+            .keyed
+            .iter()
+            .zip(&shape.keyed)
+            // Items below a renamed one keep their own keys: only differing last elements.
+            .filter(|(was, is)| was.last() != is.last())
+            .filter_map(|(was, is)| Some((was.clone(), is.last()?.clone())))
+            .collect();
+        (hit.entries.clone(), renames)
+    };
+    let [entry] = entries.as_array_mut()?.as_mut_slice() else {
+        return None;
+    };
+    let fields = entry.get_mut("fieldsV1")?;
+    // Walk order puts an item's own items first, so each path's parents still carry the keys
+    // they were memoised with when it is renamed.
+    for (was, is) in renames {
+        rename(fields, &was, &is)?;
     }
+    entry["time"] = Value::String(now.to_string());
     Some(entries)
 }
 
-/// Keeps the managedFields a create was given.
-pub(crate) fn put(key: u128, managed_fields: &Value) {
+/// Renames the item at `path` in `fields` to `to`. `Some(())` also when the item is not there
+/// (the endpoint ignores it); `None` when its new name is taken (two items swapped keys).
+fn rename(fields: &mut Value, path: &[PathElement], to: &PathElement) -> Option<()> {
+    let (last, parents) = path.split_last()?;
+    let mut node = fields;
+    for pe in parents {
+        match node.get_mut(element_text(pe)) {
+            Some(next) => node = next,
+            None => return Some(()),
+        }
+    }
+    let map = node.as_object_mut()?;
+    let to = element_text(to);
+    if map.contains_key(&to) {
+        return None;
+    }
+    if let Some(item) = map.remove(&element_text(last)) {
+        map.insert(to, item);
+    }
+    Some(())
+}
+
+/// Keeps the managedFields a create of `shape` was given.
+pub(crate) fn put(shape: Shape, managed_fields: &Value) {
+    if managed_fields.as_array().is_none_or(|a| a.len() != 1) {
+        return;
+    }
     let mut memo = MEMO.lock().unwrap_or_else(|e| e.into_inner());
     if memo.len() >= CAPACITY {
         memo.clear();
     }
-    memo.insert(key, managed_fields.clone());
+    memo.insert(
+        shape.key,
+        Memo {
+            entries: managed_fields.clone(),
+            keyed: shape.keyed,
+        },
+    );
 }
 
 #[cfg(test)]
@@ -67,25 +134,27 @@ mod tests {
 
     use super::*;
     use crate::managers::FieldManager;
-    use crate::path::PathElement;
     use crate::schema::Schema;
     use crate::set::Set;
 
-    fn pod(node: &str, image: &str, extra_label: Option<&str>) -> Value {
-        let mut labels = json!({"app": "fluent", "controller-revision-hash": "abc"});
-        if let Some(l) = extra_label {
-            labels[l] = json!("x");
-        }
+    /// A daemon pod as the DaemonSet controller and admission make it: `node` in its affinity,
+    /// `token` in its service-account volume's name, `container` the name of its container
+    /// (a keyed item with keyed items of its own).
+    fn pod(node: &str, token: &str, container: &str) -> Value {
         json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"generateName": "fluent-", "name": format!("fluent-{node}"),
-                         "namespace": "default", "labels": labels},
+                         "namespace": "default",
+                         "labels": {"app": "fluent", "controller-revision-hash": "abc"}},
             "spec": {
                 "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
                     "nodeSelectorTerms": [{"matchFields": [
                         {"key": "metadata.name", "operator": "In", "values": [node]}]}]}}},
-                "containers": [{"name": "fluent", "image": image,
-                                "ports": [{"containerPort": 2020, "protocol": "TCP"}]}],
+                "containers": [{"name": container, "image": "fluent:1",
+                                "ports": [{"containerPort": 2020, "protocol": "TCP"}],
+                                "volumeMounts": [{"name": token, "mountPath": "/var/run/secrets"}]}],
+                "volumes": [{"name": "varlog", "hostPath": {"path": "/var/log"}},
+                            {"name": token, "projected": {"sources": []}}],
                 "tolerations": [{"operator": "Exists"}],
                 "priority": 0,
             },
@@ -113,32 +182,42 @@ mod tests {
         out
     }
 
+    fn is_hit(object: &Value, w: &Write<'_>) -> bool {
+        shape(&manager().updater, w, object).is_some_and(|s| get(&s, w.now).is_some())
+    }
+
     #[test]
     fn a_memoised_create_matches_the_computed_one() {
         let fm = manager();
         let first = write("2026-12-07T10:00:00Z", "memo-test-a");
-        let mut a = pod("node-1", "fluent:1", None);
+        let mut a = pod("node-1", "kube-api-access-aaaaa", "fluent");
         fm.update(None, &mut a, &first);
-        assert_eq!(a, uncached(&pod("node-1", "fluent:1", None), &first));
-        let key = key(&fm.updater, &first, &pod("node-2", "fluent:2", None));
-        assert!(
-            key.is_some_and(|k| get(k, "t").is_some()),
-            "same shape is a hit"
+        assert_eq!(
+            a,
+            uncached(&pod("node-1", "kube-api-access-aaaaa", "fluent"), &first)
         );
 
-        // Other node, image and time: a hit, stamped with its own time.
+        // Another node, volume name, container name and time: a hit, renamed and restamped.
         let second = write("2026-12-07T10:00:05Z", "memo-test-a");
-        let mut b = pod("node-2", "fluent:2", None);
+        let other = pod("node-2", "kube-api-access-zzzzz", "bit");
+        assert!(is_hit(&other, &second));
+        let mut b = other.clone();
         fm.update(None, &mut b, &second);
-        assert_eq!(b, uncached(&pod("node-2", "fluent:2", None), &second));
+        assert_eq!(b, uncached(&other, &second));
+        let fields = &b["metadata"]["managedFields"][0]["fieldsV1"];
+        assert!(
+            fields["f:spec"]["f:volumes"]
+                .get(r#"k:{"name":"kube-api-access-zzzzz"}"#)
+                .is_some()
+        );
+        assert!(
+            fields["f:spec"]["f:containers"][r#"k:{"name":"bit"}"#]["f:volumeMounts"]
+                .get(r#"k:{"mountPath":"/var/run/secrets"}"#)
+                .is_some()
+        );
         assert_eq!(
             b["metadata"]["managedFields"][0]["time"],
             "2026-12-07T10:00:05Z"
-        );
-        assert!(
-            b["metadata"]["managedFields"][0]["fieldsV1"]["f:metadata"]["f:labels"]
-                .get("f:controller-revision-hash")
-                .is_some()
         );
     }
 
@@ -146,31 +225,60 @@ mod tests {
     fn another_shape_or_manager_is_computed_afresh() {
         let fm = manager();
         let w = write("2026-12-07T10:00:00Z", "memo-test-b");
-        fm.update(None, &mut pod("node-1", "fluent:1", None), &w);
-
-        let mut labelled = pod("node-1", "fluent:1", Some("extra"));
-        fm.update(None, &mut labelled, &w);
-        assert_eq!(
-            labelled,
-            uncached(&pod("node-1", "fluent:1", Some("extra")), &w)
+        fm.update(
+            None,
+            &mut pod("node-1", "kube-api-access-aaaaa", "fluent"),
+            &w,
         );
-        let labels =
-            &labelled["metadata"]["managedFields"][0]["fieldsV1"]["f:metadata"]["f:labels"];
-        assert!(labels.get("f:extra").is_some());
+
+        let mut labelled = pod("node-1", "kube-api-access-aaaaa", "fluent");
+        labelled["metadata"]["labels"]["extra"] = json!("x");
+        assert!(!is_hit(&labelled, &w));
+        let expected = uncached(&labelled, &w);
+        fm.update(None, &mut labelled, &w);
+        assert_eq!(labelled, expected);
 
         // A null where the first had a value changes nothing from an empty pod there.
-        let mut nulled = pod("node-1", "fluent:1", None);
+        let mut nulled = pod("node-1", "kube-api-access-aaaaa", "fluent");
         nulled["spec"]["priority"] = Value::Null;
+        assert!(!is_hit(&nulled, &w));
         let expected = uncached(&nulled, &w);
         fm.update(None, &mut nulled, &w);
         assert_eq!(nulled, expected);
 
         let other = write("2026-12-07T10:00:00Z", "memo-test-c");
-        let mut by_other = pod("node-1", "fluent:1", None);
+        let mut by_other = pod("node-1", "kube-api-access-aaaaa", "fluent");
+        assert!(!is_hit(&by_other, &other));
         fm.update(None, &mut by_other, &other);
         assert_eq!(
             by_other["metadata"]["managedFields"][0]["manager"],
             "memo-test-c"
         );
+    }
+
+    #[test]
+    fn swapped_keys_and_duplicates_are_computed_afresh() {
+        let fm = manager();
+        let w = write("2026-12-07T10:00:00Z", "memo-test-d");
+        // Volumes "varlog" and "varlib": memoised, then the same with the names swapped.
+        let mut first = pod("node-1", "varlib", "fluent");
+        fm.update(None, &mut first, &w);
+        let mut swapped = pod("node-1", "varlib", "fluent");
+        swapped["spec"]["volumes"][0]["name"] = json!("varlib");
+        swapped["spec"]["volumes"][1]["name"] = json!("varlog");
+        assert!(
+            !is_hit(&swapped, &w),
+            "a rename onto a taken name falls back"
+        );
+        let expected = uncached(&swapped, &w);
+        fm.update(None, &mut swapped, &w);
+        assert_eq!(swapped, expected);
+
+        // Two volumes of one name: no shape, as which items are duplicates depends on keys.
+        let twice = pod("node-1", "varlog", "fluent");
+        assert!(shape(&fm.updater, &w, &twice).is_none());
+        let mut written = twice.clone();
+        fm.update(None, &mut written, &w);
+        assert_eq!(written, uncached(&twice, &w));
     }
 }

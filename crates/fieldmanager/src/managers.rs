@@ -384,22 +384,22 @@ impl FieldManager {
         // A create the client sent no managedFields with: by shape, from the memo.
         let created = match old {
             None if new.pointer("/metadata/managedFields").is_none() => {
-                crate::created::key(&self.updater, write, new)
+                crate::created::shape(&self.updater, write, new)
             }
             _ => None,
         };
-        if let Some(key) = created
-            && let Some(entries) = crate::created::get(key, write.now)
+        if let Some(shape) = &created
+            && let Some(entries) = crate::created::get(shape, write.now)
             && let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut)
         {
             meta.insert("managedFields".into(), entries);
             return;
         }
         self.update_uncached(old, new, write);
-        if let Some(key) = created
+        if let Some(shape) = created
             && let Some(entries) = new.pointer("/metadata/managedFields")
         {
-            crate::created::put(key, entries);
+            crate::created::put(shape, entries);
         }
     }
 

@@ -176,6 +176,14 @@ trait FieldSink {
     fn leaf(&mut self, path: &[PathElement], _value: &Value) {
         self.insert(path);
     }
+    /// A list item (`path` ends with its element), after what is below it.
+    fn item(&mut self, path: &[PathElement]) {
+        self.insert(path);
+    }
+    /// A list item whose element another item of the list has too.
+    fn duplicate(&mut self, path: &[PathElement]) {
+        self.insert(path);
+    }
 }
 
 impl FieldSink for Set {
@@ -184,12 +192,17 @@ impl FieldSink for Set {
     }
 }
 
-/// A 128-bit hash of an object's shape under a schema: the paths of its field set, and which
-/// leaves are null. Two objects with the same shape differ only in their non-null scalar
-/// values, so writes that create them (from an empty object) change the same fields; the
-/// field manager memoises those writes by shape (see [`crate::managers`]).
+/// A 128-bit hash of an object's shape under a schema: the paths of its field set with the
+/// values of associative-list keys left out, and which leaves are null. Two objects of one
+/// shape differ in their non-null scalar values and in the key values of their list items
+/// ([`ShapeHash::keyed`] lists those items' paths, in walk order), so writes that create them
+/// (from an empty object) change the same fields but for the items' keys. The field manager
+/// memoises those writes by shape (`crate::created`). Lists with duplicate items have no
+/// shape: which items are duplicates depends on the key values.
 pub struct ShapeHash {
     halves: [std::hash::DefaultHasher; 2],
+    keyed: Vec<Vec<PathElement>>,
+    duplicates: bool,
 }
 
 impl ShapeHash {
@@ -202,7 +215,11 @@ impl ShapeHash {
         ];
         // Different first bytes make the halves independent hashes.
         halves[1].write_u8(0x5a);
-        let mut hash = ShapeHash { halves };
+        let mut hash = ShapeHash {
+            halves,
+            keyed: Vec::new(),
+            duplicates: false,
+        };
         for s in seed {
             hash.bytes(s.as_bytes());
         }
@@ -216,14 +233,22 @@ impl ShapeHash {
         }
     }
 
-    /// Walks `object` as [`to_field_set`] does; an object that cannot be typed has no shape.
-    pub fn add_object(&mut self, schema: Schema, object: &Value) -> Result<(), TypeError> {
-        field_set(&mut Cursor::new(schema), object, self)
+    /// Walks `object` as [`to_field_set`] does. `None`: the object has no shape (the schema
+    /// cannot type it, or a list has duplicate items).
+    pub fn add_object(&mut self, schema: Schema, object: &Value) -> Option<()> {
+        field_set(&mut Cursor::new(schema), object, self).ok()?;
+        (!self.duplicates).then_some(())
     }
 
     pub fn finish(&self) -> u128 {
         use std::hash::Hasher;
         (u128::from(self.halves[0].finish()) << 64) | u128::from(self.halves[1].finish())
+    }
+
+    /// The paths of the associative-list items walked, in walk order (an item's own items
+    /// before it).
+    pub fn keyed(self) -> Vec<Vec<PathElement>> {
+        self.keyed
     }
 
     fn bytes(&mut self, b: &[u8]) {
@@ -276,11 +301,11 @@ impl ShapeHash {
                 self.bytes(name.as_bytes());
             }
             PathElement::Key(fields) => {
+                // The names only: the values are the shape's parameters (`keyed`).
                 self.tag(11);
                 self.bytes(&fields.len().to_le_bytes());
-                for (name, v) in fields {
+                for (name, _) in fields {
                     self.bytes(name.as_bytes());
-                    self.value(v);
                 }
             }
             PathElement::Value(v) => {
@@ -305,6 +330,18 @@ impl FieldSink for ShapeHash {
     fn leaf(&mut self, path: &[PathElement], value: &Value) {
         self.insert(path);
         self.tag(if value.is_null() { 21 } else { 22 });
+    }
+
+    fn item(&mut self, path: &[PathElement]) {
+        self.insert(path);
+        if matches!(path.last(), Some(PathElement::Key(_))) {
+            self.keyed.push(path.to_vec());
+        }
+    }
+
+    fn duplicate(&mut self, path: &[PathElement]) {
+        self.insert(path);
+        self.duplicates = true;
     }
 }
 
@@ -341,7 +378,7 @@ fn field_set<'a, S: FieldSink>(
             let indexed = index_items(list, items, &c.path, c.strict)?;
             for pe in &indexed.duplicates {
                 c.path.push(pe.clone());
-                set.insert(&c.path);
+                set.duplicate(&c.path);
                 c.path.pop();
             }
             for pe in &indexed.order {
@@ -352,7 +389,7 @@ fn field_set<'a, S: FieldSink>(
                 if let Some(item) = indexed.items.get(pe) {
                     field_set(c, item, set)?;
                 }
-                set.insert(&c.path);
+                set.item(&c.path);
                 c.path.pop();
             }
         }
