@@ -83,9 +83,9 @@ impl Updater {
     ) -> Result<Comparison, UpdateError> {
         let compare = typed::compare(self.schema, old, Some(new))?;
         let filtered = Comparison {
-            added: self.filter(compare.added.clone()),
-            modified: self.filter(compare.modified.clone()),
-            removed: self.filter(compare.removed.clone()),
+            added: self.filter(compare.added),
+            modified: self.filter(compare.modified),
+            removed: self.filter(compare.removed),
         };
         let changed = filtered.modified.union(&filtered.added);
         let mut conflicts: Vec<(String, Set)> = Vec::new();
@@ -138,12 +138,10 @@ impl Updater {
     ) -> Result<(), UpdateError> {
         let compare = self.update_owners(old, new, managers, manager, true)?;
         let previous = managers.remove(manager).map(|m| m.set).unwrap_or_default();
-        let set = self.filter(
-            previous
-                .difference(&compare.removed)
-                .union(&compare.modified)
-                .union(&compare.added),
-        );
+        let mut set = previous.difference(&compare.removed);
+        set.union_in_place(&compare.modified);
+        set.union_in_place(&compare.added);
+        let set = self.filter(set);
         if !set.is_empty() {
             managers.insert(
                 manager.to_string(),
