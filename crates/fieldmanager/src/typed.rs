@@ -200,60 +200,34 @@ impl FieldSink for Set {
 /// memoises those writes by shape (`crate::created`). Lists with duplicate items have no
 /// shape: which items are duplicates depends on the key values.
 pub struct ShapeHash {
-    halves: [std::hash::DefaultHasher; 2],
+    halves: Halves,
+    /// The last path added, and the hash state after each of its elements (`states[0]` is the
+    /// empty path's): the walk adds paths in depth-first order, so most share a long prefix
+    /// with the one before and only their last elements are hashed.
+    prefix: Vec<PathElement>,
+    states: Vec<Halves>,
     keyed: Vec<Vec<PathElement>>,
     duplicates: bool,
 }
 
-impl ShapeHash {
-    /// A hash that starts from `seed` (what else the memoised result depends on).
-    pub fn new(seed: &[&str]) -> ShapeHash {
+/// Two independent 64-bit hashes (different first bytes), for 128 bits.
+#[derive(Clone)]
+struct Halves([std::hash::DefaultHasher; 2]);
+
+impl Halves {
+    fn new() -> Halves {
         use std::hash::Hasher;
         let mut halves = [
             std::hash::DefaultHasher::new(),
             std::hash::DefaultHasher::new(),
         ];
-        // Different first bytes make the halves independent hashes.
         halves[1].write_u8(0x5a);
-        let mut hash = ShapeHash {
-            halves,
-            keyed: Vec::new(),
-            duplicates: false,
-        };
-        for s in seed {
-            hash.bytes(s.as_bytes());
-        }
-        hash
-    }
-
-    /// Adds `set`'s paths (the fields an endpoint ignores, say).
-    pub fn add_set(&mut self, set: &Set) {
-        for path in set.paths() {
-            self.insert(&path.0);
-        }
-    }
-
-    /// Walks `object` as [`to_field_set`] does. `None`: the object has no shape (the schema
-    /// cannot type it, or a list has duplicate items).
-    pub fn add_object(&mut self, schema: Schema, object: &Value) -> Option<()> {
-        field_set(&mut Cursor::new(schema), object, self).ok()?;
-        (!self.duplicates).then_some(())
-    }
-
-    pub fn finish(&self) -> u128 {
-        use std::hash::Hasher;
-        (u128::from(self.halves[0].finish()) << 64) | u128::from(self.halves[1].finish())
-    }
-
-    /// The paths of the associative-list items walked, in walk order (an item's own items
-    /// before it).
-    pub fn keyed(self) -> Vec<Vec<PathElement>> {
-        self.keyed
+        Halves(halves)
     }
 
     fn bytes(&mut self, b: &[u8]) {
         use std::hash::Hasher;
-        for h in &mut self.halves {
+        for h in &mut self.0 {
             h.write_usize(b.len());
             h.write(b);
         }
@@ -261,8 +235,15 @@ impl ShapeHash {
 
     fn tag(&mut self, t: u8) {
         use std::hash::Hasher;
-        for h in &mut self.halves {
+        for h in &mut self.0 {
             h.write_u8(t);
+        }
+    }
+
+    fn u64s(&mut self, other: &Halves) {
+        use std::hash::Hasher;
+        for (h, o) in self.0.iter_mut().zip(&other.0) {
+            h.write_u64(o.finish());
         }
     }
 
@@ -320,16 +301,75 @@ impl ShapeHash {
     }
 }
 
+impl ShapeHash {
+    /// A hash that starts from `seed` (what else the memoised result depends on).
+    pub fn new(seed: &[&str]) -> ShapeHash {
+        let mut halves = Halves::new();
+        for s in seed {
+            halves.bytes(s.as_bytes());
+        }
+        ShapeHash {
+            halves,
+            prefix: Vec::new(),
+            states: vec![Halves::new()],
+            keyed: Vec::new(),
+            duplicates: false,
+        }
+    }
+
+    /// Adds `set`'s paths (the fields an endpoint ignores, say).
+    pub fn add_set(&mut self, set: &Set) {
+        for path in set.paths() {
+            self.insert(&path.0);
+        }
+    }
+
+    /// Walks `object` as [`to_field_set`] does. `None`: the object has no shape (the schema
+    /// cannot type it, or a list has duplicate items).
+    pub fn add_object(&mut self, schema: Schema, object: &Value) -> Option<()> {
+        field_set(&mut Cursor::new(schema), object, self).ok()?;
+        (!self.duplicates).then_some(())
+    }
+
+    pub fn finish(&self) -> u128 {
+        use std::hash::Hasher;
+        let [a, b] = &self.halves.0;
+        (u128::from(a.finish()) << 64) | u128::from(b.finish())
+    }
+
+    /// The paths of the associative-list items walked, in walk order (an item's own items
+    /// before it).
+    pub fn keyed(self) -> Vec<Vec<PathElement>> {
+        self.keyed
+    }
+}
+
 impl FieldSink for ShapeHash {
     fn insert(&mut self, path: &[PathElement]) {
-        self.tag(20);
-        self.bytes(&path.len().to_le_bytes());
-        path.iter().for_each(|pe| self.element(pe));
+        let common = self
+            .prefix
+            .iter()
+            .zip(path)
+            .take_while(|(a, b)| a == b)
+            .count();
+        self.prefix.truncate(common);
+        self.states.truncate(common + 1);
+        for pe in path.get(common..).unwrap_or_default() {
+            let mut state = self.states.last().cloned().unwrap_or_else(Halves::new);
+            state.element(pe);
+            self.states.push(state);
+            self.prefix.push(pe.clone());
+        }
+        self.halves.tag(20);
+        self.halves.bytes(&path.len().to_le_bytes());
+        if let Some(state) = self.states.get(path.len()) {
+            self.halves.u64s(state);
+        }
     }
 
     fn leaf(&mut self, path: &[PathElement], value: &Value) {
         self.insert(path);
-        self.tag(if value.is_null() { 21 } else { 22 });
+        self.halves.tag(if value.is_null() { 21 } else { 22 });
     }
 
     fn item(&mut self, path: &[PathElement]) {
