@@ -105,6 +105,8 @@ pub struct UpArgs {
     pub nodes: usize,
     #[command(flatten)]
     pub controllers: crate::control_plane::ControllerFlags,
+    #[command(flatten)]
+    pub election: crate::leader_elect::LeaderElectionFlags,
 }
 
 #[derive(Args, Debug)]
@@ -251,6 +253,9 @@ pub async fn apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
 }
 
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    if args.election.enabled(false) {
+        args.election.validate()?;
+    }
     let running = start(&args.server).await?;
     // The control loops talk to the router in-process: the same code as over TCP, minus the
     // socket.
@@ -271,7 +276,23 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         .metrics()
         .add_registry(std::sync::Arc::new(queues));
     let clients = crate::control_plane::Clients::InProcess(running.server.clone());
-    crate::control_plane::spawn_controllers_with(&mut tasks, &clients, &controllers);
+    if args.election.enabled(false) {
+        // Only the controllers campaign; the simulator stands for the nodes and always runs.
+        let (clients, controllers, election) =
+            (clients.clone(), controllers.clone(), args.election.clone());
+        tasks.spawn(async move {
+            let start = || {
+                let mut tasks = tokio::task::JoinSet::new();
+                crate::control_plane::spawn_controllers_with(&mut tasks, &clients, &controllers);
+                tasks
+            };
+            let lease_client = clients.controller_manager();
+            crate::leader_elect::run_elected(lease_client, &election, start, std::future::pending())
+                .await
+        });
+    } else {
+        crate::control_plane::spawn_controllers_with(&mut tasks, &clients, &controllers);
+    }
     crate::control_plane::spawn_simulator_with(&mut tasks, &clients, &controllers);
     print_usage(running.serving.addr, &running.kubeconfig);
     let result = crate::control_plane::run_until(tasks, shutdown_signal()).await;
