@@ -171,17 +171,19 @@ mod tests {
         let two = load(&dir.path().join("two"), listen, &args).expect("two");
         assert_eq!(one.ca.cert_pem, shared.cert_pem);
         assert_eq!(two.serving_ca_pem, shared.cert_pem);
-        assert!(!dir.path().join("one/pki/ca.key").exists(), "no CA of its own");
+        assert!(
+            !dir.path().join("one/pki/ca.key").exists(),
+            "no CA of its own"
+        );
         let missing = TlsArgs {
             cluster_ca_cert_file: Some(dir.path().join("absent.crt")),
             cluster_ca_key_file: Some(dir.path().join("absent.key")),
             ..TlsArgs::default()
         };
-        let e = load(&dir.path().join("three"), listen, &missing).err().expect("an error");
-        assert!(
-            format!("{e:#}").contains("--cluster-ca-cert-file"),
-            "{e:#}"
-        );
+        let e = load(&dir.path().join("three"), listen, &missing)
+            .err()
+            .expect("an error");
+        assert!(format!("{e:#}").contains("--cluster-ca-cert-file"), "{e:#}");
     }
 
     #[test]

@@ -461,8 +461,13 @@ pub async fn controllers(mut args: ControllersArgs) -> anyhow::Result<()> {
     };
     if args.election.enabled(true) {
         args.election.validate()?;
-        crate::leader_elect::run_elected(client, &args.election, start, crate::up::shutdown_signal())
-            .await
+        crate::leader_elect::run_elected(
+            client,
+            &args.election,
+            start,
+            crate::up::shutdown_signal(),
+        )
+        .await
     } else {
         run_until(start(), crate::up::shutdown_signal()).await
     }

@@ -66,7 +66,10 @@ impl LeaderElectionFlags {
 
 /// This candidate's identity, as kube-controller-manager's: `<hostname>_<uuid>`.
 pub fn identity() -> String {
-    let hostname = rustix::system::uname().nodename().to_string_lossy().into_owned();
+    let hostname = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
     format!("{hostname}_{}", uuid::Uuid::new_v4())
 }
 

@@ -123,7 +123,10 @@ fn the_standby_takes_over_when_the_leader_is_killed_and_finishes_the_rollout() {
     let standby = 1 - leader;
     let held = lease(&server);
     let spec = &held["spec"];
-    let holder = spec["holderIdentity"].as_str().unwrap_or_default().to_owned();
+    let holder = spec["holderIdentity"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     assert!(
         holder.starts_with(&format!("{}_", host.trim())) && holder.len() > host.trim().len() + 30,
@@ -149,9 +152,11 @@ fn the_standby_takes_over_when_the_leader_is_killed_and_finishes_the_rollout() {
     let taken = lease(&server);
     assert_ne!(taken["spec"]["holderIdentity"], holder.as_str());
     assert_eq!(taken["spec"]["leaseTransitions"], 1);
-    eventually(Duration::from_secs(120), "the new leader finishes the rollout", || {
-        rollout_done(&server, "busybox:1.37")
-    });
+    eventually(
+        Duration::from_secs(120),
+        "the new leader finishes the rollout",
+        || rollout_done(&server, "busybox:1.37"),
+    );
     // One pod a node, none left behind.
     let pods = server.ok(&[
         "get",
@@ -214,6 +219,12 @@ fn without_election_the_controllers_run_at_once_and_write_no_lease() {
             == "1"
     });
     assert!(!replica.leads());
-    let missing = server.fails(&["get", "lease", "-n", "kube-system", "kube-controller-manager"]);
+    let missing = server.fails(&[
+        "get",
+        "lease",
+        "-n",
+        "kube-system",
+        "kube-controller-manager",
+    ]);
     assert!(missing.contains("NotFound"), "{missing}");
 }

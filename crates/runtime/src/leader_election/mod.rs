@@ -221,7 +221,9 @@ impl<L: Lock> LeaderElector<L> {
                     self.set_observed(record, now);
                     return true;
                 }
-                Err(e) => tracing::warn!(error = %e, "failed to update the lock optimistically, falling back to the slow path"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "failed to update the lock optimistically, falling back to the slow path")
+                }
             }
         }
         let old = match self.lock.get().await {

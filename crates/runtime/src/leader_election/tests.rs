@@ -121,19 +121,25 @@ fn a_configuration_upstream_refuses_is_refused_with_its_message() {
         renew_deadline: Duration::from_millis(renew),
         retry_period: Duration::from_millis(retry),
     };
-    let e = with(10_000, 10_000, 2_000).validate().expect_err("lease = renew");
+    let e = with(10_000, 10_000, 2_000)
+        .validate()
+        .expect_err("lease = renew");
     assert_eq!(
         e.to_string(),
         "leaseDuration must be greater than renewDeadline"
     );
     // 1.2 × 2 s = 2.4 s.
-    let e = with(15_000, 2_400, 2_000).validate().expect_err("renew too short");
+    let e = with(15_000, 2_400, 2_000)
+        .validate()
+        .expect_err("renew too short");
     assert_eq!(
         e.to_string(),
         "renewDeadline must be greater than retryPeriod*JitterFactor"
     );
     assert_eq!(with(15_000, 2_401, 2_000).validate(), Ok(()));
-    let e = with(15_000, 10_000, 0).validate().expect_err("no retry period");
+    let e = with(15_000, 10_000, 0)
+        .validate()
+        .expect_err("no retry period");
     assert_eq!(e.to_string(), "retryPeriod must be greater than zero");
     let store = Arc::default();
     let e = LeaderElector::new(ok, FakeLock::new("", &store))
@@ -173,12 +179,18 @@ async fn a_standby_takes_over_a_lease_unchanged_for_its_duration_and_counts_a_tr
     // b first sees the record at t0 + 1 s: the lease counts from then, on b's clock.
     assert!(!b.try_acquire_or_renew(t0 + SEC).await);
     assert!(!b.is_leader());
-    assert!(!b.try_acquire_or_renew(t0 + 15 * SEC).await, "only 14 s since b saw it");
+    assert!(
+        !b.try_acquire_or_renew(t0 + 15 * SEC).await,
+        "only 14 s since b saw it"
+    );
     assert_eq!(stored(&store).holder_identity, "a");
     // a renews at 15 s: a changed record, the wait starts again.
     assert!(a.try_acquire_or_renew(t0 + 15 * SEC).await);
     assert!(!b.try_acquire_or_renew(t0 + 17 * SEC).await);
-    assert!(!b.try_acquire_or_renew(t0 + 31 * SEC).await, "14 s since the renewal was seen");
+    assert!(
+        !b.try_acquire_or_renew(t0 + 31 * SEC).await,
+        "14 s since the renewal was seen"
+    );
     // a stopped renewing; 15 s after b saw its last renewal, b takes over.
     assert!(b.try_acquire_or_renew(t0 + 32 * SEC).await);
     assert!(b.is_leader());
