@@ -116,3 +116,63 @@ pub async fn run_elected(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        election: LeaderElectionFlags,
+    }
+
+    fn parse(flags: &[&str]) -> Result<LeaderElectionFlags, clap::Error> {
+        Flags::try_parse_from(std::iter::once("pernode").chain(flags.iter().copied()))
+            .map(|f| f.election)
+    }
+
+    #[test]
+    fn the_flags_are_kube_controller_managers_with_its_defaults() {
+        let defaults = parse(&[]).expect("flags");
+        assert!(
+            defaults.enabled(true),
+            "on by default for `pernode controllers`"
+        );
+        assert!(!defaults.enabled(false), "off by default for `pernode up`");
+        assert_eq!(defaults.config(), leader_election::Config::default());
+        assert_eq!(
+            defaults.leader_elect_resource_name,
+            "kube-controller-manager"
+        );
+        assert_eq!(defaults.leader_elect_resource_namespace, "kube-system");
+        assert!(parse(&["--leader-elect"]).expect("flags").enabled(false));
+        assert!(
+            !parse(&["--leader-elect=false"])
+                .expect("flags")
+                .enabled(true)
+        );
+        let bad = parse(&["--leader-elect-renew-deadline", "20s"]).expect("flags");
+        let e = bad.validate().expect_err("renew deadline past the lease");
+        assert!(
+            format!("{e:#}").ends_with("leaseDuration must be greater than renewDeadline"),
+            "{e:#}"
+        );
+    }
+
+    #[test]
+    fn the_identity_is_the_host_name_and_a_uuid() {
+        let hostname = rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned();
+        let (host, id) = identity()
+            .rsplit_once('_')
+            .map(|(h, i)| (h.to_owned(), i.to_owned()))
+            .expect("host_uuid");
+        assert_eq!(host, hostname);
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+        assert_ne!(identity(), identity());
+    }
+}
