@@ -43,6 +43,11 @@ pub struct ServerArgs {
     /// one, `--audit-log-path` logs every request at level Metadata.
     #[arg(long)]
     pub audit_policy_file: Option<PathBuf>,
+    /// How long this server stays in the `kubernetes` Service's Endpoints after its last
+    /// renewal (every two thirds of it): a server that dies drops out after this (upstream's
+    /// master lease TTL).
+    #[arg(long, default_value = "15s", value_parser = crate::control_plane::parse_duration)]
+    pub endpoint_lease_ttl: std::time::Duration,
     /// The key that signs service-account tokens (PEM, P-256) instead of the one kept in the
     /// data dir (kube-apiserver's flag).
     #[arg(long)]
@@ -147,6 +152,7 @@ async fn start(args: &ServerArgs) -> anyhow::Result<Running> {
             readonly: args.max_requests_inflight,
             mutating: args.max_mutating_requests_inflight,
         },
+        endpoint_lease_ttl: args.endpoint_lease_ttl,
         ..Default::default()
     };
     let serving = server

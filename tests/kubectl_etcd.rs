@@ -273,21 +273,95 @@ fn a_bad_store_url_is_refused() {
 /// A second API server on the same etcd sharing the first's cluster CA and service-account
 /// signing key (by flags, as every server of a cluster is given them).
 fn second_server(etcd: &Etcd, first: &Cluster) -> Cluster {
+    another_server(etcd, first, "127.0.0.1:0", &[])
+}
+
+/// As [`second_server`], listening on `listen`, with `extra` flags.
+fn another_server(etcd: &Etcd, first: &Cluster, listen: &str, extra: &[&str]) -> Cluster {
     let data = first.dir.path().join("data");
     let file = |name: &str| data.join(name).display().to_string();
-    Cluster::start(
+    let url = etcd.cluster.url();
+    let (cert, key, signing) = (
+        file("pki/ca.crt"),
+        file("pki/ca.key"),
+        file("service-account.key"),
+    );
+    let mut args = vec![
+        "--store",
+        &url,
+        "--cluster-ca-cert-file",
+        &cert,
+        "--cluster-ca-key-file",
+        &key,
+        "--service-account-signing-key-file",
+        &signing,
+    ];
+    args.extend(extra);
+    Cluster::start_on(listen, "apiserver", &args)
+}
+
+/// The addresses of the `kubernetes` Endpoints and EndpointSlice, as `server` serves them.
+fn kubernetes_endpoints(server: &Cluster) -> (String, String) {
+    let endpoints = server
+        .kubectl(&[
+            "get",
+            "endpoints",
+            "kubernetes",
+            "-o",
+            "jsonpath={.subsets[*].addresses[*].ip}",
+        ])
+        .stdout;
+    let slice = server
+        .kubectl(&[
+            "get",
+            "endpointslice",
+            "kubernetes",
+            "-o",
+            "jsonpath={.endpoints[*].addresses[*]}",
+        ])
+        .stdout;
+    (endpoints, slice)
+}
+
+#[test]
+fn the_kubernetes_endpoints_list_the_live_servers() {
+    let etcd = Etcd::start();
+    // Loopback addresses other than 127.0.0.1 are not in a generated certificate by default.
+    let quick = ["--endpoint-lease-ttl", "2s", "--tls-san", "127.0.0.2"];
+    let url = etcd.cluster.url();
+    let one = Cluster::start(
         "apiserver",
-        &[
-            "--store",
-            &etcd.cluster.url(),
-            "--cluster-ca-cert-file",
-            &file("pki/ca.crt"),
-            "--cluster-ca-key-file",
-            &file("pki/ca.key"),
-            "--service-account-signing-key-file",
-            &file("service-account.key"),
-        ],
-    )
+        &["--store", &url, "--endpoint-lease-ttl", "2s"],
+    );
+    let mut two = another_server(&etcd, &one, "127.0.0.2:0", &quick);
+    let listed = |want: &str| {
+        let want = (want.to_owned(), want.to_owned());
+        move |server: &Cluster| kubernetes_endpoints(server) == want
+    };
+    eventually(Duration::from_secs(30), "both servers listed", || {
+        listed("127.0.0.1 127.0.0.2")(&one)
+    });
+    // Killed: it drops out once its lease expires.
+    two.kill9();
+    eventually(Duration::from_secs(30), "the dead server dropped", || {
+        listed("127.0.0.1")(&one)
+    });
+    // Stopped cleanly, a server with an hour-long lease removes itself.
+    let mut three = another_server(
+        &etcd,
+        &one,
+        "127.0.0.3:0",
+        &["--endpoint-lease-ttl", "1h", "--tls-san", "127.0.0.3"],
+    );
+    eventually(Duration::from_secs(30), "the third server listed", || {
+        listed("127.0.0.1 127.0.0.3")(&one)
+    });
+    assert!(three.stop().success());
+    eventually(
+        Duration::from_secs(30),
+        "the stopped server removed",
+        || listed("127.0.0.1")(&one),
+    );
 }
 
 fn server_url(server: &Cluster) -> String {
