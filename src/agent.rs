@@ -13,15 +13,17 @@ use pernode_agent::agent::{self, AgentOptions, CgroupMode, env::ImageMap, host, 
 #[derive(Args, Debug)]
 pub struct AgentArgs {
     /// The cluster to join, with the node's credentials in it.
-    #[arg(long, required_unless_present = "token", conflicts_with_all = ["token", "server"])]
+    #[arg(long, required_unless_present = "token", conflicts_with = "token")]
     pub kubeconfig: Option<PathBuf>,
-    /// The API server to join with a bootstrap token (`https://HOST:6443`).
-    #[arg(long, requires = "token")]
-    pub server: Option<String>,
+    /// The API server (`https://HOST:6443`): to join with `--token`, or with `--kubeconfig`
+    /// instead of the kubeconfig's. Repeat it (with `--kubeconfig`) for several API servers:
+    /// a request that cannot connect to one goes to the next.
+    #[arg(long = "server", required_unless_present = "kubeconfig")]
+    pub servers: Vec<String>,
     /// A bootstrap token (`pernode token create`): the agent gets its own client certificate
     /// through a CertificateSigningRequest and renews it, as kubeadm join and the kubelet's TLS
     /// bootstrap.
-    #[arg(long, requires = "server")]
+    #[arg(long, requires = "servers")]
     pub token: Option<String>,
     /// The cluster CA's pin, `sha256:<hex>` (repeatable; kubeadm's
     /// `--discovery-token-ca-cert-hash`; `pernode token create --print-join-command` prints it).
@@ -119,14 +121,18 @@ async fn credentials(
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
             .await
             .with_context(|| format!("using {}", path.display()))?;
-        let url = config.cluster_url.clone();
-        let client = kube::Client::try_from(config).context("building the API client")?;
-        return Ok((client, url, None));
+        return failover_client(config, &args.servers);
+    }
+    if args.servers.len() > 1 {
+        anyhow::bail!(
+            "joining with --token takes one --server; several API servers need --kubeconfig (the joined agent writes one in its root dir)"
+        );
     }
     let opts = pernode_agent::join::JoinOptions {
         server: args
-            .server
-            .clone()
+            .servers
+            .first()
+            .cloned()
             .context("--server is required with --token")?,
         token: args
             .token
@@ -141,6 +147,32 @@ async fn credentials(
         .await
         .context("joining the cluster")?;
     Ok((joined.client, joined.cluster_url, Some(joined.renewal)))
+}
+
+/// The kubeconfig's client, or with `servers` one client per server (the kubeconfig's
+/// credentials and CA) behind [`crate::failover::Failover`]; the URL is the first server's.
+fn failover_client(
+    config: kube::Config,
+    servers: &[String],
+) -> anyhow::Result<(kube::Client, http::Uri, Option<Renewal>)> {
+    let Some(first) = servers.first() else {
+        let url = config.cluster_url.clone();
+        let client = kube::Client::try_from(config).context("building the API client")?;
+        return Ok((client, url, None));
+    };
+    let url: http::Uri = first
+        .parse()
+        .with_context(|| format!("--server {first:?} is not a URL"))?;
+    let mut clients = Vec::with_capacity(servers.len());
+    for server in servers {
+        let mut config = config.clone();
+        config.cluster_url = server
+            .parse()
+            .with_context(|| format!("--server {server:?} is not a URL"))?;
+        clients.push(kube::Client::try_from(config).context("building the API client")?);
+    }
+    let client = crate::failover::Failover::new(clients).into_client();
+    Ok((client, url, None))
 }
 
 type Renewal = futures::future::BoxFuture<'static, Result<(), pernode_agent::join::JoinError>>;

@@ -25,6 +25,32 @@ pub struct TlsArgs {
     /// to the cluster CA's.
     #[arg(long)]
     pub client_ca_file: Option<PathBuf>,
+    /// The cluster CA's certificate (PEM) instead of the one kept in `<data-dir>/pki`: give
+    /// every API server of a cluster the same one (with `--cluster-ca-key-file`), so that each
+    /// accepts the client certificates the others' CA signed (kubeadm copies `ca.crt` and
+    /// `ca.key` to every control-plane machine for the same reason).
+    #[arg(long, requires = "cluster_ca_key_file")]
+    pub cluster_ca_cert_file: Option<PathBuf>,
+    /// The cluster CA's private key (PEM).
+    #[arg(long, requires = "cluster_ca_cert_file")]
+    pub cluster_ca_key_file: Option<PathBuf>,
+}
+
+/// The cluster CA: the flags' files, else the one kept (made on first start) in `pki_dir`.
+fn cluster_ca(pki_dir: &Path, args: &TlsArgs) -> anyhow::Result<ClusterCa> {
+    if let (Some(cert), Some(key)) = (&args.cluster_ca_cert_file, &args.cluster_ca_key_file) {
+        let read = |path: &PathBuf, flag: &str| {
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading {flag} {}", path.display()))
+        };
+        return ClusterCa::from_pem(
+            &read(cert, "--cluster-ca-cert-file")?,
+            &read(key, "--cluster-ca-key-file")?,
+        )
+        .context("loading the cluster CA of --cluster-ca-cert-file and --cluster-ca-key-file");
+    }
+    ClusterCa::load_or_create(pki_dir)
+        .with_context(|| format!("loading the cluster CA in {}", pki_dir.display()))
 }
 
 /// What the server serves with, and what its kubeconfig trusts and presents.
@@ -73,8 +99,7 @@ pub fn load(
     args: &TlsArgs,
 ) -> anyhow::Result<ServerCertificates> {
     let pki_dir = data_dir.join("pki");
-    let ca = ClusterCa::load_or_create(&pki_dir)
-        .with_context(|| format!("loading the cluster CA in {}", pki_dir.display()))?;
+    let ca = cluster_ca(&pki_dir, args)?;
     let (serving, serving_ca_pem) = match (&args.tls_cert_file, &args.tls_private_key_file) {
         (Some(cert), Some(key)) => {
             let cert_pem = pki::read_pem(cert)?;
@@ -130,6 +155,35 @@ mod tests {
         let again = load(dir.path(), listen, &TlsArgs::default()).expect("again");
         assert_eq!(first.serving_ca_pem, again.serving_ca_pem);
         assert_eq!(first.ca.cert_pem, again.ca.cert_pem);
+    }
+
+    #[test]
+    fn a_given_cluster_ca_is_used_instead_of_the_data_dirs() {
+        let dir = tempfile::tempdir().expect("dir");
+        let shared = ClusterCa::load_or_create(&dir.path().join("shared")).expect("ca");
+        let args = TlsArgs {
+            cluster_ca_cert_file: Some(dir.path().join("shared/ca.crt")),
+            cluster_ca_key_file: Some(dir.path().join("shared/ca.key")),
+            ..TlsArgs::default()
+        };
+        let listen: SocketAddr = "127.0.0.1:6443".parse().expect("addr");
+        let one = load(&dir.path().join("one"), listen, &args).expect("one");
+        let two = load(&dir.path().join("two"), listen, &args).expect("two");
+        assert_eq!(one.ca.cert_pem, shared.cert_pem);
+        assert_eq!(two.serving_ca_pem, shared.cert_pem);
+        assert!(
+            !dir.path().join("one/pki/ca.key").exists(),
+            "no CA of its own"
+        );
+        let missing = TlsArgs {
+            cluster_ca_cert_file: Some(dir.path().join("absent.crt")),
+            cluster_ca_key_file: Some(dir.path().join("absent.key")),
+            ..TlsArgs::default()
+        };
+        let e = load(&dir.path().join("three"), listen, &missing)
+            .err()
+            .expect("an error");
+        assert!(format!("{e:#}").contains("--cluster-ca-cert-file"), "{e:#}");
     }
 
     #[test]

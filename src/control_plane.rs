@@ -22,6 +22,8 @@ pub struct ControllersArgs {
     pub cluster_signing_key_file: Option<PathBuf>,
     #[command(flatten)]
     pub flags: ControllerFlags,
+    #[command(flatten)]
+    pub election: crate::leader_elect::LeaderElectionFlags,
 }
 
 /// Settings of the controllers, shared by `pernode up` and `pernode controllers`.
@@ -451,9 +453,24 @@ pub async fn controllers(mut args: ControllersArgs) -> anyhow::Result<()> {
         None => kubeconfig_ca(&args.kubeconfig)?,
     };
     args.flags.signing_ca = signing_ca(&args)?.map(std::sync::Arc::new);
-    let mut tasks = JoinSet::new();
-    spawn_controllers_with(&mut tasks, &Clients::Shared(client), &args.flags);
-    run_until(tasks, crate::up::shutdown_signal()).await
+    let clients = Clients::Shared(client.clone());
+    let start = || {
+        let mut tasks = JoinSet::new();
+        spawn_controllers_with(&mut tasks, &clients, &args.flags);
+        tasks
+    };
+    if args.election.enabled(true) {
+        args.election.validate()?;
+        crate::leader_elect::run_elected(
+            client,
+            &args.election,
+            start,
+            crate::up::shutdown_signal(),
+        )
+        .await
+    } else {
+        run_until(start(), crate::up::shutdown_signal()).await
+    }
 }
 
 pub async fn sim(args: SimArgs) -> anyhow::Result<()> {

@@ -43,6 +43,11 @@ pub struct ServerArgs {
     /// one, `--audit-log-path` logs every request at level Metadata.
     #[arg(long)]
     pub audit_policy_file: Option<PathBuf>,
+    /// How long this server stays in the `kubernetes` Service's Endpoints after its last
+    /// renewal (every two thirds of it): a server that dies drops out after this (upstream's
+    /// master lease TTL).
+    #[arg(long, default_value = "15s", value_parser = crate::control_plane::parse_duration)]
+    pub endpoint_lease_ttl: std::time::Duration,
     /// The key that signs service-account tokens (PEM, P-256) instead of the one kept in the
     /// data dir (kube-apiserver's flag).
     #[arg(long)]
@@ -105,6 +110,8 @@ pub struct UpArgs {
     pub nodes: usize,
     #[command(flatten)]
     pub controllers: crate::control_plane::ControllerFlags,
+    #[command(flatten)]
+    pub election: crate::leader_elect::LeaderElectionFlags,
 }
 
 #[derive(Args, Debug)]
@@ -145,6 +152,7 @@ async fn start(args: &ServerArgs) -> anyhow::Result<Running> {
             readonly: args.max_requests_inflight,
             mutating: args.max_mutating_requests_inflight,
         },
+        endpoint_lease_ttl: args.endpoint_lease_ttl,
         ..Default::default()
     };
     let serving = server
@@ -251,6 +259,9 @@ pub async fn apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
 }
 
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    if args.election.enabled(false) {
+        args.election.validate()?;
+    }
     let running = start(&args.server).await?;
     // The control loops talk to the router in-process: the same code as over TCP, minus the
     // socket.
@@ -271,7 +282,23 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         .metrics()
         .add_registry(std::sync::Arc::new(queues));
     let clients = crate::control_plane::Clients::InProcess(running.server.clone());
-    crate::control_plane::spawn_controllers_with(&mut tasks, &clients, &controllers);
+    if args.election.enabled(false) {
+        // Only the controllers campaign; the simulator stands for the nodes and always runs.
+        let (clients, controllers, election) =
+            (clients.clone(), controllers.clone(), args.election.clone());
+        tasks.spawn(async move {
+            let start = || {
+                let mut tasks = tokio::task::JoinSet::new();
+                crate::control_plane::spawn_controllers_with(&mut tasks, &clients, &controllers);
+                tasks
+            };
+            let lease_client = clients.controller_manager();
+            crate::leader_elect::run_elected(lease_client, &election, start, std::future::pending())
+                .await
+        });
+    } else {
+        crate::control_plane::spawn_controllers_with(&mut tasks, &clients, &controllers);
+    }
     crate::control_plane::spawn_simulator_with(&mut tasks, &clients, &controllers);
     print_usage(running.serving.addr, &running.kubeconfig);
     let result = crate::control_plane::run_until(tasks, shutdown_signal()).await;

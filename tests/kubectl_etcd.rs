@@ -269,3 +269,221 @@ fn a_bad_store_url_is_refused() {
         "{stderr}"
     );
 }
+
+/// A second API server on the same etcd sharing the first's cluster CA and service-account
+/// signing key (by flags, as every server of a cluster is given them).
+fn second_server(etcd: &Etcd, first: &Cluster) -> Cluster {
+    another_server(etcd, first, "127.0.0.1:0", &[])
+}
+
+/// As [`second_server`], listening on `listen`, with `extra` flags.
+fn another_server(etcd: &Etcd, first: &Cluster, listen: &str, extra: &[&str]) -> Cluster {
+    let data = first.dir.path().join("data");
+    let file = |name: &str| data.join(name).display().to_string();
+    let url = etcd.cluster.url();
+    let (cert, key, signing) = (
+        file("pki/ca.crt"),
+        file("pki/ca.key"),
+        file("service-account.key"),
+    );
+    let mut args = vec![
+        "--store",
+        &url,
+        "--cluster-ca-cert-file",
+        &cert,
+        "--cluster-ca-key-file",
+        &key,
+        "--service-account-signing-key-file",
+        &signing,
+    ];
+    args.extend(extra);
+    Cluster::start_on(listen, "apiserver", &args)
+}
+
+/// The addresses of the `kubernetes` Endpoints and EndpointSlice, as `server` serves them.
+fn kubernetes_endpoints(server: &Cluster) -> (String, String) {
+    let endpoints = server
+        .kubectl(&[
+            "get",
+            "endpoints",
+            "kubernetes",
+            "-o",
+            "jsonpath={.subsets[*].addresses[*].ip}",
+        ])
+        .stdout;
+    let slice = server
+        .kubectl(&[
+            "get",
+            "endpointslice",
+            "kubernetes",
+            "-o",
+            "jsonpath={.endpoints[*].addresses[*]}",
+        ])
+        .stdout;
+    (endpoints, slice)
+}
+
+#[test]
+fn the_kubernetes_endpoints_list_the_live_servers() {
+    let etcd = Etcd::start();
+    // Loopback addresses other than 127.0.0.1 are not in a generated certificate by default.
+    let quick = ["--endpoint-lease-ttl", "2s", "--tls-san", "127.0.0.2"];
+    let url = etcd.cluster.url();
+    let one = Cluster::start(
+        "apiserver",
+        &["--store", &url, "--endpoint-lease-ttl", "2s"],
+    );
+    let mut two = another_server(&etcd, &one, "127.0.0.2:0", &quick);
+    let listed = |want: &str| {
+        let want = (want.to_owned(), want.to_owned());
+        move |server: &Cluster| kubernetes_endpoints(server) == want
+    };
+    eventually(Duration::from_secs(30), "both servers listed", || {
+        listed("127.0.0.1 127.0.0.2")(&one)
+    });
+    // Killed: it drops out once its lease expires.
+    two.kill9();
+    eventually(Duration::from_secs(30), "the dead server dropped", || {
+        listed("127.0.0.1")(&one)
+    });
+    // Stopped cleanly, a server with an hour-long lease removes itself.
+    let mut three = another_server(
+        &etcd,
+        &one,
+        "127.0.0.3:0",
+        &["--endpoint-lease-ttl", "1h", "--tls-san", "127.0.0.3"],
+    );
+    eventually(Duration::from_secs(30), "the third server listed", || {
+        listed("127.0.0.1 127.0.0.3")(&one)
+    });
+    assert!(three.stop().success());
+    eventually(
+        Duration::from_secs(30),
+        "the stopped server removed",
+        || listed("127.0.0.1")(&one),
+    );
+}
+
+fn server_url(server: &Cluster) -> String {
+    let kubeconfig = std::fs::read_to_string(server.kubeconfig()).expect("kubeconfig");
+    support::kubeconfig_field(&kubeconfig, "server:").to_owned()
+}
+
+#[test]
+fn servers_given_one_ca_and_signing_key_accept_each_others_certificates_and_tokens() {
+    let etcd = Etcd::start();
+    let one = etcd.server();
+    let two = second_server(&etcd, &one);
+    // The admin certificate of one's kubeconfig, on two.
+    let on_two = one.write("one-on-two.kubeconfig", &{
+        let text = std::fs::read_to_string(one.kubeconfig()).expect("kubeconfig");
+        text.replace(&server_url(&one), &server_url(&two))
+    });
+    let whoami = |kubeconfig: &str| {
+        one.kubectl(&[
+            "--kubeconfig",
+            kubeconfig,
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ])
+    };
+    let run = whoami(&on_two);
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.stdout, "system:admin");
+    // A token one issues authenticates on two.
+    one.ok(&["create", "serviceaccount", "robot"]);
+    let token = one.ok(&["create", "token", "robot"]);
+    let robot = two.kubeconfig_as(
+        "robot.kubeconfig",
+        &format!("\n    token: {}", token.trim()),
+    );
+    let run = whoami(&robot);
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.stdout, "system:serviceaccount:default:robot");
+}
+
+#[test]
+fn an_agent_given_two_servers_keeps_renewing_its_lease_when_one_dies() {
+    let etcd = Etcd::start();
+    let mut one = etcd.server();
+    let two = second_server(&etcd, &one);
+    let work = tempfile::tempdir().expect("tempdir");
+    let _unmount = support::agent::UnmountOnDrop(work.path().to_path_buf());
+    let kubeconfig = work.path().join("node.kubeconfig");
+    one.node_kubeconfig(&kubeconfig, "n1", &server_url(&one));
+    let args: Vec<String> = [
+        "agent",
+        "--kubeconfig",
+        &kubeconfig.display().to_string(),
+        "--server",
+        &server_url(&one),
+        "--server",
+        &server_url(&two),
+        "--node-name",
+        "n1",
+        "--node-ip",
+        "127.0.0.1",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--root-dir",
+        &work.path().join("agent").display().to_string(),
+        "--lease-interval",
+        "500ms",
+        "--node-status-interval",
+        "1s",
+        "--cgroup-parent",
+        "none",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut agent = support::agent::Agent::new(args, None, work.path().join("agent.log"));
+    agent.spawn();
+    let renewed = |server: &Cluster| {
+        server
+            .kubectl(&[
+                "get",
+                "lease",
+                "-n",
+                "kube-node-lease",
+                "n1",
+                "-o",
+                "jsonpath={.spec.renewTime}",
+            ])
+            .stdout
+    };
+    eventually(
+        Duration::from_secs(60),
+        "the agent renews its lease",
+        || !renewed(&two).is_empty(),
+    );
+    one.kill9();
+    // Renewals after the first server died: three different renew times, through the second.
+    let mut seen = std::collections::BTreeSet::new();
+    eventually(
+        Duration::from_secs(60),
+        "the lease renewed through the other server",
+        || {
+            let time = renewed(&two);
+            if !time.is_empty() {
+                seen.insert(time);
+            }
+            seen.len() >= 3
+        },
+    );
+    assert!(
+        two.ok(&[
+            "get",
+            "node",
+            "n1",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"
+        ]) == "True",
+        "{}",
+        agent.log_text()
+    );
+}

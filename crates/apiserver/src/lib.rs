@@ -274,12 +274,11 @@ impl ApiServer {
         options: serving::ServeOptions,
     ) -> std::io::Result<Serving> {
         let addr = listener.local_addr()?;
-        let server = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = kubernetes_service::reconcile(server.store(), addr).await {
-                tracing::warn!(error = %e, "could not point the kubernetes Service at this server");
-            }
-        });
+        let reconciler = kubernetes_service::spawn_reconciler(
+            self.store().clone(),
+            addr,
+            options.endpoint_lease_ttl,
+        );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let closer = self.shutdown.clone();
         let router = router(self.state.clone());
@@ -293,7 +292,13 @@ impl ApiServer {
             serving::serve(listener, router, state, options, stop).await;
             Ok(())
         });
-        Ok(Serving { addr, stop, task })
+        Ok(Serving {
+            addr,
+            stop,
+            task,
+            reconciler,
+            store: self.store().clone(),
+        })
     }
 }
 
@@ -302,12 +307,20 @@ pub struct Serving {
     pub addr: SocketAddr,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Keeps this server in the `kubernetes` Endpoints ([`kubernetes_service`]).
+    reconciler: tokio::task::JoinHandle<()>,
+    store: Store,
 }
 
 impl Serving {
     /// Stops accepting, ends open watches, and waits up to `grace` for connections to finish.
     /// Returns false if some were still open after `grace`.
     pub async fn stop(self, grace: std::time::Duration) -> std::io::Result<bool> {
+        // Out of the `kubernetes` Endpoints first, as upstream's server removes its lease.
+        self.reconciler.abort();
+        if let Err(e) = kubernetes_service::remove(&self.store, self.addr).await {
+            tracing::warn!(error = %e, "could not remove this server from the kubernetes Endpoints");
+        }
         let _ = self.stop.send(());
         match tokio::time::timeout(grace, self.task).await {
             Ok(Ok(result)) => result.map(|()| true),

@@ -1,7 +1,8 @@
 //! Machinery shared by every control loop of pernode (controllers and the fleet simulator), as
 //! client-go's `util/workqueue`, shared informers and golang.org/x/time/rate's limiter are
-//! shared upstream.
+//! shared upstream; and leader election, as client-go's `tools/leaderelection`.
 
+pub mod leader_election;
 pub mod shared_watch;
 pub mod token_bucket;
 pub mod workqueue;

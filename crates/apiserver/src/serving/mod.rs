@@ -59,6 +59,9 @@ pub struct ServeOptions {
     pub idle_timeout: Duration,
     /// Open connections allowed from one IP address.
     pub max_connections_per_client: usize,
+    /// How long this server stays in the `kubernetes` Endpoints without renewing its lease
+    /// ([`crate::kubernetes_service`]; upstream: 15 s).
+    pub endpoint_lease_ttl: Duration,
 }
 
 impl Default for ServeOptions {
@@ -72,6 +75,7 @@ impl Default for ServeOptions {
             header_read_timeout: HEADER_READ_TIMEOUT,
             idle_timeout: IDLE_TIMEOUT,
             max_connections_per_client: 2048,
+            endpoint_lease_ttl: crate::kubernetes_service::DEFAULT_LEASE_TTL,
         }
     }
 }

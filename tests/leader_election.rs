@@ -1,0 +1,230 @@
+//! `pernode controllers` replicas elect a leader as kube-controller-manager's do: a Lease
+//! `kube-system/kube-controller-manager`; kill -9 the leader during a rollout and the standby
+//! takes over and finishes it; a leader cut off from the API server exits before its Lease
+//! could expire.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{AGENT_DS, Cluster, eventually};
+
+/// Short election durations, so that a takeover takes seconds (upstream: 15 s, 10 s, 2 s).
+const QUICK_ELECTION: [&str; 6] = [
+    "--leader-elect-lease-duration",
+    "3s",
+    "--leader-elect-renew-deadline",
+    "2s",
+    "--leader-elect-retry-period",
+    "500ms",
+];
+
+/// A `pernode` process against `server`, its stderr in `<name>.log` in the server's dir.
+struct Replica {
+    child: Option<Child>,
+    log: std::path::PathBuf,
+}
+
+impl Replica {
+    fn start(server: &Cluster, name: &str, args: &[&str]) -> Replica {
+        let log = server.path(&format!("{name}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_pernode"))
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(server.kubeconfig())
+            .env("RUST_LOG", "pernode=info")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start pernode");
+        Replica {
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn controllers(server: &Cluster, name: &str) -> Replica {
+        let mut args = vec!["controllers"];
+        args.extend(QUICK_ELECTION);
+        Replica::start(server, name, &args)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn leads(&self) -> bool {
+        self.log_text().contains("started leading")
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn lease(server: &Cluster) -> Value {
+    let out = server.ok(&[
+        "get",
+        "lease",
+        "-n",
+        "kube-system",
+        "kube-controller-manager",
+        "-o",
+        "json",
+    ]);
+    serde_json::from_str(&out).expect("a Lease")
+}
+
+/// `2026-12-07T12:00:00.123456Z`: a MicroTime, six fractional digits.
+fn is_micro_time(value: &Value) -> bool {
+    value.as_str().is_some_and(|t| {
+        t.len() == 27
+            && t.ends_with('Z')
+            && t.as_bytes().get(19) == Some(&b'.')
+            && t[20..26].bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+fn rollout_done(server: &Cluster, image: &str) -> bool {
+    let out = server.kubectl(&["get", "ds", "agent", "-o", "json"]).stdout;
+    let ds: Value = serde_json::from_str(&out).unwrap_or_default();
+    let status = &ds["status"];
+    ds["spec"]["template"]["spec"]["containers"][0]["image"] == image
+        && status["observedGeneration"] == ds["metadata"]["generation"]
+        && status["desiredNumberScheduled"] == 3
+        && status["updatedNumberScheduled"] == 3
+        && status["numberAvailable"] == 3
+}
+
+#[test]
+fn the_standby_takes_over_when_the_leader_is_killed_and_finishes_the_rollout() {
+    let server = Cluster::start("apiserver", &[]);
+    let _sim = Replica::start(&server, "sim", &["sim", "--nodes", "3"]);
+    let mut replicas = [
+        Replica::controllers(&server, "one"),
+        Replica::controllers(&server, "two"),
+    ];
+    eventually(Duration::from_secs(60), "one replica leads", || {
+        replicas.iter().any(Replica::leads)
+    });
+    let leader = usize::from(!replicas[0].leads());
+    let standby = 1 - leader;
+    let held = lease(&server);
+    let spec = &held["spec"];
+    let holder = spec["holderIdentity"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    assert!(
+        holder.starts_with(&format!("{}_", host.trim())) && holder.len() > host.trim().len() + 30,
+        "<hostname>_<uuid>: {holder}"
+    );
+    assert_eq!(spec["leaseDurationSeconds"], 3);
+    assert_eq!(spec["leaseTransitions"], 0);
+    assert!(is_micro_time(&spec["acquireTime"]), "{spec}");
+    assert!(is_micro_time(&spec["renewTime"]), "{spec}");
+
+    server.ok_stdin(&["apply", "-f", "-"], AGENT_DS);
+    eventually(Duration::from_secs(90), "the first rollout", || {
+        rollout_done(&server, "busybox:1.36")
+    });
+    assert!(!replicas[standby].leads(), "the standby waits");
+
+    // A rollout under way when the leader dies.
+    server.ok(&["set", "image", "ds/agent", "agent=busybox:1.37"]);
+    replicas[leader].kill9();
+    eventually(Duration::from_secs(60), "the standby takes over", || {
+        replicas[standby].leads()
+    });
+    let taken = lease(&server);
+    assert_ne!(taken["spec"]["holderIdentity"], holder.as_str());
+    assert_eq!(taken["spec"]["leaseTransitions"], 1);
+    eventually(
+        Duration::from_secs(120),
+        "the new leader finishes the rollout",
+        || rollout_done(&server, "busybox:1.37"),
+    );
+    // One pod a node, none left behind.
+    let pods = server.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=agent",
+        "-o",
+        "jsonpath={range .items[*]}{.spec.nodeName} {.spec.containers[0].image}{\"\\n\"}{end}",
+    ]);
+    let mut lines: Vec<&str> = pods.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            "node-1 busybox:1.37",
+            "node-2 busybox:1.37",
+            "node-3 busybox:1.37"
+        ]
+    );
+}
+
+#[test]
+fn a_leader_cut_off_from_the_api_server_stops_and_exits_before_its_lease_expires() {
+    let mut server = Cluster::start("apiserver", &[]);
+    let mut replica = Replica::controllers(&server, "one");
+    eventually(Duration::from_secs(60), "it leads", || replica.leads());
+    server.kill9();
+    // Renew deadline 2 s plus a retry period: it gives up within 2.5 s of its last renewal,
+    // before the 3 s lease is up (the limit here only bounds the test).
+    let mut child = replica.child.take().expect("running");
+    let mut status = None;
+    eventually(Duration::from_secs(30), "the leader exits", || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    assert_eq!(status.and_then(|s| s.code()), Some(1));
+    assert!(
+        replica.log_text().contains("leaderelection lost"),
+        "{}",
+        replica.log_text()
+    );
+}
+
+#[test]
+fn without_election_the_controllers_run_at_once_and_write_no_lease() {
+    let server = Cluster::start("apiserver", &[]);
+    let _sim = Replica::start(&server, "sim", &["sim", "--nodes", "1"]);
+    let replica = Replica::start(&server, "one", &["controllers", "--leader-elect=false"]);
+    server.ok_stdin(&["apply", "-f", "-"], AGENT_DS);
+    eventually(Duration::from_secs(60), "the daemon pod runs", || {
+        server
+            .kubectl(&[
+                "get",
+                "ds",
+                "agent",
+                "-o",
+                "jsonpath={.status.numberAvailable}",
+            ])
+            .stdout
+            == "1"
+    });
+    assert!(!replica.leads());
+    let missing = server.fails(&[
+        "get",
+        "lease",
+        "-n",
+        "kube-system",
+        "kube-controller-manager",
+    ]);
+    assert!(missing.contains("NotFound"), "{missing}");
+}
