@@ -658,11 +658,15 @@ fn invalid_waves_stop_the_rollout_and_nodes_in_no_wave_stay_old() {
         "{stopped}"
     );
     assert!(settled(&c, &fleet(&three, &rest)), "nothing replaced");
-    eventually(Duration::from_secs(30), "the InvalidAnnotation event", || {
-        c.ok(&["describe", "ds", "x"])
-            .lines()
-            .any(|l| l.contains("InvalidAnnotation") && l.contains("wave 2: "))
-    });
+    eventually(
+        Duration::from_secs(30),
+        "the InvalidAnnotation event",
+        || {
+            c.ok(&["describe", "ds", "x"])
+                .lines()
+                .any(|l| l.contains("InvalidAnnotation") && l.contains("wave 2: "))
+        },
+    );
     let why = kubectl_pernode(&c, &bin, &["why", "ds/x", "node-2"]);
     assert!(
         why_line(&why.stdout, "wave").starts_with("wave fail pernode.io/rollout-waves "),

@@ -146,7 +146,10 @@ mod tests {
         assert_eq!(err(".s"), "time: invalid duration \".s\"");
         assert_eq!(err("5"), "time: missing unit in duration \"5\"");
         assert_eq!(err("5d"), "time: unknown unit \"d\" in duration \"5d\"");
-        assert_eq!(err("1m-1s"), "time: unknown unit \"m-\" in duration \"1m-1s\"");
+        assert_eq!(
+            err("1m-1s"),
+            "time: unknown unit \"m-\" in duration \"1m-1s\""
+        );
         assert_eq!(err("3000000h"), "time: invalid duration \"3000000h\"");
         assert_eq!(err("-5s"), "time: negative duration \"-5s\"");
         assert_eq!(err(" 5s"), "time: invalid duration \" 5s\"");

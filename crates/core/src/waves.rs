@@ -82,8 +82,10 @@ impl Waves {
                 None
             } else {
                 Some(
-                    crate::labels::parse(text)
-                        .map_err(|error| WavesError::Selector { wave: number, error })?,
+                    crate::labels::parse(text).map_err(|error| WavesError::Selector {
+                        wave: number,
+                        error,
+                    })?,
                 )
             };
             waves.push(Wave {
@@ -184,8 +186,7 @@ mod tests {
 
     #[test]
     fn a_node_belongs_to_the_first_wave_that_matches() {
-        let waves =
-            Waves::parse("canary=true;topology.kubernetes.io/zone=a;!gpu").expect("parses");
+        let waves = Waves::parse("canary=true;topology.kubernetes.io/zone=a;!gpu").expect("parses");
         assert_eq!(waves.len(), 3);
         assert_eq!(waves.waves()[1].text, "topology.kubernetes.io/zone=a");
         let canary_in_a = [("canary", "true"), ("topology.kubernetes.io/zone", "a")];
@@ -206,7 +207,11 @@ mod tests {
         assert_eq!(err(""), "wave 1 is empty");
         assert_eq!(err("a=b;;*"), "wave 2 is empty");
         assert_eq!(err("*;a=b"), "wave 1: \"*\" must be the last wave");
-        assert!(err("a=b;zone in a").starts_with("wave 2: "), "{}", err("a=b;zone in a"));
+        assert!(
+            err("a=b;zone in a").starts_with("wave 2: "),
+            "{}",
+            err("a=b;zone in a")
+        );
     }
 
     #[test]

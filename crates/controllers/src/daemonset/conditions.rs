@@ -31,8 +31,8 @@ use k8s_openapi::jiff::Timestamp;
 use pernode_core::rollout::RolloutControls;
 
 use super::status::Counts;
-use super::waves::WaveStage;
 use super::update::{is_rolling_update, resolve_counts};
+use super::waves::WaveStage;
 
 /// The condition types written here.
 pub const PROGRESSING: &str = "Progressing";
@@ -378,10 +378,9 @@ pub fn newly_stopped(
     let before = status
         .and_then(|s| s.conditions.as_deref())
         .and_then(progressing);
-    (reason.as_deref() == Some(INVALID_ANNOTATION)
-        && before.is_none_or(|(_, m)| m != message))
-    .then_some(message)
-    .flatten()
+    (reason.as_deref() == Some(INVALID_ANNOTATION) && before.is_none_or(|(_, m)| m != message))
+        .then_some(message)
+        .flatten()
 }
 
 /// The conditions for a DaemonSet with these counters, or `None` when its status has them
@@ -640,7 +639,9 @@ mod tests {
         let next = merged(None, conds, t0).unwrap();
         assert_eq!(
             newly_stopped(None, &next).as_deref(),
-            Some("DaemonSet \"x\" is not rolled further: pernode.io/rollout-waves \"\": wave 1 is empty")
+            Some(
+                "DaemonSet \"x\" is not rolled further: pernode.io/rollout-waves \"\": wave 1 is empty"
+            )
         );
         let status = DaemonSetStatus {
             conditions: Some(next.clone()),

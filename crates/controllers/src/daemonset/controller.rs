@@ -825,12 +825,11 @@ impl Ctx {
                 for ds in self.dss.list() {
                     let checker = PlacementChecker::new(&ds);
                     // New labels may move the node to another wave.
-                    let waved = relabelled
-                        && ds
-                            .metadata
-                            .annotations
-                            .as_ref()
-                            .is_some_and(|a| a.contains_key(pernode_core::waves::WAVES_ANNOTATION));
+                    let waved =
+                        relabelled
+                            && ds.metadata.annotations.as_ref().is_some_and(|a| {
+                                a.contains_key(pernode_core::waves::WAVES_ANNOTATION)
+                            });
                     if waved || checker.check(&old) != checker.check(&cur) {
                         self.enqueue(&ds);
                     }

@@ -1,6 +1,6 @@
 //! pernode's rollout controls in the rolling update (`pernode_core::rollout`): pause and
-//! partition (waves: `super::waves`). Upstream's DaemonSet has neither; they follow what StatefulSet's partition and
-//! Deployment's pause do, on node names instead of ordinals:
+//! partition (waves: `super::waves`). Upstream's DaemonSet has neither; they follow what
+//! StatefulSet's partition and Deployment's pause do, on node names instead of ordinals:
 //!
 //! - **Paused**: the rolling update plans nothing (replacements already under way finish in
 //!   the per-node pass). A node that needs a pod meanwhile gets the revision most live pods
@@ -241,10 +241,20 @@ mod tests {
             pod_on("b", "n2", "new", 2).build(),
             pod_on("c", "n3", "new", 2).build(),
         ];
-        assert!(older_creates(&paused, Held::default(), &joining, &mostly_new, "new", &old).is_none());
+        assert!(
+            older_creates(&paused, Held::default(), &joining, &mostly_new, "new", &old).is_none()
+        );
         // Not paused, no partition: never.
         assert!(
-            older_creates(&controls(false, None), Held::default(), &joining, &pods, "new", &old).is_none()
+            older_creates(
+                &controls(false, None),
+                Held::default(),
+                &joining,
+                &pods,
+                "new",
+                &old
+            )
+            .is_none()
         );
     }
 

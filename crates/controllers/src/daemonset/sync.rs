@@ -337,10 +337,10 @@ use super::rollout::{Held, OlderCreates, older_creates, partition_boundary};
 use super::status;
 use super::update::{RollingPlan, is_rolling_update, plan_rolling_update_held};
 use super::waves::{WaveProgress, WaveStage, current_wave, progress_of_pods};
-use pernode_core::waves::WaveControls;
 use crate::trim::{ControllerPod, Keep};
 use k8s_openapi::api::core::v1::Pod;
 use pernode_core::rollout::RolloutControls;
+use pernode_core::waves::WaveControls;
 
 /// `POST` of a new pod (its JSON `body`), as `Api::create`, answering the created pod's name: the
 /// pod comes back whole, and only its name is decoded.
@@ -981,15 +981,13 @@ async fn update_status(
         let mut attempt = 0;
         loop {
             let mut next = status::with_counts(to_update.status.as_ref(), &counts, observed);
-            if let (Some(c), _) =
-                conditions::for_daemonset(
-                    &to_update,
-                    &counts,
-                    &placements.excluded,
-                    stage.as_ref(),
-                    now,
-                )
-            {
+            if let (Some(c), _) = conditions::for_daemonset(
+                &to_update,
+                &counts,
+                &placements.excluded,
+                stage.as_ref(),
+                now,
+            ) {
                 next.conditions = Some(c);
             }
             to_update.status = Some(next);
@@ -1059,14 +1057,7 @@ async fn update_daemonset(
             None
         }
         Some(Ok(waves)) => Some(wave_progress(
-            ctx,
-            ds,
-            &waves,
-            nodes,
-            &node_pods,
-            hash,
-            boundary,
-            now_ts,
+            ctx, ds, &waves, nodes, &node_pods, hash, boundary, now_ts,
         )),
     };
     // A node the waves have not reached (or no wave matches; one not listed, too).

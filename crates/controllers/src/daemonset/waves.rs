@@ -206,8 +206,10 @@ pub fn node_done(
         }
         updated = true;
         let since = pod.readiness.and_then(|r| r.since).and_then(|s| {
-            s.checked_add(Duration::from_secs(u64::try_from(min_ready_seconds).unwrap_or(0)))
-                .ok()
+            s.checked_add(Duration::from_secs(
+                u64::try_from(min_ready_seconds).unwrap_or(0),
+            ))
+            .ok()
         });
         at = at.max(since);
     }
@@ -308,16 +310,28 @@ mod tests {
     fn the_first_unfinished_wave_rolls() {
         let old = |n: &str| pod_on(&format!("p{n}"), n, "old", 0).ready(10).build();
         let new = |n: &str, since| pod_on(&format!("q{n}"), n, "new", 0).ready(since).build();
-        let p = run(&controls(0), &[old("n1"), old("n2"), old("n3"), old("n4")], 100);
+        let p = run(
+            &controls(0),
+            &[old("n1"), old("n2"), old("n3"), old("n4")],
+            100,
+        );
         assert_eq!((p.current, p.soaking_until), (0, None));
         assert!(p.rolling());
         assert!(!p.holds(0) && p.holds(1) && p.holds(3));
         // Canary updated and available: zone a rolls next.
-        let p = run(&controls(0), &[new("n1", 50), old("n2"), old("n3"), old("n4")], 100);
+        let p = run(
+            &controls(0),
+            &[new("n1", 50), old("n2"), old("n3"), old("n4")],
+            100,
+        );
         assert_eq!(p.current, 1);
         // An updated pod not ready yet keeps its wave unfinished.
         let unready = pod_on("qn1", "n1", "new", 0).build();
-        let p = run(&controls(0), &[unready, old("n2"), old("n3"), old("n4")], 100);
+        let p = run(
+            &controls(0),
+            &[unready, old("n2"), old("n3"), old("n4")],
+            100,
+        );
         assert_eq!(p.current, 0);
         // Everything updated: past the last wave.
         let all = [new("n1", 1), new("n2", 1), new("n3", 1), new("n4", 1)];
