@@ -14,7 +14,7 @@
 //! assert_eq!(waves.len(), 3);
 //! assert_eq!(waves.wave_of(|k| (k == "canary").then_some("true")), Some(0));
 //! assert_eq!(waves.wave_of(|_| None), Some(2));
-//! assert!(Waves::parse("canary=;*").is_err());
+//! assert!(Waves::parse("canary in (a;*").is_err());
 //! ```
 
 use std::collections::BTreeMap;
