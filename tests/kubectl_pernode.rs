@@ -460,3 +460,228 @@ fn why_explains_a_full_a_mislabelled_and_a_tainted_node() {
         "Error from server (NotFound): nodes \"node-9\" not found"
     );
 }
+
+/// `x` with rollout waves and a soak, as YAML carries them.
+fn waved(waves: &str, soak: &str) -> String {
+    DS.replacen(
+        "metadata:\n  name: x\n",
+        &format!(
+            "metadata:\n  name: x\n  annotations:\n    pernode.io/rollout-waves: \"{waves}\"\n    pernode.io/wave-soak: \"{soak}\"\n"
+        ),
+        1,
+    )
+}
+
+/// Seconds since the epoch of an RFC 3339 time the API server wrote.
+fn seconds(time: &str) -> i64 {
+    time.trim()
+        .parse::<k8s_openapi::jiff::Timestamp>()
+        .unwrap_or_else(|e| panic!("{time:?}: {e}"))
+        .as_second()
+}
+
+/// `(created, ready since)` in seconds of the live pod of `x` on `node`.
+fn pod_times(c: &Cluster, node: &str) -> (i64, i64) {
+    let out = c.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=x",
+        "--field-selector",
+        &format!("spec.nodeName={node}"),
+        "-o",
+        "json",
+    ]);
+    let list: serde_json::Value = serde_json::from_str(&out).expect("pod list");
+    let pod = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .unwrap_or_else(|| panic!("a live pod on {node}: {out}"));
+    let ready = pod["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Ready")
+        .and_then(|c| c["lastTransitionTime"].as_str())
+        .unwrap_or_else(|| panic!("a Ready condition on {node}'s pod"));
+    (
+        seconds(pod["metadata"]["creationTimestamp"].as_str().unwrap_or("")),
+        seconds(ready),
+    )
+}
+
+/// The line of a `why` report starting with `rule`, its words single-spaced.
+fn why_line(report: &str, rule: &str) -> String {
+    report
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .find(|l| l.starts_with(&format!("{rule} ")))
+        .unwrap_or_default()
+}
+
+#[test]
+fn waves_roll_canary_nodes_first_and_wait_for_the_soak() {
+    let c = Cluster::start("up", &["--nodes", "5"]);
+    let bin = install_plugin(&c);
+    c.ok(&["label", "node", "node-1", "canary=true"]);
+    c.ok(&[
+        "label",
+        "node",
+        "node-2",
+        "node-3",
+        "topology.kubernetes.io/zone=a",
+    ]);
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &waved("canary=true; topology.kubernetes.io/zone=a; *", "1h"),
+    );
+    let five = ["node-1", "node-2", "node-3", "node-4", "node-5"];
+    eventually(Duration::from_secs(60), "5 pods of nginx:1.27", || {
+        settled(&c, &fleet(&five, &five))
+    });
+
+    // The canary wave alone, then an hour's soak before zone a.
+    c.ok(&["set", "image", "ds/x", "c=nginx:1.28"]);
+    let not_canary = ["node-2", "node-3", "node-4", "node-5"];
+    eventually(Duration::from_secs(60), "node-1 alone updated", || {
+        settled(&c, &fleet(&five, &not_canary))
+    });
+    eventually(Duration::from_secs(30), "the soak in Progressing", || {
+        let progressing = condition(&c, "Progressing");
+        progressing.starts_with("WaveSoaking: DaemonSet \"x\" soaks (pernode.io/wave-soak) until ")
+            && progressing.ends_with(
+                " before wave 2/3 (topology.kubernetes.io/zone=a): 1 of 5 pods updated, 5 available",
+            )
+    });
+    let why = kubectl_pernode(&c, &bin, &["why", "ds/x", "node-4"]);
+    assert_eq!(
+        why_line(&why.stdout, "wave"),
+        "wave held wave 3/3 (*): after the current wave 2/3 (topology.kubernetes.io/zone=a)",
+        "{}",
+        why.stdout
+    );
+    assert!(
+        rollout_line(&why.stdout).ends_with(": held by pernode.io/rollout-waves"),
+        "{}",
+        why.stdout
+    );
+    let why = kubectl_pernode(&c, &bin, &["why", "ds/x", "node-2"]);
+    assert!(
+        why_line(&why.stdout, "wave").starts_with(
+            "wave held wave 2/3 (topology.kubernetes.io/zone=a): next, once the waves before it soak (pernode.io/wave-soak) until "
+        ),
+        "{}",
+        why.stdout
+    );
+
+    // A 5 s soak: zone a rolls at once (the canary has been up longer), the rest 5 s after
+    // zone a's last pod became ready.
+    c.ok(&["annotate", "--overwrite", "ds/x", "pernode.io/wave-soak=5s"]);
+    eventually(Duration::from_secs(90), "every node updated", || {
+        settled(&c, &fleet(&five, &[]))
+    });
+    let zone_a_ready = ["node-2", "node-3"]
+        .iter()
+        .map(|n| pod_times(&c, n).1)
+        .max()
+        .unwrap_or_default();
+    for rest in ["node-4", "node-5"] {
+        let (created, _) = pod_times(&c, rest);
+        assert!(
+            created >= zone_a_ready + 5,
+            "{rest}'s pod created at {created}, zone a ready at {zone_a_ready}"
+        );
+    }
+    eventually(Duration::from_secs(30), "the rollout complete", || {
+        condition(&c, "Progressing")
+            == "RolloutComplete: DaemonSet \"x\" has successfully progressed."
+    });
+    let why = kubectl_pernode(&c, &bin, &["why", "ds/x", "node-1"]);
+    assert_eq!(
+        why_line(&why.stdout, "wave"),
+        "wave pass wave 1/3 (canary=true): finished",
+        "{}",
+        why.stdout
+    );
+}
+
+#[test]
+fn invalid_waves_stop_the_rollout_and_nodes_in_no_wave_stay_old() {
+    let c = Cluster::start("up", &["--nodes", "3"]);
+    let bin = install_plugin(&c);
+    c.ok(&["label", "node", "node-1", "canary=true"]);
+    c.ok_stdin(&["apply", "-f", "-"], &waved("canary=true", "0s"));
+    let three = ["node-1", "node-2", "node-3"];
+    eventually(Duration::from_secs(60), "3 pods of nginx:1.27", || {
+        settled(&c, &fleet(&three, &three))
+    });
+
+    // One wave, no `*`: the other nodes are never updated, and Progressing says so.
+    c.ok(&["set", "image", "ds/x", "c=nginx:1.28"]);
+    let rest = ["node-2", "node-3"];
+    eventually(Duration::from_secs(60), "the canary alone updated", || {
+        settled(&c, &fleet(&three, &rest))
+    });
+    eventually(Duration::from_secs(30), "the waves complete", || {
+        condition(&c, "Progressing")
+            == "RolloutComplete: DaemonSet \"x\" has successfully progressed; 2 nodes in no wave of pernode.io/rollout-waves not updated."
+    });
+    let why = kubectl_pernode(&c, &bin, &["why", "ds/x", "node-3"]);
+    assert_eq!(
+        why_line(&why.stdout, "wave"),
+        "wave held in no wave of pernode.io/rollout-waves: not updated",
+        "{}",
+        why.stdout
+    );
+
+    // A wave list that does not parse is stored (annotations are free-form) and stops the
+    // rollout: the sync that says so replaced nothing.
+    c.ok(&[
+        "annotate",
+        "--overwrite",
+        "ds/x",
+        "pernode.io/rollout-waves=canary=true;zone in (a",
+    ]);
+    c.ok(&[
+        "wait",
+        "ds/x",
+        "--for=condition=Progressing=False",
+        "--timeout=30s",
+    ]);
+    let stopped = condition(&c, "Progressing");
+    assert!(
+        stopped.starts_with(
+            "InvalidAnnotation: DaemonSet \"x\" is not rolled further: pernode.io/rollout-waves \"canary=true;zone in (a\": wave 2: "
+        ),
+        "{stopped}"
+    );
+    assert!(settled(&c, &fleet(&three, &rest)), "nothing replaced");
+    eventually(
+        Duration::from_secs(30),
+        "the InvalidAnnotation event",
+        || {
+            c.ok(&["describe", "ds", "x"])
+                .lines()
+                .any(|l| l.contains("InvalidAnnotation") && l.contains("wave 2: "))
+        },
+    );
+    let why = kubectl_pernode(&c, &bin, &["why", "ds/x", "node-2"]);
+    assert!(
+        why_line(&why.stdout, "wave").starts_with("wave fail pernode.io/rollout-waves "),
+        "{}",
+        why.stdout
+    );
+
+    // Fixed, with `*` for the rest: they roll.
+    c.ok(&[
+        "annotate",
+        "--overwrite",
+        "ds/x",
+        "pernode.io/rollout-waves=canary=true;*",
+    ]);
+    eventually(Duration::from_secs(60), "every node updated", || {
+        settled(&c, &fleet(&three, &[]))
+    });
+}

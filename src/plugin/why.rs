@@ -3,7 +3,8 @@
 //!
 //! The placement rules are judged by the DaemonSet controller's own predicates
 //! (`PlacementChecker::explain`, each rule on its own), the partition by the controller's own
-//! `rollout` module; resources are what the scheduler said about the pod (its `PodScheduled`
+//! `rollout` module, the waves (with `pernode.io/rollout-waves`) by its `waves` module from the
+//! pods listed; resources are what the scheduler said about the pod (its `PodScheduled`
 //! condition), the node state its `Ready` condition. Nothing is written.
 
 use std::fmt::Write as _;
@@ -20,7 +21,9 @@ use pernode_controllers::daemonset::placement::{Placement, PlacementChecker};
 use pernode_controllers::daemonset::rollout::{is_held, partition_boundary};
 use pernode_controllers::daemonset::sync::controller_of;
 use pernode_controllers::daemonset::update::is_rolling_update;
+use pernode_controllers::daemonset::waves::{NodeDone, WaveProgress, progress};
 use pernode_core::rollout::RolloutControls;
+use pernode_core::waves::{WaveControls, Waves};
 
 use super::ClientArgs;
 
@@ -120,8 +123,29 @@ fn explain(
     let controls = RolloutControls::of(ds.metadata.annotations.as_ref());
     let boundary = partition_boundary(&placements, &controls);
     let hash = current_hash(ds, revisions)?;
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let waves = WaveControls::of(ds.metadata.annotations.as_ref()).map(|w| {
+        w.map(|w| {
+            let p = progress(
+                &w,
+                &placements,
+                |name| {
+                    let i = nodes
+                        .binary_search_by(|n| n.metadata.name.as_deref().unwrap_or("").cmp(name))
+                        .ok()?;
+                    let labels = nodes.get(i)?.metadata.labels.as_ref();
+                    w.waves
+                        .wave_of(|k| labels.and_then(|l| l.get(k)).map(String::as_str))
+                },
+                |n| is_held(n, boundary),
+                |n| node_done(ds, pods, n, &hash, now),
+                now,
+            );
+            (w.waves, p)
+        })
+    });
     let mut out = String::new();
-    for (node, (node_name, placement)) in nodes.iter().zip(&placements) {
+    for (index, (node, (node_name, placement))) in nodes.iter().zip(&placements).enumerate() {
         if only.is_some_and(|o| o != node_name) {
             continue;
         }
@@ -141,13 +165,25 @@ fn explain(
             .collect();
         verdicts.push(resources(pod));
         verdicts.push(node_state(node));
-        verdicts.push(rollout(
-            ds,
-            pod,
-            &hash,
-            &controls,
-            is_held(node_name, boundary),
-        ));
+        let mut held_by = is_held(node_name, boundary).then_some("pernode.io/partition");
+        match &waves {
+            Some(Ok((w, p))) => {
+                verdicts.push(wave(w, p, index));
+                if p.holds(index) {
+                    held_by = held_by.or(Some("pernode.io/rollout-waves"));
+                }
+            }
+            Some(Err(invalid)) => {
+                verdicts.push(verdict(
+                    "wave",
+                    "fail",
+                    format!("{invalid}: the rollout is stopped"),
+                ));
+                held_by = held_by.or(Some("pernode.io/rollout-waves, which does not parse"));
+            }
+            None => {}
+        }
+        verdicts.push(rollout(ds, pod, &hash, &controls, held_by));
         let headline = match pod {
             Some(p) => format!("pod {}", p.metadata.name.as_deref().unwrap_or("")),
             None if placement.should_run => "no pod yet".to_owned(),
@@ -160,6 +196,89 @@ fn explain(
         }
     }
     Ok(out)
+}
+
+/// Where a node stands in the rollout ([`NodeDone`]) by the pods listed: only an updated pod
+/// (by its hash), Ready for minReadySeconds.
+fn node_done(
+    ds: &DaemonSet,
+    pods: &[Pod],
+    node: &str,
+    hash: &str,
+    now: k8s_openapi::jiff::Timestamp,
+) -> NodeDone {
+    let min_ready = ds
+        .spec
+        .as_ref()
+        .and_then(|s| s.min_ready_seconds)
+        .unwrap_or(0);
+    let mut at = None;
+    let mut updated = false;
+    for pod in pods.iter().filter(|p| {
+        p.spec
+            .as_ref()
+            .and_then(pernode_core::scheduling::target_node_name)
+            == Some(node)
+    }) {
+        let pod_hash = pod
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(CONTROLLER_REVISION_HASH_LABEL));
+        let ready = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .find(|c| c.type_ == "Ready");
+        let since = ready.and_then(|c| c.last_transition_time.as_ref().map(|t| t.0));
+        let is_ready = ready.is_some_and(|c| c.status == "True");
+        if pod_hash.map(String::as_str) != Some(hash)
+            || !pernode_core::pod::ready_condition_available(is_ready, since, min_ready, now)
+        {
+            return None;
+        }
+        updated = true;
+        let secs = std::time::Duration::from_secs(u64::try_from(min_ready).unwrap_or(0));
+        at = at.max(since.and_then(|s| s.checked_add(secs).ok()));
+    }
+    updated.then_some(at)
+}
+
+/// The node's wave and where the rollout is: its wave finished, rolling, soaking, or to come.
+fn wave(waves: &Waves, p: &WaveProgress, index: usize) -> Verdict {
+    let label = |w: usize| {
+        let text = waves.waves().get(w).map_or("", |w| w.text.as_str());
+        format!("wave {}/{} ({text})", w + 1, p.count)
+    };
+    let Some(w) = p.membership.get(index).copied().flatten() else {
+        return verdict(
+            "wave",
+            "held",
+            "in no wave of pernode.io/rollout-waves: not updated",
+        );
+    };
+    if w < p.current {
+        verdict("wave", "pass", format!("{}: finished", label(w)))
+    } else if w > p.current {
+        verdict(
+            "wave",
+            "held",
+            format!("{}: after the current {}", label(w), label(p.current)),
+        )
+    } else if let Some(until) = p.soaking_until {
+        verdict(
+            "wave",
+            "held",
+            format!(
+                "{}: next, once the waves before it soak (pernode.io/wave-soak) until {until}",
+                label(w)
+            ),
+        )
+    } else {
+        verdict("wave", "pass", format!("{}: the current wave", label(w)))
+    }
 }
 
 /// What the scheduler said about the pod: bound, or why not (`PodScheduled` False).
@@ -224,7 +343,7 @@ fn rollout(
     pod: Option<&Pod>,
     hash: &str,
     controls: &RolloutControls,
-    held: bool,
+    held_by: Option<&str>,
 ) -> Verdict {
     let Some(pod) = pod else {
         return verdict("rollout", "-", "no pod");
@@ -246,12 +365,8 @@ fn rollout(
             "held",
             format!("{old}: paused (pernode.io/paused)"),
         )
-    } else if held {
-        verdict(
-            "rollout",
-            "held",
-            format!("{old}: held by pernode.io/partition"),
-        )
+    } else if let Some(by) = held_by {
+        verdict("rollout", "held", format!("{old}: held by {by}"))
     } else if !is_rolling_update(ds) {
         verdict(
             "rollout",

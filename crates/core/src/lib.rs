@@ -21,6 +21,7 @@
 pub mod disruption;
 pub mod duration;
 pub mod fields;
+pub mod go_duration;
 pub mod json;
 pub mod labels;
 pub mod microtime;
@@ -31,6 +32,7 @@ pub mod resource;
 pub mod rollout;
 pub mod scheduling;
 pub mod simulated;
+pub mod waves;
 
 pub mod goquote;
 

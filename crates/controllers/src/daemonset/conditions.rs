@@ -32,6 +32,7 @@ use pernode_core::rollout::RolloutControls;
 
 use super::status::Counts;
 use super::update::{is_rolling_update, resolve_counts};
+use super::waves::WaveStage;
 
 /// The condition types written here.
 pub const PROGRESSING: &str = "Progressing";
@@ -105,10 +106,17 @@ pub struct RolloutFacts<'a> {
     pub previous: Option<&'a DaemonSetCondition>,
     /// The time of this sync.
     pub now: Timestamp,
+    /// Where the waves stand, if the DaemonSet has `pernode.io/rollout-waves`.
+    pub waves: Option<&'a WaveStage>,
 }
 
 /// Reasons of Progressing while a rollout runs.
 const ROLLING_OUT: &str = "NewRevisionRollingOut";
+/// Reason of Progressing while finished waves soak (no progress is expected meanwhile, so
+/// the progress deadline does not run).
+pub const WAVE_SOAKING: &str = "WaveSoaking";
+/// Reason of Progressing False while a rollout annotation does not parse.
+pub const INVALID_ANNOTATION: &str = "InvalidAnnotation";
 const DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
 
 /// When the previous Progressing condition last saw progress, if the rollout has made none
@@ -158,8 +166,25 @@ pub fn wanted(f: &RolloutFacts<'_>) -> Vec<DaemonSetCondition> {
     let c = f.counts;
     let mut out = Vec::with_capacity(3);
     if f.rolling {
-        let to_update = (c.desired - f.held).max(0);
-        let progressing = if f.paused {
+        let unmatched = f.waves.map_or(0, WaveStage::unmatched);
+        let unmatched_pods = i32::try_from(unmatched).unwrap_or(i32::MAX);
+        let to_update = (c.desired - f.held).saturating_sub(unmatched_pods).max(0);
+        let wave = match f.waves {
+            Some(WaveStage::Rolling {
+                number,
+                count,
+                selector,
+            }) => format!("wave {number}/{count} ({selector}): "),
+            _ => String::new(),
+        };
+        let progressing = if let Some(WaveStage::Invalid(why)) = f.waves {
+            condition(
+                PROGRESSING,
+                "False",
+                INVALID_ANNOTATION,
+                format!("DaemonSet {:?} is not rolled further: {why}", f.name),
+            )
+        } else if f.paused {
             condition(
                 PROGRESSING,
                 "Unknown",
@@ -170,7 +195,7 @@ pub fn wanted(f: &RolloutFacts<'_>) -> Vec<DaemonSetCondition> {
                 ),
             )
         } else if c.updated >= to_update && c.available >= c.desired {
-            let held = if f.held > 0 {
+            let mut held = if f.held > 0 {
                 format!(
                     "; {} held on the old revision by pernode.io/partition",
                     c.desired - c.updated
@@ -178,11 +203,33 @@ pub fn wanted(f: &RolloutFacts<'_>) -> Vec<DaemonSetCondition> {
             } else {
                 String::new()
             };
+            if unmatched > 0 {
+                let nodes = if unmatched == 1 { "node" } else { "nodes" };
+                held.push_str(&format!(
+                    "; {unmatched} {nodes} in no wave of pernode.io/rollout-waves not updated"
+                ));
+            }
             condition(
                 PROGRESSING,
                 "True",
                 "RolloutComplete",
                 format!("DaemonSet {:?} has successfully progressed{held}.", f.name),
+            )
+        } else if let Some(WaveStage::Soaking {
+            number,
+            count,
+            selector,
+            until,
+        }) = f.waves
+        {
+            condition(
+                PROGRESSING,
+                "True",
+                WAVE_SOAKING,
+                format!(
+                    "DaemonSet {:?} soaks (pernode.io/wave-soak) until {until} before wave {number}/{count} ({selector}): {} of {} pods updated, {} available",
+                    f.name, c.updated, to_update, c.available
+                ),
             )
         } else {
             let progress = format!(
@@ -199,7 +246,7 @@ pub fn wanted(f: &RolloutFacts<'_>) -> Vec<DaemonSetCondition> {
                     "False",
                     DEADLINE_EXCEEDED,
                     format!(
-                        "DaemonSet {:?} has timed out progressing: {progress}",
+                        "DaemonSet {:?} has timed out progressing: {wave}{progress}",
                         f.name
                     ),
                 )
@@ -208,7 +255,7 @@ pub fn wanted(f: &RolloutFacts<'_>) -> Vec<DaemonSetCondition> {
                     PROGRESSING,
                     "True",
                     ROLLING_OUT,
-                    format!("DaemonSet {:?} is progressing: {progress}", f.name),
+                    format!("DaemonSet {:?} is progressing: {wave}{progress}", f.name),
                 )
             }
         };
@@ -315,12 +362,34 @@ pub fn newly_excluded(
         .flatten()
 }
 
+/// The message of `next`'s Progressing when it says the rollout is stopped by an annotation
+/// it cannot read and the status did not say so already: what the `InvalidAnnotation` event
+/// says.
+pub fn newly_stopped(
+    status: Option<&DaemonSetStatus>,
+    next: &[DaemonSetCondition],
+) -> Option<String> {
+    let progressing = |c: &[DaemonSetCondition]| {
+        c.iter()
+            .find(|c| c.type_ == PROGRESSING)
+            .map(|c| (c.reason.clone(), c.message.clone()))
+    };
+    let (reason, message) = progressing(next)?;
+    let before = status
+        .and_then(|s| s.conditions.as_deref())
+        .and_then(progressing);
+    (reason.as_deref() == Some(INVALID_ANNOTATION) && before.is_none_or(|(_, m)| m != message))
+        .then_some(message)
+        .flatten()
+}
+
 /// The conditions for a DaemonSet with these counters, or `None` when its status has them
 /// already; and when to sync again for the progress deadline.
 pub fn for_daemonset(
     ds: &DaemonSet,
     counts: &Counts,
     excluded: &ExclusionSummary,
+    waves: Option<&WaveStage>,
     now: Timestamp,
 ) -> (Option<Vec<DaemonSetCondition>>, Option<Duration>) {
     let controls = RolloutControls::of(ds.metadata.annotations.as_ref());
@@ -340,6 +409,7 @@ pub fn for_daemonset(
         progress_deadline: Duration::from_secs(u64::from(controls.progress_deadline_seconds)),
         previous,
         now,
+        waves,
     };
     let wanted = wanted(&facts);
     let requeue = deadline_requeue(&facts, &wanted);
@@ -374,6 +444,7 @@ mod tests {
             progress_deadline: Duration::from_secs(600),
             previous: None,
             now: Timestamp::from_second(1_000).unwrap(),
+            waves: None,
         }
     }
 
@@ -498,6 +569,85 @@ mod tests {
             reason(&wanted(&moving), PROGRESSING),
             ("True", "NewRevisionRollingOut")
         );
+    }
+
+    fn message(conds: &[DaemonSetCondition]) -> &str {
+        conds
+            .iter()
+            .find(|c| c.type_ == PROGRESSING)
+            .and_then(|c| c.message.as_deref())
+            .unwrap_or("")
+    }
+
+    #[test]
+    fn progressing_names_the_wave_its_soak_and_the_nodes_in_none() {
+        let none = ExclusionSummary::default();
+        let rolling = counts(5, 1, 4);
+        let wave = WaveStage::Rolling {
+            number: 2,
+            count: 3,
+            selector: "zone=a".into(),
+        };
+        let mut f = facts(&rolling, &none);
+        f.waves = Some(&wave);
+        let conds = wanted(&f);
+        assert_eq!(reason(&conds, PROGRESSING), ("True", ROLLING_OUT));
+        assert_eq!(
+            message(&conds),
+            "DaemonSet \"x\" is progressing: wave 2/3 (zone=a): 1 of 5 pods updated, 4 available"
+        );
+
+        // Soaking makes no progress, and no deadline runs.
+        let soaking = WaveStage::Soaking {
+            number: 2,
+            count: 3,
+            selector: "zone=a".into(),
+            until: Timestamp::from_second(2_000).unwrap(),
+        };
+        let soaked = counts(5, 1, 5);
+        let mut f = facts(&soaked, &none);
+        f.waves = Some(&soaking);
+        let conds = wanted(&f);
+        assert_eq!(reason(&conds, PROGRESSING), ("True", WAVE_SOAKING));
+        assert_eq!(
+            message(&conds),
+            "DaemonSet \"x\" soaks (pernode.io/wave-soak) until 1970-01-01T00:33:20Z before wave 2/3 (zone=a): 1 of 5 pods updated, 5 available"
+        );
+        assert_eq!(deadline_requeue(&f, &conds), None);
+
+        // Every wave done, two nodes in none: complete without them.
+        let done = WaveStage::Done { unmatched: 2 };
+        let mut f = facts(&soaked, &none);
+        let three = counts(5, 3, 5);
+        f.counts = &three;
+        f.waves = Some(&done);
+        let conds = wanted(&f);
+        assert_eq!(reason(&conds, PROGRESSING), ("True", "RolloutComplete"));
+        assert_eq!(
+            message(&conds),
+            "DaemonSet \"x\" has successfully progressed; 2 nodes in no wave of pernode.io/rollout-waves not updated."
+        );
+
+        // Waves that do not parse stop the rollout, said once as an event.
+        let invalid = WaveStage::Invalid("pernode.io/rollout-waves \"\": wave 1 is empty".into());
+        let mut f = facts(&rolling, &none);
+        f.waves = Some(&invalid);
+        f.paused = true;
+        let conds = wanted(&f);
+        assert_eq!(reason(&conds, PROGRESSING), ("False", INVALID_ANNOTATION));
+        let t0 = Timestamp::from_second(1_000).unwrap();
+        let next = merged(None, conds, t0).unwrap();
+        assert_eq!(
+            newly_stopped(None, &next).as_deref(),
+            Some(
+                "DaemonSet \"x\" is not rolled further: pernode.io/rollout-waves \"\": wave 1 is empty"
+            )
+        );
+        let status = DaemonSetStatus {
+            conditions: Some(next.clone()),
+            ..DaemonSetStatus::default()
+        };
+        assert_eq!(newly_stopped(Some(&status), &next), None, "said already");
     }
 
     #[test]

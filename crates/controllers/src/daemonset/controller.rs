@@ -821,9 +821,16 @@ impl Ctx {
                     return;
                 }
                 self.nodes_changed();
+                let relabelled = old.labels != cur.labels;
                 for ds in self.dss.list() {
                     let checker = PlacementChecker::new(&ds);
-                    if checker.check(&old) != checker.check(&cur) {
+                    // New labels may move the node to another wave.
+                    let waved =
+                        relabelled
+                            && ds.metadata.annotations.as_ref().is_some_and(|a| {
+                                a.contains_key(pernode_core::waves::WAVES_ANNOTATION)
+                            });
+                    if waved || checker.check(&old) != checker.check(&cur) {
                         self.enqueue(&ds);
                     }
                 }

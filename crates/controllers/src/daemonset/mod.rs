@@ -12,6 +12,7 @@
 //! | [`conditions`] | — | pernode's typed conditions (upstream writes none) |
 //! | [`update`] | R59-R74 | rolling update in unavailable and surge modes |
 //! | [`rollout`] | — | pernode's pause and partition (not upstream's) |
+//! | [`waves`] | — | pernode's rollout waves and their soak (not upstream's) |
 //! | [`expectations`] | R122 | creates/deletes in flight per DaemonSet |
 //! | [`backoff`] | R119 | failed-pod deletion backoff per (DaemonSet, generation, node) |
 //! | [`sync`] | R27-R40, R108-R113 | one reconciliation: claim, plan, act |
@@ -42,6 +43,7 @@ pub mod sync;
 #[cfg(test)]
 pub(crate) mod testutil;
 pub mod update;
+pub mod waves;
 
 pub use controller::{DaemonSetControllerOptions, run, run_with_pods};
 

@@ -1,6 +1,6 @@
 //! pernode's rollout controls in the rolling update (`pernode_core::rollout`): pause and
-//! partition. Upstream's DaemonSet has neither; they follow what StatefulSet's partition and
-//! Deployment's pause do, on node names instead of ordinals:
+//! partition (waves: `super::waves`). Upstream's DaemonSet has neither; they follow what
+//! StatefulSet's partition and Deployment's pause do, on node names instead of ordinals:
 //!
 //! - **Paused**: the rolling update plans nothing (replacements already under way finish in
 //!   the per-node pass). A node that needs a pod meanwhile gets the revision most live pods
@@ -91,18 +91,40 @@ pub struct OlderCreates {
     pub nodes: HashSet<String>,
 }
 
+/// The nodes the rollout keeps on their old revision: a partition's, and the waves' (see
+/// `super::waves`) not reached yet.
+#[derive(Clone, Copy, Default)]
+pub struct Held<'a> {
+    /// The partition's boundary ([`partition_boundary`]).
+    pub boundary: Option<&'a str>,
+    /// Whether the waves hold a node, if the DaemonSet has waves.
+    pub by_wave: Option<&'a dyn Fn(&str) -> bool>,
+}
+
+impl Held<'_> {
+    /// Whether `node` is held.
+    pub fn holds(&self, node: &str) -> bool {
+        is_held(node, self.boundary) || self.by_wave.is_some_and(|w| w(node))
+    }
+
+    /// Whether anything may be held.
+    pub fn any(&self) -> bool {
+        self.boundary.is_some() || self.by_wave.is_some()
+    }
+}
+
 /// Which of `nodes_to_create` get an older revision's pod: every one while paused (when most
-/// pods run an older revision), the held ones under a partition (when old pods remain).
-/// `None` when all get the current revision, always so without a control.
+/// pods run an older revision), the held ones under a partition or waves (when old pods
+/// remain). `None` when all get the current revision, always so without a control.
 pub fn older_creates<'a>(
     controls: &RolloutControls,
-    boundary: Option<&str>,
+    held: Held<'_>,
     nodes_to_create: &[String],
     pods: impl IntoIterator<Item = &'a PodRecord> + Clone,
     current_hash: &str,
     old: &[ControllerRevision],
 ) -> Option<OlderCreates> {
-    if nodes_to_create.is_empty() || !(controls.paused || boundary.is_some()) {
+    if nodes_to_create.is_empty() || !(controls.paused || held.any()) {
         return None;
     }
     let (hash, nodes): (&str, HashSet<String>) = match majority_hash(pods.clone(), None) {
@@ -112,7 +134,7 @@ pub fn older_creates<'a>(
         _ => {
             let held: HashSet<String> = nodes_to_create
                 .iter()
-                .filter(|n| is_held(n, boundary))
+                .filter(|n| held.holds(n))
                 .cloned()
                 .collect();
             if held.is_empty() {
@@ -206,7 +228,7 @@ mod tests {
         ];
         let joining = vec!["n4".to_string()];
         let paused = controls(true, None);
-        let older = older_creates(&paused, None, &joining, &pods, "new", &old).unwrap();
+        let older = older_creates(&paused, Held::default(), &joining, &pods, "new", &old).unwrap();
         assert_eq!(older.hash, "old");
         assert!(older.nodes.contains("n4"));
         let image = older.template.spec.as_ref().unwrap().containers[0]
@@ -219,11 +241,28 @@ mod tests {
             pod_on("b", "n2", "new", 2).build(),
             pod_on("c", "n3", "new", 2).build(),
         ];
-        assert!(older_creates(&paused, None, &joining, &mostly_new, "new", &old).is_none());
+        assert!(
+            older_creates(&paused, Held::default(), &joining, &mostly_new, "new", &old).is_none()
+        );
         // Not paused, no partition: never.
         assert!(
-            older_creates(&controls(false, None), None, &joining, &pods, "new", &old).is_none()
+            older_creates(
+                &controls(false, None),
+                Held::default(),
+                &joining,
+                &pods,
+                "new",
+                &old
+            )
+            .is_none()
         );
+    }
+
+    fn at(boundary: &str) -> Held<'_> {
+        Held {
+            boundary: Some(boundary),
+            by_wave: None,
+        }
     }
 
     #[test]
@@ -236,12 +275,12 @@ mod tests {
         ];
         let creates = vec!["n2".to_string(), "n5".to_string()];
         let two = controls(false, Some(Partition::Count(2)));
-        let older = older_creates(&two, Some("n2"), &creates, &pods, "new", &old).unwrap();
+        let older = older_creates(&two, at("n2"), &creates, &pods, "new", &old).unwrap();
         assert_eq!(older.hash, "old");
         assert_eq!(older.nodes.len(), 1);
         assert!(older.nodes.contains("n2"));
         // No old pods left: the current revision everywhere.
         let updated = [pod_on("c", "n3", "new", 2).build()];
-        assert!(older_creates(&two, Some("n2"), &creates, &updated, "new", &old).is_none());
+        assert!(older_creates(&two, at("n2"), &creates, &updated, "new", &old).is_none());
     }
 }

@@ -333,12 +333,14 @@ use super::conditions;
 use super::controller::{Ctx, Placements, object_key};
 use super::history;
 use super::pods::{controller_ref, pod_template, template_generation};
-use super::rollout::{OlderCreates, older_creates, partition_boundary};
+use super::rollout::{Held, OlderCreates, older_creates, partition_boundary};
 use super::status;
-use super::update::{is_rolling_update, plan_rolling_update_held};
+use super::update::{RollingPlan, is_rolling_update, plan_rolling_update_held};
+use super::waves::{WaveProgress, WaveStage, current_wave, progress_of_pods};
 use crate::trim::{ControllerPod, Keep};
 use k8s_openapi::api::core::v1::Pod;
 use pernode_core::rollout::RolloutControls;
+use pernode_core::waves::WaveControls;
 
 /// `POST` of a new pod (its JSON `body`), as `Api::create`, answering the created pod's name: the
 /// pod comes back whole, and only its name is decoded.
@@ -876,6 +878,39 @@ pub(crate) async fn sync_nodes(
     Error::aggregate(errors)
 }
 
+/// Where the DaemonSet's waves stand (`super::waves`), nodes' labels read from the cache.
+#[allow(clippy::too_many_arguments)]
+fn wave_progress(
+    ctx: &Ctx,
+    ds: &DaemonSet,
+    waves: &WaveControls,
+    nodes: &[(String, Placement)],
+    node_pods: &NodeToPods<'_>,
+    hash: &str,
+    boundary: Option<&str>,
+    now: Timestamp,
+) -> WaveProgress {
+    let min_ready = ds
+        .spec
+        .as_ref()
+        .and_then(|s| s.min_ready_seconds)
+        .unwrap_or(0);
+    progress_of_pods(
+        waves,
+        nodes,
+        |name| {
+            let node = ctx.nodes.get("", name)?;
+            waves.waves.wave_of(|k| node.labels.get(k))
+        },
+        boundary,
+        node_pods,
+        hash,
+        template_generation(ds),
+        min_ready,
+        now,
+    )
+}
+
 /// Computes and writes status (R41-R50), with pernode's conditions (`super::conditions`).
 async fn update_status(
     ctx: &Ctx,
@@ -903,7 +938,18 @@ async fn update_status(
         min_ready,
         now,
     );
-    let (conditions, deadline) = conditions::for_daemonset(ds, &counts, &placements.excluded, now);
+    let stage = match WaveControls::of(ds.metadata.annotations.as_ref()) {
+        None => None,
+        Some(Err(invalid)) => Some(WaveStage::Invalid(invalid.to_string())),
+        Some(Ok(waves)) => {
+            let controls = RolloutControls::of(ds.metadata.annotations.as_ref());
+            let boundary = partition_boundary(nodes, &controls);
+            let p = wave_progress(ctx, ds, &waves, nodes, &node_pods, hash, boundary, now);
+            Some(WaveStage::of(&waves, &p))
+        }
+    };
+    let (conditions, deadline) =
+        conditions::for_daemonset(ds, &counts, &placements.excluded, stage.as_ref(), now);
     // The deadline counts from Progressing's last change, which is a write: one timer per
     // write, none for a sync that changes nothing.
     if let Some(delay) = deadline.filter(|_| conditions.is_some()) {
@@ -916,6 +962,14 @@ async fn update_status(
     {
         ctx.recorder.record(ds, NORMAL, "NodesExcluded", message);
     }
+    // A rollout stopped by an annotation it cannot read says so once per value.
+    if let Some(message) = conditions
+        .as_deref()
+        .and_then(|c| conditions::newly_stopped(ds.status.as_ref(), c))
+    {
+        ctx.recorder
+            .record(ds, WARNING, conditions::INVALID_ANNOTATION, message);
+    }
     if status::needs_write(ds, &counts) || conditions.is_some() {
         let ns = ds.metadata.namespace.clone().unwrap_or_default();
         let name = ds.metadata.name.clone().unwrap_or_default();
@@ -927,9 +981,13 @@ async fn update_status(
         let mut attempt = 0;
         loop {
             let mut next = status::with_counts(to_update.status.as_ref(), &counts, observed);
-            if let (Some(c), _) =
-                conditions::for_daemonset(&to_update, &counts, &placements.excluded, now)
-            {
+            if let (Some(c), _) = conditions::for_daemonset(
+                &to_update,
+                &counts,
+                &placements.excluded,
+                stage.as_ref(),
+                now,
+            ) {
                 next.conditions = Some(c);
             }
             to_update.status = Some(next);
@@ -988,8 +1046,35 @@ async fn update_daemonset(
         delete = plan.pods_to_delete.len(),
         "manage"
     );
-    let controls = RolloutControls::of(ds.metadata.annotations.as_ref());
-    let held = partition_boundary(nodes, &controls);
+    let mut controls = RolloutControls::of(ds.metadata.annotations.as_ref());
+    let boundary = partition_boundary(nodes, &controls);
+    let now_ts = Timestamp::now();
+    let progress = match WaveControls::of(ds.metadata.annotations.as_ref()) {
+        None => None,
+        // Waves that do not parse stop the rollout, as a pause (the condition says why).
+        Some(Err(_)) => {
+            controls.paused = true;
+            None
+        }
+        Some(Ok(waves)) => Some(wave_progress(
+            ctx, ds, &waves, nodes, &node_pods, hash, boundary, now_ts,
+        )),
+    };
+    // A node the waves have not reached (or no wave matches; one not listed, too).
+    let wave_holds = |node: &str| {
+        progress.as_ref().is_some_and(|p| {
+            nodes
+                .binary_search_by(|(n, _)| n.as_str().cmp(node))
+                .ok()
+                .is_none_or(|i| p.holds(i))
+        })
+    };
+    let held = Held {
+        boundary,
+        by_wave: progress
+            .as_ref()
+            .map(|_| &wave_holds as &dyn Fn(&str) -> bool),
+    };
     let older = older_creates(
         &controls,
         held,
@@ -1013,15 +1098,38 @@ async fn update_daemonset(
     if ctx.expectations.satisfied(key) && is_rolling_update(ds) && !controls.paused {
         let fresh = owned_pods(ctx, ds, selector);
         let node_pods = nodes_to_daemon_pods(fresh.iter().map(|p| p.as_ref()), false);
-        let plan = plan_rolling_update_held(
-            ds,
-            nodes,
-            &node_pods,
-            hash,
-            template_generation(ds),
-            Timestamp::now(),
-            held,
-        )?;
+        let generation = template_generation(ds);
+        let plan = match &progress {
+            None => plan_rolling_update_held(
+                ds,
+                nodes,
+                &node_pods,
+                hash,
+                generation,
+                Timestamp::now(),
+                boundary,
+            )?,
+            // The wave being rolled, as if it were the whole DaemonSet.
+            Some(p) if p.rolling() => {
+                let (wave_nodes, wave_pods) = current_wave(p, nodes, &node_pods);
+                plan_rolling_update_held(
+                    ds,
+                    &wave_nodes,
+                    &wave_pods,
+                    hash,
+                    generation,
+                    Timestamp::now(),
+                    boundary,
+                )?
+            }
+            Some(p) => {
+                // Soaking: the next wave starts when the soak ends, one delayed sync away.
+                if let Some(left) = p.soak_left(now_ts) {
+                    ctx.queue.add_after(key.to_string(), left);
+                }
+                RollingPlan::default()
+            }
+        };
         if !plan.pods_to_delete.is_empty() || !plan.nodes_to_create.is_empty() {
             tracing::debug!(
                 ds = %key,
