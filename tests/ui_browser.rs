@@ -56,11 +56,11 @@ fn server(c: &Cluster) -> String {
     kubeconfig_field(&kubeconfig, "server:").to_string()
 }
 
-/// The summary element's data attributes, `{}` before the page has drawn.
+/// The summary element's data attributes, `{}` until the page has whole lists.
 fn page_counts(browser: &Browser) -> Value {
     browser.eval(
         "const s = document.getElementById('summary'); \
-         return s && s.dataset.synced ? Object.assign({}, s.dataset) : {};",
+         return s && s.dataset.synced === 'true' ? Object.assign({}, s.dataset) : {};",
     )
 }
 

@@ -66,8 +66,13 @@ const Api = (() => {
     return s ? path + "?" + s : path;
   }
 
-  // One collection kept current: `sink.reset(items)` after every list, `sink.push` gets
-  // `{type, object}` watch events, `sink.failed(error)` on an error that stops it (401/403).
+  // Objects per list request: small enough that the first page arrives at once.
+  const PAGE = 500;
+
+  // One collection kept current: `sink.reset(items)` with a list's first page, `sink.push`
+  // gets `{type, object}` for the other pages' objects (ADDED) and watch events,
+  // `sink.listed()` once the list is whole, `sink.failed(error)` on an error that stops it
+  // (401/403).
   class Informer {
     constructor(path, params, sink) {
       this.path = path;
@@ -94,9 +99,7 @@ const Api = (() => {
       while (!this.stopped) {
         let version;
         try {
-          const list = await get(withQuery(this.path, this.params), this.abort.signal);
-          version = list.metadata.resourceVersion;
-          this.sink.reset(list.items || []);
+          version = await this.list();
           retryMs = 500;
           for (;;) {
             version = await this.watch(version);
@@ -110,6 +113,21 @@ const Api = (() => {
           retryMs = Math.min(retryMs * 2, 8000);
         }
       }
+    }
+
+    // Lists in pages (one consistent snapshot, as client-go's pager), handing each page on as
+    // it comes so the page can draw the first nodes while the rest are still on their way;
+    // the list's resourceVersion.
+    async list() {
+      let page = await get(withQuery(this.path, { ...this.params, limit: PAGE }), this.abort.signal);
+      this.sink.reset(page.items || []);
+      while (page.metadata.continue) {
+        const next = { ...this.params, limit: PAGE, continue: page.metadata.continue };
+        page = await get(withQuery(this.path, next), this.abort.signal);
+        for (const object of page.items || []) this.sink.push({ type: "ADDED", object });
+      }
+      this.sink.listed();
+      return page.metadata.resourceVersion;
     }
 
     // Watches from `version` until the stream ends: the version to continue from, or null

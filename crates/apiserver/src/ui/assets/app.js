@@ -81,10 +81,17 @@
     return {
       items: null,
       queue: [],
-      synced: false,
+      listing: false, // a list's pages are still coming
+      started: false, // has a first page
+      synced: false, // has had a whole list
       reset(items) {
         this.items = items;
         this.queue = [];
+        this.listing = true;
+        schedule();
+      },
+      listed() {
+        this.listing = false;
         schedule();
       },
       push(event) {
@@ -98,13 +105,17 @@
         if (this.items) {
           onReset(this.items);
           this.items = null;
-          this.synced = true;
+          this.started = true;
           changed = true;
         }
         if (this.queue.length) {
           const queue = this.queue;
           this.queue = [];
           for (const e of queue) onEvent(e.type, e.object);
+          changed = true;
+        }
+        if (this.started && !this.listing && !this.synced) {
+          this.synced = true;
           changed = true;
         }
         return changed;
@@ -283,10 +294,11 @@
     // Availability after minReadySeconds changes with the clock alone.
     if (!changed && !detail.waitingForMinReady) return;
     renderHeader(ds);
-    if (!(s.nodes.synced && s.pods.synced && s.revisions.synced)) return;
+    // Drawn from the first pages on; the counters are final once every list is whole.
+    if (!(s.nodes.started && s.pods.started && s.revisions.synced)) return;
     const counts = fleet.compute(Date.now());
     detail.grid.draw(fleet.states);
-    renderSummary(counts);
+    renderSummary(counts, s.nodes.synced && s.pods.synced);
     detail.waitingForMinReady = counts.waitingForMinReady;
     if (counts.waitingForMinReady) setTimeout(schedule, 1000);
   }
@@ -313,10 +325,10 @@
     }
   }
 
-  function renderSummary(c) {
+  function renderSummary(c, whole) {
     const summary = $("summary");
     const data = {
-      synced: "true",
+      synced: String(whole),
       nodes: c.nodes,
       desired: c.desired,
       current: c.current,
@@ -333,10 +345,12 @@
       data["cells-" + name.replace(/ .*/, "")] = c.cells[i];
     });
     for (const [k, v] of Object.entries(data)) summary.dataset[toCamel(k)] = String(v);
+    // When the grid was first drawn and first whole, since navigation (measured by hand).
     if (detail.firstPaint === null) {
       detail.firstPaint = Math.round(performance.now());
       summary.dataset.firstPaintMs = String(detail.firstPaint);
     }
+    if (whole && !summary.dataset.wholeMs) summary.dataset.wholeMs = String(Math.round(performance.now()));
     summary.textContent =
       c.desired + " desired on " + c.nodes + " nodes · " + c.current + " scheduled · " + c.ready +
       " ready · " + c.updated + " updated · " + c.available + " available · " + c.unavailable +
