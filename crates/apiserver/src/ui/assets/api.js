@@ -66,8 +66,10 @@ const Api = (() => {
     return s ? path + "?" + s : path;
   }
 
-  // Objects per list request: small enough that the first page arrives at once.
-  const PAGE = 500;
+  // Objects per list request: a first page small enough to arrive at once, then larger ones
+  // (each page is a round trip and a pass over the server's index).
+  const FIRST_PAGE = 500;
+  const PAGE = 5000;
 
   // One collection kept current: `sink.reset(items)` with a list's first page, `sink.push`
   // gets `{type, object}` for the other pages' objects (ADDED) and watch events,
@@ -119,7 +121,7 @@ const Api = (() => {
     // it comes so the page can draw the first nodes while the rest are still on their way;
     // the list's resourceVersion.
     async list() {
-      let page = await get(withQuery(this.path, { ...this.params, limit: PAGE }), this.abort.signal);
+      let page = await get(withQuery(this.path, { ...this.params, limit: FIRST_PAGE }), this.abort.signal);
       this.sink.reset(page.items || []);
       while (page.metadata.continue) {
         const next = { ...this.params, limit: PAGE, continue: page.metadata.continue };
