@@ -22,7 +22,7 @@ const Grid = (() => {
       const width = Math.max(200, this.canvas.parentElement.clientWidth);
       const area = width * Math.max(240, Math.min(window.innerHeight * 0.6, 720));
       const side = Math.floor(Math.sqrt(area / Math.max(count, 1)));
-      this.cell = Math.max(3, Math.min(16, side)) ;
+      this.cell = Math.max(3, Math.min(16, side));
       const pitch = this.cell + GAP;
       this.columns = Math.max(1, Math.floor((width + GAP) / pitch));
       const rows = Math.max(1, Math.ceil(count / this.columns));
