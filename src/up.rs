@@ -240,6 +240,10 @@ fn print_usage(addr: SocketAddr, kubeconfig: &Path) {
         kubeconfig::reachable(addr)
     );
     println!("kubeconfig: {}", kubeconfig.display());
+    println!(
+        "fleet page: https://{}/ui/ (browser client certificate, or a token: README \"The fleet page\")",
+        kubeconfig::reachable(addr)
+    );
     println!();
     println!("    export KUBECONFIG={}", absolute(kubeconfig).display());
     println!("    kubectl get nodes");

@@ -8,36 +8,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use base64::Engine;
-use support::{Cluster, b64, eventually, kubeconfig_field as field};
-
-/// GET `path` over HTTPS trusting the kubeconfig's CA, without credentials: status and body.
-fn anonymous_get(kubeconfig: &str, path: &str) -> (u16, String) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let ca = base64::engine::general_purpose::STANDARD
-            .decode(field(kubeconfig, "certificate-authority-data:"))
-            .expect("base64");
-        let ca =
-            pernode_auth::tls::certificates(std::str::from_utf8(&ca).expect("pem")).expect("ca");
-        let mut config = kube::Config::new(field(kubeconfig, "server:").parse().expect("url"));
-        config.root_cert = Some(ca.into_iter().map(|c| c.to_vec()).collect());
-        let client = kube::Client::try_from(config).expect("client");
-        let request = http::Request::get(path).body(Vec::new()).expect("request");
-        let response = client
-            .send(request.map(kube::client::Body::from))
-            .await
-            .expect("send");
-        let code = response.status().as_u16();
-        let body = http_body_util::BodyExt::collect(response.into_body())
-            .await
-            .expect("body")
-            .to_bytes();
-        (code, String::from_utf8_lossy(&body).into_owned())
-    })
-}
+use support::{Cluster, anonymous_get, b64, eventually, kubeconfig_field as field};
 
 #[test]
 fn https_only_and_credentials_are_checked() {

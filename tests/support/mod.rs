@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod browser;
 pub mod client_script;
 
 use std::path::{Path, PathBuf};
@@ -113,9 +114,10 @@ impl Cluster {
     fn spawn_process(&mut self) {
         let _ = std::fs::remove_file(self.kubeconfig());
         let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log file");
+        let out = std::fs::File::create(self.dir.path().join("server.out")).expect("stdout file");
         let child = Command::new(env!("CARGO_BIN_EXE_pernode"))
             .args(&self.args)
-            .stdout(Stdio::null())
+            .stdout(out)
             .stderr(log)
             .spawn()
             .expect("start pernode");
@@ -159,6 +161,11 @@ impl Cluster {
 
     pub fn restart(&mut self) {
         self.spawn();
+    }
+
+    /// What the server printed on its standard output (`pernode up`'s usage lines).
+    pub fn server_stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.out")).unwrap_or_default()
     }
 
     pub fn server_log(&self) -> String {
@@ -370,4 +377,39 @@ impl Cluster {
         let fields = format!("\n    client-certificate-data: {cert}\n    client-key-data: {key}");
         self.kubeconfig_as(file, &fields)
     }
+}
+
+/// GET `path` over HTTPS trusting the kubeconfig's CA, without credentials: status and body
+/// (kubectl would prompt for a user name instead).
+pub fn anonymous_get(kubeconfig: &str, path: &str) -> (u16, String) {
+    use base64::Engine;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let ca = base64::engine::general_purpose::STANDARD
+            .decode(kubeconfig_field(kubeconfig, "certificate-authority-data:"))
+            .expect("base64");
+        let ca =
+            pernode_auth::tls::certificates(std::str::from_utf8(&ca).expect("pem")).expect("ca");
+        let mut config = kube::Config::new(
+            kubeconfig_field(kubeconfig, "server:")
+                .parse()
+                .expect("url"),
+        );
+        config.root_cert = Some(ca.into_iter().map(|c| c.to_vec()).collect());
+        let client = kube::Client::try_from(config).expect("client");
+        let request = http::Request::get(path).body(Vec::new()).expect("request");
+        let response = client
+            .send(request.map(kube::client::Body::from))
+            .await
+            .expect("send");
+        let code = response.status().as_u16();
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .expect("body")
+            .to_bytes();
+        (code, String::from_utf8_lossy(&body).into_owned())
+    })
 }

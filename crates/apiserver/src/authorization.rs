@@ -45,6 +45,7 @@ pub fn anonymous_may_reach(path: &str) -> bool {
     let path = path.trim_end_matches('/');
     PUBLIC_PATHS.contains(&path)
         || path == pernode_auth::discovery::PATH
+        || crate::ui::is_ui_path(path)
         || PUBLIC_PATHS.iter().any(|p| {
             path.strip_prefix(p)
                 .is_some_and(|rest| rest.starts_with('/'))

@@ -5,7 +5,7 @@
 //!
 //! Kept to the roles a DaemonSet control plane has a use for: `cluster-admin`, the user-facing
 //! `admin`/`edit`/`view` (aggregated from the `system:aggregate-to-*` roles, as upstream),
-//! discovery, basic-user and monitoring (`/metrics`) access, the node, scheduler and controller-manager roles, the
+//! discovery, basic-user and monitoring (`/metrics`) access, the fleet page's files (`pernode:ui`, [`crate::ui`]), the node, scheduler and controller-manager roles, the
 //! `system:controller:*` roles (bound to their service accounts in `kube-system`) of the
 //! controllers pernode runs, and the roles and kubeadm's bindings of joining nodes through
 //! certificate signing requests ([`certificates`]). Every object is labelled `kubernetes.io/bootstrapping:
@@ -188,6 +188,9 @@ fn add_default_metadata(meta: &mut ObjectMeta) {
 /// node's, so neither the Node authorizer nor NodeRestriction applies to it).
 pub const SIMULATOR: &str = "pernode:simulator";
 
+/// The ClusterRole (and its binding) that lets everyone load the fleet page's files.
+pub const UI_ROLE: &str = "pernode:ui";
+
 /// What the simulator does for its nodes: what a node may, for every node, plus listing the
 /// leases it renews.
 fn simulator_rules() -> Vec<PolicyRule> {
@@ -254,6 +257,9 @@ fn cluster_roles() -> Vec<ClusterRole> {
                 &["/livez", "/readyz", "/healthz", "/version", "/version/"],
             )],
         ),
+        // The fleet page's files (no data: the page reads the API as its viewer), for
+        // anyone, so the token login form loads before there is a token ([`crate::ui`]).
+        role(UI_ROLE, vec![url_rule(&["get"], &["/ui", "/ui/*"])]),
         // Full access to the monitoring endpoints.
         role(
             "system:monitoring",
@@ -744,6 +750,10 @@ pub fn bootstrap_cluster_role_bindings() -> Vec<ClusterRoleBinding> {
         binding("system:basic-user", groups(&["system:authenticated"])),
         binding(
             "system:public-info-viewer",
+            groups(&["system:authenticated", "system:unauthenticated"]),
+        ),
+        binding(
+            UI_ROLE,
             groups(&["system:authenticated", "system:unauthenticated"]),
         ),
         binding(

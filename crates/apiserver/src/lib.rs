@@ -47,6 +47,7 @@ pub mod target;
 pub mod token_authn;
 pub mod token_request;
 pub mod token_review;
+pub mod ui;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -464,6 +465,9 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         ) {
             tracing::debug!(user = %user.name, %path, message = %e.message, "request forbidden");
             return e.into_response();
+        }
+        if matches!(parts.method, Method::GET | Method::HEAD) && ui::is_ui_path(&path) {
+            return ui::serve(&path);
         }
         if parts.method == Method::GET && path.trim_end_matches('/') == "/readyz" {
             return health::readyz(&state.store).await;
