@@ -14,7 +14,6 @@ mod probes;
 mod report;
 mod setup;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,12 +31,16 @@ use super::env::{self, FieldContext};
 use super::events;
 use super::metrics::{self, RunningContainer, RunningPod};
 use super::probe::{self, Kind};
-use super::process::{self, Launch, Process};
+use super::runtime::{ContainerId, PodRef, StartError, StartRequest, Started};
 use super::state::{self, ContainerRecord, PodRecord, Terminated};
 use probes::{ProbeJob, kill};
 
 /// How soon a failed status write is retried.
 const STATUS_RETRY: Duration = Duration::from_secs(1);
+/// When a pod whose container failed to start is synced again (kubelet's pod worker
+/// back-off after an error is 10 s; sooner here so `ErrImagePull` turns into
+/// `ImagePullBackOff` promptly).
+const POD_SYNC_AFTER_ERROR: Duration = Duration::from_secs(2);
 /// How long killed processes get to be reaped after SIGKILL before the worker moves on.
 const KILL_WAIT: Duration = Duration::from_secs(5);
 
@@ -62,11 +65,10 @@ pub(crate) enum Event {
     SourcesChanged,
 }
 
-/// A live container process and its probes.
+/// A live container and its probes.
 struct Running {
     instance: u32,
-    pid: u32,
-    start_ticks: u64,
+    id: ContainerId,
     started_at: Timestamp,
     started: bool,
     ready: bool,
@@ -99,6 +101,9 @@ struct Ctr {
     start_at: Option<Instant>,
     /// The environment of its current process (for exec probes).
     env: Vec<(String, String)>,
+    /// Image pulls of this container back off (kubelet's image back-off, per pod and image):
+    /// until when, and the next delay.
+    pull_backoff: Option<(Instant, Duration)>,
 }
 
 pub(crate) struct Worker {
@@ -115,6 +120,10 @@ pub(crate) struct Worker {
     write_retry_at: Option<Instant>,
     /// Volumes and the objects the pod reads.
     setup: setup::PodSetup,
+    /// The pod's own IP from its sandbox (a CNI network); none: the node's.
+    pod_ip: Option<String>,
+    /// The node's IP, as `status.hostIP` and the downward API show it.
+    host_ip: String,
     /// In `kubelet_running_pods` while the worker lives.
     _counted: RunningPod,
     /// When the agent first saw the pod; `None` once its start was measured
@@ -164,9 +173,11 @@ impl Worker {
                 backoff: CrashLoopBackoff::new(initial, max),
                 start_at: None,
                 env: Vec::new(),
+                pull_backoff: None,
             })
             .collect();
         let last_status = pod.status.clone();
+        let host_ip = shared.node_ip.to_string();
         Worker {
             shared,
             pod,
@@ -179,6 +190,8 @@ impl Worker {
             last_written: None,
             write_retry_at: None,
             setup: setup::PodSetup::default(),
+            pod_ip: None,
+            host_ip,
             _counted: RunningPod::new(),
             seen_at: Some(Instant::now()),
         }
@@ -186,6 +199,21 @@ impl Worker {
 
     fn uid(&self) -> &str {
         &self.record.uid
+    }
+
+    fn pod_ref(&self) -> PodRef {
+        PodRef {
+            namespace: self.record.namespace.clone(),
+            name: self.record.name.clone(),
+            uid: self.record.uid.clone(),
+        }
+    }
+
+    /// The pod's IP: its sandbox's, or the node's.
+    fn ip(&self) -> String {
+        self.pod_ip
+            .clone()
+            .unwrap_or_else(|| self.shared.node_ip.to_string())
     }
 
     fn ns(&self) -> &str {
@@ -223,7 +251,7 @@ impl Worker {
         self.register_sources();
         // Adopted processes' exec probes get the environment they were started with.
         self.fetch_env_objects().await;
-        self.adopt();
+        self.adopt().await;
         loop {
             if self.pod.metadata.deletion_timestamp.is_some() {
                 self.terminate(self.grace()).await;
@@ -239,7 +267,7 @@ impl Worker {
                 if self.any_start_due() {
                     self.fetch_env_objects().await;
                 }
-                self.start_due();
+                self.start_due().await;
                 self.measure_start();
             }
             self.publish_logs();
@@ -285,13 +313,12 @@ impl Worker {
 
     /// Takes over the processes a previous agent started; containers whose process is gone
     /// are treated as exited (exit code unknown).
-    fn adopt(&mut self) {
+    async fn adopt(&mut self) {
         for i in 0..self.ctrs.len() {
-            let Some(pid) = self.ctrs[i].rec.pid else {
+            let Some(id) = ContainerId::of_record(&self.ctrs[i].rec) else {
                 continue;
             };
-            let ticks = self.ctrs[i].rec.start_ticks;
-            match Process::adopt(pid, ticks) {
+            match self.shared.runtime.adopt(&id).await {
                 Some(p) => {
                     let started_at = self.ctrs[i]
                         .rec
@@ -299,7 +326,7 @@ impl Worker {
                         .as_deref()
                         .map(parse_time)
                         .unwrap_or_else(Timestamp::now);
-                    info!(pod = %self.name(), container = %self.ctrs[i].spec.name, pid, "adopted running container");
+                    info!(pod = %self.name(), container = %self.ctrs[i].spec.name, ?id, "adopted running container");
                     self.track(i, p, started_at);
                 }
                 None => {
@@ -311,7 +338,7 @@ impl Worker {
     }
 
     /// Starts every container that should run now.
-    fn start_due(&mut self) {
+    async fn start_due(&mut self) {
         let now = Instant::now();
         let inits_done = |ctrs: &[Ctr]| {
             ctrs.iter()
@@ -335,7 +362,7 @@ impl Worker {
                 self.ctrs[i].waiting = Some(("PodInitializing".into(), None));
                 continue;
             }
-            self.start(i);
+            self.start(i).await;
         }
     }
 
@@ -364,21 +391,49 @@ impl Worker {
             pod: &self.pod,
             node_name: &self.shared.opts.node_name,
             pod_ip: ip,
-            host_ip: ip,
+            host_ip: &self.host_ip,
             allocatable: &self.shared.profile.capacity,
         }
     }
 
-    fn start(&mut self, i: usize) {
-        let ip = self.shared.node_ip.to_string();
+    async fn start(&mut self, i: usize) {
+        // Kubelet's image back-off: while it lasts, the container waits without a pull.
+        if let Some((until, _)) = self.ctrs[i].pull_backoff
+            && Instant::now() < until
+        {
+            let image = self.ctrs[i].spec.image.clone().unwrap_or_default();
+            let message = format!("Back-off pulling image {image:?}");
+            self.shared
+                .recorder
+                .pod_event(&self.pod, events::NORMAL, "BackOff", message.clone());
+            self.shared.recorder.pod_event(
+                &self.pod,
+                events::WARNING,
+                "Failed",
+                "Error: ImagePullBackOff".into(),
+            );
+            let c = &mut self.ctrs[i];
+            c.waiting = Some(("ImagePullBackOff".into(), Some(message)));
+            c.start_at = Some(until);
+            return;
+        }
+        let sandbox = match self.shared.runtime.prepare_pod(&self.pod).await {
+            Ok(s) => s,
+            Err(e) => {
+                debug!(pod = %self.name(), error = %e, "pod sandbox not ready");
+                self.retry_later(i, e.reason, e.message);
+                return;
+            }
+        };
+        self.pod_ip = sandbox.pod_ip;
+        let ip = self.ip();
         let result = {
             let c = &self.ctrs[i];
             let ctx = self.field_context(&ip);
             env::resolve_env(&c.spec, &ctx, &self.base_env(), &self.setup.env_objects)
-                .and_then(|e| env::argv(&c.spec, &self.shared.opts.image_map, &e).map(|a| (e, a)))
-                .and_then(|(e, a)| self.mount_plan(i, &e).map(|m| (e, a, m)))
+                .and_then(|e| self.mount_specs(i, &e).map(|m| (e, m)))
         };
-        let (envs, argv, mounts) = match result {
+        let (envs, mounts) = match result {
             Ok(v) => v,
             Err(e) => {
                 debug!(pod = %self.name(), container = %self.ctrs[i].spec.name, reason = e.reason, message = %e.message, "container cannot start");
@@ -400,58 +455,49 @@ impl Worker {
         } else {
             0
         };
-        let log = state::log_path(
-            &self.shared.opts.root_dir,
-            self.uid(),
-            &self.ctrs[i].spec.name,
-            instance,
-        );
-        let working_dir = self.ctrs[i]
-            .spec
-            .working_dir
-            .clone()
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/"));
-        let spawned = process::spawn(&Launch {
-            argv: &argv,
-            env: &envs,
-            working_dir: &working_dir,
-            log: &log,
-            mounts,
-        });
-        let p = match spawned {
+        let pod_ref = self.pod_ref();
+        let runtime = self.shared.runtime.clone();
+        let name = self.ctrs[i].spec.name.clone();
+        let started = runtime
+            .start(StartRequest {
+                pod: &self.pod,
+                container: &self.ctrs[i].spec,
+                instance,
+                env: &envs,
+                mounts: &mounts,
+                log: runtime.log_path(&pod_ref, &name, instance),
+            })
+            .await;
+        let p = match started {
             Ok(p) => p,
             Err(e) => {
-                self.retry_later(
-                    i,
-                    "RunContainerError",
-                    format!("failed to start {:?}: {e}", argv[0]),
-                );
+                self.start_failed(i, e);
                 return;
             }
         };
-        if let Some(cg) = &self.shared.cgroups
-            && let Err(e) = cg.place(self.uid(), &self.ctrs[i].spec, p.pid)
-        {
-            warn!(pod = %self.name(), container = %self.ctrs[i].spec.name, error = %e, "resource limits not applied");
-        }
+        self.ctrs[i].pull_backoff = None;
         // Keep the current and the previous instance's logs only, as the kubelet does.
         if instance >= 2 {
-            let old = state::log_path(
-                &self.shared.opts.root_dir,
-                self.uid(),
-                &self.ctrs[i].spec.name,
-                instance - 2,
-            );
-            let _ = std::fs::remove_file(old);
+            let _ = std::fs::remove_file(runtime.log_path(&pod_ref, &name, instance - 2));
         }
-        debug!(pod = %self.name(), container = %self.ctrs[i].spec.name, pid = p.pid, "container started");
+        debug!(pod = %self.name(), container = %name, id = ?p.id, "container started");
+        self.shared.recorder.pod_event(
+            &self.pod,
+            events::NORMAL,
+            "Created",
+            format!("Created container: {name}"),
+        );
+        self.shared.recorder.pod_event(
+            &self.pod,
+            events::NORMAL,
+            "Started",
+            format!("Started container {name}"),
+        );
         let c = &mut self.ctrs[i];
         c.rec.instance = instance;
         c.rec.ever_started = true;
-        c.rec.pid = Some(p.pid);
-        c.rec.start_ticks = p.start_ticks;
+        p.id.record(&mut c.rec);
+        c.rec.image_ref = p.image_ref.clone();
         let started_at = Timestamp::now();
         c.rec.started_at = Some(started_at.to_string());
         c.waiting = None;
@@ -460,6 +506,44 @@ impl Worker {
         metrics::container_started(c.init);
         self.track(i, p, started_at);
         self.save();
+    }
+
+    /// A start that failed: image pull errors start the image back-off (the kubelet's
+    /// `Error: ErrImagePull` event); the container waits with the reason and retries.
+    fn start_failed(&mut self, i: usize, e: StartError) {
+        debug!(pod = %self.name(), container = %self.ctrs[i].spec.name, error = %e, "container did not start");
+        match e.reason {
+            "ErrImagePull" => {
+                let now = Instant::now();
+                let delay = self.ctrs[i]
+                    .pull_backoff
+                    .map_or(self.shared.opts.backoff_initial, |(_, d)| {
+                        (d * 2).min(self.shared.opts.backoff_max)
+                    });
+                self.ctrs[i].pull_backoff = Some((now + delay, delay));
+                self.shared.recorder.pod_event(
+                    &self.pod,
+                    events::WARNING,
+                    "Failed",
+                    format!("Error: {}", e.reason),
+                );
+                let c = &mut self.ctrs[i];
+                c.waiting = Some((e.reason.to_string(), Some(e.message)));
+                // The pod worker's next sync (kubelet: its error back-off) finds the image
+                // in back-off and says so.
+                c.start_at = Some(now + POD_SYNC_AFTER_ERROR.min(delay));
+            }
+            "ErrImageNeverPull" | "CreateContainerError" | "RunContainerError" => {
+                self.shared.recorder.pod_event(
+                    &self.pod,
+                    events::WARNING,
+                    "Failed",
+                    format!("Error: {}", e.message),
+                );
+                self.retry_later(i, e.reason, e.message);
+            }
+            _ => self.retry_later(i, e.reason, e.message),
+        }
     }
 
     fn base_env(&self) -> Vec<(String, String)> {
@@ -491,13 +575,14 @@ impl Worker {
         c.start_at = Some(now + delay);
     }
 
-    /// Starts following a started (or adopted) process: its exit and its probes.
-    fn track(&mut self, i: usize, p: Process, started_at: Timestamp) {
+    /// Starts following a started (or adopted) container: its exit and its probes.
+    fn track(&mut self, i: usize, p: Started, started_at: Timestamp) {
         let instance = self.ctrs[i].rec.instance;
-        let (pid, start_ticks) = (p.pid, p.start_ticks);
+        let id = p.id;
         let tx = self.events_tx.clone();
+        let exited = p.exited;
         let waiter = tokio::spawn(async move {
-            let code = p.wait().await;
+            let code = exited.await;
             let _ = tx.send(Event::Exited {
                 container: i,
                 instance,
@@ -506,7 +591,7 @@ impl Worker {
         })
         .abort_handle();
         let spec = self.ctrs[i].spec.clone();
-        let ip = self.shared.node_ip.to_string();
+        let ip = self.ip();
         let probe_of = |kind: Kind| {
             let p = match kind {
                 Kind::Startup => spec.startup_probe.as_ref(),
@@ -554,13 +639,14 @@ impl Worker {
                 env: envs.clone(),
                 started: started_rx.clone(),
                 tx: self.events_tx.clone(),
+                runtime: self.shared.runtime.clone(),
+                id: id.clone(),
             };
             probes.push(tokio::spawn(job.run()).abort_handle());
         }
         self.ctrs[i].running = Some(Running {
             instance,
-            pid,
-            start_ticks,
+            id,
             started_at,
             started,
             ready,
@@ -614,7 +700,7 @@ impl Worker {
                         .and_then(|p| p.termination_grace_period_seconds)
                         .map(|s| Duration::from_secs(s.max(0) as u64));
                         r.ready = false;
-                        kill(r, probe_grace.unwrap_or(grace));
+                        kill(self.shared.runtime.as_ref(), r, probe_grace.unwrap_or(grace));
                     }
                     (Kind::Liveness, true) => {}
                 }
@@ -648,8 +734,10 @@ impl Worker {
             started_at: c.rec.started_at.clone().unwrap_or_else(now_string),
             finished_at: now_string(),
             instance,
+            container_id: c.rec.container_id.clone(),
         };
         c.rec.pid = None;
+        c.rec.container_id = None;
         c.rec.started_at = None;
         let restart = match (c.init, policy.as_str()) {
             (true, _) if exit_code == 0 => false,
@@ -691,7 +779,7 @@ impl Worker {
         for c in &mut self.ctrs {
             c.start_at = None;
             if let Some(r) = c.running.as_mut() {
-                kill(r, grace);
+                kill(self.shared.runtime.as_ref(), r, grace);
             }
         }
         let deadline = Instant::now() + grace + KILL_WAIT;
@@ -708,6 +796,7 @@ impl Worker {
                     {
                         c.running = None;
                         c.rec.pid = None;
+                        c.rec.container_id = None;
                         let _ = code;
                     }
                 }
@@ -717,7 +806,7 @@ impl Worker {
         }
         for c in &mut self.ctrs {
             if let Some(r) = c.running.take() {
-                warn!(pod = %self.record.name, container = %c.spec.name, pid = r.pid, "container did not exit after SIGKILL");
+                warn!(pod = %self.record.name, container = %c.spec.name, id = ?r.id, "container did not exit after it was killed");
             }
         }
     }
@@ -750,9 +839,7 @@ impl Worker {
             }
         }
         self.shared.logs.remove(self.ns(), self.name());
-        if let Some(cg) = &self.shared.cgroups {
-            cg.remove_pod(self.uid());
-        }
+        self.shared.runtime.remove_pod(&self.pod_ref()).await;
         self.shared.volumes.forget(self.uid());
         // A volume still mounted keeps the directory: removing it would empty the mount.
         if self.shared.volumes.tear_down(self.uid()).is_err() {
