@@ -268,7 +268,10 @@ mod tests {
     #[test]
     fn runtime_flags_choose_the_runtime() {
         use agent::RuntimeChoice;
-        assert_eq!(runtime_choice(None, None).ok(), Some(RuntimeChoice::Process));
+        assert_eq!(
+            runtime_choice(None, None).ok(),
+            Some(RuntimeChoice::Process)
+        );
         assert_eq!(
             runtime_choice(Some("process"), None).ok(),
             Some(RuntimeChoice::Process)

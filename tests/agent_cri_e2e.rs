@@ -104,8 +104,11 @@ fn build_image(work: &Path, busybox: &Path, name: &str, cmd: &[&str], env: &[&st
         serde_json::to_vec(&index).expect("json"),
     )
     .expect("index");
-    std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)
-        .expect("oci-layout");
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .expect("oci-layout");
     let tarball = dir.join("image.tar");
     let ok = Command::new("tar")
         .arg("-C")
@@ -145,6 +148,9 @@ state = "{root}/state"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{PAUSE}"
   disable_tcp_service = true
+  # Sandboxes ask for an OOM score below the caller's, which needs CAP_SYS_RESOURCE; test
+  # machines (containers themselves) may lack it: keep scores at or above containerd's.
+  restrict_oom_score_adj = true
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   [plugins."io.containerd.grpc.v1.cri".containerd]
@@ -171,9 +177,11 @@ state = "{root}/state"
             .spawn()
             .expect("start containerd");
         let c = Containerd { child, socket, log };
-        eventually(Duration::from_secs(30), "containerd serves its socket", || {
-            c.ctr(&["version"]).0
-        });
+        eventually(
+            Duration::from_secs(30),
+            "containerd serves its socket",
+            || c.ctr(&["version"]).0,
+        );
         c
     }
 
@@ -413,7 +421,7 @@ fn daemonset_runs_in_containerd_through_cri() {
     // The DaemonSet: init container first, config mounted, Ready.
     c.ok_stdin(&["apply", "-f", "-"], DAEMONSET);
     let mut pod = String::new();
-    let mut ready = |c: &Cluster, pod: &mut String| {
+    let ready = |c: &Cluster, pod: &mut String| {
         let names = pod_names(c, "app=app");
         let Some(name) = names.first() else {
             return false;
@@ -446,8 +454,7 @@ fn daemonset_runs_in_containerd_through_cri() {
     });
     let logs = c.ok(&["logs", &pod]);
     assert_eq!(
-        logs,
-        "hello from the configmap\ninit ran\nversion=1\n",
+        logs, "hello from the configmap\ninit ran\nversion=1\n",
         "the container read its ConfigMap, the init container's file and its image's env"
     );
     assert_eq!(c.ok(&["logs", &pod, "-c", "init"]), "init done\n");
@@ -526,7 +533,13 @@ spec:
 "#
         ),
     );
-    let waiting = |pod: &str| field(&c, pod, "{.status.containerStatuses[0].state.waiting.reason}");
+    let waiting = |pod: &str| {
+        field(
+            &c,
+            pod,
+            "{.status.containerStatuses[0].state.waiting.reason}",
+        )
+    };
     let mut seen_pull_error = false;
     eventually(within, "ErrImagePull then ImagePullBackOff", || {
         match waiting("missing").as_str() {
@@ -537,7 +550,11 @@ spec:
         false
     });
     assert_eq!(
-        field(&c, "missing", "{.status.containerStatuses[0].state.waiting.message}"),
+        field(
+            &c,
+            "missing",
+            "{.status.containerStatuses[0].state.waiting.message}"
+        ),
         "Back-off pulling image \"localhost/pernode-test/missing:1\""
     );
     eventually(within, "the pull's events", || {
@@ -552,7 +569,11 @@ spec:
         waiting("never") == "ErrImageNeverPull"
     });
     assert_eq!(
-        field(&c, "never", "{.status.containerStatuses[0].state.waiting.message}"),
+        field(
+            &c,
+            "never",
+            "{.status.containerStatuses[0].state.waiting.message}"
+        ),
         "Container image \"localhost/pernode-test/missing:1\" is not present with pull policy of Never"
     );
 
@@ -560,7 +581,10 @@ spec:
     c.ok(&["delete", "ds", "app", "--wait=false"]);
     c.ok(&["delete", "pod", "missing", "never", "--wait=false"]);
     eventually(within, "the pods are gone", || {
-        c.kubectl(&["get", "pods", "-o", "name"]).stdout.trim().is_empty()
+        c.kubectl(&["get", "pods", "-o", "name"])
+            .stdout
+            .trim()
+            .is_empty()
     });
     let deadline = std::time::Instant::now() + within;
     while !containerd.containers().is_empty() {

@@ -228,7 +228,10 @@ pub async fn run(client: kube::Client, opts: AgentOptions) -> Result<(), Error> 
             let cri = cri::CriRuntime::connect(socket, &opts, client.clone(), recorder.clone())
                 .await
                 .map_err(|e| Error::Io {
-                    context: format!("connecting to the container runtime at {}", socket.display()),
+                    context: format!(
+                        "connecting to the container runtime at {}",
+                        socket.display()
+                    ),
                     source: std::io::Error::other(e),
                 })?;
             profile.container_runtime_version = cri.version().to_string();

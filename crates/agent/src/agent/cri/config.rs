@@ -45,7 +45,12 @@ pub fn milli_cpu_to_quota(milli_cpu: i64, period: i64) -> i64 {
 }
 
 fn quantity(
-    map: Option<&std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+    map: Option<
+        &std::collections::BTreeMap<
+            String,
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+        >,
+    >,
     name: &str,
 ) -> Option<pernode_core::quantity::Quantity> {
     let q = map?.get(name)?;
@@ -59,7 +64,8 @@ pub fn linux_resources(container: &Container) -> cri::LinuxContainerResources {
     let res = container.resources.as_ref();
     let requests = res.and_then(|r| r.requests.as_ref());
     let limits = res.and_then(|r| r.limits.as_ref());
-    let milli = |q: pernode_core::quantity::Quantity| i64::try_from(q.milli_value()).unwrap_or(i64::MAX);
+    let milli =
+        |q: pernode_core::quantity::Quantity| i64::try_from(q.milli_value()).unwrap_or(i64::MAX);
     let cpu_request = quantity(requests, "cpu").map(milli);
     let cpu_limit = quantity(limits, "cpu").map(milli);
     let mut out = cri::LinuxContainerResources {
@@ -120,9 +126,13 @@ pub fn cgroup_parent(node: &str, uid: &str) -> String {
 
 fn pod_labels(pod: &Pod) -> HashMap<String, String> {
     let m = &pod.metadata;
-    let mut labels: HashMap<String, String> = m.labels.clone().unwrap_or_default().into_iter().collect();
+    let mut labels: HashMap<String, String> =
+        m.labels.clone().unwrap_or_default().into_iter().collect();
     labels.insert(POD_NAME_LABEL.into(), m.name.clone().unwrap_or_default());
-    labels.insert(POD_NAMESPACE_LABEL.into(), m.namespace.clone().unwrap_or_default());
+    labels.insert(
+        POD_NAMESPACE_LABEL.into(),
+        m.namespace.clone().unwrap_or_default(),
+    );
     labels.insert(POD_UID_LABEL.into(), m.uid.clone().unwrap_or_default());
     labels
 }
@@ -143,8 +153,15 @@ pub fn sandbox_config(pod: &Pod, node: &str, logs_root: &Path) -> cri::PodSandbo
         .flatten()
         .chain(spec.containers.iter())
         .any(|c| c.security_context.as_ref().and_then(|s| s.privileged) == Some(true));
-    let mut hostname = spec.hostname.clone().unwrap_or_else(|| name.clone());
-    hostname.truncate(63);
+    // On the node's network the pod shares the node's UTS namespace and its hostname: the
+    // runtime may set none (runc refuses a hostname without a private UTS namespace).
+    let hostname = if spec.host_network == Some(true) {
+        String::new()
+    } else {
+        let mut h = spec.hostname.clone().unwrap_or_else(|| name.clone());
+        h.truncate(63);
+        h
+    };
     cri::PodSandboxConfig {
         metadata: Some(cri::PodSandboxMetadata {
             name: name.clone(),
@@ -157,7 +174,12 @@ pub fn sandbox_config(pod: &Pod, node: &str, logs_root: &Path) -> cri::PodSandbo
             .display()
             .to_string(),
         labels: pod_labels(pod),
-        annotations: m.annotations.clone().unwrap_or_default().into_iter().collect(),
+        annotations: m
+            .annotations
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
         linux: Some(cri::LinuxPodSandboxConfig {
             cgroup_parent: cgroup_parent(node, &uid),
             security_context: Some(cri::LinuxSandboxSecurityContext {
@@ -237,8 +259,14 @@ pub fn container_config(
     };
     let mut labels = HashMap::new();
     let m = &pod.metadata;
-    labels.insert(POD_NAME_LABEL.to_string(), m.name.clone().unwrap_or_default());
-    labels.insert(POD_NAMESPACE_LABEL.to_string(), m.namespace.clone().unwrap_or_default());
+    labels.insert(
+        POD_NAME_LABEL.to_string(),
+        m.name.clone().unwrap_or_default(),
+    );
+    labels.insert(
+        POD_NAMESPACE_LABEL.to_string(),
+        m.namespace.clone().unwrap_or_default(),
+    );
     labels.insert(POD_UID_LABEL.to_string(), m.uid.clone().unwrap_or_default());
     labels.insert(CONTAINER_NAME_LABEL.to_string(), container.name.clone());
     cri::ContainerConfig {
@@ -340,14 +368,20 @@ spec:
         assert!(cfg.mounts[0].readonly);
         let linux = cfg.linux.expect("linux");
         let r = linux.resources.expect("resources");
-        assert_eq!((r.cpu_shares, r.cpu_quota, r.cpu_period), (256, 50_000, 100_000));
+        assert_eq!(
+            (r.cpu_shares, r.cpu_quota, r.cpu_period),
+            (256, 50_000, 100_000)
+        );
         assert_eq!(r.memory_limit_in_bytes, 64 << 20);
         let sc = linux.security_context.expect("security context");
         assert!(sc.privileged && sc.no_new_privs);
         assert_eq!(sc.run_as_user.map(|v| v.value), Some(1000));
         assert_eq!(sc.supplemental_groups, [2000]);
         let caps = sc.capabilities.expect("caps");
-        assert_eq!((caps.add_capabilities, caps.drop_capabilities), (vec!["NET_ADMIN".to_string()], vec!["ALL".to_string()]));
+        assert_eq!(
+            (caps.add_capabilities, caps.drop_capabilities),
+            (vec!["NET_ADMIN".to_string()], vec!["ALL".to_string()])
+        );
         let ns = sc.namespace_options.expect("namespaces");
         assert_eq!(ns.network, cri::NamespaceMode::Node as i32);
         assert_eq!(ns.pid, cri::NamespaceMode::Node as i32);
@@ -355,6 +389,7 @@ spec:
 
         let sb = sandbox_config(&p, "n1", Path::new("/var/log/pods"));
         assert_eq!(sb.log_directory, "/var/log/pods/ns_p_u1");
+        assert_eq!(sb.hostname, "", "the node's hostname on the node's network");
         assert_eq!(sb.labels[POD_UID_LABEL], "u1");
         assert_eq!(sb.labels["app"], "a");
         let linux = sb.linux.expect("linux");
@@ -362,11 +397,16 @@ spec:
         assert!(linux.security_context.expect("sc").privileged);
 
         // Only a cpu limit: shares from the limit; nothing set: the minimum shares.
-        let only_limit = pod("metadata: {name: q}\nspec:\n  containers:\n  - {name: c, resources: {limits: {cpu: '1'}}}\n  - {name: d}\n");
+        let only_limit = pod(
+            "metadata: {name: q}\nspec:\n  containers:\n  - {name: c, resources: {limits: {cpu: '1'}}}\n  - {name: d}\n",
+        );
         let cs = &only_limit.spec.as_ref().expect("spec").containers;
         assert_eq!(linux_resources(&cs[0]).cpu_shares, 1024);
         let none = linux_resources(&cs[1]);
-        assert_eq!((none.cpu_shares, none.cpu_quota, none.memory_limit_in_bytes), (2, 0, 0));
+        assert_eq!(
+            (none.cpu_shares, none.cpu_quota, none.memory_limit_in_bytes),
+            (2, 0, 0)
+        );
         let default_ns = namespace_options(&only_limit);
         assert_eq!(default_ns.network, cri::NamespaceMode::Pod as i32);
         assert_eq!(default_ns.pid, cri::NamespaceMode::Container as i32);

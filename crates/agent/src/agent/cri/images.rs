@@ -138,7 +138,10 @@ mod tests {
     #[test]
     fn tags_and_policies_as_upstream() {
         assert_eq!(with_default_tag("busybox"), "busybox:latest");
-        assert_eq!(with_default_tag("localhost:5000/app"), "localhost:5000/app:latest");
+        assert_eq!(
+            with_default_tag("localhost:5000/app"),
+            "localhost:5000/app:latest"
+        );
         assert_eq!(with_default_tag("app:1.0"), "app:1.0");
         assert_eq!(with_default_tag("app@sha256:ab"), "app@sha256:ab");
         // Unset: Always for latest, IfNotPresent otherwise.
@@ -164,12 +167,18 @@ mod tests {
             json.into_bytes(),
         )])];
         let a = auth_for("127.0.0.1:5000/app:1", &secrets).expect("auth");
-        assert_eq!((a.username.as_str(), a.password.as_str()), ("bob", "secret"));
+        assert_eq!(
+            (a.username.as_str(), a.password.as_str()),
+            ("bob", "secret")
+        );
         let d = auth_for("busybox", &secrets).expect("docker hub");
         assert_eq!(d.username, "d");
         assert!(auth_for("quay.io/x", &secrets).is_none());
         assert_eq!(go_millis(std::time::Duration::from_millis(523)), "523ms");
         assert_eq!(go_millis(std::time::Duration::from_millis(1500)), "1.5s");
-        assert_eq!(go_millis(std::time::Duration::from_millis(62_050)), "1m2.05s");
+        assert_eq!(
+            go_millis(std::time::Duration::from_millis(62_050)),
+            "1m2.05s"
+        );
     }
 }

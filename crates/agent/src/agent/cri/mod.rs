@@ -30,8 +30,7 @@ use tracing::{debug, warn};
 use super::AgentOptions;
 use super::events::{self, Recorder};
 use super::runtime::{
-    ContainerId, ContainerRuntime, LogFormat, PodRef, PodSandbox, StartError, StartRequest,
-    Started,
+    ContainerId, ContainerRuntime, LogFormat, PodRef, PodSandbox, StartError, StartRequest, Started,
 };
 
 /// How often a running container's status is read to notice its exit.
@@ -192,8 +191,7 @@ impl CriRuntime {
                 match made {
                     Ok(r) => r.into_inner().pod_sandbox_id,
                     Err(e) => {
-                        let message =
-                            format!("Failed to create pod sandbox: {}", status_text(&e));
+                        let message = format!("Failed to create pod sandbox: {}", status_text(&e));
                         self.recorder.pod_event(
                             pod,
                             events::WARNING,
@@ -293,8 +291,9 @@ impl CriRuntime {
                     Ok(id)
                 }
                 None => {
-                    let message =
-                        format!("Container image {image:?} is not present with pull policy of Never");
+                    let message = format!(
+                        "Container image {image:?} is not present with pull policy of Never"
+                    );
                     self.recorder.pod_event(
                         pod,
                         events::WARNING,
@@ -403,7 +402,9 @@ impl CriRuntime {
         let mut ids: Vec<String> = cached.into_iter().map(|s| s.id).collect();
         match self.list_sandboxes(&pod.uid, false).await {
             Ok(found) => ids.extend(found),
-            Err(e) => warn!(pod = %pod.name, error = %status_text(&e), "cannot list the pod's sandboxes"),
+            Err(e) => {
+                warn!(pod = %pod.name, error = %status_text(&e), "cannot list the pod's sandboxes")
+            }
         }
         ids.sort();
         ids.dedup();
@@ -461,7 +462,9 @@ async fn wait_exit(mut rt: RuntimeServiceClient<Channel>, id: String) -> Option<
                 }
             }
             Err(e) if e.code() == tonic::Code::NotFound => return None,
-            Err(e) => debug!(container = %id, error = %status_text(&e), "container status unavailable"),
+            Err(e) => {
+                debug!(container = %id, error = %status_text(&e), "container status unavailable")
+            }
         }
         tokio::time::sleep(EXIT_POLL).await;
     }
@@ -499,8 +502,16 @@ impl ContainerRuntime for CriRuntime {
                 .ok()?
                 .into_inner()
                 .status?;
-            (status.state == cri::ContainerState::ContainerRunning as i32).then(|| Started {
-                exited: wait_exit(rt, id.clone()).boxed(),
+            // One that exited while the agent was away reports its real exit code.
+            let exited = if status.state == cri::ContainerState::ContainerExited as i32 {
+                futures::future::ready(Some(status.exit_code)).boxed()
+            } else if status.state == cri::ContainerState::ContainerRunning as i32 {
+                wait_exit(rt, id.clone()).boxed()
+            } else {
+                return None;
+            };
+            Some(Started {
+                exited,
                 id: ContainerId::Cri(id.clone()),
                 image_ref: Some(status.image_ref),
             })
@@ -577,4 +588,3 @@ impl ContainerRuntime for CriRuntime {
         LogFormat::Cri
     }
 }
-

@@ -14,8 +14,7 @@ use rustix::process::Signal;
 use tracing::warn;
 
 use super::{
-    ContainerId, ContainerRuntime, LogFormat, PodRef, PodSandbox, StartError, StartRequest,
-    Started,
+    ContainerId, ContainerRuntime, LogFormat, PodRef, PodSandbox, StartError, StartRequest, Started,
 };
 use crate::agent::RUNTIME_SCHEME;
 use crate::agent::cgroup::Cgroups;
@@ -55,14 +54,13 @@ impl HostProcessRuntime {
             .filter(|d| !d.is_empty())
             .unwrap_or("/");
         let mounts = if self.mount_namespaces && !req.mounts.is_empty() {
-            let plan = MountPlan::build(req.mounts, std::path::Path::new(working_dir)).map_err(
-                |e| {
+            let plan =
+                MountPlan::build(req.mounts, std::path::Path::new(working_dir)).map_err(|e| {
                     StartError::new(
                         "CreateContainerError",
                         format!("failed to prepare the mounts: {e}"),
                     )
-                },
-            )?;
+                })?;
             Some(Arc::new(plan))
         } else {
             None

@@ -314,6 +314,7 @@ impl Worker {
     /// Takes over the processes a previous agent started; containers whose process is gone
     /// are treated as exited (exit code unknown).
     async fn adopt(&mut self) {
+        let mut adopted = false;
         for i in 0..self.ctrs.len() {
             let Some(id) = ContainerId::of_record(&self.ctrs[i].rec) else {
                 continue;
@@ -328,12 +329,17 @@ impl Worker {
                         .unwrap_or_else(Timestamp::now);
                     info!(pod = %self.name(), container = %self.ctrs[i].spec.name, ?id, "adopted running container");
                     self.track(i, p, started_at);
+                    adopted = true;
                 }
                 None => {
                     let instance = self.ctrs[i].rec.instance;
                     self.on_exit(i, instance, None);
                 }
             }
+        }
+        // The adopted containers' sandbox: the pod's IP again.
+        if adopted && let Ok(sandbox) = self.shared.runtime.prepare_pod(&self.pod).await {
+            self.pod_ip = sandbox.pod_ip;
         }
     }
 
@@ -700,7 +706,23 @@ impl Worker {
                         .and_then(|p| p.termination_grace_period_seconds)
                         .map(|s| Duration::from_secs(s.max(0) as u64));
                         r.ready = false;
-                        kill(self.shared.runtime.as_ref(), r, probe_grace.unwrap_or(grace));
+                        if !r.killing {
+                            self.shared.recorder.pod_event(
+                                &self.pod,
+                                events::NORMAL,
+                                "Killing",
+                                format!(
+                                    "Container {} failed {} probe, will be restarted",
+                                    c.spec.name,
+                                    kind.name().to_lowercase()
+                                ),
+                            );
+                        }
+                        kill(
+                            self.shared.runtime.as_ref(),
+                            r,
+                            probe_grace.unwrap_or(grace),
+                        );
                     }
                     (Kind::Liveness, true) => {}
                 }
@@ -779,6 +801,14 @@ impl Worker {
         for c in &mut self.ctrs {
             c.start_at = None;
             if let Some(r) = c.running.as_mut() {
+                if !r.killing {
+                    self.shared.recorder.pod_event(
+                        &self.pod,
+                        events::NORMAL,
+                        "Killing",
+                        format!("Stopping container {}", c.spec.name),
+                    );
+                }
                 kill(self.shared.runtime.as_ref(), r, grace);
             }
         }
