@@ -91,6 +91,36 @@ pub struct AgentArgs {
     /// `--sync-frequency`; ConfigMap and Secret changes apply at once regardless.
     #[arg(long, default_value = "1m", value_parser = parse_duration)]
     pub sync_frequency: Duration,
+    /// What runs containers: `process` (host processes; the default without
+    /// --container-runtime-endpoint) or `remote` (a CRI runtime).
+    #[arg(long, value_parser = ["process", "remote"])]
+    pub runtime: Option<String>,
+    /// The CRI runtime's socket, as the kubelet's flag: `unix:///run/containerd/containerd.sock`.
+    #[arg(long)]
+    pub container_runtime_endpoint: Option<String>,
+    /// Where a CRI runtime writes container logs (the kubelet's `podLogsDir`).
+    #[arg(long, default_value = "/var/log/pods")]
+    pub pod_logs_dir: PathBuf,
+}
+
+/// The runtime the flags choose.
+fn runtime_choice(
+    runtime: Option<&str>,
+    endpoint: Option<&str>,
+) -> anyhow::Result<agent::RuntimeChoice> {
+    match (runtime, endpoint) {
+        (Some("process"), Some(_)) => {
+            anyhow::bail!("--runtime process takes no --container-runtime-endpoint")
+        }
+        (Some("process"), None) | (None, None) => Ok(agent::RuntimeChoice::Process),
+        (_, Some(e)) => {
+            let path = e.strip_prefix("unix://").with_context(|| {
+                format!("--container-runtime-endpoint {e:?}: only unix:// sockets are supported")
+            })?;
+            Ok(agent::RuntimeChoice::Cri(PathBuf::from(path)))
+        }
+        (Some(_), None) => anyhow::bail!("--runtime remote needs --container-runtime-endpoint"),
+    }
 }
 
 /// `500ms`, `10s`, `5m`, `1h`.
@@ -245,6 +275,11 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     opts.volume_resync = args.sync_frequency;
     opts.backoff_initial = args.crashloop_backoff_initial;
     opts.backoff_max = args.crashloop_backoff_max;
+    opts.runtime = runtime_choice(
+        args.runtime.as_deref(),
+        args.container_runtime_endpoint.as_deref(),
+    )?;
+    opts.pod_logs_dir = args.pod_logs_dir.clone();
     let renewal = async {
         match renewal {
             Some(renewal) => renewal.await.context("client certificate rotation"),
@@ -261,6 +296,26 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runtime_flags_choose_the_runtime() {
+        use agent::RuntimeChoice;
+        assert_eq!(
+            runtime_choice(None, None).ok(),
+            Some(RuntimeChoice::Process)
+        );
+        assert_eq!(
+            runtime_choice(Some("process"), None).ok(),
+            Some(RuntimeChoice::Process)
+        );
+        assert_eq!(
+            runtime_choice(None, Some("unix:///run/containerd/containerd.sock")).ok(),
+            Some(RuntimeChoice::Cri("/run/containerd/containerd.sock".into()))
+        );
+        assert!(runtime_choice(Some("process"), Some("unix:///x")).is_err());
+        assert!(runtime_choice(Some("remote"), None).is_err());
+        assert!(runtime_choice(None, Some("tcp://127.0.0.1:1")).is_err());
+    }
 
     #[test]
     fn durations_parse() {

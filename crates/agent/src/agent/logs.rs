@@ -1,6 +1,9 @@
 //! Container logs: the index of which log instance is current or previous for each container,
 //! and the agent's HTTP endpoint the API server proxies `pods/log` to, as the kubelet's:
-//! `GET /containerLogs/{namespace}/{pod}/{container}?follow=&tailLines=&previous=&limitBytes=`.
+//! `GET /containerLogs/{namespace}/{pod}/{container}?follow=&tailLines=&previous=&limitBytes=&timestamps=`.
+//! Files in the CRI's log format (a CRI runtime's) are decoded as the kubelet's `ReadLogs`
+//! does: the text of each line, partial lines joined, each prefixed with its time when
+//! `timestamps` is asked.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,6 +20,8 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use super::runtime::LogFormat;
+
 /// How often a followed log is checked for new output.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
@@ -31,6 +36,8 @@ pub struct ContainerLogs {
     pub running: bool,
     /// Why it has not started, while it never has.
     pub waiting: Option<String>,
+    /// How the files are written.
+    pub format: LogFormat,
 }
 
 /// Container name → what is known of its logs.
@@ -80,6 +87,38 @@ pub struct LogQuery {
     pub tail_lines: Option<i64>,
     #[serde(default)]
     pub limit_bytes: Option<i64>,
+    #[serde(default)]
+    pub timestamps: Option<String>,
+}
+
+/// Decodes the complete lines of CRI-format log data (`<time> <stream> <P|F> <text>`): the
+/// text, a newline after full (`F`) lines only, so partial (`P`) lines join the next; with
+/// `timestamps`, each output line starts with the time of its first piece. Returns the
+/// output and how many input bytes it consumed (an unfinished last line is left). Lines
+/// that do not parse are skipped, as the kubelet's parser does.
+pub fn decode_cri(data: &[u8], timestamps: bool, partial: &mut bool) -> (Vec<u8>, usize) {
+    let mut out = Vec::with_capacity(data.len());
+    let mut consumed = 0;
+    while let Some(end) = data[consumed..].iter().position(|b| *b == b'\n') {
+        let line = &data[consumed..consumed + end];
+        consumed += end + 1;
+        let mut fields = line.splitn(4, |b| *b == b' ');
+        let (Some(time), Some(_stream), Some(tag), text) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        if timestamps && !*partial {
+            out.extend_from_slice(time);
+            out.push(b' ');
+        }
+        out.extend_from_slice(text.unwrap_or_default());
+        *partial = tag == b"P";
+        if !*partial {
+            out.push(b'\n');
+        }
+    }
+    (out, consumed)
 }
 
 fn flag(v: &Option<String>) -> bool {
@@ -176,7 +215,19 @@ async fn container_logs(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
-    let offset = data.len() as u64;
+    let format = logs.format;
+    let timestamps = flag(&q.timestamps);
+    let mut partial = false;
+    let (data, offset) = match format {
+        LogFormat::Raw => {
+            let len = data.len() as u64;
+            (data, len)
+        }
+        LogFormat::Cri => {
+            let (out, used) = decode_cri(&data, timestamps, &mut partial);
+            (out, used as u64)
+        }
+    };
     let mut first: &[u8] = &data;
     if let Some(n) = q.tail_lines.filter(|n| *n >= 0) {
         first = tail(first, n as usize);
@@ -201,6 +252,9 @@ async fn container_logs(
         sent: first.len(),
         limit,
         first: Some(first),
+        format,
+        timestamps,
+        partial,
     };
     ok(Body::from_stream(futures::stream::unfold(
         follow, next_chunk,
@@ -217,6 +271,10 @@ struct FollowState {
     sent: usize,
     limit: Option<usize>,
     first: Option<Bytes>,
+    format: LogFormat,
+    timestamps: bool,
+    /// CRI format: the last decoded line was partial.
+    partial: bool,
 }
 
 impl FollowState {
@@ -244,7 +302,24 @@ async fn next_chunk(mut st: FollowState) -> Option<(Result<Bytes, std::io::Error
         let chunk = read_from(&st.path, st.offset).await;
         match chunk {
             Ok(bytes) if !bytes.is_empty() => {
-                st.offset += bytes.len() as u64;
+                let bytes = match st.format {
+                    LogFormat::Raw => {
+                        st.offset += bytes.len() as u64;
+                        bytes
+                    }
+                    LogFormat::Cri => {
+                        let (out, used) = decode_cri(&bytes, st.timestamps, &mut st.partial);
+                        st.offset += used as u64;
+                        if out.is_empty() {
+                            if used == 0 && !running {
+                                return None; // an unfinished last line of a stopped container
+                            }
+                            tokio::time::sleep(FOLLOW_POLL).await;
+                            continue;
+                        }
+                        out
+                    }
+                };
                 let mut bytes = Bytes::from(bytes);
                 if let Some(l) = st.limit {
                     bytes.truncate(l.saturating_sub(st.sent));
@@ -316,6 +391,7 @@ mod tests {
                 previous: Some(prev),
                 running: false,
                 waiting: None,
+                ..Default::default()
             },
         );
         index.set("default", "p", "fresh", ContainerLogs::default());
@@ -368,6 +444,7 @@ mod tests {
                 previous: None,
                 running: true,
                 waiting: None,
+                ..Default::default()
             },
         );
         let uri = format!("{base}/c?follow=true&tailLines=1");
@@ -394,6 +471,7 @@ mod tests {
                 previous: None,
                 running: false,
                 waiting: None,
+                ..Default::default()
             },
         );
         let (code, body) = tokio::time::timeout(Duration::from_secs(10), follower)
@@ -405,6 +483,53 @@ mod tests {
         assert!(
             body.starts_with("new 3\n") || body.starts_with("new 4\n"),
             "{body:?}"
+        );
+    }
+
+    #[test]
+    fn cri_lines_decode_with_partials_and_timestamps() {
+        let data = b"2026-01-01T00:00:00.1Z stdout F one\n2026-01-01T00:00:00.2Z stderr P tw\n2026-01-01T00:00:00.3Z stderr F o\nbroken\n2026-01-01T00:00:00.4Z stdout F \n2026-01-01T00:00:00.5Z stdout F unfinished";
+        let mut partial = false;
+        let (out, used) = decode_cri(data, false, &mut partial);
+        assert_eq!(String::from_utf8_lossy(&out), "one\ntwo\n\n");
+        assert_eq!(&data[used..], b"2026-01-01T00:00:00.5Z stdout F unfinished");
+        let mut partial = false;
+        let (out, _) = decode_cri(data, true, &mut partial);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "2026-01-01T00:00:00.1Z one\n2026-01-01T00:00:00.2Z two\n2026-01-01T00:00:00.4Z \n"
+        );
+    }
+
+    #[tokio::test]
+    async fn serves_cri_format_logs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cur = dir.path().join("0.log");
+        std::fs::write(
+            &cur,
+            "2026-01-01T00:00:00.1Z stdout F a\n2026-01-01T00:00:00.2Z stdout F b\n",
+        )
+        .expect("write");
+        let index = LogIndex::default();
+        index.set(
+            "default",
+            "p",
+            "c",
+            ContainerLogs {
+                current: Some(cur),
+                format: LogFormat::Cri,
+                ..Default::default()
+            },
+        );
+        let r = router(index);
+        let base = "/containerLogs/default/p/c";
+        assert_eq!(
+            get(r.clone(), base).await,
+            (StatusCode::OK, "a\nb\n".to_string())
+        );
+        assert_eq!(
+            get(r.clone(), &format!("{base}?timestamps=true&tailLines=1")).await,
+            (StatusCode::OK, "2026-01-01T00:00:00.2Z b\n".to_string())
         );
     }
 }

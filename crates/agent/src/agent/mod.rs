@@ -1,4 +1,6 @@
-//! The real node agent: the kubelet's job for one host, with host processes as containers.
+//! The real node agent: the kubelet's job for one host, its containers run by a
+//! [`runtime::ContainerRuntime`]: host processes (`runtime::host_process`, the default) or a
+//! CRI runtime such as containerd (`cri`, with the `cri` feature).
 //!
 //! [`run`] registers the host as a Node (capacity and allocatable from the host; labels and
 //! taints as given), keeps its Ready condition and its Lease in kube-node-lease fresh, watches
@@ -29,6 +31,8 @@
 
 pub mod backoff;
 pub mod cgroup;
+#[cfg(feature = "cri")]
+pub mod cri;
 pub mod env;
 pub mod env_sources;
 pub mod events;
@@ -39,6 +43,7 @@ pub mod mounts;
 pub mod node;
 pub mod probe;
 pub mod process;
+pub mod runtime;
 pub mod state;
 pub mod static_pods;
 pub mod volumes;
@@ -55,7 +60,6 @@ use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use rustix::process::Signal;
 use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinSet};
 use tracing::{debug, info, warn};
@@ -101,6 +105,16 @@ pub enum CgroupMode {
     Disabled,
 }
 
+/// What runs the containers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum RuntimeChoice {
+    /// Host processes (`--runtime process`).
+    #[default]
+    Process,
+    /// A CRI runtime at this Unix socket (`--container-runtime-endpoint`), e.g. containerd.
+    Cri(PathBuf),
+}
+
 /// How the agent runs.
 #[derive(Clone, Debug)]
 pub struct AgentOptions {
@@ -144,6 +158,10 @@ pub struct AgentOptions {
     pub api_server: Option<(String, u16)>,
     /// How often volumes are set up again (the kubelet's pod sync period: tokens refreshed).
     pub volume_resync: Duration,
+    /// What runs the containers.
+    pub runtime: RuntimeChoice,
+    /// Where a CRI runtime writes container logs (kubelet's `podLogsDir`, `/var/log/pods`).
+    pub pod_logs_dir: PathBuf,
 }
 
 impl AgentOptions {
@@ -169,6 +187,8 @@ impl AgentOptions {
             lease_namespace: "kube-node-lease".to_string(),
             api_server: None,
             volume_resync: Duration::from_secs(60),
+            runtime: RuntimeChoice::Process,
+            pod_logs_dir: PathBuf::from("/var/log/pods"),
         }
     }
 }
@@ -179,13 +199,11 @@ pub(crate) struct Shared {
     pub(crate) opts: AgentOptions,
     pub(crate) profile: NodeProfile,
     pub(crate) node_ip: Ipv4Addr,
-    pub(crate) cgroups: Option<cgroup::Cgroups>,
+    pub(crate) runtime: Arc<dyn runtime::ContainerRuntime>,
     pub(crate) logs: logs::LogIndex,
     pub(crate) base_env: Vec<(String, String)>,
     pub(crate) volumes: volumes::VolumeHost,
     pub(crate) recorder: events::Recorder,
-    /// Whether containers get their own mount namespace (the agent may mount).
-    pub(crate) mount_namespaces: bool,
 }
 
 /// Runs the agent until an unrecoverable error. Dropping the future stops the agent but not
@@ -202,7 +220,39 @@ pub async fn run(client: kube::Client, opts: AgentOptions) -> Result<(), Error> 
         .port();
     let mut profile = host::profile(opts.max_pods, &opts.root_dir);
     profile.kubelet_port = i32::from(port);
+    let recorder = events::Recorder::start(client.clone(), opts.node_name.clone());
+    #[cfg(feature = "cri")]
+    let cri = match &opts.runtime {
+        RuntimeChoice::Process => None,
+        RuntimeChoice::Cri(socket) => {
+            let cri = cri::CriRuntime::connect(socket, &opts, client.clone(), recorder.clone())
+                .await
+                .map_err(|e| Error::Io {
+                    context: format!(
+                        "connecting to the container runtime at {}",
+                        socket.display()
+                    ),
+                    source: std::io::Error::other(e),
+                })?;
+            profile.container_runtime_version = cri.version().to_string();
+            info!(socket = %socket.display(), runtime = %cri.version(), "using the CRI runtime");
+            Some(Arc::new(cri))
+        }
+    };
+    #[cfg(not(feature = "cri"))]
+    let cri: Option<Arc<runtime::host_process::HostProcessRuntime>> = match &opts.runtime {
+        RuntimeChoice::Process => None,
+        RuntimeChoice::Cri(socket) => {
+            return Err(Error::Io {
+                context: format!("using the container runtime at {}", socket.display()),
+                source: std::io::Error::other(
+                    "this agent was built without the `cri` feature (cargo build --features cri)",
+                ),
+            });
+        }
+    };
     let cgroups = match &opts.cgroups {
+        _ if cri.is_some() => None,
         CgroupMode::Disabled => None,
         CgroupMode::Parent(p) => Some(
             cgroup::Cgroups::new(p).map_err(io_error(format!("using cgroup {}", p.display())))?,
@@ -217,12 +267,18 @@ pub async fn run(client: kube::Client, opts: AgentOptions) -> Result<(), Error> 
     };
     let path = std::env::var("PATH")
         .unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
-    let mut base_env = vec![("PATH".to_string(), path)];
+    // Host processes get the agent's PATH; images bring their own.
+    let mut base_env = Vec::new();
+    if cri.is_none() {
+        base_env.push(("PATH".to_string(), path));
+    }
     if let Some((host, port)) = &opts.api_server {
         base_env.extend(env_sources::kubernetes_service_env(host, *port));
     }
     let mount_namespaces = match mounts::probe() {
         Ok(()) => true,
+        // The runtime mounts; the agent needs no namespaces of its own.
+        Err(_) if cri.is_some() => false,
         Err(e) => {
             warn!(error = %e, "no permission to create mount namespaces (run the agent as root): containers see the host's filesystem as it is, their volumeMounts are not mounted (volumes are still written under the root directory), and memory-backed volumes are plain directories");
             false
@@ -234,17 +290,24 @@ pub async fn run(client: kube::Client, opts: AgentOptions) -> Result<(), Error> 
         mount_namespaces,
         profile.capacity.clone(),
     );
-    let recorder = events::Recorder::start(client.clone(), opts.node_name.clone());
+    let runtime: Arc<dyn runtime::ContainerRuntime> = match cri {
+        Some(cri) => cri,
+        None => Arc::new(runtime::host_process::HostProcessRuntime {
+            root_dir: opts.root_dir.clone(),
+            image_map: opts.image_map.clone(),
+            mount_namespaces,
+            cgroups,
+        }),
+    };
     let shared = Arc::new(Shared {
         client,
         node_ip: opts.node_ip,
         profile,
-        cgroups,
+        runtime,
         logs: logs::LogIndex::default(),
         base_env,
         volumes,
         recorder,
-        mount_namespaces,
         opts,
     });
     let manager = Arc::new(Manager::new(
@@ -377,18 +440,31 @@ impl Manager {
             .map(|(_, r)| r)
             .collect();
         drop(st);
-        for r in orphans {
-            info!(pod = %r.name, namespace = %r.namespace, "stopping processes of a pod that no longer exists");
-            for c in r.containers.values() {
-                if let Some(pid) = c.pid {
-                    process::signal(pid, c.start_ticks, Signal::KILL);
+        if orphans.is_empty() {
+            return;
+        }
+        let shared = self.shared.clone();
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        tasks.spawn(async move {
+            for r in orphans {
+                info!(pod = %r.name, namespace = %r.namespace, "stopping containers of a pod that no longer exists");
+                for c in r.containers.values() {
+                    if let Some(id) = runtime::ContainerId::of_record(c) {
+                        shared.runtime.stop(&id, Duration::ZERO);
+                    }
+                }
+                let pod = runtime::PodRef {
+                    namespace: r.namespace.clone(),
+                    name: r.name.clone(),
+                    uid: r.uid.clone(),
+                };
+                shared.runtime.remove_pod(&pod).await;
+                // A volume still mounted keeps the directory: removing it would empty the mount.
+                if volumes::tear_down(&shared.opts.root_dir, &r.uid).is_ok() {
+                    let _ = std::fs::remove_dir_all(state::pod_dir(&shared.opts.root_dir, &r.uid));
                 }
             }
-            // A volume still mounted keeps the directory: removing it would empty the mount.
-            if volumes::tear_down(&self.shared.opts.root_dir, &r.uid).is_ok() {
-                let _ = std::fs::remove_dir_all(state::pod_dir(&self.shared.opts.root_dir, &r.uid));
-            }
-        }
+        });
     }
 
     /// Reads the manifest directory: new static pods start, removed ones stop.

@@ -20,6 +20,9 @@ pub struct Terminated {
     pub finished_at: String,
     /// The log instance it wrote.
     pub instance: u32,
+    /// The runtime's ID of the container that ran (a CRI runtime's; host processes have none).
+    #[serde(default)]
+    pub container_id: Option<String>,
 }
 
 /// One container's durable state.
@@ -32,6 +35,12 @@ pub struct ContainerRecord {
     /// The running process, if any.
     pub pid: Option<u32>,
     pub start_ticks: u64,
+    /// The running (or last) container's ID in a CRI runtime.
+    #[serde(default)]
+    pub container_id: Option<String>,
+    /// The image reference the runtime resolved for it.
+    #[serde(default)]
+    pub image_ref: Option<String>,
     /// RFC 3339 start time of the running process.
     pub started_at: Option<String>,
     pub restart_count: i32,

@@ -1,9 +1,9 @@
 //! One pod's worker: sets up its volumes (`setup`; containers start once every volume is
-//! set up), starts its containers as processes (init containers first, in order), each in its
-//! own mount namespace with its volume mounts, follows their exits, restarts them by the
-//! restart policy with CrashLoopBackOff, runs their probes (`probes`), writes the pod's status
-//! (`report`), and on deletion stops them gracefully (SIGTERM, the grace period, SIGKILL)
-//! before removing the pod from the API.
+//! set up), starts its containers through the agent's container runtime (`start`; init
+//! containers first, in order) with their env and volume mounts, follows their exits,
+//! restarts them by the restart policy with CrashLoopBackOff, runs their probes (`probes`),
+//! writes the pod's status (`report`), and on deletion stops them gracefully (the grace
+//! period, then killed) before removing the pod from the API and its sandbox from the runtime.
 //!
 //! The worker owns all of its pod's runtime state; everything else talks to it through
 //! channels: the pod manager sends newer pod objects (and drops the sender when the pod is
@@ -13,8 +13,8 @@
 mod probes;
 mod report;
 mod setup;
+mod start;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,12 +32,16 @@ use super::env::{self, FieldContext};
 use super::events;
 use super::metrics::{self, RunningContainer, RunningPod};
 use super::probe::{self, Kind};
-use super::process::{self, Launch, Process};
+use super::runtime::{ContainerId, PodRef, Started};
 use super::state::{self, ContainerRecord, PodRecord, Terminated};
 use probes::{ProbeJob, kill};
 
 /// How soon a failed status write is retried.
 const STATUS_RETRY: Duration = Duration::from_secs(1);
+/// When a pod whose container failed to start is synced again (kubelet's pod worker
+/// back-off after an error is 10 s; sooner here so `ErrImagePull` turns into
+/// `ImagePullBackOff` promptly).
+const POD_SYNC_AFTER_ERROR: Duration = Duration::from_secs(2);
 /// How long killed processes get to be reaped after SIGKILL before the worker moves on.
 const KILL_WAIT: Duration = Duration::from_secs(5);
 
@@ -62,11 +66,10 @@ pub(crate) enum Event {
     SourcesChanged,
 }
 
-/// A live container process and its probes.
+/// A live container and its probes.
 struct Running {
     instance: u32,
-    pid: u32,
-    start_ticks: u64,
+    id: ContainerId,
     started_at: Timestamp,
     started: bool,
     ready: bool,
@@ -99,6 +102,9 @@ struct Ctr {
     start_at: Option<Instant>,
     /// The environment of its current process (for exec probes).
     env: Vec<(String, String)>,
+    /// Image pulls of this container back off (kubelet's image back-off, per pod and image):
+    /// until when, and the next delay.
+    pull_backoff: Option<(Instant, Duration)>,
 }
 
 pub(crate) struct Worker {
@@ -115,6 +121,10 @@ pub(crate) struct Worker {
     write_retry_at: Option<Instant>,
     /// Volumes and the objects the pod reads.
     setup: setup::PodSetup,
+    /// The pod's own IP from its sandbox (a CNI network); none: the node's.
+    pod_ip: Option<String>,
+    /// The node's IP, as `status.hostIP` and the downward API show it.
+    host_ip: String,
     /// In `kubelet_running_pods` while the worker lives.
     _counted: RunningPod,
     /// When the agent first saw the pod; `None` once its start was measured
@@ -164,9 +174,11 @@ impl Worker {
                 backoff: CrashLoopBackoff::new(initial, max),
                 start_at: None,
                 env: Vec::new(),
+                pull_backoff: None,
             })
             .collect();
         let last_status = pod.status.clone();
+        let host_ip = shared.node_ip.to_string();
         Worker {
             shared,
             pod,
@@ -179,6 +191,8 @@ impl Worker {
             last_written: None,
             write_retry_at: None,
             setup: setup::PodSetup::default(),
+            pod_ip: None,
+            host_ip,
             _counted: RunningPod::new(),
             seen_at: Some(Instant::now()),
         }
@@ -186,6 +200,21 @@ impl Worker {
 
     fn uid(&self) -> &str {
         &self.record.uid
+    }
+
+    fn pod_ref(&self) -> PodRef {
+        PodRef {
+            namespace: self.record.namespace.clone(),
+            name: self.record.name.clone(),
+            uid: self.record.uid.clone(),
+        }
+    }
+
+    /// The pod's IP: its sandbox's, or the node's.
+    fn ip(&self) -> String {
+        self.pod_ip
+            .clone()
+            .unwrap_or_else(|| self.shared.node_ip.to_string())
     }
 
     fn ns(&self) -> &str {
@@ -223,7 +252,7 @@ impl Worker {
         self.register_sources();
         // Adopted processes' exec probes get the environment they were started with.
         self.fetch_env_objects().await;
-        self.adopt();
+        self.adopt().await;
         loop {
             if self.pod.metadata.deletion_timestamp.is_some() {
                 self.terminate(self.grace()).await;
@@ -239,7 +268,7 @@ impl Worker {
                 if self.any_start_due() {
                     self.fetch_env_objects().await;
                 }
-                self.start_due();
+                self.start_due().await;
                 self.measure_start();
             }
             self.publish_logs();
@@ -285,13 +314,13 @@ impl Worker {
 
     /// Takes over the processes a previous agent started; containers whose process is gone
     /// are treated as exited (exit code unknown).
-    fn adopt(&mut self) {
+    async fn adopt(&mut self) {
+        let mut adopted = false;
         for i in 0..self.ctrs.len() {
-            let Some(pid) = self.ctrs[i].rec.pid else {
+            let Some(id) = ContainerId::of_record(&self.ctrs[i].rec) else {
                 continue;
             };
-            let ticks = self.ctrs[i].rec.start_ticks;
-            match Process::adopt(pid, ticks) {
+            match self.shared.runtime.adopt(&id).await {
                 Some(p) => {
                     let started_at = self.ctrs[i]
                         .rec
@@ -299,8 +328,9 @@ impl Worker {
                         .as_deref()
                         .map(parse_time)
                         .unwrap_or_else(Timestamp::now);
-                    info!(pod = %self.name(), container = %self.ctrs[i].spec.name, pid, "adopted running container");
+                    info!(pod = %self.name(), container = %self.ctrs[i].spec.name, ?id, "adopted running container");
                     self.track(i, p, started_at);
+                    adopted = true;
                 }
                 None => {
                     let instance = self.ctrs[i].rec.instance;
@@ -308,10 +338,14 @@ impl Worker {
                 }
             }
         }
+        // The adopted containers' sandbox: the pod's IP again.
+        if adopted && let Ok(sandbox) = self.shared.runtime.prepare_pod(&self.pod).await {
+            self.pod_ip = sandbox.pod_ip;
+        }
     }
 
     /// Starts every container that should run now.
-    fn start_due(&mut self) {
+    async fn start_due(&mut self) {
         let now = Instant::now();
         let inits_done = |ctrs: &[Ctr]| {
             ctrs.iter()
@@ -335,7 +369,7 @@ impl Worker {
                 self.ctrs[i].waiting = Some(("PodInitializing".into(), None));
                 continue;
             }
-            self.start(i);
+            self.start(i).await;
         }
     }
 
@@ -364,102 +398,9 @@ impl Worker {
             pod: &self.pod,
             node_name: &self.shared.opts.node_name,
             pod_ip: ip,
-            host_ip: ip,
+            host_ip: &self.host_ip,
             allocatable: &self.shared.profile.capacity,
         }
-    }
-
-    fn start(&mut self, i: usize) {
-        let ip = self.shared.node_ip.to_string();
-        let result = {
-            let c = &self.ctrs[i];
-            let ctx = self.field_context(&ip);
-            env::resolve_env(&c.spec, &ctx, &self.base_env(), &self.setup.env_objects)
-                .and_then(|e| env::argv(&c.spec, &self.shared.opts.image_map, &e).map(|a| (e, a)))
-                .and_then(|(e, a)| self.mount_plan(i, &e).map(|m| (e, a, m)))
-        };
-        let (envs, argv, mounts) = match result {
-            Ok(v) => v,
-            Err(e) => {
-                debug!(pod = %self.name(), container = %self.ctrs[i].spec.name, reason = e.reason, message = %e.message, "container cannot start");
-                if e.reason == "CreateContainerConfigError" {
-                    // The kubelet's `Failed` event for a container it cannot configure.
-                    self.shared.recorder.pod_event(
-                        &self.pod,
-                        events::WARNING,
-                        "Failed",
-                        format!("Error: {}", e.message),
-                    );
-                }
-                self.retry_later(i, e.reason, e.message);
-                return;
-            }
-        };
-        let instance = if self.ctrs[i].rec.ever_started {
-            self.ctrs[i].rec.instance + 1
-        } else {
-            0
-        };
-        let log = state::log_path(
-            &self.shared.opts.root_dir,
-            self.uid(),
-            &self.ctrs[i].spec.name,
-            instance,
-        );
-        let working_dir = self.ctrs[i]
-            .spec
-            .working_dir
-            .clone()
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/"));
-        let spawned = process::spawn(&Launch {
-            argv: &argv,
-            env: &envs,
-            working_dir: &working_dir,
-            log: &log,
-            mounts,
-        });
-        let p = match spawned {
-            Ok(p) => p,
-            Err(e) => {
-                self.retry_later(
-                    i,
-                    "RunContainerError",
-                    format!("failed to start {:?}: {e}", argv[0]),
-                );
-                return;
-            }
-        };
-        if let Some(cg) = &self.shared.cgroups
-            && let Err(e) = cg.place(self.uid(), &self.ctrs[i].spec, p.pid)
-        {
-            warn!(pod = %self.name(), container = %self.ctrs[i].spec.name, error = %e, "resource limits not applied");
-        }
-        // Keep the current and the previous instance's logs only, as the kubelet does.
-        if instance >= 2 {
-            let old = state::log_path(
-                &self.shared.opts.root_dir,
-                self.uid(),
-                &self.ctrs[i].spec.name,
-                instance - 2,
-            );
-            let _ = std::fs::remove_file(old);
-        }
-        debug!(pod = %self.name(), container = %self.ctrs[i].spec.name, pid = p.pid, "container started");
-        let c = &mut self.ctrs[i];
-        c.rec.instance = instance;
-        c.rec.ever_started = true;
-        c.rec.pid = Some(p.pid);
-        c.rec.start_ticks = p.start_ticks;
-        let started_at = Timestamp::now();
-        c.rec.started_at = Some(started_at.to_string());
-        c.waiting = None;
-        c.start_at = None;
-        c.env = envs;
-        metrics::container_started(c.init);
-        self.track(i, p, started_at);
-        self.save();
     }
 
     fn base_env(&self) -> Vec<(String, String)> {
@@ -491,13 +432,14 @@ impl Worker {
         c.start_at = Some(now + delay);
     }
 
-    /// Starts following a started (or adopted) process: its exit and its probes.
-    fn track(&mut self, i: usize, p: Process, started_at: Timestamp) {
+    /// Starts following a started (or adopted) container: its exit and its probes.
+    fn track(&mut self, i: usize, p: Started, started_at: Timestamp) {
         let instance = self.ctrs[i].rec.instance;
-        let (pid, start_ticks) = (p.pid, p.start_ticks);
+        let id = p.id;
         let tx = self.events_tx.clone();
+        let exited = p.exited;
         let waiter = tokio::spawn(async move {
-            let code = p.wait().await;
+            let code = exited.await;
             let _ = tx.send(Event::Exited {
                 container: i,
                 instance,
@@ -506,7 +448,7 @@ impl Worker {
         })
         .abort_handle();
         let spec = self.ctrs[i].spec.clone();
-        let ip = self.shared.node_ip.to_string();
+        let ip = self.ip();
         let probe_of = |kind: Kind| {
             let p = match kind {
                 Kind::Startup => spec.startup_probe.as_ref(),
@@ -554,13 +496,14 @@ impl Worker {
                 env: envs.clone(),
                 started: started_rx.clone(),
                 tx: self.events_tx.clone(),
+                runtime: self.shared.runtime.clone(),
+                id: id.clone(),
             };
             probes.push(tokio::spawn(job.run()).abort_handle());
         }
         self.ctrs[i].running = Some(Running {
             instance,
-            pid,
-            start_ticks,
+            id,
             started_at,
             started,
             ready,
@@ -614,7 +557,23 @@ impl Worker {
                         .and_then(|p| p.termination_grace_period_seconds)
                         .map(|s| Duration::from_secs(s.max(0) as u64));
                         r.ready = false;
-                        kill(r, probe_grace.unwrap_or(grace));
+                        if !r.killing {
+                            self.shared.recorder.pod_event(
+                                &self.pod,
+                                events::NORMAL,
+                                "Killing",
+                                format!(
+                                    "Container {} failed {} probe, will be restarted",
+                                    c.spec.name,
+                                    kind.name().to_lowercase()
+                                ),
+                            );
+                        }
+                        kill(
+                            self.shared.runtime.as_ref(),
+                            r,
+                            probe_grace.unwrap_or(grace),
+                        );
                     }
                     (Kind::Liveness, true) => {}
                 }
@@ -648,8 +607,10 @@ impl Worker {
             started_at: c.rec.started_at.clone().unwrap_or_else(now_string),
             finished_at: now_string(),
             instance,
+            container_id: c.rec.container_id.clone(),
         };
         c.rec.pid = None;
+        c.rec.container_id = None;
         c.rec.started_at = None;
         let restart = match (c.init, policy.as_str()) {
             (true, _) if exit_code == 0 => false,
@@ -691,7 +652,15 @@ impl Worker {
         for c in &mut self.ctrs {
             c.start_at = None;
             if let Some(r) = c.running.as_mut() {
-                kill(r, grace);
+                if !r.killing {
+                    self.shared.recorder.pod_event(
+                        &self.pod,
+                        events::NORMAL,
+                        "Killing",
+                        format!("Stopping container {}", c.spec.name),
+                    );
+                }
+                kill(self.shared.runtime.as_ref(), r, grace);
             }
         }
         let deadline = Instant::now() + grace + KILL_WAIT;
@@ -708,6 +677,7 @@ impl Worker {
                     {
                         c.running = None;
                         c.rec.pid = None;
+                        c.rec.container_id = None;
                         let _ = code;
                     }
                 }
@@ -717,7 +687,7 @@ impl Worker {
         }
         for c in &mut self.ctrs {
             if let Some(r) = c.running.take() {
-                warn!(pod = %self.record.name, container = %c.spec.name, pid = r.pid, "container did not exit after SIGKILL");
+                warn!(pod = %self.record.name, container = %c.spec.name, id = ?r.id, "container did not exit after it was killed");
             }
         }
     }
@@ -750,9 +720,7 @@ impl Worker {
             }
         }
         self.shared.logs.remove(self.ns(), self.name());
-        if let Some(cg) = &self.shared.cgroups {
-            cg.remove_pod(self.uid());
-        }
+        self.shared.runtime.remove_pod(&self.pod_ref()).await;
         self.shared.volumes.forget(self.uid());
         // A volume still mounted keeps the directory: removing it would empty the mount.
         if self.shared.volumes.tear_down(self.uid()).is_err() {

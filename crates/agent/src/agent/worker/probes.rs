@@ -1,34 +1,23 @@
 //! A pod worker's probe jobs (one task per probe of a container instance, reporting each
-//! thresholded flip to the worker) and the stop of a container (SIGTERM, SIGKILL after the
-//! grace period).
+//! thresholded flip to the worker) and the stop of a container (through the runtime: SIGTERM,
+//! SIGKILL after the grace period).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustix::process::Signal;
 use tokio::sync::{mpsc, watch};
 
 use super::{Event, Running};
 use crate::agent::probe::{self, Kind};
-use crate::agent::process;
+use crate::agent::runtime::{ContainerId, ContainerRuntime};
 
-/// Asks a container to stop: SIGTERM now, SIGKILL after `grace` if it is still the same
-/// process.
-pub(super) fn kill(r: &mut Running, grace: Duration) {
+/// Asks a container to stop (once): gracefully now, forcibly after `grace`.
+pub(super) fn kill(runtime: &dyn ContainerRuntime, r: &mut Running, grace: Duration) {
     if r.killing {
         return;
     }
     r.killing = true;
-    let (pid, ticks) = (r.pid, r.start_ticks);
-    if !process::signal(pid, ticks, Signal::TERM) {
-        return;
-    }
-    tokio::spawn(async move {
-        let deadline = tokio::time::Instant::now() + grace;
-        while process::alive(pid, ticks) && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50).min(grace)).await;
-        }
-        process::signal(pid, ticks, Signal::KILL);
-    });
+    runtime.stop(&r.id, grace);
 }
 
 /// One probe of one container instance.
@@ -41,6 +30,9 @@ pub(super) struct ProbeJob {
     pub(super) env: Vec<(String, String)>,
     pub(super) started: watch::Receiver<bool>,
     pub(super) tx: mpsc::UnboundedSender<Event>,
+    /// Exec probes run in the container through the runtime, where it has exec.
+    pub(super) runtime: Arc<dyn ContainerRuntime>,
+    pub(super) id: ContainerId,
 }
 
 impl ProbeJob {
@@ -65,7 +57,17 @@ impl ProbeJob {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let outcome = self.spec.run(&self.env).await;
+            let in_container = match &self.spec.action {
+                probe::Action::Exec(cmd) => {
+                    self.runtime
+                        .exec_sync(&self.id, cmd.clone(), self.spec.timeout)
+                }
+                _ => None,
+            };
+            let outcome = match in_container {
+                Some(exec) => exec.await,
+                None => self.spec.run(&self.env).await,
+            };
             let ok = outcome.is_ok();
             if let Some(flipped) = tracker.record(ok) {
                 let message = outcome.err().unwrap_or_default();

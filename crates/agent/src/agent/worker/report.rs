@@ -15,7 +15,7 @@ use tracing::{debug, warn};
 use super::{Ctr, STATUS_RETRY, Worker, parse_time};
 use crate::agent::RUNTIME_SCHEME;
 use crate::agent::logs::ContainerLogs;
-use crate::agent::state::{self, Terminated};
+use crate::agent::state::Terminated;
 use crate::status::{PodAddresses, PodView, assemble_pod_status};
 
 impl Worker {
@@ -31,15 +31,17 @@ impl Worker {
     }
 
     pub(super) fn publish_logs(&self) {
-        let root = &self.shared.opts.root_dir;
+        let runtime = &self.shared.runtime;
+        let pod = self.pod_ref();
         for c in &self.ctrs {
-            let path = |n: u32| state::log_path(root, self.uid(), &c.spec.name, n);
+            let path = |n: u32| runtime.log_path(&pod, &c.spec.name, n);
             let logs = ContainerLogs {
                 current: c.rec.ever_started.then(|| path(c.rec.instance)),
                 previous: (c.rec.ever_started && c.rec.instance > 0)
                     .then(|| path(c.rec.instance - 1)),
                 running: c.running.is_some(),
                 waiting: c.waiting.as_ref().map(|w| w.0.clone()),
+                format: runtime.log_format(),
             };
             self.shared
                 .logs
@@ -49,8 +51,12 @@ impl Worker {
 
     fn container_status(&self, c: &Ctr) -> ContainerStatus {
         let image = c.spec.image.clone().unwrap_or_default();
-        let id =
-            |instance: u32| format!("{RUNTIME_SCHEME}{}/{}/{instance}", self.uid(), c.spec.name);
+        let scheme = self.shared.runtime.scheme();
+        // A CRI runtime's container ID; host processes are named by pod, container, instance.
+        let id = |instance: u32, cri: Option<&String>| match cri {
+            Some(cri) => format!("{scheme}://{cri}"),
+            None => format!("{RUNTIME_SCHEME}{}/{}/{instance}", self.uid(), c.spec.name),
+        };
         let terminated = |t: &Terminated| ContainerState {
             terminated: Some(ContainerStateTerminated {
                 exit_code: t.exit_code,
@@ -58,7 +64,7 @@ impl Worker {
                 message: t.message.clone(),
                 started_at: Some(Time(parse_time(&t.started_at))),
                 finished_at: Some(Time(parse_time(&t.finished_at))),
-                container_id: Some(id(t.instance)),
+                container_id: Some(id(t.instance, t.container_id.as_ref())),
                 ..Default::default()
             }),
             ..Default::default()
@@ -96,8 +102,20 @@ impl Worker {
         ContainerStatus {
             name: c.spec.name.clone(),
             image: image.clone(),
-            image_id: format!("{RUNTIME_SCHEME}image/{image}"),
-            container_id: c.rec.ever_started.then(|| id(c.rec.instance)),
+            image_id: match &c.rec.image_ref {
+                Some(r) => r.clone(),
+                None => format!("{RUNTIME_SCHEME}image/{image}"),
+            },
+            container_id: c.rec.ever_started.then(|| {
+                let last = c.rec.done.as_ref().or(c.rec.last_terminated.as_ref());
+                let cri = c.rec.container_id.as_ref().or_else(|| {
+                    c.running
+                        .is_none()
+                        .then(|| last.and_then(|t| t.container_id.as_ref()))
+                        .flatten()
+                });
+                id(c.rec.instance, cri)
+            }),
             ready,
             started: Some(started),
             restart_count: c.rec.restart_count,
@@ -162,11 +180,10 @@ impl Worker {
             pod_ip: self.shared.node_ip,
         };
         let mut status = assemble_pod_status(&base, self.view(), addrs, Timestamp::now());
-        // Every process shares the host's network: the pod's IP is the node's.
-        status.pod_ip = Some(self.shared.node_ip.to_string());
-        status.pod_ips = Some(vec![k8s_openapi::api::core::v1::PodIP {
-            ip: self.shared.node_ip.to_string(),
-        }]);
+        // On the host's network the pod's IP is the node's; on a CNI network, its sandbox's.
+        let ip = self.ip();
+        status.pod_ip = Some(ip.clone());
+        status.pod_ips = Some(vec![k8s_openapi::api::core::v1::PodIP { ip }]);
         let value = json!({ "status": status });
         self.last_status = Some(status);
         if self.last_written.as_ref() == Some(&value) {

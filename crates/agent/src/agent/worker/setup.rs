@@ -1,7 +1,7 @@
 //! What a pod needs from outside its processes: the ConfigMaps and Secrets it reads
 //! (registered with the node's object watches, whose changes wake the worker), its volumes
 //! (set up before any container starts, then kept current), the objects its containers'
-//! `env` reads, and each container's mounts.
+//! `env` reads, and each container's mounts (as host paths, for the runtime to mount).
 //!
 //! Volumes as kubelet's volume manager: a volume that fails to set up is retried with its
 //! exponential backoff (500 ms doubling to 2 min 2 s) and each failure is a `FailedMount`
@@ -21,7 +21,7 @@ use super::{Event, Worker};
 use crate::agent::env::ConfigError;
 use crate::agent::env_sources::EnvObjects;
 use crate::agent::events;
-use crate::agent::mounts::{self, MountPlan};
+use crate::agent::mounts::{self, MountSpec};
 use crate::agent::volumes::References;
 use crate::agent::volumes::sources::Registration;
 
@@ -162,16 +162,13 @@ impl Worker {
         self.setup.env_objects = objects;
     }
 
-    /// The mounts of container `i` (none without mount namespaces: the process then sees
-    /// the host's filesystem as it is).
-    pub(super) fn mount_plan(
+    /// The mounts of container `i`, as host paths (`volumeMounts` resolved: subPath,
+    /// readOnly); the runtime mounts them.
+    pub(super) fn mount_specs(
         &self,
         i: usize,
         env: &[(String, String)],
-    ) -> Result<Option<Arc<MountPlan>>, ConfigError> {
-        if !self.shared.mount_namespaces {
-            return Ok(None);
-        }
+    ) -> Result<Vec<MountSpec>, ConfigError> {
         let spec = &self.ctrs[i].spec;
         let volumes = self
             .pod
@@ -180,26 +177,10 @@ impl Worker {
             .and_then(|s| s.volumes.as_deref())
             .unwrap_or_default();
         let vars: HashMap<String, String> = env.iter().cloned().collect();
-        let config_error = |message: String| ConfigError {
-            reason: "CreateContainerConfigError",
-            message,
-        };
-        let specs =
-            mounts::container_mounts(&self.shared.opts.root_dir, self.uid(), volumes, spec, &vars)
-                .map_err(config_error)?;
-        if specs.is_empty() {
-            return Ok(None);
-        }
-        let working_dir = spec
-            .working_dir
-            .as_deref()
-            .filter(|d| !d.is_empty())
-            .unwrap_or("/");
-        MountPlan::build(&specs, std::path::Path::new(working_dir))
-            .map(|p| Some(Arc::new(p)))
-            .map_err(|e| ConfigError {
-                reason: "CreateContainerError",
-                message: format!("failed to prepare the mounts: {e}"),
+        mounts::container_mounts(&self.shared.opts.root_dir, self.uid(), volumes, spec, &vars)
+            .map_err(|message| ConfigError {
+                reason: "CreateContainerConfigError",
+                message,
             })
     }
 }

@@ -1,0 +1,157 @@
+//! `--runtime process`: containers as host processes (`process`), each in its own process
+//! group and, where the agent may mount, its own mount namespace with the volume mounts
+//! (`mounts::MountPlan`), in a cgroup v2 with its limits where writable (`cgroup`). The
+//! program is the pod's `command` or the image map's entry for its image.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::Pod;
+use rustix::process::Signal;
+use tracing::warn;
+
+use super::{
+    ContainerId, ContainerRuntime, LogFormat, PodRef, PodSandbox, StartError, StartRequest, Started,
+};
+use crate::agent::RUNTIME_SCHEME;
+use crate::agent::cgroup::Cgroups;
+use crate::agent::env::{self, ImageMap};
+use crate::agent::mounts::MountPlan;
+use crate::agent::process::{self, Launch, Process};
+use crate::agent::state;
+
+/// Host processes as containers.
+pub struct HostProcessRuntime {
+    pub root_dir: PathBuf,
+    pub image_map: ImageMap,
+    /// Whether containers get their own mount namespace (the agent may mount).
+    pub mount_namespaces: bool,
+    pub cgroups: Option<Cgroups>,
+}
+
+fn started(p: Process) -> Started {
+    Started {
+        id: ContainerId::Process {
+            pid: p.pid,
+            start_ticks: p.start_ticks,
+        },
+        image_ref: None,
+        exited: p.wait().boxed(),
+    }
+}
+
+impl HostProcessRuntime {
+    fn start_now(&self, req: &StartRequest<'_>) -> Result<Started, StartError> {
+        let spec = req.container;
+        let argv = env::argv(spec, &self.image_map, req.env)
+            .map_err(|e| StartError::new(e.reason, e.message))?;
+        let working_dir = spec
+            .working_dir
+            .as_deref()
+            .filter(|d| !d.is_empty())
+            .unwrap_or("/");
+        let mounts = if self.mount_namespaces && !req.mounts.is_empty() {
+            let plan =
+                MountPlan::build(req.mounts, std::path::Path::new(working_dir)).map_err(|e| {
+                    StartError::new(
+                        "CreateContainerError",
+                        format!("failed to prepare the mounts: {e}"),
+                    )
+                })?;
+            Some(Arc::new(plan))
+        } else {
+            None
+        };
+        let p = process::spawn(&Launch {
+            argv: &argv,
+            env: req.env,
+            working_dir: std::path::Path::new(working_dir),
+            log: &req.log,
+            mounts,
+        })
+        .map_err(|e| {
+            StartError::new(
+                "RunContainerError",
+                format!("failed to start {:?}: {e}", argv[0]),
+            )
+        })?;
+        let uid = req.pod.metadata.uid.as_deref().unwrap_or_default();
+        if let Some(cg) = &self.cgroups
+            && let Err(e) = cg.place(uid, spec, p.pid)
+        {
+            warn!(pod = ?req.pod.metadata.name, container = %spec.name, error = %e, "resource limits not applied");
+        }
+        Ok(started(p))
+    }
+}
+
+impl ContainerRuntime for HostProcessRuntime {
+    fn scheme(&self) -> &str {
+        RUNTIME_SCHEME.trim_end_matches("://")
+    }
+
+    fn passes_host_path(&self) -> bool {
+        true
+    }
+
+    fn prepare_pod<'a>(&'a self, _pod: &'a Pod) -> BoxFuture<'a, Result<PodSandbox, StartError>> {
+        async { Ok(PodSandbox::default()) }.boxed()
+    }
+
+    fn start<'a>(&'a self, req: StartRequest<'a>) -> BoxFuture<'a, Result<Started, StartError>> {
+        let r = self.start_now(&req);
+        async move { r }.boxed()
+    }
+
+    fn adopt<'a>(&'a self, id: &'a ContainerId) -> BoxFuture<'a, Option<Started>> {
+        let found = match id {
+            ContainerId::Process { pid, start_ticks } => Process::adopt(*pid, *start_ticks),
+            ContainerId::Cri(_) => None,
+        };
+        async move { found.map(started) }.boxed()
+    }
+
+    fn exec_sync(
+        &self,
+        _id: &ContainerId,
+        _cmd: Vec<String>,
+        _timeout: Duration,
+    ) -> Option<BoxFuture<'static, Result<(), String>>> {
+        None
+    }
+
+    /// SIGTERM to the process group now, SIGKILL after `grace` if it is still the same process.
+    fn stop(&self, id: &ContainerId, grace: Duration) {
+        let ContainerId::Process { pid, start_ticks } = *id else {
+            return;
+        };
+        if !process::signal(pid, start_ticks, Signal::TERM) {
+            return;
+        }
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + grace;
+            while process::alive(pid, start_ticks) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50).min(grace)).await;
+            }
+            process::signal(pid, start_ticks, Signal::KILL);
+        });
+    }
+
+    fn remove_pod<'a>(&'a self, pod: &'a PodRef) -> BoxFuture<'a, ()> {
+        if let Some(cg) = &self.cgroups {
+            cg.remove_pod(&pod.uid);
+        }
+        async {}.boxed()
+    }
+
+    fn log_path(&self, pod: &PodRef, container: &str, instance: u32) -> PathBuf {
+        state::log_path(&self.root_dir, &pod.uid, container, instance)
+    }
+
+    fn log_format(&self) -> LogFormat {
+        LogFormat::Raw
+    }
+}

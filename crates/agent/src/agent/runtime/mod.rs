@@ -1,0 +1,164 @@
+//! The container runtime a pod worker drives, as the kubelet's `kubecontainer.Runtime`: the
+//! worker keeps the pod's lifecycle (init containers in order, restart policy, back-off,
+//! probes, status, events) and asks the runtime only to prepare the pod, start, stop and
+//! re-attach to containers, and tear the pod down. Two runtimes: host processes
+//! ([`host_process`], `--runtime process`) and a CRI runtime such as containerd
+//! ([`crate::agent::cri`], `--container-runtime-endpoint`).
+
+pub mod host_process;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::{Container, Pod};
+
+use super::mounts::MountSpec;
+use super::state::ContainerRecord;
+
+/// Why a container could not be started: the waiting reason and message its status shows
+/// (`CreateContainerError`, `ErrImagePull`, `RunContainerError`, ...).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {message}")]
+pub struct StartError {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl StartError {
+    pub fn new(reason: &'static str, message: impl Into<String>) -> StartError {
+        StartError {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// What a pod's containers share once the runtime prepared the pod.
+#[derive(Clone, Debug, Default)]
+pub struct PodSandbox {
+    /// The pod's own IP, when it has one apart from the node's (a CNI network).
+    pub pod_ip: Option<String>,
+}
+
+/// One container instance to start.
+pub struct StartRequest<'a> {
+    pub pod: &'a Pod,
+    pub container: &'a Container,
+    /// The log instance (0 for the first start, then one more per restart).
+    pub instance: u32,
+    /// The resolved environment (`env`, `envFrom`, the Service variables).
+    pub env: &'a [(String, String)],
+    /// The container's volume mounts as host paths.
+    pub mounts: &'a [MountSpec],
+    /// Where its output goes ([`ContainerRuntime::log_path`]).
+    pub log: PathBuf,
+}
+
+/// A started (or re-attached) container.
+pub struct Started {
+    /// The runtime's ID for it (kept in the pod's record to re-attach after an agent restart).
+    pub id: ContainerId,
+    /// The image reference it runs (`imageID` in its status).
+    pub image_ref: Option<String>,
+    /// Resolves when it has exited: its exit code, or `None` when it cannot be known.
+    pub exited: BoxFuture<'static, Option<i32>>,
+}
+
+/// How a runtime names a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ContainerId {
+    /// A host process: its PID and start time (a reused PID is never mistaken for it).
+    Process { pid: u32, start_ticks: u64 },
+    /// The CRI's container ID.
+    Cri(String),
+}
+
+impl ContainerId {
+    /// Writes the ID into a container's durable record.
+    pub fn record(&self, rec: &mut ContainerRecord) {
+        match self {
+            ContainerId::Process { pid, start_ticks } => {
+                rec.pid = Some(*pid);
+                rec.start_ticks = *start_ticks;
+                rec.container_id = None;
+            }
+            ContainerId::Cri(id) => {
+                rec.pid = None;
+                rec.container_id = Some(id.clone());
+            }
+        }
+    }
+
+    /// The ID a durable record names, if a container was running.
+    pub fn of_record(rec: &ContainerRecord) -> Option<ContainerId> {
+        match (&rec.container_id, rec.pid) {
+            (Some(id), _) => Some(ContainerId::Cri(id.clone())),
+            (None, Some(pid)) => Some(ContainerId::Process {
+                pid,
+                start_ticks: rec.start_ticks,
+            }),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Where the logs of a container instance are, and how they are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// The process's output as it is.
+    #[default]
+    Raw,
+    /// The CRI's format: `<RFC 3339 nano time> <stream> <P|F> <text>` per line.
+    Cri,
+}
+
+/// Names a pod by what its durable record keeps (also of pods that no longer exist).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodRef {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}
+
+/// A container runtime, as the pod worker uses it.
+pub trait ContainerRuntime: Send + Sync {
+    /// `containerID`'s scheme in container statuses (`containerd`, `pernode`).
+    fn scheme(&self) -> &str;
+
+    /// Whether containers get the agent's `PATH` (host processes do; images bring their own).
+    fn passes_host_path(&self) -> bool;
+
+    /// Prepares the pod before its first container starts (a CRI pod sandbox); called again
+    /// before each start, so it must return the existing sandbox when there is one.
+    fn prepare_pod<'a>(&'a self, pod: &'a Pod) -> BoxFuture<'a, Result<PodSandbox, StartError>>;
+
+    /// Starts one container instance.
+    fn start<'a>(&'a self, req: StartRequest<'a>) -> BoxFuture<'a, Result<Started, StartError>>;
+
+    /// Re-attaches to a container an earlier agent started, if it still runs.
+    fn adopt<'a>(&'a self, id: &'a ContainerId) -> BoxFuture<'a, Option<Started>>;
+
+    /// Runs `cmd` in a running container (exec probes), bounded by `timeout`: `Ok` when it
+    /// exited 0, else why not. `None`: the runtime has no exec, and exec probes run the
+    /// command as a host process with the container's environment.
+    fn exec_sync(
+        &self,
+        id: &ContainerId,
+        cmd: Vec<String>,
+        timeout: Duration,
+    ) -> Option<BoxFuture<'static, Result<(), String>>>;
+
+    /// Asks a container to stop: gracefully now, forcibly after `grace`. Returns at once.
+    fn stop(&self, id: &ContainerId, grace: Duration);
+
+    /// Removes what the runtime holds for the pod (its sandbox, containers and their logs),
+    /// once all of its containers stopped.
+    fn remove_pod<'a>(&'a self, pod: &'a PodRef) -> BoxFuture<'a, ()>;
+
+    /// The log file of a container instance.
+    fn log_path(&self, pod: &PodRef, container: &str, instance: u32) -> PathBuf;
+
+    /// How log files are written.
+    fn log_format(&self) -> LogFormat;
+}

@@ -1,0 +1,602 @@
+//! End to end through a real CRI runtime: the test starts its own containerd (Debian's, with
+//! runc and the overlayfs snapshotter; its own root, state and socket in a temp dir, the CRI
+//! plugin's streaming server on loopback), imports small OCI images it builds from the
+//! host's busybox-static (a pause image, two tags of an app image) with `ctr images import`,
+//! and runs `pernode agent --container-runtime-endpoint unix://...` against `pernode up`,
+//! driven by the real kubectl. A hostNetwork DaemonSet with an init container, a ConfigMap
+//! volume and an emptyDir runs Ready; `kubectl logs` (with `--timestamps`) shows that the init
+//! container ran first and that the container read its config and its image's environment;
+//! `kubectl set image` replaces the container; an image that no registry has waits in
+//! `ErrImagePull` then `ImagePullBackOff` with upstream's messages and events; a missing image
+//! under `imagePullPolicy: Never` is `ErrImageNeverPull`; deleting the pods removes their
+//! sandboxes. Without containerd, runc, ctr or busybox the test fails saying what to install.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use support::agent::{Agent, UnmountOnDrop};
+use support::{Cluster, eventually};
+
+const NODE: &str = "e2e-cri";
+const PAUSE: &str = "localhost/pernode-test/pause:1";
+const APP_V1: &str = "localhost/pernode-test/app:1";
+const APP_V2: &str = "localhost/pernode-test/app:2";
+
+fn require(program: &str, package: &str) -> PathBuf {
+    let path = std::env::var("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("`{program}` is not installed: this test needs Debian's {package} (apt-get install containerd runc containernetworking-plugins busybox-static; .ci/run installs them)")
+        })
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Writes an OCI image layout tarball of one image named `name`: one layer with busybox and
+/// its applets in /bin, a config with `cmd` and `env`. Returns the tarball's path.
+fn build_image(work: &Path, busybox: &Path, name: &str, cmd: &[&str], env: &[&str]) -> PathBuf {
+    let tag = name.replace(['/', ':'], "_");
+    let dir = work.join("images").join(&tag);
+    let rootfs = dir.join("rootfs");
+    let layout = dir.join("layout");
+    for d in ["bin", "etc", "tmp", "proc", "sys", "dev"] {
+        std::fs::create_dir_all(rootfs.join(d)).expect("rootfs dir");
+    }
+    std::fs::create_dir_all(layout.join("blobs/sha256")).expect("layout dir");
+    std::fs::copy(busybox, rootfs.join("bin/busybox")).expect("copy busybox");
+    for applet in ["sh", "sleep", "cat", "echo", "ls", "date", "true", "env"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).expect("applet");
+    }
+    let layer_tar = dir.join("layer.tar");
+    let ok = Command::new("tar")
+        .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&layer_tar)
+        .arg(".")
+        .status()
+        .expect("run tar");
+    assert!(ok.success(), "tar of the layer failed");
+    let blob = |data: &[u8]| {
+        let hex = sha256_hex(data);
+        std::fs::write(layout.join("blobs/sha256").join(&hex), data).expect("blob");
+        (format!("sha256:{hex}"), data.len())
+    };
+    let layer = std::fs::read(&layer_tar).expect("layer");
+    let (layer_digest, layer_size) = blob(&layer);
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Cmd": cmd, "Env": env},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+    });
+    let (config_digest, config_size) = blob(&serde_json::to_vec(&config).expect("json"));
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_size}],
+    });
+    let (manifest_digest, manifest_size) = blob(&serde_json::to_vec(&manifest).expect("json"));
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest_digest,
+            "size": manifest_size,
+            "annotations": {"io.containerd.image.name": name},
+        }],
+    });
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).expect("json"),
+    )
+    .expect("index");
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .expect("oci-layout");
+    let tarball = dir.join("image.tar");
+    let ok = Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .expect("run tar");
+    assert!(ok.success(), "tar of the image failed");
+    tarball
+}
+
+/// The test's containerd; dropping it removes what runs in it, then stops it.
+struct Containerd {
+    child: Child,
+    socket: PathBuf,
+    log: PathBuf,
+}
+
+impl Containerd {
+    fn start(work: &Path) -> Containerd {
+        let root = work.join("containerd");
+        let socket = root.join("c.sock");
+        let cni = root.join("cni");
+        std::fs::create_dir_all(&cni).expect("cni dir");
+        let config = format!(
+            r#"version = 2
+root = "{root}/root"
+state = "{root}/state"
+[grpc]
+  address = "{socket}"
+[ttrpc]
+  address = "{socket}.ttrpc"
+[metrics]
+  address = ""
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{PAUSE}"
+  disable_tcp_service = true
+  # Sandboxes ask for an OOM score below the caller's, which needs CAP_SYS_RESOURCE; test
+  # machines (containers themselves) may lack it: keep scores at or above containerd's.
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{cni}"
+"#,
+            root = root.display(),
+            socket = socket.display(),
+            cni = cni.display(),
+        );
+        let config_path = root.join("config.toml");
+        std::fs::write(&config_path, config).expect("containerd config");
+        let log = root.join("containerd.log");
+        let child = Command::new(require("containerd", "containerd"))
+            .arg("--config")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("containerd log"))
+            .spawn()
+            .expect("start containerd");
+        let c = Containerd { child, socket, log };
+        eventually(
+            Duration::from_secs(30),
+            "containerd serves its socket",
+            || c.ctr(&["version"]).0,
+        );
+        c
+    }
+
+    fn ctr(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new("ctr")
+            .arg("-a")
+            .arg(&self.socket)
+            .args(["-n", "k8s.io"])
+            .args(args)
+            .output()
+            .expect("run ctr");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    fn import(&self, tarball: &Path) {
+        let (ok, out) = self.ctr(&["images", "import", &tarball.display().to_string()]);
+        assert!(ok, "ctr images import failed: {out}");
+    }
+
+    fn containers(&self) -> Vec<String> {
+        self.ctr(&["containers", "ls", "-q"])
+            .1
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        // Tasks outlive containerd (their shims stay): kill and delete them first.
+        for id in self.ctr(&["tasks", "ls", "-q"]).1.lines() {
+            let _ = self.ctr(&["tasks", "kill", "-s", "SIGKILL", id]);
+        }
+        for _ in 0..50 {
+            let tasks = self.ctr(&["tasks", "ls", "-q"]).1;
+            for id in tasks.lines() {
+                let _ = self.ctr(&["tasks", "delete", id]);
+            }
+            if tasks.trim().is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for id in self.containers() {
+            let _ = self.ctr(&["containers", "rm", &id]);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pod_names(c: &Cluster, selector: &str) -> Vec<String> {
+    c.kubectl(&[
+        "get",
+        "pods",
+        "-l",
+        selector,
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ])
+    .stdout
+    .split_whitespace()
+    .map(str::to_string)
+    .collect()
+}
+
+fn field(c: &Cluster, pod: &str, path: &str) -> String {
+    c.kubectl(&["get", "pod", pod, "-o", &format!("jsonpath={path}")])
+        .stdout
+}
+
+fn events_of(c: &Cluster, pod: &str) -> String {
+    c.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        &format!("involvedObject.name={pod}"),
+        "-o",
+        "jsonpath={range .items[*]}{.type} {.reason} {.message}{\"\\n\"}{end}",
+    ])
+    .stdout
+}
+
+const DAEMONSET: &str = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: app-config
+data:
+  greeting: hello from the configmap
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: app
+spec:
+  selector:
+    matchLabels: {app: app}
+  template:
+    metadata:
+      labels: {app: app}
+    spec:
+      hostNetwork: true
+      terminationGracePeriodSeconds: 5
+      initContainers:
+      - name: init
+        image: localhost/pernode-test/app:1
+        imagePullPolicy: IfNotPresent
+        command: [sh, -c, "echo init ran > /work/init; echo init done"]
+        volumeMounts:
+        - {name: work, mountPath: /work}
+      containers:
+      - name: main
+        image: localhost/pernode-test/app:1
+        imagePullPolicy: IfNotPresent
+        command: [sh, -c]
+        args:
+        - |
+          cat /config/greeting; echo
+          cat /work/init
+          echo "version=$VERSION"
+          trap 'echo stopping; exit 0' TERM
+          while true; do sleep 1; done
+        resources:
+          limits: {cpu: 200m, memory: 64Mi}
+        volumeMounts:
+        - {name: config, mountPath: /config}
+        - {name: work, mountPath: /work}
+      volumes:
+      - name: config
+        configMap: {name: app-config}
+      - name: work
+        emptyDir: {}
+"#;
+
+#[test]
+fn daemonset_runs_in_containerd_through_cri() {
+    let busybox = require("busybox", "busybox-static");
+    require("runc", "runc");
+    require("ctr", "containerd");
+    let work = tempfile::tempdir().expect("tempdir");
+    let _unmount = UnmountOnDrop(work.path().to_path_buf());
+    let containerd = Containerd::start(work.path());
+    let pause = build_image(
+        work.path(),
+        &busybox,
+        PAUSE,
+        &["/bin/sleep", "2147483647"],
+        &["PATH=/bin"],
+    );
+    containerd.import(&pause);
+    for (name, version) in [(APP_V1, "1"), (APP_V2, "2")] {
+        let env = format!("VERSION={version}");
+        let tarball = build_image(
+            work.path(),
+            &busybox,
+            name,
+            &["/bin/sh"],
+            &["PATH=/bin", &env],
+        );
+        containerd.import(&tarball);
+    }
+
+    let c = Cluster::start("up", &["--nodes", "0"]);
+    let admin = std::fs::read_to_string(c.kubeconfig()).expect("kubeconfig");
+    let server = support::kubeconfig_field(&admin, "server:").to_string();
+    let kc = work.path().join("kubeconfig-node");
+    c.node_kubeconfig(&kc, NODE, &server);
+    let logs_dir = work.path().join("pod-logs");
+    let args: Vec<String> = [
+        "agent",
+        "--kubeconfig",
+        &kc.display().to_string(),
+        "--node-name",
+        NODE,
+        "--node-ip",
+        "127.0.0.1",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--root-dir",
+        &work.path().join("agent").display().to_string(),
+        "--container-runtime-endpoint",
+        &format!("unix://{}", containerd.socket.display()),
+        "--pod-logs-dir",
+        &logs_dir.display().to_string(),
+        "--lease-interval",
+        "500ms",
+        "--node-status-interval",
+        "1s",
+        "--crashloop-backoff-initial",
+        "2s",
+        "--crashloop-backoff-max",
+        "8s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut agent = Agent::new(args, None, work.path().join("agent.log"));
+    agent.spawn();
+    let within = Duration::from_secs(90);
+    let diagnostics = |what: &str| {
+        format!(
+            "{what}\nagent log:\n{}\ncontainerd log (tail):\n{}",
+            agent.log_text(),
+            std::fs::read_to_string(&containerd.log)
+                .unwrap_or_default()
+                .lines()
+                .rev()
+                .take(30)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    };
+    eventually(within, "the agent's node is Ready", || {
+        c.kubectl(&["get", "node", NODE, "--no-headers"])
+            .stdout
+            .contains(" Ready ")
+    });
+    let runtime = c.ok(&[
+        "get",
+        "node",
+        NODE,
+        "-o",
+        "jsonpath={.status.nodeInfo.containerRuntimeVersion}",
+    ]);
+    assert!(runtime.starts_with("containerd://"), "{runtime}");
+
+    // The DaemonSet: init container first, config mounted, Ready.
+    c.ok_stdin(&["apply", "-f", "-"], DAEMONSET);
+    let mut pod = String::new();
+    let ready = |c: &Cluster, pod: &mut String| {
+        let names = pod_names(c, "app=app");
+        let Some(name) = names.first() else {
+            return false;
+        };
+        *pod = name.clone();
+        field(c, name, "{.status.conditions[?(@.type==\"Ready\")].status}") == "True"
+    };
+    let deadline = std::time::Instant::now() + within;
+    while !ready(&c, &mut pod) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            diagnostics(&format!(
+                "the DaemonSet's pod is not Ready: {}",
+                c.kubectl(&["get", "pods", "-o", "yaml"]).stdout
+            ))
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let id = field(&c, &pod, "{.status.containerStatuses[0].containerID}");
+    assert!(id.starts_with("containerd://"), "{id}");
+    let init = field(
+        &c,
+        &pod,
+        "{.status.initContainerStatuses[0].state.terminated.reason}",
+    );
+    assert_eq!(init, "Completed");
+    eventually(within, "the container's output is in kubectl logs", || {
+        c.kubectl(&["logs", &pod]).stdout.contains("version=1")
+    });
+    let logs = c.ok(&["logs", &pod]);
+    assert_eq!(
+        logs, "hello from the configmap\ninit ran\nversion=1\n",
+        "the container read its ConfigMap, the init container's file and its image's env"
+    );
+    assert_eq!(c.ok(&["logs", &pod, "-c", "init"]), "init done\n");
+    let stamped = c.ok(&["logs", &pod, "--timestamps"]);
+    let first = stamped.lines().next().unwrap_or_default();
+    let (time, text) = first.split_once(' ').unwrap_or_default();
+    assert_eq!(text, "hello from the configmap", "{stamped}");
+    assert!(
+        time.len() > 20 && time.contains('T') && time.ends_with('Z'),
+        "an RFC 3339 time: {stamped}"
+    );
+    let events = events_of(&c, &pod);
+    for expected in [
+        "Normal Pulled Container image \"localhost/pernode-test/app:1\" already present on machine",
+        "Normal Created Created container: init",
+        "Normal Started Started container main",
+    ] {
+        assert!(events.contains(expected), "{expected:?} in\n{events}");
+    }
+    // The container got its cgroup limits through the CRI.
+    let cid = id.trim_start_matches("containerd://");
+    let (_, info) = containerd.ctr(&["containers", "info", cid]);
+    assert!(
+        info.contains("\"quota\": 20000") && info.contains("\"limit\": 67108864"),
+        "cpu quota and memory limit in the OCI spec: {info}"
+    );
+
+    // A new image replaces the container (a new pod), which stopped gracefully.
+    c.ok(&["set", "image", "ds/app", &format!("main={APP_V2}")]);
+    let mut replaced = String::new();
+    eventually(within, "the rollout runs the new image", || {
+        let names = pod_names(&c, "app=app");
+        match names.as_slice() {
+            [one] if *one != pod => {
+                replaced = one.clone();
+                c.kubectl(&["logs", one]).stdout.contains("version=2")
+            }
+            _ => false,
+        }
+    });
+    eventually(within, "the old pod's sandbox is removed", || {
+        !containerd
+            .containers()
+            .iter()
+            .any(|c| id.trim_start_matches("containerd://") == c)
+    });
+
+    // An image no registry has: ErrImagePull, then ImagePullBackOff, as upstream.
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: missing
+spec:
+  nodeName: {NODE}
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: localhost/pernode-test/missing:1
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: never
+spec:
+  nodeName: {NODE}
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: localhost/pernode-test/missing:1
+    imagePullPolicy: Never
+"#
+        ),
+    );
+    let waiting = |pod: &str| {
+        field(
+            &c,
+            pod,
+            "{.status.containerStatuses[0].state.waiting.reason}",
+        )
+    };
+    let mut seen_pull_error = false;
+    eventually(within, "ErrImagePull then ImagePullBackOff", || {
+        match waiting("missing").as_str() {
+            "ErrImagePull" => seen_pull_error = true,
+            "ImagePullBackOff" => return seen_pull_error,
+            _ => {}
+        }
+        false
+    });
+    assert_eq!(
+        field(
+            &c,
+            "missing",
+            "{.status.containerStatuses[0].state.waiting.message}"
+        ),
+        "Back-off pulling image \"localhost/pernode-test/missing:1\""
+    );
+    eventually(within, "the pull's events", || {
+        let events = events_of(&c, "missing");
+        events.contains("Normal Pulling Pulling image \"localhost/pernode-test/missing:1\"")
+            && events.contains("Warning Failed Failed to pull image \"localhost/pernode-test/missing:1\": rpc error:")
+            && events.contains("Warning Failed Error: ErrImagePull")
+            && events.contains("Normal BackOff Back-off pulling image \"localhost/pernode-test/missing:1\"")
+            && events.contains("Warning Failed Error: ImagePullBackOff")
+    });
+    eventually(within, "ErrImageNeverPull under policy Never", || {
+        waiting("never") == "ErrImageNeverPull"
+    });
+    assert_eq!(
+        field(
+            &c,
+            "never",
+            "{.status.containerStatuses[0].state.waiting.message}"
+        ),
+        "Container image \"localhost/pernode-test/missing:1\" is not present with pull policy of Never"
+    );
+
+    // Everything deleted: every sandbox and container is gone from the runtime.
+    c.ok(&["delete", "ds", "app", "--wait=false"]);
+    c.ok(&["delete", "pod", "missing", "never", "--wait=false"]);
+    eventually(within, "the pods are gone", || {
+        c.kubectl(&["get", "pods", "-o", "name"])
+            .stdout
+            .trim()
+            .is_empty()
+    });
+    let deadline = std::time::Instant::now() + within;
+    while !containerd.containers().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            diagnostics(&format!(
+                "containers left in containerd: {:?} (replaced pod {replaced})",
+                containerd.containers()
+            ))
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(agent);
+}
