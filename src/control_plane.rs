@@ -24,6 +24,11 @@ pub struct ControllersArgs {
     pub flags: ControllerFlags,
     #[command(flatten)]
     pub election: crate::leader_elect::LeaderElectionFlags,
+    /// Serve the controllers' work-queue metrics at `http://ADDRESS/metrics` (plain HTTP, as
+    /// controller-runtime's flag: keep it on loopback, e.g. 127.0.0.1:10257; port 0 picks
+    /// one). Off when unset.
+    #[arg(long)]
+    pub metrics_bind_address: Option<std::net::SocketAddr>,
 }
 
 /// Settings of the controllers, shared by `pernode up` and `pernode controllers`.
@@ -453,6 +458,9 @@ pub async fn controllers(mut args: ControllersArgs) -> anyhow::Result<()> {
         None => kubeconfig_ca(&args.kubeconfig)?,
     };
     args.flags.signing_ca = signing_ca(&args)?.map(std::sync::Arc::new);
+    if let Some(address) = args.metrics_bind_address {
+        crate::controller_metrics::serve(address).await?;
+    }
     let clients = Clients::Shared(client.clone());
     let start = || {
         let mut tasks = JoinSet::new();

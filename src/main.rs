@@ -6,6 +6,7 @@ mod bench;
 mod certificates;
 mod cluster_info;
 mod control_plane;
+mod controller_metrics;
 mod failover;
 mod kubeconfig;
 mod leader_elect;

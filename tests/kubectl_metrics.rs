@@ -1,12 +1,14 @@
 //! `/metrics` through the real kubectl: readable by the admin and the `system:monitoring`
 //! group only; kubectl's requests move upstream's counters by exactly their number; `pernode
-//! up` serves its controllers' work queues on the same page.
+//! up` serves its controllers' work queues on the same page, and a separate `pernode
+//! controllers` on its own `--metrics-bind-address`.
 
 mod support;
 
 use std::time::Duration;
 
 use pernode_apiserver::metrics::Samples;
+use support::component::Component;
 use support::{AGENT_DS, Cluster, eventually};
 
 fn scrape(c: &Cluster, kubeconfig: Option<&str>) -> Samples {
@@ -117,4 +119,67 @@ fn up_serves_its_controllers_work_queue_metrics() {
         let series = format!("workqueue_depth{{name=\"{queue}\"}} ");
         assert!(text.contains(&series), "{queue}:\n{text}");
     }
+}
+
+/// A plain GET of `http://{address}/metrics`: the status line and the body.
+fn get_metrics(address: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let Ok(mut conn) = std::net::TcpStream::connect(address) else {
+        return (String::new(), String::new());
+    };
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    let mut response = String::new();
+    if conn.write_all(request.as_bytes()).is_err() || conn.read_to_string(&mut response).is_err() {
+        return (String::new(), String::new());
+    }
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.lines().next().unwrap_or_default().to_string();
+    (status, body.to_string())
+}
+
+#[test]
+fn separate_controllers_serve_their_work_queue_metrics() {
+    let c = Cluster::start("apiserver", &[]);
+    let _sim = Component::start(&c, "sim", &["sim", "--nodes", "2"]);
+    let controllers = Component::start(
+        &c,
+        "controllers",
+        &[
+            "controllers",
+            "--leader-elect=false",
+            "--metrics-bind-address",
+            "127.0.0.1:0",
+        ],
+    );
+    let mut address = String::new();
+    eventually(
+        Duration::from_secs(30),
+        "the metrics address is logged",
+        || {
+            let log = controllers.log_text();
+            let Some((_, rest)) = log.split_once("serving /metrics on http://") else {
+                return false;
+            };
+            address = rest.split('/').next().unwrap_or_default().to_string();
+            !address.is_empty()
+        },
+    );
+    c.ok_stdin(&["apply", "-f", "-"], AGENT_DS);
+    c.ok(&["rollout", "status", "ds/agent", "--timeout=120s"]);
+    let daemonset = [("name", "daemonset")];
+    eventually(
+        Duration::from_secs(30),
+        "the DaemonSet controller's queue is drained",
+        || {
+            let (status, body) = get_metrics(&address);
+            let s = Samples::parse(&body);
+            status.contains(" 200 ")
+                && s.get("workqueue_adds_total", &daemonset) >= 1.0
+                && s.get("workqueue_depth", &daemonset) == 0.0
+                && s.get("workqueue_work_duration_seconds_count", &daemonset) >= 1.0
+        },
+    );
+    // The API server's own page does not carry another process's queues.
+    let text = c.ok(&["get", "--raw", "/metrics"]);
+    assert!(!text.contains("workqueue_adds_total{name=\"daemonset\"}"));
 }

@@ -5,10 +5,10 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use support::component::Component;
 use support::{AGENT_DS, Cluster, eventually};
 
 /// Short election durations, so that a takeover takes seconds (upstream: 15 s, 10 s, 2 s).
@@ -21,57 +21,15 @@ const QUICK_ELECTION: [&str; 6] = [
     "500ms",
 ];
 
-/// A `pernode` process against `server`, its stderr in `<name>.log` in the server's dir.
-struct Replica {
-    child: Option<Child>,
-    log: std::path::PathBuf,
+/// A `pernode controllers` replica with the quick election durations.
+fn controllers(server: &Cluster, name: &str) -> Component {
+    let mut args = vec!["controllers"];
+    args.extend(QUICK_ELECTION);
+    Component::start(server, name, &args)
 }
 
-impl Replica {
-    fn start(server: &Cluster, name: &str, args: &[&str]) -> Replica {
-        let log = server.path(&format!("{name}.log"));
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_pernode"))
-            .args(args)
-            .arg("--kubeconfig")
-            .arg(server.kubeconfig())
-            .env("RUST_LOG", "pernode=info")
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("start pernode");
-        Replica {
-            child: Some(child),
-            log,
-        }
-    }
-
-    fn controllers(server: &Cluster, name: &str) -> Replica {
-        let mut args = vec!["controllers"];
-        args.extend(QUICK_ELECTION);
-        Replica::start(server, name, &args)
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn leads(&self) -> bool {
-        self.log_text().contains("started leading")
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.kill9();
-    }
+fn leads(replica: &Component) -> bool {
+    replica.log_text().contains("started leading")
 }
 
 fn lease(server: &Cluster) -> Value {
@@ -111,15 +69,12 @@ fn rollout_done(server: &Cluster, image: &str) -> bool {
 #[test]
 fn the_standby_takes_over_when_the_leader_is_killed_and_finishes_the_rollout() {
     let server = Cluster::start("apiserver", &[]);
-    let _sim = Replica::start(&server, "sim", &["sim", "--nodes", "3"]);
-    let mut replicas = [
-        Replica::controllers(&server, "one"),
-        Replica::controllers(&server, "two"),
-    ];
+    let _sim = Component::start(&server, "sim", &["sim", "--nodes", "3"]);
+    let mut replicas = [controllers(&server, "one"), controllers(&server, "two")];
     eventually(Duration::from_secs(60), "one replica leads", || {
-        replicas.iter().any(Replica::leads)
+        replicas.iter().any(leads)
     });
-    let leader = usize::from(!replicas[0].leads());
+    let leader = usize::from(!leads(&replicas[0]));
     let standby = 1 - leader;
     let held = lease(&server);
     let spec = &held["spec"];
@@ -141,13 +96,13 @@ fn the_standby_takes_over_when_the_leader_is_killed_and_finishes_the_rollout() {
     eventually(Duration::from_secs(90), "the first rollout", || {
         rollout_done(&server, "busybox:1.36")
     });
-    assert!(!replicas[standby].leads(), "the standby waits");
+    assert!(!leads(&replicas[standby]), "the standby waits");
 
     // A rollout under way when the leader dies.
     server.ok(&["set", "image", "ds/agent", "agent=busybox:1.37"]);
     replicas[leader].kill9();
     eventually(Duration::from_secs(60), "the standby takes over", || {
-        replicas[standby].leads()
+        leads(&replicas[standby])
     });
     let taken = lease(&server);
     assert_ne!(taken["spec"]["holderIdentity"], holder.as_str());
@@ -181,15 +136,14 @@ fn the_standby_takes_over_when_the_leader_is_killed_and_finishes_the_rollout() {
 #[test]
 fn a_leader_cut_off_from_the_api_server_stops_and_exits_before_its_lease_expires() {
     let mut server = Cluster::start("apiserver", &[]);
-    let mut replica = Replica::controllers(&server, "one");
-    eventually(Duration::from_secs(60), "it leads", || replica.leads());
+    let mut replica = controllers(&server, "one");
+    eventually(Duration::from_secs(60), "it leads", || leads(&replica));
     server.kill9();
     // Renew deadline 2 s plus a retry period: it gives up within 2.5 s of its last renewal,
     // before the 3 s lease is up (the limit here only bounds the test).
-    let mut child = replica.child.take().expect("running");
     let mut status = None;
     eventually(Duration::from_secs(30), "the leader exits", || {
-        status = child.try_wait().ok().flatten();
+        status = replica.try_wait();
         status.is_some()
     });
     assert_eq!(status.and_then(|s| s.code()), Some(1));
@@ -203,8 +157,8 @@ fn a_leader_cut_off_from_the_api_server_stops_and_exits_before_its_lease_expires
 #[test]
 fn without_election_the_controllers_run_at_once_and_write_no_lease() {
     let server = Cluster::start("apiserver", &[]);
-    let _sim = Replica::start(&server, "sim", &["sim", "--nodes", "1"]);
-    let replica = Replica::start(&server, "one", &["controllers", "--leader-elect=false"]);
+    let _sim = Component::start(&server, "sim", &["sim", "--nodes", "1"]);
+    let replica = Component::start(&server, "one", &["controllers", "--leader-elect=false"]);
     server.ok_stdin(&["apply", "-f", "-"], AGENT_DS);
     eventually(Duration::from_secs(60), "the daemon pod runs", || {
         server
@@ -218,7 +172,7 @@ fn without_election_the_controllers_run_at_once_and_write_no_lease() {
             .stdout
             == "1"
     });
-    assert!(!replica.leads());
+    assert!(!leads(&replica));
     let missing = server.fails(&[
         "get",
         "lease",
