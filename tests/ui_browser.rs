@@ -217,6 +217,23 @@ fn the_page_follows_a_rollout_on_1000_nodes() {
         "the DaemonSet's events are listed"
     );
 
+    // The rollout's waves and soak, as the controller reads them, on the page.
+    c.ok(&[
+        "annotate",
+        "ds/fleet",
+        "pernode.io/rollout-waves=canary=true;*",
+        "pernode.io/wave-soak=30s",
+    ]);
+    eventually(Duration::from_secs(10), "the page shows the waves", || {
+        let page = page_counts(&browser);
+        let header = browser.eval("return document.getElementById('strategy').textContent");
+        page["waves"] == "canary=true;*"
+            && page["waveSoak"] == "30s"
+            && header
+                .as_str()
+                .is_some_and(|h| h.contains("waves canary=true;*") && h.contains("soak 30s"))
+    });
+
     save_screenshot(&browser, "fleet.png");
 }
 

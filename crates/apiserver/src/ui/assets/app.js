@@ -151,6 +151,8 @@
     const parts = [];
     if (a["pernode.io/paused"] === "true") parts.push("paused");
     if (a["pernode.io/partition"] !== undefined) parts.push("partition " + a["pernode.io/partition"]);
+    if (a["pernode.io/rollout-waves"] !== undefined) parts.push("waves " + a["pernode.io/rollout-waves"]);
+    if (a["pernode.io/wave-soak"] !== undefined) parts.push("soak " + a["pernode.io/wave-soak"]);
     return parts.join(", ");
   }
 
@@ -340,6 +342,8 @@
       revision: c.revision,
       paused: String(c.paused),
       partition: c.partition === undefined ? "" : c.partition,
+      waves: c.waves === undefined ? "" : c.waves,
+      waveSoak: c.waveSoak === undefined ? "" : c.waveSoak,
     };
     Fleet.STATE_NAMES.forEach((name, i) => {
       data["cells-" + name.replace(/ .*/, "")] = c.cells[i];

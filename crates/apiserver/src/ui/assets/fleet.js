@@ -18,6 +18,8 @@ const Fleet = (() => {
   const TEMPLATE_GENERATION = "deprecated.daemonset.template.generation";
   const PARTITION = "pernode.io/partition";
   const PAUSED = "pernode.io/paused";
+  const WAVES = "pernode.io/rollout-waves";
+  const WAVE_SOAK = "pernode.io/wave-soak";
 
   function byName(a, b) {
     return a < b ? -1 : a > b ? 1 : 0;
@@ -226,6 +228,8 @@ const Fleet = (() => {
       c.revision = hash;
       c.paused = annotations[PAUSED] === "true";
       c.partition = annotations[PARTITION];
+      c.waves = annotations[WAVES];
+      c.waveSoak = annotations[WAVE_SOAK];
       c.held = resolvePartition(annotations[PARTITION], c.desired);
       this.counts = c;
       return c;
