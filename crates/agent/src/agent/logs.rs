@@ -1,9 +1,10 @@
 //! Container logs: the index of which log instance is current or previous for each container,
 //! and the agent's HTTP endpoint the API server proxies `pods/log` to, as the kubelet's:
-//! `GET /containerLogs/{namespace}/{pod}/{container}?follow=&tailLines=&previous=&limitBytes=&timestamps=`.
+//! `GET /containerLogs/{namespace}/{pod}/{container}?follow=&tailLines=&previous=&limitBytes=&timestamps=&sinceSeconds=&sinceTime=`.
 //! Files in the CRI's log format (a CRI runtime's) are decoded as the kubelet's `ReadLogs`
 //! does: the text of each line, partial lines joined, each prefixed with its time when
-//! `timestamps` is asked.
+//! `timestamps` is asked, lines older than `sinceTime` (or `sinceSeconds` ago) left out. A
+//! host process's log has no times: `timestamps` and `since` do not apply to it.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
@@ -89,6 +91,24 @@ pub struct LogQuery {
     pub limit_bytes: Option<i64>,
     #[serde(default)]
     pub timestamps: Option<String>,
+    #[serde(default)]
+    pub since_seconds: Option<i64>,
+    #[serde(default)]
+    pub since_time: Option<String>,
+}
+
+impl LogQuery {
+    /// The oldest time a line may have (`sinceTime`, or `sinceSeconds` before now): the API
+    /// server has checked that at most one is given and that it is valid.
+    fn since(&self) -> Option<Timestamp> {
+        if let Some(t) = self.since_time.as_deref() {
+            return t.parse().ok();
+        }
+        let seconds = self.since_seconds.filter(|s| *s > 0)?;
+        Timestamp::now()
+            .checked_sub(SignedDuration::from_secs(seconds))
+            .ok()
+    }
 }
 
 /// Decodes the complete lines of CRI-format log data (`<time> <stream> <P|F> <text>`): the
@@ -96,7 +116,12 @@ pub struct LogQuery {
 /// `timestamps`, each output line starts with the time of its first piece. Returns the
 /// output and how many input bytes it consumed (an unfinished last line is left). Lines
 /// that do not parse are skipped, as the kubelet's parser does.
-pub fn decode_cri(data: &[u8], timestamps: bool, partial: &mut bool) -> (Vec<u8>, usize) {
+pub fn decode_cri(
+    data: &[u8],
+    timestamps: bool,
+    since: Option<Timestamp>,
+    partial: &mut bool,
+) -> (Vec<u8>, usize) {
     let mut out = Vec::with_capacity(data.len());
     let mut consumed = 0;
     while let Some(end) = data[consumed..].iter().position(|b| *b == b'\n') {
@@ -108,6 +133,15 @@ pub fn decode_cri(data: &[u8], timestamps: bool, partial: &mut bool) -> (Vec<u8>
         else {
             continue;
         };
+        // As the kubelet's ReadLogs: a line older than `since` is skipped, piece by piece.
+        if let Some(since) = since {
+            let time = std::str::from_utf8(time)
+                .ok()
+                .and_then(|t| t.parse::<Timestamp>().ok());
+            if time.is_some_and(|t| t < since) {
+                continue;
+            }
+        }
         if timestamps && !*partial {
             out.extend_from_slice(time);
             out.push(b' ');
@@ -217,6 +251,7 @@ async fn container_logs(
     };
     let format = logs.format;
     let timestamps = flag(&q.timestamps);
+    let since = q.since();
     let mut partial = false;
     let (data, offset) = match format {
         LogFormat::Raw => {
@@ -224,7 +259,7 @@ async fn container_logs(
             (data, len)
         }
         LogFormat::Cri => {
-            let (out, used) = decode_cri(&data, timestamps, &mut partial);
+            let (out, used) = decode_cri(&data, timestamps, since, &mut partial);
             (out, used as u64)
         }
     };
@@ -254,6 +289,7 @@ async fn container_logs(
         first: Some(first),
         format,
         timestamps,
+        since,
         partial,
     };
     ok(Body::from_stream(futures::stream::unfold(
@@ -273,6 +309,7 @@ struct FollowState {
     first: Option<Bytes>,
     format: LogFormat,
     timestamps: bool,
+    since: Option<Timestamp>,
     /// CRI format: the last decoded line was partial.
     partial: bool,
 }
@@ -308,7 +345,8 @@ async fn next_chunk(mut st: FollowState) -> Option<(Result<Bytes, std::io::Error
                         bytes
                     }
                     LogFormat::Cri => {
-                        let (out, used) = decode_cri(&bytes, st.timestamps, &mut st.partial);
+                        let (out, used) =
+                            decode_cri(&bytes, st.timestamps, st.since, &mut st.partial);
                         st.offset += used as u64;
                         if out.is_empty() {
                             if used == 0 && !running {
@@ -490,11 +528,11 @@ mod tests {
     fn cri_lines_decode_with_partials_and_timestamps() {
         let data = b"2026-01-01T00:00:00.1Z stdout F one\n2026-01-01T00:00:00.2Z stderr P tw\n2026-01-01T00:00:00.3Z stderr F o\nbroken\n2026-01-01T00:00:00.4Z stdout F \n2026-01-01T00:00:00.5Z stdout F unfinished";
         let mut partial = false;
-        let (out, used) = decode_cri(data, false, &mut partial);
+        let (out, used) = decode_cri(data, false, None, &mut partial);
         assert_eq!(String::from_utf8_lossy(&out), "one\ntwo\n\n");
         assert_eq!(&data[used..], b"2026-01-01T00:00:00.5Z stdout F unfinished");
         let mut partial = false;
-        let (out, _) = decode_cri(data, true, &mut partial);
+        let (out, _) = decode_cri(data, true, None, &mut partial);
         assert_eq!(
             String::from_utf8_lossy(&out),
             "2026-01-01T00:00:00.1Z one\n2026-01-01T00:00:00.2Z two\n2026-01-01T00:00:00.4Z \n"
@@ -530,6 +568,27 @@ mod tests {
         assert_eq!(
             get(r.clone(), &format!("{base}?timestamps=true&tailLines=1")).await,
             (StatusCode::OK, "2026-01-01T00:00:00.2Z b\n".to_string())
+        );
+        // sinceTime: lines at or after it; sinceSeconds: none of 2026-01-01's are that recent.
+        assert_eq!(
+            get(
+                r.clone(),
+                &format!("{base}?sinceTime=2026-01-01T00:00:00.15Z")
+            )
+            .await,
+            (StatusCode::OK, "b\n".to_string())
+        );
+        assert_eq!(
+            get(
+                r.clone(),
+                &format!("{base}?sinceTime=2026-01-01T00:00:00.2Z")
+            )
+            .await,
+            (StatusCode::OK, "b\n".to_string())
+        );
+        assert_eq!(
+            get(r.clone(), &format!("{base}?sinceSeconds=60")).await,
+            (StatusCode::OK, String::new())
         );
     }
 }
