@@ -1,7 +1,7 @@
 //! `/metrics` of a separate `pernode controllers`: client-go's work-queue metrics of every
-//! controller queue (`workqueue_depth`, `workqueue_adds_total`, ...), in Prometheus' text
-//! format. In `pernode up` they are on the API server's `/metrics`; a process of its own serves
-//! them itself, as kube-controller-manager does.
+//! controller queue (`workqueue_depth`, `workqueue_adds_total`, ...), in the OpenMetrics text
+//! format of the API server's page. In `pernode up` they are on the API server's `/metrics`; a
+//! process of its own serves them itself, as kube-controller-manager does.
 //!
 //! kube-controller-manager serves its page on its HTTPS port behind delegated authentication
 //! (TokenReview, SubjectAccessReview). This listener is plain HTTP, as controller-runtime's
@@ -14,12 +14,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use axum::http::header::CONTENT_TYPE;
-use axum::response::IntoResponse;
 use axum::routing::get;
+use pernode_apiserver::metrics::CONTENT_TYPE as OPENMETRICS;
 use prometheus_client::registry::Registry;
-
-/// Prometheus' text exposition format, as upstream's component pages answer.
-const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Binds `address` and serves the work queues' metrics there until the process ends; returns
 /// the bound address (`:0` picks a free port).
@@ -39,14 +36,9 @@ pub async fn serve(address: SocketAddr) -> anyhow::Result<SocketAddr> {
             let registry = registry.clone();
             async move {
                 let mut text = String::new();
-                match prometheus_client::encoding::text::encode(&mut text, &registry) {
-                    Ok(()) => ([(CONTENT_TYPE, TEXT_FORMAT)], text).into_response(),
-                    Err(e) => (
-                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("encoding the metrics: {e}"),
-                    )
-                        .into_response(),
-                }
+                // Writing to a String cannot fail.
+                let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+                ([(CONTENT_TYPE, OPENMETRICS)], text)
             }
         }),
     );

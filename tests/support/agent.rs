@@ -1,72 +1,14 @@
-//! A real `pernode agent` process for end-to-end tests: started (optionally in a network
-//! namespace) with its stderr appended to a log file, killed with SIGKILL when dropped.
+//! What end-to-end tests of a real `pernode agent` need besides the process ([`Agent`]): a node
+//! kubeconfig, and the unmounting of what its pods mounted.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use super::Cluster;
+use super::component::Component;
 
-pub struct Agent {
-    pub child: Option<Child>,
-    pub args: Vec<String>,
-    /// The network namespace to run it in (`ip netns exec`), if any.
-    pub netns: Option<String>,
-    pub log: PathBuf,
-}
-
-impl Agent {
-    /// An agent not yet started.
-    pub fn new(args: Vec<String>, netns: Option<String>, log: PathBuf) -> Agent {
-        Agent {
-            child: None,
-            args,
-            netns,
-            log,
-        }
-    }
-
-    pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("agent log");
-        let mut cmd = match &self.netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_pernode")]);
-                c
-            }
-            None => Command::new(env!("CARGO_BIN_EXE_pernode")),
-        };
-        let child = cmd
-            .args(&self.args)
-            .env("RUST_LOG", "pernode_agent=info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start the agent");
-        self.child = Some(child);
-    }
-
-    pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// What the agent logged so far.
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
+/// A real `pernode agent` process (see [`Component`]).
+pub type Agent = Component;
 
 impl Cluster {
     /// Writes to `file` a kubeconfig for node `node` (`system:node:<node>` in `system:nodes`,

@@ -18,6 +18,7 @@ use serde_json::Value;
 use crate::encode::element_text;
 use crate::managers::Write;
 use crate::path::PathElement;
+use crate::schema::Schema;
 use crate::typed::ShapeHash;
 use crate::updater::Updater;
 
@@ -42,9 +43,12 @@ pub(crate) struct Shape {
 /// The shape of a create of `new` through `updater` by `write`, or `None` for an object with
 /// none (the field manager's own path answers it).
 pub(crate) fn shape(updater: &Updater, write: &Write<'_>, new: &Value) -> Option<Shape> {
-    let schema = format!("{:?}", updater.schema);
+    let schema = match updater.schema {
+        Schema::BuiltIn => "built-in",
+        Schema::Custom => "custom",
+    };
     let mut hash = ShapeHash::new(&[
-        &schema,
+        schema,
         write.manager,
         write.api_version,
         write.subresource.unwrap_or(""),
@@ -134,7 +138,6 @@ mod tests {
 
     use super::*;
     use crate::managers::FieldManager;
-    use crate::schema::Schema;
     use crate::set::Set;
 
     /// A daemon pod as the DaemonSet controller and admission make it: `node` in its affinity,
