@@ -578,11 +578,13 @@ async fn create_tracked(
         };
         // Admission plugins that read other objects see the object before its name is
         // generated, as upstream's.
+        let mut added = crate::admission_plugins::added::Added::default();
         let mut warnings = crate::admission_plugins::admit_create(
             &state.store,
             &req.user,
             &req.target,
             &mut candidate,
+            &mut added,
         )
         .await?;
         // Upstream's policybased storage: after admission, before the name is generated.
@@ -603,7 +605,11 @@ async fn create_tracked(
         registry::prepare_create(info, &mut candidate, &req.user)?;
         restore_managed_fields(&mut candidate, sent);
         if tracking == Tracking::Update {
+            // The creator's fields are recorded as upstream records them: before mutating
+            // admission and allocation added theirs.
+            let taken = added.take_out(&mut candidate);
             crate::field_manager::record_update(req, None, &mut candidate);
+            added.put_back(&mut candidate, taken);
         }
         let name = candidate
             .pointer("/metadata/name")

@@ -20,6 +20,7 @@ use pernode_resources::ResourceInfo;
 use pernode_store::Store;
 use serde_json::{Value, json};
 
+use crate::admission_plugins::added::{Added, Step};
 use crate::error::ApiError;
 use crate::namespace_lifecycle::admission_name;
 
@@ -54,7 +55,7 @@ fn is_pods(info: &ResourceInfo) -> bool {
 
 /// What the plugin decides before any lookup: `Ok(None)` to leave the pod alone (a mirror
 /// pod), `Ok(Some(name))` for the service account to look up, having set it on the pod.
-pub fn prepare(pod: &mut Value) -> Result<Option<String>, ApiError> {
+pub fn prepare(pod: &mut Value, added: &mut Added) -> Result<Option<String>, ApiError> {
     let mirror = pod
         .pointer("/metadata/annotations")
         .and_then(Value::as_object)
@@ -88,13 +89,14 @@ pub fn prepare(pod: &mut Value) -> Result<Option<String>, ApiError> {
         }
         return Ok(None);
     }
-    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+    if !pod.get("spec").is_some_and(Value::is_object) {
         // No spec: validation refuses the pod.
         return Ok(None);
-    };
+    }
     let name = name.unwrap_or_else(|| DEFAULT_SERVICE_ACCOUNT.to_string());
-    spec.insert("serviceAccountName".into(), json!(name));
-    spec.insert("serviceAccount".into(), json!(name));
+    let spec = [Step::Key("spec")];
+    added.insert(pod, &spec, "serviceAccountName", json!(name));
+    added.insert(pod, &spec, "serviceAccount", json!(name));
     Ok(Some(name))
 }
 
@@ -109,7 +111,7 @@ pub fn not_found(pod: &Value, ns: &str, name: &str) -> ApiError {
 }
 
 /// A pod without image pull secrets gets its service account's.
-pub fn copy_image_pull_secrets(pod: &mut Value, account: &Value) {
+pub fn copy_image_pull_secrets(pod: &mut Value, account: &Value, added: &mut Added) {
     let has_own = pod
         .pointer("/spec/imagePullSecrets")
         .and_then(Value::as_array)
@@ -118,11 +120,9 @@ pub fn copy_image_pull_secrets(pod: &mut Value, account: &Value) {
         .get("imagePullSecrets")
         .and_then(Value::as_array)
         .filter(|a| !a.is_empty());
-    if !has_own
-        && let Some(secrets) = theirs
-        && let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut)
-    {
-        spec.insert("imagePullSecrets".into(), Value::Array(secrets.clone()));
+    if !has_own && let Some(secrets) = theirs {
+        let secrets = Value::Array(secrets.clone());
+        added.insert(pod, &[Step::Key("spec")], "imagePullSecrets", secrets);
     }
 }
 
@@ -157,8 +157,8 @@ fn token_volume(name: &str) -> Value {
 /// Mounts the API credentials in every (init) container with nothing at the mount path, adding
 /// the volume (named `fresh_name` unless the pod already has a `kube-api-access-` volume) when
 /// some container mounts it.
-fn mount_token(pod: &mut Value, fresh_name: String) {
-    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+fn mount_token(pod: &mut Value, fresh_name: String, added: &mut Added) {
+    let Some(spec) = pod.get("spec").and_then(Value::as_object) else {
         return;
     };
     let existing = spec
@@ -172,14 +172,12 @@ fn mount_token(pod: &mut Value, fresh_name: String) {
                     .map(str::to_string)
             })
         });
-    let name = existing.clone().unwrap_or(fresh_name);
-    let mount = json!({"name": name, "readOnly": true, "mountPath": API_TOKEN_MOUNT_PATH});
-    let mut mounted = false;
+    let mut unmounted = Vec::new();
     for field in ["initContainers", "containers"] {
-        let Some(containers) = spec.get_mut(field).and_then(Value::as_array_mut) else {
+        let Some(containers) = spec.get(field).and_then(Value::as_array) else {
             continue;
         };
-        for container in containers.iter_mut().filter_map(Value::as_object_mut) {
+        for (i, container) in containers.iter().enumerate() {
             let has_own = container
                 .get("volumeMounts")
                 .and_then(Value::as_array)
@@ -188,28 +186,21 @@ fn mount_token(pod: &mut Value, fresh_name: String) {
                         m.get("mountPath").and_then(Value::as_str) == Some(API_TOKEN_MOUNT_PATH)
                     })
                 });
-            if has_own {
-                continue;
+            if container.is_object() && !has_own {
+                unmounted.push([Step::Key("spec"), Step::Key(field), Step::Index(i)]);
             }
-            match container
-                .get_mut("volumeMounts")
-                .and_then(Value::as_array_mut)
-            {
-                Some(mounts) => mounts.push(mount.clone()),
-                None => {
-                    container.insert("volumeMounts".into(), json!([mount.clone()]));
-                }
-            }
-            mounted = true;
         }
     }
-    if mounted && existing.is_none() {
-        match spec.get_mut("volumes").and_then(Value::as_array_mut) {
-            Some(volumes) => volumes.push(token_volume(&name)),
-            None => {
-                spec.insert("volumes".into(), json!([token_volume(&name)]));
-            }
-        }
+    if unmounted.is_empty() {
+        return;
+    }
+    let name = existing.clone().unwrap_or(fresh_name);
+    let mount = json!({"name": name, "readOnly": true, "mountPath": API_TOKEN_MOUNT_PATH});
+    for container in &unmounted {
+        added.push(pod, container, "volumeMounts", mount.clone());
+    }
+    if existing.is_none() {
+        added.push(pod, &[Step::Key("spec")], "volumes", token_volume(&name));
     }
 }
 
@@ -219,11 +210,12 @@ pub async fn admit_create(
     info: &ResourceInfo,
     ns: &str,
     obj: &mut Value,
+    added: &mut Added,
 ) -> Result<(), ApiError> {
     if !is_pods(info) {
         return Ok(());
     }
-    let Some(name) = prepare(obj)? else {
+    let Some(name) = prepare(obj, added)? else {
         return Ok(());
     };
     let key = format!("serviceaccounts/{ns}/{name}");
@@ -241,9 +233,10 @@ pub async fn admit_create(
         if let Some(entry) = store.get(&key) {
             let account: Value = serde_json::from_slice(&entry.json)
                 .map_err(|e| ApiError::internal(format!("stored object is not JSON: {e}")))?;
-            copy_image_pull_secrets(obj, &account);
+            copy_image_pull_secrets(obj, &account, added);
             if should_automount(obj, &account) {
-                mount_token(obj, crate::handlers::generated_name(TOKEN_VOLUME_PREFIX));
+                let fresh = crate::handlers::generated_name(TOKEN_VOLUME_PREFIX);
+                mount_token(obj, fresh, added);
             }
             return Ok(());
         }
@@ -266,7 +259,11 @@ mod tests {
             "volumes": [{"name": "data", "emptyDir": {}}],
         }});
         assert!(should_automount(&pod, &json!({})));
-        mount_token(&mut pod, "kube-api-access-b2x4z".into());
+        mount_token(
+            &mut pod,
+            "kube-api-access-b2x4z".into(),
+            &mut Added::default(),
+        );
         let spec = &pod["spec"];
         assert_eq!(spec["volumes"][1], token_volume("kube-api-access-b2x4z"));
         assert_eq!(
@@ -286,7 +283,11 @@ mod tests {
         );
         // A pod that has the volume already (an update, a copy) reuses it.
         let before = pod.clone();
-        mount_token(&mut pod, "kube-api-access-other".into());
+        mount_token(
+            &mut pod,
+            "kube-api-access-other".into(),
+            &mut Added::default(),
+        );
         assert_eq!(pod, before);
     }
 
@@ -303,11 +304,19 @@ mod tests {
     #[test]
     fn pods_without_an_account_get_default() {
         let mut pod = json!({"metadata": {"name": "p"}, "spec": {"containers": []}});
-        assert_eq!(prepare(&mut pod).unwrap().as_deref(), Some("default"));
+        assert_eq!(
+            prepare(&mut pod, &mut Added::default()).unwrap().as_deref(),
+            Some("default")
+        );
         assert_eq!(pod["spec"]["serviceAccountName"], "default");
         assert_eq!(pod["spec"]["serviceAccount"], "default");
         let mut alias = json!({"metadata": {"name": "p"}, "spec": {"serviceAccount": "old"}});
-        assert_eq!(prepare(&mut alias).unwrap().as_deref(), Some("old"));
+        assert_eq!(
+            prepare(&mut alias, &mut Added::default())
+                .unwrap()
+                .as_deref(),
+            Some("old")
+        );
         assert_eq!(alias["spec"]["serviceAccountName"], "old");
     }
 
@@ -315,16 +324,21 @@ mod tests {
     fn mirror_pods_are_exempt_but_may_not_name_accounts_or_secrets() {
         let mirror = |spec: Value| json!({"metadata": {"name": "m-n1", "annotations": {MIRROR_POD_ANNOTATION: "h"}}, "spec": spec});
         let mut plain = mirror(json!({"containers": []}));
-        assert_eq!(prepare(&mut plain).unwrap(), None);
+        assert_eq!(prepare(&mut plain, &mut Added::default()).unwrap(), None);
         assert!(plain["spec"].get("serviceAccountName").is_none());
-        let e = prepare(&mut mirror(json!({"serviceAccountName": "x"}))).unwrap_err();
+        let e = prepare(
+            &mut mirror(json!({"serviceAccountName": "x"})),
+            &mut Added::default(),
+        )
+        .unwrap_err();
         assert_eq!(
             e.message,
             "pods \"m-n1\" is forbidden: a mirror pod may not reference service accounts"
         );
-        let e = prepare(&mut mirror(
-            json!({"volumes": [{"name": "s", "secret": {"secretName": "s"}}]}),
-        ))
+        let e = prepare(
+            &mut mirror(json!({"volumes": [{"name": "s", "secret": {"secretName": "s"}}]})),
+            &mut Added::default(),
+        )
         .unwrap_err();
         assert_eq!(
             e.message,
@@ -348,13 +362,13 @@ mod tests {
     fn image_pull_secrets_come_from_the_account_when_the_pod_has_none() {
         let account = json!({"imagePullSecrets": [{"name": "regcred"}]});
         let mut pod = json!({"spec": {}});
-        copy_image_pull_secrets(&mut pod, &account);
+        copy_image_pull_secrets(&mut pod, &account, &mut Added::default());
         assert_eq!(
             pod["spec"]["imagePullSecrets"],
             json!([{"name": "regcred"}])
         );
         let mut own = json!({"spec": {"imagePullSecrets": [{"name": "mine"}]}});
-        copy_image_pull_secrets(&mut own, &account);
+        copy_image_pull_secrets(&mut own, &account, &mut Added::default());
         assert_eq!(own["spec"]["imagePullSecrets"], json!([{"name": "mine"}]));
     }
 }

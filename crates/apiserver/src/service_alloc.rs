@@ -17,6 +17,7 @@ use pernode_store::Store;
 use rand::Rng;
 use serde_json::{Value, json};
 
+use crate::admission_plugins::added::{Added, Step};
 use crate::error::ApiError;
 
 /// The service CIDR: kubeadm's default, 10.96.0.0/12.
@@ -77,7 +78,12 @@ fn invalid(info: &ResourceInfo, svc: &Value, field: &str, value: Value, detail: 
 }
 
 /// Allocates a new Service's cluster IP and node ports.
-pub fn allocate(store: &Store, info: &ResourceInfo, svc: &mut Value) -> Result<(), ApiError> {
+pub fn allocate(
+    store: &Store,
+    info: &ResourceInfo,
+    svc: &mut Value,
+    added: &mut Added,
+) -> Result<(), ApiError> {
     let Some(spec) = svc.get("spec").and_then(Value::as_object) else {
         return Ok(());
     };
@@ -141,11 +147,12 @@ pub fn allocate(store: &Store, info: &ResourceInfo, svc: &mut Value) -> Result<(
         }
         asked
     };
-    let spec = &mut svc["spec"];
-    spec["clusterIP"] = json!(ip);
-    spec["clusterIPs"] = json!([ip]);
-    spec["ipFamilies"] = json!(["IPv4"]);
-    spec["ipFamilyPolicy"] = json!("SingleStack");
+    let spec_path = [Step::Key("spec")];
+    added.insert(svc, &spec_path, "clusterIP", json!(ip));
+    added.insert(svc, &spec_path, "clusterIPs", json!([ip]));
+    added.insert(svc, &spec_path, "ipFamilies", json!(["IPv4"]));
+    added.insert(svc, &spec_path, "ipFamilyPolicy", json!("SingleStack"));
+    let spec = &svc["spec"];
     let wants_node_ports = ty == "NodePort"
         || (ty == "LoadBalancer"
             && spec
@@ -153,21 +160,24 @@ pub fn allocate(store: &Store, info: &ResourceInfo, svc: &mut Value) -> Result<(
                 .and_then(Value::as_bool)
                 != Some(false));
     if wants_node_ports {
-        let mut taken = used_ports;
-        let mut rng = rand::rng();
-        for port in spec
-            .get_mut("ports")
-            .and_then(Value::as_array_mut)
+        let unset: Vec<usize> = spec
+            .get("ports")
+            .and_then(Value::as_array)
             .into_iter()
             .flatten()
-        {
-            if port
-                .get("nodePort")
-                .and_then(Value::as_i64)
-                .is_some_and(|p| p != 0)
-            {
-                continue;
-            }
+            .enumerate()
+            .filter(|(_, port)| {
+                port.is_object()
+                    && port
+                        .get("nodePort")
+                        .and_then(Value::as_i64)
+                        .is_none_or(|p| p == 0)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let mut taken = used_ports;
+        let mut rng = rand::rng();
+        for i in unset {
             let free = (0..256)
                 .map(|_| rng.random_range(NODE_PORTS))
                 .find(|p| !taken.contains(p))
@@ -175,7 +185,8 @@ pub fn allocate(store: &Store, info: &ResourceInfo, svc: &mut Value) -> Result<(
                     ApiError::internal("failed to allocate a nodePort: range is full")
                 })?;
             taken.insert(free);
-            port["nodePort"] = json!(free);
+            let port = [Step::Key("spec"), Step::Key("ports"), Step::Index(i)];
+            added.insert(svc, &port, "nodePort", json!(free));
         }
     }
     Ok(())
@@ -252,7 +263,7 @@ mod tests {
         let store = store_with(&[]).await;
         let mut svc = json!({"metadata": {"name": "a"},
             "spec": {"type": "NodePort", "ports": [{"port": 80}, {"port": 81, "nodePort": 30001}]}});
-        allocate(&store, services(), &mut svc).expect("allocated");
+        allocate(&store, services(), &mut svc, &mut Added::default()).expect("allocated");
         let ip: Ipv4Addr = svc["spec"]["clusterIP"]
             .as_str()
             .unwrap_or("")
@@ -270,7 +281,7 @@ mod tests {
     async fn asked_addresses_must_be_free_and_in_range() {
         let store = store_with(&[json!({"spec": {"clusterIPs": ["10.96.0.10"]}})]).await;
         let mut taken = json!({"metadata": {"name": "a"}, "spec": {"clusterIP": "10.96.0.10"}});
-        let e = allocate(&store, services(), &mut taken).expect_err("taken");
+        let e = allocate(&store, services(), &mut taken, &mut Added::default()).expect_err("taken");
         assert_eq!(e.code, 422);
         assert!(
             e.message
@@ -279,14 +290,15 @@ mod tests {
             e.message
         );
         let mut outside = json!({"metadata": {"name": "a"}, "spec": {"clusterIP": "192.168.0.1"}});
-        let e = allocate(&store, services(), &mut outside).expect_err("outside");
+        let e =
+            allocate(&store, services(), &mut outside, &mut Added::default()).expect_err("outside");
         assert!(
             e.message.contains("The range of valid IPs is 10.96.0.0/12"),
             "{}",
             e.message
         );
         let mut headless = json!({"metadata": {"name": "a"}, "spec": {"clusterIP": "None"}});
-        allocate(&store, services(), &mut headless).expect("headless");
+        allocate(&store, services(), &mut headless, &mut Added::default()).expect("headless");
         assert_eq!(headless["spec"]["clusterIPs"], json!(["None"]));
     }
 

@@ -222,3 +222,85 @@ async fn managed_fields_sent_with_an_update_replace_the_stored_ones() {
     );
     assert_ne!(entries(&created), entries(&v));
 }
+
+/// The `fieldsV1` of `object`'s entry for `manager`.
+fn fields_of(object: &Value, manager: &str) -> Value {
+    object["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["manager"] == manager)
+        .map(|e| e["fieldsV1"].clone())
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn what_admission_and_allocation_add_to_a_create_belongs_to_no_manager() {
+    let r = pernode_apiserver::in_memory_router().await.expect("router");
+    let pods = "/api/v1/namespaces/default/pods";
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "i"}]}});
+    let (code, created) = call(&r, Method::POST, pods, JSON, "creator/v1", pod).await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    // Stored: the service account, its token volume and mount, the priority.
+    let spec = &created["spec"];
+    assert_eq!(spec["serviceAccountName"], "default");
+    assert_eq!(spec["priority"], 0);
+    let volume = spec["volumes"][0]["name"].as_str().unwrap_or("");
+    assert!(volume.starts_with("kube-api-access-"), "{spec}");
+    assert_eq!(spec["containers"][0]["volumeMounts"][0]["name"], volume);
+    // Owned: what was sent, with its defaults (upstream records before mutating admission).
+    let owned = fields_of(&created, "creator");
+    let owned_spec = &owned["f:spec"];
+    let container = &owned_spec["f:containers"]["k:{\"name\":\"c\"}"];
+    assert!(container.get("f:image").is_some(), "{owned}");
+    assert!(container.get("f:imagePullPolicy").is_some(), "{owned}");
+    assert!(container.get("f:volumeMounts").is_none(), "{owned}");
+    for added in [
+        "f:volumes",
+        "f:serviceAccountName",
+        "f:serviceAccount",
+        "f:priority",
+    ] {
+        assert!(owned_spec.get(added).is_none(), "{added} in {owned}");
+    }
+
+    // A field the client sent stays its own even where admission would have set it.
+    let named = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "q"},
+        "spec": {"serviceAccountName": "default", "containers": [{"name": "c", "image": "i"}]}});
+    let (code, created) = call(&r, Method::POST, pods, JSON, "creator/v1", named).await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    let owned = fields_of(&created, "creator");
+    assert!(
+        owned["f:spec"].get("f:serviceAccountName").is_some(),
+        "{owned}"
+    );
+
+    let services = "/api/v1/namespaces/default/services";
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+        "spec": {"type": "NodePort", "selector": {"app": "s"},
+            "ports": [{"port": 80, "protocol": "TCP"}]}});
+    let (code, created) = call(&r, Method::POST, services, JSON, "creator/v1", svc).await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    assert!(created["spec"]["clusterIP"].is_string(), "{created}");
+    assert!(
+        created["spec"]["ports"][0]["nodePort"].is_number(),
+        "{created}"
+    );
+    let owned = fields_of(&created, "creator");
+    let owned_spec = &owned["f:spec"];
+    for allocated in [
+        "f:clusterIP",
+        "f:clusterIPs",
+        "f:ipFamilies",
+        "f:ipFamilyPolicy",
+    ] {
+        assert!(
+            owned_spec.get(allocated).is_none(),
+            "{allocated} in {owned}"
+        );
+    }
+    let port = &owned_spec["f:ports"]["k:{\"port\":80,\"protocol\":\"TCP\"}"];
+    assert!(port.get("f:port").is_some(), "{owned}");
+    assert!(port.get("f:nodePort").is_none(), "{owned}");
+}

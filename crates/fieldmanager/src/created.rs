@@ -4,11 +4,13 @@
 //! identity metadata and what the endpoint ignores). Which fields those are depends only on
 //! the object's shape ([`ShapeHash`]: its field paths, with list items by position rather than
 //! by key, and which leaves are null), and on the keys of its list items. A DaemonSet's pods
-//! share a shape but for their names, nodes and service-account volumes (`kube-api-access-`
-//! and a random suffix). The memo keeps the encoded entry per shape, manager, version and
-//! endpoint, with the keyed items' paths; a hit renames the items whose keys differ
-//! (`k:{"name":"kube-api-access-x1y2z"}`) in a copy. So a controller creating ten thousand
-//! pods from one template pays the typed walk, the comparison and the encoding once.
+//! share a shape but for their names and nodes (the API server leaves what admission adds,
+//! such as the `kube-api-access-` volume with its random suffix, out of a create's fields, as
+//! upstream's). The memo keeps the encoded entry per shape, manager, version and endpoint,
+//! with the keyed items' paths; a hit renames the items whose keys differ (objects created
+//! with generated item names, `k:{"name":"cache-x1y2z"}`) in a copy. So a controller creating
+//! ten thousand pods from one template pays the typed walk, the comparison and the encoding
+//! once.
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};

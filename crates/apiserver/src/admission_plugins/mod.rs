@@ -14,7 +14,10 @@
 //!   after the kind's validation, on creates and updates).
 //!
 //! Services' cluster IPs and node ports are allocated here too (`crate::service_alloc`).
+//! What they add is noted in an [`added::Added`]: the creator's managedFields leave it out,
+//! as upstream's field manager runs before mutating admission.
 
+pub mod added;
 pub mod certificates;
 pub mod node_restriction;
 pub mod priority;
@@ -33,12 +36,13 @@ use crate::target::Target;
 /// accounts ([`crate::service_account`]: a pod's account is set and exists), NodeRestriction,
 /// Priority, the webhook-configuration warning; then a Service's allocation. They run before the name is
 /// generated and before decoding, defaulting and validation (`registry::admit`), as upstream's
-/// mutating admission does. `Ok` holds warnings for the client.
+/// mutating admission does. `Ok` holds warnings for the client; `added` what they added.
 pub async fn admit_create(
     store: &Store,
     user: &UserInfo,
     target: &Target,
     obj: &mut Value,
+    added: &mut added::Added,
 ) -> Result<Vec<String>, ApiError> {
     let info = target.info;
     let ns = target.namespace.as_deref().unwrap_or("");
@@ -46,17 +50,19 @@ pub async fn admit_create(
         refuse_if_definition_terminating(store, &custom.crd_name)?;
     }
     crate::namespace_lifecycle::admit_create(store, info, ns, obj)?;
-    crate::service_account::admit_create(store, info, ns, obj).await?;
+    crate::service_account::admit_create(store, info, ns, obj, added).await?;
     node_restriction::admit_create(store, user, info, ns, obj)?;
     match (info.group, info.plural) {
-        ("", "pods") => priority::admit_pod(store, obj).map(|()| Vec::new()),
+        ("", "pods") => priority::admit_pod(store, obj, added).map(|()| Vec::new()),
         ("scheduling.k8s.io", "priorityclasses") => {
             priority::admit_priority_class(store, obj).map(|()| Vec::new())
         }
         ("admissionregistration.k8s.io", _) => Ok(webhooks::warnings(info)),
         // Not admission upstream but the Service REST storage's allocation; it needs the
         // store as the plugins do, before validation sees the object.
-        ("", "services") => crate::service_alloc::allocate(store, info, obj).map(|()| Vec::new()),
+        ("", "services") => {
+            crate::service_alloc::allocate(store, info, obj, added).map(|()| Vec::new())
+        }
         _ => Ok(Vec::new()),
     }
 }

@@ -6,6 +6,7 @@
 use pernode_store::Store;
 use serde_json::{Value, json};
 
+use super::added::{Added, Step};
 use super::forbidden;
 use crate::error::ApiError;
 
@@ -48,7 +49,7 @@ fn default_class(store: &Store) -> Option<Class> {
 }
 
 /// A pod's create.
-pub fn admit_pod(store: &Store, pod: &mut Value) -> Result<(), ApiError> {
+pub fn admit_pod(store: &Store, pod: &mut Value, added: &mut Added) -> Result<(), ApiError> {
     let named = pod
         .pointer("/spec/priorityClassName")
         .and_then(Value::as_str)
@@ -72,7 +73,7 @@ pub fn admit_pod(store: &Store, pod: &mut Value) -> Result<(), ApiError> {
     let (priority, policy) = class
         .as_ref()
         .map_or((0, None), |c| (c.value, c.preemption_policy.clone()));
-    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+    let Some(spec) = pod.get("spec").and_then(Value::as_object) else {
         return Ok(());
     };
     if let Some(given) = spec.get("priority").and_then(Value::as_i64)
@@ -86,24 +87,25 @@ pub fn admit_pod(store: &Store, pod: &mut Value) -> Result<(), ApiError> {
             ),
         ));
     }
-    if let Some(class) = &class {
-        spec.insert("priorityClassName".into(), json!(class.name));
+    if let Some(policy) = &policy
+        && let Some(given) = spec.get("preemptionPolicy").and_then(Value::as_str)
+        && given != policy
+    {
+        return Err(forbidden(
+            pods(),
+            pod,
+            &format!(
+                "the string value of PreemptionPolicy ({given}) must not be provided in pod spec; priority admission controller computed {policy} from the given PriorityClass name"
+            ),
+        ));
     }
-    spec.insert("priority".into(), json!(priority));
+    let spec = [Step::Key("spec")];
+    if let Some(class) = &class {
+        added.insert(pod, &spec, "priorityClassName", json!(class.name));
+    }
+    added.insert(pod, &spec, "priority", json!(priority));
     if let Some(policy) = policy {
-        if let Some(given) = spec.get("preemptionPolicy").and_then(Value::as_str)
-            && given != policy
-        {
-            let given = given.to_string();
-            return Err(forbidden(
-                pods(),
-                pod,
-                &format!(
-                    "the string value of PreemptionPolicy ({given}) must not be provided in pod spec; priority admission controller computed {policy} from the given PriorityClass name"
-                ),
-            ));
-        }
-        spec.insert("preemptionPolicy".into(), json!(policy));
+        added.insert(pod, &spec, "preemptionPolicy", json!(policy));
     }
     Ok(())
 }
@@ -184,16 +186,16 @@ mod tests {
     async fn pods_get_their_class_priority_or_the_default() {
         let store = store_with(&[class("high", 1000, false), class("base", 10, true)]).await;
         let mut pod = json!({"metadata": {"name": "p"}, "spec": {"priorityClassName": "high"}});
-        admit_pod(&store, &mut pod).expect("admitted");
+        admit_pod(&store, &mut pod, &mut Added::default()).expect("admitted");
         assert_eq!(pod["spec"]["priority"], 1000);
         assert_eq!(pod["spec"]["preemptionPolicy"], "PreemptLowerPriority");
         let mut pod = json!({"metadata": {"name": "p"}, "spec": {}});
-        admit_pod(&store, &mut pod).expect("admitted");
+        admit_pod(&store, &mut pod, &mut Added::default()).expect("admitted");
         assert_eq!(pod["spec"]["priority"], 10);
         assert_eq!(pod["spec"]["priorityClassName"], "base");
         let empty = store_with(&[]).await;
         let mut pod = json!({"metadata": {"name": "p"}, "spec": {}});
-        admit_pod(&empty, &mut pod).expect("admitted");
+        admit_pod(&empty, &mut pod, &mut Added::default()).expect("admitted");
         assert_eq!(pod["spec"]["priority"], 0);
         assert!(pod["spec"].get("priorityClassName").is_none());
     }
@@ -202,7 +204,7 @@ mod tests {
     async fn unknown_classes_and_wrong_priorities_are_forbidden() {
         let store = store_with(&[class("high", 1000, false)]).await;
         let mut pod = json!({"metadata": {"name": "p"}, "spec": {"priorityClassName": "nope"}});
-        let e = admit_pod(&store, &mut pod).expect_err("forbidden");
+        let e = admit_pod(&store, &mut pod, &mut Added::default()).expect_err("forbidden");
         assert_eq!(e.code, 403);
         assert_eq!(
             e.message,
@@ -210,7 +212,7 @@ mod tests {
         );
         let mut pod = json!({"metadata": {"name": "p"},
                              "spec": {"priorityClassName": "high", "priority": 5}});
-        let e = admit_pod(&store, &mut pod).expect_err("forbidden");
+        let e = admit_pod(&store, &mut pod, &mut Added::default()).expect_err("forbidden");
         assert_eq!(
             e.message,
             "pods \"p\" is forbidden: the integer value of priority (5) must not be provided in pod spec; priority admission controller computed 1000 from the given PriorityClass name"
