@@ -237,9 +237,8 @@ fn volume(v: &mut Volume) {
 }
 
 /// Defaults of a pod created directly: the pod spec's, requests copied from
-/// limits where missing (`SetDefaults_Pod`), the admission plugins'
-/// mutations (service account `default`, priority 0 with
-/// PreemptLowerPriority, DefaultTolerationSeconds).
+/// limits where missing (`SetDefaults_Pod`). What admission adds (service
+/// account, priority, [`default_tolerations`]) is the API server's.
 pub fn pod(p: &mut Pod) {
     let spec = p.spec.get_or_insert_with(PodSpec::default);
     pod_spec(spec);
@@ -258,46 +257,35 @@ pub fn pod(p: &mut Pod) {
             }
         }
     }
-    // Priority admission without PriorityClasses: priority 0.
-    if spec.priority.is_none() {
-        spec.priority = Some(0);
-    }
-    set_if_empty(&mut spec.preemption_policy, "PreemptLowerPriority");
-    default_toleration_seconds(spec);
 }
 
-/// The DefaultTolerationSeconds admission plugin: a pod that does not
-/// already tolerate `node.kubernetes.io/not-ready` (resp. `unreachable`)
-/// NoExecute gets a 300 s toleration for it.
-pub fn default_toleration_seconds(spec: &mut PodSpec) {
+/// What the DefaultTolerationSeconds admission plugin adds to a pod with `tolerations`: a
+/// 300 s NoExecute toleration of `node.kubernetes.io/not-ready` (resp. `unreachable`) unless
+/// one already covers it. (An admission plugin's, not defaulting: the API server adds these
+/// after recording the creator's fields, as upstream's.)
+pub fn default_tolerations(tolerations: &[Toleration]) -> Vec<Toleration> {
     const NOT_READY: &str = "node.kubernetes.io/not-ready";
     const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
-    let tols = spec.tolerations.get_or_insert_with(Vec::new);
     // Upstream counts a toleration as covering the taint when its key is the
     // taint's or empty and its effect is NoExecute or empty.
     let covers = |key: &str| {
-        tols.iter().any(|t| {
+        tolerations.iter().any(|t| {
             let k = t.key.as_deref().unwrap_or("");
             let e = t.effect.as_deref().unwrap_or("");
             (k == key || k.is_empty()) && (e == "NoExecute" || e.is_empty())
         })
     };
-    let need_not_ready = !covers(NOT_READY);
-    let need_unreachable = !covers(UNREACHABLE);
-    for (need, key) in [(need_not_ready, NOT_READY), (need_unreachable, UNREACHABLE)] {
-        if need {
-            tols.push(Toleration {
-                key: Some(key.to_string()),
-                operator: Some("Exists".to_string()),
-                effect: Some("NoExecute".to_string()),
-                toleration_seconds: Some(300),
-                value: None,
-            });
-        }
-    }
-    if tols.is_empty() {
-        spec.tolerations = None;
-    }
+    [NOT_READY, UNREACHABLE]
+        .into_iter()
+        .filter(|key| !covers(key))
+        .map(|key| Toleration {
+            key: Some(key.to_string()),
+            operator: Some("Exists".to_string()),
+            effect: Some("NoExecute".to_string()),
+            toleration_seconds: Some(300),
+            value: None,
+        })
+        .collect()
 }
 
 /// `SetDefaults_NodeStatus`: allocatable defaults to capacity.

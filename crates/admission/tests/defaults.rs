@@ -1,7 +1,7 @@
 //! Defaulting (R131, pod defaults, admission plugin mutations).
 
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, Toleration};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use pernode_admission::defaults;
 use serde_json::json;
@@ -91,10 +91,16 @@ fn pod_defaults() {
     defaults::pod(&mut p);
     let v = serde_json::to_value(&p).expect("json");
     let s = &v["spec"];
-    assert_eq!(s["priority"], 0);
-    assert_eq!(s["preemptionPolicy"], "PreemptLowerPriority");
-    // The ServiceAccount admission plugin (the API server's) names `default`, not defaulting.
-    assert!(s.get("serviceAccountName").is_none());
+    // Admission plugins (the API server's) name the service account, set the priority and
+    // add the default tolerations, not defaulting.
+    for admitted in [
+        "serviceAccountName",
+        "priority",
+        "preemptionPolicy",
+        "tolerations",
+    ] {
+        assert!(s.get(admitted).is_none(), "{admitted}");
+    }
     assert_eq!(s["containers"][0]["ports"][0]["protocol"], "TCP");
     assert_eq!(
         s["containers"][0]["resources"]["requests"],
@@ -107,42 +113,36 @@ fn pod_defaults() {
     assert_eq!(s["volumes"][0]["emptyDir"], json!({}));
     assert_eq!(s["volumes"][1]["hostPath"]["type"], "");
     assert_eq!(s["volumes"][2]["secret"]["defaultMode"], 420);
-    assert_eq!(
-        s["tolerations"],
-        json!([
-            {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
-        ])
-    );
 }
 
 #[test]
 fn default_toleration_seconds_respects_existing() {
-    let mut p: Pod = serde_json::from_value(json!({"spec": {"containers": [{"name": "c", "image": "a"}],
-        "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"}]}}))
-    .expect("pod");
-    defaults::pod(&mut p);
-    let keys: Vec<_> = p
-        .spec
-        .and_then(|s| s.tolerations)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|t| (t.key, t.toleration_seconds))
-        .collect();
+    let tolerations = |v: serde_json::Value| -> Vec<Toleration> {
+        serde_json::from_value(v).expect("tolerations")
+    };
+    let keys = |added: Vec<Toleration>| -> Vec<(Option<String>, Option<i64>)> {
+        added
+            .into_iter()
+            .map(|t| (t.key, t.toleration_seconds))
+            .collect()
+    };
+    let not_ready = "node.kubernetes.io/not-ready";
+    let unreachable = "node.kubernetes.io/unreachable";
     assert_eq!(
-        keys,
+        keys(defaults::default_tolerations(&[])),
         vec![
-            (Some("node.kubernetes.io/not-ready".into()), None),
-            (Some("node.kubernetes.io/unreachable".into()), Some(300)),
+            (Some(not_ready.into()), Some(300)),
+            (Some(unreachable.into()), Some(300)),
         ]
     );
+    let own = tolerations(json!([{"key": not_ready, "operator": "Exists", "effect": "NoExecute"}]));
+    assert_eq!(
+        keys(defaults::default_tolerations(&own)),
+        vec![(Some(unreachable.into()), Some(300))]
+    );
     // An empty-key Exists toleration covers everything.
-    let mut p: Pod =
-        serde_json::from_value(json!({"spec": {"containers": [{"name": "c", "image": "a"}],
-        "tolerations": [{"operator": "Exists"}]}}))
-        .expect("pod");
-    defaults::pod(&mut p);
-    assert_eq!(p.spec.and_then(|s| s.tolerations).map(|t| t.len()), Some(1));
+    let all = tolerations(json!([{"operator": "Exists"}]));
+    assert!(defaults::default_tolerations(&all).is_empty());
 }
 
 #[test]

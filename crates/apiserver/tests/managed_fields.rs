@@ -242,10 +242,17 @@ async fn what_admission_and_allocation_add_to_a_create_belongs_to_no_manager() {
         "spec": {"containers": [{"name": "c", "image": "i"}]}});
     let (code, created) = call(&r, Method::POST, pods, JSON, "creator/v1", pod).await;
     assert_eq!(code, StatusCode::CREATED, "{created}");
-    // Stored: the service account, its token volume and mount, the priority.
+    // Stored: the service account, its token volume and mount, the priority, the default
+    // tolerations.
     let spec = &created["spec"];
     assert_eq!(spec["serviceAccountName"], "default");
     assert_eq!(spec["priority"], 0);
+    assert_eq!(spec["preemptionPolicy"], "PreemptLowerPriority");
+    assert_eq!(
+        spec["tolerations"].as_array().map(Vec::len),
+        Some(2),
+        "{spec}"
+    );
     let volume = spec["volumes"][0]["name"].as_str().unwrap_or("");
     assert!(volume.starts_with("kube-api-access-"), "{spec}");
     assert_eq!(spec["containers"][0]["volumeMounts"][0]["name"], volume);

@@ -7,6 +7,7 @@
 //!   ([`crate::namespace_lifecycle`], [`crate::service_account`]) and run first;
 //! - [`node_restriction`]: what a node (a kubelet) may write, narrowed to its own objects; it
 //!   also runs on updates, patches, deletes and evictions (`crate::handlers` calls it there);
+//! - [`default_tolerations`]: DefaultTolerationSeconds, 300 s tolerations of failed nodes;
 //! - [`priority`]: a pod's `spec.priority` from its PriorityClass; one global default class.
 //! - [`webhooks`]: the warning that webhook configurations are stored, not called;
 //! - [`certificates`]: who may approve and sign CertificateSigningRequests, and no
@@ -19,6 +20,7 @@
 
 pub mod added;
 pub mod certificates;
+pub mod default_tolerations;
 pub mod node_restriction;
 pub mod priority;
 pub mod webhooks;
@@ -34,7 +36,7 @@ use crate::target::Target;
 /// The plugins of a create by `user`, in upstream's order: namespace lifecycle
 /// ([`crate::namespace_lifecycle`]: the namespace exists and is not terminating), service
 /// accounts ([`crate::service_account`]: a pod's account is set and exists), NodeRestriction,
-/// Priority, the webhook-configuration warning; then a Service's allocation. They run before the name is
+/// DefaultTolerationSeconds, Priority, the webhook-configuration warning; then a Service's allocation. They run before the name is
 /// generated and before decoding, defaulting and validation (`registry::admit`), as upstream's
 /// mutating admission does. `Ok` holds warnings for the client; `added` what they added.
 pub async fn admit_create(
@@ -53,7 +55,10 @@ pub async fn admit_create(
     crate::service_account::admit_create(store, info, ns, obj, added).await?;
     node_restriction::admit_create(store, user, info, ns, obj)?;
     match (info.group, info.plural) {
-        ("", "pods") => priority::admit_pod(store, obj, added).map(|()| Vec::new()),
+        ("", "pods") => {
+            default_tolerations::admit_pod(obj, added);
+            priority::admit_pod(store, obj, added).map(|()| Vec::new())
+        }
         ("scheduling.k8s.io", "priorityclasses") => {
             priority::admit_priority_class(store, obj).map(|()| Vec::new())
         }

@@ -73,6 +73,8 @@ pub fn admit_pod(store: &Store, pod: &mut Value, added: &mut Added) -> Result<()
     let (priority, policy) = class
         .as_ref()
         .map_or((0, None), |c| (c.value, c.preemption_policy.clone()));
+    // Upstream's getDefaultPriority: without a class, priority 0 and PreemptLowerPriority.
+    let policy = policy.or_else(|| Some("PreemptLowerPriority".to_string()));
     let Some(spec) = pod.get("spec").and_then(Value::as_object) else {
         return Ok(());
     };
