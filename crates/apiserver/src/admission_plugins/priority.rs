@@ -70,11 +70,11 @@ pub fn admit_pod(store: &Store, pod: &mut Value, added: &mut Added) -> Result<()
         }
         None => default_class(store),
     };
-    let (priority, policy) = class
-        .as_ref()
-        .map_or((0, None), |c| (c.value, c.preemption_policy.clone()));
     // Upstream's getDefaultPriority: without a class, priority 0 and PreemptLowerPriority.
-    let policy = policy.or_else(|| Some("PreemptLowerPriority".to_string()));
+    let (priority, policy) = class.as_ref().map_or_else(
+        || (0, Some("PreemptLowerPriority".to_string())),
+        |c| (c.value, c.preemption_policy.clone()),
+    );
     let Some(spec) = pod.get("spec").and_then(Value::as_object) else {
         return Ok(());
     };
@@ -197,9 +197,21 @@ mod tests {
         assert_eq!(pod["spec"]["priorityClassName"], "base");
         let empty = store_with(&[]).await;
         let mut pod = json!({"metadata": {"name": "p"}, "spec": {}});
-        admit_pod(&empty, &mut pod, &mut Added::default()).expect("admitted");
+        let mut added = Added::default();
+        admit_pod(&empty, &mut pod, &mut added).expect("admitted");
         assert_eq!(pod["spec"]["priority"], 0);
+        assert_eq!(pod["spec"]["preemptionPolicy"], "PreemptLowerPriority");
         assert!(pod["spec"].get("priorityClassName").is_none());
+        // Both are admission's, not the creator's.
+        added.take_out(&mut pod);
+        assert_eq!(pod["spec"], json!({}));
+        // Without a class, upstream computes PreemptLowerPriority and refuses another.
+        let mut never = json!({"metadata": {"name": "p"}, "spec": {"preemptionPolicy": "Never"}});
+        let e = admit_pod(&empty, &mut never, &mut Added::default()).expect_err("forbidden");
+        assert_eq!(
+            e.message,
+            "pods \"p\" is forbidden: the string value of PreemptionPolicy (Never) must not be provided in pod spec; priority admission controller computed PreemptLowerPriority from the given PriorityClass name"
+        );
     }
 
     #[tokio::test]
