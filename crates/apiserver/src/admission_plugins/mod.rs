@@ -8,6 +8,8 @@
 //! - [`node_restriction`]: what a node (a kubelet) may write, narrowed to its own objects; it
 //!   also runs on updates, patches, deletes and evictions (`crate::handlers` calls it there);
 //! - [`priority`]: a pod's `spec.priority` from its PriorityClass; one global default class.
+//! - [`node_critical`]: a node that joins while a node-critical DaemonSet would run on it is
+//!   stored with `pernode.io/critical-daemons-not-ready:NoSchedule`.
 //! - [`webhooks`]: the warning that webhook configurations are stored, not called;
 //! - [`certificates`]: who may approve and sign CertificateSigningRequests, and no
 //!   `system:masters` client certificates (validating admission: `crate::handlers` runs it
@@ -16,6 +18,7 @@
 //! Services' cluster IPs and node ports are allocated here too (`crate::service_alloc`).
 
 pub mod certificates;
+pub mod node_critical;
 pub mod node_restriction;
 pub mod priority;
 pub mod webhooks;
@@ -31,7 +34,8 @@ use crate::target::Target;
 /// The plugins of a create by `user`, in upstream's order: namespace lifecycle
 /// ([`crate::namespace_lifecycle`]: the namespace exists and is not terminating), service
 /// accounts ([`crate::service_account`]: a pod's account is set and exists), NodeRestriction,
-/// Priority, the webhook-configuration warning; then a Service's allocation. They run before the name is
+/// Priority, the node-critical gate's taint, the webhook-configuration warning; then a
+/// Service's allocation. They run before the name is
 /// generated and before decoding, defaulting and validation (`registry::admit`), as upstream's
 /// mutating admission does. `Ok` holds warnings for the client.
 pub async fn admit_create(
@@ -50,6 +54,7 @@ pub async fn admit_create(
     node_restriction::admit_create(store, user, info, ns, obj)?;
     match (info.group, info.plural) {
         ("", "pods") => priority::admit_pod(store, obj).map(|()| Vec::new()),
+        ("", "nodes") => node_critical::admit_node(store, obj).map(|()| Vec::new()),
         ("scheduling.k8s.io", "priorityclasses") => {
             priority::admit_priority_class(store, obj).map(|()| Vec::new())
         }
