@@ -289,5 +289,34 @@ fn whatif_refuses_bad_files_and_invalid_changes_without_writing() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(report["outcome"], "complete", "{report}");
     assert_eq!(report["changed"].as_array().map(Vec::len), Some(3));
+
+    // Every node's new pods fail: the rollout stalls on the first (maxUnavailable 10 lets
+    // all three go at once), and each node is blocked, saying why.
+    let run = kubectl_pernode(
+        &c,
+        &bin,
+        &[
+            "whatif",
+            "-f",
+            &valid,
+            "--json",
+            "--pod-start=1s",
+            "--failure-rate=1",
+            "--seed=3",
+        ],
+    );
+    assert!(run.ok, "{}", run.stderr);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(report["outcome"], "stalled", "{report}");
+    assert!(report["timeToCompleteSeconds"].is_null());
+    let blocked = report["blocked"].as_array().expect("blocked");
+    assert_eq!(blocked.len(), 3, "{report}");
+    assert!(
+        blocked
+            .iter()
+            .all(|b| b["reasons"][0] == "pods of the new revision fail (--failure-rate)"),
+        "{report}"
+    );
+    assert_eq!(report["peakUnavailable"], 3, "{report}");
     assert_eq!(snapshot(&c), before);
 }

@@ -42,7 +42,8 @@ pub struct Report {
 #[serde(rename_all = "camelCase")]
 pub struct NodeChange {
     pub node: String,
-    /// The revision hash before (`None`: no pod) and after.
+    /// The revision hash of the node's Ready pod before and after (`None`: no Ready pod:
+    /// none, or one that fails).
     pub from: Option<String>,
     pub to: Option<String>,
     /// Simulated seconds after the change when the node reached it.
@@ -129,8 +130,8 @@ impl Report {
                     c.node,
                     c.wave.map(|w| w.to_string()).unwrap_or_else(|| "-".into()),
                     seconds(c.at_seconds),
-                    c.from.as_deref().unwrap_or("<none>"),
-                    c.to.as_deref().unwrap_or("<none>"),
+                    c.from.as_deref().unwrap_or("<not-ready>"),
+                    c.to.as_deref().unwrap_or("<not-ready>"),
                 );
             }
         }
