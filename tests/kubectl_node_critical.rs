@@ -172,6 +172,17 @@ fn a_joining_node_takes_ordinary_pods_only_once_its_critical_daemons_are_ready()
     assert!(tolerated("cni"));
     assert!(!tolerated("x"));
 
+    // A node the critical daemon may not run on (a taint it does not tolerate) is tainted at
+    // registration, where only labels are judged, and released by the controller at once.
+    let forbidden = format!(
+        "{}spec: {{taints: [{{key: forbid, value: \"true\", effect: NoSchedule}}]}}\n",
+        simulated_node("node-4")
+    );
+    c.ok_stdin(&["apply", "-f", "-"], &forbidden);
+    eventually(Duration::from_secs(30), "node-4 released", || {
+        taint_keys(&c, "node-4") == "forbid"
+    });
+
     // A node that joins once no critical DaemonSet is left is not gated.
     c.ok(&["delete", "ds/cni"]);
     c.ok_stdin(&["apply", "-f", "-"], &simulated_node("node-3"));
