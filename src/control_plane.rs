@@ -227,7 +227,8 @@ impl Clients {
 }
 
 /// The controllers: daemon sets, scheduler, garbage collector, pod GC, node lifecycle,
-/// ClusterRole aggregation, disruption budgets, namespaces, service accounts, the root CA
+/// ClusterRole aggregation, disruption budgets, the node-critical gate, namespaces, service
+/// accounts, the root CA
 /// publisher, and the certificate approver, signer and cleaner. Each runs until it fails.
 #[cfg(test)]
 pub fn spawn_controllers(tasks: &mut JoinSet<anyhow::Result<()>>, client: &kube::Client) {
@@ -250,12 +251,13 @@ pub fn spawn_controllers_with(
     };
     spawn_certificate_controllers(tasks, clients, flags);
     // One pod watch for the DaemonSet controller, the scheduler, the garbage collector, pod GC,
-    // node lifecycle and the disruption controller, as kube-controller-manager's shared
+    // node lifecycle, the disruption and the node-critical controllers, as kube-controller-manager's shared
     // informer; every subscriber before it runs.
     let mut pods = pernode_controllers::pod_watch::PodWatch::all(&clients.controller_manager());
     let (ds_pods, scheduler_pods) = (pods.subscribe(), pods.subscribe());
     let (collector_pods, gc_pods) = (pods.subscribe(), pods.subscribe());
     let (lifecycle_pods, disruption_pods) = (pods.subscribe(), pods.subscribe());
+    let critical_pods = pods.subscribe();
     let c = clients.controller("daemon-set-controller");
     tasks.spawn(async move {
         daemonset::run_with_pods(c, Default::default(), ds_pods)
@@ -285,6 +287,12 @@ pub fn spawn_controllers_with(
         disruption::run_with_pods(c, Default::default(), disruption_pods)
             .await
             .context("disruption controller")
+    });
+    let c = clients.controller("node-critical-controller");
+    tasks.spawn(async move {
+        pernode_controllers::node_critical::run_with_pods(c, critical_pods)
+            .await
+            .context("node-critical controller")
     });
     let c = clients.controller("node-controller");
     let grace = flags.node_monitor_grace_period;

@@ -57,6 +57,9 @@ enum Command {
     /// Install the kubectl plugin: a `kubectl-pernode` symlink to this binary in DIR, so that
     /// `kubectl pernode pause|resume ds/x` runs it.
     InstallPlugin(plugin::InstallPluginArgs),
+    /// What applying a DaemonSet would do (`kubectl pernode whatif`), predicted on a
+    /// simulated copy of the cluster; the live cluster is only read.
+    Whatif(plugin::whatif::WhatifCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,7 +73,8 @@ fn main() -> anyhow::Result<()> {
     // Started as `kubectl-pernode` (by kubectl): the plugin's verbs, not pernode's commands.
     if plugin::invoked_as_plugin(std::env::args_os().next().as_deref()) {
         let cli = plugin::PluginCli::parse();
-        return tokio::runtime::Builder::new_current_thread()
+        // Multi-threaded: `whatif` runs a simulated cluster in this process.
+        return tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
             .block_on(plugin::plugin(cli));
@@ -93,6 +97,7 @@ fn main() -> anyhow::Result<()> {
             Command::Agent(args) => agent::agent(args).await,
             Command::Token(args) => token::token(args).await,
             Command::InstallPlugin(args) => plugin::install_plugin(args),
+            Command::Whatif(cmd) => plugin::whatif_command(cmd).await,
         }
     })
 }

@@ -5,9 +5,11 @@
 //! Every verb writes plain API objects (annotations on the DaemonSet) with the user's
 //! kubeconfig (`KUBECONFIG`, `~/.kube/config`, or the `--kubeconfig`/`--context`/`-n` kubectl
 //! passes on after the plugin's name), so the same control is available from YAML and GitOps.
+//! `why` and `whatif` only read.
 
 mod pause;
 mod target;
+pub mod whatif;
 mod why;
 
 use std::path::{Path, PathBuf};
@@ -60,6 +62,10 @@ pub enum Verb {
     /// Why a node has (or has not) the DaemonSet's pod: each placement rule with its verdict,
     /// the scheduler's, the node's state and the rollout's.
     Why(why::WhyArgs),
+    /// What applying a DaemonSet would do, predicted on a simulated copy of the cluster:
+    /// nodes that change, nodes that block and why, time, peak unavailable, waves. Reads the
+    /// live cluster only.
+    Whatif(whatif::WhatifArgs),
 }
 
 /// Runs one verb; errors are printed as kubectl prints them and end the process with 1.
@@ -68,12 +74,24 @@ pub async fn plugin(cli: PluginCli) -> anyhow::Result<()> {
         Verb::Pause(args) => pause::set_paused(&cli.client, &args, true).await,
         Verb::Resume(args) => pause::set_paused(&cli.client, &args, false).await,
         Verb::Why(args) => why::why(&cli.client, &args).await,
+        Verb::Whatif(args) => whatif::whatif(&cli.client, &args).await,
     };
+    report(result);
+    Ok(())
+}
+
+/// `pernode whatif`: the plugin's verb under pernode's own commands.
+pub async fn whatif_command(cmd: whatif::WhatifCommand) -> anyhow::Result<()> {
+    report(whatif::whatif(&cmd.client, &cmd.args).await);
+    Ok(())
+}
+
+/// Prints an error as kubectl does and ends the process with 1.
+fn report(result: anyhow::Result<()>) {
     if let Err(e) = result {
         eprintln!("{}", kubectl_error(&e));
         std::process::exit(1);
     }
-    Ok(())
 }
 
 /// An error as kubectl prints it: a server's Status as `Error from server (Reason): message`,

@@ -86,7 +86,10 @@ pub async fn why(client_args: &ClientArgs, args: &WhyArgs) -> anyhow::Result<()>
 
 /// The current revision's hash: the label of the owned revision holding the template (as the
 /// controller finds it), else the hash the controller would give a new one.
-fn current_hash(ds: &DaemonSet, revisions: &[ControllerRevision]) -> anyhow::Result<String> {
+pub(super) fn current_hash(
+    ds: &DaemonSet,
+    revisions: &[ControllerRevision],
+) -> anyhow::Result<String> {
     let patch = revision_patch(ds)?;
     let owned = revisions.iter().filter(|r| {
         controller_of(&r.metadata).map(|o| o.uid.as_str()) == ds.metadata.uid.as_deref()
@@ -102,8 +105,8 @@ fn current_hash(ds: &DaemonSet, revisions: &[ControllerRevision]) -> anyhow::Res
     Ok(compute_hash(&patch, collisions))
 }
 
-/// The report for `only` (or every node), nodes in name order.
-fn explain(
+/// The report for `only` (or every node), nodes in name order (`nodes` sorted by name).
+pub(super) fn explain(
     ds: &DaemonSet,
     nodes: &[Node],
     pods: &[Pod],

@@ -642,6 +642,17 @@ fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
             ],
         ),
         (
+            // pernode's own: the node-critical gate (`controllers::node_critical`) removes
+            // its taint from nodes whose critical daemons are Ready.
+            "node-critical-controller",
+            vec![
+                rule(&["list", "watch"], &[APPS], &["daemonsets"]),
+                rule(&["get", "list", "watch", "update"], &[LEGACY], &["nodes"]),
+                rule(&["list", "watch"], &[LEGACY], &["pods"]),
+                events_rule(),
+            ],
+        ),
+        (
             "pod-garbage-collector",
             vec![
                 rule(&["list", "watch", "delete"], &[LEGACY], &["pods"]),

@@ -6,6 +6,8 @@
 //! `pod_gc` (pods of vanished nodes), `node_lifecycle` (heartbeats to taints, eviction),
 //! `clusterrole_aggregation` (the rules of aggregated ClusterRoles such as `admin`/`edit`/`view`).
 //! `disruption` (PodDisruptionBudget status).
+//! `node_critical` (removes `pernode.io/critical-daemons-not-ready` from a joining node once its
+//! node-critical daemons are Ready).
 //! `namespace` (empties and releases terminating namespaces), `service_account` (a `default`
 //! ServiceAccount in every active namespace), `root_ca_publisher` (the `kube-root-ca.crt`
 //! ConfigMap in every active namespace), `bootstrap` (signs `kube-public/cluster-info` with
@@ -25,6 +27,7 @@ pub mod daemonset;
 pub mod disruption;
 pub mod garbage_collector;
 pub mod namespace;
+pub mod node_critical;
 pub mod node_lifecycle;
 pub mod pod_gc;
 pub mod pod_watch;

@@ -15,6 +15,7 @@
 //! - [`simulated`]: simulated nodes: their annotation and the logs their kubelet stands for.
 //! - [`duration`]: the human durations of the AGE column.
 //! - [`rollout`]: pernode's rollout annotations on a DaemonSet (pause, partition).
+//! - [`node_critical`]: the node-critical gate's annotation, taint and toleration.
 //! - [`resource`]: [`resource_like!`], compact watch types that kube treats as the type they
 //!   stand for.
 
@@ -26,6 +27,7 @@ pub mod json;
 pub mod labels;
 pub mod microtime;
 pub mod names;
+pub mod node_critical;
 pub mod pod;
 pub mod quantity;
 pub mod resource;

@@ -74,13 +74,14 @@ impl Added {
         self.places.is_empty()
     }
 
-    /// Sets `key` of the map at `parent` to `value`. Recorded only when the map had no such
-    /// member: a value the client sent stays the client's even when admission rewrites it.
+    /// Sets `key` of the map at `parent` to `value`. Recorded only when the map had no value
+    /// there (or `null`): a value the client sent stays the client's even when admission
+    /// rewrites it.
     pub fn insert(&mut self, obj: &mut Value, parent: &[Step], key: &str, value: Value) {
         let Some(map) = walk(obj, parent).and_then(Value::as_object_mut) else {
             return;
         };
-        if map.insert(key.to_string(), value).is_none() {
+        if matches!(map.insert(key.to_string(), value), None | Some(Value::Null)) {
             self.places.push(Place {
                 parent: parent.to_vec(),
                 at: At::Key(key.to_string()),
@@ -197,6 +198,17 @@ mod tests {
         added.insert(&mut pod, &[Step::Key("status")], "phase", json!("Pending"));
         assert!(added.is_empty());
         assert_eq!(pod, json!({"spec": {"priority": 5}}));
+        // A null is no value: what replaces it is an addition.
+        let mut node = json!({"spec": {"taints": null}});
+        added.push(
+            &mut node,
+            &[Step::Key("spec")],
+            "taints",
+            json!({"key": "k"}),
+        );
+        assert_eq!(node, json!({"spec": {"taints": [{"key": "k"}]}}));
+        added.take_out(&mut node);
+        assert_eq!(node, json!({"spec": {}}));
     }
 
     #[test]

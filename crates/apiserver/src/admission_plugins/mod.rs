@@ -9,6 +9,8 @@
 //!   also runs on updates, patches, deletes and evictions (`crate::handlers` calls it there);
 //! - [`default_tolerations`]: DefaultTolerationSeconds, 300 s tolerations of failed nodes;
 //! - [`priority`]: a pod's `spec.priority` from its PriorityClass; one global default class.
+//! - [`node_critical`]: a node that joins while a node-critical DaemonSet would run on it is
+//!   stored with `pernode.io/critical-daemons-not-ready:NoSchedule`.
 //! - [`webhooks`]: the warning that webhook configurations are stored, not called;
 //! - [`certificates`]: who may approve and sign CertificateSigningRequests, and no
 //!   `system:masters` client certificates (validating admission: `crate::handlers` runs it
@@ -21,6 +23,7 @@
 pub mod added;
 pub mod certificates;
 pub mod default_tolerations;
+pub mod node_critical;
 pub mod node_restriction;
 pub mod priority;
 pub mod webhooks;
@@ -36,7 +39,8 @@ use crate::target::Target;
 /// The plugins of a create by `user`, in upstream's order: namespace lifecycle
 /// ([`crate::namespace_lifecycle`]: the namespace exists and is not terminating), service
 /// accounts ([`crate::service_account`]: a pod's account is set and exists), NodeRestriction,
-/// DefaultTolerationSeconds, Priority, the webhook-configuration warning; then a Service's allocation. They run before the name is
+/// DefaultTolerationSeconds, Priority, the node-critical gate's taint, the webhook-configuration
+/// warning; then a Service's allocation. They run before the name is
 /// generated and before decoding, defaulting and validation (`registry::admit`), as upstream's
 /// mutating admission does. `Ok` holds warnings for the client; `added` what they added.
 pub async fn admit_create(
@@ -59,6 +63,7 @@ pub async fn admit_create(
             default_tolerations::admit_pod(obj, added);
             priority::admit_pod(store, obj, added).map(|()| Vec::new())
         }
+        ("", "nodes") => node_critical::admit_node(store, obj, added).map(|()| Vec::new()),
         ("scheduling.k8s.io", "priorityclasses") => {
             priority::admit_priority_class(store, obj).map(|()| Vec::new())
         }

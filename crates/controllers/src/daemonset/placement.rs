@@ -14,7 +14,7 @@ use pernode_core::scheduling::{
     node_matches_node_selector_terms, node_selector_matches,
 };
 
-use super::pods::add_or_update_daemon_pod_tolerations;
+use super::pods::{add_or_update_daemon_pod_tolerations, is_node_critical};
 use crate::trim::NodeView;
 
 /// The two answers of R2.
@@ -53,7 +53,7 @@ impl PlacementChecker {
             .as_ref()
             .and_then(|s| s.template.spec.clone())
             .unwrap_or_default();
-        add_or_update_daemon_pod_tolerations(&mut spec);
+        add_or_update_daemon_pod_tolerations(&mut spec, is_node_critical(ds));
         Self { spec }
     }
 
@@ -393,6 +393,37 @@ mod tests {
         assert!(!node_should_run_daemon_pod(&n, &ds("x")).should_run);
         let d = with_spec(|s| s.host_network = Some(true));
         assert!(node_should_run_daemon_pod(&n, &d).should_run);
+    }
+
+    #[test]
+    fn only_node_critical_daemon_sets_tolerate_the_critical_gate() {
+        let gated = node("n1", &[pernode_core::node_critical::not_ready_taint()]);
+        let plain = ds("x");
+        assert_eq!(
+            PlacementChecker::new(&plain).judge(&gated).1,
+            Some(Exclusion::Taint(
+                &pernode_core::node_critical::not_ready_taint()
+            ))
+        );
+        let mut critical = ds("cni");
+        critical
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(
+                pernode_core::node_critical::NODE_CRITICAL_ANNOTATION.into(),
+                "true".into(),
+            );
+        assert_eq!(
+            PlacementChecker::new(&critical).judge(&gated),
+            (Placement::BOTH, None)
+        );
+        let template = super::super::pods::pod_template(&critical, None, "h");
+        let tolerations = template.spec.unwrap().tolerations.unwrap();
+        assert_eq!(
+            tolerations.last(),
+            Some(&pernode_core::node_critical::not_ready_toleration())
+        );
     }
 
     #[test]

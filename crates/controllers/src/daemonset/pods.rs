@@ -58,11 +58,17 @@ fn same_toleration(a: &Toleration, b: &Toleration) -> bool {
 }
 
 /// Merges the default tolerations into a pod spec (R21): an identical user toleration is
-/// replaced in place by the default one, otherwise the default is appended.
-pub fn add_or_update_daemon_pod_tolerations(spec: &mut PodSpec) {
+/// replaced in place by the default one, otherwise the default is appended. A node-critical
+/// DaemonSet's pods (`pernode_core::node_critical`) also tolerate the taint joining nodes
+/// carry until those very pods are Ready; no other pod does.
+pub fn add_or_update_daemon_pod_tolerations(spec: &mut PodSpec, node_critical: bool) {
     let host_network = spec.host_network.unwrap_or(false);
     let mut tolerations = spec.tolerations.take().unwrap_or_default();
-    for default in default_tolerations(host_network) {
+    let mut defaults = default_tolerations(host_network);
+    if node_critical {
+        defaults.push(pernode_core::node_critical::not_ready_toleration());
+    }
+    for default in defaults {
         let mut replaced = false;
         for t in tolerations.iter_mut() {
             if same_toleration(t, &default) {
@@ -100,6 +106,11 @@ pub fn replace_node_name_affinity(affinity: Option<Affinity>, node: &str) -> Aff
         node_selector_terms: vec![node_name_term(node)],
     });
     affinity
+}
+
+/// Whether `ds` is annotated `pernode.io/node-critical: "true"`.
+pub fn is_node_critical(ds: &DaemonSet) -> bool {
+    pernode_core::node_critical::is_node_critical(ds.metadata.annotations.as_ref())
 }
 
 /// The template generation of a DaemonSet (R143), or `None` when absent or unparsable (the
@@ -142,7 +153,7 @@ pub fn pod_template(ds: &DaemonSet, generation: Option<i64>, hash: &str) -> PodT
         .map(|s| s.template.clone())
         .unwrap_or_default();
     let spec = template.spec.get_or_insert_with(PodSpec::default);
-    add_or_update_daemon_pod_tolerations(spec);
+    add_or_update_daemon_pod_tolerations(spec, is_node_critical(ds));
     let meta = template.metadata.get_or_insert_with(ObjectMeta::default);
     let labels = meta.labels.get_or_insert_with(BTreeMap::new);
     if let Some(generation) = generation {
@@ -575,7 +586,7 @@ mod tests {
             ]),
             ..PodSpec::default()
         };
-        add_or_update_daemon_pod_tolerations(&mut spec);
+        add_or_update_daemon_pod_tolerations(&mut spec, false);
         let t = spec.tolerations.unwrap();
         assert_eq!(t.len(), 3 + 5);
         assert_eq!(t[0].key.as_deref(), Some("custom"));
