@@ -3,9 +3,9 @@
 //! replicas and the simulator given both servers. kill -9 the leader during a DaemonSet rollout
 //! (maxUnavailable 5): the other replica finishes it, and a watch through the other API server
 //! shows that no node ever had two live pods of the DaemonSet and that every pod is accounted
-//! for. Then kill one API server: the simulated nodes keep renewing their Leases through the
-//! other; stop one etcd member: writes go on; stop two: reads answer from the watch cache and
-//! writes fail with etcd's timeout; restart them: writes recover.
+//! for. Then kill one API server: the simulated nodes and the leader keep renewing their Leases
+//! through the other; stop one etcd member: writes go on; stop two: reads answer from the watch
+//! cache and writes fail with etcd's timeout; restart them: writes recover.
 
 #[path = "support/etcd.rs"]
 mod etcd;
@@ -325,9 +325,23 @@ fn two_servers_and_two_controller_replicas_ride_out_a_dead_leader_server_and_etc
     drop(pod_watch);
     drop(lease_watch);
 
-    // One API server dies: the simulated nodes renew their Leases through the other.
+    // One API server dies: the simulated nodes renew their Leases through the other, and the
+    // leader its election Lease (it would exit after its 2 s renew deadline otherwise).
     let before = node_lease_renewals(&two);
     assert_eq!(before.len(), NODES, "{before:?}");
+    let election_renewed = || {
+        two.kubectl(&[
+            "get",
+            "lease",
+            "-n",
+            "kube-system",
+            "kube-controller-manager",
+            "-o",
+            "jsonpath={.spec.renewTime}",
+        ])
+        .stdout
+    };
+    let mut renewals = BTreeSet::from([election_renewed()]);
     one.kill9();
     eventually(
         Duration::from_secs(30),
@@ -339,6 +353,19 @@ fn two_servers_and_two_controller_replicas_ride_out_a_dead_leader_server_and_etc
                 .count()
                 >= 3
         },
+    );
+    eventually(
+        Duration::from_secs(30),
+        "the leader renews through the other server",
+        || {
+            renewals.insert(election_renewed());
+            renewals.len() >= 4
+        },
+    );
+    assert!(
+        replicas[standby].try_wait().is_none() && leads(&replicas[standby]),
+        "{}",
+        replicas[standby].log_text()
     );
 
     // One etcd member down: writes go on.
