@@ -179,30 +179,18 @@ async fn credentials(
     Ok((joined.client, joined.cluster_url, Some(joined.renewal)))
 }
 
-/// The kubeconfig's client, or with `servers` one client per server (the kubeconfig's
-/// credentials and CA) behind [`crate::failover::Failover`]; the URL is the first server's.
+/// The kubeconfig's client (over `servers` when given) and the URL of the first server.
 fn failover_client(
     config: kube::Config,
     servers: &[String],
 ) -> anyhow::Result<(kube::Client, http::Uri, Option<Renewal>)> {
-    let Some(first) = servers.first() else {
-        let url = config.cluster_url.clone();
-        let client = kube::Client::try_from(config).context("building the API client")?;
-        return Ok((client, url, None));
-    };
-    let url: http::Uri = first
-        .parse()
-        .with_context(|| format!("--server {first:?} is not a URL"))?;
-    let mut clients = Vec::with_capacity(servers.len());
-    for server in servers {
-        let mut config = config.clone();
-        config.cluster_url = server
+    let url = match servers.first() {
+        Some(first) => first
             .parse()
-            .with_context(|| format!("--server {server:?} is not a URL"))?;
-        clients.push(kube::Client::try_from(config).context("building the API client")?);
-    }
-    let client = crate::failover::Failover::new(clients).into_client();
-    Ok((client, url, None))
+            .with_context(|| format!("--server {first:?} is not a URL"))?,
+        None => config.cluster_url.clone(),
+    };
+    Ok((crate::failover::client_over(config, servers)?, url, None))
 }
 
 type Renewal = futures::future::BoxFuture<'static, Result<(), pernode_agent::join::JoinError>>;

@@ -13,6 +13,10 @@ pub struct ControllersArgs {
     /// The cluster to control.
     #[arg(long)]
     pub kubeconfig: PathBuf,
+    /// An API server (`https://HOST:6443`) instead of the kubeconfig's, with its credentials.
+    /// Repeat it for several: a request that cannot connect to one goes to the next.
+    #[arg(long = "server")]
+    pub servers: Vec<String>,
     /// The CA certificate (PEM) that signs approved CertificateSigningRequests of the
     /// `kubernetes.io` signers (kube-controller-manager's flag); without it nothing is signed.
     #[arg(long, requires = "cluster_signing_key_file")]
@@ -86,6 +90,9 @@ pub struct SimArgs {
     /// The cluster whose simulated nodes to run.
     #[arg(long)]
     pub kubeconfig: PathBuf,
+    /// An API server instead of the kubeconfig's; repeat it for several, as `controllers`.
+    #[arg(long = "server")]
+    pub servers: Vec<String>,
     /// Simulated nodes to create (node-1..node-N) before running them; 0 runs existing ones.
     #[arg(long, default_value_t = 0)]
     pub nodes: usize,
@@ -138,14 +145,19 @@ async fn config_from(path: &PathBuf) -> anyhow::Result<kube::Config> {
 }
 
 /// [`client_from`] naming itself `agent` (upstream's component's User-Agent, whose prefix is
-/// the field manager of its writes).
-pub async fn client_as(path: &PathBuf, agent: &'static str) -> anyhow::Result<kube::Client> {
+/// the field manager of its writes), over `servers` (the kubeconfig's credentials) when given,
+/// see [`crate::failover`].
+async fn client_over(
+    path: &PathBuf,
+    agent: &'static str,
+    servers: &[String],
+) -> anyhow::Result<kube::Client> {
     let mut config = config_from(path).await?;
     config.headers.push((
         http::header::USER_AGENT,
         http::HeaderValue::from_static(agent),
     ));
-    Ok(kube::Client::try_from(config)?)
+    crate::failover::client_over(config, servers)
 }
 
 /// The API client each control loop runs with.
@@ -457,7 +469,7 @@ pub async fn run_until(
 }
 
 pub async fn controllers(mut args: ControllersArgs) -> anyhow::Result<()> {
-    let client = client_as(&args.kubeconfig, CONTROLLER_MANAGER_AGENT).await?;
+    let client = client_over(&args.kubeconfig, CONTROLLER_MANAGER_AGENT, &args.servers).await?;
     args.flags.root_ca_pem = match &args.flags.root_ca_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -490,7 +502,7 @@ pub async fn controllers(mut args: ControllersArgs) -> anyhow::Result<()> {
 }
 
 pub async fn sim(args: SimArgs) -> anyhow::Result<()> {
-    let client = client_as(&args.kubeconfig, KUBELET_AGENT).await?;
+    let client = client_over(&args.kubeconfig, KUBELET_AGENT, &args.servers).await?;
     pernode_agent::simulator::create_nodes(client.clone(), args.nodes, "node")
         .await
         .context("creating simulated nodes")?;

@@ -4,6 +4,8 @@
 //! error after the connection was made (a watch cut when its server died) is returned as it
 //! is, and the next request starts at the next server.
 //!
+//! `pernode sim` and `pernode controllers` take `--server` the same way.
+//!
 //! The kubelet takes one server (a load balancer in front of several); k3s's agent balances
 //! over the servers it learns from the `kubernetes` Endpoints. This is the simplest of the
 //! two that needs no load balancer: a fixed list, tried in turn.
@@ -36,6 +38,24 @@ impl Failover {
     pub fn into_client(self) -> kube::Client {
         kube::Client::new(self, "default")
     }
+}
+
+/// `config`'s client, or with `servers` one client per server (`config`'s credentials and CA)
+/// behind a [`Failover`].
+pub fn client_over(config: kube::Config, servers: &[String]) -> anyhow::Result<kube::Client> {
+    use anyhow::Context;
+    if servers.is_empty() {
+        return kube::Client::try_from(config).context("building the API client");
+    }
+    let mut clients = Vec::with_capacity(servers.len());
+    for server in servers {
+        let mut config = config.clone();
+        config.cluster_url = server
+            .parse()
+            .with_context(|| format!("--server {server:?} is not a URL"))?;
+        clients.push(kube::Client::try_from(config).context("building the API client")?);
+    }
+    Ok(Failover::new(clients).into_client())
 }
 
 /// Whether `error` is a failure to connect (nothing was sent).

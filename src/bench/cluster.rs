@@ -50,11 +50,15 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// A fresh cluster in this process: API server on a temporary data dir, the controllers on
+    /// A fresh cluster in this process: API server on a temporary data dir (or on `store`'s
+    /// etcd), the controllers on
     /// an in-process client, the simulator with pods starting and terminating at once.
-    pub async fn start(run: &str) -> anyhow::Result<Cluster> {
+    pub async fn start(run: &str, store: &crate::store::StoreArgs) -> anyhow::Result<Cluster> {
         let dir = tempfile::tempdir().context("temporary data dir")?;
-        let store = pernode_apiserver::open_store(dir.path()).context("opening the store")?;
+        let store = match &store.store {
+            None => pernode_apiserver::open_store(dir.path()).context("opening the store")?,
+            Some(_) => crate::store::open(store, dir.path()).await?,
+        };
         let server = Arc::new(
             ApiServer::new(store)
                 .await

@@ -4,6 +4,10 @@
 //! `pernode up` wires them) or connects to a running one (`--kubeconfig`), drives it over
 //! loopback HTTP through a kube::Client like a user, and prints a table.
 //!
+//! With `--store etcd://...` (and kube-apiserver's etcd flags, as `pernode apiserver`) the
+//! in-process cluster and the store limit run on that etcd instead, each round under a key
+//! prefix of its own (`/pernode-bench/<run>/...`), so rounds never see each other's objects.
+//!
 //! Scenarios (`--only`):
 //! - `store`: the machine's limit, durable commits of the store alone, one write per commit and
 //!   batched; every other scenario is compared with it ([`store`]);
@@ -93,6 +97,9 @@ pub struct BenchArgs {
     /// Also write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// The store of the in-process cluster and of the store limit (default: SQLite).
+    #[command(flatten)]
+    pub store: crate::store::StoreArgs,
 }
 
 impl BenchArgs {
@@ -147,8 +154,11 @@ async fn bench_round(
     round: &str,
     figures: &mut Vec<Figure>,
 ) -> anyhow::Result<()> {
+    let run = format!("r{}-{round}", std::process::id());
     // The store's limit comes first: every other figure is set beside it.
-    let limit = store::limit(nodes).await.context("store limit")?;
+    let limit = store::limit(nodes, &on_etcd(&args.store, &format!("{run}/limit")))
+        .await
+        .context("store limit")?;
     if args.wants("store") {
         figures.extend(limit.figures.iter().cloned());
     }
@@ -165,10 +175,9 @@ async fn bench_round(
     if !needs_cluster {
         return Ok(());
     }
-    let run = format!("r{}-{round}", std::process::id());
     let mut cluster = match &args.kubeconfig {
         Some(path) => Cluster::connect(path, &run).await?,
-        None => Cluster::start(&run).await?,
+        None => Cluster::start(&run, &on_etcd(&args.store, &run)).await?,
     };
     let result = run_cluster(args, &mut cluster, nodes, &limit, figures).await;
     let stopped = cluster.stop().await;
@@ -229,6 +238,14 @@ async fn run_cluster(
         figures.extend(slow_clients::slow_clients(cluster, nodes, args.list_runs * 20).await?);
     }
     Ok(())
+}
+
+/// `store` with the etcd key prefix of the part of a round named `tag` (nothing changes for the
+/// embedded store).
+fn on_etcd(store: &crate::store::StoreArgs, tag: &str) -> crate::store::StoreArgs {
+    let mut store = store.clone();
+    store.etcd_prefix = format!("/pernode-bench/{tag}");
+    store
 }
 
 /// A progress bar for one phase (drawn on stderr, hidden when it is not a terminal).

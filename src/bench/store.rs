@@ -1,4 +1,7 @@
-//! The store alone on a fresh temporary dir: the machine's limit every scenario is set beside.
+//! The store alone on a fresh temporary dir (or under a fresh prefix of the bench's etcd): the
+//! machine's limit every scenario is set beside. On etcd there is no batch: the "batched"
+//! figure is concurrent transactions, one per write as kube-apiserver issues them, which
+//! etcd's raft log batches on its own.
 
 use std::time::Duration;
 
@@ -31,15 +34,20 @@ impl Limit {
 
 /// Measures the store with as many writes as the fleet has nodes (one per commit: at most
 /// 2,000 of them, batched: at least 1,000).
-pub async fn limit(nodes: usize) -> anyhow::Result<Limit> {
+pub async fn limit(nodes: usize, store: &crate::store::StoreArgs) -> anyhow::Result<Limit> {
     let sequential = nodes.clamp(100, 2_000);
     let batched = nodes.max(1_000);
     let bar = super::progress(2, &format!("store limit ({nodes})"));
     let dir = tempfile::tempdir().context("temporary data dir")?;
     let cpu = cpu_seconds();
-    let report = pernode_store::bench::run(dir.path(), sequential, batched)
-        .await
-        .context("store benchmark")?;
+    let report = match &store.store {
+        None => pernode_store::bench::run(dir.path(), sequential, batched).await,
+        Some(_) => {
+            let store = crate::store::open(store, dir.path()).await?;
+            pernode_store::bench::run_on(store, sequential, batched).await
+        }
+    }
+    .context("store benchmark")?;
     bar.finish_and_clear();
     let per_s = |n: usize, d: Duration| n as f64 / d.as_secs_f64().max(1e-9);
     let batched_per_s = per_s(report.concurrent_writes, report.concurrent_elapsed);

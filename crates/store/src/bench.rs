@@ -85,7 +85,17 @@ pub async fn run(
     concurrent: usize,
 ) -> Result<BenchReport, StoreError> {
     let store = Store::open(dir, labels_indexer(), StoreOptions::default())?;
+    run_on(store, sequential, concurrent).await
+}
 
+/// [`run`] on an open, empty store (on etcd: each write is one transaction, as kube-apiserver
+/// issues them; the concurrent ones are concurrent transactions, which etcd's raft log batches
+/// itself). Closes the store at the end.
+pub async fn run_on(
+    store: Store,
+    sequential: usize,
+    concurrent: usize,
+) -> Result<BenchReport, StoreError> {
     let start = Instant::now();
     for i in 0..sequential {
         let name = format!("seq-{i}");

@@ -29,6 +29,11 @@ pub enum StoreError {
     /// message is etcd's, which kube-apiserver passes on.
     #[error("etcdserver: request is too large")]
     TooLarge,
+    /// etcd failed the request, or did not answer it in time (then etcd's own timeout error,
+    /// `etcdserver: request timed out`, as a member without quorum answers a write): the
+    /// message is etcd's, which kube-apiserver passes on with no Status reason.
+    #[error("{0}")]
+    Etcd(Arc<str>),
     #[error("storage error: {0}")]
     Io(Arc<BackendError>),
 }

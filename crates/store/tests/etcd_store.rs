@@ -230,8 +230,8 @@ async fn losing_etcd_fails_writes_and_readiness_keeps_reads_then_recovers() {
     )
     .await;
     match s.create("pods/ns/b", obj("b", "1")).await {
-        Err(StoreError::Io(_)) => {}
-        other => panic!("expected a storage error, got {other:?}"),
+        Err(StoreError::Etcd(message)) => assert_eq!(&*message, "etcdserver: request timed out"),
+        other => panic!("expected etcd's timeout, got {other:?}"),
     }
     assert_eq!(s.get("pods/ns/a").unwrap().rv, b.rv);
     assert_eq!(s.list("pods/", |_| true).1.len(), 1);

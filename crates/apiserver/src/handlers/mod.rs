@@ -203,6 +203,7 @@ pub(crate) fn store_error(target: &Target, name: &str, e: StoreError) -> ApiErro
         )),
         // etcd's own message, which kube-apiserver passes on as an error with no Status reason.
         StoreError::TooLarge => ApiError::unknown(StoreError::TooLarge.to_string()),
+        StoreError::Etcd(message) => ApiError::unknown(message.to_string()),
         other => ApiError::internal(other.to_string()),
     }
 }

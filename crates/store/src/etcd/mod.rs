@@ -202,18 +202,24 @@ where
     match tokio::time::timeout(timeout, attempts).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(etcd_error(e)),
-        Err(_) => Err(unavailable(format!(
-            "etcd did not answer within {timeout:?}"
-        ))),
+        Err(_) => Err(StoreError::Etcd(TIMED_OUT.into())),
     }
 }
 
-/// etcd's refusal of an oversized request becomes the store's `TooLarge`.
+/// etcd's `ErrTimeout`: what a member that cannot reach a quorum answers a request after its
+/// own timeout, and what a request etcd did not answer within ours is reported as.
+const TIMED_OUT: &str = "etcdserver: request timed out";
+
+/// etcd's refusal of an oversized request becomes the store's `TooLarge`; any other error etcd
+/// answered (`etcdserver: ...`) is passed on with its message, as kube-apiserver's.
 fn etcd_error(e: etcd_client::Error) -> StoreError {
-    if let etcd_client::Error::GRpcStatus(status) = &e
-        && status.message().contains("request is too large")
-    {
-        return StoreError::TooLarge;
+    if let etcd_client::Error::GRpcStatus(status) = &e {
+        if status.message().contains("request is too large") {
+            return StoreError::TooLarge;
+        }
+        if status.message().starts_with("etcdserver: ") {
+            return StoreError::Etcd(status.message().into());
+        }
     }
     BackendError::Etcd(e).into()
 }
