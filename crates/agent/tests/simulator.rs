@@ -292,3 +292,44 @@ async fn pods_run_fail_and_terminate() {
     })
     .await;
 }
+
+/// A node given its own capacity (what `whatif` copies from a live node) reports it, the
+/// others the profile's.
+#[tokio::test]
+async fn a_node_with_its_own_capacity_reports_it() {
+    let client = cluster().await;
+    simulator::create_nodes(client.clone(), 2, "node")
+        .await
+        .expect("create nodes");
+    let own = [(
+        "node-2".to_string(),
+        [("cpu", "500m"), ("memory", "1Gi"), ("pods", "3")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )];
+    let opts = SimulatorOptions {
+        capacity_by_node: std::sync::Arc::new(own.into_iter().collect()),
+        ..fast()
+    };
+    tokio::spawn(simulator::run(client.clone(), opts));
+    let nodes: Api<Node> = Api::all(client.clone());
+    let cpu = |n: &Node| {
+        n.status
+            .as_ref()
+            .and_then(|s| s.allocatable.as_ref())
+            .and_then(|a| a.get("cpu"))
+            .map(|q| q.0.clone())
+    };
+    for (node, want) in [("node-1", "4"), ("node-2", "500m")] {
+        eventually(node, || async {
+            nodes
+                .get(node)
+                .await
+                .ok()
+                .filter(|n| condition(n, "Ready").as_deref() == Some("True"))
+                .filter(|n| cpu(n).as_deref() == Some(want))
+        })
+        .await;
+    }
+}

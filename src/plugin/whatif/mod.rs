@@ -238,7 +238,7 @@ async fn run(
         })
         .collect();
     sim.seed_namespace(namespace, &accounts).await?;
-    sim.start_simulator(args.pod_start.div_f64(scale));
+    sim.start_simulator(args.pod_start.div_f64(scale), &live.nodes);
     let ds_api: Api<DaemonSet> = Api::namespaced(sim.client.clone(), namespace);
     let pod_api: Api<Pod> = Api::namespaced(sim.client.clone(), namespace);
     let name = new.metadata.name.clone().unwrap_or_default();

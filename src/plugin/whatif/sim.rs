@@ -71,11 +71,24 @@ impl SimCluster {
         })
     }
 
-    /// The fleet simulator, each pod Ready `start` after it is bound, terminations at once.
-    pub fn start_simulator(&mut self, start: Duration) {
+    /// The fleet simulator, each pod Ready `start` after it is bound, terminations at once,
+    /// each node reporting its live node's allocatable (as capacity and allocatable).
+    pub fn start_simulator(&mut self, start: Duration, nodes: &[Node]) {
+        let capacity_by_node = nodes
+            .iter()
+            .filter_map(|n| {
+                let allocatable = n.status.as_ref()?.allocatable.as_ref()?;
+                let quantities = allocatable
+                    .iter()
+                    .map(|(k, q)| (k.clone(), q.0.clone()))
+                    .collect();
+                Some((n.metadata.name.clone()?, quantities))
+            })
+            .collect();
         let opts = SimulatorOptions {
             start_delay: (start, start),
             grace_period_scale: 0.0,
+            capacity_by_node: Arc::new(capacity_by_node),
             ..Default::default()
         };
         let c = Clients::InProcess(self.server.clone()).simulator();
@@ -107,8 +120,8 @@ impl SimCluster {
 
     /// Copies the live nodes: name, labels, annotations, taints, `unschedulable`, and their
     /// status (conditions, capacity, allocatable). Ready nodes are run by the simulator
-    /// (which then reports its own conditions and capacity); the rest are left as they are,
-    /// their pods never starting, as on the live cluster.
+    /// (which then reports its own conditions, and the live allocatable); the rest are left
+    /// as they are, their pods never starting, as on the live cluster.
     pub async fn seed_nodes(&self, nodes: &[Node]) -> anyhow::Result<()> {
         let api: Api<Node> = Api::all(self.client.clone());
         let copies = nodes.iter().map(|live| {

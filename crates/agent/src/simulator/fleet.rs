@@ -22,6 +22,7 @@ use serde_json::json;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use super::NodeProfile;
 use super::objects::{PodRecord, SimLease, SimNode, SimPod};
 use super::status::{
     self, Outcome, OwnConditionTimes, PodAddresses, is_simulated, node_status_current,
@@ -206,7 +207,7 @@ impl Fleet {
         let next_idx = st.node_index.len() as u32;
         let idx = *st.node_index.entry(name.clone()).or_insert(next_idx);
         let ip = status::node_ip(idx);
-        let current = node_status_current(&node, &self.opts.profile, ip);
+        let current = node_status_current(&node, &self.profile_of(&name), ip);
         let fresh = match st.nodes.get_mut(&name) {
             Some(sim) if sim.uid == uid => {
                 sim.times = times;
@@ -264,6 +265,17 @@ impl Fleet {
         Ok(())
     }
 
+    /// The profile `name` reports: the options', with its own capacity when it has one.
+    fn profile_of(&self, name: &str) -> std::borrow::Cow<'_, NodeProfile> {
+        match self.opts.capacity_by_node.get(name) {
+            None => std::borrow::Cow::Borrowed(&self.opts.profile),
+            Some(capacity) => std::borrow::Cow::Owned(NodeProfile {
+                capacity: capacity.clone(),
+                ..self.opts.profile.clone()
+            }),
+        }
+    }
+
     /// Post the node's status, and make sure its lease exists.
     async fn sync_node(&self, name: &str) -> Result<(), kube::Error> {
         let Some((uid, times, ip, lease_exists)) = self
@@ -275,8 +287,8 @@ impl Fleet {
             return Ok(());
         };
         let api: Api<SimNode> = Api::all(self.client.clone());
-        let body =
-            node_status_patch_for(name, &uid, &times, &self.opts.profile, ip, Timestamp::now());
+        let profile = self.profile_of(name);
+        let body = node_status_patch_for(name, &uid, &times, &profile, ip, Timestamp::now());
         match api
             .patch_status(name, &PatchParams::default(), &Patch::Strategic(body))
             .await

@@ -74,6 +74,9 @@ pub struct SimulatorOptions {
     pub node_workers: usize,
     /// Namespace of the node leases.
     pub lease_namespace: String,
+    /// Node name → the capacity (= allocatable) that node reports instead of the profile's:
+    /// `kubectl pernode whatif` gives each simulated copy its live node's allocatable.
+    pub capacity_by_node: std::sync::Arc<BTreeMap<String, BTreeMap<String, String>>>,
 }
 
 impl Default for SimulatorOptions {
@@ -90,6 +93,7 @@ impl Default for SimulatorOptions {
             pod_workers: 32,
             node_workers: 16,
             lease_namespace: "kube-node-lease".to_string(),
+            capacity_by_node: Default::default(),
         }
     }
 }
