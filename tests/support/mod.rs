@@ -7,6 +7,7 @@ pub mod agent;
 pub mod browser;
 pub mod client_script;
 pub mod component;
+pub mod plugin;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
