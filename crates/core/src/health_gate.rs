@@ -18,7 +18,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use pernode_core::health_gate::{judge, PodFacts, PodFailure, Verdict};
+//! use pernode_core::health_gate::{judge, NodeReadiness, PodFacts, PodFailure, Verdict};
 //! use k8s_openapi::jiff::Timestamp;
 //! let t = |s| Timestamp::from_second(s).unwrap();
 //! let pod = PodFacts {
@@ -27,7 +27,12 @@
 //!     ready_changed: None,
 //!     created: Some(t(100)),
 //! };
-//! assert_eq!(judge(pod, None, Duration::from_secs(600), t(110)), Verdict::Failed(PodFailure::ImagePullBackOff));
+//! let node = Some(NodeReadiness { ready: true, since: Some(t(0)) });
+//! let deadline = Duration::from_secs(600);
+//! assert_eq!(judge(pod, node, deadline, t(110)), Verdict::Failed(PodFailure::ImagePullBackOff));
+//! // Its node NotReady since before it got the pod: not the revision's fault.
+//! let down = Some(NodeReadiness { ready: false, since: Some(t(50)) });
+//! assert_eq!(judge(pod, down, deadline, t(110)), Verdict::Skipped);
 //! ```
 
 use std::time::Duration;
