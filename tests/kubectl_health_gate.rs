@@ -140,6 +140,18 @@ fn a_bad_image_stops_the_rollout_after_one_node_until_resumed() {
     eventually(Duration::from_secs(60), "5 pods of nginx:1.27", || {
         settled_on(&c, 5, "nginx:1.27")
     });
+    // A gate the controller could not read is refused, and nothing changes.
+    let err = c.fails(&[
+        "annotate",
+        "--overwrite",
+        "ds/x",
+        "pernode.io/max-failed-nodes=0",
+    ]);
+    assert!(
+        err.contains("metadata.annotations[pernode.io/max-failed-nodes]: Invalid value: \"0\": must be a positive integer or percentage"),
+        "{err}"
+    );
+    assert_eq!(annotation(&c, "pernode.io/max-failed-nodes"), "1");
 
     c.ok(&["set", "image", "ds/x", "c=nginx:1.28-bad"]);
     c.ok(&[
