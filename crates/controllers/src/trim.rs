@@ -410,18 +410,13 @@ impl<'de> Deserialize<'de> for ReadyStatus {
             phase: Option<String>,
             #[serde(default, deserialize_with = "kept_conditions")]
             conditions: KeptConditions,
-            #[serde(default)]
-            container_statuses: Option<Vec<ContainerStatusPart>>,
-            #[serde(default)]
-            init_container_statuses: Option<Vec<ContainerStatusPart>>,
+            #[serde(default, deserialize_with = "first_failure")]
+            container_statuses: Option<PodFailure>,
+            #[serde(default, deserialize_with = "first_failure")]
+            init_container_statuses: Option<PodFailure>,
         }
         let f = Fields::deserialize(d)?;
-        let waiting = f
-            .init_container_statuses
-            .iter()
-            .chain(f.container_statuses.iter())
-            .flatten()
-            .find_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.0);
+        let waiting = f.init_container_statuses.or(f.container_statuses);
         Ok(ReadyStatus {
             phase: f.phase,
             ready: f.conditions.ready,
@@ -446,6 +441,42 @@ struct ContainerStatePart {
 struct WaitingPart {
     #[serde(default)]
     reason: WaitingReason,
+}
+
+/// The first failing waiting reason of a list of container statuses, read without collecting
+/// the list (every pod event of the shared watch passes here).
+fn first_failure<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PodFailure>, D::Error> {
+    struct First;
+    impl<'de> Visitor<'de> for First {
+        type Value = Option<PodFailure>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of container statuses")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(self)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut first = None;
+            while let Some(c) = seq.next_element::<ContainerStatusPart>()? {
+                if first.is_none() {
+                    first = c.state.and_then(|s| s.waiting).and_then(|w| w.reason.0);
+                }
+            }
+            Ok(first)
+        }
+    }
+    d.deserialize_option(First)
 }
 
 /// A waiting reason, read without allocating: one the health gate counts, or none.
