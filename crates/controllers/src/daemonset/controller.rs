@@ -1164,6 +1164,41 @@ mod tests {
         keys
     }
 
+    /// A node's Ready condition changing enqueues the DaemonSets with a health gate only:
+    /// placement does not read it.
+    #[tokio::test]
+    async fn a_node_going_not_ready_enqueues_gated_daemonsets() {
+        use super::super::testutil::ds;
+        let client = Client::new(
+            pernode_apiserver::in_memory_router()
+                .await
+                .expect("api server"),
+            "default",
+        );
+        let ctx = Ctx::new(client, DaemonSetControllerOptions::default());
+        let mut gated = ds("gated");
+        gated.metadata.annotations = Some(
+            [(
+                pernode_core::rollout::MAX_FAILED_NODES_ANNOTATION.to_string(),
+                "1".to_string(),
+            )]
+            .into(),
+        );
+        ctx.dss.apply(gated);
+        ctx.dss.apply(ds("plain"));
+        let node = |ready: bool| {
+            Arc::new(NodeRecord {
+                name: "n1".into(),
+                part: Some(NodeReadiness { ready, since: None }),
+                ..NodeRecord::default()
+            })
+        };
+        ctx.on_node(Change::Updated(node(true), node(true)));
+        assert_eq!(queued(&ctx).await, Vec::<String>::new(), "unchanged");
+        ctx.on_node(Change::Updated(node(true), node(false)));
+        assert_eq!(queued(&ctx).await, ["default/gated"], "went NotReady");
+    }
+
     /// R167: which ControllerRevision events enqueue which DaemonSets.
     #[tokio::test]
     async fn r167_revision_events_enqueue_as_upstream() {
