@@ -5,10 +5,10 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
-use support::{Cluster, Run, eventually};
+use support::plugin::{install_plugin, kubectl_pernode};
+use support::{Cluster, eventually};
 
 /// A DaemonSet `x` of `nginx:1.27` rolled one node at a time.
 const DS: &str = r#"apiVersion: apps/v1
@@ -35,39 +35,6 @@ fn simulated_node(name: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  labels: {{kubernetes.io/hostname: {name}}}\n  annotations: {{pernode.io/simulated: \"true\"}}\n"
     )
-}
-
-/// `pernode install-plugin <tmp>/bin`; returns the folder.
-fn install_plugin(c: &Cluster) -> std::path::PathBuf {
-    let bin = c.path("bin");
-    let out = Command::new(env!("CARGO_BIN_EXE_pernode"))
-        .arg("install-plugin")
-        .arg(&bin)
-        .output()
-        .expect("run pernode install-plugin");
-    assert!(out.status.success(), "{out:?}");
-    bin
-}
-
-/// kubectl with the plugin's folder first on the PATH.
-fn kubectl_pernode(c: &Cluster, bin: &std::path::Path, args: &[&str]) -> Run {
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = c
-        .command()
-        .env("PATH", path)
-        .arg("pernode")
-        .args(args)
-        .output()
-        .expect("run kubectl pernode");
-    Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 fn annotation(c: &Cluster, key: &str) -> String {
