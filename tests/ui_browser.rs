@@ -2,7 +2,8 @@
 //! `pernode:ui` binding names, data only through the API), announced by `pernode up`, and,
 //! in headless Chromium on 1,000 simulated nodes, following a rollout: its counts (the
 //! summary's data attributes) match the DaemonSet's status within 2 s at each resting point,
-//! and it ends showing the final revision on every node.
+//! and it ends showing the final revision on every node; a health gate tripped by a bad image
+//! shows its failed node in the grid.
 
 mod support;
 
@@ -141,6 +142,20 @@ fn current_revision(c: &Cluster) -> String {
     out.trim().to_string()
 }
 
+/// A ServiceAccount `fleet-viewer` that may read what the page reads; its token.
+fn viewer_token(c: &Cluster) -> String {
+    c.ok(VIEWER_ROLE);
+    c.ok(&["create", "serviceaccount", "fleet-viewer"]);
+    c.ok(&[
+        "create",
+        "clusterrolebinding",
+        "fleet-viewer",
+        "--clusterrole=fleet-viewer",
+        "--serviceaccount=default:fleet-viewer",
+    ]);
+    c.ok(&["create", "token", "fleet-viewer", "--duration=1h"])
+}
+
 #[test]
 fn the_page_follows_a_rollout_on_1000_nodes() {
     let browser = Browser::start();
@@ -151,16 +166,7 @@ fn the_page_follows_a_rollout_on_1000_nodes() {
         "pernode up prints the page's address",
         || c.server_stdout().contains(&format!("fleet page: {url} ")),
     );
-    c.ok(VIEWER_ROLE);
-    c.ok(&["create", "serviceaccount", "fleet-viewer"]);
-    c.ok(&[
-        "create",
-        "clusterrolebinding",
-        "fleet-viewer",
-        "--clusterrole=fleet-viewer",
-        "--serviceaccount=default:fleet-viewer",
-    ]);
-    let token = c.ok(&["create", "token", "fleet-viewer", "--duration=1h"]);
+    let token = viewer_token(&c);
     // Three nodes the DaemonSet does not tolerate: excluded cells.
     let nodes = c.ok(&["get", "nodes", "-o", "jsonpath={.items[*].metadata.name}"]);
     let tainted: Vec<&str> = nodes.split_whitespace().take(3).collect();
@@ -235,6 +241,102 @@ fn the_page_follows_a_rollout_on_1000_nodes() {
     });
 
     save_screenshot(&browser, "fleet.png");
+}
+
+/// Five nodes, gated at one failed node.
+const GATED_DS: &str = r#"apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: fleet
+  annotations:
+    pernode.io/max-failed-nodes: "1"
+spec:
+  selector:
+    matchLabels: {app: fleet}
+  updateStrategy:
+    rollingUpdate: {maxUnavailable: 1}
+  template:
+    metadata:
+      labels: {app: fleet}
+    spec:
+      containers:
+      - name: agent
+        image: busybox:1.36
+"#;
+
+#[test]
+fn the_page_shows_a_tripped_health_gate_and_its_failed_node() {
+    let browser = Browser::start();
+    let c = Cluster::start("up", &["--nodes", "5"]);
+    let token = viewer_token(&c);
+    c.ok_stdin(&["apply", "-f", "-"], GATED_DS);
+    c.ok(&["rollout", "status", "ds/fleet", "--timeout=60s"]);
+    c.ok(&["set", "image", "ds/fleet", "agent=busybox:1.37-bad"]);
+    c.ok(&[
+        "wait",
+        "ds/fleet",
+        "--for=condition=Progressing=False",
+        "--timeout=60s",
+    ]);
+    let hash = current_revision(&c);
+    let pods = c.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=fleet",
+        "-o",
+        "jsonpath={range .items[*]}{.spec.nodeName} {.spec.containers[0].image}{\"\\n\"}{end}",
+    ]);
+    let bad: Vec<&str> = pods
+        .lines()
+        .filter(|l| l.ends_with(" busybox:1.37-bad"))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    assert_eq!(bad.len(), 1, "{pods}");
+    let node = bad[0];
+
+    browser.open(&format!(
+        "{}/ui/#token={}&ds=default/fleet",
+        server(&c),
+        token.trim()
+    ));
+    eventually(Duration::from_secs(10), "the page shows the gate", || {
+        let page = page_counts(&browser);
+        page["gateStopped"] == "true"
+            && page["gateTripped"] == hash.as_str()
+            && page["maxFailedNodes"] == "1"
+            && page["cellsFailed"] == "1"
+            && page["failedNodes"]
+                .as_str()
+                .is_some_and(|f| f.starts_with(&format!("{node}:")) && f.contains("ImagePull"))
+    });
+    let header = browser.eval("return document.getElementById('strategy').textContent");
+    assert!(
+        header
+            .as_str()
+            .is_some_and(|h| h.contains("health gate 1 failed nodes")
+                && h.contains(&format!("health gate tripped at revision {hash}"))),
+        "{header}"
+    );
+    // The failed cell's tooltip says why (nodes in name order, one row of 16 px cells).
+    let index = ["node-1", "node-2", "node-3", "node-4", "node-5"]
+        .iter()
+        .position(|n| *n == node)
+        .expect("a simulated node");
+    let tip = browser.eval(&format!(
+        "const g = document.getElementById('grid'); const b = g.getBoundingClientRect(); \
+         g.dispatchEvent(new MouseEvent('mousemove', {{bubbles: true, \
+           clientX: b.left + {index} * 17 + 8, clientY: b.top + 8}})); \
+         return document.getElementById('tip').textContent;"
+    ));
+    let tip = tip.as_str().unwrap_or_default();
+    assert!(
+        tip.starts_with(node)
+            && tip.contains("failed: ")
+            && tip.contains("counted by the health gate"),
+        "{tip}"
+    );
+    save_screenshot(&browser, "fleet-health-gate.png");
 }
 
 /// Keeps what the browser shows in `target/ui-artifacts/` (not committed).

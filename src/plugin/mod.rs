@@ -57,7 +57,8 @@ pub struct ClientArgs {
 pub enum Verb {
     /// Pause a DaemonSet's rollout: no more pods are replaced (`pernode.io/paused: "true"`).
     Pause(pause::TargetArgs),
-    /// Resume a paused rollout (removes `pernode.io/paused`).
+    /// Resume a paused rollout, or one the health gate stopped (removes `pernode.io/paused` and
+    /// `pernode.io/health-gate-tripped`).
     Resume(pause::TargetArgs),
     /// Why a node has (or has not) the DaemonSet's pod: each placement rule with its verdict,
     /// the scheduler's, the node's state and the rollout's.

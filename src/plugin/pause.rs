@@ -1,11 +1,14 @@
 //! `kubectl pernode pause|resume ds/x`: sets or removes `pernode.io/paused` with a merge patch
 //! of the DaemonSet's annotations, and prints as `kubectl rollout pause|resume` does for a
-//! Deployment (`daemonset.apps/x paused`, `... already paused`).
+//! Deployment (`daemonset.apps/x paused`, `... already paused`). Resume also clears a tripped
+//! health gate (`pernode.io/health-gate-tripped`), and says so.
 
 use clap::Args;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use kube::api::{Api, Patch, PatchParams};
-use pernode_core::rollout::{PAUSED_ANNOTATION, RolloutControls};
+use pernode_core::rollout::{
+    HEALTH_GATE_TRIPPED_ANNOTATION, PAUSED_ANNOTATION, RolloutControls, tripped_revision,
+};
 
 use super::ClientArgs;
 
@@ -30,7 +33,11 @@ pub async fn set_paused(
     } else {
         ("resumed", "already resumed")
     };
-    if RolloutControls::of(ds.metadata.annotations.as_ref()).paused == paused {
+    let annotations = ds.metadata.annotations.as_ref();
+    let tripped = tripped_revision(annotations)
+        .filter(|_| !paused)
+        .map(str::to_owned);
+    if RolloutControls::of(annotations).paused == paused && tripped.is_none() {
         println!("daemonset.apps/{name} {already}");
         return Ok(());
     }
@@ -39,9 +46,17 @@ pub async fn set_paused(
     } else {
         serde_json::Value::Null
     };
-    let patch = serde_json::json!({"metadata": {"annotations": {PAUSED_ANNOTATION: value}}});
+    let mut patch = serde_json::json!({"metadata": {"annotations": {PAUSED_ANNOTATION: value}}});
+    if tripped.is_some() {
+        patch["metadata"]["annotations"][HEALTH_GATE_TRIPPED_ANNOTATION] = serde_json::Value::Null;
+    }
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
-    println!("daemonset.apps/{name} {done}");
+    match tripped {
+        Some(hash) => println!(
+            "daemonset.apps/{name} {done}; health gate cleared (it had stopped revision {hash})"
+        ),
+        None => println!("daemonset.apps/{name} {done}"),
+    }
     Ok(())
 }

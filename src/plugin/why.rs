@@ -5,7 +5,9 @@
 //! (`PlacementChecker::explain`, each rule on its own), the partition by the controller's own
 //! `rollout` module, the waves (with `pernode.io/rollout-waves`) by its `waves` module from the
 //! pods listed; resources are what the scheduler said about the pod (its `PodScheduled`
-//! condition), the node state its `Ready` condition. Nothing is written.
+//! condition), the node state its `Ready` condition; with a health gate
+//! (`pernode.io/max-failed-nodes`), whether the gate counts the node's updated pod as failed
+//! (`pernode_core::health_gate::judge`, as the controller judges). Nothing is written.
 
 use std::fmt::Write as _;
 
@@ -14,6 +16,7 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams};
 use pernode_controllers::daemonset::CONTROLLER_REVISION_HASH_LABEL;
+use pernode_controllers::daemonset::health_gate::is_gated;
 use pernode_controllers::daemonset::history::{
     compute_hash, matches, revision_hash, revision_patch,
 };
@@ -22,7 +25,8 @@ use pernode_controllers::daemonset::rollout::{is_held, partition_boundary};
 use pernode_controllers::daemonset::sync::controller_of;
 use pernode_controllers::daemonset::update::is_rolling_update;
 use pernode_controllers::daemonset::waves::{NodeDone, WaveProgress, progress};
-use pernode_core::rollout::RolloutControls;
+use pernode_core::health_gate::{NodeReadiness, PodFacts, PodFailure, Verdict as Health, judge};
+use pernode_core::rollout::{RolloutControls, tripped_revision};
 use pernode_core::waves::{WaveControls, Waves};
 
 use super::ClientArgs;
@@ -168,6 +172,9 @@ pub(super) fn explain(
             .collect();
         verdicts.push(resources(pod));
         verdicts.push(node_state(node));
+        if is_gated(ds) {
+            verdicts.push(health(pod, node, &hash, &controls, now));
+        }
         let mut held_by = is_held(node_name, boundary).then_some("pernode.io/partition");
         match &waves {
             Some(Ok((w, p))) => {
@@ -284,6 +291,87 @@ fn wave(waves: &Waves, p: &WaveProgress, index: usize) -> Verdict {
     }
 }
 
+/// The health gate's verdict on the node's updated pod.
+fn health(
+    pod: Option<&Pod>,
+    node: &Node,
+    hash: &str,
+    controls: &RolloutControls,
+    now: k8s_openapi::jiff::Timestamp,
+) -> Verdict {
+    let Some(pod) = pod.filter(|p| {
+        p.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(CONTROLLER_REVISION_HASH_LABEL))
+            .is_some_and(|h| h == hash)
+    }) else {
+        return verdict("health gate", "-", "no updated pod");
+    };
+    let status = pod.status.as_ref();
+    let waiting = status
+        .into_iter()
+        .flat_map(|s| {
+            s.init_container_statuses
+                .iter()
+                .flatten()
+                .chain(s.container_statuses.iter().flatten())
+        })
+        .find_map(|c| {
+            let reason = c.state.as_ref()?.waiting.as_ref()?.reason.as_deref()?;
+            PodFailure::of_waiting_reason(reason)
+        });
+    let ready = find_ready(status.and_then(|s| s.conditions.as_deref()));
+    let facts = PodFacts {
+        waiting,
+        ready: ready.is_some_and(|c| c.0),
+        ready_changed: ready.and_then(|c| c.1),
+        created: pod.metadata.creation_timestamp.as_ref().map(|t| t.0),
+    };
+    let node_ready = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| NodeReadiness {
+            ready: c.status == "True",
+            since: c.last_transition_time.as_ref().map(|t| t.0),
+        });
+    let deadline = std::time::Duration::from_secs(u64::from(controls.progress_deadline_seconds));
+    match judge(facts, node_ready, deadline, now) {
+        Health::Healthy => verdict("health gate", "pass", "updated pod healthy"),
+        Health::Pending { deadline } => verdict(
+            "health gate",
+            "waiting",
+            format!("not Ready yet; counted as failed if not Ready by {deadline}"),
+        ),
+        Health::Failed(f) => verdict(
+            "health gate",
+            "fail",
+            format!("{}: counted by pernode.io/max-failed-nodes", f.as_str()),
+        ),
+        Health::Skipped => verdict(
+            "health gate",
+            "-",
+            "node NotReady before it got the pod: not counted",
+        ),
+    }
+}
+
+/// A pod's Ready condition: True or not, and its lastTransitionTime.
+fn find_ready(
+    conditions: Option<&[k8s_openapi::api::core::v1::PodCondition]>,
+) -> Option<(bool, Option<k8s_openapi::jiff::Timestamp>)> {
+    conditions?.iter().find(|c| c.type_ == "Ready").map(|c| {
+        (
+            c.status == "True",
+            c.last_transition_time.as_ref().map(|t| t.0),
+        )
+    })
+}
+
 /// What the scheduler said about the pod: bound, or why not (`PodScheduled` False).
 fn resources(pod: Option<&Pod>) -> Verdict {
     let Some(pod) = pod else {
@@ -362,7 +450,15 @@ fn rollout(
         return verdict("rollout", "pass", format!("updated (revision {hash})"));
     }
     let old = format!("old revision {pod_hash}");
-    if controls.paused {
+    if tripped_revision(ds.metadata.annotations.as_ref()) == Some(hash) {
+        verdict(
+            "rollout",
+            "held",
+            format!(
+                "{old}: stopped by the health gate (pernode.io/health-gate-tripped: {hash}); kubectl pernode resume clears it"
+            ),
+        )
+    } else if controls.paused {
         verdict(
             "rollout",
             "held",

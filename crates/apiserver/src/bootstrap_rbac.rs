@@ -560,6 +560,9 @@ fn controller_roles() -> Vec<(&'static str, Vec<PolicyRule>)> {
             "daemon-set-controller",
             vec![
                 rule(READ, &[EXTENSIONS, APPS], &["daemonsets"]),
+                // pernode's health gate records a trip (an annotation) and rolls back (the
+                // template) on the DaemonSet itself; upstream's controller writes only status.
+                rule(&["patch"], &[APPS], &["daemonsets"]),
                 rule(&["update"], &[EXTENSIONS, APPS], &["daemonsets/status"]),
                 rule(&["update"], &[EXTENSIONS, APPS], &["daemonsets/finalizers"]),
                 rule(&["list", "watch"], &[LEGACY], &["nodes"]),

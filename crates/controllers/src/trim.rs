@@ -34,6 +34,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
+use pernode_core::health_gate::{NodeReadiness, PodFailure};
 use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
@@ -232,6 +233,8 @@ pub struct PodRecord {
     pub(crate) phase: Option<Word>,
     /// Its Ready condition.
     pub(crate) readiness: Option<Readiness>,
+    /// The failure one of its containers waits with (the health gate's), one byte.
+    pub(crate) waiting: Option<PodFailure>,
 }
 
 /// Shares the labels and controller reference of pods that have equal ones: a DaemonSet's pods
@@ -328,6 +331,7 @@ impl From<&ControllerPod> for PodRecord {
                 ready: c.status == "True",
                 since: c.last_transition_time.as_ref().map(|t| t.0),
             }),
+            waiting: status.and_then(|s| s.waiting),
         }
     }
 }
@@ -388,33 +392,124 @@ fn exact_requirements(rs: Vec<NodeSelectorRequirement>) -> Vec<NodeSelectorRequi
 /// (readiness and availability, for the DaemonSet controller and taint eviction), found as
 /// upstream's `GetPodReadyCondition` finds it (the first of its type), and the first
 /// PodScheduled condition (what the scheduler last reported of a pod it could not place); the
-/// other conditions are skipped.
+/// other conditions are skipped. Of the container statuses, only a waiting reason the health
+/// gate counts ([`PodFailure`]), as one byte.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ReadyStatus {
     pub(crate) phase: Option<String>,
     pub(crate) ready: Option<PodCondition>,
     pub(crate) scheduled: Option<PodCondition>,
+    pub(crate) waiting: Option<PodFailure>,
 }
 
 impl<'de> Deserialize<'de> for ReadyStatus {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
         struct Fields {
             phase: Option<String>,
             #[serde(default, deserialize_with = "kept_conditions")]
             conditions: KeptConditions,
+            #[serde(default, deserialize_with = "first_failure")]
+            container_statuses: Option<PodFailure>,
+            #[serde(default, deserialize_with = "first_failure")]
+            init_container_statuses: Option<PodFailure>,
         }
         let f = Fields::deserialize(d)?;
+        let waiting = f.init_container_statuses.or(f.container_statuses);
         Ok(ReadyStatus {
             phase: f.phase,
             ready: f.conditions.ready,
             scheduled: f.conditions.scheduled,
+            waiting,
         })
     }
 }
 
-/// The conditions [`ReadyStatus`] keeps.
+/// A container status as [`ReadyStatus`] reads it: `state.waiting.reason`, nothing else.
+#[derive(Deserialize)]
+struct ContainerStatusPart {
+    state: Option<ContainerStatePart>,
+}
+
+#[derive(Deserialize)]
+struct ContainerStatePart {
+    waiting: Option<WaitingPart>,
+}
+
+#[derive(Deserialize)]
+struct WaitingPart {
+    #[serde(default)]
+    reason: WaitingReason,
+}
+
+/// The first failing waiting reason of a list of container statuses, read without collecting
+/// the list (every pod event of the shared watch passes here).
+fn first_failure<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PodFailure>, D::Error> {
+    struct First;
+    impl<'de> Visitor<'de> for First {
+        type Value = Option<PodFailure>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of container statuses")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(self)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut first = None;
+            while let Some(c) = seq.next_element::<ContainerStatusPart>()? {
+                if first.is_none() {
+                    first = c.state.and_then(|s| s.waiting).and_then(|w| w.reason.0);
+                }
+            }
+            Ok(first)
+        }
+    }
+    d.deserialize_option(First)
+}
+
+/// A waiting reason, read without allocating: one the health gate counts, or none.
 #[derive(Default)]
+struct WaitingReason(Option<PodFailure>);
+
+impl<'de> Deserialize<'de> for WaitingReason {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Reason;
+        impl<'de> Visitor<'de> for Reason {
+            type Value = WaitingReason;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a waiting reason")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<WaitingReason, E> {
+                Ok(WaitingReason(PodFailure::of_waiting_reason(v)))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<WaitingReason, E> {
+                Ok(WaitingReason(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<WaitingReason, E> {
+                Ok(WaitingReason(None))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<WaitingReason, D::Error> {
+                d.deserialize_str(self)
+            }
+        }
+        d.deserialize_option(Reason)
+    }
+}
+
+/// The conditions [`ReadyStatus`] keeps (and of a node's, [`ReadyConditionStatus`]).
+#[derive(Clone, Debug, Default)]
 struct KeptConditions {
     ready: Option<PodCondition>,
     scheduled: Option<PodCondition>,
@@ -589,8 +684,10 @@ struct NodeSpecPart {
     unschedulable: Option<bool>,
 }
 
-/// A node as the DaemonSet controller's placement decodes it: it never reads a node's status
-/// (R8).
+/// A node as the DaemonSet controller decodes it: what placement reads, and the Ready condition
+/// (the health gate's; placement never reads it, R8).
+pub(crate) type DaemonNode = NodeOf<ReadyConditionStatus>;
+/// A node as placement alone decodes it (the node-critical controller's): never its status (R8).
 pub(crate) type PlacementNode = NodeOf<IgnoredAny>;
 /// A node as the scheduler decodes it: what is allocatable; not its conditions, addresses,
 /// images or node info.
@@ -621,6 +718,24 @@ pub(crate) trait NodeStatusPart: Sized {
 impl NodeStatusPart for IgnoredAny {
     type Part = ();
     fn part(_: &mut ObjectMeta, _: Option<Self>) {}
+}
+
+/// A node status of which only the Ready condition is read.
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct ReadyConditionStatus {
+    #[serde(default, deserialize_with = "kept_conditions")]
+    conditions: KeptConditions,
+}
+
+impl NodeStatusPart for ReadyConditionStatus {
+    type Part = Option<NodeReadiness>;
+    fn part(_: &mut ObjectMeta, status: Option<Self>) -> Option<NodeReadiness> {
+        let ready = status?.conditions.ready?;
+        Some(NodeReadiness {
+            ready: ready.status == "True",
+            since: ready.last_transition_time.map(|t| t.0),
+        })
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -1323,6 +1438,66 @@ mod tests {
     }
 
     #[test]
+    fn daemonset_controller_pod_keeps_a_failing_waiting_reason_only() {
+        let with = |statuses: Value, init: Value| {
+            let mut v = full_pod();
+            v["status"]["containerStatuses"] = statuses;
+            v["status"]["initContainerStatuses"] = init;
+            decode::<ControllerPod>(v).keep().waiting
+        };
+        let waiting = |r: &str| json!([{"name": "c", "state": {"waiting": {"reason": r}}}]);
+        assert_eq!(decode::<ControllerPod>(full_pod()).keep().waiting, None);
+        assert_eq!(
+            with(waiting("ImagePullBackOff"), json!(null)),
+            Some(PodFailure::ImagePullBackOff)
+        );
+        assert_eq!(with(waiting("ContainerCreating"), json!(null)), None);
+        assert_eq!(
+            with(json!(null), waiting("CrashLoopBackOff")),
+            Some(PodFailure::CrashLoopBackOff)
+        );
+        // Escaped text decodes too; odd shapes are none.
+        let escaped: ControllerPod = serde_json::from_str(
+            r#"{"status": {"containerStatuses": [{"state": {"waiting": {"reason": "Err\u0049magePull"}}}]}}"#,
+        )
+        .expect("decodes");
+        assert_eq!(escaped.keep().waiting, Some(PodFailure::ErrImagePull));
+        for odd in [
+            json!([{"state": {"waiting": {}}}]),
+            json!([{"state": {"waiting": {"reason": null}}}]),
+            json!([{"state": null}, {}]),
+        ] {
+            assert_eq!(with(odd.clone(), json!(null)), None, "{odd}");
+        }
+        assert!(std::mem::size_of::<Option<PodFailure>>() == 1);
+    }
+
+    #[test]
+    fn daemonset_controller_node_keeps_its_ready_condition() {
+        let node = decode::<DaemonNode>(full_node()).keep();
+        assert_eq!(
+            node.part,
+            Some(NodeReadiness {
+                ready: true,
+                since: Some("2024-01-01T00:00:01Z".parse().unwrap())
+            })
+        );
+        let mut v = full_node();
+        v["status"]["conditions"] = json!([{"type": "Ready", "status": "Unknown"}]);
+        let node = decode::<DaemonNode>(v).keep();
+        assert_eq!(
+            node.part,
+            Some(NodeReadiness {
+                ready: false,
+                since: None
+            })
+        );
+        let mut v = full_node();
+        v.as_object_mut().unwrap().remove("status");
+        assert_eq!(decode::<DaemonNode>(v).keep().part, None);
+    }
+
+    #[test]
     fn scheduler_pod_keeps_demand_fit_and_scheduling_status() {
         use crate::scheduler::fit::{is_ours, pod_demand};
         let mut pending_json = full_pod();
@@ -1409,7 +1584,7 @@ mod tests {
             );
         }
 
-        let placed = decode::<PlacementNode>(full_node()).keep();
+        let placed = decode::<DaemonNode>(full_node()).keep();
         common(&placed, &full);
         let scheduled = decode::<SchedulingNode>(full_node()).keep();
         common(&scheduled, &full);
@@ -1438,7 +1613,7 @@ mod tests {
     fn node_views_judge_selectors_as_pernode_core() {
         use k8s_openapi::api::core::v1::PodSpec;
         let full: Node = decode(full_node());
-        let placed = decode::<PlacementNode>(full_node()).keep();
+        let placed = decode::<DaemonNode>(full_node()).keep();
         let spec = |v: Value| -> PodSpec { decode(v) };
         for s in [
             spec(json!({"containers": []})),

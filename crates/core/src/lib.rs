@@ -14,7 +14,8 @@
 //! - [`disruption`]: PodDisruptionBudget conditions and which pods a budget covers.
 //! - [`simulated`]: simulated nodes: their annotation and the logs their kubelet stands for.
 //! - [`duration`]: the human durations of the AGE column.
-//! - [`rollout`]: pernode's rollout annotations on a DaemonSet (pause, partition).
+//! - [`rollout`]: pernode's rollout annotations on a DaemonSet (pause, partition, health gate).
+//! - [`health_gate`]: what the health gate counts as a node failed with an updated pod.
 //! - [`node_critical`]: the node-critical gate's annotation, taint and toleration.
 //! - [`resource`]: [`resource_like!`], compact watch types that kube treats as the type they
 //!   stand for.
@@ -23,6 +24,7 @@ pub mod disruption;
 pub mod duration;
 pub mod fields;
 pub mod go_duration;
+pub mod health_gate;
 pub mod json;
 pub mod labels;
 pub mod microtime;

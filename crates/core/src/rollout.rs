@@ -7,7 +7,13 @@
 //!   rounds `maxUnavailable`).
 //! - `pernode.io/progress-deadline-seconds: "N"` (default 600, Deployment's
 //!   `progressDeadlineSeconds`): a rollout that makes no progress for that long is reported
-//!   as `ProgressDeadlineExceeded`.
+//!   as `ProgressDeadlineExceeded`; the health gate's bound on how long an updated pod may take
+//!   to become Ready.
+//! - `pernode.io/max-failed-nodes: "N"` or `"N%"` (of the desired nodes, rounded up as
+//!   `maxUnavailable`): the health gate; the rollout stops by itself once that many nodes got an
+//!   updated pod that fails (see `crate::health_gate`), and records the revision it stopped in
+//!   `pernode.io/health-gate-tripped`, so that nothing resumes it but `kubectl pernode resume`.
+//! - `pernode.io/auto-rollback: "true"`: at the gate, roll back to the previous revision instead.
 //!
 //! The API server refuses values that do not parse ([`validate`]); the controller reads them
 //! with the same parsers.
@@ -32,6 +38,15 @@ pub const PROGRESS_DEADLINE_ANNOTATION: &str = "pernode.io/progress-deadline-sec
 /// Deployment's default `progressDeadlineSeconds`.
 pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: u32 = 600;
 
+/// The health gate: how many nodes may fail with an updated pod before the rollout stops.
+pub const MAX_FAILED_NODES_ANNOTATION: &str = "pernode.io/max-failed-nodes";
+/// At the health gate, roll back to the previous revision instead of stopping.
+pub const AUTO_ROLLBACK_ANNOTATION: &str = "pernode.io/auto-rollback";
+/// The hash of the revision the health gate stopped (or rolled back), written by the controller
+/// and removed by `kubectl pernode resume`: while it names the current revision, the rollout
+/// replaces no pods, whatever the pods do meanwhile.
+pub const HEALTH_GATE_TRIPPED_ANNOTATION: &str = "pernode.io/health-gate-tripped";
+
 /// A rollout annotation whose value does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AnnotationError {
@@ -44,6 +59,12 @@ pub enum AnnotationError {
     /// `pernode.io/progress-deadline-seconds` other than a positive integer.
     #[error("must be a positive integer (seconds)")]
     ProgressDeadline,
+    /// `pernode.io/max-failed-nodes` other than a positive integer or percentage.
+    #[error("must be a positive integer or percentage (e.g. \"1\" or \"10%\")")]
+    MaxFailedNodes,
+    /// `pernode.io/auto-rollback` other than `"true"` or `"false"`.
+    #[error("must be \"true\" or \"false\"")]
+    AutoRollback,
 }
 
 /// How many pods a partition keeps on the old revision.
@@ -94,6 +115,24 @@ pub fn parse_partition(value: &str) -> Result<Partition, AnnotationError> {
     })
 }
 
+/// Reads `pernode.io/max-failed-nodes`: as a partition, but never zero (a gate that trips
+/// before anything failed would stop every rollout).
+pub fn parse_max_failed_nodes(value: &str) -> Result<Partition, AnnotationError> {
+    match parse_partition(value) {
+        Ok(Partition::Count(0) | Partition::Percent(0)) | Err(_) => {
+            Err(AnnotationError::MaxFailedNodes)
+        }
+        Ok(p) => Ok(p),
+    }
+}
+
+/// The revision hash `pernode.io/health-gate-tripped` names, if any.
+pub fn tripped_revision(annotations: Option<&BTreeMap<String, String>>) -> Option<&str> {
+    annotations?
+        .get(HEALTH_GATE_TRIPPED_ANNOTATION)
+        .map(String::as_str)
+}
+
 /// Reads `pernode.io/progress-deadline-seconds`: a positive number of seconds.
 pub fn parse_progress_deadline(value: &str) -> Result<u32, AnnotationError> {
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
@@ -114,6 +153,25 @@ pub struct RolloutControls {
     pub partition: Option<Partition>,
     /// `pernode.io/progress-deadline-seconds`, 600 when unset.
     pub progress_deadline_seconds: u32,
+    /// `pernode.io/max-failed-nodes`, if set: the health gate.
+    pub max_failed_nodes: Option<Partition>,
+    /// `pernode.io/auto-rollback: "true"`.
+    pub auto_rollback: bool,
+}
+
+impl RolloutControls {
+    /// The health gate's threshold among `desired` nodes: at least 1 (a percentage of a small
+    /// fleet rounds up). `None` without a gate.
+    pub fn max_failed(&self, desired: i32) -> Option<usize> {
+        let p = self.max_failed_nodes?;
+        let n = match p {
+            // Not capped at the desired count, as a partition is: a gate of 3 on 2 nodes never
+            // trips.
+            Partition::Count(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            Partition::Percent(_) => usize::try_from(p.resolve(desired)).unwrap_or(0),
+        };
+        Some(n.max(1))
+    }
 }
 
 impl Default for RolloutControls {
@@ -122,6 +180,8 @@ impl Default for RolloutControls {
             paused: false,
             partition: None,
             progress_deadline_seconds: DEFAULT_PROGRESS_DEADLINE_SECONDS,
+            max_failed_nodes: None,
+            auto_rollback: false,
         }
     }
 }
@@ -129,8 +189,9 @@ impl Default for RolloutControls {
 impl RolloutControls {
     /// Reads the controls. A value that does not parse (only possible on an object stored
     /// before validation refused it) holds the rollout: a paused rollout for a bad `paused`,
-    /// every pod held back for a bad `partition` (and the default deadline for a bad
-    /// deadline). Stopping is the safe reading of a control whose meaning is unknown.
+    /// every pod held back for a bad `partition`, a gate of one node for a bad
+    /// `max-failed-nodes`, no rollback for a bad `auto-rollback` (and the default deadline for a
+    /// bad deadline). Stopping is the safe reading of a control whose meaning is unknown.
     pub fn of(annotations: Option<&BTreeMap<String, String>>) -> RolloutControls {
         let Some(annotations) = annotations else {
             return RolloutControls::default();
@@ -146,6 +207,12 @@ impl RolloutControls {
                 .get(PROGRESS_DEADLINE_ANNOTATION)
                 .and_then(|v| parse_progress_deadline(v).ok())
                 .unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS),
+            max_failed_nodes: annotations
+                .get(MAX_FAILED_NODES_ANNOTATION)
+                .map(|v| parse_max_failed_nodes(v).unwrap_or(Partition::Count(1))),
+            auto_rollback: annotations
+                .get(AUTO_ROLLBACK_ANNOTATION)
+                .is_some_and(|v| parse_paused(v).unwrap_or(false)),
         }
     }
 }
@@ -173,6 +240,20 @@ pub fn validate(
         && let Err(e) = parse_progress_deadline(v)
     {
         errors.push((PROGRESS_DEADLINE_ANNOTATION, v.clone(), e));
+    }
+    if let Some(v) = annotations.get(MAX_FAILED_NODES_ANNOTATION)
+        && let Err(e) = parse_max_failed_nodes(v)
+    {
+        errors.push((MAX_FAILED_NODES_ANNOTATION, v.clone(), e));
+    }
+    if let Some(v) = annotations.get(AUTO_ROLLBACK_ANNOTATION)
+        && parse_paused(v).is_err()
+    {
+        errors.push((
+            AUTO_ROLLBACK_ANNOTATION,
+            v.clone(),
+            AnnotationError::AutoRollback,
+        ));
     }
     errors
 }
@@ -223,6 +304,50 @@ mod tests {
             [(PROGRESS_DEADLINE_ANNOTATION.to_string(), "45".to_string())].into();
         assert_eq!(RolloutControls::of(Some(&a)).progress_deadline_seconds, 45);
         assert_eq!(RolloutControls::of(None).progress_deadline_seconds, 600);
+    }
+
+    #[test]
+    fn the_health_gate_reads_counts_and_percentages_never_zero() {
+        assert_eq!(parse_max_failed_nodes("1"), Ok(Partition::Count(1)));
+        assert_eq!(parse_max_failed_nodes("10%"), Ok(Partition::Percent(10)));
+        for bad in ["0", "0%", "", "-1", "x"] {
+            assert_eq!(
+                parse_max_failed_nodes(bad),
+                Err(AnnotationError::MaxFailedNodes),
+                "{bad}"
+            );
+        }
+        let gate = |v: &str, rollback: &str| {
+            let a: BTreeMap<String, String> = [
+                (MAX_FAILED_NODES_ANNOTATION.to_string(), v.to_string()),
+                (AUTO_ROLLBACK_ANNOTATION.to_string(), rollback.to_string()),
+            ]
+            .into();
+            RolloutControls::of(Some(&a))
+        };
+        assert_eq!(gate("2", "true").max_failed(5), Some(2));
+        assert!(gate("2", "true").auto_rollback);
+        assert_eq!(gate("3", "false").max_failed(2), Some(3), "not capped");
+        assert_eq!(gate("10%", "false").max_failed(5), Some(1), "rounded up");
+        assert_eq!(gate("50%", "false").max_failed(0), Some(1), "at least one");
+        // Unreadable: the strictest gate, and no rollback.
+        let bad = gate("many", "yes");
+        assert_eq!(bad.max_failed(5), Some(1));
+        assert!(!bad.auto_rollback);
+        assert_eq!(RolloutControls::default().max_failed(5), None);
+        let a: BTreeMap<String, String> = [
+            (MAX_FAILED_NODES_ANNOTATION.to_string(), "0".to_string()),
+            (AUTO_ROLLBACK_ANNOTATION.to_string(), "yes".to_string()),
+        ]
+        .into();
+        assert_eq!(validate(Some(&a)).len(), 2);
+        let t: BTreeMap<String, String> = [(
+            HEALTH_GATE_TRIPPED_ANNOTATION.to_string(),
+            "abc".to_string(),
+        )]
+        .into();
+        assert_eq!(tripped_revision(Some(&t)), Some("abc"));
+        assert_eq!(tripped_revision(None), None);
     }
 
     #[test]

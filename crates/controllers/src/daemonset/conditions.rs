@@ -7,7 +7,9 @@
 //!   partition releases does), `Unknown`/`RolloutPaused` while `pernode.io/paused` (as
 //!   Deployment's `DeploymentPaused`), `False`/`ProgressDeadlineExceeded` once a rollout has
 //!   gone `pernode.io/progress-deadline-seconds` (default 600) without progress, as
-//!   Deployment's `ProgressDeadlineExceeded`. RollingUpdate only: OnDelete has no rollout.
+//!   Deployment's `ProgressDeadlineExceeded`, `False`/`HealthGateTripped` while the health gate
+//!   stops the rollout (`super::health_gate`), naming the failed nodes and why.
+//!   RollingUpdate only: OnDelete has no rollout.
 //!   DaemonSetCondition has no `lastUpdateTime`, so Progressing's `lastTransitionTime` is when
 //!   its message last changed: the last progress, which the deadline is counted from.
 //! - `Available`: at least desired − maxUnavailable pods available (Deployment's
@@ -108,6 +110,8 @@ pub struct RolloutFacts<'a> {
     pub now: Timestamp,
     /// Where the waves stand, if the DaemonSet has `pernode.io/rollout-waves`.
     pub waves: Option<&'a WaveStage>,
+    /// What Progressing says while the health gate stops the rollout (`super::health_gate`).
+    pub gate_stopped: Option<&'a str>,
 }
 
 /// Reasons of Progressing while a rollout runs.
@@ -183,6 +187,13 @@ pub fn wanted(f: &RolloutFacts<'_>) -> Vec<DaemonSetCondition> {
                 "False",
                 INVALID_ANNOTATION,
                 format!("DaemonSet {:?} is not rolled further: {why}", f.name),
+            )
+        } else if let Some(message) = f.gate_stopped {
+            condition(
+                PROGRESSING,
+                "False",
+                super::health_gate::HEALTH_GATE_TRIPPED,
+                message.to_owned(),
             )
         } else if f.paused {
             condition(
@@ -390,6 +401,7 @@ pub fn for_daemonset(
     counts: &Counts,
     excluded: &ExclusionSummary,
     waves: Option<&WaveStage>,
+    gate_stopped: Option<&str>,
     now: Timestamp,
 ) -> (Option<Vec<DaemonSetCondition>>, Option<Duration>) {
     let controls = RolloutControls::of(ds.metadata.annotations.as_ref());
@@ -410,6 +422,7 @@ pub fn for_daemonset(
         previous,
         now,
         waves,
+        gate_stopped,
     };
     let wanted = wanted(&facts);
     let requeue = deadline_requeue(&facts, &wanted);
@@ -445,6 +458,7 @@ mod tests {
             previous: None,
             now: Timestamp::from_second(1_000).unwrap(),
             waves: None,
+            gate_stopped: None,
         }
     }
 
@@ -648,6 +662,26 @@ mod tests {
             ..DaemonSetStatus::default()
         };
         assert_eq!(newly_stopped(Some(&status), &next), None, "said already");
+    }
+
+    #[test]
+    fn a_tripped_health_gate_is_progressing_false_over_a_pause() {
+        let none = ExclusionSummary::default();
+        let rolling = counts(5, 1, 4);
+        let mut f = facts(&rolling, &none);
+        f.paused = true;
+        f.gate_stopped = Some("stopped: 1 node failed: n1 (ImagePullBackOff)");
+        let conds = wanted(&f);
+        assert_eq!(
+            reason(&conds, PROGRESSING),
+            ("False", super::super::health_gate::HEALTH_GATE_TRIPPED)
+        );
+        assert_eq!(
+            message(&conds),
+            "stopped: 1 node failed: n1 (ImagePullBackOff)"
+        );
+        // No deadline runs while stopped.
+        assert_eq!(deadline_requeue(&f, &conds), None);
     }
 
     #[test]

@@ -34,7 +34,8 @@ use super::placement::{Placement, PlacementChecker};
 use super::sync::controller_of;
 use super::{EVENT_SOURCE_COMPONENT, Error};
 use crate::pod_watch::{PodEvents, PodWatch};
-use crate::trim::{ControllerPod, Keep, NodeRecord, PlacementNode, PodRecord, PodSharing};
+use crate::trim::{ControllerPod, DaemonNode, Keep, NodeRecord, PodRecord, PodSharing};
+use pernode_core::health_gate::NodeReadiness;
 
 /// How the controller runs.
 #[derive(Debug, Clone)]
@@ -495,7 +496,7 @@ pub(crate) struct Ctx {
     pub(crate) dss: Cache<DaemonSet>,
     pub(crate) pods: Cache<PodRecord>,
     pub(crate) revisions: Cache<ControllerRevision>,
-    pub(crate) nodes: Cache<NodeRecord>,
+    pub(crate) nodes: Cache<NodeRecord<Option<NodeReadiness>>>,
     /// Bumped whenever a node appears, goes, or changes its labels or taints: what placement
     /// reads (R3-R7). Placements are recomputed only when it moved.
     node_generation: AtomicU64,
@@ -805,7 +806,7 @@ impl Ctx {
     }
 
     // R157, R168.
-    fn on_node(&self, change: Change<NodeRecord>) {
+    fn on_node(&self, change: Change<NodeRecord<Option<NodeReadiness>>>) {
         match change {
             Change::Added(node) => {
                 self.nodes_changed();
@@ -818,6 +819,14 @@ impl Ctx {
             Change::Updated(old, cur) => {
                 // Unset labels or taints are none.
                 if old.labels == cur.labels && old.taints == cur.taints {
+                    // A node going NotReady may trip a health gate; placement does not care.
+                    if old.part != cur.part {
+                        for ds in self.dss.list() {
+                            if super::health_gate::is_gated(&ds) {
+                                self.enqueue(&ds);
+                            }
+                        }
+                    }
                     return;
                 }
                 self.nodes_changed();
@@ -960,8 +969,8 @@ pub async fn run_with_pods(
         synced.clone(),
     ));
     tasks.spawn(informer(
-        watch_of(Api::<PlacementNode>::all(client.clone())),
-        PlacementNode::keep,
+        watch_of(Api::<DaemonNode>::all(client.clone())),
+        DaemonNode::keep,
         |c: &Ctx| &c.nodes,
         Ctx::on_node,
         ctx.clone(),
@@ -1044,7 +1053,7 @@ mod tests {
     /// create a second one on its node.
     #[tokio::test]
     async fn r122_creation_observed_mid_sync_is_seen_by_the_per_node_pass() {
-        use crate::trim::{ControllerPod, PlacementNode};
+        use crate::trim::{ControllerPod, DaemonNode};
         use k8s_openapi::api::core::v1::Pod;
         use kube::api::ListParams;
         use serde_json::json;
@@ -1072,7 +1081,7 @@ mod tests {
             client.clone(),
             DaemonSetControllerOptions::default(),
         ));
-        let node: PlacementNode =
+        let node: DaemonNode =
             serde_json::from_value(json!({"metadata": {"name": "n1"}})).expect("node");
         ctx.nodes.apply(node.keep());
         let dss: Api<DaemonSet> = Api::namespaced(client.clone(), "default");
@@ -1153,6 +1162,41 @@ mod tests {
         }
         keys.sort();
         keys
+    }
+
+    /// A node's Ready condition changing enqueues the DaemonSets with a health gate only:
+    /// placement does not read it.
+    #[tokio::test]
+    async fn a_node_going_not_ready_enqueues_gated_daemonsets() {
+        use super::super::testutil::ds;
+        let client = Client::new(
+            pernode_apiserver::in_memory_router()
+                .await
+                .expect("api server"),
+            "default",
+        );
+        let ctx = Ctx::new(client, DaemonSetControllerOptions::default());
+        let mut gated = ds("gated");
+        gated.metadata.annotations = Some(
+            [(
+                pernode_core::rollout::MAX_FAILED_NODES_ANNOTATION.to_string(),
+                "1".to_string(),
+            )]
+            .into(),
+        );
+        ctx.dss.apply(gated);
+        ctx.dss.apply(ds("plain"));
+        let node = |ready: bool| {
+            Arc::new(NodeRecord {
+                name: "n1".into(),
+                part: Some(NodeReadiness { ready, since: None }),
+                ..NodeRecord::default()
+            })
+        };
+        ctx.on_node(Change::Updated(node(true), node(true)));
+        assert_eq!(queued(&ctx).await, Vec::<String>::new(), "unchanged");
+        ctx.on_node(Change::Updated(node(true), node(false)));
+        assert_eq!(queued(&ctx).await, ["default/gated"], "went NotReady");
     }
 
     /// R167: which ControllerRevision events enqueue which DaemonSets.

@@ -13,6 +13,7 @@
 //! | [`update`] | R59-R74 | rolling update in unavailable and surge modes |
 //! | [`rollout`] | — | pernode's pause and partition (not upstream's) |
 //! | [`waves`] | — | pernode's rollout waves and their soak (not upstream's) |
+//! | [`health_gate`] | — | pernode's health gate: stop or roll back on failed nodes (not upstream's) |
 //! | [`expectations`] | R122 | creates/deletes in flight per DaemonSet |
 //! | [`backoff`] | R119 | failed-pod deletion backoff per (DaemonSet, generation, node) |
 //! | [`sync`] | R27-R40, R108-R113 | one reconciliation: claim, plan, act |
@@ -34,6 +35,7 @@ pub mod conditions;
 pub mod controller;
 pub mod expectations;
 mod gojson;
+pub mod health_gate;
 pub mod history;
 pub mod placement;
 pub mod pods;

@@ -183,7 +183,7 @@ pub fn node_should_run_daemon_pod(node: &Node, ds: &DaemonSet) -> Placement {
 mod tests {
     use super::*;
     use crate::daemonset::testutil::{ds, node, taint};
-    use crate::trim::{PlacementNode, kept_as};
+    use crate::trim::{DaemonNode, kept_as};
     use k8s_openapi::api::core::v1::{
         Affinity, NodeAffinity, NodeCondition, NodeSelector, NodeSelectorRequirement,
         NodeSelectorTerm, NodeStatus, Toleration,
@@ -192,7 +192,7 @@ mod tests {
     /// The placement on a whole node, which the controller's cached record of it must share.
     fn node_should_run_daemon_pod(node: &Node, ds: &DaemonSet) -> Placement {
         let placement = super::node_should_run_daemon_pod(node, ds);
-        let record = kept_as::<PlacementNode>(node);
+        let record = kept_as::<DaemonNode>(node);
         assert_eq!(PlacementChecker::new(ds).check(&record), placement);
         placement
     }

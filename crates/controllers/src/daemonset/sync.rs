@@ -331,6 +331,7 @@ use pernode_core::labels::LabelSelector;
 use super::Error;
 use super::conditions;
 use super::controller::{Ctx, Placements, object_key};
+use super::health_gate;
 use super::history;
 use super::pods::{controller_ref, pod_template, template_generation};
 use super::rollout::{Held, OlderCreates, older_creates, partition_boundary};
@@ -948,8 +949,15 @@ async fn update_status(
             Some(WaveStage::of(&waves, &p))
         }
     };
-    let (conditions, deadline) =
-        conditions::for_daemonset(ds, &counts, &placements.excluded, stage.as_ref(), now);
+    let gate = health_gate::stopped_progressing(ctx, ds, nodes, &node_pods, hash, now);
+    let (conditions, deadline) = conditions::for_daemonset(
+        ds,
+        &counts,
+        &placements.excluded,
+        stage.as_ref(),
+        gate.as_deref(),
+        now,
+    );
     // The deadline counts from Progressing's last change, which is a write: one timer per
     // write, none for a sync that changes nothing.
     if let Some(delay) = deadline.filter(|_| conditions.is_some()) {
@@ -986,6 +994,7 @@ async fn update_status(
                 &counts,
                 &placements.excluded,
                 stage.as_ref(),
+                gate.as_deref(),
                 now,
             ) {
                 next.conditions = Some(c);
@@ -1047,6 +1056,10 @@ async fn update_daemonset(
         "manage"
     );
     let mut controls = RolloutControls::of(ds.metadata.annotations.as_ref());
+    // The health gate stops the rollout as a pause, once tripped (or rolls it back).
+    if health_gate::enforce(ctx, ds, key, nodes, &node_pods, hash, old).await? {
+        controls.paused = true;
+    }
     let boundary = partition_boundary(nodes, &controls);
     let now_ts = Timestamp::now();
     let progress = match WaveControls::of(ds.metadata.annotations.as_ref()) {

@@ -134,6 +134,24 @@ impl PodBuilder {
         self
     }
 
+    /// Its container waiting with `reason`.
+    pub(crate) fn waiting(mut self, reason: &str) -> Self {
+        use k8s_openapi::api::core::v1::{ContainerState, ContainerStateWaiting, ContainerStatus};
+        let status = self.0.status.get_or_insert_with(Default::default);
+        status.container_statuses = Some(vec![ContainerStatus {
+            name: "c".to_owned(),
+            state: Some(ContainerState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some(reason.to_owned()),
+                    ..ContainerStateWaiting::default()
+                }),
+                ..ContainerState::default()
+            }),
+            ..ContainerStatus::default()
+        }]);
+        self
+    }
+
     /// Created at second `secs`.
     pub(crate) fn created(mut self, secs: i64) -> Self {
         use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;

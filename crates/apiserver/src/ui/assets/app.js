@@ -153,6 +153,13 @@
     if (a["pernode.io/partition"] !== undefined) parts.push("partition " + a["pernode.io/partition"]);
     if (a["pernode.io/rollout-waves"] !== undefined) parts.push("waves " + a["pernode.io/rollout-waves"]);
     if (a["pernode.io/wave-soak"] !== undefined) parts.push("soak " + a["pernode.io/wave-soak"]);
+    if (a["pernode.io/max-failed-nodes"] !== undefined) {
+      parts.push("health gate " + a["pernode.io/max-failed-nodes"] + " failed nodes" +
+        (a["pernode.io/auto-rollback"] === "true" ? " with auto-rollback" : ""));
+    }
+    if (a["pernode.io/health-gate-tripped"] !== undefined) {
+      parts.push("health gate tripped at revision " + a["pernode.io/health-gate-tripped"]);
+    }
     return parts.join(", ");
   }
 
@@ -344,6 +351,11 @@
       partition: c.partition === undefined ? "" : c.partition,
       waves: c.waves === undefined ? "" : c.waves,
       waveSoak: c.waveSoak === undefined ? "" : c.waveSoak,
+      maxFailedNodes: c.maxFailedNodes === undefined ? "" : c.maxFailedNodes,
+      autoRollback: String(c.autoRollback),
+      gateTripped: c.gateTripped === undefined ? "" : c.gateTripped,
+      gateStopped: String(c.gateStopped),
+      failedNodes: c.failedNodes.join(","),
     };
     Fleet.STATE_NAMES.forEach((name, i) => {
       data["cells-" + name.replace(/ .*/, "")] = c.cells[i];
@@ -359,6 +371,8 @@
       c.desired + " desired on " + c.nodes + " nodes · " + c.current + " scheduled · " + c.ready +
       " ready · " + c.updated + " updated · " + c.available + " available · " + c.unavailable +
       " unavailable" + (c.misscheduled ? " · " + c.misscheduled + " misscheduled" : "") +
+      (c.failedNodes.length ? " · " + c.failedNodes.length + " failed" : "") +
+      (c.gateStopped ? " · stopped by the health gate" : "") +
       " · revision " + (c.revision || "?");
     const legend = $("legend");
     legend.replaceChildren();

@@ -1,7 +1,8 @@
 // One DaemonSet across the fleet: the nodes, the DaemonSet's pods and revisions as the
 // informers last saw them, and from them one state per node plus the status counters the
 // controller computes (its daemonset::status, upstream's updateDaemonSetStatus), so the page
-// can be compared with `status` field by field.
+// can be compared with `status` field by field. With a health gate (pernode.io/max-failed-nodes)
+// an updated pod the gate counts (pernode_core::health_gate's judge, ported below) is "failed".
 "use strict";
 
 const Fleet = (() => {
@@ -11,7 +12,8 @@ const Fleet = (() => {
   const UNAVAILABLE = 2;
   const MISSING = 3;
   const EXCLUDED = 4;
-  const STATE_NAMES = ["updated", "old revision", "unavailable", "missing", "excluded"];
+  const FAILED = 5;
+  const STATE_NAMES = ["updated", "old revision", "unavailable", "missing", "excluded", "failed"];
 
   const HASH_LABEL = "controller-revision-hash";
   const GENERATION_LABEL = "pod-template-generation";
@@ -20,6 +22,41 @@ const Fleet = (() => {
   const PAUSED = "pernode.io/paused";
   const WAVES = "pernode.io/rollout-waves";
   const WAVE_SOAK = "pernode.io/wave-soak";
+  const MAX_FAILED = "pernode.io/max-failed-nodes";
+  const AUTO_ROLLBACK = "pernode.io/auto-rollback";
+  const TRIPPED = "pernode.io/health-gate-tripped";
+  const DEADLINE = "pernode.io/progress-deadline-seconds";
+  const FAILING_REASONS = ["CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError"];
+
+  function conditionOf(obj, type) {
+    const conditions = (obj && obj.status && obj.status.conditions) || [];
+    return conditions.find((c) => c.type === type);
+  }
+
+  // Why the health gate counts an updated pod on `node` as failed, or "" (as the controller's
+  // judge: a failing waiting reason, not Ready by the deadline, the node NotReady since after
+  // the pod came and within the deadline; a node NotReady before is not counted).
+  function failure(pod, node, deadlineMs, now) {
+    const created = Date.parse(pod.metadata.creationTimestamp || "");
+    const due = created + deadlineMs;
+    const nodeReady = conditionOf(node, "Ready");
+    if (!nodeReady) return "";
+    if (nodeReady.status !== "True") {
+      const since = Date.parse(nodeReady.lastTransitionTime || "");
+      // Seconds resolution, as the controller compares: the same second counts as before.
+      return since > created && since <= due ? "node NotReady" : "";
+    }
+    const status = pod.status || {};
+    for (const c of (status.initContainerStatuses || []).concat(status.containerStatuses || [])) {
+      const reason = c.state && c.state.waiting && c.state.waiting.reason;
+      if (FAILING_REASONS.includes(reason)) return reason;
+    }
+    const ready = conditionOf(pod, "Ready");
+    if (ready && ready.status === "True") return "";
+    if (Number.isNaN(due) || now < due) return "";
+    const changed = Date.parse((ready && ready.lastTransitionTime) || "");
+    return Number.isNaN(changed) || changed < due ? "not Ready within the progress deadline" : "";
+  }
 
   function byName(a, b) {
     return a < b ? -1 : a > b ? 1 : 0;
@@ -186,9 +223,13 @@ const Fleet = (() => {
         available: 0,
         updated: 0,
         misscheduled: 0,
-        cells: [0, 0, 0, 0, 0],
+        cells: [0, 0, 0, 0, 0, 0],
         waitingForMinReady: false,
+        failedNodes: [],
       };
+      const gated = annotations[MAX_FAILED] !== undefined || annotations[TRIPPED] !== undefined;
+      const deadlineMs = (Number.parseInt(annotations[DEADLINE] || "600", 10) || 600) * 1000;
+      this.failures = new Map();
       if (this.states.length !== this.names.length) this.states = new Uint8Array(this.names.length);
       this.firstPods = byNode;
       for (let i = 0; i < this.names.length; i++) {
@@ -219,6 +260,14 @@ const Fleet = (() => {
               else c.waitingForMinReady = true;
             }
             state = !available ? UNAVAILABLE : updated ? UPDATED : OLD;
+            const why = gated && updated && !pod.metadata.deletionTimestamp
+              ? failure(pod, this.nodes.get(name), deadlineMs, now)
+              : "";
+            if (why) {
+              state = FAILED;
+              this.failures.set(name, why);
+              c.failedNodes.push(name + ":" + why);
+            }
           }
         }
         this.states[i] = state;
@@ -231,6 +280,10 @@ const Fleet = (() => {
       c.waves = annotations[WAVES];
       c.waveSoak = annotations[WAVE_SOAK];
       c.held = resolvePartition(annotations[PARTITION], c.desired);
+      c.maxFailedNodes = annotations[MAX_FAILED];
+      c.autoRollback = annotations[AUTO_ROLLBACK] === "true";
+      c.gateTripped = annotations[TRIPPED];
+      c.gateStopped = hash !== "" && annotations[TRIPPED] === hash;
       this.counts = c;
       return c;
     }
@@ -257,7 +310,12 @@ const Fleet = (() => {
         lines.push("current revision " + this.counts.revision);
         const desiredIndex = this.desiredIndex(i);
         if (desiredIndex < this.counts.held) lines.push("held by partition " + this.counts.partition);
+        else if (this.counts.gateStopped) lines.push("rollout stopped by the health gate");
         else if (this.counts.paused) lines.push("rollout paused");
+      }
+      if (state === FAILED) {
+        lines.push("failed: " + this.failures.get(name) + " (counted by the health gate)");
+        if (this.counts.gateStopped) lines.push("the health gate stopped this revision");
       }
       if (state === UNAVAILABLE) {
         const ready = readyCondition(pod);
@@ -278,5 +336,5 @@ const Fleet = (() => {
     }
   }
 
-  return { Fleet, STATE_NAMES, UPDATED, OLD, UNAVAILABLE, MISSING, EXCLUDED };
+  return { Fleet, STATE_NAMES, UPDATED, OLD, UNAVAILABLE, MISSING, EXCLUDED, FAILED };
 })();

@@ -4,8 +4,9 @@
 "use strict";
 
 const Grid = (() => {
-  // Legend order of Fleet's states: updated, old revision, unavailable, missing, excluded.
-  const COLOURS = ["#2e9e5b", "#3b7dd8", "#e0a526", "#d6453d", "#c8ccd2"];
+  // Legend order of Fleet's states: updated, old revision, unavailable, missing, excluded,
+  // failed (the health gate's: dark violet, apart from every other state's colour).
+  const COLOURS = ["#2e9e5b", "#3b7dd8", "#e0a526", "#d6453d", "#c8ccd2", "#6a1b9a"];
   const GAP = 1;
 
   class Grid {

@@ -1,8 +1,9 @@
 // Which nodes a DaemonSet should run on, as the controller decides it (upstream's
 // NodeShouldRunDaemonPod, pernode's daemonset::placement): the template's nodeName, its
 // nodeSelector, its required node affinity, then NoSchedule/NoExecute taints against the
-// template's tolerations plus the ones every daemon pod gets. The reason reads as the
-// NodesExcluded condition counts it ("nodeSelector k=v", "taint k=v:NoSchedule not tolerated").
+// template's tolerations plus the ones every daemon pod gets (and a node-critical one's). The
+// reason reads as the NodesExcluded condition counts it ("nodeSelector k=v", "taint
+// k=v:NoSchedule not tolerated").
 "use strict";
 
 const Placement = (() => {
@@ -21,6 +22,11 @@ const Placement = (() => {
     const tolerations = (spec.tolerations || []).slice();
     const defaults = DEFAULT_TOLERATIONS.slice();
     if (spec.hostNetwork) defaults.push(["node.kubernetes.io/network-unavailable", "NoSchedule"]);
+    // A node-critical DaemonSet's pods tolerate the gate's taint (daemonset::pods).
+    const annotations = (ds.metadata && ds.metadata.annotations) || {};
+    if (annotations["pernode.io/node-critical"] === "true") {
+      defaults.push(["pernode.io/critical-daemons-not-ready", "NoSchedule"]);
+    }
     for (const [key, effect] of defaults) tolerations.push({ key, operator: "Exists", effect });
     const selector = spec.nodeSelector || null;
     const required =
