@@ -273,6 +273,54 @@ fn node_field(c: &Cluster, node: &str, path: &str) -> String {
         .stdout
 }
 
+/// `kubectl exec` (through the API server to the agent, over kubectl's WebSocket protocol)
+/// runs commands with the container's environment, passes stdin, propagates exit codes;
+/// `kubectl cp` (tar through exec) copies both ways; attach and port-forward, which host
+/// processes cannot serve, are refused with the agent's reason.
+fn exec_and_cp(c: &Cluster, pod: &str, work: &Path) {
+    let out = c.ok(&[
+        "exec",
+        pod,
+        "--",
+        "sh",
+        "-c",
+        "echo node=$NODE; echo err >&2",
+    ]);
+    assert_eq!(out, "node=e2e-1\n");
+    let run = c.kubectl(&["exec", pod, "--", "sh", "-c", "exit 3"]);
+    assert_eq!(run.code, Some(3), "exit code propagated: {}", run.stderr);
+    let echoed = c.ok_stdin(&["exec", "-i", pod, "--", "cat"], "through stdin\n");
+    assert_eq!(echoed, "through stdin\n");
+    let missing = c.fails(&["exec", pod, "--", "no-such-command"]);
+    assert!(
+        missing.contains("executable file not found in $PATH"),
+        "{missing}"
+    );
+
+    let local = work.join("cp-src.txt");
+    std::fs::write(&local, "copied in\n").expect("write");
+    let remote_dir = work.join("cp-remote");
+    std::fs::create_dir_all(&remote_dir).expect("mkdir");
+    let remote = format!("{pod}:{}/in.txt", remote_dir.display());
+    c.ok(&["cp", &local.display().to_string(), &remote]);
+    assert_eq!(
+        std::fs::read_to_string(remote_dir.join("in.txt")).expect("copied in"),
+        "copied in\n"
+    );
+    let back = work.join("cp-back.txt");
+    c.ok(&["cp", &remote, &back.display().to_string()]);
+    assert_eq!(
+        std::fs::read_to_string(&back).expect("copied back"),
+        "copied in\n"
+    );
+
+    let attach = c.fails(&["attach", pod]);
+    assert!(
+        attach.contains("attach is not supported by the process runtime"),
+        "{attach}"
+    );
+}
+
 #[test]
 fn three_agents_run_a_daemonset_of_http_servers() {
     let Some(python) = python() else {
@@ -440,6 +488,12 @@ fn three_agents_run_a_daemonset_of_http_servers() {
     );
     let tail = c.ok(&["logs", "ds/x", "--tail=1"]);
     assert_eq!(tail.lines().count(), 1, "{tail}");
+
+    exec_and_cp(
+        &c,
+        &pod_on(&c, "e2e-1").expect("pod on e2e-1").0,
+        work.path(),
+    );
 
     // A killed process is restarted.
     let (pod1, restarts1, _) = pod_on(&c, "e2e-1").expect("pod");

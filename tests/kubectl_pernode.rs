@@ -63,11 +63,7 @@ fn kubectl_pernode(c: &Cluster, bin: &std::path::Path, args: &[&str]) -> Run {
         .args(args)
         .output()
         .expect("run kubectl pernode");
-    Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(out)
 }
 
 fn annotation(c: &Cluster, key: &str) -> String {

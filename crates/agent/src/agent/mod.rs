@@ -46,6 +46,7 @@ pub mod process;
 pub mod runtime;
 pub mod state;
 pub mod static_pods;
+pub mod streaming;
 pub mod volumes;
 mod worker;
 
@@ -315,7 +316,13 @@ pub async fn run(client: kube::Client, opts: AgentOptions) -> Result<(), Error> 
         PodRecord::load_all(&shared.opts.root_dir),
     ));
     let mut tasks: JoinSet<Result<(), Error>> = JoinSet::new();
-    let router = logs::router(shared.logs.clone()).merge(metrics::router());
+    let streams = streaming::StreamHost {
+        pods: shared.logs.clone(),
+        runtime: shared.runtime.clone(),
+    };
+    let router = logs::router(shared.logs.clone())
+        .merge(metrics::router())
+        .merge(streaming::router(streams));
     tasks.spawn(async move {
         axum::serve(listener, router)
             .await

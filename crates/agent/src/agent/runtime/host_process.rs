@@ -14,7 +14,8 @@ use rustix::process::Signal;
 use tracing::warn;
 
 use super::{
-    ContainerId, ContainerRuntime, LogFormat, PodRef, PodSandbox, StartError, StartRequest, Started,
+    ContainerId, ContainerRuntime, LogFormat, PodRef, PodSandbox, StartError, StartRequest,
+    Started, StreamError, StreamOptions, StreamTarget, host_exec,
 };
 use crate::agent::RUNTIME_SCHEME;
 use crate::agent::cgroup::Cgroups;
@@ -121,6 +122,48 @@ impl ContainerRuntime for HostProcessRuntime {
         _timeout: Duration,
     ) -> Option<BoxFuture<'static, Result<(), String>>> {
         None
+    }
+
+    fn exec_stream<'a>(
+        &'a self,
+        id: &'a ContainerId,
+        cmd: Vec<String>,
+        opts: StreamOptions,
+    ) -> BoxFuture<'a, Result<StreamTarget, StreamError>> {
+        let r = match *id {
+            ContainerId::Process { pid, start_ticks } => Ok(StreamTarget::Local(
+                host_exec::exec_in(pid, start_ticks, &cmd, opts),
+            )),
+            ContainerId::Cri(_) => Err(StreamError::new(500, "not a host-process container")),
+        };
+        async move { r }.boxed()
+    }
+
+    /// A host process's standard streams are not kept (its output goes to its log file), so
+    /// there is nothing to attach to.
+    fn attach_stream<'a>(
+        &'a self,
+        _id: &'a ContainerId,
+        _opts: StreamOptions,
+    ) -> BoxFuture<'a, Result<StreamTarget, StreamError>> {
+        let e = StreamError::new(
+            400,
+            "attach is not supported by the process runtime: a host process's output goes to its log (kubectl logs -f), and its input is /dev/null",
+        );
+        async move { Err(e) }.boxed()
+    }
+
+    /// Port-forward's protocol is SPDY (also inside kubectl's WebSocket tunnel), which this
+    /// agent does not speak; host processes share the node's network anyway.
+    fn port_forward<'a>(
+        &'a self,
+        _pod: &'a PodRef,
+    ) -> BoxFuture<'a, Result<StreamTarget, StreamError>> {
+        let e = StreamError::new(
+            400,
+            "port-forward is not supported by the process runtime: its pods share the node's network, connect to the node's address instead",
+        );
+        async move { Err(e) }.boxed()
     }
 
     /// SIGTERM to the process group now, SIGKILL after `grace` if it is still the same process.

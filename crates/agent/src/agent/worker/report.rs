@@ -42,6 +42,8 @@ impl Worker {
                 running: c.running.is_some(),
                 waiting: c.waiting.as_ref().map(|w| w.0.clone()),
                 format: runtime.log_format(),
+                running_id: c.running.as_ref().map(|r| r.id.clone()),
+                pod_uid: self.uid().to_string(),
             };
             self.shared
                 .logs
