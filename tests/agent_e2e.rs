@@ -314,6 +314,23 @@ fn exec_and_cp(c: &Cluster, pod: &str, work: &Path) {
         "copied in\n"
     );
 
+    // `-it`: a terminal (kubectl's own from `script`), which the command sees as its own.
+    let line = format!(
+        "{} exec -it {pod} -- sh -c 'test -t 0 && echo on a tty'",
+        support::kubectl_path()
+    );
+    let tty = Command::new("script")
+        .env("KUBECONFIG", c.kubeconfig())
+        .env("KUBECACHEDIR", c.path("kubecache"))
+        .args(["-qec", &line, "/dev/null"])
+        .output()
+        .expect("script");
+    assert!(
+        String::from_utf8_lossy(&tty.stdout).contains("on a tty"),
+        "{}",
+        String::from_utf8_lossy(&tty.stderr)
+    );
+
     let attach = c.fails(&["attach", pod]);
     assert!(
         attach.contains("attach is not supported by the process runtime"),

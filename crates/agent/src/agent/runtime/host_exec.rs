@@ -226,7 +226,7 @@ mod tests {
     #[tokio::test]
     async fn a_command_runs_with_the_containers_environment_and_directory() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let main = std::process::Command::new("sleep")
+        let mut main = std::process::Command::new("sleep")
             .arg("30")
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
@@ -258,9 +258,8 @@ mod tests {
             .await
             .expect("read");
         let status = exec.child.wait().await.expect("wait");
-        let _ = std::process::Command::new("kill")
-            .arg(pid.to_string())
-            .status();
+        let _ = main.kill();
+        let _ = main.wait();
         let canonical = dir.path().canonicalize().expect("canonical");
         assert_eq!(out, format!("hello world {}\n", canonical.display()));
         assert_eq!(status.code(), Some(3));

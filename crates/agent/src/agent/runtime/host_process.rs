@@ -132,7 +132,7 @@ impl ContainerRuntime for HostProcessRuntime {
     ) -> BoxFuture<'a, Result<StreamTarget, StreamError>> {
         let r = match *id {
             ContainerId::Process { pid, start_ticks } => Ok(StreamTarget::Local(
-                host_exec::exec_in(pid, start_ticks, &cmd, opts),
+                host_exec::exec_in(pid, start_ticks, &cmd, opts).map(Box::new),
             )),
             ContainerId::Cri(_) => Err(StreamError::new(500, "not a host-process container")),
         };

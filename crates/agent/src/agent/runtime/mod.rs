@@ -146,7 +146,7 @@ pub struct LocalExec {
 pub enum StreamTarget {
     /// The agent serves it (host processes): the started command, or why it did not start
     /// (reported on the stream's error channel, as upstream reports a failed exec).
-    Local(Result<LocalExec, String>),
+    Local(Result<Box<LocalExec>, String>),
     /// The runtime's own streaming server serves it at this URL (the CRI's): the agent
     /// proxies the client's request there, as the kubelet's streaming proxy does.
     Url(String),

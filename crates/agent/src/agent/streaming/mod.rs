@@ -106,8 +106,8 @@ impl StreamHost {
             .ok_or_else(|| StreamError::new(404, "pod does not exist"))?;
         let uid = pod
             .values()
-            .next()
             .map(|c| c.pod_uid.clone())
+            .find(|u| !u.is_empty())
             .unwrap_or_default();
         Ok(PodRef {
             namespace: namespace.to_string(),
@@ -238,6 +238,47 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::logs::ContainerLogs;
+    use crate::agent::runtime::host_process::HostProcessRuntime;
+
+    #[test]
+    fn a_missing_pod_or_container_is_answered_as_the_kubelet_does() {
+        let pods = LogIndex::default();
+        let running = ContainerLogs {
+            running_id: Some(ContainerId::Cri("abc".into())),
+            pod_uid: "u1".into(),
+            ..Default::default()
+        };
+        pods.set("ns", "p", "main", running);
+        pods.set("ns", "p", "stopped", ContainerLogs::default());
+        let host = StreamHost {
+            pods,
+            runtime: Arc::new(HostProcessRuntime {
+                root_dir: "/nonexistent".into(),
+                image_map: Default::default(),
+                mount_namespaces: false,
+                cgroups: None,
+            }),
+        };
+        assert_eq!(
+            host.running("ns", "p", "main"),
+            Ok(ContainerId::Cri("abc".into()))
+        );
+        assert_eq!(
+            host.running("ns", "gone", "main"),
+            Err(StreamError::new(404, "pod does not exist"))
+        );
+        for c in ["stopped", "nope"] {
+            assert_eq!(
+                host.running("ns", "p", c),
+                Err(StreamError::new(
+                    500,
+                    format!("container not found ({c:?})")
+                ))
+            );
+        }
+        assert_eq!(host.pod_ref("ns", "p").map(|p| p.uid), Ok("u1".to_string()));
+    }
 
     #[test]
     fn options_are_read_as_upstream_reads_them() {

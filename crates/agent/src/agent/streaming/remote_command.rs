@@ -113,7 +113,7 @@ pub async fn serve(
     socket: WebSocket,
     protocol: &str,
     opts: StreamOptions,
-    exec: Result<LocalExec, String>,
+    exec: Result<Box<LocalExec>, String>,
 ) {
     let v5 = protocol == PROTOCOLS[0];
     let (mut sink, mut incoming) = socket.split();
@@ -133,7 +133,7 @@ pub async fn serve(
     };
     let _ = tx.send(frame(first, &[])).await;
     let outcome = match exec {
-        Ok(exec) => run(exec, &mut incoming, &tx, v5).await,
+        Ok(exec) => run(*exec, &mut incoming, &tx, v5).await,
         Err(why) => Some(Err(why)),
     };
     if let Some(outcome) = outcome {
