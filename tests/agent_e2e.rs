@@ -338,6 +338,46 @@ fn exec_and_cp(c: &Cluster, pod: &str, work: &Path) {
     );
 }
 
+/// The agent's Summary API through the node proxy, and `kubectl top` from the API server's
+/// `metrics.k8s.io` built on it.
+fn stats_and_top(c: &Cluster, pod: &str) {
+    let within = Duration::from_secs(60);
+    eventually(
+        within,
+        "the summary has CPU rates for the node and the pod",
+        || {
+            let raw = c.kubectl(&["get", "--raw", "/api/v1/nodes/e2e-1/proxy/stats/summary"]);
+            let Ok(summary) = serde_json::from_str::<serde_json::Value>(&raw.stdout) else {
+                return false;
+            };
+            let Some(entry) = summary["pods"]
+                .as_array()
+                .and_then(|p| p.iter().find(|p| p["podRef"]["name"] == pod))
+            else {
+                return false;
+            };
+            let web = &entry["containers"][0];
+            summary["node"]["cpu"]["usageCoreNanoSeconds"].as_u64() > Some(0)
+                && summary["node"]["memory"]["workingSetBytes"].as_u64() > Some(0)
+                && summary["node"]["cpu"]["usageNanoCores"].is_u64()
+                && web["name"] == "web"
+                && web["memory"]["workingSetBytes"].as_u64() > Some(0)
+                && web["cpu"]["usageNanoCores"].is_u64()
+        },
+    );
+    let mut top = String::new();
+    eventually(within, "kubectl top pod shows the pod's figures", || {
+        top = c.kubectl(&["top", "pod", pod, "--no-headers"]).stdout;
+        top.starts_with(pod) && top.contains("Mi")
+    });
+    let nodes = c.ok(&["top", "node", "--no-headers"]);
+    let line = nodes
+        .lines()
+        .find(|l| l.starts_with("e2e-1 "))
+        .unwrap_or_default();
+    assert!(line.contains('%') && line.contains("Mi"), "{nodes}");
+}
+
 #[test]
 fn three_agents_run_a_daemonset_of_http_servers() {
     let Some(python) = python() else {
@@ -506,11 +546,9 @@ fn three_agents_run_a_daemonset_of_http_servers() {
     let tail = c.ok(&["logs", "ds/x", "--tail=1"]);
     assert_eq!(tail.lines().count(), 1, "{tail}");
 
-    exec_and_cp(
-        &c,
-        &pod_on(&c, "e2e-1").expect("pod on e2e-1").0,
-        work.path(),
-    );
+    let pod1 = pod_on(&c, "e2e-1").expect("pod on e2e-1").0;
+    exec_and_cp(&c, &pod1, work.path());
+    stats_and_top(&c, &pod1);
 
     // A killed process is restarted.
     let (pod1, restarts1, _) = pod_on(&c, "e2e-1").expect("pod");

@@ -44,6 +44,8 @@ pub struct ContainerLogs {
     pub running_id: Option<ContainerId>,
     /// The pod's UID (what port-forward reaches).
     pub pod_uid: String,
+    /// When the running instance started (for stats).
+    pub started_at: Option<Timestamp>,
 }
 
 /// Container name → what is known of its logs.
@@ -72,6 +74,14 @@ impl LogIndex {
     pub fn remove(&self, namespace: &str, pod: &str) {
         self.lock()
             .remove(&(namespace.to_string(), pod.to_string()));
+    }
+
+    /// Every pod's containers, by (namespace, name).
+    pub fn all(&self) -> Vec<((String, String), PodLogs)> {
+        self.lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// What is known of the containers of a pod.

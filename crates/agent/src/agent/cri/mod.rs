@@ -31,8 +31,8 @@ use tracing::{debug, warn};
 use super::AgentOptions;
 use super::events::{self, Recorder};
 use super::runtime::{
-    ContainerId, ContainerRuntime, LogFormat, PodRef, PodSandbox, StartError, StartRequest,
-    Started, StreamError, StreamOptions, StreamTarget,
+    ContainerId, ContainerRuntime, ContainerUsage, LogFormat, PodRef, PodSandbox, StartError,
+    StartRequest, Started, StreamError, StreamOptions, StreamTarget, UsageQuery,
 };
 
 /// How often a running container's status is read to notice its exit.
@@ -599,6 +599,10 @@ impl ContainerRuntime for CriRuntime {
         pod: &'a PodRef,
     ) -> BoxFuture<'a, Result<StreamTarget, StreamError>> {
         self.port_forward_url(pod).boxed()
+    }
+
+    fn usage<'a>(&'a self, of: &'a [UsageQuery]) -> BoxFuture<'a, Vec<Option<ContainerUsage>>> {
+        self.usage_of(of).boxed()
     }
 
     fn remove_pod<'a>(&'a self, pod: &'a PodRef) -> BoxFuture<'a, ()> {

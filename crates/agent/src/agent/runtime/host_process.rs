@@ -14,8 +14,9 @@ use rustix::process::Signal;
 use tracing::warn;
 
 use super::{
-    ContainerId, ContainerRuntime, LogFormat, PodRef, PodSandbox, StartError, StartRequest,
-    Started, StreamError, StreamOptions, StreamTarget, host_exec,
+    ContainerId, ContainerRuntime, ContainerUsage, LogFormat, PodRef, PodSandbox, StartError,
+    StartRequest, Started, StreamError, StreamOptions, StreamTarget, UsageQuery, host_exec,
+    host_usage,
 };
 use crate::agent::RUNTIME_SCHEME;
 use crate::agent::cgroup::Cgroups;
@@ -164,6 +165,25 @@ impl ContainerRuntime for HostProcessRuntime {
             "port-forward is not supported by the process runtime: its pods share the node's network, connect to the node's address instead",
         );
         async move { Err(e) }.boxed()
+    }
+
+    fn usage<'a>(&'a self, of: &'a [UsageQuery]) -> BoxFuture<'a, Vec<Option<ContainerUsage>>> {
+        let figures = of
+            .iter()
+            .map(|q| {
+                let ContainerId::Process { pid, start_ticks } = q.id else {
+                    return None;
+                };
+                let cgroup = self
+                    .cgroups
+                    .as_ref()
+                    .and_then(|cg| host_usage::of_cgroup(&cg.path(&q.pod_uid, &q.container)));
+                let usage = cgroup.or_else(|| host_usage::of_process(pid))?;
+                // A PID reused since is somebody else's.
+                process::alive(pid, start_ticks).then_some(usage)
+            })
+            .collect();
+        async move { figures }.boxed()
     }
 
     /// SIGTERM to the process group now, SIGKILL after `grace` if it is still the same process.

@@ -7,6 +7,7 @@
 
 pub mod host_exec;
 pub mod host_process;
+pub mod host_usage;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -170,6 +171,22 @@ impl StreamError {
     }
 }
 
+/// What a running container uses: CPU time so far and memory now (cgroup or runtime figures).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContainerUsage {
+    pub cpu_core_nanos: u64,
+    pub memory_working_set: u64,
+    pub memory_usage: u64,
+}
+
+/// A running container whose usage is asked.
+#[derive(Clone, Debug)]
+pub struct UsageQuery {
+    pub pod_uid: String,
+    pub container: String,
+    pub id: ContainerId,
+}
+
 /// A container runtime, as the pod worker uses it.
 pub trait ContainerRuntime: Send + Sync {
     /// `containerID`'s scheme in container statuses (`containerd`, `pernode`).
@@ -218,6 +235,9 @@ pub trait ContainerRuntime: Send + Sync {
         &'a self,
         pod: &'a PodRef,
     ) -> BoxFuture<'a, Result<StreamTarget, StreamError>>;
+
+    /// The usage of each of `of` (in order), `None` where the runtime has no figures.
+    fn usage<'a>(&'a self, of: &'a [UsageQuery]) -> BoxFuture<'a, Vec<Option<ContainerUsage>>>;
 
     /// Asks a container to stop: gracefully now, forcibly after `grace`. Returns at once.
     fn stop(&self, id: &ContainerId, grace: Duration);

@@ -44,6 +44,7 @@ impl Worker {
                 format: runtime.log_format(),
                 running_id: c.running.as_ref().map(|r| r.id.clone()),
                 pod_uid: self.uid().to_string(),
+                started_at: c.running.as_ref().map(|r| r.started_at),
             };
             self.shared
                 .logs
