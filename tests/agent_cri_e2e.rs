@@ -8,6 +8,7 @@
 //! container ran first and that the container read its config and its image's environment;
 //! `kubectl exec` (output, stdin, exit code), `kubectl cp` both ways and `kubectl
 //! port-forward` reach the container through the agent and containerd's streaming server;
+//! `kubectl top pod` shows its figures from containerd's container stats;
 //! `kubectl set image` replaces the container; an image that no registry has waits in
 //! `ErrImagePull` then `ImagePullBackOff` with upstream's messages and events; a missing image
 //! under `imagePullPolicy: Never` is `ErrImageNeverPull`; deleting the pods removes their
@@ -581,6 +582,19 @@ fn daemonset_runs_in_containerd_through_cri() {
     );
 
     exec_cp_and_port_forward(&c, &pod, work.path());
+
+    // `kubectl top pod`: the runtime's container stats through the agent's summary.
+    let mut top = String::new();
+    eventually(
+        within,
+        "kubectl top pod shows the container's figures",
+        || {
+            top = c
+                .kubectl(&["top", "pod", &pod, "--containers", "--no-headers"])
+                .stdout;
+            top.starts_with(&pod) && top.contains(" main ") && top.contains("Mi")
+        },
+    );
 
     // A new image replaces the container (a new pod), which stopped gracefully.
     c.ok(&["set", "image", "ds/app", &format!("main={APP_V2}")]);
