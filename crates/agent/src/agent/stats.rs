@@ -31,10 +31,13 @@ pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(10);
 /// Linux's fixed `USER_HZ`: `/proc/stat` counts hundredths of a second.
 const NANOS_PER_TICK: u64 = 10_000_000;
 
+/// A baseline: when, the cumulative CPU nanoseconds then, and the last rate computed.
+type Baseline = (Instant, u64, Option<u64>);
+
 /// Per key (the node, a container instance): the baseline sample and the last rate.
 #[derive(Default)]
 struct Rates {
-    by_key: Mutex<HashMap<String, (Instant, u64, Option<u64>)>>,
+    by_key: Mutex<HashMap<String, Baseline>>,
 }
 
 impl Rates {
