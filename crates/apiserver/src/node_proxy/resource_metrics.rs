@@ -138,32 +138,34 @@ pub async fn serve(
             .as_ref()
             .is_none_or(|s| s.matches(labels.as_ref().unwrap_or(&BTreeMap::new())))
     };
-    let nodes: Vec<Node> = stored_all(state, "nodes/");
-    let summaries = scrape(state, &nodes).await;
+    // Only the nodes asked about, or running the pods asked about, are scraped.
     let items: Vec<Value> = if resource == "nodes" {
-        nodes
-            .iter()
+        let nodes: Vec<Node> = stored_all::<Node>(state, "nodes/")
+            .into_iter()
             .filter(|n| name.is_none() || n.metadata.name == name)
             .filter(|n| matches(&n.metadata.labels))
-            .filter_map(|n| {
-                let node_name = n.metadata.name.as_deref()?;
-                let summary = summaries.get(node_name)?;
-                node_metrics(n, summary)
-            })
+            .collect();
+        let names = nodes.iter().filter_map(|n| n.metadata.name.clone());
+        let summaries = scrape(state, names.collect()).await;
+        nodes
+            .iter()
+            .filter_map(|n| node_metrics(n, summaries.get(n.metadata.name.as_deref()?)?))
             .collect()
     } else {
         let prefix = match &namespace {
             Some(ns) => format!("pods/{ns}/"),
             None => "pods/".to_string(),
         };
-        let pods: Vec<Pod> = stored_all(state, &prefix);
-        pods.iter()
+        let pods: Vec<Pod> = stored_all::<Pod>(state, &prefix)
+            .into_iter()
             .filter(|p| name.is_none() || p.metadata.name == name)
             .filter(|p| matches(&p.metadata.labels))
-            .filter_map(|p| {
-                let node = p.spec.as_ref()?.node_name.as_deref()?;
-                pod_metrics(p, summaries.get(node)?)
-            })
+            .collect();
+        let node_of = |p: &Pod| p.spec.as_ref()?.node_name.clone();
+        let nodes: std::collections::BTreeSet<String> = pods.iter().filter_map(node_of).collect();
+        let summaries = scrape(state, nodes.into_iter().collect()).await;
+        pods.iter()
+            .filter_map(|p| pod_metrics(p, summaries.get(&node_of(p)?)?))
             .collect()
     };
     let kind = if resource == "nodes" {
@@ -172,17 +174,14 @@ pub async fn serve(
         "PodMetrics"
     };
     if let Some(name) = &name {
-        let item = items.into_iter().next().ok_or_else(|| {
-            ApiError::not_found(
-                GROUP,
-                if resource == "nodes" {
-                    "nodemetrics"
-                } else {
-                    "podmetrics"
-                },
-                name,
-            )
-        })?;
+        // As metrics-server's: a pod is named with its namespace.
+        let missing = match &namespace {
+            Some(ns) if resource == "pods" => {
+                ApiError::not_found(GROUP, "podmetrics", &format!("{ns}/{name}"))
+            }
+            _ => ApiError::not_found(GROUP, "nodemetrics", name),
+        };
+        let item = items.into_iter().next().ok_or(missing)?;
         return Ok(axum::Json(item).into_response());
     }
     let list = json!({"kind": format!("{kind}List"), "apiVersion": GROUP_VERSION,
@@ -198,12 +197,12 @@ fn stored_all<T: serde::de::DeserializeOwned>(state: &AppState, prefix: &str) ->
         .collect()
 }
 
-/// Every real node's summary, scraped at once; nodes that do not answer are left out.
-async fn scrape(state: &Arc<AppState>, nodes: &[Node]) -> BTreeMap<String, Value> {
-    let scrapes = nodes.iter().filter_map(|n| {
-        let name = n.metadata.name.clone()?;
+/// The summaries of the real ones of `nodes`, scraped at once; simulated nodes are never
+/// dialled, and nodes that do not answer are left out.
+async fn scrape(state: &Arc<AppState>, nodes: Vec<String>) -> BTreeMap<String, Value> {
+    let scrapes = nodes.into_iter().map(|name| {
         let state = state.clone();
-        Some(async move {
+        async move {
             let NodeLocation::Real { node, host, port } = NodeLocation::of(&state, &name).ok()?
             else {
                 return None;
@@ -223,7 +222,7 @@ async fn scrape(state: &Arc<AppState>, nodes: &[Node]) -> BTreeMap<String, Value
             };
             let summary = tokio::time::timeout(SCRAPE_TIMEOUT, fetch).await.ok()??;
             Some((name, summary))
-        })
+        }
     });
     futures::future::join_all(scrapes)
         .await
