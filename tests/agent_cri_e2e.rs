@@ -6,6 +6,9 @@
 //! driven by the real kubectl. A hostNetwork DaemonSet with an init container, a ConfigMap
 //! volume and an emptyDir runs Ready; `kubectl logs` (with `--timestamps`) shows that the init
 //! container ran first and that the container read its config and its image's environment;
+//! `kubectl exec` (output, stdin, exit code), `kubectl cp` both ways and `kubectl
+//! port-forward` reach the container through the agent and containerd's streaming server;
+//! `kubectl top pod` shows its figures from containerd's container stats;
 //! `kubectl set image` replaces the container; an image that no registry has waits in
 //! `ErrImagePull` then `ImagePullBackOff` with upstream's messages and events; a missing image
 //! under `imagePullPolicy: Never` is `ErrImageNeverPull`; deleting the pods removes their
@@ -56,7 +59,9 @@ fn build_image(work: &Path, busybox: &Path, name: &str, cmd: &[&str], env: &[&st
     }
     std::fs::create_dir_all(layout.join("blobs/sha256")).expect("layout dir");
     std::fs::copy(busybox, rootfs.join("bin/busybox")).expect("copy busybox");
-    for applet in ["sh", "sleep", "cat", "echo", "ls", "date", "true", "env"] {
+    for applet in [
+        "sh", "sleep", "cat", "echo", "ls", "date", "true", "env", "tar", "httpd",
+    ] {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).expect("applet");
     }
     let layer_tar = dir.join("layer.tar");
@@ -324,6 +329,100 @@ spec:
         emptyDir: {}
 "#;
 
+/// A free loopback port (released at once: the next listener takes it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// `kubectl exec`, `cp` and `port-forward` reach the container through the API server, the
+/// agent and containerd's streaming server.
+fn exec_cp_and_port_forward(c: &Cluster, pod: &str, work: &Path) {
+    let out = c.ok(&["exec", pod, "--", "cat", "/config/greeting"]);
+    assert_eq!(out, "hello from the configmap");
+    let run = c.kubectl(&["exec", pod, "--", "sh", "-c", "exit 3"]);
+    assert_eq!(run.code, Some(3), "exit code propagated: {}", run.stderr);
+    let echoed = c.ok_stdin(&["exec", "-i", pod, "--", "cat"], "through stdin\n");
+    assert_eq!(echoed, "through stdin\n");
+
+    let local = work.join("cp-src.txt");
+    std::fs::write(&local, "copied in\n").expect("write");
+    c.ok(&[
+        "cp",
+        &local.display().to_string(),
+        &format!("{pod}:/work/in.txt"),
+    ]);
+    assert_eq!(
+        c.ok(&["exec", pod, "--", "cat", "/work/in.txt"]),
+        "copied in\n"
+    );
+    let back = work.join("cp-back.txt");
+    c.ok(&[
+        "cp",
+        &format!("{pod}:/work/in.txt"),
+        &back.display().to_string(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(&back).expect("copied back"),
+        "copied in\n"
+    );
+
+    // A server in the pod (on the host's loopback: hostNetwork), reached through
+    // `kubectl port-forward`.
+    let pod_port = free_port();
+    c.ok(&[
+        "exec",
+        pod,
+        "--",
+        "httpd",
+        "-p",
+        &format!("127.0.0.1:{pod_port}"),
+        "-h",
+        "/config",
+    ]);
+    let local_port = free_port();
+    let _forward = KillOnDrop(
+        c.command()
+            .args(["port-forward", pod, &format!("{local_port}:{pod_port}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("kubectl port-forward"),
+    );
+    let mut body = String::new();
+    eventually(
+        Duration::from_secs(30),
+        "the pod's server answers through kubectl port-forward",
+        || {
+            body = http_get(local_port, "/greeting").unwrap_or_default();
+            body.ends_with("hello from the configmap")
+        },
+    );
+}
+
+/// A child process killed when dropped (also when the test fails).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The response to `GET path` from 127.0.0.1:`port`, headers included.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
 #[test]
 fn daemonset_runs_in_containerd_through_cri() {
     let busybox = require("busybox", "busybox-static");
@@ -480,6 +579,21 @@ fn daemonset_runs_in_containerd_through_cri() {
     assert!(
         info.contains("\"quota\": 20000") && info.contains("\"limit\": 67108864"),
         "cpu quota and memory limit in the OCI spec: {info}"
+    );
+
+    exec_cp_and_port_forward(&c, &pod, work.path());
+
+    // `kubectl top pod`: the runtime's container stats through the agent's summary.
+    let mut top = String::new();
+    eventually(
+        within,
+        "kubectl top pod shows the container's figures",
+        || {
+            top = c
+                .kubectl(&["top", "pod", &pod, "--containers", "--no-headers"])
+                .stdout;
+            top.starts_with(&pod) && top.contains(" main ") && top.contains("Mi")
+        },
     );
 
     // A new image replaces the container (a new pod), which stopped gracefully.

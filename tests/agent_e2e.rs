@@ -273,6 +273,111 @@ fn node_field(c: &Cluster, node: &str, path: &str) -> String {
         .stdout
 }
 
+/// `kubectl exec` (through the API server to the agent, over kubectl's WebSocket protocol)
+/// runs commands with the container's environment, passes stdin, propagates exit codes;
+/// `kubectl cp` (tar through exec) copies both ways; attach and port-forward, which host
+/// processes cannot serve, are refused with the agent's reason.
+fn exec_and_cp(c: &Cluster, pod: &str, work: &Path) {
+    let out = c.ok(&[
+        "exec",
+        pod,
+        "--",
+        "sh",
+        "-c",
+        "echo node=$NODE; echo err >&2",
+    ]);
+    assert_eq!(out, "node=e2e-1\n");
+    let run = c.kubectl(&["exec", pod, "--", "sh", "-c", "exit 3"]);
+    assert_eq!(run.code, Some(3), "exit code propagated: {}", run.stderr);
+    let echoed = c.ok_stdin(&["exec", "-i", pod, "--", "cat"], "through stdin\n");
+    assert_eq!(echoed, "through stdin\n");
+    let missing = c.fails(&["exec", pod, "--", "no-such-command"]);
+    assert!(
+        missing.contains("executable file not found in $PATH"),
+        "{missing}"
+    );
+
+    let local = work.join("cp-src.txt");
+    std::fs::write(&local, "copied in\n").expect("write");
+    let remote_dir = work.join("cp-remote");
+    std::fs::create_dir_all(&remote_dir).expect("mkdir");
+    let remote = format!("{pod}:{}/in.txt", remote_dir.display());
+    c.ok(&["cp", &local.display().to_string(), &remote]);
+    assert_eq!(
+        std::fs::read_to_string(remote_dir.join("in.txt")).expect("copied in"),
+        "copied in\n"
+    );
+    let back = work.join("cp-back.txt");
+    c.ok(&["cp", &remote, &back.display().to_string()]);
+    assert_eq!(
+        std::fs::read_to_string(&back).expect("copied back"),
+        "copied in\n"
+    );
+
+    // `-it`: a terminal (kubectl's own from `script`), which the command sees as its own.
+    let line = format!(
+        "{} exec -it {pod} -- sh -c 'test -t 0 && echo on a tty'",
+        support::kubectl_path()
+    );
+    let tty = Command::new("script")
+        .env("KUBECONFIG", c.kubeconfig())
+        .env("KUBECACHEDIR", c.path("kubecache"))
+        .args(["-qec", &line, "/dev/null"])
+        .output()
+        .expect("script");
+    assert!(
+        String::from_utf8_lossy(&tty.stdout).contains("on a tty"),
+        "{}",
+        String::from_utf8_lossy(&tty.stderr)
+    );
+
+    let attach = c.fails(&["attach", pod]);
+    assert!(
+        attach.contains("attach is not supported by the process runtime"),
+        "{attach}"
+    );
+}
+
+/// The agent's Summary API through the node proxy, and `kubectl top` from the API server's
+/// `metrics.k8s.io` built on it.
+fn stats_and_top(c: &Cluster, pod: &str) {
+    let within = Duration::from_secs(60);
+    eventually(
+        within,
+        "the summary has CPU rates for the node and the pod",
+        || {
+            let raw = c.kubectl(&["get", "--raw", "/api/v1/nodes/e2e-1/proxy/stats/summary"]);
+            let Ok(summary) = serde_json::from_str::<serde_json::Value>(&raw.stdout) else {
+                return false;
+            };
+            let Some(entry) = summary["pods"]
+                .as_array()
+                .and_then(|p| p.iter().find(|p| p["podRef"]["name"] == pod))
+            else {
+                return false;
+            };
+            let web = &entry["containers"][0];
+            summary["node"]["cpu"]["usageCoreNanoSeconds"].as_u64() > Some(0)
+                && summary["node"]["memory"]["workingSetBytes"].as_u64() > Some(0)
+                && summary["node"]["cpu"]["usageNanoCores"].is_u64()
+                && web["name"] == "web"
+                && web["memory"]["workingSetBytes"].as_u64() > Some(0)
+                && web["cpu"]["usageNanoCores"].is_u64()
+        },
+    );
+    let mut top = String::new();
+    eventually(within, "kubectl top pod shows the pod's figures", || {
+        top = c.kubectl(&["top", "pod", pod, "--no-headers"]).stdout;
+        top.starts_with(pod) && top.contains("Mi")
+    });
+    let nodes = c.ok(&["top", "node", "--no-headers"]);
+    let line = nodes
+        .lines()
+        .find(|l| l.starts_with("e2e-1 "))
+        .unwrap_or_default();
+    assert!(line.contains('%') && line.contains("Mi"), "{nodes}");
+}
+
 #[test]
 fn three_agents_run_a_daemonset_of_http_servers() {
     let Some(python) = python() else {
@@ -440,6 +545,10 @@ fn three_agents_run_a_daemonset_of_http_servers() {
     );
     let tail = c.ok(&["logs", "ds/x", "--tail=1"]);
     assert_eq!(tail.lines().count(), 1, "{tail}");
+
+    let pod1 = pod_on(&c, "e2e-1").expect("pod on e2e-1").0;
+    exec_and_cp(&c, &pod1, work.path());
+    stats_and_top(&c, &pod1);
 
     // A killed process is restarted.
     let (pod1, restarts1, _) = pod_on(&c, "e2e-1").expect("pod");

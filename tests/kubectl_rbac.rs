@@ -123,7 +123,16 @@ fn bootstrap_roles_aggregation_and_validation() {
         "-o",
         "jsonpath={range .rules[*]}{.resources}{\"\\n\"}{end}",
     ]);
-    assert_eq!(view_resources(&c), aggregate_to_view);
+    // ... and those of system:aggregated-metrics-reader (metrics.k8s.io), after them by name.
+    let metrics_reader = c.ok(&[
+        "get",
+        "clusterrole",
+        "system:aggregated-metrics-reader",
+        "-o",
+        "jsonpath={range .rules[*]}{.resources}{\"\\n\"}{end}",
+    ]);
+    assert_eq!(metrics_reader, "[\"nodes\",\"pods\"]\n");
+    assert_eq!(view_resources(&c), aggregate_to_view + &metrics_reader);
     eventually(
         Duration::from_secs(30),
         "admin aggregates edit, which aggregates view",

@@ -32,9 +32,5 @@ pub fn kubectl_pernode(c: &Cluster, bin: &Path, args: &[&str]) -> Run {
         .args(args)
         .output()
         .expect("run kubectl pernode");
-    Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(out)
 }

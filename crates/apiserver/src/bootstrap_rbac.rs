@@ -174,6 +174,27 @@ fn aggregate_to(name: &str, label: &str, rules: Vec<PolicyRule>) -> ClusterRole 
     r
 }
 
+/// `system:aggregated-metrics-reader`, as metrics-server installs it: reading
+/// `metrics.k8s.io` (served built in, see `node_proxy::resource_metrics`), aggregated into
+/// `view`, `edit` and `admin`.
+fn metrics_reader() -> ClusterRole {
+    let mut r = role(
+        "system:aggregated-metrics-reader",
+        vec![rule(
+            &["get", "list", "watch"],
+            &["metrics.k8s.io"],
+            &["pods", "nodes"],
+        )],
+    );
+    r.metadata.labels = Some(
+        [AGGREGATE_TO_VIEW, AGGREGATE_TO_EDIT, AGGREGATE_TO_ADMIN]
+            .into_iter()
+            .map(|l| (l.to_string(), "true".to_string()))
+            .collect(),
+    );
+    r
+}
+
 /// The label and annotation of bootstrap objects, added to what `meta` has.
 fn add_default_metadata(meta: &mut ObjectMeta) {
     meta.labels
@@ -294,6 +315,7 @@ fn cluster_roles() -> Vec<ClusterRole> {
         ),
         aggregate_to("system:aggregate-to-edit", AGGREGATE_TO_EDIT, edit_rules()),
         aggregate_to("system:aggregate-to-view", AGGREGATE_TO_VIEW, view_rules()),
+        metrics_reader(),
         role("system:node", node_rules()),
         role("system:kube-scheduler", scheduler_rules()),
         role(SIMULATOR, simulator_rules()),
@@ -1210,6 +1232,10 @@ mod tests {
         assert!(selects(&edit, &view), "view aggregates into edit");
         assert!(selects(&view, &get_role("system:aggregate-to-view")));
         assert!(!selects(&view, &get_role("system:aggregate-to-edit")));
+        let metrics = get_role("system:aggregated-metrics-reader");
+        for r in [&admin, &edit, &view] {
+            assert!(selects(r, &metrics), "metrics.k8s.io is readable with view");
+        }
         for r in [&admin, &edit, &view] {
             assert!(r.rules.is_none(), "the controller fills the rules");
         }

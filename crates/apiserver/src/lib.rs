@@ -455,6 +455,11 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         audit.impersonated(user.clone());
     }
     let view = state.catalog.view();
+    if let Some(req) = node_proxy::resource_metrics::parse(&path) {
+        let query = params::Query::parse(parts.uri.query());
+        return serve_resource_metrics(&state, &parts.method, &user, req, &query, audit.as_ref())
+            .await;
+    }
     if !target::is_resource_path(&path) {
         if let Err(e) = authorization::authorize_path(
             state.authorizer.as_ref(),
@@ -503,6 +508,59 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         .then(|| state.metrics.requests.long_running(&sample));
     let response = serve_resource(&state, parts, body, target, query, user, audit).await;
     state.metrics.requests.finish(sample, live, response)
+}
+
+/// `metrics.k8s.io`: authorized as upstream authorizes a request to an aggregated API
+/// (discovery as a path, metrics as resources of the group), then answered.
+async fn serve_resource_metrics(
+    state: &Arc<AppState>,
+    method: &Method,
+    user: &pernode_auth::user::UserInfo,
+    req: node_proxy::resource_metrics::MetricsRequest,
+    query: &params::Query,
+    audit: Option<&audit::Recorder>,
+) -> Response {
+    use node_proxy::resource_metrics::{GROUP, MetricsRequest, VERSION};
+    let authorized = match &req {
+        MetricsRequest::Metrics {
+            resource,
+            namespace,
+            name,
+        } => {
+            let verb = if name.is_some() { "get" } else { "list" };
+            let attrs = pernode_auth::authorizer::Attributes::resource(
+                user,
+                verb,
+                namespace.as_deref().unwrap_or(""),
+                GROUP,
+                VERSION,
+                resource,
+                "",
+                name.as_deref().unwrap_or(""),
+            );
+            authorization::decide(state.authorizer.as_ref(), &attrs, audit)
+        }
+        _ => {
+            let path = match req {
+                MetricsRequest::Group => format!("/apis/{GROUP}"),
+                _ => format!("/apis/{GROUP}/{VERSION}"),
+            };
+            authorization::authorize_path(state.authorizer.as_ref(), user, method, &path, audit)
+        }
+    };
+    if let Err(e) = authorized {
+        return e.into_response();
+    }
+    if method != Method::GET {
+        return ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({method} {GROUP})"
+        ))
+        .into_response();
+    }
+    match node_proxy::resource_metrics::serve(state, req, query).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Reads an authorized resource request's body and runs its verb.
@@ -569,12 +627,24 @@ fn non_resource(
             pernode_resources::aggregated_discovery_core(view).to_string(),
         ),
         "/api" => json_value(&pernode_resources::api_versions()),
-        "/apis" if aggregated => json_body(
-            StatusCode::OK,
-            pernode_resources::AGGREGATED_CONTENT_TYPE,
-            pernode_resources::aggregated_discovery_apis(view).to_string(),
-        ),
-        "/apis" => json_value(&pernode_resources::api_group_list(view)),
+        "/apis" if aggregated => {
+            let mut groups = pernode_resources::aggregated_discovery_apis(view);
+            if let Some(items) = groups["items"].as_array_mut() {
+                items.push(node_proxy::resource_metrics::aggregated_group());
+            }
+            json_body(
+                StatusCode::OK,
+                pernode_resources::AGGREGATED_CONTENT_TYPE,
+                groups.to_string(),
+            )
+        }
+        "/apis" => {
+            let mut groups = pernode_resources::api_group_list(view);
+            if let Some(items) = groups["groups"].as_array_mut() {
+                items.push(node_proxy::resource_metrics::api_group());
+            }
+            json_value(&groups)
+        }
         "/openapi/v3" => json_value(&state.catalog.openapi().index()),
         "/openapi/v2" => openapi_v2(state, accept, headers),
         "/metrics" => json_body(

@@ -307,6 +307,27 @@ async fn simulated_nodes_are_never_dialled_and_real_ones_still_are() {
         status.contains("node \\\"sim-1\\\" is simulated by pernode: proxy needs a real node"),
         "{status}"
     );
+    // metrics.k8s.io has no figures for a simulated node or its pods.
+    let (code, status) = http(
+        h.addr,
+        "GET",
+        "/apis/metrics.k8s.io/v1beta1/nodes/sim-1",
+        None,
+    )
+    .await;
+    assert_eq!(code, 404, "{status}");
+    let (code, status) = http(
+        h.addr,
+        "GET",
+        "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/p-sim-1",
+        None,
+    )
+    .await;
+    assert_eq!(code, 404, "{status}");
+    assert!(
+        status.contains("podmetrics.metrics.k8s.io \\\"default/p-sim-1\\\" not found"),
+        "{status}"
+    );
     assert_eq!(
         h.dials.load(Ordering::SeqCst),
         0,

@@ -22,7 +22,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::runtime::LogFormat;
+use super::runtime::{ContainerId, LogFormat};
 
 /// How often a followed log is checked for new output.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
@@ -40,10 +40,16 @@ pub struct ContainerLogs {
     pub waiting: Option<String>,
     /// How the files are written.
     pub format: LogFormat,
+    /// The running instance's runtime ID (what exec and attach reach).
+    pub running_id: Option<ContainerId>,
+    /// The pod's UID (what port-forward reaches).
+    pub pod_uid: String,
+    /// When the running instance started (for stats).
+    pub started_at: Option<Timestamp>,
 }
 
 /// Container name → what is known of its logs.
-type PodLogs = HashMap<String, ContainerLogs>;
+pub type PodLogs = HashMap<String, ContainerLogs>;
 
 /// Pod (namespace, name) → container → logs; updated by the pod workers.
 #[derive(Clone, Default)]
@@ -70,7 +76,16 @@ impl LogIndex {
             .remove(&(namespace.to_string(), pod.to_string()));
     }
 
-    fn get(&self, namespace: &str, pod: &str) -> Option<PodLogs> {
+    /// Every pod's containers, by (namespace, name).
+    pub fn all(&self) -> Vec<((String, String), PodLogs)> {
+        self.lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// What is known of the containers of a pod.
+    pub fn get(&self, namespace: &str, pod: &str) -> Option<PodLogs> {
         self.lock()
             .get(&(namespace.to_string(), pod.to_string()))
             .cloned()

@@ -13,8 +13,9 @@
 //! restart policy with CrashLoopBackOff ([`backoff`]), startup/liveness/readiness probes
 //! ([`probe`]), graceful termination, cgroup v2 limits where writable ([`cgroup`]), and the
 //! kubelet's events about pods ([`events`]). It serves the kubelet's `/containerLogs`
-//! endpoint ([`logs`]), which the API server proxies `pods/log` to, and the kubelet's core
-//! metrics at `/metrics` ([`metrics`]).
+//! endpoint ([`logs`]), which the API server proxies `pods/log` to, the streaming endpoints
+//! for exec, attach and port-forward ([`streaming`]), the Summary API at `/stats/summary`
+//! ([`stats`]), and the kubelet's core metrics at `/metrics` ([`metrics`]).
 //!
 //! Restarting the agent neither loses nor duplicates processes: each container's PID, start
 //! time and restart count are kept under the root directory ([`state`]) and the next agent
@@ -46,6 +47,8 @@ pub mod process;
 pub mod runtime;
 pub mod state;
 pub mod static_pods;
+pub mod stats;
+pub mod streaming;
 pub mod volumes;
 mod worker;
 
@@ -315,7 +318,23 @@ pub async fn run(client: kube::Client, opts: AgentOptions) -> Result<(), Error> 
         PodRecord::load_all(&shared.opts.root_dir),
     ));
     let mut tasks: JoinSet<Result<(), Error>> = JoinSet::new();
-    let router = logs::router(shared.logs.clone()).merge(metrics::router());
+    let streams = streaming::StreamHost {
+        pods: shared.logs.clone(),
+        runtime: shared.runtime.clone(),
+    };
+    let router = logs::router(shared.logs.clone())
+        .merge(metrics::router())
+        .merge(streaming::router(streams));
+    let stats_host = stats::StatsHost::new(
+        shared.opts.node_name.clone(),
+        shared.logs.clone(),
+        shared.runtime.clone(),
+    );
+    let router = router.merge(stats::router(stats_host.clone()));
+    tasks.spawn(async move {
+        stats::sample_every(stats_host, stats::SAMPLE_INTERVAL).await;
+        Ok(())
+    });
     tasks.spawn(async move {
         axum::serve(listener, router)
             .await

@@ -15,6 +15,7 @@
 pub mod connect;
 mod dial;
 pub mod logs;
+pub mod resource_metrics;
 
 pub use dial::{CONNECT_TIMEOUT, DialError, DialGuard, NodeDialer};
 

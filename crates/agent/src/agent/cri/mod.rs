@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod images;
+mod streams;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -30,7 +31,8 @@ use tracing::{debug, warn};
 use super::AgentOptions;
 use super::events::{self, Recorder};
 use super::runtime::{
-    ContainerId, ContainerRuntime, LogFormat, PodRef, PodSandbox, StartError, StartRequest, Started,
+    ContainerId, ContainerRuntime, ContainerUsage, LogFormat, PodRef, PodSandbox, StartError,
+    StartRequest, Started, StreamError, StreamOptions, StreamTarget, UsageQuery,
 };
 
 /// How often a running container's status is read to notice its exit.
@@ -573,6 +575,34 @@ impl ContainerRuntime for CriRuntime {
                 warn!(container = %id, error = %status_text(&e), "container stop failed");
             }
         });
+    }
+
+    fn exec_stream<'a>(
+        &'a self,
+        id: &'a ContainerId,
+        cmd: Vec<String>,
+        opts: StreamOptions,
+    ) -> BoxFuture<'a, Result<StreamTarget, StreamError>> {
+        self.exec_url(id, cmd, opts).boxed()
+    }
+
+    fn attach_stream<'a>(
+        &'a self,
+        id: &'a ContainerId,
+        opts: StreamOptions,
+    ) -> BoxFuture<'a, Result<StreamTarget, StreamError>> {
+        self.attach_url(id, opts).boxed()
+    }
+
+    fn port_forward<'a>(
+        &'a self,
+        pod: &'a PodRef,
+    ) -> BoxFuture<'a, Result<StreamTarget, StreamError>> {
+        self.port_forward_url(pod).boxed()
+    }
+
+    fn usage<'a>(&'a self, of: &'a [UsageQuery]) -> BoxFuture<'a, Vec<Option<ContainerUsage>>> {
+        self.usage_of(of).boxed()
     }
 
     fn remove_pod<'a>(&'a self, pod: &'a PodRef) -> BoxFuture<'a, ()> {

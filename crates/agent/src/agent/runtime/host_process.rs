@@ -14,7 +14,9 @@ use rustix::process::Signal;
 use tracing::warn;
 
 use super::{
-    ContainerId, ContainerRuntime, LogFormat, PodRef, PodSandbox, StartError, StartRequest, Started,
+    ContainerId, ContainerRuntime, ContainerUsage, LogFormat, PodRef, PodSandbox, StartError,
+    StartRequest, Started, StreamError, StreamOptions, StreamTarget, UsageQuery, host_exec,
+    host_usage,
 };
 use crate::agent::RUNTIME_SCHEME;
 use crate::agent::cgroup::Cgroups;
@@ -121,6 +123,67 @@ impl ContainerRuntime for HostProcessRuntime {
         _timeout: Duration,
     ) -> Option<BoxFuture<'static, Result<(), String>>> {
         None
+    }
+
+    fn exec_stream<'a>(
+        &'a self,
+        id: &'a ContainerId,
+        cmd: Vec<String>,
+        opts: StreamOptions,
+    ) -> BoxFuture<'a, Result<StreamTarget, StreamError>> {
+        let r = match *id {
+            ContainerId::Process { pid, start_ticks } => Ok(StreamTarget::Local(
+                host_exec::exec_in(pid, start_ticks, &cmd, opts).map(Box::new),
+            )),
+            ContainerId::Cri(_) => Err(StreamError::new(500, "not a host-process container")),
+        };
+        async move { r }.boxed()
+    }
+
+    /// A host process's standard streams are not kept (its output goes to its log file), so
+    /// there is nothing to attach to.
+    fn attach_stream<'a>(
+        &'a self,
+        _id: &'a ContainerId,
+        _opts: StreamOptions,
+    ) -> BoxFuture<'a, Result<StreamTarget, StreamError>> {
+        let e = StreamError::new(
+            400,
+            "attach is not supported by the process runtime: a host process's output goes to its log (kubectl logs -f), and its input is /dev/null",
+        );
+        async move { Err(e) }.boxed()
+    }
+
+    /// Port-forward's protocol is SPDY (also inside kubectl's WebSocket tunnel), which this
+    /// agent does not speak; host processes share the node's network anyway.
+    fn port_forward<'a>(
+        &'a self,
+        _pod: &'a PodRef,
+    ) -> BoxFuture<'a, Result<StreamTarget, StreamError>> {
+        let e = StreamError::new(
+            400,
+            "port-forward is not supported by the process runtime: its pods share the node's network, connect to the node's address instead",
+        );
+        async move { Err(e) }.boxed()
+    }
+
+    fn usage<'a>(&'a self, of: &'a [UsageQuery]) -> BoxFuture<'a, Vec<Option<ContainerUsage>>> {
+        let figures = of
+            .iter()
+            .map(|q| {
+                let ContainerId::Process { pid, start_ticks } = q.id else {
+                    return None;
+                };
+                let cgroup = self
+                    .cgroups
+                    .as_ref()
+                    .and_then(|cg| host_usage::of_cgroup(&cg.path(&q.pod_uid, &q.container)));
+                let usage = cgroup.or_else(|| host_usage::of_process(pid))?;
+                // A PID reused since is somebody else's.
+                process::alive(pid, start_ticks).then_some(usage)
+            })
+            .collect();
+        async move { figures }.boxed()
     }
 
     /// SIGTERM to the process group now, SIGKILL after `grace` if it is still the same process.

@@ -5,7 +5,9 @@
 //! ([`host_process`], `--runtime process`) and a CRI runtime such as containerd
 //! ([`crate::agent::cri`], `--container-runtime-endpoint`).
 
+pub mod host_exec;
 pub mod host_process;
+pub mod host_usage;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -121,6 +123,70 @@ pub struct PodRef {
     pub uid: String,
 }
 
+/// Which of a command's standard streams a client asked for (exec and attach).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamOptions {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub tty: bool,
+}
+
+/// A command the agent itself started in a container, for a client to stream: the stream
+/// ends when it exits.
+pub struct LocalExec {
+    pub child: tokio::process::Child,
+    pub stdin: Option<Box<dyn tokio::io::AsyncWrite + Send + Unpin>>,
+    pub stdout: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>,
+    pub stderr: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>,
+    /// Sets the terminal's size (columns, rows) when it has one.
+    pub resize: Option<Box<dyn Fn(u16, u16) + Send + Sync>>,
+}
+
+/// Where an exec, attach or port-forward stream is served.
+pub enum StreamTarget {
+    /// The agent serves it (host processes): the started command, or why it did not start
+    /// (reported on the stream's error channel, as upstream reports a failed exec).
+    Local(Result<Box<LocalExec>, String>),
+    /// The runtime's own streaming server serves it at this URL (the CRI's): the agent
+    /// proxies the client's request there, as the kubelet's streaming proxy does.
+    Url(String),
+}
+
+/// Why a stream could not be set up before the client's connection was upgraded: an HTTP
+/// status and the text the kubelet answers with.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct StreamError {
+    pub status: u16,
+    pub message: String,
+}
+
+impl StreamError {
+    pub fn new(status: u16, message: impl Into<String>) -> StreamError {
+        StreamError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+/// What a running container uses: CPU time so far and memory now (cgroup or runtime figures).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContainerUsage {
+    pub cpu_core_nanos: u64,
+    pub memory_working_set: u64,
+    pub memory_usage: u64,
+}
+
+/// A running container whose usage is asked.
+#[derive(Clone, Debug)]
+pub struct UsageQuery {
+    pub pod_uid: String,
+    pub container: String,
+    pub id: ContainerId,
+}
+
 /// A container runtime, as the pod worker uses it.
 pub trait ContainerRuntime: Send + Sync {
     /// `containerID`'s scheme in container statuses (`containerd`, `pernode`).
@@ -148,6 +214,30 @@ pub trait ContainerRuntime: Send + Sync {
         cmd: Vec<String>,
         timeout: Duration,
     ) -> Option<BoxFuture<'static, Result<(), String>>>;
+
+    /// Runs `cmd` in a running container for a client's `exec` stream.
+    fn exec_stream<'a>(
+        &'a self,
+        id: &'a ContainerId,
+        cmd: Vec<String>,
+        opts: StreamOptions,
+    ) -> BoxFuture<'a, Result<StreamTarget, StreamError>>;
+
+    /// Connects a client's `attach` stream to a running container's main process.
+    fn attach_stream<'a>(
+        &'a self,
+        id: &'a ContainerId,
+        opts: StreamOptions,
+    ) -> BoxFuture<'a, Result<StreamTarget, StreamError>>;
+
+    /// Where a client's `portforward` stream to the pod's ports is served.
+    fn port_forward<'a>(
+        &'a self,
+        pod: &'a PodRef,
+    ) -> BoxFuture<'a, Result<StreamTarget, StreamError>>;
+
+    /// The usage of each of `of` (in order), `None` where the runtime has no figures.
+    fn usage<'a>(&'a self, of: &'a [UsageQuery]) -> BoxFuture<'a, Vec<Option<ContainerUsage>>>;
 
     /// Asks a container to stop: gracefully now, forcibly after `grace`. Returns at once.
     fn stop(&self, id: &ContainerId, grace: Duration);

@@ -42,6 +42,9 @@ impl Worker {
                 running: c.running.is_some(),
                 waiting: c.waiting.as_ref().map(|w| w.0.clone()),
                 format: runtime.log_format(),
+                running_id: c.running.as_ref().map(|r| r.id.clone()),
+                pod_uid: self.uid().to_string(),
+                started_at: c.running.as_ref().map(|r| r.started_at),
             };
             self.shared
                 .logs
