@@ -1,13 +1,17 @@
 //! The store alone on a fresh temporary dir (or under a fresh prefix of the bench's etcd): the
 //! machine's limit every scenario is set beside. On etcd there is no batch: the "batched"
-//! figure is concurrent transactions, one per write as kube-apiserver issues them, which
-//! etcd's raft log batches on its own.
+//! figure is concurrent transactions, one per write as kube-apiserver issues them and at most
+//! as many at once as it lets in flight, which etcd's raft log batches on its own.
 
 use std::time::Duration;
 
 use anyhow::Context;
 
 use super::report::{Figure, cpu_seconds, peak_rss_mib};
+
+/// kube-apiserver's `--max-mutating-requests-inflight` default: the most writes it has under
+/// way at once, so the most concurrent transactions it sends etcd.
+const MAX_MUTATING_IN_FLIGHT: usize = 200;
 
 /// The store's measured rates for one fleet size.
 pub struct Limit {
@@ -44,7 +48,7 @@ pub async fn limit(nodes: usize, store: &crate::store::StoreArgs) -> anyhow::Res
         None => pernode_store::bench::run(dir.path(), sequential, batched).await,
         Some(_) => {
             let store = crate::store::open(store, dir.path()).await?;
-            pernode_store::bench::run_on(store, sequential, batched).await
+            pernode_store::bench::run_on(store, sequential, batched, MAX_MUTATING_IN_FLIGHT).await
         }
     }
     .context("store benchmark")?;

@@ -2,9 +2,11 @@
 //! `examples/store_bench.rs` measure the same thing.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::{Store, StoreError, StoreOptions, labels_indexer};
@@ -85,16 +87,18 @@ pub async fn run(
     concurrent: usize,
 ) -> Result<BenchReport, StoreError> {
     let store = Store::open(dir, labels_indexer(), StoreOptions::default())?;
-    run_on(store, sequential, concurrent).await
+    run_on(store, sequential, concurrent, concurrent.max(1)).await
 }
 
-/// [`run`] on an open, empty store (on etcd: each write is one transaction, as kube-apiserver
-/// issues them; the concurrent ones are concurrent transactions, which etcd's raft log batches
-/// itself). Closes the store at the end.
+/// [`run`] on an open, empty store, with at most `in_flight` of the concurrent writes under
+/// way at once (on etcd: each write is one transaction, as kube-apiserver issues them, and
+/// kube-apiserver lets at most 200 mutating requests in flight; etcd's raft log batches
+/// concurrent transactions itself). Closes the store at the end.
 pub async fn run_on(
     store: Store,
     sequential: usize,
     concurrent: usize,
+    in_flight: usize,
 ) -> Result<BenchReport, StoreError> {
     let start = Instant::now();
     for i in 0..sequential {
@@ -108,9 +112,12 @@ pub async fn run_on(
     let before = store.stats();
     let start = Instant::now();
     let mut tasks = JoinSet::new();
+    let slots = Arc::new(Semaphore::new(in_flight.max(1)));
     for i in 0..concurrent {
         let store = store.clone();
+        let slots = slots.clone();
         tasks.spawn(async move {
+            let _slot = slots.acquire().await.map_err(|_| StoreError::Closed)?;
             let name = format!("con-{i}");
             store
                 .create(&format!("pods/bench/{name}"), sample_pod("bench", &name))
