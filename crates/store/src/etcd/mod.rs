@@ -211,13 +211,18 @@ where
 const TIMED_OUT: &str = "etcdserver: request timed out";
 
 /// etcd's refusal of an oversized request becomes the store's `TooLarge`; any other error etcd
-/// answered (`etcdserver: ...`) is passed on with its message, as kube-apiserver's.
+/// answered (`etcdserver: ...`, `context deadline exceeded`) is passed on with its message, as
+/// kube-apiserver's.
 fn etcd_error(e: etcd_client::Error) -> StoreError {
     if let etcd_client::Error::GRpcStatus(status) = &e {
         if status.message().contains("request is too large") {
             return StoreError::TooLarge;
         }
-        if status.message().starts_with("etcdserver: ") {
+        // A member without a quorum answers its own timeout as either, depending on where
+        // the request waited (the proposal, or the read index's context).
+        if status.message().starts_with("etcdserver: ")
+            || status.message() == "context deadline exceeded"
+        {
             return StoreError::Etcd(status.message().into());
         }
     }
