@@ -123,17 +123,6 @@ fn leads(replica: &Component) -> bool {
     replica.log_text().contains("started leading")
 }
 
-fn rollout_done(server: &Cluster, image: &str) -> bool {
-    let out = server.kubectl(&["get", "ds", "fleet", "-o", "json"]).stdout;
-    let ds: Value = serde_json::from_str(&out).unwrap_or_default();
-    let status = &ds["status"];
-    ds["spec"]["template"]["spec"]["containers"][0]["image"] == image
-        && status["observedGeneration"] == ds["metadata"]["generation"]
-        && status["desiredNumberScheduled"] == NODES
-        && status["updatedNumberScheduled"] == NODES
-        && status["numberAvailable"] == NODES
-}
-
 /// Replays the pod events of the DaemonSet in order: no node ever has two live
 /// (not terminating, not deleted) pods. Returns each pod's last state, by uid: its node, its
 /// resourceVersion when created, and whether it was deleted.
@@ -239,7 +228,7 @@ fn two_servers_and_two_controller_replicas_ride_out_a_dead_leader_server_and_etc
 
     one.ok_stdin(&["apply", "-f", "-"], &fleet_ds("busybox:1.36"));
     eventually(Duration::from_secs(60), "the first rollout", || {
-        rollout_done(&two, "busybox:1.36")
+        two.rolled_out("fleet", "busybox:1.36", NODES)
     });
 
     // The leader dies once the new template's first pods exist.
@@ -268,7 +257,7 @@ fn two_servers_and_two_controller_replicas_ride_out_a_dead_leader_server_and_etc
     eventually(
         Duration::from_secs(60),
         "the new leader finishes the rollout",
-        || rollout_done(&two, "busybox:1.37"),
+        || two.rolled_out("fleet", "busybox:1.37", NODES),
     );
 
     // The final state, as the API serves it: one pod of the new template a node.

@@ -4,10 +4,9 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use support::plugin::{install_plugin, kubectl_pernode};
+use support::plugin::{annotation, condition, images, install_plugin, kubectl_pernode};
 use support::{Cluster, eventually};
 
 /// A DaemonSet `x` of `nginx:1.27`, rolled one node at a time, gated at one failed node.
@@ -37,38 +36,6 @@ metadata:
     )
 }
 
-fn annotation(c: &Cluster, key: &str) -> String {
-    let escaped = key.replace('.', "\\.");
-    c.ok(&[
-        "get",
-        "ds",
-        "x",
-        "-o",
-        &format!("jsonpath={{.metadata.annotations.{escaped}}}"),
-    ])
-}
-
-/// Node → image of the live (not terminating) pods of `x`; `None` if a node has two.
-fn images(c: &Cluster) -> Option<BTreeMap<String, String>> {
-    let out = c.ok(&["get", "pods", "-l", "app=x", "-o", "json"]);
-    let list: serde_json::Value = serde_json::from_str(&out).expect("pod list");
-    let mut by_node = BTreeMap::new();
-    for p in list["items"].as_array().into_iter().flatten() {
-        if !p["metadata"]["deletionTimestamp"].is_null() {
-            continue;
-        }
-        let node = p["spec"]["nodeName"].as_str().unwrap_or("").to_string();
-        let image = p["spec"]["containers"][0]["image"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        if by_node.insert(node, image).is_some() {
-            return None;
-        }
-    }
-    Some(by_node)
-}
-
 /// The nodes whose pod runs `image`.
 fn nodes_on(c: &Cluster, image: &str) -> Vec<String> {
     images(c)
@@ -88,14 +55,6 @@ fn settled_on(c: &Cluster, nodes: usize, image: &str) -> bool {
     nodes_on(c, image).len() == nodes
         && images(c).is_some_and(|i| i.len() == nodes)
         && ds_field(c, ".status.numberAvailable") == nodes.to_string()
-}
-
-/// `reason: message` of the DaemonSet's Progressing condition.
-fn progressing(c: &Cluster) -> String {
-    ds_field(
-        c,
-        ".status.conditions[?(@.type==\"Progressing\")].reason}: {.status.conditions[?(@.type==\"Progressing\")].message",
-    )
 }
 
 /// `type reason: message` of the DaemonSet's events with `reason`.
@@ -165,7 +124,7 @@ fn a_bad_image_stops_the_rollout_after_one_node_until_resumed() {
     let node = &bad[0];
     let hash = current_hash(&c);
     assert_eq!(annotation(&c, "pernode.io/health-gate-tripped"), hash);
-    let said = progressing(&c);
+    let said = condition(&c, "Progressing");
     let expected = format!(
         "HealthGateTripped: DaemonSet \"x\" stopped by its health gate at revision {hash} (pernode.io/max-failed-nodes: 1): 1 node failed: {node} ("
     );
@@ -218,9 +177,9 @@ fn a_bad_image_stops_the_rollout_after_one_node_until_resumed() {
     ]);
     observed(&c);
     assert!(
-        progressing(&c).starts_with("HealthGateTripped: "),
+        condition(&c, "Progressing").starts_with("HealthGateTripped: "),
         "{}",
-        progressing(&c)
+        condition(&c, "Progressing")
     );
     assert_eq!(nodes_on(&c, "nginx:1.28-bad"), bad);
 
@@ -234,7 +193,10 @@ fn a_bad_image_stops_the_rollout_after_one_node_until_resumed() {
     eventually(
         Duration::from_secs(60),
         "stopped again at two nodes",
-        || progressing(&c).contains("(pernode.io/max-failed-nodes: 2): 2 nodes failed: "),
+        || {
+            condition(&c, "Progressing")
+                .contains("(pernode.io/max-failed-nodes: 2): 2 nodes failed: ")
+        },
     );
     assert_eq!(nodes_on(&c, "nginx:1.28-bad").len(), 2);
     assert_eq!(annotation(&c, "pernode.io/health-gate-tripped"), hash);
@@ -274,14 +236,14 @@ fn auto_rollback_returns_the_fleet_to_the_old_image_and_does_not_retry_it() {
         || settled_on(&c, 5, "nginx:1.27"),
     );
     eventually(Duration::from_secs(30), "the rollback complete", || {
-        progressing(&c).starts_with("RolloutComplete: ")
+        condition(&c, "Progressing").starts_with("RolloutComplete: ")
     });
 
     // The bad template again (a GitOps tool re-applying it): stopped at once, not retried.
     c.ok(&["set", "image", "ds/x", "c=nginx:1.28-bad"]);
     observed(&c);
     eventually(Duration::from_secs(30), "stopped as tripped", || {
-        progressing(&c).starts_with(&format!(
+        condition(&c, "Progressing").starts_with(&format!(
             "HealthGateTripped: DaemonSet \"x\" stopped by its health gate at revision {bad_hash} "
         ))
     });
@@ -332,7 +294,7 @@ fn a_node_not_ready_before_the_rollout_does_not_count() {
         "--for=condition=Progressing=False",
         "--timeout=60s",
     ]);
-    let said = progressing(&c);
+    let said = condition(&c, "Progressing");
     assert!(said.starts_with("ProgressDeadlineExceeded: "), "{said}");
     assert_eq!(annotation(&c, "pernode.io/health-gate-tripped"), "");
     assert_eq!(events(&c, "HealthGateTripped"), "");

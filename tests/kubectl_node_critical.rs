@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::plugin::{install_plugin, kubectl_pernode};
+use support::plugin::{install_plugin, kubectl_pernode, simulated_node};
 use support::{Cluster, eventually};
 
 const TAINT: &str = "pernode.io/critical-daemons-not-ready";
@@ -60,12 +60,6 @@ spec:
   - name: c
     image: nginx:1.27
 "#;
-
-fn simulated_node(name: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  labels: {{kubernetes.io/hostname: {name}}}\n  annotations: {{pernode.io/simulated: \"true\"}}\n"
-    )
-}
 
 fn taint_keys(c: &Cluster, node: &str) -> String {
     c.ok(&["get", "node", node, "-o", "jsonpath={.spec.taints[*].key}"])

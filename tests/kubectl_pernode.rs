@@ -7,7 +7,9 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use support::plugin::{install_plugin, kubectl_pernode};
+use support::plugin::{
+    annotation, condition, images, install_plugin, kubectl_pernode, simulated_node,
+};
 use support::{Cluster, eventually};
 
 /// A DaemonSet `x` of `nginx:1.27` rolled one node at a time.
@@ -29,45 +31,6 @@ spec:
       - name: c
         image: nginx:1.27
 "#;
-
-/// A simulated node as `pernode up` makes them.
-fn simulated_node(name: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  labels: {{kubernetes.io/hostname: {name}}}\n  annotations: {{pernode.io/simulated: \"true\"}}\n"
-    )
-}
-
-fn annotation(c: &Cluster, key: &str) -> String {
-    let escaped = key.replace('.', "\\.");
-    c.ok(&[
-        "get",
-        "ds",
-        "x",
-        "-o",
-        &format!("jsonpath={{.metadata.annotations.{escaped}}}"),
-    ])
-}
-
-/// Node → image of the live (not terminating) pods of `x`; `None` if a node has two.
-fn images(c: &Cluster) -> Option<BTreeMap<String, String>> {
-    let out = c.ok(&["get", "pods", "-l", "app=x", "-o", "json"]);
-    let list: serde_json::Value = serde_json::from_str(&out).expect("pod list");
-    let mut by_node = BTreeMap::new();
-    for p in list["items"].as_array().into_iter().flatten() {
-        if !p["metadata"]["deletionTimestamp"].is_null() {
-            continue;
-        }
-        let node = p["spec"]["nodeName"].as_str().unwrap_or("").to_string();
-        let image = p["spec"]["containers"][0]["image"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        if by_node.insert(node, image).is_some() {
-            return None;
-        }
-    }
-    Some(by_node)
-}
 
 /// Whether every node `1..=n` runs exactly one pod, of the image the list gives for it, and
 /// the status counts them all available.
@@ -91,19 +54,6 @@ fn rollout_line(report: &str) -> String {
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .find(|l| l.starts_with("rollout "))
         .unwrap_or_default()
-}
-
-/// `reason: message` of the DaemonSet's condition `type_`.
-fn condition(c: &Cluster, type_: &str) -> String {
-    c.ok(&[
-        "get",
-        "ds",
-        "x",
-        "-o",
-        &format!(
-            "jsonpath={{.status.conditions[?(@.type==\"{type_}\")].reason}}: {{.status.conditions[?(@.type==\"{type_}\")].message}}"
-        ),
-    ])
 }
 
 fn fleet<'a>(nodes: &[&'a str], old: &[&'a str]) -> Vec<(&'a str, &'a str)> {

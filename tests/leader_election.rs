@@ -55,17 +55,6 @@ fn is_micro_time(value: &Value) -> bool {
     })
 }
 
-fn rollout_done(server: &Cluster, image: &str) -> bool {
-    let out = server.kubectl(&["get", "ds", "agent", "-o", "json"]).stdout;
-    let ds: Value = serde_json::from_str(&out).unwrap_or_default();
-    let status = &ds["status"];
-    ds["spec"]["template"]["spec"]["containers"][0]["image"] == image
-        && status["observedGeneration"] == ds["metadata"]["generation"]
-        && status["desiredNumberScheduled"] == 3
-        && status["updatedNumberScheduled"] == 3
-        && status["numberAvailable"] == 3
-}
-
 #[test]
 fn the_standby_takes_over_when_the_leader_is_killed_and_finishes_the_rollout() {
     let server = Cluster::start("apiserver", &[]);
@@ -94,7 +83,7 @@ fn the_standby_takes_over_when_the_leader_is_killed_and_finishes_the_rollout() {
 
     server.ok_stdin(&["apply", "-f", "-"], AGENT_DS);
     eventually(Duration::from_secs(90), "the first rollout", || {
-        rollout_done(&server, "busybox:1.36")
+        server.rolled_out("agent", "busybox:1.36", 3)
     });
     assert!(!leads(&replicas[standby]), "the standby waits");
 
@@ -110,7 +99,7 @@ fn the_standby_takes_over_when_the_leader_is_killed_and_finishes_the_rollout() {
     eventually(
         Duration::from_secs(120),
         "the new leader finishes the rollout",
-        || rollout_done(&server, "busybox:1.37"),
+        || server.rolled_out("agent", "busybox:1.37", 3),
     );
     // One pod a node, none left behind.
     let pods = server.ok(&[

@@ -188,6 +188,19 @@ impl Cluster {
         Run::from(self.command().args(args).output().expect("run kubectl"))
     }
 
+    /// DaemonSet `name` runs `image` on all `nodes` nodes: the controller has seen the
+    /// template, and every pod is updated and available.
+    pub fn rolled_out(&self, name: &str, image: &str, nodes: usize) -> bool {
+        let out = self.kubectl(&["get", "ds", name, "-o", "json"]).stdout;
+        let ds: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        let status = &ds["status"];
+        ds["spec"]["template"]["spec"]["containers"][0]["image"] == image
+            && status["observedGeneration"] == ds["metadata"]["generation"]
+            && status["desiredNumberScheduled"] == nodes
+            && status["updatedNumberScheduled"] == nodes
+            && status["numberAvailable"] == nodes
+    }
+
     pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Run {
         use std::io::Write;
         let mut child = self
