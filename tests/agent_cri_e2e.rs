@@ -4,12 +4,13 @@
 //! host's busybox-static (a pause image, two tags of an app image) with `ctr images import`,
 //! and runs `pernode agent --container-runtime-endpoint unix://...` against `pernode up`,
 //! driven by the real kubectl. A hostNetwork DaemonSet with an init container, a ConfigMap
-//! volume and an emptyDir runs Ready; `kubectl logs` (with `--timestamps`) shows that the init
+//! volume, an emptyDir and an exec readiness probe reading the config runs Ready; `kubectl logs` (with `--timestamps`) shows that the init
 //! container ran first and that the container read its config and its image's environment;
 //! `kubectl exec` (output, stdin, exit code), `kubectl cp` both ways and `kubectl
 //! port-forward` reach the container through the agent and containerd's streaming server;
 //! `kubectl top pod` shows its figures from containerd's container stats;
-//! `kubectl set image` replaces the container; an image that no registry has waits in
+//! `kubectl set image` replaces the container; an exec liveness probe reading a file only the
+//! host has fails in the container (`Unhealthy` with its output) and restarts it; an image that no registry has waits in
 //! `ErrImagePull` then `ImagePullBackOff` with upstream's messages and events; a missing image
 //! under `imagePullPolicy: Never` is `ErrImageNeverPull`; deleting the pods removes their
 //! sandboxes. Without containerd, runc, ctr or busybox the test fails saying what to install.
@@ -317,6 +318,10 @@ spec:
           echo "version=$VERSION"
           trap 'echo stopping; exit 0' TERM
           while true; do sleep 1; done
+        readinessProbe:
+          periodSeconds: 1
+          exec:
+            command: [cat, /config/greeting]
         resources:
           limits: {cpu: 200m, memory: 64Mi}
         volumeMounts:
@@ -615,6 +620,56 @@ fn daemonset_runs_in_containerd_through_cri() {
             .iter()
             .any(|c| id.trim_start_matches("containerd://") == c)
     });
+
+    // An exec probe runs in the container: a file only the host has is not there.
+    let host_only = work.path().join("host-only");
+    std::fs::write(&host_only, "only on the host").expect("host file");
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: unhealthy
+spec:
+  nodeName: {NODE}
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: {APP_V1}
+    imagePullPolicy: IfNotPresent
+    command: [sleep, "600"]
+    livenessProbe:
+      periodSeconds: 1
+      failureThreshold: 1
+      exec:
+        command: [cat, {host_only}]
+"#,
+            host_only = host_only.display()
+        ),
+    );
+    let missing = format!(
+        "Warning Unhealthy Liveness probe failed: cat: can't open '{}': No such file or directory",
+        host_only.display()
+    );
+    eventually(within, "the liveness probe fails in the container", || {
+        events_of(&c, "unhealthy").contains(&missing)
+    });
+    eventually(
+        within,
+        "the failed liveness probe restarts the container",
+        || {
+            field(
+                &c,
+                "unhealthy",
+                "{.status.containerStatuses[0].restartCount}",
+            )
+            .parse::<u32>()
+            .is_ok_and(|n| n >= 1)
+        },
+    );
+    c.ok(&["delete", "pod", "unhealthy", "--wait=false"]);
 
     // An image no registry has: ErrImagePull, then ImagePullBackOff, as upstream.
     c.ok_stdin(

@@ -30,15 +30,15 @@ fn config_map(name: &str, key: &str, value: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  {key}: {value}\n")
 }
 
-/// A pod on the agent's node running `script` in `sh`, with `extra` appended to its spec.
-fn pod(name: &str, script: &str, extra: &str) -> String {
+/// A pod on `node` running `script` in `sh`, with `extra` appended to its spec.
+fn pod_on(node: &str, name: &str, script: &str, extra: &str) -> String {
     format!(
         r#"apiVersion: v1
 kind: Pod
 metadata:
   name: {name}
 spec:
-  nodeName: {NODE}
+  nodeName: {node}
   terminationGracePeriodSeconds: 1
   containers:
   - name: c
@@ -48,23 +48,24 @@ spec:
     )
 }
 
-#[test]
-fn pods_get_api_credentials_and_config_volumes() {
-    // The container runs kubectl from the PATH the agent passes on.
-    let kubectl = kubectl_path();
-    let c = Cluster::start("up", &["--nodes", "0"]);
-    let work = tempfile::tempdir().expect("tempdir");
-    let _unmount = UnmountOnDrop(work.path().to_path_buf());
+/// A pod on the first test's node.
+fn pod(name: &str, script: &str, extra: &str) -> String {
+    pod_on(NODE, name, script, extra)
+}
+
+/// Starts a real agent as `node` (root dir and log under `work`) and waits for its node to
+/// be Ready.
+fn start_agent(c: &Cluster, work: &Path, node: &str) -> Agent {
     let admin = std::fs::read_to_string(c.kubeconfig()).expect("kubeconfig");
     let server = support::kubeconfig_field(&admin, "server:").to_string();
-    let kc = work.path().join("kubeconfig-node");
-    c.node_kubeconfig(&kc, NODE, &server);
+    let kc = work.join("kubeconfig-node");
+    c.node_kubeconfig(&kc, node, &server);
     let args: Vec<String> = [
         "agent",
         "--kubeconfig",
         &kc.display().to_string(),
         "--node-name",
-        NODE,
+        node,
         "--node-ip",
         "127.0.0.1",
         "--address",
@@ -72,7 +73,7 @@ fn pods_get_api_credentials_and_config_volumes() {
         "--port",
         "0",
         "--root-dir",
-        &work.path().join("agent").display().to_string(),
+        &work.join("agent").display().to_string(),
         "--lease-interval",
         "500ms",
         "--node-status-interval",
@@ -87,14 +88,38 @@ fn pods_get_api_credentials_and_config_volumes() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut agent = Agent::new(args, None, work.path().join("agent.log"));
+    let mut agent = Agent::new(args, None, work.join("agent.log"));
     agent.spawn();
-    let within = Duration::from_secs(60);
-    eventually(within, "the agent's node is Ready", || {
-        c.kubectl(&["get", "node", NODE, "--no-headers"])
+    eventually(Duration::from_secs(60), "the agent's node is Ready", || {
+        c.kubectl(&["get", "node", node, "--no-headers"])
             .stdout
             .contains(" Ready ")
     });
+    agent
+}
+
+/// The messages of the events about `pod` with `reason`, one a line.
+fn event_messages(c: &Cluster, pod: &str, reason: &str) -> String {
+    c.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        &format!("involvedObject.name={pod},reason={reason}"),
+        "-o",
+        "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
+    ])
+    .stdout
+}
+
+#[test]
+fn pods_get_api_credentials_and_config_volumes() {
+    // The container runs kubectl from the PATH the agent passes on.
+    let kubectl = kubectl_path();
+    let c = Cluster::start("up", &["--nodes", "0"]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let _unmount = UnmountOnDrop(work.path().to_path_buf());
+    let agent = start_agent(&c, work.path(), NODE);
+    let within = Duration::from_secs(60);
 
     // In-cluster kubectl: no kubeconfig, an empty HOME.
     let home = work.path().join("home");
@@ -235,4 +260,91 @@ subjects:
     );
     drop(agent);
     drop(c);
+}
+
+const PROBE_NODE: &str = "e2e-probe";
+
+/// Exec probes run inside the container, through the same in-container exec `kubectl exec`
+/// uses: they see its mounts (a ConfigMap at its mountPath) and not the host's files there.
+#[test]
+fn exec_probes_run_in_the_container() {
+    let c = Cluster::start("up", &["--nodes", "0"]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let _unmount = UnmountOnDrop(work.path().to_path_buf());
+    let agent = start_agent(&c, work.path(), PROBE_NODE);
+    let within = Duration::from_secs(60);
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &config_map("probe-config", "ready", "ok"),
+    );
+    // The host's directory at the mountPath holds a file the container's mount hides.
+    let mnt = work.path().join("mnt/probe");
+    std::fs::create_dir_all(&mnt).expect("mount point");
+    std::fs::write(mnt.join("host-only"), "only on the host").expect("host file");
+    let volume = format!(
+        "    volumeMounts:\n    - name: cfg\n      mountPath: {mnt}\n  volumes:\n  - name: cfg\n    configMap:\n      name: probe-config\n",
+        mnt = mnt.display()
+    );
+    let probe = |kind: &str, file: &str| {
+        format!(
+            "    {kind}:\n      periodSeconds: 1\n      failureThreshold: 1\n      exec:\n        command: [cat, {}]\n",
+            mnt.join(file).display()
+        )
+    };
+    let ready = pod_on(
+        PROBE_NODE,
+        "in-view",
+        "exec sleep 600",
+        &(probe("readinessProbe", "ready") + &volume),
+    );
+    let host_only = pod_on(
+        PROBE_NODE,
+        "host-view",
+        "exec sleep 600",
+        &(probe("livenessProbe", "host-only") + &volume),
+    );
+    c.ok_stdin(&["apply", "-f", "-"], &format!("{ready}---\n{host_only}"));
+    eventually(
+        within,
+        "a probe of a file in the container's view passes",
+        || {
+            pod_field(
+                &c,
+                "in-view",
+                "{.status.conditions[?(@.type==\"Ready\")].status}",
+            ) == "True"
+        },
+    );
+    let missing = format!(
+        "Liveness probe failed: cat: {}: No such file or directory",
+        mnt.join("host-only").display()
+    );
+    eventually(
+        within,
+        "a probe of a file only the host has fails, with its output in the event",
+        || event_messages(&c, "host-view", "Unhealthy").contains(&missing),
+    );
+    eventually(
+        within,
+        "the failed liveness probe restarts the container",
+        || {
+            pod_field(
+                &c,
+                "host-view",
+                "{.status.containerStatuses[0].restartCount}",
+            )
+            .parse::<u32>()
+            .is_ok_and(|n| n >= 1)
+        },
+    );
+    assert!(
+        event_messages(&c, "host-view", "Killing")
+            .contains("Container c failed liveness probe, will be restarted")
+    );
+    c.ok(&["delete", "pod", "in-view", "host-view", "--wait=true"]);
+    assert!(
+        !agent.log_text().contains("panicked"),
+        "{}",
+        agent.log_text()
+    );
 }

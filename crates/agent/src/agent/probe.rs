@@ -1,14 +1,20 @@
 //! Container probes (startup, liveness, readiness) with exec, httpGet and tcpSocket actions
 //! and upstream's timing: nothing before `initialDelaySeconds` after the container started,
 //! then one probe every `periodSeconds`, each bounded by `timeoutSeconds`; a result flips only
-//! after `successThreshold` successes or `failureThreshold` failures in a row.
+//! after `successThreshold` successes or `failureThreshold` failures in a row. Exec probes run
+//! inside the container through its runtime (`ContainerRuntime::exec_sync`), as the kubelet's
+//! prober runs them through the CRI's `ExecSync`: the command's output and exit code decide,
+//! and a command that could not be run at all is an error, not a failure.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use super::runtime::{ContainerId, ContainerRuntime, ExecSyncResult};
 
 /// Which probe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -35,7 +41,7 @@ impl Kind {
 /// What a probe does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Run a command (with the container's environment); exit code 0 is success.
+    /// Run a command in the container; exit code 0 is success.
     Exec(Vec<String>),
     /// GET `scheme://host:port/path`; a status in 200..400 is success.
     Http {
@@ -83,7 +89,20 @@ impl Spec {
     /// The probe's spec; `host` is where the container listens (the pod IP, here the node's).
     pub fn from_probe(probe: &Probe, container: &Container, host: &str) -> Result<Spec, String> {
         let action = if let Some(e) = &probe.exec {
-            Action::Exec(e.command.clone().unwrap_or_default())
+            // Upstream expands `$(VAR)` from the container's literal `env` values only.
+            let vars: HashMap<String, String> = container
+                .env
+                .iter()
+                .flatten()
+                .map(|v| (v.name.clone(), v.value.clone().unwrap_or_default()))
+                .collect();
+            Action::Exec(
+                e.command
+                    .iter()
+                    .flatten()
+                    .map(|a| super::env::expand(a, &vars))
+                    .collect(),
+            )
         } else if let Some(h) = &probe.http_get {
             if h.scheme
                 .as_deref()
@@ -135,56 +154,81 @@ impl Spec {
         })
     }
 
-    /// Runs the probe once, bounded by its timeout: `Ok(())` on success, else why it failed.
-    pub async fn run(&self, env: &[(String, String)]) -> Result<(), String> {
-        match tokio::time::timeout(self.timeout, self.run_unbounded(env)).await {
-            Ok(r) => r,
-            Err(_) => Err(format!("timeout after {}s", self.timeout.as_secs())),
+    /// Runs the probe once, bounded by its timeout; exec probes in container `id`.
+    pub async fn run(&self, runtime: &dyn ContainerRuntime, id: &ContainerId) -> Outcome {
+        match &self.action {
+            Action::Exec(cmd) if cmd.is_empty() => {
+                Outcome::Error("exec probe has an empty command".into())
+            }
+            Action::Exec(cmd) => {
+                exec_outcome(cmd, runtime.exec_sync(id, cmd.clone(), self.timeout).await)
+            }
+            _ => self.run_network().await,
         }
     }
 
-    async fn run_unbounded(&self, env: &[(String, String)]) -> Result<(), String> {
-        match &self.action {
-            Action::Exec(cmd) => {
-                let Some((program, args)) = cmd.split_first() else {
-                    return Err("exec probe has an empty command".into());
-                };
-                let path = env
-                    .iter()
-                    .find(|(k, _)| k == "PATH")
-                    .map(|(_, v)| v.as_str())
-                    .unwrap_or("");
-                let program = super::env::find_program(program, path).ok_or_else(|| {
-                    format!("exec: {program:?}: executable file not found in $PATH")
-                })?;
-                let status = tokio::process::Command::new(program)
-                    .args(args)
-                    .env_clear()
-                    .envs(env.iter().cloned())
-                    .stdin(std::process::Stdio::null())
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .kill_on_drop(true)
-                    .status()
+    /// Runs an httpGet or tcpSocket probe once, bounded by its timeout.
+    async fn run_network(&self) -> Outcome {
+        let run = async {
+            match &self.action {
+                Action::Tcp { host, port } => TcpStream::connect((host.as_str(), *port))
                     .await
-                    .map_err(|e| e.to_string())?;
-                if status.success() {
-                    Ok(())
-                } else {
-                    Err(format!("command exited with {status}"))
-                }
+                    .map(|_| ())
+                    .map_err(|e| format!("dial tcp {host}:{port}: {e}")),
+                Action::Http {
+                    host,
+                    port,
+                    path,
+                    headers,
+                } => http_get(host, *port, path, headers).await,
+                Action::Exec(_) => Err("an exec probe runs in its container".to_string()),
             }
-            Action::Tcp { host, port } => TcpStream::connect((host.as_str(), *port))
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("dial tcp {host}:{port}: {e}")),
-            Action::Http {
-                host,
-                port,
-                path,
-                headers,
-            } => http_get(host, *port, path, headers).await,
+        };
+        match tokio::time::timeout(self.timeout, run).await {
+            Ok(Ok(())) => Outcome::Success,
+            Ok(Err(why)) => Outcome::Failure(why),
+            Err(_) => Outcome::Failure(format!("timeout after {}s", self.timeout.as_secs())),
         }
+    }
+}
+
+/// One run of a probe, as upstream's prober tells them apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// It failed: the output upstream's `Unhealthy` event shows (`<Kind> probe failed: ...`).
+    Failure(String),
+    /// It could not be run; upstream records `<Kind> probe errored ...` and counts nothing.
+    Error(String),
+}
+
+impl Outcome {
+    /// The `Unhealthy` event's message for this outcome of a `kind` probe, if it warrants one.
+    pub fn event_message(&self, kind: Kind) -> Option<String> {
+        match self {
+            Outcome::Success => None,
+            Outcome::Failure(output) => Some(format!("{} probe failed: {output}", kind.name())),
+            Outcome::Error(why) => Some(format!(
+                "{} probe errored and resulted in unknown state: {why}",
+                kind.name()
+            )),
+        }
+    }
+}
+
+/// An exec probe's outcome from what its command did (upstream's exec prober): exit code 0 is
+/// success whatever it printed; another is a failure showing the output; a timeout is a
+/// failure naming the command (the kubelet's `command "..." timed out`).
+pub fn exec_outcome(cmd: &[String], ran: Result<ExecSyncResult, String>) -> Outcome {
+    match ran {
+        Ok(ExecSyncResult::Exited { code: 0, .. }) => Outcome::Success,
+        Ok(ExecSyncResult::Exited { output, .. }) => {
+            Outcome::Failure(String::from_utf8_lossy(&output).into_owned())
+        }
+        Ok(ExecSyncResult::TimedOut) => {
+            Outcome::Failure(format!("command {:?} timed out", cmd.join(" ")))
+        }
+        Err(why) => Outcome::Error(why),
     }
 }
 
@@ -371,7 +415,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn actions_succeed_and_fail() {
+    async fn network_actions_succeed_and_fail() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("listen");
@@ -401,13 +445,12 @@ mod tests {
             }),
             ..Default::default()
         };
-        let env = vec![("PATH".to_string(), "/usr/bin:/bin".to_string())];
         let ok = Spec::from_probe(&http("/ok"), &c, "127.0.0.1").expect("spec");
-        assert_eq!(ok.run(&env).await, Ok(()));
+        assert_eq!(ok.run_network().await, Outcome::Success);
         let bad = Spec::from_probe(&http("/bad"), &c, "127.0.0.1").expect("spec");
         assert_eq!(
-            bad.run(&env).await,
-            Err("HTTP probe failed with statuscode: 500".into())
+            bad.run_network().await,
+            Outcome::Failure("HTTP probe failed with statuscode: 500".into())
         );
         let tcp = Probe {
             tcp_socket: Some(TCPSocketAction {
@@ -416,38 +459,69 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert!(
+        assert_eq!(
             Spec::from_probe(&tcp, &c, "127.0.0.1")
                 .expect("spec")
-                .run(&env)
-                .await
-                .is_ok()
+                .run_network()
+                .await,
+            Outcome::Success
         );
-        let exec = |cmd: &str| Probe {
+    }
+
+    #[test]
+    fn exec_commands_expand_literal_env_values_only() {
+        let c: Container = serde_json::from_value(serde_json::json!({
+            "name": "c",
+            "env": [
+                {"name": "FILE", "value": "/etc/ready"},
+                {"name": "FROM", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            ],
+        }))
+        .expect("container");
+        let probe = Probe {
             exec: Some(ExecAction {
-                command: Some(vec!["sh".into(), "-c".into(), cmd.into()]),
+                command: Some(vec![
+                    "cat".into(),
+                    "$(FILE)".into(),
+                    "$(FROM)$(NONE)".into(),
+                ]),
             }),
             ..Default::default()
         };
-        assert!(
-            Spec::from_probe(&exec("test \"$PATH\" = /usr/bin:/bin"), &c, "h")
-                .expect("spec")
-                .run(&env)
-                .await
-                .is_ok()
+        let s = Spec::from_probe(&probe, &c, "h").expect("spec");
+        assert_eq!(
+            s.action,
+            Action::Exec(vec!["cat".into(), "/etc/ready".into(), "$(NONE)".into()])
         );
-        assert!(
-            Spec::from_probe(&exec("exit 3"), &c, "h")
-                .expect("spec")
-                .run(&env)
-                .await
-                .is_err()
+    }
+
+    #[test]
+    fn exec_outcomes_and_their_events_follow_upstream() {
+        let cmd: Vec<String> = vec!["sh".into(), "-c".into(), "sleep 5".into()];
+        let exited = |code, output: &str| {
+            Ok(ExecSyncResult::Exited {
+                code,
+                output: output.as_bytes().to_vec(),
+            })
+        };
+        assert_eq!(exec_outcome(&cmd, exited(0, "noise")), Outcome::Success);
+        let failed = exec_outcome(&cmd, exited(1, "cat: /x: No such file or directory\n"));
+        assert_eq!(
+            failed.event_message(Kind::Liveness).as_deref(),
+            Some("Liveness probe failed: cat: /x: No such file or directory\n")
         );
-        // timeoutSeconds bounds a probe that hangs.
-        let mut slow = Spec::from_probe(&exec("sleep 5"), &c, "h").expect("spec");
-        slow.timeout = Duration::from_millis(200);
-        let started = std::time::Instant::now();
-        assert!(slow.run(&env).await.is_err());
-        assert!(started.elapsed() < Duration::from_secs(3));
+        let timed_out = exec_outcome(&cmd, Ok(ExecSyncResult::TimedOut));
+        assert_eq!(
+            timed_out.event_message(Kind::Readiness).as_deref(),
+            Some("Readiness probe failed: command \"sh -c sleep 5\" timed out")
+        );
+        let errored = exec_outcome(&cmd, Err("rpc error: code = Unknown desc = boom".into()));
+        assert_eq!(
+            errored.event_message(Kind::Startup).as_deref(),
+            Some(
+                "Startup probe errored and resulted in unknown state: rpc error: code = Unknown desc = boom"
+            )
+        );
+        assert_eq!(Outcome::Success.event_message(Kind::Liveness), None);
     }
 }

@@ -31,12 +31,15 @@ use tracing::{debug, warn};
 use super::AgentOptions;
 use super::events::{self, Recorder};
 use super::runtime::{
-    ContainerId, ContainerRuntime, ContainerUsage, LogFormat, PodRef, PodSandbox, StartError,
-    StartRequest, Started, StreamError, StreamOptions, StreamTarget, UsageQuery,
+    ContainerId, ContainerRuntime, ContainerUsage, EXEC_OUTPUT_LIMIT, ExecSyncResult, LogFormat,
+    PodRef, PodSandbox, StartError, StartRequest, Started, StreamError, StreamOptions,
+    StreamTarget, UsageQuery,
 };
 
 /// How often a running container's status is read to notice its exit.
 const EXIT_POLL: Duration = Duration::from_millis(500);
+/// How much longer than a command's own timeout an `ExecSync` call may take.
+const EXEC_SYNC_MARGIN: Duration = Duration::from_secs(30);
 
 /// Errors reaching the runtime.
 #[derive(Debug, thiserror::Error)]
@@ -521,42 +524,44 @@ impl ContainerRuntime for CriRuntime {
         .boxed()
     }
 
+    /// The CRI's `ExecSync` with the probe's timeout (whole seconds, as the kubelet sends
+    /// it); the runtime answers `DeadlineExceeded` for a command it killed at the timeout.
     fn exec_sync(
         &self,
         id: &ContainerId,
         cmd: Vec<String>,
         timeout: Duration,
-    ) -> Option<BoxFuture<'static, Result<(), String>>> {
-        let ContainerId::Cri(id) = id.clone() else {
-            return None;
-        };
+    ) -> BoxFuture<'static, Result<ExecSyncResult, String>> {
+        let id = id.clone();
         let mut rt = self.runtime.clone();
-        Some(
-            async move {
-                let r = rt
-                    .exec_sync(cri::ExecSyncRequest {
-                        container_id: id,
-                        cmd,
-                        timeout: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX).max(1),
-                    })
-                    .await
-                    .map_err(|e| status_text(&e))?
-                    .into_inner();
-                if r.exit_code == 0 {
-                    Ok(())
-                } else {
-                    // Upstream's failure text is the command's output.
-                    let out = String::from_utf8_lossy(&r.stdout).into_owned()
-                        + &String::from_utf8_lossy(&r.stderr);
-                    Err(if out.trim().is_empty() {
-                        format!("command exited with code {}", r.exit_code)
-                    } else {
-                        out
+        async move {
+            let ContainerId::Cri(id) = id else {
+                return Err("not a CRI container".to_string());
+            };
+            let mut req = tonic::Request::new(cri::ExecSyncRequest {
+                container_id: id,
+                cmd,
+                timeout: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX).max(1),
+            });
+            // Room for the runtime to kill the command and answer (the kubelet allows its
+            // runtime request timeout on top).
+            req.set_timeout(timeout + EXEC_SYNC_MARGIN);
+            match rt.exec_sync(req).await {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    let mut output = r.stdout;
+                    output.extend_from_slice(&r.stderr);
+                    output.truncate(EXEC_OUTPUT_LIMIT);
+                    Ok(ExecSyncResult::Exited {
+                        code: r.exit_code,
+                        output,
                     })
                 }
+                Err(e) if e.code() == tonic::Code::DeadlineExceeded => Ok(ExecSyncResult::TimedOut),
+                Err(e) => Err(status_text(&e)),
             }
-            .boxed(),
-        )
+        }
+        .boxed()
     }
 
     fn stop(&self, id: &ContainerId, grace: Duration) {

@@ -2,7 +2,8 @@
 //! process's mount namespace (where its volumes are mounted), starts in its working directory
 //! with its environment (read from `/proc/<pid>`), and talks to the client through pipes, or
 //! through a pseudo-terminal when a TTY is asked (the session leader of a new session, the
-//! terminal its controlling one, so `sh` is interactive and `resize` reaches it).
+//! terminal its controlling one, so `sh` is interactive and `resize` reaches it). Exec probes
+//! run the same way to completion ([`exec_sync`]), so they see what the container sees.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -13,7 +14,9 @@ use std::process::Stdio;
 use rustix::pty::OpenptFlags;
 use rustix::thread::LinkNameSpaceType;
 
-use super::{LocalExec, StreamOptions};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::{EXEC_OUTPUT_LIMIT, ExecSyncResult, LocalExec, StreamOptions};
 use crate::agent::process;
 
 /// What the command inherits from the container's main process.
@@ -186,6 +189,61 @@ pub fn exec_in(
     })
 }
 
+/// Runs `argv` to completion in the container whose main process is `pid`, as the CRI's
+/// `ExecSync`: its exit code and output (stdout then stderr), or [`ExecSyncResult::TimedOut`]
+/// (the command killed) when it runs past `timeout`. `Err`: it could not start.
+pub async fn exec_sync(
+    pid: u32,
+    start_ticks: u64,
+    argv: &[String],
+    timeout: std::time::Duration,
+) -> Result<ExecSyncResult, String> {
+    let opts = StreamOptions {
+        stdin: false,
+        stdout: true,
+        stderr: true,
+        tty: false,
+    };
+    let mut exec = exec_in(pid, start_ticks, argv, opts)?;
+    let (stdout, stderr) = (exec.stdout.take(), exec.stderr.take());
+    let run = async {
+        let (out, err) = tokio::join!(read_capped(stdout), read_capped(stderr));
+        let status = exec.child.wait().await;
+        (out, err, status)
+    };
+    // On a timeout the child is dropped, and `kill_on_drop` kills it.
+    let Ok((mut output, err, status)) = tokio::time::timeout(timeout, run).await else {
+        return Ok(ExecSyncResult::TimedOut);
+    };
+    let status = status.map_err(|e| format!("waiting for the command: {e}"))?;
+    output.extend_from_slice(&err);
+    output.truncate(EXEC_OUTPUT_LIMIT);
+    // Killed by a signal: the shell's convention, 128 + the signal.
+    let code = status.code().unwrap_or_else(|| {
+        use std::os::unix::process::ExitStatusExt;
+        128 + status.signal().unwrap_or(0)
+    });
+    Ok(ExecSyncResult::Exited { code, output })
+}
+
+/// Everything a stream yields until it ends, keeping the first [`EXEC_OUTPUT_LIMIT`] bytes
+/// (the rest is read and dropped so the writer never blocks on a full pipe).
+async fn read_capped(stream: Option<Box<dyn AsyncRead + Send + Unpin>>) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let Some(mut stream) = stream else {
+        return kept;
+    };
+    let mut chunk = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut chunk).await {
+        if n == 0 {
+            break;
+        }
+        let room = EXEC_OUTPUT_LIMIT.saturating_sub(kept.len());
+        kept.extend_from_slice(&chunk[..n.min(room)]);
+    }
+    kept
+}
+
 /// A command that could not start, worded as runc words it.
 fn spawn_failure(program: &str, e: &std::io::Error) -> String {
     let why = match e.kind() {
@@ -263,5 +321,64 @@ mod tests {
         let canonical = dir.path().canonicalize().expect("canonical");
         assert_eq!(out, format!("hello world {}\n", canonical.display()));
         assert_eq!(status.code(), Some(3));
+    }
+
+    #[tokio::test]
+    async fn exec_sync_reports_output_exit_code_and_timeout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut main = std::process::Command::new("sleep")
+            .arg("30")
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("WHO", "probe")
+            .current_dir(dir.path())
+            .spawn()
+            .expect("sleep");
+        let pid = main.id();
+        let ticks = process::start_ticks(pid).expect("ticks");
+        let sh = |script: &str| -> Vec<String> {
+            ["sh", "-c", script].iter().map(|s| s.to_string()).collect()
+        };
+        let second = std::time::Duration::from_secs(5);
+        let failed = exec_sync(
+            pid,
+            ticks,
+            &sh("echo err >&2; echo \"out $WHO\"; exit 4"),
+            second,
+        )
+        .await
+        .expect("ran");
+        assert_eq!(
+            failed,
+            ExecSyncResult::Exited {
+                code: 4,
+                output: b"out probe\nerr\n".to_vec()
+            },
+            "stdout then stderr, with the container's environment"
+        );
+        let long = exec_sync(pid, ticks, &sh("head -c 20000 /dev/zero"), second)
+            .await
+            .expect("ran");
+        assert!(
+            matches!(long, ExecSyncResult::Exited { code: 0, ref output } if output.len() == EXEC_OUTPUT_LIMIT)
+        );
+        let started = std::time::Instant::now();
+        let slow = exec_sync(
+            pid,
+            ticks,
+            &sh("exec sleep 5"),
+            std::time::Duration::from_millis(300),
+        )
+        .await
+        .expect("ran");
+        assert_eq!(slow, ExecSyncResult::TimedOut);
+        assert!(started.elapsed() < std::time::Duration::from_secs(3));
+        let missing = exec_sync(pid, ticks, &["no-such-program".to_string()], second).await;
+        assert!(
+            missing.is_err_and(|e| e.contains("executable file not found")),
+            "a command that cannot start is an error, not an exit"
+        );
+        let _ = main.kill();
+        let _ = main.wait();
     }
 }

@@ -14,9 +14,9 @@ use rustix::process::Signal;
 use tracing::warn;
 
 use super::{
-    ContainerId, ContainerRuntime, ContainerUsage, LogFormat, PodRef, PodSandbox, StartError,
-    StartRequest, Started, StreamError, StreamOptions, StreamTarget, UsageQuery, host_exec,
-    host_usage,
+    ContainerId, ContainerRuntime, ContainerUsage, ExecSyncResult, LogFormat, PodRef, PodSandbox,
+    StartError, StartRequest, Started, StreamError, StreamOptions, StreamTarget, UsageQuery,
+    host_exec, host_usage,
 };
 use crate::agent::RUNTIME_SCHEME;
 use crate::agent::cgroup::Cgroups;
@@ -116,13 +116,24 @@ impl ContainerRuntime for HostProcessRuntime {
         async move { found.map(started) }.boxed()
     }
 
+    /// In the container's mount namespace, working directory and environment, as
+    /// `kubectl exec` runs (`host_exec`).
     fn exec_sync(
         &self,
-        _id: &ContainerId,
-        _cmd: Vec<String>,
-        _timeout: Duration,
-    ) -> Option<BoxFuture<'static, Result<(), String>>> {
-        None
+        id: &ContainerId,
+        cmd: Vec<String>,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<ExecSyncResult, String>> {
+        let id = id.clone();
+        async move {
+            match id {
+                ContainerId::Process { pid, start_ticks } => {
+                    host_exec::exec_sync(pid, start_ticks, &cmd, timeout).await
+                }
+                ContainerId::Cri(_) => Err("not a host-process container".to_string()),
+            }
+        }
+        .boxed()
     }
 
     fn exec_stream<'a>(

@@ -171,6 +171,19 @@ impl StreamError {
     }
 }
 
+/// The most of an exec probe's output that is kept (upstream's exec prober: 10 KiB).
+pub const EXEC_OUTPUT_LIMIT: usize = 10 * 1024;
+
+/// What a command run to completion in a container did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExecSyncResult {
+    /// It exited with `code`; `output` is its stdout then its stderr (at most
+    /// [`EXEC_OUTPUT_LIMIT`] bytes), as the kubelet's `RunInContainer` joins them.
+    Exited { code: i32, output: Vec<u8> },
+    /// It still ran when the timeout passed (and was killed).
+    TimedOut,
+}
+
 /// What a running container uses: CPU time so far and memory now (cgroup or runtime figures).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ContainerUsage {
@@ -205,15 +218,14 @@ pub trait ContainerRuntime: Send + Sync {
     /// Re-attaches to a container an earlier agent started, if it still runs.
     fn adopt<'a>(&'a self, id: &'a ContainerId) -> BoxFuture<'a, Option<Started>>;
 
-    /// Runs `cmd` in a running container (exec probes), bounded by `timeout`: `Ok` when it
-    /// exited 0, else why not. `None`: the runtime has no exec, and exec probes run the
-    /// command as a host process with the container's environment.
+    /// Runs `cmd` in a running container to completion (exec probes; the CRI's `ExecSync`),
+    /// bounded by `timeout`. `Err`: it could not be run at all (the runtime's words).
     fn exec_sync(
         &self,
         id: &ContainerId,
         cmd: Vec<String>,
         timeout: Duration,
-    ) -> Option<BoxFuture<'static, Result<(), String>>>;
+    ) -> BoxFuture<'static, Result<ExecSyncResult, String>>;
 
     /// Runs `cmd` in a running container for a client's `exec` stream.
     fn exec_stream<'a>(

@@ -28,7 +28,7 @@ use tracing::{debug, info, warn};
 
 use super::Shared;
 use super::backoff::{self, CrashLoopBackoff};
-use super::env::{self, FieldContext};
+use super::env::FieldContext;
 use super::events;
 use super::metrics::{self, RunningContainer, RunningPod};
 use super::probe::{self, Kind};
@@ -100,8 +100,6 @@ struct Ctr {
     backoff: CrashLoopBackoff,
     /// When a container waiting to (re)start may start.
     start_at: Option<Instant>,
-    /// The environment of its current process (for exec probes).
-    env: Vec<(String, String)>,
     /// Image pulls of this container back off (kubelet's image back-off, per pod and image):
     /// until when, and the next delay.
     pull_backoff: Option<(Instant, Duration)>,
@@ -173,7 +171,6 @@ impl Worker {
                 waiting: None,
                 backoff: CrashLoopBackoff::new(initial, max),
                 start_at: None,
-                env: Vec::new(),
                 pull_backoff: None,
             })
             .collect();
@@ -250,8 +247,6 @@ impl Worker {
 
     pub(crate) async fn run(mut self) {
         self.register_sources();
-        // Adopted processes' exec probes get the environment they were started with.
-        self.fetch_env_objects().await;
         self.adopt().await;
         loop {
             if self.pod.metadata.deletion_timestamp.is_some() {
@@ -468,16 +463,6 @@ impl Worker {
         let readiness = probe_of(Kind::Readiness);
         let ready = started && readiness.is_none();
         let (started_tx, started_rx) = watch::channel(started);
-        let envs = if self.ctrs[i].env.is_empty() {
-            // Adopted: the environment it was started with, as far as it can be known.
-            let ctx = self.field_context(&ip);
-            let envs = env::resolve_env(&spec, &ctx, &self.base_env(), &self.setup.env_objects)
-                .unwrap_or_default();
-            self.ctrs[i].env = envs.clone();
-            envs
-        } else {
-            self.ctrs[i].env.clone()
-        };
         let mut probes = Vec::new();
         for (kind, spec) in [
             (Kind::Startup, startup),
@@ -493,11 +478,12 @@ impl Worker {
                 started_at: Instant::now()
                     - Duration::try_from(Timestamp::now().duration_since(started_at))
                         .unwrap_or_default(),
-                env: envs.clone(),
                 started: started_rx.clone(),
                 tx: self.events_tx.clone(),
                 runtime: self.shared.runtime.clone(),
                 id: id.clone(),
+                recorder: self.shared.recorder.clone(),
+                pod: self.pod.clone(),
             };
             probes.push(tokio::spawn(job.run()).abort_handle());
         }

@@ -1,14 +1,16 @@
 //! A pod worker's probe jobs (one task per probe of a container instance, reporting each
-//! thresholded flip to the worker) and the stop of a container (through the runtime: SIGTERM,
-//! SIGKILL after the grace period).
+//! thresholded flip to the worker, and each failed run as the kubelet's `Unhealthy` event) and
+//! the stop of a container (through the runtime: SIGTERM, SIGKILL after the grace period).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::{mpsc, watch};
 
 use super::{Event, Running};
-use crate::agent::probe::{self, Kind};
+use crate::agent::events::{self, Recorder};
+use crate::agent::probe::{self, Kind, Outcome};
 use crate::agent::runtime::{ContainerId, ContainerRuntime};
 
 /// Asks a container to stop (once): gracefully now, forcibly after `grace`.
@@ -27,12 +29,14 @@ pub(super) struct ProbeJob {
     pub(super) container: usize,
     pub(super) instance: u32,
     pub(super) started_at: Instant,
-    pub(super) env: Vec<(String, String)>,
     pub(super) started: watch::Receiver<bool>,
     pub(super) tx: mpsc::UnboundedSender<Event>,
-    /// Exec probes run in the container through the runtime, where it has exec.
+    /// Exec probes run in the container through the runtime.
     pub(super) runtime: Arc<dyn ContainerRuntime>,
     pub(super) id: ContainerId,
+    /// Where `Unhealthy` events go, and the pod they are about.
+    pub(super) recorder: Recorder,
+    pub(super) pod: Arc<Pod>,
 }
 
 impl ProbeJob {
@@ -57,20 +61,22 @@ impl ProbeJob {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let in_container = match &self.spec.action {
-                probe::Action::Exec(cmd) => {
-                    self.runtime
-                        .exec_sync(&self.id, cmd.clone(), self.spec.timeout)
-                }
-                _ => None,
+            let outcome = self.spec.run(self.runtime.as_ref(), &self.id).await;
+            if let Some(message) = outcome.event_message(self.kind) {
+                self.recorder
+                    .pod_event(&self.pod, events::WARNING, "Unhealthy", message);
+            }
+            let ok = match &outcome {
+                Outcome::Success => true,
+                Outcome::Failure(_) => false,
+                // Upstream throws an errored run's result away.
+                Outcome::Error(_) => continue,
             };
-            let outcome = match in_container {
-                Some(exec) => exec.await,
-                None => self.spec.run(&self.env).await,
-            };
-            let ok = outcome.is_ok();
             if let Some(flipped) = tracker.record(ok) {
-                let message = outcome.err().unwrap_or_default();
+                let message = match outcome {
+                    Outcome::Failure(output) => output,
+                    _ => String::new(),
+                };
                 let sent = self.tx.send(Event::Probe {
                     container: self.container,
                     instance: self.instance,

@@ -120,7 +120,6 @@ impl Worker {
         c.rec.started_at = Some(started_at.to_string());
         c.waiting = None;
         c.start_at = None;
-        c.env = envs;
         metrics::container_started(c.init);
         self.track(i, p, started_at);
         self.save();
