@@ -10,7 +10,9 @@
 //! port-forward` reach the container through the agent and containerd's streaming server;
 //! `kubectl top pod` shows its figures from containerd's container stats;
 //! `kubectl set image` replaces the container; an exec liveness probe reading a file only the
-//! host has fails in the container (`Unhealthy` with its output) and restarts it; an image that no registry has waits in
+//! host has fails in the container (`Unhealthy` with its output) and restarts it; a
+//! container's termination message is what it wrote to /dev/termination-log, or the end of
+//! its log when it failed under `FallbackToLogsOnError`; an image that no registry has waits in
 //! `ErrImagePull` then `ImagePullBackOff` with upstream's messages and events; a missing image
 //! under `imagePullPolicy: Never` is `ErrImageNeverPull`; deleting the pods removes their
 //! sandboxes. Without containerd, runc, ctr or busybox the test fails saying what to install.
@@ -670,6 +672,57 @@ spec:
         },
     );
     c.ok(&["delete", "pod", "unhealthy", "--wait=false"]);
+
+    // Termination messages: the container's own file at /dev/termination-log, or the end of
+    // its log when it failed without one under FallbackToLogsOnError.
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: goodbye
+spec:
+  nodeName: {NODE}
+  hostNetwork: true
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: {APP_V1}
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, "printf 'bye from the container' > /dev/termination-log"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: crashed
+spec:
+  nodeName: {NODE}
+  hostNetwork: true
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: {APP_V1}
+    imagePullPolicy: IfNotPresent
+    terminationMessagePolicy: FallbackToLogsOnError
+    command: [sh, -c, "echo something broke >&2; exit 2"]
+"#
+        ),
+    );
+    let message = |pod: &str| {
+        field(
+            &c,
+            pod,
+            "{.status.containerStatuses[0].state.terminated.message}",
+        )
+    };
+    eventually(within, "the container's termination message", || {
+        message("goodbye") == "bye from the container"
+    });
+    eventually(within, "the end of the failed container's log", || {
+        message("crashed") == "something broke\n"
+    });
+    c.ok(&["delete", "pod", "goodbye", "crashed", "--wait=false"]);
 
     // An image no registry has: ErrImagePull, then ImagePullBackOff, as upstream.
     c.ok_stdin(

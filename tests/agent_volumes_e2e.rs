@@ -348,3 +348,89 @@ fn exec_probes_run_in_the_container() {
         agent.log_text()
     );
 }
+
+const MESSAGE_NODE: &str = "e2e-msg";
+
+/// Termination messages as the kubelet's: what a container writes to its
+/// `terminationMessagePath` (its own file, mounted in its namespace) is its terminated state's
+/// message, also as `lastState` after a restart; `FallbackToLogsOnError` takes the end of the
+/// log of a container that failed without writing one.
+#[test]
+fn termination_messages_come_from_the_file_or_the_log() {
+    let c = Cluster::start("up", &["--nodes", "0"]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let _unmount = UnmountOnDrop(work.path().to_path_buf());
+    let agent = start_agent(&c, work.path(), MESSAGE_NODE);
+    let within = Duration::from_secs(60);
+    let never = "  restartPolicy: Never\n";
+    let pods = [
+        pod_on(
+            MESSAGE_NODE,
+            "msg-file",
+            "echo noise; printf 'written by the container' > /dev/termination-log; exit 0",
+            never,
+        ),
+        pod_on(
+            MESSAGE_NODE,
+            "msg-logs",
+            "echo first; echo last words; exit 3",
+            &format!("    terminationMessagePolicy: FallbackToLogsOnError\n{never}"),
+        ),
+        pod_on(
+            MESSAGE_NODE,
+            "msg-custom",
+            "printf 'at a custom path' > /tmp/pernode-e2e-message; echo log; exit 1",
+            &format!(
+                "    terminationMessagePath: /tmp/pernode-e2e-message\n    terminationMessagePolicy: FallbackToLogsOnError\n{never}"
+            ),
+        ),
+        pod_on(
+            MESSAGE_NODE,
+            "msg-last",
+            "printf 'failed run' > /dev/termination-log; exit 1",
+            "",
+        ),
+    ];
+    c.ok_stdin(&["apply", "-f", "-"], &pods.join("---\n"));
+    let message = |pod: &str, state: &str| {
+        pod_field(
+            &c,
+            pod,
+            &format!("{{.status.containerStatuses[0].{state}.terminated.message}}"),
+        )
+    };
+    eventually(within, "the file's content is the message", || {
+        message("msg-file", "state") == "written by the container"
+    });
+    eventually(within, "a failed container's log is the message", || {
+        message("msg-logs", "state") == "first\nlast words\n"
+    });
+    eventually(within, "a custom path's file wins over the log", || {
+        message("msg-custom", "state") == "at a custom path"
+    });
+    // The host has an empty mount point there at most: the file written is the container's.
+    let host_file = std::fs::read_to_string("/tmp/pernode-e2e-message").unwrap_or_default();
+    let _ = std::fs::remove_file("/tmp/pernode-e2e-message");
+    assert_eq!(
+        host_file, "",
+        "the file is the container's own, not the host's"
+    );
+    // A restarted container's last state keeps its message.
+    eventually(within, "the last state keeps its message", || {
+        message("msg-last", "lastState") == "failed run"
+    });
+    c.ok(&[
+        "delete",
+        "pod",
+        "msg-file",
+        "msg-logs",
+        "msg-custom",
+        "msg-last",
+        "--wait=true",
+    ]);
+    assert!(
+        !agent.log_text().contains("panicked"),
+        "{}",
+        agent.log_text()
+    );
+}

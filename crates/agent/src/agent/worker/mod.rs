@@ -14,6 +14,7 @@ mod probes;
 mod report;
 mod setup;
 mod start;
+mod termination;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -570,6 +571,7 @@ impl Worker {
     /// Records an exit and decides, by restart policy, whether and when it restarts.
     fn on_exit(&mut self, i: usize, instance: u32, code: Option<i32>) {
         let policy = self.restart_policy().to_string();
+        let pod_ref = self.pod_ref();
         let Some(c) = self.ctrs.get_mut(i) else {
             return;
         };
@@ -585,6 +587,21 @@ impl Worker {
                 "ContainerStatusUnknown",
                 Some("The container exited while it was adopted after an agent restart; its exit code is unknown".to_string()),
             ),
+        };
+        let runtime = &self.shared.runtime;
+        let written = termination::message(&termination::Exited {
+            root: &self.shared.opts.root_dir,
+            uid: &pod_ref.uid,
+            container: &c.spec,
+            instance,
+            exit_code,
+            log: runtime.log_path(&pod_ref, &c.spec.name, instance),
+            log_format: runtime.log_format(),
+        });
+        // Upstream appends what the container wrote to the runtime's own message.
+        let message = match (message, written) {
+            (Some(m), Some(w)) => Some(format!("{m}: {w}")),
+            (m, w) => m.or(w),
         };
         let term = Terminated {
             exit_code,

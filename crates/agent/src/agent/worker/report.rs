@@ -12,7 +12,7 @@ use serde_json::json;
 use std::time::Instant;
 use tracing::{debug, warn};
 
-use super::{Ctr, STATUS_RETRY, Worker, parse_time};
+use super::{Ctr, STATUS_RETRY, Worker, parse_time, termination};
 use crate::agent::RUNTIME_SCHEME;
 use crate::agent::logs::ContainerLogs;
 use crate::agent::state::Terminated;
@@ -60,11 +60,16 @@ impl Worker {
             Some(cri) => format!("{scheme}://{cri}"),
             None => format!("{RUNTIME_SCHEME}{}/{}/{instance}", self.uid(), c.spec.name),
         };
+        // The pod's 12 KiB of termination messages, split across its containers.
+        let containers = self.ctrs.len();
         let terminated = |t: &Terminated| ContainerState {
             terminated: Some(ContainerStateTerminated {
                 exit_code: t.exit_code,
                 reason: Some(t.reason.clone()),
-                message: t.message.clone(),
+                message: t
+                    .message
+                    .as_deref()
+                    .map(|m| termination::cap_for_pod(m, containers).to_string()),
                 started_at: Some(Time(parse_time(&t.started_at))),
                 finished_at: Some(Time(parse_time(&t.finished_at))),
                 container_id: Some(id(t.instance, t.container_id.as_ref())),

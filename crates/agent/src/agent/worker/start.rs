@@ -1,13 +1,14 @@
 //! Starting one container instance: the image pull back-off (`ImagePullBackOff`), the pod's
-//! sandbox, the container's env and mounts, the runtime's start, and what a failed start
+//! sandbox, the container's env and mounts (with its termination message file), the runtime's
+//! start, and what a failed start
 //! leaves (the waiting reason, the kubelet's `Failed` events, the retry).
 
 use std::time::Instant;
 
 use k8s_openapi::jiff::Timestamp;
-use tracing::debug;
+use tracing::{debug, warn};
 
-use super::{POD_SYNC_AFTER_ERROR, Worker};
+use super::{POD_SYNC_AFTER_ERROR, Worker, termination};
 use crate::agent::env;
 use crate::agent::events;
 use crate::agent::metrics;
@@ -51,7 +52,7 @@ impl Worker {
             env::resolve_env(&c.spec, &ctx, &self.base_env(), &self.setup.env_objects)
                 .and_then(|e| self.mount_specs(i, &e).map(|m| (e, m)))
         };
-        let (envs, mounts) = match result {
+        let (envs, mut mounts) = match result {
             Ok(v) => v,
             Err(e) => {
                 debug!(pod = %self.name(), container = %self.ctrs[i].spec.name, reason = e.reason, message = %e.message, "container cannot start");
@@ -73,6 +74,14 @@ impl Worker {
         } else {
             0
         };
+        let root = self.shared.opts.root_dir.clone();
+        match termination::prepare(&root, self.uid(), &self.ctrs[i].spec, instance) {
+            Ok(mount) => mounts.extend(mount),
+            // As upstream: the container starts without its termination message file.
+            Err(e) => {
+                warn!(pod = %self.name(), container = %self.ctrs[i].spec.name, error = %e, "cannot create the termination message file")
+            }
+        }
         let pod_ref = self.pod_ref();
         let runtime = self.shared.runtime.clone();
         let name = self.ctrs[i].spec.name.clone();
@@ -97,6 +106,12 @@ impl Worker {
         // Keep the current and the previous instance's logs only, as the kubelet does.
         if instance >= 2 {
             let _ = std::fs::remove_file(runtime.log_path(&pod_ref, &name, instance - 2));
+            let _ = std::fs::remove_file(termination::file_path(
+                &root,
+                self.uid(),
+                &name,
+                instance - 2,
+            ));
         }
         debug!(pod = %self.name(), container = %name, id = ?p.id, "container started");
         self.shared.recorder.pod_event(
