@@ -4,7 +4,8 @@
 //! host's busybox-static (a pause image, two tags of an app image) with `ctr images import`,
 //! and runs `pernode agent --container-runtime-endpoint unix://...` against `pernode up`,
 //! driven by the real kubectl. A hostNetwork DaemonSet with an init container, a ConfigMap
-//! volume, an emptyDir and an exec readiness probe reading the config runs Ready; `kubectl logs` (with `--timestamps`) shows that the init
+//! volume, an emptyDir and an exec readiness probe reading the config runs Ready, with the
+//! node's /etc/hosts and its `hostAliases` as its kubelet-managed /etc/hosts; `kubectl logs` (with `--timestamps`) shows that the init
 //! container ran first and that the container read its config and its image's environment;
 //! `kubectl exec` (output, stdin, exit code), `kubectl cp` both ways and `kubectl
 //! port-forward` reach the container through the agent and containerd's streaming server;
@@ -300,6 +301,9 @@ spec:
       labels: {app: app}
     spec:
       hostNetwork: true
+      hostAliases:
+      - ip: 10.1.2.3
+        hostnames: [foo.local, bar.local]
       terminationGracePeriodSeconds: 5
       initContainers:
       - name: init
@@ -586,6 +590,16 @@ fn daemonset_runs_in_containerd_through_cri() {
     assert!(
         info.contains("\"quota\": 20000") && info.contains("\"limit\": 67108864"),
         "cpu quota and memory limit in the OCI spec: {info}"
+    );
+
+    // The kubelet-managed /etc/hosts of a hostNetwork pod: the node's, then the aliases.
+    let hosts = c.ok(&["exec", &pod, "--", "cat", "/etc/hosts"]);
+    let node_hosts = std::fs::read_to_string("/etc/hosts").expect("the node's /etc/hosts");
+    assert_eq!(
+        hosts,
+        format!(
+            "# Kubernetes-managed hosts file (host network).\n{node_hosts}\n# Entries added by HostAliases.\n10.1.2.3\tfoo.local\tbar.local\n"
+        )
     );
 
     exec_cp_and_port_forward(&c, &pod, work.path());

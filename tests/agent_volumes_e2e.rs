@@ -434,3 +434,62 @@ fn termination_messages_come_from_the_file_or_the_log() {
         agent.log_text()
     );
 }
+
+const HOSTS_NODE: &str = "e2e-hosts";
+
+/// The kubelet-managed /etc/hosts, mounted in the container's own mount namespace: generated
+/// for a pod off the host network (its IP, here the node's, with its hostname and subdomain
+/// FQDN), the node's file for a hostNetwork pod; `hostAliases` appended to both. The host's
+/// own /etc/hosts is left as it was.
+#[test]
+fn pods_get_the_kubelets_hosts_file() {
+    let c = Cluster::start("up", &["--nodes", "0"]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let _unmount = UnmountOnDrop(work.path().to_path_buf());
+    let node_hosts = std::fs::read_to_string("/etc/hosts").expect("the node's /etc/hosts");
+    let agent = start_agent(&c, work.path(), HOSTS_NODE);
+    let within = Duration::from_secs(60);
+    let aliases = "  hostAliases:\n  - ip: 10.1.2.3\n    hostnames: [foo.local, bar.local]\n";
+    let pods = [
+        pod_on(
+            HOSTS_NODE,
+            "pod-net",
+            "exec sleep 600",
+            &format!("  hostname: web\n  subdomain: sub\n{aliases}"),
+        ),
+        pod_on(
+            HOSTS_NODE,
+            "host-net",
+            "exec sleep 600",
+            &format!("  hostNetwork: true\n{aliases}"),
+        ),
+    ];
+    c.ok_stdin(&["apply", "-f", "-"], &pods.join("---\n"));
+    for pod in ["pod-net", "host-net"] {
+        eventually(within, "the pod runs", || {
+            pod_field(&c, pod, "{.status.phase}") == "Running"
+        });
+    }
+    let entries = "\n# Entries added by HostAliases.\n10.1.2.3\tfoo.local\tbar.local\n";
+    assert_eq!(
+        c.ok(&["exec", "pod-net", "--", "cat", "/etc/hosts"]),
+        format!(
+            "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n127.0.0.1\tweb.sub.default.svc.cluster.local\tweb\n{entries}"
+        )
+    );
+    assert_eq!(
+        c.ok(&["exec", "host-net", "--", "cat", "/etc/hosts"]),
+        format!("# Kubernetes-managed hosts file (host network).\n{node_hosts}{entries}")
+    );
+    assert_eq!(
+        std::fs::read_to_string("/etc/hosts").expect("the node's /etc/hosts"),
+        node_hosts,
+        "the host's file is untouched"
+    );
+    c.ok(&["delete", "pod", "pod-net", "host-net", "--wait=true"]);
+    assert!(
+        !agent.log_text().contains("panicked"),
+        "{}",
+        agent.log_text()
+    );
+}

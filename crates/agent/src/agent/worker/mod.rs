@@ -10,6 +10,7 @@
 //! gone), container waiters, probe tasks and the watches of the objects the pod reads send
 //! [`Event`]s.
 
+mod hosts;
 mod probes;
 mod report;
 mod setup;

@@ -1,14 +1,14 @@
 //! Starting one container instance: the image pull back-off (`ImagePullBackOff`), the pod's
-//! sandbox, the container's env and mounts (with its termination message file), the runtime's
-//! start, and what a failed start
-//! leaves (the waiting reason, the kubelet's `Failed` events, the retry).
+//! sandbox, the container's env and mounts (with the pod's hosts file and its termination
+//! message file), the runtime's start, and what a failed start leaves (the waiting reason,
+//! the kubelet's `Failed` events, the retry).
 
 use std::time::Instant;
 
 use k8s_openapi::jiff::Timestamp;
 use tracing::{debug, warn};
 
-use super::{POD_SYNC_AFTER_ERROR, Worker, termination};
+use super::{POD_SYNC_AFTER_ERROR, Worker, hosts, termination};
 use crate::agent::env;
 use crate::agent::events;
 use crate::agent::metrics;
@@ -75,6 +75,14 @@ impl Worker {
             0
         };
         let root = self.shared.opts.root_dir.clone();
+        match hosts::prepare(&root, &self.pod, &self.ctrs[i].spec, &[ip]) {
+            Ok(mount) => mounts.extend(mount),
+            Err(e) => {
+                let message = format!("failed to write the pod's hosts file: {e}");
+                self.retry_later(i, "CreateContainerConfigError", message);
+                return;
+            }
+        }
         match termination::prepare(&root, self.uid(), &self.ctrs[i].spec, instance) {
             Ok(mount) => mounts.extend(mount),
             // As upstream: the container starts without its termination message file.
