@@ -4,11 +4,12 @@
 //! Unix socket), as the kubelet's kuberuntime manager drives them: RunPodSandbox (reused while
 //! ready; found again by the pod UID label after an agent restart), images by pull policy with
 //! pull secrets (`images`), CreateContainer and StartContainer from [`config`], exits by
-//! polling ContainerStatus, StopContainer with the grace period, StopPodSandbox and
-//! RemovePodSandbox when the pod is gone. Logs are the runtime's CRI-format files under
+//! relisting the containers (`exits`, the PLEG's way), StopContainer with the grace period,
+//! StopPodSandbox and RemovePodSandbox when the pod is gone. Logs are the runtime's CRI-format files under
 //! `<pod logs dir>/<namespace>_<pod>_<uid>/<container>/<instance>.log`.
 
 pub mod config;
+mod exits;
 pub mod images;
 mod streams;
 
@@ -26,7 +27,7 @@ use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::Api;
 use tonic::transport::{Channel, Endpoint, Uri};
-use tracing::{debug, warn};
+use tracing::warn;
 
 use super::AgentOptions;
 use super::events::{self, Recorder};
@@ -36,8 +37,6 @@ use super::runtime::{
     StreamTarget, UsageQuery,
 };
 
-/// How often a running container's status is read to notice its exit.
-const EXIT_POLL: Duration = Duration::from_millis(500);
 /// How much longer than a command's own timeout an `ExecSync` call may take.
 const EXEC_SYNC_MARGIN: Duration = Duration::from_secs(30);
 
@@ -70,6 +69,8 @@ pub struct CriRuntime {
     version: String,
     /// Sandboxes by pod UID.
     sandboxes: Mutex<HashMap<String, Sandbox>>,
+    /// The exits of the containers followed.
+    exits: exits::ExitWatch,
 }
 
 fn status_text(s: &tonic::Status) -> String {
@@ -102,6 +103,7 @@ impl CriRuntime {
             })
             .await?
             .into_inner();
+        let exits = exits::ExitWatch::start(runtime.clone());
         Ok(CriRuntime {
             runtime,
             images: ImageServiceClient::new(channel),
@@ -111,6 +113,7 @@ impl CriRuntime {
             logs_root: opts.pod_logs_dir.clone(),
             version: format!("{}://{}", v.runtime_name, v.runtime_version),
             sandboxes: Mutex::new(HashMap::new()),
+            exits,
         })
     }
 
@@ -392,7 +395,7 @@ impl CriRuntime {
             return Err(StartError::new("RunContainerError", status_text(&e)));
         }
         Ok(Started {
-            exited: wait_exit(rt, created.clone()).boxed(),
+            exited: self.exits.wait(&created).boxed(),
             id: ContainerId::Cri(created),
             image_ref: Some(image_id),
         })
@@ -448,33 +451,6 @@ fn remove_cgroup(parent: &str) {
     }
 }
 
-/// Polls the container's status until it exited: its exit code (`None` once the runtime no
-/// longer knows it).
-async fn wait_exit(mut rt: RuntimeServiceClient<Channel>, id: String) -> Option<i32> {
-    loop {
-        let status = rt
-            .container_status(cri::ContainerStatusRequest {
-                container_id: id.clone(),
-                verbose: false,
-            })
-            .await;
-        match status {
-            Ok(s) => {
-                if let Some(s) = s.into_inner().status
-                    && s.state == cri::ContainerState::ContainerExited as i32
-                {
-                    return Some(s.exit_code);
-                }
-            }
-            Err(e) if e.code() == tonic::Code::NotFound => return None,
-            Err(e) => {
-                debug!(container = %id, error = %status_text(&e), "container status unavailable")
-            }
-        }
-        tokio::time::sleep(EXIT_POLL).await;
-    }
-}
-
 impl ContainerRuntime for CriRuntime {
     fn scheme(&self) -> &str {
         self.version.split("://").next().unwrap_or("cri")
@@ -511,7 +487,7 @@ impl ContainerRuntime for CriRuntime {
             let exited = if status.state == cri::ContainerState::ContainerExited as i32 {
                 futures::future::ready(Some(status.exit_code)).boxed()
             } else if status.state == cri::ContainerState::ContainerRunning as i32 {
-                wait_exit(rt, id.clone()).boxed()
+                self.exits.wait(id).boxed()
             } else {
                 return None;
             };
