@@ -174,7 +174,7 @@ impl Spec {
                 Action::Tcp { host, port } => TcpStream::connect((host.as_str(), *port))
                     .await
                     .map(|_| ())
-                    .map_err(|e| format!("dial tcp {host}:{port}: {e}")),
+                    .map_err(|e| format!("dial tcp {host}:{port}: {}", dial_error(&e))),
                 Action::Http {
                     host,
                     port,
@@ -187,9 +187,36 @@ impl Spec {
         match tokio::time::timeout(self.timeout, run).await {
             Ok(Ok(())) => Outcome::Success,
             Ok(Err(why)) => Outcome::Failure(why),
-            Err(_) => Outcome::Failure(format!("timeout after {}s", self.timeout.as_secs())),
+            // Go's words for a dial or a request past its deadline, as upstream's probes say.
+            Err(_) => Outcome::Failure(match &self.action {
+                Action::Http {
+                    host, port, path, ..
+                } => format!(
+                    "Get \"http://{host}:{port}{path}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+                ),
+                Action::Tcp { host, port } => format!("dial tcp {host}:{port}: i/o timeout"),
+                Action::Exec(_) => format!("timeout after {}s", self.timeout.as_secs()),
+            }),
         }
     }
+}
+
+/// A failed connect as Go's net package words it (`connect: connection refused`), which
+/// upstream's probe output shows: the system's text of the error, lower-cased as Go's.
+fn dial_error(e: &std::io::Error) -> String {
+    let Some(code) = e.raw_os_error() else {
+        return e.to_string();
+    };
+    let text = std::io::Error::from_raw_os_error(code).to_string();
+    let text = text
+        .strip_suffix(&format!(" (os error {code})"))
+        .unwrap_or(&text);
+    let mut chars = text.chars();
+    let lowered: String = match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    };
+    format!("connect: {lowered}")
 }
 
 /// One run of a probe, as upstream's prober tells them apart.
@@ -239,9 +266,12 @@ async fn http_get(
     path: &str,
     headers: &[(String, String)],
 ) -> Result<(), String> {
-    let mut stream = TcpStream::connect((host, port))
-        .await
-        .map_err(|e| format!("Get \"http://{host}:{port}{path}\": dial tcp: {e}"))?;
+    let mut stream = TcpStream::connect((host, port)).await.map_err(|e| {
+        format!(
+            "Get \"http://{host}:{port}{path}\": dial tcp {host}:{port}: {}",
+            dial_error(&e)
+        )
+    })?;
     let mut req = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.33\r\nAccept: */*\r\nConnection: close\r\n"
     );
@@ -466,6 +496,69 @@ mod tests {
                 .await,
             Outcome::Success
         );
+    }
+
+    #[tokio::test]
+    async fn network_failures_are_worded_as_upstreams() {
+        // A port nothing listens on: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let c = Container::default();
+        let tcp = Probe {
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::Int(port.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            Spec::from_probe(&tcp, &c, "127.0.0.1")
+                .expect("spec")
+                .run_network()
+                .await,
+            Outcome::Failure(format!(
+                "dial tcp 127.0.0.1:{port}: connect: connection refused"
+            ))
+        );
+        let http = Probe {
+            http_get: Some(HTTPGetAction {
+                port: IntOrString::Int(port.into()),
+                path: Some("/healthz".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            Spec::from_probe(&http, &c, "127.0.0.1")
+                .expect("spec")
+                .run_network()
+                .await,
+            Outcome::Failure(format!(
+                "Get \"http://127.0.0.1:{port}/healthz\": dial tcp 127.0.0.1:{port}: connect: connection refused"
+            ))
+        );
+        // A server that accepts and never answers: the request's deadline passes.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listen");
+        let silent_port = silent.local_addr().expect("addr").port();
+        let mut hanging = Spec::from_probe(&http, &c, "127.0.0.1").expect("spec");
+        hanging.action = Action::Http {
+            host: "127.0.0.1".into(),
+            port: silent_port,
+            path: "/".into(),
+            headers: Vec::new(),
+        };
+        hanging.timeout = Duration::from_millis(200);
+        assert_eq!(
+            hanging.run_network().await,
+            Outcome::Failure(format!(
+                "Get \"http://127.0.0.1:{silent_port}/\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+            ))
+        );
+        drop(silent);
     }
 
     #[test]
