@@ -28,10 +28,14 @@ pub enum AuthnError {
     NoCredentials,
 }
 
+/// A TokenReview's answer (the user, `None` for an unknown token) and when it came, by the
+/// token's SHA-256.
+type ReviewCache = HashMap<[u8; 32], (Option<UserInfo>, Instant)>;
+
 /// Checks bearer tokens with the API server's TokenReview.
 pub struct TokenReviews {
     client: kube::Client,
-    cache: Mutex<HashMap<[u8; 32], (Option<UserInfo>, Instant)>>,
+    cache: Mutex<ReviewCache>,
 }
 
 impl TokenReviews {

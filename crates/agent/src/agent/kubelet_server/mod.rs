@@ -209,11 +209,10 @@ impl KubeletServer {
                                 .and_then(|v| v.to_str().ok())
                                 .map(str::to_string),
                         };
-                        let answer = match server.admit(certificate, asked).await {
+                        match server.admit(certificate, asked).await {
                             Ok(()) => router.oneshot(req).await,
                             Err(refusal) => Ok(refusal),
-                        };
-                        answer
+                        }
                     }
                 });
                 let connection = hyper::server::conn::http1::Builder::new()
