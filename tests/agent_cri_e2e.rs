@@ -11,8 +11,9 @@
 //! `kubectl top pod` shows its figures from containerd's container stats;
 //! `kubectl set image` replaces the container; an image that no registry has waits in
 //! `ErrImagePull` then `ImagePullBackOff` with upstream's messages and events; a missing image
-//! under `imagePullPolicy: Never` is `ErrImageNeverPull`; deleting the pods removes their
-//! sandboxes. Without containerd, runc, ctr or busybox the test fails saying what to install.
+//! under `imagePullPolicy: Never` is `ErrImageNeverPull`; an image pushed to Debian's
+//! docker-registry (on loopback, with a password) is pulled with the pod's `imagePullSecrets`
+//! and refused without them; deleting the pods removes their sandboxes. Without containerd, runc, ctr or busybox the test fails saying what to install.
 
 mod support;
 
@@ -35,7 +36,7 @@ fn require(program: &str, package: &str) -> PathBuf {
         .map(|d| d.join(program))
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
-            panic!("`{program}` is not installed: this test needs Debian's {package} (apt-get install containerd runc containernetworking-plugins busybox-static; .ci/run installs them)")
+            panic!("`{program}` is not installed: this test needs Debian's {package} (apt-get install containerd runc containernetworking-plugins busybox-static docker-registry; .ci/run installs them)")
         })
 }
 
@@ -130,6 +131,7 @@ fn build_image(work: &Path, busybox: &Path, name: &str, cmd: &[&str], env: &[&st
 /// The test's containerd; dropping it removes what runs in it, then stops it.
 struct Containerd {
     child: Child,
+    root: PathBuf,
     socket: PathBuf,
     log: PathBuf,
 }
@@ -166,6 +168,8 @@ state = "{root}/state"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "{cni}"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "{root}/certs.d"
 "#,
             root = root.display(),
             socket = socket.display(),
@@ -181,7 +185,12 @@ state = "{root}/state"
             .stderr(std::fs::File::create(&log).expect("containerd log"))
             .spawn()
             .expect("start containerd");
-        let c = Containerd { child, socket, log };
+        let c = Containerd {
+            child,
+            root,
+            socket,
+            log,
+        };
         eventually(
             Duration::from_secs(30),
             "containerd serves its socket",
@@ -206,6 +215,19 @@ state = "{root}/state"
                 String::from_utf8_lossy(&out.stderr)
             ),
         )
+    }
+
+    /// Pulls from the registry at `host` over plain HTTP (its `hosts.toml`).
+    fn trust_plain_http(&self, host: &str) {
+        let dir = self.root.join("certs.d").join(host);
+        std::fs::create_dir_all(&dir).expect("hosts dir");
+        std::fs::write(
+            dir.join("hosts.toml"),
+            format!(
+                "server = \"http://{host}\"\n[host.\"http://{host}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+            ),
+        )
+        .expect("hosts.toml");
     }
 
     fn import(&self, tarball: &Path) {
@@ -241,6 +263,65 @@ impl Drop for Containerd {
         for id in self.containers() {
             let _ = self.ctr(&["containers", "rm", &id]);
         }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Debian's docker-registry on loopback, with one user (htpasswd); dropping it stops it.
+struct Registry {
+    child: Child,
+    host: String,
+    log: PathBuf,
+}
+
+impl Registry {
+    fn start(work: &Path, user: &str, password: &str) -> Registry {
+        let program = require("docker-registry", "docker-registry");
+        let dir = work.join("registry");
+        std::fs::create_dir_all(dir.join("data")).expect("registry dir");
+        // The registry's htpasswd wants bcrypt: glibc's crypt makes it, through Python's.
+        let hashed = Command::new("python3")
+            .args([
+                "-W",
+                "ignore",
+                "-c",
+                "import crypt, sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+                password,
+            ])
+            .output()
+            .expect("python3 (for a bcrypt hash)");
+        let hash = String::from_utf8_lossy(&hashed.stdout).trim().to_string();
+        assert!(hash.starts_with("$2"), "a bcrypt hash: {hashed:?}");
+        std::fs::write(dir.join("htpasswd"), format!("{user}:{hash}\n")).expect("htpasswd");
+        let port = free_port();
+        let host = format!("127.0.0.1:{port}");
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {data}\nhttp:\n  addr: {host}\nauth:\n  htpasswd:\n    realm: pernode-test\n    path: {htpasswd}\n",
+            data = dir.join("data").display(),
+            htpasswd = dir.join("htpasswd").display(),
+        );
+        std::fs::write(dir.join("config.yml"), config).expect("registry config");
+        let log = dir.join("registry.log");
+        let child = Command::new(program)
+            .arg("serve")
+            .arg(dir.join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("registry log"))
+            .spawn()
+            .expect("start docker-registry");
+        let registry = Registry { child, host, log };
+        eventually(
+            Duration::from_secs(30),
+            "the registry asks for credentials",
+            || http_get(port, "/v2/").is_some_and(|r| r.contains(" 401 ")),
+        );
+        registry
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -690,6 +771,104 @@ spec:
         ),
         "Container image \"localhost/pernode-test/missing:1\" is not present with pull policy of Never"
     );
+
+    // A private image: refused without credentials, pulled with the pod's imagePullSecrets.
+    let registry = Registry::start(work.path(), "puller", "s3cret-pw");
+    containerd.trust_plain_http(&registry.host);
+    let private = format!("{}/pernode-test/private:1", registry.host);
+    let tarball = build_image(
+        work.path(),
+        &busybox,
+        &private,
+        &[
+            "/bin/sh",
+            "-c",
+            "echo from the private registry; sleep 3600",
+        ],
+        &["PATH=/bin"],
+    );
+    containerd.import(&tarball);
+    let (pushed, out) = containerd.ctr(&[
+        "images",
+        "push",
+        "--plain-http",
+        "--user",
+        "puller:s3cret-pw",
+        &private,
+    ]);
+    assert!(
+        pushed,
+        "ctr images push: {out}\nregistry log:\n{}",
+        std::fs::read_to_string(&registry.log).unwrap_or_default()
+    );
+    // Only the registry has it now: the pods must pull it.
+    let (removed, out) = containerd.ctr(&["images", "rm", &private]);
+    assert!(removed, "ctr images rm: {out}");
+    c.ok(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        &format!("--docker-server={}", registry.host),
+        "--docker-username=puller",
+        "--docker-password=s3cret-pw",
+    ]);
+    let private_pod = |name: &str, secrets: &str| {
+        format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  nodeName: {NODE}
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  {secrets}
+  containers:
+  - name: c
+    image: {private}
+"#
+        )
+    };
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            "{}---\n{}",
+            private_pod("private-anonymous", ""),
+            private_pod("private-with-secret", "imagePullSecrets: [{name: regcred}]")
+        ),
+    );
+    let deadline = std::time::Instant::now() + within;
+    while !c
+        .kubectl(&["logs", "private-with-secret"])
+        .stdout
+        .contains("from the private registry")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            diagnostics(&format!(
+                "the pod with the pull secret does not run: {}\nregistry log:\n{}",
+                c.kubectl(&["describe", "pod", "private-with-secret"])
+                    .stdout,
+                std::fs::read_to_string(&registry.log).unwrap_or_default()
+            ))
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    eventually(within, "the pod without it cannot pull", || {
+        matches!(
+            waiting("private-anonymous").as_str(),
+            "ErrImagePull" | "ImagePullBackOff"
+        ) && events_of(&c, "private-anonymous").contains("401 Unauthorized")
+    });
+    c.ok(&[
+        "delete",
+        "pod",
+        "private-anonymous",
+        "private-with-secret",
+        "--wait=false",
+    ]);
 
     // Everything deleted: every sandbox and container is gone from the runtime.
     c.ok(&["delete", "ds", "app", "--wait=false"]);
