@@ -13,7 +13,10 @@
 //! `ErrImagePull` then `ImagePullBackOff` with upstream's messages and events; a missing image
 //! under `imagePullPolicy: Never` is `ErrImageNeverPull`; an image pushed to Debian's
 //! docker-registry (on loopback, with a password) is pulled with the pod's `imagePullSecrets`
-//! and refused without them; deleting the pods removes their sandboxes. Without containerd, runc, ctr or busybox the test fails saying what to install.
+//! and refused without them; an agent killed and started again adopts the running container;
+//! a pod off the host network gets its own address from the CNI plugins (bridge and
+//! host-local, on a bridge of the test's) and serves on it; deleting the pods removes their
+//! sandboxes. Without containerd, runc, ctr or busybox the test fails saying what to install.
 
 mod support;
 
@@ -28,6 +31,9 @@ const NODE: &str = "e2e-cri";
 const PAUSE: &str = "localhost/pernode-test/pause:1";
 const APP_V1: &str = "localhost/pernode-test/app:1";
 const APP_V2: &str = "localhost/pernode-test/app:2";
+/// The CNI bridge of the test's containerd, and its pods' /24.
+const CNI_BRIDGE: &str = "pntest0";
+const CNI_SUBNET: &str = "10.251.73";
 
 fn require(program: &str, package: &str) -> PathBuf {
     let path = std::env::var("PATH").unwrap_or_default();
@@ -142,6 +148,20 @@ impl Containerd {
         let socket = root.join("c.sock");
         let cni = root.join("cni");
         std::fs::create_dir_all(&cni).expect("cni dir");
+        // Pods off the host network get a veth on a bridge of the test's own, with an address
+        // from host-local (Debian's containernetworking-plugins).
+        std::fs::write(
+            cni.join("10-pernode-test.conflist"),
+            format!(
+                r#"{{"cniVersion": "0.4.0", "name": "pernode-test", "plugins": [{{
+  "type": "bridge", "bridge": "{CNI_BRIDGE}", "isGateway": true, "ipMasq": false,
+  "ipam": {{"type": "host-local", "ranges": [[{{"subnet": "{CNI_SUBNET}.0/24"}}]],
+            "dataDir": "{ipam}"}}
+}}]}}"#,
+                ipam = root.join("cni-ipam").display(),
+            ),
+        )
+        .expect("CNI config");
         let config = format!(
             r#"version = 2
 root = "{root}/root"
@@ -265,6 +285,9 @@ impl Drop for Containerd {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = Command::new("ip")
+            .args(["link", "del", CNI_BRIDGE])
+            .status();
     }
 }
 
@@ -495,8 +518,13 @@ impl Drop for KillOnDrop {
 
 /// The response to `GET path` from 127.0.0.1:`port`, headers included.
 fn http_get(port: u16, path: &str) -> Option<String> {
+    http_get_from("127.0.0.1", port, path)
+}
+
+/// The response to `GET path` from `ip`:`port` (loopback, or a pod of the test's containerd).
+fn http_get_from(ip: &str, port: u16, path: &str) -> Option<String> {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let mut s = std::net::TcpStream::connect((ip, port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
     let mut out = String::new();
@@ -571,10 +599,11 @@ fn daemonset_runs_in_containerd_through_cri() {
     let mut agent = Agent::new(args, None, work.path().join("agent.log"));
     agent.spawn();
     let within = Duration::from_secs(90);
+    let agent_log = agent.log.clone();
     let diagnostics = |what: &str| {
         format!(
             "{what}\nagent log:\n{}\ncontainerd log (tail):\n{}",
-            agent.log_text(),
+            std::fs::read_to_string(&agent_log).unwrap_or_default(),
             std::fs::read_to_string(&containerd.log)
                 .unwrap_or_default()
                 .lines()
@@ -661,6 +690,39 @@ fn daemonset_runs_in_containerd_through_cri() {
         info.contains("\"quota\": 20000") && info.contains("\"limit\": 67108864"),
         "cpu quota and memory limit in the OCI spec: {info}"
     );
+
+    // The agent restarted (killed): it adopts the running container, neither restarting nor
+    // duplicating it.
+    let containers = containerd.containers();
+    let adopted = |log: &str| log.matches("adopted running container").count();
+    let adoptions = adopted(&agent.log_text());
+    agent.kill9();
+    agent.spawn();
+    let deadline = std::time::Instant::now() + within;
+    while adopted(&agent.log_text()) <= adoptions {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            diagnostics("the restarted agent does not adopt the running container")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        field(&c, &pod, "{.status.containerStatuses[0].containerID}"),
+        id
+    );
+    assert_eq!(
+        field(&c, &pod, "{.status.containerStatuses[0].restartCount}"),
+        "0"
+    );
+    assert_eq!(containerd.containers(), containers);
+    eventually(within, "the pod stays Ready", || {
+        field(
+            &c,
+            &pod,
+            "{.status.conditions[?(@.type==\"Ready\")].status}",
+        ) == "True"
+    });
 
     exec_cp_and_port_forward(&c, &pod, work.path());
 
@@ -771,6 +833,60 @@ spec:
         ),
         "Container image \"localhost/pernode-test/missing:1\" is not present with pull policy of Never"
     );
+
+    // A pod on the CNI network: its own address from the bridge's range, reachable from the
+    // node, and exec runs in its network namespace.
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: on-cni
+spec:
+  nodeName: {NODE}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: {APP_V1}
+    command: ["sh", "-c", "echo on the pod network > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"]
+"#
+        ),
+    );
+    let mut pod_ip = String::new();
+    let deadline = std::time::Instant::now() + within;
+    while !(pod_ip.starts_with(&format!("{CNI_SUBNET}."))
+        && field(
+            &c,
+            "on-cni",
+            "{.status.conditions[?(@.type==\"Ready\")].status}",
+        ) == "True")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            diagnostics(&format!(
+                "the CNI pod does not run with an address of {CNI_SUBNET}.0/24: {}",
+                c.kubectl(&["describe", "pod", "on-cni"]).stdout
+            ))
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        pod_ip = field(&c, "on-cni", "{.status.podIP}");
+    }
+    assert_eq!(field(&c, "on-cni", "{.status.podIPs[0].ip}"), pod_ip);
+    assert_ne!(field(&c, "on-cni", "{.status.hostIP}"), pod_ip);
+    // The pod's own network namespace holds the address (its routing table's local entries).
+    let addresses = c.ok(&["exec", "on-cni", "--", "cat", "/proc/net/fib_trie"]);
+    assert!(
+        addresses.contains(&format!("|-- {pod_ip}\n")),
+        "{addresses}"
+    );
+    let mut answer = String::new();
+    eventually(within, "the pod's server answers at the pod IP", || {
+        answer = http_get_from(&pod_ip, 8080, "/").unwrap_or_default();
+        answer.contains("on the pod network")
+    });
+    c.ok(&["delete", "pod", "on-cni", "--wait=false"]);
 
     // A private image: refused without credentials, pulled with the pod's imagePullSecrets.
     let registry = Registry::start(work.path(), "puller", "s3cret-pw");
