@@ -101,6 +101,26 @@ pub struct AgentArgs {
     /// Where a CRI runtime writes container logs (the kubelet's `podLogsDir`).
     #[arg(long, default_value = "/var/log/pods")]
     pub pod_logs_dir: PathBuf,
+    /// CA whose client certificates authenticate users of the kubelet port (default: the
+    /// cluster CA the agent trusts the API server with, which signs the API server's
+    /// kubelet client certificate).
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+    /// The kubelet port's serving certificate (default: a self-signed one in the root dir).
+    #[arg(long, requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Its private key.
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// Let requests without credentials in as `system:anonymous` (then authorized as any).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    pub anonymous_auth: bool,
+    /// Check bearer tokens with the API server's TokenReview.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub authentication_token_webhook: bool,
+    /// `Webhook` (ask the API server with SubjectAccessReviews) or `AlwaysAllow`.
+    #[arg(long, default_value = "Webhook", value_parser = ["Webhook", "AlwaysAllow"])]
+    pub authorization_mode: String,
 }
 
 /// The runtime the flags choose.
@@ -123,6 +143,39 @@ fn runtime_choice(
     }
 }
 
+/// The kubelet port's TLS and access flags; `cluster_ca_pem` is the default client CA.
+fn server_auth(
+    args: &AgentArgs,
+    cluster_ca_pem: Option<String>,
+) -> anyhow::Result<agent::kubelet_server::ServerAuthOptions> {
+    use agent::kubelet_server::{AuthorizationMode, ServerAuthOptions};
+    let client_ca_pem = match &args.client_ca_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading --client-ca-file {}", path.display()))?,
+        ),
+        None => cluster_ca_pem,
+    };
+    if client_ca_pem.is_none() {
+        tracing::warn!(
+            "no --client-ca-file and no CA in the kubeconfig: the kubelet port accepts no client certificates, so the API server cannot use it"
+        );
+    }
+    Ok(ServerAuthOptions {
+        tls_files: args
+            .tls_cert_file
+            .clone()
+            .zip(args.tls_private_key_file.clone()),
+        client_ca_pem,
+        token_webhook: args.authentication_token_webhook,
+        anonymous: args.anonymous_auth,
+        authorization: match args.authorization_mode.as_str() {
+            "AlwaysAllow" => AuthorizationMode::AlwaysAllow,
+            _ => AuthorizationMode::Webhook,
+        },
+    })
+}
+
 /// `500ms`, `10s`, `5m`, `1h`.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let (n, unit) = s
@@ -138,20 +191,40 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-/// The API client and the server's URL from `--kubeconfig`, or by joining with `--token`
-/// (then with the certificate renewal loop to run beside the agent).
+/// What the agent joins with: its API client, the server's URL, the cluster CA it trusts (if
+/// any) and, after joining with `--token`, the certificate renewal loop to run beside it.
+struct Credentials {
+    client: kube::Client,
+    cluster_url: http::Uri,
+    ca_pem: Option<String>,
+    renewal: Option<Renewal>,
+}
+
+/// The credentials from `--kubeconfig`, or by joining with `--token`.
 async fn credentials(
     args: &AgentArgs,
     node_name: &str,
     root_dir: &std::path::Path,
-) -> anyhow::Result<(kube::Client, http::Uri, Option<Renewal>)> {
+) -> anyhow::Result<Credentials> {
     if let Some(path) = &args.kubeconfig {
         let kubeconfig = kube::config::Kubeconfig::read_from(path)
             .with_context(|| format!("reading {}", path.display()))?;
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
             .await
             .with_context(|| format!("using {}", path.display()))?;
-        return failover_client(config, &args.servers);
+        let ca_pem = config.root_cert.as_ref().map(|certs| {
+            certs
+                .iter()
+                .map(|der| pernode_auth::pem::encode("CERTIFICATE", der))
+                .collect::<String>()
+        });
+        let (client, cluster_url) = failover_client(config, &args.servers)?;
+        return Ok(Credentials {
+            client,
+            cluster_url,
+            ca_pem,
+            renewal: None,
+        });
     }
     if args.servers.len() > 1 {
         anyhow::bail!(
@@ -176,21 +249,26 @@ async fn credentials(
     let joined = pernode_agent::join::join(&opts)
         .await
         .context("joining the cluster")?;
-    Ok((joined.client, joined.cluster_url, Some(joined.renewal)))
+    Ok(Credentials {
+        client: joined.client,
+        cluster_url: joined.cluster_url,
+        ca_pem: Some(joined.ca_pem),
+        renewal: Some(joined.renewal),
+    })
 }
 
 /// The kubeconfig's client (over `servers` when given) and the URL of the first server.
 fn failover_client(
     config: kube::Config,
     servers: &[String],
-) -> anyhow::Result<(kube::Client, http::Uri, Option<Renewal>)> {
+) -> anyhow::Result<(kube::Client, http::Uri)> {
     let url = match servers.first() {
         Some(first) => first
             .parse()
             .with_context(|| format!("--server {first:?} is not a URL"))?,
         None => config.cluster_url.clone(),
     };
-    Ok((crate::failover::client_over(config, servers)?, url, None))
+    Ok((crate::failover::client_over(config, servers)?, url))
 }
 
 type Renewal = futures::future::BoxFuture<'static, Result<(), pernode_agent::join::JoinError>>;
@@ -201,7 +279,12 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         .root_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(".pernode-agent").join(&node_name));
-    let (client, cluster_url, renewal) = credentials(&args, &node_name, &root_dir).await?;
+    let Credentials {
+        client,
+        cluster_url,
+        ca_pem,
+        renewal,
+    } = credentials(&args, &node_name, &root_dir).await?;
     let server_host = cluster_url
         .host()
         .unwrap_or("127.0.0.1")
@@ -268,6 +351,7 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         args.container_runtime_endpoint.as_deref(),
     )?;
     opts.pod_logs_dir = args.pod_logs_dir.clone();
+    opts.server_auth = server_auth(&args, ca_pem)?;
     let renewal = async {
         match renewal {
             Some(renewal) => renewal.await.context("client certificate rotation"),

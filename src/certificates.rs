@@ -34,6 +34,18 @@ pub struct TlsArgs {
     /// The cluster CA's private key (PEM).
     #[arg(long, requires = "cluster_ca_cert_file")]
     pub cluster_ca_key_file: Option<PathBuf>,
+    /// The client certificate the server presents to kubelets (default: one the cluster CA
+    /// issues at each start to `kube-apiserver-kubelet-client`, whom the bootstrap policy
+    /// binds to `system:kubelet-api-admin`).
+    #[arg(long, requires = "kubelet_client_key")]
+    pub kubelet_client_certificate: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, requires = "kubelet_client_certificate")]
+    pub kubelet_client_key: Option<PathBuf>,
+    /// CA that signs kubelets' serving certificates: checked when given; without it kubelets'
+    /// certificates are not verified (they are self-signed by default), as kube-apiserver.
+    #[arg(long)]
+    pub kubelet_certificate_authority: Option<PathBuf>,
 }
 
 /// The cluster CA: the flags' files, else the one kept (made on first start) in `pki_dir`.
@@ -72,6 +84,37 @@ impl ServerCertificates {
 }
 
 impl ServerCertificates {
+    /// How the server connects to kubelets: the flags' client certificate (else one the
+    /// cluster CA issues now) and kubelet CA.
+    pub fn kubelet_client(
+        &self,
+        args: &TlsArgs,
+    ) -> anyhow::Result<pernode_apiserver::node_proxy::KubeletClient> {
+        let pair = match (&args.kubelet_client_certificate, &args.kubelet_client_key) {
+            (Some(cert), Some(key)) => CertAndKey {
+                cert_pem: pki::read_pem(cert)?,
+                key_pem: pki::read_pem(key)?,
+            },
+            _ => self
+                .ca
+                .issue_client(
+                    pernode_apiserver::node_proxy::KUBELET_CLIENT_USER,
+                    &[],
+                    pki::LEAF_VALIDITY_DAYS,
+                )
+                .context("issuing the kubelet client certificate")?,
+        };
+        let kubelet_ca = match &args.kubelet_certificate_authority {
+            Some(path) => Some(pki::read_pem(path)?),
+            None => None,
+        };
+        pernode_apiserver::node_proxy::KubeletClient::new(
+            Some((&pair.cert_pem, &pair.key_pem)),
+            kubelet_ca.as_deref(),
+        )
+        .context("setting up TLS to kubelets (--kubelet-client-certificate, --kubelet-certificate-authority)")
+    }
+
     /// A client configuration for the server at `addr` as the admin, trusting its CA: what the
     /// kubeconfig says, for the binary's own clients (readiness, bench).
     pub fn admin_client(&self, addr: SocketAddr) -> anyhow::Result<kube::Config> {

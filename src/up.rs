@@ -136,7 +136,9 @@ async fn start(args: &ServerArgs) -> anyhow::Result<Running> {
     pernode_store::private_dir(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
     let store = crate::store::open(&args.store, &args.data_dir).await?;
-    let options = server_options(args)?;
+    let certificates = crate::certificates::load(&args.data_dir, args.listen, &args.tls)?;
+    let mut options = server_options(args)?;
+    options.kubelet_client = certificates.kubelet_client(&args.tls)?;
     let server = std::sync::Arc::new(
         ApiServer::with_options(store, options)
             .await
@@ -145,7 +147,6 @@ async fn start(args: &ServerArgs) -> anyhow::Result<Running> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
-    let certificates = crate::certificates::load(&args.data_dir, args.listen, &args.tls)?;
     let options = pernode_apiserver::serving::ServeOptions {
         transport: pernode_apiserver::authentication::Transport::Tls(certificates.tls.clone()),
         limits: pernode_apiserver::max_in_flight::InFlightLimits {

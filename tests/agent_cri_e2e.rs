@@ -15,7 +15,11 @@
 //! container's termination message is what it wrote to /dev/termination-log, or the end of
 //! its log when it failed under `FallbackToLogsOnError`; an image that no registry has waits in
 //! `ErrImagePull` then `ImagePullBackOff` with upstream's messages and events; a missing image
-//! under `imagePullPolicy: Never` is `ErrImageNeverPull`; deleting the pods removes their
+//! under `imagePullPolicy: Never` is `ErrImageNeverPull`; an image pushed to Debian's
+//! docker-registry (on loopback, with a password) is pulled with the pod's `imagePullSecrets`
+//! and refused without them; an agent killed and started again adopts the running container;
+//! a pod off the host network gets its own address from the CNI plugins (bridge and
+//! host-local, on a bridge of the test's) and serves on it; deleting the pods removes their
 //! sandboxes. Without containerd, runc, ctr or busybox the test fails saying what to install.
 
 #[path = "support/containerd.rs"]
@@ -25,7 +29,9 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use containerd::{Containerd, build_image, require};
+use containerd::{
+    CNI_SUBNET, Containerd, Registry, build_image, free_port, http_get_from, require,
+};
 use support::agent::{Agent, UnmountOnDrop};
 use support::{Cluster, eventually};
 
@@ -124,14 +130,6 @@ spec:
         emptyDir: {}
 "#;
 
-/// A free loopback port (released at once: the next listener takes it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 /// `kubectl exec`, `cp` and `port-forward` reach the container through the API server, the
 /// agent and containerd's streaming server.
 fn exec_cp_and_port_forward(c: &Cluster, pod: &str, work: &Path) {
@@ -209,13 +207,7 @@ impl Drop for KillOnDrop {
 
 /// The response to `GET path` from 127.0.0.1:`port`, headers included.
 fn http_get(port: u16, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
+    http_get_from("127.0.0.1", port, path)
 }
 
 #[test]
@@ -285,10 +277,11 @@ fn daemonset_runs_in_containerd_through_cri() {
     let mut agent = Agent::new(args, None, work.path().join("agent.log"));
     agent.spawn();
     let within = Duration::from_secs(90);
+    let agent_log = agent.log.clone();
     let diagnostics = |what: &str| {
         format!(
             "{what}\nagent log:\n{}\ncontainerd log (tail):\n{}",
-            agent.log_text(),
+            std::fs::read_to_string(&agent_log).unwrap_or_default(),
             std::fs::read_to_string(&containerd.log)
                 .unwrap_or_default()
                 .lines()
@@ -385,6 +378,39 @@ fn daemonset_runs_in_containerd_through_cri() {
             "# Kubernetes-managed hosts file (host network).\n{node_hosts}\n# Entries added by HostAliases.\n10.1.2.3\tfoo.local\tbar.local\n"
         )
     );
+
+    // The agent restarted (killed): it adopts the running container, neither restarting nor
+    // duplicating it.
+    let containers = containerd.containers();
+    let adopted = |log: &str| log.matches("adopted running container").count();
+    let adoptions = adopted(&agent.log_text());
+    agent.kill9();
+    agent.spawn();
+    let deadline = std::time::Instant::now() + within;
+    while adopted(&agent.log_text()) <= adoptions {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            diagnostics("the restarted agent does not adopt the running container")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        field(&c, &pod, "{.status.containerStatuses[0].containerID}"),
+        id
+    );
+    assert_eq!(
+        field(&c, &pod, "{.status.containerStatuses[0].restartCount}"),
+        "0"
+    );
+    assert_eq!(containerd.containers(), containers);
+    eventually(within, "the pod stays Ready", || {
+        field(
+            &c,
+            &pod,
+            "{.status.conditions[?(@.type==\"Ready\")].status}",
+        ) == "True"
+    });
 
     exec_cp_and_port_forward(&c, &pod, work.path());
 
@@ -596,6 +622,158 @@ spec:
         ),
         "Container image \"localhost/pernode-test/missing:1\" is not present with pull policy of Never"
     );
+
+    // A pod on the CNI network: its own address from the bridge's range, reachable from the
+    // node, and exec runs in its network namespace.
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: on-cni
+spec:
+  nodeName: {NODE}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: {APP_V1}
+    command: ["sh", "-c", "echo on the pod network > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"]
+"#
+        ),
+    );
+    let mut pod_ip = String::new();
+    let deadline = std::time::Instant::now() + within;
+    while !(pod_ip.starts_with(&format!("{CNI_SUBNET}."))
+        && field(
+            &c,
+            "on-cni",
+            "{.status.conditions[?(@.type==\"Ready\")].status}",
+        ) == "True")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            diagnostics(&format!(
+                "the CNI pod does not run with an address of {CNI_SUBNET}.0/24: {}",
+                c.kubectl(&["describe", "pod", "on-cni"]).stdout
+            ))
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        pod_ip = field(&c, "on-cni", "{.status.podIP}");
+    }
+    assert_eq!(field(&c, "on-cni", "{.status.podIPs[0].ip}"), pod_ip);
+    assert_ne!(field(&c, "on-cni", "{.status.hostIP}"), pod_ip);
+    // The pod's own network namespace holds the address (its routing table's local entries).
+    let addresses = c.ok(&["exec", "on-cni", "--", "cat", "/proc/net/fib_trie"]);
+    assert!(
+        addresses.contains(&format!("|-- {pod_ip}\n")),
+        "{addresses}"
+    );
+    let mut answer = String::new();
+    eventually(within, "the pod's server answers at the pod IP", || {
+        answer = http_get_from(&pod_ip, 8080, "/").unwrap_or_default();
+        answer.contains("on the pod network")
+    });
+    c.ok(&["delete", "pod", "on-cni", "--wait=false"]);
+
+    // A private image: refused without credentials, pulled with the pod's imagePullSecrets.
+    let registry = Registry::start(work.path(), "puller", "s3cret-pw");
+    containerd.trust_plain_http(&registry.host);
+    let private = format!("{}/pernode-test/private:1", registry.host);
+    let tarball = build_image(
+        work.path(),
+        &busybox,
+        &private,
+        &[
+            "/bin/sh",
+            "-c",
+            "echo from the private registry; sleep 3600",
+        ],
+        &["PATH=/bin"],
+    );
+    containerd.import(&tarball);
+    let (pushed, out) = containerd.ctr(&[
+        "images",
+        "push",
+        "--plain-http",
+        "--user",
+        "puller:s3cret-pw",
+        &private,
+    ]);
+    assert!(
+        pushed,
+        "ctr images push: {out}\nregistry log:\n{}",
+        std::fs::read_to_string(&registry.log).unwrap_or_default()
+    );
+    // Only the registry has it now: the pods must pull it.
+    let (removed, out) = containerd.ctr(&["images", "rm", &private]);
+    assert!(removed, "ctr images rm: {out}");
+    c.ok(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        &format!("--docker-server={}", registry.host),
+        "--docker-username=puller",
+        "--docker-password=s3cret-pw",
+    ]);
+    let private_pod = |name: &str, secrets: &str| {
+        format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  nodeName: {NODE}
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  {secrets}
+  containers:
+  - name: c
+    image: {private}
+"#
+        )
+    };
+    c.ok_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            "{}---\n{}",
+            private_pod("private-anonymous", ""),
+            private_pod("private-with-secret", "imagePullSecrets: [{name: regcred}]")
+        ),
+    );
+    let deadline = std::time::Instant::now() + within;
+    while !c
+        .kubectl(&["logs", "private-with-secret"])
+        .stdout
+        .contains("from the private registry")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            diagnostics(&format!(
+                "the pod with the pull secret does not run: {}\nregistry log:\n{}",
+                c.kubectl(&["describe", "pod", "private-with-secret"])
+                    .stdout,
+                std::fs::read_to_string(&registry.log).unwrap_or_default()
+            ))
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    eventually(within, "the pod without it cannot pull", || {
+        matches!(
+            waiting("private-anonymous").as_str(),
+            "ErrImagePull" | "ImagePullBackOff"
+        ) && events_of(&c, "private-anonymous").contains("401 Unauthorized")
+    });
+    c.ok(&[
+        "delete",
+        "pod",
+        "private-anonymous",
+        "private-with-secret",
+        "--wait=false",
+    ]);
 
     // Everything deleted: every sandbox and container is gone from the runtime.
     c.ok(&["delete", "ds", "app", "--wait=false"]);

@@ -19,7 +19,7 @@ pub fn require(program: &str, package: &str) -> PathBuf {
         .map(|d| d.join(program))
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
-            panic!("`{program}` is not installed: this test needs Debian's {package} (apt-get install containerd runc containernetworking-plugins busybox-static; .ci/run installs them)")
+            panic!("`{program}` is not installed: this test needs Debian's {package} (apt-get install containerd runc containernetworking-plugins busybox-static docker-registry; .ci/run installs them)")
         })
 }
 
@@ -111,9 +111,14 @@ pub fn build_image(work: &Path, busybox: &Path, name: &str, cmd: &[&str], env: &
     tarball
 }
 
+/// The CNI bridge of the tests' containerd, and its pods' /24.
+pub const CNI_BRIDGE: &str = "pntest0";
+pub const CNI_SUBNET: &str = "10.251.73";
+
 /// The test's containerd; dropping it removes what runs in it, then stops it.
 pub struct Containerd {
     child: Child,
+    root: PathBuf,
     pub socket: PathBuf,
     pub log: PathBuf,
 }
@@ -125,6 +130,20 @@ impl Containerd {
         let socket = root.join("c.sock");
         let cni = root.join("cni");
         std::fs::create_dir_all(&cni).expect("cni dir");
+        // Pods off the host network get a veth on a bridge of the test's own, with an address
+        // from host-local (Debian's containernetworking-plugins).
+        std::fs::write(
+            cni.join("10-pernode-test.conflist"),
+            format!(
+                r#"{{"cniVersion": "0.4.0", "name": "pernode-test", "plugins": [{{
+  "type": "bridge", "bridge": "{CNI_BRIDGE}", "isGateway": true, "ipMasq": false,
+  "ipam": {{"type": "host-local", "ranges": [[{{"subnet": "{CNI_SUBNET}.0/24"}}]],
+            "dataDir": "{ipam}"}}
+}}]}}"#,
+                ipam = root.join("cni-ipam").display(),
+            ),
+        )
+        .expect("CNI config");
         let config = format!(
             r#"version = 2
 root = "{root}/root"
@@ -151,6 +170,8 @@ state = "{root}/state"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "{cni}"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "{root}/certs.d"
 "#,
             root = root.display(),
             socket = socket.display(),
@@ -166,7 +187,12 @@ state = "{root}/state"
             .stderr(std::fs::File::create(&log).expect("containerd log"))
             .spawn()
             .expect("start containerd");
-        let c = Containerd { child, socket, log };
+        let c = Containerd {
+            child,
+            root,
+            socket,
+            log,
+        };
         eventually(
             Duration::from_secs(30),
             "containerd serves its socket",
@@ -191,6 +217,19 @@ state = "{root}/state"
                 String::from_utf8_lossy(&out.stderr)
             ),
         )
+    }
+
+    /// Pulls from the registry at `host` over plain HTTP (its `hosts.toml`).
+    pub fn trust_plain_http(&self, host: &str) {
+        let dir = self.root.join("certs.d").join(host);
+        std::fs::create_dir_all(&dir).expect("hosts dir");
+        std::fs::write(
+            dir.join("hosts.toml"),
+            format!(
+                "server = \"http://{host}\"\n[host.\"http://{host}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+            ),
+        )
+        .expect("hosts.toml");
     }
 
     pub fn import(&self, tarball: &Path) {
@@ -228,5 +267,86 @@ impl Drop for Containerd {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = Command::new("ip")
+            .args(["link", "del", CNI_BRIDGE])
+            .status();
     }
+}
+
+/// Debian's docker-registry on loopback, with one user (htpasswd); dropping it stops it.
+pub struct Registry {
+    child: Child,
+    pub host: String,
+    pub log: PathBuf,
+}
+
+impl Registry {
+    pub fn start(work: &Path, user: &str, password: &str) -> Registry {
+        let program = require("docker-registry", "docker-registry");
+        let dir = work.join("registry");
+        std::fs::create_dir_all(dir.join("data")).expect("registry dir");
+        // The registry's htpasswd wants bcrypt: glibc's crypt makes it, through Python's.
+        let hashed = Command::new("python3")
+            .args([
+                "-W",
+                "ignore",
+                "-c",
+                "import crypt, sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+                password,
+            ])
+            .output()
+            .expect("python3 (for a bcrypt hash)");
+        let hash = String::from_utf8_lossy(&hashed.stdout).trim().to_string();
+        assert!(hash.starts_with("$2"), "a bcrypt hash: {hashed:?}");
+        std::fs::write(dir.join("htpasswd"), format!("{user}:{hash}\n")).expect("htpasswd");
+        let port = free_port();
+        let host = format!("127.0.0.1:{port}");
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {data}\nhttp:\n  addr: {host}\nauth:\n  htpasswd:\n    realm: pernode-test\n    path: {htpasswd}\n",
+            data = dir.join("data").display(),
+            htpasswd = dir.join("htpasswd").display(),
+        );
+        std::fs::write(dir.join("config.yml"), config).expect("registry config");
+        let log = dir.join("registry.log");
+        let child = Command::new(program)
+            .arg("serve")
+            .arg(dir.join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("registry log"))
+            .spawn()
+            .expect("start docker-registry");
+        let registry = Registry { child, host, log };
+        eventually(
+            Duration::from_secs(30),
+            "the registry asks for credentials",
+            || http_get_from("127.0.0.1", port, "/v2/").is_some_and(|r| r.contains(" 401 ")),
+        );
+        registry
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port (released at once: the next listener takes it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// The response to `GET path` from `ip`:`port` (loopback, or a pod of the test's containerd).
+pub fn http_get_from(ip: &str, port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect((ip, port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
 }

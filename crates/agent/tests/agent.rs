@@ -69,6 +69,50 @@ async fn registers_heartbeats_runs_a_process_and_serves_logs() {
             .map(String::as_str),
         Some("ssd")
     );
+    // The kubelet's node events, in `default`, about the node.
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(c.client.clone(), "default");
+    let reasons = eventually("the node's events are recorded", || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        let mut reasons: Vec<(String, String)> = list
+            .items
+            .iter()
+            .filter(|e| {
+                e.involved_object.kind.as_deref() == Some("Node")
+                    && e.involved_object.name.as_deref() == Some("n1")
+                    && e.source.as_ref().and_then(|s| s.component.as_deref()) == Some("kubelet")
+            })
+            .map(|e| {
+                (
+                    e.reason.clone().unwrap_or_default(),
+                    e.message.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        reasons.sort();
+        (reasons.len() >= 5).then_some(reasons)
+    })
+    .await;
+    let expected: Vec<(String, String)> = [
+        (
+            "NodeHasNoDiskPressure",
+            "Node n1 status is now: NodeHasNoDiskPressure",
+        ),
+        (
+            "NodeHasSufficientMemory",
+            "Node n1 status is now: NodeHasSufficientMemory",
+        ),
+        (
+            "NodeHasSufficientPID",
+            "Node n1 status is now: NodeHasSufficientPID",
+        ),
+        ("NodeReady", "Node n1 status is now: NodeReady"),
+        ("Starting", "Starting kubelet."),
+    ]
+    .iter()
+    .map(|(r, m)| (r.to_string(), m.to_string()))
+    .collect();
+    assert_eq!(reasons, expected);
     let leases: Api<Lease> = Api::namespaced(c.client.clone(), "kube-node-lease");
     let first = eventually("the lease exists", || async {
         leases.get_opt("n1").await.ok().flatten()?.spec?.renew_time

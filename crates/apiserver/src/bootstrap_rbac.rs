@@ -317,6 +317,25 @@ fn cluster_roles() -> Vec<ClusterRole> {
         aggregate_to("system:aggregate-to-view", AGGREGATE_TO_VIEW, view_rules()),
         metrics_reader(),
         role("system:node", node_rules()),
+        // Full access to the kubelet API.
+        role(
+            "system:kubelet-api-admin",
+            vec![
+                rule(READ, &[LEGACY], &["nodes"]),
+                rule(&["proxy"], &[LEGACY], &["nodes"]),
+                rule(
+                    &["*"],
+                    &[LEGACY],
+                    &[
+                        "nodes/proxy",
+                        "nodes/metrics",
+                        "nodes/spec",
+                        "nodes/stats",
+                        "nodes/log",
+                    ],
+                ),
+            ],
+        ),
         role("system:kube-scheduler", scheduler_rules()),
         role(SIMULATOR, simulator_rules()),
         role(
@@ -800,6 +819,16 @@ pub fn bootstrap_cluster_role_bindings() -> Vec<ClusterRoleBinding> {
         binding(SIMULATOR, user(SIMULATOR)),
         // Deprecated with the Node authorizer: kept, with no subjects, as upstream.
         binding("system:node", Vec::new()),
+        // pernode: the API server's own kubelet client certificate may use the kubelet API
+        // (kubeadm binds its `apiserver-kubelet-client` the same way).
+        {
+            let mut b = binding(
+                "system:kubelet-api-admin",
+                user(crate::node_proxy::KUBELET_CLIENT_USER),
+            );
+            b.metadata.name = Some("pernode:kube-apiserver-kubelet-client".into());
+            b
+        },
     ];
     bindings.extend(certificates::cluster_role_bindings());
     bindings.extend(controller_roles().into_iter().map(|(name, _)| {

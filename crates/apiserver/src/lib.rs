@@ -69,6 +69,8 @@ pub struct AppState {
     pub store: Store,
     /// The only way out to nodes (kubelets): see [`node_proxy`].
     pub node_dialer: node_proxy::NodeDialer,
+    /// How connections to kubelets are secured and who the server is to them.
+    pub kubelet_client: node_proxy::KubeletClient,
     /// Flips to true when the server shuts down, so open watch streams end.
     pub shutdown: signal::Receiver<bool>,
     /// Requests dispatched since start (for `pernode bench`).
@@ -109,6 +111,9 @@ pub enum ServiceAccountKey {
 pub struct ApiServerOptions {
     /// The only way out to nodes ([`node_proxy`]).
     pub node_dialer: node_proxy::NodeDialer,
+    /// TLS to kubelets: the server's client certificate and the kubelets' CA
+    /// ([`node_proxy::KubeletClient`]; by default none of either).
+    pub kubelet_client: node_proxy::KubeletClient,
     /// The service-account token signing key.
     pub service_account_key: ServiceAccountKey,
     /// More keys tokens are accepted from besides the signing key's (kube-apiserver's
@@ -167,6 +172,7 @@ impl ApiServer {
         let state = Arc::new(AppState {
             store,
             node_dialer: options.node_dialer,
+            kubelet_client: options.kubelet_client,
             shutdown: rx.clone(),
             requests: Default::default(),
             catalog,
@@ -336,8 +342,13 @@ impl Serving {
 /// ServiceAccount the service account controller gives them in a running cluster (see
 /// [`seed_default_service_accounts`]), so pods can be created there without that controller.
 pub async fn in_memory_router() -> Result<Router, ApiError> {
+    in_memory_router_with(ApiServerOptions::default()).await
+}
+
+/// As [`in_memory_router`], set up by `options` (e.g. its kubelet client certificate).
+pub async fn in_memory_router_with(options: ApiServerOptions) -> Result<Router, ApiError> {
     let store = Store::in_memory(registry::indexer(), Default::default());
-    let server = ApiServer::new(store).await?;
+    let server = ApiServer::with_options(store, options).await?;
     seed_default_service_accounts(server.store()).await?;
     // Dropping the server drops its shutdown switch; watches then end only when clients go.
     Ok(server.router())

@@ -236,7 +236,29 @@ async fn fake_kubelet() -> u16 {
         .await
         .expect("bind kubelet");
     let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    // HTTPS with a self-signed certificate, as a kubelet given none serves.
+    let pair = pernode_auth::pki::self_signed_serving("fake-kubelet", &["127.0.0.1".into()])
+        .expect("certificate");
+    let tls = pernode_auth::tls::server_tls(&pair.cert_pem, &pair.key_pem, &[&pair.cert_pem])
+        .expect("TLS");
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(
+                        hyper_util::rt::TokioIo::new(stream),
+                        hyper_util::service::TowerToHyperService::new(app),
+                    )
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
     port
 }
 
@@ -437,7 +459,7 @@ async fn a_node_that_never_answers_fails_within_the_connect_timeout() {
     let v: Value = serde_json::from_str(&status).expect("status");
     let message = v["message"].as_str().unwrap_or_default();
     assert!(
-        message.starts_with("error dialing node \"down-1\": Get \"http://127.0.0.1:")
+        message.starts_with("error dialing node \"down-1\": Get \"https://127.0.0.1:")
             && message.ends_with(&format!("dial tcp 127.0.0.1:{port}: i/o timeout")),
         "{message}"
     );

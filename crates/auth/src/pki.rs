@@ -170,23 +170,7 @@ impl ClusterCa {
         params
             .distinguished_name
             .push(DnType::CommonName, "kube-apiserver");
-        params.subject_alt_names = names
-            .iter()
-            .map(|name| match name.parse::<IpAddr>() {
-                Ok(ip) => Ok(SanType::IpAddress(ip)),
-                Err(_) if !is_dns_name(name) => Err(PkiError::Invalid(format!(
-                    "{name:?} is not a DNS name or an IP address"
-                ))),
-                Err(_) => name.clone().try_into().map(SanType::DnsName).map_err(|_| {
-                    PkiError::Invalid(format!("{name:?} is not a DNS name or an IP address"))
-                }),
-            })
-            .collect::<Result<_, _>>()?;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        serving_params(&mut params, names)?;
         self.sign(params, "the serving certificate", LEAF_VALIDITY_DAYS)
     }
 
@@ -238,6 +222,48 @@ impl ClusterCa {
             key_pem: key.serialize_pem(),
         })
     }
+}
+
+/// The subject alternative names, key usages and server-auth usage of a serving certificate.
+fn serving_params(params: &mut CertificateParams, names: &[String]) -> Result<(), PkiError> {
+    params.subject_alt_names = names
+        .iter()
+        .map(|name| match name.parse::<IpAddr>() {
+            Ok(ip) => Ok(SanType::IpAddress(ip)),
+            Err(_) if !is_dns_name(name) => Err(PkiError::Invalid(format!(
+                "{name:?} is not a DNS name or an IP address"
+            ))),
+            Err(_) => name.clone().try_into().map(SanType::DnsName).map_err(|_| {
+                PkiError::Invalid(format!("{name:?} is not a DNS name or an IP address"))
+            }),
+        })
+        .collect::<Result<_, _>>()?;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    Ok(())
+}
+
+/// A self-signed serving certificate named `common_name` for these DNS names and IP
+/// addresses: what a kubelet serves when it was given no certificate (its
+/// `<host>@<timestamp>` certificate in `--cert-dir`).
+pub fn self_signed_serving(common_name: &str, names: &[String]) -> Result<CertAndKey, PkiError> {
+    let what = "a self-signed serving certificate";
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    serving_params(&mut params, names)?;
+    validity(&mut params, LEAF_VALIDITY_DAYS);
+    let key = KeyPair::generate().map_err(cert_err(what))?;
+    let cert = params.self_signed(&key).map_err(cert_err(what))?;
+    Ok(CertAndKey {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
 }
 
 /// The names a generated serving certificate covers: `localhost`, loopback, the host's name,

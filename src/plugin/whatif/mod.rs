@@ -280,6 +280,9 @@ async fn run(
             current.metadata.annotations = Some(annotations);
             current.metadata.labels = new.metadata.labels.clone();
             current.spec = new.spec.clone();
+            // Unconditional, as `kubectl apply`'s patch is: the copy's controllers write
+            // status meanwhile, and a resourceVersion precondition would lose that race.
+            current.metadata.resource_version = None;
             ds_api
                 .replace(&name, &PostParams::default(), &current)
                 .await?;

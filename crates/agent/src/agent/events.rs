@@ -1,6 +1,8 @@
-//! The kubelet's events about pods (`FailedMount`, `Failed`, ...), written as client-go's
-//! recorder writes them: an Event named `<pod>.<nanoseconds in hex>` from source `kubelet` on
-//! this host; the same event again (same pod, type, reason and message) bumps the first one's
+//! The kubelet's events about pods (`FailedMount`, `Failed`, ...) and about its node
+//! (`Starting`, `NodeReady`, ...), written as client-go's recorder writes them: an Event named
+//! `<object>.<nanoseconds in hex>` from source `kubelet` on this host (a node's in `default`,
+//! referring to the node with its name as UID, as the kubelet's `nodeRef`); the same event
+//! again (same object, type, reason and message) bumps the first one's
 //! `count` and `lastTimestamp` instead of making another; a spam filter allows each pod a
 //! burst of 25 events, then one every 5 minutes. Events are best effort: one background task
 //! writes them in order, and a failed write only loses that event.
@@ -29,7 +31,7 @@ pub const WARNING: &str = "Warning";
 pub const NORMAL: &str = "Normal";
 
 struct Request {
-    pod: ObjectReference,
+    object: ObjectReference,
     type_: &'static str,
     reason: &'static str,
     message: String,
@@ -63,7 +65,30 @@ impl Recorder {
             ..Default::default()
         };
         let _ = self.tx.send(Request {
-            pod: reference,
+            object: reference,
+            type_,
+            reason,
+            message,
+        });
+    }
+
+    /// Records an event about node `node`.
+    pub fn node_event(
+        &self,
+        node: &str,
+        type_: &'static str,
+        reason: &'static str,
+        message: String,
+    ) {
+        debug!(node, reason, %message, "event");
+        let reference = ObjectReference {
+            kind: Some("Node".into()),
+            name: Some(node.to_string()),
+            uid: Some(node.to_string()),
+            ..Default::default()
+        };
+        let _ = self.tx.send(Request {
+            object: reference,
             type_,
             reason,
             message,
@@ -82,7 +107,7 @@ async fn writer(client: kube::Client, node: String, mut rx: mpsc::UnboundedRecei
     let mut spam: HashMap<String, (TokenBucket, Instant)> = HashMap::new();
     let mut seen: HashMap<(String, &'static str, &'static str, String), Seen> = HashMap::new();
     while let Some(req) = rx.recv().await {
-        let uid = req.pod.uid.clone().unwrap_or_default();
+        let uid = req.object.uid.clone().unwrap_or_default();
         let now = Instant::now();
         // Pods gone for an hour are forgotten (a full bucket refills in two).
         spam.retain(|_, (_, at)| now.duration_since(*at) < DEDUP_WINDOW);
@@ -110,19 +135,19 @@ async fn writer(client: kube::Client, node: String, mut rx: mpsc::UnboundedRecei
             continue;
         }
         let namespace = req
-            .pod
+            .object
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into());
-        let pod_name = req.pod.name.clone().unwrap_or_default();
-        let name = format!("{pod_name}.{:x}", Timestamp::now().as_nanosecond());
+        let object_name = req.object.name.clone().unwrap_or_default();
+        let name = format!("{object_name}.{:x}", Timestamp::now().as_nanosecond());
         let event = Event {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
                 namespace: Some(namespace.clone()),
                 ..Default::default()
             },
-            involved_object: req.pod,
+            involved_object: req.object,
             reason: Some(req.reason.into()),
             message: Some(req.message),
             type_: Some(req.type_.into()),

@@ -12,7 +12,8 @@
 //! container's own mount namespace ([`mounts`]), output captured per container instance,
 //! restart policy with CrashLoopBackOff ([`backoff`]), startup/liveness/readiness probes
 //! ([`probe`]), graceful termination, cgroup v2 limits where writable ([`cgroup`]), and the
-//! kubelet's events about pods ([`events`]). It serves the kubelet's `/containerLogs`
+//! kubelet's events about pods ([`events`]). On the kubelet port, HTTPS with the kubelet's
+//! authentication and authorization ([`kubelet_server`]), it serves the kubelet's `/containerLogs`
 //! endpoint ([`logs`]), which the API server proxies `pods/log` to, the streaming endpoints
 //! for exec, attach and port-forward ([`streaming`]), the Summary API at `/stats/summary`
 //! ([`stats`]), and the kubelet's core metrics at `/metrics` ([`metrics`]).
@@ -38,6 +39,7 @@ pub mod env;
 pub mod env_sources;
 pub mod events;
 pub mod host;
+pub mod kubelet_server;
 pub mod logs;
 pub mod metrics;
 pub mod mounts;
@@ -165,6 +167,8 @@ pub struct AgentOptions {
     pub runtime: RuntimeChoice,
     /// Where a CRI runtime writes container logs (kubelet's `podLogsDir`, `/var/log/pods`).
     pub pod_logs_dir: PathBuf,
+    /// The kubelet port's certificate, and who may use it.
+    pub server_auth: kubelet_server::ServerAuthOptions,
 }
 
 impl AgentOptions {
@@ -192,6 +196,10 @@ impl AgentOptions {
             volume_resync: Duration::from_secs(60),
             runtime: RuntimeChoice::Process,
             pod_logs_dir: PathBuf::from("/var/log/pods"),
+            server_auth: kubelet_server::ServerAuthOptions {
+                token_webhook: true,
+                ..Default::default()
+            },
         }
     }
 }
@@ -223,6 +231,17 @@ pub async fn run(client: kube::Client, opts: AgentOptions) -> Result<(), Error> 
         .port();
     let mut profile = host::profile(opts.max_pods, &opts.root_dir);
     profile.kubelet_port = i32::from(port);
+    let kubelet_server = kubelet_server::KubeletServer::new(
+        &opts.server_auth,
+        &opts.root_dir,
+        &opts.node_name,
+        opts.node_ip.into(),
+        &client,
+    )
+    .map_err(|e| Error::Io {
+        context: "setting up the kubelet port".into(),
+        source: std::io::Error::other(e),
+    })?;
     let recorder = events::Recorder::start(client.clone(), opts.node_name.clone());
     #[cfg(feature = "cri")]
     let cri = match &opts.runtime {
@@ -336,9 +355,10 @@ pub async fn run(client: kube::Client, opts: AgentOptions) -> Result<(), Error> 
         Ok(())
     });
     tasks.spawn(async move {
-        axum::serve(listener, router)
+        Arc::new(kubelet_server)
+            .serve(listener, router)
             .await
-            .map_err(io_error("serving container logs"))
+            .map_err(io_error("serving the kubelet port"))
     });
     // Static pods start before registration: they must run while the API server is away.
     if let Some(dir) = shared.opts.pod_manifest_path.clone() {

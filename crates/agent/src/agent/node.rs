@@ -1,6 +1,8 @@
 //! The agent's Node: registration (labels and taints as given, like the kubelet's
 //! `--node-labels` and `--register-with-taints`), the status it posts (capacity, allocatable,
 //! addresses, its log endpoint's port, the Ready condition) and its Lease in kube-node-lease.
+//! It records the kubelet's node events: `Starting` at each start, and the condition events of
+//! upstream's node status setters ([`condition_events`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -52,9 +54,58 @@ pub fn node_object(
     }
 }
 
+/// The kubelet's events for a status post over `old` (upstream's `nodestatus` setters): a
+/// pressure condition that is new or leaves its pressure (`NodeHasSufficientMemory`,
+/// `NodeHasNoDiskPressure`, `NodeHasSufficientPID`), and `NodeReady` when Ready was not True.
+/// `starting`: the first post of this run, whose setters upstream runs on a fresh Node object
+/// (`initialNode`), so every pressure condition counts as new.
+pub fn condition_events(old: &Node, starting: bool) -> Vec<&'static str> {
+    let status_of = |type_: &str| {
+        old.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == type_))
+            .map(|c| c.status.as_str())
+    };
+    let mut events: Vec<&'static str> = [
+        ("MemoryPressure", "NodeHasSufficientMemory"),
+        ("DiskPressure", "NodeHasNoDiskPressure"),
+        ("PIDPressure", "NodeHasSufficientPID"),
+    ]
+    .into_iter()
+    .filter(|(type_, _)| starting || status_of(type_) != Some("False"))
+    .map(|(_, reason)| reason)
+    .collect();
+    if status_of("Ready") != Some("True") {
+        events.push("NodeReady");
+    }
+    events
+}
+
+/// Posts the node's status over `old` and records the events of the conditions it changes.
+async fn post_status_recorded(shared: &Shared, old: &Node, starting: bool) -> Result<(), Error> {
+    post_status(shared, old).await?;
+    let name = &shared.opts.node_name;
+    for reason in condition_events(old, starting) {
+        shared.recorder.node_event(
+            name,
+            super::events::NORMAL,
+            reason,
+            format!("Node {name} status is now: {reason}"),
+        );
+    }
+    Ok(())
+}
+
 /// Registers the node (or finds it registered) and posts its first status. Retries until the
 /// API server answers.
 pub(crate) async fn register(shared: &Shared) -> Result<Node, Error> {
+    shared.recorder.node_event(
+        &shared.opts.node_name,
+        super::events::NORMAL,
+        "Starting",
+        "Starting kubelet.".into(),
+    );
     let api: Api<Node> = Api::all(shared.client.clone());
     let opts = &shared.opts;
     let node = node_object(
@@ -73,7 +124,7 @@ pub(crate) async fn register(shared: &Shared) -> Result<Node, Error> {
         };
         match created {
             Ok(n) => {
-                post_status(shared, &n).await?;
+                post_status_recorded(shared, &n, true).await?;
                 return Ok(n);
             }
             Err(kube::Error::Api(s)) if s.code < 500 && s.code != 429 => {
@@ -156,7 +207,7 @@ pub(crate) async fn heartbeats(
                 match api.get(&shared.opts.node_name).await {
                     Ok(n) => {
                         node = n;
-                        if let Err(e) = post_status(&shared, &node).await {
+                        if let Err(e) = post_status_recorded(&shared, &node, false).await {
                             debug!(error = %e, "node status update failed");
                         }
                     }
@@ -230,6 +281,41 @@ pub fn parse_taints(s: &str) -> Result<Vec<Taint>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn condition_events_are_the_setters_transitions() {
+        let node = |conditions: &[(&str, &str)]| -> Node {
+            serde_json::from_value(json!({"metadata": {"name": "n"}, "status": {"conditions":
+                conditions.iter().map(|(t, s)| json!({"type": t, "status": s})).collect::<Vec<_>>()
+            }}))
+            .expect("node literal")
+        };
+        let all = [
+            "NodeHasSufficientMemory",
+            "NodeHasNoDiskPressure",
+            "NodeHasSufficientPID",
+            "NodeReady",
+        ];
+        // A new node: every condition is new.
+        assert_eq!(condition_events(&node(&[]), true), all);
+        let healthy = node(&[
+            ("MemoryPressure", "False"),
+            ("DiskPressure", "False"),
+            ("PIDPressure", "False"),
+            ("Ready", "True"),
+        ]);
+        // Restarted on a healthy node: the pressure conditions again (initialNode), not Ready.
+        assert_eq!(condition_events(&healthy, true), &all[..3]);
+        assert!(condition_events(&healthy, false).is_empty());
+        // Back after the node controller marked it Unknown.
+        let unknown = node(&[
+            ("MemoryPressure", "Unknown"),
+            ("DiskPressure", "Unknown"),
+            ("PIDPressure", "Unknown"),
+            ("Ready", "Unknown"),
+        ]);
+        assert_eq!(condition_events(&unknown, false), all);
+    }
 
     #[test]
     fn labels_and_taints_parse_like_the_kubelet_flags() {

@@ -90,6 +90,8 @@ pub struct Joined {
     pub client: kube::Client,
     /// The API server's URL (as given).
     pub cluster_url: http::Uri,
+    /// The cluster CA (PEM) the node trusts the API server with.
+    pub ca_pem: String,
     /// Renews the certificate before it expires; runs until an unrecoverable error.
     pub renewal: BoxFuture<'static, Result<(), JoinError>>,
 }
@@ -126,6 +128,7 @@ pub async fn join(opts: &JoinOptions) -> Result<Joined, JoinError> {
             store.save(&ca_pem, &issued, &opts.server)?
         }
     };
+    let ca_pem = current.ca_pem.clone();
     let rotating = rotation::Rotating::new(&opts.server, current).await?;
     let client = rotating.client();
     let renewal = Box::pin(rotation::renew(
@@ -137,6 +140,7 @@ pub async fn join(opts: &JoinOptions) -> Result<Joined, JoinError> {
     Ok(Joined {
         client,
         cluster_url,
+        ca_pem,
         renewal,
     })
 }

@@ -19,8 +19,31 @@ pub struct Cluster {
     pub client: kube::Client,
 }
 
+/// The cluster CA of every test cluster: it signs the API server's kubelet client
+/// certificate, and agents trust it for client certificates.
+pub fn cluster_ca() -> &'static pernode_auth::pki::ClusterCa {
+    static CA: std::sync::OnceLock<pernode_auth::pki::ClusterCa> = std::sync::OnceLock::new();
+    CA.get_or_init(|| pernode_auth::pki::ClusterCa::generate().expect("cluster CA"))
+}
+
+/// A client of kubelet ports presenting a certificate the cluster CA issued to `user`.
+pub fn kubelet_client_as(
+    user: &str,
+    groups: &[&str],
+) -> pernode_apiserver::node_proxy::KubeletClient {
+    let cert = cluster_ca()
+        .issue_client(user, groups, 1)
+        .expect("client certificate");
+    pernode_apiserver::node_proxy::KubeletClient::new(Some((&cert.cert_pem, &cert.key_pem)), None)
+        .expect("kubelet client")
+}
+
 pub async fn cluster() -> Cluster {
-    let router = pernode_apiserver::in_memory_router()
+    let options = pernode_apiserver::ApiServerOptions {
+        kubelet_client: kubelet_client_as(pernode_apiserver::node_proxy::KUBELET_CLIENT_USER, &[]),
+        ..Default::default()
+    };
+    let router = pernode_apiserver::in_memory_router_with(options)
         .await
         .expect("api server");
     let client = kube::Client::new(router.clone(), "default");
@@ -47,6 +70,7 @@ pub fn options(node: &str, root: &Path) -> AgentOptions {
     o.backoff_initial = Duration::from_millis(300);
     o.backoff_max = Duration::from_secs(2);
     o.file_check_frequency = Duration::from_millis(200);
+    o.server_auth.client_ca_pem = Some(cluster_ca().cert_pem.clone());
     o
 }
 

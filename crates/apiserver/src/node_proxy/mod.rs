@@ -9,15 +9,18 @@
 //!   simulated for what a simulator cannot do ([`simulated_refusal`]);
 //! - any other node is dialled at its InternalIP and kubelet port through [`NodeDialer`] (a 5 s
 //!   connect timeout, and the one place outbound connections are made), and the request is
-//!   forwarded over HTTP/1.1 with upgrades (exec's and port-forward's SPDY or WebSocket
-//!   streams), as upstream's UpgradeAwareHandler.
+//!   forwarded over HTTPS ([`KubeletClient`]: the server's kubelet client certificate) and
+//!   HTTP/1.1 with upgrades (exec's and port-forward's SPDY or WebSocket streams), as
+//!   upstream's UpgradeAwareHandler.
 
 pub mod connect;
 mod dial;
+mod kubelet_client;
 pub mod logs;
 pub mod resource_metrics;
 
 pub use dial::{CONNECT_TIMEOUT, DialError, DialGuard, NodeDialer};
+pub use kubelet_client::{KUBELET_CLIENT_USER, KubeletClient};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -160,7 +163,7 @@ pub async fn forward(
     fwd: Forward<'_>,
 ) -> Result<Response, ApiError> {
     let authority = dial::authority(host, port);
-    let url = format!("http://{authority}{}", fwd.path_and_query);
+    let url = format!("https://{authority}{}", fwd.path_and_query);
     let verb = go_method(&fwd.method);
     let failed = |e: &dyn std::fmt::Display| {
         ApiError::unknown(format!("error dialing node {node:?}: {verb} {url:?}: {e}"))
@@ -168,6 +171,11 @@ pub async fn forward(
     let stream = state
         .node_dialer
         .dial(node, host, port)
+        .await
+        .map_err(|e| failed(&e))?;
+    let stream = state
+        .kubelet_client
+        .connect(host, stream)
         .await
         .map_err(|e| failed(&e))?;
     let (mut sender, conn) =

@@ -104,10 +104,12 @@ pub fn auth_for(image: &str, secrets: &[BTreeMap<String, Vec<u8>>]) -> Option<cr
                 username = u.to_string();
                 password = p.to_string();
             }
+            // No server address, as the kubelet's keyring gives none: containerd 1.6 parses
+            // it as a URL and fails on `host:port` ("first path segment in URL cannot
+            // contain colon") or drops the credential for a bare host.
             return Some(cri::AuthConfig {
                 username,
                 password,
-                server_address: registry.to_string(),
                 ..Default::default()
             });
         }
