@@ -15,6 +15,7 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus}
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, watcher};
 use pernode_agent::simulator::{self, SimulatorOptions};
 use pernode_controllers::daemonset::{self, DaemonSetControllerOptions};
@@ -379,7 +380,10 @@ impl PodWatch {
             let mut ready_tx = Some(ready_tx);
             let mut current: BTreeMap<String, Pod> = BTreeMap::new();
             let mut init: BTreeMap<String, Pod> = BTreeMap::new();
-            let mut stream = watcher(api, cfg).boxed();
+            // With backoff: an error (every request fails once the test's runtime shuts the
+            // server's tasks down) must wait, not spin, or the runtime cannot cancel this task
+            // and the test never ends.
+            let mut stream = watcher(api, cfg).default_backoff().boxed();
             while let Some(ev) = stream.next().await {
                 let change = match ev {
                     Ok(watcher::Event::Init) => {
