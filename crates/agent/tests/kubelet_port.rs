@@ -128,7 +128,7 @@ async fn the_kubelet_port_lets_in_only_whom_the_api_server_authorizes() {
     assert!(root.path().join("pki/kubelet.crt").is_file());
     assert!(root.path().join("pki/kubelet.key").is_file());
 
-    // Plain HTTP gets no answer: the port speaks TLS only.
+    // Plain HTTP gets Go's 400: the port speaks TLS only.
     {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -143,9 +143,9 @@ async fn the_kubelet_port_lets_in_only_whom_the_api_server_authorizes() {
             tcp.read_to_end(&mut answer),
         )
         .await;
-        assert!(
-            !String::from_utf8_lossy(&answer).starts_with("HTTP/"),
-            "{answer:?}"
+        assert_eq!(
+            String::from_utf8_lossy(&answer),
+            "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
         );
     }
 

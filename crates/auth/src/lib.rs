@@ -26,6 +26,7 @@ pub mod discovery;
 pub mod node;
 pub mod pem;
 pub mod pki;
+pub mod plain_http;
 pub mod rbac;
 pub mod serviceaccount;
 pub mod tls;

@@ -174,8 +174,8 @@ pub(crate) async fn serve(
                     // A client that never finishes its handshake holds a descriptor: bound it
                     // as a slow request head is bounded.
                     let handshake = async {
-                        if sent_plain_http(&tcp).await {
-                            answer_plain_http(tcp).await;
+                        if pernode_auth::plain_http::sent(&tcp).await {
+                            pernode_auth::plain_http::answer(tcp).await;
                             return Err(std::io::Error::other("plain HTTP on the TLS port"));
                         }
                         acceptor.accept(tcp).await
@@ -224,33 +224,6 @@ pub fn raise_open_file_limit() -> Option<u64> {
         }
     }
     getrlimit(Resource::Nofile).current
-}
-
-/// Go's answer to plain HTTP on a TLS listener (net/http's server), which kube-apiserver
-/// therefore gives: kubectl pointed at `http://` sees why.
-const PLAIN_HTTP_ANSWER: &[u8] =
-    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
-
-/// Whether the client's first bytes are an HTTP request rather than a TLS record (Go's
-/// `tlsRecordHeaderLooksLikeHTTP`: the first five bytes start a method). A request line comes
-/// in one segment; anything shorter goes on to the handshake, which refuses it.
-async fn sent_plain_http(tcp: &tokio::net::TcpStream) -> bool {
-    let mut head = [0u8; 5];
-    matches!(tcp.peek(&mut head).await, Ok(5))
-        && matches!(&head, b"GET /" | b"HEAD " | b"POST " | b"PUT /" | b"OPTIO")
-}
-
-/// Answers [`PLAIN_HTTP_ANSWER`] and closes gracefully: what the client sent is read first
-/// and the answer followed by a FIN, so that no reset discards the answer before it is read.
-async fn answer_plain_http(mut tcp: tokio::net::TcpStream) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut sink = [0u8; 8192];
-    let _ = tcp.try_read(&mut sink);
-    if tcp.write_all(PLAIN_HTTP_ANSWER).await.is_err() || tcp.shutdown().await.is_err() {
-        return;
-    }
-    // Until the client closes (bounded by the caller's timeout).
-    while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
 }
 
 /// `router` with each request marked with who sent it (and, when the server audits, from

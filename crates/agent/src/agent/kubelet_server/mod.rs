@@ -1,4 +1,5 @@
-//! The kubelet port (10250) as the kubelet secures it: HTTPS only, every request authenticated
+//! The kubelet port (10250) as the kubelet secures it: HTTPS only (plain HTTP gets Go's 400,
+//! [`pernode_auth::plain_http`]), every request authenticated
 //! ([`authn`]: client certificate, TokenReview'd bearer token, anonymous only when asked) and
 //! authorized ([`authz`]: a SubjectAccessReview of `nodes/proxy`, `nodes/stats`, ... on this
 //! node) before it reaches logs, exec, port-forward, stats or metrics. 401 `Unauthorized` and
@@ -181,15 +182,21 @@ impl KubeletServer {
             let server = self.clone();
             let router = router.clone();
             tokio::spawn(async move {
-                let stream =
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, server.tls.accept(tcp)).await {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(e)) => {
-                            tracing::debug!(client = %remote, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
-                    };
+                let handshake = async {
+                    if pernode_auth::plain_http::sent(&tcp).await {
+                        pernode_auth::plain_http::answer(tcp).await;
+                        return Err(std::io::Error::other("plain HTTP on the kubelet port"));
+                    }
+                    server.tls.accept(tcp).await
+                };
+                let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(client = %remote, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
                 let certificate = match &server.client_certs {
                     Some(check) => check.user(stream.get_ref().1.peer_certificates()),
                     None => Ok(None),
