@@ -110,21 +110,14 @@ until ctr_ version >/dev/null 2>&1; do sleep 0.1; done
 image "$PAUSE" '["/bin/sleep","2147483647"]'
 image "$APP" '["/bin/sh"]'
 
-"$PERNODE" up --nodes 0 --listen 127.0.0.1:0 --data-dir "$TMP/data" --kubeconfig "$TMP/kubeconfig" >/dev/null 2>"$TMP/server.log" &
-SERVER=$!
-while [ ! -s "$TMP/kubeconfig" ]; do sleep 0.1; done
-API=$(sed -n 's/^ *server: //p' "$TMP/kubeconfig")
-field() { sed -n "s/^ *$1: //p" "$TMP/kubeconfig" | base64 -d >"$TMP/$2"; }
-field certificate-authority-data ca.crt
-field client-certificate-data admin.crt
-field client-key-data admin.key
-api() { curl -sf --cacert "$TMP/ca.crt" --cert "$TMP/admin.crt" --key "$TMP/admin.key" "$@"; }
+. "$(dirname "$0")/agent-bench-lib.sh"
+start_server
 
 "$PERNODE" agent --kubeconfig "$TMP/kubeconfig" --node-name "$NODE" --node-ip 127.0.0.1 \
     --address 127.0.0.1 --port 0 --root-dir "$TMP/agent" --pod-logs-dir "$TMP/pod-logs" \
     --container-runtime-endpoint "unix://$SOCK" 2>"$TMP/agent.log" &
 AGENT=$!
-until api "$API/api/v1/nodes/$NODE" | grep -q '"status":"True","type":"Ready"'; do sleep 0.1; done
+wait_ready "$NODE"
 
 mkdir -p "$TMP/marks"
 # Creates pod $1 bound to the node and prints the milliseconds until its container ran.
@@ -139,22 +132,4 @@ run_pod() {
     echo $(( (t1 - t0) / 1000000 ))
 }
 
-i=1
-while [ "$i" -le "$IDLE_PODS" ]; do run_pod "$i" >>"$TMP/latencies"; i=$((i + 1)); done
-
-until [ "$(api "$API/api/v1/namespaces/default/pods" | grep -o '"ready":true' | wc -l)" -ge "$IDLE_PODS" ]; do sleep 0.2; done
-ticks() { awk '{print $14 + $15}' "/proc/$AGENT/stat"; }
-c0=$(ticks)
-sleep "$IDLE"
-c1=$(ticks)
-hz=$(getconf CLK_TCK)
-rss=$(awk '/VmRSS/ {print $2}' "/proc/$AGENT/status")
-echo "agent idle with $IDLE_PODS pods: RSS $((rss / 1024)) MiB, CPU $(awk -v d=$((c1 - c0)) -v hz="$hz" -v s="$IDLE" 'BEGIN {printf "%.3f", 100 * d / hz / s}')% of one core over ${IDLE}s ($((c1 - c0)) ticks at ${hz} Hz)"
-
-while [ "$i" -le "$PODS" ]; do run_pod "$i" >>"$TMP/latencies"; i=$((i + 1)); done
-sort -n "$TMP/latencies" | awk -v n="$PODS" '
-    { v[NR] = $1; sum += $1 }
-    END {
-        p99 = v[int((n * 99 + 99) / 100)]   # nearest rank
-        printf "bind -> container running over %d pods (one at a time): mean %.1f ms, p99 %d ms, max %d ms\n", n, sum / n, p99, v[n]
-    }'
+measure container

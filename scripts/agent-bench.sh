@@ -28,20 +28,13 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-"$PERNODE" up --nodes 0 --listen 127.0.0.1:0 --data-dir "$TMP/data" --kubeconfig "$TMP/kubeconfig" >/dev/null 2>"$TMP/server.log" &
-SERVER=$!
-while [ ! -s "$TMP/kubeconfig" ]; do sleep 0.1; done
-API=$(sed -n 's/^ *server: //p' "$TMP/kubeconfig")
-field() { sed -n "s/^ *$1: //p" "$TMP/kubeconfig" | base64 -d >"$TMP/$2"; }
-field certificate-authority-data ca.crt
-field client-certificate-data admin.crt
-field client-key-data admin.key
-api() { curl -sf --cacert "$TMP/ca.crt" --cert "$TMP/admin.crt" --key "$TMP/admin.key" "$@"; }
+. "$(dirname "$0")/agent-bench-lib.sh"
+start_server
 
 "$PERNODE" agent --kubeconfig "$TMP/kubeconfig" --node-name bench --node-ip 127.0.0.1 \
     --address 127.0.0.1 --port 0 --root-dir "$TMP/agent" --cgroup-parent none 2>"$TMP/agent.log" &
 AGENT=$!
-until api "$API/api/v1/nodes/bench" | grep -q '"status":"True","type":"Ready"'; do sleep 0.1; done
+wait_ready "bench"
 
 now_ns() { date +%s%N; }
 # Creates pod $1 bound to the node and prints the milliseconds until its container ran.
@@ -55,25 +48,5 @@ run_pod() {
     echo $(( ($(cat "$TMP/start-$1") - t0) / 1000000 ))
 }
 
-i=1
-while [ "$i" -le "$IDLE_PODS" ]; do run_pod "$i" >>"$TMP/latencies"; i=$((i + 1)); done
-
-# Idle: those pods Running and Ready, then measured over $IDLE seconds.
-until [ "$(api "$API/api/v1/namespaces/default/pods" | grep -o '"ready":true' | wc -l)" -ge "$IDLE_PODS" ]; do sleep 0.2; done
-ticks() { awk '{print $14 + $15}' "/proc/$AGENT/stat"; }
-c0=$(ticks)
-sleep "$IDLE"
-c1=$(ticks)
-hz=$(getconf CLK_TCK)
-rss=$(awk '/VmRSS/ {print $2}' "/proc/$AGENT/status")
-echo "agent idle with $IDLE_PODS pods: RSS $((rss / 1024)) MiB, CPU $(awk -v d=$((c1 - c0)) -v hz="$hz" -v s="$IDLE" 'BEGIN {printf "%.3f", 100 * d / hz / s}')% of one core over ${IDLE}s ($((c1 - c0)) ticks at ${hz} Hz)"
-
-while [ "$i" -le "$PODS" ]; do run_pod "$i" >>"$TMP/latencies"; i=$((i + 1)); done
-sort -n "$TMP/latencies" | awk -v n="$PODS" '
-    { v[NR] = $1; sum += $1 }
-    END {
-        p99 = v[int((n * 99 + 99) / 100)]   # nearest rank
-        printf "bind -> process running over %d pods (one at a time): mean %.1f ms, p99 %d ms, max %d ms\n", n, sum / n, p99, v[n]
-    }'
-rss=$(awk '/VmRSS/ {print $2}' "/proc/$AGENT/status")
-echo "agent RSS with $PODS pods: $((rss / 1024)) MiB"
+measure process
+echo "agent RSS with $PODS pods: $(rss_mib) MiB"

@@ -33,7 +33,7 @@ use containerd::{
     CNI_SUBNET, Containerd, Registry, build_image, free_port, http_get_from, require,
 };
 use support::agent::{Agent, UnmountOnDrop};
-use support::{Cluster, eventually};
+use support::{Cluster, eventually, eventually_explained};
 
 const NODE: &str = "e2e-cri";
 const PAUSE: &str = "localhost/pernode-test/pause:1";
@@ -316,18 +316,16 @@ fn daemonset_runs_in_containerd_through_cri() {
         *pod = name.clone();
         field(c, name, "{.status.conditions[?(@.type==\"Ready\")].status}") == "True"
     };
-    let deadline = std::time::Instant::now() + within;
-    while !ready(&c, &mut pod) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
+    eventually_explained(
+        within,
+        || ready(&c, &mut pod),
+        || {
             diagnostics(&format!(
                 "the DaemonSet's pod is not Ready: {}",
                 c.kubectl(&["get", "pods", "-o", "yaml"]).stdout
             ))
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        },
+    );
     let id = field(&c, &pod, "{.status.containerStatuses[0].containerID}");
     assert!(id.starts_with("containerd://"), "{id}");
     let init = field(
@@ -386,15 +384,11 @@ fn daemonset_runs_in_containerd_through_cri() {
     let adoptions = adopted(&agent.log_text());
     agent.kill9();
     agent.spawn();
-    let deadline = std::time::Instant::now() + within;
-    while adopted(&agent.log_text()) <= adoptions {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            diagnostics("the restarted agent does not adopt the running container")
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    eventually_explained(
+        within,
+        || adopted(&agent.log_text()) > adoptions,
+        || diagnostics("the restarted agent does not adopt the running container"),
+    );
     assert_eq!(
         field(&c, &pod, "{.status.containerStatuses[0].containerID}"),
         id
@@ -643,25 +637,24 @@ spec:
         ),
     );
     let mut pod_ip = String::new();
-    let deadline = std::time::Instant::now() + within;
-    while !(pod_ip.starts_with(&format!("{CNI_SUBNET}."))
-        && field(
-            &c,
-            "on-cni",
-            "{.status.conditions[?(@.type==\"Ready\")].status}",
-        ) == "True")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
+    eventually_explained(
+        within,
+        || {
+            pod_ip = field(&c, "on-cni", "{.status.podIP}");
+            pod_ip.starts_with(&format!("{CNI_SUBNET}."))
+                && field(
+                    &c,
+                    "on-cni",
+                    "{.status.conditions[?(@.type==\"Ready\")].status}",
+                ) == "True"
+        },
+        || {
             diagnostics(&format!(
                 "the CNI pod does not run with an address of {CNI_SUBNET}.0/24: {}",
                 c.kubectl(&["describe", "pod", "on-cni"]).stdout
             ))
-        );
-        std::thread::sleep(Duration::from_millis(300));
-        pod_ip = field(&c, "on-cni", "{.status.podIP}");
-    }
+        },
+    );
     assert_eq!(field(&c, "on-cni", "{.status.podIPs[0].ip}"), pod_ip);
     assert_ne!(field(&c, "on-cni", "{.status.hostIP}"), pod_ip);
     // The pod's own network namespace holds the address (its routing table's local entries).
@@ -743,24 +736,22 @@ spec:
             private_pod("private-with-secret", "imagePullSecrets: [{name: regcred}]")
         ),
     );
-    let deadline = std::time::Instant::now() + within;
-    while !c
-        .kubectl(&["logs", "private-with-secret"])
-        .stdout
-        .contains("from the private registry")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
+    eventually_explained(
+        within,
+        || {
+            c.kubectl(&["logs", "private-with-secret"])
+                .stdout
+                .contains("from the private registry")
+        },
+        || {
             diagnostics(&format!(
                 "the pod with the pull secret does not run: {}\nregistry log:\n{}",
                 c.kubectl(&["describe", "pod", "private-with-secret"])
                     .stdout,
                 std::fs::read_to_string(&registry.log).unwrap_or_default()
             ))
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+        },
+    );
     eventually(within, "the pod without it cannot pull", || {
         matches!(
             waiting("private-anonymous").as_str(),
@@ -784,17 +775,15 @@ spec:
             .trim()
             .is_empty()
     });
-    let deadline = std::time::Instant::now() + within;
-    while !containerd.containers().is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
+    eventually_explained(
+        within,
+        || containerd.containers().is_empty(),
+        || {
             diagnostics(&format!(
                 "containers left in containerd: {:?} (replaced pod {replaced})",
                 containerd.containers()
             ))
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        },
+    );
     drop(agent);
 }

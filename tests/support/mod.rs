@@ -277,7 +277,19 @@ impl Drop for Cluster {
 }
 
 /// Polls `check` until it holds or `within` passes (then panics with `what`).
-pub fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
+pub fn eventually(within: Duration, what: &str, check: impl FnMut() -> bool) {
+    eventually_explained(within, check, || {
+        format!("not true within {within:?}: {what}")
+    });
+}
+
+/// As [`eventually`], panicking with what `explain` says when the time is up (logs, the
+/// objects' state): for waits whose failure needs more than a sentence to diagnose.
+pub fn eventually_explained(
+    within: Duration,
+    mut check: impl FnMut() -> bool,
+    explain: impl FnOnce() -> String,
+) {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if check() {
@@ -285,7 +297,7 @@ pub fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool)
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("not true within {within:?}: {what}");
+    panic!("{}", explain());
 }
 
 /// `tests/bundles/<name>`: a published bundle (sources in `tests/bundles/SOURCES.md`).

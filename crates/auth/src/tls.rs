@@ -29,6 +29,12 @@ pub fn certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>, PkiError>
     Ok(certs)
 }
 
+/// The private key of PEM text (PKCS#8, PKCS#1 or SEC1).
+pub fn private_key(pem: &str) -> Result<PrivateKeyDer<'static>, PkiError> {
+    PrivateKeyDer::from_pem_slice(pem.as_bytes())
+        .map_err(|e| PkiError::Invalid(format!("reading the private key: {e}")))
+}
+
 /// Checks client certificates against the client CA(s) once the handshake is done.
 #[derive(Debug, Clone)]
 pub struct ClientCertCheck {
@@ -114,8 +120,7 @@ pub fn server_tls(
     client_ca_pems: &[&str],
 ) -> Result<ServerTls, PkiError> {
     let chain = certificates(cert_pem)?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
-        .map_err(|e| PkiError::Invalid(format!("reading the private key: {e}")))?;
+    let key = private_key(key_pem)?;
     let mut roots = RootCertStore::empty();
     for pem in client_ca_pems {
         for cert in certificates(pem)? {

@@ -22,8 +22,7 @@ use std::sync::Arc;
 use pernode_auth::pki::PkiError;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -83,9 +82,7 @@ impl KubeletClient {
         let mut config = match client {
             Some((cert_pem, key_pem)) => {
                 let chain = pernode_auth::tls::certificates(cert_pem)?;
-                let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| {
-                    PkiError::Invalid(format!("reading the kubelet client key: {e}"))
-                })?;
+                let key = pernode_auth::tls::private_key(key_pem)?;
                 builder.with_client_auth_cert(chain, key).map_err(|e| {
                     PkiError::Invalid(format!("using the kubelet client certificate: {e}"))
                 })?

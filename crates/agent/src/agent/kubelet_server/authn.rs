@@ -4,13 +4,13 @@
 //! else, only with `--anonymous-auth`, `system:anonymous`. Invalid credentials are refused
 //! even then, as upstream's fail-on-error union.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use kube::api::{Api, PostParams};
 use pernode_auth::user::UserInfo;
+
+use super::expiring::ExpiringCache;
 
 /// How long a TokenReview's answer is reused (the kubelet's default).
 pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(120);
@@ -28,21 +28,18 @@ pub enum AuthnError {
     NoCredentials,
 }
 
-/// A TokenReview's answer (the user, `None` for an unknown token) and when it came, by the
-/// token's SHA-256.
-type ReviewCache = HashMap<[u8; 32], (Option<UserInfo>, Instant)>;
-
 /// Checks bearer tokens with the API server's TokenReview.
 pub struct TokenReviews {
     client: kube::Client,
-    cache: Mutex<ReviewCache>,
+    /// Each review's answer (the user, `None` for an unknown token) by the token's SHA-256.
+    cache: ExpiringCache<[u8; 32], Option<UserInfo>>,
 }
 
 impl TokenReviews {
     pub fn new(client: kube::Client) -> TokenReviews {
         TokenReviews {
             client,
-            cache: Mutex::new(HashMap::new()),
+            cache: ExpiringCache::new(),
         }
     }
 
@@ -53,13 +50,8 @@ impl TokenReviews {
             .as_ref()
             .try_into()
             .unwrap_or([0; 32]);
-        let now = Instant::now();
-        {
-            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            cache.retain(|_, (_, at)| now.duration_since(*at) < TOKEN_CACHE_TTL);
-            if let Some((user, _)) = cache.get(&key) {
-                return Ok(user.clone());
-            }
+        if let Some(user) = self.cache.get(&key) {
+            return Ok(user);
         }
         let review = TokenReview {
             spec: TokenReviewSpec {
@@ -83,10 +75,7 @@ impl TokenReviews {
                 groups: u.groups.unwrap_or_default(),
                 extra: u.extra.unwrap_or_default().into_iter().collect(),
             });
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, (user.clone(), now));
+        self.cache.insert(key, user.clone(), TOKEN_CACHE_TTL);
         Ok(user)
     }
 }

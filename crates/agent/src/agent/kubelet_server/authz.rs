@@ -3,15 +3,15 @@
 //! `GetRequestAttributes`), which the API server decides in a SubjectAccessReview. Answers are
 //! cached as the kubelet's (`cacheAuthorizedTTL` 5 min, `cacheUnauthorizedTTL` 30 s).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
 use kube::api::{Api, PostParams};
 use pernode_auth::user::UserInfo;
+
+use super::expiring::ExpiringCache;
 
 /// How long an allowed answer is reused.
 pub const ALLOWED_TTL: Duration = Duration::from_secs(300);
@@ -123,33 +123,23 @@ impl Authorizer {
 /// SubjectAccessReviews to the API server, with the kubelet's cache.
 pub struct SubjectAccessReviews {
     client: kube::Client,
-    cache: Mutex<HashMap<String, (Decision, Instant)>>,
+    /// Decisions by the review's spec (JSON).
+    cache: ExpiringCache<String, Decision>,
 }
 
 impl SubjectAccessReviews {
     pub fn new(client: kube::Client) -> SubjectAccessReviews {
         SubjectAccessReviews {
             client,
-            cache: Mutex::new(HashMap::new()),
+            cache: ExpiringCache::new(),
         }
     }
 
     async fn decide(&self, attrs: &Attributes) -> Result<Decision, String> {
         let spec = attrs.review();
         let key = serde_json::to_string(&spec).map_err(|e| e.to_string())?;
-        let now = Instant::now();
-        {
-            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            cache.retain(|_, (decision, at)| {
-                let ttl = match decision {
-                    Decision::Allowed => ALLOWED_TTL,
-                    Decision::Denied => DENIED_TTL,
-                };
-                now.duration_since(*at) < ttl
-            });
-            if let Some((decision, _)) = cache.get(&key) {
-                return Ok(decision.clone());
-            }
+        if let Some(decision) = self.cache.get(&key) {
+            return Ok(decision);
         }
         let review = SubjectAccessReview {
             spec,
@@ -163,10 +153,11 @@ impl SubjectAccessReviews {
             Some(s) if s.allowed => Decision::Allowed,
             _ => Decision::Denied,
         };
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, (decision.clone(), now));
+        let ttl = match decision {
+            Decision::Allowed => ALLOWED_TTL,
+            Decision::Denied => DENIED_TTL,
+        };
+        self.cache.insert(key, decision.clone(), ttl);
         Ok(decision)
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod authn;
 pub mod authz;
+mod expiring;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -126,14 +127,12 @@ impl KubeletServer {
                 ((*tls.config).clone(), Some(tls.client_certs))
             }
             None => {
-                use rustls::pki_types::PrivateKeyDer;
-                use rustls::pki_types::pem::PemObject;
-                let chain = pernode_auth::tls::certificates(&pair.cert_pem)?;
-                let key = PrivateKeyDer::from_pem_slice(pair.key_pem.as_bytes())
-                    .map_err(|e| PkiError::Invalid(format!("reading the private key: {e}")))?;
                 let config = rustls::ServerConfig::builder()
                     .with_no_client_auth()
-                    .with_single_cert(chain, key)
+                    .with_single_cert(
+                        pernode_auth::tls::certificates(&pair.cert_pem)?,
+                        pernode_auth::tls::private_key(&pair.key_pem)?,
+                    )
                     .map_err(|e| PkiError::Invalid(format!("using the certificate: {e}")))?;
                 (config, None)
             }
