@@ -187,7 +187,7 @@ impl Clients {
         match self {
             Clients::Shared(client) => client.clone(),
             Clients::InProcess(server) => {
-                kube::Client::new(server.router_as_agent(user, agent), "default")
+                kube::Client::new(server.router_for_control_loop(user, agent), "default")
             }
         }
     }

@@ -7,7 +7,6 @@ use pernode_core::json::ObjectMembers;
 use pernode_resources::ResourceInfo;
 use pernode_store::Entry;
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use crate::error::ApiError;
 
@@ -198,8 +197,47 @@ fn put_page(out: &mut BytesMut, page: Option<Page<'_>>) {
     }
 }
 
+/// Whether stored objects go out with their `metadata.managedFields`. An in-process control
+/// loop's lists and watches get them `Stripped` ([`crate::ApiServer::router_for_control_loop`]
+/// sets it as a request extension); everyone else gets what is stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ManagedFields {
+    #[default]
+    Kept,
+    Stripped,
+}
+
+impl ManagedFields {
+    /// Appends the stored object `json` as this rendering sends it.
+    pub fn put(self, out: &mut BytesMut, json: &[u8]) {
+        match self.span(json) {
+            Some(cut) => {
+                out.put_slice(&json[..cut.start]);
+                out.put_slice(&json[cut.end..]);
+            }
+            None => out.put_slice(json),
+        }
+    }
+
+    /// The bytes of the stored object `json` to leave out (the member and one comma).
+    fn span(self, json: &[u8]) -> Option<std::ops::Range<usize>> {
+        match self {
+            ManagedFields::Kept => None,
+            ManagedFields::Stripped => {
+                pernode_core::json::nested_member_span(json, "metadata", "managedFields")
+            }
+        }
+    }
+}
+
 /// `{"kind":"PodList","apiVersion":"v1","metadata":{...},"items":[...]}` from stored bytes.
-pub fn encode_list(info: &ResourceInfo, rv: u64, page: Option<Page<'_>>, items: &[Entry]) -> Bytes {
+pub fn encode_list(
+    info: &ResourceInfo,
+    rv: u64,
+    page: Option<Page<'_>>,
+    items: &[Entry],
+    managed_fields: ManagedFields,
+) -> Bytes {
     let size: usize = items.iter().map(|e| e.json.len() + 1).sum::<usize>() + 160;
     let mut out = BytesMut::with_capacity(size);
     out.put_slice(b"{\"kind\":\"");
@@ -216,7 +254,10 @@ pub fn encode_list(info: &ResourceInfo, rv: u64, page: Option<Page<'_>>, items: 
             out.put_u8(b',');
         }
         // A custom object written through another served version reads in this one.
-        out.put_slice(&crate::crd::conversion::in_version(info, &item.json));
+        managed_fields.put(
+            &mut out,
+            &crate::crd::conversion::in_version(info, &item.json),
+        );
     }
     out.put_slice(b"]}");
     out.freeze()
@@ -231,11 +272,22 @@ pub const PARTIAL_METADATA_LIST_MIME: &str =
 
 /// Appends the stored object as a `meta.k8s.io/v1` PartialObjectMetadata: its `metadata`
 /// copied verbatim, the rest skipped without building it.
-pub fn put_partial_metadata(out: &mut BytesMut, json: &[u8]) {
-    let metadata = top_level_field(json, "metadata").map_or("{}", |m| m.get());
+pub fn put_partial_metadata(out: &mut BytesMut, json: &[u8], managed_fields: ManagedFields) {
+    let metadata = top_level_field(json, "metadata").unwrap_or("{}");
     out.reserve(metadata.len() + 80);
     out.put_slice(br#"{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":"#);
-    out.put_slice(metadata.as_bytes());
+    let metadata = metadata.as_bytes();
+    let cut = match managed_fields {
+        ManagedFields::Kept => None,
+        ManagedFields::Stripped => pernode_core::json::member_span(metadata, "managedFields"),
+    };
+    match cut {
+        Some(cut) => {
+            out.put_slice(&metadata[..cut.start]);
+            out.put_slice(&metadata[cut.end..]);
+        }
+        None => out.put_slice(metadata),
+    }
     out.put_u8(b'}');
 }
 
@@ -243,7 +295,7 @@ pub fn put_partial_metadata(out: &mut BytesMut, json: &[u8]) {
 /// objects have sorted keys, so `metadata` comes before `spec` and `status`, most of the bytes:
 /// a garbage collector's metadata watch gets every write, and scanning whole objects for it
 /// was 3% of a converge's instructions. `None` when absent or not a JSON object.
-fn top_level_field<'a>(json: &'a [u8], name: &str) -> Option<&'a RawValue> {
+fn top_level_field<'a>(json: &'a [u8], name: &str) -> Option<&'a str> {
     ObjectMembers::of(json)
         .find(|(key, _)| key == name)
         .map(|(_, value)| value)
@@ -252,13 +304,18 @@ fn top_level_field<'a>(json: &'a [u8], name: &str) -> Option<&'a RawValue> {
 /// One stored object as PartialObjectMetadata.
 pub fn partial_metadata(json: &[u8]) -> Bytes {
     let mut out = BytesMut::new();
-    put_partial_metadata(&mut out, json);
+    put_partial_metadata(&mut out, json, ManagedFields::Kept);
     out.freeze()
 }
 
 /// A `meta.k8s.io/v1` PartialObjectMetadataList of the items, as kube-apiserver answers a list
 /// asked for with `Accept: application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1`.
-pub fn encode_partial_list(rv: u64, page: Option<Page<'_>>, items: &[Entry]) -> Bytes {
+pub fn encode_partial_list(
+    rv: u64,
+    page: Option<Page<'_>>,
+    items: &[Entry],
+    managed_fields: ManagedFields,
+) -> Bytes {
     let mut out = BytesMut::with_capacity(items.len() * 512 + 160);
     out.put_slice(br#"{"kind":"PartialObjectMetadataList","apiVersion":"meta.k8s.io/v1","metadata":{"resourceVersion":""#);
     out.put_slice(rv.to_string().as_bytes());
@@ -269,7 +326,7 @@ pub fn encode_partial_list(rv: u64, page: Option<Page<'_>>, items: &[Entry]) -> 
         if n > 0 {
             out.put_u8(b',');
         }
-        put_partial_metadata(&mut out, &item.json);
+        put_partial_metadata(&mut out, &item.json, managed_fields);
     }
     out.put_slice(b"]}");
     out.freeze()
@@ -289,7 +346,7 @@ mod tests {
     #[test]
     fn a_top_level_field_is_found_before_the_rest_is_read() {
         fn get<'a>(json: &'a str, name: &str) -> Option<&'a str> {
-            top_level_field(json.as_bytes(), name).map(|v| v.get())
+            top_level_field(json.as_bytes(), name)
         }
         let stored = r#"{"apiVersion":"v1","data":{"metadata":{"name":"inner"}},"kind":"X","metadata":{"name":"outer","labels":{"a":"b"}},"spec":{"x":[1,2,{"y":null}]}}"#;
         assert_eq!(

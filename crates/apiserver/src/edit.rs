@@ -12,9 +12,7 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use pernode_core::json::ObjectMembers;
 
@@ -52,16 +50,14 @@ impl<'a> StoredObject<'a> {
 
     /// Whether `metadata.deletionTimestamp` is set.
     pub fn deleting(&self) -> Result<bool, Refusal> {
-        #[derive(Deserialize)]
-        struct Deletion<'a> {
-            #[serde(rename = "deletionTimestamp", borrow)]
-            deletion_timestamp: Option<&'a RawValue>,
-        }
-        match self.get("metadata") {
-            None => Ok(false),
-            Some(meta) => serde_json::from_str::<Deletion>(meta)
-                .map(|m| m.deletion_timestamp.is_some())
-                .map_err(|_| Refusal::Malformed),
+        let Some(meta) = self.get("metadata") else {
+            return Ok(false);
+        };
+        let mut members = ObjectMembers::of(meta.as_bytes());
+        match members.by_ref().find(|(key, _)| key == "deletionTimestamp") {
+            Some((_, value)) => Ok(value != "null"),
+            None if members.complete() => Ok(false),
+            None => Err(Refusal::Malformed),
         }
     }
 
@@ -133,11 +129,11 @@ pub fn with_condition(conditions: Vec<Value>, condition: Value) -> Vec<Value> {
     out
 }
 
-fn members<'a>(all: Option<Vec<(Cow<'a, str>, &'a RawValue)>>) -> Result<Members<'a>, Refusal> {
+fn members<'a>(all: Option<Vec<(Cow<'a, str>, &'a str)>>) -> Result<Members<'a>, Refusal> {
     let all = all.ok_or(Refusal::Malformed)?;
     Ok(all
         .into_iter()
-        .map(|(name, value)| (name, Cow::Borrowed(value.get())))
+        .map(|(name, value)| (name, Cow::Borrowed(value)))
         .collect())
 }
 

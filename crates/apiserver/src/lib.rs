@@ -215,10 +215,14 @@ impl ApiServer {
         ))
     }
 
-    /// [`ApiServer::router_as`] for a client that names itself with `agent` as its
-    /// `User-Agent` (kube-controller-manager's, the scheduler's, a kubelet's): the prefix of
-    /// the agent before its first `/` is the field manager of the client's writes, as upstream.
-    pub fn router_as_agent(
+    /// [`ApiServer::router_as`] for an in-process control loop (a controller, the scheduler,
+    /// the simulator's kubelets) that names itself with `agent` as its `User-Agent`: the prefix
+    /// of the agent before its first `/` is the field manager of the loop's writes, as
+    /// upstream. Its lists and watches leave out `metadata.managedFields`
+    /// ([`codec::ManagedFields::Stripped`]), which kube-controller-manager's informers drop as they
+    /// decode (`CreateControllerContext`'s transform): no loop reads them, and every watcher
+    /// would otherwise skip them in each event.
+    pub fn router_for_control_loop(
         &self,
         user: pernode_auth::user::UserInfo,
         agent: &'static str,
@@ -229,6 +233,9 @@ impl ApiServer {
                     .headers_mut()
                     .entry(axum::http::header::USER_AGENT)
                     .or_insert(axum::http::HeaderValue::from_static(agent));
+                request
+                    .extensions_mut()
+                    .insert(codec::ManagedFields::Stripped);
                 request
             },
         ))
@@ -599,6 +606,11 @@ async fn serve_resource(
         target,
         query,
         user,
+        managed_fields: parts
+            .extensions
+            .get::<codec::ManagedFields>()
+            .copied()
+            .unwrap_or_default(),
         headers: parts.headers,
         body,
     };

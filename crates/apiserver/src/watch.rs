@@ -67,6 +67,7 @@ pub struct WatchRequest {
     /// rule (initial events only from version 0 or none).
     pub send_initial_events: Option<bool>,
     pub rendering: Rendering,
+    pub managed_fields: crate::codec::ManagedFields,
 }
 
 /// The annotation of the bookmark that ends a streaming list's initial events.
@@ -102,6 +103,7 @@ pub fn serve(state: Arc<AppState>, req: WatchRequest) -> Result<Response, ApiErr
     let kind = req.target.info.kind;
     let api_version = req.target.info.api_version();
     let shutdown = state.shutdown.clone();
+    let rendering = req.rendering;
     tokio::spawn(async move {
         let Some(mut watcher) = watcher else {
             let status =
@@ -113,7 +115,7 @@ pub fn serve(state: Arc<AppState>, req: WatchRequest) -> Result<Response, ApiErr
         for chunk in initial.chunks(16) {
             let mut batch = BytesMut::new();
             for entry in chunk {
-                encode_event_into(&mut batch, plural, "ADDED", entry, req.rendering);
+                encode_event_into(&mut batch, plural, "ADDED", entry, &req);
             }
             if tx.send(batch.freeze()).await.is_err() {
                 return;
@@ -144,14 +146,14 @@ pub fn serve(state: Arc<AppState>, req: WatchRequest) -> Result<Response, ApiErr
                         // Every event already waiting goes out in the same chunk: one channel
                         // send, one HTTP frame and one write for many events.
                         let mut batch = BytesMut::new();
-                        encode_event_into(&mut batch, plural, kind, &entry, req.rendering);
+                        encode_event_into(&mut batch, plural, kind, &entry, &req);
                         let mut end = None;
                         while batch.len() < MAX_BATCH_BYTES {
                             match futures::FutureExt::now_or_never(watcher.next()) {
                                 Some(Some(Ok(event))) => {
                                     last_rv = event.entry.rv;
                                     if let Some((kind, entry)) = visible(&req.filter, &event) {
-                                        encode_event_into(&mut batch, plural, kind, &entry, req.rendering);
+                                        encode_event_into(&mut batch, plural, kind, &entry, &req);
                                     }
                                 }
                                 Some(next) => {
@@ -196,7 +198,7 @@ pub fn serve(state: Arc<AppState>, req: WatchRequest) -> Result<Response, ApiErr
     let body = Body::from_stream(ReceiverStream::new(rx).map(Ok::<_, Infallible>));
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;
-    let content_type = match req.rendering {
+    let content_type = match rendering {
         Rendering::Object => "application/json",
         Rendering::Table(_) => "application/json;as=Table;v=v1;g=meta.k8s.io",
         Rendering::Metadata => crate::codec::PARTIAL_METADATA_MIME,
@@ -228,12 +230,12 @@ fn encode_event_into(
     info: &pernode_resources::ResourceInfo,
     event_type: &str,
     entry: &Entry,
-    rendering: Rendering,
+    req: &WatchRequest,
 ) {
     let entry = &*crate::kinds::served_entry(info, entry);
     let table;
     let converted;
-    let object: &[u8] = match rendering {
+    let object: &[u8] = match req.rendering {
         Rendering::Object => {
             converted = crate::crd::conversion::in_version(info, &entry.json);
             &converted
@@ -242,7 +244,7 @@ fn encode_event_into(
             out.put_slice(b"{\"type\":\"");
             out.put_slice(event_type.as_bytes());
             out.put_slice(b"\",\"object\":");
-            crate::codec::put_partial_metadata(out, &entry.json);
+            crate::codec::put_partial_metadata(out, &entry.json, req.managed_fields);
             out.put_slice(b"}\n");
             return;
         }
@@ -262,7 +264,10 @@ fn encode_event_into(
     out.put_slice(b"{\"type\":\"");
     out.put_slice(event_type.as_bytes());
     out.put_slice(b"\",\"object\":");
-    out.put_slice(object);
+    match req.rendering {
+        Rendering::Object => req.managed_fields.put(out, object),
+        _ => out.put_slice(object),
+    }
     out.put_slice(b"}\n");
 }
 

@@ -311,3 +311,124 @@ async fn what_admission_and_allocation_add_to_a_create_belongs_to_no_manager() {
     assert!(port.get("f:port").is_some(), "{owned}");
     assert!(port.get("f:nodePort").is_none(), "{owned}");
 }
+
+/// A GET of `path` through `router` with `accept`, answered 200.
+async fn get(router: &Router, path: &str, accept: &str) -> Body {
+    let request = Request::builder()
+        .uri(path)
+        .header(header::ACCEPT, accept)
+        .body(Body::empty())
+        .expect("request");
+    let response = router.clone().oneshot(request).await.expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    response.into_body()
+}
+
+async fn get_json(router: &Router, path: &str, accept: &str) -> Value {
+    let bytes = get(router, path, accept)
+        .await
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    serde_json::from_slice(&bytes).expect("JSON")
+}
+
+/// The first watch event of `path` through `router`.
+async fn first_event(router: &Router, path: &str, accept: &str) -> Value {
+    let mut body = get(router, path, accept).await;
+    let mut line = Vec::new();
+    while !line.contains(&b'\n') {
+        let frame = body.frame().await.expect("an event").expect("a frame");
+        line.extend_from_slice(frame.data_ref().expect("data"));
+    }
+    let end = line.iter().position(|b| *b == b'\n').unwrap_or(line.len());
+    serde_json::from_slice(&line[..end]).expect("an event in JSON")
+}
+
+fn without_managed_fields(mut object: Value) -> Value {
+    if let Some(meta) = object["metadata"].as_object_mut() {
+        meta.remove("managedFields");
+    }
+    object
+}
+
+#[tokio::test]
+async fn control_loops_list_and_watch_objects_without_managed_fields() {
+    use pernode_auth::user::{SYSTEM_PRIVILEGED_GROUP, UserInfo};
+    let server = ApiServer::new(support::memory_store())
+        .await
+        .expect("server");
+    let admin = server.router();
+    let control_loop = server.router_for_control_loop(
+        UserInfo::new("system:admin", [SYSTEM_PRIVILEGED_GROUP]),
+        "kube-controller-manager/v1.33.0",
+    );
+    let (code, created) = call(&admin, Method::POST, DSS, JSON, "kubectl/v1", ds("a")).await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    assert_eq!(entries(&created).len(), 1);
+    let metadata = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+    let metadata_list = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+
+    // Everyone else gets what is stored; a control loop the same object without them.
+    let list = get_json(&admin, DSS, JSON).await;
+    assert_eq!(list["items"][0], created);
+    let list = get_json(&control_loop, DSS, JSON).await;
+    assert_eq!(list["items"][0], without_managed_fields(created.clone()));
+    let event = first_event(&control_loop, &format!("{DSS}?watch=1"), JSON).await;
+    assert_eq!(event["type"], "ADDED");
+    assert_eq!(event["object"], without_managed_fields(created.clone()));
+    let event = first_event(&admin, &format!("{DSS}?watch=1"), JSON).await;
+    assert_eq!(event["object"], created);
+
+    // Metadata-only lists and watches (the garbage collector's) too.
+    let list = get_json(&control_loop, DSS, metadata_list).await;
+    assert_eq!(
+        list["items"][0]["metadata"],
+        without_managed_fields(created.clone())["metadata"]
+    );
+    let event = first_event(&control_loop, &format!("{DSS}?watch=1"), metadata).await;
+    assert_eq!(
+        event["object"]["metadata"],
+        without_managed_fields(created.clone())["metadata"]
+    );
+    let event = first_event(&admin, &format!("{DSS}?watch=1"), metadata).await;
+    assert_eq!(event["object"]["metadata"], created["metadata"]);
+
+    // A loop's write of what it read keeps the stored entries, as one without managedFields
+    // does upstream, and adds its own.
+    let mut read = list_item(&control_loop).await;
+    read["metadata"]["labels"] = json!({"team": "a"});
+    let (code, updated) = call(
+        &control_loop,
+        Method::PUT,
+        &format!("{DSS}/web"),
+        JSON,
+        "kube-controller-manager/v1.33.0",
+        read,
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{updated}");
+    let stored = get_json(&admin, &format!("{DSS}/web"), JSON).await;
+    let mut managers = entries(&stored);
+    managers.sort();
+    assert_eq!(
+        managers,
+        [
+            (
+                "kube-controller-manager".into(),
+                "Update".into(),
+                String::new()
+            ),
+            ("kubectl".into(), "Update".into(), String::new()),
+        ]
+    );
+    assert_eq!(
+        fields_of(&stored, "kubectl"),
+        fields_of(&created, "kubectl")
+    );
+}
+
+async fn list_item(router: &Router) -> Value {
+    get_json(router, DSS, JSON).await["items"][0].clone()
+}

@@ -201,28 +201,32 @@ impl FieldSink for Set {
 /// shape: which items are duplicates depends on the key values.
 pub struct ShapeHash {
     halves: Halves,
-    /// The last path added, and the hash state after each of its elements (`states[0]` is the
-    /// empty path's): the walk adds paths in depth-first order, so most share a long prefix
-    /// with the one before and only their last elements are hashed.
+    /// The last path added (`prefix[..depth]`), and the hash state after each of its elements
+    /// (`states[0]` is the empty path's): the walk adds paths in depth-first order, so most
+    /// share a long prefix with the one before and only their last elements are hashed.
     prefix: Vec<PathElement>,
+    depth: usize,
     states: Vec<Halves>,
     keyed: Vec<Vec<PathElement>>,
     duplicates: bool,
 }
 
-/// Two independent 64-bit hashes (different first bytes), for 128 bits.
+/// Two independent 64-bit hashes (foldhash with two seeds, random per process), for 128 bits.
+/// Shapes are hashed on every create, path by path: SipHash here was 2% of a DaemonSet
+/// converge's instructions.
 #[derive(Clone)]
-struct Halves([std::hash::DefaultHasher; 2]);
+struct Halves([foldhash::fast::FoldHasher<'static>; 2]);
+
+/// The seeds of [`Halves`]: the same for every hash in a process, as the memo needs, and
+/// unknown outside it.
+static HALVES_SEEDS: std::sync::LazyLock<[foldhash::fast::RandomState; 2]> =
+    std::sync::LazyLock::new(Default::default);
 
 impl Halves {
     fn new() -> Halves {
-        use std::hash::Hasher;
-        let mut halves = [
-            std::hash::DefaultHasher::new(),
-            std::hash::DefaultHasher::new(),
-        ];
-        halves[1].write_u8(0x5a);
-        Halves(halves)
+        use std::hash::BuildHasher;
+        let [a, b] = &*HALVES_SEEDS;
+        Halves([a.build_hasher(), b.build_hasher()])
     }
 
     fn bytes(&mut self, b: &[u8]) {
@@ -311,6 +315,7 @@ impl ShapeHash {
         ShapeHash {
             halves,
             prefix: Vec::new(),
+            depth: 0,
             states: vec![Halves::new()],
             keyed: Vec::new(),
             duplicates: false,
@@ -346,20 +351,25 @@ impl ShapeHash {
 
 impl FieldSink for ShapeHash {
     fn insert(&mut self, path: &[PathElement]) {
-        let common = self
-            .prefix
+        let common = self.prefix[..self.depth]
             .iter()
             .zip(path)
             .take_while(|(a, b)| a == b)
             .count();
-        self.prefix.truncate(common);
         self.states.truncate(common + 1);
-        for pe in path.get(common..).unwrap_or_default() {
+        for (depth, pe) in path.iter().enumerate().skip(common) {
             let mut state = self.states.last().cloned().unwrap_or_else(Halves::new);
             state.element(pe);
             self.states.push(state);
-            self.prefix.push(pe.clone());
+            // Slots past `depth` keep their allocations for the next paths (most differ from
+            // the one before in their last field name only).
+            match (self.prefix.get_mut(depth), pe) {
+                (Some(PathElement::Field(slot)), PathElement::Field(name)) => slot.clone_from(name),
+                (Some(slot), _) => *slot = pe.clone(),
+                (None, _) => self.prefix.push(pe.clone()),
+            }
         }
+        self.depth = path.len();
         self.halves.tag(20);
         self.halves.bytes(&path.len().to_le_bytes());
         if let Some(state) = self.states.get(path.len()) {

@@ -20,7 +20,7 @@ pub fn in_version<'a>(info: &ResourceInfo, json: &'a [u8]) -> Cow<'a, [u8]> {
         return Cow::Borrowed(json);
     };
     let want = serde_json::to_string(&info.api_version()).unwrap_or_default();
-    let have = raw.get();
+    let have = raw;
     if have == want {
         return Cow::Borrowed(json);
     }

@@ -388,6 +388,12 @@ pub(super) async fn delete_collection(
     after_write(state, info, last_rv).await;
     Ok(json_response(
         StatusCode::OK,
-        encode_list(info, state.store.current_rv(), None, &deleted),
+        encode_list(
+            info,
+            state.store.current_rv(),
+            None,
+            &deleted,
+            crate::codec::ManagedFields::Kept,
+        ),
     ))
 }

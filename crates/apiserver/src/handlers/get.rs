@@ -103,13 +103,13 @@ pub(super) fn list(state: &AppState, req: &Request) -> Result<Response, ApiError
     }
     if wants_partial_metadata_list(accept(req)) {
         return Ok(typed_response(
-            encode_partial_list(rv, page, &items),
+            encode_partial_list(rv, page, &items, req.managed_fields),
             PARTIAL_METADATA_LIST_MIME,
         ));
     }
     Ok(json_response(
         StatusCode::OK,
-        encode_list(info, rv, page, &items),
+        encode_list(info, rv, page, &items, req.managed_fields),
     ))
 }
 
@@ -183,6 +183,7 @@ pub(super) fn watch_request(req: &Request, filter: Filter) -> Result<WatchReques
         bookmarks: req.query.is_true("allowWatchBookmarks"),
         send_initial_events: req.query.flag("sendInitialEvents"),
         rendering,
+        managed_fields: req.managed_fields,
     })
 }
 

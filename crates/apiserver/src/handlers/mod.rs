@@ -57,6 +57,9 @@ pub struct Request {
     pub query: Query,
     /// Who sent it ([`crate::authorization`]).
     pub user: std::sync::Arc<pernode_auth::user::UserInfo>,
+    /// Whether lists and watches send `metadata.managedFields` (not to an in-process control
+    /// loop).
+    pub managed_fields: crate::codec::ManagedFields,
     pub headers: HeaderMap,
     pub body: Bytes,
 }

@@ -327,6 +327,7 @@ pub(super) async fn apply_patch(state: &AppState, req: &Request) -> Result<Respo
                 // becomes.
                 query: req.query.clone(),
                 user: req.user.clone(),
+                managed_fields: req.managed_fields,
                 headers: HeaderMap::new(),
                 body: Bytes::from(created.to_string()),
             };

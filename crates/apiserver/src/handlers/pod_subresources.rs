@@ -123,6 +123,7 @@ pub(super) async fn evict(state: &AppState, req: &Request) -> Result<Response, A
         // A dry-run eviction is a dry-run delete (upstream's propagateDryRun).
         query: Query::parse(req.query.dry_run().then_some("dryRun=All")),
         user: req.user.clone(),
+        managed_fields: req.managed_fields,
         headers: {
             let mut h = HeaderMap::new();
             h.insert(

@@ -363,7 +363,7 @@ fn created_name(answer: &str) -> String {
     }
     pernode_core::json::ObjectMembers::of(answer.as_bytes())
         .find(|(key, _)| key == "metadata")
-        .and_then(|(_, meta)| serde_json::from_str::<Named>(meta.get()).ok())
+        .and_then(|(_, meta)| serde_json::from_str::<Named>(meta).ok())
         .and_then(|meta| meta.name)
         .unwrap_or_default()
 }
