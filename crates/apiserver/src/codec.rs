@@ -210,23 +210,33 @@ pub enum ManagedFields {
 impl ManagedFields {
     /// Appends the stored object `json` as this rendering sends it.
     pub fn put(self, out: &mut BytesMut, json: &[u8]) {
-        match self.span(json) {
-            Some(cut) => {
-                out.put_slice(&json[..cut.start]);
-                out.put_slice(&json[cut.end..]);
-            }
-            None => out.put_slice(json),
-        }
-    }
-
-    /// The bytes of the stored object `json` to leave out (the member and one comma).
-    fn span(self, json: &[u8]) -> Option<std::ops::Range<usize>> {
-        match self {
+        let cut = match self {
             ManagedFields::Kept => None,
             ManagedFields::Stripped => {
                 pernode_core::json::nested_member_span(json, "metadata", "managedFields")
             }
+        };
+        put_without(out, json, cut);
+    }
+
+    /// Appends a stored object's `metadata` as this rendering sends it.
+    fn put_metadata(self, out: &mut BytesMut, metadata: &[u8]) {
+        let cut = match self {
+            ManagedFields::Kept => None,
+            ManagedFields::Stripped => pernode_core::json::member_span(metadata, "managedFields"),
+        };
+        put_without(out, metadata, cut);
+    }
+}
+
+/// Appends `bytes` less the range `cut`.
+fn put_without(out: &mut BytesMut, bytes: &[u8], cut: Option<std::ops::Range<usize>>) {
+    match cut {
+        Some(cut) => {
+            out.put_slice(&bytes[..cut.start]);
+            out.put_slice(&bytes[cut.end..]);
         }
+        None => out.put_slice(bytes),
     }
 }
 
@@ -276,18 +286,7 @@ pub fn put_partial_metadata(out: &mut BytesMut, json: &[u8], managed_fields: Man
     let metadata = top_level_field(json, "metadata").unwrap_or("{}");
     out.reserve(metadata.len() + 80);
     out.put_slice(br#"{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":"#);
-    let metadata = metadata.as_bytes();
-    let cut = match managed_fields {
-        ManagedFields::Kept => None,
-        ManagedFields::Stripped => pernode_core::json::member_span(metadata, "managedFields"),
-    };
-    match cut {
-        Some(cut) => {
-            out.put_slice(&metadata[..cut.start]);
-            out.put_slice(&metadata[cut.end..]);
-        }
-        None => out.put_slice(metadata),
-    }
+    managed_fields.put_metadata(out, metadata.as_bytes());
     out.put_u8(b'}');
 }
 

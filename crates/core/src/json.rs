@@ -78,15 +78,7 @@ impl<'a> ObjectMembers<'a> {
                 return None;
             }
         }
-        if json.get(i) != Some(&b'"') {
-            return None;
-        }
-        let key_end = string_end(json, i)?;
-        let colon = skip_ws(json, key_end);
-        if json.get(colon) != Some(&b':') {
-            return None;
-        }
-        let value = skip_ws(json, colon + 1);
+        let (key_end, value) = member_head(json, i)?;
         let value_end = value_end(json, value)?;
         if value_end == value {
             return None;
@@ -160,13 +152,7 @@ fn find_member(json: &[u8], name: &str) -> Option<(usize, usize)> {
         return None;
     }
     i = skip_ws(json, i + 1);
-    while json.get(i) == Some(&b'"') {
-        let key_end = string_end(json, i)?;
-        let colon = skip_ws(json, key_end);
-        if json.get(colon) != Some(&b':') {
-            return None;
-        }
-        let value = skip_ws(json, colon + 1);
+    while let Some((key_end, value)) = member_head(json, i) {
         if &json[i + 1..key_end - 1] == name.as_bytes() {
             return Some((i, value));
         }
@@ -177,6 +163,20 @@ fn find_member(json: &[u8], name: &str) -> Option<(usize, usize)> {
         }
     }
     None
+}
+
+/// A member's key starting at `key` (its opening quote) and the colon after it: where the
+/// key ends and where the value starts.
+fn member_head(json: &[u8], key: usize) -> Option<(usize, usize)> {
+    if json.get(key) != Some(&b'"') {
+        return None;
+    }
+    let key_end = string_end(json, key)?;
+    let colon = skip_ws(json, key_end);
+    if json.get(colon) != Some(&b':') {
+        return None;
+    }
+    Some((key_end, skip_ws(json, colon + 1)))
 }
 
 fn skip_ws(json: &[u8], mut i: usize) -> usize {
