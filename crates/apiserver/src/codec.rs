@@ -2,6 +2,9 @@
 //! without re-encoding, which is what keeps a 10,000-object list cheap), whole or as
 //! `meta.k8s.io/v1` PartialObjectMetadata (the stored `metadata` bytes, verbatim).
 
+use std::borrow::Cow;
+use std::ops::Range;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use pernode_core::json::ObjectMembers;
 use pernode_resources::ResourceInfo;
@@ -208,24 +211,29 @@ pub enum ManagedFields {
 }
 
 impl ManagedFields {
-    /// Appends the stored object `json` as this rendering sends it.
-    pub fn put(self, out: &mut BytesMut, json: &[u8]) {
+    /// Appends the stored `entry` as this rendering sends it, in the version `info` serves (a
+    /// custom object written through another version is converted).
+    pub fn put_entry(self, out: &mut BytesMut, info: &ResourceInfo, entry: &Entry) {
+        match crate::crd::conversion::in_version(info, &entry.json) {
+            Cow::Borrowed(json) => self.put(out, json, entry.managed_fields()),
+            Cow::Owned(json) => {
+                let at = pernode_core::json::nested_member(&json, "metadata", "managedFields");
+                self.put(out, &json, at);
+            }
+        }
+    }
+
+    /// Appends the stored object `json`, whose `metadata.managedFields` member is at `at`
+    /// (from its key to its value's end, as [`Entry::managed_fields`] keeps it: cutting it
+    /// out reads nothing), as this rendering sends it.
+    fn put(self, out: &mut BytesMut, json: &[u8], at: Option<Range<usize>>) {
         let cut = match self {
             ManagedFields::Kept => None,
             ManagedFields::Stripped => {
-                pernode_core::json::nested_member_span(json, "metadata", "managedFields")
+                at.map(|member| pernode_core::json::member_cut(json, member))
             }
         };
         put_without(out, json, cut);
-    }
-
-    /// Appends a stored object's `metadata` as this rendering sends it.
-    fn put_metadata(self, out: &mut BytesMut, metadata: &[u8]) {
-        let cut = match self {
-            ManagedFields::Kept => None,
-            ManagedFields::Stripped => pernode_core::json::member_span(metadata, "managedFields"),
-        };
-        put_without(out, metadata, cut);
     }
 }
 
@@ -264,10 +272,7 @@ pub fn encode_list(
             out.put_u8(b',');
         }
         // A custom object written through another served version reads in this one.
-        managed_fields.put(
-            &mut out,
-            &crate::crd::conversion::in_version(info, &item.json),
-        );
+        managed_fields.put_entry(&mut out, info, item);
     }
     out.put_slice(b"]}");
     out.freeze()
@@ -282,28 +287,48 @@ pub const PARTIAL_METADATA_LIST_MIME: &str =
 
 /// Appends the stored object as a `meta.k8s.io/v1` PartialObjectMetadata: its `metadata`
 /// copied verbatim, the rest skipped without building it.
-pub fn put_partial_metadata(out: &mut BytesMut, json: &[u8], managed_fields: ManagedFields) {
-    let metadata = top_level_field(json, "metadata").unwrap_or("{}");
+pub fn put_partial_metadata(out: &mut BytesMut, entry: &Entry, managed_fields: ManagedFields) {
+    let at = entry.managed_fields();
+    let (metadata, at) = match top_level_field(&entry.json, "metadata", at.clone()) {
+        Some(metadata) => {
+            // The member's place in `metadata`'s own bytes (a slice of the entry's).
+            let offset = metadata.as_ptr() as usize - entry.json.as_ptr() as usize;
+            let at =
+                at.and_then(|at| Some(at.start.checked_sub(offset)?..at.end.checked_sub(offset)?));
+            (metadata, at)
+        }
+        None => ("{}", None),
+    };
     out.reserve(metadata.len() + 80);
     out.put_slice(br#"{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":"#);
-    managed_fields.put_metadata(out, metadata.as_bytes());
+    managed_fields.put(out, metadata.as_bytes(), at);
     out.put_u8(b'}');
 }
 
-/// The value of a top-level field of a JSON object, found without reading past it. Stored
-/// objects have sorted keys, so `metadata` comes before `spec` and `status`, most of the bytes:
-/// a garbage collector's metadata watch gets every write, and scanning whole objects for it
-/// was 3% of a converge's instructions. `None` when absent or not a JSON object.
-fn top_level_field<'a>(json: &'a [u8], name: &str) -> Option<&'a str> {
-    ObjectMembers::of(json)
+/// The value of a top-level field of a JSON object, found without reading past it, nor
+/// through `metadata.managedFields` (at `managed_fields`, if known). Stored objects have sorted
+/// keys, so `metadata` comes before `spec` and `status`, most of the bytes: a garbage
+/// collector's metadata watch gets every write, and scanning whole objects for it was 3% of a
+/// converge's instructions. `None` when absent or not a JSON object.
+fn top_level_field<'a>(
+    json: &'a [u8],
+    name: &str,
+    managed_fields: Option<Range<usize>>,
+) -> Option<&'a str> {
+    let members = match managed_fields {
+        Some(hole) => ObjectMembers::with_hole(json, hole),
+        None => ObjectMembers::of(json),
+    };
+    members
+        .into_iter()
         .find(|(key, _)| key == name)
         .map(|(_, value)| value)
 }
 
 /// One stored object as PartialObjectMetadata.
-pub fn partial_metadata(json: &[u8]) -> Bytes {
+pub fn partial_metadata(entry: &Entry) -> Bytes {
     let mut out = BytesMut::new();
-    put_partial_metadata(&mut out, json, ManagedFields::Kept);
+    put_partial_metadata(&mut out, entry, ManagedFields::Kept);
     out.freeze()
 }
 
@@ -325,7 +350,7 @@ pub fn encode_partial_list(
         if n > 0 {
             out.put_u8(b',');
         }
-        put_partial_metadata(&mut out, &item.json, managed_fields);
+        put_partial_metadata(&mut out, item, managed_fields);
     }
     out.put_slice(b"]}");
     out.freeze()
@@ -345,7 +370,7 @@ mod tests {
     #[test]
     fn a_top_level_field_is_found_before_the_rest_is_read() {
         fn get<'a>(json: &'a str, name: &str) -> Option<&'a str> {
-            top_level_field(json.as_bytes(), name)
+            top_level_field(json.as_bytes(), name, None)
         }
         let stored = r#"{"apiVersion":"v1","data":{"metadata":{"name":"inner"}},"kind":"X","metadata":{"name":"outer","labels":{"a":"b"}},"spec":{"x":[1,2,{"y":null}]}}"#;
         assert_eq!(
@@ -375,13 +400,18 @@ mod tests {
 
     #[test]
     fn partial_metadata_copies_the_stored_metadata() {
-        let stored = br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","uid":"u"},"spec":{"nodeName":"n"}}"#;
+        let stored = Entry::new(
+            "pods/default/p".into(),
+            1,
+            Bytes::from_static(br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","uid":"u"},"spec":{"nodeName":"n"}}"#),
+            Default::default(),
+        );
         assert_eq!(
-            &partial_metadata(stored)[..],
+            &partial_metadata(&stored)[..],
             br#"{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":{"name":"p","uid":"u"}}"#
         );
         assert_eq!(
-            &partial_metadata(b"{}")[..],
+            &partial_metadata(&stored.with_json(Bytes::from_static(b"{}")))[..],
             br#"{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":{}}"#
         );
     }

@@ -11,6 +11,7 @@
 //! sorted place.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use serde_json::Value;
 
@@ -33,14 +34,43 @@ type Members<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 /// A stored object split into its members, for an edit.
 pub struct StoredObject<'a> {
     members: Members<'a>,
+    json: &'a [u8],
+    /// Where `metadata.managedFields` is in `json`, if known: scans jump over it.
+    managed_fields: Option<Range<usize>>,
+}
+
+/// An edited object's JSON, and where its `metadata.managedFields` is in it, if known (for
+/// [`pernode_store::Store::update_edited`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Edited {
+    pub json: String,
+    pub managed_fields: Option<Range<usize>>,
 }
 
 impl<'a> StoredObject<'a> {
-    /// `None` when `json` is not a JSON object.
-    pub fn parse(json: &'a [u8]) -> Option<StoredObject<'a>> {
-        members(ObjectMembers::all(json))
-            .ok()
-            .map(|members| StoredObject { members })
+    /// `None` when `json` is not a JSON object. `managed_fields`: where its
+    /// `metadata.managedFields` is ([`pernode_store::Entry::managed_fields`]), if known: most
+    /// of a pod's metadata, which the edit then reads around.
+    pub fn parse(json: &'a [u8], managed_fields: Option<Range<usize>>) -> Option<StoredObject<'a>> {
+        let all = match &managed_fields {
+            Some(hole) => ObjectMembers::all_with_hole(json, hole.clone()),
+            None => ObjectMembers::all(json),
+        };
+        members(all).ok().map(|members| StoredObject {
+            members,
+            json,
+            managed_fields,
+        })
+    }
+
+    /// The stored object's managedFields as a range of `value`, if `value` is a slice of the
+    /// stored JSON that holds them.
+    fn managed_fields_in(&self, value: &str) -> Option<Range<usize>> {
+        let hole = self.managed_fields.clone()?;
+        let offset = (value.as_ptr() as usize).checked_sub(self.json.as_ptr() as usize)?;
+        let end = offset + value.len();
+        (offset <= hole.start && hole.end <= end && end <= self.json.len())
+            .then(|| hole.start - offset..hole.end - offset)
     }
 
     /// The JSON text of member `name`.
@@ -53,7 +83,10 @@ impl<'a> StoredObject<'a> {
         let Some(meta) = self.get("metadata") else {
             return Ok(false);
         };
-        let mut members = ObjectMembers::of(meta.as_bytes());
+        let mut members = match self.managed_fields_in(meta) {
+            Some(hole) => ObjectMembers::with_hole(meta.as_bytes(), hole),
+            None => ObjectMembers::of(meta.as_bytes()),
+        };
         match members.by_ref().find(|(key, _)| key == "deletionTimestamp") {
             Some((_, value)) => Ok(value != "null"),
             None if members.complete() => Ok(false),
@@ -69,17 +102,31 @@ impl<'a> StoredObject<'a> {
         }
     }
 
-    /// The edited object's JSON.
-    pub fn into_json(self) -> String {
-        object_text(&self.members)
+    /// The edited object's JSON, with its managedFields' new place.
+    pub fn into_json(self) -> Edited {
+        let mut managed_fields = None;
+        let json = write_object(&self.members, |value, at| {
+            if let Some(hole) = self.managed_fields_in(value) {
+                managed_fields = Some(hole.start + at..hole.end + at);
+            }
+        });
+        Edited {
+            json,
+            managed_fields,
+        }
     }
 }
 
 /// The stored pod `json` bound to `node`: `spec.nodeName` set, and the status condition of
 /// `condition`'s type replaced by `condition` (or added at the end). Not Go-escaped: the store
-/// escapes what it writes.
-pub fn bind_stored(json: &[u8], node: &str, condition: Value) -> Result<String, Refusal> {
-    let mut pod = StoredObject::parse(json).ok_or(Refusal::Malformed)?;
+/// escapes what it writes. `managed_fields` as for [`StoredObject::parse`].
+pub fn bind_stored(
+    json: &[u8],
+    managed_fields: Option<Range<usize>>,
+    node: &str,
+    condition: Value,
+) -> Result<Edited, Refusal> {
+    let mut pod = StoredObject::parse(json, managed_fields).ok_or(Refusal::Malformed)?;
     if pod.deleting()? {
         return Err(Refusal::Deleting);
     }
@@ -161,6 +208,11 @@ fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> String {
 }
 
 fn object_text(members: &Members<'_>) -> String {
+    write_object(members, |_, _| {})
+}
+
+/// The object of `members`; `placed` learns where each value went.
+fn write_object(members: &Members<'_>, mut placed: impl FnMut(&str, usize)) -> String {
     let len = members
         .iter()
         .map(|(n, v)| n.len() + v.len() + 4)
@@ -173,6 +225,7 @@ fn object_text(members: &Members<'_>) -> String {
         }
         out.push_str(&json_text(name.as_ref()));
         out.push(':');
+        placed(value, out.len());
         out.push_str(value);
     }
     out.push('}');
@@ -204,16 +257,38 @@ mod tests {
         pod.to_string()
     }
 
+    /// Where the stored object's managedFields are, read from its bytes.
+    fn managed_fields_of(json: &[u8]) -> Option<Range<usize>> {
+        pernode_core::json::nested_member(json, "metadata", "managedFields")
+    }
+
     fn assert_same_as_tree(pod: Value) {
         let stored = pod.to_string();
-        let edited = bind_stored(stored.as_bytes(), "node-7", scheduled()).expect("bound");
-        assert_eq!(edited, bound_by_tree(&pod, "node-7"), "stored: {stored}");
+        let known = managed_fields_of(stored.as_bytes());
+        for hint in [None, known.clone()] {
+            let edited =
+                bind_stored(stored.as_bytes(), hint.clone(), "node-7", scheduled()).expect("bound");
+            assert_eq!(
+                edited.json,
+                bound_by_tree(&pod, "node-7"),
+                "stored: {stored}"
+            );
+            // Told where they were, the edit tells where they went.
+            match hint {
+                Some(_) => assert_eq!(
+                    edited.managed_fields,
+                    managed_fields_of(edited.json.as_bytes())
+                ),
+                None => assert_eq!(edited.managed_fields, None),
+            }
+        }
     }
 
     #[test]
     fn the_edit_gives_the_bytes_of_the_tree() {
         let meta = json!({"name": "p", "namespace": "default", "uid": "u",
-                          "labels": {"a<b": "x&y"}, "resourceVersion": "12"});
+                          "labels": {"a<b": "x&y"}, "resourceVersion": "12",
+                          "managedFields": [{"manager": "m", "fieldsV1": {"f:spec": {}}}]});
         let spec = json!({"containers": [{"name": "c", "image": "i"}], "tolerations": [],
                           "affinity": {"nodeAffinity": {}}, "schedulerName": "default-scheduler"});
         // Pending, as created: a status with a phase and a qosClass.
@@ -239,13 +314,24 @@ mod tests {
         let deleting = json!({"metadata": {"name": "p", "deletionTimestamp": "2026-11-23T05:00:00Z"},
                               "spec": {}});
         assert_eq!(
-            bind_stored(deleting.to_string().as_bytes(), "n", scheduled()),
+            bind_stored(deleting.to_string().as_bytes(), None, "n", scheduled()),
+            Err(Refusal::Deleting)
+        );
+        // Read around its managedFields too.
+        let deleting = json!({"metadata": {"name": "p", "managedFields": [{"manager": "m"}],
+                                           "zz": 1, "deletionTimestamp": "2026-11-23T05:00:00Z"},
+                              "spec": {}})
+        .to_string();
+        let known = managed_fields_of(deleting.as_bytes());
+        assert!(known.is_some());
+        assert_eq!(
+            bind_stored(deleting.as_bytes(), known, "n", scheduled()),
             Err(Refusal::Deleting)
         );
         let bound = json!({"metadata": {"name": "p", "deletionTimestamp": null},
                            "spec": {"nodeName": "node-1"}});
         assert_eq!(
-            bind_stored(bound.to_string().as_bytes(), "n", scheduled()),
+            bind_stored(bound.to_string().as_bytes(), None, "n", scheduled()),
             Err(Refusal::Assigned("node-1".into()))
         );
         for malformed in [
@@ -255,7 +341,7 @@ mod tests {
             r#"{"a":1} x"#,
         ] {
             assert_eq!(
-                bind_stored(malformed.as_bytes(), "n", scheduled()),
+                bind_stored(malformed.as_bytes(), None, "n", scheduled()),
                 Err(Refusal::Malformed),
                 "{malformed}"
             );

@@ -397,12 +397,12 @@ mod tests {
     }
 
     fn entry(json: Value) -> Entry {
-        Entry {
-            key: "namespaces/x".into(),
-            json: json.to_string().into(),
-            rv: 1,
-            attrs: Default::default(),
-        }
+        Entry::new(
+            "namespaces/x".into(),
+            1,
+            json.to_string().into(),
+            Default::default(),
+        )
     }
 
     #[test]

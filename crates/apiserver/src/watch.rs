@@ -233,23 +233,15 @@ fn encode_event_into(
     req: &WatchRequest,
 ) {
     let entry = &*crate::kinds::served_entry(info, entry);
-    let table;
-    let converted;
-    let object: &[u8] = match req.rendering {
-        Rendering::Object => {
-            converted = crate::crd::conversion::in_version(info, &entry.json);
-            &converted
-        }
-        Rendering::Metadata => {
-            out.put_slice(b"{\"type\":\"");
-            out.put_slice(event_type.as_bytes());
-            out.put_slice(b"\",\"object\":");
-            crate::codec::put_partial_metadata(out, &entry.json, req.managed_fields);
-            out.put_slice(b"}\n");
-            return;
-        }
+    out.reserve(entry.json.len() + 32);
+    out.put_slice(b"{\"type\":\"");
+    out.put_slice(event_type.as_bytes());
+    out.put_slice(b"\",\"object\":");
+    match req.rendering {
+        Rendering::Object => req.managed_fields.put_entry(out, info, entry),
+        Rendering::Metadata => crate::codec::put_partial_metadata(out, entry, req.managed_fields),
         Rendering::Table(include) => {
-            table = crate::handlers::render_table(
+            let table = crate::handlers::render_table(
                 info,
                 &[&entry.json[..]],
                 include,
@@ -257,16 +249,8 @@ fn encode_event_into(
                 None,
             )
             .unwrap_or_else(|_| entry.json.to_vec());
-            &table
+            out.put_slice(&table);
         }
-    };
-    out.reserve(object.len() + 32);
-    out.put_slice(b"{\"type\":\"");
-    out.put_slice(event_type.as_bytes());
-    out.put_slice(b"\",\"object\":");
-    match req.rendering {
-        Rendering::Object => req.managed_fields.put(out, object),
-        _ => out.put_slice(object),
     }
     out.put_slice(b"}\n");
 }
@@ -281,12 +265,12 @@ fn visible<'a>(
     let kind = event_type(filter, event)?;
     let left = kind == "DELETED" && event.kind == EventType::Modified;
     let previous = event.prev.as_ref().filter(|_| left).and_then(|prev| {
-        Some(Entry {
-            key: event.entry.key.clone(),
-            rv: event.entry.rv,
-            json: prev.object_at(event.entry.rv)?,
-            attrs: prev.attrs.clone(),
-        })
+        Some(Entry::new(
+            event.entry.key.clone(),
+            event.entry.rv,
+            prev.object_at(event.entry.rv)?,
+            prev.attrs.clone(),
+        ))
     });
     Some(match previous {
         Some(entry) => (kind, Cow::Owned(entry)),

@@ -17,7 +17,11 @@ pub struct ObjectMembers<'a> {
     json: &'a [u8],
     at: usize,
     state: MembersState,
+    hole: Range<usize>,
 }
+
+/// No hole: a range no scan reaches.
+const NO_HOLE: Range<usize> = usize::MAX..usize::MAX;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum MembersState {
@@ -38,14 +42,40 @@ impl<'a> ObjectMembers<'a> {
             json,
             at: at + 1,
             state,
+            hole: NO_HOLE,
         }
+    }
+
+    /// The members of the object `json`, whose bytes `hole` (a member of it or of an object
+    /// inside it: its key's opening quote to its value's end, as [`nested_member`] finds it)
+    /// are known: scans jump over them instead of reading them. A stored object's
+    /// `metadata.managedFields` is most of its metadata, and its place is kept beside it.
+    /// A hole that is not a member's bytes gives wrong members, never a panic.
+    pub fn with_hole(json: &'a [u8], hole: Range<usize>) -> ObjectMembers<'a> {
+        let mut members = ObjectMembers::of(json);
+        if hole.start < hole.end && hole.end <= json.len() {
+            members.hole = hole;
+        }
+        members
     }
 
     /// All the members, or `None` if `json` is not exactly one JSON object.
     pub fn all(json: &'a [u8]) -> Option<Vec<(Cow<'a, str>, &'a str)>> {
-        let mut members = ObjectMembers::of(json);
-        let all: Vec<_> = members.by_ref().collect();
-        members.complete().then_some(all)
+        ObjectMembers::of(json).into_all()
+    }
+
+    /// All the members, as [`ObjectMembers::all`], reading around `hole` as
+    /// [`ObjectMembers::with_hole`] does.
+    pub fn all_with_hole(
+        json: &'a [u8],
+        hole: Range<usize>,
+    ) -> Option<Vec<(Cow<'a, str>, &'a str)>> {
+        ObjectMembers::with_hole(json, hole).into_all()
+    }
+
+    fn into_all(mut self) -> Option<Vec<(Cow<'a, str>, &'a str)>> {
+        let all: Vec<_> = self.by_ref().collect();
+        self.complete().then_some(all)
     }
 
     /// Whether iteration ended at the end of the object, with nothing but whitespace after it.
@@ -79,7 +109,11 @@ impl<'a> ObjectMembers<'a> {
             }
         }
         let (key_end, value) = member_head(json, i)?;
-        let value_end = value_end(json, value)?;
+        let value_end = if i == self.hole.start && value < self.hole.end {
+            self.hole.end
+        } else {
+            value_end(json, value, &self.hole)?
+        };
         if value_end == value {
             return None;
         }
@@ -114,34 +148,41 @@ fn key_text(quoted: &[u8]) -> Option<Cow<'_, str>> {
     std::str::from_utf8(inner).ok().map(Cow::Borrowed)
 }
 
-/// The bytes to cut from a JSON object to remove its member `outer.inner` (`metadata.managedFields`
-/// of a stored object): [`member_span`] of the `outer` object, in `json`. Reads only as far as
-/// the member's end: a stored object's `metadata` comes before `spec` and `status`, most of
-/// its bytes.
-pub fn nested_member_span(json: &[u8], outer: &str, inner: &str) -> Option<Range<usize>> {
+/// Where member `outer.inner` of the object in `json` is (`metadata.managedFields` of a stored
+/// object): from its key's opening quote to its value's end. Reads only as far as the
+/// member's end: a stored object's `metadata` comes before `spec` and `status`, most of its
+/// bytes. For JSON the server wrote itself: the scan finds member boundaries by brackets and
+/// quotes without checking the rest. `None` when the member is absent or the bytes are not
+/// an object.
+pub fn nested_member(json: &[u8], outer: &str, inner: &str) -> Option<Range<usize>> {
     let (_, start) = find_member(json, outer)?;
-    let span = member_span(&json[start..], inner)?;
-    Some(span.start + start..span.end + start)
+    let (key, value) = find_member(&json[start..], inner)?;
+    let end = value_end(&json[start..], value, &NO_HOLE)?;
+    Some(key + start..end + start)
 }
 
-/// The bytes to cut from a JSON object to remove its member `name`, with the comma that joined
-/// it to a neighbour, so that what is left is the same object without it. For JSON the server
-/// wrote itself (a stored object): the scan finds member boundaries by brackets and quotes
-/// without checking the rest, and stops at the member's end (`object` may go on past the
-/// object's). `None` when the member is absent or the bytes are not an object.
-pub fn member_span(object: &[u8], name: &str) -> Option<Range<usize>> {
-    let (key, value) = find_member(object, name)?;
-    let value_end = value_end(object, value)?;
+/// The bytes to cut from `json` to remove the member at `member` (its key's opening quote to
+/// its value's end, as [`nested_member`] finds it), with the comma that joined it to a
+/// neighbour, so that what is left is the same JSON without it.
+pub fn member_cut(json: &[u8], member: Range<usize>) -> Range<usize> {
     // Joined by the comma after it (the first member), else by the one before it.
-    let after = skip_ws(object, value_end);
-    if object.get(after) == Some(&b',') {
-        return Some(key..skip_ws(object, after + 1));
+    let after = skip_ws(json, member.end);
+    if json.get(after) == Some(&b',') {
+        return member.start..skip_ws(json, after + 1);
     }
-    let before = object[..key].trim_ascii_end().len();
-    if object[..before].ends_with(b",") {
-        return Some(before - 1..value_end);
+    let before = json
+        .get(..member.start)
+        .map_or(0, |b| b.trim_ascii_end().len());
+    if before > 0 && json[before - 1] == b',' {
+        return before - 1..member.end;
     }
-    Some(key..value_end)
+    member
+}
+
+/// The bytes to cut from a JSON object to remove its member `outer.inner`, with its comma
+/// ([`nested_member`], [`member_cut`]).
+pub fn nested_member_cut(json: &[u8], outer: &str, inner: &str) -> Option<Range<usize>> {
+    nested_member(json, outer, inner).map(|member| member_cut(json, member))
 }
 
 /// Where member `name` of the object at the start of `json` starts (its key) and where its
@@ -156,7 +197,7 @@ fn find_member(json: &[u8], name: &str) -> Option<(usize, usize)> {
         if &json[i + 1..key_end - 1] == name.as_bytes() {
             return Some((i, value));
         }
-        let next = skip_ws(json, value_end(json, value)?);
+        let next = skip_ws(json, value_end(json, value, &NO_HOLE)?);
         match json.get(next) {
             Some(b',') => i = skip_ws(json, next + 1),
             _ => return None,
@@ -211,8 +252,9 @@ fn string_end(json: &[u8], at: usize) -> Option<usize> {
 }
 
 /// The end of the value starting at `at`: a string, an object or array (by brackets outside
-/// strings), or a literal (up to the next delimiter).
-fn value_end(json: &[u8], at: usize) -> Option<usize> {
+/// strings), or a literal (up to the next delimiter). A member inside it that starts at
+/// `hole.start` is not read: the scan goes on at `hole.end`.
+fn value_end(json: &[u8], at: usize, hole: &Range<usize>) -> Option<usize> {
     match json.get(at)? {
         b'"' => string_end(json, at),
         b'{' | b'[' => {
@@ -220,6 +262,11 @@ fn value_end(json: &[u8], at: usize) -> Option<usize> {
             let mut i = at;
             while let Some(&b) = json.get(i) {
                 match b {
+                    // Past `i`: a hole always moves the scan on.
+                    b'"' if i == hole.start && hole.end > i => {
+                        i = hole.end;
+                        continue;
+                    }
                     b'"' => {
                         i = string_end(json, i)?;
                         continue;
@@ -282,7 +329,7 @@ mod tests {
     #[test]
     fn a_nested_member_is_cut_with_one_comma() {
         fn without(json: &str) -> Option<String> {
-            let span = nested_member_span(json.as_bytes(), "metadata", "managedFields")?;
+            let span = nested_member_cut(json.as_bytes(), "metadata", "managedFields")?;
             let mut out = json.as_bytes().to_vec();
             out.drain(span);
             let out = String::from_utf8(out).ok()?;
@@ -343,10 +390,61 @@ mod tests {
             r#"{"metadata":{"managedFields":"]"#,
         ] {
             assert_eq!(
-                nested_member_span(bad.as_bytes(), "metadata", "managedFields"),
+                nested_member_cut(bad.as_bytes(), "metadata", "managedFields"),
                 None,
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn members_read_the_same_with_a_hole_jumped_over() {
+        let mf = r#"[{"manager":"m","fieldsV1":{"f:spec":{"f:x\"}":{}}},"k":[1,{"a":"]"}]}]"#;
+        let json = format!(
+            r#"{{"apiVersion":"v1","metadata":{{"labels":{{"a":"}}"}},"managedFields":{mf},"name":"n"}},"spec":{{"x":1}}}}"#
+        );
+        let json = json.as_bytes();
+        let hole = nested_member(json, "metadata", "managedFields").expect("found");
+        assert_eq!(
+            &json[hole.clone()],
+            format!(r#""managedFields":{mf}"#).as_bytes()
+        );
+        let plain = ObjectMembers::all(json).expect("members");
+        let mut holed = ObjectMembers::with_hole(json, hole.clone());
+        let with_hole: Vec<_> = holed.by_ref().collect();
+        assert!(holed.complete());
+        assert_eq!(with_hole, plain);
+
+        // The members of `metadata`, the hole rebased to its bytes.
+        let (_, meta) = &plain[1];
+        let offset = meta.as_ptr() as usize - json.as_ptr() as usize;
+        let rebased = hole.start - offset..hole.end - offset;
+        let keys: Vec<_> = ObjectMembers::with_hole(meta.as_bytes(), rebased)
+            .map(|(k, v)| (k.into_owned(), v.len()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("labels".to_string(), 9),
+                ("managedFields".to_string(), mf.len()),
+                ("name".to_string(), 3)
+            ]
+        );
+
+        // What is in the hole is not read: unbalanced brackets there go unnoticed.
+        let unread = br#"{"metadata":{"managedFields":[[[{,"name":"n"},"spec":{}}"#;
+        let hole = 13..33;
+        assert_eq!(&unread[hole.clone()], br#""managedFields":[[[{"#);
+        assert_eq!(ObjectMembers::all(unread), None);
+        let keys: Vec<_> = ObjectMembers::with_hole(unread, hole)
+            .map(|(k, _)| k.into_owned())
+            .collect();
+        assert_eq!(keys, ["metadata", "spec"]);
+
+        // A hole that is not a member's bytes: wrong members at worst, no panic, no hang.
+        let (late, early) = (9, 3);
+        for bad in [0..1, 5..5, late..early, 40..json.len() + 7, 0..json.len()] {
+            let _ = ObjectMembers::with_hole(json, bad).count();
         }
     }
 }

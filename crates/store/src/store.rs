@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -131,15 +132,7 @@ impl Store {
             index.update(&key, None, Some(&attrs));
             // Defensive: never hand out an rv at or below one already stored.
             rv = rv.max(obj_rv);
-            map.insert(
-                key.clone(),
-                Entry {
-                    key,
-                    rv: obj_rv,
-                    json,
-                    attrs,
-                },
-            );
+            map.insert(key.clone(), Entry::new(key, obj_rv, json, attrs));
         }
         tracing::debug!(objects = map.len(), rv, "store loaded");
 
@@ -322,16 +315,22 @@ impl Store {
     /// Replaces `key` with `json`: an edit of the stored bytes of version `expected_rv` (its
     /// `metadata.resourceVersion` still that version's) whose index attributes the caller knows.
     /// For writes that change a few fields of a large object, which then skip parsing it and
-    /// serializing it again. Go's escaping is applied as to every write.
+    /// serializing it again. Go's escaping is applied as to every write. `managed_fields`:
+    /// where the edit left `metadata.managedFields` in `json`, if it knows
+    /// ([`Entry::managed_fields`] of the version it copied it from).
     pub async fn update_edited(
         &self,
         key: &str,
         json: String,
         attrs: Attrs,
         expected_rv: u64,
+        managed_fields: Option<Range<usize>>,
     ) -> Result<Entry, StoreError> {
+        let len = json.len();
         let json = go_escape(json);
-        let obj = match Unstamped::from_stored(json.as_bytes(), expected_rv) {
+        // Escapes added move what follows them.
+        let managed_fields = managed_fields.filter(|_| json.len() == len);
+        let obj = match Unstamped::from_stored(json.as_bytes(), expected_rv, managed_fields) {
             Some(obj) => Ok(obj),
             // The version's resourceVersion not found exactly once: serialize in full.
             None => serde_json::from_str(&json)

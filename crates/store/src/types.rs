@@ -3,6 +3,7 @@
 //! Everything here is cheap to clone (`Arc` and `Bytes` inside) because the same entry is
 //! shared by the current-state map, the event ring, every list result and every watcher.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -140,13 +141,81 @@ pub struct Entry {
     pub rv: u64,
     pub json: Bytes,
     pub attrs: Arc<Attrs>,
+    /// Where `metadata.managedFields` is in `json` (see [`Entry::managed_fields`]). Not public,
+    /// so that it always describes `json`: other crates build entries with [`Entry::new`].
+    pub(crate) managed_fields: Option<Span>,
+}
+
+/// A range of an entry's JSON, compact: one is kept per stored version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    fn of(range: Range<usize>) -> Option<Span> {
+        Some(Span {
+            start: range.start.try_into().ok()?,
+            end: range.end.try_into().ok()?,
+        })
+    }
 }
 
 impl Entry {
+    /// A version whose `json` is read once to find its `metadata.managedFields`.
+    pub fn new(key: Arc<str>, rv: u64, json: Bytes, attrs: Arc<Attrs>) -> Entry {
+        let managed_fields = managed_fields_of(&json);
+        Entry {
+            key,
+            rv,
+            json,
+            attrs,
+            managed_fields,
+        }
+    }
+
+    /// A version whose `metadata.managedFields` is known to be at `managed_fields` of `json`
+    /// (the writer put it there).
+    pub(crate) fn with_managed_fields(
+        key: Arc<str>,
+        rv: u64,
+        json: Bytes,
+        attrs: Arc<Attrs>,
+        managed_fields: Option<Range<usize>>,
+    ) -> Entry {
+        Entry {
+            key,
+            rv,
+            json,
+            attrs,
+            managed_fields: managed_fields.and_then(Span::of),
+        }
+    }
+
+    /// This version with other JSON (the same object converted or shown otherwise).
+    pub fn with_json(&self, json: Bytes) -> Entry {
+        Entry::new(self.key.clone(), self.rv, json, self.attrs.clone())
+    }
+
+    /// Where the member `metadata.managedFields` is in `json`: from its key's opening quote to
+    /// its value's end. Found when the version was written, so that readers who leave the
+    /// member out (control loops' watches) or read around it (edits of a pod's binding or
+    /// status) do not scan it: it is most of a pod's metadata.
+    pub fn managed_fields(&self) -> Option<Range<usize>> {
+        self.managed_fields
+            .map(|span| span.start as usize..span.end as usize)
+    }
+
     /// Parses the stored JSON (for callers that need the object rather than the bytes).
     pub fn value(&self) -> Result<serde_json::Value, BackendError> {
         parse_json(&self.key, &self.json)
     }
+}
+
+/// Where `metadata.managedFields` is in stored JSON, read from it.
+fn managed_fields_of(json: &[u8]) -> Option<Span> {
+    pernode_core::json::nested_member(json, "metadata", "managedFields").and_then(Span::of)
 }
 
 /// Parses stored JSON. Goes through `str::parse` rather than the generic `from_slice` so the

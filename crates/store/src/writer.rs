@@ -7,6 +7,7 @@
 //! it to memory, appends the events to the ring, wakes watchers, and only then answers.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -263,13 +264,7 @@ fn check_and_stage(
             if current.is_some() {
                 return Err(StoreError::AlreadyExists);
             }
-            let json = obj?.stamp(rv);
-            let entry = Entry {
-                key: op.key,
-                rv,
-                json,
-                attrs,
-            };
+            let entry = obj?.into_entry(op.key, rv, attrs);
             (EventType::Added, entry, None)
         }
         PreparedKind::Update {
@@ -278,7 +273,7 @@ fn check_and_stage(
             expected_rv,
         } => {
             let prev = precondition(current, expected_rv)?;
-            let json = obj?.stamp(rv);
+            let obj = obj?;
             // Most writes keep the attributes: share them with the previous version, and keep
             // the previous JSON only when a filtered watch may need it.
             let (attrs, prev_json) = if attrs == prev.attrs {
@@ -287,12 +282,7 @@ fn check_and_stage(
                 (attrs, Some(prev.json.clone()))
             };
             // Reuse the map's key allocation for the new version.
-            let entry = Entry {
-                key: prev.key.clone(),
-                rv,
-                json,
-                attrs,
-            };
+            let entry = obj.into_entry(prev.key.clone(), rv, attrs);
             let prev = Prev {
                 rv: prev.rv,
                 attrs: prev.attrs,
@@ -302,15 +292,14 @@ fn check_and_stage(
         }
         PreparedKind::Delete { expected_rv } => {
             let prev = precondition(current, expected_rv)?;
-            let json = match Unstamped::from_stored(&prev.json, prev.rv) {
-                Some(unstamped) => unstamped.stamp(rv),
-                None => stamp(crate::types::parse_json(&prev.key, &prev.json)?, rv)?,
-            };
-            let entry = Entry {
-                key: prev.key.clone(),
-                rv,
-                json,
-                attrs: prev.attrs.clone(),
+            let entry = match Unstamped::from_stored(&prev.json, prev.rv, prev.managed_fields()) {
+                Some(unstamped) => unstamped.into_entry(prev.key.clone(), rv, prev.attrs.clone()),
+                None => Entry::new(
+                    prev.key.clone(),
+                    rv,
+                    stamp(crate::types::parse_json(&prev.key, &prev.json)?, rv)?,
+                    prev.attrs.clone(),
+                ),
             };
             let prev = Prev {
                 rv: prev.rv,
@@ -372,6 +361,38 @@ static RV_PLACEHOLDER_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static
         memchr::memmem::Finder::new(json.as_bytes()).into_owned()
     });
 
+/// Placeholder value of `metadata.managedFields` while the rest of the object is serialized:
+/// the entries are serialized on their own and put in its place, so their bytes' place is
+/// known without reading them again.
+const MANAGED_FIELDS_PLACEHOLDER: &str = "\0pernode-managed-fields\0";
+
+static MANAGED_FIELDS_PLACEHOLDER_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| {
+        let json = Value::String(MANAGED_FIELDS_PLACEHOLDER.into()).to_string();
+        memchr::memmem::Finder::new(json.as_bytes()).into_owned()
+    });
+
+/// The key of the member, as serialized.
+const MANAGED_FIELDS_KEY: &str = "\"managedFields\":";
+
+/// Where `finder`'s needle is in `json`, if it is there exactly once.
+fn find_once(finder: &memchr::memmem::Finder<'_>, json: &str) -> Option<usize> {
+    let at = finder.find(json.as_bytes())?;
+    finder
+        .find(&json.as_bytes()[at + 1..])
+        .is_none()
+        .then_some(at)
+}
+
+/// What is known of where `metadata.managedFields` is in an [`Unstamped`]'s JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum ManagedFieldsAt {
+    /// Not known: the stamped bytes are read to find it.
+    Unknown,
+    /// Absent (`None`), or at this range of the unstamped JSON.
+    Known(Option<Range<usize>>),
+}
+
 /// An object serialized (Go escaping applied) before it reaches the single writer thread, with
 /// the place of its `metadata.resourceVersion` value known: the writer only splices in the
 /// version it assigns, instead of serializing the object itself (that took most of the writer
@@ -382,6 +403,7 @@ pub(crate) struct Unstamped {
     json: String,
     at: Option<usize>,
     fallback: Option<Value>,
+    managed_fields: ManagedFieldsAt,
 }
 
 impl Unstamped {
@@ -397,31 +419,76 @@ impl Unstamped {
             "resourceVersion".into(),
             Value::String(RV_PLACEHOLDER.into()),
         );
+        let managed = meta.get_mut("managedFields").map(|entries| {
+            std::mem::replace(entries, Value::String(MANAGED_FIELDS_PLACEHOLDER.into()))
+        });
         let mut json = go_escape(encode(&obj)?);
+        let mut managed_fields = None;
+        if let Some(managed) = managed {
+            let finder = &*MANAGED_FIELDS_PLACEHOLDER_FINDER;
+            let at =
+                find_once(finder, &json).filter(|&at| json[..at].ends_with(MANAGED_FIELDS_KEY));
+            if let Some(at) = at {
+                let entries = go_escape(encode(&managed)?);
+                json.replace_range(at..at + finder.needle().len(), &entries);
+                managed_fields = Some(at - MANAGED_FIELDS_KEY.len()..at + entries.len());
+            }
+            // Put back for the fallback, or for the whole object's serialization when the
+            // placeholder was not found once.
+            if let Some(entries) = obj
+                .get_mut("metadata")
+                .and_then(|meta| meta.get_mut("managedFields"))
+            {
+                *entries = managed;
+            }
+            if at.is_none() {
+                json = go_escape(encode(&obj)?);
+            }
+        }
         let finder = &*RV_PLACEHOLDER_FINDER;
-        let at = finder.find(json.as_bytes());
-        let unique = at.is_some_and(|i| finder.find(&json.as_bytes()[i + 1..]).is_none());
-        if unique {
-            let i = at.unwrap_or_default();
-            json.replace_range(i..i + finder.needle().len(), "");
-            Ok(Unstamped {
-                json,
-                at: Some(i),
-                fallback: None,
-            })
-        } else {
-            Ok(Unstamped {
+        match find_once(finder, &json) {
+            Some(i) => {
+                let len = finder.needle().len();
+                json.replace_range(i..i + len, "");
+                Ok(Unstamped {
+                    json,
+                    at: Some(i),
+                    fallback: None,
+                    managed_fields: match managed_fields {
+                        Some(span) => match removed(span, i..i + len) {
+                            Some(span) => ManagedFieldsAt::Known(Some(span)),
+                            None => ManagedFieldsAt::Unknown,
+                        },
+                        None if at_known(&obj) => ManagedFieldsAt::Known(None),
+                        None => ManagedFieldsAt::Unknown,
+                    },
+                })
+            }
+            None => Ok(Unstamped {
                 json: String::new(),
                 at: None,
                 fallback: Some(obj),
-            })
+                managed_fields: ManagedFieldsAt::Unknown,
+            }),
         }
     }
 
     /// The stored JSON of an object at `rv`, ready to be re-stamped (a deletion), if its
-    /// resourceVersion appears exactly once as a JSON string value.
-    pub(crate) fn from_stored(json: &[u8], rv: u64) -> Option<Unstamped> {
-        Unstamped::from_stored_text(json, &rv.to_string())
+    /// resourceVersion appears exactly once as a JSON string value. `managed_fields`: where
+    /// `metadata.managedFields` is in `json`, if known ([`Entry::managed_fields`]).
+    pub(crate) fn from_stored(
+        json: &[u8],
+        rv: u64,
+        managed_fields: Option<Range<usize>>,
+    ) -> Option<Unstamped> {
+        let mut unstamped = Unstamped::from_stored_text(json, &rv.to_string())?;
+        if let (Some(span), Some(at)) = (managed_fields, unstamped.at) {
+            let cut = at..at + rv.to_string().len() + 2;
+            if let Some(span) = removed(span, cut) {
+                unstamped.managed_fields = ManagedFieldsAt::Known(Some(span));
+            }
+        }
+        Some(unstamped)
     }
 
     /// [`Unstamped::from_stored`] for a resourceVersion given as its text (`""` for what the
@@ -442,19 +509,33 @@ impl Unstamped {
             json: spliced,
             at: Some(value_at),
             fallback: None,
+            managed_fields: ManagedFieldsAt::Unknown,
         })
+    }
+
+    /// The version `rv` of the object, as the store keeps it.
+    pub(crate) fn into_entry(self, key: Arc<str>, rv: u64, attrs: Arc<Attrs>) -> Entry {
+        // `Some(None)`: known to be absent; `None`: not known.
+        let managed_fields = match (&self.managed_fields, self.at) {
+            (ManagedFieldsAt::Known(None), Some(_)) => Some(None),
+            (ManagedFieldsAt::Known(Some(span)), Some(at)) => {
+                let inserted = rv.to_string().len() + 2;
+                inserted_before(span.clone(), at, inserted).map(Some)
+            }
+            _ => None,
+        };
+        let json = self.stamp(rv);
+        match managed_fields {
+            Some(span) => Entry::with_managed_fields(key, rv, json, attrs, span),
+            None => Entry::new(key, rv, json, attrs),
+        }
     }
 
     /// The object's bytes with `metadata.resourceVersion` = `rv`.
     pub(crate) fn stamp(self, rv: u64) -> Bytes {
-        let json = match (self.at, self.fallback) {
+        let json = match (self.at, &self.fallback) {
             (None, None) => self.json,
-            (at, fallback) => Unstamped {
-                json: self.json,
-                at,
-                fallback,
-            }
-            .render(&rv.to_string()),
+            _ => self.render(&rv.to_string()),
         };
         // Exact size: the bytes may stay in the state and the event ring for a long time.
         Bytes::from(json.into_boxed_str().into_boxed_bytes())
@@ -483,6 +564,35 @@ impl Unstamped {
             }
             (None, None) => self.json.clone(),
         }
+    }
+}
+
+/// Whether `obj` (a fallback's tree aside) has no `metadata.managedFields` to find.
+fn at_known(obj: &Value) -> bool {
+    obj.get("metadata")
+        .is_some_and(|meta| meta.get("managedFields").is_none())
+}
+
+/// `span` of a text after `cut` is taken out of it; `None` when they overlap.
+fn removed(span: Range<usize>, cut: Range<usize>) -> Option<Range<usize>> {
+    if cut.end <= span.start {
+        let n = cut.end - cut.start;
+        Some(span.start - n..span.end - n)
+    } else if cut.start >= span.end {
+        Some(span)
+    } else {
+        None
+    }
+}
+
+/// `span` of a text after `n` bytes are inserted at `at`; `None` when inside it.
+fn inserted_before(span: Range<usize>, at: usize, n: usize) -> Option<Range<usize>> {
+    if at <= span.start {
+        Some(span.start + n..span.end + n)
+    } else if at >= span.end {
+        Some(span)
+    } else {
+        None
     }
 }
 
@@ -575,7 +685,7 @@ mod stamp_tests {
     #[test]
     fn a_stored_object_is_restamped_in_place() {
         let stored = serialized(json!({"metadata": {"name": "p"}, "spec": {}}), 3);
-        let restamped = Unstamped::from_stored(stored.as_bytes(), 3)
+        let restamped = Unstamped::from_stored(stored.as_bytes(), 3, None)
             .expect("found")
             .stamp(10);
         assert_eq!(
@@ -587,7 +697,61 @@ mod stamp_tests {
             json!({"metadata": {"name": "p"}, "involvedObject": {"resourceVersion": "3"}}),
             3,
         );
-        assert!(Unstamped::from_stored(twice.as_bytes(), 3).is_none());
+        assert!(Unstamped::from_stored(twice.as_bytes(), 3, None).is_none());
+    }
+
+    /// The range an entry gives for its managedFields, as its bytes.
+    fn managed_fields_text(entry: &Entry) -> Option<String> {
+        let span = entry.managed_fields()?;
+        Some(String::from_utf8_lossy(&entry.json[span]).into_owned())
+    }
+
+    #[test]
+    fn an_entry_knows_where_its_managed_fields_are() {
+        let entries = json!([{"manager": "kubectl<1>", "operation": "Update",
+                              "fieldsV1": {"f:spec": {"f:x": {}}}}]);
+        let obj = json!({"kind": "Pod", "metadata": {"name": "p<1>", "resourceVersion": "7",
+                          "annotations": {"a": "b"}, "managedFields": entries,
+                          "uid": "u"}, "spec": {"x": [1, 2]}});
+        let expected = format!(r#""managedFields":{}"#, go_escape(entries.to_string()));
+        for rv in [1, 42, 123_456_789] {
+            let unstamped = Unstamped::new(obj.clone()).expect("object");
+            assert!(matches!(
+                unstamped.managed_fields,
+                ManagedFieldsAt::Known(Some(_))
+            ));
+            let entry = unstamped.into_entry("k".into(), rv, Arc::default());
+            assert_eq!(entry.json, serialized(obj.clone(), rv).as_bytes());
+            assert_eq!(managed_fields_text(&entry), Some(expected.clone()));
+            // Restamped (a deletion) from what the entry knows, and from the bytes alone.
+            for known in [entry.managed_fields(), None] {
+                let deleted = Unstamped::from_stored(&entry.json, rv, known)
+                    .expect("found")
+                    .into_entry("k".into(), rv * 10, Arc::default());
+                assert_eq!(deleted.json, serialized(obj.clone(), rv * 10).as_bytes());
+                assert_eq!(managed_fields_text(&deleted), Some(expected.clone()));
+            }
+        }
+
+        // None, and known to be none.
+        let bare = json!({"metadata": {"name": "p"}});
+        let unstamped = Unstamped::new(bare).expect("object");
+        assert_eq!(unstamped.managed_fields, ManagedFieldsAt::Known(None));
+        assert_eq!(
+            unstamped
+                .into_entry("k".into(), 2, Arc::default())
+                .managed_fields(),
+            None
+        );
+
+        // The placeholder in the object's data: serialized in full, found by reading.
+        let mut odd = obj.clone();
+        odd["metadata"]["annotations"]["a"] = json!(MANAGED_FIELDS_PLACEHOLDER);
+        let unstamped = Unstamped::new(odd.clone()).expect("object");
+        assert_eq!(unstamped.managed_fields, ManagedFieldsAt::Unknown);
+        let entry = unstamped.into_entry("k".into(), 3, Arc::default());
+        assert_eq!(entry.json, serialized(odd, 3).as_bytes());
+        assert_eq!(managed_fields_text(&entry), Some(expected));
     }
 
     #[test]

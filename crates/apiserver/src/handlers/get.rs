@@ -37,7 +37,7 @@ pub(super) fn get(state: &AppState, req: &Request) -> Result<Response, ApiError>
     }
     if wants_partial_metadata(accept(req)) {
         return Ok(typed_response(
-            partial_metadata(&entry.json),
+            partial_metadata(&entry),
             PARTIAL_METADATA_MIME,
         ));
     }

@@ -212,7 +212,9 @@ pub(crate) fn store_error(target: &Target, name: &str, e: StoreError) -> ApiErro
 }
 
 /// The answer to a write the store took: `status` with the object as served and the request's
-/// warnings, once the write is visible where it must be ([`after_write`]).
+/// warnings, once the write is visible where it must be ([`after_write`]). A control loop's
+/// answer leaves out managedFields as its watches do (the DaemonSet controller reads a
+/// create's answer for the pod's name, which comes after them).
 async fn answer_written(
     state: &AppState,
     req: &Request,
@@ -221,10 +223,17 @@ async fn answer_written(
     warnings: &[String],
 ) -> Response {
     after_write(state, req.target.info, entry.rv).await;
-    with_warnings(
-        json_response(status, crate::kinds::served(req.target.info, &entry.json)),
-        warnings,
-    )
+    let info = req.target.info;
+    let body = match req.managed_fields {
+        crate::codec::ManagedFields::Kept => crate::kinds::served(info, &entry.json),
+        stripped => {
+            let entry = crate::kinds::served_entry(info, entry);
+            let mut out = bytes::BytesMut::with_capacity(entry.json.len());
+            stripped.put_entry(&mut out, info, &entry);
+            out.freeze()
+        }
+    };
+    with_warnings(json_response(status, body), warnings)
 }
 
 /// After a write of a CRD: waits until the CRD controller has seen it, so that what it

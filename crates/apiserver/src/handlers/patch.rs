@@ -69,11 +69,14 @@ pub(super) async fn patch(state: &AppState, req: &Request) -> Result<Response, A
         let (written, warnings) = match status_edit(req, patch_type, &old)? {
             Some(StatusEdit::Unchanged { warnings }) => (Ok(old), warnings),
             Some(StatusEdit::Changed {
-                json,
+                edited,
                 attrs,
                 warnings,
             }) => (
-                state.store.update_edited(&key, json, attrs, old.rv).await,
+                state
+                    .store
+                    .update_edited(&key, edited.json, attrs, old.rv, edited.managed_fields)
+                    .await,
                 warnings,
             ),
             None => patch_as_tree(state, req, patch_type, &old, &name).await?,
@@ -156,7 +159,7 @@ pub(super) enum StatusEdit {
     Unchanged { warnings: Vec<String> },
     /// The object with its new status, and its index attributes.
     Changed {
-        json: String,
+        edited: crate::edit::Edited,
         attrs: pernode_store::Attrs,
         warnings: Vec<String>,
     },
@@ -194,7 +197,7 @@ pub(super) fn status_edit(
     }) {
         return Ok(None);
     }
-    let Some(mut object) = edit::StoredObject::parse(&old.json) else {
+    let Some(mut object) = edit::StoredObject::parse(&old.json, old.managed_fields()) else {
         return Ok(None);
     };
     if object.deleting().unwrap_or(true) {
@@ -230,7 +233,7 @@ pub(super) fn status_edit(
     object.set("status", status);
     let attrs = registry::attrs_with_status(req.target.plural(), &old.attrs, status);
     Ok(Some(StatusEdit::Changed {
-        json: object.into_json(),
+        edited: object.into_json(),
         attrs,
         warnings,
     }))

@@ -49,7 +49,7 @@ pub(super) async fn bind(state: &AppState, req: &Request) -> Result<Response, Ap
             .get(&key)
             .ok_or_else(|| ApiError::not_found("", "pods", &name))?;
         let condition = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now_rfc3339()});
-        let pod = match edit::bind_stored(&old.json, &node, condition) {
+        let pod = match edit::bind_stored(&old.json, old.managed_fields(), &node, condition) {
             Ok(pod) => pod,
             Err(edit::Refusal::Deleting) => {
                 return Err(ApiError::conflict(
@@ -82,7 +82,11 @@ pub(super) async fn bind(state: &AppState, req: &Request) -> Result<Response, Ap
         let attrs = old
             .attrs
             .with_fields([(crate::kinds::POD_NODE_NAME, node.clone())]);
-        match state.store.update_edited(&key, pod, attrs, old.rv).await {
+        match state
+            .store
+            .update_edited(&key, pod.json, attrs, old.rv, pod.managed_fields)
+            .await
+        {
             Ok(_) => return Ok(bound()),
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(store_error(&req.target, &name, e)),

@@ -75,10 +75,7 @@ pub(super) async fn commit_update(
     if dry_run {
         let mut shown = new.clone();
         shown["metadata"]["resourceVersion"] = json!(old.rv.to_string());
-        return Ok(Ok(Entry {
-            json: Bytes::from(shown.to_string()),
-            ..old.clone()
-        }));
+        return Ok(Ok(old.with_json(Bytes::from(shown.to_string()))));
     }
     let key = &old.key;
     if should_delete_during_update(target, &new) {

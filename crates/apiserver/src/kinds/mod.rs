@@ -243,10 +243,7 @@ pub fn served_entry<'a>(
     if of(info).conversion.is_none() && info.custom.is_none() {
         return std::borrow::Cow::Borrowed(entry);
     }
-    std::borrow::Cow::Owned(pernode_store::Entry {
-        json: served(info, &entry.json),
-        ..entry.clone()
-    })
+    std::borrow::Cow::Owned(entry.with_json(served(info, &entry.json)))
 }
 
 /// The stored label a field selector's `label` selects for `info`'s kind.

@@ -110,12 +110,7 @@ fn entry_of(prefix: &str, indexer: &Indexer, kv: &KeyValue) -> Result<Option<Ent
         // Written by someone else (etcdctl, kube-apiserver): set the version in the tree.
         None => stamp(value, rv)?,
     };
-    Ok(Some(Entry {
-        key: key.into(),
-        rv,
-        json,
-        attrs,
-    }))
+    Ok(Some(Entry::new(key.into(), rv, json, attrs)))
 }
 
 /// What ended one watch.
@@ -317,9 +312,8 @@ fn event_of(st: &State, staged: Staged) -> Option<Event> {
                 kind: EventType::Modified,
                 entry: Entry {
                     key: old.key.clone(),
-                    rv: entry.rv,
-                    json: entry.json,
                     attrs,
+                    ..entry
                 },
                 prev: Some(Prev {
                     rv: old.rv,
@@ -332,12 +326,7 @@ fn event_of(st: &State, staged: Staged) -> Option<Event> {
             let old = st.map.get(&key)?;
             Some(Event {
                 kind: EventType::Deleted,
-                entry: Entry {
-                    key: old.key.clone(),
-                    rv,
-                    json: restamp(old, rv),
-                    attrs: old.attrs.clone(),
-                },
+                entry: Entry::new(old.key.clone(), rv, restamp(old, rv), old.attrs.clone()),
                 prev: Some(Prev {
                     rv: old.rv,
                     attrs: old.attrs.clone(),
@@ -350,7 +339,7 @@ fn event_of(st: &State, staged: Staged) -> Option<Event> {
 
 /// A cached object's JSON stamped with another rv (a deletion's).
 pub(crate) fn restamp(entry: &Entry, rv: u64) -> Bytes {
-    match Unstamped::from_stored(&entry.json, entry.rv) {
+    match Unstamped::from_stored(&entry.json, entry.rv, None) {
         Some(unstamped) => unstamped.stamp(rv),
         None => entry
             .value()

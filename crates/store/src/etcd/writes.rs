@@ -50,12 +50,7 @@ impl Writes<'_> {
                     Outcome::Lost(_) => return Err(StoreError::AlreadyExists),
                     Outcome::Done(revision, _) => {
                         let rv = rv_of(revision);
-                        Entry {
-                            key,
-                            rv,
-                            json: obj.stamp(rv),
-                            attrs,
-                        }
+                        obj.into_entry(key, rv, attrs)
                     }
                 }
             }
@@ -73,12 +68,7 @@ impl Writes<'_> {
                     .await?
                     .0;
                 let rv = rv_of(revision);
-                Entry {
-                    key,
-                    rv,
-                    json: obj.stamp(rv),
-                    attrs,
-                }
+                obj.into_entry(key, rv, attrs)
             }
             PreparedKind::Delete { expected_rv } => {
                 let (revision, prev) = self
@@ -97,17 +87,13 @@ impl Writes<'_> {
                     Some(unstamped) => unstamped.stamp(rv),
                     None => stamp(value, rv)?,
                 };
-                let stored = Entry {
-                    key,
-                    rv: rv_of(prev.mod_revision()),
-                    json,
-                    attrs,
-                };
-                Entry {
-                    json: restamp(&stored, rv),
+                let stored = Entry::new(key, rv_of(prev.mod_revision()), json, attrs);
+                Entry::new(
+                    stored.key.clone(),
                     rv,
-                    ..stored
-                }
+                    restamp(&stored, rv),
+                    stored.attrs.clone(),
+                )
             }
         };
         self.shared.commits.fetch_add(1, Ordering::Relaxed);

@@ -58,6 +58,7 @@ macro_rules! store_suite {
     ($backing:expr) => {
         $crate::store_suite!(@cases $backing;
             an_edit_of_the_stored_bytes_is_stamped_escaped_and_indexed_as_given,
+            every_version_knows_where_its_managed_fields_are,
             create_get_update_delete,
             commit_batch_sees_earlier_ops_and_fails_ops_independently,
             list_prefix_filter_and_snapshot_rv,
@@ -81,6 +82,77 @@ macro_rules! store_suite {
     };
 }
 
+/// The bytes an entry says its `metadata.managedFields` member is, and what they must be.
+fn assert_managed_fields_known(e: &Entry, entries: &Value) {
+    let expected = format!(r#""managedFields":{entries}"#)
+        .replace('<', r"\u003c")
+        .replace('>', r"\u003e");
+    let span = e.managed_fields().expect("managedFields found");
+    assert_eq!(
+        std::str::from_utf8(&e.json[span]).unwrap(),
+        expected,
+        "in {:?}",
+        e.json
+    );
+}
+
+pub async fn every_version_knows_where_its_managed_fields_are<B: Backing>(backing: &B) {
+    let entries = json!([{"manager": "m<1>", "operation": "Update",
+                          "fieldsV1": {"f:spec": {"f:x": {}}}}]);
+    let with = |x: Value| {
+        json!({"apiVersion": "v1", "metadata": {"name": "a", "labels": {"app": "one"},
+               "managedFields": entries, "uid": "u"}, "spec": {"x": x}})
+    };
+    let s = labels(backing).await;
+    let mut w = s.watch("pods/", s.current_rv()).unwrap();
+    let a = s.create("pods/ns/a", with(json!(1))).await.unwrap();
+    assert_managed_fields_known(&a, &entries);
+    let u = s
+        .update("pods/ns/a", with(json!("a longer value")), Some(a.rv))
+        .await
+        .unwrap();
+    assert_managed_fields_known(&u, &entries);
+    // Edits: told where the member is, or not; an escape added before it moves it.
+    let stored = std::str::from_utf8(&u.json).unwrap().to_string();
+    let mut rv = u.rv;
+    for (edited, hint) in [
+        (
+            stored.replace(r#""x":"a longer value""#, r#""x":2"#),
+            u.managed_fields(),
+        ),
+        (stored.replace(r#""x":"a longer value""#, r#""x":3"#), None),
+        (
+            stored.replace(r#""apiVersion":"v1""#, r#""apiVersion":"<v1>""#),
+            u.managed_fields(),
+        ),
+    ] {
+        let edited = edited.replace(
+            &format!(r#""resourceVersion":"{}""#, u.rv),
+            &format!(r#""resourceVersion":"{rv}""#),
+        );
+        let e = s
+            .update_edited("pods/ns/a", edited, (*u.attrs).clone(), rv, hint)
+            .await
+            .unwrap();
+        assert_managed_fields_known(&e, &entries);
+        rv = e.rv;
+    }
+    let d = s.delete("pods/ns/a", None).await.unwrap();
+    assert_managed_fields_known(&d, &entries);
+    // Watchers get the same entries.
+    for _ in 0..6 {
+        assert_managed_fields_known(&next_event(&mut w).await.entry, &entries);
+    }
+    // And an object without them says so.
+    let b = s.create("pods/ns/b", obj("b", "two")).await.unwrap();
+    assert_eq!(b.managed_fields(), None);
+    // Read again from the backend.
+    s.create("pods/ns/c", with(json!(1))).await.unwrap();
+    s.close().await;
+    let s = labels(backing).await;
+    assert_managed_fields_known(&s.get("pods/ns/c").unwrap(), &entries);
+}
+
 pub async fn an_edit_of_the_stored_bytes_is_stamped_escaped_and_indexed_as_given<B: Backing>(
     backing: &B,
 ) {
@@ -91,7 +163,7 @@ pub async fn an_edit_of_the_stored_bytes_is_stamped_escaped_and_indexed_as_given
     let edited = stored.replace(r#""x":1"#, r#""x":"<2>""#);
     let attrs = a.attrs.with_fields([("spec.nodeName", "n1".to_string())]);
     let e = s
-        .update_edited("pods/ns/a", edited, attrs.clone(), a.rv)
+        .update_edited("pods/ns/a", edited, attrs.clone(), a.rv, None)
         .await
         .unwrap();
     assert_eq!(e.rv, b + 2);
@@ -107,7 +179,7 @@ pub async fn an_edit_of_the_stored_bytes_is_stamped_escaped_and_indexed_as_given
     assert_eq!(s.get("pods/ns/a").unwrap().json, e.json);
     // Edited from a version that is no longer current: a conflict, nothing written.
     match s
-        .update_edited("pods/ns/a", stored.to_string(), attrs.clone(), a.rv)
+        .update_edited("pods/ns/a", stored.to_string(), attrs.clone(), a.rv, None)
         .await
     {
         Err(StoreError::Conflict { current_rv }) => assert_eq!(current_rv, b + 2),
@@ -118,7 +190,7 @@ pub async fn an_edit_of_the_stored_bytes_is_stamped_escaped_and_indexed_as_given
     let inner = format!(r#""x":{{"resourceVersion":"{}"}}"#, b + 2);
     let twice = current.replace(r#""x":"\u003c2\u003e""#, &inner);
     let c = s
-        .update_edited("pods/ns/a", twice, attrs, e.rv)
+        .update_edited("pods/ns/a", twice, attrs, e.rv, None)
         .await
         .unwrap();
     let c_value = c.value().unwrap();
@@ -126,7 +198,7 @@ pub async fn an_edit_of_the_stored_bytes_is_stamped_escaped_and_indexed_as_given
     assert_eq!(c_value["spec"]["x"]["resourceVersion"], (b + 2).to_string());
     assert_eq!(s.get("pods/ns/a").unwrap().json, c.json);
     assert!(matches!(
-        s.update_edited("pods/ns/a", "{".into(), Default::default(), c.rv)
+        s.update_edited("pods/ns/a", "{".into(), Default::default(), c.rv, None)
             .await,
         Err(StoreError::InvalidObject(_))
     ));
