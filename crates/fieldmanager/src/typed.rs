@@ -134,7 +134,71 @@ struct Cursor<'a> {
     /// stored object, as upstream's).
     strict: bool,
     names: Vec<&'a str>,
-    path: Vec<PathElement>,
+    path: WalkPath,
+}
+
+/// A walk's path. The walks push a field name at every step of an object; popped elements
+/// keep their strings for the next push, so a step copies the name instead of allocating it
+/// (an allocation per field was most of a create's shape walk). It also tracks how much of
+/// the path stayed in place since [`WalkPath::take_shared`] was last asked, for sinks that
+/// hash paths prefix by prefix ([`ShapeHash`]).
+struct WalkPath {
+    elements: Vec<PathElement>,
+    len: usize,
+    shared: usize,
+}
+
+impl WalkPath {
+    fn new() -> WalkPath {
+        WalkPath {
+            elements: Vec::new(),
+            len: 0,
+            shared: 0,
+        }
+    }
+
+    fn push_field(&mut self, name: &str) {
+        match self.elements.get_mut(self.len) {
+            Some(PathElement::Field(slot)) => {
+                slot.clear();
+                slot.push_str(name);
+            }
+            Some(slot) => *slot = PathElement::Field(name.to_owned()),
+            None => self.elements.push(PathElement::Field(name.to_owned())),
+        }
+        self.len += 1;
+    }
+
+    fn push_element(&mut self, element: &PathElement) {
+        match (self.elements.get_mut(self.len), element) {
+            (Some(PathElement::Field(slot)), PathElement::Field(name)) => {
+                slot.clear();
+                slot.push_str(name);
+            }
+            (Some(slot), _) => *slot = element.clone(),
+            (None, _) => self.elements.push(element.clone()),
+        }
+        self.len += 1;
+    }
+
+    fn pop(&mut self) {
+        self.len = self.len.saturating_sub(1);
+        self.shared = self.shared.min(self.len);
+    }
+
+    /// How many leading elements are the same as when this was last asked (nothing, the
+    /// first time); from now on, all of them.
+    fn take_shared(&mut self) -> usize {
+        std::mem::replace(&mut self.shared, self.len)
+    }
+}
+
+impl std::ops::Deref for WalkPath {
+    type Target = [PathElement];
+
+    fn deref(&self) -> &[PathElement] {
+        &self.elements[..self.len]
+    }
 }
 
 impl<'a> Cursor<'a> {
@@ -143,7 +207,7 @@ impl<'a> Cursor<'a> {
             schema,
             strict: false,
             names: Vec::new(),
-            path: Vec::new(),
+            path: WalkPath::new(),
         }
     }
 
@@ -170,24 +234,24 @@ pub fn to_field_set(schema: Schema, object: &Value) -> Result<Set, TypeError> {
 /// Where the [`to_field_set`] walk puts what it finds: the [`Set`] itself, or a
 /// [`ShapeHash`].
 trait FieldSink {
-    fn insert(&mut self, path: &[PathElement]);
+    fn insert(&mut self, path: &mut WalkPath);
     /// A scalar or null leaf. Only the set's membership of its path matters to a set; a shape
     /// also tells null from a value, as a comparison with an empty object does.
-    fn leaf(&mut self, path: &[PathElement], _value: &Value) {
+    fn leaf(&mut self, path: &mut WalkPath, _value: &Value) {
         self.insert(path);
     }
     /// A list item (`path` ends with its element), after what is below it.
-    fn item(&mut self, path: &[PathElement]) {
+    fn item(&mut self, path: &mut WalkPath) {
         self.insert(path);
     }
     /// A list item whose element another item of the list has too.
-    fn duplicate(&mut self, path: &[PathElement]) {
+    fn duplicate(&mut self, path: &mut WalkPath) {
         self.insert(path);
     }
 }
 
 impl FieldSink for Set {
-    fn insert(&mut self, path: &[PathElement]) {
+    fn insert(&mut self, path: &mut WalkPath) {
         Set::insert(self, path);
     }
 }
@@ -201,11 +265,9 @@ impl FieldSink for Set {
 /// shape: which items are duplicates depends on the key values.
 pub struct ShapeHash {
     halves: Halves,
-    /// The last path added (`prefix[..depth]`), and the hash state after each of its elements
-    /// (`states[0]` is the empty path's): the walk adds paths in depth-first order, so most
-    /// share a long prefix with the one before and only their last elements are hashed.
-    prefix: Vec<PathElement>,
-    depth: usize,
+    /// The hash state after each element of the last path added (`states[0]` is the empty
+    /// path's): the walk adds paths in depth-first order, so most share a long prefix with the
+    /// one before and only their last elements are hashed.
     states: Vec<Halves>,
     keyed: Vec<Vec<PathElement>>,
     duplicates: bool,
@@ -314,8 +376,6 @@ impl ShapeHash {
         }
         ShapeHash {
             halves,
-            prefix: Vec::new(),
-            depth: 0,
             states: vec![Halves::new()],
             keyed: Vec::new(),
             duplicates: false,
@@ -325,7 +385,7 @@ impl ShapeHash {
     /// Adds `set`'s paths (the fields an endpoint ignores, say).
     pub fn add_set(&mut self, set: &Set) {
         for path in set.paths() {
-            self.insert(&path.0);
+            self.add_path(&path.0, 0);
         }
     }
 
@@ -349,47 +409,42 @@ impl ShapeHash {
     }
 }
 
-impl FieldSink for ShapeHash {
-    fn insert(&mut self, path: &[PathElement]) {
-        let common = self.prefix[..self.depth]
-            .iter()
-            .zip(path)
-            .take_while(|(a, b)| a == b)
-            .count();
-        self.states.truncate(common + 1);
-        for (depth, pe) in path.iter().enumerate().skip(common) {
+impl ShapeHash {
+    /// Adds `path`, whose first `shared` elements are those of the path added before.
+    fn add_path(&mut self, path: &[PathElement], shared: usize) {
+        self.states.truncate(shared + 1);
+        for pe in path.iter().skip(shared) {
             let mut state = self.states.last().cloned().unwrap_or_else(Halves::new);
             state.element(pe);
             self.states.push(state);
-            // Slots past `depth` keep their allocations for the next paths (most differ from
-            // the one before in their last field name only).
-            match (self.prefix.get_mut(depth), pe) {
-                (Some(PathElement::Field(slot)), PathElement::Field(name)) => slot.clone_from(name),
-                (Some(slot), _) => *slot = pe.clone(),
-                (None, _) => self.prefix.push(pe.clone()),
-            }
         }
-        self.depth = path.len();
         self.halves.tag(20);
         self.halves.bytes(&path.len().to_le_bytes());
         if let Some(state) = self.states.get(path.len()) {
             self.halves.u64s(state);
         }
     }
+}
 
-    fn leaf(&mut self, path: &[PathElement], value: &Value) {
+impl FieldSink for ShapeHash {
+    fn insert(&mut self, path: &mut WalkPath) {
+        let shared = path.take_shared();
+        self.add_path(path, shared);
+    }
+
+    fn leaf(&mut self, path: &mut WalkPath, value: &Value) {
         self.insert(path);
         self.halves.tag(if value.is_null() { 21 } else { 22 });
     }
 
-    fn item(&mut self, path: &[PathElement]) {
+    fn item(&mut self, path: &mut WalkPath) {
         self.insert(path);
         if matches!(path.last(), Some(PathElement::Key(_))) {
             self.keyed.push(path.to_vec());
         }
     }
 
-    fn duplicate(&mut self, path: &[PathElement]) {
+    fn duplicate(&mut self, path: &mut WalkPath) {
         self.insert(path);
         self.duplicates = true;
     }
@@ -403,17 +458,17 @@ fn field_set<'a, S: FieldSink>(
     match v {
         Value::Object(map) => {
             if c.atomic_map() {
-                set.insert(&c.path);
+                set.insert(&mut c.path);
                 return Ok(());
             }
             let string_map = c.schema.string_map(&c.names);
             for (k, child) in map {
                 c.names.push(k);
-                c.path.push(PathElement::Field(k.clone()));
+                c.path.push_field(k);
                 field_set(c, child, set)?;
                 let empty = child.is_null() || child.as_object().is_some_and(Map::is_empty);
                 if empty || string_map {
-                    set.insert(&c.path);
+                    set.insert(&mut c.path);
                 }
                 c.path.pop();
                 c.names.pop();
@@ -422,28 +477,28 @@ fn field_set<'a, S: FieldSink>(
         Value::Array(items) => {
             let list = c.list_type();
             if list == ListType::Atomic {
-                set.insert(&c.path);
+                set.insert(&mut c.path);
                 return Ok(());
             }
             let indexed = index_items(list, items, &c.path, c.strict)?;
             for pe in &indexed.duplicates {
-                c.path.push(pe.clone());
-                set.duplicate(&c.path);
+                c.path.push_element(pe);
+                set.duplicate(&mut c.path);
                 c.path.pop();
             }
             for pe in &indexed.order {
                 if indexed.duplicates.contains(pe) {
                     continue;
                 }
-                c.path.push(pe.clone());
+                c.path.push_element(pe);
                 if let Some(item) = indexed.items.get(pe) {
                     field_set(c, item, set)?;
                 }
-                set.item(&c.path);
+                set.item(&mut c.path);
                 c.path.pop();
             }
         }
-        leaf => set.leaf(&c.path, leaf),
+        leaf => set.leaf(&mut c.path, leaf),
     }
     Ok(())
 }
@@ -526,7 +581,7 @@ fn compare_at<'a>(
                         continue;
                     }
                     c.names.push(k);
-                    c.path.push(PathElement::Field(k.clone()));
+                    c.path.push_field(k);
                     compare_at(c, Some(lv), r.get(k), out)?;
                     c.path.pop();
                     c.names.pop();
@@ -536,7 +591,7 @@ fn compare_at<'a>(
                         continue;
                     }
                     c.names.push(k);
-                    c.path.push(PathElement::Field(k.clone()));
+                    c.path.push_field(k);
                     compare_at(c, None, Some(rv), out)?;
                     c.path.pop();
                     c.names.pop();
@@ -587,7 +642,7 @@ fn compare_items<'a>(
     all.extend(r.order.iter().filter(|pe| !l.items.contains_key(pe)));
     for pe in all {
         let (ld, rd) = (l.duplicates.contains(pe), r.duplicates.contains(pe));
-        c.path.push(pe.clone());
+        c.path.push_element(pe);
         if ld || rd {
             // Duplicated items are compared as one value, as upstream's.
             let count = |items: &[Value]| {
@@ -636,7 +691,7 @@ fn merge_at<'a>(
             let mut out = Map::new();
             for (k, lv) in l {
                 c.names.push(k);
-                c.path.push(PathElement::Field(k.clone()));
+                c.path.push_field(k);
                 let merged = merge_at(c, Some(lv), r.get(k))?;
                 c.path.pop();
                 c.names.pop();
@@ -649,7 +704,7 @@ fn merge_at<'a>(
                     continue;
                 }
                 c.names.push(k);
-                c.path.push(PathElement::Field(k.clone()));
+                c.path.push_field(k);
                 let merged = merge_at(c, None, Some(rv))?;
                 c.path.pop();
                 c.names.pop();
@@ -700,7 +755,7 @@ fn merge_items<'a>(
     let (l_len, r_len) = (l.order.len(), r.order.len());
     let (mut li, mut ri) = (0, 0);
     let push = |c: &mut Cursor<'a>, pe: &PathElement, lv, rv, out: &mut Vec<Value>| {
-        c.path.push(pe.clone());
+        c.path.push_element(pe);
         let merged = merge_at(c, lv, rv);
         c.path.pop();
         if let Some(v) = merged? {
@@ -853,4 +908,74 @@ fn ensure<'a>(schema: Schema, set: &'a Set, names: &mut Vec<&'a str>) -> Set {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn field(name: &str) -> PathElement {
+        PathElement::Field(name.into())
+    }
+
+    #[test]
+    fn a_walk_path_reuses_its_slots_and_tells_what_stayed() {
+        let mut path = WalkPath::new();
+        path.push_field("spec");
+        path.push_field("containers");
+        assert_eq!(path.take_shared(), 0, "nothing the first time");
+        path.push_element(&PathElement::Index(0));
+        path.pop();
+        path.pop();
+        path.push_field("volumes");
+        assert_eq!(&*path, [field("spec"), field("volumes")]);
+        assert_eq!(path.take_shared(), 1, "`spec` stayed");
+        assert_eq!(path.take_shared(), 2, "all of it, when nothing moved");
+        path.pop();
+        path.pop();
+        path.pop();
+        assert!(path.is_empty());
+        assert_eq!(path.take_shared(), 0);
+        // A slot that held an item takes a field, and the other way round.
+        path.push_field("a");
+        path.push_element(&PathElement::Index(3));
+        path.pop();
+        path.pop();
+        path.push_element(&PathElement::Index(1));
+        path.push_field("b");
+        assert_eq!(&*path, [PathElement::Index(1), field("b")]);
+    }
+
+    /// The shape hash of `object`, and of it with `edit` applied.
+    fn same_shape(object: &Value, edit: impl FnOnce(&mut Value)) -> bool {
+        let hash = |v: &Value| {
+            let mut h = ShapeHash::new(&["test"]);
+            h.add_object(Schema::BuiltIn, v).map(|()| h.finish())
+        };
+        let mut edited = object.clone();
+        edit(&mut edited);
+        hash(object) == hash(&edited)
+    }
+
+    #[test]
+    fn shapes_differ_in_any_path_however_deep() {
+        let pod = json!({"metadata": {"labels": {"a": "1"}, "name": "p"},
+                         "spec": {"containers": [{"name": "c", "image": "i",
+                                                  "env": [{"name": "E", "value": "v"}]}],
+                                  "nodeName": "n"}});
+        // Values and keys are parameters of a shape, not part of it.
+        assert!(same_shape(&pod, |p| p["spec"]["nodeName"] = json!("other")));
+        assert!(same_shape(&pod, |p| p["spec"]["containers"][0]["name"] = json!("d")));
+        // A field added, renamed or nulled anywhere, after the walk went deep and came back.
+        assert!(!same_shape(&pod, |p| p["metadata"]["labels"]["b"] = json!("2")));
+        assert!(!same_shape(&pod, |p| p["spec"]["containers"][0]["env"]
+            [0]["valueFrom"] = json!({})));
+        assert!(!same_shape(&pod, |p| {
+            let name = p["metadata"].as_object_mut().and_then(|m| m.remove("name"));
+            p["metadata"]["nam"] = name.unwrap_or_default();
+        }));
+        assert!(!same_shape(&pod, |p| p["spec"]["nodeName"] = Value::Null));
+    }
 }
