@@ -265,76 +265,76 @@ impl FieldSink for Set {
 /// shape: which items are duplicates depends on the key values.
 pub struct ShapeHash {
     halves: Halves,
-    /// The hash state after each element of the last path added (`states[0]` is the empty
-    /// path's): the walk adds paths in depth-first order, so most share a long prefix with the
-    /// one before and only their last elements are hashed.
-    states: Vec<Halves>,
+    /// The identity of each prefix of the last path added (`states[0]` is the empty path's):
+    /// the walk adds paths in depth-first order, so most share a long prefix with the one
+    /// before and only their last elements are hashed.
+    states: Vec<PathHash>,
     keyed: Vec<Vec<PathElement>>,
     duplicates: bool,
 }
 
-/// Two independent 64-bit hashes (foldhash with two seeds, random per process), for 128 bits.
-/// Shapes are hashed on every create, path by path: SipHash here was 2% of a DaemonSet
-/// converge's instructions.
-#[derive(Clone)]
-struct Halves([foldhash::fast::FoldHasher<'static>; 2]);
-
-/// The seeds of [`Halves`]: the same for every hash in a process, as the memo needs, and
+/// The seeds of the shape hash: the same for every hash in a process, as the memo needs, and
 /// unknown outside it.
-static HALVES_SEEDS: std::sync::LazyLock<[foldhash::fast::RandomState; 2]> =
+static SEEDS: std::sync::LazyLock<[foldhash::fast::RandomState; 3]> =
     std::sync::LazyLock::new(Default::default);
+
+/// Two independent 64-bit hashes (foldhash with two seeds, random per process) of the paths'
+/// identities, for 128 bits. Shapes are hashed on every create, path by path: SipHash here was
+/// 2% of a DaemonSet converge's instructions.
+struct Halves([foldhash::fast::FoldHasher<'static>; 2]);
 
 impl Halves {
     fn new() -> Halves {
         use std::hash::BuildHasher;
-        let [a, b] = &*HALVES_SEEDS;
+        let [a, b, _] = &*SEEDS;
         Halves([a.build_hasher(), b.build_hasher()])
     }
 
-    fn bytes(&mut self, b: &[u8]) {
+    fn add(&mut self, word: u64) {
         use std::hash::Hasher;
         for h in &mut self.0 {
-            h.write_usize(b.len());
-            h.write(b);
+            h.write_u64(word);
         }
     }
+}
 
-    fn tag(&mut self, t: u8) {
-        use std::hash::Hasher;
-        for h in &mut self.0 {
-            h.write_u8(t);
-        }
+/// A path's 64-bit identity, element by element (foldhash with a third seed). Within one
+/// object's paths and across the few shapes a cluster has, 64 bits tell paths apart; the
+/// shape's own 128 bits ([`Halves`]) then hash the sequence of identities.
+#[derive(Clone)]
+struct PathHash(foldhash::fast::FoldHasher<'static>);
+
+impl PathHash {
+    fn new() -> PathHash {
+        use std::hash::BuildHasher;
+        PathHash(SEEDS[2].build_hasher())
     }
 
-    fn u64s(&mut self, other: &Halves) {
+    /// `tag` and `bytes`' length in one word, then the bytes.
+    fn tagged(&mut self, tag: u8, bytes: &[u8]) {
         use std::hash::Hasher;
-        for (h, o) in self.0.iter_mut().zip(&other.0) {
-            h.write_u64(o.finish());
-        }
+        self.0.write_u64(u64::from(tag) << 56 | bytes.len() as u64);
+        self.0.write(bytes);
+    }
+
+    fn tag(&mut self, tag: u8) {
+        self.tagged(tag, &[]);
     }
 
     fn value(&mut self, v: &Value) {
         match v {
             Value::Null => self.tag(0),
             Value::Bool(b) => self.tag(if *b { 1 } else { 2 }),
-            Value::Number(n) => {
-                self.tag(3);
-                self.bytes(n.to_string().as_bytes());
-            }
-            Value::String(s) => {
-                self.tag(4);
-                self.bytes(s.as_bytes());
-            }
+            Value::Number(n) => self.tagged(3, n.to_string().as_bytes()),
+            Value::String(s) => self.tagged(4, s.as_bytes()),
             Value::Array(items) => {
-                self.tag(5);
-                self.bytes(&items.len().to_le_bytes());
+                self.tagged(5, &items.len().to_le_bytes());
                 items.iter().for_each(|i| self.value(i));
             }
             Value::Object(map) => {
-                self.tag(6);
-                self.bytes(&map.len().to_le_bytes());
+                self.tagged(6, &map.len().to_le_bytes());
                 for (k, v) in map {
-                    self.bytes(k.as_bytes());
+                    self.tagged(7, k.as_bytes());
                     self.value(v);
                 }
             }
@@ -343,28 +343,35 @@ impl Halves {
 
     fn element(&mut self, pe: &PathElement) {
         match pe {
-            PathElement::Field(name) => {
-                self.tag(10);
-                self.bytes(name.as_bytes());
-            }
+            PathElement::Field(name) => self.tagged(10, name.as_bytes()),
             PathElement::Key(fields) => {
                 // The names only: the values are the shape's parameters (`keyed`).
-                self.tag(11);
-                self.bytes(&fields.len().to_le_bytes());
+                self.tagged(11, &fields.len().to_le_bytes());
                 for (name, _) in fields {
-                    self.bytes(name.as_bytes());
+                    self.tagged(7, name.as_bytes());
                 }
             }
             PathElement::Value(v) => {
                 self.tag(12);
                 self.value(v);
             }
-            PathElement::Index(i) => {
-                self.tag(13);
-                self.bytes(&i.to_le_bytes());
-            }
+            PathElement::Index(i) => self.tagged(13, &i.to_le_bytes()),
         }
     }
+
+    fn finish(&self) -> u64 {
+        use std::hash::Hasher;
+        self.0.finish()
+    }
+}
+
+/// What [`ShapeHash::add_path`] adds: a field set's path, or a leaf's, null or not (a
+/// comparison with an empty object tells them apart).
+#[derive(Clone, Copy)]
+enum Added {
+    Path = 0,
+    NullLeaf = 1,
+    ValueLeaf = 2,
 }
 
 impl ShapeHash {
@@ -372,11 +379,13 @@ impl ShapeHash {
     pub fn new(seed: &[&str]) -> ShapeHash {
         let mut halves = Halves::new();
         for s in seed {
-            halves.bytes(s.as_bytes());
+            let mut part = PathHash::new();
+            part.tagged(0, s.as_bytes());
+            halves.add(part.finish());
         }
         ShapeHash {
             halves,
-            states: vec![Halves::new()],
+            states: vec![PathHash::new()],
             keyed: Vec::new(),
             duplicates: false,
         }
@@ -385,7 +394,7 @@ impl ShapeHash {
     /// Adds `set`'s paths (the fields an endpoint ignores, say).
     pub fn add_set(&mut self, set: &Set) {
         for path in set.paths() {
-            self.add_path(&path.0, 0);
+            self.add_path(&path.0, 0, Added::Path);
         }
     }
 
@@ -407,21 +416,17 @@ impl ShapeHash {
     pub fn keyed(self) -> Vec<Vec<PathElement>> {
         self.keyed
     }
-}
 
-impl ShapeHash {
     /// Adds `path`, whose first `shared` elements are those of the path added before.
-    fn add_path(&mut self, path: &[PathElement], shared: usize) {
+    fn add_path(&mut self, path: &[PathElement], shared: usize, added: Added) {
         self.states.truncate(shared + 1);
         for pe in path.iter().skip(shared) {
-            let mut state = self.states.last().cloned().unwrap_or_else(Halves::new);
+            let mut state = self.states.last().cloned().unwrap_or_else(PathHash::new);
             state.element(pe);
             self.states.push(state);
         }
-        self.halves.tag(20);
-        self.halves.bytes(&path.len().to_le_bytes());
         if let Some(state) = self.states.get(path.len()) {
-            self.halves.u64s(state);
+            self.halves.add(state.finish().wrapping_add(added as u64));
         }
     }
 }
@@ -429,12 +434,16 @@ impl ShapeHash {
 impl FieldSink for ShapeHash {
     fn insert(&mut self, path: &mut WalkPath) {
         let shared = path.take_shared();
-        self.add_path(path, shared);
+        self.add_path(path, shared, Added::Path);
     }
 
     fn leaf(&mut self, path: &mut WalkPath, value: &Value) {
-        self.insert(path);
-        self.halves.tag(if value.is_null() { 21 } else { 22 });
+        let shared = path.take_shared();
+        let added = match value {
+            Value::Null => Added::NullLeaf,
+            _ => Added::ValueLeaf,
+        };
+        self.add_path(path, shared, added);
     }
 
     fn item(&mut self, path: &mut WalkPath) {

@@ -430,7 +430,13 @@ impl Unstamped {
                 find_once(finder, &json).filter(|&at| json[..at].ends_with(MANAGED_FIELDS_KEY));
             if let Some(at) = at {
                 let entries = go_escape(encode(&managed)?);
-                json.replace_range(at..at + finder.needle().len(), &entries);
+                // Copied in rather than `replace_range`, which inserts byte by byte.
+                let rest = at + finder.needle().len();
+                let mut spliced = String::with_capacity(json.len() + entries.len());
+                spliced.push_str(&json[..at]);
+                spliced.push_str(&entries);
+                spliced.push_str(&json[rest..]);
+                json = spliced;
                 managed_fields = Some(at - MANAGED_FIELDS_KEY.len()..at + entries.len());
             }
             // Put back for the fallback, or for the whole object's serialization when the
