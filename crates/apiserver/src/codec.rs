@@ -289,16 +289,10 @@ pub const PARTIAL_METADATA_LIST_MIME: &str =
 /// copied verbatim, the rest skipped without building it.
 pub fn put_partial_metadata(out: &mut BytesMut, entry: &Entry, managed_fields: ManagedFields) {
     let at = entry.managed_fields();
-    let (metadata, at) = match top_level_field(&entry.json, "metadata", at.clone()) {
-        Some(metadata) => {
-            // The member's place in `metadata`'s own bytes (a slice of the entry's).
-            let offset = metadata.as_ptr() as usize - entry.json.as_ptr() as usize;
-            let at =
-                at.and_then(|at| Some(at.start.checked_sub(offset)?..at.end.checked_sub(offset)?));
-            (metadata, at)
-        }
-        None => ("{}", None),
-    };
+    let metadata = top_level_field(&entry.json, "metadata", at.clone()).unwrap_or("{}");
+    // The member's place in `metadata`'s own bytes.
+    let at =
+        at.and_then(|at| pernode_core::json::range_within(&entry.json, metadata.as_bytes(), at));
     out.reserve(metadata.len() + 80);
     out.put_slice(br#"{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":"#);
     managed_fields.put(out, metadata.as_bytes(), at);
@@ -315,12 +309,7 @@ fn top_level_field<'a>(
     name: &str,
     managed_fields: Option<Range<usize>>,
 ) -> Option<&'a str> {
-    let members = match managed_fields {
-        Some(hole) => ObjectMembers::with_hole(json, hole),
-        None => ObjectMembers::of(json),
-    };
-    members
-        .into_iter()
+    ObjectMembers::with_hole(json, managed_fields)
         .find(|(key, _)| key == name)
         .map(|(_, value)| value)
 }

@@ -52,10 +52,7 @@ impl<'a> StoredObject<'a> {
     /// `metadata.managedFields` is ([`pernode_store::Entry::managed_fields`]), if known: most
     /// of a pod's metadata, which the edit then reads around.
     pub fn parse(json: &'a [u8], managed_fields: Option<Range<usize>>) -> Option<StoredObject<'a>> {
-        let all = match &managed_fields {
-            Some(hole) => ObjectMembers::all_with_hole(json, hole.clone()),
-            None => ObjectMembers::all(json),
-        };
+        let all = ObjectMembers::all_with_hole(json, managed_fields.clone());
         members(all).ok().map(|members| StoredObject {
             members,
             json,
@@ -66,11 +63,7 @@ impl<'a> StoredObject<'a> {
     /// The stored object's managedFields as a range of `value`, if `value` is a slice of the
     /// stored JSON that holds them.
     fn managed_fields_in(&self, value: &str) -> Option<Range<usize>> {
-        let hole = self.managed_fields.clone()?;
-        let offset = (value.as_ptr() as usize).checked_sub(self.json.as_ptr() as usize)?;
-        let end = offset + value.len();
-        (offset <= hole.start && hole.end <= end && end <= self.json.len())
-            .then(|| hole.start - offset..hole.end - offset)
+        pernode_core::json::range_within(self.json, value.as_bytes(), self.managed_fields.clone()?)
     }
 
     /// The JSON text of member `name`.
@@ -83,10 +76,7 @@ impl<'a> StoredObject<'a> {
         let Some(meta) = self.get("metadata") else {
             return Ok(false);
         };
-        let mut members = match self.managed_fields_in(meta) {
-            Some(hole) => ObjectMembers::with_hole(meta.as_bytes(), hole),
-            None => ObjectMembers::of(meta.as_bytes()),
-        };
+        let mut members = ObjectMembers::with_hole(meta.as_bytes(), self.managed_fields_in(meta));
         match members.by_ref().find(|(key, _)| key == "deletionTimestamp") {
             Some((_, value)) => Ok(value != "null"),
             None if members.complete() => Ok(false),

@@ -50,10 +50,11 @@ impl<'a> ObjectMembers<'a> {
     /// inside it: its key's opening quote to its value's end, as [`nested_member`] finds it)
     /// are known: scans jump over them instead of reading them. A stored object's
     /// `metadata.managedFields` is most of its metadata, and its place is kept beside it.
-    /// A hole that is not a member's bytes gives wrong members, never a panic.
-    pub fn with_hole(json: &'a [u8], hole: Range<usize>) -> ObjectMembers<'a> {
+    /// A hole that is not a member's bytes gives wrong members, never a panic; `None` is no
+    /// hole ([`ObjectMembers::of`]).
+    pub fn with_hole(json: &'a [u8], hole: Option<Range<usize>>) -> ObjectMembers<'a> {
         let mut members = ObjectMembers::of(json);
-        if hole.start < hole.end && hole.end <= json.len() {
+        if let Some(hole) = hole.filter(|h| h.start < h.end && h.end <= json.len()) {
             members.hole = hole;
         }
         members
@@ -68,7 +69,7 @@ impl<'a> ObjectMembers<'a> {
     /// [`ObjectMembers::with_hole`] does.
     pub fn all_with_hole(
         json: &'a [u8],
-        hole: Range<usize>,
+        hole: Option<Range<usize>>,
     ) -> Option<Vec<(Cow<'a, str>, &'a str)>> {
         ObjectMembers::with_hole(json, hole).into_all()
     }
@@ -183,6 +184,15 @@ pub fn member_cut(json: &[u8], member: Range<usize>) -> Range<usize> {
 /// ([`nested_member`], [`member_cut`]).
 pub fn nested_member_cut(json: &[u8], outer: &str, inner: &str) -> Option<Range<usize>> {
     nested_member(json, outer, inner).map(|member| member_cut(json, member))
+}
+
+/// `range` of `outer` as a range of `inner`, a slice of `outer` that holds it (a member's
+/// value, say); `None` when `inner` is not such a slice.
+pub fn range_within(outer: &[u8], inner: &[u8], range: Range<usize>) -> Option<Range<usize>> {
+    let offset = (inner.as_ptr() as usize).checked_sub(outer.as_ptr() as usize)?;
+    let end = offset + inner.len();
+    (offset <= range.start && range.end <= end && end <= outer.len())
+        .then(|| range.start - offset..range.end - offset)
 }
 
 /// Where member `name` of the object at the start of `json` starts (its key) and where its
@@ -410,15 +420,20 @@ mod tests {
             format!(r#""managedFields":{mf}"#).as_bytes()
         );
         let plain = ObjectMembers::all(json).expect("members");
-        let mut holed = ObjectMembers::with_hole(json, hole.clone());
+        let mut holed = ObjectMembers::with_hole(json, Some(hole.clone()));
         let with_hole: Vec<_> = holed.by_ref().collect();
         assert!(holed.complete());
         assert_eq!(with_hole, plain);
 
         // The members of `metadata`, the hole rebased to its bytes.
         let (_, meta) = &plain[1];
-        let offset = meta.as_ptr() as usize - json.as_ptr() as usize;
-        let rebased = hole.start - offset..hole.end - offset;
+        let rebased = range_within(json, meta.as_bytes(), hole.clone());
+        assert!(rebased.is_some());
+        assert_eq!(
+            range_within(json, b"{}", hole.clone()),
+            None,
+            "not a slice of it"
+        );
         let keys: Vec<_> = ObjectMembers::with_hole(meta.as_bytes(), rebased)
             .map(|(k, v)| (k.into_owned(), v.len()))
             .collect();
@@ -436,7 +451,7 @@ mod tests {
         let hole = 13..33;
         assert_eq!(&unread[hole.clone()], br#""managedFields":[[[{"#);
         assert_eq!(ObjectMembers::all(unread), None);
-        let keys: Vec<_> = ObjectMembers::with_hole(unread, hole)
+        let keys: Vec<_> = ObjectMembers::with_hole(unread, Some(hole))
             .map(|(k, _)| k.into_owned())
             .collect();
         assert_eq!(keys, ["metadata", "spec"]);
@@ -444,7 +459,7 @@ mod tests {
         // A hole that is not a member's bytes: wrong members at worst, no panic, no hang.
         let (late, early) = (9, 3);
         for bad in [0..1, 5..5, late..early, 40..json.len() + 7, 0..json.len()] {
-            let _ = ObjectMembers::with_hole(json, bad).count();
+            let _ = ObjectMembers::with_hole(json, Some(bad)).count();
         }
     }
 }

@@ -170,13 +170,12 @@ impl WalkPath {
     }
 
     fn push_element(&mut self, element: &PathElement) {
-        match (self.elements.get_mut(self.len), element) {
-            (Some(PathElement::Field(slot)), PathElement::Field(name)) => {
-                slot.clear();
-                slot.push_str(name);
-            }
-            (Some(slot), _) => *slot = element.clone(),
-            (None, _) => self.elements.push(element.clone()),
+        if let PathElement::Field(name) = element {
+            return self.push_field(name);
+        }
+        match self.elements.get_mut(self.len) {
+            Some(slot) => *slot = element.clone(),
+            None => self.elements.push(element.clone()),
         }
         self.len += 1;
     }

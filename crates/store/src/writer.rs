@@ -292,15 +292,7 @@ fn check_and_stage(
         }
         PreparedKind::Delete { expected_rv } => {
             let prev = precondition(current, expected_rv)?;
-            let entry = match Unstamped::from_stored(&prev.json, prev.rv, prev.managed_fields()) {
-                Some(unstamped) => unstamped.into_entry(prev.key.clone(), rv, prev.attrs.clone()),
-                None => Entry::new(
-                    prev.key.clone(),
-                    rv,
-                    stamp(crate::types::parse_json(&prev.key, &prev.json)?, rv)?,
-                    prev.attrs.clone(),
-                ),
-            };
+            let entry = restamped(&prev, rv)?;
             let prev = Prev {
                 rv: prev.rv,
                 attrs: prev.attrs,
@@ -344,6 +336,18 @@ fn precondition(current: Option<Entry>, expected_rv: Option<u64>) -> Result<Entr
     }
 }
 
+/// `entry`'s object as version `rv` (a deletion's): its bytes re-stamped in place, or, when its
+/// resourceVersion is not found there exactly once, its tree stamped.
+pub(crate) fn restamped(entry: &Entry, rv: u64) -> Result<Entry, StoreError> {
+    let (key, attrs) = (entry.key.clone(), entry.attrs.clone());
+    Ok(
+        match Unstamped::from_stored(&entry.json, entry.rv, entry.managed_fields()) {
+            Some(unstamped) => unstamped.into_entry(key, rv, attrs),
+            None => Entry::new(key, rv, stamp(entry.value()?, rv)?, attrs),
+        },
+    )
+}
+
 /// Sets `metadata.resourceVersion` and serializes.
 pub(crate) fn stamp(obj: Value, rv: u64) -> Result<Bytes, StoreError> {
     Ok(Unstamped::new(obj)?.stamp(rv))
@@ -356,10 +360,13 @@ const RV_PLACEHOLDER: &str = "\0pernode-rv\0";
 
 /// Finds the placeholder as serialized: a JSON string, quotes included.
 static RV_PLACEHOLDER_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-    std::sync::LazyLock::new(|| {
-        let json = Value::String(RV_PLACEHOLDER.into()).to_string();
-        memchr::memmem::Finder::new(json.as_bytes()).into_owned()
-    });
+    std::sync::LazyLock::new(|| placeholder_finder(RV_PLACEHOLDER));
+
+/// A finder of `placeholder` as serialized: a JSON string, quotes included.
+fn placeholder_finder(placeholder: &str) -> memchr::memmem::Finder<'static> {
+    let json = Value::String(placeholder.into()).to_string();
+    memchr::memmem::Finder::new(json.as_bytes()).into_owned()
+}
 
 /// Placeholder value of `metadata.managedFields` while the rest of the object is serialized:
 /// the entries are serialized on their own and put in its place, so their bytes' place is
@@ -367,10 +374,7 @@ static RV_PLACEHOLDER_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static
 const MANAGED_FIELDS_PLACEHOLDER: &str = "\0pernode-managed-fields\0";
 
 static MANAGED_FIELDS_PLACEHOLDER_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-    std::sync::LazyLock::new(|| {
-        let json = Value::String(MANAGED_FIELDS_PLACEHOLDER.into()).to_string();
-        memchr::memmem::Finder::new(json.as_bytes()).into_owned()
-    });
+    std::sync::LazyLock::new(|| placeholder_finder(MANAGED_FIELDS_PLACEHOLDER));
 
 /// The key of the member, as serialized.
 const MANAGED_FIELDS_KEY: &str = "\"managedFields\":";
@@ -391,6 +395,41 @@ enum ManagedFieldsAt {
     Unknown,
     /// Absent (`None`), or at this range of the unstamped JSON.
     Known(Option<Range<usize>>),
+}
+
+impl ManagedFieldsAt {
+    /// The place after `cut` is taken out of the JSON (`Unknown` when they overlap).
+    fn after_cut(self, cut: Range<usize>) -> ManagedFieldsAt {
+        let n = cut.end - cut.start;
+        self.moved(|span| {
+            if cut.end <= span.start {
+                Some(span.start - n..span.end - n)
+            } else {
+                (cut.start >= span.end).then_some(span)
+            }
+        })
+    }
+
+    /// The place after `n` bytes are inserted at `at` (`Unknown` when inside it).
+    fn after_insert(self, at: usize, n: usize) -> ManagedFieldsAt {
+        self.moved(|span| {
+            if at <= span.start {
+                Some(span.start + n..span.end + n)
+            } else {
+                (at >= span.end).then_some(span)
+            }
+        })
+    }
+
+    fn moved(self, f: impl FnOnce(Range<usize>) -> Option<Range<usize>>) -> ManagedFieldsAt {
+        match self {
+            ManagedFieldsAt::Known(Some(span)) => match f(span) {
+                Some(span) => ManagedFieldsAt::Known(Some(span)),
+                None => ManagedFieldsAt::Unknown,
+            },
+            other => other,
+        }
+    }
 }
 
 /// An object serialized (Go escaping applied) before it reaches the single writer thread, with
@@ -423,7 +462,7 @@ impl Unstamped {
             std::mem::replace(entries, Value::String(MANAGED_FIELDS_PLACEHOLDER.into()))
         });
         let mut json = go_escape(encode(&obj)?);
-        let mut managed_fields = None;
+        let mut managed_fields = ManagedFieldsAt::Known(None);
         if let Some(managed) = managed {
             let finder = &*MANAGED_FIELDS_PLACEHOLDER_FINDER;
             let at =
@@ -437,7 +476,8 @@ impl Unstamped {
                 spliced.push_str(&entries);
                 spliced.push_str(&json[rest..]);
                 json = spliced;
-                managed_fields = Some(at - MANAGED_FIELDS_KEY.len()..at + entries.len());
+                managed_fields =
+                    ManagedFieldsAt::Known(Some(at - MANAGED_FIELDS_KEY.len()..at + entries.len()));
             }
             // Put back for the fallback, or for the whole object's serialization when the
             // placeholder was not found once.
@@ -449,6 +489,7 @@ impl Unstamped {
             }
             if at.is_none() {
                 json = go_escape(encode(&obj)?);
+                managed_fields = ManagedFieldsAt::Unknown;
             }
         }
         let finder = &*RV_PLACEHOLDER_FINDER;
@@ -460,14 +501,7 @@ impl Unstamped {
                     json,
                     at: Some(i),
                     fallback: None,
-                    managed_fields: match managed_fields {
-                        Some(span) => match removed(span, i..i + len) {
-                            Some(span) => ManagedFieldsAt::Known(Some(span)),
-                            None => ManagedFieldsAt::Unknown,
-                        },
-                        None if at_known(&obj) => ManagedFieldsAt::Known(None),
-                        None => ManagedFieldsAt::Unknown,
-                    },
+                    managed_fields: managed_fields.after_cut(i..i + len),
                 })
             }
             None => Ok(Unstamped {
@@ -487,12 +521,11 @@ impl Unstamped {
         rv: u64,
         managed_fields: Option<Range<usize>>,
     ) -> Option<Unstamped> {
-        let mut unstamped = Unstamped::from_stored_text(json, &rv.to_string())?;
+        let rv = rv.to_string();
+        let mut unstamped = Unstamped::from_stored_text(json, &rv)?;
         if let (Some(span), Some(at)) = (managed_fields, unstamped.at) {
-            let cut = at..at + rv.to_string().len() + 2;
-            if let Some(span) = removed(span, cut) {
-                unstamped.managed_fields = ManagedFieldsAt::Known(Some(span));
-            }
+            unstamped.managed_fields =
+                ManagedFieldsAt::Known(Some(span)).after_cut(at..at + rv.len() + 2);
         }
         Some(unstamped)
     }
@@ -521,19 +554,17 @@ impl Unstamped {
 
     /// The version `rv` of the object, as the store keeps it.
     pub(crate) fn into_entry(self, key: Arc<str>, rv: u64, attrs: Arc<Attrs>) -> Entry {
-        // `Some(None)`: known to be absent; `None`: not known.
-        let managed_fields = match (&self.managed_fields, self.at) {
-            (ManagedFieldsAt::Known(None), Some(_)) => Some(None),
-            (ManagedFieldsAt::Known(Some(span)), Some(at)) => {
-                let inserted = rv.to_string().len() + 2;
-                inserted_before(span.clone(), at, inserted).map(Some)
-            }
-            _ => None,
+        let managed_fields = match self.at {
+            Some(at) => self
+                .managed_fields
+                .clone()
+                .after_insert(at, rv.to_string().len() + 2),
+            None => ManagedFieldsAt::Unknown,
         };
         let json = self.stamp(rv);
         match managed_fields {
-            Some(span) => Entry::with_managed_fields(key, rv, json, attrs, span),
-            None => Entry::new(key, rv, json, attrs),
+            ManagedFieldsAt::Known(span) => Entry::with_managed_fields(key, rv, json, attrs, span),
+            ManagedFieldsAt::Unknown => Entry::new(key, rv, json, attrs),
         }
     }
 
@@ -570,35 +601,6 @@ impl Unstamped {
             }
             (None, None) => self.json.clone(),
         }
-    }
-}
-
-/// Whether `obj` (a fallback's tree aside) has no `metadata.managedFields` to find.
-fn at_known(obj: &Value) -> bool {
-    obj.get("metadata")
-        .is_some_and(|meta| meta.get("managedFields").is_none())
-}
-
-/// `span` of a text after `cut` is taken out of it; `None` when they overlap.
-fn removed(span: Range<usize>, cut: Range<usize>) -> Option<Range<usize>> {
-    if cut.end <= span.start {
-        let n = cut.end - cut.start;
-        Some(span.start - n..span.end - n)
-    } else if cut.start >= span.end {
-        Some(span)
-    } else {
-        None
-    }
-}
-
-/// `span` of a text after `n` bytes are inserted at `at`; `None` when inside it.
-fn inserted_before(span: Range<usize>, at: usize, n: usize) -> Option<Range<usize>> {
-    if at <= span.start {
-        Some(span.start + n..span.end + n)
-    } else if at >= span.end {
-        Some(span)
-    } else {
-        None
     }
 }
 

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use bytes::Bytes;
 use etcd_client::{Client, EventType as EtcdEventType, KeyValue, WatchOptions};
 use parking_lot::RwLock;
 use tokio::sync::watch;
@@ -21,7 +20,7 @@ use crate::error::{BackendError, StoreError};
 use crate::index::FieldIndex;
 use crate::store::{Shared, State};
 use crate::types::{Entry, Event, EventType, Indexer, Prev, StoreOptions, parse_json};
-use crate::writer::{Unstamped, apply, stamp};
+use crate::writer::{Unstamped, apply, restamped, stamp};
 
 /// The state read at open, before the feeder starts.
 pub(crate) struct Loaded {
@@ -326,7 +325,9 @@ fn event_of(st: &State, staged: Staged) -> Option<Event> {
             let old = st.map.get(&key)?;
             Some(Event {
                 kind: EventType::Deleted,
-                entry: Entry::new(old.key.clone(), rv, restamp(old, rv), old.attrs.clone()),
+                entry: restamped(old, rv).unwrap_or_else(|_| {
+                    Entry::new(old.key.clone(), rv, old.json.clone(), old.attrs.clone())
+                }),
                 prev: Some(Prev {
                     rv: old.rv,
                     attrs: old.attrs.clone(),
@@ -334,17 +335,5 @@ fn event_of(st: &State, staged: Staged) -> Option<Event> {
                 }),
             })
         }
-    }
-}
-
-/// A cached object's JSON stamped with another rv (a deletion's).
-pub(crate) fn restamp(entry: &Entry, rv: u64) -> Bytes {
-    match Unstamped::from_stored(&entry.json, entry.rv, None) {
-        Some(unstamped) => unstamped.stamp(rv),
-        None => entry
-            .value()
-            .ok()
-            .and_then(|v| stamp(v, rv).ok())
-            .unwrap_or_else(|| entry.json.clone()),
     }
 }

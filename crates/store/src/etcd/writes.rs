@@ -13,7 +13,6 @@ use etcd_client::{
     Client, Compare, CompareOp, DeleteOptions, KeyValue, Txn, TxnOp, TxnOpResponse, TxnResponse,
 };
 
-use super::cache::restamp;
 use super::{CACHE_WAIT, retrying, rv_of};
 use crate::error::StoreError;
 use crate::store::Shared;
@@ -87,13 +86,8 @@ impl Writes<'_> {
                     Some(unstamped) => unstamped.stamp(rv),
                     None => stamp(value, rv)?,
                 };
-                let stored = Entry::new(key, rv_of(prev.mod_revision()), json, attrs);
-                Entry::new(
-                    stored.key.clone(),
-                    rv,
-                    restamp(&stored, rv),
-                    stored.attrs.clone(),
-                )
+                // `json` is the last version stamped with the deletion's rv already.
+                Entry::new(key, rv, json, attrs)
             }
         };
         self.shared.commits.fetch_add(1, Ordering::Relaxed);
